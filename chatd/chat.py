@@ -1,0 +1,286 @@
+"""The chat itself: users, rooms, the rules and the events they produce.
+
+Nothing here knows about sockets, bytes or how a line is spelled on the wire.
+A user's connection is anything that provides IChatClient, so a line protocol,
+an IRC listener or a WebSocket can share the same rooms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from zope.interface import Interface
+
+from chatd.errors import ChatError, ErrorCode
+from chatd.names import LOBBY, fold, nick_problem, normalize_name, room_problem
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Someone said text in a room."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Someone acted (/me) in a room."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    """A private message from sender to recipient."""
+
+    sender: str
+    recipient: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Someone joined a room."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parted:
+    """Someone left a room, with a reason that may be empty."""
+
+    room: str
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """Someone left the chat altogether."""
+
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """Someone changed nickname."""
+
+    old: str
+    new: str
+
+
+Event = Message | Action | Private | Joined | Parted | Quit | Renamed
+
+
+class IChatClient(Interface):
+    """The connection of one user, as the chat sees it."""
+
+    def deliver(event: Event) -> None:
+        """Pass one event on to the user; must not raise or call back into Chat."""
+
+    def close(reason: str) -> None:
+        """Say goodbye with reason and end the connection."""
+
+
+@dataclass(eq=False)
+class Room:
+    """A room and its members (keyed by folded nick), in the order they joined."""
+
+    name: str
+    members: dict[str, User] = field(default_factory=dict)
+    key: str = field(init=False)  # the folded name that identifies the room
+
+    def __post_init__(self) -> None:
+        self.key = fold(self.name)
+
+    def nicks(self) -> list[str]:
+        """Return the members' nicknames, sorted as a person would look them up."""
+        return sorted((user.nick for user in self.members.values()), key=fold)
+
+
+@dataclass(eq=False)
+class User:
+    """A registered user: display nickname, rooms and current room."""
+
+    nick: str
+    client: IChatClient
+    rooms: dict[str, Room] = field(default_factory=dict)  # keyed by Room.key
+    current: str = fold(LOBBY)  # the key of the room plain lines go to
+    key: str = field(init=False)  # the folded nickname that identifies the user
+
+    def __post_init__(self) -> None:
+        self.key = fold(self.nick)
+
+    def is_member(self, room: Room) -> bool:
+        """Tell whether this user is in room."""
+        return room.key in self.rooms
+
+
+def _deliver(users: Iterable[User], event: Event) -> None:
+    """Hand one event object to each user's client."""
+    for user in users:
+        user.client.deliver(event)
+
+
+class Chat:
+    """All users and rooms of one server, and the rules between them."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+
+    # -- looking things up ------------------------------------------------
+
+    def user(self, nick: str) -> User:
+        """Return the registered user called nick, ignoring case."""
+        found = self.users.get(fold(nick))
+        if found is None:
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"nobody is called {nick}")
+        return found
+
+    def room(self, name: str) -> Room:
+        """Return the existing room called name, ignoring case."""
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        found = self.rooms.get(fold(name))
+        if found is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}")
+        return found
+
+    def room_sizes(self) -> list[tuple[str, int]]:
+        """Return every room's name and member count, sorted by name."""
+        rooms = sorted(self.rooms.values(), key=lambda room: room.key)
+        return [(room.name, len(room.members)) for room in rooms]
+
+    def neighbours(self, user: User) -> list[User]:
+        """Return everyone else who shares at least one room with user, once each."""
+        seen: dict[str, User] = {}
+        for room in user.rooms.values():
+            seen.update(room.members)
+        seen.pop(user.key, None)
+        return list(seen.values())
+
+    def current_room(self, user: User) -> Room:
+        """Return the room user's plain lines go to; user must be in it."""
+        room = user.rooms.get(user.current)
+        if room is None:
+            gone = self.rooms.get(user.current)
+            shown = gone.name if gone is not None else LOBBY
+            raise ChatError(
+                ErrorCode.NOT_IN_ROOM, f"you are not in {shown}; /join a room to talk"
+            )
+        return room
+
+    # -- registration and names -------------------------------------------
+
+    def _check_free(self, nick: str, owner: User | None = None) -> str:
+        """Validate nick and check nobody else holds it; return its display form."""
+        nick = normalize_name(nick)
+        problem = nick_problem(nick)
+        if problem is not None:
+            raise ChatError(ErrorCode.NICK_INVALID, f"{nick}: {problem}")
+        holder = self.users.get(fold(nick))
+        if holder is not None and holder is not owner:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"{holder.nick} is taken")
+        return nick
+
+    def register(self, nick: str, client: IChatClient) -> User:
+        """Register client under nick; it is in no room until join()."""
+        user = User(self._check_free(nick), client)
+        self.users[user.key] = user
+        return user
+
+    def rename(self, user: User, new: str) -> None:
+        """Change user's nickname; user and everyone sharing a room see RENAME."""
+        new = self._check_free(new, owner=user)
+        if new == user.nick:
+            return
+        old, old_key = user.nick, user.key
+        user.nick, user.key = new, fold(new)
+        del self.users[old_key]
+        self.users[user.key] = user
+        for room in user.rooms.values():
+            # Rebuilt rather than re-keyed, to keep the member's place in join order.
+            room.members = {
+                (user.key if key == old_key else key): member
+                for key, member in room.members.items()
+            }
+        _deliver([user, *self.neighbours(user)], Renamed(old, new))
+
+    def quit(self, user: User, reason: str) -> None:
+        """Remove user; each user sharing a room with them gets one QUIT."""
+        if self.users.get(user.key) is not user:
+            return  # already gone
+        neighbours = self.neighbours(user)
+        for room in list(user.rooms.values()):
+            self._remove_member(room, user)
+        del self.users[user.key]
+        _deliver(neighbours, Quit(user.nick, reason))
+
+    # -- rooms ----------------------------------------------------------------
+
+    def join(self, user: User, name: str) -> tuple[Room, bool]:
+        """Put user in room name (created on first join) and make it current.
+
+        Returns the room and whether user was newly added; everyone in the
+        room, the joiner included, sees JOIN only in that case.
+        """
+        name = normalize_name(name)
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        key = fold(name)
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name)
+        user.current = key
+        if user.is_member(room):
+            return room, False
+        room.members[user.key] = user
+        user.rooms[key] = room
+        _deliver(room.members.values(), Joined(room.name, user.nick))
+        return room, True
+
+    def part(self, user: User, name: str | None, reason: str) -> Room:
+        """Take user out of room name (default: current); current becomes #lobby."""
+        room = self.room(name) if name is not None else self.current_room(user)
+        if not user.is_member(room):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
+        _deliver(room.members.values(), Parted(room.name, user.nick, reason))
+        self._remove_member(room, user)
+        if user.current == room.key:
+            user.current = fold(LOBBY)
+        return room
+
+    def _remove_member(self, room: Room, user: User) -> None:
+        """Drop user from room, and drop the room once empty (#lobby stays)."""
+        del room.members[user.key]
+        del user.rooms[room.key]
+        if not room.members and room.key != fold(LOBBY):
+            del self.rooms[room.key]
+
+    # -- talking --------------------------------------------------------------
+
+    def say(self, user: User, text: str) -> None:
+        """Send text to user's current room; every member sees MSG, sender included."""
+        room = self.current_room(user)
+        _deliver(room.members.values(), Message(room.name, user.nick, text))
+
+    def act(self, user: User, text: str) -> None:
+        """Send an action to user's current room."""
+        room = self.current_room(user)
+        _deliver(room.members.values(), Action(room.name, user.nick, text))
+
+    def tell(self, user: User, nick: str, text: str) -> None:
+        """Send a private message; the recipient gets it and the sender an echo."""
+        recipient = self.user(nick)
+        event = Private(user.nick, recipient.nick, text)
+        _deliver([recipient] if recipient is user else [recipient, user], event)

@@ -1,0 +1,408 @@
+"""One client connection: bytes in, commands to the chat, events out as lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Protocol as TypingProtocol
+
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd import __version__
+from chatd.chat import Chat, Event, IChatClient, User
+from chatd.config import ServerConfig
+from chatd.errors import ChatError, ErrorCode
+from chatd.names import LOBBY, clean_text
+from chatd.wire import line, render, word_lines
+
+# Lists (USERS, ROOMS) are split so that no line we send is longer than this.
+LIST_LINE_BUDGET = 512
+
+NICK_PROMPT = (
+    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit"
+)
+NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
+
+
+class ConnectionHub(TypingProtocol):
+    """What a connection needs from the factory that built it."""
+
+    chat: Chat
+    config: ServerConfig
+    clock: IReactorTime
+
+    def connection_made(self, connection: ChatProtocol) -> None:
+        """Count connection among the open ones."""
+
+    def connection_lost(self, connection: ChatProtocol) -> None:
+        """Forget connection."""
+
+
+class Phase(Enum):
+    """Where a connection is in its life."""
+
+    AWAITING_NICK = auto()  # HELLO and NICK sent; the next line is a nickname
+    REGISTERED = auto()  # WELCOME sent; lines are messages and commands
+    CLOSING = auto()  # BYE sent; nothing more is written
+
+
+Handler = Callable[["ChatProtocol", list[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One slash command: its handler, arity and the help shown for it."""
+
+    handler: Handler
+    usage: str
+    summary: str
+    min_args: int = 0
+    max_args: int = 0
+    text: bool = False  # the last argument is free text running to the line's end
+    before_nick: bool = False  # allowed before a nickname is chosen
+
+    def split(self, rest: str) -> list[str]:
+        """Split the argument string, or raise ChatError(BAD_ARGS)."""
+        if self.text and self.max_args:
+            args = rest.split(maxsplit=self.max_args - 1)
+        else:
+            args = rest.split()
+        if not self.min_args <= len(args) <= self.max_args:
+            raise ChatError(ErrorCode.BAD_ARGS, f"usage: {self.usage}")
+        return args
+
+
+def _peer_name(connection: ChatProtocol) -> str:
+    """Return host:port of the connection's peer, for the log."""
+    peer = connection.transport.getPeer() if connection.transport else None
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+@implementer(IChatClient)
+class ChatProtocol(LineReceiver):
+    """The chatd line protocol (PROTOCOL.md) for one connection."""
+
+    delimiter = b"\n"  # a CR before it is dropped in lineReceived
+    log = Logger()
+
+    def __init__(self, hub: ConnectionHub) -> None:
+        self.hub = hub
+        self.chat = hub.chat
+        self.config = hub.config
+        # +1: the line limit counts the text, not the CR that may end it.
+        self.MAX_LENGTH = hub.config.max_line + 1
+        self.phase = Phase.AWAITING_NICK
+        self.user: User | None = None
+        self.peer = "?"
+        self._discarding = False  # skipping the rest of an over-long line
+        self._leftover = b""  # bytes after an over-long line, to parse next
+        self._bye_reason: str | None = None  # why the server closed, if it did
+
+    # -- connection life ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.peer = _peer_name(self)
+        self.hub.connection_made(self)
+        self.log.info("{peer} connected", peer=self.peer)
+        self.send(line("HELLO", self.config.name, text=self._banner()))
+        self.send(line("NICK", text=NICK_PROMPT))
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.phase = Phase.CLOSING
+        self.hub.connection_lost(self)
+        if self._bye_reason is not None:
+            why = self._bye_reason
+        elif reason.check(ConnectionDone):
+            why = "connection closed"
+        else:
+            why = "connection lost"
+        self._leave(why)
+        self.log.info("{peer} disconnected: {why}", peer=self.peer, why=why)
+
+    def _leave(self, reason: str) -> None:
+        """Take the user out of the chat; everyone sharing a room sees QUIT."""
+        user, self.user = self.user, None
+        if user is not None:
+            self.chat.quit(user, reason)
+            self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
+
+    def _banner(self) -> str:
+        return f"Welcome to chatd {__version__}. Pick a nickname; /help lists the commands."
+
+    # -- writing -------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write one or more encoded lines, unless this connection is closing."""
+        if self.phase is not Phase.CLOSING:
+            self.transport.write(data)
+
+    def send_info(self, text: str) -> None:
+        """Send a human notice."""
+        self.send(line("INFO", text=text))
+
+    def deliver(self, event: Event) -> None:
+        """Write a chat event; the rendering is shared by every recipient."""
+        if self.phase is not Phase.CLOSING:
+            self.transport.write(render(event))
+
+    def close(self, reason: str) -> None:
+        """Send BYE with reason and close once it is written."""
+        if self.phase is Phase.CLOSING:
+            return
+        self.send(line("BYE", text=reason))
+        self.phase = Phase.CLOSING
+        self._bye_reason = reason
+        self.transport.loseConnection()
+
+    # -- framing ---------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """Frame lines, dropping the tail of over-long lines without buffering it."""
+        while True:
+            if self._discarding:
+                end = data.find(b"\n")
+                if end < 0:
+                    return  # still inside the over-long line: nothing is kept
+                self._discarding = False
+                data = data[end + 1 :]
+            super().dataReceived(data)
+            data, self._leftover = self._leftover, b""
+            if not data or self.phase is Phase.CLOSING:
+                return
+
+    def lineLengthExceeded(self, line_: bytes) -> None:
+        """Refuse an over-long line whole and go on with the next one."""
+        # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        # line_ may hold the following lines too; dataReceived feeds them back
+        # once LineReceiver has returned (calling it from here only buffers).
+        self._reply_error(
+            ChatError(
+                ErrorCode.TOO_LONG,
+                f"lines are limited to {self.config.max_line} bytes; "
+                "that one was dropped",
+            )
+        )
+        end = line_.find(b"\n")
+        if end < 0:
+            self._discarding = True
+        else:
+            self._leftover = line_[end + 1 :]
+
+    def lineReceived(self, raw: bytes) -> None:
+        """Handle one line; the only place where errors become ERR lines."""
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            if len(raw) > self.config.max_line:
+                raise ChatError(
+                    ErrorCode.TOO_LONG,
+                    f"lines are limited to {self.config.max_line} bytes; "
+                    "that one was dropped",
+                )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ChatError(
+                    ErrorCode.BAD_ENCODING, "that line was not valid UTF-8; dropped"
+                ) from None
+            self.log.debug("{peer} sent {line!r}", peer=self.peer, line=text)
+            self._handle(text)
+        except ChatError as error:
+            self._reply_error(error)
+        except Exception:
+            self.log.failure("while handling a line from {peer}", peer=self.peer)
+            self.send_info("Sorry, that command failed inside the server.")
+
+    def _reply_error(self, error: ChatError) -> None:
+        self.send(line("ERR", error.code.value, text=error.text))
+        if self.phase is Phase.AWAITING_NICK and error.code in NICK_REFUSALS:
+            self.send(line("NICK", text=NICK_PROMPT))
+
+    # -- parsing -----------------------------------------------------------------
+
+    def _handle(self, text: str) -> None:
+        if not text.strip():
+            return  # PROTOCOL.md: empty lines are ignored
+        if text.startswith("/") and not text.startswith("//"):
+            self._run_command(text[1:])
+        elif self.phase is Phase.AWAITING_NICK:
+            self._register(self._nick_from(text))
+        else:
+            self._say(text[1:] if text.startswith("//") else text)
+
+    @staticmethod
+    def _nick_from(text: str) -> str:
+        """Take the nickname from a bare `alice` or a `NICK alice` line."""
+        word, _, rest = text.strip().partition(" ")
+        if word.upper() == "NICK" and rest.strip():
+            return rest.strip()
+        return text.strip()
+
+    def _run_command(self, text: str) -> None:
+        name, _, rest = text.partition(" ")
+        command = COMMANDS.get(name.lower())
+        if command is None:
+            raise ChatError(
+                ErrorCode.UNKNOWN_COMMAND, f"/{name} is not a command; try /help"
+            )
+        if self.phase is Phase.AWAITING_NICK and not command.before_nick:
+            raise ChatError(
+                ErrorCode.NOT_REGISTERED, "choose a nickname first (send just the name)"
+            )
+        command.handler(self, command.split(rest))
+
+    def _registered_user(self) -> User:
+        if self.user is None:  # cannot happen: the command table guards it
+            raise ChatError(ErrorCode.NOT_REGISTERED, "choose a nickname first")
+        return self.user
+
+    def _register(self, nick: str) -> None:
+        user = self.chat.register(nick, self)
+        self.user = user
+        self.phase = Phase.REGISTERED
+        self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
+        self.send(
+            line(
+                "WELCOME",
+                user.nick,
+                text=f"Welcome to {self.config.name}, {user.nick}! "
+                "Type /help for commands.",
+            )
+        )
+        for motd_line in self.config.motd:
+            self.send_info(motd_line)
+        self.chat.join(user, LOBBY)
+
+    def _say(self, text: str) -> None:
+        text = clean_text(text)
+        if text.strip():
+            self.chat.say(self._registered_user(), text)
+
+    @staticmethod
+    def _text(raw: str, what: str) -> str:
+        """Clean free text; refuse it if nothing but spaces is left."""
+        text = clean_text(raw)
+        if not text.strip():
+            raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")
+        return text
+
+    # -- commands -------------------------------------------------------------
+
+    def _cmd_nick(self, args: list[str]) -> None:
+        if self.phase is Phase.AWAITING_NICK:
+            self._register(args[0])
+            return
+        user = self._registered_user()
+        old = user.nick
+        self.chat.rename(user, args[0])
+        if user.nick == old:
+            self.send_info(f"You are already called {old}.")
+        else:
+            self.log.info("{old} is now {new}", old=old, new=user.nick)
+
+    def _cmd_me(self, args: list[str]) -> None:
+        self.chat.act(self._registered_user(), self._text(args[0], "the action"))
+
+    def _cmd_msg(self, args: list[str]) -> None:
+        self.chat.tell(self._registered_user(), args[0], self._text(args[1], "message"))
+
+    def _cmd_join(self, args: list[str]) -> None:
+        room, added = self.chat.join(self._registered_user(), args[0])
+        if not added:
+            self.send_info(f"You are already in {room.name}; it is your current room.")
+
+    def _cmd_part(self, args: list[str]) -> None:
+        room_name: str | None = None
+        if args and args[0].startswith("#"):
+            room_name, args = args[0], args[1:]
+        reason = clean_text(" ".join(args))
+        self.chat.part(self._registered_user(), room_name, reason)
+
+    def _cmd_who(self, args: list[str]) -> None:
+        user = self._registered_user()
+        room = self.chat.room(args[0]) if args else self.chat.rooms[user.current]
+        for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
+            self.send(data)
+
+    def _cmd_rooms(self, args: list[str]) -> None:
+        counts = [f"{name}:{size}" for name, size in self.chat.room_sizes()]
+        for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
+            self.send(data)
+
+    def _cmd_help(self, args: list[str]) -> None:
+        self.send_info("Type a line to talk in your current room. Commands:")
+        for command in COMMANDS.values():
+            self.send_info(f"  {command.usage:<24} {command.summary}")
+        self.send_info("Start a message with // to send a line that begins with /.")
+
+    def _cmd_quit(self, args: list[str]) -> None:
+        reason = clean_text(args[0]).strip() if args else ""
+        nick = self.user.nick if self.user is not None else None
+        self._leave(reason or "quit")
+        self.close(f"Goodbye, {nick}." if nick else "Goodbye.")
+
+
+COMMANDS: dict[str, Command] = {
+    "nick": Command(
+        ChatProtocol._cmd_nick,
+        "/nick <new>",
+        "change your nickname",
+        1,
+        1,
+        before_nick=True,
+    ),
+    "me": Command(
+        ChatProtocol._cmd_me, "/me <text>", "act in your current room", 1, 1, text=True
+    ),
+    "msg": Command(
+        ChatProtocol._cmd_msg,
+        "/msg <nick> <text>",
+        "send a private message",
+        2,
+        2,
+        text=True,
+    ),
+    "join": Command(
+        ChatProtocol._cmd_join,
+        "/join <#room>",
+        "join a room (created if new) and make it current",
+        1,
+        1,
+    ),
+    "part": Command(
+        ChatProtocol._cmd_part,
+        "/part [<#room>] [reason]",
+        "leave a room (default: the current one)",
+        0,
+        2,
+        text=True,
+    ),
+    "who": Command(
+        ChatProtocol._cmd_who,
+        "/who [<#room>]",
+        "list a room's members (default: the current one)",
+        0,
+        1,
+    ),
+    "rooms": Command(ChatProtocol._cmd_rooms, "/rooms", "list rooms and their sizes"),
+    "help": Command(
+        ChatProtocol._cmd_help, "/help", "show this help", before_nick=True
+    ),
+    "quit": Command(
+        ChatProtocol._cmd_quit,
+        "/quit [reason]",
+        "leave the chat",
+        0,
+        1,
+        text=True,
+        before_nick=True,
+    ),
+}

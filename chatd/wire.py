@@ -1,0 +1,125 @@
+"""How chatd's lines are spelled: rendering server lines and splitting them.
+
+PROTOCOL.md: every server line is a VERB, a fixed number of one-word
+arguments and, for most verbs, one free-text field that runs to the end of
+the line. The server ends every line with CRLF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chatd.chat import Action, Event, Joined, Message, Parted, Private, Quit, Renamed
+
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The shape of one server verb: how many words, and whether text follows."""
+
+    words: int
+    text: bool
+
+
+# PROTOCOL.md, Server to client. USERS and ROOMS carry a list of words instead.
+SERVER_VERBS: dict[str, Shape] = {
+    "HELLO": Shape(1, True),
+    "NICK": Shape(0, True),
+    "WELCOME": Shape(1, True),
+    "MSG": Shape(2, True),
+    "ACTION": Shape(2, True),
+    "PRIV": Shape(2, True),
+    "JOIN": Shape(2, False),
+    "PART": Shape(2, True),
+    "QUIT": Shape(1, True),
+    "RENAME": Shape(2, False),
+    "INFO": Shape(0, True),
+    "ERR": Shape(1, True),
+    "BYE": Shape(0, True),
+}
+LIST_VERBS = frozenset({"USERS", "ROOMS"})
+
+
+def line(verb: str, *words: str, text: str | None = None) -> bytes:
+    """Encode one server line: verb, one-word arguments, optional free text, CRLF.
+
+    An empty text still gets its separating space, so that a reader splitting
+    with line.split(" ", n) always finds the field.
+    """
+    fields = [verb, *words]
+    if text is not None:
+        fields.append(text)
+    return " ".join(fields).encode("utf-8") + CRLF
+
+
+@lru_cache(maxsize=4096)
+def render(event: Event) -> bytes:
+    """Return the wire line for a chat event; cached so a broadcast encodes once."""
+    match event:
+        case Message(room, nick, text):
+            return line("MSG", room, nick, text=text)
+        case Action(room, nick, text):
+            return line("ACTION", room, nick, text=text)
+        case Private(sender, recipient, text):
+            return line("PRIV", sender, recipient, text=text)
+        case Joined(room, nick):
+            return line("JOIN", room, nick)
+        case Parted(room, nick, reason):
+            return line("PART", room, nick, text=reason)
+        case Quit(nick, reason):
+            return line("QUIT", nick, text=reason)
+        case Renamed(old, new):
+            return line("RENAME", old, new)
+    raise TypeError(f"not a chat event: {event!r}")
+
+
+def word_lines(
+    verb: str, head: list[str], items: list[str], budget: int
+) -> list[bytes]:
+    """Split a USERS/ROOMS style list over as many lines as keep each under budget.
+
+    head is repeated on every line (the room for USERS); at least one line is
+    returned even when items is empty.
+    """
+    lines: list[bytes] = []
+    chunk: list[str] = []
+    size = len(line(verb, *head))
+    for item in items:
+        cost = len(item.encode("utf-8")) + 1
+        if chunk and size + cost > budget:
+            lines.append(line(verb, *head, *chunk))
+            chunk, size = [], len(line(verb, *head))
+        chunk.append(item)
+        size += cost
+    lines.append(line(verb, *head, *chunk))
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLine:
+    """One server line split by its verb's shape."""
+
+    verb: str
+    words: tuple[str, ...]
+    text: str | None
+
+
+def parse_server_line(raw: str) -> ServerLine:
+    """Split a server line (no CRLF) by its verb's shape; ValueError if malformed."""
+    verb, _, rest = raw.partition(" ")
+    if verb in LIST_VERBS:
+        words = tuple(rest.split(" ")) if rest else ()
+        if not words or "" in words:
+            raise ValueError(f"malformed {verb} line: {raw!r}")
+        return ServerLine(verb, words, None)
+    shape = SERVER_VERBS.get(verb)
+    if shape is None:
+        raise ValueError(f"unknown verb: {raw!r}")
+    fields = raw.split(" ", shape.words + 1 if shape.text else shape.words)
+    expected = 1 + shape.words + (1 if shape.text else 0)
+    words = tuple(fields[1 : 1 + shape.words])
+    if len(fields) != expected or any(not w or " " in w for w in words):
+        raise ValueError(f"malformed {verb} line: {raw!r}")
+    return ServerLine(verb, words, fields[-1] if shape.text else None)

@@ -1,0 +1,96 @@
+"""twistd plugin: `twistd -n chatd` runs the chat daemon."""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceMaker, MultiService
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+DEFAULT_LISTEN = "tcp:5501"
+
+
+def _read_motd(path: str) -> tuple[str, ...]:
+    """Read the message of the day, one INFO line per line of the file."""
+    from chatd.names import clean_text
+
+    try:
+        with open(path, encoding="utf-8") as motd:
+            lines = [clean_text(text.rstrip("\r\n")) for text in motd]
+    except (OSError, UnicodeDecodeError) as error:
+        raise usage.UsageError(f"--motd: cannot read {path}: {error}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return tuple(text or " " for text in lines)
+
+
+class Options(usage.Options):
+    """Command line of `twistd chatd`."""
+
+    synopsis = "[--listen ENDPOINT]... [--name NAME] [--motd FILE] [--max-line BYTES]"
+    longdesc = (
+        "A chat server that people reach with telnet, nc or the chatd-tk client. "
+        "Listening addresses are Twisted endpoint strings, for example "
+        "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
+    )
+    optParameters = [
+        ["name", None, "chatd", "server name sent in HELLO (one word)"],
+        ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
+        ["max-line", None, 2048, "longest line accepted from a client, in bytes", int],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Listen on an endpoint (repeatable; default tcp:5501)."""
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        from chatd.config import ServerConfig
+        from chatd.names import clean_text
+
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        name = self["name"]
+        if not name or name != clean_text(name) or any(ch.isspace() for ch in name):
+            raise usage.UsageError("--name must be one word, without spaces")
+        if not 64 <= self["max-line"] <= 1_048_576:
+            raise usage.UsageError("--max-line must be between 64 and 1048576 bytes")
+        motd = _read_motd(self["motd"]) if self["motd"] else ()
+        self["config"] = ServerConfig(name=name, motd=motd, max_line=self["max-line"])
+
+
+@implementer(IServiceMaker, IPlugin)
+class ChatServiceMaker:
+    """Makes the chatd service for twistd."""
+
+    tapname = "chatd"
+    description = "A chat server for telnet, nc and the chatd-tk client."
+    options = Options
+
+    def makeService(self, options: Options) -> MultiService:
+        """One ChatFactory shared by a listener per --listen, plus clean shutdown."""
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import serverFromString
+
+        from chatd.factory import ChatFactory
+        from chatd.service import FarewellService, listener
+
+        factory = ChatFactory(options["config"], reactor)
+        top = MultiService()
+        # Added first so it stops last: listeners close, then clients hear BYE.
+        FarewellService(factory).setServiceParent(top)
+        for description in options["listen"]:
+            try:
+                endpoint = serverFromString(reactor, description)
+            except Exception as error:  # endpoint parsers raise many kinds
+                raise usage.UsageError(
+                    f"--listen {description}: not a usable endpoint ({error})"
+                ) from None
+            listener(description, endpoint, factory).setServiceParent(top)
+        return top
+
+
+chatd = ChatServiceMaker()
