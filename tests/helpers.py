@@ -1,0 +1,78 @@
+"""Shared test helpers: fake clients, connected protocols, line splitting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd.chat import Event, IChatClient
+from chatd.config import ServerConfig
+from chatd.factory import ChatFactory
+from chatd.protocol import ChatProtocol
+
+
+@implementer(IChatClient)
+@dataclass(eq=False)
+class RecordingClient:
+    """An IChatClient that keeps what it was given."""
+
+    events: list[Event] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    def deliver(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self, reason: str) -> None:
+        self.closed.append(reason)
+
+    def take(self) -> list[Event]:
+        """Return the events so far and forget them."""
+        events, self.events = self.events, []
+        return events
+
+
+def make_factory(clock: Clock | None = None, **settings: object) -> ChatFactory:
+    """Return a ChatFactory on a fake clock with the given ServerConfig settings."""
+    return ChatFactory(ServerConfig(**settings), clock or Clock())  # type: ignore[arg-type]
+
+
+def open_connection(
+    factory: ChatFactory, port: int = 40001
+) -> tuple[ChatProtocol, StringTransport]:
+    """Build and connect one protocol; HELLO and NICK are left in the transport."""
+    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+_ports = iter(range(40001, 60000))
+
+
+def connect(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTransport]:
+    """Build, connect and register one client; return (protocol, transport)."""
+    proto, transport = open_connection(factory, next(_ports))
+    proto.dataReceived(nick.encode() + b"\r\n")
+    assert proto.user is not None, transport.value()
+    transport.clear()
+    return proto, transport
+
+
+def disconnect(proto: ChatProtocol) -> None:
+    """Tell proto its connection closed, as the reactor would."""
+    proto.connectionLost(Failure(ConnectionDone()))
+
+
+def lines(transport: StringTransport) -> list[str]:
+    """Return the lines written so far (CRLF checked and removed) and clear them."""
+    data = transport.value()
+    transport.clear()
+    assert data == b"" or data.endswith(b"\r\n"), data
+    text = data.decode("utf-8")
+    return text.split("\r\n")[:-1] if text else []

@@ -1,0 +1,53 @@
+"""Names and text: PROTOCOL.md, Names and Limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatd.names import clean_text, fold, valid_nick, valid_room
+
+
+@pytest.mark.parametrize(
+    "nick",
+    ["alice", "a", "A_b-c", "x" * 20, "Zoë", "Élodie", "δημήτρης", "Юлия", "花子",
+     "हिन्दी", "user42", "_under"],
+)
+def test_valid_nicknames_are_accepted(nick: str) -> None:
+    """Letters of any script, digits, _ and -, 1 to 20 characters."""
+    assert valid_nick(nick)
+
+
+@pytest.mark.parametrize(
+    "nick",
+    ["", "x" * 21, "1abc", "-abc", "a b", "a.b", "a!", "#room", "a\tb", "a\x1bb",
+     "\u0301a", "bob\u200b"],
+)
+def test_invalid_nicknames_are_refused(nick: str) -> None:
+    """Empty, too long, leading digit or '-', spaces, punctuation, controls, marks."""
+    assert not valid_nick(nick)
+
+
+def test_fold_ignores_case_and_compatibility_forms() -> None:
+    """NFKC then casefold: fullwidth, ligatures and ß compare equal to plain forms."""
+    assert fold("Alice") == fold("ALICE") == fold("ａｌｉｃｅ")
+    assert fold("Straße") == fold("STRASSE")
+    assert fold("ﬁsh") == fold("fish")
+
+
+@pytest.mark.parametrize("room", ["#lobby", "#a", "#" + "r" * 32, "#2026", "#-x", "#Café"])
+def test_valid_rooms_are_accepted(room: str) -> None:
+    """A # and 1 to 32 characters of the nickname alphabet."""
+    assert valid_room(room)
+
+
+@pytest.mark.parametrize("room", ["lobby", "#", "#" + "r" * 33, "##x", "#a b", "#a,b"])
+def test_invalid_rooms_are_refused(room: str) -> None:
+    """No #, nothing after it, too long, or characters outside the alphabet."""
+    assert not valid_room(room)
+
+
+def test_clean_text_strips_c0_del_and_c1_but_keeps_tab() -> None:
+    """Control characters never reach another client; TAB and other text survive."""
+    assert clean_text("a\x00b\x07c\x1b[31md\x7fe\x85f\x9bg\th") == "abc[31mdefg\th"
+    assert clean_text("plain text, ünïcödé ✓") == "plain text, ünïcödé ✓"
+    assert clean_text("\r\n") == ""
