@@ -135,7 +135,7 @@ class ChatProtocol(LineReceiver):
             self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
 
     def _banner(self) -> str:
-        return f"Welcome to chatd {__version__}. Pick a nickname; /help lists the commands."
+        return f"Welcome to chatd {__version__}. Pick a nickname; /help lists commands."
 
     # -- writing -------------------------------------------------------------------
 

@@ -52,7 +52,9 @@ def test_join_is_seen_by_joiner_and_members() -> None:
 def test_message_reaches_every_member_as_one_object() -> None:
     """Everyone in the room gets the very same event object, sender included."""
     chat = Chat()
-    (alice, a), (bob, b), (carol, c) = (enter(chat, n) for n in ("alice", "bob", "carol"))
+    (alice, a), (bob, b), (carol, c) = (
+        enter(chat, n) for n in ("alice", "bob", "carol")
+    )
     chat.part(carol, LOBBY, "")
     clear(a, b, c)
     chat.say(alice, "hi")
@@ -65,7 +67,7 @@ def test_message_reaches_every_member_as_one_object() -> None:
 def test_message_goes_to_current_room_only() -> None:
     """A line goes to the sender's current room, not to their other rooms."""
     chat = Chat()
-    (alice, a), (bob, b) = enter(chat, "alice"), enter(chat, "bob")
+    (alice, a), (_bob, b) = enter(chat, "alice"), enter(chat, "bob")
     chat.join(alice, "#dev")
     clear(a, b)
     chat.say(alice, "in dev")
@@ -101,7 +103,7 @@ def test_nickname_is_freed_when_its_owner_quits() -> None:
 
 
 def test_quit_reaches_each_neighbour_once() -> None:
-    """Sharing two rooms with the leaver still gives exactly one QUIT; strangers none."""
+    """Sharing two rooms with the leaver gives exactly one QUIT; strangers none."""
     chat = Chat()
     (alice, a), (bob, b) = enter(chat, "alice"), enter(chat, "bob")
     carol, c = enter(chat, "carol")
@@ -137,8 +139,11 @@ def test_part_refusals() -> None:
     alice, _ = enter(chat, "alice")
     bob, _ = enter(chat, "bob")
     chat.join(bob, "#dev")
-    cases = [("#dev", ErrorCode.NOT_IN_ROOM), ("#nowhere", ErrorCode.NO_SUCH_ROOM),
-             ("nohash", ErrorCode.ROOM_INVALID)]
+    cases = [
+        ("#dev", ErrorCode.NOT_IN_ROOM),
+        ("#nowhere", ErrorCode.NO_SUCH_ROOM),
+        ("nohash", ErrorCode.ROOM_INVALID),
+    ]
     for name, code in cases:
         with pytest.raises(ChatError) as refused:
             chat.part(alice, name, "")
@@ -182,7 +187,9 @@ def test_join_twice_changes_current_room_only() -> None:
 def test_rename_reaches_neighbours_and_self_and_keeps_join_order() -> None:
     """RENAME goes to the renamer and to everyone who shares a room, once each."""
     chat = Chat()
-    (alice, a), (bob, b), (carol, c) = (enter(chat, n) for n in ("alice", "bob", "carol"))
+    (alice, a), (bob, b), (carol, c) = (
+        enter(chat, n) for n in ("alice", "bob", "carol")
+    )
     chat.part(carol, None, "")
     chat.join(alice, "#dev")
     chat.join(bob, "#dev")
@@ -211,7 +218,9 @@ def test_rename_to_own_nick_in_other_case_is_allowed() -> None:
 def test_private_message_goes_to_recipient_and_echoes_to_sender() -> None:
     """PRIV reaches the recipient and the sender, nobody else; to oneself once."""
     chat = Chat()
-    (alice, a), (bob, b), (carol, c) = (enter(chat, n) for n in ("alice", "bob", "carol"))
+    (alice, a), (bob, b), (carol, c) = (
+        enter(chat, n) for n in ("alice", "bob", "carol")
+    )
     clear(a, b, c)
     chat.tell(alice, "BOB", "psst")
     assert a.take() == b.take() == [Private("alice", "bob", "psst")]
@@ -226,7 +235,7 @@ def test_private_message_goes_to_recipient_and_echoes_to_sender() -> None:
 def test_action_goes_to_current_room() -> None:
     """/me in a room reaches its members as ACTION."""
     chat = Chat()
-    (alice, a), (bob, b) = enter(chat, "alice"), enter(chat, "bob")
+    (alice, a), (_bob, b) = enter(chat, "alice"), enter(chat, "bob")
     clear(a, b)
     chat.act(alice, "waves")
     assert a.take() == b.take() == [Action("#lobby", "alice", "waves")]

@@ -9,8 +9,20 @@ from chatd.names import clean_text, fold, valid_nick, valid_room
 
 @pytest.mark.parametrize(
     "nick",
-    ["alice", "a", "A_b-c", "x" * 20, "Zoë", "Élodie", "δημήτρης", "Юлия", "花子",
-     "हिन्दी", "user42", "_under"],
+    [
+        "alice",
+        "a",
+        "A_b-c",
+        "x" * 20,
+        "Zoë",
+        "Élodie",
+        "δημήτρης",
+        "Юлия",
+        "花子",
+        "हिन्दी",
+        "user42",
+        "_under",
+    ],
 )
 def test_valid_nicknames_are_accepted(nick: str) -> None:
     """Letters of any script, digits, _ and -, 1 to 20 characters."""
@@ -19,8 +31,20 @@ def test_valid_nicknames_are_accepted(nick: str) -> None:
 
 @pytest.mark.parametrize(
     "nick",
-    ["", "x" * 21, "1abc", "-abc", "a b", "a.b", "a!", "#room", "a\tb", "a\x1bb",
-     "\u0301a", "bob\u200b"],
+    [
+        "",
+        "x" * 21,
+        "1abc",
+        "-abc",
+        "a b",
+        "a.b",
+        "a!",
+        "#room",
+        "a\tb",
+        "a\x1bb",
+        "\u0301a",
+        "bob\u200b",
+    ],
 )
 def test_invalid_nicknames_are_refused(nick: str) -> None:
     """Empty, too long, leading digit or '-', spaces, punctuation, controls, marks."""
@@ -34,7 +58,9 @@ def test_fold_ignores_case_and_compatibility_forms() -> None:
     assert fold("ﬁsh") == fold("fish")
 
 
-@pytest.mark.parametrize("room", ["#lobby", "#a", "#" + "r" * 32, "#2026", "#-x", "#Café"])
+@pytest.mark.parametrize(
+    "room", ["#lobby", "#a", "#" + "r" * 32, "#2026", "#-x", "#Café"]
+)
 def test_valid_rooms_are_accepted(room: str) -> None:
     """A # and 1 to 32 characters of the nickname alphabet."""
     assert valid_room(room)

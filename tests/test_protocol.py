@@ -22,7 +22,7 @@ def factory(clock: Clock) -> ChatFactory:
     return make_factory(clock)
 
 
-# -- connecting and choosing a nickname ------------------------------------------
+# -- connecting and choosing a nickname ------------------------------------------------
 
 
 def test_connect_sends_hello_then_nick_prompt(factory: ChatFactory) -> None:
@@ -40,8 +40,9 @@ def test_hello_carries_the_configured_name(clock: Clock) -> None:
     assert lines(transport)[0].startswith("HELLO classroom ")
 
 
-@pytest.mark.parametrize("answer", [b"alice", b"NICK alice", b"nick alice", b"/nick alice",
-                                    b"  alice  "])
+@pytest.mark.parametrize(
+    "answer", [b"alice", b"NICK alice", b"nick alice", b"/nick alice", b"  alice  "]
+)
 def test_nickname_forms_are_accepted(factory: ChatFactory, answer: bytes) -> None:
     """A bare name, NICK name or /nick name registers; WELCOME then JOIN #lobby."""
     proto, transport = open_connection(factory)
@@ -129,7 +130,7 @@ def test_empty_lines_are_ignored(factory: ChatFactory) -> None:
 
 def test_room_message_reaches_every_member(factory: ChatFactory) -> None:
     """A plain line from alice arrives at bob as MSG, and alice gets the echo."""
-    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     a_out.clear()
     alice.dataReceived(b"hello there\r\n")
     assert b_out.value() == a_out.value() == b"MSG #lobby alice hello there\r\n"
@@ -142,8 +143,9 @@ def test_broadcast_is_rendered_once(factory: ChatFactory) -> None:
     clients[0][0].dataReceived(b"one render\n")
     info = render.cache_info()
     assert (info.misses, info.hits) == (1, 49)
-    assert all(out.value().endswith(b"MSG #lobby user0 one render\r\n")
-               for _, out in clients)
+    assert all(
+        out.value().endswith(b"MSG #lobby user0 one render\r\n") for _, out in clients
+    )
 
 
 def test_double_slash_sends_a_line_starting_with_slash(factory: ChatFactory) -> None:
@@ -155,7 +157,7 @@ def test_double_slash_sends_a_line_starting_with_slash(factory: ChatFactory) -> 
 
 def test_control_characters_never_reach_others(factory: ChatFactory) -> None:
     """ESC, NUL, BEL, DEL and C1 are stripped; TAB stays."""
-    (alice, _), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, _), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     b_out.clear()
     alice.dataReceived("\x1b[2J\x00bold\x07\x7f\u009b31m\ttab\n".encode())
     assert lines(b_out) == ["MSG #lobby alice [2Jbold31m\ttab"]
@@ -165,7 +167,7 @@ def test_control_characters_never_reach_others(factory: ChatFactory) -> None:
 
 def test_me_sends_an_action(factory: ChatFactory) -> None:
     """/me waves is ACTION <room> <nick> waves; without text it is bad-args."""
-    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     a_out.clear()
     alice.dataReceived(b"/me waves  hello\n")
     assert lines(a_out) == lines(b_out) == ["ACTION #lobby alice waves  hello"]
@@ -175,7 +177,7 @@ def test_me_sends_an_action(factory: ChatFactory) -> None:
 
 def test_private_message_and_its_errors(factory: ChatFactory) -> None:
     """/msg gives PRIV to recipient and sender only; unknown nick and arity refused."""
-    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     carol, c_out = connect(factory, "carol")
     a_out.clear(), b_out.clear()
     alice.dataReceived(b"/msg Bob see you at 5\n")
@@ -186,7 +188,7 @@ def test_private_message_and_its_errors(factory: ChatFactory) -> None:
     assert codes == ["no-such-nick", "bad-args", "bad-args"]
 
 
-# -- rooms ------------------------------------------------------------------------------
+# -- rooms -----------------------------------------------------------------------------
 
 
 def test_join_creates_room_and_makes_it_current(factory: ChatFactory) -> None:
@@ -313,12 +315,12 @@ def test_unknown_command(factory: ChatFactory) -> None:
     assert users == "USERS #lobby alice"
 
 
-# -- names and leaving ------------------------------------------------------------------
+# -- names and leaving -----------------------------------------------------------------
 
 
 def test_rename_is_seen_by_room_sharers(factory: ChatFactory) -> None:
     """/nick sends RENAME to the renamer and everyone sharing a room."""
-    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     a_out.clear()
     with capturedLogs() as events:
         alice.dataReceived(b"/nick alicia\n")
@@ -348,13 +350,14 @@ def test_quit_says_bye_and_others_see_quit_once(factory: ChatFactory) -> None:
 
 def test_dropped_connection_sends_quit_with_a_reason(factory: ChatFactory) -> None:
     """A vanished client is announced with QUIT and a short reason, and logged."""
-    (alice, _), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, _), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     b_out.clear()
     with capturedLogs() as events:
         alice.connectionLost(Failure(ConnectionLost()))
     assert lines(b_out) == ["QUIT alice connection lost"]
-    assert any(e.get("nick") == "alice" and e["log_level"] == LogLevel.info
-               for e in events)
+    assert any(
+        e.get("nick") == "alice" and e["log_level"] == LogLevel.info for e in events
+    )
     assert "alice" not in factory.chat.users
 
 
@@ -363,8 +366,9 @@ def test_message_text_is_not_logged_above_debug(factory: ChatFactory) -> None:
     alice, _ = connect(factory, "alice")
     with capturedLogs() as events:
         alice.dataReceived(b"my secret plan\n")
-    assert all(e["log_level"] == LogLevel.debug for e in events
-               if "my secret plan" in repr(e))
+    assert all(
+        e["log_level"] == LogLevel.debug for e in events if "my secret plan" in repr(e)
+    )
 
 
 # -- framing and encoding --------------------------------------------------------------
@@ -377,7 +381,9 @@ def test_lf_and_crlf_and_fragments(factory: ChatFactory) -> None:
         alice.dataReceived(bytes([byte]))
     alice.dataReceived(b"two\nthree\r\nfo")
     alice.dataReceived(b"ur\n")
-    assert lines(out) == [f"MSG #lobby alice {w}" for w in ("one", "two", "three", "four")]
+    assert lines(out) == [
+        f"MSG #lobby alice {w}" for w in ("one", "two", "three", "four")
+    ]
 
 
 def test_utf8_split_across_packets_is_fine(factory: ChatFactory) -> None:
@@ -421,7 +427,7 @@ def test_overlong_line_is_refused_whole_and_following_lines_survive(
     factory: ChatFactory,
 ) -> None:
     """Lines before and after an over-long one in the same packet all get through."""
-    (alice, out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
     out.clear(), b_out.clear()
     alice.dataReceived(b"before\n" + b"z" * 5000 + b"\nafter\nand more\n")
     assert lines(out) == [
@@ -464,7 +470,7 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
     factory: ChatFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug in a handler becomes an INFO line and a logged failure, not a drop."""
-    (alice, out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    (alice, out), (_bob, _b_out) = connect(factory, "alice"), connect(factory, "bob")
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
@@ -482,7 +488,17 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 def test_every_protocol_error_code_is_known() -> None:
     """ErrorCode holds exactly the codes of PROTOCOL.md."""
     assert {code.value for code in ErrorCode} == {
-        "nick-taken", "nick-invalid", "not-registered", "unknown-command", "bad-args",
-        "no-such-nick", "no-such-room", "not-in-room", "room-invalid", "too-long",
-        "bad-encoding", "flood", "server-full",
+        "nick-taken",
+        "nick-invalid",
+        "not-registered",
+        "unknown-command",
+        "bad-args",
+        "no-such-nick",
+        "no-such-room",
+        "not-in-room",
+        "room-invalid",
+        "too-long",
+        "bad-encoding",
+        "flood",
+        "server-full",
     }

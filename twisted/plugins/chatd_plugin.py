@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from twisted.application.service import IServiceMaker, MultiService
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
@@ -24,6 +25,20 @@ def _read_motd(path: str) -> tuple[str, ...]:
     return tuple(text or " " for text in lines)
 
 
+def _whole_number(value: str) -> int:
+    """Coerce an option to a non-negative whole number, with a readable error."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, not {value!r}") from None
+    if number < 0:
+        raise ValueError(f"expected a number of zero or more, not {value}")
+    return number
+
+
+_whole_number.coerceDoc = "A whole number."  # type: ignore[attr-defined]
+
+
 class Options(usage.Options):
     """Command line of `twistd chatd`."""
 
@@ -36,7 +51,13 @@ class Options(usage.Options):
     optParameters = [
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
-        ["max-line", None, 2048, "longest line accepted from a client, in bytes", int],
+        [
+            "max-line",
+            None,
+            2048,
+            "longest line accepted from a client, in bytes",
+            _whole_number,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -60,6 +81,20 @@ class Options(usage.Options):
             raise usage.UsageError("--max-line must be between 64 and 1048576 bytes")
         motd = _read_motd(self["motd"]) if self["motd"] else ()
         self["config"] = ServerConfig(name=name, motd=motd, max_line=self["max-line"])
+        self["endpoints"] = [_endpoint(description) for description in self["listen"]]
+
+
+def _endpoint(description: str) -> tuple[str, IStreamServerEndpoint]:
+    """Parse one --listen endpoint string, or explain why it cannot be used."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        return description, serverFromString(reactor, description)
+    except Exception as error:  # each endpoint parser raises its own kinds
+        raise usage.UsageError(
+            f"--listen {description}: not a usable endpoint ({error})"
+        ) from None
 
 
 @implementer(IServiceMaker, IPlugin)
@@ -73,7 +108,6 @@ class ChatServiceMaker:
     def makeService(self, options: Options) -> MultiService:
         """One ChatFactory shared by a listener per --listen, plus clean shutdown."""
         from twisted.internet import reactor
-        from twisted.internet.endpoints import serverFromString
 
         from chatd.factory import ChatFactory
         from chatd.service import FarewellService, listener
@@ -82,13 +116,7 @@ class ChatServiceMaker:
         top = MultiService()
         # Added first so it stops last: listeners close, then clients hear BYE.
         FarewellService(factory).setServiceParent(top)
-        for description in options["listen"]:
-            try:
-                endpoint = serverFromString(reactor, description)
-            except Exception as error:  # endpoint parsers raise many kinds
-                raise usage.UsageError(
-                    f"--listen {description}: not a usable endpoint ({error})"
-                ) from None
+        for description, endpoint in options["endpoints"]:
             listener(description, endpoint, factory).setServiceParent(top)
         return top
 

@@ -1,0 +1,98 @@
+"""The twistd plugin: options, checks and the service tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin, getPlugins
+from twisted.python import usage
+from zope.interface.verify import verifyObject
+
+from chatd.config import ServerConfig
+from chatd.service import FarewellService
+from twisted.plugins.chatd_plugin import Options, chatd
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_plugin_is_found_by_twistd() -> None:
+    """getPlugins(IServiceMaker) lists the chatd tap."""
+    assert "chatd" in {maker.tapname for maker in getPlugins(IServiceMaker)}
+    assert verifyObject(IServiceMaker, chatd) and verifyObject(IPlugin, chatd)
+
+
+def test_defaults() -> None:
+    """No options: tcp:5501 and the PROTOCOL.md defaults."""
+    options = parse()
+    assert options["listen"] == ["tcp:5501"]
+    assert options["config"] == ServerConfig()
+
+
+def test_options_are_parsed(tmp_path: Path) -> None:
+    """--listen repeats; --name, --motd and --max-line reach the config."""
+    motd = tmp_path / "motd.txt"
+    motd.write_text("Welcome to the LAN party\n\x1b[31mno colours\x1b[0m\n\n\n")
+    options = parse(
+        "--listen",
+        "tcp:6000",
+        "--listen",
+        "tcp:6001",
+        "--name",
+        "lan",
+        "--motd",
+        str(motd),
+        "--max-line",
+        "4096",
+    )
+    assert options["listen"] == ["tcp:6000", "tcp:6001"]
+    assert options["config"] == ServerConfig(
+        name="lan",
+        motd=("Welcome to the LAN party", "[31mno colours[0m"),
+        max_line=4096,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "two words"], "--name"),
+        (["--name", ""], "--name"),
+        (["--max-line", "10"], "--max-line"),
+        (["--max-line", "many"], "whole number"),
+        (["--motd", "/nonexistent/motd"], "--motd"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    """Each bad value is a UsageError that names the option."""
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_make_service_has_one_listener_per_listen_and_a_farewell() -> None:
+    """Two --listen give two listeners sharing one factory, plus the farewell."""
+    service = chatd.makeService(
+        parse(
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--listen",
+            "tcp:0:interface=127.0.0.2",
+        )
+    )
+    children = list(service)
+    assert isinstance(children[0], FarewellService)
+    listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
+    assert len(listeners) == 2
+    assert listeners[0].factory is listeners[1].factory is children[0].factory
+
+
+def test_bad_endpoint_is_a_usage_error() -> None:
+    """An unparsable --listen is a UsageError naming it."""
+    with pytest.raises(usage.UsageError, match="carrier-pigeon"):
+        parse("--listen", "carrier-pigeon:5501")
