@@ -24,7 +24,7 @@ class ChatFactory(ServerFactory):
         self.connections: set[ChatProtocol] = set()
         self._drained: list[defer.Deferred[None]] = []
 
-    def buildProtocol(self, addr: IAddress) -> ChatProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)
 
     def connection_made(self, connection: ChatProtocol) -> None:

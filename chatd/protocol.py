@@ -8,7 +8,7 @@ from enum import Enum, auto
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -92,6 +92,7 @@ class ChatProtocol(LineReceiver):
 
     delimiter = b"\n"  # a CR before it is dropped in lineReceived
     log = Logger()
+    transport: ITCPTransport  # set by makeConnection: TCP, or TLS over TCP
 
     def __init__(self, hub: ConnectionHub) -> None:
         self.hub = hub

@@ -5,8 +5,11 @@ from __future__ import annotations
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -25,7 +28,9 @@ class LoggedEndpoint:
         self.description = description
         self.endpoint = endpoint
 
-    def listen(self, protocolFactory: Factory) -> defer.Deferred[IListeningPort]:
+    def listen(
+        self, protocolFactory: IProtocolFactory
+    ) -> defer.Deferred[IListeningPort]:
         listening = self.endpoint.listen(protocolFactory)
 
         def bound(port: IListeningPort) -> IListeningPort:

@@ -80,9 +80,16 @@ class Daemon:
             self.ports[found.group(1)] = int(found.group(2))
 
     def terminate(self) -> int:
-        """Send SIGTERM and return the exit code."""
+        """Send SIGTERM, wait for the exit, collect the whole log; return the code.
+
+        twistd shuts down cleanly on SIGTERM and then exits by that same signal
+        (twisted.application.app._exitWithSignal), so a clean stop is -SIGTERM.
+        """
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=WAIT)
+        code = self.process.wait(timeout=WAIT)
+        while (text := self._lines.get(timeout=WAIT)) is not None:
+            self.log.append(text)
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatd.chat import Action, Joined, Message, Parted, Private, Quit, Renamed
+from chatd.chat import Action, Event, Joined, Message, Parted, Private, Quit, Renamed
 from chatd.wire import line, parse_server_line, render, word_lines
 
 
@@ -22,9 +22,9 @@ from chatd.wire import line, parse_server_line, render, word_lines
         (Message("#café", "Zoë", "¡hola!"), "MSG #café Zoë ¡hola!\r\n".encode()),
     ],
 )
-def test_render_spells_each_event(event: object, wire: bytes) -> None:
+def test_render_spells_each_event(event: Event, wire: bytes) -> None:
     """Each event becomes its PROTOCOL.md line, UTF-8, ending in CRLF."""
-    assert render(event) == wire  # type: ignore[arg-type]
+    assert render(event) == wire
 
 
 def test_empty_text_keeps_its_field() -> None:
