@@ -96,3 +96,20 @@ def test_bad_endpoint_is_a_usage_error() -> None:
     """An unparsable --listen is a UsageError naming it."""
     with pytest.raises(usage.UsageError, match="carrier-pigeon"):
         parse("--listen", "carrier-pigeon:5501")
+
+
+def test_installed_distribution_ships_the_plugin() -> None:
+    """A regular `pip install .` puts twisted/plugins/chatd_plugin.py in place."""
+    from importlib.metadata import PackageNotFoundError, files
+
+    try:
+        installed = files("chatd") or []
+    except PackageNotFoundError:
+        pytest.skip("chatd is not installed; run from the README's install")
+    names = {str(path) for path in installed}
+    if not any(name.startswith("chatd/") for name in names):
+        pytest.skip("chatd is installed in editable mode; nothing to inspect")
+    assert "twisted/plugins/chatd_plugin.py" in names
+    assert not any(
+        name in names for name in ("twisted/__init__.py", "twisted/plugins/__init__.py")
+    )
