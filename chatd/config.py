@@ -1,4 +1,4 @@
-"""The settings one chatd server runs with, defaults from PROTOCOL.md."""
+"""The settings one chatd server runs with; defaults from PROTOCOL.md and the limits."""
 
 from __future__ import annotations
 
@@ -14,4 +14,12 @@ class ServerConfig:
     name: str = "chatd"  # one word: the server name in HELLO
     motd: tuple[str, ...] = ()  # message of the day, one INFO line each
     max_line: int = 2048  # PROTOCOL.md, Limits: longest line accepted, in bytes
+    flood_burst: int = 10  # lines a client may send at once before throttling
+    flood_rate: float = 2.0  # lines per second handled past the burst; 0: no limit
+    recvq: int = 65536  # bytes of throttled input kept per client before BYE
+    sendq: int = 1048576  # bytes waiting to be written to a client before cut-off
+    max_clients: int = 1024  # connections at once
+    max_per_ip: int = 16  # connections at once from one address
+    register_timeout: float = 60.0  # seconds to choose a nickname
+    idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never
     shutdown_grace: float = 5.0  # seconds a closing connection gets to flush BYE

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.internet import defer
 from twisted.internet.interfaces import IAddress, IReactorTime
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
 from chatd.chat import Chat
 from chatd.config import ServerConfig
-from chatd.protocol import ChatProtocol
+from chatd.protocol import ChatProtocol, RefusedProtocol
+
+
+def address_host(addr: IAddress | None) -> str:
+    """Return the host part of a peer address: what --max-per-ip counts."""
+    host = getattr(addr, "host", None)
+    return host if isinstance(host, str) else str(addr)
 
 
 class ChatFactory(ServerFactory):
@@ -22,18 +30,45 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.chat = Chat()
         self.connections: set[ChatProtocol] = set()
+        self.per_host: Counter[str] = Counter()
         self._drained: list[defer.Deferred[None]] = []
 
-    def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
-        return ChatProtocol(self)
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        """Build a ChatProtocol, or a refusal past --max-clients or --max-per-ip."""
+        host = address_host(addr)
+        if len(self.connections) >= self.config.max_clients:
+            return self._refuse(
+                host, f"the server is full ({self.config.max_clients} connections)"
+            )
+        if self.per_host[host] >= self.config.max_per_ip:
+            return self._refuse(
+                host,
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)",
+            )
+        connection = ChatProtocol(self)
+        connection.host = host
+        return connection
+
+    def _refuse(self, host: str, reason: str) -> RefusedProtocol:
+        self.log.warn(
+            "refused a connection from {host}: {reason}", host=host, reason=reason
+        )
+        return RefusedProtocol(reason)
 
     def connection_made(self, connection: ChatProtocol) -> None:
         """Count connection among the open ones."""
         self.connections.add(connection)
+        self.per_host[connection.host] += 1
 
     def connection_lost(self, connection: ChatProtocol) -> None:
         """Forget connection; fire the waiters of close_all once none is left."""
-        self.connections.discard(connection)
+        if connection not in self.connections:
+            return
+        self.connections.remove(connection)
+        self.per_host[connection.host] -= 1
+        if not self.per_host[connection.host]:
+            del self.per_host[connection.host]
         if not self.connections:
             waiters, self._drained = self._drained, []
             for waiter in waiters:

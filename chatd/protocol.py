@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime, ITCPTransport
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IReactorTime,
+    ISystemHandle,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -19,6 +27,7 @@ from chatd import __version__
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
+from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.names import LOBBY, clean_text
 from chatd.wire import line, render, word_lines
 
@@ -86,13 +95,35 @@ def _peer_name(connection: ChatProtocol) -> str:
     return f"{host}:{port}" if host is not None else str(peer)
 
 
+# Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+
+
+class IChatTransport(ITCPTransport, IConsumer, ISystemHandle):
+    """What a connection's transport offers: TCP (or TLS over TCP) and a consumer."""
+
+
+def tune_socket(transport: IChatTransport) -> None:
+    """Turn on TCP keepalive (tuned to find dead peers in minutes) and NODELAY."""
+    if not hasattr(transport, "setTcpKeepAlive"):
+        return  # not a TCP connection (a test transport, say)
+    transport.setTcpKeepAlive(True)
+    transport.setTcpNoDelay(True)  # chat lines are small; no 40 ms Nagle stalls
+    handle = transport.getHandle()
+    if not isinstance(handle, socket.socket):
+        return
+    for name, value in KEEPALIVE_OPTIONS:
+        if hasattr(socket, name):
+            handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
 @implementer(IChatClient)
-class ChatProtocol(LineReceiver):
+class ChatProtocol(LineReceiver, TimeoutMixin):
     """The chatd line protocol (PROTOCOL.md) for one connection."""
 
     delimiter = b"\n"  # a CR before it is dropped in lineReceived
     log = Logger()
-    transport: ITCPTransport  # set by makeConnection: TCP, or TLS over TCP
+    transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
 
     def __init__(self, hub: ConnectionHub) -> None:
         self.hub = hub
@@ -102,22 +133,39 @@ class ChatProtocol(LineReceiver):
         self.MAX_LENGTH = hub.config.max_line + 1
         self.phase = Phase.AWAITING_NICK
         self.user: User | None = None
-        self.peer = "?"
+        self.peer = "?"  # host:port, for the log
+        self.host = "?"  # the peer's address, as --max-per-ip counts it
         self._discarding = False  # skipping the rest of an over-long line
         self._leftover = b""  # bytes after an over-long line, to parse next
         self._bye_reason: str | None = None  # why the server closed, if it did
+        self.gate: FloodGate | None = None
+        if self.config.flood_rate > 0:
+            self.gate = FloodGate(
+                TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
+                self.config.recvq,
+                hub.clock,
+                handle=self._handle_line,
+                on_throttle=self._throttled,
+                on_overflow=self._recvq_exceeded,
+            )
+        self.sendq = SendQueue(self.config.sendq, 65536, self._sendq_exceeded)
 
     # -- connection life ---------------------------------------------------------
 
     def connectionMade(self) -> None:
         self.peer = _peer_name(self)
         self.hub.connection_made(self)
+        tune_socket(self.transport)
+        self.sendq.buffer_size = getattr(self.transport, "bufferSize", 65536)
+        self.transport.registerProducer(self.sendq, True)
+        self.setTimeout(self.config.register_timeout)
         self.log.info("{peer} connected", peer=self.peer)
         self.send(line("HELLO", self.config.name, text=self._banner()))
         self.send(line("NICK", text=NICK_PROMPT))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
+        self._stop_limits()
         self.hub.connection_lost(self)
         if self._bye_reason is not None:
             why = self._bye_reason
@@ -138,12 +186,76 @@ class ChatProtocol(LineReceiver):
     def _banner(self) -> str:
         return f"Welcome to chatd {__version__}. Pick a nickname; /help lists commands."
 
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """Schedule TimeoutMixin's timers on the injected clock."""
+        return self.hub.clock.callLater(period, func)
+
+    def _stop_limits(self) -> None:
+        """Cancel timers and queued input: nothing more will be handled."""
+        self.setTimeout(None)
+        if self.gate is not None:
+            self.gate.stop()
+
+    def timeoutConnection(self) -> None:
+        """Say why in a BYE, then close: no nickname in time, or idle too long."""
+        if self.phase is Phase.AWAITING_NICK:
+            seconds, why = self.config.register_timeout, "No nickname chosen within"
+        else:
+            seconds, why = self.config.idle_timeout, "Idle for"
+        self.log.info(
+            "{peer} timed out: {why} {seconds:g}s",
+            peer=self.peer,
+            why=why,
+            seconds=seconds,
+        )
+        self.close(f"{why} {seconds:g} seconds.")
+
+    # -- limits ----------------------------------------------------------------------
+
+    def _throttled(self) -> None:
+        """Tell a client once per episode that its lines are now queued."""
+        self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
+        rate = self.config.flood_rate
+        self.send(
+            line(
+                "ERR",
+                ErrorCode.FLOOD.value,
+                text=f"you are sending too fast; your lines wait and are handled "
+                f"at {rate:g} per second",
+            )
+        )
+
+    def _recvq_exceeded(self) -> None:
+        self.log.warn(
+            "{peer} overflowed its input queue ({limit} bytes)",
+            peer=self.peer,
+            limit=self.config.recvq,
+        )
+        self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
+
+    def _sendq_exceeded(self) -> None:
+        """The client stopped reading: cut it off without waiting for a flush."""
+        self.log.warn(
+            "{peer} stopped reading; send queue over {limit} bytes",
+            peer=self.peer,
+            limit=self.config.sendq,
+        )
+        if self.phase is Phase.CLOSING:
+            self.transport.abortConnection()
+            return
+        self.phase = Phase.CLOSING
+        self._bye_reason = "send queue full (not reading)"
+        self._stop_limits()
+        self.transport.abortConnection()
+
     # -- writing -------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
         """Write one or more encoded lines, unless this connection is closing."""
         if self.phase is not Phase.CLOSING:
             self.transport.write(data)
+            if self.sendq.paused:
+                self.sendq.wrote(len(data))
 
     def send_info(self, text: str) -> None:
         """Send a human notice."""
@@ -152,7 +264,10 @@ class ChatProtocol(LineReceiver):
     def deliver(self, event: Event) -> None:
         """Write a chat event; the rendering is shared by every recipient."""
         if self.phase is not Phase.CLOSING:
-            self.transport.write(render(event))
+            data = render(event)
+            self.transport.write(data)
+            if self.sendq.paused:
+                self.sendq.wrote(len(data))
 
     def close(self, reason: str) -> None:
         """Send BYE with reason and close once it is written."""
@@ -161,6 +276,9 @@ class ChatProtocol(LineReceiver):
         self.send(line("BYE", text=reason))
         self.phase = Phase.CLOSING
         self._bye_reason = reason
+        self._stop_limits()
+        # A registered producer would hold the connection open: let it go first.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     # -- framing ---------------------------------------------------------------
@@ -198,7 +316,18 @@ class ChatProtocol(LineReceiver):
             self._leftover = line_[end + 1 :]
 
     def lineReceived(self, raw: bytes) -> None:
+        """Take one framed line: handle it now, or queue it if the client floods."""
+        if self.phase is Phase.REGISTERED:
+            self.resetTimeout()  # idle means silent; the nickname deadline stays
+        if self.gate is None:
+            self._handle_line(raw)
+        else:
+            self.gate.submit(raw)
+
+    def _handle_line(self, raw: bytes) -> None:
         """Handle one line; the only place where errors become ERR lines."""
+        if self.phase is Phase.CLOSING:
+            return
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
@@ -269,6 +398,7 @@ class ChatProtocol(LineReceiver):
         user = self.chat.register(nick, self)
         self.user = user
         self.phase = Phase.REGISTERED
+        self.setTimeout(self.config.idle_timeout or None)
         self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
         self.send(
             line(
@@ -349,6 +479,19 @@ class ChatProtocol(LineReceiver):
         nick = self.user.nick if self.user is not None else None
         self._leave(reason or "quit")
         self.close(f"Goodbye, {nick}." if nick else "Goodbye.")
+
+
+class RefusedProtocol(Protocol):
+    """Answers a connection the server cannot take: ERR server-full, BYE, close."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None  # set by makeConnection
+        self.transport.write(line("ERR", ErrorCode.SERVER_FULL.value, text=self.reason))
+        self.transport.write(line("BYE", text="Please try again later."))
+        self.transport.loseConnection()
 
 
 COMMANDS: dict[str, Command] = {

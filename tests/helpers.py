@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -42,13 +43,23 @@ def make_factory(clock: Clock | None = None, **settings: object) -> ChatFactory:
     return ChatFactory(ServerConfig(**settings), clock or Clock())  # type: ignore[arg-type]
 
 
+def open_any(
+    factory: ChatFactory, port: int = 40001, host: str = "127.0.0.1"
+) -> tuple[Protocol, StringTransport]:
+    """Build and connect whatever protocol the factory gives for this address."""
+    address = IPv4Address("TCP", host, port)
+    proto = factory.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    proto.makeConnection(transport)
+    return proto, transport
+
+
 def open_connection(
-    factory: ChatFactory, port: int = 40001
+    factory: ChatFactory, port: int = 40001, host: str = "127.0.0.1"
 ) -> tuple[ChatProtocol, StringTransport]:
     """Build and connect one protocol; HELLO and NICK are left in the transport."""
-    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
-    proto.makeConnection(transport)
+    proto, transport = open_any(factory, port, host)
+    assert isinstance(proto, ChatProtocol), transport.value()
     return proto, transport
 
 
@@ -56,8 +67,13 @@ _ports = iter(range(40001, 60000))
 
 
 def connect(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTransport]:
-    """Build, connect and register one client; return (protocol, transport)."""
-    proto, transport = open_connection(factory, next(_ports))
+    """Build, connect and register one client; return (protocol, transport).
+
+    Each client comes from its own address, so --max-per-ip does not apply.
+    """
+    port = next(_ports)
+    host = f"127.0.{port // 250 % 250}.{port % 250 + 1}"
+    proto, transport = open_connection(factory, port, host)
     proto.dataReceived(nick.encode() + b"\r\n")
     assert proto.user is not None, transport.value()
     transport.clear()

@@ -21,7 +21,9 @@ def test_contract_checker_passes_against_twistd(tmp_path: Path, transport: str) 
         listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     else:
         listen = LOOPBACK
-    with running_daemon(["--listen", listen], tmp_path) as daemon:
+    # The checker sends as fast as the server answers: flood control off.
+    args = ["--listen", listen, "--flood-rate", "0"]
+    with running_daemon(args, tmp_path) as daemon:
         (port,) = daemon.ports.values()
         extra = ["--tls"] if transport == "tls" else []
         result = subprocess.run(

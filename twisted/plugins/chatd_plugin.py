@@ -36,29 +36,66 @@ def _whole_number(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    """Coerce an option to a non-negative number of seconds (or a rate)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, not {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"expected a finite number of zero or more, not {value}")
+    return number
+
+
 _whole_number.coerceDoc = "A whole number."  # type: ignore[attr-defined]
+_seconds.coerceDoc = "A number; decimals allowed."  # type: ignore[attr-defined]
+
+# The lowest value each numeric option accepts, checked in postOptions.
+_LOWEST = {
+    "max-line": 64,
+    "flood-burst": 1,
+    "recvq": 1,
+    "sendq": 4096,
+    "max-clients": 1,
+    "max-per-ip": 1,
+}
 
 
 class Options(usage.Options):
     """Command line of `twistd chatd`."""
 
-    synopsis = "[--listen ENDPOINT]... [--name NAME] [--motd FILE] [--max-line BYTES]"
+    synopsis = "[--listen ENDPOINT]... [--name NAME] [--motd FILE] [limits]"
     longdesc = (
         "A chat server that people reach with telnet, nc or the chatd-tk client. "
         "Listening addresses are Twisted endpoint strings, for example "
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
+    # fmt: off
     optParameters = [
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
-        [
-            "max-line",
-            None,
-            2048,
-            "longest line accepted from a client, in bytes",
-            _whole_number,
-        ],
+        ["max-line", None, 2048, "longest line accepted from a client, in bytes",
+         _whole_number],
+        ["flood-burst", None, 10, "lines a client may send at once before throttling",
+         _whole_number],
+        ["flood-rate", None, 2.0,
+         "lines per second handled past the burst (0 turns flood control off)",
+         _seconds],
+        ["recvq", None, 65536,
+         "bytes of throttled input kept per client before it is disconnected",
+         _whole_number],
+        ["sendq", None, 1048576,
+         "bytes waiting to be sent to a client before it is disconnected",
+         _whole_number],
+        ["max-clients", None, 1024, "connections at once", _whole_number],
+        ["max-per-ip", None, 16, "connections at once from one address",
+         _whole_number],
+        ["register-timeout", None, 60.0,
+         "seconds a new connection has to choose a nickname", _seconds],
+        ["idle-timeout", None, 0.0,
+         "seconds of silence before a client is disconnected (0: never)", _seconds],
     ]
+    # fmt: on
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,10 +114,29 @@ class Options(usage.Options):
         name = self["name"]
         if not name or name != clean_text(name) or any(ch.isspace() for ch in name):
             raise usage.UsageError("--name must be one word, without spaces")
-        if not 64 <= self["max-line"] <= 1_048_576:
-            raise usage.UsageError("--max-line must be between 64 and 1048576 bytes")
+        for option, lowest in _LOWEST.items():
+            if self[option] < lowest:
+                raise usage.UsageError(f"--{option} must be at least {lowest}")
+        if self["max-line"] > 1_048_576:
+            raise usage.UsageError("--max-line must be at most 1048576 bytes")
+        if self["recvq"] < self["max-line"]:
+            raise usage.UsageError("--recvq must be at least --max-line")
+        if self["register-timeout"] <= 0:
+            raise usage.UsageError("--register-timeout must be more than 0 seconds")
         motd = _read_motd(self["motd"]) if self["motd"] else ()
-        self["config"] = ServerConfig(name=name, motd=motd, max_line=self["max-line"])
+        self["config"] = ServerConfig(
+            name=name,
+            motd=motd,
+            max_line=self["max-line"],
+            flood_burst=self["flood-burst"],
+            flood_rate=self["flood-rate"],
+            recvq=self["recvq"],
+            sendq=self["sendq"],
+            max_clients=self["max-clients"],
+            max_per_ip=self["max-per-ip"],
+            register_timeout=self["register-timeout"],
+            idle_timeout=self["idle-timeout"],
+        )
         self["endpoints"] = [_endpoint(description) for description in self["listen"]]
 
 
