@@ -12,6 +12,8 @@ from collections.abc import Callable
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from zope.interface import implementer
 
+EPSILON = 1e-9
+
 
 class TokenBucket:
     """Allows bursts of `capacity` events, refilled at `rate` per second."""
@@ -31,8 +33,8 @@ class TokenBucket:
     def take(self) -> bool:
         """Spend one token if there is one."""
         self._refill()
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - EPSILON:  # the clock's floats may fall just short
+            self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False
 

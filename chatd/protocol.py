@@ -253,9 +253,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def send(self, data: bytes) -> None:
         """Write one or more encoded lines, unless this connection is closing."""
         if self.phase is not Phase.CLOSING:
-            self.transport.write(data)
-            if self.sendq.paused:
-                self.sendq.wrote(len(data))
+            self._write(data)
 
     def send_info(self, text: str) -> None:
         """Send a human notice."""
@@ -264,10 +262,15 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def deliver(self, event: Event) -> None:
         """Write a chat event; the rendering is shared by every recipient."""
         if self.phase is not Phase.CLOSING:
-            data = render(event)
-            self.transport.write(data)
-            if self.sendq.paused:
-                self.sendq.wrote(len(data))
+            self._write(render(event))
+
+    def _write(self, data: bytes) -> None:
+        """Write data, or cut the client off if it would pass its send queue."""
+        if self.sendq.paused:  # the transport is full: these bytes will wait
+            self.sendq.wrote(len(data))
+            if self.phase is Phase.CLOSING:
+                return
+        self.transport.write(data)
 
     def close(self, reason: str) -> None:
         """Send BYE with reason and close once it is written."""

@@ -1,0 +1,330 @@
+"""Hostile, slow and careless clients: flood control, queues, caps and timeouts."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
+
+from chatd.limits import FloodGate, SendQueue, TokenBucket
+from chatd.protocol import ChatProtocol, tune_socket
+
+# -- the pieces on their own -----------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_the_rate(clock: Clock) -> None:
+    """capacity events at once, then one per 1/rate seconds, never above capacity."""
+    bucket = TokenBucket(3, 2.0, clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.wait() == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert bucket.take() and not bucket.take()
+    clock.advance(100)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_flood_gate_queues_in_order_and_drains_at_the_rate(clock: Clock) -> None:
+    """Past the burst lines wait, in order; on_throttle fires once per episode."""
+    handled: list[bytes] = []
+    throttles: list[None] = []
+    gate = FloodGate(
+        TokenBucket(2, 4.0, clock),
+        1000,
+        clock,
+        handled.append,
+        lambda: throttles.append(None),
+        lambda: None,
+    )
+    for i in range(6):
+        gate.submit(b"%d" % i)
+    assert handled == [b"0", b"1"] and len(throttles) == 1
+    clock.advance(0.25)
+    assert handled == [b"0", b"1", b"2"]
+    clock.pump([0.25, 0.25, 0.25])
+    assert handled == [b"0", b"1", b"2", b"3", b"4", b"5"]
+    assert not clock.getDelayedCalls() and gate.queued_bytes == 0
+    clock.advance(10)  # bucket full again: a new episode, a new notice
+    for _ in range(3):
+        gate.submit(b"x")
+    assert len(throttles) == 2
+
+
+def test_flood_gate_overflow_stops_it(clock: Clock) -> None:
+    """Queued bytes past the bound call on_overflow once; nothing more is handled."""
+    handled: list[bytes] = []
+    overflows: list[None] = []
+    gate = FloodGate(
+        TokenBucket(1, 1.0, clock),
+        25,
+        clock,
+        handled.append,
+        lambda: None,
+        lambda: overflows.append(None),
+    )
+    for _ in range(5):
+        gate.submit(b"123456789")  # 10 bytes queued each, LF included
+    assert handled == [b"123456789"] and overflows == [None]
+    clock.advance(10)
+    assert handled == [b"123456789"] and not clock.getDelayedCalls()
+
+
+def test_send_queue_counts_bytes_only_while_paused() -> None:
+    """Writes count once the transport said it is full; past the limit: overflow."""
+    overflows: list[None] = []
+    sendq = SendQueue(100, 60, lambda: overflows.append(None))
+    sendq.wrote(1000)  # the transport is keeping up: nothing waits
+    sendq.pauseProducing()
+    sendq.wrote(30)
+    assert not overflows
+    sendq.resumeProducing()
+    sendq.pauseProducing()
+    sendq.wrote(30)
+    sendq.wrote(30)
+    assert overflows == [None]
+    sendq.wrote(30)
+    assert overflows == [None]  # told once
+
+
+# -- flood control through the protocol ------------------------------------------------
+
+
+def test_burst_then_throttle_keeps_order_and_loses_nothing(clock: Clock) -> None:
+    """Ten lines pass at once; the rest wait, come at the rate, in order; one ERR."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    (alice, a_out), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    a_out.clear(), b_out.clear()
+    clock.advance(60)  # registration used some of the burst; start full
+    alice.dataReceived(b"".join(b"line %d\n" % i for i in range(30)))
+    got = lines(a_out)
+    assert [g for g in got if g.startswith("ERR")] == [
+        "ERR flood you are sending too fast; your lines wait and are handled "
+        "at 2 per second"
+    ]
+    assert len(lines(b_out)) == 10
+    clock.advance(0.5)
+    assert lines(b_out) == ["MSG #lobby alice line 10"]
+    clock.pump([0.5] * 19)
+    assert lines(b_out) == [f"MSG #lobby alice line {i}" for i in range(11, 30)]
+    assert not [g for g in lines(a_out) if g.startswith("ERR")]
+
+
+def test_a_flooder_does_not_delay_anyone_else(clock: Clock) -> None:
+    """While alice's lines wait, bob's message goes out at once."""
+    factory = make_factory(clock, flood_burst=5, flood_rate=1.0)
+    (alice, _), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(60)
+    alice.dataReceived(b"spam\n" * 50)
+    b_out.clear()
+    bob.dataReceived(b"hello\n")
+    assert lines(b_out) == ["MSG #lobby bob hello"]
+
+
+def test_recvq_overflow_says_bye_and_others_see_quit(clock: Clock) -> None:
+    """Past --recvq bytes waiting, the flooder gets BYE and is closed."""
+    factory = make_factory(clock, flood_burst=5, flood_rate=1.0, recvq=1000)
+    (alice, a_out), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    b_out.clear()
+    with capturedLogs() as events:
+        alice.dataReceived(b"x" * 99 + b"\n" * 1)
+        alice.dataReceived((b"y" * 99 + b"\n") * 20)
+    assert lines(a_out)[-1].startswith("BYE Input queue full")
+    assert a_out.disconnecting
+    disconnect(alice)
+    assert lines(b_out)[-1].startswith("QUIT alice Input queue full")
+    assert sum(e["log_level"] == LogLevel.warn for e in events) == 2
+    assert not clock.getDelayedCalls()
+
+
+def test_flood_rate_zero_turns_flood_control_off(clock: Clock) -> None:
+    """With --flood-rate 0 a thousand lines are handled at once."""
+    factory = make_factory(clock, flood_rate=0.0)
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"go\n" * 1000)
+    assert len(lines(out)) == 1000
+
+
+# -- timeouts --------------------------------------------------------------------------
+
+
+def test_register_timeout_says_bye(clock: Clock) -> None:
+    """No nickname within --register-timeout: BYE and closed; lines do not extend it."""
+    factory = make_factory(clock, register_timeout=60.0)
+    proto, out = open_connection(factory)
+    out.clear()
+    clock.advance(30)
+    proto.dataReceived(b"/help\n")
+    out.clear()
+    clock.advance(30)
+    assert lines(out) == ["BYE No nickname chosen within 60 seconds."]
+    assert out.disconnecting
+
+
+def test_registered_clients_have_no_deadline_by_default(clock: Clock) -> None:
+    """Once registered, and with --idle-timeout 0, nobody is timed out."""
+    factory = make_factory(clock)
+    alice, out = connect(factory, "alice")
+    clock.advance(7 * 24 * 3600)
+    assert out.value() == b"" and not out.disconnecting
+    assert not clock.getDelayedCalls()
+
+
+def test_idle_timeout_counts_from_the_last_line(clock: Clock) -> None:
+    """--idle-timeout 300: a line resets it; 300 s of silence is BYE, QUIT to others."""
+    factory = make_factory(clock, idle_timeout=300.0)
+    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(299)
+    alice.dataReceived(b"still here\n")
+    bob.dataReceived(b"\n")  # an empty line counts as a sign of life too
+    clock.advance(299)
+    assert not a_out.disconnecting
+    bob.dataReceived(b"me too\n")
+    clock.advance(1)
+    assert lines(a_out)[-1] == "BYE Idle for 300 seconds."
+    disconnect(alice)
+    assert lines(b_out)[-1] == "QUIT alice Idle for 300 seconds."
+    assert not b_out.disconnecting
+
+
+# -- slow readers ----------------------------------------------------------------------
+
+
+class BufferingTransport(StringTransport):
+    """Holds written bytes until drain(), pausing a streaming producer past
+    bufferSize as Twisted's socket transports do."""
+
+    bufferSize = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and not self.paused:
+            if len(self.value()) > self.bufferSize:
+                self.paused = True
+                self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        """The peer read everything."""
+        self.clear()
+        if self.paused and self.producer is not None:
+            self.paused = False
+            self.producer.resumeProducing()
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
+def connect_buffered(
+    factory: object, nick: str
+) -> tuple[ChatProtocol, BufferingTransport]:
+    proto = factory.buildProtocol(None)  # type: ignore[attr-defined]
+    transport = BufferingTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(nick.encode() + b"\n")
+    transport.drain()
+    return proto, transport
+
+
+def test_reader_that_stops_reading_is_cut_off_and_others_carry_on(clock: Clock) -> None:
+    """Past --sendq bytes waiting, the stuck client is aborted; the rest go on."""
+    factory = make_factory(clock, flood_rate=0.0, sendq=16384)
+    stuck, s_out = connect_buffered(factory, "stuck")
+    reader, r_out = connect_buffered(factory, "reader")
+    talker, _ = connect(factory, "talker")
+    s_out.drain()
+    r_out.drain()
+    with capturedLogs() as events:
+        for i in range(100):
+            talker.dataReceived(b"%03d " % i + b"z" * 300 + b"\n")
+            r_out.drain()  # this one keeps up
+    assert s_out.aborted and not r_out.aborted
+    assert 16384 - 400 < len(s_out.value()) <= 16384  # bounded by --sendq
+    disconnect(stuck)
+    talker.dataReceived(b"after\n")
+    got = r_out.value().decode().split("\r\n")
+    assert "QUIT stuck send queue full (not reading)" in got
+    assert got[-2] == "MSG #lobby talker after"
+    assert [e for e in events if e["log_level"] == LogLevel.warn]
+
+
+def test_reader_that_catches_up_is_not_cut_off(clock: Clock) -> None:
+    """A client that falls behind but drains its buffer keeps its connection."""
+    factory = make_factory(clock, flood_rate=0.0, sendq=16384)
+    slow, s_out = connect_buffered(factory, "slow")
+    talker, _ = connect(factory, "talker")
+    for i in range(200):
+        talker.dataReceived(b"z" * 300 + b"\n")
+        if i % 20 == 19:
+            s_out.drain()
+    assert not s_out.aborted
+
+
+# -- connection caps -------------------------------------------------------------------
+
+
+def test_max_clients_refuses_with_server_full(clock: Clock) -> None:
+    """Past --max-clients: ERR server-full, BYE, closed; a freed slot is usable."""
+    factory = make_factory(clock, max_clients=2)
+    first, _ = connect(factory, "one")
+    connect(factory, "two")
+    with capturedLogs() as events:
+        _, out = open_any(factory, 50001, "10.1.2.3")
+    text = lines(out)
+    assert text[0].startswith("ERR server-full ") and text[1].startswith("BYE ")
+    assert out.disconnecting
+    assert [e["host"] for e in events if e["log_level"] == LogLevel.warn] == [
+        "10.1.2.3"
+    ]
+    disconnect(first)
+    proto, _ = open_any(factory, 50002, "10.1.2.3")
+    assert isinstance(proto, ChatProtocol)
+
+
+def test_max_per_ip_counts_each_address(clock: Clock) -> None:
+    """Past --max-per-ip from one address: server-full; other addresses still in."""
+    factory = make_factory(clock, max_per_ip=2)
+    a, _ = open_connection(factory, 1, "10.0.0.1")
+    open_connection(factory, 2, "10.0.0.1")
+    _, out = open_any(factory, 3, "10.0.0.1")
+    assert lines(out)[0].startswith("ERR server-full ")
+    open_connection(factory, 4, "10.0.0.2")
+    disconnect(a)
+    assert isinstance(open_any(factory, 5, "10.0.0.1")[0], ChatProtocol)
+    assert factory.per_host == {"10.0.0.1": 2, "10.0.0.2": 1}
+
+
+# -- sockets ---------------------------------------------------------------------------
+
+
+class SocketTransport:
+    """Just enough of a TCP transport for tune_socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(enabled))
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+
+def test_keepalive_and_nodelay_are_turned_on() -> None:
+    """Dead peers are probed after a minute of silence; small lines go out at once."""
+    with socket.socket() as sock:
+        tune_socket(SocketTransport(sock))  # type: ignore[arg-type]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
