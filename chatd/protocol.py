@@ -355,7 +355,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.send_info("Sorry, that command failed inside the server.")
 
     def _reply_error(self, error: ChatError) -> None:
-        self.send(line("ERR", error.code.value, text=error.text))
+        # The text may quote what the client sent: never echo control characters.
+        self.send(line("ERR", error.code.value, text=clean_text(error.text)))
         if self.phase is Phase.AWAITING_NICK and error.code in NICK_REFUSALS:
             self.send(line("NICK", text=NICK_PROMPT))
 
