@@ -146,10 +146,15 @@ class SendQueue:
             self.on_overflow()
 
     def pauseProducing(self) -> None:
-        """The transport's buffer is over its bufferSize."""
-        self.paused = True
-        self.backlog = 0
-        self._check()
+        """The transport's buffer is over its bufferSize.
+
+        Twisted calls this again on every write while the buffer stays full;
+        only the first call starts the count.
+        """
+        if not self.paused:
+            self.paused = True
+            self.backlog = 0
+            self._check()
 
     def resumeProducing(self) -> None:
         """The transport has written everything out."""

@@ -346,7 +346,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
                 raise ChatError(
                     ErrorCode.BAD_ENCODING, "that line was not valid UTF-8; dropped"
                 ) from None
-            self.log.debug("{peer} sent {line!r}", peer=self.peer, line=text)
             self._handle(text)
         except ChatError as error:
             self._reply_error(error)

@@ -83,6 +83,7 @@ def test_send_queue_counts_bytes_only_while_paused() -> None:
     sendq.resumeProducing()
     sendq.pauseProducing()
     sendq.wrote(30)
+    sendq.pauseProducing()  # Twisted repeats this on each write while full
     sendq.wrote(30)
     assert overflows == [None]
     sendq.wrote(30)
@@ -205,10 +206,10 @@ class BufferingTransport(StringTransport):
 
     def write(self, data: bytes) -> None:
         super().write(data)
-        if self.producer is not None and not self.paused:
-            if len(self.value()) > self.bufferSize:
-                self.paused = True
-                self.producer.pauseProducing()
+        # Like FileDescriptor._maybePauseProducer: on every write while full.
+        if self.producer is not None and len(self.value()) > self.bufferSize:
+            self.paused = True
+            self.producer.pauseProducing()
 
     def drain(self) -> None:
         """The peer read everything."""
