@@ -54,7 +54,7 @@ def line(verb: str, *words: str, text: str | None = None) -> bytes:
     return " ".join(fields).encode("utf-8") + CRLF
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=64)  # a broadcast reuses one entry; keep few
 def render(event: Event) -> bytes:
     """Return the wire line for a chat event; cached so a broadcast encodes once."""
     match event:
