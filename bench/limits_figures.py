@@ -113,7 +113,7 @@ def stuck_reader(megabytes: int) -> None:
         cut_at = None
         sent = 0
         started = time.monotonic()
-        for batch in range(megabytes * 1000 // 50):
+        for _ in range(megabytes * 1000 // 50):
             if time.monotonic() - started > 120:
                 break
             talker.send(b"".join(b"%d %s\r\n" % (sent + i, payload) for i in range(50)))
