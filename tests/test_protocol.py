@@ -361,14 +361,14 @@ def test_dropped_connection_sends_quit_with_a_reason(factory: ChatFactory) -> No
     assert "alice" not in factory.chat.users
 
 
-def test_message_text_is_not_logged_above_debug(factory: ChatFactory) -> None:
-    """Message text appears only in debug events."""
+def test_message_text_is_never_logged(factory: ChatFactory) -> None:
+    """What people write does not reach the log, at any level."""
     alice, _ = connect(factory, "alice")
     with capturedLogs() as events:
-        alice.dataReceived(b"my secret plan\n")
-    assert all(
-        e["log_level"] == LogLevel.debug for e in events if "my secret plan" in repr(e)
-    )
+        alice.dataReceived(b"my secret plan\n/msg alice psst secret\n/me hides\n")
+        alice.dataReceived(b"/quit my secret reason? no, reasons are logged\n")
+    assert not any("secret plan" in repr(e) or "psst" in repr(e) for e in events)
+    assert not any("hides" in repr(e) for e in events)
 
 
 # -- framing and encoding --------------------------------------------------------------
