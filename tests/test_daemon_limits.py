@@ -95,3 +95,45 @@ def test_register_timeout_closes_a_silent_connection(tmp_path: Path) -> None:
         silent = LineClient.tcp(port)
         assert silent.expect("BYE ") == "BYE No nickname chosen within 0.5 seconds."
         assert silent.at_eof()
+
+
+def test_flood_is_throttled_in_order_and_recvq_cuts_off(tmp_path: Path) -> None:
+    """Past the burst: one ERR flood, every line in order; past --recvq: BYE."""
+    args = [
+        "--listen",
+        LOOPBACK,
+        "--flood-burst",
+        "3",
+        "--flood-rate",
+        "50",
+        "--recvq",
+        "4096",
+    ]
+    with running_daemon(args, tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        paster, watcher = LineClient.tcp(port), LineClient.tcp(port)
+        paster.register("paster")
+        watcher.register("watcher")
+        paster.sock.sendall(b"".join(b"line %d\n" % i for i in range(20)))
+        assert paster.expect("ERR ").startswith("ERR flood ")
+        got = [watcher.expect("MSG #lobby paster ").split(" ")[4] for _ in range(20)]
+        assert got == [str(i) for i in range(20)]
+        rest = []
+        while not (text := paster.read_line()).startswith("MSG #lobby paster line 19"):
+            rest.append(text)
+        assert not [text for text in rest if text.startswith("ERR")]  # told once
+        # 100 lines of 100 bytes at once: more than 4096 bytes wait.
+        paster.sock.sendall((b"x" * 99 + b"\n") * 100)
+        assert paster.expect("BYE ").startswith("BYE Input queue full")
+        assert watcher.expect("QUIT paster ").startswith("QUIT paster Input queue")
+
+
+def test_idle_timeout_sends_a_silent_client_away(tmp_path: Path) -> None:
+    """Registered and silent for --idle-timeout: BYE, then the connection closes."""
+    args = ["--listen", LOOPBACK, "--idle-timeout", "0.3"]
+    with running_daemon(args, tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        sleeper = LineClient.tcp(port)
+        sleeper.register("sleeper")
+        assert sleeper.expect("BYE ") == "BYE Idle for 0.3 seconds."
+        assert sleeper.at_eof()
