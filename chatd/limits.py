@@ -125,10 +125,10 @@ class SendQueue:
     """
 
     def __init__(
-        self, limit: int, buffer_size: int, on_overflow: Callable[[], None]
+        self, limit: int, on_overflow: Callable[[], None], buffer_size: int = 65536
     ) -> None:
         self.limit = limit
-        self.buffer_size = buffer_size
+        self.buffer_size = buffer_size  # the transport's, where it says
         self.on_overflow = on_overflow
         self.paused = False
         self.backlog = 0  # bytes written since the transport said it was full

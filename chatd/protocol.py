@@ -148,7 +148,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
                 on_throttle=self._throttled,
                 on_overflow=self._recvq_exceeded,
             )
-        self.sendq = SendQueue(self.config.sendq, 65536, self._sendq_exceeded)
+        self.sendq = SendQueue(self.config.sendq, self._sendq_exceeded)
 
     # -- connection life ---------------------------------------------------------
 
@@ -156,6 +156,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.peer = _peer_name(self)
         self.hub.connection_made(self)
         tune_socket(self.transport)
+        # Twisted pauses the producer once its buffer passes bufferSize.
         self.sendq.buffer_size = getattr(self.transport, "bufferSize", 65536)
         self.transport.registerProducer(self.sendq, True)
         self.setTimeout(self.config.register_timeout)
@@ -240,13 +241,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        if self.phase is Phase.CLOSING:
-            self.transport.abortConnection()
-            return
-        self.phase = Phase.CLOSING
-        self._bye_reason = "send queue full (not reading)"
-        self._stop_limits()
-        self.transport.abortConnection()
+        if self.phase is not Phase.CLOSING:
+            self.phase = Phase.CLOSING
+            self._bye_reason = "send queue full (not reading)"
+            self._stop_limits()
+        self.transport.abortConnection()  # BYE would only join the unread queue
 
     # -- writing -------------------------------------------------------------------
 
@@ -305,18 +304,18 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         # PROTOCOL.md, Limits: refused whole, the connection stays open.
         # line_ may hold the following lines too; dataReceived feeds them back
         # once LineReceiver has returned (calling it from here only buffers).
-        self._reply_error(
-            ChatError(
-                ErrorCode.TOO_LONG,
-                f"lines are limited to {self.config.max_line} bytes; "
-                "that one was dropped",
-            )
-        )
+        self._reply_error(self._too_long())
         end = line_.find(b"\n")
         if end < 0:
             self._discarding = True
         else:
             self._leftover = line_[end + 1 :]
+
+    def _too_long(self) -> ChatError:
+        return ChatError(
+            ErrorCode.TOO_LONG,
+            f"lines are limited to {self.config.max_line} bytes; that one was dropped",
+        )
 
     def lineReceived(self, raw: bytes) -> None:
         """Take one framed line: handle it now, or queue it if the client floods."""
@@ -335,11 +334,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             raw = raw[:-1]
         try:
             if len(raw) > self.config.max_line:
-                raise ChatError(
-                    ErrorCode.TOO_LONG,
-                    f"lines are limited to {self.config.max_line} bytes; "
-                    "that one was dropped",
-                )
+                raise self._too_long()
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:

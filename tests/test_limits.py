@@ -75,7 +75,7 @@ def test_flood_gate_overflow_stops_it(clock: Clock) -> None:
 def test_send_queue_counts_bytes_only_while_paused() -> None:
     """Writes count once the transport said it is full; past the limit: overflow."""
     overflows: list[None] = []
-    sendq = SendQueue(100, 60, lambda: overflows.append(None))
+    sendq = SendQueue(100, lambda: overflows.append(None), buffer_size=60)
     sendq.wrote(1000)  # the transport is keeping up: nothing waits
     sendq.pauseProducing()
     sendq.wrote(30)
