@@ -1,0 +1,423 @@
+"""The client's state: conversations, their members and scrollback.
+
+ChatState applies the chat lines of PROTOCOL.md (MSG, ACTION, PRIV, JOIN,
+PART, QUIT, RENAME, USERS, ROOMS, INFO, ERR) to the conversations one user
+sees and tells a ClientView what changed. The connection itself (HELLO, NICK,
+WELCOME, BYE, reconnecting) is chatd/client.py's job. No tkinter here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+from typing import Protocol as TypingProtocol
+
+from twisted.internet.interfaces import IReactorTime
+
+from chatd.names import LOBBY, fold
+from chatd.wire import ServerLine
+
+SCROLLBACK = 2000  # entries kept per conversation
+SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
+LOBBY_KEY = fold(LOBBY)
+
+
+class ConversationKind(Enum):
+    """What a conversation is with: the server itself, a room or one person."""
+
+    SERVER = auto()
+    ROOM = auto()
+    PRIVATE = auto()
+
+
+class EntryKind(Enum):
+    """How an entry in a conversation is shown."""
+
+    MESSAGE = auto()  # MSG, PRIV
+    ACTION = auto()  # ACTION (/me)
+    NOTICE = auto()  # JOIN, PART, QUIT, RENAME: quiet
+    INFO = auto()  # INFO, HELLO, WELCOME, USERS and ROOMS answers, BYE
+    ERROR = auto()  # ERR, lost connections, and what this client refused to send
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a conversation's scrollback."""
+
+    when: float  # seconds since the epoch; the view shows it in local time
+    kind: EntryKind
+    text: str
+    nick: str | None = None  # the sender of a MESSAGE or ACTION
+    own: bool = False  # sent by this user
+
+
+@dataclass(eq=False)
+class Conversation:
+    """A room, a private conversation or the server's notices, and its scrollback."""
+
+    key: str  # folded name: "#games", "bob", or SERVER_KEY
+    name: str  # display name, as the server spells it
+    kind: ConversationKind
+    scrollback: deque[Entry] = field(default_factory=lambda: deque(maxlen=SCROLLBACK))
+    members: dict[str, str] = field(default_factory=dict)  # folded -> display nick
+    unread: int = 0  # messages that arrived while another conversation was shown
+    joined: bool = True  # False for a room while disconnected
+
+    def member_names(self) -> list[str]:
+        """Return the members' nicknames, sorted as a person looks them up."""
+        return sorted(self.members.values(), key=fold)
+
+
+@dataclass(frozen=True, slots=True)
+class WhoRequest:
+    """A /who sent and not yet answered."""
+
+    shown: bool  # the user asked: show the answer, not only the member list
+    after: int  # how many server lines had arrived when it was sent
+
+
+class ClientView(TypingProtocol):
+    """What the client tells the screen (chatd/tk_client.py, or a test)."""
+
+    def status(self, text: str) -> None:
+        """Show text in the status line."""
+
+    def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+        """Draw entry if conversation is the one on screen."""
+
+    def refresh(self) -> None:
+        """Redraw the conversation list, the members and, if it changed, the view."""
+
+    def ask_nick(self, reason: str) -> None:
+        """The nickname was refused (reason is the server's): ask for another."""
+
+    def connect_failed(self, reason: str) -> None:
+        """The first connection failed: show reason and let the user try again."""
+
+    def registered(self, nick: str) -> None:
+        """The server accepted nick: show the conversations, focus the input."""
+
+    def finished(self) -> None:
+        """The user left (/quit or closing the window); nothing more will happen."""
+
+
+class ChatState:
+    """The conversations of one user, kept up to date from the server's lines."""
+
+    def __init__(
+        self, view: ClientView, clock: IReactorTime, send: Callable[[str], None]
+    ) -> None:
+        self.view = view
+        self.clock = clock
+        self.send = send  # writes one line to the server, if connected
+        self.nick = ""
+        server = Conversation(SERVER_KEY, "server", ConversationKind.SERVER)
+        self.conversations: dict[str, Conversation] = {SERVER_KEY: server}
+        self.current = SERVER_KEY  # the key of the conversation on screen
+        self.room_sizes: dict[str, int] = {}  # the last ROOMS answer
+        self._previous: ServerLine | None = None  # to join USERS/ROOMS lines
+        self._lines = 0  # server lines applied on this connection
+        self._who_asked: dict[str, deque[WhoRequest]] = {}  # per room key
+        self._users_shown = False  # the USERS answer being read is shown
+        self.asked_joins: set[str] = set()  # rooms the user typed /join for
+        self.server_room = LOBBY_KEY  # the server's idea of our current room
+        self._switching: deque[str] = deque()  # /join sent to move the server
+
+    # -- the connection's turns -------------------------------------------------------
+
+    def connected(self) -> None:
+        """Forget what belonged to the previous connection."""
+        self._previous = None
+        self._lines = 0
+        self._who_asked.clear()
+        self._switching.clear()
+        self.server_room = LOBBY_KEY
+
+    def disconnected(self) -> None:
+        """Rooms keep their scrollback but have no members until joined again."""
+        for conversation in self.conversations.values():
+            if conversation.kind is ConversationKind.ROOM:
+                conversation.joined = False
+                conversation.members.clear()
+        self.view.refresh()
+
+    def rooms(self) -> list[Conversation]:
+        """Return the rooms' conversations, in the order they were opened."""
+        return [
+            conversation
+            for conversation in self.conversations.values()
+            if conversation.kind is ConversationKind.ROOM
+        ]
+
+    # -- what the user does -----------------------------------------------------------
+
+    def shown(self) -> Conversation:
+        """Return the conversation on screen."""
+        return self.conversations[self.current]
+
+    def select(self, key: str) -> None:
+        """Show the conversation key; its unread messages count as read."""
+        conversation = self.conversations.get(key)
+        if conversation is None:
+            return
+        self.current = key
+        conversation.unread = 0
+        self.view.refresh()
+
+    def open_private(self, nick: str) -> None:
+        """Open (or show) the private conversation with nick."""
+        self.select(self.private(nick).key)
+
+    def expect_users(self, room: str, shown: bool) -> None:
+        """Note that /who room was sent; if shown, its answer is also a notice."""
+        request = WhoRequest(shown, after=self._lines)
+        self._who_asked.setdefault(fold(room), deque()).append(request)
+
+    def make_server_current(self, room: Conversation) -> None:
+        """Make room the server's current room, so that a plain line goes there."""
+        if self.server_room == room.key:
+            return
+        # PROTOCOL.md: /join of a room you are in makes it current; chatd answers
+        # with an INFO, which _on_info leaves out.
+        self.send(f"/join {room.name}")
+        self._switching.append(room.key)
+        self.server_room = room.key
+
+    def remove(self, key: str) -> None:
+        """Close a conversation; if it was on screen, show the one before it."""
+        keys = list(self.conversations)
+        del self.conversations[key]
+        if self.current == key:
+            self.select(keys[keys.index(key) - 1])  # the server's is never removed
+        else:
+            self.view.refresh()
+
+    # -- server lines -----------------------------------------------------------------
+
+    def apply(self, line: ServerLine) -> None:
+        """Apply one chat line (PROTOCOL.md, Server to client) to the conversations."""
+        previous, self._previous = self._previous, line
+        self._lines += 1
+        words, text = line.words, line.text or ""
+        match line.verb:
+            case "MSG" | "ACTION":
+                self._on_message(line.verb, words[0], words[1], text)
+            case "PRIV":
+                self._on_private(words[0], words[1], text)
+            case "JOIN":
+                self._on_join(words[0], words[1])
+            case "PART":
+                self._on_part(words[0], words[1], text)
+            case "QUIT":
+                self._on_quit(words[0], text)
+            case "RENAME":
+                self._on_rename(words[0], words[1])
+            case "USERS":
+                self._on_users(words[0], words[1:], _continues(previous, line))
+            case "ROOMS":
+                self._on_rooms(words, _continues(previous, line))
+            case "INFO":
+                self._on_info(text)
+            case "ERR":
+                self.note_shown(EntryKind.ERROR, text)
+            case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
+                pass
+
+    def _on_message(self, verb: str, room: str, nick: str, text: str) -> None:
+        kind = EntryKind.ACTION if verb == "ACTION" else EntryKind.MESSAGE
+        conversation = self.room(room)
+        if self.is_me(nick):  # our line went where we meant: no /join answer pending
+            self._forget_switch(conversation.key)
+        self.note(conversation, kind, text, nick=nick)
+
+    def _on_private(self, sender: str, recipient: str, text: str) -> None:
+        own = self.is_me(sender)
+        conversation = self.private(recipient if own else sender)
+        self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
+        if own:  # the user just wrote to them: show that conversation
+            self.select(conversation.key)
+
+    def _on_join(self, room: str, nick: str) -> None:
+        if not self.is_me(nick):
+            conversation = self.conversations.get(fold(room))
+            if conversation is not None:
+                conversation.members[fold(nick)] = nick
+                self.note(conversation, EntryKind.NOTICE, f"{nick} joined {room}")
+                self.view.refresh()
+            return
+        conversation = self.room(room)
+        conversation.joined = True
+        conversation.members[fold(nick)] = nick
+        self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
+        self._forget_switch(conversation.key)
+        self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
+        # The server sends USERS only when asked: ask, and fill the list quietly.
+        self.expect_users(room, shown=False)
+        self.send(f"/who {room}")
+        if conversation.key in self.asked_joins or self.current == SERVER_KEY:
+            self.asked_joins.discard(conversation.key)
+            self.select(conversation.key)
+        else:
+            self.view.refresh()
+
+    def _on_part(self, room: str, nick: str, reason: str) -> None:
+        key = fold(room)
+        conversation = self.conversations.get(key)
+        if conversation is None:
+            return
+        said = f" ({reason})" if reason.strip() else ""
+        if not self.is_me(nick):
+            conversation.members.pop(fold(nick), None)
+            self.note(conversation, EntryKind.NOTICE, f"{nick} left {room}{said}")
+            self.view.refresh()
+            return
+        if self.server_room == key:
+            self.server_room = LOBBY_KEY  # PROTOCOL.md: falls back to #lobby
+        self.remove(key)
+        self.note_shown(EntryKind.NOTICE, f"You left {room}{said}")
+
+    def _on_quit(self, nick: str, reason: str) -> None:
+        key = fold(nick)
+        for conversation in self.conversations.values():
+            was_member = conversation.members.pop(key, None) is not None
+            if was_member or (
+                conversation.kind is ConversationKind.PRIVATE
+                and conversation.key == key
+            ):
+                self.note(conversation, EntryKind.NOTICE, f"{nick} quit ({reason})")
+        self.view.refresh()
+
+    def _on_rename(self, old: str, new: str) -> None:
+        old_key, new_key = fold(old), fold(new)
+        if self.is_me(old):
+            self.nick = new
+        notice = f"{old} is now known as {new}"
+        renamed: dict[str, Conversation] = {}
+        for key, conversation in self.conversations.items():
+            if old_key in conversation.members:
+                conversation.members = {
+                    (new_key if k == old_key else k): (new if k == old_key else v)
+                    for k, v in conversation.members.items()
+                }
+                self.note(conversation, EntryKind.NOTICE, notice)
+            if conversation.kind is ConversationKind.PRIVATE and key == old_key:
+                self.note(conversation, EntryKind.NOTICE, notice)
+                if new_key == old_key or new_key not in self.conversations:
+                    conversation.key, conversation.name = new_key, new
+                    if self.current == old_key:
+                        self.current = new_key
+            renamed[conversation.key] = conversation
+        self.conversations = renamed
+        self.view.refresh()
+
+    def _on_users(self, room: str, nicks: tuple[str, ...], follows: bool) -> None:
+        """Read one USERS line; follows: the line before was USERS for this room.
+
+        Lines in a row for one room are one answer, unless a /who for the room
+        was sent after the line before arrived: then this starts its answer.
+        (Two /who sent before either answer arrives cannot be told apart from
+        one long answer.) For the member list the difference does not matter:
+        two answers with no JOIN, PART, QUIT or RENAME between list the same
+        people.
+        """
+        key = fold(room)
+        asked = self._who_asked.get(key)
+        if not follows or (asked and asked[0].after >= self._lines - 1):
+            # A new answer: shown unless it is one we asked for ourselves.
+            self._users_shown = asked.popleft().shown if asked else True
+            lead = f"In {room}:"
+        else:
+            lead = "…"
+        conversation = self.conversations.get(key)
+        if conversation is not None and conversation.kind is ConversationKind.ROOM:
+            if not follows:  # an answer after other lines replaces the list
+                conversation.members.clear()
+            conversation.members.update((fold(nick), nick) for nick in nicks)
+            self.view.refresh()
+        if self._users_shown:
+            self.note_shown(EntryKind.INFO, f"{lead} {', '.join(nicks)}")
+
+    def _on_rooms(self, items: tuple[str, ...], continued: bool) -> None:
+        if not continued:
+            self.room_sizes = {}
+        shown = []
+        for item in items:
+            name, _, count = item.rpartition(":")
+            self.room_sizes[name or item] = int(count) if count.isdecimal() else 0
+            shown.append(f"{name} ({count})" if name else item)
+        lead = "…" if continued else "Rooms:"
+        self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}")
+
+    def _on_info(self, text: str) -> None:
+        if self._switching:
+            room = self.conversations.get(self._switching[0])
+            if room is None or room.name.casefold() in text.casefold():
+                self._switching.popleft()  # the answer to our own /join: not shown
+                return
+        self.note_shown(EntryKind.INFO, text)
+
+    def _forget_switch(self, key: str) -> None:
+        self._switching = deque(k for k in self._switching if k != key)
+
+    # -- conversations ----------------------------------------------------------------
+
+    def is_me(self, nick: str) -> bool:
+        """Tell whether nick is this user's nickname."""
+        return fold(nick) == fold(self.nick)
+
+    def room(self, name: str) -> Conversation:
+        """Return the room's conversation, opening it if needed."""
+        key = fold(name)
+        conversation = self.conversations.get(key)
+        if conversation is None:
+            conversation = Conversation(key, name, ConversationKind.ROOM)
+            self.conversations[key] = conversation
+            self.view.refresh()
+        return conversation
+
+    def private(self, nick: str) -> Conversation:
+        """Return the private conversation with nick, opening it if needed."""
+        key = fold(nick)
+        conversation = self.conversations.get(key)
+        if conversation is None:
+            conversation = Conversation(key, nick, ConversationKind.PRIVATE)
+            self.conversations[key] = conversation
+            self.view.refresh()
+        return conversation
+
+    def note(
+        self,
+        conversation: Conversation,
+        kind: EntryKind,
+        text: str,
+        nick: str | None = None,
+    ) -> None:
+        """Add an entry to conversation; a message from someone else may be unread."""
+        own = nick is not None and self.is_me(nick)
+        entry = Entry(self.clock.seconds(), kind, text, nick, own)
+        conversation.scrollback.append(entry)
+        self.view.entry_added(conversation, entry)
+        if conversation.key != self.current and nick is not None and not own:
+            conversation.unread += 1
+            self.view.refresh()
+
+    def note_shown(self, kind: EntryKind, text: str) -> None:
+        """Add a notice to the conversation on screen."""
+        self.note(self.shown(), kind, text)
+
+    def note_server(self, kind: EntryKind, text: str) -> None:
+        """Add a notice to the server's conversation."""
+        self.note(self.conversations[SERVER_KEY], kind, text)
+
+
+def _continues(previous: ServerLine | None, line: ServerLine) -> bool:
+    """Tell whether line continues the USERS or ROOMS answer that previous began.
+
+    chatd writes the lines of one answer back to back, so a USERS line right
+    after a USERS line for the same room (or ROOMS after ROOMS) is more of it.
+    """
+    if previous is None or previous.verb != line.verb:
+        return False
+    return line.verb == "ROOMS" or fold(previous.words[0]) == fold(line.words[0])

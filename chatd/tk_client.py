@@ -1,0 +1,601 @@
+"""The desktop client: a Tk window over chatd/client.py, run by the Twisted reactor.
+
+`chatd-tk --host HOST --port PORT --nick NICK` (or `python -m chatd.tk_client`)
+connects at once; without a nickname it opens a small connect form. Tk runs
+inside the reactor through twisted.internet.tksupport: no threads and no
+mainloop(), so the network never freezes the window and the window never
+races the network. Closing the window sends /quit and stops the reactor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tkinter as tk
+import zlib
+from collections.abc import Callable
+from tkinter import font as tkfont
+from tkinter import ttk
+from types import TracebackType
+from typing import cast
+
+from twisted.internet import tksupport
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python.failure import Failure
+from zope.interface import provider
+
+from chatd.client import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ClientSession,
+    InputHistory,
+    Phase,
+    tcp_connector,
+)
+from chatd.conversations import (
+    Conversation,
+    ConversationKind,
+    Entry,
+    EntryKind,
+)
+from chatd.names import fold
+
+
+class IChatReactor(IReactorCore, IReactorTCP, IReactorTime):
+    """What the window needs of the reactor: running, TCP and time."""
+
+
+# Dark enough to read on white, far enough apart to tell nicknames apart.
+NICK_COLOURS = (
+    "#d32f2f",  # red
+    "#1976d2",  # blue
+    "#388e3c",  # green
+    "#7b1fa2",  # purple
+    "#e65100",  # orange
+    "#00838f",  # cyan
+    "#6d4c41",  # brown
+    "#c2185b",  # pink
+    "#303f9f",  # indigo
+    "#827717",  # olive
+)
+OWN_BACKGROUND = "#e8f0fe"
+MAX_VIEW_LINES = 2500  # lines kept in the message view before the oldest go
+
+
+def nick_colour(nick: str) -> str:
+    """Return nick's colour: the same on every run and for every spelling case."""
+    return NICK_COLOURS[zlib.crc32(fold(nick).encode("utf-8")) % len(NICK_COLOURS)]
+
+
+def time_stamp(when: float) -> str:
+    """Format a time (seconds since the epoch) as local hours and minutes."""
+    return time.strftime("%H:%M", time.localtime(when))
+
+
+def conversation_label(conversation: Conversation) -> str:
+    """Return the side list's text for a conversation, with its unread count."""
+    match conversation.kind:
+        case ConversationKind.SERVER:
+            label = f"{conversation.name} (server)"
+        case ConversationKind.PRIVATE:
+            label = f"{conversation.name} (private)"
+        case _:
+            label = conversation.name
+    if conversation.unread:
+        label += f"  ● {conversation.unread} new"
+    return label
+
+
+def conversation_title(conversation: Conversation) -> str:
+    """Return the heading shown above a conversation's messages."""
+    match conversation.kind:
+        case ConversationKind.SERVER:
+            return f"Notices from the server {conversation.name}"
+        case ConversationKind.PRIVATE:
+            return f"Private conversation with {conversation.name}"
+        case _ if not conversation.joined:
+            return f"{conversation.name} (not connected)"
+        case _:
+            count = len(conversation.members)
+            people = "person" if count == 1 else "people"
+            return f"{conversation.name}, {count} {people}"
+
+
+class ChatWindow:
+    """The main window: a connect form, then conversations, messages and members."""
+
+    log = Logger()
+
+    def __init__(self, root: tk.Tk, reactor: IChatReactor) -> None:
+        self.root = root
+        self.reactor = reactor
+        self.session = ClientSession(self, reactor, tcp_connector(reactor))
+        self.history = InputHistory()
+        self._shown_key: str | None = None  # the conversation the view is drawing
+        self._keys: list[str] = []  # conversation key of each side list row
+        self._member_nicks: list[str] = []  # nickname of each member list row
+        self._nick_tags: set[str] = set()
+        self._closing = False
+        root.title("chatd")
+        root.geometry("960x600")
+        root.minsize(640, 400)
+        root.protocol("WM_DELETE_WINDOW", self.close)
+        root.report_callback_exception = self._callback_failed
+        self._style()
+        self.status_text = tk.StringVar(value="Not connected")
+        self.form = self._build_form()
+        self.chat = self._build_chat()
+        status = ttk.Label(root, textvariable=self.status_text, style="Status.TLabel")
+        status.grid(row=1, column=0, sticky="ew")
+        root.columnconfigure(0, weight=1)
+        root.rowconfigure(0, weight=1)
+        self._show(self.form)
+
+    # -- building ---------------------------------------------------------------------
+
+    def _style(self) -> None:
+        style = ttk.Style(self.root)
+        if "clam" in style.theme_names():
+            style.theme_use("clam")
+        base = tkfont.nametofont("TkDefaultFont")
+        base.configure(size=11)
+        tkfont.nametofont("TkTextFont").configure(size=11)
+        self.bold = base.copy()
+        self.bold.configure(weight="bold")
+        self.italic = base.copy()
+        self.italic.configure(slant="italic")
+        self.heading = base.copy()
+        self.heading.configure(size=14, weight="bold")
+        style.configure("Status.TLabel", padding=(8, 3), foreground="#444444")
+        style.configure("Heading.TLabel", font=self.heading)
+        style.configure("Title.TLabel", font=self.bold, padding=(4, 4))
+        style.configure("Error.TLabel", foreground="#b00020")
+
+    def _build_form(self) -> ttk.Frame:
+        form = ttk.Frame(self.root, padding=40)
+        ttk.Label(form, text="Join a chatd server", style="Heading.TLabel").grid(
+            row=0, column=0, columnspan=2, sticky="w", pady=(0, 16)
+        )
+        self.host_text = tk.StringVar(value=DEFAULT_HOST)
+        self.port_text = tk.StringVar(value=str(DEFAULT_PORT))
+        self.nick_text = tk.StringVar()
+        self.form_fields: list[ttk.Entry] = []
+        for row, (label, variable) in enumerate(
+            (
+                ("Server", self.host_text),
+                ("Port", self.port_text),
+                ("Nickname", self.nick_text),
+            ),
+            start=1,
+        ):
+            ttk.Label(form, text=label).grid(row=row, column=0, sticky="w", pady=4)
+            field = ttk.Entry(form, textvariable=variable, width=28)
+            field.grid(row=row, column=1, sticky="ew", pady=4, padx=(12, 0))
+            field.bind("<Return>", self._form_submitted)
+            self.form_fields.append(field)
+        self.connect_button = ttk.Button(
+            form, text="Connect", command=self._form_submitted
+        )
+        self.connect_button.grid(row=4, column=1, sticky="e", pady=(12, 0))
+        self.form_message = ttk.Label(form, style="Error.TLabel", wraplength=420)
+        self.form_message.grid(row=5, column=0, columnspan=2, sticky="w", pady=12)
+        return form
+
+    def _build_chat(self) -> ttk.Frame:
+        chat = ttk.Frame(self.root, padding=(6, 6, 6, 0))
+        panes = ttk.PanedWindow(chat, orient="horizontal")
+        panes.grid(row=0, column=0, columnspan=2, sticky="nsew")
+
+        side = ttk.Frame(panes)
+        ttk.Label(side, text="Conversations", style="Title.TLabel").pack(anchor="w")
+        self.conversation_list = _list_box(side, width=22)
+        self.conversation_list.pack(fill="both", expand=True)
+        self.conversation_list.bind("<<ListboxSelect>>", self._conversation_picked)
+        panes.add(side, weight=0)
+
+        middle = ttk.Frame(panes)
+        self.title = ttk.Label(middle, style="Title.TLabel")
+        self.title.grid(row=0, column=0, columnspan=2, sticky="w")
+        self.messages = tk.Text(
+            middle,
+            wrap="word",
+            state="disabled",
+            width=60,
+            padx=8,
+            pady=6,
+            spacing1=2,
+            relief="flat",
+            highlightthickness=1,
+            highlightcolor="#cccccc",
+            highlightbackground="#cccccc",
+            cursor="arrow",
+            font="TkDefaultFont",
+        )
+        scroll = ttk.Scrollbar(middle, command=self.messages.yview)
+        self.messages.configure(yscrollcommand=scroll.set)
+        self.messages.grid(row=1, column=0, sticky="nsew")
+        scroll.grid(row=1, column=1, sticky="ns")
+        middle.rowconfigure(1, weight=1)
+        middle.columnconfigure(0, weight=1)
+        panes.add(middle, weight=1)
+        self._configure_tags()
+
+        members = ttk.Frame(panes)
+        self.members_title = ttk.Label(members, text="Members", style="Title.TLabel")
+        self.members_title.pack(anchor="w")
+        self.member_list = _list_box(members, width=18)
+        self.member_list.pack(fill="both", expand=True)
+        self.member_list.bind("<Double-Button-1>", self._member_picked)
+        self.member_list.bind("<Return>", self._member_picked)
+        panes.add(members, weight=0)
+
+        self.input = ttk.Entry(chat)
+        self.input.grid(row=1, column=0, sticky="ew", pady=6)
+        self.send_button = ttk.Button(chat, text="Send", command=self._input_sent)
+        self.send_button.grid(row=1, column=1, padx=(6, 0), pady=6)
+        for sequence, handler in (
+            ("<Return>", self._input_sent),
+            ("<KP_Enter>", self._input_sent),
+            ("<Up>", self._history_back),
+            ("<Down>", self._history_forward),
+            ("<Prior>", lambda: self.messages.yview_scroll(-1, "pages")),
+            ("<Next>", lambda: self.messages.yview_scroll(1, "pages")),
+            ("<Control-Prior>", lambda: self._step_conversation(-1)),
+            ("<Control-Next>", lambda: self._step_conversation(1)),
+        ):
+            self.input.bind(sequence, _breaking(handler))
+        chat.rowconfigure(0, weight=1)
+        chat.columnconfigure(0, weight=1)
+        return chat
+
+    def _configure_tags(self) -> None:
+        text = self.messages
+        text.tag_configure("time", foreground="#8a8a8a")
+        text.tag_configure("own", background=OWN_BACKGROUND)
+        text.tag_configure("notice", foreground="#7a7a7a", font=self.italic)
+        text.tag_configure("info", foreground="#2f5d7c")
+        text.tag_configure("error", foreground="#b00020")
+        text.tag_configure("action", font=self.italic)
+        text.tag_raise("sel")
+
+    def _nick_tag(self, nick: str) -> str:
+        colour = nick_colour(nick)
+        tag = f"nick{colour}"
+        if tag not in self._nick_tags:
+            self.messages.tag_configure(tag, foreground=colour, font=self.bold)
+            self._nick_tags.add(tag)
+        return tag
+
+    # -- starting and stopping --------------------------------------------------------
+
+    def start(self, host: str | None, port: int | None, nick: str | None) -> None:
+        """Fill the form from the command line; with a nickname, connect at once."""
+        self.host_text.set(host or DEFAULT_HOST)
+        self.port_text.set(str(port if port is not None else DEFAULT_PORT))
+        self.nick_text.set(nick or "")
+        if nick:
+            self._form_submitted()
+        else:
+            self.form_fields[2].focus_set()
+
+    def leave(self) -> Deferred[None]:
+        """Send /quit if connected; fires once the connection is closed (bounded)."""
+        return self.session.quit()
+
+    def close(self) -> None:
+        """Close the window: stopping the reactor leaves the chat first (run())."""
+        if self._closing:
+            return
+        self._closing = True
+        self.root.withdraw()
+        if self.reactor.running:
+            self.reactor.stop()
+
+    # -- ClientView -------------------------------------------------------------------
+
+    def status(self, text: str) -> None:
+        """Show text in the status line."""
+        self.status_text.set(text)
+
+    def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+        """Draw entry if its conversation is on screen."""
+        if conversation.key != self._shown_key:
+            return
+        follow = self.messages.yview()[1] >= 0.999  # at the bottom: keep following
+        self.messages.configure(state="normal")
+        self._write(entry)
+        excess = int(self.messages.index("end-1c").split(".")[0]) - MAX_VIEW_LINES
+        if excess > 0:
+            self.messages.delete("1.0", f"{excess + 1}.0")
+        self.messages.configure(state="disabled")
+        if follow:
+            self.messages.see("end")
+
+    def refresh(self) -> None:
+        """Redraw the side list, the heading, the members and a changed view."""
+        state = self.session.state
+        shown = state.shown()
+        if shown.key != self._shown_key:
+            self._redraw_messages(shown)
+        self._keys = list(state.conversations)
+        listing = self.conversation_list
+        listing.delete(0, "end")
+        for row, conversation in enumerate(state.conversations.values()):
+            listing.insert("end", conversation_label(conversation))
+            if conversation.unread:
+                listing.itemconfigure(row, foreground="#1565c0")
+            elif conversation.kind is ConversationKind.ROOM and not conversation.joined:
+                listing.itemconfigure(row, foreground="#9a9a9a")
+        listing.selection_clear(0, "end")
+        listing.selection_set(self._keys.index(shown.key))
+        listing.see(self._keys.index(shown.key))
+        self.title.configure(text=conversation_title(shown))
+        self._redraw_members(shown)
+
+    def ask_nick(self, reason: str) -> None:
+        """Show the form again with the server's reason, the nickname selected."""
+        self._form_ready(f"That nickname was refused: {reason}\nPlease choose another.")
+        nick_field = self.form_fields[2]
+        nick_field.focus_set()
+        nick_field.select_range(0, "end")
+
+    def connect_failed(self, reason: str) -> None:
+        """Show the form again with what went wrong."""
+        self._form_ready(reason)
+
+    def registered(self, nick: str) -> None:
+        """Show the chat and give the input the keyboard focus."""
+        self.root.title(f"chatd: {nick} on {self.session.host}:{self.session.port}")
+        self._show(self.chat)
+        self.refresh()
+        self.input.focus_set()
+
+    def finished(self) -> None:
+        """The user left the chat: close the window."""
+        self.close()
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def _show(self, frame: ttk.Frame) -> None:
+        for other in (self.form, self.chat):
+            if other is not frame:
+                other.grid_forget()
+        frame.grid(row=0, column=0, sticky="nsew")
+
+    def _form_ready(self, message: str) -> None:
+        self._show(self.form)
+        self.form_message.configure(text=message)
+        self._form_busy(False)
+
+    def _form_busy(self, busy: bool) -> None:
+        state = "disabled" if busy else "!disabled"
+        for widget in (*self.form_fields, self.connect_button):
+            widget.state([state])
+
+    def _redraw_messages(self, conversation: Conversation) -> None:
+        self._shown_key = conversation.key
+        self.messages.configure(state="normal")
+        self.messages.delete("1.0", "end")
+        for entry in conversation.scrollback:
+            self._write(entry)
+        self.messages.configure(state="disabled")
+        self.messages.see("end")
+
+    def _write(self, entry: Entry) -> None:
+        """Insert one entry as a line: time stamp, sender and text, styled."""
+        insert = self.messages.insert
+        line: tuple[str, ...] = ("own",) if entry.own else ()
+        insert("end", time_stamp(entry.when) + "  ", ("time", *line))
+        match entry.kind:
+            case EntryKind.MESSAGE if entry.nick is not None:
+                insert("end", entry.nick, (self._nick_tag(entry.nick), *line))
+                insert("end", f": {entry.text}\n", line)
+            case EntryKind.ACTION if entry.nick is not None:
+                insert("end", "* ", ("action", *line))
+                insert("end", entry.nick, (self._nick_tag(entry.nick), *line))
+                insert("end", f" {entry.text}\n", ("action", *line))
+            case EntryKind.NOTICE:
+                insert("end", f"— {entry.text}\n", "notice")
+            case EntryKind.ERROR:
+                insert("end", f"! {entry.text}\n", "error")
+            case _:
+                insert("end", f"{entry.text}\n", "info")
+
+    def _redraw_members(self, conversation: Conversation) -> None:
+        names = (
+            conversation.member_names()
+            if conversation.kind is ConversationKind.ROOM
+            else []
+        )
+        self._member_nicks = names
+        self.member_list.delete(0, "end")
+        for row, nick in enumerate(names):
+            own = self.session.state.is_me(nick)
+            self.member_list.insert("end", f"{nick} (you)" if own else nick)
+            self.member_list.itemconfigure(row, foreground=nick_colour(nick))
+        self.members_title.configure(
+            text=f"Members ({len(names)})" if names else "Members"
+        )
+
+    # -- what the user does -----------------------------------------------------------
+
+    def _form_submitted(self, event: object = None) -> None:
+        host = self.host_text.get().strip()
+        nick = self.nick_text.get().strip()
+        port_text = self.port_text.get().strip()
+        port = int(port_text) if port_text.isdecimal() else 0
+        if not host:
+            problem = "Enter the server's address, such as 127.0.0.1."
+        elif not 0 < port < 65536:
+            problem = "The port is a number from 1 to 65535, such as 5501."
+        elif not nick:
+            problem = "Choose a nickname."
+        else:
+            self.form_message.configure(text="")
+            self._form_busy(True)
+            self.session.connect(host, port, nick)
+            return
+        self.form_message.configure(text=problem)
+
+    def _input_sent(self) -> None:
+        text = self.input.get()
+        if not text.strip():
+            return
+        self.history.add(text)
+        self.input.delete(0, "end")
+        self.session.submit(text)
+        self.messages.see("end")  # the user spoke: follow the conversation again
+
+    def _history_back(self) -> None:
+        self._put_input(self.history.previous(self.input.get()))
+
+    def _history_forward(self) -> None:
+        self._put_input(self.history.next())
+
+    def _put_input(self, text: str | None) -> None:
+        if text is not None:
+            self.input.delete(0, "end")
+            self.input.insert(0, text)
+            self.input.icursor("end")
+
+    def _conversation_picked(self, event: object = None) -> None:
+        picked = self.conversation_list.curselection()
+        if picked:
+            self.session.select(self._keys[picked[0]])
+        self.input.focus_set()
+
+    def _step_conversation(self, step: int) -> None:
+        keys = list(self.session.state.conversations)
+        here = keys.index(self.session.state.current)
+        self.session.select(keys[(here + step) % len(keys)])
+
+    def _member_picked(self, event: object = None) -> None:
+        picked = self.member_list.curselection()
+        if picked and self.session.phase is Phase.REGISTERED:
+            self.session.state.open_private(self._member_nicks[picked[0]])
+            self.input.focus_set()
+
+    # -- failures ---------------------------------------------------------------------
+
+    def _callback_failed(
+        self,
+        kind: type[BaseException],
+        value: BaseException,
+        traceback: TracebackType | None,
+    ) -> None:
+        """A Tk callback raised: log it, tell the user, keep the window alive."""
+        self.log.failure("in a window callback", Failure(value, kind, traceback))
+        self.status(f"Sorry, something went wrong in the window: {value}")
+
+    def observe_log(self, event: LogEvent) -> None:
+        """A log observer: errors logged anywhere show up in the status line."""
+        if "log_failure" in event or event.get("log_level") in (
+            LogLevel.error,
+            LogLevel.critical,
+        ):
+            failure = event.get("log_failure")
+            what = failure.getErrorMessage() if failure is not None else "an error"
+            self.status(f"Sorry, something went wrong: {what}")
+
+
+def _list_box(parent: tk.Misc, width: int) -> tk.Listbox:
+    """Make a flat list with a quiet selection colour."""
+    return tk.Listbox(
+        parent,
+        width=width,
+        activestyle="none",
+        exportselection=False,
+        selectbackground="#cfdcf0",
+        selectforeground="#000000",
+        relief="flat",
+        highlightthickness=1,
+        highlightcolor="#cccccc",
+        highlightbackground="#cccccc",
+    )
+
+
+def _breaking(handler: Callable[[], object]) -> Callable[[object], str]:
+    """Wrap a key handler so that Tk's default binding does not also run."""
+
+    def bound(event: object) -> str:
+        handler()
+        return "break"
+
+    return bound
+
+
+def run(root: tk.Tk, window: ChatWindow, reactor: IChatReactor) -> None:
+    """Run the reactor with Tk inside it until the window closes, then tidy up."""
+    tksupport.install(root)
+    # Whatever stops the reactor (closing the window, /quit, Ctrl-C in a
+    # terminal), the user leaves the chat with /quit first.
+    reactor.addSystemEventTrigger("before", "shutdown", window.leave)
+    reactor.run()
+    try:
+        tksupport.uninstall()
+        root.destroy()
+    except (tk.TclError, AttributeError, AssertionError):
+        pass  # the window or its update loop was already gone
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse chatd-tk's command line."""
+    parser = argparse.ArgumentParser(
+        prog="chatd-tk",
+        description="The chatd desktop client. With --nick it connects at once; "
+        "otherwise it asks for the server and a nickname.",
+    )
+    parser.add_argument("--host", help=f"server address (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, help=f"server port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--nick", help="your nickname")
+    return parser.parse_args(argv)
+
+
+def start_logging(window: ChatWindow) -> None:
+    """Send warnings and errors to stderr, and show errors in the window."""
+    to_stderr = FilteringLogObserver(
+        textFileLogObserver(sys.stderr),
+        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
+    )
+
+    @provider(ILogObserver)
+    def to_window(event: LogEvent) -> None:
+        window.observe_log(event)
+
+    globalLogBeginner.beginLoggingTo([to_stderr, to_window], redirectStandardIO=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the desktop client: `chatd-tk [--host HOST] [--port PORT] [--nick NICK]`."""
+    args = parse_args(argv)
+    try:
+        root = tk.Tk(className="chatd")
+    except tk.TclError as error:
+        print(f"chatd-tk: cannot open a window: {error}", file=sys.stderr)
+        return 1
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(IChatReactor, global_reactor)
+    window = ChatWindow(root, reactor)
+    start_logging(window)
+    window.start(args.host, args.port, args.nick)
+    run(root, window, reactor)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The real window: Xvfb, a real `twistd -n chatd`, and chatd-tk typed into.
+
+The X server and the client window are started by the tests themselves (see
+tk_driver.py); keystrokes go through the X server with xdotool when it is
+installed, and through the window's own Send button otherwise. Without Xvfb
+the window tests are skipped with the reason; the helpers are tested anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+pytest.importorskip("tkinter", reason="tkinter is missing (apt-get install python3-tk)")
+
+from daemon import WAIT, LineClient, running_daemon  # noqa: E402
+from tk_driver import Driver, NoXServer, xvfb  # noqa: E402
+
+from chatd.conversations import Conversation, ConversationKind  # noqa: E402
+from chatd.tk_client import (  # noqa: E402
+    NICK_COLOURS,
+    conversation_label,
+    nick_colour,
+    parse_args,
+    time_stamp,
+)
+
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+
+# -- the parts that need no display --------------------------------------------------
+
+
+def test_nick_colours_are_stable_and_ignore_case() -> None:
+    """A nickname always gets the same colour, whatever its case."""
+    assert nick_colour("alice") == nick_colour("ALICE") == nick_colour("Alice")
+    assert nick_colour("alice") in NICK_COLOURS
+    assert len({nick_colour(n) for n in ("alice", "bob", "carol")}) == 3
+
+
+def test_side_list_labels_mark_unread_and_private() -> None:
+    """Rooms by name, private talks marked, unread messages counted."""
+    room = Conversation("#games", "#games", ConversationKind.ROOM)
+    assert conversation_label(room) == "#games"
+    room.unread = 3
+    assert conversation_label(room) == "#games  ● 3 new"
+    bob = Conversation("bob", "Bob", ConversationKind.PRIVATE)
+    assert conversation_label(bob) == "Bob (private)"
+
+
+def test_time_stamps_are_local_hours_and_minutes() -> None:
+    """Entries show HH:MM in local time."""
+    assert re.fullmatch(r"\d\d:\d\d", time_stamp(0.0))
+
+
+def test_command_line() -> None:
+    """--host, --port and --nick; all optional."""
+    args = parse_args(["--host", "chat.example", "--port", "6000", "--nick", "al"])
+    assert (args.host, args.port, args.nick) == ("chat.example", 6000, "al")
+    assert parse_args([]).nick is None
+
+
+# -- a real window -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """An Xvfb display for this module's windows, or a skip saying why not."""
+    try:
+        with xvfb() as name:
+            yield name
+    except NoXServer as error:
+        pytest.skip(f"no X server for the window tests: {error}")
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real twistd -n chatd on a loopback port, shared by this module's tests."""
+    with running_daemon(["--listen", LOOPBACK], tmp_path_factory.mktemp("d")) as d:
+        (number,) = d.ports.values()
+        yield number
+
+
+def type_into(window: Driver, display: str, title: str, text: str) -> None:
+    """Type text and press Enter in the window: real X key events if possible.
+
+    With xdotool, the window is found by its title and given the X focus, as a
+    click on it would; the keys then reach whichever widget the window itself
+    focused, so this also checks that the input has the focus once connected.
+    """
+    xdotool = shutil.which("xdotool")
+    if xdotool is None:
+        window.command(f"type {text}")
+        return
+    env = dict(os.environ, DISPLAY=display)
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [xdotool, *args], env=env, timeout=WAIT, check=True, capture_output=True
+        )
+        return done.stdout.decode()
+
+    (window_id,) = run("search", "--name", title).split()
+    run("windowfocus", "--sync", window_id)
+    run("type", "--delay", "2", text)
+    run("key", "Return")
+
+
+def scrolled(window: Driver) -> tuple[float, float]:
+    """Return the message view's visible fractions, as Text.yview() gives them."""
+    window.command("dump")
+    top, bottom = cast(list[float], window.expect("dump")["yview"])
+    return top, bottom
+
+
+def test_window_chats_with_a_socket_client(
+    display: str, port: int, tmp_path: Path
+) -> None:
+    """Typed + Enter reaches a socket in #lobby; its reply shows; close says /quit."""
+    bob = LineClient.tcp(port)
+    bob.register("bob")
+    log = tmp_path / "alice.log"
+    with Driver(display, port, "alice", log, geometry="720x420") as window:
+        registered = window.expect("registered")
+        assert registered["nick"] == "alice"
+        assert bob.expect("JOIN #lobby ") == "JOIN #lobby alice"
+        type_into(window, display, str(registered["title"]), "hello from the window")
+        assert bob.expect("MSG ") == "MSG #lobby alice hello from the window"
+
+        bob.send("hello from a socket")
+        window.expect("entry", lambda event: event["text"] == "hello from a socket")
+        window.command("dump")
+        shown = window.expect("dump")
+        view = str(shown["view"])
+        assert re.search(r"^\d\d:\d\d  alice: hello from the window$", view, re.M)
+        assert re.search(r"^\d\d:\d\d  bob: hello from a socket$", view, re.M)
+        assert shown["members"] == ["alice (you)", "bob"]
+        assert shown["conversations"] == ["chatd (server)", "#lobby"]
+
+        # The view follows new lines, unless the user has scrolled up.
+        words = " ".join(["word"] * 250)  # wraps over more lines than fit
+        bob.send(f"first {words}")
+        window.expect("entry", lambda event: event["text"] == f"first {words}")
+        assert scrolled(window) == (pytest.approx(0.5, abs=0.5), 1.0)  # at the end
+        window.command("scroll_top")
+        bob.send(f"second {words}")
+        window.expect("entry", lambda event: event["text"] == f"second {words}")
+        top, bottom = scrolled(window)
+        assert top == 0.0 and bottom < 1.0  # left where the user put it
+
+        window.command("close")
+        assert bob.expect("QUIT ") == "QUIT alice quit"
+        window.expect("exited")
+        assert window.wait_exit() == 0
+        assert "Traceback" not in window.errors()
+    bob.close()
+
+
+def test_taken_nickname_is_asked_again_with_the_reason(
+    display: str, port: int, tmp_path: Path
+) -> None:
+    """NICK refused: the form shows the server's reason; another name gets in."""
+    carol = LineClient.tcp(port)
+    carol.register("carol")
+    with Driver(display, port, "Carol", tmp_path / "carol.log") as window:
+        asked = window.expect("ask_nick")
+        assert "taken" in str(asked["reason"])
+        assert str(asked["reason"]) in str(asked["form"])
+        window.command("nick carol2")
+        assert window.expect("registered")["nick"] == "carol2"
+        assert carol.expect("JOIN #lobby ") == "JOIN #lobby carol2"
+        window.command("close")
+        window.expect("exited")
+        assert "Traceback" not in window.errors()
+    carol.close()
+
+
+def test_unreachable_server_is_shown_in_the_form(display: str, tmp_path: Path) -> None:
+    """Nothing listening: the form says so, and the window stays open."""
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with Driver(display, closed, "alice", tmp_path / "alice.log") as window:
+        failed = window.expect("connect_failed")
+        assert "connection refused" in str(failed["reason"])
+        window.command("close")
+        window.expect("exited")
+        assert "Traceback" not in window.errors()
