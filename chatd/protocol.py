@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol as TypingProtocol
 
+from twisted.conch.telnet import AYT, IAC, IP
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
@@ -29,6 +30,7 @@ from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.names import LOBBY, clean_text
+from chatd.telnet import TelnetFilter
 from chatd.wire import line, render, word_lines
 
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
@@ -138,6 +140,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self._discarding = False  # skipping the rest of an over-long line
         self._leftover = b""  # bytes after an over-long line, to parse next
         self._bye_reason: str | None = None  # why the server closed, if it did
+        self.telnet: TelnetFilter | None = None  # made once a telnet command comes
         self.gate: FloodGate | None = None
         if self.config.flood_rate > 0:
             self.gate = FloodGate(
@@ -185,7 +188,13 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
 
     def _banner(self) -> str:
-        return f"Welcome to chatd {__version__}. Pick a nickname; /help lists commands."
+        name = self.config.name
+        server = (
+            f"chatd {__version__}"
+            if name == "chatd"
+            else f"{name} (chatd {__version__})"
+        )
+        return f"Welcome to {server}. Pick a nickname; /help lists the commands."
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """Schedule TimeoutMixin's timers on the injected clock."""
@@ -287,6 +296,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         """Frame lines, dropping the tail of over-long lines without buffering it."""
+        if self.telnet is not None or IAC in data:
+            data = self._filter_telnet(data)
         while True:
             if self._discarding:
                 end = data.find(b"\n")
@@ -298,6 +309,20 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             data, self._leftover = self._leftover, b""
             if not data or self.phase is Phase.CLOSING:
                 return
+
+    def _filter_telnet(self, data: bytes) -> bytes:
+        """Take telnet commands out of data, refusing options, noting Ctrl-C."""
+        if self.telnet is None:
+            self.telnet = TelnetFilter()
+        data, reply = self.telnet.feed(data)
+        if reply:
+            self.send(reply)  # telnet discards our output until it hears back
+        for command in self.telnet.take_commands():
+            if command == ord(IP):
+                self.send_info("Ctrl-C does not leave the chat; type /quit to leave.")
+            elif command == ord(AYT):
+                self.send_info(f"Yes, {self.config.name} is here.")
+        return data
 
     def lineLengthExceeded(self, line_: bytes) -> None:
         """Refuse an over-long line whole and go on with the next one."""
@@ -357,14 +382,19 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     # -- parsing -----------------------------------------------------------------
 
     def _handle(self, text: str) -> None:
-        if not text.strip():
+        # Control characters go first (PROTOCOL.md, Limits), so that a stray
+        # Ctrl-L or a leading blank cannot turn "/msg bob secret" into a room
+        # message (docs/protocol.md, Messages).
+        text = clean_text(text)
+        lead = text.lstrip()
+        if not lead:
             return  # PROTOCOL.md: empty lines are ignored
-        if text.startswith("/") and not text.startswith("//"):
-            self._run_command(text[1:])
+        if lead.startswith("/") and not lead.startswith("//"):
+            self._run_command(lead[1:])
         elif self.phase is Phase.AWAITING_NICK:
             self._register(self._nick_from(text))
         else:
-            self._say(text[1:] if text.startswith("//") else text)
+            self._say(lead[1:] if lead.startswith("//") else text)
 
     @staticmethod
     def _nick_from(text: str) -> str:
@@ -411,9 +441,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.chat.join(user, LOBBY)
 
     def _say(self, text: str) -> None:
-        text = clean_text(text)
-        if text.strip():
-            self.chat.say(self._registered_user(), text)
+        self.chat.say(self._registered_user(), text)
 
     @staticmethod
     def _text(raw: str, what: str) -> str:

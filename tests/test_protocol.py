@@ -408,8 +408,44 @@ def test_invalid_utf8_nickname_is_refused(factory: ChatFactory) -> None:
     """Before registration too, bad bytes are ERR bad-encoding."""
     proto, out = open_connection(factory)
     out.clear()
-    proto.dataReceived(b"\xff\xfe\n")
+    proto.dataReceived(b"\xc3\x28\n")
     assert lines(out)[0].startswith("ERR bad-encoding ")
+
+
+def test_telnet_ctrl_c_is_answered_and_does_not_eat_lines(factory: ChatFactory) -> None:
+    """IAC IP IAC DO TIMING-MARK: refused with WONT, a hint, and no line is lost."""
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"abc\r\n\xff\xf4\xff\xfd")
+    alice.dataReceived(b"\x06def\r\n")
+    data = out.value()
+    assert data.count(b"\xff\xfc\x06") == 1  # WONT TIMING-MARK: telnet resumes
+    text = data.replace(b"\xff\xfc\x06", b"").decode().split("\r\n")
+    assert [t for t in text if t.startswith("MSG")] == [
+        "MSG #lobby alice abc",
+        "MSG #lobby alice def",
+    ]
+    assert "INFO Ctrl-C does not leave the chat; type /quit to leave." in text
+
+
+def test_stray_ff_bytes_are_still_bad_utf8(factory: ChatFactory) -> None:
+    """0xFF that is not a telnet command (or IAC IAC) is refused as bad-encoding."""
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"ff \xff x\n\xff\xff\n")
+    assert [t.split(" ", 2)[:2] for t in lines(out)] == [["ERR", "bad-encoding"]] * 2
+
+
+@pytest.mark.parametrize(
+    "typed", [b"\x0c/msg bob secret", b"  /msg bob secret", b"\x07\t /msg bob secret"]
+)
+def test_a_command_after_blanks_or_controls_is_still_a_command(
+    factory: ChatFactory, typed: bytes
+) -> None:
+    """Ctrl-L or a leading blank before /msg never leaks it to the room."""
+    (alice, a_out), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    connect(factory, "carol")[1].clear()
+    a_out.clear(), b_out.clear()
+    alice.dataReceived(typed + b"\n")
+    assert lines(b_out) == ["PRIV alice bob secret"]
 
 
 def test_line_at_the_limit_passes_and_one_more_byte_is_refused(clock: Clock) -> None:

@@ -1,0 +1,77 @@
+"""Telnet commands inside a client's byte stream: taken out, every option refused.
+
+A person using `telnet` sends commands such as IAC IP IAC DO TIMING-MARK when
+they press Ctrl-C, and telnet then discards everything the server sends until
+it gets an answer. UTF-8 text never contains the byte 0xFF (IAC), so these
+sequences can be told from chat text without knowing whether the client is
+telnet at all. The option codes come from twisted.conch.telnet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.conch.telnet import DO, DONT, IAC, SB, SE, WILL, WONT
+
+FIRST_COMMAND = 240  # telnet commands are the bytes 240 (SE) to 255 (IAC)
+MAX_SUBNEGOTIATION = 512  # bytes of an unfinished IAC SB ... kept between packets
+
+_IAC, _DO, _DONT, _WILL, _WONT, _SB = (ord(b) for b in (IAC, DO, DONT, WILL, WONT, SB))
+_NEGOTIATION = frozenset({_DO, _DONT, _WILL, _WONT})
+
+
+@dataclass
+class TelnetFilter:
+    """Splits received bytes into text, the answers owed, and bare commands."""
+
+    partial: bytes = b""  # an IAC sequence cut off at the end of the last packet
+    commands: list[int] = field(default_factory=list)  # e.g. IP, AYT, in order
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+        """Return (text without telnet sequences, bytes to send back)."""
+        data, self.partial = self.partial + data, b""
+        text, reply = bytearray(), bytearray()
+        at, size = 0, len(data)
+        while at < size:
+            start = data.find(IAC, at)
+            if start < 0:
+                text += data[at:]
+                break
+            text += data[at:start]
+            if start + 1 >= size:
+                self.partial = data[start:]
+                break
+            command = data[start + 1]
+            if command < FIRST_COMMAND:  # not telnet: a stray 0xFF in bad UTF-8
+                text.append(_IAC)
+                at = start + 1
+            elif command == _IAC:  # an escaped 0xFF: text, and so bad UTF-8
+                text.append(_IAC)
+                at = start + 2
+            elif command in _NEGOTIATION:
+                if start + 2 >= size:
+                    self.partial = data[start:]
+                    break
+                option = data[start + 2 : start + 3]
+                # Refuse what is offered or asked; never answer a refusal (RFC 854).
+                if command == _DO:
+                    reply += IAC + WONT + option
+                elif command == _WILL:
+                    reply += IAC + DONT + option
+                at = start + 3
+            elif command == _SB:
+                end = data.find(IAC + SE, start + 2)
+                if end < 0:
+                    if size - start <= MAX_SUBNEGOTIATION:
+                        self.partial = data[start:]
+                    break
+                at = end + 2
+            else:
+                self.commands.append(command)
+                at = start + 2
+        return bytes(text), bytes(reply)
+
+    def take_commands(self) -> list[int]:
+        """Return the bare commands seen so far and forget them."""
+        commands, self.commands = self.commands, []
+        return commands
