@@ -24,6 +24,7 @@ class ChatFactory(ServerFactory):
     """Builds a ChatProtocol per connection; all of them share one Chat."""
 
     log = Logger()
+    noisy = False  # the listeners log their address themselves (chatd.service)
 
     def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
         self.config = config

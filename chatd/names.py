@@ -20,20 +20,34 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
-def _is_name_char(ch: str, previous: str | None) -> bool:
-    """Tell whether ch may appear in a name after the character previous."""
-    if ch.isalpha() or ch.isdecimal() or ch in "_-":
-        return True
-    return previous is not None and unicodedata.category(ch) in _MARKS
+# Marks that draw nothing (Default_Ignorable_Code_Point in Unicode's UAX #44):
+# they would let "alice" plus an invisible mark pass for alice.
+_INVISIBLE_MARK_NAMES = ("VARIATION SELECTOR", "GRAPHEME JOINER", "VOWEL INHERENT")
+MAX_MARKS_IN_A_ROW = 2  # enough for real scripts, not for stacks of "Zalgo" marks
+
+
+def _is_visible_mark(ch: str) -> bool:
+    """Tell whether ch is a combining mark that shows on screen."""
+    if unicodedata.category(ch) not in _MARKS:
+        return False
+    name = unicodedata.name(ch, "")
+    return not any(part in name for part in _INVISIBLE_MARK_NAMES)
 
 
 def _is_name_body(text: str) -> bool:
-    """Tell whether every character of text belongs to the name alphabet."""
-    previous: str | None = None
+    """Tell whether every character of text belongs to the name alphabet.
+
+    That is letters, digits, _ and -, and visible combining marks after one of
+    them (at most MAX_MARKS_IN_A_ROW in a row).
+    """
+    marks_in_a_row = -1  # -1: no base character yet, so no mark may come
     for ch in text:
-        if not _is_name_char(ch, previous):
+        if ch.isalpha() or ch.isdecimal() or ch in "_-":
+            marks_in_a_row = 0
+        elif 0 <= marks_in_a_row < MAX_MARKS_IN_A_ROW and _is_visible_mark(ch):
+            marks_in_a_row += 1
+        else:
             return False
-        previous = ch
     return True
 
 

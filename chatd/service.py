@@ -46,15 +46,26 @@ class LoggedEndpoint:
         return listening.addCallback(bound)
 
 
-def listener(
-    description: str, endpoint: IStreamServerEndpoint, factory: ChatFactory
-) -> StreamServerEndpointService:
-    """Return a service listening on endpoint, failing twistd if it cannot bind."""
-    service = StreamServerEndpointService(
-        LoggedEndpoint(description, endpoint), factory
-    )
-    service._raiseSynchronously = True  # a busy port stops twistd with the reason
-    return service
+class ListenerService(StreamServerEndpointService):
+    """Listens on one --listen endpoint; if it cannot, twistd stops with the reason."""
+
+    def __init__(
+        self, description: str, endpoint: IStreamServerEndpoint, factory: ChatFactory
+    ) -> None:
+        super().__init__(LoggedEndpoint(description, endpoint), factory)
+        self.description = description
+        # Twisted's own switch (strports.service sets it too): a listen that
+        # fails at once raises from privilegedStartService instead of logging.
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except Exception as error:
+            # One sentence instead of a traceback: twistd prints it and exits 1.
+            raise SystemExit(
+                f"chatd: cannot listen on {self.description}: {error}"
+            ) from None
 
 
 class FarewellService(Service):

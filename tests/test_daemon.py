@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from daemon import WAIT, LineClient, running_daemon, twistd_path
+from daemon import ROOT, WAIT, LineClient, running_daemon, twistd_path
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
@@ -129,3 +130,29 @@ def test_megabyte_line_is_refused_without_growing_memory(tmp_path: Path) -> None
         assert alice.expect("MSG ") == "MSG #lobby alice still here"
         growth = peak_rss_kib(daemon.process.pid) - before
         assert growth < 512, f"peak RSS grew by {growth} KiB"
+
+
+def test_a_busy_port_stops_twistd_with_one_sentence(tmp_path: Path) -> None:
+    """A second daemon on a taken port says why in one line and exits 1."""
+    with running_daemon(["--listen", LOOPBACK], tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        result = subprocess.run(
+            [
+                twistd_path(),
+                "-n",
+                "--pidfile=",
+                "chatd",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert f"chatd: cannot listen on tcp:{port}:interface=127.0.0.1" in output
+    assert "Address already in use" in output
+    assert "Traceback" not in output

@@ -44,10 +44,15 @@ def test_valid_nicknames_are_accepted(nick: str) -> None:
         "a\x1bb",
         "\u0301a",
         "bob\u200b",
+        "alice\u034f",  # combining grapheme joiner: invisible
+        "alice\u180b",  # Mongolian free variation selector: invisible
+        "alice\ufe0f",  # variation selector-16: invisible
+        "ali\u0300\u0301\u0302ce",  # three stacked marks
     ],
 )
 def test_invalid_nicknames_are_refused(nick: str) -> None:
-    """Empty, too long, leading digit or '-', spaces, punctuation, controls, marks."""
+    """Empty, too long, leading digit or '-', spaces, punctuation, controls,
+    a leading mark, invisible marks and stacks of marks."""
     assert not valid_nick(nick)
 
 

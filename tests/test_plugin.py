@@ -98,6 +98,12 @@ def test_bad_endpoint_is_a_usage_error() -> None:
         parse("--listen", "carrier-pigeon:5501")
 
 
+def test_a_bare_port_number_gets_a_hint() -> None:
+    """--listen 5501 suggests tcp:5501."""
+    with pytest.raises(usage.UsageError, match="did you mean tcp:5501"):
+        parse("--listen", "5501")
+
+
 def test_installed_distribution_ships_the_plugin() -> None:
     """A regular `pip install .` puts twisted/plugins/chatd_plugin.py in place."""
     from importlib.metadata import PackageNotFoundError, files

@@ -148,8 +148,9 @@ def _endpoint(description: str) -> tuple[str, IStreamServerEndpoint]:
     try:
         return description, serverFromString(reactor, description)
     except Exception as error:  # each endpoint parser raises its own kinds
+        hint = f"; did you mean tcp:{description}?" if description.isdigit() else ""
         raise usage.UsageError(
-            f"--listen {description}: not a usable endpoint ({error})"
+            f"--listen {description}: not a usable endpoint ({error}){hint}"
         ) from None
 
 
@@ -166,14 +167,14 @@ class ChatServiceMaker:
         from twisted.internet import reactor
 
         from chatd.factory import ChatFactory
-        from chatd.service import FarewellService, listener
+        from chatd.service import FarewellService, ListenerService
 
         factory = ChatFactory(options["config"], reactor)
         top = MultiService()
         # Added first so it stops last: listeners close, then clients hear BYE.
         FarewellService(factory).setServiceParent(top)
         for description, endpoint in options["endpoints"]:
-            listener(description, endpoint, factory).setServiceParent(top)
+            ListenerService(description, endpoint, factory).setServiceParent(top)
         return top
 
 
