@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from chatd.chat import Chat
 from chatd.config import ServerConfig
-from chatd.protocol import ChatProtocol, RefusedProtocol
+from chatd.protocol import ChatProtocol, OutputBatch, RefusedProtocol
 
 
 def address_host(addr: IAddress | None) -> str:
@@ -30,6 +30,7 @@ class ChatFactory(ServerFactory):
         self.config = config
         self.clock = clock
         self.chat = Chat()
+        self.output = OutputBatch()
         self.connections: set[ChatProtocol] = set()
         self.per_host: Counter[str] = Counter()
         self._drained: list[defer.Deferred[None]] = []

@@ -48,12 +48,40 @@ class ConnectionHub(TypingProtocol):
     chat: Chat
     config: ServerConfig
     clock: IReactorTime
+    output: OutputBatch
 
     def connection_made(self, connection: ChatProtocol) -> None:
         """Count connection among the open ones."""
 
     def connection_lost(self, connection: ChatProtocol) -> None:
         """Forget connection."""
+
+
+class OutputBatch:
+    """Collects what connections write while one client's input is handled.
+
+    A line from one client can reach a thousand others, and a packet can hold
+    many lines. Inside a batch each connection only appends to its own list;
+    when the batch ends, each connection writes everything it collected with
+    one transport.write. Outside a batch (timers, shutdown) writes go straight
+    to the transport. Order per connection is kept either way.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0  # > 0 while a batch is open
+        self.pending: list[ChatProtocol] = []  # connections with collected output
+
+    def begin(self) -> None:
+        """Open a batch (batches nest; the outermost one flushes)."""
+        self.depth += 1
+
+    def end(self) -> None:
+        """Close a batch; the outermost end writes what was collected."""
+        self.depth -= 1
+        if not self.depth and self.pending:
+            pending, self.pending = self.pending, []
+            for connection in pending:
+                connection.flush()
 
 
 class Phase(Enum):
@@ -131,6 +159,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.hub = hub
         self.chat = hub.chat
         self.config = hub.config
+        self.output = hub.output
+        self._out: list[bytes] = []  # collected during a batch, in order
         # +1: the line limit counts the text, not the CR that may end it.
         self.MAX_LENGTH = hub.config.max_line + 1
         self.phase = Phase.AWAITING_NICK
@@ -254,6 +284,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.phase = Phase.CLOSING
             self._bye_reason = "send queue full (not reading)"
             self._stop_limits()
+        self._out.clear()
         self.transport.abortConnection()  # BYE would only join the unread queue
 
     # -- writing -------------------------------------------------------------------
@@ -273,7 +304,25 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._write(render(event))
 
     def _write(self, data: bytes) -> None:
-        """Write data, or cut the client off if it would pass its send queue."""
+        """Collect data while a batch is open, else write it now."""
+        if self.output.depth:
+            out = self._out
+            if not out:
+                self.output.pending.append(self)
+            out.append(data)
+        else:
+            self._transmit(data)
+
+    def flush(self) -> None:
+        """Write what was collected during a batch, with one transport.write."""
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._transmit(data)
+
+    def _transmit(self, data: bytes) -> None:
+        """Hand data to the transport, or cut the client off past its send queue."""
         if self.sendq.paused:  # the transport is full: these bytes will wait
             self.sendq.wrote(len(data))
             if self.phase is Phase.CLOSING:
@@ -285,6 +334,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.phase is Phase.CLOSING:
             return
         self.send(line("BYE", text=reason))
+        self.flush()  # everything up to BYE, before the connection closes
         self.phase = Phase.CLOSING
         self._bye_reason = reason
         self._stop_limits()
@@ -295,6 +345,14 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     # -- framing ---------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        """Handle received bytes as one output batch (see OutputBatch)."""
+        self.output.begin()
+        try:
+            self._receive(data)
+        finally:
+            self.output.end()
+
+    def _receive(self, data: bytes) -> None:
         """Frame lines, dropping the tail of over-long lines without buffering it."""
         if self.telnet is not None or IAC in data:
             data = self._filter_telnet(data)

