@@ -7,7 +7,7 @@ an IRC listener or a WebSocket can share the same rooms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from zope.interface import Interface
@@ -114,9 +114,12 @@ class User:
     rooms: dict[str, Room] = field(default_factory=dict)  # keyed by Room.key
     current: str = fold(LOBBY)  # the key of the room plain lines go to
     key: str = field(init=False)  # the folded nickname that identifies the user
+    # client.deliver, bound once: a broadcast calls it for every member.
+    deliver: Callable[[Event], None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.key = fold(self.nick)
+        self.deliver = self.client.deliver
 
     def is_member(self, room: Room) -> bool:
         """Tell whether this user is in room."""
@@ -126,7 +129,7 @@ class User:
 def _deliver(users: Iterable[User], event: Event) -> None:
     """Hand one event object to each user's client."""
     for user in users:
-        user.client.deliver(event)
+        user.deliver(event)
 
 
 class Chat:

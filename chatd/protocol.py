@@ -92,6 +92,8 @@ class Phase(Enum):
     CLOSING = auto()  # BYE sent; nothing more is written
 
 
+_CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
+
 Handler = Callable[["ChatProtocol", list[str]], None]
 
 
@@ -300,8 +302,16 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def deliver(self, event: Event) -> None:
         """Write a chat event; the rendering is shared by every recipient."""
-        if self.phase is not Phase.CLOSING:
-            self._write(render(event))
+        # The hot path of every broadcast: _write, inlined.
+        if self.phase is _CLOSING:
+            return
+        if self.output.depth:
+            out = self._out
+            if not out:
+                self.output.pending.append(self)
+            out.append(render(event))
+        else:
+            self._transmit(render(event))
 
     def _write(self, data: bytes) -> None:
         """Collect data while a batch is open, else write it now."""
