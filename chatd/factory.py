@@ -30,7 +30,7 @@ class ChatFactory(ServerFactory):
         self.config = config
         self.clock = clock
         self.chat = Chat()
-        self.output = OutputBatch()
+        self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[ChatProtocol] = set()
         self.per_host: Counter[str] = Counter()
         self._drained: list[defer.Deferred[None]] = []

@@ -58,30 +58,58 @@ class ConnectionHub(TypingProtocol):
 
 
 class OutputBatch:
-    """Collects what connections write while one client's input is handled.
+    """Collects what connections write, so each recipient gets one write per turn.
 
     A line from one client can reach a thousand others, and a packet can hold
-    many lines. Inside a batch each connection only appends to its own list;
-    when the batch ends, each connection writes everything it collected with
-    one transport.write. Outside a batch (timers, shutdown) writes go straight
-    to the transport. Order per connection is kept either way.
+    many lines; one new user's JOIN reaches everyone in #lobby. Writing each
+    line to each socket as it is made costs a transport.write, a send() and two
+    epoll changes per line and recipient. Instead each connection appends to
+    its own list, and flush_all() writes each list with one transport.write.
+
+    With delay None, the lists are written when the outermost batch ends (a
+    batch is one client's received bytes); writes outside a batch go straight
+    out. This is deterministic, and what the unit tests use. With a delay (0 is
+    the next reactor turn), every write is collected and a timer writes them
+    all: the output caused by everything read in one reactor turn, several
+    registrations say, shares one write per recipient. twistd runs this way.
+    Each connection's lines keep their order in both modes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime, delay: float | None = None) -> None:
+        self.clock = clock
+        self.delay = delay
         self.depth = 0  # > 0 while a batch is open
+        self.collecting = delay is not None  # writes go to the lists, not out
         self.pending: list[ChatProtocol] = []  # connections with collected output
+        self._flush_call: IDelayedCall | None = None
 
     def begin(self) -> None:
-        """Open a batch (batches nest; the outermost one flushes)."""
+        """Open a batch (batches nest; the outermost end flushes)."""
         self.depth += 1
+        self.collecting = True
 
     def end(self) -> None:
-        """Close a batch; the outermost end writes what was collected."""
+        """Close a batch; without a delay, the outermost end writes everything."""
         self.depth -= 1
-        if not self.depth and self.pending:
-            pending, self.pending = self.pending, []
-            for connection in pending:
-                connection.flush()
+        if not self.depth and self.delay is None:
+            self.collecting = False
+            self.flush_all()
+
+    def add(self, connection: ChatProtocol) -> None:
+        """Note that connection has collected output (its list was empty)."""
+        self.pending.append(connection)
+        if self.delay is not None and self._flush_call is None:
+            self._flush_call = self.clock.callLater(self.delay, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_call = None
+        self.flush_all()
+
+    def flush_all(self) -> None:
+        """Write every connection's collected output."""
+        pending, self.pending = self.pending, []
+        for connection in pending:
+            connection.flush()
 
 
 class Phase(Enum):
@@ -305,20 +333,22 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         # The hot path of every broadcast: _write, inlined.
         if self.phase is _CLOSING:
             return
-        if self.output.depth:
-            out = self._out
-            if not out:
-                self.output.pending.append(self)
+        out = self._out
+        if out:  # already waiting for a flush: join the queue, keep the order
+            out.append(render(event))
+        elif self.output.collecting:
+            self.output.add(self)
             out.append(render(event))
         else:
             self._transmit(render(event))
 
     def _write(self, data: bytes) -> None:
-        """Collect data while a batch is open, else write it now."""
-        if self.output.depth:
-            out = self._out
-            if not out:
-                self.output.pending.append(self)
+        """Collect data for the next flush, or write it now (see OutputBatch)."""
+        out = self._out
+        if out:
+            out.append(data)
+        elif self.output.collecting:
+            self.output.add(self)
             out.append(data)
         else:
             self._transmit(data)

@@ -32,7 +32,7 @@ def test_defaults() -> None:
     """No options: tcp:5501 and the PROTOCOL.md defaults."""
     options = parse()
     assert options["listen"] == ["tcp:5501"]
-    assert options["config"] == ServerConfig()
+    assert options["config"] == ServerConfig(flush_delay=0.0)
 
 
 def test_options_are_parsed(tmp_path: Path) -> None:
@@ -56,6 +56,7 @@ def test_options_are_parsed(tmp_path: Path) -> None:
         name="lan",
         motd=("Welcome to the LAN party", "[31mno colours[0m"),
         max_line=4096,
+        flush_delay=0.0,
     )
 
 

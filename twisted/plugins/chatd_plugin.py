@@ -136,6 +136,7 @@ class Options(usage.Options):
             max_per_ip=self["max-per-ip"],
             register_timeout=self["register-timeout"],
             idle_timeout=self["idle-timeout"],
+            flush_delay=0.0,  # one write per recipient per reactor turn
         )
         self["endpoints"] = [_endpoint(description) for description in self["listen"]]
 

@@ -1,0 +1,75 @@
+"""Output batching: one write per recipient per batch or reactor turn, order kept."""
+
+from __future__ import annotations
+
+from helpers import connect, lines, make_factory
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+
+def count_writes(transport: StringTransport) -> list[bytes]:
+    """Record each transport.write call's data."""
+    writes: list[bytes] = []
+    original = transport.write
+
+    def write(data: bytes) -> None:
+        writes.append(data)
+        original(data)
+
+    transport.write = write  # type: ignore[method-assign]
+    return writes
+
+
+def test_a_packet_of_lines_reaches_each_member_in_one_write(clock: Clock) -> None:
+    """Twenty lines in one packet: bob's transport is written to once."""
+    factory = make_factory(clock, flood_rate=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    writes = count_writes(b_out)
+    alice.dataReceived(b"".join(b"line %d\n" % i for i in range(20)))
+    assert len(writes) == 1
+    assert lines(b_out) == [f"MSG #lobby alice line {i}" for i in range(20)]
+
+
+def test_deferred_flush_joins_what_one_reactor_turn_produced(clock: Clock) -> None:
+    """With flush_delay 0, two senders in one turn still cost bob one write."""
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, a_out), (carol, _) = connect(factory, "alice"), connect(factory, "carol")
+    bob, b_out = connect(factory, "bob")
+    clock.advance(0)
+    b_out.clear()
+    a_out.clear()
+    writes = count_writes(b_out)
+    alice.dataReceived(b"hi\n")
+    carol.dataReceived(b"hello\n")
+    assert b_out.value() == b"" and a_out.value() == b""  # not before the turn ends
+    clock.advance(0)
+    assert len(writes) == 1
+    assert lines(b_out) == ["MSG #lobby alice hi", "MSG #lobby carol hello"]
+    assert lines(a_out) == ["MSG #lobby alice hi", "MSG #lobby carol hello"]
+
+
+def test_deferred_flush_keeps_order_with_timer_driven_writes(clock: Clock) -> None:
+    """A throttled line handled by a timer queues behind output not yet flushed."""
+    factory = make_factory(clock, flush_delay=0.0, flood_burst=1, flood_rate=10.0)
+    alice, a_out = connect(factory, "alice")
+    clock.advance(10)
+    a_out.clear()
+    alice.dataReceived(b"one\ntwo\n")
+    clock.pump([0, 0.1, 0])
+    assert lines(a_out) == [
+        "MSG #lobby alice one",
+        "ERR flood you are sending too fast; your lines wait and are handled "
+        "at 10 per second",
+        "MSG #lobby alice two",
+    ]
+
+
+def test_bye_goes_out_at_once_with_what_came_before(clock: Clock) -> None:
+    """/quit in deferred mode: everything up to BYE is written before closing."""
+    factory = make_factory(clock, flush_delay=0.0)
+    alice, a_out = connect(factory, "alice")
+    clock.advance(0)
+    a_out.clear()
+    alice.dataReceived(b"last words\n/quit\n")
+    assert lines(a_out) == ["MSG #lobby alice last words", "BYE Goodbye, alice."]
+    assert a_out.disconnecting
