@@ -41,11 +41,33 @@ def test_deferred_flush_joins_what_one_reactor_turn_produced(clock: Clock) -> No
     writes = count_writes(b_out)
     alice.dataReceived(b"hi\n")
     carol.dataReceived(b"hello\n")
-    assert b_out.value() == b"" and a_out.value() == b""  # not before the turn ends
+    assert b_out.value() == b""  # not before the reactor turn ends
+    assert lines(a_out) == ["MSG #lobby alice hi"]  # the sender's echo: at once
     clock.advance(0)
     assert len(writes) == 1
     assert lines(b_out) == ["MSG #lobby alice hi", "MSG #lobby carol hello"]
-    assert lines(a_out) == ["MSG #lobby alice hi", "MSG #lobby carol hello"]
+    assert lines(a_out) == ["MSG #lobby carol hello"]
+
+
+def test_a_slow_flush_spaces_out_the_next_one(clock: Clock) -> None:
+    """After a flush that took 20 ms, the next waits 20 ms: storms batch up."""
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    original = factory.output.flush_all
+
+    def slow_flush_all() -> None:
+        original()
+        clock.advance(0.02)  # as if writing to every socket took 20 ms
+
+    factory.output.flush_all = slow_flush_all  # type: ignore[method-assign]
+    alice.dataReceived(b"one\n")
+    clock.advance(0)  # the flush runs, "taking" 20 ms
+    b_out.clear()
+    alice.dataReceived(b"two\n")
+    clock.advance(0.019)
+    assert b_out.value() == b""
+    clock.advance(0.001)
+    assert lines(b_out) == ["MSG #lobby alice two"]
 
 
 def test_deferred_flush_keeps_order_with_timer_driven_writes(clock: Clock) -> None:
