@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPullProducer,
+    IPushProducer,
+    IReactorTime,
+)
 from zope.interface import implementer
 
 EPSILON = 1e-9
@@ -113,15 +118,23 @@ class FloodGate:
         self._drain_call = None
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IPullProducer)
 class SendQueue:
-    """Watches the bytes waiting to be written to one client.
+    """Counts the bytes waiting in one client's transport, and says when too many.
 
-    Registered on the transport as a streaming producer, it is paused by
-    Twisted when the transport's buffer passes its bufferSize and resumed when
-    the buffer is empty again. While paused, everything written is still
-    waiting, so bufferSize plus the bytes written since the pause bounds what
-    the transport holds; past `limit`, `on_overflow` is called (once).
+    It is registered on the transport as a producer, which is how a Twisted
+    transport reports on its buffer:
+
+    - As a pull producer (plain TCP, see exact()), it is resumed every time the
+      transport's buffer runs empty. So `waiting`, the bytes written since, is
+      exact, and `drained` tells that nothing is buffered: the protocol may
+      then hand bytes straight to the socket.
+    - As a streaming producer (TLS, whose transport turns pull producers into a
+      busy loop), it is paused once the buffer passes the transport's
+      bufferSize and resumed when it is empty. While paused, bufferSize plus
+      what was written since bounds what is waiting.
+
+    Past `limit` bytes waiting, on_overflow is called, once.
     """
 
     def __init__(
@@ -130,37 +143,42 @@ class SendQueue:
         self.limit = limit
         self.buffer_size = buffer_size  # the transport's, where it says
         self.on_overflow = on_overflow
+        self.exactly = False  # registered as a pull producer
+        self.counting = False  # writes add to `waiting`
+        self.drained = False  # known: nothing waits in the transport
         self.paused = False
-        self.backlog = 0  # bytes written since the transport said it was full
+        self.waiting = 0  # bytes in the transport's buffer, at most
         self.overflowed = False
 
-    def wrote(self, size: int) -> None:
-        """Account for size bytes just handed to the transport."""
-        if self.paused:
-            self.backlog += size
-            self._check()
+    def exact(self) -> None:
+        """Count every write: the transport resumes this producer when empty."""
+        self.exactly = self.counting = True
 
-    def _check(self) -> None:
-        if not self.overflowed and self.buffer_size + self.backlog > self.limit:
+    def wrote(self, size: int) -> None:
+        """Account for size bytes just handed to the transport (when counting)."""
+        self.waiting += size
+        self.drained = False
+        if self.waiting > self.limit and not self.overflowed:
             self.overflowed = True
             self.on_overflow()
 
     def pauseProducing(self) -> None:
-        """The transport's buffer is over its bufferSize.
+        """Streaming: the transport's buffer is over its bufferSize.
 
         Twisted calls this again on every write while the buffer stays full;
         only the first call starts the count.
         """
         if not self.paused:
-            self.paused = True
-            self.backlog = 0
-            self._check()
+            self.paused = self.counting = True
+            self.waiting = 0
+            self.wrote(self.buffer_size)
 
     def resumeProducing(self) -> None:
         """The transport has written everything out."""
         self.paused = False
-        self.backlog = 0
+        self.waiting = 0
+        self.counting = self.drained = self.exactly
 
     def stopProducing(self) -> None:
         """The connection is gone."""
-        self.paused = False
+        self.paused = self.drained = False

@@ -9,6 +9,7 @@ from enum import Enum, auto
 from typing import Protocol as TypingProtocol
 
 from twisted.conch.telnet import AYT, IAC, IP
+from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
@@ -205,6 +206,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.config = hub.config
         self.output = hub.output
         self._out: list[bytes] = []  # collected during a batch, in order
+        self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         # +1: the line limit counts the text, not the CR that may end it.
         self.MAX_LENGTH = hub.config.max_line + 1
         self.phase = Phase.AWAITING_NICK
@@ -233,9 +235,16 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.peer = _peer_name(self)
         self.hub.connection_made(self)
         tune_socket(self.transport)
-        # Twisted pauses the producer once its buffer passes bufferSize.
-        self.sendq.buffer_size = getattr(self.transport, "bufferSize", 65536)
-        self.transport.registerProducer(self.sendq, True)
+        transport = self.transport
+        if isinstance(transport, tcp.Connection) and not transport.TLS:
+            # Plain TCP: told each time the buffer empties (see SendQueue).
+            self._socket = transport
+            self.sendq.exact()
+            transport.registerProducer(self.sendq, False)
+        else:
+            # TLS: paused once the buffer passes bufferSize, resumed when empty.
+            self.sendq.buffer_size = getattr(transport, "bufferSize", 65536)
+            transport.registerProducer(self.sendq, True)
         self.setTimeout(self.config.register_timeout)
         self.log.info("{peer} connected", peer=self.peer)
         self.send(line("HELLO", self.config.name, text=self._banner()))
@@ -376,10 +385,20 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._transmit(data)
 
     def _transmit(self, data: bytes) -> None:
-        """Hand data to the transport, or cut the client off past its send queue."""
-        if self.sendq.paused:  # the transport is full: these bytes will wait
-            self.sendq.wrote(len(data))
-            if self.phase is Phase.CLOSING:
+        """Send data, or cut the client off if it would pass its send queue."""
+        sendq = self.sendq
+        if sendq.drained and self._socket is not None:
+            # Nothing waits in the transport, so the socket can take the bytes
+            # now: one send() instead of a buffer, two epoll changes and a
+            # write event later. What it does not take goes the usual way.
+            sent = self._socket.writeSomeData(data)
+            if sent == len(data):
+                return
+            if isinstance(sent, int) and sent > 0:
+                data = data[sent:]
+        if sendq.counting:  # these bytes will wait in the transport
+            sendq.wrote(len(data))
+            if self.phase is _CLOSING:
                 return
         self.transport.write(data)
 

@@ -76,11 +76,13 @@ def test_send_queue_counts_bytes_only_while_paused() -> None:
     """Writes count once the transport said it is full; past the limit: overflow."""
     overflows: list[None] = []
     sendq = SendQueue(100, lambda: overflows.append(None), buffer_size=60)
-    sendq.wrote(1000)  # the transport is keeping up: nothing waits
+    assert not sendq.counting  # streaming: the transport is keeping up
     sendq.pauseProducing()
+    assert sendq.counting
     sendq.wrote(30)
     assert not overflows
     sendq.resumeProducing()
+    assert not sendq.counting and sendq.waiting == 0
     sendq.pauseProducing()
     sendq.wrote(30)
     sendq.pauseProducing()  # Twisted repeats this on each write while full
@@ -88,6 +90,22 @@ def test_send_queue_counts_bytes_only_while_paused() -> None:
     assert overflows == [None]
     sendq.wrote(30)
     assert overflows == [None]  # told once
+
+
+def test_send_queue_as_pull_producer_counts_exactly() -> None:
+    """Resumed whenever the buffer is empty: every byte since then is waiting."""
+    overflows: list[None] = []
+    sendq = SendQueue(100, lambda: overflows.append(None))
+    sendq.exact()
+    sendq.resumeProducing()  # what registerProducer(sendq, False) does at once
+    assert sendq.drained and sendq.counting
+    sendq.wrote(60)
+    assert not sendq.drained and sendq.waiting == 60
+    sendq.resumeProducing()  # the transport wrote it all
+    assert sendq.drained and sendq.waiting == 0
+    sendq.wrote(60)
+    sendq.wrote(60)
+    assert overflows == [None]
 
 
 # -- flood control through the protocol ------------------------------------------------
