@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -66,6 +68,50 @@ class ListenerService(StreamServerEndpointService):
             raise SystemExit(
                 f"chatd: cannot listen on {self.description}: {error}"
             ) from None
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft open-file limit to its hard limit.
+
+    Each connection is one file descriptor; the usual soft limit of 1024 would
+    cap chatd below --max-clients. Returns (before, after).
+    """
+    before, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    after = before if hard == resource.RLIM_INFINITY else max(before, hard)
+    if after != before:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (after, hard))
+        except (ValueError, OSError):
+            after = before
+    return before, after
+
+
+class FileLimitService(Service):
+    """At start, raises the open-file limit as far as allowed, and says so."""
+
+    log = Logger()
+
+    def __init__(self, max_clients: int) -> None:
+        self.max_clients = max_clients
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        before, after = raise_open_file_limit()
+        if after > before:
+            self.log.info(
+                "open-file limit raised from {before} to {after} (the hard limit)",
+                before=before,
+                after=after,
+            )
+        else:
+            self.log.info("open-file limit is {limit}", limit=after)
+        if after < self.max_clients + 64:
+            self.log.warn(
+                "--max-clients {clients} is more than the open-file limit allows "
+                "({limit}); raise the hard limit (ulimit -Hn) to hold them all",
+                clients=self.max_clients,
+                limit=after,
+            )
 
 
 class FarewellService(Service):

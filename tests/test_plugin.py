@@ -12,7 +12,7 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from chatd.config import ServerConfig
-from chatd.service import FarewellService
+from chatd.service import FarewellService, FileLimitService, raise_open_file_limit
 from twisted.plugins.chatd_plugin import Options, chatd
 
 
@@ -87,10 +87,28 @@ def test_make_service_has_one_listener_per_listen_and_a_farewell() -> None:
         )
     )
     children = list(service)
-    assert isinstance(children[0], FarewellService)
+    farewell = next(c for c in children if isinstance(c, FarewellService))
     listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
     assert len(listeners) == 2
-    assert listeners[0].factory is listeners[1].factory is children[0].factory
+    assert children.index(farewell) < children.index(listeners[0])  # stops last
+    assert listeners[0].factory is listeners[1].factory is farewell.factory
+    assert any(isinstance(c, FileLimitService) for c in children)
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    """The soft limit goes up to the hard one, and the log would say from what."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        before, after = raise_open_file_limit()
+        assert before == lowered
+        assert after == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert after == hard or hard == resource.RLIM_INFINITY
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_bad_endpoint_is_a_usage_error() -> None:

@@ -168,11 +168,13 @@ class ChatServiceMaker:
         from twisted.internet import reactor
 
         from chatd.factory import ChatFactory
-        from chatd.service import FarewellService, ListenerService
+        from chatd.service import FarewellService, FileLimitService, ListenerService
 
         factory = ChatFactory(options["config"], reactor)
         top = MultiService()
-        # Added first so it stops last: listeners close, then clients hear BYE.
+        FileLimitService(options["config"].max_clients).setServiceParent(top)
+        # Added before the listeners so it stops after them: no new connections,
+        # then every client hears BYE.
         FarewellService(factory).setServiceParent(top)
         for description, endpoint in options["endpoints"]:
             ListenerService(description, endpoint, factory).setServiceParent(top)
