@@ -89,7 +89,7 @@ class IChatClient(Interface):
         """Say goodbye with reason and end the connection."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Room:
     """A room and its members (keyed by folded nick), in the order they joined."""
 
@@ -105,7 +105,7 @@ class Room:
         return sorted((user.nick for user in self.members.values()), key=fold)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class User:
     """A registered user: display nickname, rooms and current room."""
 

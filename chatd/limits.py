@@ -137,6 +137,18 @@ class SendQueue:
     Past `limit` bytes waiting, on_overflow is called, once.
     """
 
+    __slots__ = (
+        "limit",
+        "buffer_size",
+        "on_overflow",
+        "exactly",
+        "counting",
+        "drained",
+        "paused",
+        "waiting",
+        "overflowed",
+    )
+
     def __init__(
         self, limit: int, on_overflow: Callable[[], None], buffer_size: int = 65536
     ) -> None:

@@ -198,6 +198,26 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     delimiter = b"\n"  # a CR before it is dropped in lineReceived
     log = Logger()
+    # Thousands of these live at once: slots keep each small and quick to read.
+    # (Twisted's base classes still give every instance a __dict__ of their own.)
+    __slots__ = (
+        "hub",
+        "chat",
+        "config",
+        "output",
+        "_out",
+        "_socket",
+        "phase",
+        "user",
+        "peer",
+        "host",
+        "_discarding",
+        "_leftover",
+        "_bye_reason",
+        "telnet",
+        "gate",
+        "sendq",
+    )
     transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
 
     def __init__(self, hub: ConnectionHub) -> None:
