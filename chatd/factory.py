@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 from twisted.internet import defer
@@ -49,7 +50,7 @@ class ChatFactory(ServerFactory):
                 f"({self.config.max_per_ip} at most)",
             )
         connection = ChatProtocol(self)
-        connection.host = host
+        connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
     def _refuse(self, host: str, reason: str) -> RefusedProtocol:

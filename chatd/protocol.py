@@ -209,7 +209,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         "_socket",
         "phase",
         "user",
-        "peer",
         "host",
         "_discarding",
         "_leftover",
@@ -231,7 +230,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.MAX_LENGTH = hub.config.max_line + 1
         self.phase = Phase.AWAITING_NICK
         self.user: User | None = None
-        self.peer = "?"  # host:port, for the log
         self.host = "?"  # the peer's address, as --max-per-ip counts it
         self._discarding = False  # skipping the rest of an over-long line
         self._leftover = b""  # bytes after an over-long line, to parse next
@@ -252,7 +250,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     # -- connection life ---------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.peer = _peer_name(self)
         self.hub.connection_made(self)
         tune_socket(self.transport)
         transport = self.transport
@@ -282,6 +279,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             why = "connection lost"
         self._leave(why)
         self.log.info("{peer} disconnected: {why}", peer=self.peer, why=why)
+
+    @property
+    def peer(self) -> str:
+        """host:port of the other end, for the log (worked out when logging)."""
+        return _peer_name(self)
 
     def _leave(self, reason: str) -> None:
         """Take the user out of the chat; everyone sharing a room sees QUIT."""
