@@ -58,6 +58,9 @@ class ConnectionHub(TypingProtocol):
         """Forget connection."""
 
 
+SMALL_FLUSH = 16  # this many recipients or fewer: written at once, not on a timer
+
+
 class OutputBatch:
     """Collects what connections write, so each recipient gets one write per round.
 
@@ -72,9 +75,10 @@ class OutputBatch:
     out. This is deterministic, and what the unit tests use.
 
     With a delay (twistd uses 0), the client whose input was handled gets its
-    own output at once (its echo, its replies), and everyone else's is written
-    by a timer: at the next reactor turn, but never sooner after the previous
-    flush ended than that flush took. Under light load flushes take
+    own output at once (its echo, its replies); so do everyone else's when
+    they are SMALL_FLUSH or fewer (a chat in a small room); larger broadcasts
+    are written by a timer: at the next reactor turn, but never sooner
+    after the previous flush ended than that flush took. Under light load flushes take
     microseconds and lines go out on the next turn; in a storm (hundreds of
     registrations, each a JOIN to everyone in #lobby) flushes take longer and
     so carry more lines each, and at most about half of the time goes to them.
@@ -103,13 +107,21 @@ class OutputBatch:
         if self.delay is None:
             self.collecting = False
             self.flush_all()
+            return
+        origin.flush()  # the sender's echo and replies need not wait
+        if len(self.pending) <= SMALL_FLUSH:
+            self.flush_all()  # a few recipients: waiting would save little
         else:
-            origin.flush()  # the sender's echo and replies need not wait
+            self._schedule()
 
     def add(self, connection: ChatProtocol) -> None:
         """Note that connection has collected output (its list was empty)."""
         self.pending.append(connection)
-        if self.delay is not None and self._flush_call is None:
+        if not self.depth:  # within a batch, end() decides
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self.delay is not None and self._flush_call is None and self.pending:
             wait = max(self.delay, self._quiet_until - self.clock.seconds())
             self._flush_call = self.clock.callLater(wait, self._timed_flush)
 
