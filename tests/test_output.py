@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import connect, lines, make_factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+
+from chatd import protocol
 
 
 def count_writes(transport: StringTransport) -> list[bytes]:
@@ -30,6 +33,23 @@ def test_a_packet_of_lines_reaches_each_member_in_one_write(clock: Clock) -> Non
     assert lines(b_out) == [f"MSG #lobby alice line {i}" for i in range(20)]
 
 
+@pytest.fixture
+def no_small_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat every broadcast as large, so that small test rooms wait for the timer."""
+    monkeypatch.setattr(protocol, "SMALL_FLUSH", 0)
+
+
+def test_small_broadcasts_go_out_at_once(clock: Clock) -> None:
+    """With flush_delay 0, a room of three still hears a line at once."""
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(0)
+    b_out.clear()
+    alice.dataReceived(b"hi\n")
+    assert lines(b_out) == ["MSG #lobby alice hi"]
+
+
+@pytest.mark.usefixtures("no_small_flush")
 def test_deferred_flush_joins_what_one_reactor_turn_produced(clock: Clock) -> None:
     """With flush_delay 0, two senders in one turn still cost bob one write."""
     factory = make_factory(clock, flush_delay=0.0)
@@ -49,6 +69,7 @@ def test_deferred_flush_joins_what_one_reactor_turn_produced(clock: Clock) -> No
     assert lines(a_out) == ["MSG #lobby carol hello"]
 
 
+@pytest.mark.usefixtures("no_small_flush")
 def test_a_slow_flush_spaces_out_the_next_one(clock: Clock) -> None:
     """After a flush that took 20 ms, the next waits 20 ms: storms batch up."""
     factory = make_factory(clock, flush_delay=0.0)
