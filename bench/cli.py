@@ -1,0 +1,424 @@
+"""The benchmark's command line: which scenarios, servers, sizes and outputs."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+
+from bench.hotspots import summarise
+from bench.loadgen import ChatdDialect, Dialect, IrcDialect
+from bench.report import (
+    Median,
+    Run,
+    median_lines,
+    medians,
+    plot,
+    run_line,
+    side_by_side,
+    write_json,
+)
+from bench.scenarios import SCENARIOS, Figures, Settings
+from bench.servers import (
+    ROOT,
+    Placement,
+    Server,
+    ServerError,
+    chatd_options,
+    chatd_unthrottled_args,
+    ngircd_path,
+    ngircd_version,
+    plan_placement,
+    raise_nofile,
+    start_chatd,
+    start_ngircd,
+)
+
+RESULTS = ROOT / "bench" / "results"
+QUICK_FANOUT, QUICK_IDLE = [10, 30], [50]  # --quick: sizes for a smoke test
+QUICK_CHATTER = (5, 4, 2.0)  # rooms, members, seconds
+GENERATOR_BUSY = 90.0  # % of its core: above this the generator may be the limit
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError("sizes must be 2 or more, comma separated")
+    return sizes
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also documents every option in --help)."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Load benchmark for chatd, side by side with ngircd. Starts each "
+        "server itself on an ephemeral 127.0.0.1 port, pins it to one core and "
+        "this load generator to another, and prints one line per run, the medians "
+        "and chatd/ngircd ratios. See docs/performance.md.",
+    )
+    p.add_argument(
+        "scenarios",
+        nargs="*",
+        choices=[*SCENARIOS, []],
+        help="scenarios to run: fanout, chatter, idle (default: all three)",
+        metavar="scenario",
+    )
+    p.add_argument("--server", choices=["chatd", "ngircd", "both"], default="both")
+    p.add_argument("--runs", type=int, default=None, help="runs of each (default 3)")
+    p.add_argument(
+        "--fanout-sizes",
+        type=_sizes,
+        default=None,
+        help="room sizes N for fanout (default 100,500,1000)",
+    )
+    p.add_argument(
+        "--idle-sizes",
+        type=_sizes,
+        default=None,
+        help="connection counts K for idle (default 1000,5000,10000)",
+    )
+    p.add_argument("--chatter-rooms", type=int, default=None, help="default 100")
+    p.add_argument("--chatter-members", type=int, default=None, help="default 10")
+    p.add_argument(
+        "--chatter-seconds", type=float, default=None, help="default 10 seconds"
+    )
+    p.add_argument(
+        "--fanout-seconds", type=float, default=5.0, help="sending time per run"
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="fanout: messages in flight, not yet received by every timed "
+        "receiver (default: 100000/N, at least 256)",
+    )
+    p.add_argument("--text-bytes", type=int, default=48, help="length of a message")
+    p.add_argument(
+        "--reg-window",
+        type=int,
+        default=8,
+        help="registrations in flight at once (default 8; ngircd's accept "
+        "backlog is 10)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and one run: a smoke test of the tool, not a measurement",
+    )
+    p.add_argument(
+        "--chatd-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for twistd chatd, repeatable; use the = form: "
+        "--chatd-arg=--sendq=2000000",
+    )
+    p.add_argument(
+        "--no-pin", action="store_true", help="do not pin server and generator"
+    )
+    p.add_argument(
+        "--server-nofile",
+        type=int,
+        default=None,
+        help="soft open-file limit the servers start with (default: this "
+        "shell's); e.g. 1024 to see chatd raise its own",
+    )
+    p.add_argument("--json", type=Path, default=None, help="where to write JSON")
+    p.add_argument(
+        "--markdown", type=Path, default=None, help="where to write the tables"
+    )
+    p.add_argument(
+        "--plot", type=Path, default=None, help="save the fanout plot here (PNG)"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the runs, one more fanout on chatd at the largest N under "
+        "py-spy; prints where the server's time goes",
+    )
+    return p
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops servers
+
+
+def _git_describe() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + ("+uncommitted changes" if dirty else "")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _start(
+    kind: str, workdir: Path, placement: Placement, chatd_args: list[str]
+) -> Server:
+    if kind == "chatd":
+        return start_chatd(workdir, placement, chatd_args)
+    return start_ngircd(workdir, placement)
+
+
+def _dialect(kind: str) -> Dialect:
+    return ChatdDialect() if kind == "chatd" else IrcDialect()
+
+
+def run_one(
+    kind: str,
+    scenario: str,
+    size: int,
+    settings: Settings,
+    workdir: Path,
+    placement: Placement,
+    chatd_args: list[str],
+) -> Figures:
+    """Start a fresh server, run one scenario against it, stop it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        server = _start(kind, workdir, placement, chatd_args)
+    except ServerError as error:
+        return {"error": str(error)}
+    try:
+        figures = SCENARIOS[scenario](server, _dialect(kind), size, settings)
+    except (OSError, ValueError, RuntimeError) as error:
+        figures = {"error": f"{type(error).__name__}: {error}"}
+    finally:
+        server.stop()
+    if "error" in figures:
+        figures["server_log_tail"] = server.log_tail(8)
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark; return the exit status."""
+    args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    scenarios = list(dict.fromkeys(args.scenarios or list(SCENARIOS)))
+    rooms, members, seconds = 100, 10, 10.0
+    fanout_sizes, idle_sizes, runs = [100, 500, 1000], [1000, 5000, 10000], 3
+    if args.quick:
+        fanout_sizes, idle_sizes, runs = QUICK_FANOUT, QUICK_IDLE, 1
+        rooms, members, seconds = QUICK_CHATTER
+        args.fanout_seconds = min(args.fanout_seconds, 1.0)
+    settings = Settings(
+        window=args.window,
+        fanout_seconds=args.fanout_seconds,
+        text_bytes=args.text_bytes,
+        chatter_rooms=args.chatter_rooms or rooms,
+        chatter_members=args.chatter_members or members,
+        chatter_seconds=args.chatter_seconds or seconds,
+        reg_window=args.reg_window,
+    )
+    sizes = {
+        "fanout": args.fanout_sizes or fanout_sizes,
+        "idle": args.idle_sizes or idle_sizes,
+        "chatter": [settings.chatter_rooms * settings.chatter_members],
+    }
+    runs = args.runs or runs
+    servers = ["chatd", "ngircd"] if args.server == "both" else [args.server]
+    if "ngircd" in servers and ngircd_path() is None:
+        print(
+            "ngircd is not installed, so there is nothing to compare chatd with. "
+            "On Debian: `apt-get install -y ngircd` (the benchmark writes its own "
+            "config and starts it itself); or run with --server chatd."
+        )
+        if servers == ["ngircd"]:
+            return 2
+        servers = ["chatd"]
+        print("Going on with chatd alone.\n")
+
+    nofile = raise_nofile()
+    placement = plan_placement(not args.no_pin, args.server_nofile)
+    chatd_args: list[str] = []
+    if "chatd" in servers:
+        try:
+            chatd_args = chatd_unthrottled_args(chatd_options()) + args.chatd_arg
+        except ServerError as error:
+            print(error)
+            return 2
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    json_path = args.json or RESULTS / f"bench-{stamp}.json"
+    markdown_path = args.markdown or json_path.with_suffix(".md")
+    meta: dict[str, object] = {
+        "when_utc": stamp,
+        "command": "python -m bench " + " ".join(argv),
+        "chatd_commit": _git_describe() if "chatd" in servers else None,
+        "chatd_args": chatd_args,
+        "chatd_args_text": " ".join(chatd_args),
+        "ngircd": ngircd_version() if "ngircd" in servers else None,
+        "python": platform.python_version(),
+        "twisted": _version("twisted"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.platform()}",
+        "placement": placement.describe(),
+        "generator_nofile": f"soft {nofile[0]} raised to hard {nofile[1]}",
+        "server_nofile": args.server_nofile or nofile[0],
+        "settings": {k: str(v) for k, v in settings.__dict__.items()},
+        "sizes": sizes,
+        "runs": runs,
+    }
+    print(f"chatd benchmark: {', '.join(scenarios)} against {' and '.join(servers)}")
+    print(f"  {meta['placement']}; generator open files: {meta['generator_nofile']}")
+    if "chatd" in servers:
+        print(f"  chatd {meta['chatd_commit']}: twistd chatd {' '.join(chatd_args)}")
+    if "ngircd" in servers:
+        print(f"  {meta['ngircd']}")
+    print()
+
+    results: list[Run] = []
+    started = time.monotonic()
+    interrupted = ""
+    profile_text = ""
+    with tempfile.TemporaryDirectory(prefix="chatd-bench-") as tmp:
+        try:
+            for scenario, size, number, kind in _plan(scenarios, sizes, runs, servers):
+                label = (
+                    f"{settings.chatter_rooms}x{settings.chatter_members}"
+                    if scenario == "chatter"
+                    else str(size)
+                )
+                workdir = Path(tmp) / f"{scenario}-{size}-{number}-{kind}"
+                figures = run_one(
+                    kind, scenario, size, settings, workdir, placement, chatd_args
+                )
+                run = Run(scenario, kind, size, label, number, figures)
+                results.append(run)
+                print(run_line(run, runs), flush=True)
+                _warn(figures)
+                # Saved after every run: a long run that is stopped keeps its data.
+                write_json(json_path, meta, results, medians(results))
+            if args.profile and "chatd" in servers and "fanout" in scenarios:
+                profile_text = _profile(
+                    max(sizes["fanout"]), settings, Path(tmp), placement, chatd_args
+                )
+        except (KeyboardInterrupt, SystemExit) as stop:
+            interrupted = f"stopped ({type(stop).__name__}) after {len(results)} runs"
+            print(f"\n{interrupted}; the figures below are from those runs")
+            meta["interrupted"] = interrupted
+
+    rows = medians(results)
+    if "chatd" in servers and _git_describe() != meta["chatd_commit"]:
+        meta["chatd_commit_after"] = _git_describe()
+        print(
+            f"warning: the checkout changed during the runs "
+            f"({meta['chatd_commit']} -> {meta['chatd_commit_after']})"
+        )
+    print(f"\nall runs took {time.monotonic() - started:.0f} s\n")
+    print("\n".join(median_lines(rows)))
+    print()
+    print(side_by_side(rows, markdown=False))
+    meta["profile"] = profile_text or None
+    write_json(json_path, meta, results, rows)
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    markdown_path.write_text(_markdown(meta, rows, profile_text))
+    print(f"JSON: {json_path}\nmarkdown tables: {markdown_path}")
+    if args.plot:
+        caption = f"{placement.describe()}"
+        print(plot(args.plot, rows, caption))
+    if profile_text:
+        print("\nwhere chatd's time goes (fanout, py-spy):\n" + profile_text)
+    if interrupted:
+        return 130
+    return 1 if any(row.failed for row in rows) else 0
+
+
+def _plan(
+    scenarios: list[str], sizes: dict[str, list[int]], runs: int, servers: list[str]
+) -> list[tuple[str, int, int, str]]:
+    """Every run in order: by scenario and size, then run number, then server.
+
+    The servers take turns run by run, so a change in the machine's load between
+    runs falls on both.
+    """
+    return [
+        (scenario, size, number, kind)
+        for scenario in scenarios
+        for size in sizes[scenario]
+        for number in range(1, runs + 1)
+        for kind in servers
+    ]
+
+
+def _warn(figures: Figures) -> None:
+    gen = figures.get("gen_cpu_pct")
+    if isinstance(gen, int | float) and gen > GENERATOR_BUSY:
+        print(
+            f"  note: the load generator used {gen:.0f} % of its core; the server "
+            "may not have been the bottleneck in this run"
+        )
+    tail = figures.get("server_log_tail")
+    if isinstance(tail, str) and tail:
+        print("  server log ends with:\n    " + tail.replace("\n", "\n    "))
+    notes = figures.get("server_notes")
+    if isinstance(notes, str):
+        print(f"  server log says: {notes}")
+
+
+def _profile(
+    size: int,
+    settings: Settings,
+    tmp: Path,
+    placement: Placement,
+    chatd_args: list[str],
+) -> str:
+    raw = tmp / "profile.txt"
+    settings = Settings(**{**settings.__dict__, "profile": raw})
+    print(f"\nprofiling chatd with py-spy: fanout N={size} (not a measured run)")
+    figures = run_one(
+        "chatd", "fanout", size, settings, tmp / "profile", placement, chatd_args
+    )
+    print(run_line(Run("fanout", "chatd", size, str(size), 1, figures), 1))
+    if not raw.exists():
+        return ""
+    return summarise(raw, str(ROOT))
+
+
+def _markdown(meta: dict[str, object], rows: list[Median], profile: str) -> str:
+    lines = [
+        f"Run {meta['when_utc']} UTC: `{meta['command']}`",
+        "",
+        f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`), "
+        f"{meta['ngircd']}; Python {meta['python']}, Twisted {meta['twisted']}; "
+        f"{meta['machine']}; {meta['placement']}.",
+        "",
+        side_by_side(rows, markdown=True),
+    ]
+    if profile:
+        lines += ["", "```", profile, "```"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
