@@ -156,7 +156,7 @@ def paste(lines: int, burst: int, rate: float) -> None:
         paster.send(b"".join(b"line %d of the paste\r\n" % i for i in range(lines)))
         first = paster.until(b"ERR flood")
         flood_at = time.monotonic() - started
-        got = []
+        got: list[int] = []
         while len(got) < lines:
             text = watcher.until(b"MSG #lobby paster ")
             got.append(int(text.split(b" ")[4]))
