@@ -236,7 +236,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.chat = hub.chat
         self.config = hub.config
         self.output = hub.output
-        self._out: list[bytes] = []  # collected during a batch, in order
+        self._out: list[bytes] | None = None  # collected for the next flush, in order
         self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         # +1: the line limit counts the text, not the CR that may end it.
         self.MAX_LENGTH = hub.config.max_line + 1
@@ -371,7 +371,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.phase = Phase.CLOSING
             self._bye_reason = "send queue full (not reading)"
             self._stop_limits()
-        self._out.clear()
+        self._out = None
         self.transport.abortConnection()  # BYE would only join the unread queue
 
     # -- writing -------------------------------------------------------------------
@@ -391,32 +391,31 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.phase is _CLOSING:
             return
         out = self._out
-        if out:  # already waiting for a flush: join the queue, keep the order
+        if out is not None:  # already waiting for a flush: join, keep the order
             out.append(render(event))
         elif self.output.collecting:
             self.output.add(self)
-            out.append(render(event))
+            self._out = [render(event)]
         else:
             self._transmit(render(event))
 
     def _write(self, data: bytes) -> None:
         """Collect data for the next flush, or write it now (see OutputBatch)."""
         out = self._out
-        if out:
+        if out is not None:
             out.append(data)
         elif self.output.collecting:
             self.output.add(self)
-            out.append(data)
+            self._out = [data]
         else:
             self._transmit(data)
 
     def flush(self) -> None:
         """Write what was collected during a batch, with one transport.write."""
         out = self._out
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            self._transmit(data)
+        if out is not None:
+            self._out = None  # an idle connection holds no list
+            self._transmit(out[0] if len(out) == 1 else b"".join(out))
 
     def _transmit(self, data: bytes) -> None:
         """Send data, or cut the client off if it would pass its send queue."""
