@@ -23,7 +23,7 @@ class ServerConfig:
     register_timeout: float = 60.0  # seconds to choose a nickname
     idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never
     shutdown_grace: float = 5.0  # seconds a closing connection gets to flush BYE
-    # When collected output is written (chatd.protocol.OutputBatch): None, as
+    # When collected output is written (chatd.output.OutputBatch): None, as
     # soon as the input that caused it is handled; 0, on the next reactor turn,
     # so that one write per recipient carries everything a turn produced.
     flush_delay: float | None = None

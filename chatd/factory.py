@@ -12,7 +12,8 @@ from twisted.logger import Logger
 
 from chatd.chat import Chat
 from chatd.config import ServerConfig
-from chatd.protocol import ChatProtocol, OutputBatch, RefusedProtocol
+from chatd.output import OutputBatch
+from chatd.protocol import ChatProtocol, RefusedProtocol
 
 
 def address_host(addr: IAddress | None) -> str:

@@ -7,7 +7,7 @@ from helpers import connect, lines, make_factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd import protocol
+from chatd import output
 
 
 def count_writes(transport: StringTransport) -> list[bytes]:
@@ -36,7 +36,7 @@ def test_a_packet_of_lines_reaches_each_member_in_one_write(clock: Clock) -> Non
 @pytest.fixture
 def no_small_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Treat every broadcast as large, so that small test rooms wait for the timer."""
-    monkeypatch.setattr(protocol, "SMALL_FLUSH", 0)
+    monkeypatch.setattr(output, "SMALL_FLUSH", 0)
 
 
 def test_small_broadcasts_go_out_at_once(clock: Clock) -> None:
