@@ -118,12 +118,17 @@ class User:
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.key = fold(self.nick)
+        self.key = _same_or(fold(self.nick), self.nick)
         self.deliver = self.client.deliver
 
     def is_member(self, room: Room) -> bool:
         """Tell whether this user is in room."""
         return room.key in self.rooms
+
+
+def _same_or(folded: str, name: str) -> str:
+    """Return name itself when folding left it unchanged: one string, not two."""
+    return name if folded == name else folded
 
 
 def _deliver(users: Iterable[User], event: Event) -> None:
@@ -207,7 +212,7 @@ class Chat:
         if new == user.nick:
             return
         old, old_key = user.nick, user.key
-        user.nick, user.key = new, fold(new)
+        user.nick, user.key = new, _same_or(fold(new), new)
         del self.users[old_key]
         self.users[user.key] = user
         for room in user.rooms.values():
