@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Protocol as TypingProtocol
 
@@ -27,16 +26,14 @@ from zope.interface import implementer
 
 from chatd import __version__
 from chatd.chat import Chat, Event, IChatClient, User
+from chatd.commands import COMMANDS
 from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.names import LOBBY, clean_text
 from chatd.output import OutputBatch
 from chatd.telnet import TelnetFilter
-from chatd.wire import line, render, word_lines
-
-# Lists (USERS, ROOMS) are split so that no line we send is longer than this.
-LIST_LINE_BUDGET = 512
+from chatd.wire import line, render
 
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit"
@@ -68,31 +65,6 @@ class Phase(Enum):
 
 
 _CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
-
-Handler = Callable[["ChatProtocol", list[str]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One slash command: its handler, arity and the help shown for it."""
-
-    handler: Handler
-    usage: str
-    summary: str
-    min_args: int = 0
-    max_args: int = 0
-    text: bool = False  # the last argument is free text running to the line's end
-    before_nick: bool = False  # allowed before a nickname is chosen
-
-    def split(self, rest: str) -> list[str]:
-        """Split the argument string, or raise ChatError(BAD_ARGS)."""
-        if self.text and self.max_args:
-            args = rest.split(maxsplit=self.max_args - 1)
-        else:
-            args = rest.split()
-        if not self.min_args <= len(args) <= self.max_args:
-            raise ChatError(ErrorCode.BAD_ARGS, f"usage: {self.usage}")
-        return args
 
 
 def _peer_name(connection: ChatProtocol) -> str:
@@ -216,6 +188,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def peer(self) -> str:
         """host:port of the other end, for the log (worked out when logging)."""
         return _peer_name(self)
+
+    @property
+    def awaiting_nick(self) -> bool:
+        """Tell whether the connection has yet to choose a nickname."""
+        return self.phase is Phase.AWAITING_NICK
 
     def _leave(self, reason: str) -> None:
         """Take the user out of the chat; everyone sharing a room sees QUIT."""
@@ -476,7 +453,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if lead.startswith("/") and not lead.startswith("//"):
             self._run_command(lead[1:])
         elif self.phase is Phase.AWAITING_NICK:
-            self._register(self._nick_from(text))
+            self.register(self._nick_from(text))
         else:
             self._say(lead[1:] if lead.startswith("//") else text)
 
@@ -501,12 +478,14 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             )
         command.handler(self, command.split(rest))
 
-    def _registered_user(self) -> User:
+    def registered_user(self) -> User:
+        """Return this connection's user; commands past registration use it."""
         if self.user is None:  # cannot happen: the command table guards it
             raise ChatError(ErrorCode.NOT_REGISTERED, "choose a nickname first")
         return self.user
 
-    def _register(self, nick: str) -> None:
+    def register(self, nick: str) -> None:
+        """Take nick: WELCOME, the message of the day, then #lobby."""
         user = self.chat.register(nick, self)
         self.user = user
         self.phase = Phase.REGISTERED
@@ -525,67 +504,10 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.chat.join(user, LOBBY)
 
     def _say(self, text: str) -> None:
-        self.chat.say(self._registered_user(), text)
+        self.chat.say(self.registered_user(), text)
 
-    @staticmethod
-    def _text(raw: str, what: str) -> str:
-        """Clean free text; refuse it if nothing but spaces is left."""
-        text = clean_text(raw)
-        if not text.strip():
-            raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")
-        return text
-
-    # -- commands -------------------------------------------------------------
-
-    def _cmd_nick(self, args: list[str]) -> None:
-        if self.phase is Phase.AWAITING_NICK:
-            self._register(args[0])
-            return
-        user = self._registered_user()
-        old = user.nick
-        self.chat.rename(user, args[0])
-        if user.nick == old:
-            self.send_info(f"You are already called {old}.")
-        else:
-            self.log.info("{old} is now {new}", old=old, new=user.nick)
-
-    def _cmd_me(self, args: list[str]) -> None:
-        self.chat.act(self._registered_user(), self._text(args[0], "the action"))
-
-    def _cmd_msg(self, args: list[str]) -> None:
-        self.chat.tell(self._registered_user(), args[0], self._text(args[1], "message"))
-
-    def _cmd_join(self, args: list[str]) -> None:
-        room, added = self.chat.join(self._registered_user(), args[0])
-        if not added:
-            self.send_info(f"You are already in {room.name}; it is your current room.")
-
-    def _cmd_part(self, args: list[str]) -> None:
-        room_name: str | None = None
-        if args and args[0].startswith("#"):
-            room_name, args = args[0], args[1:]
-        reason = clean_text(" ".join(args))
-        self.chat.part(self._registered_user(), room_name, reason)
-
-    def _cmd_who(self, args: list[str]) -> None:
-        user = self._registered_user()
-        room = self.chat.room(args[0]) if args else self.chat.rooms[user.current]
-        for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
-            self.send(data)
-
-    def _cmd_rooms(self, args: list[str]) -> None:
-        counts = [f"{name}:{size}" for name, size in self.chat.room_sizes()]
-        for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
-            self.send(data)
-
-    def _cmd_help(self, args: list[str]) -> None:
-        self.send_info("Type a line to talk in your current room. Commands:")
-        for command in COMMANDS.values():
-            self.send_info(f"  {command.usage:<24} {command.summary}")
-        self.send_info("Start a message with // to send a line that begins with /.")
-
-    def _cmd_quit(self, args: list[str]) -> None:
-        reason = clean_text(args[0]).strip() if args else ""
+    def quit_chat(self, reason: str) -> None:
+        """Leave at the client's request: QUIT to the others, BYE, close."""
         nick = self.user.nick if self.user is not None else None
         self._leave(reason or "quit")
         self.close(f"Goodbye, {nick}." if nick else "Goodbye.")
@@ -602,61 +524,3 @@ class RefusedProtocol(Protocol):
         self.transport.write(line("ERR", ErrorCode.SERVER_FULL.value, text=self.reason))
         self.transport.write(line("BYE", text="Please try again later."))
         self.transport.loseConnection()
-
-
-COMMANDS: dict[str, Command] = {
-    "nick": Command(
-        ChatProtocol._cmd_nick,
-        "/nick <new>",
-        "change your nickname",
-        1,
-        1,
-        before_nick=True,
-    ),
-    "me": Command(
-        ChatProtocol._cmd_me, "/me <text>", "act in your current room", 1, 1, text=True
-    ),
-    "msg": Command(
-        ChatProtocol._cmd_msg,
-        "/msg <nick> <text>",
-        "send a private message",
-        2,
-        2,
-        text=True,
-    ),
-    "join": Command(
-        ChatProtocol._cmd_join,
-        "/join <#room>",
-        "join a room (created if new) and make it current",
-        1,
-        1,
-    ),
-    "part": Command(
-        ChatProtocol._cmd_part,
-        "/part [<#room>] [reason]",
-        "leave a room (default: the current one)",
-        0,
-        2,
-        text=True,
-    ),
-    "who": Command(
-        ChatProtocol._cmd_who,
-        "/who [<#room>]",
-        "list a room's members (default: the current one)",
-        0,
-        1,
-    ),
-    "rooms": Command(ChatProtocol._cmd_rooms, "/rooms", "list rooms and their sizes"),
-    "help": Command(
-        ChatProtocol._cmd_help, "/help", "show this help", before_nick=True
-    ),
-    "quit": Command(
-        ChatProtocol._cmd_quit,
-        "/quit [reason]",
-        "leave the chat",
-        0,
-        1,
-        text=True,
-        before_nick=True,
-    ),
-}

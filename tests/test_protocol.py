@@ -11,9 +11,9 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from chatd.chat import IChatClient
+from chatd.commands import COMMANDS
 from chatd.errors import ErrorCode
 from chatd.factory import ChatFactory
-from chatd.protocol import COMMANDS
 from chatd.wire import RenderStats
 
 

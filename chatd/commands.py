@@ -1,0 +1,171 @@
+"""The slash commands of PROTOCOL.md: one table with arity and help, and handlers.
+
+A handler gets the connection as a Session (what it needs of it, no more) and
+the arguments already split and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from chatd.chat import Chat, User
+from chatd.errors import ChatError, ErrorCode
+from chatd.names import clean_text
+from chatd.wire import word_lines
+
+# Lists (USERS, ROOMS) are split so that no line we send is longer than this.
+LIST_LINE_BUDGET = 512
+
+
+class Session(Protocol):
+    """What a command needs of the connection that typed it."""
+
+    chat: Chat
+    log: Logger
+
+    @property
+    def awaiting_nick(self) -> bool:
+        """Tell whether the connection has yet to choose a nickname."""
+
+    def registered_user(self) -> User:
+        """Return the connection's user."""
+
+    def register(self, nick: str) -> None:
+        """Take nick as the connection's nickname."""
+
+    def send(self, data: bytes) -> None:
+        """Write encoded lines."""
+
+    def send_info(self, text: str) -> None:
+        """Send an INFO line."""
+
+    def quit_chat(self, reason: str) -> None:
+        """Leave the chat and close."""
+
+
+Handler = Callable[[Session, list[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One slash command: its handler, arity and the help shown for it."""
+
+    handler: Handler
+    usage: str
+    summary: str
+    min_args: int = 0
+    max_args: int = 0
+    text: bool = False  # the last argument is free text running to the line's end
+    before_nick: bool = False  # allowed before a nickname is chosen
+
+    def split(self, rest: str) -> list[str]:
+        """Split the argument string, or raise ChatError(BAD_ARGS)."""
+        if self.text and self.max_args:
+            args = rest.split(maxsplit=self.max_args - 1)
+        else:
+            args = rest.split()
+        if not self.min_args <= len(args) <= self.max_args:
+            raise ChatError(ErrorCode.BAD_ARGS, f"usage: {self.usage}")
+        return args
+
+
+def _text(raw: str, what: str) -> str:
+    """Clean free text; refuse it if nothing but spaces is left."""
+    text = clean_text(raw)
+    if not text.strip():
+        raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")
+    return text
+
+
+def nick(session: Session, args: list[str]) -> None:
+    """/nick <new>: choose a nickname, or change it."""
+    if session.awaiting_nick:
+        session.register(args[0])
+        return
+    user = session.registered_user()
+    old = user.nick
+    session.chat.rename(user, args[0])
+    if user.nick == old:
+        session.send_info(f"You are already called {old}.")
+    else:
+        session.log.info("{old} is now {new}", old=old, new=user.nick)
+
+
+def me(session: Session, args: list[str]) -> None:
+    """/me <text>: an action in the current room."""
+    session.chat.act(session.registered_user(), _text(args[0], "the action"))
+
+
+def msg(session: Session, args: list[str]) -> None:
+    """/msg <nick> <text>: a private message."""
+    session.chat.tell(session.registered_user(), args[0], _text(args[1], "message"))
+
+
+def join(session: Session, args: list[str]) -> None:
+    """/join <#room>: join a room and make it current."""
+    room, added = session.chat.join(session.registered_user(), args[0])
+    if not added:
+        session.send_info(f"You are already in {room.name}; it is your current room.")
+
+
+def part(session: Session, args: list[str]) -> None:
+    """/part [<#room>] [reason]: leave a room (default: the current one)."""
+    room_name: str | None = None
+    if args and args[0].startswith("#"):
+        room_name, args = args[0], args[1:]
+    reason = clean_text(" ".join(args))
+    session.chat.part(session.registered_user(), room_name, reason)
+
+
+def who(session: Session, args: list[str]) -> None:
+    """/who [<#room>]: the members of a room, in USERS lines."""
+    user = session.registered_user()
+    chat = session.chat
+    room = chat.room(args[0]) if args else chat.rooms[user.current]
+    for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
+        session.send(data)
+
+
+def rooms(session: Session, args: list[str]) -> None:
+    """/rooms: every room and its size, in ROOMS lines."""
+    counts = [f"{name}:{size}" for name, size in session.chat.room_sizes()]
+    for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
+        session.send(data)
+
+
+def help_(session: Session, args: list[str]) -> None:
+    """/help: INFO lines describing the commands."""
+    session.send_info("Type a line to talk in your current room. Commands:")
+    for command in COMMANDS.values():
+        session.send_info(f"  {command.usage:<24} {command.summary}")
+    session.send_info("Start a message with // to send a line that begins with /.")
+
+
+def quit_(session: Session, args: list[str]) -> None:
+    """/quit [reason]: leave the chat."""
+    session.quit_chat(clean_text(args[0]).strip() if args else "")
+
+
+# fmt: off
+COMMANDS: dict[str, Command] = {
+    "nick": Command(nick, "/nick <new>", "change your nickname", 1, 1,
+                    before_nick=True),
+    "me": Command(me, "/me <text>", "act in your current room", 1, 1, text=True),
+    "msg": Command(msg, "/msg <nick> <text>", "send a private message", 2, 2,
+                   text=True),
+    "join": Command(join, "/join <#room>",
+                    "join a room (created if new) and make it current", 1, 1),
+    "part": Command(part, "/part [<#room>] [reason]",
+                    "leave a room (default: the current one)", 0, 2, text=True),
+    "who": Command(who, "/who [<#room>]",
+                   "list a room's members (default: the current one)", 0, 1),
+    "rooms": Command(rooms, "/rooms", "list rooms and their sizes"),
+    "help": Command(help_, "/help", "show this help", before_nick=True),
+    "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
+                    before_nick=True),
+}
+# fmt: on
