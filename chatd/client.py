@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from chatd.config import DEFAULT_PORT
 from chatd.conversations import (
     LOBBY_KEY,
     SERVER_KEY,
@@ -43,7 +44,6 @@ from chatd.names import fold
 from chatd.wire import ServerLine, parse_server_line
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5501
 FIRST_RETRY_DELAY = 1.0  # seconds; doubled after each failed attempt ...
 MAX_RETRY_DELAY = 30.0  # ... up to this
 QUIT_GRACE = 2.0  # seconds to wait for the server to close after /quit

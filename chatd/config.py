@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_PORT = 5501
+DEFAULT_PORT = (
+    5501  # PROTOCOL.md's usual port: tcp:5501 for the daemon, the client's default
+)
 
 
 @dataclass(frozen=True, slots=True)
