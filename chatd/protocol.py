@@ -194,12 +194,18 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         """Tell whether the connection has yet to choose a nickname."""
         return self.phase is Phase.AWAITING_NICK
 
-    def _leave(self, reason: str) -> None:
-        """Take the user out of the chat; everyone sharing a room sees QUIT."""
+    def _leave(self, reason: str, logged: str | None = None) -> None:
+        """Take the user out of the chat; everyone sharing a room sees QUIT.
+
+        logged replaces reason in the log where the reason is the user's own
+        words (the log never holds what people write).
+        """
         user, self.user = self.user, None
         if user is not None:
             self.chat.quit(user, reason)
-            self.log.info("{nick} left: {reason}", nick=user.nick, reason=reason)
+            self.log.info(
+                "{nick} left: {reason}", nick=user.nick, reason=logged or reason
+            )
 
     def _banner(self) -> str:
         name = self.config.name
@@ -398,6 +404,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._leftover = line_[end + 1 :]
 
     def _too_long(self) -> ChatError:
+        self.log.warn(
+            "{peer} sent a line over {limit} bytes; refused",
+            peer=self.peer,
+            limit=self.config.max_line,
+        )
         return ChatError(
             ErrorCode.TOO_LONG,
             f"lines are limited to {self.config.max_line} bytes; that one was dropped",
@@ -509,7 +520,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def quit_chat(self, reason: str) -> None:
         """Leave at the client's request: QUIT to the others, BYE, close."""
         nick = self.user.nick if self.user is not None else None
-        self._leave(reason or "quit")
+        self._leave(reason or "quit", logged="/quit")
         self.close(f"Goodbye, {nick}." if nick else "Goodbye.")
 
 

@@ -128,10 +128,12 @@ class ChatWindow:
         self._member_nicks: list[str] = []  # nickname of each member list row
         self._nick_tags: set[str] = set()
         self._closing = False
+        self._gone = False  # the Tk window was destroyed: nothing left to draw on
         root.title("chatd")
         root.geometry("960x600")
         root.minsize(640, 400)
         root.protocol("WM_DELETE_WINDOW", self.close)
+        root.bind("<Destroy>", self._destroyed, add="+")
         root.report_callback_exception = self._callback_failed
         self._style()
         self.status_text = tk.StringVar(value="Not connected")
@@ -299,18 +301,29 @@ class ChatWindow:
         if self._closing:
             return
         self._closing = True
-        self.root.withdraw()
+        if not self._gone:
+            self.root.withdraw()
         if self.reactor.running:
             self.reactor.stop()
+
+    def _destroyed(self, event: tk.Event) -> None:
+        """The window was destroyed without asking (a window manager can): leave."""
+        if event.widget is self.root:
+            self._gone = True
+            self.close()
 
     # -- ClientView -------------------------------------------------------------------
 
     def status(self, text: str) -> None:
         """Show text in the status line."""
+        if self._gone:
+            return
         self.status_text.set(text)
 
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         """Draw entry if its conversation is on screen."""
+        if self._gone:
+            return
         if conversation.key != self._shown_key:
             return
         follow = self.messages.yview()[1] >= 0.999  # at the bottom: keep following
@@ -325,6 +338,8 @@ class ChatWindow:
 
     def refresh(self) -> None:
         """Redraw the side list, the heading, the members and a changed view."""
+        if self._gone:
+            return
         state = self.session.state
         shown = state.shown()
         if shown.key != self._shown_key:
@@ -346,6 +361,8 @@ class ChatWindow:
 
     def ask_nick(self, reason: str) -> None:
         """Show the form again with the server's reason, the nickname selected."""
+        if self._gone:
+            return
         self._form_ready(f"That nickname was refused: {reason}\nPlease choose another.")
         nick_field = self.form_fields[2]
         nick_field.focus_set()
@@ -353,10 +370,14 @@ class ChatWindow:
 
     def connect_failed(self, reason: str) -> None:
         """Show the form again with what went wrong."""
+        if self._gone:
+            return
         self._form_ready(reason)
 
     def registered(self, nick: str) -> None:
         """Show the chat and give the input the keyboard focus."""
+        if self._gone:
+            return
         self.root.title(f"chatd: {nick} on {self.session.host}:{self.session.port}")
         self._show(self.chat)
         self.refresh()
@@ -364,6 +385,8 @@ class ChatWindow:
 
     def finished(self) -> None:
         """The user left the chat: close the window."""
+        if self._gone:
+            return
         self.close()
 
     # -- drawing ----------------------------------------------------------------------

@@ -365,9 +365,11 @@ def test_message_text_is_never_logged(factory: ChatFactory) -> None:
     alice, _ = connect(factory, "alice")
     with capturedLogs() as events:
         alice.dataReceived(b"my secret plan\n/msg alice psst secret\n/me hides\n")
-        alice.dataReceived(b"/quit my secret reason? no, reasons are logged\n")
-    assert not any("secret plan" in repr(e) or "psst" in repr(e) for e in events)
+        alice.dataReceived(b"/part #lobby my secret reason\n")
+        alice.dataReceived(b"/quit another secret reason\n")
+    assert not any("secret" in repr(e) or "psst" in repr(e) for e in events)
     assert not any("hides" in repr(e) for e in events)
+    assert any(e.get("reason") == "/quit" for e in events)
 
 
 # -- framing and encoding --------------------------------------------------------------
@@ -537,3 +539,15 @@ def test_every_protocol_error_code_is_known() -> None:
         "flood",
         "server-full",
     }
+
+
+def test_refused_long_line_is_logged_once_with_the_address(
+    factory: ChatFactory,
+) -> None:
+    """An over-long line is a limit hit: one warning naming the peer, no text."""
+    alice, _ = connect(factory, "alice")
+    with capturedLogs() as events:
+        alice.dataReceived(b"s" * 3000 + b"\n")
+    warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+    assert len(warnings) == 1 and warnings[0]["peer"].startswith("127.0.")
+    assert "sss" not in repr(warnings)
