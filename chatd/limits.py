@@ -23,6 +23,8 @@ EPSILON = 1e-9
 class TokenBucket:
     """Allows bursts of `capacity` events, refilled at `rate` per second."""
 
+    __slots__ = ("capacity", "rate", "clock", "tokens", "stamp")
+
     def __init__(self, capacity: int, rate: float, clock: IReactorTime) -> None:
         self.capacity = float(capacity)
         self.rate = rate
@@ -58,6 +60,19 @@ class FloodGate:
     `on_overflow` when the queued bytes pass `max_queued`.
     """
 
+    __slots__ = (
+        "bucket",
+        "max_queued",
+        "clock",
+        "handle",
+        "on_throttle",
+        "on_overflow",
+        "queue",
+        "queued_bytes",
+        "_drain_call",
+        "stopped",
+    )
+
     def __init__(
         self,
         bucket: TokenBucket,
@@ -73,7 +88,7 @@ class FloodGate:
         self.handle = handle
         self.on_throttle = on_throttle
         self.on_overflow = on_overflow
-        self.queue: deque[bytes] = deque()
+        self.queue: deque[bytes] | None = None  # made when throttling starts
         self.queued_bytes = 0
         self._drain_call: IDelayedCall | None = None
         self.stopped = False
@@ -82,16 +97,19 @@ class FloodGate:
         """Handle line now if the budget allows and nothing waits, else queue it."""
         if self.stopped:
             return
-        if not self.queue and self.bucket.take():
+        queue = self.queue
+        if not queue and self.bucket.take():
             self.handle(line)
             return
-        self.queue.append(line)
+        if queue is None:
+            queue = self.queue = deque()
+        queue.append(line)
         self.queued_bytes += len(line) + 1  # + the LF it came with
         if self.queued_bytes > self.max_queued:
             self.stop()
             self.on_overflow()
             return
-        if len(self.queue) == 1:
+        if len(queue) == 1:
             self.on_throttle()
             self._schedule()
 
@@ -107,11 +125,13 @@ class FloodGate:
             self.handle(line)
         if self.queue:
             self._schedule()
+        else:
+            self.queue = None  # the episode is over: a quiet client keeps no deque
 
     def stop(self) -> None:
         """Forget queued lines and scheduled work: the connection is going."""
         self.stopped = True
-        self.queue.clear()
+        self.queue = None
         self.queued_bytes = 0
         if self._drain_call is not None and self._drain_call.active():
             self._drain_call.cancel()
