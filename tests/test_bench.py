@@ -10,8 +10,8 @@ from pathlib import Path
 from daemon import ROOT
 
 
-def test_bench_quick_fanout_runs_and_loses_nothing(tmp_path: Path) -> None:
-    """`python -m bench --quick fanout` against chatd writes figures with 0 lost."""
+def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
+    """`python -m bench --quick` against chatd: 0 lost, every idle client held."""
     out = tmp_path / "quick.json"
     result = subprocess.run(
         [
@@ -27,6 +27,8 @@ def test_bench_quick_fanout_runs_and_loses_nothing(tmp_path: Path) -> None:
             "--markdown",
             str(tmp_path / "quick.md"),
             "fanout",
+            "chatter",
+            "idle",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -35,4 +37,9 @@ def test_bench_quick_fanout_runs_and_loses_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = json.loads(out.read_text())["runs"]
-    assert runs and all(run["figures"]["lost"] == 0 for run in runs)
+    assert {run["scenario"] for run in runs} == {"fanout", "chatter", "idle"}
+    for run in runs:
+        figures = run["figures"]
+        assert figures.get("lost", 0) == 0, run
+        if run["scenario"] == "idle":
+            assert figures["held"] == figures["members"], run
