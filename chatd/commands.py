@@ -14,7 +14,6 @@ from twisted.logger import Logger
 
 from chatd.chat import Chat, User
 from chatd.errors import ChatError, ErrorCode
-from chatd.names import clean_text
 from chatd.wire import word_lines
 
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
@@ -73,9 +72,11 @@ class Command:
         return args
 
 
-def _text(raw: str, what: str) -> str:
-    """Clean free text; refuse it if nothing but spaces is left."""
-    text = clean_text(raw)
+def _text(text: str, what: str) -> str:
+    """Refuse free text that is nothing but spaces.
+
+    Control characters are already gone: ChatProtocol cleans every line first.
+    """
     if not text.strip():
         raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")
     return text
@@ -117,7 +118,7 @@ def part(session: Session, args: list[str]) -> None:
     room_name: str | None = None
     if args and args[0].startswith("#"):
         room_name, args = args[0], args[1:]
-    reason = clean_text(" ".join(args))
+    reason = " ".join(args)
     session.chat.part(session.registered_user(), room_name, reason)
 
 
@@ -147,7 +148,7 @@ def help_(session: Session, args: list[str]) -> None:
 
 def quit_(session: Session, args: list[str]) -> None:
     """/quit [reason]: leave the chat."""
-    session.quit_chat(clean_text(args[0]).strip() if args else "")
+    session.quit_chat(args[0].strip() if args else "")
 
 
 # fmt: off

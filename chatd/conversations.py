@@ -369,20 +369,17 @@ class ChatState:
 
     def room(self, name: str) -> Conversation:
         """Return the room's conversation, opening it if needed."""
-        key = fold(name)
-        conversation = self.conversations.get(key)
-        if conversation is None:
-            conversation = Conversation(key, name, ConversationKind.ROOM)
-            self.conversations[key] = conversation
-            self.view.refresh()
-        return conversation
+        return self._open(name, ConversationKind.ROOM)
 
     def private(self, nick: str) -> Conversation:
         """Return the private conversation with nick, opening it if needed."""
-        key = fold(nick)
+        return self._open(nick, ConversationKind.PRIVATE)
+
+    def _open(self, name: str, kind: ConversationKind) -> Conversation:
+        key = fold(name)
         conversation = self.conversations.get(key)
         if conversation is None:
-            conversation = Conversation(key, nick, ConversationKind.PRIVATE)
+            conversation = Conversation(key, name, kind)
             self.conversations[key] = conversation
             self.view.refresh()
         return conversation
