@@ -31,7 +31,7 @@ from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.names import LOBBY, clean_text
-from chatd.output import OutputBatch
+from chatd.output import Journal, OutputBatch
 from chatd.telnet import TelnetFilter
 from chatd.wire import line, render
 
@@ -110,6 +110,9 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         "config",
         "output",
         "_out",
+        "_journal",
+        "_start",
+        "_end",
         "_socket",
         "phase",
         "user",
@@ -128,7 +131,12 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.chat = hub.chat
         self.config = hub.config
         self.output = hub.output
-        self._out: list[bytes] | None = None  # collected for the next flush, in order
+        # Output waiting for the next flush (see OutputBatch): either a run of
+        # the round's broadcast lines, _journal.lines[_start:_end], or a list
+        # of this connection's own; never both.
+        self._out: list[bytes] | None = None
+        self._journal: Journal | None = None
+        self._start = self._end = 0
         self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         # +1: the line limit counts the text, not the CR that may end it.
         self.MAX_LENGTH = hub.config.max_line + 1
@@ -274,7 +282,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.phase = Phase.CLOSING
             self._bye_reason = "send queue full (not reading)"
             self._stop_limits()
-        self._out = None
+        self._out = self._journal = None
         self.transport.abortConnection()  # BYE would only join the unread queue
 
     # -- writing -------------------------------------------------------------------
@@ -290,20 +298,41 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def deliver(self, event: Event) -> None:
         """Write a chat event; the rendering is shared by every recipient."""
-        # The hot path of every broadcast: _write, inlined.
+        # The hot path of every broadcast: each member takes the same bytes,
+        # so most members only move the end of their run (see Journal).
         if self.phase is _CLOSING:
             return
-        out = self._out
-        if out is not None:  # already waiting for a flush: join, keep the order
-            out.append(render(event))
+        data = render(event)
+        journal = self._journal
+        if journal is not None:  # waiting for a run of broadcast lines
+            lines = journal.lines
+            end = self._end
+            if lines[-1] is data:  # a member before this one added the line
+                if end == len(lines) - 1:
+                    self._end = end + 1
+                    return
+            elif end == len(lines):  # the first member to take it
+                lines.append(data)
+                self._end = end + 1
+                return
+            self._write(data)  # out of turn: to a list of its own
+        elif self._out is not None:
+            self._out.append(data)
         elif self.output.collecting:
+            journal = self.output.journal
+            self._end = journal.add(data)
+            self._start = self._end - 1
+            self._journal = journal
             self.output.add(self)
-            self._out = [render(event)]
         else:
-            self._transmit(render(event))
+            self._transmit(data)
 
     def _write(self, data: bytes) -> None:
         """Collect data for the next flush, or write it now (see OutputBatch)."""
+        journal = self._journal
+        if journal is not None:  # the run so far goes first
+            self._journal = None
+            self._out = journal.lines[self._start : self._end]
         out = self._out
         if out is not None:
             out.append(data)
@@ -315,6 +344,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def flush(self) -> None:
         """Write what was collected during a batch, with one transport.write."""
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            self._transmit(journal.joined(self._start, self._end))
+            return
         out = self._out
         if out is not None:
             self._out = None  # an idle connection holds no list

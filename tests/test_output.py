@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import connect, lines, make_factory
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from chatd import output
 
@@ -71,7 +73,7 @@ def test_deferred_flush_joins_what_one_reactor_turn_produced(clock: Clock) -> No
 
 @pytest.mark.usefixtures("no_small_flush")
 def test_a_slow_flush_spaces_out_the_next_one(clock: Clock) -> None:
-    """After a flush that took 20 ms, the next waits 20 ms: storms batch up."""
+    """After a flush that took 20 ms, the next waits 40 ms: storms batch up."""
     factory = make_factory(clock, flush_delay=0.0)
     (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
     original = factory.output.flush_all
@@ -85,7 +87,7 @@ def test_a_slow_flush_spaces_out_the_next_one(clock: Clock) -> None:
     clock.advance(0)  # the flush runs, "taking" 20 ms
     b_out.clear()
     alice.dataReceived(b"two\n")
-    clock.advance(0.019)
+    clock.advance(0.02 * output.FLUSH_SPACING - 0.001)
     assert b_out.value() == b""
     clock.advance(0.001)
     assert lines(b_out) == ["MSG #lobby alice two"]
@@ -116,3 +118,76 @@ def test_bye_goes_out_at_once_with_what_came_before(clock: Clock) -> None:
     alice.dataReceived(b"last words\n/quit\n")
     assert lines(a_out) == ["MSG #lobby alice last words", "BYE Goodbye, alice."]
     assert a_out.disconnecting
+
+
+@pytest.mark.usefixtures("no_small_flush")
+def test_members_waiting_for_the_same_lines_share_one_bytes_object(
+    clock: Clock,
+) -> None:
+    """A flush joins a run of broadcast lines once for everyone waiting for it."""
+    factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0)
+    alice, _ = connect(factory, "alice")
+    members = [connect(factory, nick) for nick in ("bob", "carol", "dave")]
+    clock.advance(0)
+    writes = [count_writes(transport) for _, transport in members]
+    alice.dataReceived(b"one\ntwo\n")
+    alice.dataReceived(b"three\n")
+    clock.advance(0)
+    assert [len(w) for w in writes] == [1, 1, 1]
+    first = writes[0][0]
+    assert all(w[0] is first for w in writes)
+    assert first == b"".join(
+        f"MSG #lobby alice {text}\r\n".encode() for text in ("one", "two", "three")
+    )
+
+
+@pytest.mark.usefixtures("no_small_flush")
+def test_a_line_out_of_turn_keeps_each_members_order(clock: Clock) -> None:
+    """Lines of two rooms interleave: each member still gets its own, in order."""
+    factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0)
+    (alice, _), (dave, _) = connect(factory, "alice"), connect(factory, "dave")
+    (bob, b_out), (_, c_out) = connect(factory, "bob"), connect(factory, "carol")
+    bob.dataReceived(b"/join #x\n")
+    dave.dataReceived(b"/join #x\n")
+    clock.advance(0)
+    b_out.clear()
+    c_out.clear()
+    alice.dataReceived(b"first\n")  # to #lobby: bob and carol
+    dave.dataReceived(b"aside\n")  # to #x: bob (and dave)
+    alice.dataReceived(b"second\n")  # to #lobby: carol's run is broken here
+    bob.dataReceived(b"/join #lobby\n")  # a reply to bob, after his run
+    clock.advance(0)
+    assert lines(b_out) == [
+        "MSG #lobby alice first",
+        "MSG #x dave aside",
+        "MSG #lobby alice second",
+        "INFO You are already in #lobby; it is your current room.",
+    ]
+    assert lines(c_out) == ["MSG #lobby alice first", "MSG #lobby alice second"]
+
+
+@pytest.mark.usefixtures("no_small_flush")
+def test_a_quit_during_a_flush_reaches_everyone_in_order(clock: Clock) -> None:
+    """Carol drops while bob's lines are written: nobody loses or reorders a line."""
+    factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0)
+    alice, a_out = connect(factory, "alice")
+    (_, b_out), (carol, _) = connect(factory, "bob"), connect(factory, "carol")
+    _, d_out = connect(factory, "dave")
+    clock.advance(0)
+    for transport in (a_out, b_out, d_out):
+        transport.clear()
+    original = b_out.write
+
+    def write_then_lose_carol(data: bytes) -> None:
+        original(data)
+        if carol.phase is not carol.phase.CLOSING:
+            carol.connectionLost(Failure(ConnectionDone()))
+
+    b_out.write = write_then_lose_carol  # type: ignore[method-assign]
+    alice.dataReceived(b"hi\n")
+    clock.advance(0)  # flushes bob, which drops carol, then dave
+    clock.advance(0)  # the QUIT, for those flushed before it
+    quit_line = "QUIT carol connection closed"
+    assert lines(a_out) == ["MSG #lobby alice hi", quit_line]
+    assert lines(b_out) == ["MSG #lobby alice hi", quit_line]
+    assert lines(d_out) == ["MSG #lobby alice hi", quit_line]
