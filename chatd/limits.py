@@ -1,13 +1,15 @@
 """Per-connection limits that need no transport: the flood gate and the send queue.
 
-Both are given a clock and callbacks, so they are tested with task.Clock and
-plain functions.
+Both are given a clock and the object they report to (its methods are named by
+GateClient and SendQueueClient), so they are tested with task.Clock and small
+recording objects. One reference to the connection, rather than a bound method
+per callback, keeps thousands of idle connections small.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -20,16 +22,36 @@ from zope.interface import implementer
 EPSILON = 1e-9
 
 
+class GateClient(Protocol):
+    """What a FloodGate passes lines to, and tells about throttling."""
+
+    def handle_line(self, line: bytes) -> None:
+        """Handle one line that the gate let through."""
+
+    def input_throttled(self) -> None:
+        """A throttling episode started: lines now wait in the queue."""
+
+    def input_overflowed(self) -> None:
+        """The queued lines passed the gate's bound; the gate has stopped."""
+
+
+class SendQueueClient(Protocol):
+    """What a SendQueue tells when the client stops reading."""
+
+    def send_queue_full(self) -> None:
+        """More than the limit is waiting to be sent (said once)."""
+
+
 class TokenBucket:
     """Allows bursts of `capacity` events, refilled at `rate` per second."""
 
     __slots__ = ("capacity", "rate", "clock", "tokens", "stamp")
 
     def __init__(self, capacity: int, rate: float, clock: IReactorTime) -> None:
-        self.capacity = float(capacity)
+        self.capacity = capacity
         self.rate = rate
         self.clock = clock
-        self.tokens = self.capacity
+        self.tokens: float = capacity  # an int until the first refill: no float each
         self.stamp = clock.seconds()
 
     def _refill(self) -> None:
@@ -55,18 +77,16 @@ class FloodGate:
     """Passes a client's lines on at a rate, queueing the excess in order.
 
     As IRC servers do, lines past the burst are not dropped: they wait in an
-    input queue and are handled as the bucket refills. `on_throttle` is called
-    when a throttling episode starts (the queue goes from empty to non-empty),
-    `on_overflow` when the queued bytes pass `max_queued`.
+    input queue and are handled as the bucket refills. The client is told
+    input_throttled when a throttling episode starts (the queue goes from empty
+    to non-empty), and input_overflowed when the queued bytes pass
+    `max_queued`.
     """
 
     __slots__ = (
         "bucket",
         "max_queued",
-        "clock",
-        "handle",
-        "on_throttle",
-        "on_overflow",
+        "client",
         "queue",
         "queued_bytes",
         "_drain_call",
@@ -77,17 +97,11 @@ class FloodGate:
         self,
         bucket: TokenBucket,
         max_queued: int,
-        clock: IReactorTime,
-        handle: Callable[[bytes], None],
-        on_throttle: Callable[[], None],
-        on_overflow: Callable[[], None],
+        client: GateClient,
     ) -> None:
-        self.bucket = bucket
+        self.bucket = bucket  # its clock also times the draining
         self.max_queued = max_queued
-        self.clock = clock
-        self.handle = handle
-        self.on_throttle = on_throttle
-        self.on_overflow = on_overflow
+        self.client = client
         self.queue: deque[bytes] | None = None  # made when throttling starts
         self.queued_bytes = 0
         self._drain_call: IDelayedCall | None = None
@@ -99,7 +113,7 @@ class FloodGate:
             return
         queue = self.queue
         if not queue and self.bucket.take():
-            self.handle(line)
+            self.client.handle_line(line)
             return
         if queue is None:
             queue = self.queue = deque()
@@ -107,22 +121,23 @@ class FloodGate:
         self.queued_bytes += len(line) + 1  # + the LF it came with
         if self.queued_bytes > self.max_queued:
             self.stop()
-            self.on_overflow()
+            self.client.input_overflowed()
             return
         if len(queue) == 1:
-            self.on_throttle()
+            self.client.input_throttled()
             self._schedule()
 
     def _schedule(self) -> None:
         if self._drain_call is None and not self.stopped:
-            self._drain_call = self.clock.callLater(self.bucket.wait(), self._drain)
+            bucket = self.bucket
+            self._drain_call = bucket.clock.callLater(bucket.wait(), self._drain)
 
     def _drain(self) -> None:
         self._drain_call = None
         while self.queue and not self.stopped and self.bucket.take():
             line = self.queue.popleft()
             self.queued_bytes -= len(line) + 1
-            self.handle(line)
+            self.client.handle_line(line)
         if self.queue:
             self._schedule()
         else:
@@ -154,13 +169,13 @@ class SendQueue:
       bufferSize and resumed when it is empty. While paused, bufferSize plus
       what was written since bounds what is waiting.
 
-    Past `limit` bytes waiting, on_overflow is called, once.
+    Past `limit` bytes waiting, the client is told send_queue_full, once.
     """
 
     __slots__ = (
         "limit",
         "buffer_size",
-        "on_overflow",
+        "client",
         "exactly",
         "counting",
         "drained",
@@ -170,11 +185,11 @@ class SendQueue:
     )
 
     def __init__(
-        self, limit: int, on_overflow: Callable[[], None], buffer_size: int = 65536
+        self, limit: int, client: SendQueueClient, buffer_size: int = 65536
     ) -> None:
         self.limit = limit
         self.buffer_size = buffer_size  # the transport's, where it says
-        self.on_overflow = on_overflow
+        self.client = client
         self.exactly = False  # registered as a pull producer
         self.counting = False  # writes add to `waiting`
         self.drained = False  # known: nothing waits in the transport
@@ -192,7 +207,7 @@ class SendQueue:
         self.drained = False
         if self.waiting > self.limit and not self.overflowed:
             self.overflowed = True
-            self.on_overflow()
+            self.client.send_queue_full()
 
     def pauseProducing(self) -> None:
         """Streaming: the transport's buffer is over its bufferSize.

@@ -152,12 +152,9 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self.gate = FloodGate(
                 TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
                 self.config.recvq,
-                hub.clock,
-                handle=self._handle_line,
-                on_throttle=self._throttled,
-                on_overflow=self._recvq_exceeded,
+                self,
             )
-        self.sendq = SendQueue(self.config.sendq, self._sendq_exceeded)
+        self.sendq = SendQueue(self.config.sendq, self)
 
     # -- connection life ---------------------------------------------------------
 
@@ -250,7 +247,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     # -- limits ----------------------------------------------------------------------
 
-    def _throttled(self) -> None:
+    def input_throttled(self) -> None:
         """Tell a client once per episode that its lines are now queued."""
         self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
         rate = self.config.flood_rate
@@ -263,7 +260,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             )
         )
 
-    def _recvq_exceeded(self) -> None:
+    def input_overflowed(self) -> None:
+        """The input queue passed --recvq: say why, and close."""
         self.log.warn(
             "{peer} overflowed its input queue ({limit} bytes)",
             peer=self.peer,
@@ -271,7 +269,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         )
         self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
 
-    def _sendq_exceeded(self) -> None:
+    def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
         self.log.warn(
             "{peer} stopped reading; send queue over {limit} bytes",
@@ -453,11 +451,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.phase is Phase.REGISTERED:
             self.resetTimeout()  # idle means silent; the nickname deadline stays
         if self.gate is None:
-            self._handle_line(raw)
+            self.handle_line(raw)
         else:
             self.gate.submit(raw)
 
-    def _handle_line(self, raw: bytes) -> None:
+    def handle_line(self, raw: bytes) -> None:
         """Handle one line; the only place where errors become ERR lines."""
         if self.phase is Phase.CLOSING:
             return

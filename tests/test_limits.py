@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass, field
 
 import pytest
 from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
@@ -14,6 +15,28 @@ from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.protocol import ChatProtocol, tune_socket
 
 # -- the pieces on their own -----------------------------------------------------------
+
+
+@dataclass
+class GateRecorder:
+    """A GateClient and SendQueueClient that writes down what it is told."""
+
+    handled: list[bytes] = field(default_factory=list)
+    throttles: int = 0
+    overflows: int = 0
+    sendq_full: int = 0
+
+    def handle_line(self, line: bytes) -> None:
+        self.handled.append(line)
+
+    def input_throttled(self) -> None:
+        self.throttles += 1
+
+    def input_overflowed(self) -> None:
+        self.overflows += 1
+
+    def send_queue_full(self) -> None:
+        self.sendq_full += 1
 
 
 def test_token_bucket_allows_a_burst_then_the_rate(clock: Clock) -> None:
@@ -28,20 +51,13 @@ def test_token_bucket_allows_a_burst_then_the_rate(clock: Clock) -> None:
 
 
 def test_flood_gate_queues_in_order_and_drains_at_the_rate(clock: Clock) -> None:
-    """Past the burst lines wait, in order; on_throttle fires once per episode."""
-    handled: list[bytes] = []
-    throttles: list[None] = []
-    gate = FloodGate(
-        TokenBucket(2, 4.0, clock),
-        1000,
-        clock,
-        handled.append,
-        lambda: throttles.append(None),
-        lambda: None,
-    )
+    """Past the burst lines wait, in order; the client hears of it once per episode."""
+    client = GateRecorder()
+    handled = client.handled
+    gate = FloodGate(TokenBucket(2, 4.0, clock), 1000, client)
     for i in range(6):
         gate.submit(b"%d" % i)
-    assert handled == [b"0", b"1"] and len(throttles) == 1
+    assert handled == [b"0", b"1"] and client.throttles == 1
     clock.advance(0.25)
     assert handled == [b"0", b"1", b"2"]
     clock.pump([0.25, 0.25, 0.25])
@@ -50,52 +66,44 @@ def test_flood_gate_queues_in_order_and_drains_at_the_rate(clock: Clock) -> None
     clock.advance(10)  # bucket full again: a new episode, a new notice
     for _ in range(3):
         gate.submit(b"x")
-    assert len(throttles) == 2
+    assert client.throttles == 2 and client.overflows == 0
 
 
 def test_flood_gate_overflow_stops_it(clock: Clock) -> None:
-    """Queued bytes past the bound call on_overflow once; nothing more is handled."""
-    handled: list[bytes] = []
-    overflows: list[None] = []
-    gate = FloodGate(
-        TokenBucket(1, 1.0, clock),
-        25,
-        clock,
-        handled.append,
-        lambda: None,
-        lambda: overflows.append(None),
-    )
+    """Queued bytes past the bound: the client is told once; nothing more is handled."""
+    client = GateRecorder()
+    gate = FloodGate(TokenBucket(1, 1.0, clock), 25, client)
     for _ in range(5):
         gate.submit(b"123456789")  # 10 bytes queued each, LF included
-    assert handled == [b"123456789"] and overflows == [None]
+    assert client.handled == [b"123456789"] and client.overflows == 1
     clock.advance(10)
-    assert handled == [b"123456789"] and not clock.getDelayedCalls()
+    assert client.handled == [b"123456789"] and not clock.getDelayedCalls()
 
 
 def test_send_queue_counts_bytes_only_while_paused() -> None:
     """Writes count once the transport said it is full; past the limit: overflow."""
-    overflows: list[None] = []
-    sendq = SendQueue(100, lambda: overflows.append(None), buffer_size=60)
+    client = GateRecorder()
+    sendq = SendQueue(100, client, buffer_size=60)
     assert not sendq.counting  # streaming: the transport is keeping up
     sendq.pauseProducing()
     assert sendq.counting
     sendq.wrote(30)
-    assert not overflows
+    assert not client.sendq_full
     sendq.resumeProducing()
     assert not sendq.counting and sendq.waiting == 0
     sendq.pauseProducing()
     sendq.wrote(30)
     sendq.pauseProducing()  # Twisted repeats this on each write while full
     sendq.wrote(30)
-    assert overflows == [None]
+    assert client.sendq_full == 1
     sendq.wrote(30)
-    assert overflows == [None]  # told once
+    assert client.sendq_full == 1  # told once
 
 
 def test_send_queue_as_pull_producer_counts_exactly() -> None:
     """Resumed whenever the buffer is empty: every byte since then is waiting."""
-    overflows: list[None] = []
-    sendq = SendQueue(100, lambda: overflows.append(None))
+    client = GateRecorder()
+    sendq = SendQueue(100, client)
     sendq.exact()
     sendq.resumeProducing()  # what registerProducer(sendq, False) does at once
     assert sendq.drained and sendq.counting
@@ -105,7 +113,7 @@ def test_send_queue_as_pull_producer_counts_exactly() -> None:
     assert sendq.drained and sendq.waiting == 0
     sendq.wrote(60)
     sendq.wrote(60)
-    assert overflows == [None]
+    assert client.sendq_full == 1
 
 
 # -- flood control through the protocol ------------------------------------------------
