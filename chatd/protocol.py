@@ -283,6 +283,19 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self._out = self._journal = None
         self.transport.abortConnection()  # BYE would only join the unread queue
 
+    def _send_failed(self) -> None:
+        """A direct send() found the connection broken (a reset): drop it now.
+
+        The failed send() takes the socket's error with it, so the next read
+        would see a plain end of file and everyone would hear "connection
+        closed". Aborting reports it as lost, as Twisted's own writes do.
+        """
+        if self.phase is not Phase.CLOSING:
+            self.phase = Phase.CLOSING
+            self._stop_limits()
+        self._out = self._journal = None
+        self.transport.abortConnection()
+
     # -- writing -------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
@@ -362,7 +375,10 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             sent = self._socket.writeSomeData(data)
             if sent == len(data):
                 return
-            if isinstance(sent, int) and sent > 0:
+            if not isinstance(sent, int):  # send() failed: the peer is gone
+                self._send_failed()
+                return
+            if sent > 0:
                 data = data[sent:]
         if sendq.counting:  # these bytes will wait in the transport
             sendq.wrote(len(data))

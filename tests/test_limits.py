@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
+from twisted.internet.error import ConnectionAborted, ConnectionLost
+from twisted.internet.main import CONNECTION_LOST
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.protocol import ChatProtocol, tune_socket
@@ -292,6 +295,28 @@ def test_reader_that_catches_up_is_not_cut_off(clock: Clock) -> None:
         if i % 20 == 19:
             s_out.drain()
     assert not s_out.aborted
+
+
+class ResetSocket:
+    """The plain-TCP transport's direct send, after the peer sent a reset."""
+
+    def writeSomeData(self, data: bytes) -> ConnectionLost:
+        return CONNECTION_LOST
+
+
+def test_a_send_that_finds_the_peer_gone_reports_the_connection_lost(
+    clock: Clock,
+) -> None:
+    """A failed direct send() aborts the connection: the others hear it was lost."""
+    factory = make_factory(clock, flood_rate=0.0)
+    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    bob._socket = ResetSocket()  # type: ignore[assignment]
+    bob.sendq.exact()
+    bob.sendq.resumeProducing()  # nothing buffered: bob's lines go straight out
+    alice.dataReceived(b"hi\n")
+    assert b_out.disconnected and b_out.value() == b""
+    bob.connectionLost(Failure(ConnectionAborted()))  # what the abort leads to
+    assert lines(a_out)[-1] == "QUIT bob connection lost"
 
 
 # -- connection caps -------------------------------------------------------------------
