@@ -276,25 +276,20 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        if self.phase is not Phase.CLOSING:
-            self.phase = Phase.CLOSING
-            self._bye_reason = "send queue full (not reading)"
-            self._stop_limits()
-        self._out = self._journal = None
-        self.transport.abortConnection()  # BYE would only join the unread queue
+        self._abort("send queue full (not reading)")
 
-    def _send_failed(self) -> None:
-        """A direct send() found the connection broken (a reset): drop it now.
+    def _abort(self, bye_reason: str | None) -> None:
+        """Drop the connection now: no BYE, nothing more written or handled.
 
-        The failed send() takes the socket's error with it, so the next read
-        would see a plain end of file and everyone would hear "connection
-        closed". Aborting reports it as lost, as Twisted's own writes do.
+        bye_reason is what the others hear in QUIT; None leaves it to
+        connectionLost, which says "connection lost" for an abort.
         """
         if self.phase is not Phase.CLOSING:
             self.phase = Phase.CLOSING
+            self._bye_reason = bye_reason
             self._stop_limits()
         self._out = self._journal = None
-        self.transport.abortConnection()
+        self.transport.abortConnection()  # BYE would only join the unread queue
 
     # -- writing -------------------------------------------------------------------
 
@@ -375,8 +370,12 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             sent = self._socket.writeSomeData(data)
             if sent == len(data):
                 return
-            if not isinstance(sent, int):  # send() failed: the peer is gone
-                self._send_failed()
+            if not isinstance(sent, int):
+                # send() failed: the peer is gone (a reset). The failed send
+                # took the socket's error with it, so the next read would see
+                # a plain end of file and everyone would hear "connection
+                # closed"; an abort reports the connection as lost.
+                self._abort(None)
                 return
             if sent > 0:
                 data = data[sent:]
