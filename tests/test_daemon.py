@@ -50,6 +50,7 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
     result = subprocess.run(
         [twistd_path(), "chatd", "--help"],
         cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
         timeout=WAIT,
