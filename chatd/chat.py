@@ -18,11 +18,12 @@ from chatd.names import LOBBY, fold, nick_problem, normalize_name, room_problem
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Someone said text in a room."""
+    """Someone said text in a room (notice: an IRC NOTICE, never answered by bots)."""
 
     room: str
     nick: str
     text: str
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,16 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class Private:
-    """A private message from sender to recipient."""
+    """A private message from sender to recipient.
+
+    notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
+    """
 
     sender: str
     recipient: str
     text: str
+    notice: bool = False
+    action: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,18 @@ class Renamed:
     new: str
 
 
-Event = Message | Action | Private | Joined | Parted | Quit | Renamed
+@dataclass(frozen=True, slots=True)
+class Away:
+    """Someone went away with a message, or came back (text is empty).
+
+    A door without a way to show it (the line protocol) shows nothing.
+    """
+
+    nick: str
+    text: str
+
+
+Event = Message | Action | Private | Joined | Parted | Quit | Renamed | Away
 
 
 class IChatClient(Interface):
@@ -114,6 +131,12 @@ class User:
     rooms: dict[str, Room] = field(default_factory=dict)  # keyed by Room.key
     current: str = fold(LOBBY)  # the key of the room plain lines go to
     key: str = field(init=False)  # the folded nickname that identifies the user
+    # Who the user is beyond the nickname, for IRC's WHO, WHOIS and masks; a
+    # door that does not ask (the line protocol) leaves them empty.
+    username: str = ""
+    realname: str = ""
+    host: str = ""
+    away: str = ""  # the away message; empty while the user is here
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 
@@ -200,9 +223,23 @@ class Chat:
             raise ChatError(ErrorCode.NICK_TAKEN, f"{holder.nick} is taken")
         return nick
 
-    def register(self, nick: str, client: IChatClient) -> User:
+    def register(
+        self,
+        nick: str,
+        client: IChatClient,
+        *,
+        username: str = "",
+        realname: str = "",
+        host: str = "",
+    ) -> User:
         """Register client under nick; it is in no room until join()."""
-        user = User(self._check_free(nick), client)
+        user = User(
+            self._check_free(nick),
+            client,
+            username=username,
+            realname=realname,
+            host=host,
+        )
         self.users[user.key] = user
         return user
 
@@ -230,8 +267,17 @@ class Chat:
         neighbours = self.neighbours(user)
         for room in list(user.rooms.values()):
             self._remove_member(room, user)
-        del self.users[user.key]
+        # Still registered while the others hear it: a door may look the
+        # quitter up (IRC spells nick!user@host); the nick is free after.
         _deliver(neighbours, Quit(user.nick, reason))
+        del self.users[user.key]
+
+    def set_away(self, user: User, text: str) -> None:
+        """Mark user away with text, or back with ""; those sharing a room see it."""
+        if text == user.away:
+            return
+        user.away = text
+        _deliver(self.neighbours(user), Away(user.nick, text))
 
     # -- rooms ----------------------------------------------------------------
 
@@ -277,18 +323,37 @@ class Chat:
 
     # -- talking --------------------------------------------------------------
 
-    def say(self, user: User, text: str) -> None:
-        """Send text to user's current room; every member sees MSG, sender included."""
-        room = self.current_room(user)
-        _deliver(room.members.values(), Message(room.name, user.nick, text))
+    def _speaking_room(self, user: User, name: str | None) -> Room:
+        """Return room name (default: the current room); user must be a member."""
+        if name is None:
+            return self.current_room(user)
+        room = self.room(name)
+        if not user.is_member(room):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
+        return room
 
-    def act(self, user: User, text: str) -> None:
-        """Send an action to user's current room."""
-        room = self.current_room(user)
-        _deliver(room.members.values(), Action(room.name, user.nick, text))
+    def say(
+        self, user: User, text: str, room: str | None = None, notice: bool = False
+    ) -> None:
+        """Send text to room (default: the current one); every member sees MSG."""
+        found = self._speaking_room(user, room)
+        event = Message(found.name, user.nick, text, notice)
+        _deliver(found.members.values(), event)
 
-    def tell(self, user: User, nick: str, text: str) -> None:
+    def act(self, user: User, text: str, room: str | None = None) -> None:
+        """Send an action to room (default: user's current room)."""
+        found = self._speaking_room(user, room)
+        _deliver(found.members.values(), Action(found.name, user.nick, text))
+
+    def tell(
+        self,
+        user: User,
+        nick: str,
+        text: str,
+        notice: bool = False,
+        action: bool = False,
+    ) -> None:
         """Send a private message; the recipient gets it and the sender an echo."""
         recipient = self.user(nick)
-        event = Private(user.nick, recipient.nick, text)
+        event = Private(user.nick, recipient.nick, text, notice, action)
         _deliver([recipient] if recipient is user else [recipient, user], event)

@@ -309,6 +309,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.phase is _CLOSING:
             return
         data = render(event)
+        if not data:
+            return  # an event this protocol does not show (Away)
         journal = self._journal
         if journal is not None:  # waiting for a run of broadcast lines
             lines = journal.lines

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatd.chat import Action, Event, Joined, Message, Parted, Private, Quit, Renamed
+from chatd.chat import (
+    Action,
+    Away,
+    Event,
+    Joined,
+    Message,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
+)
 
 CRLF = b"\r\n"
 
@@ -55,10 +65,17 @@ def line(verb: str, *words: str, text: str | None = None) -> bytes:
 
 
 def render_event(event: Event) -> bytes:
-    """Return the wire line for a chat event (PROTOCOL.md, Server to client)."""
+    """Return the wire line for a chat event (PROTOCOL.md, Server to client).
+
+    An event the protocol has no verb for (Away) renders as b"": not shown.
+    A notice is shown as the message it is; a private action, which has no
+    verb of its own, as a private message reading "* nick text".
+    """
     match event:
         case Message(room, nick, text):
             return line("MSG", room, nick, text=text)
+        case Private(sender, recipient, text, _, True):
+            return line("PRIV", sender, recipient, text=f"* {sender} {text}")
         case Action(room, nick, text):
             return line("ACTION", room, nick, text=text)
         case Private(sender, recipient, text):
@@ -71,6 +88,8 @@ def render_event(event: Event) -> bytes:
             return line("QUIT", nick, text=reason)
         case Renamed(old, new):
             return line("RENAME", old, new)
+        case Away():
+            return b""
     raise TypeError(f"not a chat event: {event!r}")
 
 
