@@ -166,6 +166,7 @@ class Chat:
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+        self.most_users = 0  # the most users registered at once (IRC's LUSERS)
 
     # -- looking things up ------------------------------------------------
 
@@ -223,6 +224,10 @@ class Chat:
             raise ChatError(ErrorCode.NICK_TAKEN, f"{holder.nick} is taken")
         return nick
 
+    def check_nick(self, nick: str) -> str:
+        """Check that nick is valid and free now; return its display form."""
+        return self._check_free(nick)
+
     def register(
         self,
         nick: str,
@@ -241,6 +246,7 @@ class Chat:
             host=host,
         )
         self.users[user.key] = user
+        self.most_users = max(self.most_users, len(self.users))
         return user
 
     def rename(self, user: User, new: str) -> None:

@@ -14,8 +14,9 @@ MAX_LINE = 512
 MAX_TAG_BYTES = 8191  # IRCv3 message-tags: the client's tags, '@' and space included
 
 _TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-_TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r",
-                              "\n": "\\n"})  # fmt: skip
+_TAG_ESCAPES = str.maketrans(
+    {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
+)
 
 
 class ParseError(ValueError):

@@ -1,0 +1,814 @@
+"""The IRC commands: one table with arity, and handlers that talk to the chat.
+
+A handler gets the connection as an IrcSession (what it needs of it, no more)
+and the parsed message, its parameters already counted against the table.
+Refusals are IrcError (a numeric, ready to send) or the model's ChatError,
+which the door turns into a numeric in one place (numeric_for).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from chatd.chat import Chat, Room, User
+from chatd.errors import ChatError, ErrorCode
+from chatd.irc import numerics as n
+from chatd.irc.caps import CapReply, CapState
+from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.render import CTCP, mask, user_at_host
+from chatd.irc.server import AWAYLEN, MAX_TARGETS, IrcServer
+from chatd.names import LOBBY, clean_text, fold
+
+# NAMES and LIST replies are split so that no line passes this many bytes.
+LIST_LINE_BUDGET = 400
+USERLEN = 10
+
+
+class IrcError(Exception):
+    """A refusal spelled as a numeric: code, middle parameters and text."""
+
+    def __init__(self, code: str, *params: str, text: str) -> None:
+        super().__init__(code, *params, text)
+        self.code = code
+        self.params = params
+        self.text = text
+
+
+@dataclass(slots=True)
+class Registration:
+    """What a client told before it is registered."""
+
+    nick: str | None = None
+    username: str | None = None
+    realname: str = ""
+
+
+class IrcSession(Protocol):
+    """What a command needs of the IRC connection that sent it."""
+
+    chat: Chat
+    server: IrcServer
+    caps: CapState
+    log: Logger
+    user: User | None
+    registration: Registration
+    host: str
+    invisible: bool
+
+    @property
+    def nick(self) -> str:
+        """The client's nickname as numerics address it ("*" before one is set)."""
+
+    def send(self, data: bytes) -> None:
+        """Write encoded lines."""
+
+    def register_user(self, nick: str, username: str, realname: str) -> User:
+        """Register the connection's user in the chat (raises ChatError)."""
+
+    def quit_chat(self, reason: str) -> None:
+        """Leave the chat (QUIT to the others), say ERROR and close."""
+
+    def pong_received(self) -> None:
+        """The client answered (or sent) a PONG."""
+
+    def unregistered_count(self) -> int:
+        """Connections that are open but not yet registered, on any door."""
+
+
+Handler = Callable[[IrcSession, IrcMessage], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IrcCommand:
+    """One IRC command: its handler, how many parameters it needs, when allowed."""
+
+    handler: Handler
+    min_params: int = 0
+    before_registration: bool = False
+
+
+# -- replies -------------------------------------------------------------------
+
+
+def numeric(
+    session: IrcSession, code: str, *params: str, text: str | None = None
+) -> None:
+    """Send a numeric from the server to the session's client."""
+    session.send(
+        irc_line(code, session.nick, *params, text=text, source=session.server.name)
+    )
+
+
+def server_line(
+    session: IrcSession, command: str, *params: str, text: str | None = None
+) -> None:
+    """Send a non-numeric line from the server (NOTICE, CAP, PONG, ...)."""
+    session.send(irc_line(command, *params, text=text, source=session.server.name))
+
+
+def send_error(session: IrcSession, error: IrcError) -> None:
+    """Send an IrcError as its numeric."""
+    numeric(session, error.code, *error.params, text=error.text)
+
+
+def numeric_for(error: ChatError, subject: str) -> IrcError:
+    """Translate the model's refusal about subject into IRC's numeric."""
+    subject = clean_text(subject) or "*"
+    text = clean_text(error.text)
+    match error.code:
+        case ErrorCode.NICK_TAKEN:
+            return IrcError(
+                n.ERR_NICKNAMEINUSE, subject, text="Nickname is already in use"
+            )
+        case ErrorCode.NICK_INVALID:
+            return IrcError(
+                n.ERR_ERRONEUSNICKNAME, subject, text=f"Erroneous nickname: {text}"
+            )
+        case ErrorCode.NO_SUCH_NICK:
+            return IrcError(n.ERR_NOSUCHNICK, subject, text="No such nick/channel")
+        case ErrorCode.NO_SUCH_ROOM | ErrorCode.ROOM_INVALID:
+            return IrcError(
+                n.ERR_NOSUCHCHANNEL, subject, text=f"No such channel: {text}"
+            )
+        case ErrorCode.NOT_IN_ROOM:
+            return IrcError(
+                n.ERR_NOTONCHANNEL, subject, text="You're not on that channel"
+            )
+        case ErrorCode.NOT_REGISTERED:
+            return IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
+        case ErrorCode.BAD_ARGS:
+            return IrcError(n.ERR_NEEDMOREPARAMS, subject, text=text)
+        case ErrorCode.TOO_LONG:
+            return IrcError(n.ERR_INPUTTOOLONG, text="Input line was too long")
+        case ErrorCode.UNKNOWN_COMMAND:
+            return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text="Unknown command")
+    return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text=text)
+
+
+def _user(session: IrcSession) -> User:
+    """The session's user; the table lets only registered sessions get here."""
+    if session.user is None:
+        raise IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
+    return session.user
+
+
+def _targets(param: str) -> list[str]:
+    """Split a comma list of targets, dropping empty ones."""
+    return [target for target in param.split(",") if target]
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """Compile an IRC mask (* and ?) over folded names."""
+    parts = (
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch)
+        for ch in fold(pattern)
+    )
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def _word_lines(head: str, words: Iterable[str], budget: int) -> list[str]:
+    """Join words into space-separated chunks of at most budget bytes after head."""
+    chunks: list[str] = []
+    chunk: list[str] = []
+    size = len(head.encode())
+    for word in words:
+        cost = len(word.encode()) + 1
+        if chunk and size + cost > budget:
+            chunks.append(" ".join(chunk))
+            chunk, size = [], len(head.encode())
+        chunk.append(word)
+        size += cost
+    if chunk:
+        chunks.append(" ".join(chunk))
+    return chunks
+
+
+# -- registration ----------------------------------------------------------------
+
+
+def cap(session: IrcSession, msg: IrcMessage) -> None:
+    """CAP LS/LIST/REQ/END: IRCv3 capability negotiation."""
+    sub = msg.params[0].upper()
+    registered = session.user is not None
+    replies: list[CapReply]
+    if sub == "LS":
+        replies = session.caps.ls(
+            msg.params[1] if len(msg.params) > 1 else None, registered
+        )
+    elif sub == "LIST":
+        replies = session.caps.list()
+    elif sub == "REQ":
+        if len(msg.params) < 2:
+            raise IrcError(n.ERR_NEEDMOREPARAMS, "CAP", text="Not enough parameters")
+        replies = [session.caps.req(msg.params[1], registered)]
+    elif sub == "END":
+        session.caps.end()
+        try_register(session)
+        return
+    else:
+        raise IrcError(
+            n.ERR_INVALIDCAPCMD, clean_text(msg.params[0]), text="Invalid CAP command"
+        )
+    for reply in replies:
+        words = [session.nick, reply.subcommand] + (["*"] if reply.more else [])
+        server_line(session, "CAP", *words, text=reply.text)
+
+
+def nick(session: IrcSession, msg: IrcMessage) -> None:
+    """NICK <nick>: choose a nickname, or change it."""
+    if not msg.params or not msg.params[0]:
+        raise IrcError(n.ERR_NONICKNAMEGIVEN, text="No nickname given")
+    wanted = msg.params[0]
+    user = session.user
+    try:
+        if user is None:
+            session.chat.check_nick(wanted)
+            session.registration.nick = wanted
+            try_register(session)
+            return
+        old = user.nick
+        session.chat.rename(user, wanted)
+        if user.nick != old:
+            session.log.info("{old} is now {new}", old=old, new=user.nick)
+    except ChatError as error:
+        raise numeric_for(error, wanted) from None
+
+
+def user_(session: IrcSession, msg: IrcMessage) -> None:
+    """USER <username> <mode> <unused> :<realname>."""
+    if session.user is not None:
+        raise IrcError(n.ERR_ALREADYREGISTRED, text="You may not reregister")
+    if len(msg.params) < 4 or not msg.params[0]:
+        raise IrcError(n.ERR_NEEDMOREPARAMS, "USER", text="Not enough parameters")
+    # No ident lookup is done, so the username is marked with '~' as usual.
+    raw = "".join(ch for ch in clean_text(msg.params[0]) if ch.isalnum() or ch in "_-.")
+    session.registration.username = "~" + (raw[:USERLEN] or "user")
+    session.registration.realname = clean_text(msg.params[3])
+    try_register(session)
+
+
+def pass_(session: IrcSession, msg: IrcMessage) -> None:
+    """PASS: this server has no password; say so and go on."""
+    if session.user is not None:
+        raise IrcError(n.ERR_ALREADYREGISTRED, text="You may not reregister")
+    server_line(
+        session,
+        "NOTICE",
+        session.nick,
+        text="This server has no password; PASS is ignored.",
+    )
+
+
+def try_register(session: IrcSession) -> None:
+    """Register once NICK and USER are in and no CAP negotiation is open."""
+    reg = session.registration
+    if session.user is not None or session.caps.negotiating:
+        return
+    if reg.nick is None or reg.username is None:
+        return
+    try:
+        user = session.register_user(reg.nick, reg.username, reg.realname)
+    except ChatError as error:
+        # The nickname went to someone else between NICK and USER.
+        wanted, reg.nick = reg.nick, None
+        raise numeric_for(error, wanted) from None
+    welcome(session, user)
+
+
+def welcome(session: IrcSession, user: User) -> None:
+    """001-005, LUSERS and the MOTD: what a client waits for after registering."""
+    server = session.server
+    name = server.name
+    numeric(
+        session,
+        n.RPL_WELCOME,
+        text=f"Welcome to the {name} IRC network, {mask(session.chat, user.nick)}",
+    )
+    numeric(
+        session,
+        n.RPL_YOURHOST,
+        text=f"Your host is {name}, running version {server.version}",
+    )
+    created = datetime.fromtimestamp(server.created, UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC"
+    )
+    numeric(session, n.RPL_CREATED, text=f"This server was created {created}")
+    numeric(session, n.RPL_MYINFO, name, server.version, "i", "n")
+    send_isupport(session)
+    lusers(session, IrcMessage("LUSERS"))
+    motd(session, IrcMessage("MOTD"))
+
+
+def send_isupport(session: IrcSession) -> None:
+    """The 005 lines."""
+    for tokens in session.server.isupport:
+        numeric(session, n.RPL_ISUPPORT, *tokens, text="are supported by this server")
+
+
+# -- connection ----------------------------------------------------------------
+
+
+def ping(session: IrcSession, msg: IrcMessage) -> None:
+    """PING <token>: answered with PONG at once."""
+    if not msg.params or not msg.params[0]:
+        raise IrcError(n.ERR_NOORIGIN, text="No origin specified")
+    server_line(session, "PONG", session.server.name, text=msg.params[0])
+
+
+def pong(session: IrcSession, msg: IrcMessage) -> None:
+    """PONG <token>: the client is alive."""
+    session.pong_received()
+
+
+def quit_(session: IrcSession, msg: IrcMessage) -> None:
+    """QUIT [:reason]."""
+    reason = clean_text(msg.params[0]).strip() if msg.params else ""
+    session.quit_chat(f"Quit: {reason}" if reason else "Quit")
+
+
+# -- rooms -----------------------------------------------------------------------
+
+
+def join(session: IrcSession, msg: IrcMessage) -> None:
+    """JOIN <#room>{,<#room>} [keys], or JOIN 0 to leave every room."""
+    user = _user(session)
+    if msg.params[0] == "0":
+        for room in list(user.rooms.values()):
+            session.chat.part(user, room.name, "")
+        return
+    for name in _targets(msg.params[0])[:MAX_TARGETS]:
+        try:
+            room, added = session.chat.join(user, name)
+        except ChatError as error:
+            send_error(session, numeric_for(error, name))
+            continue
+        if added:
+            numeric(session, n.RPL_NOTOPIC, room.name, text="No topic is set")
+            names_reply(session, room)
+
+
+def part(session: IrcSession, msg: IrcMessage) -> None:
+    """PART <#room>{,<#room>} [:reason]."""
+    user = _user(session)
+    reason = clean_text(msg.params[1]) if len(msg.params) > 1 else ""
+    for name in _targets(msg.params[0])[:MAX_TARGETS]:
+        try:
+            session.chat.part(user, name, reason)
+        except ChatError as error:
+            send_error(session, numeric_for(error, name))
+
+
+def names_reply(session: IrcSession, room: Room) -> None:
+    """353 lines listing room's members, then 366."""
+    long_form = session.caps.has("userhost-in-names")
+    names = [
+        mask(session.chat, member.nick) if long_form else member.nick
+        for member in sorted(room.members.values(), key=lambda u: u.key)
+    ]
+    head = f":{session.server.name} 353 {session.nick} = {room.name} :"
+    for chunk in _word_lines(head, names, LIST_LINE_BUDGET):
+        numeric(session, n.RPL_NAMREPLY, "=", room.name, text=chunk)
+    numeric(session, n.RPL_ENDOFNAMES, room.name, text="End of /NAMES list")
+
+
+def names(session: IrcSession, msg: IrcMessage) -> None:
+    """NAMES [<#room>{,<#room>}]."""
+    if not msg.params:
+        numeric(session, n.RPL_ENDOFNAMES, "*", text="End of /NAMES list")
+        return
+    for name in _targets(msg.params[0])[:MAX_TARGETS]:
+        room = session.chat.rooms.get(fold(name))
+        if room is not None:
+            names_reply(session, room)
+        else:
+            numeric(
+                session, n.RPL_ENDOFNAMES, clean_text(name), text="End of /NAMES list"
+            )
+
+
+def list_(session: IrcSession, msg: IrcMessage) -> None:
+    """LIST [<#room>{,<#room>}]: rooms and their sizes."""
+    chat = session.chat
+    if msg.params and msg.params[0]:
+        wanted = [fold(name) for name in _targets(msg.params[0])]
+        rooms = [chat.rooms[key] for key in wanted if key in chat.rooms]
+    else:
+        rooms = sorted(chat.rooms.values(), key=lambda room: room.key)
+    numeric(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
+    for room in rooms:
+        numeric(session, n.RPL_LIST, room.name, str(len(room.members)), text="")
+    numeric(session, n.RPL_LISTEND, text="End of /LIST")
+
+
+def topic(session: IrcSession, msg: IrcMessage) -> None:
+    """TOPIC <#room> [:text]: chatd rooms have no topic, and none can be set."""
+    user = _user(session)
+    try:
+        room = session.chat.room(msg.params[0])
+    except ChatError as error:
+        raise numeric_for(error, msg.params[0]) from None
+    if len(msg.params) > 1:
+        if not user.is_member(room):
+            raise IrcError(
+                n.ERR_NOTONCHANNEL, room.name, text="You're not on that channel"
+            )
+        raise IrcError(
+            n.ERR_CHANOPRIVSNEEDED, room.name, text="Rooms on this server have no topic"
+        )
+    numeric(session, n.RPL_NOTOPIC, room.name, text="No topic is set")
+
+
+def mode(session: IrcSession, msg: IrcMessage) -> None:
+    """MODE <target> [changes]: queries answered; rooms have the one mode n."""
+    user = _user(session)
+    target = msg.params[0]
+    if target.startswith("#"):
+        try:
+            room = session.chat.room(target)
+        except ChatError as error:
+            raise numeric_for(error, target) from None
+        if len(msg.params) == 1:
+            numeric(session, n.RPL_CHANNELMODEIS, room.name, "+n")
+            return
+        if msg.params[1] in ("b", "+b", "e", "+e", "I", "+I"):
+            end = {"b": "368", "e": "349", "I": "347"}[msg.params[1][-1]]
+            numeric(session, end, room.name, text="End of list")
+            return
+        raise IrcError(
+            n.ERR_CHANOPRIVSNEEDED,
+            room.name,
+            text="Room modes cannot be changed on this server",
+        )
+    if fold(target) != user.key:
+        if fold(target) in session.chat.users:
+            raise IrcError(
+                n.ERR_USERSDONTMATCH, text="Can't change mode for other users"
+            )
+        raise IrcError(
+            n.ERR_NOSUCHNICK, clean_text(target), text="No such nick/channel"
+        )
+    if len(msg.params) == 1:
+        numeric(session, n.RPL_UMODEIS, "+i" if session.invisible else "+")
+        return
+    changes, on, applied = msg.params[1], True, ""
+    for ch in changes:
+        if ch in "+-":
+            on = ch == "+"
+        elif ch == "i":
+            if session.invisible != on:
+                session.invisible = on
+                applied += ("+" if on else "-") + "i"
+        else:
+            numeric(session, n.ERR_UMODEUNKNOWNFLAG, text="Unknown MODE flag")
+    if applied:
+        session.send(irc_line("MODE", user.nick, text=applied, source=user.nick))
+
+
+# -- talking ---------------------------------------------------------------------
+
+
+def _split_ctcp(text: str) -> tuple[str | None, str]:
+    """Return (CTCP command, argument) for a CTCP message, or (None, text)."""
+    if not text.startswith(CTCP):
+        return None, text
+    body = text[1:].removesuffix(CTCP)
+    command, _, argument = body.partition(" ")
+    return command.upper(), argument
+
+
+def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
+    """PRIVMSG and NOTICE: to rooms or people, CTCP ACTION as chatd's action."""
+    user = _user(session)
+    command = "NOTICE" if notice else "PRIVMSG"
+    if not msg.params or not msg.params[0]:
+        if not notice:
+            raise IrcError(n.ERR_NORECIPIENT, text=f"No recipient given ({command})")
+        return
+    if len(msg.params) < 2 or not msg.params[1]:
+        if not notice:
+            raise IrcError(n.ERR_NOTEXTTOSEND, text="No text to send")
+        return
+    ctcp, raw = _split_ctcp(msg.params[1])
+    if ctcp is not None and ctcp != "ACTION":
+        return  # other CTCP requests and replies carry control characters: dropped
+    action = ctcp == "ACTION"
+    text = clean_text(raw)
+    if not text.strip():
+        if not notice:
+            raise IrcError(n.ERR_NOTEXTTOSEND, text="No text to send")
+        return
+    chat = session.chat
+    for target in _targets(msg.params[0])[:MAX_TARGETS]:
+        try:
+            if target.startswith("#"):
+                if action:
+                    chat.act(user, text, room=target)
+                else:
+                    chat.say(user, text, room=target, notice=notice)
+            else:
+                chat.tell(user, target, text, notice=notice, action=action)
+                recipient = chat.users.get(fold(target))
+                if recipient is not None and recipient.away and not notice:
+                    numeric(session, n.RPL_AWAY, recipient.nick, text=recipient.away)
+        except ChatError as error:
+            # RFC 2812: a NOTICE never gets an automatic reply.
+            if notice:
+                continue
+            if error.code is ErrorCode.NOT_IN_ROOM:
+                send_error(
+                    session,
+                    IrcError(
+                        n.ERR_CANNOTSENDTOCHAN,
+                        clean_text(target),
+                        text="Cannot send to channel",
+                    ),
+                )
+            else:
+                send_error(session, numeric_for(error, target))
+
+
+def privmsg(session: IrcSession, msg: IrcMessage) -> None:
+    """PRIVMSG <target>{,<target>} :<text>."""
+    _message(session, msg, notice=False)
+
+
+def notice(session: IrcSession, msg: IrcMessage) -> None:
+    """NOTICE <target>{,<target>} :<text>."""
+    _message(session, msg, notice=True)
+
+
+def tagmsg(session: IrcSession, msg: IrcMessage) -> None:
+    """TAGMSG: only client tags, and this server relays none (CLIENTTAGDENY=*)."""
+    _user(session)
+
+
+def away(session: IrcSession, msg: IrcMessage) -> None:
+    """AWAY [:text]: set or clear the away message."""
+    user = _user(session)
+    text = clean_text(msg.params[0]).strip()[:AWAYLEN] if msg.params else ""
+    session.chat.set_away(user, text)
+    if text:
+        numeric(session, n.RPL_NOWAWAY, text="You have been marked as being away")
+    else:
+        numeric(session, n.RPL_UNAWAY, text="You are no longer marked as being away")
+
+
+# -- who is there ----------------------------------------------------------------
+
+
+def _who_line(session: IrcSession, channel: str, member: User) -> None:
+    flags = "G" if member.away else "H"
+    numeric(
+        session,
+        n.RPL_WHOREPLY,
+        channel,
+        *user_at_host(member),
+        session.server.name,
+        member.nick,
+        flags,
+        text=f"0 {member.realname or member.nick}",
+    )
+
+
+def who(session: IrcSession, msg: IrcMessage) -> None:
+    """WHO <mask>: a room's members, or the users whose nick matches mask."""
+    chat = session.chat
+    target = msg.params[0] if msg.params else "*"
+    if target.startswith("#"):
+        room = chat.rooms.get(fold(target))
+        if room is not None:
+            for member in sorted(room.members.values(), key=lambda u: u.key):
+                _who_line(session, room.name, member)
+    else:
+        pattern = _wildcard(target if target not in ("0", "") else "*")
+        for found in sorted(chat.users.values(), key=lambda u: u.key):
+            if pattern.match(found.key):
+                _who_line(session, "*", found)
+    numeric(session, n.RPL_ENDOFWHO, clean_text(target) or "*", text="End of WHO list")
+
+
+def whois(session: IrcSession, msg: IrcMessage) -> None:
+    """WHOIS [<server>] <nick>: who a user is, where, and whether away."""
+    chat = session.chat
+    wanted = msg.params[-1]
+    shown = clean_text(wanted)
+    first = _targets(wanted)[:1]
+    found = chat.users.get(fold(first[0])) if first else None
+    if found is None:
+        numeric(session, n.ERR_NOSUCHNICK, shown, text="No such nick/channel")
+        numeric(session, n.RPL_ENDOFWHOIS, shown, text="End of /WHOIS list")
+        return
+    username, host = user_at_host(found)
+    realname = found.realname or found.nick
+    numeric(session, n.RPL_WHOISUSER, found.nick, username, host, "*", text=realname)
+    rooms = sorted(room.name for room in found.rooms.values())
+    if rooms:
+        head = f":{session.server.name} 319 {session.nick} {found.nick} :"
+        for chunk in _word_lines(head, rooms, LIST_LINE_BUDGET):
+            numeric(session, n.RPL_WHOISCHANNELS, found.nick, text=chunk)
+    numeric(
+        session,
+        n.RPL_WHOISSERVER,
+        found.nick,
+        session.server.name,
+        text=f"chatd {session.server.version}",
+    )
+    if found.away:
+        numeric(session, n.RPL_AWAY, found.nick, text=found.away)
+    numeric(session, n.RPL_ENDOFWHOIS, found.nick, text="End of /WHOIS list")
+
+
+def whowas(session: IrcSession, msg: IrcMessage) -> None:
+    """WHOWAS <nick>: chatd keeps no record of past nicknames."""
+    shown = clean_text(msg.params[0])
+    numeric(session, n.ERR_WASNOSUCHNICK, shown, text="There was no such nickname")
+    numeric(session, n.RPL_ENDOFWHOWAS, shown, text="End of WHOWAS")
+
+
+def ison(session: IrcSession, msg: IrcMessage) -> None:
+    """ISON <nick>...: which of them are here."""
+    present = []
+    for word in " ".join(msg.params).split():
+        found = session.chat.users.get(fold(word))
+        if found is not None:
+            present.append(found.nick)
+    numeric(session, n.RPL_ISON, text=" ".join(present))
+
+
+def userhost(session: IrcSession, msg: IrcMessage) -> None:
+    """USERHOST <nick>{ <nick>}: up to five nick=+user@host replies."""
+    replies = []
+    for word in msg.params[:5]:
+        found = session.chat.users.get(fold(word))
+        if found is not None:
+            here = "-" if found.away else "+"
+            username, host = user_at_host(found)
+            replies.append(f"{found.nick}={here}{username}@{host}")
+    numeric(session, n.RPL_USERHOST, text=" ".join(replies))
+
+
+# -- the server ------------------------------------------------------------------
+
+
+def _motd_lines(session: IrcSession) -> list[str]:
+    """The --motd lines, then where people are: IRC users join no room by themselves."""
+    chat = session.chat
+    busiest = sorted(
+        chat.rooms.values(), key=lambda room: (-len(room.members), room.key)
+    )
+    shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
+    return [
+        *session.server.config.motd,
+        f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}",
+        f"Rooms: {shown}" if shown else f"No rooms yet: /join {LOBBY}",
+    ]
+
+
+def motd(session: IrcSession, msg: IrcMessage) -> None:
+    """MOTD: the message of the day, ending with where people are."""
+    name = session.server.name
+    numeric(session, n.RPL_MOTDSTART, text=f"- {name} Message of the day -")
+    for line in _motd_lines(session):
+        numeric(session, n.RPL_MOTD, text=f"- {line}")
+    numeric(session, n.RPL_ENDOFMOTD, text="End of /MOTD command.")
+
+
+def lusers(session: IrcSession, msg: IrcMessage) -> None:
+    """LUSERS: how many users, unregistered connections and rooms."""
+    chat = session.chat
+    users = len(chat.users)
+    most = max(users, chat.most_users)
+    numeric(
+        session,
+        n.RPL_LUSERCLIENT,
+        text=f"There are {users} users and 0 invisible on 1 servers",
+    )
+    numeric(session, n.RPL_LUSEROP, "0", text="operator(s) online")
+    numeric(
+        session,
+        n.RPL_LUSERUNKNOWN,
+        str(session.unregistered_count()),
+        text="unknown connection(s)",
+    )
+    numeric(session, n.RPL_LUSERCHANNELS, str(len(chat.rooms)), text="channels formed")
+    numeric(session, n.RPL_LUSERME, text=f"I have {users} clients and 0 servers")
+    numeric(
+        session,
+        n.RPL_LOCALUSERS,
+        str(users),
+        str(most),
+        text=f"Current local users {users}, max {most}",
+    )
+    numeric(
+        session,
+        n.RPL_GLOBALUSERS,
+        str(users),
+        str(most),
+        text=f"Current global users {users}, max {most}",
+    )
+
+
+def version(session: IrcSession, msg: IrcMessage) -> None:
+    """VERSION: the server's version, then the 005 lines."""
+    server = session.server
+    numeric(
+        session,
+        n.RPL_VERSION,
+        server.version,
+        server.name,
+        text="chatd: line protocol and IRC in the same rooms",
+    )
+    send_isupport(session)
+
+
+def time_(session: IrcSession, msg: IrcMessage) -> None:
+    """TIME: the server's clock, as people read it."""
+    now = datetime.fromtimestamp(session.server.now(), UTC)
+    numeric(
+        session,
+        n.RPL_TIME,
+        session.server.name,
+        text=now.strftime("%A %B %d %Y -- %H:%M:%S UTC"),
+    )
+
+
+def info(session: IrcSession, msg: IrcMessage) -> None:
+    """INFO: a few words about this server."""
+    numeric(
+        session, n.RPL_INFO, text=f"{session.server.version}: a chat server on Twisted"
+    )
+    numeric(session, n.RPL_ENDOFINFO, text="End of /INFO list")
+
+
+def _server_arg(msg: IrcMessage, session: IrcSession) -> None:
+    """Refuse a server argument naming another server (there is only this one)."""
+    if msg.params and fold(msg.params[0]) != fold(session.server.name):
+        raise IrcError(
+            n.ERR_NOSUCHSERVER, clean_text(msg.params[0]), text="No such server"
+        )
+
+
+def _on_this_server(handler: Handler) -> Handler:
+    """Wrap a server query so that naming another server gets 402."""
+
+    def checked(session: IrcSession, msg: IrcMessage) -> None:
+        _server_arg(msg, session)
+        handler(session, msg)
+
+    checked.__doc__ = handler.__doc__
+    return checked
+
+
+# fmt: off
+COMMANDS: dict[str, IrcCommand] = {
+    "CAP": IrcCommand(cap, 1, before_registration=True),
+    "NICK": IrcCommand(nick, 0, before_registration=True),
+    "USER": IrcCommand(user_, 0, before_registration=True),
+    "PASS": IrcCommand(pass_, 1, before_registration=True),
+    "PING": IrcCommand(ping, 0, before_registration=True),
+    "PONG": IrcCommand(pong, 0, before_registration=True),
+    "QUIT": IrcCommand(quit_, 0, before_registration=True),
+    "JOIN": IrcCommand(join, 1),
+    "PART": IrcCommand(part, 1),
+    "PRIVMSG": IrcCommand(privmsg, 0),
+    "NOTICE": IrcCommand(notice, 0),
+    "TAGMSG": IrcCommand(tagmsg, 1),
+    "NAMES": IrcCommand(names, 0),
+    "LIST": IrcCommand(list_, 0),
+    "TOPIC": IrcCommand(topic, 1),
+    "MODE": IrcCommand(mode, 1),
+    "AWAY": IrcCommand(away, 0),
+    "WHO": IrcCommand(who, 0),
+    "WHOIS": IrcCommand(whois, 1),
+    "WHOWAS": IrcCommand(whowas, 1),
+    "ISON": IrcCommand(ison, 1),
+    "USERHOST": IrcCommand(userhost, 1),
+    "MOTD": IrcCommand(_on_this_server(motd), 0),
+    "LUSERS": IrcCommand(lusers, 0),
+    "VERSION": IrcCommand(_on_this_server(version), 0),
+    "TIME": IrcCommand(_on_this_server(time_), 0),
+    "INFO": IrcCommand(_on_this_server(info), 0),
+}
+# fmt: on
+
+
+def run_command(session: IrcSession, msg: IrcMessage) -> None:
+    """Look msg up in COMMANDS, check registration and arity, run its handler."""
+    command = COMMANDS.get(msg.command)
+    if command is None:
+        raise IrcError(
+            n.ERR_UNKNOWNCOMMAND,
+            clean_text(msg.command)[:32] or "*",
+            text="Unknown command",
+        )
+    if session.user is None and not command.before_registration:
+        raise IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
+    if len(msg.params) < command.min_params:
+        raise IrcError(n.ERR_NEEDMOREPARAMS, msg.command, text="Not enough parameters")
+    command.handler(session, msg)

@@ -1,0 +1,169 @@
+"""Chat events as IRC lines, rendered once per broadcast (per tag variant).
+
+The chat hands one event object to every member in turn; the renderer keeps
+the last event by identity, as chatd.wire.render does, and spells it at most
+once without tags and once with the IRCv3 server-time tag. The time is taken
+once, so every member sees the same stamp.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from chatd.chat import (
+    Action,
+    Away,
+    Chat,
+    Event,
+    Joined,
+    Message,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
+    User,
+)
+from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
+from chatd.names import fold
+
+CTCP = "\x01"
+
+
+def server_time(seconds: float) -> str:
+    """Spell a time as IRCv3 server-time does: 2026-11-30T23:50:01.123Z."""
+    stamp = datetime.fromtimestamp(seconds, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def user_at_host(user: User) -> tuple[str, str]:
+    """Return the username and host IRC shows for user.
+
+    A user a door registered without them (the line protocol) shows its
+    nickname as the username and "line" as the host: the line protocol never
+    tells anyone a peer's address, and IRC does not start to.
+    """
+    return user.username or user.nick, user.host or "line"
+
+
+def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
+    """Return nick!user@host for the registered user called nick.
+
+    shown replaces the nickname in front (a rename shows the old one).
+    """
+    user = chat.users.get(fold(nick))
+    name = shown or nick
+    if user is None:
+        return f"{name}!{name}@line"
+    username, host = user_at_host(user)
+    return f"{name}!{username}@{host}"
+
+
+def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
+    """PRIVMSG/NOTICE lines for text, split so that each fits in 512 bytes."""
+    head = len(f":{source} {command} {target} :".encode()) + len(CRLF)
+    return [
+        irc_line(command, target, text=piece, source=source)
+        for piece in split_utf8(text, MAX_LINE - head)
+    ]
+
+
+def _action_lines(source: str, target: str, text: str) -> list[bytes]:
+    """CTCP ACTION lines for text, each piece wrapped in its own \\x01 pair."""
+    head = len(f":{source} PRIVMSG {target} :{CTCP}ACTION {CTCP}".encode()) + 2
+    return [
+        irc_line("PRIVMSG", target, text=f"{CTCP}ACTION {piece}{CTCP}", source=source)
+        for piece in split_utf8(text, MAX_LINE - head)
+    ]
+
+
+def render_lines(chat: Chat, event: Event) -> list[bytes]:
+    """Return the IRC lines (CRLF included, no tags) that show event."""
+    match event:
+        case Message(room, nick, text, notice):
+            verb = "NOTICE" if notice else "PRIVMSG"
+            return _text_lines(mask(chat, nick), verb, room, text)
+        case Action(room, nick, text):
+            return _action_lines(mask(chat, nick), room, text)
+        case Private(sender, recipient, text, notice, action):
+            source = mask(chat, sender)
+            if action:
+                return _action_lines(source, recipient, text)
+            return _text_lines(
+                source, "NOTICE" if notice else "PRIVMSG", recipient, text
+            )
+        case Joined(room, nick):
+            return [irc_line("JOIN", room, source=mask(chat, nick))]
+        case Parted(room, nick, reason):
+            source = mask(chat, nick)
+            if reason:
+                return [irc_line("PART", room, text=reason, source=source)]
+            return [irc_line("PART", room, source=source)]
+        case Quit(nick, reason):
+            return [irc_line("QUIT", text=reason or "Quit", source=mask(chat, nick))]
+        case Renamed(old, new):
+            return [irc_line("NICK", text=new, source=mask(chat, new, shown=old))]
+        case Away(nick, text):
+            source = mask(chat, nick)
+            if text:
+                return [irc_line("AWAY", text=text, source=source)]
+            return [irc_line("AWAY", source=source)]
+    raise TypeError(f"not a chat event: {event!r}")
+
+
+class IrcRenderer:
+    """Renders each broadcast once per variant: plain, or with @time tags."""
+
+    __slots__ = ("chat", "now", "_last", "_parts", "_plain", "_tagged", "renders")
+
+    def __init__(self, chat: Chat, now: Callable[[], float] = time.time) -> None:
+        self.chat = chat
+        self.now = now
+        self._last: Event | None = None
+        self._parts: list[bytes] = []
+        self._plain: bytes | None = None
+        self._tagged: bytes | None = None
+        self.renders = 0  # how many times an event was actually spelled (tests)
+
+    def render(self, event: Event, tagged: bool = False) -> bytes:
+        """Return event's lines, with the server-time tag when tagged."""
+        if event is not self._last:
+            self._parts = render_lines(self.chat, event)
+            self._last = event
+            self._plain = self._tagged = None
+            self.renders += 1
+        if tagged:
+            if self._tagged is None:
+                stamp = "@time=" + server_time(self.now()) + " "
+                self._tagged = b"".join(stamp.encode() + data for data in self._parts)
+            return self._tagged
+        if self._plain is None:
+            self._plain = b"".join(self._parts)
+        return self._plain
+
+
+def show_event(
+    renderer: IrcRenderer,
+    me: User | None,
+    event: Event,
+    echo: bool,
+    away_notify: bool,
+    tagged: bool,
+) -> bytes:
+    """Return what one IRC client sees of event: b"" where IRC shows nothing.
+
+    The chat gives a speaker their own message back; IRC shows it only with
+    echo-message. AWAY changes reach only away-notify clients.
+    """
+    if me is not None and not echo:
+        match event:
+            case Message(nick=nick) | Action(nick=nick) if nick == me.nick:
+                return b""
+            case Private(sender=sender, recipient=recipient) if (
+                sender == me.nick and recipient != me.nick
+            ):
+                return b""
+    if isinstance(event, Away) and not away_notify:
+        return b""
+    return renderer.render(event, tagged)

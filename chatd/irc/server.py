@@ -1,0 +1,81 @@
+"""What every IRC connection of one server shares: names, ISUPPORT, the renderer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chatd import __version__
+from chatd.chat import Chat
+from chatd.config import ServerConfig
+from chatd.irc.render import IrcRenderer
+from chatd.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
+
+AWAYLEN = 200
+# How many targets one PRIVMSG/NOTICE/JOIN/PART may name (ISUPPORT TARGMAX).
+MAX_TARGETS = 4
+# 005 lines carry at most this many tokens (RFC 2812 caps a line at 15 params).
+TOKENS_PER_LINE = 12
+
+
+def isupport_tokens(config: ServerConfig) -> list[str]:
+    """The ISUPPORT (005) tokens, each true of chatd.
+
+    CASEMAPPING: chatd folds names with NFKC and Unicode casefolding, which
+    is what RFC 8265's PRECIS username profile (UsernameCaseMapped) does for
+    the names chatd allows; ascii or rfc1459 would be untrue for é and É.
+    """
+    network = config.name
+    return [
+        f"AWAYLEN={AWAYLEN}",
+        "CASEMAPPING=rfc8265",
+        "CHANLIMIT=#:",
+        "CHANMODES=,,,n",
+        f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
+        "CHANTYPES=#",
+        "CLIENTTAGDENY=*",
+        "ELIST=",
+        f"LINELEN={config.max_line + 2}",
+        "MODES=0",
+        f"NETWORK={network}",
+        f"NICKLEN={MAX_NICK_LENGTH}",
+        "PREFIX=",
+        "SAFELIST",
+        f"TARGMAX=JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},"
+        f"NOTICE:{MAX_TARGETS},NAMES:1,WHOIS:1,ISON:,USERHOST:5",
+        "UTF8ONLY",
+    ]
+
+
+def isupport_lines(config: ServerConfig) -> list[list[str]]:
+    """ISUPPORT tokens in groups, one group per 005 line."""
+    tokens = isupport_tokens(config)
+    return [
+        tokens[start : start + TOKENS_PER_LINE]
+        for start in range(0, len(tokens), TOKENS_PER_LINE)
+    ]
+
+
+@dataclass(eq=False)
+class IrcServer:
+    """The IRC side of one chatd server: one per Chat, shared by its IRC doors."""
+
+    chat: Chat
+    config: ServerConfig
+    now: Callable[[], float] = time.time
+    created: float = field(init=False)
+    renderer: IrcRenderer = field(init=False)
+    isupport: list[list[str]] = field(init=False)
+    version: str = f"chatd-{__version__}"
+    ping_interval: float = 120.0  # silence before the server PINGs, and the wait
+
+    def __post_init__(self) -> None:
+        self.created = self.now()
+        self.renderer = IrcRenderer(self.chat, self.now)
+        self.isupport = isupport_lines(self.config)
+
+    @property
+    def name(self) -> str:
+        """The server's name: the source of numerics, the NETWORK token."""
+        return self.config.name
