@@ -20,7 +20,7 @@ from chatd.chat import Chat, Room, User
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply, CapState
-from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.message import IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.render import CTCP, mask, user_at_host
 from chatd.irc.server import AWAYLEN, MAX_TARGETS, IrcServer
 from chatd.names import LOBBY, clean_text, fold
@@ -812,3 +812,23 @@ def run_command(session: IrcSession, msg: IrcMessage) -> None:
     if len(msg.params) < command.min_params:
         raise IrcError(n.ERR_NEEDMOREPARAMS, msg.command, text="Not enough parameters")
     command.handler(session, msg)
+
+
+def dispatch(session: IrcSession, text: str) -> None:
+    """Handle one decoded line: parse, run, and answer refusals with numerics.
+
+    The one place where IrcError and ChatError become numerics; anything else
+    is the caller's to log (it is our bug, and the connection carries on).
+    """
+    if not text.strip():
+        return  # empty lines are ignored
+    try:
+        msg = parse_message(text)
+    except ParseError:
+        return  # nothing that names a command: there is no one to answer
+    try:
+        run_command(session, msg)
+    except IrcError as error:
+        send_error(session, error)
+    except ChatError as error:
+        send_error(session, numeric_for(error, msg.params[0] if msg.params else "*"))

@@ -1,0 +1,122 @@
+"""A fake IRC session: the door's handlers and rendering, with no transport."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatd.chat import Chat, Event, IChatClient, User
+from chatd.config import ServerConfig
+from chatd.irc.caps import CapState
+from chatd.irc.commands import Registration, dispatch
+from chatd.irc.message import irc_line
+from chatd.irc.render import show_event
+from chatd.irc.server import IrcServer
+
+
+def make_server(chat: Chat | None = None, **settings: object) -> IrcServer:
+    """An IrcServer named irc.test on a fixed clock."""
+    config = ServerConfig(name="irc.test", **settings)  # type: ignore[arg-type]
+    return IrcServer(chat or Chat(), config, now=lambda: 1_700_000_000.25)
+
+
+@implementer(IChatClient)
+class FakeIrc:
+    """An IrcSession and IChatClient that keeps its output as text lines."""
+
+    log = Logger()
+
+    def __init__(self, server: IrcServer, host: str = "127.0.0.1") -> None:
+        self.server = server
+        self.chat = server.chat
+        self.caps = CapState()
+        self.user: User | None = None
+        self.registration = Registration()
+        self.host = host
+        self.invisible = False
+        self.out: list[bytes] = []
+        self.closed: str | None = None
+        self.pongs = 0
+        self.unregistered = 0
+
+    @property
+    def nick(self) -> str:
+        if self.user is not None:
+            return self.user.nick
+        return self.registration.nick or "*"
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def deliver(self, event: Event) -> None:
+        caps = self.caps
+        data = show_event(
+            self.server.renderer,
+            self.user,
+            event,
+            caps.has("echo-message"),
+            caps.has("away-notify"),
+            caps.has("server-time"),
+        )
+        if data:
+            self.out.append(data)
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def register_user(self, nick: str, username: str, realname: str) -> User:
+        self.user = self.chat.register(
+            nick, self, username=username, realname=realname, host=self.host
+        )
+        return self.user
+
+    def quit_chat(self, reason: str) -> None:
+        if self.user is not None:
+            self.chat.quit(self.user, reason)
+            self.user = None
+        self.send(irc_line("ERROR", text=f"Closing link: ({reason})"))
+        self.closed = reason
+
+    def pong_received(self) -> None:
+        self.pongs += 1
+
+    def unregistered_count(self) -> int:
+        return self.unregistered
+
+    # -- test helpers ------------------------------------------------------
+
+    def line(self, text: str) -> None:
+        """Handle one line from the client."""
+        dispatch(self, text)
+
+    def lines(self) -> list[str]:
+        """Return the lines sent so far (CRLF checked and removed), and forget them."""
+        data = b"".join(self.out)
+        self.out = []
+        assert data == b"" or data.endswith(b"\r\n"), data
+        return data.decode("utf-8").split("\r\n")[:-1] if data else []
+
+    def commands(self) -> list[str]:
+        """Return the command (or numeric) of each line sent so far, and forget them."""
+        result = []
+        for text in self.lines():
+            words = text.split(" ")
+            if words[0].startswith("@"):
+                words = words[1:]
+            result.append(words[1] if words[0].startswith(":") else words[0])
+        return result
+
+
+def registered(server: IrcServer, nick: str, *caps: str) -> FakeIrc:
+    """A FakeIrc that registered as nick (with caps), its output cleared."""
+    session = FakeIrc(server)
+    if caps:
+        session.line("CAP LS 302")
+        session.line("CAP REQ :" + " ".join(caps))
+    session.line(f"NICK {nick}")
+    session.line(f"USER {nick} 0 * :{nick.title()} Example")
+    if caps:
+        session.line("CAP END")
+    assert session.user is not None, session.lines()
+    session.lines()
+    return session
