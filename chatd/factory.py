@@ -40,25 +40,32 @@ class ChatFactory(ServerFactory):
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """Build a ChatProtocol, or a refusal past --max-clients or --max-per-ip."""
         host = address_host(addr)
-        if len(self.connections) >= self.config.max_clients:
-            return self._refuse(
-                host, f"the server is full ({self.config.max_clients} connections)"
-            )
-        if self.per_host[host] >= self.config.max_per_ip:
-            return self._refuse(
-                host,
-                f"too many connections from your address "
-                f"({self.config.max_per_ip} at most)",
-            )
+        reason = self.refusal(host)
+        if reason is not None:
+            return RefusedProtocol(reason)
         connection = ChatProtocol(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def _refuse(self, host: str, reason: str) -> RefusedProtocol:
-        self.log.warn(
-            "refused a connection from {host}: {reason}", host=host, reason=reason
-        )
-        return RefusedProtocol(reason)
+    def refusal(self, host: str) -> str | None:
+        """Why a new connection from host is refused (logged), or None: take it.
+
+        Every door asks here, so --max-clients and --max-per-ip count all of
+        them together.
+        """
+        reason: str | None = None
+        if len(self.connections) >= self.config.max_clients:
+            reason = f"the server is full ({self.config.max_clients} connections)"
+        elif self.per_host[host] >= self.config.max_per_ip:
+            reason = (
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)"
+            )
+        if reason is not None:
+            self.log.warn(
+                "refused a connection from {host}: {reason}", host=host, reason=reason
+            )
+        return reason
 
     def connection_made(self, connection: ChatProtocol) -> None:
         """Count connection among the open ones."""

@@ -26,9 +26,12 @@ class LoggedEndpoint:
 
     log = Logger()
 
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint) -> None:
+    def __init__(
+        self, description: str, endpoint: IStreamServerEndpoint, door: str = ""
+    ) -> None:
         self.description = description
         self.endpoint = endpoint
+        self.door = door  # "" for the line protocol, "IRC " for the IRC door
 
     def listen(
         self, protocolFactory: IProtocolFactory
@@ -38,7 +41,8 @@ class LoggedEndpoint:
         def bound(port: IListeningPort) -> IListeningPort:
             host = port.getHost()
             self.log.info(
-                "chatd listening on {description}: {host} port {port}",
+                "chatd {door}listening on {description}: {host} port {port}",
+                door=self.door,
                 description=self.description,
                 host=getattr(host, "host", host),
                 port=getattr(host, "port", "?"),
@@ -49,13 +53,18 @@ class LoggedEndpoint:
 
 
 class ListenerService(StreamServerEndpointService):
-    """Listens on one --listen endpoint; if it cannot, twistd stops with the reason."""
+    """Listens on one --listen (or --irc) endpoint; if it cannot, twistd stops."""
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, factory: ChatFactory
+        self,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+        door: str = "",
     ) -> None:
-        super().__init__(LoggedEndpoint(description, endpoint), factory)
+        super().__init__(LoggedEndpoint(description, endpoint, door), factory)
         self.description = description
+        self.option = "--irc" if door else "--listen"
         # Twisted's own switch (strports.service sets it too): a listen that
         # fails at once raises from privilegedStartService instead of logging.
         self._raiseSynchronously = True
@@ -66,7 +75,7 @@ class ListenerService(StreamServerEndpointService):
         except Exception as error:
             # One sentence instead of a traceback: twistd prints it and exits 1.
             raise SystemExit(
-                f"chatd: cannot listen on {self.description}: {error}"
+                f"chatd: cannot listen on {self.description} ({self.option}): {error}"
             ) from None
 
 

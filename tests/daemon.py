@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10.0  # seconds: the bound on every wait in these tests
-LISTENING = re.compile(r"chatd listening on (\S+): \S+ port (\d+)")
+# The line listeners' ports are keyed by endpoint, the IRC ones by "irc " + endpoint.
+LISTENING = re.compile(r"chatd (IRC )?listening on (\S+): \S+ port (\d+)")
 
 
 def twistd_path() -> str:
@@ -77,7 +78,8 @@ class Daemon:
         """Wait until count listeners have logged their bound port."""
         while len(self.ports) < count:
             found = self.wait_for_log(LISTENING)
-            self.ports[found.group(1)] = int(found.group(2))
+            key = ("irc " if found.group(1) else "") + found.group(2)
+            self.ports[key] = int(found.group(3))
 
     def terminate(self) -> int:
         """Send SIGTERM, wait for the exit, collect the whole log; return the code.

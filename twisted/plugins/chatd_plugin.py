@@ -64,7 +64,10 @@ _LOWEST = {
 class Options(usage.Options):
     """Command line of `twistd chatd`."""
 
-    synopsis = "[--listen ENDPOINT]... [--name NAME] [--motd FILE] [limits]"
+    synopsis = (
+        "[--listen ENDPOINT]... [--irc ENDPOINT]... [--name NAME] [--motd FILE] "
+        "[limits]"
+    )
     longdesc = (
         "A chat server that people reach with telnet, nc or the chatd-tk client. "
         "Listening addresses are Twisted endpoint strings, for example "
@@ -100,10 +103,15 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["irc"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint (repeatable; default tcp:5501)."""
         self["listen"].append(description)
+
+    def opt_irc(self, description: str) -> None:
+        """Listen for IRC clients on an endpoint (repeatable; off unless given)."""
+        self["irc"].append(description)
 
     def postOptions(self) -> None:
         from chatd.config import ServerConfig
@@ -139,10 +147,15 @@ class Options(usage.Options):
             flush_delay=0.0,  # one write per recipient per reactor turn
         )
         self["endpoints"] = [_endpoint(description) for description in self["listen"]]
+        self["irc_endpoints"] = [
+            _endpoint(description, "--irc") for description in self["irc"]
+        ]
 
 
-def _endpoint(description: str) -> tuple[str, IStreamServerEndpoint]:
-    """Parse one --listen endpoint string, or explain why it cannot be used."""
+def _endpoint(
+    description: str, option: str = "--listen"
+) -> tuple[str, IStreamServerEndpoint]:
+    """Parse one --listen or --irc endpoint string, or explain why it cannot be used."""
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
@@ -151,7 +164,7 @@ def _endpoint(description: str) -> tuple[str, IStreamServerEndpoint]:
     except Exception as error:  # each endpoint parser raises its own kinds
         hint = f"; did you mean tcp:{description}?" if description.isdigit() else ""
         raise usage.UsageError(
-            f"--listen {description}: not a usable endpoint ({error}){hint}"
+            f"{option} {description}: not a usable endpoint ({error}){hint}"
         ) from None
 
 
@@ -160,7 +173,7 @@ class ChatServiceMaker:
     """Makes the chatd service for twistd."""
 
     tapname = "chatd"
-    description = "A chat server for telnet, nc and the chatd-tk client."
+    description = "A chat server for telnet, nc, the chatd-tk client and IRC clients."
     options = Options
 
     def makeService(self, options: Options) -> MultiService:
@@ -178,6 +191,14 @@ class ChatServiceMaker:
         FarewellService(factory).setServiceParent(top)
         for description, endpoint in options["endpoints"]:
             ListenerService(description, endpoint, factory).setServiceParent(top)
+        if options["irc_endpoints"]:
+            from chatd.irc.protocol import IrcFactory
+
+            irc = IrcFactory(factory)
+            for description, endpoint in options["irc_endpoints"]:
+                ListenerService(description, endpoint, irc, "IRC ").setServiceParent(
+                    top
+                )
         return top
 
 
