@@ -141,13 +141,28 @@ class Options(usage.Options):
         self["endpoints"] = [_endpoint(description) for description in self["listen"]]
 
 
+# Kinds of endpoint that take a listen backlog, and the one chatd asks for
+# unless told otherwise: Twisted's default of 50 makes a storm of 1,000
+# connections wait seconds for SYN retransmits.
+_BACKLOG_KINDS = frozenset({"tcp", "tcp6", "ssl", "unix"})
+LISTEN_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """Add backlog=LISTEN_BACKLOG to an endpoint string that takes one and has none."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in _BACKLOG_KINDS and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
 def _endpoint(description: str) -> tuple[str, IStreamServerEndpoint]:
     """Parse one --listen endpoint string, or explain why it cannot be used."""
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
     try:
-        return description, serverFromString(reactor, description)
+        return description, serverFromString(reactor, with_backlog(description))
     except Exception as error:  # each endpoint parser raises its own kinds
         hint = f"; did you mean tcp:{description}?" if description.isdigit() else ""
         raise usage.UsageError(
