@@ -12,8 +12,9 @@ from twisted.logger import Logger
 
 from chatd.chat import Chat
 from chatd.config import ServerConfig
+from chatd.connection import Connection, Refusal
 from chatd.output import OutputBatch
-from chatd.protocol import ChatProtocol, RefusedProtocol
+from chatd.protocol import ChatProtocol
 
 
 def address_host(addr: IAddress | None) -> str:
@@ -23,7 +24,11 @@ def address_host(addr: IAddress | None) -> str:
 
 
 class ChatFactory(ServerFactory):
-    """Builds a ChatProtocol per connection; all of them share one Chat."""
+    """The doors' hub: one Chat, the open connections of every door, the caps.
+
+    As a factory itself it builds the line door (ChatProtocol); door(cls)
+    gives a factory for another door that shares all of this.
+    """
 
     log = Logger()
     noisy = False  # the listeners log their address themselves (chatd.service)
@@ -33,46 +38,50 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.chat = Chat()
         self.output = OutputBatch(clock, config.flush_delay)
-        self.connections: set[ChatProtocol] = set()
+        self.connections: set[Connection] = set()
         self.per_host: Counter[str] = Counter()
         self._drained: list[defer.Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        """Build a ChatProtocol, or a refusal past --max-clients or --max-per-ip."""
+        """Build a line connection, or a refusal past the caps."""
+        return self.build(ChatProtocol, addr)
+
+    def door(self, door: type[Connection]) -> DoorFactory:
+        """Return a factory for another door's connections, sharing this hub."""
+        return DoorFactory(self, door)
+
+    def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
+        """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
-        reason = self.refusal(host)
-        if reason is not None:
-            return RefusedProtocol(reason)
-        connection = ChatProtocol(self)
+        if len(self.connections) >= self.config.max_clients:
+            return self._refuse(
+                door,
+                host,
+                f"the server is full ({self.config.max_clients} connections)",
+            )
+        if self.per_host[host] >= self.config.max_per_ip:
+            return self._refuse(
+                door,
+                host,
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)",
+            )
+        connection = door(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def refusal(self, host: str) -> str | None:
-        """Why a new connection from host is refused (logged), or None: take it.
+    def _refuse(self, door: type[Connection], host: str, reason: str) -> Refusal:
+        self.log.warn(
+            "refused a connection from {host}: {reason}", host=host, reason=reason
+        )
+        return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
 
-        Every door asks here, so --max-clients and --max-per-ip count all of
-        them together.
-        """
-        reason: str | None = None
-        if len(self.connections) >= self.config.max_clients:
-            reason = f"the server is full ({self.config.max_clients} connections)"
-        elif self.per_host[host] >= self.config.max_per_ip:
-            reason = (
-                f"too many connections from your address "
-                f"({self.config.max_per_ip} at most)"
-            )
-        if reason is not None:
-            self.log.warn(
-                "refused a connection from {host}: {reason}", host=host, reason=reason
-            )
-        return reason
-
-    def connection_made(self, connection: ChatProtocol) -> None:
+    def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
         self.connections.add(connection)
         self.per_host[connection.host] += 1
 
-    def connection_lost(self, connection: ChatProtocol) -> None:
+    def connection_lost(self, connection: Connection) -> None:
         """Forget connection; fire the waiters of close_all once none is left."""
         if connection not in self.connections:
             return
@@ -89,7 +98,8 @@ class ChatFactory(ServerFactory):
         """Send BYE reason to every connection and close it.
 
         The Deferred fires when all are gone. A connection that has not closed
-        within the configured grace (its peer stopped reading, say) is aborted.
+        within the configured grace (its peer stopped reading, say) aborts
+        itself (Connection.close).
         """
         if not self.connections:
             return defer.succeed(None)
@@ -100,12 +110,22 @@ class ChatFactory(ServerFactory):
         )
         drained: defer.Deferred[None] = defer.Deferred()
         self._drained.append(drained)
-        for connection in list(self.connections):
-            connection.close(reason)
-        laggards = self.clock.callLater(self.config.shutdown_grace, self._abort_all)
-        drained.addBoth(lambda result: laggards.cancel() if laggards.active() else None)
+        connections = list(self.connections)
+        for connection in connections:  # everyone hears BYE before anyone leaves
+            connection.close(reason, leave=False)
+        for connection in connections:
+            connection.leave(reason)
         return drained
 
-    def _abort_all(self) -> None:
-        for connection in list(self.connections):
-            connection.transport.abortConnection()
+
+class DoorFactory(ServerFactory):
+    """Builds one door's connections through the shared hub."""
+
+    noisy = False
+
+    def __init__(self, hub: ChatFactory, door: type[Connection]) -> None:
+        self.hub = hub
+        self.door = door
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
+        return self.hub.build(self.door, addr)

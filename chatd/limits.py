@@ -8,7 +8,6 @@ per callback, keeps thousands of idle connections small.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
 from twisted.internet.interfaces import (
@@ -23,23 +22,23 @@ EPSILON = 1e-9
 
 
 class GateClient(Protocol):
-    """What a FloodGate passes lines to, and tells about throttling."""
+    """What a FloodGate hands held input back to, and tells about throttling."""
 
-    def handle_line(self, line: bytes) -> None:
-        """Handle one line that the gate let through."""
+    def release(self, data: bytes) -> None:
+        """Frame and handle data that was held; may hand the rest back to hold."""
 
     def input_throttled(self) -> None:
-        """A throttling episode started: lines now wait in the queue."""
+        """A throttling episode started: input now waits."""
 
     def input_overflowed(self) -> None:
-        """The queued lines passed the gate's bound; the gate has stopped."""
+        """More than the gate's bound was held; the gate has stopped."""
 
 
 class SendQueueClient(Protocol):
     """What a SendQueue tells when the client stops reading."""
 
     def send_queue_full(self) -> None:
-        """More than the limit is waiting to be sent (said once)."""
+        """Too much has waited too long to be sent (said once)."""
 
 
 class TokenBucket:
@@ -67,6 +66,16 @@ class TokenBucket:
             return True
         return False
 
+    def charge(self, count: int) -> bool:
+        """Spend count tokens at once, into debt if need be; tell if any are left.
+
+        For work already done in bulk (the telnet commands of a packet): the
+        debt is paid back at the rate before anything else is handled.
+        """
+        self._refill()
+        self.tokens -= count
+        return self.tokens >= 1.0 - EPSILON
+
     def wait(self) -> float:
         """Seconds until the next token is there."""
         self._refill()
@@ -74,58 +83,66 @@ class TokenBucket:
 
 
 class FloodGate:
-    """Passes a client's lines on at a rate, queueing the excess in order.
+    """Paces a client's input: one token per line, the excess held in order.
 
-    As IRC servers do, lines past the burst are not dropped: they wait in an
-    input queue and are handled as the bucket refills. The client is told
-    input_throttled when a throttling episode starts (the queue goes from empty
-    to non-empty), and input_overflowed when the queued bytes pass
-    `max_queued`.
+    As IRC servers do, lines past the burst are not dropped: they wait and are
+    handled as the bucket refills. What waits is the raw input itself, unframed
+    (a bytearray), so the memory held is the bytes counted: at most
+    `max_held`, past which the client is told input_overflowed. The client is
+    told input_throttled when an episode starts (input starts to wait), and
+    gets the held bytes back through release() when a token is there.
     """
 
     __slots__ = (
         "bucket",
-        "max_queued",
+        "max_held",
         "client",
-        "queue",
-        "queued_bytes",
+        "held",
+        "held_bytes",
+        "throttled",
         "_drain_call",
         "stopped",
     )
 
-    def __init__(
-        self,
-        bucket: TokenBucket,
-        max_queued: int,
-        client: GateClient,
-    ) -> None:
+    def __init__(self, bucket: TokenBucket, max_held: int, client: GateClient) -> None:
         self.bucket = bucket  # its clock also times the draining
-        self.max_queued = max_queued
+        self.max_held = max_held
         self.client = client
-        self.queue: deque[bytes] | None = None  # made when throttling starts
-        self.queued_bytes = 0
+        self.held: bytearray | None = None  # input waiting for tokens, if any
+        self.held_bytes = 0  # bytes received since holding started
+        self.throttled = False  # in an episode (notice given)
         self._drain_call: IDelayedCall | None = None
         self.stopped = False
 
-    def submit(self, line: bytes) -> None:
-        """Handle line now if the budget allows and nothing waits, else queue it."""
+    def take(self) -> bool:
+        """Spend a token on the next line, if the budget allows."""
+        return self.bucket.take()
+
+    def charge(self, count: int) -> None:
+        """Spend count tokens on work done in bulk; hold what follows if in debt."""
+        if not self.bucket.charge(count) and self.held is None:
+            self.hold(b"")
+
+    def hold(self, data: bytes, received: int | None = None) -> None:
+        """Keep data until the budget allows it; received is its size on the wire.
+
+        (Telnet commands are taken out of what arrives, but count while
+        held, so that a stream of them is bounded too.)
+        """
         if self.stopped:
             return
-        queue = self.queue
-        if not queue and self.bucket.take():
-            self.client.handle_line(line)
-            return
-        if queue is None:
-            queue = self.queue = deque()
-        queue.append(line)
-        self.queued_bytes += len(line) + 1  # + the LF it came with
-        if self.queued_bytes > self.max_queued:
+        held = self.held
+        if held is None:
+            held = self.held = bytearray()
+            self._schedule()
+            if not self.throttled:
+                self.throttled = True
+                self.client.input_throttled()
+        held += data
+        self.held_bytes += len(data) if received is None else received
+        if self.held_bytes > self.max_held:
             self.stop()
             self.client.input_overflowed()
-            return
-        if len(queue) == 1:
-            self.client.input_throttled()
-            self._schedule()
 
     def _schedule(self) -> None:
         if self._drain_call is None and not self.stopped:
@@ -134,23 +151,30 @@ class FloodGate:
 
     def _drain(self) -> None:
         self._drain_call = None
-        while self.queue and not self.stopped and self.bucket.take():
-            line = self.queue.popleft()
-            self.queued_bytes -= len(line) + 1
-            self.client.handle_line(line)
-        if self.queue:
-            self._schedule()
-        else:
-            self.queue = None  # the episode is over: a quiet client keeps no deque
+        held, self.held = self.held, None
+        self.held_bytes = 0
+        if held:
+            self.client.release(bytes(held))  # hands back what it cannot take
+        if self.held is None:
+            self.throttled = False  # everything went through: the episode is over
 
     def stop(self) -> None:
-        """Forget queued lines and scheduled work: the connection is going."""
+        """Forget held input and scheduled work: the connection is going."""
         self.stopped = True
-        self.queue = None
-        self.queued_bytes = 0
+        self.held = None
+        self.held_bytes = 0
         if self._drain_call is not None and self._drain_call.active():
             self._drain_call.cancel()
         self._drain_call = None
+
+
+# A reader may be behind by more than its send queue for this long, as long
+# as its buffer empties within it: a burst from many senders at once hands
+# every member megabytes in one reactor turn, which a live reader drains in
+# milliseconds. (Broadcast bytes are shared between the members' buffers.)
+SLOW_READER_GRACE = 5.0
+# ... but never by more than this many times its send queue.
+HARD_LIMIT_FACTOR = 8
 
 
 @implementer(IPushProducer, IPullProducer)
@@ -169,33 +193,49 @@ class SendQueue:
       bufferSize and resumed when it is empty. While paused, bufferSize plus
       what was written since bounds what is waiting.
 
-    Past `limit` bytes waiting, the client is told send_queue_full, once.
+    A reader is cut off (told send_queue_full, once) when more than `limit`
+    bytes have waited for `grace` seconds without the buffer once running
+    empty in between, or at once when more than HARD_LIMIT_FACTOR times
+    `limit` wait. So a reader that keeps reading survives a burst that
+    others sent all at once; one that stops is cut off, and what it holds
+    stays bounded.
     """
 
     __slots__ = (
         "limit",
         "buffer_size",
         "client",
+        "clock",
+        "grace",
         "exactly",
         "counting",
         "drained",
         "paused",
         "waiting",
         "overflowed",
+        "_deadline",
     )
 
     def __init__(
-        self, limit: int, client: SendQueueClient, buffer_size: int = 65536
+        self,
+        limit: int,
+        client: SendQueueClient,
+        clock: IReactorTime,
+        buffer_size: int = 65536,
+        grace: float = SLOW_READER_GRACE,
     ) -> None:
         self.limit = limit
         self.buffer_size = buffer_size  # the transport's, where it says
         self.client = client
+        self.clock = clock
+        self.grace = grace
         self.exactly = False  # registered as a pull producer
         self.counting = False  # writes add to `waiting`
         self.drained = False  # known: nothing waits in the transport
         self.paused = False
         self.waiting = 0  # bytes in the transport's buffer, at most
         self.overflowed = False
+        self._deadline: IDelayedCall | None = None  # over the limit: until then
 
     def exact(self) -> None:
         """Count every write: the transport resumes this producer when empty."""
@@ -206,8 +246,20 @@ class SendQueue:
         self.waiting += size
         self.drained = False
         if self.waiting > self.limit and not self.overflowed:
-            self.overflowed = True
-            self.client.send_queue_full()
+            if self.waiting > HARD_LIMIT_FACTOR * self.limit:
+                self._overflow()
+            elif self._deadline is None:
+                self._deadline = self.clock.callLater(self.grace, self._expired)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.waiting > self.limit and not self.overflowed:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.stop()
+        self.client.send_queue_full()
 
     def pauseProducing(self) -> None:
         """Streaming: the transport's buffer is over its bufferSize.
@@ -225,7 +277,16 @@ class SendQueue:
         self.paused = False
         self.waiting = 0
         self.counting = self.drained = self.exactly
+        self.stop()
 
     def stopProducing(self) -> None:
         """The connection is gone."""
         self.paused = self.drained = False
+        self.stop()
+
+    def stop(self) -> None:
+        """Forget the deadline of a reader that is behind."""
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None

@@ -103,7 +103,9 @@ class OutputBatch:
         self.depth = 0  # > 0 while a batch is open
         self.collecting = delay is not None  # writes go to the lists, not out
         self.pending: list[Flushable] = []  # connections with collected output
-        self.journal = Journal()  # this round's broadcast lines
+        # This round's broadcast lines, one journal per door (each door
+        # renders an event its own way; members of one door share runs).
+        self.journals: dict[str, Journal] = {}
         self._flush_call: IDelayedCall | None = None
         self._quiet_until = 0.0  # no timed flush before this (see above)
 
@@ -127,6 +129,13 @@ class OutputBatch:
         else:
             self._schedule()
 
+    def journal_for(self, door: str) -> Journal:
+        """Return this round's journal of a door's broadcast lines."""
+        journal = self.journals.get(door)
+        if journal is None:
+            journal = self.journals[door] = Journal()
+        return journal
+
     def add(self, connection: Flushable) -> None:
         """Note that connection has collected output (its list was empty)."""
         self.pending.append(connection)
@@ -148,7 +157,7 @@ class OutputBatch:
     def flush_all(self) -> None:
         """Write every connection's collected output."""
         pending, self.pending = self.pending, []
-        if self.journal.lines:  # lines from now on belong to the next round
-            self.journal = Journal()
+        if self.journals:  # lines from now on belong to the next round
+            self.journals = {}
         for connection in pending:
             connection.flush()

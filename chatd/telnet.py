@@ -26,10 +26,15 @@ class TelnetFilter:
 
     partial: bytes = b""  # an IAC sequence cut off at the end of the last packet
     commands: list[int] = field(default_factory=list)  # e.g. IP, AYT, in order
+    # Each option is refused once: a peer that asks again is not owed a new
+    # answer (RFC 1143), and a stream of requests cannot make us write.
+    answered: set[bytes] = field(default_factory=set)
+    sequences: int = 0  # telnet sequences taken out by the last feed()
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         """Return (text without telnet sequences, bytes to send back)."""
         data, self.partial = self.partial + data, b""
+        self.sequences = 0
         text, reply = bytearray(), bytearray()
         at, size = 0, len(data)
         while at < size:
@@ -52,12 +57,13 @@ class TelnetFilter:
                 if start + 2 >= size:
                     self.partial = data[start:]
                     break
-                option = data[start + 2 : start + 3]
+                request = data[start + 1 : start + 3]
+                option = request[1:]
                 # Refuse what is offered or asked; never answer a refusal (RFC 854).
-                if command == _DO:
-                    reply += IAC + WONT + option
-                elif command == _WILL:
-                    reply += IAC + DONT + option
+                if command in (_DO, _WILL) and request not in self.answered:
+                    self.answered.add(request)
+                    reply += IAC + (WONT if command == _DO else DONT) + option
+                self.sequences += 1
                 at = start + 3
             elif command == _SB:
                 end = data.find(IAC + SE, start + 2)
@@ -65,9 +71,11 @@ class TelnetFilter:
                     if size - start <= MAX_SUBNEGOTIATION:
                         self.partial = data[start:]
                     break
+                self.sequences += 1
                 at = end + 2
             else:
                 self.commands.append(command)
+                self.sequences += 1
                 at = start + 2
         return bytes(text), bytes(reply)
 

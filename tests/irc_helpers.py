@@ -10,7 +10,7 @@ from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
-from chatd.irc.render import show_event
+from chatd.irc.render import hidden_from
 from chatd.irc.server import IrcServer
 
 
@@ -50,16 +50,10 @@ class FakeIrc:
 
     def deliver(self, event: Event) -> None:
         caps = self.caps
-        data = show_event(
-            self.server.renderer,
-            self.user,
-            event,
-            caps.has("echo-message"),
-            caps.has("away-notify"),
-            caps.has("server-time"),
-        )
-        if data:
-            self.out.append(data)
+        if not hidden_from(
+            self.user, event, caps.has("echo-message"), caps.has("away-notify")
+        ):
+            self.out.append(self.server.renderer.render(event, caps.has("server-time")))
 
     def close(self, reason: str) -> None:
         self.closed = reason

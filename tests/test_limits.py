@@ -14,8 +14,15 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
-from chatd.limits import FloodGate, SendQueue, TokenBucket
-from chatd.protocol import ChatProtocol, tune_socket
+from chatd.connection import tune_socket
+from chatd.limits import (
+    HARD_LIMIT_FACTOR,
+    SLOW_READER_GRACE,
+    FloodGate,
+    SendQueue,
+    TokenBucket,
+)
+from chatd.protocol import ChatProtocol
 
 # -- the pieces on their own -----------------------------------------------------------
 
@@ -24,13 +31,19 @@ from chatd.protocol import ChatProtocol, tune_socket
 class GateRecorder:
     """A GateClient and SendQueueClient that writes down what it is told."""
 
-    handled: list[bytes] = field(default_factory=list)
+    released: list[bytes] = field(default_factory=list)
     throttles: int = 0
     overflows: int = 0
     sendq_full: int = 0
+    gate: FloodGate | None = None
 
-    def handle_line(self, line: bytes) -> None:
-        self.handled.append(line)
+    def release(self, data: bytes) -> None:
+        """Take a line per token, as Connection.frame does; hold the rest."""
+        lines = data.split(b"\n")
+        while lines and self.gate is not None and self.gate.take():
+            self.released.append(lines.pop(0))
+        if lines and self.gate is not None:
+            self.gate.hold(b"\n".join(lines))
 
     def input_throttled(self) -> None:
         self.throttles += 1
@@ -53,60 +66,85 @@ def test_token_bucket_allows_a_burst_then_the_rate(clock: Clock) -> None:
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
 
 
-def test_flood_gate_queues_in_order_and_drains_at_the_rate(clock: Clock) -> None:
-    """Past the burst lines wait, in order; the client hears of it once per episode."""
+def test_token_bucket_charge_goes_into_debt(clock: Clock) -> None:
+    """Work done in bulk is charged whole; the debt is paid back at the rate."""
+    bucket = TokenBucket(10, 2.0, clock)
+    assert not bucket.charge(30)  # 20 in debt
+    assert bucket.wait() == pytest.approx(10.5)
+    clock.advance(10.5)
+    assert bucket.take() and not bucket.take()
+
+
+def test_flood_gate_holds_input_in_order_and_releases_it_at_the_rate(
+    clock: Clock,
+) -> None:
+    """Held input comes back a token at a time; the client hears once per episode."""
     client = GateRecorder()
-    handled = client.handled
-    gate = FloodGate(TokenBucket(2, 4.0, clock), 1000, client)
-    for i in range(6):
-        gate.submit(b"%d" % i)
-    assert handled == [b"0", b"1"] and client.throttles == 1
+    gate = client.gate = FloodGate(TokenBucket(1, 4.0, clock), 1000, client)
+    assert gate.take() and not gate.take()
+    gate.hold(b"2\n3\n4")
+    assert client.throttles == 1 and gate.held == bytearray(b"2\n3\n4")
     clock.advance(0.25)
-    assert handled == [b"0", b"1", b"2"]
-    clock.pump([0.25, 0.25, 0.25])
-    assert handled == [b"0", b"1", b"2", b"3", b"4", b"5"]
-    assert not clock.getDelayedCalls() and gate.queued_bytes == 0
-    clock.advance(10)  # bucket full again: a new episode, a new notice
-    for _ in range(3):
-        gate.submit(b"x")
+    assert client.released == [b"2"]
+    clock.pump([0.25, 0.25])
+    assert client.released == [b"2", b"3", b"4"]
+    assert gate.held is None and not clock.getDelayedCalls()
+    gate.hold(b"5")  # a new episode, a new notice
     assert client.throttles == 2 and client.overflows == 0
 
 
-def test_flood_gate_overflow_stops_it(clock: Clock) -> None:
-    """Queued bytes past the bound: the client is told once; nothing more is handled."""
+def test_flood_gate_bounds_the_bytes_it_holds(clock: Clock) -> None:
+    """Past max_held bytes received while held, the client is told once; all stops."""
     client = GateRecorder()
     gate = FloodGate(TokenBucket(1, 1.0, clock), 25, client)
-    for _ in range(5):
-        gate.submit(b"123456789")  # 10 bytes queued each, LF included
-    assert client.handled == [b"123456789"] and client.overflows == 1
+    gate.hold(b"123456789\n")
+    gate.hold(b"", received=10)  # 10 bytes that were all telnet commands
+    assert client.overflows == 0
+    gate.hold(b"123456789\n")
+    assert client.overflows == 1 and gate.held is None
+    gate.hold(b"more")
     clock.advance(10)
-    assert client.handled == [b"123456789"] and not clock.getDelayedCalls()
+    assert client.released == [] and not clock.getDelayedCalls()
 
 
-def test_send_queue_counts_bytes_only_while_paused() -> None:
-    """Writes count once the transport said it is full; past the limit: overflow."""
+def test_flood_gate_charge_in_debt_holds_what_follows(clock: Clock) -> None:
+    """A packet of 100 telnet commands costs 100 tokens: input waits for the debt."""
     client = GateRecorder()
-    sendq = SendQueue(100, client, buffer_size=60)
+    gate = FloodGate(TokenBucket(10, 10.0, clock), 1000, client)
+    gate.charge(100)
+    assert gate.held == bytearray() and client.throttles == 1
+    (drain,) = clock.getDelayedCalls()
+    assert drain.getTime() == pytest.approx(9.1)
+
+
+def test_send_queue_cuts_off_a_reader_behind_for_the_whole_grace(clock: Clock) -> None:
+    """Over the limit: cut off only if the buffer never emptied within the grace."""
+    client = GateRecorder()
+    sendq = SendQueue(100, client, clock, buffer_size=60, grace=5.0)
     assert not sendq.counting  # streaming: the transport is keeping up
     sendq.pauseProducing()
     assert sendq.counting
     sendq.wrote(30)
-    assert not client.sendq_full
-    sendq.resumeProducing()
-    assert not sendq.counting and sendq.waiting == 0
-    sendq.pauseProducing()
-    sendq.wrote(30)
     sendq.pauseProducing()  # Twisted repeats this on each write while full
-    sendq.wrote(30)
+    sendq.wrote(30)  # 120 waiting: behind, but only just now
+    clock.advance(4.9)
+    sendq.resumeProducing()  # it read everything: a burst, not a stuck reader
+    assert not sendq.counting and sendq.waiting == 0
+    clock.advance(1)
+    assert client.sendq_full == 0
+    sendq.pauseProducing()
+    sendq.wrote(60)
+    clock.advance(5)
     assert client.sendq_full == 1
     sendq.wrote(30)
+    clock.advance(5)
     assert client.sendq_full == 1  # told once
 
 
-def test_send_queue_as_pull_producer_counts_exactly() -> None:
-    """Resumed whenever the buffer is empty: every byte since then is waiting."""
+def test_send_queue_cuts_off_at_once_far_past_the_limit(clock: Clock) -> None:
+    """More than HARD_LIMIT_FACTOR times the limit waiting: cut off without grace."""
     client = GateRecorder()
-    sendq = SendQueue(100, client)
+    sendq = SendQueue(100, client, clock)
     sendq.exact()
     sendq.resumeProducing()  # what registerProducer(sendq, False) does at once
     assert sendq.drained and sendq.counting
@@ -114,9 +152,10 @@ def test_send_queue_as_pull_producer_counts_exactly() -> None:
     assert not sendq.drained and sendq.waiting == 60
     sendq.resumeProducing()  # the transport wrote it all
     assert sendq.drained and sendq.waiting == 0
-    sendq.wrote(60)
-    sendq.wrote(60)
-    assert client.sendq_full == 1
+    sendq.wrote(100 * HARD_LIMIT_FACTOR)
+    assert client.sendq_full == 0
+    sendq.wrote(1)
+    assert client.sendq_full == 1 and not clock.getDelayedCalls()
 
 
 # -- flood control through the protocol ------------------------------------------------
@@ -264,7 +303,7 @@ def connect_buffered(
 
 
 def test_reader_that_stops_reading_is_cut_off_and_others_carry_on(clock: Clock) -> None:
-    """Past --sendq bytes waiting, the stuck client is aborted; the rest go on."""
+    """Past --sendq bytes waiting for the grace, the stuck client is aborted."""
     factory = make_factory(clock, flood_rate=0.0, sendq=16384)
     stuck, s_out = connect_buffered(factory, "stuck")
     reader, r_out = connect_buffered(factory, "reader")
@@ -275,14 +314,38 @@ def test_reader_that_stops_reading_is_cut_off_and_others_carry_on(clock: Clock) 
         for i in range(100):
             talker.dataReceived(b"%03d " % i + b"z" * 300 + b"\n")
             r_out.drain()  # this one keeps up
+        assert not s_out.aborted  # behind by 30 kB: not yet
+        clock.advance(SLOW_READER_GRACE)
     assert s_out.aborted and not r_out.aborted
-    assert 16384 - 400 < len(s_out.value()) <= 16384  # bounded by --sendq
+    assert 16384 < len(s_out.value()) <= HARD_LIMIT_FACTOR * 16384
     disconnect(stuck)
     talker.dataReceived(b"after\n")
     got = r_out.value().decode().split("\r\n")
     assert "QUIT stuck send queue full (not reading)" in got
     assert got[-2] == "MSG #lobby talker after"
     assert [e for e in events if e["log_level"] == LogLevel.warn]
+
+
+def test_a_burst_from_many_senders_cuts_off_no_reader_that_reads(clock: Clock) -> None:
+    """20 senders at their burst hand each member 400 kB at once (--sendq 64 kB):
+    readers that drain it keep their connection; one that does not is cut off."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0, sendq=65536)
+    readers = [connect_buffered(factory, f"reader{i}") for i in range(5)]
+    stuck, s_out = connect_buffered(factory, "stuck")
+    senders = [connect(factory, f"sender{i}")[0] for i in range(20)]
+    for _, out in readers:
+        out.drain()
+    s_out.drain()
+    clock.advance(60)  # full buckets
+    line_ = b"x" * 2000 + b"\n"
+    for sender in senders:
+        sender.dataReceived(line_ * 10)
+    for _, out in readers:
+        assert out.value().count(b"\r\n") == 200
+        out.drain()
+    clock.advance(SLOW_READER_GRACE)
+    assert s_out.aborted
+    assert not any(out.aborted for _, out in readers)
 
 
 def test_reader_that_catches_up_is_not_cut_off(clock: Clock) -> None:

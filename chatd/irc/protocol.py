@@ -2,51 +2,63 @@
 
 It only translates: lines in to chatd.irc.commands, chat events out through
 chatd.irc.render. Framing, the flood gate, the send queue, output batching,
-timeouts and closing are the shared connection machinery's.
-
-Interim: until chatd/connection.py holds that machinery, the door is built on
-ChatProtocol and overrides its line-protocol hooks (greeting, handling a
-decoded line, rendering an event, replying to an error, the goodbye line).
+timeouts, caps and closing are the shared Connection's (chatd.connection).
+What IRC adds of its own is the server's PING of a silent client.
 """
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress, IDelayedCall
-from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
-from twisted.logger import Logger
+from weakref import WeakKeyDictionary
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from chatd.chat import Event, IChatClient, User
+from chatd.chat import Event, User
+from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
-from chatd.factory import ChatFactory, address_host
 from chatd.irc.caps import CapState
-from chatd.irc.commands import Registration, dispatch, numeric_for, send_error
+from chatd.irc.commands import (
+    Registration,
+    dispatch,
+    numeric_for,
+    send_error,
+    server_line,
+)
 from chatd.irc.message import irc_line
-from chatd.irc.render import show_event
+from chatd.irc.render import hidden_from
 from chatd.irc.server import IrcServer
-from chatd.protocol import ChatProtocol, Phase
+
+_CLOSING = Phase.CLOSING
+
+# One IrcServer (renderer, ISUPPORT, creation time) per hub, made on first use.
+_SERVERS: WeakKeyDictionary[ConnectionHub, IrcServer] = WeakKeyDictionary()
 
 
-@implementer(IChatClient)
-class IrcProtocol(ChatProtocol):
+def irc_server(hub: ConnectionHub) -> IrcServer:
+    """Return the IrcServer every IRC connection of hub shares."""
+    server = _SERVERS.get(hub)
+    if server is None:
+        server = _SERVERS[hub] = IrcServer(hub.chat, hub.config, now=hub.clock.seconds)
+    return server
+
+
+class IrcProtocol(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
-    log = Logger()
+    door = "irc"
 
-    def __init__(self, hub: ChatFactory, server: IrcServer) -> None:
+    def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
-        self.factory_hub = hub
-        self.server = server
+        self.server = irc_server(hub)
         self.caps = CapState()
         self.registration = Registration()
         self.invisible = False
-        self._greeting = False  # line-protocol output is being held back
         self._heard = True  # a line came since the last ping check
         self._pinged = False  # a PING is out and unanswered
         self._ping_call: IDelayedCall | None = None
 
-    # -- the session interface (chatd.irc.commands.IrcSession) -----------------
+    # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
     @property
     def nick(self) -> str:
@@ -60,115 +72,108 @@ class IrcProtocol(ChatProtocol):
         user = self.chat.register(
             nick, self, username=username, realname=realname, host=self.host
         )
-        self.user = user
-        self.phase = Phase.REGISTERED
-        self.setTimeout(self.config.idle_timeout or None)
-        self.log.info("{peer} registered as {nick} (IRC)", peer=self.peer, nick=nick)
-        self._schedule_ping()
+        self.registered(user)
+        self._ping_call = self.hub.clock.callLater(
+            self.server.ping_interval, self._ping_check
+        )
         return user
 
     def quit_chat(self, reason: str) -> None:
-        """QUIT: the others hear the reason; the client gets ERROR; close."""
-        self._leave(reason, logged="QUIT")
+        """QUIT: the others hear the reason, the client gets ERROR, then close."""
+        self.leave(reason, logged="QUIT")
         self.close(reason)
 
     def pong_received(self) -> None:
-        """A PONG came: the client is alive (any line counts, see lineReceived)."""
+        """A PONG came: the client is alive (any line counts, see handle_text)."""
         self._pinged = False
 
     def unregistered_count(self) -> int:
         """Connections on any door that have not registered yet."""
-        return max(0, len(self.factory_hub.connections) - len(self.chat.users))
+        connections = getattr(self.hub, "connections", ())
+        return max(0, len(connections) - len(self.chat.users))
 
-    # -- hooks over the shared machinery ----------------------------------------
+    # -- the door's words ----------------------------------------------------------
 
-    def connectionMade(self) -> None:
-        self._greeting = True  # the line protocol's HELLO and NICK are not sent
-        try:
-            super().connectionMade()
-        finally:
-            self._greeting = False
+    def greet(self) -> None:
+        """IRC clients speak first: nothing is said until they register."""
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._ping_call is not None and self._ping_call.active():
-            self._ping_call.cancel()
-        self._ping_call = None
-        super().connectionLost(reason)
-
-    def send(self, data: bytes) -> None:
-        if not self._greeting:
-            super().send(data)
-
-    def send_info(self, text: str) -> None:
-        """A human notice from the server."""
-        self.send(irc_line("NOTICE", self.nick, text=text, source=self.server.name))
-
-    def deliver(self, event: Event) -> None:
-        """Write what this client sees of a chat event (rendered once per broadcast)."""
-        if self.phase is Phase.CLOSING:
-            return
-        caps = self.caps
-        data = show_event(
-            self.server.renderer,
-            self.user,
-            event,
-            "echo-message" in caps.enabled,
-            "away-notify" in caps.enabled,
-            "server-time" in caps.enabled,
-        )
-        if data:
-            self._write(data)
-
-    def _handle(self, text: str) -> None:
+    def handle_text(self, text: str) -> None:
+        """Parse one IRC line and run its command."""
+        self._heard = True
         dispatch(self, text)
 
-    def lineReceived(self, raw: bytes) -> None:
-        self._heard = True
-        super().lineReceived(raw)
-
-    def _reply_error(self, error: ChatError) -> None:
+    def reply_error(self, error: ChatError) -> None:
+        """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
         if error.code is ErrorCode.BAD_ENCODING:
-            # IRCv3 UTF8ONLY: FAIL <command> INVALID_UTF8; the command is unknown.
-            self.send(
-                irc_line(
-                    "FAIL",
-                    "*",
-                    "INVALID_UTF8",
-                    text="Message rejected, your IRC software MUST use UTF-8",
-                    source=self.server.name,
-                )
+            # IRCv3 UTF8ONLY: FAIL <command> INVALID_UTF8 (the command is unread).
+            server_line(
+                self,
+                "FAIL",
+                "*",
+                "INVALID_UTF8",
+                text="Message rejected, your IRC software MUST use UTF-8",
             )
             return
         send_error(self, numeric_for(error, "*"))
 
-    def close(self, reason: str) -> None:
-        """Say ERROR with reason and close once it is written."""
-        if self.phase is Phase.CLOSING:
+    def report_failure(self) -> None:
+        """Our bug: say so in a NOTICE; the connection carries on."""
+        server_line(
+            self, "NOTICE", self.nick, text="Sorry, that command failed in the server."
+        )
+
+    def goodbye(self, reason: str) -> bytes:
+        """ERROR :Closing link: host (reason), as IRC servers say it."""
+        return irc_line("ERROR", text=f"Closing link: {self.host} ({reason})")
+
+    def flood_notice(self) -> bytes:
+        """Lines now wait; IRC servers say nothing, chatd says it once."""
+        return irc_line(
+            "NOTICE",
+            self.nick,
+            text=f"You are sending too fast; your lines wait and are handled at "
+            f"{self.config.flood_rate:g} per second",
+            source=self.server.name,
+        )
+
+    @staticmethod
+    def refusal(reason: str) -> bytes:
+        """What a connection over --max-clients or --max-per-ip is told."""
+        return irc_line("ERROR", text=f"Closing link: ({reason})")
+
+    # -- events ------------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Write what this client sees of event (see render.hidden_from)."""
+        if self.phase is _CLOSING:
             return
-        self.send(irc_line("ERROR", text=f"Closing link: {self.host} ({reason})"))
-        self._greeting = True  # the line protocol's BYE is not sent: ERROR was
-        super().close(reason)
+        enabled = self.caps.enabled
+        if hidden_from(
+            self.user, event, "echo-message" in enabled, "away-notify" in enabled
+        ):
+            return
+        super().deliver(event)
+
+    def render(self, event: Event) -> bytes:
+        """The event's IRC lines, rendered once per broadcast (and tag variant)."""
+        return self.server.renderer.render(event, "server-time" in self.caps.enabled)
+
+    # -- limits in IRC's words -----------------------------------------------------
 
     def timeoutConnection(self) -> None:
-        """IRC's wording: registration timeout, or idle."""
+        """Registration timeout, or idle too long."""
         if self.phase is Phase.AWAITING_NICK:
             self.log.info("{peer} timed out registering", peer=self.peer)
             self.close("Registration timeout")
-        else:
-            seconds = self.config.idle_timeout
-            self.log.info("{peer} timed out: idle {s:g}s", peer=self.peer, s=seconds)
-            self.close(f"Idle for {seconds:g} seconds")
-
-    def input_throttled(self) -> None:
-        """Lines now wait: IRC servers say nothing, chatd says it once."""
-        self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
-        self.send_info(
-            f"You are sending too fast; your lines wait and are handled at "
-            f"{self.config.flood_rate:g} per second"
+            return
+        seconds = self.config.idle_timeout
+        self.log.info(
+            "{peer} timed out: idle {seconds:g}s", peer=self.peer, seconds=seconds
         )
+        self.close(f"Idle for {seconds:g} seconds")
 
     def input_overflowed(self) -> None:
-        """The input queue passed --recvq: IRC calls it Excess Flood."""
+        """More than --recvq bytes held: IRC calls it Excess Flood."""
         self.log.warn(
             "{peer} overflowed its input queue ({limit} bytes)",
             peer=self.peer,
@@ -176,17 +181,27 @@ class IrcProtocol(ChatProtocol):
         )
         self.close("Excess Flood")
 
-    # -- the server's PING ------------------------------------------------------
-
-    def _schedule_ping(self) -> None:
-        self._ping_call = self.hub.clock.callLater(
-            self.server.ping_interval, self._ping_check
+    def send_queue_full(self) -> None:
+        """The client stopped reading: IRC calls it SendQ exceeded."""
+        self.log.warn(
+            "{peer} stopped reading; send queue over {limit} bytes",
+            peer=self.peer,
+            limit=self.config.sendq,
         )
+        self._abort("SendQ exceeded")
+
+    # -- the server's PING -------------------------------------------------------
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._ping_call is not None and self._ping_call.active():
+            self._ping_call.cancel()
+        self._ping_call = None
+        super().connectionLost(reason)
 
     def _ping_check(self) -> None:
         """Every interval: PING a client that was silent; drop one that stays so."""
         self._ping_call = None
-        if self.phase is Phase.CLOSING:
+        if self.phase is _CLOSING:
             return
         if self._heard:
             self._heard = self._pinged = False
@@ -196,38 +211,9 @@ class IrcProtocol(ChatProtocol):
             self.flush()
         else:
             seconds = self.server.ping_interval
-            self.log.info("{peer} ping timeout", peer=self.peer)
+            self.log.info("{peer} did not answer PING", peer=self.peer)
             self.close(f"Ping timeout: {seconds:g} seconds")
             return
-        self._schedule_ping()
-
-
-class IrcFactory(ServerFactory):
-    """Builds IrcProtocols on the shared ChatFactory: same chat, same caps."""
-
-    noisy = False
-
-    def __init__(self, hub: ChatFactory) -> None:
-        self.hub = hub
-        self.server = IrcServer(hub.chat, hub.config, now=hub.clock.seconds)
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        host = address_host(addr)
-        refusal = self.hub.refusal(host)
-        if refusal is not None:
-            return RefusedIrc(refusal)
-        connection = IrcProtocol(self.hub, self.server)
-        connection.host = host
-        return connection
-
-
-class RefusedIrc(Protocol):
-    """Answers an IRC connection the server cannot take: ERROR, then close."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def connectionMade(self) -> None:
-        assert self.transport is not None  # set by makeConnection
-        self.transport.write(irc_line("ERROR", text=f"Closing link: ({self.reason})"))
-        self.transport.loseConnection()
+        self._ping_call = self.hub.clock.callLater(
+            self.server.ping_interval, self._ping_check
+        )

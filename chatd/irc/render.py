@@ -143,15 +143,8 @@ class IrcRenderer:
         return self._plain
 
 
-def show_event(
-    renderer: IrcRenderer,
-    me: User | None,
-    event: Event,
-    echo: bool,
-    away_notify: bool,
-    tagged: bool,
-) -> bytes:
-    """Return what one IRC client sees of event: b"" where IRC shows nothing.
+def hidden_from(me: User | None, event: Event, echo: bool, away_notify: bool) -> bool:
+    """Tell whether an IRC client (user me, with these caps) is not shown event.
 
     The chat gives a speaker their own message back; IRC shows it only with
     echo-message. AWAY changes reach only away-notify clients.
@@ -159,11 +152,9 @@ def show_event(
     if me is not None and not echo:
         match event:
             case Message(nick=nick) | Action(nick=nick) if nick == me.nick:
-                return b""
+                return True
             case Private(sender=sender, recipient=recipient) if (
                 sender == me.nick and recipient != me.nick
             ):
-                return b""
-    if isinstance(event, Away) and not away_notify:
-        return b""
-    return renderer.render(event, tagged)
+                return True
+    return isinstance(event, Away) and not away_notify

@@ -152,6 +152,21 @@ class Options(usage.Options):
         ]
 
 
+# Kinds of endpoint that take a listen backlog, and the one chatd asks for
+# unless told otherwise: Twisted's default of 50 makes a storm of 1,000
+# connections wait seconds for SYN retransmits.
+_BACKLOG_KINDS = frozenset({"tcp", "tcp6", "ssl", "unix"})
+LISTEN_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """Add backlog=LISTEN_BACKLOG to an endpoint string that takes one and has none."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in _BACKLOG_KINDS and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
 def _endpoint(
     description: str, option: str = "--listen"
 ) -> tuple[str, IStreamServerEndpoint]:
@@ -160,7 +175,7 @@ def _endpoint(
     from twisted.internet.endpoints import serverFromString
 
     try:
-        return description, serverFromString(reactor, description)
+        return description, serverFromString(reactor, with_backlog(description))
     except Exception as error:  # each endpoint parser raises its own kinds
         hint = f"; did you mean tcp:{description}?" if description.isdigit() else ""
         raise usage.UsageError(
@@ -192,13 +207,12 @@ class ChatServiceMaker:
         for description, endpoint in options["endpoints"]:
             ListenerService(description, endpoint, factory).setServiceParent(top)
         if options["irc_endpoints"]:
-            from chatd.irc.protocol import IrcFactory
+            from chatd.irc.protocol import IrcProtocol
 
-            irc = IrcFactory(factory)
+            irc = factory.door(IrcProtocol)
             for description, endpoint in options["irc_endpoints"]:
-                ListenerService(description, endpoint, irc, "IRC ").setServiceParent(
-                    top
-                )
+                service = ListenerService(description, endpoint, irc, door="IRC ")
+                service.setServiceParent(top)
         return top
 
 

@@ -1,0 +1,618 @@
+"""What every front door's connection shares: framing, limits, output, closing.
+
+A door (the line protocol in chatd.protocol; IRC and WebSocket later) is a
+subclass of Connection that only translates: it greets, turns one decoded
+line into model calls, renders events to bytes and spells errors and
+goodbyes. Everything else a connection needs lives here once:
+
+- framing lines (LF, an optional CR before it), over-long lines refused whole;
+- the flood gate: every line (empty and over-long ones too) and every telnet
+  command costs a token; past the budget the rest of the input is held as
+  raw bytes, unframed, and handled at the rate; more than --recvq bytes held
+  closes the connection;
+- output batching and the render-once journal (chatd.output), the send queue
+  (chatd.limits.SendQueue) and direct sends on plain TCP;
+- register and idle timeouts, keepalive, caps and logging of each limit hit;
+- closing: the user leaves the chat when the server says goodbye, not when
+  the peer agrees, and a connection that does not close within the grace
+  (a TLS peer that never finishes its handshake, a peer that stopped
+  reading) is aborted.
+
+The framing is written here rather than taken from LineReceiver: that
+re-splits its whole buffer for every line (a packet of 30,000 empty lines
+copies megabytes), drops the connection on an over-long line, and when
+paused keeps everything it is sent.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from enum import Enum, auto
+from typing import ClassVar
+from typing import Protocol as TypingProtocol
+
+from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IReactorTime,
+    ISystemHandle,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd.chat import Chat, Event, IChatClient, User
+from chatd.config import ServerConfig
+from chatd.errors import ChatError, ErrorCode
+from chatd.limits import FloodGate, SendQueue, TokenBucket
+from chatd.output import Journal, OutputBatch
+
+
+class ConnectionHub(TypingProtocol):
+    """What a connection needs from the factory that built it."""
+
+    chat: Chat
+    config: ServerConfig
+    clock: IReactorTime
+    output: OutputBatch
+
+    def connection_made(self, connection: Connection) -> None:
+        """Count connection among the open ones."""
+
+    def connection_lost(self, connection: Connection) -> None:
+        """Forget connection."""
+
+
+class Phase(Enum):
+    """Where a connection is in its life."""
+
+    AWAITING_NICK = auto()  # greeted; the client has yet to choose a nickname
+    REGISTERED = auto()  # the client has a user in the chat
+    CLOSING = auto()  # goodbye said (or aborted); nothing more is written
+
+
+_CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
+_REGISTERED = Phase.REGISTERED
+CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
+
+# Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+
+
+class IChatTransport(ITCPTransport, IConsumer, ISystemHandle):
+    """What a connection's transport offers: TCP (or TLS over TCP) and a consumer."""
+
+
+def tune_socket(transport: IChatTransport) -> None:
+    """Turn on TCP keepalive (tuned to find dead peers in minutes) and NODELAY."""
+    if not hasattr(transport, "setTcpKeepAlive"):
+        return  # not a TCP connection (a test transport, say)
+    transport.setTcpKeepAlive(True)
+    transport.setTcpNoDelay(True)  # chat lines are small; no 40 ms Nagle stalls
+    handle = transport.getHandle()
+    if not isinstance(handle, socket.socket):
+        return
+    for name, value in KEEPALIVE_OPTIONS:
+        if hasattr(socket, name):
+            handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def peer_name(transport: object) -> str:
+    """Return host:port of a transport's peer, for the log."""
+    get_peer = getattr(transport, "getPeer", None)
+    peer = get_peer() if get_peer is not None else None
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+@implementer(IChatClient)
+class Connection(Protocol, TimeoutMixin):
+    """One client connection of any door: the machinery below the translation.
+
+    A door overrides greet, handle_text, reply_error, report_failure,
+    goodbye, flood_notice and render, and may override filter_input.
+    """
+
+    log = Logger()
+    door: ClassVar[str] = "?"  # the door's name, for the log and the journals
+    # Thousands of these live at once: slots keep each small and quick to read.
+    __slots__ = (
+        "hub",
+        "chat",
+        "config",
+        "output",
+        "_out",
+        "_journal",
+        "_start",
+        "_end",
+        "_socket",
+        "phase",
+        "user",
+        "host",
+        "_partial",
+        "_discarding",
+        "_refusing",
+        "_bye_reason",
+        "_abort_call",
+        "gate",
+        "sendq",
+    )
+    transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
+
+    # The door's bytes for a chat event, shared by every recipient: a door
+    # sets it to a renderer that encodes each broadcast once (wire.render).
+    render: Callable[[Event], bytes]
+
+    def __init__(self, hub: ConnectionHub) -> None:
+        self.hub = hub
+        self.chat = hub.chat
+        self.config = hub.config
+        self.output = hub.output
+        # Output waiting for the next flush (see OutputBatch): either a run of
+        # the round's broadcast lines, _journal.lines[_start:_end], or a list
+        # of this connection's own; never both.
+        self._out: list[bytes] | None = None
+        self._journal: Journal | None = None
+        self._start = self._end = 0
+        self._socket: tcp.Connection | None = None  # plain TCP: direct sends
+        self.phase = Phase.AWAITING_NICK
+        self.user: User | None = None
+        self.host = "?"  # the peer's address, as --max-per-ip counts it
+        self._partial = b""  # the start of a line whose LF has not come yet
+        self._discarding = False  # skipping the rest of an over-long line
+        self._refusing = False  # an episode of over-long lines, logged once
+        self._bye_reason: str | None = None  # why the server closed, if it did
+        self._abort_call: IDelayedCall | None = None  # the close's deadline
+        self.gate: FloodGate | None = None
+        if self.config.flood_rate > 0:
+            self.gate = FloodGate(
+                TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
+                self.config.recvq,
+                self,
+            )
+        self.sendq = SendQueue(self.config.sendq, self, hub.clock)
+
+    # -- what a door provides ----------------------------------------------------
+
+    def greet(self) -> None:
+        """Say hello to a new connection (and ask for a nickname)."""
+
+    def handle_text(self, text: str) -> None:
+        """Handle one decoded line; raise ChatError to refuse it."""
+        raise NotImplementedError
+
+    def reply_error(self, error: ChatError) -> None:
+        """Tell the client of a refusal, in the door's words."""
+        raise NotImplementedError
+
+    def report_failure(self) -> None:
+        """Tell the client that its line failed inside the server (our bug)."""
+
+    def goodbye(self, reason: str) -> bytes:
+        """Return the door's last line before the server closes, with reason."""
+        raise NotImplementedError
+
+    def flood_notice(self) -> bytes:
+        """Return the line telling the client that its lines now wait."""
+        raise NotImplementedError
+
+    def filter_input(self, data: bytes) -> bytes:
+        """Take out of received bytes what is not lines (telnet commands, say)."""
+        return data
+
+    @staticmethod
+    def refusal(reason: str) -> bytes:
+        """What a connection the server cannot take is told before it is closed."""
+        raise NotImplementedError
+
+    # -- connection life ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.hub.connection_made(self)
+        tune_socket(self.transport)
+        transport = self.transport
+        if isinstance(transport, tcp.Connection) and not transport.TLS:
+            # Plain TCP: told each time the buffer empties (see SendQueue).
+            self._socket = transport
+            self.sendq.exact()
+            transport.registerProducer(self.sendq, False)
+        else:
+            # TLS: paused once the buffer passes bufferSize, resumed when empty.
+            self.sendq.buffer_size = getattr(transport, "bufferSize", 65536)
+            transport.registerProducer(self.sendq, True)
+        self.setTimeout(self.config.register_timeout)
+        self.log.info("{peer} connected ({door})", peer=self.peer, door=self.door)
+        self.greet()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.phase = Phase.CLOSING
+        self._stop_limits()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        self.hub.connection_lost(self)
+        if self._bye_reason is not None:
+            why = self._bye_reason
+        elif reason.check(ConnectionDone):
+            why = "connection closed"
+        else:
+            why = "connection lost"
+        self.leave(why)
+        self.log.info("{peer} disconnected: {why}", peer=self.peer, why=why)
+
+    @property
+    def peer(self) -> str:
+        """host:port of the other end, for the log (worked out when logging)."""
+        return peer_name(self.transport)
+
+    @property
+    def awaiting_nick(self) -> bool:
+        """Tell whether the connection has yet to choose a nickname."""
+        return self.phase is Phase.AWAITING_NICK
+
+    def registered(self, user: User) -> None:
+        """The client is now user: lines are messages and commands from now on."""
+        self.user = user
+        self.phase = Phase.REGISTERED
+        self.setTimeout(self.config.idle_timeout or None)
+        self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
+
+    def registered_user(self) -> User:
+        """Return this connection's user; commands past registration use it."""
+        if self.user is None:  # cannot happen: the command tables guard it
+            raise ChatError(ErrorCode.NOT_REGISTERED, "choose a nickname first")
+        return self.user
+
+    def leave(self, reason: str, logged: str | None = None) -> None:
+        """Take the user out of the chat; everyone sharing a room sees QUIT.
+
+        logged replaces reason in the log where the reason is the user's own
+        words (the log never holds what people write).
+        """
+        user, self.user = self.user, None
+        if user is not None:
+            self.chat.quit(user, reason)
+            self.log.info(
+                "{nick} left: {reason}", nick=user.nick, reason=logged or reason
+            )
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """Schedule TimeoutMixin's timers on the injected clock."""
+        return self.hub.clock.callLater(period, func)
+
+    def _stop_limits(self) -> None:
+        """Cancel timers and held input: nothing more will be handled."""
+        self.setTimeout(None)
+        if self.gate is not None:
+            self.gate.stop()
+        self.sendq.stop()
+
+    def timeoutConnection(self) -> None:
+        """Say why, then close: no nickname in time, or idle too long."""
+        if self.phase is Phase.AWAITING_NICK:
+            seconds, why = self.config.register_timeout, "No nickname chosen within"
+        else:
+            seconds, why = self.config.idle_timeout, "Idle for"
+        self.log.info(
+            "{peer} timed out: {why} {seconds:g}s",
+            peer=self.peer,
+            why=why,
+            seconds=seconds,
+        )
+        self.close(f"{why} {seconds:g} seconds.")
+
+    def close(self, reason: str, leave: bool = True) -> None:
+        """Say goodbye with reason and close once it is written.
+
+        The user leaves the chat now (unless leave is false: the caller
+        does it), so the others see QUIT at once, whatever the peer does. A
+        peer that does not let the connection close within the grace (a TLS
+        handshake never finished, a full send buffer) is aborted then.
+        """
+        if self.phase is Phase.CLOSING:
+            return
+        self.send(self.goodbye(reason))
+        self.flush()  # everything up to the goodbye, before the connection closes
+        self.phase = Phase.CLOSING
+        self._bye_reason = reason
+        self._stop_limits()
+        if leave:
+            self.leave(reason)
+        # A registered producer would hold the connection open: let it go first.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self._abort_call = self.hub.clock.callLater(
+            self.config.shutdown_grace, self._abort_late
+        )
+
+    def _abort_late(self) -> None:
+        self._abort_call = None
+        self.log.warn(
+            "{peer} did not close within {grace:g}s; aborted",
+            peer=self.peer,
+            grace=self.config.shutdown_grace,
+        )
+        self.transport.abortConnection()
+
+    def _abort(self, bye_reason: str | None) -> None:
+        """Drop the connection now: no goodbye, nothing more written or handled.
+
+        bye_reason is what the others hear in QUIT; None leaves it to
+        connectionLost, which says "connection lost" for an abort.
+        """
+        if self.phase is not Phase.CLOSING:
+            self.phase = Phase.CLOSING
+            self._bye_reason = bye_reason
+            self._stop_limits()
+            if bye_reason is not None:
+                self.leave(bye_reason)
+        self._out = self._journal = None
+        self.transport.abortConnection()  # a goodbye would only join the unread
+
+    # -- limits ------------------------------------------------------------------
+
+    def input_throttled(self) -> None:
+        """Tell a client once per episode that its lines now wait."""
+        self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
+        self.send(self.flood_notice())
+
+    def input_overflowed(self) -> None:
+        """More than --recvq bytes held: say why, and close."""
+        self.log.warn(
+            "{peer} overflowed its input queue ({limit} bytes)",
+            peer=self.peer,
+            limit=self.config.recvq,
+        )
+        self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
+
+    def send_queue_full(self) -> None:
+        """The client stopped reading: cut it off without waiting for a flush."""
+        self.log.warn(
+            "{peer} stopped reading; send queue over {limit} bytes",
+            peer=self.peer,
+            limit=self.config.sendq,
+        )
+        self._abort("send queue full (not reading)")
+
+    # -- writing -----------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write one or more encoded lines, unless this connection is closing."""
+        if self.phase is not Phase.CLOSING:
+            self._write(data)
+
+    def deliver(self, event: Event) -> None:
+        """Write a chat event; the rendering is shared by every recipient."""
+        # The hot path of every broadcast: each member takes the same bytes,
+        # so most members only move the end of their run (see Journal).
+        if self.phase is _CLOSING:
+            return
+        data = self.render(event)
+        if not data:
+            return  # an event this door has no words for (the line door: Away)
+        journal = self._journal
+        if journal is not None:  # waiting for a run of broadcast lines
+            lines = journal.lines
+            end = self._end
+            if lines[-1] is data:  # a member before this one added the line
+                if end == len(lines) - 1:
+                    self._end = end + 1
+                    return
+            elif end == len(lines):  # the first member to take it
+                lines.append(data)
+                self._end = end + 1
+                return
+            self._write(data)  # out of turn: to a list of its own
+        elif self._out is not None:
+            self._out.append(data)
+        elif self.output.collecting:
+            journal = self.output.journal_for(self.door)
+            self._end = journal.add(data)
+            self._start = self._end - 1
+            self._journal = journal
+            self.output.add(self)
+        else:
+            self._transmit(data)
+
+    def _write(self, data: bytes) -> None:
+        """Collect data for the next flush, or write it now (see OutputBatch)."""
+        journal = self._journal
+        if journal is not None:  # the run so far goes first
+            self._journal = None
+            self._out = journal.lines[self._start : self._end]
+        out = self._out
+        if out is not None:
+            out.append(data)
+        elif self.output.collecting:
+            self.output.add(self)
+            self._out = [data]
+        else:
+            self._transmit(data)
+
+    def flush(self) -> None:
+        """Write what was collected during a batch, with one transport.write."""
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            self._transmit(journal.joined(self._start, self._end))
+            return
+        out = self._out
+        if out is not None:
+            self._out = None  # an idle connection holds no list
+            self._transmit(out[0] if len(out) == 1 else b"".join(out))
+
+    def _transmit(self, data: bytes) -> None:
+        """Send data, or cut the client off if it would pass its send queue."""
+        sendq = self.sendq
+        if sendq.drained and self._socket is not None:
+            # Nothing waits in the transport, so the socket can take the bytes
+            # now: one send() instead of a buffer, two epoll changes and a
+            # write event later. What it does not take goes the usual way.
+            sent = self._socket.writeSomeData(data)
+            if sent == len(data):
+                return
+            if not isinstance(sent, int):
+                # send() failed: the peer is gone (a reset). The failed send
+                # took the socket's error with it, so the next read would see
+                # a plain end of file and everyone would hear "connection
+                # closed"; an abort reports the connection as lost.
+                self._abort(None)
+                return
+            if sent > 0:
+                data = data[sent:]
+        if sendq.counting:  # these bytes will wait in the transport
+            sendq.wrote(len(data))
+            if self.phase is _CLOSING:
+                return
+        self.transport.write(data)
+
+    # -- reading -----------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """Handle received bytes as one output batch (see OutputBatch)."""
+        self.output.begin()
+        try:
+            self._receive(data)
+        finally:
+            self.output.end(self)
+
+    def _receive(self, data: bytes) -> None:
+        if self.phase is _CLOSING:
+            return
+        size = len(data)
+        data = self.filter_input(data)
+        gate = self.gate
+        if gate is not None and gate.held is not None:
+            gate.hold(data, size)  # throttled: kept unframed, counted raw
+        else:
+            self.frame(data)
+
+    def release(self, data: bytes) -> None:
+        """Frame input the flood gate held, now that the budget allows some."""
+        self.output.begin()
+        try:
+            self.frame(data)
+        finally:
+            self.output.end(self)
+
+    def frame(self, data: bytes) -> None:
+        """Split data into lines and handle each, as far as the budget allows.
+
+        Every line costs a token, an empty or over-long one too; when none
+        is left the rest of data is handed to the flood gate to hold.
+        """
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        max_line = self.config.max_line
+        limit = max_line + 1  # the line's text, and a CR that may end it
+        gate = self.gate
+        size = len(data)
+        at = 0
+        while at < size:
+            if self._discarding:  # the tail of a refused line: nothing is kept
+                end = data.find(b"\n", at)
+                if end < 0:
+                    return
+                self._discarding = False
+                at = end + 1
+                continue
+            end = data.find(b"\n", at)
+            if end < 0:
+                if size - at > limit:  # over-long already: refuse, skip the rest
+                    if gate is not None and not gate.take():
+                        gate.hold(data[at:])
+                        return
+                    self._discarding = True
+                    self._refuse_too_long()
+                else:
+                    self._partial = data[at:]
+                return
+            if gate is not None and not gate.take():
+                gate.hold(data[at:])
+                return
+            stop = end - 1 if end > at and data[end - 1] == CR else end
+            if stop - at > max_line:
+                self._refuse_too_long()
+            else:
+                self._refusing = False
+                if self.phase is _REGISTERED:
+                    self.resetTimeout()  # idle means silent; the nick deadline stays
+                self.handle_line(data[at:stop])
+            at = end + 1
+            if self.phase is _CLOSING:
+                return
+
+    def _refuse_too_long(self) -> None:
+        """Refuse an over-long line whole; log the first of an episode."""
+        # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        if not self._refusing:
+            self._refusing = True
+            self.log.warn(
+                "{peer} sent a line over {limit} bytes; refused "
+                "(more in a row are not logged)",
+                peer=self.peer,
+                limit=self.config.max_line,
+            )
+        self.reply_error(
+            ChatError(
+                ErrorCode.TOO_LONG,
+                f"lines are limited to {self.config.max_line} bytes; "
+                "that one was dropped",
+            )
+        )
+
+    def handle_line(self, raw: bytes) -> None:
+        """Handle one framed line (no CR or LF); errors become replies only here."""
+        if self.phase is _CLOSING:
+            return
+        try:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ChatError(
+                    ErrorCode.BAD_ENCODING, "that line was not valid UTF-8; dropped"
+                ) from None
+            self.handle_text(text)
+        except ChatError as error:
+            self.reply_error(error)
+        except Exception:
+            self.log.failure("while handling a line from {peer}", peer=self.peer)
+            self.report_failure()
+
+
+class Refusal(Protocol):
+    """Answers a connection the server cannot take, closes, and aborts if need be."""
+
+    log = Logger()
+
+    def __init__(self, answer: bytes, clock: IReactorTime, grace: float) -> None:
+        self.answer = answer
+        self.clock = clock
+        self.grace = grace
+        self._abort_call: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        if transport is None:  # cannot happen: makeConnection set it
+            return
+        transport.write(self.answer)
+        transport.loseConnection()
+        # A TLS peer that never finishes its handshake would keep this open.
+        self._abort_call = self.clock.callLater(self.grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
