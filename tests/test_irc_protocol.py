@@ -1,0 +1,225 @@
+"""The IRC door on the shared Connection, with StringTransport and Clock."""
+
+from __future__ import annotations
+
+from itertools import count
+
+from helpers import connect, disconnect, lines, make_factory
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from zope.interface.verify import verifyObject
+
+from chatd.chat import IChatClient
+from chatd.factory import ChatFactory
+from chatd.irc.protocol import IrcProtocol, irc_server
+
+_ports = count(41001)
+
+
+def irc_open(factory: ChatFactory) -> tuple[IrcProtocol, StringTransport]:
+    """Connect one IRC client from its own address; nothing is said yet."""
+    port = next(_ports)
+    address = IPv4Address("TCP", f"127.1.{port // 250 % 250}.{port % 250 + 1}", port)
+    proto = factory.door(IrcProtocol).buildProtocol(address)
+    assert isinstance(proto, IrcProtocol)
+    transport = StringTransport(peerAddress=address)
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def irc_connect(
+    factory: ChatFactory, nick: str, *caps: str
+) -> tuple[IrcProtocol, StringTransport]:
+    """Connect and register one IRC client (with caps); its output cleared."""
+    proto, transport = irc_open(factory)
+    text = ""
+    if caps:
+        text += "CAP LS 302\r\nCAP REQ :" + " ".join(caps) + "\r\n"
+    text += f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"
+    if caps:
+        text += "CAP END\r\n"
+    proto.dataReceived(text.encode())
+    assert proto.user is not None, transport.value()
+    transport.clear()
+    return proto, transport
+
+
+def test_irc_connection_is_a_chat_client(clock: Clock) -> None:
+    """IrcProtocol provides IChatClient and says nothing until the client speaks."""
+    proto, out = irc_open(make_factory(clock))
+    assert verifyObject(IChatClient, proto)
+    assert out.value() == b""
+
+
+def test_irc_and_line_users_meet_in_lobby(clock: Clock) -> None:
+    """A line MSG reaches IRC as PRIVMSG; an IRC PRIVMSG reaches the line as MSG."""
+    factory = make_factory(clock)
+    carol, c_out = connect(factory, "carol")
+    alice, a_out = irc_connect(factory, "alice")
+    alice.dataReceived(b"JOIN #lobby\r\n")
+    assert lines(c_out) == ["JOIN #lobby alice"]
+    a_out.clear()
+    carol.dataReceived(b"hi alice\r\n/me waves\r\n")
+    assert lines(a_out) == [
+        ":carol!carol@line PRIVMSG #lobby :hi alice",
+        ":carol!carol@line PRIVMSG #lobby :\x01ACTION waves\x01",
+    ]
+    c_out.clear()
+    alice.dataReceived(b"PRIVMSG #lobby :hello carol\r\nPRIVMSG carol :psst\r\n")
+    assert lines(c_out) == ["MSG #lobby alice hello carol", "PRIV alice carol psst"]
+    assert lines(a_out) == []  # no echo-message
+    alice.dataReceived(b"NICK alicia\r\nPART #lobby :later\r\n")
+    assert lines(c_out) == ["RENAME alice alicia", "PART #lobby alicia later"]
+
+
+def test_irc_quit_is_seen_by_line_users(clock: Clock) -> None:
+    """QUIT :night: the line user sees QUIT alice Quit: night; the client ERROR."""
+    factory = make_factory(clock)
+    carol, c_out = connect(factory, "carol")
+    alice, a_out = irc_connect(factory, "alice")
+    alice.dataReceived(b"JOIN #lobby\r\n")
+    c_out.clear(), a_out.clear()
+    alice.dataReceived(b"QUIT :night\r\n")
+    assert lines(c_out) == ["QUIT alice Quit: night"]
+    assert lines(a_out) == [f"ERROR :Closing link: {alice.host} (Quit: night)"]
+    assert a_out.disconnecting
+
+
+def test_line_user_leaving_is_irc_quit(clock: Clock) -> None:
+    """A line user's disconnect reaches IRC room-mates as QUIT with the reason."""
+    factory = make_factory(clock)
+    carol, c_out = connect(factory, "carol")
+    alice, a_out = irc_connect(factory, "alice")
+    alice.dataReceived(b"JOIN #lobby\r\n")
+    a_out.clear()
+    disconnect(carol)
+    assert lines(a_out) == [":carol!carol@line QUIT :connection closed"]
+
+
+def test_broadcast_rendered_once_per_door(clock: Clock) -> None:
+    """One room message to 5 IRC and 5 line members is rendered once for IRC."""
+    factory = make_factory(clock)
+    ircs = [irc_connect(factory, f"irc{i}") for i in range(5)]
+    for proto, _ in ircs:
+        proto.dataReceived(b"JOIN #lobby\r\n")
+    line_users = [connect(factory, f"line{i}") for i in range(5)]
+    for _, out in [*ircs, *line_users]:
+        out.clear()
+    renderer = irc_server(factory).renderer
+    before = renderer.renders
+    line_users[0][0].dataReceived(b"hello all\r\n")
+    assert renderer.renders == before + 1
+    for _, out in ircs:
+        assert lines(out) == [":line0!line0@line PRIVMSG #lobby :hello all"]
+
+
+def test_nick_taken_across_doors(clock: Clock) -> None:
+    """A nickname a line user holds gets 433 on IRC; an IRC nick is taken for line."""
+    factory = make_factory(clock)
+    connect(factory, "carol")
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"NICK Carol\r\n")
+    assert lines(out) == [":chatd 433 * Carol :Nickname is already in use"]
+    irc_connect(factory, "dave")
+    line_proto, line_out = connect(factory, "erin")
+    line_proto.dataReceived(b"/nick DAVE\r\n")
+    assert lines(line_out)[0].startswith("ERR nick-taken")
+
+
+def test_too_long_line_is_417_and_connection_stays(clock: Clock) -> None:
+    """A line over --max-line gets 417; the next line is handled."""
+    factory = make_factory(clock, max_line=100)
+    proto, out = irc_connect(factory, "alice")
+    proto.dataReceived(b"PRIVMSG #x :" + b"a" * 200 + b"\r\nPING :ok\r\n")
+    assert lines(out) == [
+        ":chatd 417 alice :Input line was too long",
+        ":chatd PONG chatd :ok",
+    ]
+
+
+def test_bad_utf8_is_fail_and_connection_stays(clock: Clock) -> None:
+    """A line that is not UTF-8 gets FAIL * INVALID_UTF8; the connection stays."""
+    factory = make_factory(clock)
+    proto, out = irc_connect(factory, "alice")
+    proto.dataReceived(b"PRIVMSG #x :\xff\xfe\r\nPING :ok\r\n")
+    got = lines(out)
+    assert got[0].startswith(":chatd FAIL * INVALID_UTF8 :")
+    assert got[1] == ":chatd PONG chatd :ok"
+    assert not out.disconnecting
+
+
+def test_registration_timeout(clock: Clock) -> None:
+    """No NICK/USER within --register-timeout: ERROR and close."""
+    factory = make_factory(clock, register_timeout=10.0)
+    proto, out = irc_open(factory)
+    clock.advance(10)
+    assert lines(out) == [f"ERROR :Closing link: {proto.host} (Registration timeout)"]
+    assert out.disconnecting
+
+
+def test_silent_client_is_pinged_then_dropped(clock: Clock) -> None:
+    """Silence: the server PINGs; no answer: the others see QUIT ... Ping timeout."""
+    factory = make_factory(clock)
+    carol, c_out = connect(factory, "carol")
+    alice, a_out = irc_connect(factory, "alice")
+    alice.dataReceived(b"JOIN #lobby\r\n")
+    c_out.clear(), a_out.clear()
+    interval = irc_server(factory).ping_interval
+    clock.advance(interval)  # a line came during the first interval
+    assert lines(a_out) == []
+    clock.advance(interval)
+    assert lines(a_out) == ["PING :chatd"]
+    alice.dataReceived(b"PONG :chatd\r\n")
+    clock.advance(interval)
+    clock.advance(interval)
+    assert lines(a_out) == ["PING :chatd"]
+    clock.advance(interval)
+    assert lines(a_out)[-1].endswith("(Ping timeout: 120 seconds)")
+    assert lines(c_out) == ["QUIT alice Ping timeout: 120 seconds"]
+
+
+def test_idle_timeout_holds_on_irc(clock: Clock) -> None:
+    """--idle-timeout closes a silent registered IRC client, in IRC's words."""
+    factory = make_factory(clock, idle_timeout=30.0)
+    proto, out = irc_connect(factory, "alice")
+    clock.advance(30)
+    assert lines(out)[-1].endswith("(Idle for 30 seconds)")
+    assert out.disconnecting
+
+
+def test_max_clients_refusal_is_irc_error(clock: Clock) -> None:
+    """Past --max-clients an IRC client is told ERROR and closed."""
+    factory = make_factory(clock, max_clients=1)
+    connect(factory, "carol")
+    address = IPv4Address("TCP", "127.0.0.9", 40999)
+    proto = factory.door(IrcProtocol).buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    proto.makeConnection(transport)
+    assert transport.value().startswith(b"ERROR :Closing link: (the server is full")
+    assert transport.disconnecting
+
+
+def test_flood_is_queued_with_one_notice(clock: Clock) -> None:
+    """Past the burst, lines wait; the client is told once, in a NOTICE."""
+    factory = make_factory(clock, flood_burst=3, flood_rate=1.0)
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"PING a\r\nPING b\r\nPING c\r\nPING d\r\nPING e\r\n")
+    got = lines(out)
+    assert got[:3] == [
+        ":chatd PONG chatd :a",
+        ":chatd PONG chatd :b",
+        ":chatd PONG chatd :c",
+    ]
+    assert got[3].startswith(":chatd NOTICE * :You are sending too fast")
+    clock.advance(1)
+    clock.advance(1)
+    assert lines(out) == [":chatd PONG chatd :d", ":chatd PONG chatd :e"]
+
+
+def test_shutdown_says_error_to_irc(clock: Clock) -> None:
+    """close_all: IRC clients get ERROR with the reason."""
+    factory = make_factory(clock)
+    proto, out = irc_connect(factory, "alice")
+    factory.close_all("The server is shutting down.")
+    assert lines(out)[-1].endswith("(The server is shutting down.)")
