@@ -356,3 +356,45 @@ def test_long_line_message_is_split_for_irc() -> None:
     out = alice.lines()
     assert len(out) > 3
     assert all(len(line.encode()) + 2 <= 512 for line in out)
+
+
+def test_list_leaves_out_empty_rooms() -> None:
+    """An empty #lobby is not listed: for IRC a channel exists while people are in it."""
+    server = make_server()
+    alice = registered(server, "alice")
+    alice.line("LIST")
+    assert alice.commands() == ["321", "323"]
+
+
+def test_privmsg_too_long_to_relay_is_417() -> None:
+    """A PRIVMSG whose relayed line would pass 512 bytes is refused with 417."""
+    server = make_server()
+    alice = registered(server, "alice")
+    bob = registered(server, "bob")
+    alice.line("PRIVMSG bob :" + "a" * 490)
+    assert alice.lines() == [":irc.test 417 alice :Input line was too long"]
+    assert bob.lines() == []
+    alice.line("PRIVMSG bob :" + "a" * 400)
+    assert len(bob.lines()) == 1
+
+
+def test_away_user_joining_is_announced_to_away_notify() -> None:
+    """An away user's JOIN is followed by AWAY for away-notify room-mates."""
+    server = make_server()
+    alice = registered(server, "alice", "away-notify")
+    bob = registered(server, "bob")
+    alice.line("JOIN #a")
+    bob.line("AWAY :out")
+    alice.lines(), bob.lines()
+    bob.line("JOIN #a")
+    assert alice.lines() == [
+        ":bob!~bob@127.0.0.1 JOIN #a",
+        ":bob!~bob@127.0.0.1 AWAY :out",
+    ]
+
+
+def test_user_with_empty_realname_is_461() -> None:
+    """USER name 0 * : (no realname) is 461."""
+    session = FakeIrc(make_server())
+    session.line("USER name 0 * :")
+    assert session.commands() == ["461"]

@@ -20,7 +20,7 @@ from chatd.chat import Chat, Room, User
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply, CapState
-from chatd.irc.message import IrcMessage, ParseError, irc_line, parse_message
+from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.render import CTCP, mask, user_at_host
 from chatd.irc.server import AWAYLEN, MAX_TARGETS, IrcServer
 from chatd.names import LOBBY, clean_text, fold
@@ -244,7 +244,7 @@ def user_(session: IrcSession, msg: IrcMessage) -> None:
     """USER <username> <mode> <unused> :<realname>."""
     if session.user is not None:
         raise IrcError(n.ERR_ALREADYREGISTRED, text="You may not reregister")
-    if len(msg.params) < 4 or not msg.params[0]:
+    if len(msg.params) < 4 or not msg.params[0] or not msg.params[3]:
         raise IrcError(n.ERR_NEEDMOREPARAMS, "USER", text="Not enough parameters")
     # No ident lookup is done, so the username is marked with '~' as usual.
     raw = "".join(ch for ch in clean_text(msg.params[0]) if ch.isalnum() or ch in "_-.")
@@ -348,8 +348,7 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
         except ChatError as error:
             send_error(session, numeric_for(error, name))
             continue
-        if added:
-            numeric(session, n.RPL_NOTOPIC, room.name, text="No topic is set")
+        if added:  # no topic line: rooms have none (Modern: RPL_TOPIC only if set)
             names_reply(session, room)
 
 
@@ -399,7 +398,12 @@ def list_(session: IrcSession, msg: IrcMessage) -> None:
         wanted = [fold(name) for name in _targets(msg.params[0])]
         rooms = [chat.rooms[key] for key in wanted if key in chat.rooms]
     else:
-        rooms = sorted(chat.rooms.values(), key=lambda room: room.key)
+        # An empty room (#lobby before anyone came) does not exist for IRC.
+        rooms = [
+            room
+            for room in sorted(chat.rooms.values(), key=lambda room: room.key)
+            if room.members
+        ]
     numeric(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
     for room in rooms:
         numeric(session, n.RPL_LIST, room.name, str(len(room.members)), text="")
@@ -504,7 +508,13 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
             raise IrcError(n.ERR_NOTEXTTOSEND, text="No text to send")
         return
     chat = session.chat
+    source = mask(chat, user.nick)
     for target in _targets(msg.params[0])[:MAX_TARGETS]:
+        if _relay_size(source, command, target, msg.params[1]) > MAX_LINE:
+            # What the others would get must fit IRC's 512 bytes: refused whole.
+            if not notice:
+                raise IrcError(n.ERR_INPUTTOOLONG, text="Input line was too long")
+            return
         try:
             if target.startswith("#"):
                 if action:
@@ -531,6 +541,11 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
                 )
             else:
                 send_error(session, numeric_for(error, target))
+
+
+def _relay_size(source: str, command: str, target: str, text: str) -> int:
+    """The bytes of `:source COMMAND target :text` CRLF, as the others get it."""
+    return len(f":{source} {command} {target} :{text}\r\n".encode())
 
 
 def privmsg(session: IrcSession, msg: IrcMessage) -> None:
@@ -576,6 +591,18 @@ def _who_line(session: IrcSession, channel: str, member: User) -> None:
     )
 
 
+def is_invisible(user: User) -> bool:
+    """Tell whether user set IRC's user mode +i (only IRC connections can)."""
+    return bool(getattr(user.client, "invisible", False))
+
+
+def _visible_to(me: User, other: User) -> bool:
+    """Whether a WHO by mask shows other to me: +i hides from strangers."""
+    if other is me or not is_invisible(other):
+        return True
+    return any(key in other.rooms for key in me.rooms)
+
+
 def who(session: IrcSession, msg: IrcMessage) -> None:
     """WHO <mask>: a room's members, or the users whose nick matches mask."""
     chat = session.chat
@@ -587,8 +614,9 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
                 _who_line(session, room.name, member)
     else:
         pattern = _wildcard(target if target not in ("0", "") else "*")
+        me = _user(session)
         for found in sorted(chat.users.values(), key=lambda u: u.key):
-            if pattern.match(found.key):
+            if pattern.match(found.key) and _visible_to(me, found):
                 _who_line(session, "*", found)
     numeric(session, n.RPL_ENDOFWHO, clean_text(target) or "*", text="End of WHO list")
 
@@ -684,10 +712,11 @@ def lusers(session: IrcSession, msg: IrcMessage) -> None:
     chat = session.chat
     users = len(chat.users)
     most = max(users, chat.most_users)
+    hidden = sum(1 for user in chat.users.values() if is_invisible(user))
     numeric(
         session,
         n.RPL_LUSERCLIENT,
-        text=f"There are {users} users and 0 invisible on 1 servers",
+        text=f"There are {users - hidden} users and {hidden} invisible on 1 servers",
     )
     numeric(session, n.RPL_LUSEROP, "0", text="operator(s) online")
     numeric(

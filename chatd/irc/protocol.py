@@ -26,7 +26,7 @@ from chatd.irc.commands import (
     server_line,
 )
 from chatd.irc.message import irc_line
-from chatd.irc.render import hidden_from
+from chatd.irc.render import away_on_join, hidden_from
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
@@ -148,11 +148,14 @@ class IrcProtocol(Connection):
         if self.phase is _CLOSING:
             return
         enabled = self.caps.enabled
-        if hidden_from(
-            self.user, event, "echo-message" in enabled, "away-notify" in enabled
-        ):
+        away_notify = "away-notify" in enabled
+        if hidden_from(self.user, event, "echo-message" in enabled, away_notify):
             return
         super().deliver(event)
+        if away_notify:
+            away = away_on_join(self.chat, self.user, event)
+            if away:
+                self.send(away)
 
     def render(self, event: Event) -> bytes:
         """The event's IRC lines, rendered once per broadcast (and tag variant)."""

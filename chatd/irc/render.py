@@ -158,3 +158,13 @@ def hidden_from(me: User | None, event: Event, echo: bool, away_notify: bool) ->
             ):
                 return True
     return isinstance(event, Away) and not away_notify
+
+
+def away_on_join(chat: Chat, me: User | None, event: Event) -> bytes:
+    """The AWAY line an away-notify client gets after an away user's JOIN, or b""."""
+    if not isinstance(event, Joined):
+        return b""
+    joiner = chat.users.get(fold(event.nick))
+    if joiner is None or joiner is me or not joiner.away:
+        return b""
+    return irc_line("AWAY", text=joiner.away, source=mask(chat, joiner.nick))
