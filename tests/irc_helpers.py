@@ -10,7 +10,7 @@ from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
-from chatd.irc.render import hidden_from
+from chatd.irc.render import away_on_join, hidden_from
 from chatd.irc.server import IrcServer
 
 
@@ -54,6 +54,10 @@ class FakeIrc:
             self.user, event, caps.has("echo-message"), caps.has("away-notify")
         ):
             self.out.append(self.server.renderer.render(event, caps.has("server-time")))
+            if caps.has("away-notify"):
+                away = away_on_join(self.chat, self.user, event)
+                if away:
+                    self.out.append(away)
 
     def close(self, reason: str) -> None:
         self.closed = reason
