@@ -359,7 +359,7 @@ def test_long_line_message_is_split_for_irc() -> None:
 
 
 def test_list_leaves_out_empty_rooms() -> None:
-    """An empty #lobby is not listed: for IRC a channel exists while people are in it."""
+    """An empty #lobby is not listed: an IRC channel exists while people are in it."""
     server = make_server()
     alice = registered(server, "alice")
     alice.line("LIST")
