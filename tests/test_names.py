@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import sys
 
-from chatd.names import clean_text, fold, valid_nick, valid_room
+import pytest
+import regex
+
+from chatd.names import clean_text, fold, nick_problem, valid_nick, valid_room
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,36 @@ def test_invalid_nicknames_are_refused(nick: str) -> None:
     """Empty, too long, leading digit or '-', spaces, punctuation, controls,
     a leading mark, invisible marks and stacks of marks."""
     assert not valid_nick(nick)
+
+
+@pytest.mark.parametrize(
+    "nick",
+    [
+        "\u3164",  # HANGUL FILLER: a letter that draws nothing, a blank name
+        "\u115f\u1160",  # HANGUL CHOSEONG and JUNGSEONG FILLER
+        "\uffa0",  # HALFWIDTH HANGUL FILLER
+        "alice\u3164",  # passes for alice
+        "ali\u1160ce",
+        "alice\uffa0",
+    ],
+)
+def test_hangul_fillers_are_refused_as_invisible(nick: str) -> None:
+    """Letters that Unicode marks Default_Ignorable cannot make a blank-looking
+    nickname or a second alice, and the refusal says which character it was."""
+    problem = nick_problem(nick)
+    assert problem is not None and "invisible" in problem and "U+" in problem
+
+
+def test_no_default_ignorable_code_point_passes_in_a_name() -> None:
+    """Each of the ~4,000 Default_Ignorable code points is refused, alone or
+    after a letter, in nicknames and room names."""
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    points = [chr(c) for c in range(sys.maxunicode + 1) if ignorable.match(chr(c))]
+    assert len(points) > 4000
+    for ch in points:
+        for name in (ch, f"a{ch}", f"a{ch}b"):
+            assert not valid_nick(name), f"U+{ord(ch):04X}"
+            assert not valid_room(f"#{name}"), f"U+{ord(ch):04X}"
 
 
 def test_fold_ignores_case_and_compatibility_forms() -> None:

@@ -89,6 +89,26 @@ def test_invalid_nickname_is_refused_and_asked_again(
     assert proto.user is None
 
 
+def test_invisible_names_are_refused_naming_the_character(
+    factory: ChatFactory,
+) -> None:
+    """A blank-looking nickname (HANGUL FILLER) gets ERR nick-invalid naming
+    U+3164, then NICK; a room name with a filler gets ERR room-invalid."""
+    proto, transport = open_connection(factory)
+    transport.clear()
+    proto.dataReceived("\u3164\n".encode())
+    err, prompt = lines(transport)
+    assert err.startswith("ERR nick-invalid ") and "U+3164 (HANGUL FILLER)" in err
+    assert prompt.startswith("NICK ")
+    proto.dataReceived("alice\uffa0\nalice\n".encode())
+    assert lines(transport)[0].startswith("ERR nick-invalid ")
+    proto.dataReceived("/join #dev\u1160\n".encode())
+    assert lines(transport) == [
+        "ERR room-invalid #dev\u1160: a room name cannot hold invisible characters "
+        "such as U+1160 (HANGUL JUNGSEONG FILLER)"
+    ]
+
+
 def test_commands_before_registration_get_not_registered(factory: ChatFactory) -> None:
     """/join before a nickname is ERR not-registered, without a second NICK prompt."""
     proto, transport = open_connection(factory)
