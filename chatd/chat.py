@@ -12,8 +12,16 @@ from dataclasses import dataclass, field
 
 from zope.interface import Interface
 
+from chatd.config import SERVER_NAME
 from chatd.errors import ChatError, ErrorCode
-from chatd.names import LOBBY, fold, nick_problem, normalize_name, room_problem
+from chatd.names import (
+    LOBBY,
+    fold,
+    nick_problem,
+    normalize_name,
+    reserved_nicks,
+    room_problem,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +148,11 @@ def _deliver(users: Iterable[User], event: Event) -> None:
 class Chat:
     """All users and rooms of one server, and the rules between them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, server_name: str = SERVER_NAME) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+        # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
+        self.reserved_nicks = reserved_nicks(server_name)
 
     # -- looking things up ------------------------------------------------
 
@@ -192,7 +202,7 @@ class Chat:
     def _check_free(self, nick: str, owner: User | None = None) -> str:
         """Validate nick and check nobody else holds it; return its display form."""
         nick = normalize_name(nick)
-        problem = nick_problem(nick)
+        problem = nick_problem(nick, self.reserved_nicks)
         if problem is not None:
             raise ChatError(ErrorCode.NICK_INVALID, f"{nick}: {problem}")
         holder = self.users.get(fold(nick))

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 DEFAULT_PORT = (
     5501  # PROTOCOL.md's usual port: tcp:5501 for the daemon, the client's default
 )
+SERVER_NAME = "chatd"  # the default --name, sent in HELLO
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What the daemon was told on the command line, already checked."""
 
-    name: str = "chatd"  # one word: the server name in HELLO
+    name: str = SERVER_NAME  # one word: the server name in HELLO
     motd: tuple[str, ...] = ()  # message of the day, one INFO line each
     max_line: int = 2048  # PROTOCOL.md, Limits: longest line accepted, in bytes
     flood_burst: int = 10  # lines a client may send at once before throttling

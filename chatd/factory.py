@@ -31,7 +31,7 @@ class ChatFactory(ServerFactory):
     def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
-        self.chat = Chat()
+        self.chat = Chat(server_name=config.name)
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[ChatProtocol] = set()
         self.per_host: Counter[str] = Counter()

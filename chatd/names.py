@@ -65,13 +65,36 @@ def _is_name_body(text: str) -> bool:
     return True
 
 
+# Nicknames that would pass for the server where lines are read as they come
+# (nc, telnet): "PRIV chatd you ..." or "PRIV INFO you ..." reads like a notice.
+# They are every verb of PROTOCOL.md, "server", and the service names an IRC
+# listener will answer for. Chat adds the server's configured --name.
+RESERVED_NICKS = frozenset(
+    fold(name)
+    for name in (
+        *("HELLO", "NICK", "WELCOME", "MSG", "ACTION", "PRIV", "JOIN", "PART"),
+        *("QUIT", "RENAME", "USERS", "ROOMS", "INFO", "ERR", "BYE"),
+        *("HISTORY", "ENDHISTORY"),
+        *("server", "NickServ", "ChanServ", "Global"),
+    )
+)
+
+
+def reserved_nicks(server_name: str) -> frozenset[str]:
+    """Return the folded nicknames a server called server_name keeps for itself."""
+    return RESERVED_NICKS | {fold(server_name)}
+
+
 def normalize_name(name: str) -> str:
     """Return the display form of a name as typed: its NFC normalisation."""
     return unicodedata.normalize("NFC", name)
 
 
-def nick_problem(nick: str) -> str | None:
-    """Say what is wrong with a nickname, or return None if it is valid."""
+def nick_problem(nick: str, reserved: frozenset[str] = RESERVED_NICKS) -> str | None:
+    """Say what is wrong with a nickname, or return None if it is valid.
+
+    reserved holds the folded names kept for the server (see reserved_nicks).
+    """
     if not nick:
         return "a nickname needs at least one character"
     if len(nick) > MAX_NICK_LENGTH:
@@ -83,6 +106,8 @@ def nick_problem(nick: str) -> str | None:
         return "a nickname cannot start with a digit or '-'"
     if not _is_name_body(nick):
         return "a nickname may hold only letters, digits, '_' and '-'"
+    if fold(nick) in reserved:
+        return "that name is reserved for the server; please choose another"
     return None
 
 

@@ -94,6 +94,37 @@ def test_invalid_nick_changes_nothing() -> None:
     assert chat.users == {}
 
 
+@pytest.mark.parametrize(
+    "nick",
+    [
+        *("chatd", "CHATD", "server", "NickServ", "chanserv", "GLOBAL"),
+        *("MSG", "msg", "Info", "ERR", "NICK", "ＮＩＣＫ", "HISTORY", "EndHistory"),
+    ],
+)
+def test_names_reserved_for_the_server_are_refused(nick: str) -> None:
+    """The server's name, every verb and the service names are nick-invalid,
+    in any case or width, at registration and in a rename."""
+    chat = Chat()
+    with pytest.raises(ChatError) as refused:
+        chat.register(nick, RecordingClient())
+    assert refused.value.code is ErrorCode.NICK_INVALID
+    assert "reserved for the server" in refused.value.text
+    assert chat.users == {}
+    alice, _ = enter(chat, "alice")
+    with pytest.raises(ChatError) as refused:
+        chat.rename(alice, nick)
+    assert refused.value.code is ErrorCode.NICK_INVALID and alice.nick == "alice"
+
+
+def test_the_configured_server_name_is_reserved() -> None:
+    """A server called lan keeps Lan for itself; chatd is then an ordinary name."""
+    chat = Chat(server_name="lan")
+    with pytest.raises(ChatError) as refused:
+        chat.register("Lan", RecordingClient())
+    assert refused.value.code is ErrorCode.NICK_INVALID
+    assert chat.register("chatd", RecordingClient()).nick == "chatd"
+
+
 def test_nickname_is_freed_when_its_owner_quits() -> None:
     """After QUIT the same nickname can be registered again at once."""
     chat = Chat()

@@ -7,7 +7,15 @@ import sys
 import pytest
 import regex
 
-from chatd.names import clean_text, fold, nick_problem, valid_nick, valid_room
+from chatd.names import (
+    RESERVED_NICKS,
+    clean_text,
+    fold,
+    nick_problem,
+    valid_nick,
+    valid_room,
+)
+from chatd.wire import LIST_VERBS, SERVER_VERBS
 
 
 @pytest.mark.parametrize(
@@ -87,6 +95,15 @@ def test_no_default_ignorable_code_point_passes_in_a_name() -> None:
         for name in (ch, f"a{ch}", f"a{ch}b"):
             assert not valid_nick(name), f"U+{ord(ch):04X}"
             assert not valid_room(f"#{name}"), f"U+{ord(ch):04X}"
+
+
+def test_every_verb_is_a_reserved_nickname() -> None:
+    """No nickname may be spelled like a server verb (wire.py's table and v2's
+    HISTORY and ENDHISTORY): "PRIV INFO you ..." would read as a notice."""
+    verbs = {*SERVER_VERBS, *LIST_VERBS, "HISTORY", "ENDHISTORY"}
+    assert {fold(verb) for verb in verbs} <= RESERVED_NICKS
+    assert not valid_nick("Info") and not valid_nick("server")
+    assert valid_nick("informed") and valid_nick("servers")
 
 
 def test_fold_ignores_case_and_compatibility_forms() -> None:

@@ -109,6 +109,26 @@ def test_invisible_names_are_refused_naming_the_character(
     ]
 
 
+def test_names_reserved_for_the_server_are_refused(clock: Clock) -> None:
+    """The server's --name and the verbs get ERR nick-invalid saying they are
+    reserved, then NICK; /nick to one of them is refused the same way."""
+    factory = make_factory(clock, name="classroom")
+    proto, transport = open_connection(factory)
+    transport.clear()
+    proto.dataReceived(b"Classroom\n")
+    err, prompt = lines(transport)
+    assert err == (
+        "ERR nick-invalid Classroom: that name is reserved for the server; "
+        "please choose another"
+    )
+    assert prompt.startswith("NICK ")
+    proto.dataReceived(b"MSG\nalice\n/nick INFO\n")
+    err, _prompt, welcome, _join, err2 = lines(transport)
+    assert err.startswith("ERR nick-invalid MSG: that name is reserved")
+    assert welcome.startswith("WELCOME alice ")
+    assert err2.startswith("ERR nick-invalid INFO: that name is reserved")
+
+
 def test_commands_before_registration_get_not_registered(factory: ChatFactory) -> None:
     """/join before a nickname is ERR not-registered, without a second NICK prompt."""
     proto, transport = open_connection(factory)
