@@ -138,12 +138,33 @@ def valid_room(room: str) -> bool:
     return room_problem(room) is None
 
 
+# What clean_text removes. Control characters (category Cc: C0 but TAB, DEL,
+# C1): PROTOCOL.md, Limits. The bidirectional controls (embeddings, overrides,
+# isolates, LRM, RLM, ALM): one of them reorders what follows it on screen, so
+# a message can show text other than what it says ("Trojan Source"). And the
+# line and paragraph separators: str.splitlines() and many editors break a
+# line at them, which would make one MSG look like two lines, the second
+# forged. Other format characters stay: emoji sequences need ZWJ (U+200D) and
+# the tag characters, and Persian is spelled with ZWNJ (U+200C).
+_BIDI_CONTROLS = (
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_SEPARATORS = "\u2028\u2029"
+_CONTROLS = "".join(
+    chr(c)
+    for c in range(0x100)
+    if chr(c) != "\t" and unicodedata.category(chr(c)) == "Cc"
+)
+_STRIPPED = str.maketrans("", "", _CONTROLS + _BIDI_CONTROLS + _SEPARATORS)
+
+
 def clean_text(text: str) -> str:
-    """Drop every control character (category Cc) except TAB from text.
+    """Drop control characters but TAB, bidi controls and line separators.
 
     PROTOCOL.md, Limits: C0 other than TAB, DEL and C1 never reach another
-    client, which also defuses ANSI escape sequences (their ESC is gone).
+    client, which also defuses ANSI escape sequences (their ESC is gone);
+    docs/protocol.md, Messages, says why the others go too.
     """
-    if text.isprintable():  # the common case: nothing to strip
+    if text.isprintable():  # the common case: none of them is printable
         return text
-    return "".join(ch for ch in text if ch == "\t" or unicodedata.category(ch) != "Cc")
+    return text.translate(_STRIPPED)

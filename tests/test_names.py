@@ -132,3 +132,34 @@ def test_clean_text_strips_c0_del_and_c1_but_keeps_tab() -> None:
     assert clean_text("a\x00b\x07c\x1b[31md\x7fe\x85f\x9bg\th") == "abc[31mdefg\th"
     assert clean_text("plain text, ünïcödé ✓") == "plain text, ünïcödé ✓"
     assert clean_text("\r\n") == ""
+
+
+BIDI_CONTROLS = [
+    *("\u202a", "\u202b", "\u202c", "\u202d", "\u202e"),  # embeddings, overrides
+    *("\u2066", "\u2067", "\u2068", "\u2069"),  # isolates
+    *("\u200e", "\u200f", "\u061c"),  # LRM, RLM, ALM
+]
+
+
+@pytest.mark.parametrize("control", [*BIDI_CONTROLS, "\u2028", "\u2029"])
+def test_clean_text_strips_bidi_controls_and_line_separators(control: str) -> None:
+    """A right-to-left override cannot turn what a message shows around, and a
+    LINE or PARAGRAPH SEPARATOR cannot split one MSG into two lines for a
+    client that splits with str.splitlines()."""
+    assert clean_text(f"see {control}txt.exe{control}") == "see txt.exe"
+    assert clean_text(f"hi{control}MSG #lobby bob forged").splitlines() == [
+        "hiMSG #lobby bob forged"
+    ]
+
+
+def test_clean_text_keeps_the_format_characters_emoji_and_scripts_need() -> None:
+    """ZWJ sequences, variation selectors, tag sequences and ZWNJ survive."""
+    kept = [
+        "\U0001f469\u200d\U0001f4bb",  # woman technologist: ZWJ
+        "\u2764\ufe0f",  # red heart: variation selector-16
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: ZWNJ
+        "\u05e9\u05dc\u05d5\u05dd and \u0645\u0631\u062d\u0628\u0627",  # RTL text
+    ]
+    for text in kept:
+        assert clean_text(text) == text

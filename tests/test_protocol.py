@@ -227,6 +227,20 @@ def test_private_message_and_its_errors(factory: ChatFactory) -> None:
     assert codes == ["no-such-nick", "bad-args", "bad-args"]
 
 
+def test_bidi_controls_and_line_separators_never_reach_anyone(
+    factory: ChatFactory,
+) -> None:
+    """RIGHT-TO-LEFT OVERRIDE, isolates and U+2028 are taken out of a message
+    before anyone sees it, like control characters; ZWJ stays."""
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    a_out.clear()
+    alice.dataReceived(
+        "exe.\u202etxt\u2066 ok\u2069\u2028BYE x \U0001f469\u200d\U0001f4bb\n".encode()
+    )
+    expected = "MSG #lobby alice exe.txt okBYE x \U0001f469\u200d\U0001f4bb"
+    assert lines(a_out) == lines(b_out) == [expected]
+
+
 # -- rooms -----------------------------------------------------------------------------
 
 
