@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from zope.interface import Interface
 
-from chatd.config import SERVER_NAME
+from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import (
     LOBBY,
@@ -148,9 +148,17 @@ def _deliver(users: Iterable[User], event: Event) -> None:
 class Chat:
     """All users and rooms of one server, and the rules between them."""
 
-    def __init__(self, *, server_name: str = SERVER_NAME) -> None:
+    def __init__(
+        self,
+        *,
+        server_name: str = SERVER_NAME,
+        max_rooms: int = MAX_ROOMS,
+        max_rooms_per_user: int = MAX_ROOMS_PER_USER,
+    ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+        self.max_rooms = max_rooms  # #lobby included
+        self.max_rooms_per_user = max_rooms_per_user  # #lobby included
         # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
         self.reserved_nicks = reserved_nicks(server_name)
 
@@ -257,11 +265,24 @@ class Chat:
             raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
         key = fold(name)
         room = self.rooms.get(key)
+        if room is not None and user.is_member(room):
+            user.current = key
+            return room, False
+        if len(user.rooms) >= self.max_rooms_per_user:
+            raise ChatError(
+                ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {len(user.rooms)} rooms, the most one may be in; "
+                "/part one of them to join another",
+            )
         if room is None:
+            if len(self.rooms) >= self.max_rooms:
+                raise ChatError(
+                    ErrorCode.TOO_MANY_ROOMS,
+                    f"the server has {len(self.rooms)} rooms, as many as it holds; "
+                    "join one of them (see /rooms) or try again later",
+                )
             room = self.rooms[key] = Room(name)
         user.current = key
-        if user.is_member(room):
-            return room, False
         room.members[user.key] = user
         user.rooms[key] = room
         _deliver(room.members.values(), Joined(room.name, user.nick))

@@ -283,3 +283,54 @@ def test_everyone_sees_room_events_in_the_same_order() -> None:
     streams = [client.take() for _, client in users]
     assert len(streams[0]) == 100
     assert all(stream == streams[0] for stream in streams)
+
+
+def test_rooms_per_user_are_capped_lobby_included() -> None:
+    """Past max_rooms_per_user (#lobby counts) a join is too-many-rooms and
+    changes nothing; rejoining a room one is in is not a new room; a part
+    makes room for another."""
+    chat = Chat(max_rooms_per_user=3)
+    alice, a = enter(chat, "alice")
+    chat.join(alice, "#a")
+    chat.join(alice, "#b")
+    a.take()
+    with pytest.raises(ChatError) as refused:
+        chat.join(alice, "#c")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert "you are in 3 rooms" in refused.value.text and "/part" in refused.value.text
+    assert "#c" not in chat.rooms and chat.current_room(alice).name == "#b"
+    assert a.take() == []
+    assert chat.join(alice, "#A") == (chat.rooms["#a"], False)  # already in: fine
+    chat.part(alice, "#b", "")
+    chat.join(alice, "#c")
+    assert set(alice.rooms) == {"#lobby", "#a", "#c"}
+
+
+def test_rooms_on_the_server_are_capped_lobby_included() -> None:
+    """Past max_rooms a new room is too-many-rooms; existing rooms can still
+    be joined, and a room that empties frees its place."""
+    chat = Chat(max_rooms=3)
+    (alice, _), (bob, _) = enter(chat, "alice"), enter(chat, "bob")
+    chat.join(alice, "#a")
+    chat.join(alice, "#b")
+    with pytest.raises(ChatError) as refused:
+        chat.join(bob, "#c")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert "the server has 3 rooms" in refused.value.text
+    assert "#c" not in chat.rooms and bob.current == "#lobby"
+    chat.join(bob, "#b")  # not a new room
+    chat.part(alice, "#a", "")  # #a empties and goes
+    chat.join(bob, "#c")
+    assert [name for name, _ in chat.room_sizes()] == ["#b", "#c", "#lobby"]
+
+
+def test_default_caps_are_50_rooms_a_user_and_10000_rooms() -> None:
+    """Chat() holds a user to 50 rooms with #lobby, and the server to 10000."""
+    chat = Chat()
+    alice, _ = enter(chat, "alice")
+    for i in range(49):
+        chat.join(alice, f"#r{i}")
+    with pytest.raises(ChatError) as refused:
+        chat.join(alice, "#one_too_many")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert chat.max_rooms == 10_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import connect, disconnect, lines, make_factory, open_connection
 from twisted.internet.error import ConnectionLost
@@ -348,6 +350,25 @@ def test_rooms_lists_rooms_and_sizes(factory: ChatFactory) -> None:
     assert lines(out) == ["ROOMS #dev:1 #lobby:2"]
 
 
+def test_joins_past_the_room_caps_get_too_many_rooms(clock: Clock) -> None:
+    """--max-rooms-per-user and --max-rooms reach the chat: ERR too-many-rooms
+    with a sentence saying what to do, and the connection goes on."""
+    factory = make_factory(clock, max_rooms_per_user=2, max_rooms=2)
+    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    alice.dataReceived(b"/join #a\n/join #b\n")
+    assert lines(a_out)[-1] == (
+        "ERR too-many-rooms you are in 2 rooms, the most one may be in; "
+        "/part one of them to join another"
+    )
+    bob.dataReceived(b"/join #c\n")
+    assert lines(b_out) == [
+        "ERR too-many-rooms the server has 2 rooms, as many as it holds; "
+        "join one of them (see /rooms) or try again later"
+    ]
+    bob.dataReceived(b"/join #a\nstill here\n")
+    assert lines(b_out) == ["JOIN #a bob", "MSG #a bob still here"]
+
+
 def test_help_describes_every_command(factory: ChatFactory) -> None:
     """/help sends INFO lines naming each command of PROTOCOL.md."""
     alice, out = connect(factory, "alice")
@@ -577,7 +598,8 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 
 
 def test_every_protocol_error_code_is_known() -> None:
-    """ErrorCode holds exactly the codes of PROTOCOL.md."""
+    """ErrorCode holds exactly the codes of PROTOCOL.md and chatd's documented
+    extension, too-many-rooms (docs/protocol.md lists each)."""
     assert {code.value for code in ErrorCode} == {
         "nick-taken",
         "nick-invalid",
@@ -592,7 +614,10 @@ def test_every_protocol_error_code_is_known() -> None:
         "bad-encoding",
         "flood",
         "server-full",
+        "too-many-rooms",
     }
+    documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    assert all(f"`{code.value}`" in documented for code in ErrorCode)
 
 
 def test_refused_long_line_is_logged_once_with_the_address(
