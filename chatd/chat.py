@@ -7,6 +7,7 @@ an IRC listener or a WebSocket can share the same rooms.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -157,6 +158,9 @@ class Chat:
     ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+        # The rooms' keys in order, kept as rooms come and go, so that a page
+        # of /rooms is a slice rather than a sort of every room on each ask.
+        self.room_keys: list[str] = [fold(LOBBY)]
         self.max_rooms = max_rooms  # #lobby included
         self.max_rooms_per_user = max_rooms_per_user  # #lobby included
         # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
@@ -181,9 +185,15 @@ class Chat:
             raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}")
         return found
 
-    def room_sizes(self) -> list[tuple[str, int]]:
-        """Return every room's name and member count, sorted by name."""
-        rooms = sorted(self.rooms.values(), key=lambda room: room.key)
+    def room_sizes(
+        self, start: int = 0, count: int | None = None
+    ) -> list[tuple[str, int]]:
+        """Return rooms' names and member counts, sorted by name.
+
+        All of them, or count of them from the start-th (0 is the first).
+        """
+        end = None if count is None else start + count
+        rooms = [self.rooms[key] for key in self.room_keys[start:end]]
         return [(room.name, len(room.members)) for room in rooms]
 
     def neighbours(self, user: User) -> list[User]:
@@ -282,6 +292,7 @@ class Chat:
                     "join one of them (see /rooms) or try again later",
                 )
             room = self.rooms[key] = Room(name)
+            insort(self.room_keys, key)
         user.current = key
         room.members[user.key] = user
         user.rooms[key] = room
@@ -305,6 +316,7 @@ class Chat:
         del user.rooms[room.key]
         if not room.members and room.key != fold(LOBBY):
             del self.rooms[room.key]
+            del self.room_keys[bisect_left(self.room_keys, room.key)]
 
     # -- talking --------------------------------------------------------------
 

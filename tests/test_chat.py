@@ -334,3 +334,19 @@ def test_default_caps_are_50_rooms_a_user_and_10000_rooms() -> None:
         chat.join(alice, "#one_too_many")
     assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
     assert chat.max_rooms == 10_000
+
+
+def test_room_sizes_stay_sorted_as_rooms_come_and_go() -> None:
+    """The kept order matches a fresh sort, and a page is a slice of it."""
+    chat = Chat()
+    users = [enter(chat, f"user{i}")[0] for i in range(4)]
+    for i in range(120):
+        chat.join(users[i % 4], f"#{'Zz' if i % 3 else 'aa'}{(i * 37) % 101}")
+    for i in range(0, 120, 5):
+        chat.part(users[i % 4], f"#{'Zz' if i % 3 else 'aa'}{(i * 37) % 101}", "")
+    expected = sorted(
+        ((room.name, len(room.members)) for room in chat.rooms.values()),
+        key=lambda pair: pair[0].casefold(),
+    )
+    assert chat.room_sizes() == expected
+    assert chat.room_sizes(10, 7) == expected[10:17]

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import connect, disconnect, lines, make_factory, open_connection
+from helpers import (
+    RecordingClient,
+    connect,
+    disconnect,
+    lines,
+    make_factory,
+    open_connection,
+)
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
@@ -350,6 +357,70 @@ def test_rooms_lists_rooms_and_sizes(factory: ChatFactory) -> None:
     assert lines(out) == ["ROOMS #dev:1 #lobby:2"]
 
 
+def fill_rooms(factory: ChatFactory, names: list[str]) -> None:
+    """Create a room for each name, held by model-only users (49 rooms each)."""
+    chat = factory.chat
+    for i in range(0, len(names), 49):
+        user = chat.register(f"holder{i}", RecordingClient())
+        for name in names[i : i + 49]:
+            chat.join(user, name)
+
+
+def test_rooms_is_answered_in_pages_of_100(factory: ChatFactory) -> None:
+    """With 250 rooms, /rooms gives the first 100 by name then INFO saying how
+    many more and how to ask; the last page says it is the last."""
+    fill_rooms(factory, [f"#room{i:03d}" for i in range(249)])  # and #lobby
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    *answer, info = lines(out)
+    listed = [word for text in answer for word in text.split(" ")[1:]]
+    assert all(text.startswith("ROOMS ") and len(text) < 512 for text in answer)
+    assert listed == ["#lobby:1", *(f"#room{i:03d}:1" for i in range(99))]
+    assert info == (
+        "INFO Rooms 1-100 of 250 (page 1 of 3); 150 more: /rooms 2 for the next page."
+    )
+    alice.dataReceived(b"/rooms 3\n")
+    *answer, info = lines(out)
+    listed = [word for text in answer for word in text.split(" ")[1:]]
+    assert listed == [f"#room{i:03d}:1" for i in range(199, 249)]
+    assert info == "INFO Rooms 201-250 of 250 (page 3 of 3); that is the last page."
+
+
+def test_rooms_with_100_rooms_answers_as_protocol_v1(factory: ChatFactory) -> None:
+    """Up to 100 rooms, /rooms is ROOMS lines and nothing else, as before."""
+    fill_rooms(factory, [f"#room{i:03d}" for i in range(99)])  # and #lobby
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    answer = lines(out)
+    assert all(text.startswith("ROOMS ") for text in answer)
+    assert sum(len(text.split(" ")) - 1 for text in answer) == 100
+
+
+def test_rooms_pages_that_do_not_exist_are_bad_args(factory: ChatFactory) -> None:
+    """/rooms 0, a page past the end, a word or two pages get ERR bad-args."""
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms 0\n/rooms 2\n/rooms two\n/rooms 1 2\n")
+    alice.dataReceived(b"/rooms " + b"9" * 2000 + b"\n")
+    replies = lines(out)
+    assert [text.split(" ", 2)[1] for text in replies] == ["bad-args"] * 5
+    assert replies[1] == "ERR bad-args there is no page 2: the 1 rooms fill page 1"
+    assert replies[2] == "ERR bad-args usage: /rooms [<page>]"
+    alice.dataReceived(b"/rooms 1\n")
+    assert lines(out) == ["ROOMS #lobby:1"]
+
+
+def test_rooms_answer_stays_small_however_many_rooms(factory: ChatFactory) -> None:
+    """1500 rooms with the longest names: /rooms sends 100 of them, under
+    16 KB, far from any send queue; the old answer held them all."""
+    fill_rooms(factory, [f"#{i:04d}{'x' * 28}" for i in range(1499)])
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    assert len(out.value()) < 16_384
+    *answer, info = lines(out)
+    assert sum(len(text.split(" ")) - 1 for text in answer) == 100
+    assert info.startswith("INFO Rooms 1-100 of 1500 ")
+
+
 def test_joins_past_the_room_caps_get_too_many_rooms(clock: Clock) -> None:
     """--max-rooms-per-user and --max-rooms reach the chat: ERR too-many-rooms
     with a sentence saying what to do, and the connection goes on."""
@@ -378,6 +449,7 @@ def test_help_describes_every_command(factory: ChatFactory) -> None:
     for name in ("nick", "me", "msg", "join", "part", "who", "rooms", "help", "quit"):
         assert name in COMMANDS
         assert any(f"/{name}" in line for line in text), name
+    assert any("/rooms [<page>]" in line for line in text)
 
 
 def test_unknown_command(factory: ChatFactory) -> None:
