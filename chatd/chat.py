@@ -7,13 +7,22 @@ an IRC listener or a WebSocket can share the same rooms.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from zope.interface import Interface
 
+from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.errors import ChatError, ErrorCode
-from chatd.names import LOBBY, fold, nick_problem, normalize_name, room_problem
+from chatd.names import (
+    LOBBY,
+    fold,
+    nick_problem,
+    normalize_name,
+    reserved_nicks,
+    room_problem,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +172,23 @@ def _deliver(users: Iterable[User], event: Event) -> None:
 class Chat:
     """All users and rooms of one server, and the rules between them."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        server_name: str = SERVER_NAME,
+        max_rooms: int = MAX_ROOMS,
+        max_rooms_per_user: int = MAX_ROOMS_PER_USER,
+    ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
         self.most_users = 0  # the most users registered at once (IRC's LUSERS)
+        # The rooms' keys in order, kept as rooms come and go, so that a page
+        # of /rooms is a slice rather than a sort of every room on each ask.
+        self.room_keys: list[str] = [fold(LOBBY)]
+        self.max_rooms = max_rooms  # #lobby included
+        self.max_rooms_per_user = max_rooms_per_user  # #lobby included
+        # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
+        self.reserved_nicks = reserved_nicks(server_name)
 
     # -- looking things up ------------------------------------------------
 
@@ -187,9 +209,15 @@ class Chat:
             raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}")
         return found
 
-    def room_sizes(self) -> list[tuple[str, int]]:
-        """Return every room's name and member count, sorted by name."""
-        rooms = sorted(self.rooms.values(), key=lambda room: room.key)
+    def room_sizes(
+        self, start: int = 0, count: int | None = None
+    ) -> list[tuple[str, int]]:
+        """Return rooms' names and member counts, sorted by name.
+
+        All of them, or count of them from the start-th (0 is the first).
+        """
+        end = None if count is None else start + count
+        rooms = [self.rooms[key] for key in self.room_keys[start:end]]
         return [(room.name, len(room.members)) for room in rooms]
 
     def neighbours(self, user: User) -> list[User]:
@@ -216,7 +244,7 @@ class Chat:
     def _check_free(self, nick: str, owner: User | None = None) -> str:
         """Validate nick and check nobody else holds it; return its display form."""
         nick = normalize_name(nick)
-        problem = nick_problem(nick)
+        problem = nick_problem(nick, self.reserved_nicks)
         if problem is not None:
             raise ChatError(ErrorCode.NICK_INVALID, f"{nick}: {problem}")
         holder = self.users.get(fold(nick))
@@ -299,11 +327,25 @@ class Chat:
             raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
         key = fold(name)
         room = self.rooms.get(key)
-        if room is None:
-            room = self.rooms[key] = Room(name)
-        user.current = key
-        if user.is_member(room):
+        if room is not None and user.is_member(room):
+            user.current = key
             return room, False
+        if len(user.rooms) >= self.max_rooms_per_user:
+            raise ChatError(
+                ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {len(user.rooms)} rooms, the most one may be in; "
+                "/part one of them to join another",
+            )
+        if room is None:
+            if len(self.rooms) >= self.max_rooms:
+                raise ChatError(
+                    ErrorCode.TOO_MANY_ROOMS,
+                    f"the server has {len(self.rooms)} rooms, as many as it holds; "
+                    "join one of them (see /rooms) or try again later",
+                )
+            room = self.rooms[key] = Room(name)
+            insort(self.room_keys, key)
+        user.current = key
         room.members[user.key] = user
         user.rooms[key] = room
         _deliver(room.members.values(), Joined(room.name, user.nick))
@@ -326,6 +368,7 @@ class Chat:
         del user.rooms[room.key]
         if not room.members and room.key != fold(LOBBY):
             del self.rooms[room.key]
+            del self.room_keys[bisect_left(self.room_keys, room.key)]
 
     # -- talking --------------------------------------------------------------
 

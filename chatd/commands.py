@@ -18,6 +18,10 @@ from chatd.wire import word_lines
 
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
 LIST_LINE_BUDGET = 512
+# /rooms answers this many rooms at a time: at most about 14 KB (a room name
+# is at most 129 bytes), so the answer fits any send queue, however many
+# rooms there are, and costs the server a slice, not the whole list.
+ROOMS_PER_PAGE = 100
 
 
 class Session(Protocol):
@@ -131,11 +135,46 @@ def who(session: Session, args: list[str]) -> None:
         session.send(data)
 
 
+def _page_number(word: str, pages: int, total: int) -> int:
+    """Read the page asked for by /rooms, or raise ChatError(BAD_ARGS)."""
+    if not (word.isascii() and word.isdecimal()):
+        raise ChatError(ErrorCode.BAD_ARGS, f"usage: {COMMANDS['rooms'].usage}")
+    # A long run of digits is past the end anyway; int() need not read it.
+    page = int(word) if len(word) <= 9 else 0
+    if not 1 <= page <= pages:
+        shown = word if len(word) <= 9 else word[:9] + "..."
+        span = "page 1" if pages == 1 else f"pages 1 to {pages}"
+        raise ChatError(
+            ErrorCode.BAD_ARGS,
+            f"there is no page {shown}: the {total} rooms fill {span}",
+        )
+    return page
+
+
 def rooms(session: Session, args: list[str]) -> None:
-    """/rooms: every room and its size, in ROOMS lines."""
-    counts = [f"{name}:{size}" for name, size in session.chat.room_sizes()]
+    """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
+
+    When every room fits on one page the answer is ROOMS lines only, as in
+    PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
+    """
+    total = len(session.chat.rooms)
+    pages = -(-total // ROOMS_PER_PAGE)
+    page = _page_number(args[0], pages, total) if args else 1
+    start = (page - 1) * ROOMS_PER_PAGE
+    sizes = session.chat.room_sizes(start, ROOMS_PER_PAGE)
+    counts = [f"{name}:{size}" for name, size in sizes]
     for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
         session.send(data)
+    if pages == 1:
+        return
+    end = start + len(counts)
+    shown = f"Rooms {start + 1}-{end} of {total} (page {page} of {pages})"
+    if page < pages:
+        session.send_info(
+            f"{shown}; {total - end} more: /rooms {page + 1} for the next page."
+        )
+    else:
+        session.send_info(f"{shown}; that is the last page.")
 
 
 def help_(session: Session, args: list[str]) -> None:
@@ -164,7 +203,8 @@ COMMANDS: dict[str, Command] = {
                     "leave a room (default: the current one)", 0, 2, text=True),
     "who": Command(who, "/who [<#room>]",
                    "list a room's members (default: the current one)", 0, 1),
-    "rooms": Command(rooms, "/rooms", "list rooms and their sizes"),
+    "rooms": Command(rooms, "/rooms [<page>]",
+                     f"list rooms and their sizes, {ROOMS_PER_PAGE} a page", 0, 1),
     "help": Command(help_, "/help", "show this help", before_nick=True),
     "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
                     before_nick=True),

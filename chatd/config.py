@@ -7,13 +7,21 @@ from dataclasses import dataclass
 DEFAULT_PORT = (
     5501  # PROTOCOL.md's usual port: tcp:5501 for the daemon, the client's default
 )
+SERVER_NAME = "chatd"  # the default --name, sent in HELLO
+# Rooms one user may be in at once, #lobby included: IRC's usual CHANLIMIT.
+MAX_ROOMS_PER_USER = 50
+# Rooms on the server at once, #lobby included. Ten for each of the default
+# 1024 connections: more than chat needs, while /rooms stays 100 pages and the
+# room table a few MB. Without it 1024 connections could hold 1024 * 49 rooms,
+# and one address (--max-per-ip 16) can still make 16 * 49 = 784.
+MAX_ROOMS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What the daemon was told on the command line, already checked."""
 
-    name: str = "chatd"  # one word: the server name in HELLO
+    name: str = SERVER_NAME  # one word: the server name in HELLO
     motd: tuple[str, ...] = ()  # message of the day, one INFO line each
     max_line: int = 2048  # PROTOCOL.md, Limits: longest line accepted, in bytes
     flood_burst: int = 10  # lines a client may send at once before throttling
@@ -22,6 +30,8 @@ class ServerConfig:
     sendq: int = 1048576  # bytes waiting to be written to a client before cut-off
     max_clients: int = 1024  # connections at once
     max_per_ip: int = 16  # connections at once from one address
+    max_rooms: int = MAX_ROOMS  # rooms on the server at once
+    max_rooms_per_user: int = MAX_ROOMS_PER_USER  # rooms one user may be in
     register_timeout: float = 60.0  # seconds to choose a nickname
     idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never
     shutdown_grace: float = 5.0  # seconds a closing connection gets to flush BYE

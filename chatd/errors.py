@@ -21,6 +21,9 @@ class ErrorCode(StrEnum):
     BAD_ENCODING = "bad-encoding"
     FLOOD = "flood"
     SERVER_FULL = "server-full"
+    # chatd's extension (docs/protocol.md): a /join past --max-rooms-per-user
+    # or, for a new room, past --max-rooms.
+    TOO_MANY_ROOMS = "too-many-rooms"
 
 
 class ChatError(Exception):

@@ -36,7 +36,11 @@ class ChatFactory(ServerFactory):
     def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
-        self.chat = Chat()
+        self.chat = Chat(
+            server_name=config.name,
+            max_rooms=config.max_rooms,
+            max_rooms_per_user=config.max_rooms_per_user,
+        )
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()
         self.per_host: Counter[str] = Counter()

@@ -94,6 +94,37 @@ def test_invalid_nick_changes_nothing() -> None:
     assert chat.users == {}
 
 
+@pytest.mark.parametrize(
+    "nick",
+    [
+        *("chatd", "CHATD", "server", "NickServ", "chanserv", "GLOBAL"),
+        *("MSG", "msg", "Info", "ERR", "NICK", "ＮＩＣＫ", "HISTORY", "EndHistory"),
+    ],
+)
+def test_names_reserved_for_the_server_are_refused(nick: str) -> None:
+    """The server's name, every verb and the service names are nick-invalid,
+    in any case or width, at registration and in a rename."""
+    chat = Chat()
+    with pytest.raises(ChatError) as refused:
+        chat.register(nick, RecordingClient())
+    assert refused.value.code is ErrorCode.NICK_INVALID
+    assert "reserved for the server" in refused.value.text
+    assert chat.users == {}
+    alice, _ = enter(chat, "alice")
+    with pytest.raises(ChatError) as refused:
+        chat.rename(alice, nick)
+    assert refused.value.code is ErrorCode.NICK_INVALID and alice.nick == "alice"
+
+
+def test_the_configured_server_name_is_reserved() -> None:
+    """A server called lan keeps Lan for itself; chatd is then an ordinary name."""
+    chat = Chat(server_name="lan")
+    with pytest.raises(ChatError) as refused:
+        chat.register("Lan", RecordingClient())
+    assert refused.value.code is ErrorCode.NICK_INVALID
+    assert chat.register("chatd", RecordingClient()).nick == "chatd"
+
+
 def test_nickname_is_freed_when_its_owner_quits() -> None:
     """After QUIT the same nickname can be registered again at once."""
     chat = Chat()
@@ -252,3 +283,70 @@ def test_everyone_sees_room_events_in_the_same_order() -> None:
     streams = [client.take() for _, client in users]
     assert len(streams[0]) == 100
     assert all(stream == streams[0] for stream in streams)
+
+
+def test_rooms_per_user_are_capped_lobby_included() -> None:
+    """Past max_rooms_per_user (#lobby counts) a join is too-many-rooms and
+    changes nothing; rejoining a room one is in is not a new room; a part
+    makes room for another."""
+    chat = Chat(max_rooms_per_user=3)
+    alice, a = enter(chat, "alice")
+    chat.join(alice, "#a")
+    chat.join(alice, "#b")
+    a.take()
+    with pytest.raises(ChatError) as refused:
+        chat.join(alice, "#c")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert "you are in 3 rooms" in refused.value.text and "/part" in refused.value.text
+    assert "#c" not in chat.rooms and chat.current_room(alice).name == "#b"
+    assert a.take() == []
+    assert chat.join(alice, "#A") == (chat.rooms["#a"], False)  # already in: fine
+    chat.part(alice, "#b", "")
+    chat.join(alice, "#c")
+    assert set(alice.rooms) == {"#lobby", "#a", "#c"}
+
+
+def test_rooms_on_the_server_are_capped_lobby_included() -> None:
+    """Past max_rooms a new room is too-many-rooms; existing rooms can still
+    be joined, and a room that empties frees its place."""
+    chat = Chat(max_rooms=3)
+    (alice, _), (bob, _) = enter(chat, "alice"), enter(chat, "bob")
+    chat.join(alice, "#a")
+    chat.join(alice, "#b")
+    with pytest.raises(ChatError) as refused:
+        chat.join(bob, "#c")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert "the server has 3 rooms" in refused.value.text
+    assert "#c" not in chat.rooms and bob.current == "#lobby"
+    chat.join(bob, "#b")  # not a new room
+    chat.part(alice, "#a", "")  # #a empties and goes
+    chat.join(bob, "#c")
+    assert [name for name, _ in chat.room_sizes()] == ["#b", "#c", "#lobby"]
+
+
+def test_default_caps_are_50_rooms_a_user_and_10000_rooms() -> None:
+    """Chat() holds a user to 50 rooms with #lobby, and the server to 10000."""
+    chat = Chat()
+    alice, _ = enter(chat, "alice")
+    for i in range(49):
+        chat.join(alice, f"#r{i}")
+    with pytest.raises(ChatError) as refused:
+        chat.join(alice, "#one_too_many")
+    assert refused.value.code is ErrorCode.TOO_MANY_ROOMS
+    assert chat.max_rooms == 10_000
+
+
+def test_room_sizes_stay_sorted_as_rooms_come_and_go() -> None:
+    """The kept order matches a fresh sort, and a page is a slice of it."""
+    chat = Chat()
+    users = [enter(chat, f"user{i}")[0] for i in range(4)]
+    for i in range(120):
+        chat.join(users[i % 4], f"#{'Zz' if i % 3 else 'aa'}{(i * 37) % 101}")
+    for i in range(0, 120, 5):
+        chat.part(users[i % 4], f"#{'Zz' if i % 3 else 'aa'}{(i * 37) % 101}", "")
+    expected = sorted(
+        ((room.name, len(room.members)) for room in chat.rooms.values()),
+        key=lambda pair: pair[0].casefold(),
+    )
+    assert chat.room_sizes() == expected
+    assert chat.room_sizes(10, 7) == expected[10:17]

@@ -56,7 +56,7 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
         timeout=WAIT,
         check=True,
     )
-    for option in ("--listen", "--name", "--motd", "--max-line"):
+    for option in ("--listen", "--name", "--motd", "--max-line", "--max-rooms"):
         assert option in result.stdout
 
 

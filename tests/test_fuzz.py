@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from helpers import connect, disconnect, make_factory
@@ -62,8 +63,15 @@ def chunks(data: bytes, sizes: list[int]) -> list[bytes]:
     return pieces
 
 
+# The server's refusals of telnet options (IAC WONT x, IAC DONT x; see
+# chatd/telnet.py) are not lines and may come between them: UTF-8 text never
+# holds 0xFF, so they are taken out before the lines are checked.
+TELNET_REFUSAL = re.compile(rb"\xff[\xfc\xfe].", re.DOTALL)
+
+
 def assert_well_formed(data: bytes) -> None:
     """Every line is UTF-8, ends in CRLF, parses by its verb, has no controls."""
+    data = TELNET_REFUSAL.sub(b"", data)
     assert data == b"" or data.endswith(b"\r\n")
     for raw in data.split(b"\r\n")[:-1]:
         text = raw.decode("utf-8")

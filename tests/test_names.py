@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import sys
 
-from chatd.names import clean_text, fold, valid_nick, valid_room
+import pytest
+import regex
+
+from chatd.names import (
+    RESERVED_NICKS,
+    clean_text,
+    fold,
+    nick_problem,
+    valid_nick,
+    valid_room,
+)
+from chatd.wire import LIST_VERBS, SERVER_VERBS
 
 
 @pytest.mark.parametrize(
@@ -56,6 +67,45 @@ def test_invalid_nicknames_are_refused(nick: str) -> None:
     assert not valid_nick(nick)
 
 
+@pytest.mark.parametrize(
+    "nick",
+    [
+        "\u3164",  # HANGUL FILLER: a letter that draws nothing, a blank name
+        "\u115f\u1160",  # HANGUL CHOSEONG and JUNGSEONG FILLER
+        "\uffa0",  # HALFWIDTH HANGUL FILLER
+        "alice\u3164",  # passes for alice
+        "ali\u1160ce",
+        "alice\uffa0",
+    ],
+)
+def test_hangul_fillers_are_refused_as_invisible(nick: str) -> None:
+    """Letters that Unicode marks Default_Ignorable cannot make a blank-looking
+    nickname or a second alice, and the refusal says which character it was."""
+    problem = nick_problem(nick)
+    assert problem is not None and "invisible" in problem and "U+" in problem
+
+
+def test_no_default_ignorable_code_point_passes_in_a_name() -> None:
+    """Each of the ~4,000 Default_Ignorable code points is refused, alone or
+    after a letter, in nicknames and room names."""
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    points = [chr(c) for c in range(sys.maxunicode + 1) if ignorable.match(chr(c))]
+    assert len(points) > 4000
+    for ch in points:
+        for name in (ch, f"a{ch}", f"a{ch}b"):
+            assert not valid_nick(name), f"U+{ord(ch):04X}"
+            assert not valid_room(f"#{name}"), f"U+{ord(ch):04X}"
+
+
+def test_every_verb_is_a_reserved_nickname() -> None:
+    """No nickname may be spelled like a server verb (wire.py's table and v2's
+    HISTORY and ENDHISTORY): "PRIV INFO you ..." would read as a notice."""
+    verbs = {*SERVER_VERBS, *LIST_VERBS, "HISTORY", "ENDHISTORY"}
+    assert {fold(verb) for verb in verbs} <= RESERVED_NICKS
+    assert not valid_nick("Info") and not valid_nick("server")
+    assert valid_nick("informed") and valid_nick("servers")
+
+
 def test_fold_ignores_case_and_compatibility_forms() -> None:
     """NFKC then casefold: fullwidth, ligatures and ß compare equal to plain forms."""
     assert fold("Alice") == fold("ALICE") == fold("ａｌｉｃｅ")
@@ -82,3 +132,34 @@ def test_clean_text_strips_c0_del_and_c1_but_keeps_tab() -> None:
     assert clean_text("a\x00b\x07c\x1b[31md\x7fe\x85f\x9bg\th") == "abc[31mdefg\th"
     assert clean_text("plain text, ünïcödé ✓") == "plain text, ünïcödé ✓"
     assert clean_text("\r\n") == ""
+
+
+BIDI_CONTROLS = [
+    *("\u202a", "\u202b", "\u202c", "\u202d", "\u202e"),  # embeddings, overrides
+    *("\u2066", "\u2067", "\u2068", "\u2069"),  # isolates
+    *("\u200e", "\u200f", "\u061c"),  # LRM, RLM, ALM
+]
+
+
+@pytest.mark.parametrize("control", [*BIDI_CONTROLS, "\u2028", "\u2029"])
+def test_clean_text_strips_bidi_controls_and_line_separators(control: str) -> None:
+    """A right-to-left override cannot turn what a message shows around, and a
+    LINE or PARAGRAPH SEPARATOR cannot split one MSG into two lines for a
+    client that splits with str.splitlines()."""
+    assert clean_text(f"see {control}txt.exe{control}") == "see txt.exe"
+    assert clean_text(f"hi{control}MSG #lobby bob forged").splitlines() == [
+        "hiMSG #lobby bob forged"
+    ]
+
+
+def test_clean_text_keeps_the_format_characters_emoji_and_scripts_need() -> None:
+    """ZWJ sequences, variation selectors, tag sequences and ZWNJ survive."""
+    kept = [
+        "\U0001f469\u200d\U0001f4bb",  # woman technologist: ZWJ
+        "\u2764\ufe0f",  # red heart: variation selector-16
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: ZWNJ
+        "\u05e9\u05dc\u05d5\u05dd and \u0645\u0631\u062d\u0628\u0627",  # RTL text
+    ]
+    for text in kept:
+        assert clean_text(text) == text

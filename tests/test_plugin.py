@@ -60,6 +60,20 @@ def test_options_are_parsed(tmp_path: Path) -> None:
     )
 
 
+def test_room_caps_reach_the_config_and_the_chat() -> None:
+    """--max-rooms and --max-rooms-per-user end up in ServerConfig, and the
+    service's Chat enforces them."""
+    options = parse("--max-rooms", "500", "--max-rooms-per-user", "10")
+    config = options["config"]
+    assert (config.max_rooms, config.max_rooms_per_user) == (500, 10)
+    assert parse()["config"].max_rooms == 10000
+    assert parse()["config"].max_rooms_per_user == 50
+    service = chatd.makeService(options)
+    listener = next(c for c in service if isinstance(c, StreamServerEndpointService))
+    chat = listener.factory.chat
+    assert (chat.max_rooms, chat.max_rooms_per_user) == (500, 10)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -68,6 +82,9 @@ def test_options_are_parsed(tmp_path: Path) -> None:
         (["--max-line", "10"], "--max-line"),
         (["--max-line", "many"], "whole number"),
         (["--motd", "/nonexistent/motd"], "--motd"),
+        (["--max-rooms", "0"], "--max-rooms must be at least 1"),
+        (["--max-rooms-per-user", "0"], "--max-rooms-per-user must be at least 1"),
+        (["--max-rooms", "lots"], "whole number"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from helpers import connect, disconnect, lines, make_factory, open_connection
+from helpers import (
+    RecordingClient,
+    connect,
+    disconnect,
+    lines,
+    make_factory,
+    open_connection,
+)
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
@@ -87,6 +96,46 @@ def test_invalid_nickname_is_refused_and_asked_again(
     err, prompt = lines(transport)
     assert err.startswith("ERR nick-invalid ") and prompt.startswith("NICK ")
     assert proto.user is None
+
+
+def test_invisible_names_are_refused_naming_the_character(
+    factory: ChatFactory,
+) -> None:
+    """A blank-looking nickname (HANGUL FILLER) gets ERR nick-invalid naming
+    U+3164, then NICK; a room name with a filler gets ERR room-invalid."""
+    proto, transport = open_connection(factory)
+    transport.clear()
+    proto.dataReceived("\u3164\n".encode())
+    err, prompt = lines(transport)
+    assert err.startswith("ERR nick-invalid ") and "U+3164 (HANGUL FILLER)" in err
+    assert prompt.startswith("NICK ")
+    proto.dataReceived("alice\uffa0\nalice\n".encode())
+    assert lines(transport)[0].startswith("ERR nick-invalid ")
+    proto.dataReceived("/join #dev\u1160\n".encode())
+    assert lines(transport) == [
+        "ERR room-invalid #dev\u1160: a room name cannot hold invisible characters "
+        "such as U+1160 (HANGUL JUNGSEONG FILLER)"
+    ]
+
+
+def test_names_reserved_for_the_server_are_refused(clock: Clock) -> None:
+    """The server's --name and the verbs get ERR nick-invalid saying they are
+    reserved, then NICK; /nick to one of them is refused the same way."""
+    factory = make_factory(clock, name="classroom")
+    proto, transport = open_connection(factory)
+    transport.clear()
+    proto.dataReceived(b"Classroom\n")
+    err, prompt = lines(transport)
+    assert err == (
+        "ERR nick-invalid Classroom: that name is reserved for the server; "
+        "please choose another"
+    )
+    assert prompt.startswith("NICK ")
+    proto.dataReceived(b"MSG\nalice\n/nick INFO\n")
+    err, _prompt, welcome, _join, err2 = lines(transport)
+    assert err.startswith("ERR nick-invalid MSG: that name is reserved")
+    assert welcome.startswith("WELCOME alice ")
+    assert err2.startswith("ERR nick-invalid INFO: that name is reserved")
 
 
 def test_commands_before_registration_get_not_registered(factory: ChatFactory) -> None:
@@ -185,6 +234,20 @@ def test_private_message_and_its_errors(factory: ChatFactory) -> None:
     alice.dataReceived(b"/msg dave hi\n/msg bob\n/msg\n")
     codes = [text.split(" ", 2)[1] for text in lines(a_out)]
     assert codes == ["no-such-nick", "bad-args", "bad-args"]
+
+
+def test_bidi_controls_and_line_separators_never_reach_anyone(
+    factory: ChatFactory,
+) -> None:
+    """RIGHT-TO-LEFT OVERRIDE, isolates and U+2028 are taken out of a message
+    before anyone sees it, like control characters; ZWJ stays."""
+    (alice, a_out), (_bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    a_out.clear()
+    alice.dataReceived(
+        "exe.\u202etxt\u2066 ok\u2069\u2028BYE x \U0001f469\u200d\U0001f4bb\n".encode()
+    )
+    expected = "MSG #lobby alice exe.txt okBYE x \U0001f469\u200d\U0001f4bb"
+    assert lines(a_out) == lines(b_out) == [expected]
 
 
 # -- rooms -----------------------------------------------------------------------------
@@ -294,6 +357,89 @@ def test_rooms_lists_rooms_and_sizes(factory: ChatFactory) -> None:
     assert lines(out) == ["ROOMS #dev:1 #lobby:2"]
 
 
+def fill_rooms(factory: ChatFactory, names: list[str]) -> None:
+    """Create a room for each name, held by model-only users (49 rooms each)."""
+    chat = factory.chat
+    for i in range(0, len(names), 49):
+        user = chat.register(f"holder{i}", RecordingClient())
+        for name in names[i : i + 49]:
+            chat.join(user, name)
+
+
+def test_rooms_is_answered_in_pages_of_100(factory: ChatFactory) -> None:
+    """With 250 rooms, /rooms gives the first 100 by name then INFO saying how
+    many more and how to ask; the last page says it is the last."""
+    fill_rooms(factory, [f"#room{i:03d}" for i in range(249)])  # and #lobby
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    *answer, info = lines(out)
+    listed = [word for text in answer for word in text.split(" ")[1:]]
+    assert all(text.startswith("ROOMS ") and len(text) < 512 for text in answer)
+    assert listed == ["#lobby:1", *(f"#room{i:03d}:1" for i in range(99))]
+    assert info == (
+        "INFO Rooms 1-100 of 250 (page 1 of 3); 150 more: /rooms 2 for the next page."
+    )
+    alice.dataReceived(b"/rooms 3\n")
+    *answer, info = lines(out)
+    listed = [word for text in answer for word in text.split(" ")[1:]]
+    assert listed == [f"#room{i:03d}:1" for i in range(199, 249)]
+    assert info == "INFO Rooms 201-250 of 250 (page 3 of 3); that is the last page."
+
+
+def test_rooms_with_100_rooms_answers_as_protocol_v1(factory: ChatFactory) -> None:
+    """Up to 100 rooms, /rooms is ROOMS lines and nothing else, as before."""
+    fill_rooms(factory, [f"#room{i:03d}" for i in range(99)])  # and #lobby
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    answer = lines(out)
+    assert all(text.startswith("ROOMS ") for text in answer)
+    assert sum(len(text.split(" ")) - 1 for text in answer) == 100
+
+
+def test_rooms_pages_that_do_not_exist_are_bad_args(factory: ChatFactory) -> None:
+    """/rooms 0, a page past the end, a word or two pages get ERR bad-args."""
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms 0\n/rooms 2\n/rooms two\n/rooms 1 2\n")
+    alice.dataReceived(b"/rooms " + b"9" * 2000 + b"\n")
+    replies = lines(out)
+    assert [text.split(" ", 2)[1] for text in replies] == ["bad-args"] * 5
+    assert replies[1] == "ERR bad-args there is no page 2: the 1 rooms fill page 1"
+    assert replies[2] == "ERR bad-args usage: /rooms [<page>]"
+    alice.dataReceived(b"/rooms 1\n")
+    assert lines(out) == ["ROOMS #lobby:1"]
+
+
+def test_rooms_answer_stays_small_however_many_rooms(factory: ChatFactory) -> None:
+    """1500 rooms with the longest names: /rooms sends 100 of them, under
+    16 KB, far from any send queue; the old answer held them all."""
+    fill_rooms(factory, [f"#{i:04d}{'x' * 28}" for i in range(1499)])
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"/rooms\n")
+    assert len(out.value()) < 16_384
+    *answer, info = lines(out)
+    assert sum(len(text.split(" ")) - 1 for text in answer) == 100
+    assert info.startswith("INFO Rooms 1-100 of 1500 ")
+
+
+def test_joins_past_the_room_caps_get_too_many_rooms(clock: Clock) -> None:
+    """--max-rooms-per-user and --max-rooms reach the chat: ERR too-many-rooms
+    with a sentence saying what to do, and the connection goes on."""
+    factory = make_factory(clock, max_rooms_per_user=2, max_rooms=2)
+    (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    alice.dataReceived(b"/join #a\n/join #b\n")
+    assert lines(a_out)[-1] == (
+        "ERR too-many-rooms you are in 2 rooms, the most one may be in; "
+        "/part one of them to join another"
+    )
+    bob.dataReceived(b"/join #c\n")
+    assert lines(b_out) == [
+        "ERR too-many-rooms the server has 2 rooms, as many as it holds; "
+        "join one of them (see /rooms) or try again later"
+    ]
+    bob.dataReceived(b"/join #a\nstill here\n")
+    assert lines(b_out) == ["JOIN #a bob", "MSG #a bob still here"]
+
+
 def test_help_describes_every_command(factory: ChatFactory) -> None:
     """/help sends INFO lines naming each command of PROTOCOL.md."""
     alice, out = connect(factory, "alice")
@@ -303,6 +449,7 @@ def test_help_describes_every_command(factory: ChatFactory) -> None:
     for name in ("nick", "me", "msg", "join", "part", "who", "rooms", "help", "quit"):
         assert name in COMMANDS
         assert any(f"/{name}" in line for line in text), name
+    assert any("/rooms [<page>]" in line for line in text)
 
 
 def test_unknown_command(factory: ChatFactory) -> None:
@@ -523,7 +670,8 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 
 
 def test_every_protocol_error_code_is_known() -> None:
-    """ErrorCode holds exactly the codes of PROTOCOL.md."""
+    """ErrorCode holds exactly the codes of PROTOCOL.md and chatd's documented
+    extension, too-many-rooms (docs/protocol.md lists each)."""
     assert {code.value for code in ErrorCode} == {
         "nick-taken",
         "nick-invalid",
@@ -538,7 +686,10 @@ def test_every_protocol_error_code_is_known() -> None:
         "bad-encoding",
         "flood",
         "server-full",
+        "too-many-rooms",
     }
+    documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    assert all(f"`{code.value}`" in documented for code in ErrorCode)
 
 
 def test_refused_long_line_is_logged_once_with_the_address(

@@ -58,6 +58,8 @@ _LOWEST = {
     "sendq": 4096,
     "max-clients": 1,
     "max-per-ip": 1,
+    "max-rooms": 1,  # #lobby alone
+    "max-rooms-per-user": 1,  # #lobby counts
 }
 
 
@@ -93,6 +95,10 @@ class Options(usage.Options):
         ["max-clients", None, 1024, "connections at once", _whole_number],
         ["max-per-ip", None, 16, "connections at once from one address",
          _whole_number],
+        ["max-rooms", None, 10000, "rooms on the server at once, #lobby included",
+         _whole_number],
+        ["max-rooms-per-user", None, 50,
+         "rooms one user may be in at once, #lobby included", _whole_number],
         ["register-timeout", None, 60.0,
          "seconds a new connection has to choose a nickname", _seconds],
         ["idle-timeout", None, 0.0,
@@ -142,6 +148,8 @@ class Options(usage.Options):
             sendq=self["sendq"],
             max_clients=self["max-clients"],
             max_per_ip=self["max-per-ip"],
+            max_rooms=self["max-rooms"],
+            max_rooms_per_user=self["max-rooms-per-user"],
             register_timeout=self["register-timeout"],
             idle_timeout=self["idle-timeout"],
             flush_delay=0.0,  # one write per recipient per reactor turn
