@@ -398,3 +398,14 @@ def test_user_with_empty_realname_is_461() -> None:
     session = FakeIrc(make_server())
     session.line("USER name 0 * :")
     assert session.commands() == ["461"]
+
+
+def test_room_cap_is_405() -> None:
+    """Past --max-rooms-per-user, JOIN is 405 and CHANLIMIT says the number."""
+    server = make_server(Chat(max_rooms_per_user=2), max_rooms_per_user=2)
+    alice = registered(server, "alice")
+    alice.line("JOIN #a,#b,#c")
+    assert alice.commands()[-1] == "405"
+    assert ["CHANLIMIT=#:2"] == [
+        token for group in server.isupport for token in group if "CHANLIMIT" in token
+    ]

@@ -140,6 +140,8 @@ def numeric_for(error: ChatError, subject: str) -> IrcError:
             return IrcError(
                 n.ERR_NOTONCHANNEL, subject, text="You're not on that channel"
             )
+        case ErrorCode.TOO_MANY_ROOMS:
+            return IrcError(n.ERR_TOOMANYCHANNELS, subject, text=text)
         case ErrorCode.NOT_REGISTERED:
             return IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
         case ErrorCode.BAD_ARGS:

@@ -30,7 +30,7 @@ def isupport_tokens(config: ServerConfig) -> list[str]:
     return [
         f"AWAYLEN={AWAYLEN}",
         "CASEMAPPING=rfc8265",
-        "CHANLIMIT=#:",
+        f"CHANLIMIT=#:{config.max_rooms_per_user}",
         "CHANMODES=,,,n",
         f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
         "CHANTYPES=#",
