@@ -155,3 +155,39 @@ def test_installed_distribution_ships_the_plugin() -> None:
     assert not any(
         name in names for name in ("twisted/__init__.py", "twisted/plugins/__init__.py")
     )
+
+
+def test_irc_is_off_unless_given() -> None:
+    """Without --irc there is no IRC listener; --irc is repeatable."""
+    assert parse()["irc_endpoints"] == []
+    options = parse("--irc", "tcp:6667", "--irc", "tcp:6668")
+    assert [description for description, _ in options["irc_endpoints"]] == [
+        "tcp:6667",
+        "tcp:6668",
+    ]
+
+
+def test_irc_listeners_share_the_hub() -> None:
+    """--irc adds a listener whose door factory builds IRC connections on the hub."""
+    from chatd.factory import ChatFactory, DoorFactory
+    from chatd.irc.protocol import IrcProtocol
+
+    service = chatd.makeService(
+        parse(
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--irc",
+            "tcp:0:interface=127.0.0.1",
+        )
+    )
+    listeners = [c for c in service if isinstance(c, StreamServerEndpointService)]
+    assert len(listeners) == 2
+    line, irc = (listener.factory for listener in listeners)
+    assert isinstance(line, ChatFactory) and isinstance(irc, DoorFactory)
+    assert irc.hub is line and irc.door is IrcProtocol
+
+
+def test_bad_irc_endpoint_is_a_usage_error() -> None:
+    """An unparsable --irc is a UsageError naming the option."""
+    with pytest.raises(usage.UsageError, match="--irc carrier-pigeon"):
+        parse("--irc", "carrier-pigeon:6667")
