@@ -403,9 +403,10 @@ class ClientSession:
         words, text = line.words, line.text or ""
         match line.verb:
             case "HELLO":
-                self.state.conversations[SERVER_KEY].name = words[0]
+                server = self.state.conversations[SERVER_KEY]
+                server.name = words[0]
                 self.state.note_server(EntryKind.INFO, text)
-                self.view.refresh()
+                self.view.changed(server)
             case "NICK":
                 self._on_nick()
             case "WELCOME":

@@ -79,7 +79,12 @@ class WhoRequest:
 
 
 class ClientView(TypingProtocol):
-    """What the client tells the screen (chatd/tk_client.py, or a test)."""
+    """What the client tells the screen (chatd/tk_client.py, or a test).
+
+    Each change is told as it happens, one row at a time, so that a screen
+    can follow a room of thousands without redrawing it per JOIN; only
+    selected() asks for the conversation on screen to be drawn whole.
+    """
 
     def status(self, text: str) -> None:
         """Show text in the status line."""
@@ -87,8 +92,26 @@ class ClientView(TypingProtocol):
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         """Draw entry if conversation is the one on screen."""
 
-    def refresh(self) -> None:
-        """Redraw the conversation list, the members and, if it changed, the view."""
+    def opened(self, conversation: Conversation) -> None:
+        """A conversation was opened: it comes last in the list."""
+
+    def closed(self, conversation: Conversation) -> None:
+        """A conversation was closed (selected() follows if it was on screen)."""
+
+    def changed(self, conversation: Conversation) -> None:
+        """A conversation's name, unread count or joined state changed."""
+
+    def selected(self, conversation: Conversation) -> None:
+        """Show conversation: draw its messages and members whole."""
+
+    def member_added(self, conversation: Conversation, nick: str) -> None:
+        """nick joined conversation (or is listed again with another spelling)."""
+
+    def member_removed(self, conversation: Conversation, nick: str) -> None:
+        """nick left conversation."""
+
+    def members_reset(self, conversation: Conversation) -> None:
+        """conversation's members were replaced as a whole (or cleared)."""
 
     def ask_nick(self, reason: str) -> None:
         """The nickname was refused (reason is the server's): ask for another."""
@@ -141,7 +164,8 @@ class ChatState:
             if conversation.kind is ConversationKind.ROOM:
                 conversation.joined = False
                 conversation.members.clear()
-        self.view.refresh()
+                self.view.changed(conversation)
+                self.view.members_reset(conversation)
 
     def rooms(self) -> list[Conversation]:
         """Return the rooms' conversations, in the order they were opened."""
@@ -164,7 +188,7 @@ class ChatState:
             return
         self.current = key
         conversation.unread = 0
-        self.view.refresh()
+        self.view.selected(conversation)
 
     def open_private(self, nick: str) -> None:
         """Open (or show) the private conversation with nick."""
@@ -188,11 +212,10 @@ class ChatState:
     def remove(self, key: str) -> None:
         """Close a conversation; if it was on screen, show the one before it."""
         keys = list(self.conversations)
-        del self.conversations[key]
+        conversation = self.conversations.pop(key)
+        self.view.closed(conversation)
         if self.current == key:
             self.select(keys[keys.index(key) - 1])  # the server's is never removed
-        else:
-            self.view.refresh()
 
     # -- server lines -----------------------------------------------------------------
 
@@ -243,13 +266,13 @@ class ChatState:
         if not self.is_me(nick):
             conversation = self.conversations.get(fold(room))
             if conversation is not None:
-                conversation.members[fold(nick)] = nick
+                self._add_member(conversation, nick)
                 self.note(conversation, EntryKind.NOTICE, f"{nick} joined {room}")
-                self.view.refresh()
             return
         conversation = self.room(room)
         conversation.joined = True
-        conversation.members[fold(nick)] = nick
+        self.view.changed(conversation)
+        self._add_member(conversation, nick)
         self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
         self._forget_switch(conversation.key)
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
@@ -259,8 +282,6 @@ class ChatState:
         if conversation.key in self.asked_joins or self.current == SERVER_KEY:
             self.asked_joins.discard(conversation.key)
             self.select(conversation.key)
-        else:
-            self.view.refresh()
 
     def _on_part(self, room: str, nick: str, reason: str) -> None:
         key = fold(room)
@@ -269,9 +290,8 @@ class ChatState:
             return
         said = f" ({reason})" if reason.strip() else ""
         if not self.is_me(nick):
-            conversation.members.pop(fold(nick), None)
+            self._remove_member(conversation, nick)
             self.note(conversation, EntryKind.NOTICE, f"{nick} left {room}{said}")
-            self.view.refresh()
             return
         if self.server_room == key:
             self.server_room = LOBBY_KEY  # PROTOCOL.md: falls back to #lobby
@@ -281,13 +301,12 @@ class ChatState:
     def _on_quit(self, nick: str, reason: str) -> None:
         key = fold(nick)
         for conversation in self.conversations.values():
-            was_member = conversation.members.pop(key, None) is not None
+            was_member = self._remove_member(conversation, nick)
             if was_member or (
                 conversation.kind is ConversationKind.PRIVATE
                 and conversation.key == key
             ):
                 self.note(conversation, EntryKind.NOTICE, f"{nick} quit ({reason})")
-        self.view.refresh()
 
     def _on_rename(self, old: str, new: str) -> None:
         old_key, new_key = fold(old), fold(new)
@@ -296,11 +315,8 @@ class ChatState:
         notice = f"{old} is now known as {new}"
         renamed: dict[str, Conversation] = {}
         for key, conversation in self.conversations.items():
-            if old_key in conversation.members:
-                conversation.members = {
-                    (new_key if k == old_key else k): (new if k == old_key else v)
-                    for k, v in conversation.members.items()
-                }
+            if self._remove_member(conversation, old):
+                self._add_member(conversation, new)
                 self.note(conversation, EntryKind.NOTICE, notice)
             if conversation.kind is ConversationKind.PRIVATE and key == old_key:
                 self.note(conversation, EntryKind.NOTICE, notice)
@@ -308,9 +324,9 @@ class ChatState:
                     conversation.key, conversation.name = new_key, new
                     if self.current == old_key:
                         self.current = new_key
+                    self.view.changed(conversation)
             renamed[conversation.key] = conversation
         self.conversations = renamed
-        self.view.refresh()
 
     def _on_users(self, room: str, nicks: tuple[str, ...], follows: bool) -> None:
         """Read one USERS line; follows: the line before was USERS for this room.
@@ -334,8 +350,9 @@ class ChatState:
         if conversation is not None and conversation.kind is ConversationKind.ROOM:
             if not follows:  # an answer after other lines replaces the list
                 conversation.members.clear()
-            conversation.members.update((fold(nick), nick) for nick in nicks)
-            self.view.refresh()
+                self.view.members_reset(conversation)
+            for nick in nicks:
+                self._add_member(conversation, nick)
         if self._users_shown:
             self.note_shown(EntryKind.INFO, f"{lead} {', '.join(nicks)}")
 
@@ -361,6 +378,19 @@ class ChatState:
     def _forget_switch(self, key: str) -> None:
         self._switching = deque(k for k in self._switching if k != key)
 
+    def _add_member(self, conversation: Conversation, nick: str) -> None:
+        key = fold(nick)
+        if conversation.members.get(key) != nick:
+            conversation.members[key] = nick
+            self.view.member_added(conversation, nick)
+
+    def _remove_member(self, conversation: Conversation, nick: str) -> bool:
+        """Take nick off conversation's members; tell whether it was there."""
+        if conversation.members.pop(fold(nick), None) is None:
+            return False
+        self.view.member_removed(conversation, nick)
+        return True
+
     # -- conversations ----------------------------------------------------------------
 
     def is_me(self, nick: str) -> bool:
@@ -381,7 +411,7 @@ class ChatState:
         if conversation is None:
             conversation = Conversation(key, name, kind)
             self.conversations[key] = conversation
-            self.view.refresh()
+            self.view.opened(conversation)
         return conversation
 
     def note(
@@ -398,7 +428,7 @@ class ChatState:
         self.view.entry_added(conversation, entry)
         if conversation.key != self.current and nick is not None and not own:
             conversation.unread += 1
-            self.view.refresh()
+            self.view.changed(conversation)
 
     def note_shown(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the conversation on screen."""

@@ -3,6 +3,7 @@ negotiation, typing, reconnecting and leaving; no display needed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -46,7 +47,7 @@ class RecordingView:
     failed: list[str] = field(default_factory=list)
     registered_as: list[str] = field(default_factory=list)
     finished_count: int = 0
-    refreshes: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # screen updates by kind
 
     def status(self, text: str) -> None:
         self.statuses.append(text)
@@ -54,8 +55,26 @@ class RecordingView:
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         self.entries.append((conversation.name, entry))
 
-    def refresh(self) -> None:
-        self.refreshes += 1
+    def opened(self, conversation: Conversation) -> None:
+        self.calls["opened"] += 1
+
+    def closed(self, conversation: Conversation) -> None:
+        self.calls["closed"] += 1
+
+    def changed(self, conversation: Conversation) -> None:
+        self.calls["changed"] += 1
+
+    def selected(self, conversation: Conversation) -> None:
+        self.calls["selected"] += 1
+
+    def member_added(self, conversation: Conversation, nick: str) -> None:
+        self.calls["member_added"] += 1
+
+    def member_removed(self, conversation: Conversation, nick: str) -> None:
+        self.calls["member_removed"] += 1
+
+    def members_reset(self, conversation: Conversation) -> None:
+        self.calls["members_reset"] += 1
 
     def ask_nick(self, reason: str) -> None:
         self.asked.append(reason)
@@ -333,6 +352,34 @@ def test_join_and_part_of_others_update_members_quietly(client: Client) -> None:
         "bob left #lobby (gone fishing)",
         "carol left #lobby",
     ]
+
+
+def test_each_join_part_quit_and_rename_is_one_member_change(client: Client) -> None:
+    """N JOIN lines tell the screen N one-row changes; nothing is drawn whole.
+
+    The screen used to be told "redraw everything" per JOIN, which made a
+    room filling up quadratic (issue 11, finding 12).
+    """
+    sign_in(client)
+    client.view.calls.clear()
+    client.hear(*(f"JOIN #lobby user{n}" for n in range(1000)))
+    assert client.view.calls == {"member_added": 1000}
+    assert len(client.conversation("#lobby").members) == 1002
+    client.view.calls.clear()
+    client.hear("PART #lobby user1 bye", "QUIT user2 gone", "RENAME user3 trey")
+    assert client.view.calls == {"member_removed": 3, "member_added": 1}
+    assert "trey" in client.conversation("#lobby").member_names()
+
+
+def test_messages_elsewhere_change_one_row_of_the_list(client: Client) -> None:
+    """A new conversation is opened as one row; its unread count changes that row."""
+    sign_in(client)
+    client.view.calls.clear()
+    client.hear(*(f"PRIV sender{n} alice hi" for n in range(20)))
+    assert client.view.calls == {"opened": 20, "changed": 20}
+    client.view.calls.clear()
+    client.session.select("sender3")
+    assert client.view.calls == {"selected": 1}  # drawn whole: on purpose
 
 
 def test_typed_join_opens_the_room_and_part_closes_it(client: Client) -> None:
