@@ -49,6 +49,7 @@ MAX_RETRY_DELAY = 30.0  # ... up to this
 QUIT_GRACE = 2.0  # seconds to wait for the server to close after /quit
 CONNECT_TIMEOUT = 10  # seconds for one TCP connection attempt
 NICK_REFUSALS = frozenset({"nick-taken", "nick-invalid"})  # PROTOCOL.md codes
+PRIVATE_KINDS = frozenset({ConversationKind.PRIVATE, ConversationKind.OTHERS})
 
 
 def retry_delay(attempt: int) -> float:
@@ -203,7 +204,7 @@ class ClientSession:
             return
         if conversation.kind is ConversationKind.ROOM:
             self._send(f"/part {conversation.name}")
-        elif conversation.kind is ConversationKind.PRIVATE:
+        elif conversation.kind in PRIVATE_KINDS:
             self.state.remove(key)
 
     def quit(self, reason: str = "") -> Deferred[None]:
@@ -346,6 +347,12 @@ class ClientSession:
         elif conversation.kind is ConversationKind.PRIVATE:
             body = text[1:] if text.startswith("//") else text
             self._send(f"/msg {conversation.name} {body}")
+        elif conversation.kind is ConversationKind.OTHERS:
+            self.state.note_shown(
+                EntryKind.ERROR,
+                "This tab collects private messages from several people. "
+                "Answer one with /msg <nick> <text>.",
+            )
         else:
             self.state.note_shown(
                 EntryKind.ERROR,
@@ -358,7 +365,7 @@ class ClientSession:
         name, _, rest = text[1:].partition(" ")
         args = rest.split()
         in_room = conversation.kind is ConversationKind.ROOM
-        private = conversation.kind is ConversationKind.PRIVATE
+        private = conversation.kind in PRIVATE_KINDS
         names_a_room = bool(args) and args[0].startswith("#")
         match name.lower():
             case "join" if args:

@@ -20,7 +20,9 @@ from chatd.names import LOBBY, fold
 from chatd.wire import ServerLine
 
 SCROLLBACK = 2000  # entries kept per conversation
+MAX_PRIVATE = 50  # private conversations that others' messages may open
 SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
+OTHERS_KEY = "*"  # private messages past MAX_PRIVATE; no nickname or room is "*"
 LOBBY_KEY = fold(LOBBY)
 
 
@@ -30,6 +32,7 @@ class ConversationKind(Enum):
     SERVER = auto()
     ROOM = auto()
     PRIVATE = auto()
+    OTHERS = auto()  # private messages from people past MAX_PRIVATE, together
 
 
 class EntryKind(Enum):
@@ -139,6 +142,7 @@ class ChatState:
         server = Conversation(SERVER_KEY, "server", ConversationKind.SERVER)
         self.conversations: dict[str, Conversation] = {SERVER_KEY: server}
         self.current = SERVER_KEY  # the key of the conversation on screen
+        self._privates = 0  # how many conversations are PRIVATE
         self.room_sizes: dict[str, int] = {}  # the last ROOMS answer
         self._previous: ServerLine | None = None  # to join USERS/ROOMS lines
         self._lines = 0  # server lines applied on this connection
@@ -213,6 +217,8 @@ class ChatState:
         """Close a conversation; if it was on screen, show the one before it."""
         keys = list(self.conversations)
         conversation = self.conversations.pop(key)
+        if conversation.kind is ConversationKind.PRIVATE:
+            self._privates -= 1
         self.view.closed(conversation)
         if self.current == key:
             self.select(keys[keys.index(key) - 1])  # the server's is never removed
@@ -257,7 +263,11 @@ class ChatState:
 
     def _on_private(self, sender: str, recipient: str, text: str) -> None:
         own = self.is_me(sender)
-        conversation = self.private(recipient if own else sender)
+        other = recipient if own else sender
+        if own or fold(other) in self.conversations or self._privates < MAX_PRIVATE:
+            conversation = self.private(other)
+        else:  # others' messages open at most MAX_PRIVATE tabs (issue 11)
+            conversation = self._others()
         self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
         if own:  # the user just wrote to them: show that conversation
             self.select(conversation.key)
@@ -405,12 +415,31 @@ class ChatState:
         """Return the private conversation with nick, opening it if needed."""
         return self._open(nick, ConversationKind.PRIVATE)
 
-    def _open(self, name: str, kind: ConversationKind) -> Conversation:
-        key = fold(name)
+    def _others(self) -> Conversation:
+        """Return the conversation collecting private messages past MAX_PRIVATE."""
+        others = self.conversations.get(OTHERS_KEY)
+        if others is None:
+            others = self._open("other people", ConversationKind.OTHERS, OTHERS_KEY)
+            self.note(
+                others,
+                EntryKind.INFO,
+                f"{MAX_PRIVATE} private conversations are open, so messages from "
+                "anyone else are collected here. Close a private conversation to "
+                "give the next person a tab, or answer someone with /msg <nick> "
+                "<text>, which opens theirs.",
+            )
+        return others
+
+    def _open(
+        self, name: str, kind: ConversationKind, key: str | None = None
+    ) -> Conversation:
+        key = fold(name) if key is None else key
         conversation = self.conversations.get(key)
         if conversation is None:
             conversation = Conversation(key, name, kind)
             self.conversations[key] = conversation
+            if kind is ConversationKind.PRIVATE:
+                self._privates += 1
             self.view.opened(conversation)
         return conversation
 

@@ -91,7 +91,7 @@ def conversation_label(conversation: Conversation) -> str:
     match conversation.kind:
         case ConversationKind.SERVER:
             label = f"{conversation.name} (server)"
-        case ConversationKind.PRIVATE:
+        case ConversationKind.PRIVATE | ConversationKind.OTHERS:
             label = f"{conversation.name} (private)"
         case _:
             label = conversation.name
@@ -107,6 +107,8 @@ def conversation_title(conversation: Conversation) -> str:
             return f"Notices from the server {conversation.name}"
         case ConversationKind.PRIVATE:
             return f"Private conversation with {conversation.name}"
+        case ConversationKind.OTHERS:
+            return "Private messages from people without a tab of their own"
         case _ if not conversation.joined:
             return f"{conversation.name} (not connected)"
         case _:

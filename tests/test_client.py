@@ -29,12 +29,17 @@ from chatd.client import (
     tcp_connector,
 )
 from chatd.conversations import (
+    MAX_PRIVATE,
+    OTHERS_KEY,
+    SCROLLBACK,
     SERVER_KEY,
     Conversation,
     ConversationKind,
     Entry,
     EntryKind,
 )
+
+PRIVATE = ConversationKind.PRIVATE
 
 
 @dataclass
@@ -326,6 +331,59 @@ def test_priv_opens_a_conversation_keyed_by_the_other_party(client: Client) -> N
     client.hear("PRIV alice carol hey carol")
     assert client.session.state.current == "carol"
     assert client.conversation("carol").scrollback[-1].own
+
+
+def test_private_tabs_from_others_stop_at_the_cap(client: Client) -> None:
+    """PRIV from a new sender past MAX_PRIVATE tabs goes to one "other people" tab.
+
+    A flood of private messages from new nicknames used to open a tab each
+    (issue 11, finding 12). The tabs already open stay as they are.
+    """
+    sign_in(client)
+    client.hear(*(f"PRIV sender{n} alice hi {n}" for n in range(MAX_PRIVATE + 10)))
+    state = client.session.state
+    privates = [c for c in state.conversations.values() if c.kind is PRIVATE]
+    assert len(privates) == MAX_PRIVATE
+    others = client.conversation(OTHERS_KEY)
+    assert others.kind is ConversationKind.OTHERS
+    assert f"{MAX_PRIVATE} private conversations are open" in others.scrollback[0].text
+    assert [(e.nick, e.text) for e in others.scrollback if e.nick] == [
+        (f"sender{n}", f"hi {n}") for n in range(MAX_PRIVATE, MAX_PRIVATE + 10)
+    ]
+    assert others.unread == 10
+    # Those with a tab keep getting their messages there.
+    client.hear("PRIV sender0 alice again")
+    assert client.conversation("sender0").scrollback[-1].text == "again"
+    # The user's own /msg opens a tab past the cap; the echo shows it.
+    client.hear(f"PRIV alice sender{MAX_PRIVATE} hello you")
+    assert state.current == f"sender{MAX_PRIVATE}"
+    # A tab closed makes room for the next new sender.
+    client.session.close("sender1")
+    client.session.close("sender2")
+    client.hear("PRIV newcomer alice hi")
+    assert client.conversation("newcomer").kind is PRIVATE
+
+
+def test_the_other_people_tab_takes_no_plain_lines(client: Client) -> None:
+    """A plain line in the "other people" tab is refused; /part closes the tab."""
+    sign_in(client)
+    client.hear(*(f"PRIV sender{n} alice hi" for n in range(MAX_PRIVATE + 1)))
+    client.session.select(OTHERS_KEY)
+    client.session.submit("hello?")
+    assert client.sent() == []
+    assert "/msg <nick> <text>" in client.view.texts(EntryKind.ERROR)[0]
+    client.session.submit("/part")
+    assert client.sent() == []
+    assert OTHERS_KEY not in client.session.state.conversations
+
+
+def test_scrollback_is_bounded_per_conversation(client: Client) -> None:
+    """A conversation keeps its latest SCROLLBACK entries, whatever arrives."""
+    sign_in(client)
+    client.hear(*(f"MSG #lobby bob line {n}" for n in range(SCROLLBACK + 500)))
+    scrollback = client.conversation("#lobby").scrollback
+    assert len(scrollback) == SCROLLBACK
+    assert scrollback[-1].text == f"line {SCROLLBACK + 499}"
 
 
 def test_typing_in_a_private_conversation_sends_msg(client: Client) -> None:

@@ -30,7 +30,11 @@ from twisted.internet.defer import Deferred  # noqa: E402
 from twisted.internet.testing import MemoryReactorClock, StringTransport  # noqa: E402
 
 from chatd.client import ClientProtocol  # noqa: E402
-from chatd.conversations import Conversation, ConversationKind  # noqa: E402
+from chatd.conversations import (  # noqa: E402
+    MAX_PRIVATE,
+    Conversation,
+    ConversationKind,
+)
 from chatd.tk_client import (  # noqa: E402
     NICK_COLOURS,
     ChatWindow,
@@ -195,6 +199,8 @@ def test_private_messages_change_one_conversation_row_each(
     assert counted.calls["members.insert"] == 0
     labels = counted.window.conversation_list.get(0, "end")
     assert labels[:2] == ("chatd (server)", "#lobby")
+    assert len(labels) == 2 + MAX_PRIVATE + 1  # the rest share one tab
+    assert labels[-1] == f"other people (private)  ● {500 - MAX_PRIVATE} new"
 
 
 def type_into(window: Driver, display: str, title: str, text: str) -> None:
