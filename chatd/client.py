@@ -41,7 +41,7 @@ from chatd.conversations import (
     EntryKind,
 )
 from chatd.names import fold
-from chatd.wire import ServerLine, parse_server_line
+from chatd.wire import LIST_VERBS, ServerLine, parse_server_line
 
 DEFAULT_HOST = "127.0.0.1"
 FIRST_RETRY_DELAY = 1.0  # seconds; doubled after each failed attempt ...
@@ -55,6 +55,23 @@ PRIVATE_KINDS = frozenset({ConversationKind.PRIVATE, ConversationKind.OTHERS})
 def retry_delay(attempt: int) -> float:
     """Return how long to wait before reconnect attempt number attempt (from 1)."""
     return min(FIRST_RETRY_DELAY * 2 ** max(attempt - 1, 0), MAX_RETRY_DELAY)
+
+
+def read_server_line(raw: str) -> ServerLine:
+    """Split a server line (no CRLF) as chatd.wire does, lenient with word lists.
+
+    The words of USERS and ROOMS are a list: an empty word (two spaces in a
+    row) is left out instead of costing the whole line. Which items make
+    sense is ChatState's to judge. ValueError if the line is not in the
+    protocol at all.
+    """
+    verb, _, rest = raw.partition(" ")
+    if verb not in LIST_VERBS:
+        return parse_server_line(raw)
+    words = tuple(word for word in rest.split(" ") if word)
+    if verb == "USERS" and not words:
+        raise ValueError(f"USERS without a room: {raw!r}")
+    return ServerLine(verb, words, None)
 
 
 Connector = Callable[[str, int, "ClientProtocol"], "Deferred[object]"]
@@ -115,7 +132,7 @@ class ClientProtocol(LineReceiver):
         self.log.debug("received {line!r}", line=text)
         try:
             try:
-                parsed = parse_server_line(text)
+                parsed = read_server_line(text)
             except ValueError:
                 self.session.unreadable(self, text)
                 return

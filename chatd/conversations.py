@@ -16,7 +16,7 @@ from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IReactorTime
 
-from chatd.names import LOBBY, fold
+from chatd.names import LOBBY, fold, valid_nick, valid_room
 from chatd.wire import ServerLine
 
 SCROLLBACK = 2000  # entries kept per conversation
@@ -24,6 +24,7 @@ MAX_PRIVATE = 50  # private conversations that others' messages may open
 SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
 OTHERS_KEY = "*"  # private messages past MAX_PRIVATE; no nickname or room is "*"
 LOBBY_KEY = fold(LOBBY)
+MAX_COUNT_DIGITS = 9  # a room's size in ROOMS; longer numbers are not believed
 
 
 class ConversationKind(Enum):
@@ -356,26 +357,32 @@ class ChatState:
             lead = f"In {room}:"
         else:
             lead = "…"
+        listed = [nick for nick in nicks if valid_nick(nick)]  # skip what is not
         conversation = self.conversations.get(key)
         if conversation is not None and conversation.kind is ConversationKind.ROOM:
             if not follows:  # an answer after other lines replaces the list
                 conversation.members.clear()
                 self.view.members_reset(conversation)
-            for nick in nicks:
+            for nick in listed:
                 self._add_member(conversation, nick)
         if self._users_shown:
-            self.note_shown(EntryKind.INFO, f"{lead} {', '.join(nicks)}")
+            text = f"{lead} {', '.join(listed)}{_skipped(len(nicks) - len(listed))}"
+            self.note_shown(EntryKind.INFO, text)
 
     def _on_rooms(self, items: tuple[str, ...], continued: bool) -> None:
         if not continued:
             self.room_sizes = {}
         shown = []
-        for item in items:
+        for item in items:  # <room>:<count>; an item that is not is left out
             name, _, count = item.rpartition(":")
-            self.room_sizes[name or item] = int(count) if count.isdecimal() else 0
-            shown.append(f"{name} ({count})" if name else item)
+            if not (_is_count(count) and valid_room(name)):
+                continue
+            size = int(count)
+            self.room_sizes[name] = size
+            shown.append(f"{name} ({size})")
         lead = "…" if continued else "Rooms:"
-        self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}")
+        skipped = _skipped(len(items) - len(shown))
+        self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}{skipped}")
 
     def _on_info(self, text: str) -> None:
         if self._switching:
@@ -466,6 +473,16 @@ class ChatState:
     def note_server(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the server's conversation."""
         self.note(self.conversations[SERVER_KEY], kind, text)
+
+
+def _is_count(text: str) -> bool:
+    """Tell whether text is a number of people as ROOMS gives it (a few digits)."""
+    return 0 < len(text) <= MAX_COUNT_DIGITS and text.isascii() and text.isdigit()
+
+
+def _skipped(count: int) -> str:
+    """Say how many items of a USERS or ROOMS line were left out, if any."""
+    return f" ({count} unreadable left out)" if count else ""
 
 
 def _continues(previous: ServerLine | None, line: ServerLine) -> bool:

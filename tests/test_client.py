@@ -560,6 +560,35 @@ def test_rooms_over_several_lines_add_up(client: Client) -> None:
     assert client.session.state.room_sizes == {"#lobby": 2}
 
 
+def test_rooms_items_that_make_no_sense_are_left_out(client: Client) -> None:
+    """ROOMS: a count of 5,000 digits or a malformed item is skipped, not the line.
+
+    int() of 5,000 digits raises ValueError, which lost the whole line
+    (issue 11, finding 12).
+    """
+    sign_in(client)
+    client.session.submit("/rooms")
+    absurd = "9" * 5000
+    client.hear(f"ROOMS #a:1 #b:{absurd} #c:x c:2 #d: :3 #e:-1 #f:٣  #g:007")
+    assert client.session.state.room_sizes == {"#a": 1, "#g": 7}
+    assert client.view.texts(EntryKind.INFO) == [
+        "Rooms: #a (1), #g (7) (7 unreadable left out)"
+    ]
+    assert client.view.statuses[-1].startswith("Connected")  # no failure reported
+
+
+def test_users_items_that_are_not_nicknames_are_left_out(client: Client) -> None:
+    """USERS: a word that is no nickname is skipped; two spaces cost nothing."""
+    sign_in(client)
+    client.session.submit("/who")
+    long_nick = "x" * 5000
+    client.hear(f"USERS #lobby alice  bob b@d {long_nick} 9lives carol")
+    assert client.conversation("#lobby").member_names() == ["alice", "bob", "carol"]
+    assert client.view.texts() == [
+        "In #lobby: alice, bob, carol (3 unreadable left out)"
+    ]
+
+
 def test_info_and_err_are_notices_in_the_conversation_on_screen(
     client: Client,
 ) -> None:
