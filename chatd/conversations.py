@@ -206,13 +206,25 @@ class ChatState:
 
     def make_server_current(self, room: Conversation) -> None:
         """Make room the server's current room, so that a plain line goes there."""
-        if self.server_room == room.key:
-            return
+        if self.server_room == room.key and room.joined:
+            return  # (a room not joined yet gets its /join: one may have failed)
         # PROTOCOL.md: /join of a room you are in makes it current; chatd answers
         # with an INFO, which _on_info leaves out.
         self.send(f"/join {room.name}")
+        self.joining(room)
+
+    def joining(self, room: Conversation) -> None:
+        """A /join for room was sent: once the server reads it, room is current."""
         self._switching.append(room.key)
         self.server_room = room.key
+
+    def needs_rejoin(self, room: Conversation) -> bool:
+        """Tell whether room is open, not joined, and no /join for it is on its way."""
+        return (
+            self.conversations.get(room.key) is room
+            and not room.joined
+            and room.key not in self._switching
+        )
 
     def remove(self, key: str) -> None:
         """Close a conversation; if it was on screen, show the one before it."""
@@ -284,8 +296,9 @@ class ChatState:
         conversation.joined = True
         self.view.changed(conversation)
         self._add_member(conversation, nick)
-        self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
         self._forget_switch(conversation.key)
+        if not self._switching:  # else a later /join is on its way: that room wins
+            self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
         # The server sends USERS only when asked: ask, and fill the list quietly.
         self.expect_users(room, shown=False)

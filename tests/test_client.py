@@ -3,10 +3,12 @@ negotiation, typing, reconnecting and leaving; no display needed."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+from helpers import make_factory, open_connection
 from twisted.internet.defer import Deferred
 from twisted.internet.error import (
     ConnectionDone,
@@ -20,6 +22,9 @@ from twisted.python.failure import Failure
 from chatd.client import (
     CONNECT_TIMEOUT,
     QUIT_GRACE,
+    SEND_BURST,
+    SEND_RATE,
+    STABLE_AFTER,
     ClientProtocol,
     ClientSession,
     InputHistory,
@@ -38,8 +43,11 @@ from chatd.conversations import (
     Entry,
     EntryKind,
 )
+from chatd.factory import ChatFactory
+from chatd.names import fold
 
 PRIVATE = ConversationKind.PRIVATE
+REFILL = math.ceil(SEND_BURST / SEND_RATE)  # seconds: a spent burst is back
 
 
 @dataclass
@@ -177,6 +185,7 @@ def sign_in(client: Client, nick: str = "alice", others: str = "bob") -> None:
     assert client.sent() == ["/who #lobby"]
     client.hear(f"USERS #lobby {nick} {others}".rstrip())
     client.view.entries.clear()
+    client.clock.advance(REFILL)  # the pace of the user's lines starts afresh
 
 
 def join(client: Client, room: str, *others: str) -> None:
@@ -187,6 +196,7 @@ def join(client: Client, room: str, *others: str) -> None:
     assert client.sent() == [f"/who {room}"]
     client.hear(f"USERS {room} {' '.join(sorted([client.session.nick, *others]))}")
     client.view.entries.clear()
+    client.clock.advance(REFILL)
 
 
 # -- the protocol and NICK negotiation ------------------------------------------------
@@ -723,10 +733,183 @@ def test_reconnect_registers_the_same_nick_and_rejoins_rooms(client: Client) -> 
     assert client.session.state.current == "#games"  # the view stayed put
     client.session.submit("back!")
     assert client.sent() == ["back!"]  # the server's current room is #games again
-    # A later drop starts again from a 1 s delay.
+    # Once the connection has stayed up a while, a drop starts again from 1 s.
+    client.clock.advance(STABLE_AFTER)
     client.drop()
     (call,) = client.clock.getDelayedCalls()
     assert call.getTime() - client.clock.seconds() == 1
+
+
+def reconnect(client: Client) -> None:
+    """Drop the connection and let the first retry dial (not yet accepted)."""
+    client.drop()
+    (retry,) = client.clock.getDelayedCalls()
+    client.clock.advance(retry.getTime() - client.clock.seconds())
+
+
+class Loopback:
+    """The client's latest dial connected to a real chatd ChatProtocol.
+
+    Both ends write to StringTransports; carry() hands the bytes across until
+    neither has more, and passes on a close made by the server.
+    """
+
+    def __init__(self, client: Client, factory: ChatFactory) -> None:
+        self.client = client
+        self.server, self.server_out = open_connection(factory)  # HELLO, NICK
+        client.accept()
+        self.closed = False
+
+    def carry(self) -> None:
+        client = self.client
+        assert client.protocol is not None and client.transport is not None
+        while not self.closed:
+            up, down = client.transport.value(), self.server_out.value()
+            if not up and not down:
+                return
+            client.transport.clear()
+            self.server_out.clear()
+            self.server.dataReceived(up)
+            client.protocol.dataReceived(down)
+            if self.server_out.disconnecting:  # the server closed: so do we
+                client.protocol.dataReceived(self.server_out.value())
+                self.closed = True
+                self.server.connectionLost(Failure(ConnectionDone()))
+                client.drop(ConnectionDone)
+
+
+def test_rejoins_after_a_reconnect_keep_to_the_servers_flood_limits(
+    client: Client,
+) -> None:
+    """1,700 rooms are joined again through a real chatd with its flood defaults.
+
+    Before, the client sent its 1,700 /joins at once; past --recvq (64 KiB)
+    waiting, chatd said BYE Input queue full, and the client reconnected and
+    did it again, forever (issue 11, finding 12). Now it sends SEND_BURST
+    lines, then SEND_RATE a second, and the server never has to hold one back.
+    """
+    sign_in(client)
+    names = [f"#{'r' * 28}{n:04d}" for n in range(1700)]  # the longest room names
+    for name in names:
+        client.session.state.room(name)
+    reconnect(client)
+    client.view.entries.clear()
+    server = Loopback(client, make_factory(client.clock))  # flood defaults
+    server.carry()
+    assert server.server.gate is not None  # flood control is on
+    started = client.clock.seconds()
+    rooms = [client.conversation(fold(name)) for name in names]
+    while not all(room.members for room in rooms) and not server.closed:
+        client.clock.advance(0.25)
+        server.carry()
+        assert server.server.gate.queue is None or not server.server.gate.queue
+    assert not server.closed
+    assert client.view.texts(EntryKind.ERROR) == []  # neither ERR flood nor BYE
+    assert all(room.joined and room.member_names() == ["alice"] for room in rooms)
+    lines = 2 + 2 * len(names)  # NICK, /who #lobby, then /join and /who per room
+    took = client.clock.seconds() - started
+    assert took <= (lines - SEND_BURST) / SEND_RATE + 1
+
+
+def test_the_users_lines_go_before_the_rejoins(client: Client) -> None:
+    """While rooms are joined again, a typed line waits for one token at most.
+
+    The rejoins made the server's current room another one: the line goes
+    after a /join of the room it is typed in.
+    """
+    sign_in(client)
+    for n in range(30):
+        client.session.state.room(f"#room{n}")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    rejoins = client.sent()
+    assert rejoins == ["NICK alice"] + [f"/join #room{n}" for n in range(7)]
+    client.hear("JOIN #lobby alice", "JOIN #room0 alice")
+    client.session.select("#lobby")
+    client.session.submit("hello again")
+    assert client.sent() == []  # the burst is spent
+    client.clock.advance(1 / SEND_RATE)
+    assert client.sent() == ["/who #lobby"]  # asked for before the user typed
+    client.clock.advance(4 / SEND_RATE)
+    assert client.sent() == [
+        "/who #room0",
+        "/join #lobby",
+        "hello again",
+        "/join #room7",
+    ]
+
+
+def test_a_line_for_a_room_not_joined_again_asks_to_join_it(client: Client) -> None:
+    """A rejoin refused by the server: a line typed there is sent after a /join."""
+    sign_in(client)
+    join(client, "#games")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    assert client.sent() == ["NICK alice", "/join #games"]
+    client.hear("JOIN #lobby alice", "ERR room-invalid #games: not today")
+    client.session.submit("anyone?")
+    assert client.sent() == ["/who #lobby", "/join #games", "anyone?"]
+
+
+def test_err_flood_halves_the_pace(client: Client) -> None:
+    """ERR flood means the server's limits are below ours: send half as fast."""
+    sign_in(client)
+    for n in range(30):
+        client.session.state.room(f"#room{n}")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    client.sent()
+    client.hear("ERR flood you are sending too fast")
+    client.clock.advance(1.5 / SEND_RATE)
+    assert client.sent() == []
+    client.clock.advance(0.5 / SEND_RATE)
+    assert client.sent() == ["/join #room7"]
+    client.clock.advance(2 / SEND_RATE)
+    assert client.sent() == ["/join #room8"]
+
+
+def test_connections_cut_off_young_keep_backing_off(client: Client) -> None:
+    """The delay starts over only once a connection stayed up STABLE_AFTER seconds.
+
+    A WELCOME used to reset it, so a server that took the client in and cut it
+    off at once met a reconnect every second (issue 11, finding 12).
+    """
+    sign_in(client)
+    waits = []
+    for _ in range(4):
+        client.drop(ConnectionDone)
+        (retry,) = client.clock.getDelayedCalls()
+        waits.append(retry.getTime() - client.clock.seconds())
+        client.clock.advance(waits[-1])
+        client.accept()
+        client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+        client.clock.advance(STABLE_AFTER - 1)
+    assert waits == [1, 2, 4, 8]
+    client.clock.advance(1)
+    client.drop()
+    (retry,) = client.clock.getDelayedCalls()
+    assert retry.getTime() - client.clock.seconds() == 1
+
+
+def test_back_off_starts_over_only_once_every_rejoin_went_out(client: Client) -> None:
+    """With rejoins still waiting at STABLE_AFTER, the delay keeps growing."""
+    sign_in(client)
+    for n in range(200):  # about 110 s of /joins at SEND_RATE
+        client.session.state.room(f"#room{n}")
+    delays = []
+    for stayed_up in (STABLE_AFTER + 1, 2 * STABLE_AFTER + 1):
+        reconnect(client)
+        client.accept()
+        client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+        for _ in range(int(stayed_up)):  # Clock.advance jumps: walk, for the pacer
+            client.clock.advance(1)
+        client.drop()
+        (retry,) = client.clock.getDelayedCalls()
+        delays.append(retry.getTime() - client.clock.seconds())
+    assert delays == [2, 1]  # by the check at 120 s every /join had gone out
 
 
 def test_typing_while_disconnected_is_refused_in_the_window(client: Client) -> None:
