@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum, auto
+from functools import partial
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import clientFromString, connectProtocol
@@ -40,20 +42,121 @@ from chatd.conversations import (
     ConversationKind,
     EntryKind,
 )
+from chatd.limits import TokenBucket
 from chatd.names import fold
-from chatd.wire import ServerLine, parse_server_line
+from chatd.wire import LIST_VERBS, ServerLine, parse_server_line
 
 DEFAULT_HOST = "127.0.0.1"
 FIRST_RETRY_DELAY = 1.0  # seconds; doubled after each failed attempt ...
 MAX_RETRY_DELAY = 30.0  # ... up to this
+STABLE_AFTER = 60.0  # seconds up, every rejoin sent, before the delay starts over
+SEND_BURST = 8  # lines written at once: below chatd's --flood-burst default, 10 ...
+SEND_RATE = 1.8  # ... then lines per second: below its --flood-rate default, 2
+SLOWEST_SEND_RATE = 0.25  # lines per second, however often ERR flood comes
 QUIT_GRACE = 2.0  # seconds to wait for the server to close after /quit
 CONNECT_TIMEOUT = 10  # seconds for one TCP connection attempt
 NICK_REFUSALS = frozenset({"nick-taken", "nick-invalid"})  # PROTOCOL.md codes
+PRIVATE_KINDS = frozenset({ConversationKind.PRIVATE, ConversationKind.OTHERS})
 
 
 def retry_delay(attempt: int) -> float:
     """Return how long to wait before reconnect attempt number attempt (from 1)."""
     return min(FIRST_RETRY_DELAY * 2 ** max(attempt - 1, 0), MAX_RETRY_DELAY)
+
+
+def read_server_line(raw: str) -> ServerLine:
+    """Split a server line (no CRLF) as chatd.wire does, lenient with word lists.
+
+    The words of USERS and ROOMS are a list: an empty word (two spaces in a
+    row) is left out instead of costing the whole line. Which items make
+    sense is ChatState's to judge. ValueError if the line is not in the
+    protocol at all.
+    """
+    verb, _, rest = raw.partition(" ")
+    if verb not in LIST_VERBS:
+        return parse_server_line(raw)
+    words = tuple(word for word in rest.split(" ") if word)
+    if verb == "USERS" and not words:
+        raise ValueError(f"USERS without a room: {raw!r}")
+    return ServerLine(verb, words, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A line waiting for its turn to be written to the server."""
+
+    text: str
+    wanted: Callable[[], bool] | None = None  # asked at its turn: still worth it?
+    sent: Callable[[], None] | None = None  # told once it is written
+
+
+class LinePacer:
+    """Writes a connection's lines no faster than the server's flood gate takes them.
+
+    chatd handles a burst of a client's lines, then a few a second, keeps the
+    rest waiting and cuts the client off when more than --recvq bytes wait
+    (README, Limits). A client in 1,700 rooms that sent its /joins all at once
+    after a reconnect was cut off every time (issue 11). So every line waits
+    here for a token instead: first the lines the user's actions make, in
+    order, then the background ones (rejoins). A background line whose wanted()
+    says no at its turn is dropped without costing a token.
+    """
+
+    def __init__(self, clock: IReactorTime, write: Callable[[str], None]) -> None:
+        self.clock = clock
+        self.bucket = TokenBucket(SEND_BURST, SEND_RATE, clock)
+        self._write = write
+        self._now: deque[Outgoing] = deque()
+        self._later: deque[Outgoing] = deque()  # background
+        self._turn: IDelayedCall | None = None  # when the next token is there
+
+    def send(self, line: Outgoing, background: bool = False) -> None:
+        """Write line as soon as a token and the lines before it allow."""
+        (self._later if background else self._now).append(line)
+        self._pump()
+
+    def has_background(self) -> bool:
+        """Tell whether background lines still wait."""
+        return bool(self._later)
+
+    def slow_down(self) -> None:
+        """The server said ERR flood: its limits are below ours; halve the rate."""
+        self.bucket.rate = max(self.bucket.rate / 2, SLOWEST_SEND_RATE)
+        self.bucket.tokens, self.bucket.stamp = 0.0, self.clock.seconds()
+        self._cancel()
+        self._pump()
+
+    def stop(self) -> None:
+        """Forget every waiting line: the connection is over."""
+        self._cancel()
+        self._now.clear()
+        self._later.clear()
+
+    def _cancel(self) -> None:
+        if self._turn is not None and self._turn.active():
+            self._turn.cancel()
+        self._turn = None
+
+    def _pump(self) -> None:
+        while self._turn is None:
+            queue = self._now or self._later
+            if not queue:
+                return
+            line = queue[0]
+            if line.wanted is not None and not line.wanted():
+                queue.popleft()
+                continue
+            if not self.bucket.take():
+                self._turn = self.clock.callLater(self.bucket.wait(), self._next_turn)
+                return
+            queue.popleft()
+            self._write(line.text)
+            if line.sent is not None:
+                line.sent()
+
+    def _next_turn(self) -> None:
+        self._turn = None
+        self._pump()
 
 
 Connector = Callable[[str, int, "ClientProtocol"], "Deferred[object]"]
@@ -114,7 +217,7 @@ class ClientProtocol(LineReceiver):
         self.log.debug("received {line!r}", line=text)
         try:
             try:
-                parsed = parse_server_line(text)
+                parsed = read_server_line(text)
             except ValueError:
                 self.session.unreadable(self, text)
                 return
@@ -157,11 +260,13 @@ class ClientSession:
         self.port = DEFAULT_PORT
         self.phase = Phase.OFFLINE
         self._protocol: ClientProtocol | None = None
+        self._pacer: LinePacer | None = None  # the open connection's
+        self._settling: IDelayedCall | None = None  # STABLE_AFTER after WELCOME
         self._dialing: Deferred[object] | None = None
         self._retry: IDelayedCall | None = None
         self._quit_timer: IDelayedCall | None = None
         self._quitters: list[Deferred[None]] = []
-        self._attempt = 0  # reconnect attempts since the connection was lost
+        self._attempt = 0  # reconnect attempts since a connection last stayed up
         self._ever_registered = False  # since the user last chose a server
         self._nick_sent = False  # answered the current NICK prompt
         self._refusal: str | None = None  # ERR text of a refused nickname
@@ -203,7 +308,7 @@ class ClientSession:
             return
         if conversation.kind is ConversationKind.ROOM:
             self._send(f"/part {conversation.name}")
-        elif conversation.kind is ConversationKind.PRIVATE:
+        elif conversation.kind in PRIVATE_KINDS:
             self.state.remove(key)
 
     def quit(self, reason: str = "") -> Deferred[None]:
@@ -220,6 +325,7 @@ class ClientSession:
         self.phase = Phase.QUITTING
         self._quitters.append(done)
         self.view.status("Leaving the chat…")
+        self._stop_pacing()  # what still waits is not sent after /quit
         protocol.send_line(f"/quit {reason}".rstrip())
         self._quit_timer = self.clock.callLater(QUIT_GRACE, self._quit_timed_out)
         return done
@@ -251,6 +357,7 @@ class ClientSession:
                 protocol.transport.loseConnection()
             return
         self._dialing = None
+        self._pacer = LinePacer(self.clock, protocol.send_line)
         self.phase = Phase.AWAITING_NICK
         self._nick_sent = False
         self._refusal = self._bye = None
@@ -262,6 +369,7 @@ class ClientSession:
         if protocol is not self._protocol:
             return
         self._protocol = None
+        self._stop_pacing()
         self.state.disconnected()
         if self.phase is Phase.QUITTING:
             self._finish_quit()
@@ -287,9 +395,19 @@ class ClientSession:
             self.view.status(why)
             self.view.connect_failed(why)
 
+    def _stop_pacing(self) -> None:
+        """Forget the lines waiting to be sent, and stop waiting to call it stable."""
+        if self._pacer is not None:
+            self._pacer.stop()
+            self._pacer = None
+        if self._settling is not None and self._settling.active():
+            self._settling.cancel()
+        self._settling = None
+
     def _hang_up(self) -> None:
         """Drop any connection, dial or scheduled retry, without reconnecting."""
         protocol, self._protocol = self._protocol, None
+        self._stop_pacing()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
@@ -317,12 +435,12 @@ class ClientSession:
         self.view.finished()
 
     def _send(self, text: str) -> None:
-        """Write a line if the server is listening to us (not after /quit)."""
-        if self._protocol is not None and self.phase in (
+        """Send a line, paced, if the server is listening to us (not after /quit)."""
+        if self._pacer is not None and self.phase in (
             Phase.AWAITING_NICK,
             Phase.REGISTERED,
         ):
-            self._protocol.send_line(text)
+            self._pacer.send(Outgoing(text))
 
     def _send_nick(self) -> None:
         self._nick_sent = True
@@ -346,6 +464,12 @@ class ClientSession:
         elif conversation.kind is ConversationKind.PRIVATE:
             body = text[1:] if text.startswith("//") else text
             self._send(f"/msg {conversation.name} {body}")
+        elif conversation.kind is ConversationKind.OTHERS:
+            self.state.note_shown(
+                EntryKind.ERROR,
+                "This tab collects private messages from several people. "
+                "Answer one with /msg <nick> <text>.",
+            )
         else:
             self.state.note_shown(
                 EntryKind.ERROR,
@@ -358,7 +482,7 @@ class ClientSession:
         name, _, rest = text[1:].partition(" ")
         args = rest.split()
         in_room = conversation.kind is ConversationKind.ROOM
-        private = conversation.kind is ConversationKind.PRIVATE
+        private = conversation.kind in PRIVATE_KINDS
         names_a_room = bool(args) and args[0].startswith("#")
         match name.lower():
             case "join" if args:
@@ -403,9 +527,10 @@ class ClientSession:
         words, text = line.words, line.text or ""
         match line.verb:
             case "HELLO":
-                self.state.conversations[SERVER_KEY].name = words[0]
+                server = self.state.conversations[SERVER_KEY]
+                server.name = words[0]
                 self.state.note_server(EntryKind.INFO, text)
-                self.view.refresh()
+                self.view.changed(server)
             case "NICK":
                 self._on_nick()
             case "WELCOME":
@@ -415,6 +540,8 @@ class ClientSession:
             case "ERR" if words[0] in NICK_REFUSALS:
                 if self.phase is Phase.AWAITING_NICK:
                     self._refusal = text  # the NICK prompt that follows asks again
+            case "ERR" if words[0] == "flood" and self._pacer is not None:
+                self._pacer.slow_down()
         self.state.apply(line)
 
     def unreadable(self, protocol: ClientProtocol, text: str) -> None:
@@ -449,18 +576,37 @@ class ClientSession:
     def _on_welcome(self, nick: str, text: str) -> None:
         self.state.nick = nick
         self.phase = Phase.REGISTERED
-        self._attempt = 0
+        # Not self._attempt = 0: a server that takes us in and then cuts us
+        # off would make that a loop of quick reconnects (issue 11).
+        self._settling = self.clock.callLater(STABLE_AFTER, self._stayed_up)
         if self._ever_registered:
             self.state.note_shown(EntryKind.INFO, f"Connected again as {nick}.")
         self._ever_registered = True
         self.state.note_server(EntryKind.INFO, text)
         self.view.status(f"Connected to {self.host}:{self.port} as {nick}")
         self.view.registered(nick)
-        # After a reconnect, go back into the user's rooms; #lobby the server
-        # joins by itself (PROTOCOL.md, WELCOME).
+        # After a reconnect, go back into the user's rooms, paced, behind what
+        # the user does; #lobby the server joins by itself (PROTOCOL.md, WELCOME).
         for room in self.state.rooms():
-            if room.key != LOBBY_KEY:
-                self._send(f"/join {room.name}")
+            if room.key != LOBBY_KEY and self._pacer is not None:
+                rejoin = Outgoing(
+                    f"/join {room.name}",
+                    wanted=partial(self.state.needs_rejoin, room),
+                    sent=partial(self.state.joining, room),
+                )
+                self._pacer.send(rejoin, background=True)
+
+    def _stayed_up(self) -> None:
+        """Registered STABLE_AFTER ago: the next drop starts from the first delay.
+
+        Not before the rejoins have all gone out, so that a server that cuts
+        us off during them is not answered by the same burst of /joins.
+        """
+        if self._pacer is not None and self._pacer.has_background():
+            self._settling = self.clock.callLater(STABLE_AFTER, self._stayed_up)
+            return
+        self._settling = None
+        self._attempt = 0
 
 
 class InputHistory:

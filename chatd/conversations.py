@@ -16,12 +16,15 @@ from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IReactorTime
 
-from chatd.names import LOBBY, fold
+from chatd.names import LOBBY, fold, valid_nick, valid_room
 from chatd.wire import ServerLine
 
 SCROLLBACK = 2000  # entries kept per conversation
+MAX_PRIVATE = 50  # private conversations that others' messages may open
 SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
+OTHERS_KEY = "*"  # private messages past MAX_PRIVATE; no nickname or room is "*"
 LOBBY_KEY = fold(LOBBY)
+MAX_COUNT_DIGITS = 9  # a room's size in ROOMS; longer numbers are not believed
 
 
 class ConversationKind(Enum):
@@ -30,6 +33,7 @@ class ConversationKind(Enum):
     SERVER = auto()
     ROOM = auto()
     PRIVATE = auto()
+    OTHERS = auto()  # private messages from people past MAX_PRIVATE, together
 
 
 class EntryKind(Enum):
@@ -79,7 +83,12 @@ class WhoRequest:
 
 
 class ClientView(TypingProtocol):
-    """What the client tells the screen (chatd/tk_client.py, or a test)."""
+    """What the client tells the screen (chatd/tk_client.py, or a test).
+
+    Each change is told as it happens, one row at a time, so that a screen
+    can follow a room of thousands without redrawing it per JOIN; only
+    selected() asks for the conversation on screen to be drawn whole.
+    """
 
     def status(self, text: str) -> None:
         """Show text in the status line."""
@@ -87,8 +96,26 @@ class ClientView(TypingProtocol):
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         """Draw entry if conversation is the one on screen."""
 
-    def refresh(self) -> None:
-        """Redraw the conversation list, the members and, if it changed, the view."""
+    def opened(self, conversation: Conversation) -> None:
+        """A conversation was opened: it comes last in the list."""
+
+    def closed(self, conversation: Conversation) -> None:
+        """A conversation was closed (selected() follows if it was on screen)."""
+
+    def changed(self, conversation: Conversation) -> None:
+        """A conversation's name, unread count or joined state changed."""
+
+    def selected(self, conversation: Conversation) -> None:
+        """Show conversation: draw its messages and members whole."""
+
+    def member_added(self, conversation: Conversation, nick: str) -> None:
+        """nick joined conversation (or is listed again with another spelling)."""
+
+    def member_removed(self, conversation: Conversation, nick: str) -> None:
+        """nick left conversation."""
+
+    def members_reset(self, conversation: Conversation) -> None:
+        """conversation's members were replaced as a whole (or cleared)."""
 
     def ask_nick(self, reason: str) -> None:
         """The nickname was refused (reason is the server's): ask for another."""
@@ -116,6 +143,7 @@ class ChatState:
         server = Conversation(SERVER_KEY, "server", ConversationKind.SERVER)
         self.conversations: dict[str, Conversation] = {SERVER_KEY: server}
         self.current = SERVER_KEY  # the key of the conversation on screen
+        self._privates = 0  # how many conversations are PRIVATE
         self.room_sizes: dict[str, int] = {}  # the last ROOMS answer
         self._previous: ServerLine | None = None  # to join USERS/ROOMS lines
         self._lines = 0  # server lines applied on this connection
@@ -141,7 +169,8 @@ class ChatState:
             if conversation.kind is ConversationKind.ROOM:
                 conversation.joined = False
                 conversation.members.clear()
-        self.view.refresh()
+                self.view.changed(conversation)
+                self.view.members_reset(conversation)
 
     def rooms(self) -> list[Conversation]:
         """Return the rooms' conversations, in the order they were opened."""
@@ -164,7 +193,7 @@ class ChatState:
             return
         self.current = key
         conversation.unread = 0
-        self.view.refresh()
+        self.view.selected(conversation)
 
     def open_private(self, nick: str) -> None:
         """Open (or show) the private conversation with nick."""
@@ -177,22 +206,35 @@ class ChatState:
 
     def make_server_current(self, room: Conversation) -> None:
         """Make room the server's current room, so that a plain line goes there."""
-        if self.server_room == room.key:
-            return
+        if self.server_room == room.key and room.joined:
+            return  # (a room not joined yet gets its /join: one may have failed)
         # PROTOCOL.md: /join of a room you are in makes it current; chatd answers
         # with an INFO, which _on_info leaves out.
         self.send(f"/join {room.name}")
+        self.joining(room)
+
+    def joining(self, room: Conversation) -> None:
+        """A /join for room was sent: once the server reads it, room is current."""
         self._switching.append(room.key)
         self.server_room = room.key
+
+    def needs_rejoin(self, room: Conversation) -> bool:
+        """Tell whether room is open, not joined, and no /join for it is on its way."""
+        return (
+            self.conversations.get(room.key) is room
+            and not room.joined
+            and room.key not in self._switching
+        )
 
     def remove(self, key: str) -> None:
         """Close a conversation; if it was on screen, show the one before it."""
         keys = list(self.conversations)
-        del self.conversations[key]
+        conversation = self.conversations.pop(key)
+        if conversation.kind is ConversationKind.PRIVATE:
+            self._privates -= 1
+        self.view.closed(conversation)
         if self.current == key:
             self.select(keys[keys.index(key) - 1])  # the server's is never removed
-        else:
-            self.view.refresh()
 
     # -- server lines -----------------------------------------------------------------
 
@@ -234,7 +276,11 @@ class ChatState:
 
     def _on_private(self, sender: str, recipient: str, text: str) -> None:
         own = self.is_me(sender)
-        conversation = self.private(recipient if own else sender)
+        other = recipient if own else sender
+        if own or fold(other) in self.conversations or self._privates < MAX_PRIVATE:
+            conversation = self.private(other)
+        else:  # others' messages open at most MAX_PRIVATE tabs (issue 11)
+            conversation = self._others()
         self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
         if own:  # the user just wrote to them: show that conversation
             self.select(conversation.key)
@@ -243,15 +289,16 @@ class ChatState:
         if not self.is_me(nick):
             conversation = self.conversations.get(fold(room))
             if conversation is not None:
-                conversation.members[fold(nick)] = nick
+                self._add_member(conversation, nick)
                 self.note(conversation, EntryKind.NOTICE, f"{nick} joined {room}")
-                self.view.refresh()
             return
         conversation = self.room(room)
         conversation.joined = True
-        conversation.members[fold(nick)] = nick
-        self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
+        self.view.changed(conversation)
+        self._add_member(conversation, nick)
         self._forget_switch(conversation.key)
+        if not self._switching:  # else a later /join is on its way: that room wins
+            self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
         # The server sends USERS only when asked: ask, and fill the list quietly.
         self.expect_users(room, shown=False)
@@ -259,8 +306,6 @@ class ChatState:
         if conversation.key in self.asked_joins or self.current == SERVER_KEY:
             self.asked_joins.discard(conversation.key)
             self.select(conversation.key)
-        else:
-            self.view.refresh()
 
     def _on_part(self, room: str, nick: str, reason: str) -> None:
         key = fold(room)
@@ -269,9 +314,8 @@ class ChatState:
             return
         said = f" ({reason})" if reason.strip() else ""
         if not self.is_me(nick):
-            conversation.members.pop(fold(nick), None)
+            self._remove_member(conversation, nick)
             self.note(conversation, EntryKind.NOTICE, f"{nick} left {room}{said}")
-            self.view.refresh()
             return
         if self.server_room == key:
             self.server_room = LOBBY_KEY  # PROTOCOL.md: falls back to #lobby
@@ -281,13 +325,12 @@ class ChatState:
     def _on_quit(self, nick: str, reason: str) -> None:
         key = fold(nick)
         for conversation in self.conversations.values():
-            was_member = conversation.members.pop(key, None) is not None
+            was_member = self._remove_member(conversation, nick)
             if was_member or (
                 conversation.kind is ConversationKind.PRIVATE
                 and conversation.key == key
             ):
                 self.note(conversation, EntryKind.NOTICE, f"{nick} quit ({reason})")
-        self.view.refresh()
 
     def _on_rename(self, old: str, new: str) -> None:
         old_key, new_key = fold(old), fold(new)
@@ -296,11 +339,8 @@ class ChatState:
         notice = f"{old} is now known as {new}"
         renamed: dict[str, Conversation] = {}
         for key, conversation in self.conversations.items():
-            if old_key in conversation.members:
-                conversation.members = {
-                    (new_key if k == old_key else k): (new if k == old_key else v)
-                    for k, v in conversation.members.items()
-                }
+            if self._remove_member(conversation, old):
+                self._add_member(conversation, new)
                 self.note(conversation, EntryKind.NOTICE, notice)
             if conversation.kind is ConversationKind.PRIVATE and key == old_key:
                 self.note(conversation, EntryKind.NOTICE, notice)
@@ -308,9 +348,9 @@ class ChatState:
                     conversation.key, conversation.name = new_key, new
                     if self.current == old_key:
                         self.current = new_key
+                    self.view.changed(conversation)
             renamed[conversation.key] = conversation
         self.conversations = renamed
-        self.view.refresh()
 
     def _on_users(self, room: str, nicks: tuple[str, ...], follows: bool) -> None:
         """Read one USERS line; follows: the line before was USERS for this room.
@@ -330,25 +370,32 @@ class ChatState:
             lead = f"In {room}:"
         else:
             lead = "…"
+        listed = [nick for nick in nicks if valid_nick(nick)]  # skip what is not
         conversation = self.conversations.get(key)
         if conversation is not None and conversation.kind is ConversationKind.ROOM:
             if not follows:  # an answer after other lines replaces the list
                 conversation.members.clear()
-            conversation.members.update((fold(nick), nick) for nick in nicks)
-            self.view.refresh()
+                self.view.members_reset(conversation)
+            for nick in listed:
+                self._add_member(conversation, nick)
         if self._users_shown:
-            self.note_shown(EntryKind.INFO, f"{lead} {', '.join(nicks)}")
+            text = f"{lead} {', '.join(listed)}{_skipped(len(nicks) - len(listed))}"
+            self.note_shown(EntryKind.INFO, text)
 
     def _on_rooms(self, items: tuple[str, ...], continued: bool) -> None:
         if not continued:
             self.room_sizes = {}
         shown = []
-        for item in items:
+        for item in items:  # <room>:<count>; an item that is not is left out
             name, _, count = item.rpartition(":")
-            self.room_sizes[name or item] = int(count) if count.isdecimal() else 0
-            shown.append(f"{name} ({count})" if name else item)
+            if not (_is_count(count) and valid_room(name)):
+                continue
+            size = int(count)
+            self.room_sizes[name] = size
+            shown.append(f"{name} ({size})")
         lead = "…" if continued else "Rooms:"
-        self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}")
+        skipped = _skipped(len(items) - len(shown))
+        self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}{skipped}")
 
     def _on_info(self, text: str) -> None:
         if self._switching:
@@ -360,6 +407,19 @@ class ChatState:
 
     def _forget_switch(self, key: str) -> None:
         self._switching = deque(k for k in self._switching if k != key)
+
+    def _add_member(self, conversation: Conversation, nick: str) -> None:
+        key = fold(nick)
+        if conversation.members.get(key) != nick:
+            conversation.members[key] = nick
+            self.view.member_added(conversation, nick)
+
+    def _remove_member(self, conversation: Conversation, nick: str) -> bool:
+        """Take nick off conversation's members; tell whether it was there."""
+        if conversation.members.pop(fold(nick), None) is None:
+            return False
+        self.view.member_removed(conversation, nick)
+        return True
 
     # -- conversations ----------------------------------------------------------------
 
@@ -375,13 +435,32 @@ class ChatState:
         """Return the private conversation with nick, opening it if needed."""
         return self._open(nick, ConversationKind.PRIVATE)
 
-    def _open(self, name: str, kind: ConversationKind) -> Conversation:
-        key = fold(name)
+    def _others(self) -> Conversation:
+        """Return the conversation collecting private messages past MAX_PRIVATE."""
+        others = self.conversations.get(OTHERS_KEY)
+        if others is None:
+            others = self._open("other people", ConversationKind.OTHERS, OTHERS_KEY)
+            self.note(
+                others,
+                EntryKind.INFO,
+                f"{MAX_PRIVATE} private conversations are open, so messages from "
+                "anyone else are collected here. Close a private conversation to "
+                "give the next person a tab, or answer someone with /msg <nick> "
+                "<text>, which opens theirs.",
+            )
+        return others
+
+    def _open(
+        self, name: str, kind: ConversationKind, key: str | None = None
+    ) -> Conversation:
+        key = fold(name) if key is None else key
         conversation = self.conversations.get(key)
         if conversation is None:
             conversation = Conversation(key, name, kind)
             self.conversations[key] = conversation
-            self.view.refresh()
+            if kind is ConversationKind.PRIVATE:
+                self._privates += 1
+            self.view.opened(conversation)
         return conversation
 
     def note(
@@ -398,7 +477,7 @@ class ChatState:
         self.view.entry_added(conversation, entry)
         if conversation.key != self.current and nick is not None and not own:
             conversation.unread += 1
-            self.view.refresh()
+            self.view.changed(conversation)
 
     def note_shown(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the conversation on screen."""
@@ -407,6 +486,16 @@ class ChatState:
     def note_server(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the server's conversation."""
         self.note(self.conversations[SERVER_KEY], kind, text)
+
+
+def _is_count(text: str) -> bool:
+    """Tell whether text is a number of people as ROOMS gives it (a few digits)."""
+    return 0 < len(text) <= MAX_COUNT_DIGITS and text.isascii() and text.isdigit()
+
+
+def _skipped(count: int) -> str:
+    """Say how many items of a USERS or ROOMS line were left out, if any."""
+    return f" ({count} unreadable left out)" if count else ""
 
 
 def _continues(previous: ServerLine | None, line: ServerLine) -> bool:

@@ -14,6 +14,8 @@ import sys
 import time
 import tkinter as tk
 import zlib
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
 from tkinter import font as tkfont
 from tkinter import ttk
@@ -89,7 +91,7 @@ def conversation_label(conversation: Conversation) -> str:
     match conversation.kind:
         case ConversationKind.SERVER:
             label = f"{conversation.name} (server)"
-        case ConversationKind.PRIVATE:
+        case ConversationKind.PRIVATE | ConversationKind.OTHERS:
             label = f"{conversation.name} (private)"
         case _:
             label = conversation.name
@@ -105,6 +107,8 @@ def conversation_title(conversation: Conversation) -> str:
             return f"Notices from the server {conversation.name}"
         case ConversationKind.PRIVATE:
             return f"Private conversation with {conversation.name}"
+        case ConversationKind.OTHERS:
+            return "Private messages from people without a tab of their own"
         case _ if not conversation.joined:
             return f"{conversation.name} (not connected)"
         case _:
@@ -123,9 +127,12 @@ class ChatWindow:
         self.reactor = reactor
         self.session = ClientSession(self, reactor, tcp_connector(reactor))
         self.history = InputHistory()
-        self._shown_key: str | None = None  # the conversation the view is drawing
-        self._keys: list[str] = []  # conversation key of each side list row
-        self._member_nicks: list[str] = []  # nickname of each member list row
+        self._shown: Conversation | None = None  # the conversation being drawn
+        self._rows: list[Conversation] = []  # the conversation of each side list row
+        self._member_keys: list[str] = []  # each member row's folded nick, in order
+        self._member_nicks: list[str] = []  # each member row's nickname
+        self._unwritten: deque[Entry] = deque(maxlen=MAX_VIEW_LINES)  # not yet drawn
+        self._write_call: str | None = None  # the Tk idle call that draws them
         self._nick_tags: set[str] = set()
         self._closing = False
         self._gone = False  # the Tk window was destroyed: nothing left to draw on
@@ -144,6 +151,7 @@ class ChatWindow:
         root.columnconfigure(0, weight=1)
         root.rowconfigure(0, weight=1)
         self._show(self.form)
+        self._redraw_all()
 
     # -- building ---------------------------------------------------------------------
 
@@ -324,40 +332,85 @@ class ChatWindow:
         """Draw entry if its conversation is on screen."""
         if self._gone:
             return
-        if conversation.key != self._shown_key:
+        if conversation is not self._shown:
             return
-        follow = self.messages.yview()[1] >= 0.999  # at the bottom: keep following
-        self.messages.configure(state="normal")
-        self._write(entry)
-        excess = int(self.messages.index("end-1c").split(".")[0]) - MAX_VIEW_LINES
-        if excess > 0:
-            self.messages.delete("1.0", f"{excess + 1}.0")
-        self.messages.configure(state="disabled")
-        if follow:
-            self.messages.see("end")
+        # Written when Tk is next idle, with the entries that came with it:
+        # each configure(state=...) of a Text lays out all its lines again,
+        # which per entry made a burst of lines quadratic.
+        self._unwritten.append(entry)
+        if self._write_call is None:
+            self._write_call = self.root.after_idle(self._write_unwritten)
 
-    def refresh(self) -> None:
-        """Redraw the side list, the heading, the members and a changed view."""
+    def opened(self, conversation: Conversation) -> None:
+        """Add a row for conversation at the end of the side list."""
         if self._gone:
             return
-        state = self.session.state
-        shown = state.shown()
-        if shown.key != self._shown_key:
-            self._redraw_messages(shown)
-        self._keys = list(state.conversations)
+        self._rows.append(conversation)
+        self.conversation_list.insert("end", conversation_label(conversation))
+        self._colour_row(len(self._rows) - 1, conversation)
+
+    def closed(self, conversation: Conversation) -> None:
+        """Take conversation's row out of the side list."""
+        if self._gone:
+            return
+        row = self._rows.index(conversation)
+        del self._rows[row]
+        self.conversation_list.delete(row)
+
+    def changed(self, conversation: Conversation) -> None:
+        """Rewrite conversation's row, and the heading if it is on screen."""
+        if self._gone:
+            return
+        self._write_row(self._rows.index(conversation), conversation)
+        if conversation is self._shown:
+            self.title.configure(text=conversation_title(conversation))
+
+    def selected(self, conversation: Conversation) -> None:
+        """Draw conversation whole: its messages, members, heading and row."""
+        if self._gone:
+            return
+        self._shown = conversation
+        self._redraw_messages(conversation)
+        self._redraw_members(conversation)
+        self.title.configure(text=conversation_title(conversation))
+        row = self._rows.index(conversation)
+        self._write_row(row, conversation)
         listing = self.conversation_list
-        listing.delete(0, "end")
-        for row, conversation in enumerate(state.conversations.values()):
-            listing.insert("end", conversation_label(conversation))
-            if conversation.unread:
-                listing.itemconfigure(row, foreground="#1565c0")
-            elif conversation.kind is ConversationKind.ROOM and not conversation.joined:
-                listing.itemconfigure(row, foreground="#9a9a9a")
         listing.selection_clear(0, "end")
-        listing.selection_set(self._keys.index(shown.key))
-        listing.see(self._keys.index(shown.key))
-        self.title.configure(text=conversation_title(shown))
-        self._redraw_members(shown)
+        listing.selection_set(row)
+        listing.see(row)
+
+    def member_added(self, conversation: Conversation, nick: str) -> None:
+        """Insert one row in the member list, in its sorted place."""
+        if self._gone or conversation is not self._shown:
+            return
+        key = fold(nick)
+        row = bisect_left(self._member_keys, key)
+        if row < len(self._member_keys) and self._member_keys[row] == key:
+            self._member_nicks[row] = nick  # the same person, spelled anew
+            self.member_list.delete(row)
+        else:
+            self._member_keys.insert(row, key)
+            self._member_nicks.insert(row, nick)
+        self._insert_member(row, nick)
+        self._count_members(conversation)
+
+    def member_removed(self, conversation: Conversation, nick: str) -> None:
+        """Delete one row from the member list."""
+        if self._gone or conversation is not self._shown:
+            return
+        key = fold(nick)
+        row = bisect_left(self._member_keys, key)
+        if row < len(self._member_keys) and self._member_keys[row] == key:
+            del self._member_keys[row], self._member_nicks[row]
+            self.member_list.delete(row)
+        self._count_members(conversation)
+
+    def members_reset(self, conversation: Conversation) -> None:
+        """Draw the member list whole, if conversation is on screen."""
+        if self._gone or conversation is not self._shown:
+            return
+        self._redraw_members(conversation)
 
     def ask_nick(self, reason: str) -> None:
         """Show the form again with the server's reason, the nickname selected."""
@@ -380,7 +433,7 @@ class ChatWindow:
             return
         self.root.title(f"chatd: {nick} on {self.session.host}:{self.session.port}")
         self._show(self.chat)
-        self.refresh()
+        self._redraw_all()
         self.input.focus_set()
 
     def finished(self) -> None:
@@ -407,8 +460,48 @@ class ChatWindow:
         for widget in (*self.form_fields, self.connect_button):
             widget.state([state])
 
+    def _redraw_all(self) -> None:
+        """Draw the side list and the conversation on screen from scratch."""
+        state = self.session.state
+        self._rows = list(state.conversations.values())
+        self.conversation_list.delete(0, "end")
+        for row, conversation in enumerate(self._rows):
+            self.conversation_list.insert("end", conversation_label(conversation))
+            self._colour_row(row, conversation)
+        self.selected(state.shown())
+
+    def _write_row(self, row: int, conversation: Conversation) -> None:
+        listing = self.conversation_list
+        listing.delete(row)
+        listing.insert(row, conversation_label(conversation))
+        self._colour_row(row, conversation)
+        if conversation is self._shown:
+            listing.selection_set(row)
+
+    def _colour_row(self, row: int, conversation: Conversation) -> None:
+        if conversation.unread:
+            self.conversation_list.itemconfigure(row, foreground="#1565c0")
+        elif conversation.kind is ConversationKind.ROOM and not conversation.joined:
+            self.conversation_list.itemconfigure(row, foreground="#9a9a9a")
+
+    def _write_unwritten(self) -> None:
+        """Append the entries that arrived since the last time, in one go."""
+        self._write_call = None
+        if self._gone or not self._unwritten:
+            return
+        follow = self.messages.yview()[1] >= 0.999  # at the bottom: keep following
+        self.messages.configure(state="normal")
+        while self._unwritten:
+            self._write(self._unwritten.popleft())
+        excess = int(self.messages.index("end-1c").split(".")[0]) - MAX_VIEW_LINES
+        if excess > 0:
+            self.messages.delete("1.0", f"{excess + 1}.0")
+        self.messages.configure(state="disabled")
+        if follow:
+            self.messages.see("end")
+
     def _redraw_messages(self, conversation: Conversation) -> None:
-        self._shown_key = conversation.key
+        self._unwritten.clear()  # the scrollback holds them too
         self.messages.configure(state="normal")
         self.messages.delete("1.0", "end")
         for entry in conversation.scrollback:
@@ -437,20 +530,27 @@ class ChatWindow:
                 insert("end", f"{entry.text}\n", "info")
 
     def _redraw_members(self, conversation: Conversation) -> None:
-        names = (
-            conversation.member_names()
+        members = (
+            sorted(conversation.members.items())  # by folded nickname
             if conversation.kind is ConversationKind.ROOM
             else []
         )
-        self._member_nicks = names
+        self._member_keys = [key for key, _ in members]
+        self._member_nicks = [nick for _, nick in members]
         self.member_list.delete(0, "end")
-        for row, nick in enumerate(names):
-            own = self.session.state.is_me(nick)
-            self.member_list.insert("end", f"{nick} (you)" if own else nick)
-            self.member_list.itemconfigure(row, foreground=nick_colour(nick))
-        self.members_title.configure(
-            text=f"Members ({len(names)})" if names else "Members"
-        )
+        for row, nick in enumerate(self._member_nicks):
+            self._insert_member(row, nick)
+        self._count_members(conversation)
+
+    def _insert_member(self, row: int, nick: str) -> None:
+        own = self.session.state.is_me(nick)
+        self.member_list.insert(row, f"{nick} (you)" if own else nick)
+        self.member_list.itemconfigure(row, foreground=nick_colour(nick))
+
+    def _count_members(self, conversation: Conversation) -> None:
+        count = len(self._member_keys)
+        self.members_title.configure(text=f"Members ({count})" if count else "Members")
+        self.title.configure(text=conversation_title(conversation))
 
     # -- what the user does -----------------------------------------------------------
 
@@ -496,7 +596,7 @@ class ChatWindow:
     def _conversation_picked(self, event: object = None) -> None:
         picked = self.conversation_list.curselection()
         if picked:
-            self.session.select(self._keys[picked[0]])
+            self.session.select(self._rows[picked[0]].key)
         self.input.focus_set()
 
     def _step_conversation(self, step: int) -> None:

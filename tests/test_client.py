@@ -3,9 +3,12 @@ negotiation, typing, reconnecting and leaving; no display needed."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+from helpers import make_factory, open_connection
 from twisted.internet.defer import Deferred
 from twisted.internet.error import (
     ConnectionDone,
@@ -19,6 +22,9 @@ from twisted.python.failure import Failure
 from chatd.client import (
     CONNECT_TIMEOUT,
     QUIT_GRACE,
+    SEND_BURST,
+    SEND_RATE,
+    STABLE_AFTER,
     ClientProtocol,
     ClientSession,
     InputHistory,
@@ -28,12 +34,20 @@ from chatd.client import (
     tcp_connector,
 )
 from chatd.conversations import (
+    MAX_PRIVATE,
+    OTHERS_KEY,
+    SCROLLBACK,
     SERVER_KEY,
     Conversation,
     ConversationKind,
     Entry,
     EntryKind,
 )
+from chatd.factory import ChatFactory
+from chatd.names import fold
+
+PRIVATE = ConversationKind.PRIVATE
+REFILL = math.ceil(SEND_BURST / SEND_RATE)  # seconds: a spent burst is back
 
 
 @dataclass
@@ -46,7 +60,7 @@ class RecordingView:
     failed: list[str] = field(default_factory=list)
     registered_as: list[str] = field(default_factory=list)
     finished_count: int = 0
-    refreshes: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # screen updates by kind
 
     def status(self, text: str) -> None:
         self.statuses.append(text)
@@ -54,8 +68,26 @@ class RecordingView:
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         self.entries.append((conversation.name, entry))
 
-    def refresh(self) -> None:
-        self.refreshes += 1
+    def opened(self, conversation: Conversation) -> None:
+        self.calls["opened"] += 1
+
+    def closed(self, conversation: Conversation) -> None:
+        self.calls["closed"] += 1
+
+    def changed(self, conversation: Conversation) -> None:
+        self.calls["changed"] += 1
+
+    def selected(self, conversation: Conversation) -> None:
+        self.calls["selected"] += 1
+
+    def member_added(self, conversation: Conversation, nick: str) -> None:
+        self.calls["member_added"] += 1
+
+    def member_removed(self, conversation: Conversation, nick: str) -> None:
+        self.calls["member_removed"] += 1
+
+    def members_reset(self, conversation: Conversation) -> None:
+        self.calls["members_reset"] += 1
 
     def ask_nick(self, reason: str) -> None:
         self.asked.append(reason)
@@ -153,6 +185,7 @@ def sign_in(client: Client, nick: str = "alice", others: str = "bob") -> None:
     assert client.sent() == ["/who #lobby"]
     client.hear(f"USERS #lobby {nick} {others}".rstrip())
     client.view.entries.clear()
+    client.clock.advance(REFILL)  # the pace of the user's lines starts afresh
 
 
 def join(client: Client, room: str, *others: str) -> None:
@@ -163,6 +196,7 @@ def join(client: Client, room: str, *others: str) -> None:
     assert client.sent() == [f"/who {room}"]
     client.hear(f"USERS {room} {' '.join(sorted([client.session.nick, *others]))}")
     client.view.entries.clear()
+    client.clock.advance(REFILL)
 
 
 # -- the protocol and NICK negotiation ------------------------------------------------
@@ -309,6 +343,59 @@ def test_priv_opens_a_conversation_keyed_by_the_other_party(client: Client) -> N
     assert client.conversation("carol").scrollback[-1].own
 
 
+def test_private_tabs_from_others_stop_at_the_cap(client: Client) -> None:
+    """PRIV from a new sender past MAX_PRIVATE tabs goes to one "other people" tab.
+
+    A flood of private messages from new nicknames used to open a tab each
+    (issue 11, finding 12). The tabs already open stay as they are.
+    """
+    sign_in(client)
+    client.hear(*(f"PRIV sender{n} alice hi {n}" for n in range(MAX_PRIVATE + 10)))
+    state = client.session.state
+    privates = [c for c in state.conversations.values() if c.kind is PRIVATE]
+    assert len(privates) == MAX_PRIVATE
+    others = client.conversation(OTHERS_KEY)
+    assert others.kind is ConversationKind.OTHERS
+    assert f"{MAX_PRIVATE} private conversations are open" in others.scrollback[0].text
+    assert [(e.nick, e.text) for e in others.scrollback if e.nick] == [
+        (f"sender{n}", f"hi {n}") for n in range(MAX_PRIVATE, MAX_PRIVATE + 10)
+    ]
+    assert others.unread == 10
+    # Those with a tab keep getting their messages there.
+    client.hear("PRIV sender0 alice again")
+    assert client.conversation("sender0").scrollback[-1].text == "again"
+    # The user's own /msg opens a tab past the cap; the echo shows it.
+    client.hear(f"PRIV alice sender{MAX_PRIVATE} hello you")
+    assert state.current == f"sender{MAX_PRIVATE}"
+    # A tab closed makes room for the next new sender.
+    client.session.close("sender1")
+    client.session.close("sender2")
+    client.hear("PRIV newcomer alice hi")
+    assert client.conversation("newcomer").kind is PRIVATE
+
+
+def test_the_other_people_tab_takes_no_plain_lines(client: Client) -> None:
+    """A plain line in the "other people" tab is refused; /part closes the tab."""
+    sign_in(client)
+    client.hear(*(f"PRIV sender{n} alice hi" for n in range(MAX_PRIVATE + 1)))
+    client.session.select(OTHERS_KEY)
+    client.session.submit("hello?")
+    assert client.sent() == []
+    assert "/msg <nick> <text>" in client.view.texts(EntryKind.ERROR)[0]
+    client.session.submit("/part")
+    assert client.sent() == []
+    assert OTHERS_KEY not in client.session.state.conversations
+
+
+def test_scrollback_is_bounded_per_conversation(client: Client) -> None:
+    """A conversation keeps its latest SCROLLBACK entries, whatever arrives."""
+    sign_in(client)
+    client.hear(*(f"MSG #lobby bob line {n}" for n in range(SCROLLBACK + 500)))
+    scrollback = client.conversation("#lobby").scrollback
+    assert len(scrollback) == SCROLLBACK
+    assert scrollback[-1].text == f"line {SCROLLBACK + 499}"
+
+
 def test_typing_in_a_private_conversation_sends_msg(client: Client) -> None:
     """A plain line (or //line) in bob's tab is /msg bob; /me is refused there."""
     sign_in(client)
@@ -333,6 +420,34 @@ def test_join_and_part_of_others_update_members_quietly(client: Client) -> None:
         "bob left #lobby (gone fishing)",
         "carol left #lobby",
     ]
+
+
+def test_each_join_part_quit_and_rename_is_one_member_change(client: Client) -> None:
+    """N JOIN lines tell the screen N one-row changes; nothing is drawn whole.
+
+    The screen used to be told "redraw everything" per JOIN, which made a
+    room filling up quadratic (issue 11, finding 12).
+    """
+    sign_in(client)
+    client.view.calls.clear()
+    client.hear(*(f"JOIN #lobby user{n}" for n in range(1000)))
+    assert client.view.calls == {"member_added": 1000}
+    assert len(client.conversation("#lobby").members) == 1002
+    client.view.calls.clear()
+    client.hear("PART #lobby user1 bye", "QUIT user2 gone", "RENAME user3 trey")
+    assert client.view.calls == {"member_removed": 3, "member_added": 1}
+    assert "trey" in client.conversation("#lobby").member_names()
+
+
+def test_messages_elsewhere_change_one_row_of_the_list(client: Client) -> None:
+    """A new conversation is opened as one row; its unread count changes that row."""
+    sign_in(client)
+    client.view.calls.clear()
+    client.hear(*(f"PRIV sender{n} alice hi" for n in range(20)))
+    assert client.view.calls == {"opened": 20, "changed": 20}
+    client.view.calls.clear()
+    client.session.select("sender3")
+    assert client.view.calls == {"selected": 1}  # drawn whole: on purpose
 
 
 def test_typed_join_opens_the_room_and_part_closes_it(client: Client) -> None:
@@ -453,6 +568,35 @@ def test_rooms_over_several_lines_add_up(client: Client) -> None:
     ]
     client.hear("MSG #lobby bob hi", "ROOMS #lobby:2")
     assert client.session.state.room_sizes == {"#lobby": 2}
+
+
+def test_rooms_items_that_make_no_sense_are_left_out(client: Client) -> None:
+    """ROOMS: a count of 5,000 digits or a malformed item is skipped, not the line.
+
+    int() of 5,000 digits raises ValueError, which lost the whole line
+    (issue 11, finding 12).
+    """
+    sign_in(client)
+    client.session.submit("/rooms")
+    absurd = "9" * 5000
+    client.hear(f"ROOMS #a:1 #b:{absurd} #c:x c:2 #d: :3 #e:-1 #f:٣  #g:007")
+    assert client.session.state.room_sizes == {"#a": 1, "#g": 7}
+    assert client.view.texts(EntryKind.INFO) == [
+        "Rooms: #a (1), #g (7) (7 unreadable left out)"
+    ]
+    assert client.view.statuses[-1].startswith("Connected")  # no failure reported
+
+
+def test_users_items_that_are_not_nicknames_are_left_out(client: Client) -> None:
+    """USERS: a word that is no nickname is skipped; two spaces cost nothing."""
+    sign_in(client)
+    client.session.submit("/who")
+    long_nick = "x" * 5000
+    client.hear(f"USERS #lobby alice  bob b@d {long_nick} 9lives carol")
+    assert client.conversation("#lobby").member_names() == ["alice", "bob", "carol"]
+    assert client.view.texts() == [
+        "In #lobby: alice, bob, carol (3 unreadable left out)"
+    ]
 
 
 def test_info_and_err_are_notices_in_the_conversation_on_screen(
@@ -589,10 +733,185 @@ def test_reconnect_registers_the_same_nick_and_rejoins_rooms(client: Client) -> 
     assert client.session.state.current == "#games"  # the view stayed put
     client.session.submit("back!")
     assert client.sent() == ["back!"]  # the server's current room is #games again
-    # A later drop starts again from a 1 s delay.
+    # Once the connection has stayed up a while, a drop starts again from 1 s.
+    client.clock.advance(STABLE_AFTER)
     client.drop()
     (call,) = client.clock.getDelayedCalls()
     assert call.getTime() - client.clock.seconds() == 1
+
+
+def reconnect(client: Client) -> None:
+    """Drop the connection and let the first retry dial (not yet accepted)."""
+    client.drop()
+    (retry,) = client.clock.getDelayedCalls()
+    client.clock.advance(retry.getTime() - client.clock.seconds())
+
+
+class Loopback:
+    """The client's latest dial connected to a real chatd ChatProtocol.
+
+    Both ends write to StringTransports; carry() hands the bytes across until
+    neither has more, and passes on a close made by the server.
+    """
+
+    def __init__(self, client: Client, factory: ChatFactory) -> None:
+        self.client = client
+        self.server, self.server_out = open_connection(factory)  # HELLO, NICK
+        client.accept()
+        self.closed = False
+
+    def carry(self) -> None:
+        client = self.client
+        assert client.protocol is not None and client.transport is not None
+        while not self.closed:
+            up, down = client.transport.value(), self.server_out.value()
+            if not up and not down:
+                return
+            client.transport.clear()
+            self.server_out.clear()
+            self.server.dataReceived(up)
+            client.protocol.dataReceived(down)
+            if self.server_out.disconnecting:  # the server closed: so do we
+                client.protocol.dataReceived(self.server_out.value())
+                self.closed = True
+                self.server.connectionLost(Failure(ConnectionDone()))
+                client.drop(ConnectionDone)
+
+
+def test_rejoins_after_a_reconnect_keep_to_the_servers_flood_limits(
+    client: Client,
+) -> None:
+    """1,700 rooms are joined again through a real chatd with its flood defaults.
+
+    Before, the client sent its 1,700 /joins at once; past --recvq (64 KiB)
+    waiting, chatd said BYE Input queue full, and the client reconnected and
+    did it again, forever (issue 11, finding 12). Now it sends SEND_BURST
+    lines, then SEND_RATE a second, and the server never has to hold one back.
+    """
+    sign_in(client)
+    names = [f"#{'r' * 28}{n:04d}" for n in range(1700)]  # the longest room names
+    for name in names:
+        client.session.state.room(name)
+    reconnect(client)
+    client.view.entries.clear()
+    # Flood defaults; a room cap that lets one user hold all 1,700 (the default
+    # is 50, which a client that was in more would meet as ERR too-many-rooms).
+    server = Loopback(client, make_factory(client.clock, max_rooms_per_user=2000))
+    server.carry()
+    assert server.server.gate is not None  # flood control is on
+    started = client.clock.seconds()
+    rooms = [client.conversation(fold(name)) for name in names]
+    while not all(room.members for room in rooms) and not server.closed:
+        client.clock.advance(0.25)
+        server.carry()
+        assert not server.server.gate.held  # nothing ever waits at the server
+    assert not server.closed
+    assert client.view.texts(EntryKind.ERROR) == []  # neither ERR flood nor BYE
+    assert all(room.joined and room.member_names() == ["alice"] for room in rooms)
+    lines = 2 + 2 * len(names)  # NICK, /who #lobby, then /join and /who per room
+    took = client.clock.seconds() - started
+    assert took <= (lines - SEND_BURST) / SEND_RATE + 1
+
+
+def test_the_users_lines_go_before_the_rejoins(client: Client) -> None:
+    """While rooms are joined again, a typed line waits for one token at most.
+
+    The rejoins made the server's current room another one: the line goes
+    after a /join of the room it is typed in.
+    """
+    sign_in(client)
+    for n in range(30):
+        client.session.state.room(f"#room{n}")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    rejoins = client.sent()
+    assert rejoins == ["NICK alice"] + [f"/join #room{n}" for n in range(7)]
+    client.hear("JOIN #lobby alice", "JOIN #room0 alice")
+    client.session.select("#lobby")
+    client.session.submit("hello again")
+    assert client.sent() == []  # the burst is spent
+    client.clock.advance(1 / SEND_RATE)
+    assert client.sent() == ["/who #lobby"]  # asked for before the user typed
+    client.clock.advance(4 / SEND_RATE)
+    assert client.sent() == [
+        "/who #room0",
+        "/join #lobby",
+        "hello again",
+        "/join #room7",
+    ]
+
+
+def test_a_line_for_a_room_not_joined_again_asks_to_join_it(client: Client) -> None:
+    """A rejoin refused by the server: a line typed there is sent after a /join."""
+    sign_in(client)
+    join(client, "#games")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    assert client.sent() == ["NICK alice", "/join #games"]
+    client.hear("JOIN #lobby alice", "ERR room-invalid #games: not today")
+    client.session.submit("anyone?")
+    assert client.sent() == ["/who #lobby", "/join #games", "anyone?"]
+
+
+def test_err_flood_halves_the_pace(client: Client) -> None:
+    """ERR flood means the server's limits are below ours: send half as fast."""
+    sign_in(client)
+    for n in range(30):
+        client.session.state.room(f"#room{n}")
+    reconnect(client)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+    client.sent()
+    client.hear("ERR flood you are sending too fast")
+    client.clock.advance(1.5 / SEND_RATE)
+    assert client.sent() == []
+    client.clock.advance(0.5 / SEND_RATE)
+    assert client.sent() == ["/join #room7"]
+    client.clock.advance(2 / SEND_RATE)
+    assert client.sent() == ["/join #room8"]
+
+
+def test_connections_cut_off_young_keep_backing_off(client: Client) -> None:
+    """The delay starts over only once a connection stayed up STABLE_AFTER seconds.
+
+    A WELCOME used to reset it, so a server that took the client in and cut it
+    off at once met a reconnect every second (issue 11, finding 12).
+    """
+    sign_in(client)
+    waits = []
+    for _ in range(4):
+        client.drop(ConnectionDone)
+        (retry,) = client.clock.getDelayedCalls()
+        waits.append(retry.getTime() - client.clock.seconds())
+        client.clock.advance(waits[-1])
+        client.accept()
+        client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+        client.clock.advance(STABLE_AFTER - 1)
+    assert waits == [1, 2, 4, 8]
+    client.clock.advance(1)
+    client.drop()
+    (retry,) = client.clock.getDelayedCalls()
+    assert retry.getTime() - client.clock.seconds() == 1
+
+
+def test_back_off_starts_over_only_once_every_rejoin_went_out(client: Client) -> None:
+    """With rejoins still waiting at STABLE_AFTER, the delay keeps growing."""
+    sign_in(client)
+    for n in range(200):  # about 110 s of /joins at SEND_RATE
+        client.session.state.room(f"#room{n}")
+    delays = []
+    for stayed_up in (STABLE_AFTER + 1, 2 * STABLE_AFTER + 1):
+        reconnect(client)
+        client.accept()
+        client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
+        for _ in range(int(stayed_up)):  # Clock.advance jumps: walk, for the pacer
+            client.clock.advance(1)
+        client.drop()
+        (retry,) = client.clock.getDelayedCalls()
+        delays.append(retry.getTime() - client.clock.seconds())
+    assert delays == [2, 1]  # by the check at 120 s every /join had gone out
 
 
 def test_typing_while_disconnected_is_refused_in_the_window(client: Client) -> None:

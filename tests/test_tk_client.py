@@ -13,20 +13,32 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
 import pytest
 
-pytest.importorskip("tkinter", reason="tkinter is missing (apt-get install python3-tk)")
+tk = pytest.importorskip(
+    "tkinter", reason="tkinter is missing (apt-get install python3-tk)"
+)
 
 from daemon import WAIT, LineClient, running_daemon  # noqa: E402
 from tk_driver import Driver, NoXServer, xvfb  # noqa: E402
+from twisted.internet.defer import Deferred  # noqa: E402
+from twisted.internet.testing import MemoryReactorClock, StringTransport  # noqa: E402
 
-from chatd.conversations import Conversation, ConversationKind  # noqa: E402
+from chatd.client import ClientProtocol  # noqa: E402
+from chatd.conversations import (  # noqa: E402
+    MAX_PRIVATE,
+    Conversation,
+    ConversationKind,
+)
 from chatd.tk_client import (  # noqa: E402
     NICK_COLOURS,
+    ChatWindow,
+    IChatReactor,
     conversation_label,
     nick_colour,
     parse_args,
@@ -87,6 +99,108 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     with running_daemon(["--listen", LOOPBACK], tmp_path_factory.mktemp("d")) as d:
         (number,) = d.ports.values()
         yield number
+
+
+class CountedWindow:
+    """The real ChatWindow in this process, fed server lines by hand.
+
+    Its three lists' insert and delete calls are counted, which shows how much
+    drawing each server line costs without timing anything.
+    """
+
+    def __init__(self, display: str) -> None:
+        self.root = tk.Tk(screenName=display, className="chatd")
+        self.window = ChatWindow(self.root, cast(IChatReactor, MemoryReactorClock()))
+        self.protocols: list[ClientProtocol] = []
+        self.window.session.connector = self._dial
+        self.calls: Counter[str] = Counter()
+        for name, widget in (
+            ("members", self.window.member_list),
+            ("conversations", self.window.conversation_list),
+            ("messages", self.window.messages),
+        ):
+            for operation in ("insert", "delete"):
+                original = getattr(widget, operation)
+                counted = self._counting(f"{name}.{operation}", original)
+                setattr(widget, operation, counted)
+
+    def _dial(self, host: str, port: int, protocol: ClientProtocol) -> Deferred[object]:
+        self.protocols.append(protocol)
+        protocol.makeConnection(StringTransport())
+        return Deferred()
+
+    def _counting(
+        self, name: str, operation: Callable[..., object]
+    ) -> Callable[..., object]:
+        def counted(*args: object, **kwargs: object) -> object:
+            self.calls[name] += 1
+            return operation(*args, **kwargs)
+
+        return counted
+
+    def hear(self, *lines: str) -> None:
+        """Feed server lines, then let Tk do what it left for idle time."""
+        data = "".join(f"{line}\r\n" for line in lines).encode("utf-8")
+        self.protocols[-1].dataReceived(data)
+        self.root.update_idletasks()
+
+    def sign_in(self, nick: str = "alice") -> None:
+        """Connect as nick into #lobby; forget the drawing that took."""
+        self.window.session.connect("127.0.0.1", 5501, nick)
+        self.hear("HELLO chatd hi", "NICK pick one", f"WELCOME {nick} hi")
+        self.hear(f"JOIN #lobby {nick}", f"USERS #lobby {nick}")
+        self.calls.clear()
+
+
+@pytest.fixture
+def counted(display: str) -> Iterator[CountedWindow]:
+    """A real window in this process, on the module's X display."""
+    window = CountedWindow(display)
+    yield window
+    window.root.destroy()
+
+
+def test_joins_add_one_member_row_each(counted: CountedWindow) -> None:
+    """2,000 JOINs are 2,000 member rows inserted, each once; the list is sorted.
+
+    Before, each JOIN redrew the whole member list: 2,000 JOINs inserted
+    about two million rows (issue 11, finding 12).
+    """
+    counted.sign_in()
+    nicks = [f"user{n}" for n in range(2000)]
+    counted.hear(*(f"JOIN #lobby {nick}" for nick in nicks))
+    assert counted.calls["members.insert"] == 2000
+    assert counted.calls["members.delete"] == 0
+    assert counted.calls["conversations.insert"] == 0
+    assert counted.calls["messages.insert"] == 2 * 2000  # time stamp, notice
+    assert counted.calls["messages.delete"] <= 1  # the oldest lines, once
+    window = counted.window
+    shown = list(window.member_list.get(0, "end"))
+    assert shown == sorted(["alice (you)", *nicks], key=lambda row: row.split()[0])
+    assert window.members_title.cget("text") == "Members (2001)"
+    assert window.title.cget("text") == "#lobby, 2001 people"
+
+    counted.calls.clear()
+    counted.hear("PART #lobby user5 bye", "QUIT user6 gone", "RENAME user7 zed")
+    assert counted.calls["members.delete"] == 3
+    assert counted.calls["members.insert"] == 1
+    assert window.member_list.get("end") == "zed"
+    assert window.members_title.cget("text") == "Members (1999)"
+
+
+def test_private_messages_change_one_conversation_row_each(
+    counted: CountedWindow,
+) -> None:
+    """Each PRIV from a new sender costs a few row changes, not a redrawn list."""
+    counted.sign_in()
+    counted.hear(*(f"PRIV sender{n} alice hi" for n in range(500)))
+    rows = counted.calls["conversations.insert"] + counted.calls["conversations.delete"]
+    assert rows <= 3 * 500
+    assert counted.calls["members.insert"] == 0
+    labels = counted.window.conversation_list.get(0, "end")
+    assert labels[:2] == ("chatd (server)", "#lobby")
+    assert len(labels) == 2 + MAX_PRIVATE + 1  # the rest share one tab
+    assert labels[-1] == f"other people (private)  ● {500 - MAX_PRIVATE} new"
 
 
 def type_into(window: Driver, display: str, title: str, text: str) -> None:
@@ -194,3 +308,35 @@ def test_unreachable_server_is_shown_in_the_form(display: str, tmp_path: Path) -
         window.command("close")
         window.expect("exited")
         assert "Traceback" not in window.errors()
+
+
+def test_window_takes_thousands_of_joins(display: str, tmp_path: Path) -> None:
+    """3,000 JOINs in a row reach the real window well within the wait bound.
+
+    The server here is a plain socket playing chatd's part, as no real room
+    of 3,000 is needed to send the lines. Before, the window redrew its
+    lists per JOIN and took about a minute over these (issue 11, finding 12).
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(WAIT)
+        port = listener.getsockname()[1]
+        with Driver(display, port, "alice", tmp_path / "alice.log") as window:
+            connection, _ = listener.accept()
+            server = LineClient(connection)
+            server.send("HELLO fake hi")
+            server.send("NICK pick one")
+            assert server.expect("NICK ") == "NICK alice"
+            lines = ["WELCOME alice hi", "JOIN #lobby alice"]
+            lines += [f"JOIN #lobby user{n}" for n in range(3000)]
+            lines.append("MSG #lobby user2999 the last line")
+            connection.sendall("".join(f"{line}\r\n" for line in lines).encode())
+            window.expect("entry", lambda event: event["text"] == "the last line")
+            window.command("dump")
+            shown = window.expect("dump")
+            assert len(cast(list[str], shown["members"])) == 3001
+            assert str(shown["view"]).endswith("user2999: the last line\n")
+            window.command("close")
+            assert server.expect("/quit") == "/quit"
+            connection.close()
+            window.expect("exited")
+            assert "Traceback" not in window.errors()

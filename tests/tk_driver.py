@@ -155,7 +155,18 @@ class Driver:
 
 
 def _emit(event: str, **fields: object) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    """Write one event as a JSON line to stdout, whole.
+
+    twisted.internet.stdio makes stdout non-blocking, so a long line (a dump
+    of thousands of lines) may be written in parts: wait until it all went.
+    """
+    data = (json.dumps({"event": event, **fields}) + "\n").encode("utf-8")
+    fd = sys.stdout.fileno()
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:
+            select.select([], [fd], [], WAIT)
 
 
 def run_window(host: str, port: int, nick: str, geometry: str) -> int:
