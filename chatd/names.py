@@ -67,15 +67,19 @@ def _is_name_body(text: str) -> bool:
 
 # Nicknames that would pass for the server where lines are read as they come
 # (nc, telnet): "PRIV chatd you ..." or "PRIV INFO you ..." reads like a notice.
-# They are every verb of PROTOCOL.md, "server", and the service names an IRC
-# listener will answer for. Chat adds the server's configured --name.
+# The server's configured --name, "server" and the service names an IRC
+# listener answers for are reserved in any case. The verbs of PROTOCOL.md are
+# reserved as the wire spells them, in capitals: "PRIV MSG you ..." reads as a
+# verb, "PRIV msg you ..." does not, and "nick" is an everyday IRC nickname
+# (irctest registers as it) that should stay free.
 RESERVED_NICKS = frozenset(
-    fold(name)
-    for name in (
+    fold(name) for name in ("server", "NickServ", "ChanServ", "Global")
+)
+VERB_NICKS = frozenset(
+    (
         *("HELLO", "NICK", "WELCOME", "MSG", "ACTION", "PRIV", "JOIN", "PART"),
         *("QUIT", "RENAME", "USERS", "ROOMS", "INFO", "ERR", "BYE"),
         *("HISTORY", "ENDHISTORY"),
-        *("server", "NickServ", "ChanServ", "Global"),
     )
 )
 
@@ -93,7 +97,8 @@ def normalize_name(name: str) -> str:
 def nick_problem(nick: str, reserved: frozenset[str] = RESERVED_NICKS) -> str | None:
     """Say what is wrong with a nickname, or return None if it is valid.
 
-    reserved holds the folded names kept for the server (see reserved_nicks).
+    reserved holds the folded names kept for the server (see reserved_nicks);
+    a verb of the protocol in capitals (VERB_NICKS) is refused too.
     """
     if not nick:
         return "a nickname needs at least one character"
@@ -106,7 +111,7 @@ def nick_problem(nick: str, reserved: frozenset[str] = RESERVED_NICKS) -> str | 
         return "a nickname cannot start with a digit or '-'"
     if not _is_name_body(nick):
         return "a nickname may hold only letters, digits, '_' and '-'"
-    if fold(nick) in reserved:
+    if fold(nick) in reserved or unicodedata.normalize("NFKC", nick) in VERB_NICKS:
         return "that name is reserved for the server; please choose another"
     return None
 

@@ -98,12 +98,12 @@ def test_invalid_nick_changes_nothing() -> None:
     "nick",
     [
         *("chatd", "CHATD", "server", "NickServ", "chanserv", "GLOBAL"),
-        *("MSG", "msg", "Info", "ERR", "NICK", "ＮＩＣＫ", "HISTORY", "EndHistory"),
+        *("MSG", "INFO", "ERR", "NICK", "ＮＩＣＫ", "HISTORY", "ENDHISTORY"),
     ],
 )
 def test_names_reserved_for_the_server_are_refused(nick: str) -> None:
-    """The server's name, every verb and the service names are nick-invalid,
-    in any case or width, at registration and in a rename."""
+    """The server's name and the service names in any case or width, and every
+    verb in capitals, are nick-invalid, at registration and in a rename."""
     chat = Chat()
     with pytest.raises(ChatError) as refused:
         chat.register(nick, RecordingClient())
