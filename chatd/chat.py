@@ -23,24 +23,33 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
+from chatd.store.interface import IHistory, Kind
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Someone said text in a room."""
+    """Someone said text in a room.
+
+    id and time: the message's history id and when it was received (the
+    clock's seconds); 0 when the server keeps no history.
+    """
 
     room: str
     nick: str
     text: str
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Someone acted (/me) in a room."""
+    """Someone acted (/me) in a room; id and time as for Message."""
 
     room: str
     nick: str
     text: str
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +164,7 @@ class Chat:
         server_name: str = SERVER_NAME,
         max_rooms: int = MAX_ROOMS,
         max_rooms_per_user: int = MAX_ROOMS_PER_USER,
+        history: IHistory | None = None,
     ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
@@ -165,6 +175,8 @@ class Chat:
         self.max_rooms_per_user = max_rooms_per_user  # #lobby included
         # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
         self.reserved_nicks = reserved_nicks(server_name)
+        # Where room messages are kept (PROTOCOL.md, History); None: nowhere.
+        self.history = history
 
     # -- looking things up ------------------------------------------------
 
@@ -320,15 +332,25 @@ class Chat:
 
     # -- talking --------------------------------------------------------------
 
+    def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        """Keep a room message in the history; return its id and time (0s: none)."""
+        if self.history is None:
+            return 0, 0.0
+        return self.history.record(room.key, kind, nick, text)
+
     def say(self, user: User, text: str) -> None:
         """Send text to user's current room; every member sees MSG, sender included."""
         room = self.current_room(user)
-        _deliver(room.members.values(), Message(room.name, user.nick, text))
+        msg_id, time = self._kept(room, Kind.MESSAGE, user.nick, text)
+        event = Message(room.name, user.nick, text, id=msg_id, time=time)
+        _deliver(room.members.values(), event)
 
     def act(self, user: User, text: str) -> None:
         """Send an action to user's current room."""
         room = self.current_room(user)
-        _deliver(room.members.values(), Action(room.name, user.nick, text))
+        msg_id, time = self._kept(room, Kind.ACTION, user.nick, text)
+        event = Action(room.name, user.nick, text, id=msg_id, time=time)
+        _deliver(room.members.values(), event)
 
     def tell(self, user: User, nick: str, text: str) -> None:
         """Send a private message; the recipient gets it and the sender an echo."""
