@@ -106,7 +106,7 @@ class SQLiteHistory:
         This waits for the disk: it is meant for the daemon's start, before
         the reactor serves anyone.
         """
-        database = self.database = HistoryDatabase.open(self.path)
+        database = self.database = self.open_database()
         self.stamps = Stamps(database.last_id())
         self._rooms = database.rooms()
         self._thread = threading.Thread(
@@ -117,6 +117,10 @@ class SQLiteHistory:
             self._pruner = LoopingCall(self._prune)
             self._pruner.clock = self.clock
             self._pruner.start(PRUNE_EVERY, now=True)
+
+    def open_database(self) -> HistoryDatabase:
+        """Open the database at self.path (StoreError if it cannot be used)."""
+        return HistoryDatabase.open(self.path)
 
     def close(self) -> defer.Deferred[None]:
         """Write everything recorded, close the database; fires when done."""
