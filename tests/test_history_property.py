@@ -33,12 +33,8 @@ NICKS = ("alice", "bob")
 SAFE = "abcxyz XYZ019éß字_-"  # no controls, no separators: kept as typed
 
 texts = st.text(alphabet=SAFE, min_size=0, max_size=20).map(lambda t: "t" + t)
-say = st.tuples(
-    st.just("say"), st.sampled_from(NICKS), st.sampled_from(ROOMS), texts
-)
-act = st.tuples(
-    st.just("act"), st.sampled_from(NICKS), st.sampled_from(ROOMS), texts
-)
+say = st.tuples(st.just("say"), st.sampled_from(NICKS), st.sampled_from(ROOMS), texts)
+act = st.tuples(st.just("act"), st.sampled_from(NICKS), st.sampled_from(ROOMS), texts)
 wait = st.tuples(st.just("wait"), st.floats(min_value=0, max_value=3))
 restart = st.tuples(st.just("restart"))
 ask = st.tuples(
