@@ -14,6 +14,7 @@ from chatd.store.interface import Entry, Kind, Stamps, UnknownId
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import (
     MEMORY,
+    ROWS_PER_INSERT,
     SCHEMA_VERSION,
     HistoryDatabase,
     StoreError,
@@ -58,6 +59,18 @@ def test_read_gives_the_latest_oldest_first(database: HistoryDatabase) -> None:
     assert latest[0] == Entry(7, 1006, Kind.MESSAGE, "alice", "message 7")
     assert [entry.id for entry in database.read("#dev", 20)] == [11, 12, 13]
     assert database.rooms() == {"#lobby", "#dev"} and database.last_id() == 13
+
+
+def test_a_large_batch_spans_several_statements(database: HistoryDatabase) -> None:
+    """More rows than one INSERT takes are all kept, in one transaction."""
+    count = ROWS_PER_INSERT * 2 + 7
+    database.append(rows("#lobby", 1, count))
+    assert database.last_id() == count
+    assert [entry.id for entry in database.read("#lobby", 3)] == [
+        count - 2,
+        count - 1,
+        count,
+    ]
 
 
 def test_read_before_an_id(database: HistoryDatabase) -> None:

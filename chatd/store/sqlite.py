@@ -12,6 +12,8 @@ import errno
 import os
 import sqlite3
 from collections.abc import Iterable
+from functools import lru_cache
+from itertools import chain
 
 from chatd.store.interface import Entry, Kind, UnknownId
 
@@ -41,6 +43,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {}
 MEMORY = ":memory:"
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
 RUN_BUSY = 1.0  # and while running, before a write is given up as failed
+# Rows per INSERT statement (6 values each, within SQLite's limit on bound
+# values: 32766 since 3.32, 999 before). One statement for many rows, not
+# executemany's one step per row: the thread gives up and takes back the GIL
+# per step, and while the reactor is busy each taking back can wait for the
+# interpreter's switch interval (5 ms). So a batch costs a few waits however
+# large it is, and a writer that falls behind catches up with larger batches.
+ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
+
+
+@lru_cache(maxsize=64)
+def _insert(count: int) -> str:
+    """The INSERT of count messages in one statement."""
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * count)
+    return f"INSERT INTO messages (id, room, time, kind, nick, text) VALUES {values}"
 
 
 class StoreError(Exception):
@@ -230,11 +246,9 @@ class HistoryDatabase:
         execute = self.connection.execute
         execute("BEGIN IMMEDIATE")
         try:
-            self.connection.executemany(
-                "INSERT INTO messages (id, room, time, kind, nick, text) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            for at in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[at : at + ROWS_PER_INSERT]
+                execute(_insert(len(chunk)), list(chain.from_iterable(chunk)))
             self.connection.executemany(
                 "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
                 [(room,) for room in {row[1] for row in rows}],
