@@ -207,7 +207,7 @@ def test_retention_deletes_old_messages(tmp_path: Path) -> None:
     database.close()
     with running_daemon(["--listen", LOOPBACK, "--history-days", "30"], tmp_path) as d:
         (port,) = d.ports.values()
-        d.wait_for_log(re.compile(r"deleted 1 messages older than 30 days"))
+        d.wait_for_log(re.compile(r"deleted 1 message older than 30 days"))
         _, backfill = joined(port, "alice")
         assert [row[3:] for row in history_of(backfill, "#lobby")] == [
             ["new", "yesterday"]

@@ -16,8 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
+from zope.interface.verify import verifyObject
 
-from chatd.store.interface import Entry, HistoryUnavailable, Kind
+from chatd.store.interface import Entry, HistoryUnavailable, IHistory, Kind
 from chatd.store.sqlite import HistoryDatabase
 from chatd.store.writer import BATCH_DELAY, DAY, PRUNE_EVERY, Row, SQLiteHistory
 
@@ -88,6 +89,11 @@ def read(
     answer.addBoth(got.append)
     mailbox.run_until(lambda: bool(got))
     return got[0]
+
+
+def test_sqlite_history_provides_ihistory(history: SQLiteHistory) -> None:
+    """The store the daemon uses keeps the interface the chat is given."""
+    assert verifyObject(IHistory, history)
 
 
 def test_record_stamps_at_once_and_writes_in_batches(

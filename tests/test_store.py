@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
 
-from chatd.store.interface import Entry, Kind, Stamps, UnknownId
+from chatd.store.interface import Entry, IHistory, Kind, Stamps, UnknownId
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import (
     MEMORY,
@@ -227,6 +228,7 @@ def test_stamps_grow_and_never_repeat() -> None:
 def test_memory_history_is_the_same_contract(clock: Clock) -> None:
     """The fake keeps, reads and refuses like the real store."""
     history = MemoryHistory(clock)
+    assert verifyObject(IHistory, history)
     clock.advance(10)
     first, when = history.record("#lobby", Kind.MESSAGE, "alice", "one")
     history.record("#lobby", Kind.ACTION, "alice", "two")

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
+    from twisted.internet.defer import Deferred
 
 
 class Kind(StrEnum):

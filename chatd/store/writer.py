@@ -213,8 +213,9 @@ class SQLiteHistory:
 
     def _pruned(self, deleted: int) -> None:
         self.log.info(
-            "history: deleted {count} messages older than {days:g} days",
+            "history: deleted {count} {messages} older than {days:g} days",
             count=deleted,
+            messages="message" if deleted == 1 else "messages",
             days=self.keep_days,
         )
 
