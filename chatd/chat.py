@@ -23,25 +23,35 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
+from chatd.store.interface import IHistory, Kind
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Someone said text in a room (notice: an IRC NOTICE, never answered by bots)."""
+    """Someone said text in a room.
+
+    notice: an IRC NOTICE (never answered by bots). id and time: the
+    message's history id and when it was received (the clock's seconds); 0
+    when the server keeps no history.
+    """
 
     room: str
     nick: str
     text: str
     notice: bool = False
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Someone acted (/me) in a room."""
+    """Someone acted (/me) in a room; id and time as for Message."""
 
     room: str
     nick: str
     text: str
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +188,7 @@ class Chat:
         server_name: str = SERVER_NAME,
         max_rooms: int = MAX_ROOMS,
         max_rooms_per_user: int = MAX_ROOMS_PER_USER,
+        history: IHistory | None = None,
     ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
@@ -189,6 +200,8 @@ class Chat:
         self.max_rooms_per_user = max_rooms_per_user  # #lobby included
         # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
         self.reserved_nicks = reserved_nicks(server_name)
+        # Where room messages are kept (PROTOCOL.md, History); None: nowhere.
+        self.history = history
 
     # -- looking things up ------------------------------------------------
 
@@ -381,18 +394,27 @@ class Chat:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
         return room
 
+    def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        """Keep a room message in the history; return its id and time (0s: none)."""
+        if self.history is None:
+            return 0, 0.0
+        return self.history.record(room.key, kind, nick, text)
+
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
         """Send text to room (default: the current one); every member sees MSG."""
         found = self._speaking_room(user, room)
-        event = Message(found.name, user.nick, text, notice)
+        msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
+        event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
         _deliver(found.members.values(), event)
 
     def act(self, user: User, text: str, room: str | None = None) -> None:
         """Send an action to room (default: user's current room)."""
         found = self._speaking_room(user, room)
-        _deliver(found.members.values(), Action(found.name, user.nick, text))
+        msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
+        event = Action(found.name, user.nick, text, id=msg_id, time=time)
+        _deliver(found.members.values(), event)
 
     def tell(
         self,

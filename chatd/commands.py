@@ -10,11 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from chatd.chat import Chat, User
+from chatd.chat import Chat, Room, User
+from chatd.config import HISTORY_COUNT, HISTORY_MAX, ServerConfig
 from chatd.errors import ChatError, ErrorCode
-from chatd.wire import word_lines
+from chatd.names import LOBBY, clean_text, fold, normalize_name, room_problem
+from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
+from chatd.wire import history_lines, line, word_lines
 
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
 LIST_LINE_BUDGET = 512
@@ -28,6 +33,7 @@ class Session(Protocol):
     """What a command needs of the connection that typed it."""
 
     chat: Chat
+    config: ServerConfig
     log: Logger
 
     @property
@@ -48,6 +54,9 @@ class Session(Protocol):
 
     def quit_chat(self, reason: str) -> None:
         """Leave the chat and close."""
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, everything sent later behind them."""
 
 
 Handler = Callable[[Session, list[str]], None]
@@ -111,9 +120,11 @@ def msg(session: Session, args: list[str]) -> None:
 
 
 def join(session: Session, args: list[str]) -> None:
-    """/join <#room>: join a room and make it current."""
+    """/join <#room>: join a room and make it current; its history follows JOIN."""
     room, added = session.chat.join(session.registered_user(), args[0])
-    if not added:
+    if added:
+        backfill(session, room)
+    else:
         session.send_info(f"You are already in {room.name}; it is your current room.")
 
 
@@ -177,6 +188,147 @@ def rooms(session: Session, args: list[str]) -> None:
         session.send_info(f"{shown}; that is the last page.")
 
 
+# -- history (PROTOCOL.md version 2) ---------------------------------------------
+
+
+def _error_line(code: ErrorCode, text: str) -> bytes:
+    return line("ERR", code.value, text=clean_text(text))
+
+
+def _answer(entries: list[Entry], target: str, budget: int) -> bytes:
+    """HISTORY lines and ENDHISTORY, the oldest left out past budget bytes.
+
+    However many lines fit, the newest always goes; the count in ENDHISTORY
+    says how many were sent, and the first id is where `before` goes on.
+    """
+    data = history_lines(target, entries)
+    while len(data) > budget and len(entries) > 1:
+        entries = entries[len(entries) // 4 or 1 :]
+        data = history_lines(target, entries)
+    return data
+
+
+def _read(
+    history: IHistory,
+    key: str,
+    target: str,
+    count: int,
+    before: int | None,
+    budget: int,
+) -> Deferred[bytes]:
+    """Read from history and render the answer as this door spells it."""
+    return history.read(key, count, before).addCallback(_answer, target, budget)
+
+
+def backfill(session: Session, room: Room) -> None:
+    """After a newly made JOIN: the room's latest messages, to the joiner only.
+
+    PROTOCOL.md, History: right after the joiner's own JOIN line, oldest
+    first, then ENDHISTORY; nothing at all for a room without history (or
+    while history cannot be read: the joiner did not ask).
+    """
+    history = session.chat.history
+    count = min(session.config.backfill, HISTORY_MAX)
+    if (
+        history is None
+        or not count
+        or history.reason is not None
+        or not history.has_history(room.key)
+    ):
+        return
+    answer = _read(history, room.key, room.name, count, None, _budget(session))
+
+    def nothing_when_empty(data: bytes) -> bytes:
+        return b"" if data.startswith(b"ENDHISTORY ") else data
+
+    def nothing_when_unavailable(failure: Failure) -> bytes:
+        failure.trap(HistoryUnavailable)
+        return b""
+
+    answer.addCallbacks(nothing_when_empty, nothing_when_unavailable)
+    session.send_later(answer, b"")
+
+
+def _budget(session: Session) -> int:
+    """Bytes one history answer may take: half the send queue, so it never fills it."""
+    return session.config.sendq // 2
+
+
+def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
+    """Read [<#room>] [<count>] [before <id>], or raise ChatError(BAD_ARGS)."""
+    usage = f"usage: {COMMANDS['history'].usage}"
+    room = args.pop(0) if args and args[0].startswith("#") else None
+    count = HISTORY_COUNT
+    if args and args[0].isascii() and args[0].isdecimal():
+        word = args.pop(0)
+        # A long run of digits is past the maximum anyway; int() need not read it.
+        count = min(int(word) if len(word) <= 9 else HISTORY_MAX, HISTORY_MAX)
+        if count < 1:
+            raise ChatError(ErrorCode.BAD_ARGS, "the count must be at least 1")
+    before: int | None = None
+    if args and args[0].lower() == "before":
+        if len(args) != 2:
+            raise ChatError(ErrorCode.BAD_ARGS, usage)
+        word = args[1]
+        if not (word.isascii() and word.isdecimal() and len(word) <= 19):
+            raise ChatError(ErrorCode.BAD_ARGS, f"{word} is not a message id")
+        before, args = int(word), []
+    if args:
+        raise ChatError(ErrorCode.BAD_ARGS, usage)
+    return room, count, before
+
+
+def history(session: Session, args: list[str]) -> None:
+    """/history [<#room>] [<count>] [before <id>]: a room's kept messages.
+
+    Any room may be asked for, also one you are not in or that is gone:
+    rooms are public (/who, /rooms).
+    """
+    user = session.registered_user()
+    chat = session.chat
+    room_name, count, before = _history_args(args)
+    if room_name is None:
+        key = user.current
+        current = chat.rooms.get(key)
+        target = current.name if current is not None else LOBBY
+    else:
+        name = normalize_name(room_name)
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        key = fold(name)
+        existing = chat.rooms.get(key)
+        target = existing.name if existing is not None else name
+    store = chat.history
+    if store is None:
+        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
+    if store.reason is not None:
+        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    if not store.has_history(key):
+        if before is not None:
+            raise ChatError(
+                ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"
+            )
+        session.send(history_lines(target, []))  # never had any: no trip
+        return
+    answer = _read(store, key, target, count, before, _budget(session))
+
+    def refused(failure: Failure) -> bytes:
+        if failure.check(UnknownId):
+            return _error_line(
+                ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"
+            )
+        failure.trap(HistoryUnavailable)
+        reason = failure.value.reason
+        return _error_line(ErrorCode.NO_HISTORY, f"history is unavailable: {reason}")
+
+    answer.addErrback(refused)
+    late = _error_line(
+        ErrorCode.NO_HISTORY, "history is unavailable: it did not answer in time"
+    )
+    session.send_later(answer, late)
+
+
 def help_(session: Session, args: list[str]) -> None:
     """/help: INFO lines describing the commands."""
     session.send_info("Type a line to talk in your current room. Commands:")
@@ -205,6 +357,9 @@ COMMANDS: dict[str, Command] = {
                    "list a room's members (default: the current one)", 0, 1),
     "rooms": Command(rooms, "/rooms [<page>]",
                      f"list rooms and their sizes, {ROOMS_PER_PAGE} a page", 0, 1),
+    "history": Command(history, "/history [<#room>] [<count>] [before <id>]",
+                       f"a room's latest messages (default: the current room, "
+                       f"{HISTORY_COUNT}; at most {HISTORY_MAX})", 0, 4),
     "help": Command(help_, "/help", "show this help", before_nick=True),
     "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
                     before_nick=True),

@@ -15,6 +15,13 @@ MAX_ROOMS_PER_USER = 50
 # room table a few MB. Without it 1024 connections could hold 1024 * 49 rooms,
 # and one address (--max-per-ip 16) can still make 16 * 49 = 784.
 MAX_ROOMS = 10_000
+# PROTOCOL.md, History: HISTORY lines sent after a join (--backfill; 0: none),
+# and by /history without a count.
+BACKFILL = 20
+HISTORY_COUNT = 20
+# The most HISTORY lines one answer holds: a larger count is lowered to it.
+# 100 lines of at most about 2.2 KB stay far inside the default --sendq.
+HISTORY_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,7 @@ class ServerConfig:
     max_per_ip: int = 16  # connections at once from one address
     max_rooms: int = MAX_ROOMS  # rooms on the server at once
     max_rooms_per_user: int = MAX_ROOMS_PER_USER  # rooms one user may be in
+    backfill: int = BACKFILL  # HISTORY lines after a join; 0: none
     register_timeout: float = 60.0  # seconds to choose a nickname
     idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never
     shutdown_grace: float = 5.0  # seconds a closing connection gets to flush BYE

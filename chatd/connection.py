@@ -13,6 +13,9 @@ goodbyes. Everything else a connection needs lives here once:
 - output batching and the render-once journal (chatd.output), the send queue
   (chatd.limits.SendQueue) and direct sends on plain TCP;
 - register and idle timeouts, keepalive, caps and logging of each limit hit;
+- answers that come later (a history read from the store's thread): the
+  connection's later output waits behind them, so the client sees every
+  answer where it asked, and lines that arrived meanwhile after it;
 - closing: the user leaves the chat when the server says goodbye, not when
   the peer agrees, and a connection that does not close within the grace
   (a TLS peer that never finishes its handshake, a peer that stopped
@@ -28,11 +31,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import ClassVar
 from typing import Protocol as TypingProtocol
 
 from twisted.internet import tcp
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
@@ -83,6 +88,19 @@ CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
 
 # Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
 KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+# Seconds an answer that comes later may take before its fallback is sent
+# instead: the output held behind it is bounded by what arrives meanwhile.
+ANSWER_WAIT = 10.0
+
+
+@dataclass(eq=False, slots=True)
+class Hold:
+    """An answer a connection waits for, and its output that came after it."""
+
+    after: list[bytes] = field(default_factory=list)
+    answer: bytes | None = None  # set once it has come (or its fallback)
+    started: bool = False  # False while send_later is still deciding
+    timer: IDelayedCall | None = None
 
 
 class IChatTransport(ITCPTransport, IConsumer, ISystemHandle):
@@ -140,6 +158,7 @@ class Connection(Protocol, TimeoutMixin):
         "_refusing",
         "_bye_reason",
         "_abort_call",
+        "_holds",
         "gate",
         "sendq",
     )
@@ -169,6 +188,7 @@ class Connection(Protocol, TimeoutMixin):
         self._refusing = False  # an episode of over-long lines, logged once
         self._bye_reason: str | None = None  # why the server closed, if it did
         self._abort_call: IDelayedCall | None = None  # the close's deadline
+        self._holds: list[Hold] | None = None  # answers waited for, oldest first
         self.gate: FloodGate | None = None
         if self.config.flood_rate > 0:
             self.gate = FloodGate(
@@ -288,6 +308,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def _stop_limits(self) -> None:
         """Cancel timers and held input: nothing more will be handled."""
+        self._drop_holds()
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
@@ -317,6 +338,7 @@ class Connection(Protocol, TimeoutMixin):
         """
         if self.phase is Phase.CLOSING:
             return
+        self._drop_holds()  # the goodbye cannot wait for an answer
         self.send(self.goodbye(reason))
         self.flush()  # everything up to the goodbye, before the connection closes
         self.phase = Phase.CLOSING
@@ -443,9 +465,102 @@ class Connection(Protocol, TimeoutMixin):
             self._transmit(journal.joined(self._start, self._end))
             return
         out = self._out
-        if out is not None:
+        if out is not None and self._holds is None:
             self._out = None  # an idle connection holds no list
             self._transmit(out[0] if len(out) == 1 else b"".join(out))
+
+    # -- answers that come later -------------------------------------------------
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, in order with everything else.
+
+        Until then, whatever this connection is sent later (broadcasts,
+        replies) waits behind the answer, so the client sees the answer
+        exactly where it asked and the lines that came meanwhile after it.
+        An answer that fails, or has not come within ANSWER_WAIT seconds, is
+        replaced by fallback (b"": nothing).
+        """
+        if self.phase is _CLOSING:
+            return
+        hold = Hold()
+        answer.addCallbacks(
+            self._answered,
+            self._answer_failed,
+            callbackArgs=(hold,),
+            errbackArgs=(hold, fallback),
+        )
+        if hold.answer is not None:  # it was there at once: no wait
+            if hold.answer:
+                self.send(hold.answer)
+            return
+        self.flush()  # what came before the question goes now (unless held too)
+        hold.started = True
+        holds = self._holds
+        if holds is None:
+            holds = self._holds = []
+        holds.append(hold)
+        self._out = hold.after  # later output collects behind the answer
+        hold.timer = self.hub.clock.callLater(
+            ANSWER_WAIT, self._answer_late, hold, fallback
+        )
+
+    def _answered(self, data: bytes, hold: Hold) -> None:
+        if not hold.started:
+            hold.answer = data
+            return
+        self._resolve(hold, data)
+
+    def _answer_failed(self, failure: Failure, hold: Hold, fallback: bytes) -> None:
+        self.log.failure("an answer for {peer} failed", failure, peer=self.peer)
+        self._answered(fallback, hold)
+
+    def _answer_late(self, hold: Hold, fallback: bytes) -> None:
+        hold.timer = None
+        self.log.warn(
+            "an answer for {peer} did not come within {wait:g}s; its fallback was sent",
+            peer=self.peer,
+            wait=ANSWER_WAIT,
+        )
+        self._resolve(hold, fallback)
+
+    def _resolve(self, hold: Hold, data: bytes) -> None:
+        """hold's answer is data: send every answer now due, with what followed."""
+        holds = self._holds
+        if hold.answer is not None or holds is None or hold not in holds:
+            return  # already resolved (late, or the connection is closing)
+        hold.answer = data
+        if hold.timer is not None and hold.timer.active():
+            hold.timer.cancel()
+        hold.timer = None
+        ready: list[bytes] = []
+        while holds and holds[0].answer is not None:
+            done = holds.pop(0)
+            ready.append(done.answer or b"")
+            ready.extend(done.after)
+        if not holds:
+            self._holds = self._out = None
+        out = b"".join(ready)
+        if out and self.phase is not _CLOSING:
+            self._transmit(out)
+
+    def _drop_holds(self) -> None:
+        """Stop waiting: output held behind answers is collected as if never held.
+
+        Answers not yet come are left out; the connection is closing.
+        """
+        holds, self._holds = self._holds, None
+        if holds is None:
+            return
+        out: list[bytes] = []
+        for hold in holds:
+            if hold.timer is not None and hold.timer.active():
+                hold.timer.cancel()
+            hold.timer = None
+            if hold.answer:
+                out.append(hold.answer)
+            hold.answer = b""
+            out.extend(hold.after)
+        self._out = out or None  # close() flushes it, before its goodbye
 
     def _transmit(self, data: bytes) -> None:
         """Send data, or cut the client off if it would pass its send queue."""

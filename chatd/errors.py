@@ -21,6 +21,9 @@ class ErrorCode(StrEnum):
     BAD_ENCODING = "bad-encoding"
     FLOOD = "flood"
     SERVER_FULL = "server-full"
+    # PROTOCOL.md version 2: /history on a server that keeps none (or whose
+    # history cannot be read now; the text says why).
+    NO_HISTORY = "no-history"
     # chatd's extension (docs/protocol.md): a /join past --max-rooms-per-user
     # or, for a new room, past --max-rooms.
     TOO_MANY_ROOMS = "too-many-rooms"

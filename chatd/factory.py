@@ -15,6 +15,7 @@ from chatd.config import ServerConfig
 from chatd.connection import Connection, Refusal
 from chatd.output import OutputBatch
 from chatd.protocol import ChatProtocol
+from chatd.store.interface import IHistory
 
 
 def address_host(addr: IAddress | None) -> str:
@@ -33,13 +34,19 @@ class ChatFactory(ServerFactory):
     log = Logger()
     noisy = False  # the listeners log their address themselves (chatd.service)
 
-    def __init__(self, config: ServerConfig, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: IReactorTime,
+        history: IHistory | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.chat = Chat(
             server_name=config.name,
             max_rooms=config.max_rooms,
             max_rooms_per_user=config.max_rooms_per_user,
+            history=history,
         )
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.conch.telnet import AYT, IP
 
 from chatd import __version__
-from chatd.commands import COMMANDS
+from chatd.commands import COMMANDS, backfill
 from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text
@@ -156,7 +156,8 @@ class ChatProtocol(Connection):
         )
         for motd_line in self.config.motd:
             self.send_info(motd_line)
-        self.chat.join(user, LOBBY)
+        room, _ = self.chat.join(user, LOBBY)
+        backfill(self, room)  # PROTOCOL.md, History: #lobby's too, at registration
 
     def _say(self, text: str) -> None:
         self.chat.say(self.registered_user(), text)

@@ -16,6 +16,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from chatd.factory import ChatFactory
+from chatd.store.sqlite import StoreError
+from chatd.store.writer import SQLiteHistory
 
 SHUTDOWN_REASON = "The server is shutting down. See you soon."
 
@@ -132,3 +134,35 @@ class FarewellService(Service):
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         return self.factory.close_all(SHUTDOWN_REASON)
+
+
+class HistoryService(Service):
+    """Opens the history at start (or stops twistd with why); writes it all at stop.
+
+    Added before the listeners and FarewellService, it stops after them: by
+    then nobody can say anything more, and everything said is written before
+    the process exits.
+    """
+
+    log = Logger()
+
+    def __init__(self, history: SQLiteHistory) -> None:
+        self.history = history
+
+    def startService(self) -> None:
+        try:
+            self.history.open()
+        except StoreError as error:
+            # One sentence instead of a traceback: twistd prints it and exits 1.
+            raise SystemExit(str(error)) from None
+        super().startService()
+        days = self.history.keep_days
+        self.log.info(
+            "history kept in {path}, {days}",
+            path=self.history.path,
+            days=f"for {days:g} days" if days else "for ever",
+        )
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        return self.history.close()

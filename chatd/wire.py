@@ -7,8 +7,9 @@ the line. The server ends every line with CRLF.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from chatd.chat import (
     Action,
@@ -21,6 +22,7 @@ from chatd.chat import (
     Quit,
     Renamed,
 )
+from chatd.store.interface import Entry
 
 CRLF = b"\r\n"
 
@@ -48,6 +50,9 @@ SERVER_VERBS: dict[str, Shape] = {
     "INFO": Shape(0, True),
     "ERR": Shape(1, True),
     "BYE": Shape(0, True),
+    # Version 2: HISTORY <target> <id> <time> <kind> <nick> <text>.
+    "HISTORY": Shape(5, True),
+    "ENDHISTORY": Shape(2, False),
 }
 LIST_VERBS = frozenset({"USERS", "ROOMS"})
 
@@ -91,6 +96,36 @@ def render_event(event: Event) -> bytes:
         case Away():
             return b""
     raise TypeError(f"not a chat event: {event!r}")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_time(millis: int) -> str:
+    """Spell a time in milliseconds since 1970 as PROTOCOL.md's UTC time.
+
+    2026-11-30T23:50:01.123Z: always three decimals and a Z.
+    """
+    moment = EPOCH + timedelta(milliseconds=millis)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
+def history_lines(target: str, entries: Sequence[Entry]) -> bytes:
+    """Return HISTORY lines for entries (oldest first), then ENDHISTORY."""
+    parts = [
+        line(
+            "HISTORY",
+            target,
+            str(entry.id),
+            utc_time(entry.time),
+            entry.kind.value,
+            entry.nick,
+            text=entry.text,
+        )
+        for entry in entries
+    ]
+    parts.append(line("ENDHISTORY", target, str(len(entries))))
+    return b"".join(parts)
 
 
 class RenderStats:

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Independent conformance checker for the chatd wire protocol, version 1.
+"""Independent conformance checker for the chatd wire protocol, version 2.
 
 Written only from /work/shared/PROTOCOL.md (no server source was read).
+Version 2 added history: the HISTORY and ENDHISTORY lines, /history and the
+backfill after a join (history_checks); a server that keeps no history may
+answer /history with ERR no-history, and those checks are then skipped.
 
 Usage:
     python contract_check.py --host 127.0.0.1 --port N [--tls]
@@ -89,6 +92,7 @@ Ambiguities in the contract, and the reading this checker takes
 
 import argparse
 import ipaddress
+import re
 import socket
 import ssl
 import sys
@@ -113,6 +117,7 @@ ERR_CODES = {
     "bad-encoding",
     "flood",
     "server-full",
+    "no-history",
 }
 # verb -> number of fields after the verb; the last one is free text
 FREE_TEXT = {
@@ -127,10 +132,12 @@ FREE_TEXT = {
     "INFO": 1,
     "ERR": 2,
     "BYE": 1,
+    "HISTORY": 6,
 }
 # verb -> number of one-word fields, no free text
-FIXED = {"JOIN": 2, "RENAME": 2}
-ROOM_FIRST = {"MSG", "ACTION", "JOIN", "PART", "USERS"}
+FIXED = {"JOIN": 2, "RENAME": 2, "ENDHISTORY": 2}
+ROOM_FIRST = {"MSG", "ACTION", "JOIN", "PART", "USERS", "HISTORY", "ENDHISTORY"}
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 # unicode test nicknames (already NFC / NFKC-stable)
 GREEK = "\u0395\u03bb\u03ad\u03bd\u03b7"  # Ελένη
@@ -216,6 +223,13 @@ def parse(line):
         ok, why = False, "room field does not start with '#'"
     if ok and verb == "ERR" and args[0] not in ERR_CODES:
         ok, why = False, f"unknown error code {args[0]!r}"
+    if ok and verb == "HISTORY":
+        if not UTC_TIME.fullmatch(args[2]):
+            ok, why = False, f"HISTORY time {args[2]!r} is not UTC as in the contract"
+        elif args[3] not in ("MSG", "ACTION"):
+            ok, why = False, f"HISTORY kind {args[3]!r} is not MSG or ACTION"
+    if ok and verb == "ENDHISTORY" and not args[1].isdigit():
+        ok, why = False, "ENDHISTORY count is not a number"
     return Parsed(verb, args, ok, why)
 
 
@@ -1271,6 +1285,8 @@ def run():
         "'QUIT dave <text>' after dave's socket closed",
     )
 
+    history_checks(rid, tok)
+
     zed.send_line("/quit")
     expect_check("quit-without-reason-answers-bye", zed, L("BYE"), "'BYE <text>'")
     R.check(
@@ -1279,6 +1295,97 @@ def run():
         f"expected the server to close / received {zed.describe()}",
     )
     return True
+
+
+def history_checks(rid, tok):
+    """Version 2: what is said in a room comes back after a join and on /history."""
+    room = f"#chk{rid}h"
+    hana = open_client("hana", f"hana{rid}")
+    ivo = open_client("ivo", f"ivo{rid}")
+    hana.send_line(f"/join {room}")
+    hana.expect(L("JOIN", room))
+    said = [("MSG", tok()), ("ACTION", tok()), ("MSG", tok())]
+    for kind, text in said:
+        hana.send_line(text if kind == "MSG" else f"/me {text}")
+        hana.expect(L(kind, room, hana.nick, text))
+    hana.sync()
+    ivo.sync()  # #lobby's own backfill, if any, is out of the way
+    ivo.send_line(f"/history {room}")
+    ok, lines = ivo.sync()
+    if any(ln.startswith("ERR no-history") for ln in lines):
+        R.check("history-unavailable-is-no-history", True)
+        hana.quit_quietly()
+        ivo.quit_quietly()
+        return
+    got = [parse(ln) for ln in lines if parse(ln).verb in ("HISTORY", "ENDHISTORY")]
+    hist = [p for p in got if p.verb == "HISTORY"]
+    want = [(kind, hana.nick, text) for kind, text in said]
+    R.check(
+        "history-answers-oldest-first-then-endhistory",
+        [(p.args[3], p.args[4], p.args[5]) for p in hist] == want
+        and all(p.args[0] == room for p in got)
+        and [p.verb for p in got] == ["HISTORY"] * 3 + ["ENDHISTORY"]
+        and got[-1].args[1] == "3",
+        f"expected 3 HISTORY lines {want} then 'ENDHISTORY {room} 3' / "
+        f"received {short(lines)}",
+    )
+    ids = [p.args[1] for p in hist]
+    R.check(
+        "history-ids-are-distinct-words",
+        len(set(ids)) == len(ids) == 3,
+        f"expected 3 distinct ids / received {ids}",
+    )
+    if len(ids) == 3:
+        ivo.send_line(f"/history {room} before {ids[2]}")
+        ok, lines = ivo.sync()
+        texts = [parse(ln).args[5] for ln in lines if parse(ln).verb == "HISTORY"]
+        R.check(
+            "history-before-id-gives-the-older-ones",
+            texts == [said[0][1], said[1][1]],
+            f"expected {said[0][1]} and {said[1][1]} / received {short(lines)}",
+        )
+        ivo.send_line(f"/history {room} 1")
+        ok, lines = ivo.sync()
+        texts = [parse(ln).args[5] for ln in lines if parse(ln).verb == "HISTORY"]
+        R.check(
+            "history-count-gives-the-latest",
+            texts == [said[2][1]],
+            f"expected only {said[2][1]} / received {short(lines)}",
+        )
+    ivo.send_line(f"/history {room} before zz{rid}")
+    expect_check(
+        "history-unknown-id-is-bad-args", ivo, L("ERR", "bad-args"), "ERR bad-args"
+    )
+    never = f"#chk{rid}never"
+    ivo.send_line(f"/history {never}")
+    expect_check(
+        "history-of-room-without-any-is-endhistory-0",
+        ivo,
+        L("ENDHISTORY", never, "0"),
+        f"'ENDHISTORY {never} 0'",
+    )
+    ivo.sync()
+    ivo.send_line(f"/join {room}")
+    j = ivo.expect_seq(L("JOIN", room, ivo.nick))
+    ok, lines = ivo.sync()
+    after = [ln for ln in lines if room in ln]
+    got = [parse(ln) for ln in after]
+    R.check(
+        "join-backfill-follows-own-join",
+        j is not None
+        and [p.verb for p in got] == ["HISTORY"] * 3 + ["ENDHISTORY"]
+        and [p.args[5] for p in got[:3]] == [text for _, text in said],
+        f"expected 3 HISTORY lines then ENDHISTORY right after 'JOIN {room} "
+        f"{ivo.nick}' / received {short(after)}",
+    )
+    absent_check(
+        "join-backfill-goes-to-the-joiner-only",
+        hana,
+        L("HISTORY"),
+        "no HISTORY line for members already in the room",
+    )
+    hana.quit_quietly()
+    ivo.quit_quietly()
 
 
 def refusal_cases(c, cases, code):

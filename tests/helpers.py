@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -16,6 +20,8 @@ from chatd.chat import Event, IChatClient
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.protocol import ChatProtocol
+
+WAIT = 10.0  # seconds: the bound on every wait for another thread
 
 
 @implementer(IChatClient)
@@ -92,3 +98,31 @@ def lines(transport: StringTransport) -> list[str]:
     assert data == b"" or data.endswith(b"\r\n"), data
     text = data.decode("utf-8")
     return text.split("\r\n")[:-1] if text else []
+
+
+@implementer(IReactorFromThreads)
+class Mailbox:
+    """callFromThread for tests: calls from a thread wait here until run()."""
+
+    def __init__(self) -> None:
+        self.calls: queue.Queue[
+            tuple[Callable[..., Any], tuple[object, ...], dict[str, object]]
+        ] = queue.Queue()
+
+    def callFromThread(
+        self, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> None:
+        self.calls.put((callable, args, kwargs))
+
+    def run_one(self) -> None:
+        """Wait (at most WAIT seconds) for one call from the thread and make it."""
+        try:
+            callable, args, kwargs = self.calls.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError(f"no call from the thread within {WAIT}s") from None
+        callable(*args, **kwargs)
+
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Make calls from the thread until done() says so."""
+        while not done():
+            self.run_one()

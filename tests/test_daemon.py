@@ -56,7 +56,17 @@ def test_help_lists_every_option(tmp_path: Path) -> None:
         timeout=WAIT,
         check=True,
     )
-    for option in ("--listen", "--name", "--motd", "--max-line", "--max-rooms"):
+    for option in (
+        "--listen",
+        "--name",
+        "--motd",
+        "--max-line",
+        "--max-rooms",
+        "--database",
+        "--history-days",
+        "--backfill",
+        "--no-history",
+    ):
         assert option in result.stdout
 
 

@@ -12,7 +12,13 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from chatd.config import ServerConfig
-from chatd.service import FarewellService, FileLimitService, raise_open_file_limit
+from chatd.service import (
+    FarewellService,
+    FileLimitService,
+    HistoryService,
+    raise_open_file_limit,
+)
+from chatd.store.writer import SQLiteHistory
 from twisted.plugins.chatd_plugin import Options, chatd
 
 
@@ -85,6 +91,11 @@ def test_room_caps_reach_the_config_and_the_chat() -> None:
         (["--max-rooms", "0"], "--max-rooms must be at least 1"),
         (["--max-rooms-per-user", "0"], "--max-rooms-per-user must be at least 1"),
         (["--max-rooms", "lots"], "whole number"),
+        (["--backfill", "101"], "--backfill must be at most 100"),
+        (["--backfill", "-1"], "zero or more"),
+        (["--history-days", "-1"], "zero or more"),
+        (["--history-days", "a month"], "expected a number"),
+        (["--database", ""], "--database needs a file name"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
@@ -110,6 +121,45 @@ def test_make_service_has_one_listener_per_listen_and_a_farewell() -> None:
     assert children.index(farewell) < children.index(listeners[0])  # stops last
     assert listeners[0].factory is listeners[1].factory is farewell.factory
     assert any(isinstance(c, FileLimitService) for c in children)
+
+
+def test_history_options_and_service() -> None:
+    """By default history is kept in chatd.sqlite3 for 30 days, 20 lines of
+    backfill; the HistoryService comes before the farewell, so it stops after."""
+    options = parse()
+    assert (options["database"], options["history-days"]) == ("chatd.sqlite3", 30.0)
+    assert options["config"].backfill == 20 and not options["no-history"]
+    service = chatd.makeService(options)
+    children = list(service)
+    history = next(c for c in children if isinstance(c, HistoryService))
+    farewell = next(c for c in children if isinstance(c, FarewellService))
+    assert children.index(history) < children.index(farewell)
+    assert isinstance(history.history, SQLiteHistory)
+    assert farewell.factory.chat.history is history.history
+    assert history.history.path == "chatd.sqlite3"
+
+
+def test_history_options_are_parsed() -> None:
+    """--database, --history-days and --backfill reach the store and config."""
+    options = parse(
+        "--database", "/var/lib/chatd/h.db", "--history-days", "7", "--backfill", "0"
+    )
+    assert options["config"].backfill == 0
+    history = next(
+        c for c in chatd.makeService(options) if isinstance(c, HistoryService)
+    )
+    assert (history.history.path, history.history.keep_days) == (
+        "/var/lib/chatd/h.db",
+        7.0,
+    )
+
+
+def test_no_history_means_no_store() -> None:
+    """--no-history: no HistoryService, and the chat has no store."""
+    service = chatd.makeService(parse("--no-history"))
+    assert not any(isinstance(c, HistoryService) for c in service)
+    farewell = next(c for c in service if isinstance(c, FarewellService))
+    assert farewell.factory.chat.history is None
 
 
 def test_open_file_limit_is_raised_to_the_hard_limit() -> None:

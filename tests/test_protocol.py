@@ -670,8 +670,8 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 
 
 def test_every_protocol_error_code_is_known() -> None:
-    """ErrorCode holds exactly the codes of PROTOCOL.md and chatd's documented
-    extension, too-many-rooms (docs/protocol.md lists each)."""
+    """ErrorCode holds exactly the codes of PROTOCOL.md (version 2) and chatd's
+    documented extension, too-many-rooms (docs/protocol.md lists each)."""
     assert {code.value for code in ErrorCode} == {
         "nick-taken",
         "nick-invalid",
@@ -686,6 +686,7 @@ def test_every_protocol_error_code_is_known() -> None:
         "bad-encoding",
         "flood",
         "server-full",
+        "no-history",
         "too-many-rooms",
     }
     documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()

@@ -68,17 +68,29 @@ class Options(usage.Options):
 
     synopsis = (
         "[--listen ENDPOINT]... [--irc ENDPOINT]... [--name NAME] [--motd FILE] "
-        "[limits]"
+        "[history] [limits]"
     )
     longdesc = (
         "A chat server that people reach with telnet, nc or the chatd-tk client. "
         "Listening addresses are Twisted endpoint strings, for example "
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
+    optFlags = [
+        ["no-history", None, "keep no history: /history answers ERR no-history"],
+    ]
     # fmt: off
     optParameters = [
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
+        ["database", None, "chatd.sqlite3",
+         "SQLite file the history is kept in, created if missing (:memory: keeps "
+         "it only while the daemon runs)"],
+        ["history-days", None, 30.0,
+         "days a message is kept; older ones are deleted (0: kept for ever)",
+         _seconds],
+        ["backfill", None, 20,
+         "messages a joiner gets from the room's history (0: none; at most 100)",
+         _whole_number],
         ["max-line", None, 2048, "longest line accepted from a client, in bytes",
          _whole_number],
         ["flood-burst", None, 10, "lines a client may send at once before throttling",
@@ -120,7 +132,7 @@ class Options(usage.Options):
         self["irc"].append(description)
 
     def postOptions(self) -> None:
-        from chatd.config import ServerConfig
+        from chatd.config import HISTORY_MAX, ServerConfig
         from chatd.names import clean_text
 
         if not self["listen"]:
@@ -135,6 +147,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-line must be at most 1048576 bytes")
         if self["recvq"] < self["max-line"]:
             raise usage.UsageError("--recvq must be at least --max-line")
+        if self["backfill"] > HISTORY_MAX:
+            raise usage.UsageError(f"--backfill must be at most {HISTORY_MAX}")
+        if not self["database"]:
+            raise usage.UsageError("--database needs a file name (or :memory:)")
         if self["register-timeout"] <= 0:
             raise usage.UsageError("--register-timeout must be more than 0 seconds")
         motd = _read_motd(self["motd"]) if self["motd"] else ()
@@ -150,6 +166,7 @@ class Options(usage.Options):
             max_per_ip=self["max-per-ip"],
             max_rooms=self["max-rooms"],
             max_rooms_per_user=self["max-rooms-per-user"],
+            backfill=self["backfill"],
             register_timeout=self["register-timeout"],
             idle_timeout=self["idle-timeout"],
             flush_delay=0.0,  # one write per recipient per reactor turn
@@ -200,15 +217,33 @@ class ChatServiceMaker:
     options = Options
 
     def makeService(self, options: Options) -> MultiService:
-        """One ChatFactory shared by a listener per --listen, plus clean shutdown."""
+        """One ChatFactory for a listener per --listen; history; a clean shutdown."""
+        from typing import cast
+
         from twisted.internet import reactor
+        from twisted.internet.interfaces import IReactorFromThreads
 
         from chatd.factory import ChatFactory
-        from chatd.service import FarewellService, FileLimitService, ListenerService
+        from chatd.service import (
+            FarewellService,
+            FileLimitService,
+            HistoryService,
+            ListenerService,
+        )
+        from chatd.store.writer import SQLiteHistory
 
-        factory = ChatFactory(options["config"], reactor)
+        history = None
+        if not options["no-history"]:
+            threads = cast(IReactorFromThreads, reactor)
+            history = SQLiteHistory(
+                options["database"], reactor, threads, options["history-days"]
+            )
+        factory = ChatFactory(options["config"], reactor, history)
         top = MultiService()
         FileLimitService(options["config"].max_clients).setServiceParent(top)
+        if history is not None:
+            # Stops after FarewellService: everything said is written, then closed.
+            HistoryService(history).setServiceParent(top)
         # Added before the listeners so it stops after them: no new connections,
         # then every client hears BYE.
         FarewellService(factory).setServiceParent(top)

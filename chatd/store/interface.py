@@ -1,0 +1,104 @@
+"""What the chat asks of a history store, and what a store answers with.
+
+PROTOCOL.md, History (v2): what is said in rooms (MSG and ACTION) is kept,
+each message with an id that is unique within its room and orders its
+history, and the time the server received it. The model (chatd.chat) records
+through IHistory and the doors read through it; neither knows how or where
+the store keeps things (chatd.store.sqlite, chatd.store.memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
+    from twisted.internet.defer import Deferred
+
+
+class Kind(StrEnum):
+    """What a kept message was; the value is the word HISTORY lines carry."""
+
+    MESSAGE = "MSG"
+    ACTION = "ACTION"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One kept message, as read back: oldest first in a list of them."""
+
+    id: int  # unique among all messages, so within the room; orders them
+    time: int  # milliseconds since 1970-01-01 UTC, when the server received it
+    kind: Kind
+    nick: str  # the speaker's nickname at the time
+    text: str  # as it was delivered
+
+
+class HistoryUnavailable(Exception):
+    """History cannot be read or kept now; reason says why, for a person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownId(Exception):
+    """A `before` id that is not one of the room's messages."""
+
+
+class IHistory(Interface):
+    """A store of what was said in rooms: recorded at once, read later."""
+
+    reason = Attribute(
+        "None while history works; otherwise why not, a sentence for users"
+    )
+
+    def record(room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        """Keep one message said now in room (a folded room name).
+
+        Returns its id and its time (the clock's seconds). Never blocks and
+        never raises: a store that cannot keep it drops it (see reason).
+        """
+
+    def has_history(room: str) -> bool:
+        """Tell whether room (folded) may have messages kept; False: surely none."""
+
+    def read(room: str, count: int, before: int | None = None) -> Deferred[list[Entry]]:
+        """The room's latest count messages (before the id, if given), oldest first.
+
+        Everything recorded before this call is included and nothing recorded
+        after it. Fails with UnknownId when before is not one of the room's
+        ids, and with HistoryUnavailable when the store cannot answer.
+        """
+
+
+class Stamps:
+    """Ids and times for new messages: ids grow with time and never repeat.
+
+    An id is the time in microseconds, or one more than the last id when
+    that is larger (several messages in a microsecond, or a clock stepped
+    back). Started after the highest id kept, a restart never gives out an
+    id again, even one lost in a crash: those were handed out earlier, at
+    smaller times.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self, last: int = 0) -> None:
+        self.last = last
+
+    def next(self, now: float) -> int:
+        """Return the id for a message received at now (seconds)."""
+        new = int(now * 1_000_000)
+        if new <= self.last:
+            new = self.last + 1
+        self.last = new
+        return new
+
+
+def millis(seconds: float) -> int:
+    """Return a clock time in whole milliseconds, as kept and shown."""
+    return int(seconds * 1000)

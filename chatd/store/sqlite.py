@@ -1,0 +1,300 @@
+"""The history database itself: SQLite, synchronous, one connection.
+
+Only the writer thread of chatd.store.writer calls this once the daemon runs
+(opening it happens at start, before the reactor serves anyone). Every fault
+is turned into a sentence: StoreError at start (with the path and what to
+do), explain() while running (for the log and for users, without the path).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from collections.abc import Iterable
+from functools import lru_cache
+from itertools import chain
+
+from chatd.store.interface import Entry, Kind, UnknownId
+
+# The schema this chatd writes. A later release adds a step to MIGRATIONS
+# (from version n to n + 1) and raises it; an older chatd refuses a newer file.
+SCHEMA_VERSION = 1
+SCHEMA = (
+    # One row: the version of the schema in this file.
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    # id: unique among all messages (chatd.store.interface.Stamps), so the
+    # rowid itself; time in milliseconds since 1970 UTC; room folded.
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('MSG', 'ACTION')),
+        nick TEXT NOT NULL,
+        text TEXT NOT NULL
+    )""",
+    "CREATE INDEX messages_by_room ON messages (room, id)",
+    "CREATE INDEX messages_by_time ON messages (time)",
+    # Every room that ever had a message: read at start, so that a join to a
+    # room without history needs no trip to the disk.
+    "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MEMORY = ":memory:"
+START_BUSY = 2.0  # seconds to wait at start for another process's write lock
+RUN_BUSY = 1.0  # and while running, before a write is given up as failed
+# Rows per INSERT statement (6 values each, within SQLite's limit on bound
+# values: 32766 since 3.32, 999 before). One statement for many rows, not
+# executemany's one step per row: the thread gives up and takes back the GIL
+# per step, and while the reactor is busy each taking back can wait for the
+# interpreter's switch interval (5 ms). So a batch costs a few waits however
+# large it is, and a writer that falls behind catches up with larger batches.
+ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
+
+
+@lru_cache(maxsize=64)
+def _insert(count: int) -> str:
+    """The INSERT of count messages in one statement."""
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * count)
+    return f"INSERT INTO messages (id, room, time, kind, nick, text) VALUES {values}"
+
+
+class StoreError(Exception):
+    """The database cannot be used at start; the text is one sentence for a person."""
+
+
+def _name(error: sqlite3.Error) -> str:
+    return getattr(error, "sqlite_errorname", "") or ""
+
+
+def explain(error: Exception) -> str:
+    """Say in a few words, without the path, why the database failed (for users)."""
+    if isinstance(error, sqlite3.Error):
+        name = _name(error)
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return "the history database is locked by another process"
+        if name == "SQLITE_FULL":
+            return "the disk is full"
+        if name.startswith("SQLITE_READONLY"):
+            return "the history database has become read-only"
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return "the history database is damaged"
+        if name.startswith("SQLITE_IOERR"):
+            return "the disk reported an error"
+        if name.startswith("SQLITE_CANTOPEN"):
+            return "the history database cannot be opened"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "the disk is full"
+    return "the history database failed"
+
+
+def _start_error(path: str, error: Exception) -> StoreError:
+    """The sentence that stops the daemon at start, for error on path."""
+    detail = str(error)
+    if isinstance(error, OSError):
+        detail = error.strerror or detail
+    name = _name(error) if isinstance(error, sqlite3.Error) else ""
+    readonly = isinstance(error, PermissionError) or (
+        isinstance(error, OSError) and error.errno == errno.EROFS
+    )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        text = (
+            f"the history database {path} is locked by another process ({detail}); "
+            "stop that process, or give chatd another --database"
+        )
+    elif name.startswith("SQLITE_READONLY") or readonly:
+        text = (
+            f"cannot write the history database {path} ({detail}): chatd must be "
+            "able to write the file and its directory; fix the permissions, give "
+            "another --database, or start with --no-history"
+        )
+    elif name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        text = (
+            f"{path} is not a usable history database: it is damaged or not a "
+            f"SQLite file ({detail}); move it away to start a new history (or put "
+            "a backup in its place), or give another --database"
+        )
+    elif name == "SQLITE_FULL" or (
+        isinstance(error, OSError) and error.errno == errno.ENOSPC
+    ):
+        text = (
+            f"cannot write the history database {path}: the disk is full; free "
+            "some space, or give another --database"
+        )
+    else:
+        text = (
+            f"cannot open the history database {path} ({detail}); check that it "
+            "is a file chatd may read and write, in a directory it may write to, "
+            "or start with --no-history"
+        )
+    return StoreError(f"chatd: {text}.")
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only, unless it exists."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+
+
+class HistoryDatabase:
+    """chatd's history in one SQLite file (WAL mode), or in memory."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self.connection = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str, busy: float = START_BUSY) -> HistoryDatabase:
+        """Open (or create) the database at path and check it can be written.
+
+        Raises StoreError with a sentence for a person: locked by another
+        process, read-only, damaged, not chatd's, or from a newer chatd.
+        """
+        connection: sqlite3.Connection | None = None
+        try:
+            if path != MEMORY:
+                _create_private(path)
+            # Autocommit (isolation_level None): transactions are explicit.
+            connection = sqlite3.connect(
+                path, timeout=busy, isolation_level=None, check_same_thread=False
+            )
+            database = cls(connection, path)
+            database._prepare()
+        except sqlite3.Error as error:
+            if connection is not None:
+                connection.close()
+            raise _start_error(path, error) from None
+        except OSError as error:
+            raise _start_error(path, error) from None
+        except StoreError:
+            if connection is not None:
+                connection.close()
+            raise
+        connection.execute(f"PRAGMA busy_timeout = {int(RUN_BUSY * 1000)}")
+        return database
+
+    def _prepare(self) -> None:
+        """WAL mode, then the schema: created, checked, or migrated; then a write."""
+        execute = self.connection.execute
+        # WAL: the writer does not block readers (a backup, say), and a commit
+        # is one append; NORMAL: no fsync per commit, yet a crash of the
+        # process loses nothing committed (only the machine's may).
+        execute("PRAGMA journal_mode = WAL")
+        execute("PRAGMA synchronous = NORMAL")
+        execute("BEGIN IMMEDIATE")  # the write lock: another writer shows now
+        try:
+            tables = {
+                row[0]
+                for row in execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if not tables:
+                for statement in SCHEMA:
+                    execute(statement)
+                execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif "schema_version" not in tables:
+                raise StoreError(
+                    f"chatd: {self.path} is a SQLite database but not chatd's "
+                    "history (it has no schema_version table); give another "
+                    "--database."
+                )
+            else:
+                self._migrate(execute("SELECT version FROM schema_version").fetchone())
+            # A write, so that a read-only file or directory shows now.
+            execute("UPDATE schema_version SET version = version")
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            raise
+
+    def _migrate(self, row: tuple[int] | None) -> None:
+        version = row[0] if row is not None else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"chatd: the history database {self.path} has schema version "
+                f"{version}, from a newer chatd; this one knows version "
+                f"{SCHEMA_VERSION}. Run the newer chatd, or give another --database."
+            )
+        if version < 1:
+            raise StoreError(
+                f"chatd: the history database {self.path} has no valid schema "
+                "version; give another --database."
+            )
+        while version < SCHEMA_VERSION:
+            for statement in MIGRATIONS[version]:
+                self.connection.execute(statement)
+            version += 1
+            self.connection.execute("UPDATE schema_version SET version = ?", (version,))
+
+    # -- what the writer thread does --------------------------------------------
+
+    def last_id(self) -> int:
+        """Return the highest message id kept (0 if none)."""
+        row = self.connection.execute("SELECT max(id) FROM messages").fetchone()
+        return int(row[0] or 0)
+
+    def rooms(self) -> set[str]:
+        """Return every room (folded) that ever had a message kept."""
+        return {row[0] for row in self.connection.execute("SELECT room FROM rooms")}
+
+    def append(self, rows: Iterable[tuple[int, str, int, str, str, str]]) -> None:
+        """Keep messages (id, room, time, kind, nick, text) in one transaction."""
+        rows = list(rows)
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            for at in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[at : at + ROWS_PER_INSERT]
+                execute(_insert(len(chunk)), list(chain.from_iterable(chunk)))
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
+                [(room,) for room in {row[1] for row in rows}],
+            )
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            raise
+
+    def read(self, room: str, count: int, before: int | None = None) -> list[Entry]:
+        """The room's latest count messages (before the id, if given), oldest first.
+
+        Raises UnknownId when before is not one of the room's messages.
+        """
+        execute = self.connection.execute
+        if before is None:
+            cursor = execute(
+                "SELECT id, time, kind, nick, text FROM messages WHERE room = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (room, count),
+            )
+        else:
+            found = execute(
+                "SELECT 1 FROM messages WHERE id = ? AND room = ?", (before, room)
+            ).fetchone()
+            if found is None:
+                raise UnknownId(before)
+            cursor = execute(
+                "SELECT id, time, kind, nick, text FROM messages "
+                "WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (room, before, count),
+            )
+        rows = cursor.fetchall()
+        rows.reverse()
+        return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+
+    def prune(self, older_than: int, limit: int) -> int:
+        """Delete up to limit messages older than a time (ms); return how many."""
+        cursor = self.connection.execute(
+            "DELETE FROM messages WHERE id IN "
+            "(SELECT id FROM messages WHERE time < ? ORDER BY time LIMIT ?)",
+            (older_than, limit),
+        )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        """Close the connection (the last one to close folds the WAL back in)."""
+        self.connection.close()

@@ -1,0 +1,296 @@
+"""History on SQLite with the disk kept off the reactor: one writer thread.
+
+The reactor side only appends to a list. Every BATCH_DELAY seconds (or the
+next reactor turn after, when turns are longer) the list is handed to the
+thread, which writes everything that has reached it in one transaction.
+Reads go through the same thread, in the same queue: a read sees every
+message recorded before it was asked for and none after, which is what lets
+a door hold a client's later lines until the answer is there (see
+Connection.send_later). Answers come back with reactor.callFromThread.
+
+A fault while running (locked, read-only, full, damaged) is logged once;
+history is then unavailable (reads fail with the reason at once) while the
+chat goes on. The thread keeps trying each batch, and the first one written
+brings history back (logged too). Messages said while it was failing are
+lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatd.store.interface import (
+    Entry,
+    HistoryUnavailable,
+    IHistory,
+    Kind,
+    Stamps,
+    UnknownId,
+    millis,
+)
+from chatd.store.sqlite import HistoryDatabase, explain
+
+# Seconds between hand-overs to the thread: each batch is one transaction, so
+# a busy daemon makes at most 200 a second, and a kill -9 loses about this.
+BATCH_DELAY = 0.005
+PRUNE_EVERY = 3600.0  # seconds between looks for messages past their days
+PRUNE_CHUNK = 5000  # messages deleted per statement; other work goes between
+STOP_WAIT = 10.0  # seconds a stop waits for the thread before giving up
+DAY = 86400.0
+
+Row = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
+
+
+@dataclass(slots=True)
+class _Read:
+    room: str
+    count: int
+    before: int | None
+    answer: defer.Deferred[list[Entry]]
+
+
+@dataclass(slots=True)
+class _Prune:
+    older_than: int  # milliseconds
+    deleted: int = 0
+
+
+class _Stop:
+    """The last job: close the database and end the thread."""
+
+
+@implementer(IHistory)
+class SQLiteHistory:
+    """IHistory in a SQLite file, written and read by one thread of its own."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        clock: IReactorTime,
+        threads: IReactorFromThreads,
+        keep_days: float = 30.0,
+    ) -> None:
+        self.path = path
+        self.clock = clock
+        self.threads = threads
+        self.keep_days = keep_days  # 0: keep forever
+        self.reason: str | None = None
+        self.database: HistoryDatabase | None = None
+        self.stamps = Stamps()
+        self._rooms: set[str] = set()
+        self._batch: list[Row] = []
+        self._hand_over_call: IDelayedCall | None = None
+        self._jobs: queue.SimpleQueue[list[Row] | _Read | _Prune | _Stop] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._pruner: LoopingCall | None = None
+        self._stopped: defer.Deferred[None] | None = None
+        self._down = False  # the thread's own view: the last attempt failed
+
+    # -- start and stop (the reactor's thread) -----------------------------------
+
+    def open(self) -> None:
+        """Open the database and start the thread; StoreError if it cannot be used.
+
+        This waits for the disk: it is meant for the daemon's start, before
+        the reactor serves anyone.
+        """
+        database = self.database = self.open_database()
+        self.stamps = Stamps(database.last_id())
+        self._rooms = database.rooms()
+        self._thread = threading.Thread(
+            target=self._run, name="chatd-history", daemon=True
+        )
+        self._thread.start()
+        if self.keep_days:
+            self._pruner = LoopingCall(self._prune)
+            self._pruner.clock = self.clock
+            self._pruner.start(PRUNE_EVERY, now=True)
+
+    def open_database(self) -> HistoryDatabase:
+        """Open the database at self.path (StoreError if it cannot be used)."""
+        return HistoryDatabase.open(self.path)
+
+    def close(self) -> defer.Deferred[None]:
+        """Write everything recorded, close the database; fires when done."""
+        if self._thread is None:
+            return defer.succeed(None)
+        if self._stopped is not None:
+            return self._stopped
+        if self._pruner is not None and self._pruner.running:
+            self._pruner.stop()
+        self._hand_over()
+        stopped: defer.Deferred[None] = defer.Deferred()
+        self._stopped = stopped
+        self._jobs.put(_Stop())
+        timer = self.clock.callLater(STOP_WAIT, self._stop_timed_out)
+
+        def finished(result: None) -> None:
+            if timer.active():
+                timer.cancel()
+
+        stopped.addCallback(finished)
+        return stopped
+
+    def _stop_timed_out(self) -> None:
+        self.log.warn(
+            "the history thread did not finish within {wait:g}s; "
+            "the last messages may not be kept",
+            wait=STOP_WAIT,
+        )
+        if self._stopped is not None and not self._stopped.called:
+            self._stopped.callback(None)
+
+    def _finished(self) -> None:
+        if self._stopped is not None and not self._stopped.called:
+            self._stopped.callback(None)
+
+    # -- IHistory (the reactor's thread) -----------------------------------------
+
+    def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        now = self.clock.seconds()
+        msg_id = self.stamps.next(now)
+        if self._thread is not None and self._stopped is None:
+            self._batch.append((msg_id, room, millis(now), kind.value, nick, text))
+            self._rooms.add(room)
+            if self._hand_over_call is None:
+                self._hand_over_call = self.clock.callLater(
+                    BATCH_DELAY, self._hand_over
+                )
+        return msg_id, now
+
+    def has_history(self, room: str) -> bool:
+        return room in self._rooms
+
+    def read(
+        self, room: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
+        if self.reason is not None:
+            return defer.fail(HistoryUnavailable(self.reason))
+        if self._thread is None or self._stopped is not None:
+            return defer.fail(HistoryUnavailable("history is not open"))
+        self._hand_over()  # what was said before the question goes first
+        answer: defer.Deferred[list[Entry]] = defer.Deferred()
+        self._jobs.put(_Read(room, count, before, answer))
+        return answer
+
+    def _hand_over(self) -> None:
+        """Give the batch so far to the thread."""
+        call, self._hand_over_call = self._hand_over_call, None
+        if call is not None and call.active():
+            call.cancel()
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._jobs.put(batch)
+
+    def _prune(self) -> None:
+        cutoff = self.clock.seconds() - self.keep_days * DAY
+        self._jobs.put(_Prune(millis(cutoff)))
+
+    def _went_down(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.log.error(
+            "history is off: {reason} ({detail}); the chat goes on without it, "
+            "and chatd keeps trying",
+            reason=reason,
+            detail=detail,
+        )
+
+    def _came_back(self) -> None:
+        self.reason = None
+        self.log.info("history is kept again")
+
+    def _pruned(self, deleted: int) -> None:
+        self.log.info(
+            "history: deleted {count} {messages} older than {days:g} days",
+            count=deleted,
+            messages="message" if deleted == 1 else "messages",
+            days=self.keep_days,
+        )
+
+    # -- the writer thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        """Take jobs in order; consecutive batches make one transaction."""
+        database = self.database
+        if database is None:
+            return
+        jobs = self._jobs
+        waiting: list[Row] | _Read | _Prune | _Stop | None = None
+        while True:
+            job = waiting if waiting is not None else jobs.get()
+            waiting = None
+            if isinstance(job, list):
+                rows = job
+                while True:  # everything already queued behind it, up to a read
+                    try:
+                        after = jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(after, list):
+                        rows += after
+                    else:
+                        waiting = after
+                        break
+                self._write(database, rows)
+            elif isinstance(job, _Read):
+                self._answer(database, job)
+            elif isinstance(job, _Prune):
+                self._delete_old(database, job)
+            else:
+                break
+        try:
+            database.close()
+        except Exception as error:
+            self.threads.callFromThread(self._went_down, explain(error), str(error))
+        self.threads.callFromThread(self._finished)
+
+    def _failed(self, error: Exception) -> None:
+        if not self._down:
+            self._down = True
+            self.threads.callFromThread(self._went_down, explain(error), str(error))
+
+    def _write(self, database: HistoryDatabase, rows: list[Row]) -> None:
+        try:
+            database.append(rows)
+        except Exception as error:
+            self._failed(error)  # these rows are lost; the next batch tries again
+            return
+        if self._down:
+            self._down = False
+            self.threads.callFromThread(self._came_back)
+
+    def _answer(self, database: HistoryDatabase, job: _Read) -> None:
+        call = self.threads.callFromThread
+        try:
+            entries = database.read(job.room, job.count, job.before)
+        except UnknownId as error:
+            call(job.answer.errback, error)
+        except Exception as error:
+            self._failed(error)
+            call(job.answer.errback, HistoryUnavailable(explain(error)))
+        else:
+            call(job.answer.callback, entries)
+
+    def _delete_old(self, database: HistoryDatabase, job: _Prune) -> None:
+        try:
+            deleted = database.prune(job.older_than, PRUNE_CHUNK)
+        except Exception as error:
+            self._failed(error)
+            return
+        job.deleted += deleted
+        if deleted == PRUNE_CHUNK:
+            self._jobs.put(job)  # more to do, after whatever waits now
+        elif job.deleted:
+            self.threads.callFromThread(self._pruned, job.deleted)
