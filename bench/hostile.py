@@ -62,6 +62,7 @@ PROBE_INTERVAL = 0.5  # seconds: 2 lines a second, the default --flood-rate
 QUIET_SECONDS = 2.5  # probe samples before each attack
 READ_SIZE = 1 << 18
 MANY = ["--max-per-ip", "100000", "--max-clients", "2000"]
+MAX_CONNECTIONS = 20_000  # per attack that reconnects: well inside the ephemeral ports
 
 T = TypeVar("T")
 
@@ -152,7 +153,9 @@ class Daemon:
             time.sleep(0.05)
         self.stop()
         tail = self.log_path.read_text(errors="replace").splitlines()[-15:]
-        raise SystemExit("chatd did not start; its log ends with:\n" + "\n".join(tail))
+        raise RuntimeError(
+            "chatd did not start; its log ends with:\n" + "\n".join(tail)
+        )
 
     @property
     def pid(self) -> int:
@@ -353,6 +356,7 @@ class Conn:
         self.name = name
         self.on_line = on_line
         self.on_sent: Callable[[Conn], None] | None = None
+        self.on_close: Callable[[Conn], None] | None = None
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setblocking(False)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -462,6 +466,8 @@ class Conn:
         if self.mask:
             self.loop.selector.unregister(self.sock)
         self.sock.close()
+        if self.on_close is not None:
+            self.on_close(self)
 
 
 class Member:
@@ -571,7 +577,7 @@ def open_gradually(
         return len(made) == count and not pending
 
     if not loop.run(WAIT, done):
-        raise SystemExit(f"{what}: {len(pending)} of {count} not ready in {WAIT:g} s")
+        raise RuntimeError(f"{what}: {len(pending)} of {count} not ready in {WAIT:g} s")
     return made
 
 
@@ -579,10 +585,10 @@ def register_all(loop: Loop, members: list[Member], what: str) -> None:
     """Wait (bounded) until every member has joined #lobby."""
     if not loop.run(WAIT, lambda: all(m.registered or m.conn.closed for m in members)):
         missing = sum(1 for m in members if not m.registered)
-        raise SystemExit(f"{what}: {missing} of {len(members)} did not register")
+        raise RuntimeError(f"{what}: {missing} of {len(members)} did not register")
     closed = [m.conn.close_reason for m in members if not m.registered]
     if closed:
-        raise SystemExit(f"{what}: {len(closed)} could not register: {closed[0]}")
+        raise RuntimeError(f"{what}: {len(closed)} could not register: {closed[0]}")
 
 
 # -- figures ---------------------------------------------------------------------
@@ -754,8 +760,23 @@ def _probe_run(
     """
     daemon = Daemon(setup, name, args)
     loop = Loop()
+    try:
+        return _probe_attack(setup, daemon, loop, attack_seconds, start_attack)
+    except BaseException:
+        loop.close_all()
+        daemon.stop()
+        raise
+
+
+def _probe_attack(
+    setup: Setup,
+    daemon: Daemon,
+    loop: Loop,
+    attack_seconds: float,
+    start_attack: Callable[[Loop, Daemon], Callable[[], list[Figure]]],
+) -> tuple[Result, Daemon, Loop, Probe]:
     probe = Probe(loop, daemon.port)
-    register_all(loop, [probe], name)
+    register_all(loop, [probe], "probe")
     probe.start("quiet")
     loop.run(QUIET_SECONDS if not setup.quick else 0.6)
     probe.start("attack")
@@ -796,16 +817,18 @@ def _empty_lines(setup: Setup, args: list[str]) -> Result:
 
     def start(loop: Loop, daemon: Daemon) -> Callable[[], list[Figure]]:
         def connect() -> None:
-            if not running[0] or len(made) >= 100_000:
+            if not running[0] or len(made) >= MAX_CONNECTIONS:
                 return
             conn = Conn(loop, daemon.port)
             conn.on_sent = sent
+            # Whatever ends it (sent in full, or the daemon closing it first),
+            # the loop goes on with a new connection, on the next turn.
+            conn.on_close = lambda _: loop.call_later(0, connect)
             made.append(conn)
             conn.send(payload)
 
         def sent(conn: Conn) -> None:
             conn.close("sent")  # as a naive script does: no reading, no waiting
-            connect()
 
         for _ in range(loops):
             connect()
@@ -816,9 +839,11 @@ def _empty_lines(setup: Setup, args: list[str]) -> Result:
             for conn in made:
                 conn.close("attack over")
             sent_bytes = sum(c.bytes_out for c in made)
+            failed = sum(1 for c in made if c.close_reason.startswith("connect"))
             return [
                 Figure("connections sent in full", done, ""),
                 Figure("attack rate", sent_bytes / seconds / 1e6, "MB/s", 2),
+                Figure("connects failed", failed, f"of {len(made)}"),
             ]
 
         return finish
@@ -912,7 +937,8 @@ def telnet(setup: Setup) -> Result:
             WAIT if not setup.quick else 5.0,
             lambda: ip.conn.closed or time.perf_counter() - loop.last_read > 2.0,
         )
-        loop.run(3.0, lambda: any(q.startswith("QUIT ctrlc ") for q in probe.quits))
+        if ip.conn.closed:  # the others hear why
+            loop.run(3.0, lambda: any(q.startswith("QUIT ctrlc ") for q in probe.quits))
         quit_ = [q for q in probe.quits if q.startswith("QUIT ctrlc ")]
         result.figures += [
             Figure("IAC IP burst: INFO lines back", ip.conn.lines_in - before, ""),
