@@ -10,12 +10,15 @@ this one) on an ephemeral 127.0.0.1 port, with the documented limits (only
 connections), runs one attack from the findings of issue 11, prints one line of
 figures per run and, at the end, the median of the runs with their range.
 
-    burst    3  one burst of 10 lines of ~2 kB from each of 90 senders; 50 readers
-    empty    5  4 loops of connect, send 60,000 LF, close
-    toolong  6  one client sending 3000-byte lines nonstop for 5 s
-    telnet   7  8 clients sending IAC WILL x nonstop; then a burst of IAC IP
-    recvq    8  128 unregistered connections each queueing 65,400 bytes of "a" LF
-    backlog  9  1000 clients connecting at once; time to HELLO
+    burst          3  one burst of 10 lines of ~2 kB from each of 90 senders; 50 readers
+    empty          5  4 loops of connect, send 60,000 LF, close
+    empty-open     5  the same without the cap per address
+    toolong        6  one client sending 3000-byte lines nonstop for 5 s
+    telnet         7  8 clients sending IAC WILL x nonstop; then a burst of IAC IP
+    recvq          8  128 unregistered connections each queueing 65,400 bytes of
+                      "a" LF, then of "a" CR LF
+    backlog        9  1000 clients connecting at once; time to HELLO
+    backlog-eager  9  the same, each client sending an empty line at once
 
 The "probe" is a registered user timing the echo of its own lines, two a second
 (the default --flood-rate, so the flood gate never holds them). Daemon CPU comes
