@@ -399,8 +399,9 @@ class Conn:
             return
         self.out += data
         if self.connected_at is not None:
-            self._push()
-        self._update()
+            self._push()  # may close it: on_sent, or the server has gone
+        if not self.closed:
+            self._update()
 
     def send_forever(self, unit: bytes, copies: int) -> None:
         """Send unit * copies over and over, as fast as the socket takes it."""
@@ -535,9 +536,6 @@ class Probe(Member):
             )
         elif text.startswith(b"QUIT "):
             self.quits.append(text.decode(errors="replace"))
-
-    def outstanding(self) -> int:
-        return len(self.sent)
 
     def drain(self, seconds: float = WAIT) -> None:
         """Stop sending and wait (bounded) for the echoes still on their way."""
