@@ -226,6 +226,14 @@ class Connection(Protocol, TimeoutMixin):
         """Take out of received bytes what is not lines (telnet commands, say)."""
         return data
 
+    def recvq_reason(self) -> str:
+        """Why a client whose held input passed --recvq is closed (door words)."""
+        return f"Input queue full: more than {self.config.recvq} bytes waiting."
+
+    def sendq_reason(self) -> str:
+        """What the others hear of a client cut off for not reading."""
+        return "send queue full (not reading)"
+
     @staticmethod
     def refusal(reason: str) -> bytes:
         """What a connection the server cannot take is told before it is closed."""
@@ -391,7 +399,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.recvq,
         )
-        self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
+        self.close(self.recvq_reason())
 
     def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
@@ -400,7 +408,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        self._abort("send queue full (not reading)")
+        self._abort(self.sendq_reason())
 
     # -- writing -----------------------------------------------------------------
 
