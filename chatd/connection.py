@@ -260,6 +260,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
+        self._out = self._journal = None  # a flush still due finds nothing to send
         self._stop_limits()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -320,7 +321,7 @@ class Connection(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
-        self.sendq.stop()
+        self.sendq.close()
 
     def timeoutConnection(self) -> None:
         """Say why, then close: no nickname in time, or idle too long."""
