@@ -18,7 +18,7 @@ from chatd.telnet import TelnetFilter
 from chatd.wire import line, render
 
 NICK_PROMPT = (
-    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit"
+    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
 )
 NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
 _IP, _AYT = ord(IP), ord(AYT)
