@@ -267,3 +267,23 @@ def test_a_closed_connection_is_freed_without_the_cycle_collector(clock: Clock) 
         assert holders == []
     finally:
         gc.enable()
+
+
+def test_refusals_from_one_address_are_logged_once_a_minute(clock: Clock) -> None:
+    """An address reconnecting in a loop past --max-per-ip: one warning, then a
+    count of the refusals since in the next one, a minute later."""
+    factory = make_factory(clock, max_per_ip=1)
+    open_connection(factory, 1, "10.0.0.9")
+    with capturedLogs() as events:
+        for port in range(2, 502):
+            open_any(factory, port, "10.0.0.9")
+        open_connection(factory, 600, "10.0.0.8")
+        open_any(factory, 601, "10.0.0.8")  # another address is noted on its own
+        clock.advance(60)
+        open_any(factory, 700, "10.0.0.9")
+    noted = [f"{e['host']}{e['more']}" for e in warnings(events)]
+    assert noted == [
+        "10.0.0.9",
+        "10.0.0.8",
+        "10.0.0.9 (499 more refused since the last note)",
+    ]
