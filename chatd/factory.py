@@ -15,6 +15,7 @@ from chatd.config import ServerConfig
 from chatd.connection import Connection, Refusal
 from chatd.output import OutputBatch
 from chatd.protocol import ChatProtocol
+from chatd.stats import Stats
 from chatd.store.interface import IHistory
 
 
@@ -58,6 +59,8 @@ class ChatFactory(ServerFactory):
         # Refusals logged per address: when last, and how many since (unlogged).
         self._refusals: dict[str, list[float]] = {}
         self._drained: list[defer.Deferred[None]] = []
+        self.stats = Stats()  # counted for --metrics (chatd.stats)
+        self.stopping = False  # close_all has begun: /healthz answers 503
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """Build a line connection, or a refusal past the caps."""
@@ -71,12 +74,14 @@ class ChatFactory(ServerFactory):
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
         if len(self.connections) >= self.config.max_clients:
+            self.stats.limit_hit(door.door, "server-full")
             return self._refuse(
                 door,
                 host,
                 f"the server is full ({self.config.max_clients} connections)",
             )
         if self.per_host[host] >= self.config.max_per_ip:
+            self.stats.limit_hit(door.door, "per-ip")
             return self._refuse(
                 door,
                 host,
@@ -142,6 +147,7 @@ class ChatFactory(ServerFactory):
         within the configured grace (its peer stopped reading, say) aborts
         itself (Connection.close).
         """
+        self.stopping = True
         if not self.connections:
             return defer.succeed(None)
         self.log.info(
