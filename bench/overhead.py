@@ -112,6 +112,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--scrape-every", type=float, default=1.0)
     p.add_argument("--baseline", type=Path, default=None, help="another checkout")
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
+    p.add_argument(
+        "--variants",
+        default="off,on,scraped,baseline",
+        help="which to run, comma separated (off is always run)",
+    )
     args = p.parse_args(argv)
     variants: dict[str, tuple[Path, list[str], float]] = {
         "off": (ROOT, [], 0.0),
@@ -124,9 +129,14 @@ def main(argv: list[str]) -> int:
     }
     if args.baseline is not None:
         variants["baseline"] = (args.baseline.resolve(), [], 0.0)
+    wanted = {"off", *args.variants.split(",")}
+    variants = {name: how for name, how in variants.items() if name in wanted}
     figures: dict[str, list[float]] = {name: [] for name in variants}
+    rounds: list[dict[str, float]] = []  # each round's figures, for paired ratios
     started = time.monotonic()
     for number in range(1, args.rounds + 1):
+        this_round: dict[str, float] = {}
+        rounds.append(this_round)
         # Rotate the order each round: no variant always runs first.
         names = list(variants)
         shift = (number - 1) % len(names)
@@ -137,6 +147,7 @@ def main(argv: list[str]) -> int:
             print(f"round {number} {name:<9} {shown} deliveries/CPU-s", flush=True)
             if value is not None:
                 figures[name].append(value)
+                this_round[name] = value
     print(f"\n{args.rounds} rounds, N={args.size}, {time.monotonic() - started:.0f} s")
     off = statistics.median(figures["off"]) if figures["off"] else None
     for name, values in figures.items():
@@ -149,8 +160,17 @@ def main(argv: list[str]) -> int:
             f"{name:<9} median {middle:,.0f}  range {min(values):,.0f}"
             f"-{max(values):,.0f}  ({len(values)} runs)  {ratio}"
         )
+    print("\npaired: each round's figure over that round's off (load shifts cancel)")
+    for name in variants:
+        ratios = [r[name] / r["off"] for r in rounds if name in r and "off" in r]
+        if name != "off" and ratios:
+            print(
+                f"{name:<9} median {statistics.median(ratios):.3f}  range "
+                f"{min(ratios):.3f}-{max(ratios):.3f}  ({len(ratios)} rounds)"
+            )
     if args.json is not None:
-        args.json.write_text(json.dumps({"size": args.size, "figures": figures}))
+        document = {"size": args.size, "figures": figures, "rounds": rounds}
+        args.json.write_text(json.dumps(document))
     return 0
 
 
