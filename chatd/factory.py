@@ -64,28 +64,28 @@ class ChatFactory(ServerFactory):
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
-        if len(self.connections) >= self.config.max_clients:
-            return self._refuse(
-                door,
-                host,
-                f"the server is full ({self.config.max_clients} connections)",
-            )
-        if self.per_host[host] >= self.config.max_per_ip:
-            return self._refuse(
-                door,
-                host,
-                f"too many connections from your address "
-                f"({self.config.max_per_ip} at most)",
-            )
+        reason = self.refusal_reason(host)
+        if reason is not None:
+            return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
         connection = door(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def _refuse(self, door: type[Connection], host: str, reason: str) -> Refusal:
+    def refusal_reason(self, host: str) -> str | None:
+        """Why a new connection from host cannot be taken now (logged), or None."""
+        if len(self.connections) >= self.config.max_clients:
+            reason = f"the server is full ({self.config.max_clients} connections)"
+        elif self.per_host[host] >= self.config.max_per_ip:
+            reason = (
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)"
+            )
+        else:
+            return None
         self.log.warn(
             "refused a connection from {host}: {reason}", host=host, reason=reason
         )
-        return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
+        return reason
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
