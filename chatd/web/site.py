@@ -26,7 +26,8 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.web import http
-from twisted.web.resource import IResource, NoResource, Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketProtocol, WebSocketResource
 
@@ -258,7 +259,14 @@ class StaticResource(Resource):
                 self.putChild(name.encode(), AssetResource(asset))
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        return NoResource()
+        return notFound()
+
+
+class RootResource(Resource):
+    """/ and its children; anything else is 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return notFound()
 
 
 class ChatSite(Site):
@@ -280,11 +288,11 @@ def web_site(
 ) -> ChatSite:
     """Build the site for --web listeners, on the shared hub."""
     assets = load_assets()
-    root = Resource()
+    root = RootResource()
     root.putChild(b"", PageResource(page_body(assets)))
     root.putChild(b"static", StaticResource(assets))
     root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), Origins(origins)))
     root.putChild(b"healthz", HealthResource(hub))
-    site = ChatSite(root, timeout=HTTP_TIMEOUT)
+    site = ChatSite(root, timeout=HTTP_TIMEOUT, reactor=hub.clock)
     site.displayTracebacks = False
     return site
