@@ -106,7 +106,11 @@ class WireTransport:
         self.connection.write_frames(data)
 
     def loseConnection(self) -> None:
-        self.connection.transport.loseConnection()
+        transport = self.connection.transport
+        if self.connection.phase is not _CLOSING:  # (close() let it go already)
+            # The page closed: its send queue, a producer, would hold TCP open.
+            transport.unregisterProducer()
+        transport.loseConnection()
 
     def abortConnection(self) -> None:
         self.connection.transport.abortConnection()
