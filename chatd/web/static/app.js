@@ -380,6 +380,11 @@ const HANDLERS = {
   },
 };
 
+function addMember(conv, nick) {
+  conv.members.set(fold(nick), nick);
+  if (conv.key === state.current) renderMembers();
+}
+
 function sendNick() {
   state.nickSent = true;
   state.refusal = null;
