@@ -482,10 +482,11 @@ function appendText(parent, text) {
   parent.append(text.slice(at));
 }
 
+/** A colour per nick: FNV-1a of the folded name, spread round the wheel. */
 function hue(nick) {
-  let hash = 0;
-  for (const ch of fold(nick)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-  return hash % 360;
+  let hash = 0x811c9dc5;
+  for (const ch of fold(nick)) hash = Math.imul(hash ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  return Math.round((hash % 1000) * 137.508) % 360;
 }
 
 function atBottom() {
@@ -571,7 +572,7 @@ function convItem(conv) {
   const item = document.createElement("li");
   const button = document.createElement("button");
   button.type = "button";
-  button.className = `conv${conv.unread ? " unread" : ""}`;
+  button.className = `conv ${conv.kind}${conv.unread ? " unread" : ""}`;
   button.dataset.key = conv.key;
   if (conv.key === state.current) button.setAttribute("aria-current", "true");
   const name = document.createElement("span");
