@@ -89,6 +89,13 @@ class Member:
                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
                 ).encode()
             )
+            # RFC 6455 4.1: nothing more until the server's 101 has come.
+            self.sock.settimeout(SETUP_LIMIT)
+            while b"\r\n\r\n" not in self.buffer:
+                data = self.sock.recv(4096)
+                if not data:
+                    raise SystemExit(f"{nick}: the WebSocket was refused")
+                self.buffer += data
             self.send_line(nick)
         else:
             self.sock.sendall(nick.encode() + b"\r\n")
@@ -168,7 +175,7 @@ def _run(
             except BlockingIOError:
                 continue
             if not data:
-                raise SystemExit(f"{member.nick} was disconnected")
+                raise SystemExit(f"{member.nick} was disconnected: {member.buffer[-300:]!r}")
             member.received(data)
 
     def wait(done: object, what: str) -> None:
