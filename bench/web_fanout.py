@@ -39,12 +39,18 @@ def start_server(scratch: Path) -> tuple[subprocess.Popen[str], int, int]:
     """Start chatd with a line and a web listener; return it and the two ports."""
     twistd = str(Path(sys.executable).with_name("twistd"))
     args = [twistd, "-n", "--pidfile=", "chatd", "--no-history"]
-    args += ["--listen", "tcp:0:interface=127.0.0.1", "--web", "tcp:0:interface=127.0.0.1"]
+    loopback = "tcp:0:interface=127.0.0.1"
+    args += ["--listen", loopback, "--web", loopback]
     args += ["--flood-rate", "0", "--max-clients", "100000", "--max-per-ip", "100000"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     server = subprocess.Popen(
-        args, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, stdin=subprocess.DEVNULL,
+        args,
+        cwd=scratch,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     ports: dict[str, int] = {}
     deadline = time.monotonic() + 20
@@ -175,7 +181,8 @@ def _run(
             except BlockingIOError:
                 continue
             if not data:
-                raise SystemExit(f"{member.nick} was disconnected: {member.buffer[-300:]!r}")
+                tail = member.buffer[-300:]
+                raise SystemExit(f"{member.nick} was disconnected: {tail!r}")
             member.received(data)
 
     def wait(done: object, what: str) -> None:
@@ -195,8 +202,8 @@ def _run(
         poll.register(member.sock, select.EPOLLIN)
         receivers.append(member)
         if n % 50 == 0:  # a few registrations in flight at a time
-            last = member
-            wait(lambda last=last: f"JOIN #lobby {last.nick}".encode() in last.buffer, "registration")
+            joined = f"JOIN #lobby {member.nick}".encode()
+            wait(lambda m=member, j=joined: j in m.buffer, "registration")
     wait(lambda: all(b"JOIN #lobby" in m.buffer for m in receivers), "registration")
     sender.send_line("~sync~")
     wait(lambda: all(b"~sync~" in m.buffer for m in receivers), "the sync message")
@@ -252,8 +259,9 @@ def main() -> None:
             print(
                 f"run {number + 1} {door:3}: N={options.size} "
                 f"{figures['messages']:.0f} messages, "
-                f"{figures['deliveries']:,.0f} deliveries in {figures['seconds']:.1f} s "
-                f"({figures['per_second']:,.0f}/s), server CPU {figures['server_cpu']:.2f} s: "
+                f"{figures['deliveries']:,.0f} deliveries "
+                f"in {figures['seconds']:.1f} s ({figures['per_second']:,.0f}/s), "
+                f"server CPU {figures['server_cpu']:.2f} s: "
                 f"{figures['per_cpu_second']:,.0f} deliveries per CPU-second",
                 flush=True,
             )
