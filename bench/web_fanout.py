@@ -43,24 +43,25 @@ def start_server(scratch: Path) -> tuple[subprocess.Popen[str], int, int]:
     args += ["--listen", loopback, "--web", loopback]
     args += ["--flood-rate", "0", "--max-clients", "100000", "--max-per-ip", "100000"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    server = subprocess.Popen(
-        args,
-        cwd=scratch,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    log = scratch / "chatd.log"  # a file: a pipe nobody reads would stop the server
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            args,
+            cwd=scratch,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
     ports: dict[str, int] = {}
     deadline = time.monotonic() + 20
-    assert server.stdout is not None
     while len(ports) < 2:
-        if time.monotonic() > deadline:
-            raise SystemExit("chatd did not start")
-        found = LISTENING.search(server.stdout.readline())
-        if found:
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("chatd did not start:\n" + log.read_text())
+        for found in LISTENING.finditer(log.read_text()):
             ports["web" if found.group(1) else "line"] = int(found.group(2))
+        time.sleep(0.05)  # polling a log file while the server starts
     if len(os.sched_getaffinity(0)) >= 2:
         first, second, *_ = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(server.pid, {first})
