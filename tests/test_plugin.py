@@ -294,3 +294,20 @@ def test_web_listeners_serve_one_site_on_the_hub() -> None:
     socket = web.resource.children[b"ws"]
     door = socket.factory
     assert isinstance(door, SocketDoor) and door.hub is line
+
+
+def test_setup_cfg_lists_every_package_of_chatd() -> None:
+    """A regular install (the README's first command) ships every chatd package:
+    the tests run from the checkout and would not notice one left out."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "chatd").rglob("__init__.py")
+    }
+    assert found <= listed
