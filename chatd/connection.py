@@ -136,7 +136,8 @@ class Connection(Protocol, TimeoutMixin):
     """One client connection of any door: the machinery below the translation.
 
     A door overrides greet, handle_text, reply_error, report_failure,
-    goodbye, flood_notice and render, and may override filter_input.
+    goodbye, flood_notice and render, and may override filter_input and
+    hang_up (the WebSocket door sends a close frame before the TCP close).
     """
 
     log = Logger()
@@ -374,10 +375,14 @@ class Connection(Protocol, TimeoutMixin):
             self.leave(reason)
         # A registered producer would hold the connection open: let it go first.
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self.hang_up()
         self._abort_call = self.hub.clock.callLater(
             self.config.shutdown_grace, self._abort_late
         )
+
+    def hang_up(self) -> None:
+        """Close the transport once what was written is sent (a door may say more)."""
+        self.transport.loseConnection()
 
     def _abort_late(self) -> None:
         self._abort_call = None
@@ -527,7 +532,7 @@ class Connection(Protocol, TimeoutMixin):
         )
         if hold.answer is not None:  # it was there at once: no wait
             if hold.answer:
-                self.send(hold.answer)
+                self._write(hold.answer)  # not send: a door's send may encode
             return
         self.flush()  # what came before the question goes now (unless held too)
         hold.started = True

@@ -73,28 +73,31 @@ class ChatFactory(ServerFactory):
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
-        if len(self.connections) >= self.config.max_clients:
-            self.stats.limit_hit(door.door, "server-full")
-            return self._refuse(
-                door,
-                host,
-                f"the server is full ({self.config.max_clients} connections)",
-            )
-        if self.per_host[host] >= self.config.max_per_ip:
-            self.stats.limit_hit(door.door, "per-ip")
-            return self._refuse(
-                door,
-                host,
-                f"too many connections from your address "
-                f"({self.config.max_per_ip} at most)",
-            )
+        reason = self.refusal_reason(host, door.door)
+        if reason is not None:
+            return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
         connection = door(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def _refuse(self, door: type[Connection], host: str, reason: str) -> Refusal:
+    def refusal_reason(self, host: str, door: str) -> str | None:
+        """Why a new connection of door from host cannot be taken now, or None.
+
+        A refusal is noted in the log and counted (chatd.stats).
+        """
+        if len(self.connections) >= self.config.max_clients:
+            reason = f"the server is full ({self.config.max_clients} connections)"
+            self.stats.limit_hit(door, "server-full")
+        elif self.per_host[host] >= self.config.max_per_ip:
+            reason = (
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)"
+            )
+            self.stats.limit_hit(door, "per-ip")
+        else:
+            return None
         self._note_refusal(host, reason)
-        return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
+        return reason
 
     def _note_refusal(self, host: str, reason: str) -> None:
         """Log a refusal once per address and REFUSAL_NOTE_SECONDS, counting the rest.

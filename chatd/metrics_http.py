@@ -4,6 +4,7 @@
                Accept; gzip when accepted), made by prometheus-client from
                chatd.metrics' registry
     /healthz   200 while the daemon accepts connections, 503 once it shuts down
+               (chatd.health, also on the --web listener)
 
 prometheus-client ships a twisted resource of its own (prometheus_client.
 twisted.MetricsResource), but it runs the exposition in the reactor's thread
@@ -23,7 +24,6 @@ twisted.web (STYLE.md, section 10).
 from __future__ import annotations
 
 import gzip
-import json
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
@@ -35,6 +35,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from chatd.factory import ChatFactory
+from chatd.health import HealthResource
 from chatd.metrics import ReactorLag, metrics_registry
 from chatd.service import ListenerService
 from chatd.store.writer import SQLiteHistory
@@ -66,46 +67,6 @@ class MetricsResource(Resource):
 def _header(request: Request, name: bytes) -> str:
     value = request.getHeader(name)
     return value.decode("latin-1") if value is not None else ""
-
-
-def health(hub: ChatFactory) -> tuple[int, dict[str, object]]:
-    """The /healthz answer: (HTTP status, JSON body); 503 once the daemon stops."""
-    chat = hub.chat
-    history = chat.history
-    if history is None:
-        kept = "off"
-    elif history.reason is None:
-        kept = "ok"
-    else:
-        kept = "unavailable"
-    body: dict[str, object] = {
-        "status": "stopping" if hub.stopping else "ok",
-        "connections": len(hub.connections),
-        "users": len(chat.users),
-        "rooms": len(chat.rooms),
-        "history": kept,
-    }
-    return (http.SERVICE_UNAVAILABLE if hub.stopping else http.OK), body
-
-
-class HealthResource(Resource):
-    """/healthz: 200 while the daemon accepts connections, 503 while it shuts down.
-
-    The body is a small JSON object with the counts, for a person looking.
-    """
-
-    isLeaf = True
-
-    def __init__(self, hub: ChatFactory) -> None:
-        super().__init__()
-        self.hub = hub
-
-    def render_GET(self, request: Request) -> bytes:
-        status, body = health(self.hub)
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return json.dumps(body).encode() + b"\n"
 
 
 class MetricsSite(Site):
@@ -177,5 +138,4 @@ def metrics_service(
     listener = ListenerService(
         description, endpoint, metrics_site(hub, registry), door="metrics "
     )
-    listener.option = "--metrics"
     return MetricsService(daemon, lag, listener)
