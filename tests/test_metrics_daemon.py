@@ -64,11 +64,15 @@ def test_registrations_and_a_message_to_n_members_move_their_metrics(
     """N register: N registrations, users, connections; one MSG: N events, 1 write."""
     members = 6
     args = ["--listen", LOOPBACK, "--metrics", METRICS, "--irc", LOOPBACK]
-    with running_daemon(args, tmp_path, listeners=2) as daemon:
+    args += ["--web", LOOPBACK]
+    with running_daemon(args, tmp_path, listeners=3) as daemon:
         port = daemon.ports[LOOPBACK]
         web = metrics_port(daemon)
         start = scrape(web)
-        assert value(start, "chatd_connections", door="irc") == 0  # from the start
+        for door in ("irc", "web"):  # every door's series, from the start
+            assert value(start, "chatd_connections", door=door) == 0
+        status, body, _ = get(daemon.ports[f"web {LOOPBACK}"], "/healthz")
+        assert (status, json.loads(body)["status"]) == (200, "ok")
         assert value(start, "chatd_history_up") == 1
         clients = [LineClient.tcp(port) for _ in range(members)]
         for number, client in enumerate(clients):
