@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PORT = 19121
 METRICS_ARG = f"--chatd-arg=--metrics=tcp:{PORT}:interface=127.0.0.1"
 SHOWN = 8  # the dashboard's first panels: what an operator looks at first
+GAP = 2.5  # seconds without a scrape that break a line (chatd restarted)
 
 
 def scrape_once(port: int) -> Samples | None:
@@ -88,6 +89,8 @@ def run_load(scraper: Scraper, quick: bool) -> list[tuple[float, str]]:
                 fanout,
                 "--idle-sizes",
                 idle,
+                "--fanout-seconds",
+                "3" if quick else "8",
                 *(["--quick"] if quick else []),
                 METRICS_ARG,
             ],
@@ -97,14 +100,16 @@ def run_load(scraper: Scraper, quick: bool) -> list[tuple[float, str]]:
             [
                 sys.executable,
                 "bench/hostile.py",
-                "--quick",
+                *(["--quick"] if quick else []),
                 "--runs",
                 "1",
                 "--calm",
                 "1000",
                 "burst",
                 "toolong",
+                "empty",
                 "recvq",
+                "backlog",
                 METRICS_ARG,
             ],
         ),
@@ -115,6 +120,19 @@ def run_load(scraper: Scraper, quick: bool) -> list[tuple[float, str]]:
         print(f"{name}: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, cwd=ROOT, timeout=3600, check=False)
     return starts
+
+
+def _with_gaps(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """xs and ys with a break (NaN) wherever scrapes are missing (a restart)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for x, y in points:
+        if xs and x - xs[-1] > GAP:
+            xs.append(xs[-1])
+            ys.append(float("nan"))
+        xs.append(x)
+        ys.append(y)
+    return xs, ys
 
 
 def draw(scrapes: list[Scrape], phases: list[tuple[float, str]], out: Path) -> None:
@@ -132,14 +150,16 @@ def draw(scrapes: list[Scrape], phases: list[tuple[float, str]], out: Path) -> N
     for panel, axis in zip(PANELS[:SHOWN], axes.flat, strict=True):
         for query in panel.queries:
             for legend, points in sorted(evaluate(query, scrapes).items()):
-                if points:
-                    xs, ys = zip(*points, strict=True)
-                    axis.plot(xs, ys, ".", markersize=2.5, label=legend)
+                if not any(y for _x, y in points) and len(panel.queries) == 1:
+                    continue  # a kind of limit never hit: no line, no legend
+                xs, ys = _with_gaps(points)
+                axis.plot(xs, ys, "-", linewidth=1.2, label=legend)
         axis.set_title(panel.title, fontsize=10, loc="left")
         axis.yaxis.set_major_formatter(EngFormatter(unit=units.get(panel.unit, "")))
-        axis.set_ylim(bottom=0)
+        axis.set_ylim(bottom=0, top=max(axis.get_ylim()[1], 1.0))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="upper right", markerscale=3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="upper right")
         for start, _name in phases[1:]:
             axis.axvline(start, color="grey", linewidth=0.8, linestyle="--")
     for axis in axes[-1]:
