@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -93,6 +94,9 @@ def run_load(scraper: Scraper, quick: bool) -> list[tuple[float, str]]:
                 "3" if quick else "8",
                 *(["--quick"] if quick else []),
                 METRICS_ARG,
+                # The run's own tables are not kept: the scrapes are the result.
+                "--json",
+                str(Path(tempfile.gettempdir()) / "chatd-metrics-picture-bench.json"),
             ],
         ),
         (
