@@ -157,7 +157,8 @@ class ChatCollector:
         yield _by_door(
             GaugeMetricFamily(
                 "chatd_send_queue_bytes",
-                "Bytes written to clients and not yet taken by their sockets",
+                "Bytes written to clients and not yet taken by their sockets "
+                "(a broadcast line counts once for each connection waiting for it)",
                 labels=["door"],
             ),
             doors,
