@@ -46,6 +46,17 @@ class IrcProtocol(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
     door = "irc"
+    # Read once per member of every broadcast (render): slots, as Connection's.
+    __slots__ = (
+        "server",
+        "renderer",
+        "caps",
+        "registration",
+        "invisible",
+        "_heard",
+        "_pinged",
+        "_ping_call",
+    )
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
