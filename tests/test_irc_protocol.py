@@ -175,6 +175,28 @@ def test_who_is_sent_what_whatever_the_order_of_members(clock: Clock) -> None:
     assert [lines(out) for out in outs[1:]] == [[join], [join, away], [join]]
 
 
+def test_server_time_asked_for_later_tags_the_next_broadcast(clock: Clock) -> None:
+    """CAP REQ server-time after registration: the next PRIVMSG has @time=."""
+    factory = make_factory(clock)
+    carol, _ = irc_connect(factory, "carol")  # first in the room, so that
+    alice, a_out = irc_connect(factory, "alice")  # alice is not the first
+    bob, _ = irc_connect(factory, "bob")  # member a broadcast reaches
+    for proto in (carol, alice, bob):
+        proto.dataReceived(b"JOIN #r\r\n")
+    a_out.clear()
+    bob.dataReceived(b"PRIVMSG #r :plain\r\n")
+    alice.dataReceived(b"CAP REQ :server-time\r\n")
+    bob.dataReceived(b"PRIVMSG #r :tagged\r\n")
+    alice.dataReceived(b"CAP REQ :-server-time\r\n")
+    bob.dataReceived(b"PRIVMSG #r :plain again\r\n")
+    got = lines(a_out)
+    assert got[0].startswith(":bob!") and got[0].endswith(" :plain")
+    assert got[1] == ":chatd CAP alice ACK :server-time"
+    assert got[2].startswith("@time=") and got[2].endswith(" :tagged")
+    assert got[3] == ":chatd CAP alice ACK :-server-time"
+    assert got[4].startswith(":bob!") and got[4].endswith(" :plain again")
+
+
 def test_nick_taken_across_doors(clock: Clock) -> None:
     """A nickname a line user holds gets 433 on IRC; an IRC nick is taken for line."""
     factory = make_factory(clock)

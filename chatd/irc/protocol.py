@@ -46,10 +46,12 @@ class IrcProtocol(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
     door = "irc"
-    # Read once per member of every broadcast (render): slots, as Connection's.
+    # Slots, as Connection's; the first two are read for each member of every
+    # broadcast (render), and sit together, next to Connection's.
     __slots__ = (
-        "server",
         "renderer",
+        "server_time",
+        "server",
         "caps",
         "registration",
         "invisible",
@@ -63,6 +65,9 @@ class IrcProtocol(Connection):
         self.server = irc_server(hub)
         self.renderer = self.server.renderer  # one per server, shared (render)
         self.caps = CapState()
+        # server-time is on: what render and journal_key ask, kept here (see
+        # handle_text) so that a broadcast does not read every member's caps.
+        self.server_time = False
         self.registration = Registration()
         self.invisible = False
         self._heard = True  # a line came since the last ping check
@@ -111,7 +116,10 @@ class IrcProtocol(Connection):
     def handle_text(self, text: str) -> None:
         """Parse one IRC line and run its command."""
         self._heard = True
-        dispatch(self, text)
+        try:
+            dispatch(self, text)
+        finally:  # CAP REQ may have changed it
+            self.server_time = "server-time" in self.caps.enabled
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -168,14 +176,14 @@ class IrcProtocol(Connection):
             and renderer.uniform
             and renderer.speaker is not self.user
         ):
-            if "server-time" in self.caps.enabled:
+            if self.server_time:
                 return renderer.tagged()
             return renderer.plain
         return renderer.lines_for(event, self.user, self.caps.enabled)
 
     def journal_key(self) -> str:
         """Members of one variant (plain, or server-time) share a journal."""
-        return "irc+tags" if "server-time" in self.caps.enabled else "irc"
+        return "irc+tags" if self.server_time else "irc"
 
     # -- limits in IRC's words -----------------------------------------------------
 
