@@ -29,6 +29,7 @@ from bench.report import (
 )
 from bench.scenarios import SCENARIOS, Figures, Settings
 from bench.servers import (
+    CHATD_IRC_ARGS,
     ROOT,
     Placement,
     Server,
@@ -46,6 +47,15 @@ from bench.servers import (
 RESULTS = ROOT / "bench" / "results"
 QUICK_FANOUT, QUICK_IDLE = [10, 30], [50]  # --quick: sizes for a smoke test
 QUICK_CHATTER = (5, 4, 2.0)  # rooms, members, seconds
+# What --server names, in the order the servers take turns.
+SERVER_CHOICES = {
+    "chatd": ["chatd"],
+    "chatd-irc": ["chatd-irc"],
+    "ngircd": ["ngircd"],
+    "both": ["chatd", "ngircd"],
+    "all": ["chatd", "chatd-irc", "ngircd"],
+}
+CHATD_KINDS = ("chatd", "chatd-irc")
 GENERATOR_BUSY = 90.0  # % of its core: above this the generator may be the limit
 
 
@@ -66,7 +76,9 @@ def parser() -> argparse.ArgumentParser:
         description="Load benchmark for chatd, side by side with ngircd. Starts each "
         "server itself on an ephemeral 127.0.0.1 port, pins it to one core and "
         "this load generator to another, and prints one line per run, the medians "
-        "and chatd/ngircd ratios. See docs/performance.md.",
+        "and chatd/ngircd ratios. chatd is measured through its line protocol "
+        "(chatd) or its IRC listener (chatd-irc, the same IRC clients as against "
+        "ngircd). See docs/performance.md.",
     )
     p.add_argument(
         "scenarios",
@@ -75,7 +87,13 @@ def parser() -> argparse.ArgumentParser:
         help="scenarios to run: fanout, chatter, idle (default: all three)",
         metavar="scenario",
     )
-    p.add_argument("--server", choices=["chatd", "ngircd", "both"], default="both")
+    p.add_argument(
+        "--server",
+        choices=[*SERVER_CHOICES],
+        default="both",
+        help="chatd (line protocol), chatd-irc (its IRC listener, --no-history), "
+        "ngircd; both: chatd and ngircd; all: the three (default both)",
+    )
     p.add_argument("--runs", type=int, default=None, help="runs of each (default 3)")
     p.add_argument(
         "--fanout-sizes",
@@ -145,8 +163,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="after the runs, one more fanout on chatd at the largest N under "
-        "py-spy; prints where the server's time goes",
+        help="after the runs, one more fanout on each chatd (line, IRC) at the "
+        "largest N under py-spy; prints where the server's time goes",
     )
     return p
 
@@ -186,13 +204,15 @@ def _version(name: str) -> str:
 def _start(
     kind: str, workdir: Path, placement: Placement, chatd_args: list[str]
 ) -> Server:
-    if kind == "chatd":
-        return start_chatd(workdir, placement, chatd_args)
+    if kind in CHATD_KINDS:
+        return start_chatd(workdir, placement, chatd_args, irc=kind == "chatd-irc")
     return start_ngircd(workdir, placement)
 
 
 def _dialect(kind: str) -> Dialect:
-    return ChatdDialect() if kind == "chatd" else IrcDialect()
+    if kind == "chatd":
+        return ChatdDialect()
+    return IrcDialect(oper=kind == "ngircd")
 
 
 def run_one(
@@ -247,22 +267,23 @@ def main(argv: list[str]) -> int:
         "chatter": [settings.chatter_rooms * settings.chatter_members],
     }
     runs = args.runs or runs
-    servers = ["chatd", "ngircd"] if args.server == "both" else [args.server]
+    servers = list(SERVER_CHOICES[args.server])
+    chatd_kinds = [kind for kind in servers if kind in CHATD_KINDS]
     if "ngircd" in servers and ngircd_path() is None:
         print(
             "ngircd is not installed, so there is nothing to compare chatd with. "
             "On Debian: `apt-get install -y ngircd` (the benchmark writes its own "
             "config and starts it itself); or run with --server chatd."
         )
-        if servers == ["ngircd"]:
+        if not chatd_kinds:
             return 2
-        servers = ["chatd"]
-        print("Going on with chatd alone.\n")
+        servers = chatd_kinds
+        print(f"Going on with {' and '.join(servers)} alone.\n")
 
     nofile = raise_nofile()
     placement = plan_placement(not args.no_pin, args.server_nofile)
     chatd_args: list[str] = []
-    if "chatd" in servers:
+    if chatd_kinds:
         try:
             chatd_args = chatd_unthrottled_args(chatd_options()) + args.chatd_arg
         except ServerError as error:
@@ -274,9 +295,12 @@ def main(argv: list[str]) -> int:
     meta: dict[str, object] = {
         "when_utc": stamp,
         "command": "python -m bench " + " ".join(argv),
-        "chatd_commit": _git_describe() if "chatd" in servers else None,
+        "chatd_commit": _git_describe() if chatd_kinds else None,
         "chatd_args": chatd_args,
         "chatd_args_text": " ".join(chatd_args),
+        "chatd_irc_args_text": " ".join(CHATD_IRC_ARGS + chatd_args)
+        if "chatd-irc" in servers
+        else None,
         "ngircd": ngircd_version() if "ngircd" in servers else None,
         "python": platform.python_version(),
         "twisted": _version("twisted"),
@@ -293,6 +317,11 @@ def main(argv: list[str]) -> int:
     print(f"  {meta['placement']}; generator open files: {meta['generator_nofile']}")
     if "chatd" in servers:
         print(f"  chatd {meta['chatd_commit']}: twistd chatd {' '.join(chatd_args)}")
+    if "chatd-irc" in servers:
+        print(
+            f"  chatd-irc {meta['chatd_commit']}: twistd chatd "
+            f"{meta['chatd_irc_args_text']} (IRC clients on the --irc port)"
+        )
     if "ngircd" in servers:
         print(f"  {meta['ngircd']}")
     print()
@@ -319,9 +348,17 @@ def main(argv: list[str]) -> int:
                 _warn(figures)
                 # Saved after every run: a long run that is stopped keeps its data.
                 write_json(json_path, meta, results, medians(results))
-            if args.profile and "chatd" in servers and "fanout" in scenarios:
-                profile_text = _profile(
-                    max(sizes["fanout"]), settings, Path(tmp), placement, chatd_args
+            if args.profile and chatd_kinds and "fanout" in scenarios:
+                profile_text = "\n\n".join(
+                    _profile(
+                        kind,
+                        max(sizes["fanout"]),
+                        settings,
+                        Path(tmp),
+                        placement,
+                        chatd_args,
+                    )
+                    for kind in chatd_kinds
                 )
         except (KeyboardInterrupt, SystemExit) as stop:
             interrupted = f"stopped ({type(stop).__name__}) after {len(results)} runs"
@@ -329,7 +366,7 @@ def main(argv: list[str]) -> int:
             meta["interrupted"] = interrupted
 
     rows = medians(results)
-    if "chatd" in servers and _git_describe() != meta["chatd_commit"]:
+    if chatd_kinds and _git_describe() != meta["chatd_commit"]:
         meta["chatd_commit_after"] = _git_describe()
         print(
             f"warning: the checkout changed during the runs "
@@ -348,7 +385,7 @@ def main(argv: list[str]) -> int:
         caption = f"{placement.describe()}"
         print(plot(args.plot, rows, caption))
     if profile_text:
-        print("\nwhere chatd's time goes (fanout, py-spy):\n" + profile_text)
+        print("\nwhere chatd's time goes (py-spy):\n" + profile_text)
     if interrupted:
         return 130
     return 1 if any(row.failed for row in rows) else 0
@@ -387,29 +424,33 @@ def _warn(figures: Figures) -> None:
 
 
 def _profile(
+    kind: str,
     size: int,
     settings: Settings,
     tmp: Path,
     placement: Placement,
     chatd_args: list[str],
 ) -> str:
-    raw = tmp / "profile.txt"
+    raw = tmp / f"profile-{kind}.txt"
     settings = Settings(**{**settings.__dict__, "profile": raw})
-    print(f"\nprofiling chatd with py-spy: fanout N={size} (not a measured run)")
+    print(f"\nprofiling {kind} with py-spy: fanout N={size} (not a measured run)")
     figures = run_one(
-        "chatd", "fanout", size, settings, tmp / "profile", placement, chatd_args
+        kind, "fanout", size, settings, tmp / f"profile-{kind}", placement, chatd_args
     )
-    print(run_line(Run("fanout", "chatd", size, str(size), 1, figures), 1))
+    print(run_line(Run("fanout", kind, size, str(size), 1, figures), 1))
     if not raw.exists():
         return ""
-    return summarise(raw, str(ROOT))
+    return f"{kind}, fanout N={size}:\n" + summarise(raw, str(ROOT))
 
 
 def _markdown(meta: dict[str, object], rows: list[Median], profile: str) -> str:
+    irc = meta.get("chatd_irc_args_text")
+    irc_text = f"; chatd-irc: `twistd chatd {irc}`" if irc else ""
     lines = [
         f"Run {meta['when_utc']} UTC: `{meta['command']}`",
         "",
-        f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`), "
+        f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`"
+        f"{irc_text}), "
         f"{meta['ngircd']}; Python {meta['python']}, Twisted {meta['twisted']}; "
         f"{meta['machine']}; {meta['placement']}.",
         "",

@@ -19,7 +19,7 @@ class Column:
     heading: str
     unit: str = ""
     digits: int = 0
-    ratio: bool = True  # is chatd/ngircd meaningful for it?
+    ratio: bool = True  # is chatd/ngircd (or chatd-irc/ngircd) meaningful for it?
 
     def show(self, value: float | int | str | None) -> str:
         if value is None:
@@ -65,6 +65,9 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 SIZE_NAMES = {"fanout": "N", "chatter": "rooms x members", "idle": "K"}
+# The servers in table order; each chatd is compared with the last one.
+SERVERS = ("chatd", "chatd-irc", "ngircd")
+BASELINE = "ngircd"
 
 
 @dataclass
@@ -96,7 +99,7 @@ class Median:
 def run_line(run: Run, runs: int) -> str:
     """One line of figures for one run."""
     head = (
-        f"{run.scenario:<7} {run.server:<6} {SIZE_NAMES[run.scenario]}={run.label:<6}"
+        f"{run.scenario:<7} {run.server:<9} {SIZE_NAMES[run.scenario]}={run.label:<6}"
         f" run {run.run}/{runs}:"
     )
     figures = run.figures
@@ -157,7 +160,7 @@ def median_lines(rows: Iterable[Median]) -> list[str]:
             f" ({row.failed} of {row.runs} runs had problems)" if row.failed else ""
         )
         lines.append(
-            f"{row.scenario:<7} {row.server:<6} {SIZE_NAMES[row.scenario]}="
+            f"{row.scenario:<7} {row.server:<9} {SIZE_NAMES[row.scenario]}="
             f"{row.label:<6} median of {row.runs}: " + ", ".join(parts) + failed
         )
     return lines
@@ -170,7 +173,7 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
-    """Tables per scenario: chatd, ngircd and chatd/ngircd for every size."""
+    """Tables per scenario: each server, then each chatd/ngircd, for every size."""
     out: list[str] = []
     scenarios = list(dict.fromkeys(row.scenario for row in rows))
     for scenario in scenarios:
@@ -182,7 +185,7 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
             by_server = {
                 r.server: r for r in rows if r.scenario == scenario and r.size == size
             }
-            for server in ("chatd", "ngircd"):
+            for server in SERVERS:
                 row = by_server.get(server)
                 if row is not None:
                     cells = [
@@ -190,15 +193,18 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
                     ]
                     name = server + (f" ({row.failed} failed)" if row.failed else "")
                     table.append([row.label, name, *cells])
-            if {"chatd", "ngircd"} <= by_server.keys():
-                ours, theirs = by_server["chatd"], by_server["ngircd"]
+            theirs = by_server.get(BASELINE)
+            for server in SERVERS:
+                ours = by_server.get(server)
+                if server == BASELINE or ours is None or theirs is None:
+                    continue
                 cells = [
                     _ratio(ours.figures.get(c.key), theirs.figures.get(c.key))
                     if c.ratio
                     else ""
                     for c in columns
                 ]
-                table.append([ours.label, "chatd/ngircd", *cells])
+                table.append([ours.label, f"{server}/{BASELINE}", *cells])
         out.append(f"{scenario} (medians)" if not markdown else f"**{scenario}**")
         out.append("")
         out.extend(_render_table(header, table, markdown))
@@ -273,7 +279,11 @@ def plot(path: Path, rows: Sequence[Median], caption: str) -> str:
         ("deliveries_per_s", "deliveries per second (wall)"),
         ("deliveries_per_cpu_s", "deliveries per second of server CPU"),
     ]
-    styles = {"chatd": ("tab:blue", "o"), "ngircd": ("tab:orange", "s")}
+    styles = {
+        "chatd": ("tab:blue", "o"),
+        "chatd-irc": ("tab:green", "^"),
+        "ngircd": ("tab:orange", "s"),
+    }
     for axis, (key, title) in zip(axes, panels, strict=True):
         for server, (colour, marker) in styles.items():
             mine = sorted(

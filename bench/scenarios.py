@@ -54,7 +54,7 @@ class Settings:
     setup_limit: float = 1800.0  # seconds for connecting and registering everyone
     stall: float = 30.0  # give up when no client registered for this long
     drain_limit: float = 30.0  # seconds to wait for the last deliveries
-    profile: Path | None = None  # fanout on chatd: py-spy output here
+    profile: Path | None = None  # fanout on chatd (either door): py-spy output here
 
 
 def percentile(ordered: list[int], fraction: float) -> float | None:
@@ -218,7 +218,7 @@ def _fanout(
 def _start_profiler(
     server: Server, settings: Settings
 ) -> subprocess.Popen[bytes] | None:
-    if settings.profile is None or server.kind != "chatd":
+    if settings.profile is None or not server.kind.startswith("chatd"):
         return None
     beside = Path(sys.executable).with_name("py-spy")
     binary = str(beside) if beside.exists() else shutil.which("py-spy")

@@ -21,6 +21,11 @@ START_WAIT = 20.0  # seconds a server has to say it is listening
 STOP_WAIT = 3.0  # seconds between SIGTERM and SIGKILL
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHATD_LISTENING = re.compile(r"chatd listening on \S+: \S+ port (\d+)")
+CHATD_IRC_LISTENING = re.compile(r"chatd IRC listening on \S+: \S+ port (\d+)")
+# chatd-irc: the same daemon with an IRC listener, and no history (ngIRCd keeps
+# none, and no database file is written). The line listener is still opened on
+# an ephemeral loopback port: without --listen the daemon would take tcp:5501.
+CHATD_IRC_ARGS = ["--irc", "tcp:0:interface=127.0.0.1", "--no-history"]
 # Options that would throttle the load; passed when `twistd chatd --help` lists them.
 BIG = 100_000
 CHATD_UNTHROTTLED = {
@@ -172,7 +177,7 @@ def _child_setup(placement: Placement) -> Callable[[], None]:
 class Server:
     """A running server process under test."""
 
-    kind: str  # "chatd" or "ngircd"
+    kind: str  # "chatd", "chatd-irc" or "ngircd"
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
@@ -302,8 +307,13 @@ def chatd_unthrottled_args(options: set[str]) -> list[str]:
     return args
 
 
-def start_chatd(workdir: Path, placement: Placement, args: list[str]) -> Server:
-    """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port."""
+def start_chatd(
+    workdir: Path, placement: Placement, args: list[str], irc: bool = False
+) -> Server:
+    """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port.
+
+    With irc, the server under test is its IRC listener (kind "chatd-irc").
+    """
     command = [
         twistd_path(),
         "-n",
@@ -311,11 +321,15 @@ def start_chatd(workdir: Path, placement: Placement, args: list[str]) -> Server:
         "chatd",
         "--listen",
         "tcp:0:interface=127.0.0.1",
+        *(CHATD_IRC_ARGS if irc else []),
         *args,
     ]
-    process, log_path = _launch("chatd", command, workdir, placement, chatd_env())
-    found = _wait_for_log(process, log_path, CHATD_LISTENING)
-    return Server("chatd", process, int(found.group(1)), log_path, command)
+    kind = "chatd-irc" if irc else "chatd"
+    process, log_path = _launch(kind, command, workdir, placement, chatd_env())
+    found = _wait_for_log(
+        process, log_path, CHATD_IRC_LISTENING if irc else CHATD_LISTENING
+    )
+    return Server(kind, process, int(found.group(1)), log_path, command)
 
 
 # -- ngircd ----------------------------------------------------------------------

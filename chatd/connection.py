@@ -471,7 +471,7 @@ class Connection(Protocol, TimeoutMixin):
             self.counts.events += 1
             self._out.append(data)
         elif self.output.collecting:
-            journal = self.output.journal_for(self.door)
+            journal = self.output.journal_for(self.journal_key())
             self._end = journal.add(data)
             self._start = self._end - 1
             self._journal = journal
@@ -479,6 +479,14 @@ class Connection(Protocol, TimeoutMixin):
         else:
             self.counts.events += 1
             self._transmit(data)
+
+    def journal_key(self) -> str:
+        """The journal this connection's broadcast lines share (see OutputBatch).
+
+        Members that are sent the same bytes for an event share one: a door,
+        or one variant of a door's rendering (IRC with or without tags).
+        """
+        return self.door
 
     def _write(self, data: bytes) -> None:
         """Collect data for the next flush, or write it now (see OutputBatch)."""

@@ -10,7 +10,6 @@ from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
-from chatd.irc.render import away_on_join, hidden_from
 from chatd.irc.server import IrcServer
 
 
@@ -49,15 +48,9 @@ class FakeIrc:
         self.out.append(data)
 
     def deliver(self, event: Event) -> None:
-        caps = self.caps
-        if not hidden_from(
-            self.user, event, caps.has("echo-message"), caps.has("away-notify")
-        ):
-            self.out.append(self.server.renderer.render(event, caps.has("server-time")))
-            if caps.has("away-notify"):
-                away = away_on_join(self.chat, self.user, event)
-                if away:
-                    self.out.append(away)
+        data = self.server.renderer.lines_for(event, self.user, self.caps.enabled)
+        if data:
+            self.out.append(data)
 
     def close(self, reason: str) -> None:
         self.closed = reason

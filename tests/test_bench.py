@@ -9,6 +9,8 @@ from pathlib import Path
 
 from daemon import ROOT
 
+from bench.report import Median, side_by_side
+
 
 def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
     """`python -m bench --quick` against chatd: 0 lost, every idle client held."""
@@ -43,3 +45,54 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
         assert figures.get("lost", 0) == 0, run
         if run["scenario"] == "idle":
             assert figures["held"] == figures["members"], run
+
+
+def test_bench_quick_runs_through_the_irc_listener(tmp_path: Path) -> None:
+    """`--server chatd-irc`: IRC clients on chatd's --irc port, 0 lost, no echo."""
+    out = tmp_path / "quick.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--server",
+            "chatd-irc",
+            "--no-pin",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "quick.md"),
+            "fanout",
+            "chatter",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert "--no-history" in document["meta"]["chatd_irc_args_text"]
+    runs = document["runs"]
+    assert {run["server"] for run in runs} == {"chatd-irc"}
+    assert {run["scenario"] for run in runs} == {"fanout", "chatter"}
+    for run in runs:
+        figures = run["figures"]
+        assert "error" not in figures, run
+        assert figures["lost"] == 0 and figures["extra"] == 0, run
+        if run["scenario"] == "fanout":
+            # IRC does not echo PRIVMSG to its sender: N - 1 deliveries each.
+            assert figures["per_message"] == figures["members"] - 1, run
+
+
+def test_side_by_side_compares_each_chatd_with_ngircd() -> None:
+    """The table has a chatd/ngircd and a chatd-irc/ngircd ratio row per size."""
+    rows = [
+        Median("fanout", server, 1000, "1000", 3, 0, {"deliveries_per_cpu_s": value})
+        for server, value in (("chatd", 4e6), ("chatd-irc", 3e6), ("ngircd", 2e6))
+    ]
+    table = side_by_side(rows, markdown=True).splitlines()
+    ratios = {cells[1]: cells[3] for cells in (t.split(" | ") for t in table[4:])}
+    assert ratios["chatd/ngircd"] == "2.00x"
+    assert ratios["chatd-irc/ngircd"] == "1.50x"

@@ -114,6 +114,89 @@ def test_broadcast_rendered_once_per_door(clock: Clock) -> None:
         assert lines(out) == [":line0!line0@line PRIVMSG #lobby :hello all"]
 
 
+def test_members_of_each_tag_variant_share_a_journal_run(clock: Clock) -> None:
+    """Plain and server-time members each hold a run of their variant's journal."""
+    factory = make_factory(clock)
+    members = [
+        irc_connect(factory, f"m{i}", *(["server-time"] if i % 2 else []))
+        for i in range(6)
+    ]
+    for proto, _ in members:
+        proto.dataReceived(b"JOIN #r\r\n")
+    speaker, s_out = irc_connect(factory, "speaker")
+    speaker.dataReceived(b"JOIN #r\r\n")
+    for _, out in [*members, (speaker, s_out)]:
+        out.clear()
+    factory.output.begin()  # one round, as a packet of two PRIVMSGs makes
+    speaker.handle_line(b"PRIVMSG #r :one")
+    speaker.handle_line(b"PRIVMSG #r :two")
+    journals = factory.output.journals
+    for i, (proto, _) in enumerate(members):
+        key = "irc+tags" if i % 2 else "irc"
+        assert proto.journal_key() == key
+        assert proto._journal is journals[key] and proto._out is None
+        assert (proto._start, proto._end) == (0, 2)
+    factory.output.end(speaker)
+    for i, (_, out) in enumerate(members):
+        got = lines(out)
+        assert [text.startswith("@time=") for text in got] == [bool(i % 2)] * 2
+        assert [text.split(":speaker!", 1)[-1] for text in got] == [
+            f"~speaker@{speaker.host} PRIVMSG #r :one",
+            f"~speaker@{speaker.host} PRIVMSG #r :two",
+        ]
+    assert lines(s_out) == []  # no echo-message
+
+
+def test_who_is_sent_what_whatever_the_order_of_members(clock: Clock) -> None:
+    """The speaker gets no echo, unless echo-message; AWAY only with away-notify."""
+    factory = make_factory(clock)
+    first, f_out = irc_connect(factory, "first")
+    quiet, q_out = irc_connect(factory, "quiet")  # speaks, without echo-message
+    echo, e_out = irc_connect(factory, "echo", "echo-message", "away-notify")
+    last, l_out = irc_connect(factory, "last")
+    for proto in (first, quiet, echo, last):
+        proto.dataReceived(b"JOIN #r\r\n")
+    outs = (f_out, q_out, e_out, l_out)
+    for out in outs:
+        out.clear()
+    quiet.dataReceived(b"PRIVMSG #r :hi\r\n")
+    echo.dataReceived(b"PRIVMSG #r :ho\r\n")
+    hi = f":quiet!~quiet@{quiet.host} PRIVMSG #r :hi"
+    ho = f":echo!~echo@{echo.host} PRIVMSG #r :ho"
+    assert [lines(out) for out in outs] == [[hi, ho], [ho], [hi, ho], [hi, ho]]
+    first.dataReceived(b"AWAY :lunch\r\nPART #r\r\n")
+    for out in outs:
+        out.clear()
+    first.dataReceived(b"JOIN #r\r\n")
+    join = f":first!~first@{first.host} JOIN #r"
+    away = f":first!~first@{first.host} AWAY :lunch"
+    mine = lines(f_out)
+    assert mine[0] == join and away not in mine  # no AWAY about oneself
+    assert [lines(out) for out in outs[1:]] == [[join], [join, away], [join]]
+
+
+def test_server_time_asked_for_later_tags_the_next_broadcast(clock: Clock) -> None:
+    """CAP REQ server-time after registration: the next PRIVMSG has @time=."""
+    factory = make_factory(clock)
+    carol, _ = irc_connect(factory, "carol")  # first in the room, so that
+    alice, a_out = irc_connect(factory, "alice")  # alice is not the first
+    bob, _ = irc_connect(factory, "bob")  # member a broadcast reaches
+    for proto in (carol, alice, bob):
+        proto.dataReceived(b"JOIN #r\r\n")
+    a_out.clear()
+    bob.dataReceived(b"PRIVMSG #r :plain\r\n")
+    alice.dataReceived(b"CAP REQ :server-time\r\n")
+    bob.dataReceived(b"PRIVMSG #r :tagged\r\n")
+    alice.dataReceived(b"CAP REQ :-server-time\r\n")
+    bob.dataReceived(b"PRIVMSG #r :plain again\r\n")
+    got = lines(a_out)
+    assert got[0].startswith(":bob!") and got[0].endswith(" :plain")
+    assert got[1] == ":chatd CAP alice ACK :server-time"
+    assert got[2].startswith("@time=") and got[2].endswith(" :tagged")
+    assert got[3] == ":chatd CAP alice ACK :-server-time"
+    assert got[4].startswith(":bob!") and got[4].endswith(" :plain again")
+
+
 def test_nick_taken_across_doors(clock: Clock) -> None:
     """A nickname a line user holds gets 433 on IRC; an IRC nick is taken for line."""
     factory = make_factory(clock)

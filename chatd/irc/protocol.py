@@ -26,7 +26,6 @@ from chatd.irc.commands import (
     server_line,
 )
 from chatd.irc.message import irc_line
-from chatd.irc.render import away_on_join, hidden_from
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
@@ -47,11 +46,28 @@ class IrcProtocol(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
     door = "irc"
+    # Slots, as Connection's; the first two are read for each member of every
+    # broadcast (render), and sit together, next to Connection's.
+    __slots__ = (
+        "renderer",
+        "server_time",
+        "server",
+        "caps",
+        "registration",
+        "invisible",
+        "_heard",
+        "_pinged",
+        "_ping_call",
+    )
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
         self.server = irc_server(hub)
+        self.renderer = self.server.renderer  # one per server, shared (render)
         self.caps = CapState()
+        # server-time is on: what render and journal_key ask, kept here (see
+        # handle_text) so that a broadcast does not read every member's caps.
+        self.server_time = False
         self.registration = Registration()
         self.invisible = False
         self._heard = True  # a line came since the last ping check
@@ -100,7 +116,10 @@ class IrcProtocol(Connection):
     def handle_text(self, text: str) -> None:
         """Parse one IRC line and run its command."""
         self._heard = True
-        dispatch(self, text)
+        try:
+            dispatch(self, text)
+        finally:  # CAP REQ may have changed it
+            self.server_time = "server-time" in self.caps.enabled
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -143,23 +162,28 @@ class IrcProtocol(Connection):
 
     # -- events ------------------------------------------------------------------
 
-    def deliver(self, event: Event) -> None:
-        """Write what this client sees of event (see render.hidden_from)."""
-        if self.phase is _CLOSING:
-            return
-        enabled = self.caps.enabled
-        away_notify = "away-notify" in enabled
-        if hidden_from(self.user, event, "echo-message" in enabled, away_notify):
-            return
-        super().deliver(event)
-        if away_notify:
-            away = away_on_join(self.chat, self.user, event)
-            if away:
-                self.send(away)
-
     def render(self, event: Event) -> bytes:
-        """The event's IRC lines, rendered once per broadcast (and tag variant)."""
-        return self.server.renderer.render(event, "server-time" in self.caps.enabled)
+        """What this client is sent for event (b"": nothing), shared per variant.
+
+        Connection.deliver writes it. This runs once per member of every
+        broadcast, so the common case is spelled out here: a member other
+        than the speaker, of an event everyone is sent as it is, gets the
+        bytes of its variant; the rest is IrcRenderer.lines_for.
+        """
+        renderer = self.renderer
+        if (
+            event is renderer.last
+            and renderer.uniform
+            and renderer.speaker is not self.user
+        ):
+            if self.server_time:
+                return renderer.tagged()
+            return renderer.plain
+        return renderer.lines_for(event, self.user, self.caps.enabled)
+
+    def journal_key(self) -> str:
+        """Members of one variant (plain, or server-time) share a journal."""
+        return "irc+tags" if self.server_time else "irc"
 
     # -- limits in IRC's words -----------------------------------------------------
 

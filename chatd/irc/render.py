@@ -3,7 +3,9 @@
 The chat hands one event object to every member in turn; the renderer keeps
 the last event by identity, as chatd.wire.render does, and spells it at most
 once without tags and once with the IRCv3 server-time tag. The time is taken
-once, so every member sees the same stamp.
+once, so every member sees the same stamp. What differs between members (the
+speaker's own client without echo-message, away-notify) is worked out once
+per event too, so most members cost a few comparisons (IrcRenderer).
 """
 
 from __future__ import annotations
@@ -113,51 +115,113 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
 
 
 class IrcRenderer:
-    """Renders each broadcast once per variant: plain, or with @time tags."""
+    """Renders each broadcast once per variant: plain, or with @time tags.
 
-    __slots__ = ("chat", "now", "_last", "_parts", "_plain", "_tagged", "renders")
+    Besides the lines, it works out once per event who is sent something
+    else: the speaker's own client (nothing, without echo-message), clients
+    without away-notify (no AWAY), and away-notify clients after the JOIN of
+    an away user (the AWAY line too). Everyone else gets the event as it is,
+    and IrcProtocol.render hands them that without calling lines_for.
+    """
+
+    __slots__ = (
+        "chat",
+        "now",
+        "last",
+        "plain",
+        "speaker",
+        "uniform",
+        "_parts",
+        "_tagged",
+        "_notify_only",
+        "_joiner",
+        "_away",
+        "_with_away",
+        "renders",
+    )
 
     def __init__(self, chat: Chat, now: Callable[[], float] = time.time) -> None:
         self.chat = chat
         self.now = now
-        self._last: Event | None = None
+        self.last: Event | None = None  # the event rendered last, by identity
+        self.plain = b""  # its lines without tags
+        self.speaker: User | None = None  # sees its own words only with echo
+        self.uniform = True  # False: some clients other than the speaker differ
         self._parts: list[bytes] = []
-        self._plain: bytes | None = None
         self._tagged: bytes | None = None
+        self._notify_only = False  # an AWAY change: away-notify clients only
+        self._joiner: User | None = None  # an away user who joined, and
+        self._away = b""  # the AWAY line away-notify clients get after it
+        self._with_away: dict[bool, bytes] = {}  # JOIN + AWAY, by tagged
         self.renders = 0  # how many times an event was actually spelled (tests)
+
+    def _prepare(self, event: Event) -> None:
+        """Spell event and note who is sent something else, once per broadcast."""
+        chat = self.chat
+        self._parts = render_lines(chat, event)
+        self.last = event
+        self.plain = b"".join(self._parts)
+        self._tagged = None
+        self.speaker = speaker_of(chat, event)
+        self._notify_only = isinstance(event, Away)
+        self._joiner, self._away = None, b""
+        if isinstance(event, Joined):
+            joiner = chat.users.get(fold(event.nick))
+            if joiner is not None and joiner.away:
+                self._joiner = joiner
+                self._away = away_on_join(chat, None, event)
+                self._with_away = {}
+        self.uniform = not (self._notify_only or self._away)
+        self.renders += 1
 
     def render(self, event: Event, tagged: bool = False) -> bytes:
         """Return event's lines, with the server-time tag when tagged."""
-        if event is not self._last:
-            self._parts = render_lines(self.chat, event)
-            self._last = event
-            self._plain = self._tagged = None
-            self.renders += 1
-        if tagged:
-            if self._tagged is None:
-                stamp = "@time=" + server_time(self.now()) + " "
-                self._tagged = b"".join(stamp.encode() + data for data in self._parts)
-            return self._tagged
-        if self._plain is None:
-            self._plain = b"".join(self._parts)
-        return self._plain
+        if event is not self.last:
+            self._prepare(event)
+        return self.tagged() if tagged else self.plain
+
+    def tagged(self) -> bytes:
+        """The last event's lines with the server-time tag, stamped once."""
+        if self._tagged is None:
+            stamp = "@time=" + server_time(self.now()) + " "
+            self._tagged = b"".join(stamp.encode() + data for data in self._parts)
+        return self._tagged
+
+    def lines_for(self, event: Event, me: User | None, caps: set[str]) -> bytes:
+        """Return what an IRC client (user me, caps on) is sent for event, or b"".
+
+        Every client of one variant (plain, or server-time) that is sent the
+        event as it is gets the same bytes object, so that their output can
+        share one journal run (chatd.output).
+        """
+        if event is not self.last:
+            self._prepare(event)
+        if me is not None and me is self.speaker and "echo-message" not in caps:
+            return b""  # IRC does not echo one's own message without the cap
+        if self._notify_only and "away-notify" not in caps:
+            return b""
+        tagged = "server-time" in caps
+        data = self.tagged() if tagged else self.plain
+        if self._away and me is not self._joiner and "away-notify" in caps:
+            combined = self._with_away.get(tagged)
+            if combined is None:
+                combined = self._with_away[tagged] = data + self._away
+            return combined
+        return data
 
 
-def hidden_from(me: User | None, event: Event, echo: bool, away_notify: bool) -> bool:
-    """Tell whether an IRC client (user me, with these caps) is not shown event.
+def speaker_of(chat: Chat, event: Event) -> User | None:
+    """The user whose own client is shown event only with echo-message, if any.
 
-    The chat gives a speaker their own message back; IRC shows it only with
-    echo-message. AWAY changes reach only away-notify clients.
+    The chat gives a speaker their own room message back (and a private one,
+    unless sent to oneself); IRC shows it only with echo-message.
     """
-    if me is not None and not echo:
-        match event:
-            case Message(nick=nick) | Action(nick=nick) if nick == me.nick:
-                return True
-            case Private(sender=sender, recipient=recipient) if (
-                sender == me.nick and recipient != me.nick
-            ):
-                return True
-    return isinstance(event, Away) and not away_notify
+    match event:
+        case Message(nick=nick) | Action(nick=nick):
+            return chat.users.get(fold(nick))
+        case Private(sender=sender, recipient=recipient) if sender != recipient:
+            return chat.users.get(fold(sender))
+    return None
 
 
 def away_on_join(chat: Chat, me: User | None, event: Event) -> bytes:
