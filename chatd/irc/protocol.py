@@ -51,12 +51,13 @@ class IrcProtocol(Connection):
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
         self.server = irc_server(hub)
-        self.caps = CapState()
+        self.caps = CapState(offered=self.server.offered)
         self.registration = Registration()
         self.invisible = False
         self._heard = True  # a line came since the last ping check
         self._pinged = False  # a PING is out and unanswered
         self._ping_call: IDelayedCall | None = None
+        self._batches = 0  # batch references handed out on this connection
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -82,6 +83,11 @@ class IrcProtocol(Connection):
         """QUIT: the others hear the reason, the client gets ERROR, then close."""
         self.leave(reason, logged="QUIT")
         self.close(reason)
+
+    def batch_id(self) -> str:
+        """A batch reference unique on this connection (IRCv3 batch)."""
+        self._batches += 1
+        return f"h{self._batches}"
 
     def pong_received(self) -> None:
         """A PONG came: the client is alive (any line counts, see handle_text)."""
@@ -159,7 +165,7 @@ class IrcProtocol(Connection):
 
     def render(self, event: Event) -> bytes:
         """The event's IRC lines, rendered once per broadcast (and tag variant)."""
-        return self.server.renderer.render(event, "server-time" in self.caps.enabled)
+        return self.server.renderer.render(event, self.caps.variant)
 
     # -- limits in IRC's words -----------------------------------------------------
 

@@ -2,15 +2,16 @@
 
 The chat hands one event object to every member in turn; the renderer keeps
 the last event by identity, as chatd.wire.render does, and spells it at most
-once without tags and once with the IRCv3 server-time tag. The time is taken
-once, so every member sees the same stamp.
+once per tag variant: no tags, the IRCv3 server-time tag, the msgid tag
+(message-tags), or both. A room message's time is its history time
+(event.time), so the stamp is the same for every door and for history; other
+events are stamped once, when first rendered, so every member sees the same.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from chatd.chat import (
     Action,
@@ -27,14 +28,23 @@ from chatd.chat import (
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
 from chatd.names import fold
+from chatd.store.interface import millis
+from chatd.wire import utc_time
 
 CTCP = "\x01"
+# Tag variants, as bits: what a client's caps ask for on the lines it is sent.
+TIME = 1  # server-time: @time=
+MSGID = 2  # message-tags: @msgid= on room messages that have a history id
+VARIANTS = 4
 
 
 def server_time(seconds: float) -> str:
-    """Spell a time as IRCv3 server-time does: 2026-11-30T23:50:01.123Z."""
-    stamp = datetime.fromtimestamp(seconds, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    """Spell a time as IRCv3 server-time does: 2026-11-30T23:50:01.123Z.
+
+    Cut to the millisecond as history keeps it (millis), so that a message's
+    time tag and its HISTORY line or CHATHISTORY replay always agree.
+    """
+    return utc_time(millis(seconds))
 
 
 def user_at_host(user: User) -> tuple[str, str]:
@@ -60,7 +70,7 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
     return f"{name}!{username}@{host}"
 
 
-def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
+def text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
     """PRIVMSG/NOTICE lines for text, split so that each fits in 512 bytes."""
     head = len(f":{source} {command} {target} :".encode()) + len(CRLF)
     return [
@@ -69,7 +79,7 @@ def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes
     ]
 
 
-def _action_lines(source: str, target: str, text: str) -> list[bytes]:
+def action_lines(source: str, target: str, text: str) -> list[bytes]:
     """CTCP ACTION lines for text, each piece wrapped in its own \\x01 pair."""
     head = len(f":{source} PRIVMSG {target} :{CTCP}ACTION {CTCP}".encode()) + 2
     return [
@@ -83,14 +93,14 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
     match event:
         case Message(room, nick, text, notice):
             verb = "NOTICE" if notice else "PRIVMSG"
-            return _text_lines(mask(chat, nick), verb, room, text)
+            return text_lines(mask(chat, nick), verb, room, text)
         case Action(room, nick, text):
-            return _action_lines(mask(chat, nick), room, text)
+            return action_lines(mask(chat, nick), room, text)
         case Private(sender, recipient, text, notice, action):
             source = mask(chat, sender)
             if action:
-                return _action_lines(source, recipient, text)
-            return _text_lines(
+                return action_lines(source, recipient, text)
+            return text_lines(
                 source, "NOTICE" if notice else "PRIVMSG", recipient, text
             )
         case Joined(room, nick):
@@ -112,35 +122,88 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
     raise TypeError(f"not a chat event: {event!r}")
 
 
-class IrcRenderer:
-    """Renders each broadcast once per variant: plain, or with @time tags."""
+def tag_section(time: str | None, msgid: int, batch: str | None = None) -> str:
+    """The tags of a server line (without '@'): batch, msgid and time, as given."""
+    tags = []
+    if batch is not None:
+        tags.append(f"batch={batch}")
+    if msgid:
+        tags.append(f"msgid={msgid}")
+    if time is not None:
+        tags.append(f"time={time}")
+    return ";".join(tags)
 
-    __slots__ = ("chat", "now", "_last", "_parts", "_plain", "_tagged", "renders")
+
+def tagged_lines(parts: list[bytes], time: str | None, msgid: int) -> bytes:
+    """Put the tags on lines: time on each; msgid on the first only.
+
+    A message too long for one IRC line is several PRIVMSG lines; a client
+    that drops a msgid it has seen must not drop the rest of the message.
+    """
+    first = tag_section(time, msgid)
+    rest = tag_section(time, 0)
+    out = []
+    for at, data in enumerate(parts):
+        tags = first if at == 0 else rest
+        out.append(b"@" + tags.encode() + b" " + data if tags else data)
+    return b"".join(out)
+
+
+class IrcRenderer:
+    """Renders each broadcast once per tag variant (TIME, MSGID, both, none)."""
+
+    __slots__ = (
+        "chat",
+        "now",
+        "_last",
+        "_parts",
+        "_mask",
+        "_time",
+        "_variants",
+        "renders",
+    )
 
     def __init__(self, chat: Chat, now: Callable[[], float] = time.time) -> None:
         self.chat = chat
         self.now = now
         self._last: Event | None = None
         self._parts: list[bytes] = []
-        self._plain: bytes | None = None
-        self._tagged: bytes | None = None
+        self._mask = 0  # the variant bits that change this event's lines
+        self._time = 0.0  # the event's time: its own, or the clock's when first due
+        self._variants: list[bytes | None] = [None] * VARIANTS
         self.renders = 0  # how many times an event was actually spelled (tests)
 
-    def render(self, event: Event, tagged: bool = False) -> bytes:
-        """Return event's lines, with the server-time tag when tagged."""
+    def render(self, event: Event, variant: int = 0) -> bytes:
+        """Return event's lines with the tags variant asks for (TIME | MSGID)."""
         if event is not self._last:
             self._parts = render_lines(self.chat, event)
             self._last = event
-            self._plain = self._tagged = None
+            self._variants = [None] * VARIANTS
+            if isinstance(event, Message | Action) and event.time:
+                self._time = event.time
+                self._mask = TIME | MSGID if event.id else TIME
+            else:
+                self._time = 0.0
+                self._mask = TIME
             self.renders += 1
-        if tagged:
-            if self._tagged is None:
-                stamp = "@time=" + server_time(self.now()) + " "
-                self._tagged = b"".join(stamp.encode() + data for data in self._parts)
-            return self._tagged
-        if self._plain is None:
-            self._plain = b"".join(self._parts)
-        return self._plain
+        variant &= self._mask  # no msgid to add: the same bytes as without
+        data = self._variants[variant]
+        if data is None:
+            data = self._variants[variant] = self._spell(event, variant)
+        return data
+
+    def _spell(self, event: Event, variant: int) -> bytes:
+        if not variant:
+            return b"".join(self._parts)
+        stamp: str | None = None
+        if variant & TIME:
+            if not self._time:  # taken once, so every member sees the same
+                self._time = self.now()
+            stamp = server_time(self._time)
+        msgid = 0
+        if variant & MSGID and isinstance(event, Message | Action):
+            msgid = event.id
+        return tagged_lines(self._parts, stamp, msgid)
 
 
 def hidden_from(me: User | None, event: Event, echo: bool, away_notify: bool) -> bool:
