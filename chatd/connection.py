@@ -147,6 +147,7 @@ class Connection(Protocol, TimeoutMixin):
         "output",
         "_out",
         "_journal",
+        "journal_name",
         "_start",
         "_end",
         "_socket",
@@ -178,6 +179,10 @@ class Connection(Protocol, TimeoutMixin):
         # of this connection's own; never both.
         self._out: list[bytes] | None = None
         self._journal: Journal | None = None
+        # Which of the round's journals this connection's broadcast lines go
+        # to: one per door and rendering variant, so that members who get the
+        # same bytes share runs (see Journal).
+        self.journal_name = self.door
         self._start = self._end = 0
         self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         self.phase = Phase.AWAITING_NICK
@@ -434,7 +439,7 @@ class Connection(Protocol, TimeoutMixin):
         elif self._out is not None:
             self._out.append(data)
         elif self.output.collecting:
-            journal = self.output.journal_for(self.door)
+            journal = self.output.journal_for(self.journal_name)
             self._end = journal.add(data)
             self._start = self._end - 1
             self._journal = journal

@@ -15,7 +15,7 @@ from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text
 from chatd.telnet import TelnetFilter
-from chatd.wire import line, render
+from chatd.wire import line, render, render_ids
 
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit"
@@ -77,6 +77,11 @@ class ChatProtocol(Connection):
     def send_info(self, text: str) -> None:
         """Send a human notice."""
         self.send(line("INFO", text=text))
+
+    def show_ids(self, on: bool) -> None:
+        """Render room messages with their ID line (/ids on), or without."""
+        self.render = render_ids if on else render
+        self.journal_name = "line+ids" if on else self.door
 
     # -- telnet ------------------------------------------------------------------
 
