@@ -353,27 +353,30 @@ class ChatWindow:
     ) -> None:
         """Draw entries from history where they now stand in the scrollback.
 
-        At the top (an older page): inserted above, the lines on screen kept
-        on screen. At the end: as new entries. Elsewhere (the backfill above
-        the JOIN notice, what was missed during a drop): the conversation is
-        drawn again, which is rare and small.
+        Each entry is one line of the view, so while the view holds the whole
+        scrollback the new lines go in at their place: above the lines shown
+        (an older page) without moving what is on screen, or at the end. When
+        it does not (the oldest lines were trimmed), it is drawn again.
         """
         if self._gone or conversation is not self._shown:
             return
-        if at + len(entries) == len(conversation.scrollback):
+        scrollback = conversation.scrollback
+        if at + len(entries) == len(scrollback):
             for entry in entries:
                 self.entry_added(conversation, entry)
             return
-        if at != 0:
+        text = self.messages
+        drawn = int(text.index("end-1c").split(".")[0]) - 1  # each line ends in \n
+        if drawn + len(self._unwritten) != len(scrollback) - len(entries):
             self._redraw_messages(conversation)
             return
-        text = self.messages
         top_line = int(text.index("@0,0").split(".")[0])
         text.configure(state="normal")
         for entry in reversed(entries):
-            self._write(entry, "1.0")
+            self._write(entry, f"{at + 1}.0")
         text.configure(state="disabled")
-        text.yview(f"{top_line + len(entries)}.0")  # the same lines stay in view
+        if at + 1 <= top_line:  # above the screen: the same lines stay in view
+            text.yview(f"{top_line + len(entries)}.0")
 
     def opened(self, conversation: Conversation) -> None:
         """Add a row for conversation at the end of the side list."""
@@ -547,8 +550,8 @@ class ChatWindow:
     def _write(self, entry: Entry, where: str = "end") -> None:
         """Insert one entry as a line: time stamp, sender and text, styled.
 
-        where is "end", or "1.0" to put it above everything (pieces are
-        inserted in reverse there, so the line reads the same).
+        where is "end", or the start of a line to put it above that line
+        (pieces are inserted in reverse there, so the line reads the same).
         """
         parts: list[tuple[str, tuple[str, ...] | str]] = []
         line: tuple[str, ...] = ("own",) if entry.own else ()
