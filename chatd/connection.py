@@ -231,6 +231,14 @@ class Connection(Protocol, TimeoutMixin):
         """Take out of received bytes what is not lines (telnet commands, say)."""
         return data
 
+    def recvq_reason(self) -> str:
+        """Why a client whose held input passed --recvq is closed (door words)."""
+        return f"Input queue full: more than {self.config.recvq} bytes waiting."
+
+    def sendq_reason(self) -> str:
+        """What the others hear of a client cut off for not reading."""
+        return "send queue full (not reading)"
+
     @staticmethod
     def refusal(reason: str) -> bytes:
         """What a connection the server cannot take is told before it is closed."""
@@ -257,6 +265,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
+        self._out = self._journal = None  # a flush still due finds nothing to send
         self._stop_limits()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -317,7 +326,7 @@ class Connection(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
-        self.sendq.stop()
+        self.sendq.close()
 
     def timeoutConnection(self) -> None:
         """Say why, then close: no nickname in time, or idle too long."""
@@ -396,7 +405,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.recvq,
         )
-        self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
+        self.close(self.recvq_reason())
 
     def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
@@ -405,7 +414,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        self._abort("send queue full (not reading)")
+        self._abort(self.sendq_reason())
 
     # -- writing -----------------------------------------------------------------
 

@@ -24,6 +24,10 @@ def address_host(addr: IAddress | None) -> str:
     return host if isinstance(host, str) else str(addr)
 
 
+REFUSAL_NOTE_SECONDS = 60.0  # an address's refusals are logged once per this
+MAX_REFUSAL_NOTES = 10_000  # addresses remembered before the quiet ones go
+
+
 class ChatFactory(ServerFactory):
     """The doors' hub: one Chat, the open connections of every door, the caps.
 
@@ -51,6 +55,8 @@ class ChatFactory(ServerFactory):
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()
         self.per_host: Counter[str] = Counter()
+        # Refusals logged per address: when last, and how many since (unlogged).
+        self._refusals: dict[str, list[float]] = {}
         self._drained: list[defer.Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
@@ -82,10 +88,34 @@ class ChatFactory(ServerFactory):
         return connection
 
     def _refuse(self, door: type[Connection], host: str, reason: str) -> Refusal:
-        self.log.warn(
-            "refused a connection from {host}: {reason}", host=host, reason=reason
-        )
+        self._note_refusal(host, reason)
         return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
+
+    def _note_refusal(self, host: str, reason: str) -> None:
+        """Log a refusal once per address and REFUSAL_NOTE_SECONDS, counting the rest.
+
+        An address that reconnects in a loop would otherwise write a line to
+        the log for every attempt.
+        """
+        now = self.clock.seconds()
+        noted = self._refusals.get(host)
+        if noted is not None and now - noted[0] < REFUSAL_NOTE_SECONDS:
+            noted[1] += 1
+            return
+        if len(self._refusals) > MAX_REFUSAL_NOTES:  # forget the quiet addresses
+            self._refusals = {
+                key: value
+                for key, value in self._refusals.items()
+                if now - value[0] < REFUSAL_NOTE_SECONDS
+            }
+        more = noted[1] if noted is not None else 0
+        self._refusals[host] = [now, 0]
+        self.log.warn(
+            "refused a connection from {host}: {reason}{more}",
+            host=host,
+            reason=reason,
+            more=f" ({more} more refused since the last note)" if more else "",
+        )
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
