@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,6 +58,15 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError("sizes must be 2 or more, comma separated")
     return sizes
+
+
+def _variant(text: str) -> tuple[str, list[str]]:
+    name, sep, args = text.partition("=")
+    if not sep or not name or not name.replace("-", "").isalnum():
+        raise argparse.ArgumentTypeError(
+            f"a variant is NAME=ARGS, NAME in letters, digits and '-': {text!r}"
+        )
+    return f"chatd-{name}", shlex.split(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,6 +136,17 @@ def parser() -> argparse.ArgumentParser:
         "--chatd-arg=--sendq=2000000",
     )
     p.add_argument(
+        "--chatd-variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="NAME=ARGS",
+        help="run chatd once more per run, as server chatd-NAME, with these extra "
+        "arguments (after --chatd-arg's), e.g. --chatd-variant "
+        "'nohist=--no-history': history on and off in one run, side by side, "
+        "ratios from the same runs; repeatable",
+    )
+    p.add_argument(
         "--no-pin", action="store_true", help="do not pin server and generator"
     )
     p.add_argument(
@@ -186,13 +207,18 @@ def _version(name: str) -> str:
 def _start(
     kind: str, workdir: Path, placement: Placement, chatd_args: list[str]
 ) -> Server:
-    if kind == "chatd":
-        return start_chatd(workdir, placement, chatd_args)
+    if is_chatd(kind):
+        return start_chatd(workdir, placement, chatd_args, kind)
     return start_ngircd(workdir, placement)
 
 
+def is_chatd(kind: str) -> bool:
+    """chatd, or one of its variants (chatd-NAME)."""
+    return kind == "chatd" or kind.startswith("chatd-")
+
+
 def _dialect(kind: str) -> Dialect:
-    return ChatdDialect() if kind == "chatd" else IrcDialect()
+    return ChatdDialect() if is_chatd(kind) else IrcDialect()
 
 
 def run_one(
@@ -248,6 +274,10 @@ def main(argv: list[str]) -> int:
     }
     runs = args.runs or runs
     servers = ["chatd", "ngircd"] if args.server == "both" else [args.server]
+    variants: dict[str, list[str]] = dict(args.chatd_variant)
+    if variants:
+        at = 1 if servers[0] == "chatd" else 0
+        servers[at:at] = list(variants)
     if "ngircd" in servers and ngircd_path() is None:
         print(
             "ngircd is not installed, so there is nothing to compare chatd with. "
@@ -256,18 +286,21 @@ def main(argv: list[str]) -> int:
         )
         if servers == ["ngircd"]:
             return 2
-        servers = ["chatd"]
+        servers = [kind for kind in servers if kind != "ngircd"]
         print("Going on with chatd alone.\n")
 
     nofile = raise_nofile()
     placement = plan_placement(not args.no_pin, args.server_nofile)
     chatd_args: list[str] = []
-    if "chatd" in servers:
+    server_args: dict[str, list[str]] = {}
+    if any(is_chatd(kind) for kind in servers):
         try:
             chatd_args = chatd_unthrottled_args(chatd_options()) + args.chatd_arg
         except ServerError as error:
             print(error)
             return 2
+        server_args = {"chatd": chatd_args}
+        server_args |= {kind: chatd_args + more for kind, more in variants.items()}
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     json_path = args.json or RESULTS / f"bench-{stamp}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
@@ -277,6 +310,7 @@ def main(argv: list[str]) -> int:
         "chatd_commit": _git_describe() if "chatd" in servers else None,
         "chatd_args": chatd_args,
         "chatd_args_text": " ".join(chatd_args),
+        "chatd_variants": {kind: " ".join(more) for kind, more in variants.items()},
         "ngircd": ngircd_version() if "ngircd" in servers else None,
         "python": platform.python_version(),
         "twisted": _version("twisted"),
@@ -293,6 +327,8 @@ def main(argv: list[str]) -> int:
     print(f"  {meta['placement']}; generator open files: {meta['generator_nofile']}")
     if "chatd" in servers:
         print(f"  chatd {meta['chatd_commit']}: twistd chatd {' '.join(chatd_args)}")
+    for kind, more in variants.items():
+        print(f"  {kind}: the same with {' '.join(more)}")
     if "ngircd" in servers:
         print(f"  {meta['ngircd']}")
     print()
@@ -311,7 +347,13 @@ def main(argv: list[str]) -> int:
                 )
                 workdir = Path(tmp) / f"{scenario}-{size}-{number}-{kind}"
                 figures = run_one(
-                    kind, scenario, size, settings, workdir, placement, chatd_args
+                    kind,
+                    scenario,
+                    size,
+                    settings,
+                    workdir,
+                    placement,
+                    server_args.get(kind, []),
                 )
                 run = Run(scenario, kind, size, label, number, figures)
                 results.append(run)
@@ -406,12 +448,17 @@ def _profile(
 
 
 def _markdown(meta: dict[str, object], rows: list[Median], profile: str) -> str:
+    variants = meta.get("chatd_variants") or {}
+    also = "".join(
+        f", {kind}: the same with `{more}`"
+        for kind, more in (variants.items() if isinstance(variants, dict) else [])
+    )
     lines = [
         f"Run {meta['when_utc']} UTC: `{meta['command']}`",
         "",
-        f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`), "
-        f"{meta['ngircd']}; Python {meta['python']}, Twisted {meta['twisted']}; "
-        f"{meta['machine']}; {meta['placement']}.",
+        f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`"
+        f"{also}), {meta['ngircd']}; Python {meta['python']}, Twisted "
+        f"{meta['twisted']}; {meta['machine']}; {meta['placement']}.",
         "",
         side_by_side(rows, markdown=True),
     ]

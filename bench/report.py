@@ -96,7 +96,7 @@ class Median:
 def run_line(run: Run, runs: int) -> str:
     """One line of figures for one run."""
     head = (
-        f"{run.scenario:<7} {run.server:<6} {SIZE_NAMES[run.scenario]}={run.label:<6}"
+        f"{run.scenario:<7} {run.server:<12} {SIZE_NAMES[run.scenario]}={run.label:<6}"
         f" run {run.run}/{runs}:"
     )
     figures = run.figures
@@ -157,7 +157,7 @@ def median_lines(rows: Iterable[Median]) -> list[str]:
             f" ({row.failed} of {row.runs} runs had problems)" if row.failed else ""
         )
         lines.append(
-            f"{row.scenario:<7} {row.server:<6} {SIZE_NAMES[row.scenario]}="
+            f"{row.scenario:<7} {row.server:<12} {SIZE_NAMES[row.scenario]}="
             f"{row.label:<6} median of {row.runs}: " + ", ".join(parts) + failed
         )
     return lines
@@ -169,8 +169,21 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}x"
 
 
+def _servers(rows: Sequence[Median]) -> list[str]:
+    """The servers in the figures: chatd, its variants (chatd-NAME), ngircd."""
+    found = list(dict.fromkeys(row.server for row in rows))
+    first = [name for name in ("chatd",) if name in found]
+    variants = [name for name in found if name.startswith("chatd-")]
+    rest = [name for name in found if name not in (*first, *variants)]
+    return first + variants + rest
+
+
 def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
-    """Tables per scenario: chatd, ngircd and chatd/ngircd for every size."""
+    """Tables per scenario: each server, then ratios, for every size.
+
+    The ratios: chatd and each variant against ngircd, and chatd against each
+    variant (chatd/chatd-nohist: history on against off, from the same runs).
+    """
     out: list[str] = []
     scenarios = list(dict.fromkeys(row.scenario for row in rows))
     for scenario in scenarios:
@@ -182,7 +195,8 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
             by_server = {
                 r.server: r for r in rows if r.scenario == scenario and r.size == size
             }
-            for server in ("chatd", "ngircd"):
+            servers = _servers(rows)
+            for server in servers:
                 row = by_server.get(server)
                 if row is not None:
                     cells = [
@@ -190,15 +204,19 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
                     ]
                     name = server + (f" ({row.failed} failed)" if row.failed else "")
                     table.append([row.label, name, *cells])
-            if {"chatd", "ngircd"} <= by_server.keys():
-                ours, theirs = by_server["chatd"], by_server["ngircd"]
+            pairs = [(name, "ngircd") for name in servers if name.startswith("chatd")]
+            pairs += [("chatd", name) for name in servers if name.startswith("chatd-")]
+            for mine, other in pairs:
+                if not {mine, other} <= by_server.keys():
+                    continue
+                ours, theirs = by_server[mine], by_server[other]
                 cells = [
                     _ratio(ours.figures.get(c.key), theirs.figures.get(c.key))
                     if c.ratio
                     else ""
                     for c in columns
                 ]
-                table.append([ours.label, "chatd/ngircd", *cells])
+                table.append([ours.label, f"{mine}/{other}", *cells])
         out.append(f"{scenario} (medians)" if not markdown else f"**{scenario}**")
         out.append("")
         out.extend(_render_table(header, table, markdown))
@@ -274,6 +292,10 @@ def plot(path: Path, rows: Sequence[Median], caption: str) -> str:
         ("deliveries_per_cpu_s", "deliveries per second of server CPU"),
     ]
     styles = {"chatd": ("tab:blue", "o"), "ngircd": ("tab:orange", "s")}
+    extra = iter([("tab:green", "^"), ("tab:purple", "v"), ("tab:brown", "D")])
+    for name in _servers(fanout):
+        if name not in styles:
+            styles[name] = next(extra, ("tab:gray", "x"))
     for axis, (key, title) in zip(axes, panels, strict=True):
         for server, (colour, marker) in styles.items():
             mine = sorted(

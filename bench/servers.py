@@ -302,8 +302,14 @@ def chatd_unthrottled_args(options: set[str]) -> list[str]:
     return args
 
 
-def start_chatd(workdir: Path, placement: Placement, args: list[str]) -> Server:
-    """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port."""
+def start_chatd(
+    workdir: Path, placement: Placement, args: list[str], kind: str = "chatd"
+) -> Server:
+    """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port.
+
+    kind names it in the figures: chatd, or a variant (chatd-NAME) run with
+    other arguments.
+    """
     command = [
         twistd_path(),
         "-n",
@@ -315,7 +321,7 @@ def start_chatd(workdir: Path, placement: Placement, args: list[str]) -> Server:
     ]
     process, log_path = _launch("chatd", command, workdir, placement, chatd_env())
     found = _wait_for_log(process, log_path, CHATD_LISTENING)
-    return Server("chatd", process, int(found.group(1)), log_path, command)
+    return Server(kind, process, int(found.group(1)), log_path, command)
 
 
 # -- ngircd ----------------------------------------------------------------------

@@ -43,3 +43,36 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
         assert figures.get("lost", 0) == 0, run
         if run["scenario"] == "idle":
             assert figures["held"] == figures["members"], run
+
+
+def test_bench_runs_chatd_variants_side_by_side(tmp_path: Path) -> None:
+    """--chatd-variant NAME=ARGS runs chatd again as chatd-NAME with those
+    arguments, run by run beside chatd, and the tables give the ratio."""
+    out = tmp_path / "variant.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--server",
+            "chatd",
+            "--no-pin",
+            "--chatd-variant",
+            "nohist=--no-history",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "variant.md"),
+            "chatter",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert [run["server"] for run in document["runs"]] == ["chatd", "chatd-nohist"]
+    assert document["meta"]["chatd_variants"] == {"chatd-nohist": "--no-history"}
+    assert "chatd/chatd-nohist" in result.stdout
