@@ -147,7 +147,6 @@ class Connection(Protocol, TimeoutMixin):
         "output",
         "_out",
         "_journal",
-        "journal_name",
         "_start",
         "_end",
         "_socket",
@@ -179,10 +178,6 @@ class Connection(Protocol, TimeoutMixin):
         # of this connection's own; never both.
         self._out: list[bytes] | None = None
         self._journal: Journal | None = None
-        # Which of the round's journals this connection's broadcast lines go
-        # to: one per door and rendering variant, so that members who get the
-        # same bytes share runs (see Journal).
-        self.journal_name = self.door
         self._start = self._end = 0
         self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         self.phase = Phase.AWAITING_NICK
@@ -448,13 +443,21 @@ class Connection(Protocol, TimeoutMixin):
         elif self._out is not None:
             self._out.append(data)
         elif self.output.collecting:
-            journal = self.output.journal_for(self.journal_name)
+            journal = self.output.journal_for(self.journal_key())
             self._end = journal.add(data)
             self._start = self._end - 1
             self._journal = journal
             self.output.add(self)
         else:
             self._transmit(data)
+
+    def journal_key(self) -> str:
+        """The journal this connection's broadcast lines share (see OutputBatch).
+
+        Members that are sent the same bytes for an event share one: a door,
+        or one variant of a door's rendering (IRC with or without tags).
+        """
+        return self.door
 
     def _write(self, data: bytes) -> None:
         """Collect data for the next flush, or write it now (see OutputBatch)."""

@@ -81,7 +81,10 @@ class ChatProtocol(Connection):
     def show_ids(self, on: bool) -> None:
         """Render room messages with their ID line (/ids on), or without."""
         self.render = render_ids if on else render
-        self.journal_name = "line+ids" if on else self.door
+
+    def journal_key(self) -> str:
+        """Members with /ids on share a journal: their room messages differ."""
+        return "line+ids" if self.render is render_ids else self.door
 
     # -- telnet ------------------------------------------------------------------
 

@@ -26,10 +26,11 @@ from chatd.irc.commands import (
     server_line,
 )
 from chatd.irc.message import irc_line
-from chatd.irc.render import away_on_join, hidden_from
+from chatd.irc.render import VARIANTS, away_on_join, hidden_from
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
+JOURNALS = tuple(f"irc{variant}" for variant in range(VARIANTS))
 
 # One IrcServer (renderer, ISUPPORT, creation time) per hub, made on first use.
 _SERVERS: WeakKeyDictionary[ConnectionHub, IrcServer] = WeakKeyDictionary()
@@ -166,6 +167,10 @@ class IrcProtocol(Connection):
     def render(self, event: Event) -> bytes:
         """The event's IRC lines, rendered once per broadcast (and tag variant)."""
         return self.server.renderer.render(event, self.caps.variant)
+
+    def journal_key(self) -> str:
+        """Members of one tag variant share a journal."""
+        return JOURNALS[self.caps.variant]
 
     # -- limits in IRC's words -----------------------------------------------------
 
