@@ -273,7 +273,7 @@ class ChatState:
             case "ERR" if self._answers_ids(words[0], text):
                 pass
             case "ERR":
-                self.history.on_error(words[0])
+                self.history.on_error(words[0], text)
                 self.note_shown(EntryKind.ERROR, text)
             case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
                 pass

@@ -231,14 +231,24 @@ class HistoryKeeper:
         else:
             self._gap(conversation, run, count == request.count)
 
-    def on_error(self, code: str) -> None:
-        """ERR no-history: the oldest /history we sent is answered, with no."""
-        if code == "no-history" and self._asked:
-            request = self._asked.popleft()
-            conversation = self.state.conversations.get(request.key)
-            if conversation is not None:
-                conversation.loading = False
-                conversation.last_seen = None
+    def on_error(self, code: str, text: str) -> None:
+        """An ERR that answers the oldest /history we sent: no history, or no id.
+
+        ERR no-history: the server keeps none, or cannot read it now.
+        ERR bad-args "... is not a message id ...": the oldest message shown
+        has expired (history is deleted oldest first), so nothing before it
+        is left either.
+        """
+        expired = code == "bad-args" and "is not a message id" in text
+        if not self._asked or not (code == "no-history" or expired):
+            return
+        request = self._asked.popleft()
+        conversation = self.state.conversations.get(request.key)
+        if conversation is not None:
+            conversation.loading = False
+            conversation.last_seen = None
+            if expired and request.fetch is Fetch.OLDER:
+                conversation.history_done = True
 
     # -- what the user does -----------------------------------------------------------
 
@@ -373,6 +383,18 @@ class HistoryKeeper:
         fresh = self._new(conversation, run)
         scrollback = conversation.scrollback
         self._show(conversation, insert_sorted(scrollback, fresh, len(scrollback)))
+        if not run:
+            said = f"No history for {conversation.name}."
+        elif fresh:
+            count = len(fresh)
+            said = (
+                "1 message of the history put in its place."
+                if count == 1
+                else f"{count} messages of the history put in their place."
+            )
+        else:
+            said = f"Those {len(run)} messages are all shown already."
+        state.note_shown(EntryKind.INFO, said)
 
     def _show(
         self, conversation: Conversation, blocks: list[tuple[int, list[Entry]]]

@@ -155,6 +155,30 @@ def test_no_history_on_the_server_ends_the_wait(client: Client) -> None:
     assert client.view.texts(EntryKind.ERROR) == ["this server keeps no history"]
 
 
+def test_an_expired_oldest_message_ends_the_paging(client: Client) -> None:
+    """ERR bad-args for the id asked before (deleted by retention since): there
+    is nothing older left; the wait ends and no page is asked for again."""
+    sign_in(client)
+    client.hear(*live("#lobby", 5))
+    client.session.load_older("#lobby")
+    assert client.sent() == [f"/history #lobby {PAGE} before 5"]
+    client.hear("ERR bad-args 5 is not a message id of #lobby")
+    lobby = client.conversation("#lobby")
+    assert lobby.history_done and not lobby.loading
+
+
+def test_a_typed_history_is_merged_and_said(client: Client) -> None:
+    """/history typed by the user: what is new goes in its place, with a word."""
+    sign_in(client)
+    client.hear(*live("#lobby", 5))
+    client.session.submit("/history")
+    assert client.sent() == ["/history"]
+    client.hear(history("#lobby", 4), history("#lobby", 5), "ENDHISTORY #lobby 2")
+    lobby = client.conversation("#lobby")
+    assert [e.id for e in lobby.scrollback if e.id] == [4, 5]
+    assert lobby.scrollback[-1].text == "1 message of the history put in its place."
+
+
 def reconnected(client: Client, *after_welcome: str) -> None:
     """Drop, let the retry dial and connect, and sign in again."""
     client.drop()
