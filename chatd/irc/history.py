@@ -117,23 +117,27 @@ def entry_lines(
     return b"".join(out)
 
 
-def notice_lines(
-    entry: Entry, target: str, time: bool, source: str, batch: str | None = None
-) -> bytes:
+def notice_lines(entry: Entry, target: str, time: bool, source: str) -> bytes:
     """A kept message as NOTICEs from the server: for clients without batch.
 
     The time is a tag with server-time, else it leads the text.
     """
-    said = f"* {entry.nick} {entry.text}" if entry.kind is Kind.ACTION else None
-    said = said or f"<{entry.nick}> {entry.text}"
-    if not time:
-        moment = datetime.fromtimestamp(entry.time / 1000, UTC)
-        said = f"[{moment:%Y-%m-%d %H:%M} UTC] {said}"
-    tags = tag_section(utc_time(entry.time) if time else None, 0, batch)
-    return b"".join(
-        b"@" + tags.encode() + b" " + data if tags else data
-        for data in text_lines(source, "NOTICE", target, said)
-    )
+    if entry.kind is Kind.ACTION:
+        said = f"* {entry.nick} {entry.text}"
+    else:
+        said = f"<{entry.nick}> {entry.text}"
+    lines = []
+    for data in text_lines(source, "NOTICE", target, _when(entry, time) + said):
+        lines.append(f"@time={utc_time(entry.time)} ".encode() + data if time else data)
+    return b"".join(lines)
+
+
+def _when(entry: Entry, time: bool) -> str:
+    """What leads a NOTICE's text: its time, unless the client has server-time."""
+    if time:
+        return ""
+    moment = datetime.fromtimestamp(entry.time / 1000, UTC)
+    return f"[{moment:%Y-%m-%d %H:%M} UTC] "
 
 
 def batch_answer(
