@@ -145,7 +145,6 @@ def batch_answer(
     target: str,
     entries: Sequence[Entry],
     budget: int,
-    kind: str = BATCH_TYPE,
 ) -> bytes:
     """A history answer for this client: a batch if it has batch, else lines.
 
@@ -163,7 +162,7 @@ def batch_answer(
     source = session.server.name
     return b"".join(
         [
-            irc_line("BATCH", f"+{reference}", kind, target, source=source),
+            irc_line("BATCH", f"+{reference}", BATCH_TYPE, target, source=source),
             *body,
             irc_line("BATCH", f"-{reference}", source=source),
         ]
@@ -205,11 +204,11 @@ def backfill(session: HistorySession, room: Room) -> None:
         time = session.caps.has("server-time")
         source = session.server.name
         first = datetime.fromtimestamp(entries[0].time / 1000, UTC)
+        which = "message" if len(entries) == 1 else f"{len(entries)} messages"
         lead = irc_line(
             "NOTICE",
             target,
-            text=f"The last {len(entries)} messages in {target}, "
-            f"since {first:%Y-%m-%d %H:%M} UTC:",
+            text=f"The last {which} in {target}, since {first:%Y-%m-%d %H:%M} UTC:",
             source=source,
         )
         lines = [notice_lines(entry, target, time, source) for entry in entries]
