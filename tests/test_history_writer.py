@@ -7,6 +7,9 @@ is bounded.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -20,7 +23,14 @@ from zope.interface.verify import verifyObject
 
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, Kind, Span
 from chatd.store.sqlite import HistoryDatabase
-from chatd.store.writer import BATCH_DELAY, DAY, PRUNE_EVERY, Row, SQLiteHistory
+from chatd.store.writer import (
+    BATCH_DELAY,
+    DAY,
+    PRUNE_EVERY,
+    WRITER_NICENESS,
+    Row,
+    SQLiteHistory,
+)
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 
@@ -283,3 +293,15 @@ def test_select_fails_while_history_is_unavailable(
     failed: list[Failure] = []
     history.select("#lobby", Span(10)).addErrback(failed.append)
     assert failed and failed[0].check(HistoryUnavailable)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread nice")
+def test_the_writer_thread_runs_nicer_than_the_reactor(
+    history: SQLiteHistory, mailbox: Mailbox
+) -> None:
+    """The writer lowers its own priority, so that the reactor preempts it."""
+    read(history, mailbox, "#lobby")  # the thread has started by its answer
+    assert history._thread is not None and history._thread.native_id is not None
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = os.getpriority(os.PRIO_PROCESS, history._thread.native_id)
+    assert theirs == min(19, mine + WRITER_NICENESS)
