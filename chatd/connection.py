@@ -57,6 +57,7 @@ from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.output import Journal, OutputBatch
+from chatd.stats import Stats
 
 
 class ConnectionHub(TypingProtocol):
@@ -66,6 +67,7 @@ class ConnectionHub(TypingProtocol):
     config: ServerConfig
     clock: IReactorTime
     output: OutputBatch
+    stats: Stats
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
@@ -134,7 +136,8 @@ class Connection(Protocol, TimeoutMixin):
     """One client connection of any door: the machinery below the translation.
 
     A door overrides greet, handle_text, reply_error, report_failure,
-    goodbye, flood_notice and render, and may override filter_input.
+    goodbye, flood_notice and render, and may override filter_input and
+    hang_up (the WebSocket door sends a close frame before the TCP close).
     """
 
     log = Logger()
@@ -161,6 +164,7 @@ class Connection(Protocol, TimeoutMixin):
         "_holds",
         "gate",
         "sendq",
+        "counts",
     )
     transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
 
@@ -197,6 +201,8 @@ class Connection(Protocol, TimeoutMixin):
                 self,
             )
         self.sendq = SendQueue(self.config.sendq, self, hub.clock)
+        # The door's counters (chatd.stats): a few additions per line or write.
+        self.counts = hub.stats.door(self.door)
 
     # -- what a door provides ----------------------------------------------------
 
@@ -243,6 +249,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.hub.connection_made(self)
+        self.counts.accepted += 1
         tune_socket(self.transport)
         transport = self.transport
         if isinstance(transport, tcp.Connection) and not transport.TLS:
@@ -289,6 +296,7 @@ class Connection(Protocol, TimeoutMixin):
         """The client is now user: lines are messages and commands from now on."""
         self.user = user
         self.phase = Phase.REGISTERED
+        self.counts.registrations += 1
         self.setTimeout(self.config.idle_timeout or None)
         self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
 
@@ -312,8 +320,18 @@ class Connection(Protocol, TimeoutMixin):
             )
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """Schedule TimeoutMixin's timers on the injected clock."""
-        return self.hub.clock.callLater(period, func)
+        """Schedule TimeoutMixin's timers on the injected clock.
+
+        Only TimeoutMixin calls this, so a timer that fires is a timeout:
+        it is counted here, for every door (a door may say it its own way).
+        """
+        return self.hub.clock.callLater(period, self._timed_out, func)
+
+    def _timed_out(self, func: Callable[[], object]) -> None:
+        waiting = self.phase is Phase.AWAITING_NICK
+        kind = "register-timeout" if waiting else "idle-timeout"
+        self.hub.stats.limit_hit(self.door, kind)
+        func()
 
     def _stop_limits(self) -> None:
         """Cancel timers and held input: nothing more will be handled."""
@@ -357,13 +375,18 @@ class Connection(Protocol, TimeoutMixin):
             self.leave(reason)
         # A registered producer would hold the connection open: let it go first.
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self.hang_up()
         self._abort_call = self.hub.clock.callLater(
             self.config.shutdown_grace, self._abort_late
         )
 
+    def hang_up(self) -> None:
+        """Close the transport once what was written is sent (a door may say more)."""
+        self.transport.loseConnection()
+
     def _abort_late(self) -> None:
         self._abort_call = None
+        self.hub.stats.limit_hit(self.door, "close-timeout")
         self.log.warn(
             "{peer} did not close within {grace:g}s; aborted",
             peer=self.peer,
@@ -390,11 +413,13 @@ class Connection(Protocol, TimeoutMixin):
 
     def input_throttled(self) -> None:
         """Tell a client once per episode that its lines now wait."""
+        self.hub.stats.limit_hit(self.door, "flood")
         self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
         self.send(self.flood_notice())
 
     def input_overflowed(self) -> None:
         """More than --recvq bytes held: say why, and close."""
+        self.hub.stats.limit_hit(self.door, "recvq")
         self.log.warn(
             "{peer} overflowed its input queue ({limit} bytes)",
             peer=self.peer,
@@ -404,6 +429,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
+        self.hub.stats.limit_hit(self.door, "sendq")
         self.log.warn(
             "{peer} stopped reading; send queue over {limit} bytes",
             peer=self.peer,
@@ -439,8 +465,10 @@ class Connection(Protocol, TimeoutMixin):
                 lines.append(data)
                 self._end = end + 1
                 return
+            self.counts.events += 1  # a run's lines are counted when it is sent
             self._write(data)  # out of turn: to a list of its own
         elif self._out is not None:
+            self.counts.events += 1
             self._out.append(data)
         elif self.output.collecting:
             journal = self.output.journal_for(self.journal_key())
@@ -449,6 +477,7 @@ class Connection(Protocol, TimeoutMixin):
             self._journal = journal
             self.output.add(self)
         else:
+            self.counts.events += 1
             self._transmit(data)
 
     def journal_key(self) -> str:
@@ -464,6 +493,7 @@ class Connection(Protocol, TimeoutMixin):
         journal = self._journal
         if journal is not None:  # the run so far goes first
             self._journal = None
+            self.counts.events += self._end - self._start
             self._out = journal.lines[self._start : self._end]
         out = self._out
         if out is not None:
@@ -479,6 +509,8 @@ class Connection(Protocol, TimeoutMixin):
         journal = self._journal
         if journal is not None:
             self._journal = None
+            # A run's events are counted here, once per write, not per delivery.
+            self.counts.events += self._end - self._start
             self._transmit(journal.joined(self._start, self._end))
             return
         out = self._out
@@ -508,7 +540,7 @@ class Connection(Protocol, TimeoutMixin):
         )
         if hold.answer is not None:  # it was there at once: no wait
             if hold.answer:
-                self.send(hold.answer)
+                self._write(hold.answer)  # not send: a door's send may encode
             return
         self.flush()  # what came before the question goes now (unless held too)
         hold.started = True
@@ -581,6 +613,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def _transmit(self, data: bytes) -> None:
         """Send data, or cut the client off if it would pass its send queue."""
+        self.counts.bytes += len(data)
         sendq = self.sendq
         if sendq.drained and self._socket is not None:
             # Nothing waits in the transport, so the socket can take the bytes
@@ -675,6 +708,7 @@ class Connection(Protocol, TimeoutMixin):
                 self._refusing = False
                 if self.phase is _REGISTERED:
                     self.resetTimeout()  # idle means silent; the nick deadline stays
+                self.counts.lines += 1
                 self.handle_line(data[at:stop])
             at = end + 1
             if self.phase is _CLOSING:
@@ -683,6 +717,7 @@ class Connection(Protocol, TimeoutMixin):
     def _refuse_too_long(self) -> None:
         """Refuse an over-long line whole; log the first of an episode."""
         # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        self.hub.stats.limit_hit(self.door, "too-long")
         if not self._refusing:
             self._refusing = True
             self.log.warn(

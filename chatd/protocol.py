@@ -30,6 +30,8 @@ class ChatProtocol(Connection):
     door = "line"
     __slots__ = ("telnet",)
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
+    # After /ids on: the same, a room message led by its ID line (wire.render_ids).
+    render_with_ids = staticmethod(render_ids)
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
@@ -80,11 +82,14 @@ class ChatProtocol(Connection):
 
     def show_ids(self, on: bool) -> None:
         """Render room messages with their ID line (/ids on), or without."""
-        self.render = render_ids if on else render
+        door = type(self)
+        self.render = door.render_with_ids if on else door.render
 
     def journal_key(self) -> str:
         """Members with /ids on share a journal: their room messages differ."""
-        return "line+ids" if self.render is render_ids else self.door
+        if self.render is type(self).render_with_ids:
+            return self.door + "+ids"
+        return self.door
 
     # -- telnet ------------------------------------------------------------------
 

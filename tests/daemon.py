@@ -19,8 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10.0  # seconds: the bound on every wait in these tests
-# The line listeners' ports are keyed by endpoint, the IRC ones by "irc " + endpoint.
-LISTENING = re.compile(r"chatd (IRC )?listening on (\S+): \S+ port (\d+)")
+# The line listeners' ports are keyed by endpoint, the IRC ones by "irc " + endpoint,
+# the web ones by "web " + endpoint.
+LISTENING = re.compile(r"chatd (IRC |web )?listening on (\S+): \S+ port (\d+)")
 
 
 def twistd_path() -> str:
@@ -35,10 +36,12 @@ def twistd_path() -> str:
 class Daemon:
     """A running twistd -n chatd process and its log lines."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, twistd_args: tuple[str, ...] = ()
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [twistd_path(), "-n", "--pidfile=", "chatd", *args],
+            [twistd_path(), "-n", "--pidfile=", *twistd_args, "chatd", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -78,7 +81,8 @@ class Daemon:
         """Wait until count listeners have logged their bound port."""
         while len(self.ports) < count:
             found = self.wait_for_log(LISTENING)
-            key = ("irc " if found.group(1) else "") + found.group(2)
+            door = (found.group(1) or "").strip().lower()
+            key = (f"{door} " if door else "") + found.group(2)
             self.ports[key] = int(found.group(3))
 
     def terminate(self) -> int:
@@ -100,9 +104,17 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(args: list[str], cwd: Path, listeners: int = 1) -> Iterator[Daemon]:
-    """Start twistd -n chatd with args, wait for its ports, kill it afterwards."""
-    daemon = Daemon(args, cwd)
+def running_daemon(
+    args: list[str],
+    cwd: Path,
+    listeners: int = 1,
+    twistd_args: tuple[str, ...] = (),
+) -> Iterator[Daemon]:
+    """Start twistd -n chatd with args, wait for its ports, kill it afterwards.
+
+    twistd_args go to twistd itself, before `chatd` (--logger, say).
+    """
+    daemon = Daemon(args, cwd, twistd_args)
     try:
         daemon.wait_listening(listeners)
         yield daemon

@@ -67,21 +67,32 @@ class Options(usage.Options):
     """Command line of `twistd chatd`."""
 
     synopsis = (
-        "[--listen ENDPOINT]... [--irc ENDPOINT]... [--name NAME] [--motd FILE] "
-        "[history] [limits]"
+        "[--listen ENDPOINT]... [--irc ENDPOINT]... [--web ENDPOINT]... "
+        "[--metrics ENDPOINT] "
+        "[--name NAME] [--motd FILE] [history] [limits]"
     )
     longdesc = (
-        "A chat server that people reach with telnet, nc or the chatd-tk client. "
+        "A chat server that people reach with telnet, nc, the chatd-tk client, "
+        "an IRC client or a web browser (--web). "
         "Listening addresses are Twisted endpoint strings, for example "
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
     optFlags = [
         ["no-history", None, "keep no history: /history answers ERR no-history"],
+        [
+            "web-trust-proxy",
+            None,
+            "believe X-Forwarded-For on --web (chatd is behind a reverse proxy)",
+        ],
     ]
     # fmt: off
     optParameters = [
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
+        ["metrics", None, None,
+         "serve Prometheus metrics at /metrics and a health check at /healthz "
+         "over HTTP on this endpoint (off unless given), for example "
+         "tcp:9101:interface=127.0.0.1"],
         ["database", None, "chatd.sqlite3",
          "SQLite file the history is kept in, created if missing (:memory: keeps "
          "it only while the daemon runs)"],
@@ -122,6 +133,8 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["irc"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint (repeatable; default tcp:5501)."""
@@ -130,6 +143,23 @@ class Options(usage.Options):
     def opt_irc(self, description: str) -> None:
         """Listen for IRC clients on an endpoint (repeatable; off unless given)."""
         self["irc"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the web page and its WebSocket on an endpoint (repeatable; off)."""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from another origin (https://host[:port], or *) use the
+        WebSocket (repeatable; by default only the page's own)."""
+        from chatd.web.origins import normalize_origin
+
+        spelled = normalize_origin(origin)
+        if spelled is None:
+            raise usage.UsageError(
+                f"--web-origin {origin}: not an origin; write it as a browser "
+                "sends it, like https://chat.example.com or http://localhost:8080"
+            )
+        self["web-origin"].append(spelled)
 
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, ServerConfig
@@ -175,6 +205,12 @@ class Options(usage.Options):
         self["irc_endpoints"] = [
             _endpoint(description, "--irc") for description in self["irc"]
         ]
+        self["web_endpoints"] = [
+            _endpoint(description, "--web") for description in self["web"]
+        ]
+        self["metrics_endpoint"] = (
+            _endpoint(self["metrics"], "--metrics") if self["metrics"] else None
+        )
 
 
 # Kinds of endpoint that take a listen backlog, and the one chatd asks for
@@ -213,17 +249,24 @@ class ChatServiceMaker:
     """Makes the chatd service for twistd."""
 
     tapname = "chatd"
-    description = "A chat server for telnet, nc, the chatd-tk client and IRC clients."
+    description = (
+        "A chat server for telnet, nc, the chatd-tk client, IRC clients and browsers."
+    )
     options = Options
 
     def makeService(self, options: Options) -> MultiService:
-        """One ChatFactory for a listener per --listen; history; a clean shutdown."""
+        """One ChatFactory for a listener per --listen; history; a clean shutdown.
+
+        With --metrics, all of that is wrapped in the metrics listener's
+        service, which starts after it and stops after it.
+        """
         from typing import cast
 
         from twisted.internet import reactor
         from twisted.internet.interfaces import IReactorFromThreads
 
         from chatd.factory import ChatFactory
+        from chatd.protocol import ChatProtocol
         from chatd.service import (
             FarewellService,
             FileLimitService,
@@ -249,13 +292,29 @@ class ChatServiceMaker:
         FarewellService(factory).setServiceParent(top)
         for description, endpoint in options["endpoints"]:
             ListenerService(description, endpoint, factory).setServiceParent(top)
+        doors = [ChatProtocol.door]
         if options["irc_endpoints"]:
             from chatd.irc.protocol import IrcProtocol
 
+            doors.append(IrcProtocol.door)
             irc = factory.door(IrcProtocol)
             for description, endpoint in options["irc_endpoints"]:
                 service = ListenerService(description, endpoint, irc, door="IRC ")
                 service.setServiceParent(top)
+        if options["web_endpoints"]:
+            from chatd.web.door import WebConnection
+            from chatd.web.site import web_site
+
+            doors.append(WebConnection.door)
+            site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
+            for description, endpoint in options["web_endpoints"]:
+                service = ListenerService(description, endpoint, site, door="web ")
+                service.setServiceParent(top)
+        if options["metrics_endpoint"] is not None:
+            from chatd.metrics_http import metrics_service
+
+            description, endpoint = options["metrics_endpoint"]
+            return metrics_service(top, factory, history, description, endpoint, doors)
         return top
 
 
