@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -55,7 +56,6 @@ SERVER_CHOICES = {
     "both": ["chatd", "ngircd"],
     "all": ["chatd", "chatd-irc", "ngircd"],
 }
-CHATD_KINDS = ("chatd", "chatd-irc")
 GENERATOR_BUSY = 90.0  # % of its core: above this the generator may be the limit
 
 
@@ -67,6 +67,15 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 2:
         raise argparse.ArgumentTypeError("sizes must be 2 or more, comma separated")
     return sizes
+
+
+def _variant(text: str) -> tuple[str, list[str]]:
+    name, sep, args = text.partition("=")
+    if not sep or not name or not name.replace("-", "").isalnum():
+        raise argparse.ArgumentTypeError(
+            f"a variant is NAME=ARGS, NAME in letters, digits and '-': {text!r}"
+        )
+    return f"chatd-{name}", shlex.split(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,6 +153,17 @@ def parser() -> argparse.ArgumentParser:
         "--chatd-arg=--sendq=2000000",
     )
     p.add_argument(
+        "--chatd-variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="NAME=ARGS",
+        help="run chatd once more per run, as server chatd-NAME, with these extra "
+        "arguments (after --chatd-arg's), e.g. --chatd-variant "
+        "'nohist=--no-history': history on and off in one run, side by side, "
+        "ratios from the same runs; repeatable",
+    )
+    p.add_argument(
         "--no-pin", action="store_true", help="do not pin server and generator"
     )
     p.add_argument(
@@ -204,15 +224,22 @@ def _version(name: str) -> str:
 def _start(
     kind: str, workdir: Path, placement: Placement, chatd_args: list[str]
 ) -> Server:
-    if kind in CHATD_KINDS:
-        return start_chatd(workdir, placement, chatd_args, irc=kind == "chatd-irc")
+    if is_chatd(kind):
+        return start_chatd(
+            workdir, placement, chatd_args, kind, irc=kind == "chatd-irc"
+        )
     return start_ngircd(workdir, placement)
 
 
+def is_chatd(kind: str) -> bool:
+    """chatd, its IRC listener (chatd-irc) or one of its variants (chatd-NAME)."""
+    return kind == "chatd" or kind.startswith("chatd-")
+
+
 def _dialect(kind: str) -> Dialect:
-    if kind == "chatd":
-        return ChatdDialect()
-    return IrcDialect(oper=kind == "ngircd")
+    if kind == "chatd-irc" or not is_chatd(kind):  # IRC clients
+        return IrcDialect(oper=kind == "ngircd")
+    return ChatdDialect()  # chatd and its variants: the line protocol
 
 
 def run_one(
@@ -268,7 +295,14 @@ def main(argv: list[str]) -> int:
     }
     runs = args.runs or runs
     servers = list(SERVER_CHOICES[args.server])
-    chatd_kinds = [kind for kind in servers if kind in CHATD_KINDS]
+    variants: dict[str, list[str]] = dict(args.chatd_variant)
+    if "chatd-irc" in variants:
+        print("--chatd-variant irc=...: chatd-irc is the IRC listener's name")
+        return 2
+    if variants:  # right after chatd (line-protocol variants of it)
+        at = servers.index("chatd") + 1 if "chatd" in servers else 0
+        servers[at:at] = list(variants)
+    chatd_kinds = [kind for kind in servers if is_chatd(kind)]
     if "ngircd" in servers and ngircd_path() is None:
         print(
             "ngircd is not installed, so there is nothing to compare chatd with. "
@@ -283,12 +317,15 @@ def main(argv: list[str]) -> int:
     nofile = raise_nofile()
     placement = plan_placement(not args.no_pin, args.server_nofile)
     chatd_args: list[str] = []
+    server_args: dict[str, list[str]] = {}
     if chatd_kinds:
         try:
             chatd_args = chatd_unthrottled_args(chatd_options()) + args.chatd_arg
         except ServerError as error:
             print(error)
             return 2
+        server_args = {"chatd": chatd_args, "chatd-irc": chatd_args}
+        server_args |= {kind: chatd_args + more for kind, more in variants.items()}
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     json_path = args.json or RESULTS / f"bench-{stamp}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
@@ -301,6 +338,7 @@ def main(argv: list[str]) -> int:
         "chatd_irc_args_text": " ".join(CHATD_IRC_ARGS + chatd_args)
         if "chatd-irc" in servers
         else None,
+        "chatd_variants": {kind: " ".join(more) for kind, more in variants.items()},
         "ngircd": ngircd_version() if "ngircd" in servers else None,
         "python": platform.python_version(),
         "twisted": _version("twisted"),
@@ -317,6 +355,8 @@ def main(argv: list[str]) -> int:
     print(f"  {meta['placement']}; generator open files: {meta['generator_nofile']}")
     if "chatd" in servers:
         print(f"  chatd {meta['chatd_commit']}: twistd chatd {' '.join(chatd_args)}")
+    for kind, more in variants.items():
+        print(f"  {kind}: the same with {' '.join(more)}")
     if "chatd-irc" in servers:
         print(
             f"  chatd-irc {meta['chatd_commit']}: twistd chatd "
@@ -340,7 +380,13 @@ def main(argv: list[str]) -> int:
                 )
                 workdir = Path(tmp) / f"{scenario}-{size}-{number}-{kind}"
                 figures = run_one(
-                    kind, scenario, size, settings, workdir, placement, chatd_args
+                    kind,
+                    scenario,
+                    size,
+                    settings,
+                    workdir,
+                    placement,
+                    server_args.get(kind, []),
                 )
                 run = Run(scenario, kind, size, label, number, figures)
                 results.append(run)
@@ -356,7 +402,7 @@ def main(argv: list[str]) -> int:
                         settings,
                         Path(tmp),
                         placement,
-                        chatd_args,
+                        server_args[kind],
                     )
                     for kind in chatd_kinds
                 )
@@ -446,13 +492,17 @@ def _profile(
 def _markdown(meta: dict[str, object], rows: list[Median], profile: str) -> str:
     irc = meta.get("chatd_irc_args_text")
     irc_text = f"; chatd-irc: `twistd chatd {irc}`" if irc else ""
+    variants = meta.get("chatd_variants") or {}
+    also = "".join(
+        f", {kind}: the same with `{more}`"
+        for kind, more in (variants.items() if isinstance(variants, dict) else [])
+    )
     lines = [
         f"Run {meta['when_utc']} UTC: `{meta['command']}`",
         "",
         f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`"
-        f"{irc_text}), "
-        f"{meta['ngircd']}; Python {meta['python']}, Twisted {meta['twisted']}; "
-        f"{meta['machine']}; {meta['placement']}.",
+        f"{also}{irc_text}), {meta['ngircd']}; Python {meta['python']}, Twisted "
+        f"{meta['twisted']}; {meta['machine']}; {meta['placement']}.",
         "",
         side_by_side(rows, markdown=True),
     ]

@@ -65,9 +65,8 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 SIZE_NAMES = {"fanout": "N", "chatter": "rooms x members", "idle": "K"}
-# The servers in table order; each chatd is compared with the last one.
-SERVERS = ("chatd", "chatd-irc", "ngircd")
-BASELINE = "ngircd"
+BASELINE = "ngircd"  # every chatd is compared with it
+IRC_LISTENER = "chatd-irc"  # chatd's IRC door, not a variant of its arguments
 
 
 @dataclass
@@ -99,7 +98,7 @@ class Median:
 def run_line(run: Run, runs: int) -> str:
     """One line of figures for one run."""
     head = (
-        f"{run.scenario:<7} {run.server:<9} {SIZE_NAMES[run.scenario]}={run.label:<6}"
+        f"{run.scenario:<7} {run.server:<12} {SIZE_NAMES[run.scenario]}={run.label:<6}"
         f" run {run.run}/{runs}:"
     )
     figures = run.figures
@@ -160,7 +159,7 @@ def median_lines(rows: Iterable[Median]) -> list[str]:
             f" ({row.failed} of {row.runs} runs had problems)" if row.failed else ""
         )
         lines.append(
-            f"{row.scenario:<7} {row.server:<9} {SIZE_NAMES[row.scenario]}="
+            f"{row.scenario:<7} {row.server:<12} {SIZE_NAMES[row.scenario]}="
             f"{row.label:<6} median of {row.runs}: " + ", ".join(parts) + failed
         )
     return lines
@@ -172,8 +171,29 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}x"
 
 
+def _servers(rows: Sequence[Median]) -> list[str]:
+    """The servers in the figures: chatd, its variants (chatd-NAME), chatd-irc,
+    ngircd."""
+    found = list(dict.fromkeys(row.server for row in rows))
+    first = [name for name in ("chatd",) if name in found]
+    variants = [name for name in found if _is_variant(name)]
+    irc = [name for name in (IRC_LISTENER,) if name in found]
+    rest = [name for name in found if name not in (*first, *variants, *irc)]
+    return first + variants + irc + rest
+
+
+def _is_variant(name: str) -> bool:
+    """chatd-NAME from --chatd-variant (chatd-irc is the IRC listener)."""
+    return name.startswith("chatd-") and name != IRC_LISTENER
+
+
 def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
-    """Tables per scenario: each server, then each chatd/ngircd, for every size."""
+    """Tables per scenario: each server, then ratios, for every size.
+
+    The ratios: chatd, each variant and chatd-irc against ngircd, and chatd
+    against each variant (chatd/chatd-nohist: history on against off, from the
+    same runs).
+    """
     out: list[str] = []
     scenarios = list(dict.fromkeys(row.scenario for row in rows))
     for scenario in scenarios:
@@ -185,7 +205,8 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
             by_server = {
                 r.server: r for r in rows if r.scenario == scenario and r.size == size
             }
-            for server in SERVERS:
+            servers = _servers(rows)
+            for server in servers:
                 row = by_server.get(server)
                 if row is not None:
                     cells = [
@@ -193,18 +214,19 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
                     ]
                     name = server + (f" ({row.failed} failed)" if row.failed else "")
                     table.append([row.label, name, *cells])
-            theirs = by_server.get(BASELINE)
-            for server in SERVERS:
-                ours = by_server.get(server)
-                if server == BASELINE or ours is None or theirs is None:
+            pairs = [(name, BASELINE) for name in servers if name.startswith("chatd")]
+            pairs += [("chatd", name) for name in servers if _is_variant(name)]
+            for mine, other in pairs:
+                if not {mine, other} <= by_server.keys():
                     continue
+                ours, theirs = by_server[mine], by_server[other]
                 cells = [
                     _ratio(ours.figures.get(c.key), theirs.figures.get(c.key))
                     if c.ratio
                     else ""
                     for c in columns
                 ]
-                table.append([ours.label, f"{server}/{BASELINE}", *cells])
+                table.append([ours.label, f"{mine}/{other}", *cells])
         out.append(f"{scenario} (medians)" if not markdown else f"**{scenario}**")
         out.append("")
         out.extend(_render_table(header, table, markdown))
@@ -281,9 +303,13 @@ def plot(path: Path, rows: Sequence[Median], caption: str) -> str:
     ]
     styles = {
         "chatd": ("tab:blue", "o"),
-        "chatd-irc": ("tab:green", "^"),
+        IRC_LISTENER: ("tab:green", "^"),
         "ngircd": ("tab:orange", "s"),
     }
+    extra = iter([("tab:purple", "v"), ("tab:brown", "D"), ("tab:pink", "P")])
+    for name in _servers(fanout):
+        if name not in styles:
+            styles[name] = next(extra, ("tab:gray", "x"))
     for axis, (key, title) in zip(axes, panels, strict=True):
         for server, (colour, marker) in styles.items():
             mine = sorted(

@@ -177,7 +177,7 @@ def _child_setup(placement: Placement) -> Callable[[], None]:
 class Server:
     """A running server process under test."""
 
-    kind: str  # "chatd", "chatd-irc" or "ngircd"
+    kind: str  # "chatd", "chatd-irc", "chatd-NAME" (a variant) or "ngircd"
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
@@ -308,11 +308,17 @@ def chatd_unthrottled_args(options: set[str]) -> list[str]:
 
 
 def start_chatd(
-    workdir: Path, placement: Placement, args: list[str], irc: bool = False
+    workdir: Path,
+    placement: Placement,
+    args: list[str],
+    kind: str = "chatd",
+    irc: bool = False,
 ) -> Server:
     """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port.
 
-    With irc, the server under test is its IRC listener (kind "chatd-irc").
+    kind names it in the figures: chatd, chatd-irc, or a variant (chatd-NAME)
+    run with other arguments. With irc, the server under test is its IRC
+    listener (kind "chatd-irc").
     """
     command = [
         twistd_path(),
@@ -324,7 +330,6 @@ def start_chatd(
         *(CHATD_IRC_ARGS if irc else []),
         *args,
     ]
-    kind = "chatd-irc" if irc else "chatd"
     process, log_path = _launch(kind, command, workdir, placement, chatd_env())
     found = _wait_for_log(
         process, log_path, CHATD_IRC_LISTENING if irc else CHATD_LISTENING

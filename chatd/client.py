@@ -301,6 +301,17 @@ class ClientSession:
         """Show the conversation key."""
         self.state.select(key)
 
+    def load_older(self, key: str) -> None:
+        """The user scrolled to the top of a room: ask for the page before it."""
+        conversation = self.state.conversations.get(key)
+        if conversation is None or conversation.kind is not ConversationKind.ROOM:
+            return
+        if self.phase is not Phase.REGISTERED:
+            return
+        said = self.state.history.load_older(conversation)
+        if said is not None:
+            self.view.status(said)
+
     def close(self, key: str) -> None:
         """Close a private conversation, or leave a room (its tab closes on PART)."""
         conversation = self.state.conversations.get(key)
@@ -446,6 +457,13 @@ class ClientSession:
         self._nick_sent = True
         self._refusal = None
         self.view.status(f"Asking for the nickname {self.nick}…")
+        history = self.state.history
+        if not history.ids_sent:
+            # docs/protocol.md, Message ids: before the nickname, so that every
+            # room message from WELCOME on comes with its id. Its answer (INFO,
+            # or ERR unknown-command from a server without it) is not shown.
+            history.ids_sent = history.ids_pending = True
+            self._send("/ids on")
         # PROTOCOL.md: while the server waits for a nickname, `NICK alice` is one.
         self._send(f"NICK {self.nick}")
 

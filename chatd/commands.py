@@ -58,6 +58,9 @@ class Session(Protocol):
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
 
+    def show_ids(self, on: bool) -> None:
+        """Lead each room message with its ID line (docs/protocol.md), or stop."""
+
 
 Handler = Callable[[Session, list[str]], None]
 
@@ -329,6 +332,27 @@ def history(session: Session, args: list[str]) -> None:
     session.send_later(answer, late)
 
 
+def ids(session: Session, args: list[str]) -> None:
+    """/ids [on|off]: an ID line before each room message (an opt-in extension).
+
+    docs/protocol.md, Message ids: a client that keeps a conversation across
+    reconnects needs the id of every message it saw, to ask for what it
+    missed; version 1 clients never send /ids and never see ID.
+    """
+    word = args[0].lower() if args else "on"
+    if word not in ("on", "off"):
+        raise ChatError(ErrorCode.BAD_ARGS, f"usage: {COMMANDS['ids'].usage}")
+    on = word == "on"
+    session.show_ids(on)
+    if on:
+        session.send_info(
+            "Message ids are on: ID <room> <id> <time> comes before each MSG "
+            "and ACTION in a room."
+        )
+    else:
+        session.send_info("Message ids are off.")
+
+
 def help_(session: Session, args: list[str]) -> None:
     """/help: INFO lines describing the commands."""
     session.send_info("Type a line to talk in your current room. Commands:")
@@ -360,6 +384,9 @@ COMMANDS: dict[str, Command] = {
     "history": Command(history, "/history [<#room>] [<count>] [before <id>]",
                        f"a room's latest messages (default: the current room, "
                        f"{HISTORY_COUNT}; at most {HISTORY_MAX})", 0, 4),
+    "ids": Command(ids, "/ids [on|off]",
+                   "put an ID line before each room message (for clients)", 0, 1,
+                   before_nick=True),
     "help": Command(help_, "/help", "show this help", before_nick=True),
     "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
                     before_nick=True),

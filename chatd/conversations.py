@@ -1,9 +1,11 @@
 """The client's state: conversations, their members and scrollback.
 
 ChatState applies the chat lines of PROTOCOL.md (MSG, ACTION, PRIV, JOIN,
-PART, QUIT, RENAME, USERS, ROOMS, INFO, ERR) to the conversations one user
-sees and tells a ClientView what changed. The connection itself (HELLO, NICK,
-WELCOME, BYE, reconnecting) is chatd/client.py's job. No tkinter here.
+PART, QUIT, RENAME, USERS, ROOMS, INFO, ERR, and version 2's HISTORY and
+ENDHISTORY with chatd's ID) to the conversations one user sees and tells a
+ClientView what changed; what history adds is chatd/scrollback.py's. The
+connection itself (HELLO, NICK, WELCOME, BYE, reconnecting) is
+chatd/client.py's job. No tkinter here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Protocol as TypingProtocol
 from twisted.internet.interfaces import IReactorTime
 
 from chatd.names import LOBBY, fold, valid_nick, valid_room
+from chatd.scrollback import Entry, EntryKind, HistoryKeeper
 from chatd.wire import ServerLine
+
+__all__ = ["Entry", "EntryKind"]  # kept here too: where the view looks for them
 
 SCROLLBACK = 2000  # entries kept per conversation
 MAX_PRIVATE = 50  # private conversations that others' messages may open
@@ -36,27 +41,6 @@ class ConversationKind(Enum):
     OTHERS = auto()  # private messages from people past MAX_PRIVATE, together
 
 
-class EntryKind(Enum):
-    """How an entry in a conversation is shown."""
-
-    MESSAGE = auto()  # MSG, PRIV
-    ACTION = auto()  # ACTION (/me)
-    NOTICE = auto()  # JOIN, PART, QUIT, RENAME: quiet
-    INFO = auto()  # INFO, HELLO, WELCOME, USERS and ROOMS answers, BYE
-    ERROR = auto()  # ERR, lost connections, and what this client refused to send
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One line of a conversation's scrollback."""
-
-    when: float  # seconds since the epoch; the view shows it in local time
-    kind: EntryKind
-    text: str
-    nick: str | None = None  # the sender of a MESSAGE or ACTION
-    own: bool = False  # sent by this user
-
-
 @dataclass(eq=False)
 class Conversation:
     """A room, a private conversation or the server's notices, and its scrollback."""
@@ -64,10 +48,18 @@ class Conversation:
     key: str  # folded name: "#games", "bob", or SERVER_KEY
     name: str  # display name, as the server spells it
     kind: ConversationKind
-    scrollback: deque[Entry] = field(default_factory=lambda: deque(maxlen=SCROLLBACK))
+    # Oldest first; room messages merged by id (chatd/scrollback.py).
+    scrollback: list[Entry] = field(default_factory=list)
     members: dict[str, str] = field(default_factory=dict)  # folded -> display nick
     unread: int = 0  # messages that arrived while another conversation was shown
     joined: bool = True  # False for a room while disconnected
+    limit: int = SCROLLBACK  # entries kept; loading older pages raises it
+    ids: set[int] = field(default_factory=set)  # ids of the messages in scrollback
+    join_entry: Entry | None = None  # the notice of the user's latest own JOIN
+    last_seen: int | None = None  # after a drop: the last id seen, until caught up
+    gap_pages: int = 0  # pages asked for to catch up since the last reconnect
+    history_done: bool = False  # the oldest page was loaded: nothing before it
+    loading: bool = False  # a /history for it is on its way
 
     def member_names(self) -> list[str]:
         """Return the members' nicknames, sorted as a person looks them up."""
@@ -95,6 +87,11 @@ class ClientView(TypingProtocol):
 
     def entry_added(self, conversation: Conversation, entry: Entry) -> None:
         """Draw entry if conversation is the one on screen."""
+
+    def entries_inserted(
+        self, conversation: Conversation, at: int, entries: list[Entry]
+    ) -> None:
+        """entries now stand at index at of the scrollback (history, by id)."""
 
     def opened(self, conversation: Conversation) -> None:
         """A conversation was opened: it comes last in the list."""
@@ -152,6 +149,7 @@ class ChatState:
         self.asked_joins: set[str] = set()  # rooms the user typed /join for
         self.server_room = LOBBY_KEY  # the server's idea of our current room
         self._switching: deque[str] = deque()  # /join sent to move the server
+        self.history = HistoryKeeper(self)
 
     # -- the connection's turns -------------------------------------------------------
 
@@ -162,9 +160,11 @@ class ChatState:
         self._who_asked.clear()
         self._switching.clear()
         self.server_room = LOBBY_KEY
+        self.history.connected()
 
     def disconnected(self) -> None:
         """Rooms keep their scrollback but have no members until joined again."""
+        self.history.disconnected()
         for conversation in self.conversations.values():
             if conversation.kind is ConversationKind.ROOM:
                 conversation.joined = False
@@ -243,9 +243,17 @@ class ChatState:
         previous, self._previous = self._previous, line
         self._lines += 1
         words, text = line.words, line.text or ""
+        if line.verb not in ("ID", "HISTORY", "ENDHISTORY"):
+            self.history.before_line(line.verb)
         match line.verb:
             case "MSG" | "ACTION":
                 self._on_message(line.verb, words[0], words[1], text)
+            case "ID":
+                self.history.on_id(words[0], words[1], words[2])
+            case "HISTORY":
+                self.history.on_history(words, text)
+            case "ENDHISTORY":
+                self.history.on_end(words[0], words[1])
             case "PRIV":
                 self._on_private(words[0], words[1], text)
             case "JOIN":
@@ -262,7 +270,10 @@ class ChatState:
                 self._on_rooms(words, _continues(previous, line))
             case "INFO":
                 self._on_info(text)
+            case "ERR" if self._answers_ids(words[0], text):
+                pass
             case "ERR":
+                self.history.on_error(words[0], text)
                 self.note_shown(EntryKind.ERROR, text)
             case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
                 pass
@@ -272,7 +283,12 @@ class ChatState:
         conversation = self.room(room)
         if self.is_me(nick):  # our line went where we meant: no /join answer pending
             self._forget_switch(conversation.key)
-        self.note(conversation, kind, text, nick=nick)
+        msg_id, when = self.history.take_id(conversation.key)
+        if msg_id is not None:
+            if msg_id in conversation.ids:
+                return  # shown already (from history)
+            conversation.ids.add(msg_id)
+        self.note(conversation, kind, text, nick=nick, msg_id=msg_id, when=when)
 
     def _on_private(self, sender: str, recipient: str, text: str) -> None:
         own = self.is_me(sender)
@@ -300,6 +316,7 @@ class ChatState:
         if not self._switching:  # else a later /join is on its way: that room wins
             self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
+        self.history.joined(conversation, conversation.scrollback[-1])
         # The server sends USERS only when asked: ask, and fill the list quietly.
         self.expect_users(room, shown=False)
         self.send(f"/who {room}")
@@ -397,7 +414,21 @@ class ChatState:
         skipped = _skipped(len(items) - len(shown))
         self.note_shown(EntryKind.INFO, f"{lead} {', '.join(shown)}{skipped}")
 
+    def _answers_ids(self, code: str, text: str) -> bool:
+        """Whether an INFO or ERR is the answer to our own /ids on: not shown."""
+        if not self.history.ids_pending:
+            return False
+        if code == "INFO" and text.startswith("Message ids are"):
+            self.history.ids_pending = False
+            return True
+        if code == "unknown-command" and "/ids" in text:
+            self.history.ids_pending = False
+            return True
+        return False
+
     def _on_info(self, text: str) -> None:
+        if self._answers_ids("INFO", text):
+            return
         if self._switching:
             room = self.conversations.get(self._switching[0])
             if room is None or room.name.casefold() in text.casefold():
@@ -469,11 +500,19 @@ class ChatState:
         kind: EntryKind,
         text: str,
         nick: str | None = None,
+        msg_id: int | None = None,
+        when: float | None = None,
     ) -> None:
         """Add an entry to conversation; a message from someone else may be unread."""
         own = nick is not None and self.is_me(nick)
-        entry = Entry(self.clock.seconds(), kind, text, nick, own)
-        conversation.scrollback.append(entry)
+        stamp = when if when is not None else self.clock.seconds()
+        entry = Entry(stamp, kind, text, nick, own, msg_id)
+        scrollback = conversation.scrollback
+        scrollback.append(entry)
+        if len(scrollback) > conversation.limit:
+            gone = scrollback.pop(0)
+            if gone.id is not None:
+                conversation.ids.discard(gone.id)
         self.view.entry_added(conversation, entry)
         if conversation.key != self.current and nick is not None and not own:
             conversation.unread += 1

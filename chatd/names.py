@@ -79,7 +79,7 @@ VERB_NICKS = frozenset(
     (
         *("HELLO", "NICK", "WELCOME", "MSG", "ACTION", "PRIV", "JOIN", "PART"),
         *("QUIT", "RENAME", "USERS", "ROOMS", "INFO", "ERR", "BYE"),
-        *("HISTORY", "ENDHISTORY"),
+        *("HISTORY", "ENDHISTORY", "ID"),
     )
 )
 

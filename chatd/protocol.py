@@ -15,7 +15,7 @@ from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text
 from chatd.telnet import TelnetFilter
-from chatd.wire import line, render
+from chatd.wire import line, render, render_ids
 
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
@@ -30,6 +30,8 @@ class ChatProtocol(Connection):
     door = "line"
     __slots__ = ("telnet",)
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
+    # After /ids on: the same, a room message led by its ID line (wire.render_ids).
+    render_with_ids = staticmethod(render_ids)
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
@@ -77,6 +79,17 @@ class ChatProtocol(Connection):
     def send_info(self, text: str) -> None:
         """Send a human notice."""
         self.send(line("INFO", text=text))
+
+    def show_ids(self, on: bool) -> None:
+        """Render room messages with their ID line (/ids on), or without."""
+        door = type(self)
+        self.render = door.render_with_ids if on else door.render
+
+    def journal_key(self) -> str:
+        """Members with /ids on share a journal: their room messages differ."""
+        if self.render is type(self).render_with_ids:
+            return self.door + "+ids"
+        return self.door
 
     # -- telnet ------------------------------------------------------------------
 

@@ -168,6 +168,8 @@ class ChatWindow:
         self.italic.configure(slant="italic")
         self.heading = base.copy()
         self.heading.configure(size=14, weight="bold")
+        self.small = base.copy()
+        self.small.configure(size=9, slant="italic")
         style.configure("Status.TLabel", padding=(8, 3), foreground="#444444")
         style.configure("Heading.TLabel", font=self.heading)
         style.configure("Title.TLabel", font=self.bold, padding=(4, 4))
@@ -233,8 +235,10 @@ class ChatWindow:
             cursor="arrow",
             font="TkDefaultFont",
         )
-        scroll = ttk.Scrollbar(middle, command=self.messages.yview)
+        scroll = ttk.Scrollbar(middle, command=self._scrollbar_moved)
         self.messages.configure(yscrollcommand=scroll.set)
+        for wheel in ("<MouseWheel>", "<Button-4>"):  # Button-4: up, on X11
+            self.messages.bind(wheel, self._wheel_up, add="+")
         self.messages.grid(row=1, column=0, sticky="nsew")
         scroll.grid(row=1, column=1, sticky="ns")
         middle.rowconfigure(1, weight=1)
@@ -260,7 +264,7 @@ class ChatWindow:
             ("<KP_Enter>", self._input_sent),
             ("<Up>", self._history_back),
             ("<Down>", self._history_forward),
-            ("<Prior>", lambda: self.messages.yview_scroll(-1, "pages")),
+            ("<Prior>", self._page_up),
             ("<Next>", lambda: self.messages.yview_scroll(1, "pages")),
             ("<Control-Prior>", lambda: self._step_conversation(-1)),
             ("<Control-Next>", lambda: self._step_conversation(1)),
@@ -278,6 +282,9 @@ class ChatWindow:
         text.tag_configure("info", foreground="#2f5d7c")
         text.tag_configure("error", foreground="#b00020")
         text.tag_configure("action", font=self.italic)
+        text.tag_configure(
+            "marker", foreground="#9a9a9a", font=self.small, justify="center"
+        )
         text.tag_raise("sel")
 
     def _nick_tag(self, nick: str) -> str:
@@ -340,6 +347,36 @@ class ChatWindow:
         self._unwritten.append(entry)
         if self._write_call is None:
             self._write_call = self.root.after_idle(self._write_unwritten)
+
+    def entries_inserted(
+        self, conversation: Conversation, at: int, entries: list[Entry]
+    ) -> None:
+        """Draw entries from history where they now stand in the scrollback.
+
+        Each entry is one line of the view, so while the view holds the whole
+        scrollback the new lines go in at their place: above the lines shown
+        (an older page) without moving what is on screen, or at the end. When
+        it does not (the oldest lines were trimmed), it is drawn again.
+        """
+        if self._gone or conversation is not self._shown:
+            return
+        scrollback = conversation.scrollback
+        if at + len(entries) == len(scrollback):
+            for entry in entries:
+                self.entry_added(conversation, entry)
+            return
+        text = self.messages
+        drawn = int(text.index("end-1c").split(".")[0]) - 1  # each line ends in \n
+        if drawn + len(self._unwritten) != len(scrollback) - len(entries):
+            self._redraw_messages(conversation)
+            return
+        top_line = int(text.index("@0,0").split(".")[0])
+        text.configure(state="normal")
+        for entry in reversed(entries):
+            self._write(entry, f"{at + 1}.0")
+        text.configure(state="disabled")
+        if at + 1 <= top_line:  # above the screen: the same lines stay in view
+            text.yview(f"{top_line + len(entries)}.0")
 
     def opened(self, conversation: Conversation) -> None:
         """Add a row for conversation at the end of the side list."""
@@ -493,7 +530,8 @@ class ChatWindow:
         self.messages.configure(state="normal")
         while self._unwritten:
             self._write(self._unwritten.popleft())
-        excess = int(self.messages.index("end-1c").split(".")[0]) - MAX_VIEW_LINES
+        kept = max(MAX_VIEW_LINES, self._shown.limit if self._shown else 0)
+        excess = int(self.messages.index("end-1c").split(".")[0]) - kept
         if excess > 0:
             self.messages.delete("1.0", f"{excess + 1}.0")
         self.messages.configure(state="disabled")
@@ -509,25 +547,37 @@ class ChatWindow:
         self.messages.configure(state="disabled")
         self.messages.see("end")
 
-    def _write(self, entry: Entry) -> None:
-        """Insert one entry as a line: time stamp, sender and text, styled."""
-        insert = self.messages.insert
+    def _write(self, entry: Entry, where: str = "end") -> None:
+        """Insert one entry as a line: time stamp, sender and text, styled.
+
+        where is "end", or the start of a line to put it above that line
+        (pieces are inserted in reverse there, so the line reads the same).
+        """
+        parts: list[tuple[str, tuple[str, ...] | str]] = []
         line: tuple[str, ...] = ("own",) if entry.own else ()
-        insert("end", time_stamp(entry.when) + "  ", ("time", *line))
+        if entry.kind is EntryKind.MARKER:
+            parts.append((f"── {entry.text} ──\n", "marker"))
+        else:
+            parts.append((time_stamp(entry.when) + "  ", ("time", *line)))
         match entry.kind:
+            case EntryKind.MARKER:
+                pass
             case EntryKind.MESSAGE if entry.nick is not None:
-                insert("end", entry.nick, (self._nick_tag(entry.nick), *line))
-                insert("end", f": {entry.text}\n", line)
+                parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
+                parts.append((f": {entry.text}\n", line))
             case EntryKind.ACTION if entry.nick is not None:
-                insert("end", "* ", ("action", *line))
-                insert("end", entry.nick, (self._nick_tag(entry.nick), *line))
-                insert("end", f" {entry.text}\n", ("action", *line))
+                parts.append(("* ", ("action", *line)))
+                parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
+                parts.append((f" {entry.text}\n", ("action", *line)))
             case EntryKind.NOTICE:
-                insert("end", f"— {entry.text}\n", "notice")
+                parts.append((f"— {entry.text}\n", "notice"))
             case EntryKind.ERROR:
-                insert("end", f"! {entry.text}\n", "error")
+                parts.append((f"! {entry.text}\n", "error"))
             case _:
-                insert("end", f"{entry.text}\n", "info")
+                parts.append((f"{entry.text}\n", "info"))
+        insert = self.messages.insert
+        for text, tags in reversed(parts) if where != "end" else parts:
+            insert(where, text, tags)
 
     def _redraw_members(self, conversation: Conversation) -> None:
         members = (
@@ -580,6 +630,28 @@ class ChatWindow:
         self.input.delete(0, "end")
         self.session.submit(text)
         self.messages.see("end")  # the user spoke: follow the conversation again
+
+    def _scrollbar_moved(self, *args: str) -> None:
+        """The user moved the scrollbar: scroll, and at the top load older messages."""
+        self.messages.yview(*args)
+        self._maybe_load_older()
+
+    def _wheel_up(self, event: tk.Event) -> None:
+        """The wheel turned (Tk scrolls the view itself): at the top, load more."""
+        if getattr(event, "num", 0) == 4 or getattr(event, "delta", 0) > 0:
+            self.root.after_idle(self._maybe_load_older)
+
+    def _page_up(self) -> None:
+        self.messages.yview_scroll(-1, "pages")
+        self._maybe_load_older()
+
+    def _maybe_load_older(self) -> None:
+        """At the top of a room's messages: ask for the page before them."""
+        shown = self._shown
+        if self._gone or shown is None or shown.kind is not ConversationKind.ROOM:
+            return
+        if self.messages.yview()[0] <= 0.0:
+            self.session.load_older(shown.key)
 
     def _history_back(self) -> None:
         self._put_input(self.history.previous(self.input.get()))

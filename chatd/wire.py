@@ -22,7 +22,7 @@ from chatd.chat import (
     Quit,
     Renamed,
 )
-from chatd.store.interface import Entry
+from chatd.store.interface import Entry, millis
 
 CRLF = b"\r\n"
 
@@ -53,6 +53,9 @@ SERVER_VERBS: dict[str, Shape] = {
     # Version 2: HISTORY <target> <id> <time> <kind> <nick> <text>.
     "HISTORY": Shape(5, True),
     "ENDHISTORY": Shape(2, False),
+    # chatd's extension, only after /ids on: ID <room> <id> <time> before the
+    # MSG or ACTION it names (docs/protocol.md, Message ids).
+    "ID": Shape(3, False),
 }
 LIST_VERBS = frozenset({"USERS", "ROOMS"})
 
@@ -158,6 +161,38 @@ def _broadcast_renderer() -> Callable[[Event], bytes]:
 
 
 render = _broadcast_renderer()
+
+
+def _ids_renderer() -> Callable[[Event], bytes]:
+    """Make render_ids(): render's lines, a room message led by its ID line.
+
+    For a connection that said /ids on. Other events are render()'s very
+    bytes, so both kinds of connection share them; a room message is spelled
+    once per broadcast for all /ids connections.
+    """
+    last: Event | None = None
+    data = b""
+
+    def render_ids(event: Event) -> bytes:
+        """Return the wire lines for event with its ID line, once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            plain = render(event)
+            match event:
+                case Message(room, id=msg_id, time=when) | Action(
+                    room, id=msg_id, time=when
+                ) if msg_id:
+                    data = line("ID", room, str(msg_id), utc_time(millis(when))) + plain
+                    RenderStats.renders += 1
+                case _:
+                    data = plain
+            last = event
+        return data
+
+    return render_ids
+
+
+render_ids = _ids_renderer()
 
 
 def word_lines(

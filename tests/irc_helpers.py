@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -28,7 +29,7 @@ class FakeIrc:
     def __init__(self, server: IrcServer, host: str = "127.0.0.1") -> None:
         self.server = server
         self.chat = server.chat
-        self.caps = CapState()
+        self.caps = CapState(offered=server.offered)
         self.user: User | None = None
         self.registration = Registration()
         self.host = host
@@ -37,6 +38,7 @@ class FakeIrc:
         self.closed: str | None = None
         self.pongs = 0
         self.unregistered = 0
+        self.batches = 0
 
     @property
     def nick(self) -> str:
@@ -48,7 +50,9 @@ class FakeIrc:
         self.out.append(data)
 
     def deliver(self, event: Event) -> None:
-        data = self.server.renderer.lines_for(event, self.user, self.caps.enabled)
+        caps = self.caps
+        renderer = self.server.renderer
+        data = renderer.lines_for(event, self.user, caps.enabled, caps.variant)
         if data:
             self.out.append(data)
 
@@ -67,6 +71,14 @@ class FakeIrc:
             self.user = None
         self.send(irc_line("ERROR", text=f"Closing link: ({reason})"))
         self.closed = reason
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send the answer when it comes (the tests' stores answer at once)."""
+        answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
+
+    def batch_id(self) -> str:
+        self.batches += 1
+        return f"h{self.batches}"
 
     def pong_received(self) -> None:
         self.pongs += 1

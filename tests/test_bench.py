@@ -96,3 +96,36 @@ def test_side_by_side_compares_each_chatd_with_ngircd() -> None:
     ratios = {cells[1]: cells[3] for cells in (t.split(" | ") for t in table[4:])}
     assert ratios["chatd/ngircd"] == "2.00x"
     assert ratios["chatd-irc/ngircd"] == "1.50x"
+
+
+def test_bench_runs_chatd_variants_side_by_side(tmp_path: Path) -> None:
+    """--chatd-variant NAME=ARGS runs chatd again as chatd-NAME with those
+    arguments, run by run beside chatd, and the tables give the ratio."""
+    out = tmp_path / "variant.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--server",
+            "chatd",
+            "--no-pin",
+            "--chatd-variant",
+            "nohist=--no-history",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "variant.md"),
+            "chatter",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert [run["server"] for run in document["runs"]] == ["chatd", "chatd-nohist"]
+    assert document["meta"]["chatd_variants"] == {"chatd-nohist": "--no-history"}
+    assert "chatd/chatd-nohist" in result.stdout

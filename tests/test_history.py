@@ -7,7 +7,7 @@ bad-args, and the order of an answer that comes later against live lines.
 from __future__ import annotations
 
 import pytest
-from helpers import RecordingClient, connect, disconnect, lines
+from helpers import RecordingClient, connect, disconnect, lines, open_connection
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -309,8 +309,6 @@ def test_registration_backfills_the_lobby(clock: Clock) -> None:
     factory = make(clock, MemoryHistory(clock), motd=("be nice",))
     alice, _ = connect(factory, "alice")
     alice.dataReceived(b"hello lobby\r\n")
-    from helpers import open_connection
-
     bob, out = open_connection(factory, 41999, "10.0.0.9")
     out.clear()
     bob.dataReceived(b"bob\r\n")
@@ -444,3 +442,61 @@ def test_a_failed_answer_sends_the_fallback(clock: Clock) -> None:
         answer.errback(RuntimeError("boom"))
     assert lines(out) == ["INFO fallback", "INFO after"]
     assert any(event.get("log_failure") is not None for event in events)
+
+
+# -- /ids: the opt-in ID line before live room messages ------------------------------
+
+
+def test_ids_on_leads_room_messages_with_their_id_and_time(
+    clock: Clock, factory: ChatFactory
+) -> None:
+    """After /ids on (allowed before the nickname) each MSG and ACTION in a room
+    comes right after `ID <room> <id> <time>`, the id and time that HISTORY
+    gives for it; private messages have none; clients that did not ask never
+    see ID."""
+    tk, tk_out = open_connection(factory, port=41001, host="127.0.9.1")
+    tk.dataReceived(b"/ids on\r\nalice\r\n")
+    assert any(text.startswith("INFO Message ids are on") for text in lines(tk_out))
+    bob, b_out = connect(factory, "bob")
+    lines(tk_out)
+    clock.advance(0.5)
+    bob.dataReceived(b"hello\r\n/me waves\r\n/msg alice psst\r\n")
+    received = lines(tk_out)
+    assert [text.split(" ")[0] for text in received] == [
+        "ID",
+        "MSG",
+        "ID",
+        "ACTION",
+        "PRIV",
+    ]
+    assert lines(b_out)[:2] == ["MSG #lobby bob hello", "ACTION #lobby bob waves"]
+    tk.dataReceived(b"/history\r\n")
+    kept = history_of(lines(tk_out))
+    for (_, room, msg_id, time), history in zip(
+        [received[0].split(" "), received[2].split(" ")], kept, strict=True
+    ):
+        assert (room, msg_id, time) == history[:3]
+
+
+def test_ids_lines_are_rendered_once_per_broadcast(factory: ChatFactory) -> None:
+    """One room message to many /ids clients is spelled once for all of them,
+    and the clients without /ids share the plain line."""
+    clients = [connect(factory, f"user{n}") for n in range(6)]
+    for proto, out in clients[:3]:
+        proto.dataReceived(b"/ids on\r\n")
+        out.clear()
+    before = RenderStats.renders
+    clients[5][0].dataReceived(b"once\r\n")
+    assert RenderStats.renders - before == 2  # the MSG line, and its ID
+    with_ids = {out.value() for _, out in clients[:3]}
+    assert len(with_ids) == 1 and with_ids.pop().startswith(b"ID #lobby ")
+
+
+def test_ids_off_and_bad_arguments(factory: ChatFactory) -> None:
+    """/ids off goes back to plain lines; anything but on or off is bad-args."""
+    alice, a_out = connect(factory, "alice")
+    alice.dataReceived(b"/ids on\r\n/ids off\r\n/ids maybe\r\nhi\r\n")
+    received = lines(a_out)
+    assert received[1] == "INFO Message ids are off."
+    assert received[2].startswith("ERR bad-args usage: /ids [on|off]")
+    assert received[3] == "MSG #lobby alice hi"

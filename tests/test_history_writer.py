@@ -7,6 +7,9 @@ is bounded.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -18,9 +21,16 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from chatd.store.interface import Entry, HistoryUnavailable, IHistory, Kind
+from chatd.store.interface import Entry, HistoryUnavailable, IHistory, Kind, Span
 from chatd.store.sqlite import HistoryDatabase
-from chatd.store.writer import BATCH_DELAY, DAY, PRUNE_EVERY, Row, SQLiteHistory
+from chatd.store.writer import (
+    BATCH_DELAY,
+    DAY,
+    PRUNE_EVERY,
+    WRITER_NICENESS,
+    Row,
+    SQLiteHistory,
+)
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 
@@ -252,3 +262,46 @@ def test_after_close_nothing_is_recorded_or_read(
     failed: list[Failure] = []
     history.read("#lobby", 20).addErrback(failed.append)
     assert failed and failed[0].check(HistoryUnavailable)
+
+
+def test_select_and_latest_go_through_the_thread_in_order(
+    history: SQLiteHistory, mailbox: Mailbox
+) -> None:
+    """select and latest see what was recorded before them, as read does."""
+    first, _ = history.record("#lobby", Kind.MESSAGE, "alice", "one")
+    history.record("#dev", Kind.ACTION, "bob", "two")
+    history.record("#lobby", Kind.MESSAGE, "carol", "three")
+    got: list[object] = []
+    history.select("#lobby", Span(10, after=first)).addCallback(got.append)
+    history.latest(["#lobby", "#dev", "#none"]).addCallback(got.append)
+    history.record("#lobby", Kind.MESSAGE, "dave", "later")
+    mailbox.run_until(lambda: len(got) == 2)
+    selected, latest = got
+    assert isinstance(selected, list) and isinstance(latest, dict)
+    assert [entry.text for entry in selected] == ["three"]
+    assert {room: entry.text for room, entry in latest.items()} == {
+        "#lobby": "three",
+        "#dev": "two",
+    }
+
+
+def test_select_fails_while_history_is_unavailable(
+    history: SQLiteHistory, mailbox: Mailbox
+) -> None:
+    """With the store down, select fails at once with the reason."""
+    history.reason = "the disk is full"
+    failed: list[Failure] = []
+    history.select("#lobby", Span(10)).addErrback(failed.append)
+    assert failed and failed[0].check(HistoryUnavailable)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread nice")
+def test_the_writer_thread_runs_nicer_than_the_reactor(
+    history: SQLiteHistory, mailbox: Mailbox
+) -> None:
+    """The writer lowers its own priority, so that the reactor preempts it."""
+    read(history, mailbox, "#lobby")  # the thread has started by its answer
+    assert history._thread is not None and history._thread.native_id is not None
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = os.getpriority(os.PRIO_PROCESS, history._thread.native_id)
+    assert theirs == min(19, mine + WRITER_NICENESS)

@@ -92,3 +92,49 @@ def test_shutdown_tells_irc_clients(tmp_path: Path) -> None:
         assert daemon.terminate() == -signal.SIGTERM
         assert "shutting down" in irc.expect_irc("ERROR")
         assert irc.at_eof()
+
+
+def test_irc_history_through_the_real_store(tmp_path: Path) -> None:
+    """Through SQLite and its writer thread: an IRC client's live msgid and time
+    are those of the line user's HISTORY line; a joiner without chathistory gets
+    the backfill batch; CHATHISTORY BEFORE that msgid answers the one before."""
+    args = ["--listen", LOOPBACK, "--irc", LOOPBACK]
+    with running_daemon(args, tmp_path, listeners=2) as daemon:
+        irc_port = daemon.ports["irc " + LOOPBACK]
+        alice = IrcClient.connect(irc_port)
+        alice.send("CAP LS 302")
+        alice.send("CAP REQ :batch server-time message-tags draft/chathistory")
+        alice.send("NICK alice")
+        alice.send("USER alice 0 * :alice")
+        alice.send("CAP END")
+        alice.expect_irc("376")
+        alice.send("JOIN #dev")
+        alice.expect_irc("366")
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        carol.send("/join #dev")
+        carol.send("first")
+        carol.send("second")
+        alice.expect_irc("PRIVMSG")
+        live = alice.expect_irc("PRIVMSG")
+        tags = dict(item.split("=", 1) for item in live[1:].split(" ")[0].split(";"))
+        carol.send("/history #dev 1")
+        _, _, msg_id, time, *_ = carol.expect("HISTORY ").split(" ")
+        assert (tags["msgid"], tags["time"]) == (msg_id, time)
+        bob = IrcClient.connect(irc_port)
+        bob.send("CAP LS 302")
+        bob.send("CAP REQ :batch server-time")
+        bob.send("NICK bob")
+        bob.send("USER bob 0 * :bob")
+        bob.send("CAP END")
+        bob.expect_irc("376")
+        bob.send("JOIN #dev")
+        bob.expect_irc("366")
+        assert bob.expect_irc("BATCH").endswith(" chathistory #dev")
+        assert bob.expect_irc("PRIVMSG").endswith(":carol PRIVMSG #dev :first")
+        assert bob.expect_irc("PRIVMSG").endswith(":carol PRIVMSG #dev :second")
+        assert bob.expect_irc("BATCH").split(" ")[-1].startswith("-")
+        alice.send(f"CHATHISTORY BEFORE #dev msgid={msg_id} 10")
+        assert alice.expect_irc("BATCH").endswith(" chathistory #dev")
+        assert alice.expect_irc("PRIVMSG").endswith("PRIVMSG #dev :first")
+        assert alice.expect_irc("BATCH").split(" ")[-1].startswith("-")

@@ -98,9 +98,10 @@ def test_no_default_ignorable_code_point_passes_in_a_name() -> None:
 
 
 def test_every_verb_in_capitals_is_a_reserved_nickname() -> None:
-    """No nickname may be spelled as a server verb is (wire.py's table and v2's
-    HISTORY and ENDHISTORY): "PRIV INFO you ..." would read as a notice. The
-    same words in small letters are ordinary names ("nick" is a common one)."""
+    """No nickname may be spelled as a server verb is (wire.py's table: v2's
+    HISTORY and ENDHISTORY, chatd's ID): "PRIV INFO you ..." would read as a
+    notice. The same words in small letters are ordinary names ("nick" is a
+    common one)."""
     verbs = {*SERVER_VERBS, *LIST_VERBS, "HISTORY", "ENDHISTORY"}
     assert verbs <= VERB_NICKS
     assert not any(valid_nick(verb) for verb in verbs)

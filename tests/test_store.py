@@ -11,7 +11,16 @@ import pytest
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
-from chatd.store.interface import Entry, IHistory, Kind, Stamps, UnknownId
+from chatd.store.interface import (
+    Entry,
+    IHistory,
+    Kind,
+    Span,
+    Stamps,
+    UnknownId,
+    id_at,
+    millis,
+)
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import (
     MEMORY,
@@ -243,3 +252,74 @@ def test_memory_history_is_the_same_contract(clock: Clock) -> None:
     failed: list[object] = []
     history.read("#dev", 20, before=first).addErrback(failed.append)
     assert failed and not history.has_history("#nowhere")
+
+
+# -- spans of ids and the latest of each room (IRC's CHATHISTORY) ----------------
+
+
+def ids(entries: list[Entry]) -> list[int]:
+    return [entry.id for entry in entries]
+
+
+def test_select_takes_the_newest_or_oldest_of_a_range(
+    database: HistoryDatabase,
+) -> None:
+    """select(room, Span): ids strictly between after and before; the newest or
+    the oldest limit of them, always oldest first; other rooms never."""
+    database.append(rows("#lobby", 1, 10) + rows("#dev", 11, 3))
+    assert ids(database.select("#lobby", Span(3))) == [8, 9, 10]
+    assert ids(database.select("#lobby", Span(3, newest=False))) == [1, 2, 3]
+    assert ids(database.select("#lobby", Span(3, before=6))) == [3, 4, 5]
+    assert ids(database.select("#lobby", Span(3, after=6, newest=False))) == [7, 8, 9]
+    assert ids(database.select("#lobby", Span(20, after=2, before=6))) == [3, 4, 5]
+    assert ids(database.select("#lobby", Span(20, after=5, before=6))) == []
+    assert ids(database.select("#lobby", Span(20, after=9, before=3))) == []
+    assert ids(database.select("#dev", Span(20, after=0))) == [11, 12, 13]
+    assert database.select("#nowhere", Span(20)) == []
+
+
+def test_select_bounds_need_not_be_ids_of_the_room(database: HistoryDatabase) -> None:
+    """A bound is a position: an id of another room, or none at all, works."""
+    database.append(rows("#lobby", 10, 3) + rows("#dev", 20, 3) + rows("#lobby", 30, 3))
+    assert ids(database.select("#lobby", Span(20, after=21))) == [30, 31, 32]
+    assert ids(database.select("#lobby", Span(2, before=25))) == [11, 12]
+
+
+def test_latest_of_each_room(database: HistoryDatabase) -> None:
+    """latest(rooms): the last message of each room that has one."""
+    database.append(rows("#lobby", 1, 4) + rows("#dev", 5, 2))
+    found = database.latest(["#lobby", "#dev", "#empty"])
+    assert {room: entry.id for room, entry in found.items()} == {"#lobby": 4, "#dev": 6}
+    assert found["#dev"] == Entry(6, 1001, Kind.MESSAGE, "alice", "message 6")
+
+
+def test_id_at_splits_history_at_a_millisecond() -> None:
+    """Ids are receive times in microseconds: a millisecond's messages lie in
+    [id_at(ms), id_at(ms + 1))."""
+    stamps = Stamps()
+    first = stamps.next(1.0005)  # 1000 ms and a half
+    assert id_at(1000) <= first < id_at(1001)
+
+
+def test_memory_history_selects_like_the_database(
+    clock: Clock, database: HistoryDatabase
+) -> None:
+    """The fake answers select and latest as SQLite does, on the same messages."""
+    history = MemoryHistory(clock)
+    for n in range(10):
+        clock.advance(0.001)
+        room = "#dev" if n % 3 == 0 else "#lobby"
+        msg_id, when = history.record(room, Kind.MESSAGE, "alice", f"m{n}")
+        database.append([(msg_id, room, millis(when), "MSG", "alice", f"m{n}")])
+    every = history.rooms["#lobby"] + history.rooms["#dev"]
+    marks = sorted(entry.id for entry in every)
+    spans = [Span(3), Span(4, newest=False), Span(20, after=marks[2], before=marks[8])]
+    spans += [Span(2, before=marks[5]), Span(2, after=marks[5], newest=False)]
+    for span in spans:
+        for room in ("#lobby", "#dev", "#none"):
+            got: list[list[Entry]] = []
+            history.select(room, span).addCallback(got.append)
+            assert got == [database.select(room, span)], (room, span)
+    latest: list[dict[str, Entry]] = []
+    history.latest(["#lobby", "#dev", "#none"]).addCallback(latest.append)
+    assert latest == [database.latest(["#lobby", "#dev", "#none"])]

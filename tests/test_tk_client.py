@@ -340,3 +340,51 @@ def test_window_takes_thousands_of_joins(display: str, tmp_path: Path) -> None:
             connection.close()
             window.expect("exited")
             assert "Traceback" not in window.errors()
+
+
+def test_history_is_drawn_under_a_marker_and_older_pages_on_top(
+    counted: CountedWindow,
+) -> None:
+    """The backfill shows above "You joined", under a quiet marker line; turning
+    the wheel up at the top asks for the page before, which is drawn above the
+    lines shown without drawing the conversation again."""
+    window = counted.window
+    window.session.connect("127.0.0.1", 5501, "alice")
+    stamp = "2026-11-30T23:50:01.000Z"
+    counted.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice hi")
+    counted.hear(
+        "JOIN #lobby alice",
+        *(f"HISTORY #lobby {n} {stamp} MSG bob m{n}" for n in (10, 11, 12)),
+        "ENDHISTORY #lobby 3",
+        "USERS #lobby alice bob",
+    )
+    view = window.messages.get("1.0", "end-1c").splitlines()
+    assert view[0] == "── Earlier messages ──"
+    assert [line.split("  ", 1)[1] for line in view[1:]] == [
+        "bob: m10",
+        "bob: m11",
+        "bob: m12",
+        "— You joined #lobby",
+    ]
+    transport = counted.protocols[-1].transport
+    assert isinstance(transport, StringTransport)
+    transport.clear()
+    counted.calls.clear()
+    window.messages.event_generate("<Button-4>")
+    counted.root.update()
+    assert transport.value() == b"/history #lobby 50 before 10\r\n"
+    counted.hear(
+        *(f"HISTORY #lobby {n} {stamp} MSG carol m{n}" for n in (8, 9)),
+        "ENDHISTORY #lobby 2",
+    )
+    view = window.messages.get("1.0", "end-1c").splitlines()
+    assert view[0] == "── Earlier messages ──"
+    assert [line.split("  ", 1)[1] for line in view[1:4]] == [
+        "carol: m8",
+        "carol: m9",
+        "bob: m10",
+    ]
+    assert counted.calls["messages.delete"] == 0  # drawn in place, not again
+    window.messages.event_generate("<Button-4>")
+    counted.root.update()
+    assert window.status_text.get() == "This is the start of #lobby's history."

@@ -11,7 +11,9 @@ from web_helpers import FakeBrowser, http_get, make_site, masked_frame
 from zope.interface.verify import verifyObject
 
 from chatd.chat import IChatClient
+from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.store.memory import MemoryHistory
 from chatd.web.door import PING_INTERVAL, WebConnection
 from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER
 from chatd.web.site import CONTENT_SECURITY_POLICY, load_assets
@@ -345,3 +347,20 @@ def test_healthz_answers_503_once_the_daemon_shuts_down(clock: Clock) -> None:
     status, _headers, body = http_get(site, "/healthz")
     assert status == 503
     assert json.loads(body)["status"] == "stopping"
+
+
+def test_ids_on_a_page_are_frames_of_their_own(clock: Clock) -> None:
+    """/ids on over the WebSocket: the ID line and the MSG it leads are two text
+    messages, as every line is; the page's other lines stay frames too."""
+    factory = ChatFactory(ServerConfig(), clock, MemoryHistory(clock))
+    browser = FakeBrowser(make_site(factory))
+    browser.send("/ids on")
+    browser.register("alice")
+    bob, _ = connect(factory, "bob")
+    browser.lines()
+    bob.dataReceived(b"hello\r\n")
+    got = browser.lines()
+    assert [text.split(" ")[0] for text in got] == ["ID", "MSG"]
+    assert got[0].startswith("ID #lobby ") and got[1] == "MSG #lobby bob hello"
+    bob.dataReceived(b"/part\r\n")
+    assert browser.lines() == ["PART #lobby bob "]

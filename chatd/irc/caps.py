@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chatd.irc.render import MSGID, TIME
+
 # name -> value shown in CAP LS 302 ("" for none). Each one is implemented by
-# the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays.
+# the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays,
+# history batches.
 SUPPORTED: dict[str, str] = {
     "away-notify": "",
     "batch": "",
@@ -19,6 +22,9 @@ SUPPORTED: dict[str, str] = {
     "server-time": "",
     "userhost-in-names": "",
 }
+# Offered only by a server that keeps history (not with --no-history).
+CHATHISTORY = "draft/chathistory"
+HISTORY_CAPS: dict[str, str] = {CHATHISTORY: ""}
 
 # A CAP LS reply is split so that each line stays well inside 512 bytes.
 LS_BUDGET = 400
@@ -40,6 +46,8 @@ class CapState:
     version: int = 0  # 0: never asked; 301 for plain CAP LS, 302 and up otherwise
     enabled: set[str] = field(default_factory=set)
     negotiating: bool = False  # registration waits for CAP END
+    offered: dict[str, str] = field(default_factory=lambda: SUPPORTED)
+    variant: int = 0  # the tags the caps on ask for (render.TIME | render.MSGID)
 
     def has(self, name: str) -> bool:
         """Tell whether cap name is on."""
@@ -58,7 +66,7 @@ class CapState:
             self.enabled.add("cap-notify")
         words = [
             f"{name}={value}" if value and self.version >= 302 else name
-            for name, value in sorted(SUPPORTED.items())
+            for name, value in sorted(self.offered.items())
         ]
         return _chunks("LS", words, multiline=self.version >= 302)
 
@@ -74,7 +82,7 @@ class CapState:
         for word in text.split():
             on = not word.startswith("-")
             name = word.lstrip("-")
-            if name not in SUPPORTED or (
+            if name not in self.offered or (
                 name == "cap-notify" and not on and self.version >= 302
             ):
                 return CapReply("NAK", text)
@@ -86,6 +94,9 @@ class CapState:
                 self.enabled.add(name)
             else:
                 self.enabled.discard(name)
+        self.variant = (TIME if "server-time" in self.enabled else 0) | (
+            MSGID if "message-tags" in self.enabled else 0
+        )
         return CapReply("ACK", text)
 
     def end(self) -> None:

@@ -20,6 +20,7 @@ from chatd.chat import Chat, Room, User
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply, CapState
+from chatd.irc.history import HistorySession, backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.render import CTCP, mask, user_at_host
 from chatd.irc.server import AWAYLEN, MAX_TARGETS, IrcServer
@@ -49,7 +50,7 @@ class Registration:
     realname: str = ""
 
 
-class IrcSession(Protocol):
+class IrcSession(HistorySession, Protocol):
     """What a command needs of the IRC connection that sent it."""
 
     chat: Chat
@@ -352,6 +353,7 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
             continue
         if added:  # no topic line: rooms have none (Modern: RPL_TOPIC only if set)
             names_reply(session, room)
+            backfill(session, room)
 
 
 def part(session: IrcSession, msg: IrcMessage) -> None:
@@ -825,6 +827,7 @@ COMMANDS: dict[str, IrcCommand] = {
     "VERSION": IrcCommand(_on_this_server(version), 0),
     "TIME": IrcCommand(_on_this_server(time_), 0),
     "INFO": IrcCommand(_on_this_server(info), 0),
+    "CHATHISTORY": IrcCommand(chathistory, 1),
 }
 # fmt: on
 

@@ -29,6 +29,8 @@ from chatd.irc.message import irc_line
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
+# The journal of each tag variant (render.TIME | render.MSGID), by variant.
+JOURNALS = ("irc", "irc+tags", "irc+msgid", "irc+tags+msgid")
 
 # One IrcServer (renderer, ISUPPORT, creation time) per hub, made on first use.
 _SERVERS: WeakKeyDictionary[ConnectionHub, IrcServer] = WeakKeyDictionary()
@@ -50,7 +52,7 @@ class IrcProtocol(Connection):
     # broadcast (render), and sit together, next to Connection's.
     __slots__ = (
         "renderer",
-        "server_time",
+        "tags",
         "server",
         "caps",
         "registration",
@@ -64,15 +66,17 @@ class IrcProtocol(Connection):
         super().__init__(hub)
         self.server = irc_server(hub)
         self.renderer = self.server.renderer  # one per server, shared (render)
-        self.caps = CapState()
-        # server-time is on: what render and journal_key ask, kept here (see
-        # handle_text) so that a broadcast does not read every member's caps.
-        self.server_time = False
+        self.caps = CapState(offered=self.server.offered)
+        # The tag variant the caps on ask for (render.TIME | render.MSGID): what
+        # render and journal_key ask, kept here (see handle_text) so that a
+        # broadcast does not read every member's caps.
+        self.tags = 0
         self.registration = Registration()
         self.invisible = False
         self._heard = True  # a line came since the last ping check
         self._pinged = False  # a PING is out and unanswered
         self._ping_call: IDelayedCall | None = None
+        self._batches = 0  # batch references handed out on this connection
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -99,6 +103,11 @@ class IrcProtocol(Connection):
         self.leave(reason, logged="QUIT")
         self.close(reason)
 
+    def batch_id(self) -> str:
+        """A batch reference unique on this connection (IRCv3 batch)."""
+        self._batches += 1
+        return f"h{self._batches}"
+
     def pong_received(self) -> None:
         """A PONG came: the client is alive (any line counts, see handle_text)."""
         self._pinged = False
@@ -119,7 +128,7 @@ class IrcProtocol(Connection):
         try:
             dispatch(self, text)
         finally:  # CAP REQ may have changed it
-            self.server_time = "server-time" in self.caps.enabled
+            self.tags = self.caps.variant
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -176,14 +185,15 @@ class IrcProtocol(Connection):
             and renderer.uniform
             and renderer.speaker is not self.user
         ):
-            if self.server_time:
-                return renderer.tagged()
-            return renderer.plain
-        return renderer.lines_for(event, self.user, self.caps.enabled)
+            data = renderer.variants[self.tags & renderer.mask]
+            if data is not None:
+                return data
+            return renderer.lines(self.tags)
+        return renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
 
     def journal_key(self) -> str:
-        """Members of one variant (plain, or server-time) share a journal."""
-        return "irc+tags" if self.server_time else "irc"
+        """Members of one tag variant share a journal."""
+        return JOURNALS[self.tags]
 
     # -- limits in IRC's words -----------------------------------------------------
 

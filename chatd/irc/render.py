@@ -2,17 +2,19 @@
 
 The chat hands one event object to every member in turn; the renderer keeps
 the last event by identity, as chatd.wire.render does, and spells it at most
-once without tags and once with the IRCv3 server-time tag. The time is taken
-once, so every member sees the same stamp. What differs between members (the
-speaker's own client without echo-message, away-notify) is worked out once
-per event too, so most members cost a few comparisons (IrcRenderer).
+once per tag variant: no tags, the IRCv3 server-time tag, the msgid tag
+(message-tags), or both. A room message's time is its history time
+(event.time), so the stamp is the same for every door and for history; other
+events are stamped once, when first rendered, so every member sees the same.
+What differs between members (the speaker's own client without echo-message,
+away-notify) is worked out once per event too, so most members cost a few
+comparisons (IrcRenderer).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from chatd.chat import (
     Action,
@@ -29,14 +31,23 @@ from chatd.chat import (
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
 from chatd.names import fold
+from chatd.store.interface import millis
+from chatd.wire import utc_time
 
 CTCP = "\x01"
+# Tag variants, as bits: what a client's caps ask for on the lines it is sent.
+TIME = 1  # server-time: @time=
+MSGID = 2  # message-tags: @msgid= on room messages that have a history id
+VARIANTS = 4
 
 
 def server_time(seconds: float) -> str:
-    """Spell a time as IRCv3 server-time does: 2026-11-30T23:50:01.123Z."""
-    stamp = datetime.fromtimestamp(seconds, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    """Spell a time as IRCv3 server-time does: 2026-11-30T23:50:01.123Z.
+
+    Cut to the millisecond as history keeps it (millis), so that a message's
+    time tag and its HISTORY line or CHATHISTORY replay always agree.
+    """
+    return utc_time(millis(seconds))
 
 
 def user_at_host(user: User) -> tuple[str, str]:
@@ -62,7 +73,7 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
     return f"{name}!{username}@{host}"
 
 
-def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
+def text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
     """PRIVMSG/NOTICE lines for text, split so that each fits in 512 bytes."""
     head = len(f":{source} {command} {target} :".encode()) + len(CRLF)
     return [
@@ -71,7 +82,7 @@ def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes
     ]
 
 
-def _action_lines(source: str, target: str, text: str) -> list[bytes]:
+def action_lines(source: str, target: str, text: str) -> list[bytes]:
     """CTCP ACTION lines for text, each piece wrapped in its own \\x01 pair."""
     head = len(f":{source} PRIVMSG {target} :{CTCP}ACTION {CTCP}".encode()) + 2
     return [
@@ -85,14 +96,14 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
     match event:
         case Message(room, nick, text, notice):
             verb = "NOTICE" if notice else "PRIVMSG"
-            return _text_lines(mask(chat, nick), verb, room, text)
+            return text_lines(mask(chat, nick), verb, room, text)
         case Action(room, nick, text):
-            return _action_lines(mask(chat, nick), room, text)
+            return action_lines(mask(chat, nick), room, text)
         case Private(sender, recipient, text, notice, action):
             source = mask(chat, sender)
             if action:
-                return _action_lines(source, recipient, text)
-            return _text_lines(
+                return action_lines(source, recipient, text)
+            return text_lines(
                 source, "NOTICE" if notice else "PRIVMSG", recipient, text
             )
         case Joined(room, nick):
@@ -114,25 +125,61 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
     raise TypeError(f"not a chat event: {event!r}")
 
 
+def tag_section(time: str | None, msgid: int, batch: str | None = None) -> str:
+    """The tags of a server line (without '@'): batch, msgid and time, as given."""
+    tags = []
+    if batch is not None:
+        tags.append(f"batch={batch}")
+    if msgid:
+        tags.append(f"msgid={msgid}")
+    if time is not None:
+        tags.append(f"time={time}")
+    return ";".join(tags)
+
+
+def tagged_lines(parts: list[bytes], time: str | None, msgid: int) -> bytes:
+    """Put the tags on lines: time on each; msgid on the first only.
+
+    A message too long for one IRC line is several PRIVMSG lines; a client
+    that drops a msgid it has seen must not drop the rest of the message.
+    """
+    first = tag_section(time, msgid)
+    rest = tag_section(time, 0)
+    out = []
+    for at, data in enumerate(parts):
+        tags = first if at == 0 else rest
+        out.append(b"@" + tags.encode() + b" " + data if tags else data)
+    return b"".join(out)
+
+
+def variant_of(caps: set[str]) -> int:
+    """The tag variant (TIME | MSGID) the caps on ask for."""
+    return (TIME if "server-time" in caps else 0) | (
+        MSGID if "message-tags" in caps else 0
+    )
+
+
 class IrcRenderer:
-    """Renders each broadcast once per variant: plain, or with @time tags.
+    """Renders each broadcast once per tag variant (none, TIME, MSGID, both).
 
     Besides the lines, it works out once per event who is sent something
     else: the speaker's own client (nothing, without echo-message), clients
     without away-notify (no AWAY), and away-notify clients after the JOIN of
     an away user (the AWAY line too). Everyone else gets the event as it is,
-    and IrcProtocol.render hands them that without calling lines_for.
+    in the bytes of their variant, and IrcProtocol.render hands them that
+    without calling lines_for.
     """
 
     __slots__ = (
         "chat",
         "now",
         "last",
-        "plain",
+        "mask",
+        "variants",
         "speaker",
         "uniform",
         "_parts",
-        "_tagged",
+        "_time",
         "_notify_only",
         "_joiner",
         "_away",
@@ -144,24 +191,31 @@ class IrcRenderer:
         self.chat = chat
         self.now = now
         self.last: Event | None = None  # the event rendered last, by identity
-        self.plain = b""  # its lines without tags
+        self.mask = 0  # the variant bits that change its lines
+        # its lines by variant (masked), spelled when first asked for
+        self.variants: list[bytes | None] = [None] * VARIANTS
         self.speaker: User | None = None  # sees its own words only with echo
         self.uniform = True  # False: some clients other than the speaker differ
         self._parts: list[bytes] = []
-        self._tagged: bytes | None = None
+        self._time = 0.0  # the event's time: its own, or the clock's when first due
         self._notify_only = False  # an AWAY change: away-notify clients only
         self._joiner: User | None = None  # an away user who joined, and
         self._away = b""  # the AWAY line away-notify clients get after it
-        self._with_away: dict[bool, bytes] = {}  # JOIN + AWAY, by tagged
+        self._with_away: dict[int, bytes] = {}  # JOIN + AWAY, by variant
         self.renders = 0  # how many times an event was actually spelled (tests)
 
     def _prepare(self, event: Event) -> None:
         """Spell event and note who is sent something else, once per broadcast."""
         chat = self.chat
-        self._parts = render_lines(chat, event)
+        parts = self._parts = render_lines(chat, event)
         self.last = event
-        self.plain = b"".join(self._parts)
-        self._tagged = None
+        self.variants = [b"".join(parts), None, None, None]
+        if isinstance(event, Message | Action) and event.time:
+            self._time = event.time
+            self.mask = TIME | MSGID if event.id else TIME
+        else:
+            self._time = 0.0
+            self.mask = TIME
         self.speaker = speaker_of(chat, event)
         self._notify_only = isinstance(event, Away)
         self._joiner, self._away = None, b""
@@ -174,25 +228,41 @@ class IrcRenderer:
         self.uniform = not (self._notify_only or self._away)
         self.renders += 1
 
-    def render(self, event: Event, tagged: bool = False) -> bytes:
-        """Return event's lines, with the server-time tag when tagged."""
+    def render(self, event: Event, variant: int = 0) -> bytes:
+        """Return event's lines with the tags variant asks for (TIME | MSGID)."""
         if event is not self.last:
             self._prepare(event)
-        return self.tagged() if tagged else self.plain
+        return self.lines(variant)
 
-    def tagged(self) -> bytes:
-        """The last event's lines with the server-time tag, stamped once."""
-        if self._tagged is None:
-            stamp = "@time=" + server_time(self.now()) + " "
-            self._tagged = b"".join(stamp.encode() + data for data in self._parts)
-        return self._tagged
+    def lines(self, variant: int) -> bytes:
+        """The last event's lines in variant; one bytes object per variant."""
+        variant &= self.mask  # no msgid to add: the same bytes as without
+        data = self.variants[variant]
+        if data is None:
+            data = self.variants[variant] = self._spell(variant)
+        return data
 
-    def lines_for(self, event: Event, me: User | None, caps: set[str]) -> bytes:
+    def _spell(self, variant: int) -> bytes:
+        stamp: str | None = None
+        if variant & TIME:
+            if not self._time:  # taken once, so every member sees the same
+                self._time = self.now()
+            stamp = server_time(self._time)
+        msgid = 0
+        event = self.last
+        if variant & MSGID and isinstance(event, Message | Action):
+            msgid = event.id
+        return tagged_lines(self._parts, stamp, msgid)
+
+    def lines_for(
+        self, event: Event, me: User | None, caps: set[str], variant: int | None = None
+    ) -> bytes:
         """Return what an IRC client (user me, caps on) is sent for event, or b"".
 
-        Every client of one variant (plain, or server-time) that is sent the
-        event as it is gets the same bytes object, so that their output can
-        share one journal run (chatd.output).
+        variant is the client's tag variant (variant_of(caps) if not given).
+        Every client of one variant that is sent the event as it is gets the
+        same bytes object, so that their output can share one journal run
+        (chatd.output).
         """
         if event is not self.last:
             self._prepare(event)
@@ -200,12 +270,14 @@ class IrcRenderer:
             return b""  # IRC does not echo one's own message without the cap
         if self._notify_only and "away-notify" not in caps:
             return b""
-        tagged = "server-time" in caps
-        data = self.tagged() if tagged else self.plain
+        if variant is None:
+            variant = variant_of(caps)
+        variant &= self.mask
+        data = self.lines(variant)
         if self._away and me is not self._joiner and "away-notify" in caps:
-            combined = self._with_away.get(tagged)
+            combined = self._with_away.get(variant)
             if combined is None:
-                combined = self._with_away[tagged] = data + self._away
+                combined = self._with_away[variant] = data + self._away
             return combined
         return data
 

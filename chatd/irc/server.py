@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from chatd import __version__
 from chatd.chat import Chat
-from chatd.config import ServerConfig
+from chatd.config import HISTORY_MAX, ServerConfig
+from chatd.irc.caps import HISTORY_CAPS, SUPPORTED
 from chatd.irc.render import IrcRenderer
 from chatd.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 
@@ -19,14 +20,16 @@ MAX_TARGETS = 4
 TOKENS_PER_LINE = 12
 
 
-def isupport_tokens(config: ServerConfig) -> list[str]:
+def isupport_tokens(config: ServerConfig, history: bool = False) -> list[str]:
     """The ISUPPORT (005) tokens, each true of chatd.
 
     CASEMAPPING: chatd folds names with NFKC and Unicode casefolding, which
     is what RFC 8265's PRECIS username profile (UsernameCaseMapped) does for
     the names chatd allows; ascii or rfc1459 would be untrue for é and É.
+    CHATHISTORY and MSGREFTYPES (IRCv3 chathistory) only where history is kept.
     """
     network = config.name
+    kept = [f"CHATHISTORY={HISTORY_MAX}", "MSGREFTYPES=msgid,timestamp"]
     return [
         f"AWAYLEN={AWAYLEN}",
         "CASEMAPPING=rfc8265",
@@ -34,10 +37,12 @@ def isupport_tokens(config: ServerConfig) -> list[str]:
         "CHANMODES=,,,n",
         f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
         "CHANTYPES=#",
+        *(kept[:1] if history else []),
         "CLIENTTAGDENY=*",
         "ELIST=",
         f"LINELEN={config.max_line + 2}",
         "MODES=0",
+        *(kept[1:] if history else []),
         f"NETWORK={network}",
         f"NICKLEN={MAX_NICK_LENGTH}",
         "PREFIX=",
@@ -48,9 +53,9 @@ def isupport_tokens(config: ServerConfig) -> list[str]:
     ]
 
 
-def isupport_lines(config: ServerConfig) -> list[list[str]]:
+def isupport_lines(config: ServerConfig, history: bool = False) -> list[list[str]]:
     """ISUPPORT tokens in groups, one group per 005 line."""
-    tokens = isupport_tokens(config)
+    tokens = isupport_tokens(config, history)
     return [
         tokens[start : start + TOKENS_PER_LINE]
         for start in range(0, len(tokens), TOKENS_PER_LINE)
@@ -67,13 +72,16 @@ class IrcServer:
     created: float = field(init=False)
     renderer: IrcRenderer = field(init=False)
     isupport: list[list[str]] = field(init=False)
+    offered: dict[str, str] = field(init=False)  # the caps CAP LS lists
     version: str = f"chatd-{__version__}"
     ping_interval: float = 120.0  # silence before the server PINGs, and the wait
 
     def __post_init__(self) -> None:
         self.created = self.now()
         self.renderer = IrcRenderer(self.chat, self.now)
-        self.isupport = isupport_lines(self.config)
+        history = self.chat.history is not None
+        self.isupport = isupport_lines(self.config, history)
+        self.offered = SUPPORTED | HISTORY_CAPS if history else SUPPORTED
 
     @property
     def name(self) -> str:

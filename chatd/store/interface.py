@@ -9,6 +9,7 @@ the store keeps things (chatd.store.sqlite, chatd.store.memory).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -35,6 +36,35 @@ class Entry:
     kind: Kind
     nick: str  # the speaker's nickname at the time
     text: str  # as it was delivered
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Which of a room's messages a query wants: a range of ids, and how many.
+
+    after and before are exclusive bounds on the id (None: no bound). Of the
+    messages in range, the newest limit are wanted (newest=True) or the
+    oldest limit; either way they are answered oldest first. Ids are the
+    positions of messages in the room's one order, so any whole number is a
+    bound, whether or not a message has that id (see id_at).
+    """
+
+    limit: int
+    after: int | None = None
+    before: int | None = None
+    newest: bool = True
+
+
+def id_at(millis: int) -> int:
+    """The position in history of a time (milliseconds since 1970 UTC).
+
+    An id is the time its message was received in microseconds, raised by
+    one only where two would be equal or the clock went back (Stamps). So
+    the messages received before a millisecond are, but for such a clock,
+    exactly those with ids below id_at(it), and those received after it the
+    ones from id_at(it + 1) up.
+    """
+    return millis * 1000
 
 
 class HistoryUnavailable(Exception):
@@ -72,6 +102,19 @@ class IHistory(Interface):
         Everything recorded before this call is included and nothing recorded
         after it. Fails with UnknownId when before is not one of the room's
         ids, and with HistoryUnavailable when the store cannot answer.
+        """
+
+    def select(room: str, span: Span) -> Deferred[list[Entry]]:
+        """The room's messages in span (see Span), oldest first.
+
+        Like read, it sees everything recorded before the call and nothing
+        after; it fails only with HistoryUnavailable.
+        """
+
+    def latest(rooms: Sequence[str]) -> Deferred[dict[str, Entry]]:
+        """The latest message kept of each of rooms (folded) that has one.
+
+        Seen as read sees; fails only with HistoryUnavailable.
         """
 
 

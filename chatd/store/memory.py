@@ -7,7 +7,9 @@ on its way, as with the SQLite store's thread.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -18,12 +20,13 @@ from chatd.store.interface import (
     HistoryUnavailable,
     IHistory,
     Kind,
+    Span,
     Stamps,
     UnknownId,
     millis,
 )
 
-Answer = list[Entry] | Exception  # what a read will be answered with
+T = TypeVar("T")
 
 
 @implementer(IHistory)
@@ -36,8 +39,8 @@ class MemoryHistory:
         self.reason: str | None = None
         self.rooms: dict[str, list[Entry]] = {}
         self.stamps = Stamps()
-        # Reads not yet answered (manual), with the answer each will get.
-        self.waiting: list[tuple[defer.Deferred[list[Entry]], Answer]] = []
+        # Reads not yet answered (manual): each call gives its answer.
+        self.waiting: list[Callable[[], None]] = []
 
     def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
         now = self.clock.seconds()
@@ -53,20 +56,49 @@ class MemoryHistory:
     def read(
         self, room: str, count: int, before: int | None = None
     ) -> defer.Deferred[list[Entry]]:
-        answer: Answer
         if self.reason is not None:
-            answer = HistoryUnavailable(self.reason)
-        else:
-            answer = self._select(room, count, before)
+            return self._answer_with(HistoryUnavailable(self.reason))
+        return self._answer_with(self._read(room, count, before))
+
+    def select(self, room: str, span: Span) -> defer.Deferred[list[Entry]]:
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
+        entries = self.rooms.get(room, [])
+        ids = [entry.id for entry in entries]
+        start = 0 if span.after is None else bisect_right(ids, span.after)
+        end = len(ids) if span.before is None else bisect_left(ids, span.before)
+        if end <= start:
+            return self._answer_with([])
+        if span.newest:
+            return self._answer_with(entries[max(start, end - span.limit) : end])
+        return self._answer_with(entries[start : min(end, start + span.limit)])
+
+    def latest(self, rooms: Sequence[str]) -> defer.Deferred[dict[str, Entry]]:
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
+        found = {room: self.rooms[room][-1] for room in rooms if self.rooms.get(room)}
+        return self._answer_with(found)
+
+    def _answer_with(self, answer: T | Exception) -> defer.Deferred[T]:
+        """Answer at once, or (manual) when the test calls answer()."""
         if not self.manual:
             if isinstance(answer, Exception):
                 return defer.fail(answer)
             return defer.succeed(answer)
-        waiting: defer.Deferred[list[Entry]] = defer.Deferred()
-        self.waiting.append((waiting, answer))
+        waiting: defer.Deferred[T] = defer.Deferred()
+
+        def give() -> None:
+            if isinstance(answer, Exception):
+                waiting.errback(answer)
+            else:
+                waiting.callback(answer)
+
+        self.waiting.append(give)
         return waiting
 
-    def _select(self, room: str, count: int, before: int | None) -> Answer:
+    def _read(
+        self, room: str, count: int, before: int | None
+    ) -> list[Entry] | Exception:
         entries = self.rooms.get(room, [])
         end = len(entries)
         if before is not None:
@@ -78,8 +110,5 @@ class MemoryHistory:
     def answer(self) -> None:
         """Answer every read made so far, in the order they were made."""
         waiting, self.waiting = self.waiting, []
-        for deferred, answer in waiting:
-            if isinstance(answer, Exception):
-                deferred.errback(answer)
-            else:
-                deferred.callback(answer)
+        for give in waiting:
+            give()

@@ -11,11 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import chain
 
-from chatd.store.interface import Entry, Kind, UnknownId
+from chatd.store.interface import Entry, Kind, Span, UnknownId
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
@@ -41,6 +41,8 @@ SCHEMA = (
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
 MEMORY = ":memory:"
+NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
+_COLUMNS = "SELECT id, time, kind, nick, text FROM messages "
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
 RUN_BUSY = 1.0  # and while running, before a write is given up as failed
 # Rows per INSERT statement (6 values each, within SQLite's limit on bound
@@ -285,6 +287,33 @@ class HistoryDatabase:
         rows = cursor.fetchall()
         rows.reverse()
         return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+
+    def select(self, room: str, span: Span) -> list[Entry]:
+        """The room's messages in span (see Span), oldest first."""
+        after = -1 if span.after is None else span.after
+        before = NO_ID if span.before is None else span.before
+        if after >= before - 1:
+            return []
+        order = "DESC" if span.newest else "ASC"
+        rows = self.connection.execute(
+            _COLUMNS + "WHERE room = ? AND id > ? AND id < ? "
+            f"ORDER BY id {order} LIMIT ?",
+            (room, after, before, span.limit),
+        ).fetchall()
+        if span.newest:
+            rows.reverse()
+        return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+
+    def latest(self, rooms: Sequence[str]) -> dict[str, Entry]:
+        """The latest message of each of rooms that has one."""
+        found: dict[str, Entry] = {}
+        for room in rooms:
+            row = self.connection.execute(
+                _COLUMNS + "WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
+            ).fetchone()
+            if row is not None:
+                found[room] = Entry(row[0], row[1], Kind(row[2]), row[3], row[4])
+        return found
 
     def prune(self, older_than: int, limit: int) -> int:
         """Delete up to limit messages older than a time (ms); return how many."""

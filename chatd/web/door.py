@@ -46,7 +46,7 @@ from chatd.web.frames import (
     frame_lines,
     text_frame,
 )
-from chatd.wire import line, render
+from chatd.wire import line, render, render_ids
 
 _CLOSING = Phase.CLOSING
 # Stands for a binary message in the input stream: 0xFF never occurs in the
@@ -80,6 +80,29 @@ def _web_renderer() -> Callable[[Event], bytes]:
 
 
 web_render = _web_renderer()
+
+
+def _web_ids_renderer() -> Callable[[Event], bytes]:
+    """Make web_render_ids(): wire.render_ids's lines, a text frame each.
+
+    For a page that said /ids on: a room message is two frames, its ID line
+    and its MSG or ACTION, framed once per broadcast.
+    """
+    last: Event | None = None
+    data = b""
+
+    def web_render_ids(event: Event) -> bytes:
+        """Return event's lines (ID first for a room message) as text frames."""
+        nonlocal last, data
+        if event is not last:
+            data = frame_lines(render_ids(event))
+            last = event
+        return data
+
+    return web_render_ids
+
+
+web_render_ids = _web_ids_renderer()
 
 
 class _Wire(TypingProtocol):
@@ -129,6 +152,7 @@ class WebConnection(ChatProtocol):
     log = Logger()
     __slots__ = ("request", "address", "via", "ws", "guard", "_ping_call", "_code")
     render = staticmethod(web_render)  # one frame per broadcast
+    render_with_ids = staticmethod(web_render_ids)  # after /ids on
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)

@@ -1,0 +1,503 @@
+"""History for IRC clients: the backfill after a JOIN and IRCv3 CHATHISTORY.
+
+What is kept is the line protocol's history (chatd.store): every MSG and
+ACTION said in a room, with its id and time. IRC shows a kept message as the
+PRIVMSG it was, tagged as the client's caps ask: `time` (server-time, the
+same time the message was first shown with), `msgid` (message-tags, the id
+it was first shown with) and `batch` (batch).
+
+- The backfill: a client that did not ask for draft/chathistory gets a room's
+  latest messages right after its JOIN (and NAMES), as a line user does. With
+  batch they come as a `chathistory` batch of PRIVMSGs. Without batch a
+  client cannot tell a replayed PRIVMSG from a live one: a bot would answer
+  last week's commands again and a client would notify a mention from last
+  week as new. So it gets them as NOTICEs from the server to the room
+  (`[2026-11-30 23:50 UTC] <alice> text`, the time as a tag instead when it
+  has server-time), which RFC 2812 says no one answers. A draft/chathistory
+  client gets no backfill: it asks for what it wants (the spec says so).
+- CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN/TARGETS as the IRCv3 draft
+  has it, with msgid= and timestamp= selectors.
+
+The source of a replayed line is the speaker's nickname alone: history keeps
+the nickname a message was said under, not the user@host of whoever had it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatd.chat import Chat, Room, User
+from chatd.config import HISTORY_MAX
+from chatd.irc.caps import CHATHISTORY, CapState
+from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.render import action_lines, tag_section, text_lines
+from chatd.irc.server import IrcServer
+from chatd.names import clean_text, fold, valid_nick
+from chatd.store.interface import Entry, HistoryUnavailable, Kind, Span, id_at
+from chatd.wire import EPOCH, utc_time
+
+BATCH_TYPE = "chathistory"
+TARGETS_BATCH_TYPE = "draft/chathistory-targets"
+SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
+# One or two selectors and a limit after the target; TARGETS has no target.
+PARAMS = {
+    "LATEST": 4,
+    "BEFORE": 4,
+    "AFTER": 4,
+    "AROUND": 4,
+    "BETWEEN": 5,
+    "TARGETS": 4,
+}
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+MAX_MSGID_DIGITS = 19  # ids are 64-bit whole numbers
+UNAVAILABLE = "Messages could not be retrieved"
+
+
+class HistorySession(Protocol):
+    """What history needs of the IRC connection it answers."""
+
+    chat: Chat
+    server: IrcServer
+    caps: CapState
+    log: Logger
+    user: User | None
+
+    def send(self, data: bytes) -> None:
+        """Write encoded lines."""
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, everything sent later behind them."""
+
+    def batch_id(self) -> str:
+        """A batch reference unique on this connection."""
+
+
+class Refusal(Exception):
+    """A CHATHISTORY that cannot be answered: its FAIL line, ready to send."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.data = data
+
+
+def fail(session: HistorySession, code: str, *params: str, text: str) -> bytes:
+    """FAIL CHATHISTORY code params :text (IRCv3 standard replies)."""
+    words = [clean_text(param)[:64] or "*" for param in params]
+    return irc_line(
+        "FAIL", "CHATHISTORY", code, *words, text=text, source=session.server.name
+    )
+
+
+# -- spelling kept messages ------------------------------------------------------
+
+
+def entry_lines(
+    entry: Entry, target: str, time: bool, msgid: bool, batch: str | None
+) -> bytes:
+    """A kept message as the PRIVMSG lines it was first shown as, tagged.
+
+    Split over lines as a live message is, the msgid on the first only.
+    """
+    if entry.kind is Kind.ACTION:
+        parts = action_lines(entry.nick, target, entry.text)
+    else:
+        parts = text_lines(entry.nick, "PRIVMSG", target, entry.text)
+    stamp = utc_time(entry.time) if time else None
+    out = []
+    for at, data in enumerate(parts):
+        tags = tag_section(stamp, entry.id if msgid and at == 0 else 0, batch)
+        out.append(b"@" + tags.encode() + b" " + data if tags else data)
+    return b"".join(out)
+
+
+def notice_lines(entry: Entry, target: str, time: bool, source: str) -> bytes:
+    """A kept message as NOTICEs from the server: for clients without batch.
+
+    The time is a tag with server-time, else it leads the text.
+    """
+    if entry.kind is Kind.ACTION:
+        said = f"* {entry.nick} {entry.text}"
+    else:
+        said = f"<{entry.nick}> {entry.text}"
+    lines = []
+    for data in text_lines(source, "NOTICE", target, _when(entry, time) + said):
+        lines.append(f"@time={utc_time(entry.time)} ".encode() + data if time else data)
+    return b"".join(lines)
+
+
+def _when(entry: Entry, time: bool) -> str:
+    """What leads a NOTICE's text: its time, unless the client has server-time."""
+    if time:
+        return ""
+    moment = datetime.fromtimestamp(entry.time / 1000, UTC)
+    return f"[{moment:%Y-%m-%d %H:%M} UTC] "
+
+
+def batch_answer(
+    session: HistorySession,
+    target: str,
+    entries: Sequence[Entry],
+    budget: int,
+) -> bytes:
+    """A history answer for this client: a batch if it has batch, else lines.
+
+    Past budget bytes the oldest messages are left out (the newest always
+    goes), so that an answer never fills the send queue.
+    """
+    caps = session.caps
+    time, msgid = caps.has("server-time"), caps.has("message-tags")
+    reference = session.batch_id() if caps.has("batch") else None
+    body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
+    while len(body) > 1 and sum(map(len, body)) > budget:
+        body = body[len(body) // 4 or 1 :]
+    if reference is None:
+        return b"".join(body)
+    source = session.server.name
+    return b"".join(
+        [
+            irc_line("BATCH", f"+{reference}", BATCH_TYPE, target, source=source),
+            *body,
+            irc_line("BATCH", f"-{reference}", source=source),
+        ]
+    )
+
+
+def _budget(session: HistorySession) -> int:
+    """Bytes one answer may take: half the send queue, as for the line door."""
+    return session.server.config.sendq // 2
+
+
+# -- the backfill ------------------------------------------------------------------
+
+
+def backfill(session: HistorySession, room: Room) -> None:
+    """After a client's JOIN: the room's latest messages, unless it asks itself.
+
+    A draft/chathistory client asks with CHATHISTORY (and the spec says not
+    to play history back to it unasked); nothing is sent for a room without
+    history, nor while history cannot be read.
+    """
+    history = session.chat.history
+    count = min(session.server.config.backfill, HISTORY_MAX)
+    if (
+        history is None
+        or not count
+        or session.caps.has(CHATHISTORY)
+        or history.reason is not None
+        or not history.has_history(room.key)
+    ):
+        return
+    target = room.name
+
+    def spelled(entries: list[Entry]) -> bytes:
+        if not entries:
+            return b""
+        if session.caps.has("batch"):
+            return batch_answer(session, target, entries, _budget(session))
+        time = session.caps.has("server-time")
+        source = session.server.name
+        first = datetime.fromtimestamp(entries[0].time / 1000, UTC)
+        which = "message" if len(entries) == 1 else f"{len(entries)} messages"
+        lead = irc_line(
+            "NOTICE",
+            target,
+            text=f"The last {which} in {target}, since {first:%Y-%m-%d %H:%M} UTC:",
+            source=source,
+        )
+        lines = [notice_lines(entry, target, time, source) for entry in entries]
+        return lead + b"".join(lines)
+
+    def nothing_when_unavailable(failure: Failure) -> bytes:
+        failure.trap(HistoryUnavailable)
+        return b""
+
+    answer = history.select(room.key, Span(count)).addCallback(spelled)
+    answer.addErrback(nothing_when_unavailable)
+    session.send_later(answer, b"")
+
+
+# -- CHATHISTORY -----------------------------------------------------------------
+
+
+class Point:
+    """Where a selector points in history: a msgid, or a time's place (id_at)."""
+
+    __slots__ = ("position", "millis")
+
+    def __init__(self, position: int, millis: int | None = None) -> None:
+        self.position = position  # messages with smaller ids are before it
+        self.millis = millis  # the time given, for timestamp=
+
+    @property
+    def before(self) -> int:
+        """The exclusive upper id bound of the messages before this point."""
+        return self.position
+
+    @property
+    def after(self) -> int:
+        """The exclusive lower id bound of the messages after this point.
+
+        After a msgid: larger ids. After a timestamp: received in a later
+        millisecond (the time has no finer grain).
+        """
+        if self.millis is None:
+            return self.position
+        return id_at(self.millis + 1) - 1
+
+
+def parse_time(text: str) -> int | None:
+    """Read 2026-11-30T23:50:01.123Z as milliseconds since 1970, or None."""
+    if not TIMESTAMP.fullmatch(text):
+        return None
+    try:
+        moment = datetime.strptime(text[:-1], "%Y-%m-%dT%H:%M:%S.%f")
+    except ValueError:
+        try:
+            moment = datetime.strptime(text[:-1], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return None
+    delta = moment.replace(tzinfo=UTC) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def parse_point(
+    session: HistorySession, subcommand: str, text: str, timestamps_only: bool = False
+) -> Point:
+    """Read a msgid= or timestamp= selector, or raise Refusal."""
+    kind, _, value = text.partition("=")
+    if kind.lower() == "timestamp":
+        millis = parse_time(value)
+        if millis is not None:
+            return Point(id_at(millis), millis)
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid timestamp")
+        )
+    if kind.lower() == "msgid" and not timestamps_only:
+        if value.isascii() and value.isdecimal() and len(value) <= MAX_MSGID_DIGITS:
+            return Point(int(value))
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid msgid")
+        )
+    what = "a timestamp=" if timestamps_only else "a msgid= or timestamp="
+    raise Refusal(
+        fail(
+            session,
+            "INVALID_PARAMS",
+            subcommand,
+            text,
+            text=f"Invalid message reference: {what} selector is needed",
+        )
+    )
+
+
+def parse_limit(session: HistorySession, subcommand: str, text: str) -> int:
+    """Read the limit: 1 and up, lowered to the CHATHISTORY ISUPPORT maximum."""
+    if not (text.isascii() and text.isdecimal()) or not text.strip("0"):
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid limit")
+        )
+    return min(int(text) if len(text) <= 9 else HISTORY_MAX, HISTORY_MAX)
+
+
+def spans(
+    session: HistorySession, subcommand: str, selectors: Sequence[str], limit: int
+) -> list[Span]:
+    """The spans of history one subcommand asks for, oldest first."""
+    if subcommand == "LATEST":
+        if selectors[0] == "*":
+            return [Span(limit)]
+        point = parse_point(session, subcommand, selectors[0])
+        return [Span(limit, after=point.after)]
+    point = parse_point(session, subcommand, selectors[0])
+    if subcommand == "BEFORE":
+        return [Span(limit, before=point.before)]
+    if subcommand == "AFTER":
+        return [Span(limit, after=point.after, newest=False)]
+    if subcommand == "AROUND":
+        # Half before, the rest from the point on (the message itself first).
+        earlier = limit // 2
+        later = Span(limit - earlier, after=point.before - 1, newest=False)
+        return [Span(earlier, before=point.before), later] if earlier else [later]
+    other = parse_point(session, subcommand, selectors[1])
+    if point.position <= other.position:  # BETWEEN, forwards: the oldest first
+        return [Span(limit, after=point.after, before=other.before, newest=False)]
+    return [Span(limit, after=other.after, before=point.before)]
+
+
+def chathistory(session: HistorySession, msg: IrcMessage) -> None:
+    """CHATHISTORY <subcommand> <target> <selector> [<selector>] <limit>."""
+    subcommand = msg.params[0].upper()
+    try:
+        answer = _chathistory(session, subcommand, msg.params)
+    except Refusal as refusal:
+        session.send(refusal.data)
+        return
+    if isinstance(answer, bytes):
+        session.send(answer)
+
+
+def _chathistory(
+    session: HistorySession, subcommand: str, params: Sequence[str]
+) -> bytes | None:
+    """Answer now (bytes), or start an answer that comes later (None)."""
+    if subcommand not in PARAMS:
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text="Unknown subcommand")
+        )
+    if len(params) < PARAMS[subcommand]:
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text="Insufficient parameters")
+        )
+    if len(params) > PARAMS[subcommand]:
+        raise Refusal(
+            fail(session, "INVALID_PARAMS", subcommand, text="Too many parameters")
+        )
+    limit = parse_limit(session, subcommand, params[-1])
+    if subcommand == "TARGETS":
+        low = parse_point(session, subcommand, params[1], timestamps_only=True)
+        high = parse_point(session, subcommand, params[2], timestamps_only=True)
+        return _targets(session, low, high, limit)
+    target = params[1]
+    history = session.chat.history
+    if history is None:
+        raise Refusal(
+            fail(
+                session,
+                "MESSAGE_ERROR",
+                subcommand,
+                target,
+                text=f"{UNAVAILABLE}: this server keeps no history",
+            )
+        )
+    wanted = spans(session, subcommand, params[2:-1], limit)
+    if not target.startswith("#"):
+        if target == "*" or valid_nick(target):
+            # Private messages are not kept (PROTOCOL.md, History): none.
+            return batch_answer(session, target, [], _budget(session))
+        raise Refusal(
+            fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
+        )
+    user = session.user
+    room = session.chat.rooms.get(fold(target))
+    if room is None or user is None or not user.is_member(room):
+        # Only rooms one is in: the spec lets a server refuse the others, and
+        # IRC clients expect it (a channel's history is for its members).
+        raise Refusal(
+            fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
+        )
+    if history.reason is not None:
+        raise Refusal(_unavailable(session, subcommand, room.name, history.reason))
+    if not history.has_history(room.key):
+        return batch_answer(session, room.name, [], _budget(session))
+    reads = [history.select(room.key, span) for span in wanted if span.limit]
+    name, budget = room.name, _budget(session)
+    answer = _joined(gatherResults(reads, consumeErrors=True)).addCallback(
+        lambda entries: batch_answer(session, name, entries, budget)
+    )
+    answer.addErrback(_refused, session, subcommand, name)
+    late = _unavailable(session, subcommand, room.name, "it did not answer in time")
+    session.send_later(answer, late)
+    return None
+
+
+def _joined(reads: Deferred[list[list[Entry]]]) -> Deferred[list[Entry]]:
+    """The entries of several reads, in order."""
+    return reads.addCallback(lambda parts: [entry for part in parts for entry in part])
+
+
+def _unavailable(
+    session: HistorySession, subcommand: str, target: str, reason: str
+) -> bytes:
+    return fail(
+        session,
+        "MESSAGE_ERROR",
+        subcommand,
+        target,
+        text=f"{UNAVAILABLE}: history is unavailable: {reason}",
+    )
+
+
+def _refused(failure: Failure, session: HistorySession, sub: str, target: str) -> bytes:
+    """The FAIL for a read that failed (gatherResults wraps the first failure).
+
+    Anything but HistoryUnavailable is our bug: it goes on to send_later,
+    which logs it and sends the fallback.
+    """
+    if failure.check(FirstError):
+        failure = failure.value.subFailure
+    failure.trap(HistoryUnavailable)
+    return _unavailable(session, sub, target, failure.value.reason)
+
+
+def _targets(
+    session: HistorySession, low: Point, high: Point, limit: int
+) -> bytes | None:
+    """TARGETS: the rooms one is in whose latest message lies between two times.
+
+    Private conversations are not kept, so only rooms are listed; oldest
+    latest message first.
+    """
+    history = session.chat.history
+    user = session.user
+    if history is None or user is None:
+        raise Refusal(
+            fail(
+                session,
+                "MESSAGE_ERROR",
+                "TARGETS",
+                "*",
+                text=f"{UNAVAILABLE}: this server keeps no history",
+            )
+        )
+    if history.reason is not None:
+        raise Refusal(_unavailable(session, "TARGETS", "*", history.reason))
+    start, end = sorted((low.millis or 0, high.millis or 0))
+    names = {room.key: room.name for room in user.rooms.values()}
+    kept = [key for key in names if history.has_history(key)]
+
+    def listed(latest: dict[str, Entry]) -> bytes:
+        found = sorted(
+            (entry.id, names[key], entry.time)
+            for key, entry in latest.items()
+            if start < entry.time < end
+        )[:limit]
+        lines = [
+            irc_line(
+                "CHATHISTORY",
+                "TARGETS",
+                name,
+                utc_time(time),
+                source=session.server.name,
+            )
+            for _, name, time in found
+        ]
+        return _wrap(session, TARGETS_BATCH_TYPE, lines)
+
+    answer = history.latest(kept).addCallback(listed)
+    answer.addErrback(_refused, session, "TARGETS", "*")
+    late = _unavailable(session, "TARGETS", "*", "it did not answer in time")
+    session.send_later(answer, late)
+    return None
+
+
+def _wrap(session: HistorySession, kind: str, lines: list[bytes]) -> bytes:
+    """Lines in a batch of kind (no parameters), if the client has batch."""
+    if not session.caps.has("batch"):
+        return b"".join(lines)
+    reference = session.batch_id()
+    tag = f"@batch={reference} ".encode()
+    source = session.server.name
+    return b"".join(
+        [
+            irc_line("BATCH", f"+{reference}", kind, source=source),
+            *(tag + data for data in lines),
+            irc_line("BATCH", f"-{reference}", source=source),
+        ]
+    )
