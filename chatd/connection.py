@@ -52,6 +52,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.accounts import Accounts
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
@@ -66,6 +67,7 @@ class ConnectionHub(TypingProtocol):
     config: ServerConfig
     clock: IReactorTime
     output: OutputBatch
+    accounts: Accounts
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
@@ -270,6 +272,11 @@ class Connection(Protocol, TimeoutMixin):
     def peer(self) -> str:
         """host:port of the other end, for the log (worked out when logging)."""
         return peer_name(self.transport)
+
+    @property
+    def accounts(self) -> Accounts:
+        """The server's accounts (chatd.accounts)."""
+        return self.hub.accounts
 
     @property
     def awaiting_nick(self) -> bool:

@@ -17,7 +17,9 @@ from chatd.irc.server import IrcServer
 def make_server(chat: Chat | None = None, **settings: object) -> IrcServer:
     """An IrcServer named irc.test on a fixed clock."""
     config = ServerConfig(name="irc.test", **settings)  # type: ignore[arg-type]
-    return IrcServer(chat or Chat(), config, now=lambda: 1_700_000_000.25)
+    now = lambda: 1_700_000_000.25  # noqa: E731
+    chat = chat or Chat(server_name="irc.test", now=now)
+    return IrcServer(chat, config, now=now)
 
 
 @implementer(IChatClient)

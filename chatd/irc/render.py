@@ -13,22 +13,32 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from chatd.chat import (
+    AccountChanged,
     Action,
     Away,
     Chat,
     Event,
+    Invited,
     Joined,
+    Kicked,
     Message,
+    ModesChanged,
+    Notice,
     Parted,
     Private,
     Quit,
     Renamed,
+    TopicChanged,
     User,
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
+from chatd.moderation import Change
 from chatd.names import fold
 
 CTCP = "\x01"
+# Mode changes with an argument one MODE line carries (ISUPPORT MODES).
+MODES_PER_LINE = 6
+SERVICES_HOST = "services"  # NickServ!NickServ@services
 
 
 def server_time(seconds: float) -> str:
@@ -58,6 +68,38 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
         return f"{name}!{name}@line"
     username, host = user_at_host(user)
     return f"{name}!{username}@{host}"
+
+
+def source_of(chat: Chat, nick: str) -> str:
+    """The source of a line by nick: their mask, or the server's own name."""
+    if fold(nick) in chat.users or fold(nick) != fold(chat.server_name):
+        return mask(chat, nick)
+    return nick
+
+
+def mode_words(changes: tuple[Change, ...] | list[Change]) -> list[str]:
+    """MODE's parameters for changes: +o-v alice bob."""
+    letters: list[str] = []
+    args: list[str] = []
+    sign = ""
+    for change in changes:
+        wanted = "+" if change.on else "-"
+        if wanted != sign:
+            letters.append(wanted)
+            sign = wanted
+        letters.append(change.letter)
+        if change.arg and not (change.letter == "l" and not change.on):
+            args.append(change.arg)
+    return ["".join(letters), *args]
+
+
+def _mode_lines(source: str, room: str, changes: tuple[Change, ...]) -> list[bytes]:
+    """MODE lines for changes, at most MODES_PER_LINE changes each."""
+    lines = []
+    for start in range(0, len(changes), MODES_PER_LINE):
+        words = mode_words(changes[start : start + MODES_PER_LINE])
+        lines.append(irc_line("MODE", room, *words, source=source))
+    return lines
 
 
 def _text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
@@ -109,6 +151,20 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
             if text:
                 return [irc_line("AWAY", text=text, source=source)]
             return [irc_line("AWAY", source=source)]
+        case TopicChanged(room, nick, text):
+            return [irc_line("TOPIC", room, text=text, source=source_of(chat, nick))]
+        case ModesChanged(room, by, changes):
+            return _mode_lines(source_of(chat, by), room, changes)
+        case Kicked(room, nick, by, reason):
+            source = source_of(chat, by)
+            return [irc_line("KICK", room, nick, text=reason, source=source)]
+        case Invited(room, nick, by):
+            return [irc_line("INVITE", nick, room, source=source_of(chat, by))]
+        case AccountChanged(nick, account):
+            return [irc_line("ACCOUNT", account or "*", source=mask(chat, nick))]
+        case Notice(nick, text, service):
+            source = f"{service}!{service}@{SERVICES_HOST}" if service else ""
+            return [irc_line("NOTICE", nick, text=text, source=source or chat.server_name)]
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -143,12 +199,21 @@ class IrcRenderer:
         return self._plain
 
 
-def hidden_from(me: User | None, event: Event, echo: bool, away_notify: bool) -> bool:
+def hidden_from(
+    me: User | None,
+    event: Event,
+    echo: bool,
+    away_notify: bool,
+    account_notify: bool = False,
+) -> bool:
     """Tell whether an IRC client (user me, with these caps) is not shown event.
 
     The chat gives a speaker their own message back; IRC shows it only with
-    echo-message. AWAY changes reach only away-notify clients.
+    echo-message. AWAY changes reach only away-notify clients, ACCOUNT
+    changes only account-notify ones.
     """
+    if isinstance(event, AccountChanged):
+        return not account_notify
     if me is not None and not echo:
         match event:
             case Message(nick=nick) | Action(nick=nick) if nick == me.nick:
@@ -168,3 +233,68 @@ def away_on_join(chat: Chat, me: User | None, event: Event) -> bytes:
     if joiner is None or joiner is me or not joiner.away:
         return b""
     return irc_line("AWAY", text=joiner.away, source=mask(chat, joiner.nick))
+
+
+def source_nick(event: Event) -> str | None:
+    """The nickname an event's line comes from, if a user's (for account-tag)."""
+    match event:
+        case Message(nick=nick) | Action(nick=nick) | Joined(nick=nick):
+            return nick
+        case Private(sender=nick) | Parted(nick=nick) | Quit(nick=nick):
+            return nick
+        case Renamed(new=nick) | Away(nick=nick) | TopicChanged(nick=nick):
+            return nick
+        case ModesChanged(by=nick) | Kicked(by=nick) | Invited(by=nick):
+            return nick
+        case AccountChanged(nick=nick):
+            return nick
+    return None
+
+
+def _tag_value(value: str) -> str:
+    """Escape a tag value (IRCv3 message-tags)."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\:")
+        .replace(" ", "\\s")
+        .replace("\r", "\\r")
+        .replace("\n", "\\n")
+    )
+
+
+def add_tag(data: bytes, tag: str) -> bytes:
+    """Add tag (key=value, spelled) to every line of data, after any tags it has."""
+    out = []
+    for piece in data.split(CRLF)[:-1]:
+        if piece.startswith(b"@"):
+            head, _, rest = piece.partition(b" ")
+            out.append(head + b";" + tag.encode() + b" " + rest + CRLF)
+        else:
+            out.append(b"@" + tag.encode() + b" " + piece + CRLF)
+    return b"".join(out)
+
+
+def account_tag(chat: Chat, event: Event) -> str:
+    """The account tag (account=name) of event's source, or "" if not identified."""
+    nick = source_nick(event)
+    if nick is None:
+        return ""
+    user = chat.users.get(fold(nick))
+    if user is None or not user.account:
+        return ""
+    return "account=" + _tag_value(user.account)
+
+
+def extended_join(chat: Chat, event: Joined, stamp: str | None) -> bytes:
+    """JOIN as extended-join spells it: the account (or *) and the realname."""
+    user = chat.users.get(fold(event.nick))
+    account = (user.account if user is not None else "") or "*"
+    realname = (user.realname if user is not None else "") or event.nick
+    return irc_line(
+        "JOIN",
+        event.room,
+        account,
+        text=realname,
+        source=mask(chat, event.nick),
+        tags=f"time={stamp}" if stamp else "",
+    )
