@@ -251,8 +251,9 @@ class Chat(Moderation):
         # (chatd.accounts: the database); the default keeps nothing.
         self.records: dict[str, RoomRecord] = {}
         self.record_changed: Callable[[RoomRecord | None, str], None] = _nothing
-        # Told of every user who took a nickname (registration or rename), so
-        # that the accounts can guard registered ones (chatd.accounts).
+        # Told of every user who took a nickname by a rename (and, through the
+        # door, after registration), so that the accounts can guard
+        # registered ones (chatd.accounts).
         self.nick_watchers: list[Callable[[User], None]] = []
 
     # -- looking things up ------------------------------------------------
@@ -345,7 +346,8 @@ class Chat(Moderation):
         )
         self.users[user.key] = user
         self.most_users = max(self.most_users, len(self.users))
-        self._nick_taken(user)
+        # The nick watchers hear of it from the door, once it has said its
+        # welcome (Connection.welcomed): nothing may come before that.
         return user
 
     def _nick_taken(self, user: User) -> None:

@@ -290,6 +290,15 @@ class Connection(Protocol, TimeoutMixin):
         self.setTimeout(self.config.idle_timeout or None)
         self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
 
+    def welcomed(self) -> None:
+        """The door has said its welcome: the accounts may speak now.
+
+        A registered nickname taken without identifying gets its notice
+        (and its clock) here, after the welcome, never before it.
+        """
+        if self.user is not None:
+            self.hub.accounts.nick_taken(self.user)
+
     def registered_user(self) -> User:
         """Return this connection's user; commands past registration use it."""
         if self.user is None:  # cannot happen: the command tables guard it

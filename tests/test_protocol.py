@@ -323,7 +323,12 @@ def test_who_lists_members(factory: ChatFactory) -> None:
     alice.dataReceived(b"/join #dev\n")
     out.clear()
     alice.dataReceived(b"/who\n/who #LOBBY\n/who #ghost\n/who bad\n")
-    assert lines(out)[:2] == ["USERS #dev alice", "USERS #lobby alice Bob"]
+    # alice made #dev, so she runs it (OPS); #lobby has no operators of its own.
+    assert lines(out)[:3] == [
+        "USERS #dev alice",
+        "OPS #dev alice",
+        "USERS #lobby alice Bob",
+    ]
 
 
 def test_who_errors(factory: ChatFactory) -> None:
