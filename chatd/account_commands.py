@@ -102,9 +102,7 @@ def password(session: Session, args: list[str]) -> None:
     def done(record: AccountRecord) -> bytes:
         return info(f"{record.name} has its new password.")
 
-    answer_later(
-        session, session.accounts.set_password(user, args[0], args[1]), done
-    )
+    answer_later(session, session.accounts.set_password(user, args[0], args[1]), done)
 
 
 def unregister(session: Session, args: list[str]) -> None:
@@ -112,7 +110,9 @@ def unregister(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     if args[0].startswith("#"):
         room = session.chat.unregister_room(user, args[0])
-        session.log.info("{room} unregistered by {nick}", room=room.name, nick=user.nick)
+        session.log.info(
+            "{room} unregistered by {nick}", room=room.name, nick=user.nick
+        )
         session.send_info(f"{room.name} is not registered any more.")
         return
 

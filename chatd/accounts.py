@@ -167,12 +167,8 @@ class Accounts:
         self.hasher = hasher
         self.clock = clock
         self.settings = settings
-        self.by_address = Throttle(
-            settings.address_burst, settings.address_rate, clock
-        )
-        self.by_account = Throttle(
-            settings.account_burst, settings.account_rate, clock
-        )
+        self.by_address = Throttle(settings.address_burst, settings.address_rate, clock)
+        self.by_account = Throttle(settings.account_burst, settings.account_rate, clock)
         self.registrations = Throttle(
             settings.register_burst, settings.register_rate, clock
         )
@@ -308,9 +304,7 @@ class Accounts:
         def checked(right: bool) -> AccountRecord:
             found = self.store.accounts.get(key)
             if not right or found is None or found.hash != encoded:
-                self.log.info(
-                    "a wrong password for an account from {host}", host=host
-                )
+                self.log.info("a wrong password for an account from {host}", host=host)
                 raise ChatError(
                     ErrorCode.AUTH_FAILED,
                     "wrong password, or no account of that name",
@@ -327,7 +321,9 @@ class Accounts:
     def identified(self, user: User, record: AccountRecord) -> None:
         """user proved they own record: the chat is told, a reservation ends."""
         self.chat.set_account(user, record.name)
-        self.log.info("{nick} identified as {account}", nick=user.nick, account=record.name)
+        self.log.info(
+            "{nick} identified as {account}", nick=user.nick, account=record.name
+        )
         self.nick_taken(user)
 
     def _rehash_if_old(self, key: str, record: AccountRecord, password: str) -> None:

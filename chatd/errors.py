@@ -57,6 +57,7 @@ class ChatError(Exception):
         room: str = "",
         nick: str = "",
         mode: str = "",
+        arg: str = "",
     ) -> None:
         super().__init__(code, text)
         self.code = code
@@ -66,6 +67,7 @@ class ChatError(Exception):
         self.room = room
         self.nick = nick
         self.mode = mode
+        self.arg = arg  # the mode's argument that was refused
 
     def __str__(self) -> str:
         return f"{self.code.value} {self.text}"

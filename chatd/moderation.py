@@ -464,7 +464,11 @@ class Moderation:
 
     def _member(self, room: Room, nick: str) -> User:
         """Return the member of room called nick, or refuse."""
-        target = self.user(nick)
+        target = self.users.get(fold(nick))
+        if target is None:
+            raise ChatError(
+                ErrorCode.NO_SUCH_NICK, f"nobody is called {nick}", nick=nick
+            )
         if not target.is_member(room):
             raise ChatError(
                 ErrorCode.NOT_MEMBER,
@@ -736,6 +740,7 @@ class Moderation:
                     "',' or spaces",
                     room=room.name,
                     mode=letter,
+                    arg=arg,
                 )
             return None if arg == rules.key else Change(letter, True, arg)
         if letter == LIMIT_MODE:
@@ -748,6 +753,7 @@ class Moderation:
                     f"a limit is a whole number from 1 to {MAX_LIMIT}",
                     room=room.name,
                     mode=letter,
+                    arg=arg,
                 )
             return None if value == rules.limit else Change(letter, True, str(value))
         if letter in MEMBER_MODES:
@@ -762,7 +768,9 @@ class Moderation:
         if letter == BAN_MODE:
             problem = ban_problem(arg)
             if problem is not None:
-                raise ChatError(ErrorCode.BAD_ARGS, problem, room=room.name, mode=letter)
+                raise ChatError(
+                    ErrorCode.BAD_ARGS, problem, room=room.name, mode=letter, arg=arg
+                )
             key = ban_key(arg)
             found = next((ban for ban in bans if ban.key == key), None)
             if on:

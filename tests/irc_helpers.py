@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
+from helpers import CHEAP
+from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatd.accounts import Accounts, Hasher, run_inline
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
@@ -12,14 +17,24 @@ from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
 from chatd.irc.render import away_on_join, hidden_from
 from chatd.irc.server import IrcServer
+from chatd.store.accounts import MemoryAccounts
+
+# The accounts of each fake server (an IrcServer has none of its own: they are
+# the hub's), on a fake clock with cheap Argon2 settings, hashing inline.
+ACCOUNTS: WeakKeyDictionary[IrcServer, Accounts] = WeakKeyDictionary()
 
 
 def make_server(chat: Chat | None = None, **settings: object) -> IrcServer:
-    """An IrcServer named irc.test on a fixed clock."""
+    """An IrcServer named irc.test on a fixed clock, with accounts."""
     config = ServerConfig(name="irc.test", **settings)  # type: ignore[arg-type]
     now = lambda: 1_700_000_000.25  # noqa: E731
     chat = chat or Chat(server_name="irc.test", now=now)
-    return IrcServer(chat, config, now=now)
+    server = IrcServer(chat, config, now=now)
+    clock = Clock()
+    ACCOUNTS[server] = Accounts(
+        chat, MemoryAccounts(), Hasher(CHEAP, run_inline), clock, CHEAP
+    )
+    return server
 
 
 @implementer(IChatClient)
@@ -40,6 +55,7 @@ class FakeIrc:
         self.closed: str | None = None
         self.pongs = 0
         self.unregistered = 0
+        self.accounts = ACCOUNTS[server]
 
     @property
     def nick(self) -> str:
@@ -66,7 +82,12 @@ class FakeIrc:
 
     def register_user(self, nick: str, username: str, realname: str) -> User:
         self.user = self.chat.register(
-            nick, self, username=username, realname=realname, host=self.host
+            nick,
+            self,
+            username=username,
+            realname=realname,
+            host=self.host,
+            account=self.registration.account,
         )
         return self.user
 
@@ -79,6 +100,10 @@ class FakeIrc:
 
     def pong_received(self) -> None:
         self.pongs += 1
+
+    def welcomed(self) -> None:
+        if self.user is not None:
+            self.accounts.nick_taken(self.user)
 
     def unregistered_count(self) -> int:
         return self.unregistered

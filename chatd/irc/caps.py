@@ -10,12 +10,16 @@ from dataclasses import dataclass, field
 # name -> value shown in CAP LS 302 ("" for none). Each one is implemented by
 # the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays.
 SUPPORTED: dict[str, str] = {
+    "account-notify": "",
+    "account-tag": "",
     "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
+    "extended-join": "",
     "message-tags": "",
     "multi-prefix": "",
+    "sasl": "PLAIN",
     "server-time": "",
     "userhost-in-names": "",
 }

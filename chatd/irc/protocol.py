@@ -77,7 +77,12 @@ class IrcProtocol(Connection):
     def register_user(self, nick: str, username: str, realname: str) -> User:
         """Register in the chat; unlike the line door, join no room."""
         user = self.chat.register(
-            nick, self, username=username, realname=realname, host=self.host
+            nick,
+            self,
+            username=username,
+            realname=realname,
+            host=self.host,
+            account=self.registration.account,  # proved by SASL, if it was
         )
         self.registered(user)
         self._ping_call = self.hub.clock.callLater(
@@ -165,9 +170,7 @@ class IrcProtocol(Connection):
         ):
             return
         if "extended-join" in enabled and isinstance(event, Joined):
-            stamp = (
-                server_time(self.server.now()) if "server-time" in enabled else None
-            )
+            stamp = server_time(self.server.now()) if "server-time" in enabled else None
             data = extended_join(self.chat, event, stamp)
             self.send(self._with_account(data, event))
         elif "account-tag" in enabled:

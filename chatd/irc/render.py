@@ -164,7 +164,9 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
             return [irc_line("ACCOUNT", account or "*", source=mask(chat, nick))]
         case Notice(nick, text, service):
             source = f"{service}!{service}@{SERVICES_HOST}" if service else ""
-            return [irc_line("NOTICE", nick, text=text, source=source or chat.server_name)]
+            return [
+                irc_line("NOTICE", nick, text=text, source=source or chat.server_name)
+            ]
     raise TypeError(f"not a chat event: {event!r}")
 
 

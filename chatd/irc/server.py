@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from chatd import __version__
 from chatd.chat import Chat
 from chatd.config import ServerConfig
-from chatd.irc.render import IrcRenderer
+from chatd.irc.render import MODES_PER_LINE, IrcRenderer
+from chatd.moderation import KICK_REASON_LENGTH, MAX_BANS, TOPIC_LENGTH
 from chatd.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 
 AWAYLEN = 200
@@ -31,19 +32,23 @@ def isupport_tokens(config: ServerConfig) -> list[str]:
         f"AWAYLEN={AWAYLEN}",
         "CASEMAPPING=rfc8265",
         f"CHANLIMIT=#:{config.max_rooms_per_user}",
-        "CHANMODES=,,,n",
+        "CHANMODES=b,k,l,imnst",
         f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
         "CHANTYPES=#",
         "CLIENTTAGDENY=*",
         "ELIST=",
         f"LINELEN={config.max_line + 2}",
-        "MODES=0",
+        f"KICKLEN={KICK_REASON_LENGTH}",
+        f"MAXLIST=b:{MAX_BANS}",
+        f"MODES={MODES_PER_LINE}",
         f"NETWORK={network}",
         f"NICKLEN={MAX_NICK_LENGTH}",
-        "PREFIX=",
+        "PREFIX=(ov)@+",
         "SAFELIST",
+        f"TOPICLEN={TOPIC_LENGTH}",
         f"TARGMAX=JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},"
-        f"NOTICE:{MAX_TARGETS},NAMES:1,WHOIS:1,ISON:,USERHOST:5",
+        f"NOTICE:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,USERHOST:5,"
+        f"KICK:{MAX_TARGETS}",
         "UTF8ONLY",
     ]
 

@@ -200,7 +200,9 @@ class SQLiteHistory:
         self._jobs.put(_Read(room, count, before, answer))
         return answer
 
-    def submit(self, work: Callable[[HistoryDatabase], object]) -> defer.Deferred[object]:
+    def submit(
+        self, work: Callable[[HistoryDatabase], object]
+    ) -> defer.Deferred[object]:
         """Run work(database) on the thread, after what is queued; fires with its
         result (or fails with HistoryUnavailable when the database fails)."""
         if self._thread is None or self._stopped is not None:
