@@ -50,6 +50,7 @@ NICKSERV = "NickServ"
 MAX_PENDING = 32  # password hashes waiting or running at once; more: "busy"
 MAX_BUCKETS = 4096  # throttle entries kept per kind; the least recent go first
 GUEST_PREFIX = "Guest"
+DEFAULT_SETTINGS = AccountSettings()
 
 
 def run_inline(work: Callable[[], T]) -> defer.Deferred[T]:
@@ -160,7 +161,7 @@ class Accounts:
         store: AccountStore,
         hasher: Hasher,
         clock: IReactorTime,
-        settings: AccountSettings = AccountSettings(),
+        settings: AccountSettings = DEFAULT_SETTINGS,
     ) -> None:
         self.chat = chat
         self.store = store

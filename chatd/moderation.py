@@ -394,7 +394,7 @@ def parse_changes(
     return changes, lists, errors
 
 
-# -- the rules, as part of Chat ----------------------------------------------------------
+# -- the rules, as part of Chat -------------------------------------------------
 
 
 class Moderation:
@@ -722,7 +722,7 @@ class Moderation:
         voiced: set[User],
         bans: list[Ban],
     ) -> Change | None:
-        """Check and apply one change to the copies given; None if it changes nothing."""
+        """Check and apply one change to the copies given (None: no change)."""
         letter, on, arg = change.letter, change.on, change.arg
         rules = room.rules
         if letter in FLAG_MODES:
@@ -846,7 +846,7 @@ class Moderation:
         target.client.close(f"Killed by {user.nick}: {reason}")
         return target
 
-    # -- registered rooms ---------------------------------------------------------------
+    # -- registered rooms ------------------------------------------------------
 
     def register_room(self, user: User, name: str | None) -> RoomRecord:
         """Register room under user's account: its operators keep their status."""

@@ -457,9 +457,9 @@ def names(session: IrcSession, msg: IrcMessage) -> None:
         return
     wanted = _targets(msg.params[0])[:MAX_TARGETS]
     for name in wanted:
-        room = session.chat.rooms.get(fold(name))
-        if room is not None and visible(room, me):
-            names_reply(session, room, end=False)
+        found = session.chat.rooms.get(fold(name))
+        if found is not None and visible(found, me):
+            names_reply(session, found, end=False)
     shown = clean_text(",".join(wanted)) or "*"
     numeric(session, n.RPL_ENDOFNAMES, shown, text="End of /NAMES list")
 

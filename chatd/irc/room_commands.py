@@ -143,16 +143,16 @@ def channel_mode(session: IrcSession, msg: IrcMessage) -> None:
     changes, lists, errors = parse_changes(list(msg.params[1:]))
     if lists:
         ban_list(session, room)
-    for error in errors:
-        _change_error(session, room, error)
+    for problem in errors:
+        _change_error(session, room, problem)
     if not changes:
         return
     try:
         _, _, refused = session.chat.change_modes(user, room.name, changes)
     except ChatError as error:
         raise numeric_for(error, room.name) from None
-    for error in refused:
-        _change_error(session, room, error)
+    for problem in refused:
+        _change_error(session, room, problem)
 
 
 def kick(session: IrcSession, msg: IrcMessage) -> None:
