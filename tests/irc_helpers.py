@@ -5,6 +5,7 @@ from __future__ import annotations
 from weakref import WeakKeyDictionary
 
 from helpers import CHEAP
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -100,6 +101,10 @@ class FakeIrc:
 
     def pong_received(self) -> None:
         self.pongs += 1
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send the answer when it comes (the fake's checks answer at once)."""
+        answer.addCallback(self.send)
 
     def welcomed(self) -> None:
         if self.user is not None:

@@ -55,8 +55,8 @@ def test_cap_negotiation_holds_registration_until_end() -> None:
     session.line("USER a 0 * :A")
     session.line("CAP REQ :server-time echo-message")
     assert session.lines() == [":irc.test CAP alice ACK :server-time echo-message"]
-    session.line("CAP REQ :server-time sasl")
-    assert session.lines() == [":irc.test CAP alice NAK :server-time sasl"]
+    session.line("CAP REQ :server-time draft/multiline")
+    assert session.lines() == [":irc.test CAP alice NAK :server-time draft/multiline"]
     assert session.user is None
     session.line("CAP END")
     assert session.user is not None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -44,11 +44,37 @@ NICKSERV = "NickServ"
 MECHANISMS = "PLAIN"
 CHUNK = 400  # bytes of one AUTHENTICATE (IRCv3 SASL 3.1)
 MAX_RESPONSE = 4096  # bytes of base64 one PLAIN response may take in all
+T = TypeVar("T")
 
 
 def _failed(failure: Failure) -> ChatError:
     failure.trap(ChatError)
     return cast(ChatError, failure.value)
+
+
+def numeric_bytes(session: IrcSession, code: str, *params: str, text: str) -> bytes:
+    """A numeric to the session's client, as bytes (for an answer that waits)."""
+    return irc_line(code, session.nick, *params, text=text, source=session.server.name)
+
+
+def answer_later(
+    session: IrcSession,
+    answer: Deferred[T],
+    said: Callable[[T], bytes],
+    refused: Callable[[ChatError], bytes],
+    late: bytes,
+) -> None:
+    """Send said(result) or refused(error) when the check is done.
+
+    What the client's later lines bring waits behind it
+    (Connection.send_later), so a client that sends PING after OPER gets
+    381 before its PONG; late is sent if the check takes too long.
+    """
+
+    def failed(failure: Failure) -> bytes:
+        return refused(_failed(failure))
+
+    session.send_later(answer.addCallbacks(said, failed), late)
 
 
 # -- SASL ---------------------------------------------------------------------------
@@ -60,7 +86,7 @@ def _sasl_fail(session: IrcSession, text: str = "SASL authentication failed") ->
     numeric(session, n.ERR_SASLFAIL, text=text)
 
 
-def logged_in(session: IrcSession, account: str) -> None:
+def logged_in(session: IrcSession, account: str) -> bytes:
     """900: the client is now logged in as account."""
     user = session.user
     if user is not None:
@@ -69,7 +95,7 @@ def logged_in(session: IrcSession, account: str) -> None:
         reg = session.registration
         nick = reg.nick or "*"
         who = f"{nick}!{reg.username or '*'}@{session.host}"
-    numeric(
+    return numeric_bytes(
         session,
         n.RPL_LOGGEDIN,
         who,
@@ -135,22 +161,25 @@ def _check_plain(session: IrcSession, response: str) -> None:
         return
     reg.checking = True
 
-    def done(record: AccountRecord) -> None:
+    def done(record: AccountRecord) -> bytes:
         reg.checking = False
         if session.user is None:
             reg.account = record.name
-        logged_in(session, record.name)
-        numeric(session, n.RPL_SASLSUCCESS, text="SASL authentication successful")
-        _registration_goes_on(session)
+        data = logged_in(session, record.name) + numeric_bytes(
+            session, n.RPL_SASLSUCCESS, text="SASL authentication successful"
+        )
+        _registration_goes_on(session)  # its 001 waits behind these
+        return data
 
-    def refused(failure: Failure) -> None:
+    def refused(error: ChatError) -> bytes:
         reg.checking = False
-        error = _failed(failure)
-        _sasl_fail(session, f"SASL authentication failed: {clean_text(error.text)}")
         _registration_goes_on(session)
+        text = f"SASL authentication failed: {clean_text(error.text)}"
+        return numeric_bytes(session, n.ERR_SASLFAIL, text=text)
 
     answer = session.accounts.identify(session.user, authcid, password, session.host)
-    answer.addCallbacks(done, refused).addErrback(_unexpected, session)
+    late = numeric_bytes(session, n.ERR_SASLFAIL, text="SASL authentication timed out")
+    answer_later(session, answer, done, refused, late)
 
 
 def _registration_goes_on(session: IrcSession) -> None:
@@ -161,22 +190,15 @@ def _registration_goes_on(session: IrcSession) -> None:
         send_error(session, error)
 
 
-def _unexpected(failure: Failure, session: IrcSession) -> None:
-    session.registration.checking = False
-    session.log.failure("an account check failed", failure)
-
-
 # -- NickServ -------------------------------------------------------------------------
 
 
-def _notice(session: IrcSession, text: str) -> None:
-    session.send(
-        irc_line(
-            "NOTICE",
-            session.nick,
-            text=text,
-            source=f"{NICKSERV}!{NICKSERV}@{SERVICES_HOST}",
-        )
+def _notice(session: IrcSession, text: str) -> bytes:
+    return irc_line(
+        "NOTICE",
+        session.nick,
+        text=text,
+        source=f"{NICKSERV}!{NICKSERV}@{SERVICES_HOST}",
     )
 
 
@@ -192,12 +214,14 @@ HELP = (
 def _answered(
     session: IrcSession,
     answer: Deferred[AccountRecord],
-    said: Callable[[AccountRecord], None],
+    said: Callable[[AccountRecord], bytes],
 ) -> None:
-    def refused(failure: Failure) -> None:
-        _notice(session, clean_text(_failed(failure).text).capitalize() + ".")
+    def refused(error: ChatError) -> bytes:
+        text = clean_text(error.text)
+        return _notice(session, text[:1].upper() + text[1:] + ".")
 
-    answer.addCallbacks(said, refused).addErrback(_unexpected, session)
+    late = _notice(session, "The check took too long; try again in a moment.")
+    answer_later(session, answer, said, refused, late)
 
 
 def nickserv(session: IrcSession, text: str) -> None:
@@ -211,9 +235,10 @@ def nickserv(session: IrcSession, text: str) -> None:
     accounts = session.accounts
     host = session.host
 
-    def identified(record: AccountRecord) -> None:
-        logged_in(session, record.name)
-        _notice(session, f"You are now identified for {record.name}.")
+    def identified(record: AccountRecord) -> bytes:
+        return logged_in(session, record.name) + _notice(
+            session, f"You are now identified for {record.name}."
+        )
 
     if command == "IDENTIFY" and 1 <= len(args) <= 2:
         name, password = (user.nick, args[0]) if len(args) == 1 else (args[0], args[1])
@@ -223,9 +248,8 @@ def nickserv(session: IrcSession, text: str) -> None:
         # a second word without @ is the password again, and must match.
         again = args[1] if len(args) == 2 and "@" not in args[1] else None
 
-        def registered(record: AccountRecord) -> None:
-            logged_in(session, record.name)
-            _notice(
+        def registered(record: AccountRecord) -> bytes:
+            return logged_in(session, record.name) + _notice(
                 session,
                 f"{record.name} is registered to you, and you are identified. "
                 "If you mistyped the password, set it again now with "
@@ -235,19 +259,18 @@ def nickserv(session: IrcSession, text: str) -> None:
         _answered(session, accounts.register(user, args[0], again, host), registered)
     elif command == "SET" and len(args) == 2 and args[0].upper() == "PASSWORD":
 
-        def changed(record: AccountRecord) -> None:
-            _notice(session, f"{record.name} has its new password.")
+        def changed(record: AccountRecord) -> bytes:
+            return _notice(session, f"{record.name} has its new password.")
 
         _answered(session, accounts.set_password(user, args[1], None), changed)
     elif command in ("DROP", "UNREGISTER") and len(args) == 1:
 
-        def dropped(record: AccountRecord) -> None:
-            _notice(session, f"The account {record.name} is gone.")
+        def dropped(record: AccountRecord) -> bytes:
+            return _notice(session, f"The account {record.name} is gone.")
 
         _answered(session, accounts.unregister(user, args[0], host), dropped)
     else:
-        for line in HELP:
-            _notice(session, line)
+        session.send(b"".join(_notice(session, line) for line in HELP))
 
 
 # -- OPER ---------------------------------------------------------------------------
@@ -262,18 +285,21 @@ def oper(session: IrcSession, msg: IrcMessage) -> None:
     if fold(name) not in session.chat.server_operators:
         raise IrcError(n.ERR_NOOPERHOST, text="No O-lines for your host")
 
-    def done(record: AccountRecord) -> None:
-        numeric(session, n.RPL_YOUREOPER, text="You are now an IRC operator")
+    def done(record: AccountRecord) -> bytes:
+        nick = session.nick
+        return numeric_bytes(
+            session, n.RPL_YOUREOPER, text="You are now an IRC operator"
+        ) + irc_line("MODE", nick, text="+o", source=nick)
 
-    def refused(failure: Failure) -> None:
-        error = _failed(failure)
+    def refused(error: ChatError) -> bytes:
+        text = "Password incorrect"
         if error.code is ErrorCode.THROTTLED:
-            numeric(session, n.ERR_PASSWDMISMATCH, text=clean_text(error.text))
-        else:
-            numeric(session, n.ERR_PASSWDMISMATCH, text="Password incorrect")
+            text = clean_text(error.text)
+        return numeric_bytes(session, n.ERR_PASSWDMISMATCH, text=text)
 
     answer = session.accounts.identify(user, name, password, session.host)
-    answer.addCallbacks(done, refused).addErrback(_unexpected, session)
+    late = numeric_bytes(session, n.ERR_PASSWDMISMATCH, text="Try again in a moment")
+    answer_later(session, answer, done, refused, late)
 
 
 # fmt: off

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from chatd.accounts import Accounts
@@ -89,6 +90,9 @@ class IrcSession(Protocol):
 
     def welcomed(self) -> None:
         """The welcome is said: the accounts may speak (a reserved nickname)."""
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, everything sent later behind them."""
 
     @property
     def accounts(self) -> Accounts:
@@ -508,7 +512,8 @@ def mode(session: IrcSession, msg: IrcMessage) -> None:
             n.ERR_NOSUCHNICK, clean_text(target), text="No such nick/channel"
         )
     if len(msg.params) == 1:
-        numeric(session, n.RPL_UMODEIS, "+i" if session.invisible else "+")
+        oper = "o" if session.chat.is_server_operator(user) else ""
+        numeric(session, n.RPL_UMODEIS, "+" + ("i" if session.invisible else "") + oper)
         return
     changes, on, applied = msg.params[1], True, ""
     for ch in changes:
@@ -678,8 +683,10 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
     else:
         pattern = _wildcard(target if target not in ("0", "") else "*")
         me = _user(session)
+        # +i hides from masks only: a plain nickname is always answered (Modern).
+        exact = "*" not in target and "?" not in target
         for found in sorted(chat.users.values(), key=lambda u: u.key):
-            if pattern.match(found.key) and _visible_to(me, found):
+            if pattern.match(found.key) and (exact or _visible_to(me, found)):
                 _who_line(session, "*", found)
     numeric(session, n.RPL_ENDOFWHO, clean_text(target) or "*", text="End of WHO list")
 

@@ -106,12 +106,15 @@ def ban_list(session: IrcSession, room: Room) -> None:
 def _change_error(session: IrcSession, room: Room, error: ChatError) -> None:
     """One refused change, as the numeric a client expects for it."""
     if error.code is ErrorCode.BAD_ARGS and error.mode in ("k", "l"):
+        # A key is never echoed; a limit only if it is one plain word.
+        arg = clean_text(error.arg)
+        shown = arg if error.mode == "l" and arg.isalnum() else "*"
         numeric(
             session,
             n.ERR_INVALIDMODEPARAM,
             room.name,
             error.mode,
-            clean_text(error.arg) or "*",
+            shown,
             text=clean_text(error.text),
         )
     elif (
