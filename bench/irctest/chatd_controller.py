@@ -158,6 +158,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
                 received += chunk
             sock.sendall(b"QUIT\r\n")
 
+    def wait_for_services(self) -> None:
+        """chatd's NickServ is part of chatd: up as soon as its port is."""
+        self.wait_for_port()
+
     def registerUser(
         self,
         case: object,
