@@ -678,7 +678,7 @@ class Moderation:
                 continue
             letter = done.letter
             if letter == KEY_MODE:
-                key = done.arg
+                key = done.arg if done.on else ""
             elif letter == LIMIT_MODE:
                 limit = int(done.arg) if done.on else 0
             elif letter == OP_MODE and not done.on and fold(done.arg) == user.key:

@@ -16,7 +16,7 @@ from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
-from chatd.irc.render import away_on_join, hidden_from
+from chatd.irc.render import away_on_join, hidden_from, variant
 from chatd.irc.server import IrcServer
 from chatd.store.accounts import MemoryAccounts
 
@@ -70,9 +70,17 @@ class FakeIrc:
     def deliver(self, event: Event) -> None:
         caps = self.caps
         if not hidden_from(
-            self.user, event, caps.has("echo-message"), caps.has("away-notify")
+            self.user,
+            event,
+            caps.has("echo-message"),
+            caps.has("away-notify"),
+            caps.has("account-notify"),
         ):
-            self.out.append(self.server.renderer.render(event, caps.has("server-time")))
+            server = self.server
+            data = variant(self.chat, server.renderer, event, caps.enabled, server.now)
+            if data is None:
+                data = server.renderer.render(event, caps.has("server-time"))
+            self.out.append(data)
             if caps.has("away-notify"):
                 away = away_on_join(self.chat, self.user, event)
                 if away:

@@ -289,7 +289,7 @@ def oper(session: IrcSession, msg: IrcMessage) -> None:
         nick = session.nick
         return numeric_bytes(
             session, n.RPL_YOUREOPER, text="You are now an IRC operator"
-        ) + irc_line("MODE", nick, text="+o", source=nick)
+        ) + irc_line("MODE", nick, "+o", source=nick)
 
     def refused(error: ChatError) -> bytes:
         text = "Password incorrect"

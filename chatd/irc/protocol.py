@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from chatd.chat import Event, Joined, User
+from chatd.chat import Event, User
 from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc.caps import CapState
@@ -26,14 +26,7 @@ from chatd.irc.commands import (
     server_line,
 )
 from chatd.irc.message import irc_line
-from chatd.irc.render import (
-    account_tag,
-    add_tag,
-    away_on_join,
-    extended_join,
-    hidden_from,
-    server_time,
-)
+from chatd.irc.render import away_on_join, hidden_from, variant
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
@@ -169,25 +162,15 @@ class IrcProtocol(Connection):
             "account-notify" in enabled,
         ):
             return
-        if "extended-join" in enabled and isinstance(event, Joined):
-            stamp = server_time(self.server.now()) if "server-time" in enabled else None
-            data = extended_join(self.chat, event, stamp)
-            self.send(self._with_account(data, event))
-        elif "account-tag" in enabled:
-            self.send(self._with_account(self.render(event), event))
+        data = variant(self.chat, self.server.renderer, event, enabled, self.server.now)
+        if data is not None:
+            self.send(data)
         else:
             super().deliver(event)
         if away_notify:
             away = away_on_join(self.chat, self.user, event)
             if away:
                 self.send(away)
-
-    def _with_account(self, data: bytes, event: Event) -> bytes:
-        """data with the account tag of event's source, for account-tag clients."""
-        if "account-tag" not in self.caps.enabled:
-            return data
-        tag = account_tag(self.chat, event)
-        return add_tag(data, tag) if tag and data else data
 
     def render(self, event: Event) -> bytes:
         """The event's IRC lines, rendered once per broadcast (and tag variant)."""

@@ -300,3 +300,31 @@ def extended_join(chat: Chat, event: Joined, stamp: str | None) -> bytes:
         source=mask(chat, event.nick),
         tags=f"time={stamp}" if stamp else "",
     )
+
+
+def variant(
+    chat: Chat,
+    renderer: IrcRenderer,
+    event: Event,
+    enabled: set[str],
+    now: Callable[[], float],
+) -> bytes | None:
+    """The bytes of event for a client whose caps change them, or None.
+
+    extended-join spells JOIN with the account and realname; account-tag
+    tags lines from identified users. Neither is shared with other clients,
+    so neither goes through the render-once path (joins are rare, and
+    account-tag clients few).
+    """
+    if "extended-join" in enabled and isinstance(event, Joined):
+        stamp = server_time(now()) if "server-time" in enabled else None
+        data = extended_join(chat, event, stamp)
+    elif "account-tag" in enabled:
+        data = renderer.render(event, "server-time" in enabled)
+    else:
+        return None
+    if "account-tag" in enabled and data:
+        tag = account_tag(chat, event)
+        if tag:
+            data = add_tag(data, tag)
+    return data
