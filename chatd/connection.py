@@ -136,7 +136,8 @@ class Connection(Protocol, TimeoutMixin):
     """One client connection of any door: the machinery below the translation.
 
     A door overrides greet, handle_text, reply_error, report_failure,
-    goodbye, flood_notice and render, and may override filter_input.
+    goodbye, flood_notice and render, and may override filter_input and
+    hang_up (the WebSocket door sends a close frame before the TCP close).
     """
 
     log = Logger()
@@ -228,6 +229,14 @@ class Connection(Protocol, TimeoutMixin):
         """Take out of received bytes what is not lines (telnet commands, say)."""
         return data
 
+    def recvq_reason(self) -> str:
+        """Why a client whose held input passed --recvq is closed (door words)."""
+        return f"Input queue full: more than {self.config.recvq} bytes waiting."
+
+    def sendq_reason(self) -> str:
+        """What the others hear of a client cut off for not reading."""
+        return "send queue full (not reading)"
+
     @staticmethod
     def refusal(reason: str) -> bytes:
         """What a connection the server cannot take is told before it is closed."""
@@ -254,6 +263,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
+        self._out = self._journal = None  # a flush still due finds nothing to send
         self._stop_limits()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -328,7 +338,7 @@ class Connection(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
-        self.sendq.stop()
+        self.sendq.close()
 
     def timeoutConnection(self) -> None:
         """Say why, then close: no nickname in time, or idle too long."""
@@ -364,10 +374,14 @@ class Connection(Protocol, TimeoutMixin):
             self.leave(reason)
         # A registered producer would hold the connection open: let it go first.
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self.hang_up()
         self._abort_call = self.hub.clock.callLater(
             self.config.shutdown_grace, self._abort_late
         )
+
+    def hang_up(self) -> None:
+        """Close the transport once what was written is sent (a door may say more)."""
+        self.transport.loseConnection()
 
     def _abort_late(self) -> None:
         self._abort_call = None
@@ -407,7 +421,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.recvq,
         )
-        self.close(f"Input queue full: more than {self.config.recvq} bytes waiting.")
+        self.close(self.recvq_reason())
 
     def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
@@ -416,7 +430,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        self._abort("send queue full (not reading)")
+        self._abort(self.sendq_reason())
 
     # -- writing -----------------------------------------------------------------
 
@@ -507,7 +521,7 @@ class Connection(Protocol, TimeoutMixin):
         )
         if hold.answer is not None:  # it was there at once: no wait
             if hold.answer:
-                self.send(hold.answer)
+                self._write(hold.answer)  # not send: a door's send may encode
             return
         self.flush()  # what came before the question goes now (unless held too)
         hold.started = True

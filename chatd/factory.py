@@ -26,6 +26,10 @@ def address_host(addr: IAddress | None) -> str:
     return host if isinstance(host, str) else str(addr)
 
 
+REFUSAL_NOTE_SECONDS = 60.0  # an address's refusals are logged once per this
+MAX_REFUSAL_NOTES = 10_000  # addresses remembered before the quiet ones go
+
+
 class ChatFactory(ServerFactory):
     """The doors' hub: one Chat, the open connections of every door, the caps.
 
@@ -66,6 +70,8 @@ class ChatFactory(ServerFactory):
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()
         self.per_host: Counter[str] = Counter()
+        # Refusals logged per address: when last, and how many since (unlogged).
+        self._refusals: dict[str, list[float]] = {}
         self._drained: list[defer.Deferred[None]] = []
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
@@ -79,28 +85,52 @@ class ChatFactory(ServerFactory):
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
-        if len(self.connections) >= self.config.max_clients:
-            return self._refuse(
-                door,
-                host,
-                f"the server is full ({self.config.max_clients} connections)",
-            )
-        if self.per_host[host] >= self.config.max_per_ip:
-            return self._refuse(
-                door,
-                host,
-                f"too many connections from your address "
-                f"({self.config.max_per_ip} at most)",
-            )
+        reason = self.refusal_reason(host)
+        if reason is not None:
+            return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
         connection = door(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def _refuse(self, door: type[Connection], host: str, reason: str) -> Refusal:
+    def refusal_reason(self, host: str) -> str | None:
+        """Why a new connection from host cannot be taken now (noted), or None."""
+        if len(self.connections) >= self.config.max_clients:
+            reason = f"the server is full ({self.config.max_clients} connections)"
+        elif self.per_host[host] >= self.config.max_per_ip:
+            reason = (
+                f"too many connections from your address "
+                f"({self.config.max_per_ip} at most)"
+            )
+        else:
+            return None
+        self._note_refusal(host, reason)
+        return reason
+
+    def _note_refusal(self, host: str, reason: str) -> None:
+        """Log a refusal once per address and REFUSAL_NOTE_SECONDS, counting the rest.
+
+        An address that reconnects in a loop would otherwise write a line to
+        the log for every attempt.
+        """
+        now = self.clock.seconds()
+        noted = self._refusals.get(host)
+        if noted is not None and now - noted[0] < REFUSAL_NOTE_SECONDS:
+            noted[1] += 1
+            return
+        if len(self._refusals) > MAX_REFUSAL_NOTES:  # forget the quiet addresses
+            self._refusals = {
+                key: value
+                for key, value in self._refusals.items()
+                if now - value[0] < REFUSAL_NOTE_SECONDS
+            }
+        more = noted[1] if noted is not None else 0
+        self._refusals[host] = [now, 0]
         self.log.warn(
-            "refused a connection from {host}: {reason}", host=host, reason=reason
+            "refused a connection from {host}: {reason}{more}",
+            host=host,
+            reason=reason,
+            more=f" ({more} more refused since the last note)" if more else "",
         )
-        return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""

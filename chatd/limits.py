@@ -41,6 +41,30 @@ class SendQueueClient(Protocol):
         """Too much has waited too long to be sent (said once)."""
 
 
+class _Detached:
+    """The client of a gate or send queue whose connection is gone: hears nothing.
+
+    Detaching breaks the cycle connection -> limit -> connection, so a closed
+    connection (and the output its transport still holds) is freed by
+    reference counting at once, not at the next run of the cycle collector.
+    """
+
+    def release(self, data: bytes) -> None:
+        pass
+
+    def input_throttled(self) -> None:
+        pass
+
+    def input_overflowed(self) -> None:
+        pass
+
+    def send_queue_full(self) -> None:
+        pass
+
+
+DETACHED = _Detached()
+
+
 class TokenBucket:
     """Allows bursts of `capacity` events, refilled at `rate` per second."""
 
@@ -107,7 +131,7 @@ class FloodGate:
     def __init__(self, bucket: TokenBucket, max_held: int, client: GateClient) -> None:
         self.bucket = bucket  # its clock also times the draining
         self.max_held = max_held
-        self.client = client
+        self.client: GateClient = client
         self.held: bytearray | None = None  # input waiting for tokens, if any
         self.held_bytes = 0  # bytes received since holding started
         self.throttled = False  # in an episode (notice given)
@@ -141,8 +165,9 @@ class FloodGate:
         held += data
         self.held_bytes += len(data) if received is None else received
         if self.held_bytes > self.max_held:
+            client = self.client
             self.stop()
-            self.client.input_overflowed()
+            client.input_overflowed()
 
     def _schedule(self) -> None:
         if self._drain_call is None and not self.stopped:
@@ -161,6 +186,7 @@ class FloodGate:
     def stop(self) -> None:
         """Forget held input and scheduled work: the connection is going."""
         self.stopped = True
+        self.client = DETACHED
         self.held = None
         self.held_bytes = 0
         if self._drain_call is not None and self._drain_call.active():
@@ -226,7 +252,7 @@ class SendQueue:
     ) -> None:
         self.limit = limit
         self.buffer_size = buffer_size  # the transport's, where it says
-        self.client = client
+        self.client: SendQueueClient = client
         self.clock = clock
         self.grace = grace
         self.exactly = False  # registered as a pull producer
@@ -243,6 +269,8 @@ class SendQueue:
 
     def wrote(self, size: int) -> None:
         """Account for size bytes just handed to the transport (when counting)."""
+        if self.client is DETACHED:
+            return  # the connection is closing: nothing more is watched
         self.waiting += size
         self.drained = False
         if self.waiting > self.limit and not self.overflowed:
@@ -258,8 +286,9 @@ class SendQueue:
 
     def _overflow(self) -> None:
         self.overflowed = True
-        self.stop()
-        self.client.send_queue_full()
+        client = self.client
+        self.close()
+        client.send_queue_full()
 
     def pauseProducing(self) -> None:
         """Streaming: the transport's buffer is over its bufferSize.
@@ -282,7 +311,7 @@ class SendQueue:
     def stopProducing(self) -> None:
         """The connection is gone."""
         self.paused = self.drained = False
-        self.stop()
+        self.close()
 
     def stop(self) -> None:
         """Forget the deadline of a reader that is behind."""
@@ -290,3 +319,9 @@ class SendQueue:
             if self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None
+
+    def close(self) -> None:
+        """The connection is closing: watch nothing more, tell nobody anything."""
+        self.stop()
+        self.counting = False
+        self.client = DETACHED

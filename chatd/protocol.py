@@ -18,7 +18,7 @@ from chatd.telnet import TelnetFilter
 from chatd.wire import line, render
 
 NICK_PROMPT = (
-    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit"
+    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
 )
 NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
 _IP, _AYT = ord(IP), ord(AYT)
@@ -83,9 +83,10 @@ class ChatProtocol(Connection):
     def filter_input(self, data: bytes) -> bytes:
         """Take telnet commands out of data, refusing options, noting Ctrl-C.
 
-        Each telnet sequence costs a token, as a line does; what they need
-        answering is answered at most once per option, and Ctrl-C and
-        are-you-there once per packet.
+        Each telnet sequence costs a token, as a line does. Option requests
+        are refused once per option and packet (telnet stops showing output
+        until it hears back); Ctrl-C and are-you-there get an INFO once per
+        packet, and none while the client's input waits.
         """
         if self.telnet is None:
             if b"\xff" not in data:
@@ -95,12 +96,14 @@ class ChatProtocol(Connection):
         if reply:
             self.send(reply)  # telnet discards our output until it hears back
         commands = self.telnet.take_commands()
-        if _IP in commands:
-            self.send_info("Ctrl-C does not leave the chat; type /quit to leave.")
-        if _AYT in commands:
-            self.send_info(f"Yes, {self.config.name} is here.")
-        if self.gate is not None and self.telnet.sequences:
-            self.gate.charge(self.telnet.sequences)
+        gate = self.gate
+        if gate is None or gate.held is None:  # a throttled client waits for these
+            if _IP in commands:
+                self.send_info("Ctrl-C does not leave the chat; type /quit to leave.")
+            if _AYT in commands:
+                self.send_info(f"Yes, {self.config.name} is here.")
+        if gate is not None and self.telnet.sequences:
+            gate.charge(self.telnet.sequences)
         return data
 
     # -- parsing -----------------------------------------------------------------

@@ -43,7 +43,7 @@ class LoggedEndpoint:
     ) -> None:
         self.description = description
         self.endpoint = endpoint
-        self.door = door  # "" for the line protocol, "IRC " for the IRC door
+        self.door = door  # "" for the line protocol, "IRC " or "web " for the others
 
     def listen(
         self, protocolFactory: IProtocolFactory
@@ -59,13 +59,28 @@ class LoggedEndpoint:
                 host=getattr(host, "host", host),
                 port=getattr(host, "port", "?"),
             )
+            if self.door == "web ":
+                self.log.info(
+                    "chatd web page at {url}", url=page_url(self.description, host)
+                )
             return port
 
         return listening.addCallback(bound)
 
 
+def page_url(description: str, host: object) -> str:
+    """The address to open for a --web listener (its bound host and port)."""
+    scheme = "https" if description.split(":", 1)[0].lower() == "ssl" else "http"
+    name = getattr(host, "host", "localhost")
+    if name in ("0.0.0.0", "::", ""):
+        name = "localhost"  # every interface: this machine's own name works
+    if ":" in name:
+        name = f"[{name}]"
+    return f"{scheme}://{name}:{getattr(host, 'port', '?')}/"
+
+
 class ListenerService(StreamServerEndpointService):
-    """Listens on one --listen (or --irc) endpoint; if it cannot, twistd stops."""
+    """Listens on one --listen (--irc, --web) endpoint; if it cannot, twistd stops."""
 
     def __init__(
         self,
@@ -76,7 +91,7 @@ class ListenerService(StreamServerEndpointService):
     ) -> None:
         super().__init__(LoggedEndpoint(description, endpoint, door), factory)
         self.description = description
-        self.option = "--irc" if door else "--listen"
+        self.option = {"": "--listen", "IRC ": "--irc", "web ": "--web"}[door]
         # Twisted's own switch (strports.service sets it too): a listen that
         # fails at once raises from privilegedStartService instead of logging.
         self._raiseSynchronously = True

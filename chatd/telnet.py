@@ -26,9 +26,6 @@ class TelnetFilter:
 
     partial: bytes = b""  # an IAC sequence cut off at the end of the last packet
     commands: list[int] = field(default_factory=list)  # e.g. IP, AYT, in order
-    # Each option is refused once: a peer that asks again is not owed a new
-    # answer (RFC 1143), and a stream of requests cannot make us write.
-    answered: set[bytes] = field(default_factory=set)
     sequences: int = 0  # telnet sequences taken out by the last feed()
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
@@ -36,6 +33,10 @@ class TelnetFilter:
         data, self.partial = self.partial + data, b""
         self.sequences = 0
         text, reply = bytearray(), bytearray()
+        # Each request is refused every time it comes (RFC 1143; telnet waits
+        # for the answer to DO TIMING-MARK at every Ctrl-C), but once per
+        # packet: a packet of thousands of requests gets one answer each.
+        answered: set[bytes] = set()
         at, size = 0, len(data)
         while at < size:
             start = data.find(IAC, at)
@@ -60,8 +61,8 @@ class TelnetFilter:
                 request = data[start + 1 : start + 3]
                 option = request[1:]
                 # Refuse what is offered or asked; never answer a refusal (RFC 854).
-                if command in (_DO, _WILL) and request not in self.answered:
-                    self.answered.add(request)
+                if command in (_DO, _WILL) and request not in answered:
+                    answered.add(request)
                     reply += IAC + (WONT if command == _DO else DONT) + option
                 self.sequences += 1
                 at = start + 3

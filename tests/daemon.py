@@ -19,8 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10.0  # seconds: the bound on every wait in these tests
-# The line listeners' ports are keyed by endpoint, the IRC ones by "irc " + endpoint.
-LISTENING = re.compile(r"chatd (IRC )?listening on (\S+): \S+ port (\d+)")
+# The line listeners' ports are keyed by endpoint, the IRC ones by "irc " + endpoint,
+# the web ones by "web " + endpoint.
+LISTENING = re.compile(r"chatd (IRC |web )?listening on (\S+): \S+ port (\d+)")
 
 
 def twistd_path() -> str:
@@ -78,7 +79,8 @@ class Daemon:
         """Wait until count listeners have logged their bound port."""
         while len(self.ports) < count:
             found = self.wait_for_log(LISTENING)
-            key = ("irc " if found.group(1) else "") + found.group(2)
+            door = (found.group(1) or "").strip().lower()
+            key = (f"{door} " if door else "") + found.group(2)
             self.ports[key] = int(found.group(3))
 
     def terminate(self) -> int:

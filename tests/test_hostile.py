@@ -7,12 +7,15 @@ input held for a flooder is the bytes it sent, no more.
 
 from __future__ import annotations
 
+import gc
 import sys
+import types
+import weakref
 from collections.abc import Mapping, Sequence
 
 from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import Logger, LogLevel, capturedLogs
 
 from chatd.connection import Connection, Refusal
 
@@ -158,11 +161,12 @@ def test_an_over_long_line_without_end_costs_one_token(clock: Clock) -> None:
 # -- 7: telnet commands -------------------------------------------------------------
 
 
-def test_telnet_option_requests_are_answered_once_and_cost_tokens(
+def test_telnet_option_requests_are_answered_once_per_packet_and_cost_tokens(
     clock: Clock,
 ) -> None:
-    """IAC WILL x in bulk: one refusal per option, the commands are charged, the
-    flooder's input then waits, and a stream of them overflows --recvq."""
+    """IAC WILL x in bulk: one refusal per option and packet, the commands are
+    charged, the flooder's input then waits, and a stream of them overflows
+    --recvq."""
     factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
     alice, out = connect(factory, "alice")
     clock.advance(60)
@@ -174,7 +178,9 @@ def test_telnet_option_requests_are_answered_once_and_cost_tokens(
     assert out.value() == b""  # waits: 10,000 commands used far more than the burst
     for _ in range(30):
         alice.dataReceived(b"\xff\xfb\x01" * 1000)
-    assert lines(out)[-1].startswith("BYE Input queue full")
+    sent = out.value()
+    assert sent.count(b"\xff\xfe\x01") <= 30  # once per packet at most
+    assert b"BYE Input queue full" in sent and out.disconnecting
 
 
 def test_a_burst_of_ctrl_c_is_answered_once(clock: Clock) -> None:
@@ -197,3 +203,87 @@ def test_a_flooders_held_input_never_delays_others(clock: Clock) -> None:
     b_out.clear()
     bob.dataReceived(b"hello\n")
     assert lines(b_out) == ["MSG #lobby bob hello"]
+
+
+# -- found by trying it as a user would ----------------------------------------------
+
+
+def test_every_ctrl_c_in_telnet_is_answered(clock: Clock) -> None:
+    """telnet sends IAC IP IAC DO TIMING-MARK at each Ctrl-C and shows nothing until
+    it hears back: the second Ctrl-C is answered as the first was."""
+    factory = make_factory(clock)
+    alice, out = connect(factory, "alice")
+    for _ in range(2):
+        alice.dataReceived(b"\xff\xf4\xff\xfd\x06")
+        assert out.value().startswith(b"\xff\xfc\x06")  # IAC WONT TIMING-MARK
+        out.clear()
+        clock.advance(60)
+
+
+def test_a_timed_flush_to_a_lost_connection_sends_and_schedules_nothing(
+    clock: Clock,
+) -> None:
+    """A member lost while a large room's output waits for the timed flush: nothing
+    is written to it, and no send-queue deadline is left to abort it later."""
+    factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0, sendq=4096)
+    members = [connect(factory, f"m{i}") for i in range(20)]
+    clock.advance(1)
+    talker, _ = members[0]
+    lost, lost_out = members[1]
+    lost.sendq.exact()
+    lost.sendq.resumeProducing()
+    lost.sendq.drained = False  # its buffer holds something: flushes are counted
+    talker.dataReceived(b"x" * 2000 + b"\n" * 1 + (b"y" * 2000 + b"\n") * 3)
+    disconnect(lost)
+    lost_out.clear()
+    clock.advance(0)  # the timed flush
+    assert lost_out.value() == b""
+    clock.advance(GRACE)
+    assert not lost_out.disconnected and not clock.getDelayedCalls()
+
+
+def test_a_closed_connection_is_freed_without_the_cycle_collector(clock: Clock) -> None:
+    """After connectionLost nothing refers to the connection (which holds the
+    output its transport still buffers) but log events: no cycle through its
+    flood gate or send queue waits for the cycle collector."""
+    factory = make_factory(clock)
+    gc.disable()
+    try:
+        proto, transport = connect(factory, "alice")
+        proto.dataReceived(b"\n" * 100)  # its flood gate holds input
+        alive = weakref.ref(proto)
+        disconnect(proto)
+        del proto, transport
+        # Until twistd starts logging, Twisted buffers every event, and an
+        # event refers to its source (the connection) through its Logger.
+        found = alive()
+        holders = [
+            holder
+            for holder in gc.get_referrers(found)
+            if not isinstance(holder, Logger | types.FrameType)
+            and not (isinstance(holder, dict) and "log_source" in holder)
+        ]
+        del found
+        assert holders == []
+    finally:
+        gc.enable()
+
+
+def test_refusals_from_one_address_are_logged_once_a_minute(clock: Clock) -> None:
+    """An address reconnecting in a loop past --max-per-ip: one warning, then a
+    count of the refusals since in the next one, a minute later."""
+    factory = make_factory(clock, max_per_ip=1)
+    open_connection(factory, 1, "10.0.0.9")
+    with capturedLogs() as events:
+        for port in range(2, 502):
+            open_any(factory, port, "10.0.0.9")
+        open_connection(factory, 600, "10.0.0.8")
+        open_any(factory, 601, "10.0.0.8")  # another address is noted on its own
+        clock.advance(60)
+        open_any(factory, 700, "10.0.0.9")
+    noted = [f"{e['host']}{e['more']}" for e in warnings(events)]
+    assert noted == [
+        "10.0.0.9",
+        "10.0.0.8",
+        "10.0.0.9 (499 more refused since the last note)",
+    ]

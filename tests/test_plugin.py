@@ -241,3 +241,73 @@ def test_bad_irc_endpoint_is_a_usage_error() -> None:
     """An unparsable --irc is a UsageError naming the option."""
     with pytest.raises(usage.UsageError, match="--irc carrier-pigeon"):
         parse("--irc", "carrier-pigeon:6667")
+
+
+def test_web_is_off_unless_given() -> None:
+    """Without --web there is no web listener; --web and --web-origin repeat."""
+    options = parse()
+    assert options["web_endpoints"] == [] and options["web-origin"] == []
+    assert not options["web-trust-proxy"]
+    options = parse(
+        "--web",
+        "tcp:8080",
+        "--web",
+        "tcp:8081",
+        "--web-origin",
+        "https://Chat.Example.com:443/",
+        "--web-origin",
+        "*",
+        "--web-trust-proxy",
+    )
+    assert [d for d, _ in options["web_endpoints"]] == ["tcp:8080", "tcp:8081"]
+    assert options["web-origin"] == ["https://chat.example.com", "*"]
+    assert options["web-trust-proxy"]
+
+
+def test_bad_web_options_are_usage_errors() -> None:
+    """A --web that is no endpoint, or a --web-origin that is no origin, is refused."""
+    with pytest.raises(usage.UsageError, match="--web carrier-pigeon"):
+        parse("--web", "carrier-pigeon:80")
+    with pytest.raises(usage.UsageError, match="--web-origin chat.example.com"):
+        parse("--web-origin", "chat.example.com")
+
+
+def test_web_listeners_serve_one_site_on_the_hub() -> None:
+    """--web adds listeners of one site whose WebSocket builds web connections."""
+    from chatd.factory import ChatFactory
+    from chatd.web.site import ChatSite, SocketDoor
+
+    service = chatd.makeService(
+        parse(
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--web",
+            "tcp:0:interface=127.0.0.1",
+            "--web",
+            "tcp6:0:interface=\\:\\:1",
+        )
+    )
+    listeners = [c for c in service if isinstance(c, StreamServerEndpointService)]
+    line, web, web6 = (listener.factory for listener in listeners)
+    assert isinstance(line, ChatFactory) and isinstance(web, ChatSite)
+    assert web is web6
+    socket = web.resource.children[b"ws"]
+    door = socket.factory
+    assert isinstance(door, SocketDoor) and door.hub is line
+
+
+def test_setup_cfg_lists_every_package_of_chatd() -> None:
+    """A regular install (the README's first command) ships every chatd package:
+    the tests run from the checkout and would not notice one left out."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "chatd").rglob("__init__.py")
+    }
+    assert found <= listed

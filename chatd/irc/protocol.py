@@ -190,23 +190,13 @@ class IrcProtocol(Connection):
         )
         self.close(f"Idle for {seconds:g} seconds")
 
-    def input_overflowed(self) -> None:
+    def recvq_reason(self) -> str:
         """More than --recvq bytes held: IRC calls it Excess Flood."""
-        self.log.warn(
-            "{peer} overflowed its input queue ({limit} bytes)",
-            peer=self.peer,
-            limit=self.config.recvq,
-        )
-        self.close("Excess Flood")
+        return "Excess Flood"
 
-    def send_queue_full(self) -> None:
+    def sendq_reason(self) -> str:
         """The client stopped reading: IRC calls it SendQ exceeded."""
-        self.log.warn(
-            "{peer} stopped reading; send queue over {limit} bytes",
-            peer=self.peer,
-            limit=self.config.sendq,
-        )
-        self._abort("SendQ exceeded")
+        return "SendQ exceeded"
 
     # -- the server's PING -------------------------------------------------------
 

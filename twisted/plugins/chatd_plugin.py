@@ -95,16 +95,22 @@ class Options(usage.Options):
     """Command line of `twistd chatd`."""
 
     synopsis = (
-        "[--listen ENDPOINT]... [--irc ENDPOINT]... [--name NAME] [--motd FILE] "
-        "[history] [accounts] [limits]"
+        "[--listen ENDPOINT]... [--irc ENDPOINT]... [--web ENDPOINT]... "
+        "[--name NAME] [--motd FILE] [history] [accounts] [limits]"
     )
     longdesc = (
-        "A chat server that people reach with telnet, nc or the chatd-tk client. "
+        "A chat server that people reach with telnet, nc, the chatd-tk client, "
+        "an IRC client or a web browser (--web). "
         "Listening addresses are Twisted endpoint strings, for example "
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
     optFlags = [
         ["no-history", None, "keep no history: /history answers ERR no-history"],
+        [
+            "web-trust-proxy",
+            None,
+            "believe X-Forwarded-For on --web (chatd is behind a reverse proxy)",
+        ],
     ]
     # fmt: off
     optParameters = [
@@ -163,6 +169,8 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["irc"] = []
+        self["web"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint (repeatable; default tcp:5501)."""
@@ -171,6 +179,23 @@ class Options(usage.Options):
     def opt_irc(self, description: str) -> None:
         """Listen for IRC clients on an endpoint (repeatable; off unless given)."""
         self["irc"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the web page and its WebSocket on an endpoint (repeatable; off)."""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Let pages from another origin (https://host[:port], or *) use the
+        WebSocket (repeatable; by default only the page's own)."""
+        from chatd.web.origins import normalize_origin
+
+        spelled = normalize_origin(origin)
+        if spelled is None:
+            raise usage.UsageError(
+                f"--web-origin {origin}: not an origin; write it as a browser "
+                "sends it, like https://chat.example.com or http://localhost:8080"
+            )
+        self["web-origin"].append(spelled)
 
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
@@ -229,6 +254,9 @@ class Options(usage.Options):
         self["irc_endpoints"] = [
             _endpoint(description, "--irc") for description in self["irc"]
         ]
+        self["web_endpoints"] = [
+            _endpoint(description, "--web") for description in self["web"]
+        ]
 
 
 # Kinds of endpoint that take a listen backlog, and the one chatd asks for
@@ -267,7 +295,9 @@ class ChatServiceMaker:
     """Makes the chatd service for twistd."""
 
     tapname = "chatd"
-    description = "A chat server for telnet, nc, the chatd-tk client and IRC clients."
+    description = (
+        "A chat server for telnet, nc, the chatd-tk client, IRC clients and browsers."
+    )
     options = Options
 
     def makeService(self, options: Options) -> MultiService:
@@ -315,6 +345,13 @@ class ChatServiceMaker:
             irc = factory.door(IrcProtocol)
             for description, endpoint in options["irc_endpoints"]:
                 service = ListenerService(description, endpoint, irc, door="IRC ")
+                service.setServiceParent(top)
+        if options["web_endpoints"]:
+            from chatd.web.site import web_site
+
+            site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
+            for description, endpoint in options["web_endpoints"]:
+                service = ListenerService(description, endpoint, site, door="web ")
                 service.setServiceParent(top)
         return top
 

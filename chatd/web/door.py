@@ -1,0 +1,343 @@
+"""The web door: chatd's line protocol over a WebSocket, for the page in a browser.
+
+A WebConnection speaks exactly what telnet users read (PROTOCOL.md): each
+text message from the page is one line, and each line the server sends is
+one text message (without its CRLF). So it is the line door (ChatProtocol)
+with other bytes around the lines, and everything below it is the shared
+Connection's: framing, the flood gate, the send queue, output batching and
+the render-once journal, timeouts, caps and closing.
+
+How it sits on Twisted's WebSocket: twisted.web.websocket does the HTTP
+upgrade and reads frames (wsproto), and hands this connection each whole
+message. The connection's transport is the TCP (or TLS) connection itself,
+so the send queue is registered there as on any other door and lines go out
+by the same direct sends. Lines are framed here (chatd.web.frames): one
+frame per line, built once per broadcast and shared by every web member in
+the round's journal, so a broadcast costs a web member what it costs a TCP
+member. The few frames wsproto still writes (pongs, the close handshake)
+go through this connection too (WireTransport), in order with the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol as TypingProtocol
+from typing import cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from twisted.web.websocket import WebSocketTransport
+from wsproto.utilities import LocalProtocolError
+
+from chatd.chat import Event
+from chatd.connection import ConnectionHub, IChatTransport, Phase, peer_name
+from chatd.errors import ChatError, ErrorCode
+from chatd.protocol import ChatProtocol
+from chatd.web.frames import (
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    CLOSE_TRY_LATER,
+    PING_FRAME,
+    MessageGuard,
+    frame_lines,
+    text_frame,
+)
+from chatd.wire import line, render
+
+_CLOSING = Phase.CLOSING
+# Stands for a binary message in the input stream: 0xFF never occurs in the
+# UTF-8 of a text message, so no line a page sends can be mistaken for it.
+BINARY = b"\xff"
+# Seconds between the server's pings: a reverse proxy closes a WebSocket
+# that is silent for a minute (nginx's proxy_read_timeout), and a page idle
+# in a room may hear nothing for longer.
+PING_INTERVAL = 30.0
+
+
+def _web_renderer() -> Callable[[Event], bytes]:
+    """Make web_render(): an event's line as a text frame, once per broadcast.
+
+    wire.render encodes the line once for every door; the frame around it
+    is built once here, for the first web member, and shared by the rest.
+    """
+    last: Event | None = None
+    data = b""
+
+    def web_render(event: Event) -> bytes:
+        """Return event's line as one text frame, framed once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            wire_line = render(event)
+            if wire_line.count(b"\r\n") == 1:
+                data = text_frame(wire_line[:-2])
+            else:  # one frame per line: a KICK and its PART, a MODE of several
+                data = frame_lines(wire_line)
+            last = event
+        return data
+
+    return web_render
+
+
+web_render = _web_renderer()
+
+
+class _Wire(TypingProtocol):
+    """What this door uses of Twisted's WebSocket wire protocol."""
+
+    transport: object
+
+    def loseConnection(self, code: int = CLOSE_NORMAL) -> None:
+        """Send a close frame with code, then close the TCP connection."""
+
+
+class WireTransport:
+    """The transport Twisted's WebSocket writes its own frames to.
+
+    Pongs and closing frames go through the connection, in order with its
+    lines: the connection hands bytes straight to the socket when nothing
+    waits, and a frame written around it could land inside one of its own.
+    """
+
+    def __init__(self, connection: WebConnection) -> None:
+        self.connection = connection
+
+    def write(self, data: bytes) -> None:
+        self.connection.write_frames(data)
+
+    def loseConnection(self) -> None:
+        transport = self.connection.transport
+        if self.connection.phase is not _CLOSING:  # (close() let it go already)
+            # The page closed: its send queue, a producer, would hold TCP open.
+            transport.unregisterProducer()
+        transport.loseConnection()
+
+    def abortConnection(self) -> None:
+        self.connection.transport.abortConnection()
+
+    def getPeer(self) -> IAddress:
+        return self.connection.transport.getPeer()
+
+    def getHost(self) -> IAddress:
+        return self.connection.transport.getHost()
+
+
+class WebConnection(ChatProtocol):
+    """One page's WebSocket: the line protocol, one line per text message."""
+
+    door = "web"
+    log = Logger()
+    __slots__ = ("request", "address", "via", "ws", "guard", "_ping_call", "_code")
+    render = staticmethod(web_render)  # one frame per broadcast
+
+    def __init__(self, hub: ConnectionHub) -> None:
+        super().__init__(hub)
+        self.request: Request | None = None  # the upgrade request, until adopted
+        self.address: IAddress | None = None  # the client (X-Forwarded-For believed)
+        self.via = ""  # the proxy's address, when the client's came from it
+        self.ws: _Wire | None = None
+        self.guard = MessageGuard(self.config.recvq)
+        self._ping_call: IDelayedCall | None = None
+        self._code = CLOSE_NORMAL  # the close frame's code
+
+    # -- Twisted's WebSocketProtocol -------------------------------------------
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        """The upgrade is under way; nothing may be written yet."""
+        self.ws = cast(_Wire, transport)
+
+    def negotiationFinished(self) -> None:
+        """The WebSocket is open: take the TCP connection over, then greet."""
+        request, self.request = self.request, None
+        if request is None or self.ws is None:  # cannot happen: the site sets both
+            raise RuntimeError("a WebConnection needs its upgrade request")
+        channel = request.channel
+        tcp = cast(IChatTransport, channel.transport)
+        # The HTTP channel stays the TCP connection's protocol and passes the
+        # bytes to the WebSocket; it is also the connection's producer, which
+        # this connection's send queue replaces (Connection.connectionMade).
+        tcp.unregisterProducer()
+        self.ws.transport = WireTransport(self)
+        # Count each message's bytes as they arrive, before Twisted holds them.
+        read = channel.dataReceived
+        channel.dataReceived = lambda data: self._guarded(read, data)  # type: ignore[method-assign]
+        self.makeConnection(tcp)
+
+    def textMessageReceived(self, message: str) -> None:
+        """One line from the page (a LF inside it ends a line there, as on TCP)."""
+        self.dataReceived(message.encode("utf-8") + b"\n")
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        """Binary is no part of the protocol: answered in turn, as a line would be."""
+        self.dataReceived(BINARY + b"\n")
+
+    def pongReceived(self, payload: bytes) -> None:
+        """The page answered a ping (browsers do by themselves); nothing to do."""
+
+    # -- connection life -------------------------------------------------------
+
+    def greet(self) -> None:
+        """HELLO and NICK, behind the upgrade's 101 answer."""
+        # The 101 still waits in the transport's buffer: no direct send may
+        # pass it. The transport says when its buffer has emptied (the send
+        # queue's resumeProducing), and direct sends start again then.
+        self.sendq.drained = False
+        super().greet()
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._ping_call = self.hub.clock.callLater(PING_INTERVAL, self._ping)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._ping_call is not None and self._ping_call.active():
+            self._ping_call.cancel()
+        self._ping_call = None
+        if self.transport is None:  # closed during the upgrade: never connected
+            return
+        super().connectionLost(reason)
+
+    @property
+    def peer(self) -> str:
+        """The client's address for the log, and the proxy's if it came through one."""
+        if self.address is None:
+            return peer_name(self.transport)
+        host, port = (
+            getattr(self.address, "host", "?"),
+            getattr(self.address, "port", 0),
+        )
+        client = f"{host}:{port}"
+        return f"{client} via {self.via}" if self.via else client
+
+    def _ping(self) -> None:
+        self._ping_call = None
+        if self.phase is _CLOSING:
+            return
+        self._write(PING_FRAME)
+        self.flush()
+        self._ping_call = self.hub.clock.callLater(PING_INTERVAL, self._ping)
+
+    def _guarded(self, read: Callable[[bytes], None], data: bytes) -> None:
+        """Pass received bytes on, unless they make a message too big to take."""
+        if self.phase is _CLOSING:
+            return
+        if self.guard.feed(data):
+            read(data)
+            return
+        limit = self.guard.limit
+        self.log.warn(
+            "{peer} sent a WebSocket message over {limit} bytes; closed",
+            peer=self.peer,
+            limit=limit,
+        )
+        self.output.begin()
+        try:
+            self.close(f"Message too big: more than {limit} bytes.", code=CLOSE_TOO_BIG)
+        finally:
+            self.output.end(self)
+
+    def close(self, reason: str, leave: bool = True, code: int = CLOSE_NORMAL) -> None:
+        """BYE, then a close frame with code, then the TCP close."""
+        if self.phase is not _CLOSING:
+            self._code = code
+        super().close(reason, leave)
+
+    def hang_up(self) -> None:
+        """The close handshake: Twisted's WebSocket writes the frame, then closes."""
+        try:
+            if self.ws is not None:
+                self.ws.loseConnection(self._code)
+                return
+        except LocalProtocolError:
+            pass  # the page closed first: its close was answered already
+        self.transport.loseConnection()
+
+    # -- writing ---------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write wire lines, one text frame each."""
+        if self.phase is not _CLOSING:
+            self._write(frame_lines(data))
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """As Connection.send_later, the answer's lines framed when they come."""
+        answer.addCallback(frame_lines)
+        super().send_later(answer, frame_lines(fallback))
+
+    def write_frames(self, data: bytes) -> None:
+        """Write frames made by Twisted's WebSocket (pongs, the close handshake)."""
+        if self.phase is _CLOSING:
+            self.transport.write(data)  # the close frame, after the last line
+        else:
+            self._write(data)
+            self.flush()
+
+    # -- reading ---------------------------------------------------------------
+
+    def filter_input(self, data: bytes) -> bytes:
+        """No telnet in a browser: messages are text."""
+        return data
+
+    def handle_line(self, raw: bytes) -> None:
+        """A line, or the place of a binary message (refused, as bad encoding)."""
+        if raw == BINARY:
+            if self.phase is not _CLOSING:
+                self.reply_error(
+                    ChatError(
+                        ErrorCode.BAD_ENCODING,
+                        "binary messages are not part of the protocol; send text",
+                    )
+                )
+            return
+        super().handle_line(raw)
+
+
+class WebRefusal:
+    """A WebSocket the server cannot take: ERR server-full, BYE, a close frame."""
+
+    log = Logger()
+
+    def __init__(self, reason: str, clock: IReactorTime, grace: float) -> None:
+        self.lines = [
+            line("ERR", ErrorCode.SERVER_FULL.value, text=reason),
+            line("BYE", text="Please try again later."),
+        ]
+        self.clock = clock
+        self.grace = grace
+        self.ws: WebSocketTransport | None = None
+        self._abort_call: IDelayedCall | None = None
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self.ws = transport
+
+    def negotiationFinished(self) -> None:
+        if self.ws is None:
+            return
+        for data in self.lines:
+            self.ws.sendTextMessage(data[:-2].decode("utf-8"))
+        wire = cast(_Wire, self.ws)
+        wire.loseConnection(CLOSE_TRY_LATER)
+        self._abort_call = self.clock.callLater(self.grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        transport = getattr(self.ws, "transport", None)
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    def textMessageReceived(self, message: str) -> None:
+        """Nothing a refused client says is read."""
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        """Nothing a refused client says is read."""
+
+    def pongReceived(self, payload: bytes) -> None:
+        """Nothing to do."""
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None

@@ -1,0 +1,875 @@
+// chatd's page: the line protocol (PROTOCOL.md) over a WebSocket, one line per
+// message. Every text from the wire goes into the page as text (textContent),
+// never as HTML.
+"use strict";
+
+// -- the wire ---------------------------------------------------------------
+
+// PROTOCOL.md, Server to client: one-word arguments, then (maybe) free text.
+const SHAPES = {
+  HELLO: [1, true], NICK: [0, true], WELCOME: [1, true], MSG: [2, true],
+  ACTION: [2, true], PRIV: [2, true], JOIN: [2, false], PART: [2, true],
+  QUIT: [1, true], RENAME: [2, false], INFO: [0, true], ERR: [1, true],
+  BYE: [0, true], HISTORY: [5, true], ENDHISTORY: [2, false],
+};
+
+/** Split a server line by its verb's shape; null for a verb we do not know. */
+function parseLine(raw) {
+  const space = raw.indexOf(" ");
+  const verb = space < 0 ? raw : raw.slice(0, space);
+  const rest = space < 0 ? "" : raw.slice(space + 1);
+  if (verb === "USERS" || verb === "ROOMS") {
+    return { verb, words: rest ? rest.split(" ").filter(Boolean) : [], text: "" };
+  }
+  const shape = SHAPES[verb];
+  if (!shape) return null;
+  const [count, hasText] = shape;
+  const words = [];
+  let tail = rest;
+  for (let i = 0; i < count; i++) {
+    const cut = tail.indexOf(" ");
+    if (cut < 0) {
+      if (i !== count - 1 || hasText || !tail) return null;
+      words.push(tail);
+      tail = "";
+      break;
+    }
+    words.push(tail.slice(0, cut));
+    tail = tail.slice(cut + 1);
+  }
+  return { verb, words, text: hasText ? tail : "" };
+}
+
+/** Names compare as the server does: NFKC, then case folded (near enough). */
+const fold = (name) => name.normalize("NFKC").toLowerCase();
+
+const LOBBY = "#lobby";
+const SERVER = "*server";
+const KEEP_LINES = 2000; // per conversation
+const HISTORY_PAGE = 50;
+
+// -- state ------------------------------------------------------------------
+
+const state = {
+  socket: null,
+  phase: "idle", // idle, connecting, nick (asked for one), registered, quitting
+  nick: "", // our nickname once WELCOME says so
+  wanted: localStorage.getItem("chatd.nick") || "",
+  nickSent: false,
+  refusal: null,
+  serverName: "chatd",
+  conversations: new Map(), // key (folded name, or SERVER) -> conversation
+  current: SERVER,
+  serverRoom: null, // where a plain line goes on the server's side
+  switching: 0, // /joins sent to make a room current: their INFO is not shown
+  asked: new Set(), // rooms the user asked to join: shown once JOIN comes
+  askedPrivate: null, // a /msg the user typed: its conversation is shown
+  whoShown: new Set(), // rooms whose next USERS the user asked to see
+  attempt: 0,
+  retryTimer: null,
+  settleTimer: null,
+  bye: "",
+  everRegistered: false,
+  notify: localStorage.getItem("chatd.notify") === "on",
+};
+
+const $ = (id) => document.getElementById(id);
+
+function conversation(key, name, kind) {
+  let conv = state.conversations.get(key);
+  if (!conv) {
+    const list = document.createElement("ol");
+    list.className = "lines";
+    conv = {
+      key, name, kind, list, unread: 0, mentions: 0, joined: false,
+      members: new Map(), membersFresh: true, ids: new Set(),
+      pending: [], oldest: null, historyDone: false, loadingOlder: false,
+      rejoined: false, lastLive: null,
+    };
+    state.conversations.set(key, conv);
+    renderSide();
+  }
+  return conv;
+}
+
+function server() {
+  return conversation(SERVER, state.serverName, "server");
+}
+
+const currentConv = () => state.conversations.get(state.current) || server();
+
+// -- output: sending, paced under the server's flood limits ------------------
+
+// chatd takes a burst of 10 lines, then 2 a second; stay a little below.
+// What the user types goes before rejoins waiting in the background.
+const pacer = { tokens: 8, burst: 8, rate: 1.8, fore: [], back: [], timer: null, stamp: 0 };
+
+function send(text) {
+  pacer.fore.push(text);
+  pump();
+}
+
+function sendBackground(text) {
+  pacer.back.push(text);
+  pump();
+}
+
+function pump() {
+  const now = performance.now() / 1000;
+  pacer.tokens = Math.min(pacer.burst, pacer.tokens + (now - pacer.stamp) * pacer.rate);
+  pacer.stamp = now;
+  const open = state.socket && state.socket.readyState === WebSocket.OPEN;
+  while (open && pacer.tokens >= 1 && (pacer.fore.length || pacer.back.length)) {
+    pacer.tokens -= 1;
+    state.socket.send(pacer.fore.length ? pacer.fore.shift() : pacer.back.shift());
+  }
+  if (open && (pacer.fore.length || pacer.back.length) && !pacer.timer) {
+    const wait = Math.ceil(((1 - pacer.tokens) / pacer.rate) * 1000);
+    pacer.timer = setTimeout(() => { pacer.timer = null; pump(); }, wait);
+  }
+}
+
+function resetPacer() {
+  pacer.fore = [];
+  pacer.back = [];
+  pacer.tokens = pacer.burst;
+  pacer.rate = 1.8;
+  clearTimeout(pacer.timer);
+  pacer.timer = null;
+}
+
+// -- connecting -------------------------------------------------------------
+
+function socketUrl() {
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
+}
+
+function connect() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = null;
+  state.phase = "connecting";
+  state.bye = "";
+  state.nickSent = false;
+  setStatus("Connecting…");
+  const socket = new WebSocket(socketUrl());
+  state.socket = socket;
+  socket.onmessage = (event) => {
+    if (socket !== state.socket) return;
+    if (typeof event.data === "string") received(event.data);
+  };
+  socket.onclose = () => {
+    if (socket === state.socket) lost();
+  };
+}
+
+function lost() {
+  state.socket = null;
+  resetPacer();
+  clearTimeout(state.settleTimer);
+  const wasRegistered = state.phase === "registered";
+  for (const conv of state.conversations.values()) conv.joined = false;
+  state.serverRoom = null;
+  if (state.phase === "quitting") {
+    state.phase = "idle";
+    showLogin("You left the chat.");
+    return;
+  }
+  state.phase = "idle";
+  // Back off: 1, 2, 4 ... 30 seconds, and start over once a connection lasted.
+  const delay = Math.min(30, 2 ** state.attempt) * (0.8 + Math.random() * 0.4);
+  state.attempt += 1;
+  const why = state.bye ? `Disconnected: ${state.bye}` : "Connection lost.";
+  const seconds = Math.round(delay);
+  if (wasRegistered) note(currentConv(), "error", `${why} Reconnecting in ${seconds} s…`);
+  setStatus(`${why} Reconnecting in ${seconds} s…`);
+  $("login-status").textContent = state.everRegistered || state.wanted
+    ? `${why} Trying again in ${seconds} s…` : "";
+  state.retryTimer = setTimeout(connect, delay * 1000);
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+  if (state.phase !== "registered") $("login-status").textContent = text;
+}
+
+// -- server lines -----------------------------------------------------------
+
+function received(raw) {
+  const line = parseLine(raw);
+  if (!line) {
+    note(server(), "info", raw); // a verb this page does not know: shown, as text
+    return;
+  }
+  const handler = HANDLERS[line.verb];
+  if (handler) handler(line.words, line.text);
+}
+
+const HANDLERS = {
+  HELLO([name], text) {
+    state.serverName = name;
+    server().name = name;
+    note(server(), "info", text);
+    renderSide();
+  },
+  NICK(_, text) {
+    if (state.phase === "registered") return;
+    state.phase = "nick";
+    if (state.refusal !== null) {
+      showLogin("", state.refusal);
+      state.refusal = null;
+      state.nickSent = false;
+    } else if (state.nickSent) {
+      state.nickSent = false;
+      showLogin("", "The server asked for a nickname again.");
+    } else if (state.wanted) {
+      sendNick();
+    } else {
+      showLogin(text);
+    }
+  },
+  WELCOME([nick], text) {
+    state.nick = nick;
+    state.phase = "registered";
+    state.everRegistered = true;
+    localStorage.setItem("chatd.nick", nick);
+    state.wanted = nick;
+    note(server(), "info", text);
+    showChat();
+    setStatus(`Connected as ${nick}`);
+    state.settleTimer = setTimeout(() => { state.attempt = 0; }, 60000);
+    // Back into the rooms we were in (#lobby the server joins by itself).
+    for (const conv of state.conversations.values()) {
+      if (conv.kind === "room" && conv.key !== fold(LOBBY)) {
+        conv.rejoined = true;
+        sendBackground(`/join ${conv.name}`);
+      }
+    }
+    const lobby = state.conversations.get(fold(LOBBY));
+    if (lobby) lobby.rejoined = true;
+  },
+  MSG([room, nick], text) { said(room, nick, text, "msg"); },
+  ACTION([room, nick], text) { said(room, nick, text, "action"); },
+  PRIV([from, to], text) {
+    const mine = fold(from) === fold(state.nick);
+    const other = mine ? to : from;
+    const conv = conversation(fold(other), other, "private");
+    conv.name = other;
+    const action = text.startsWith(`* ${from} `);
+    add(conv, {
+      kind: action ? "action" : "msg", nick: from,
+      text: action ? text.slice(from.length + 3) : text, mine,
+    });
+    if (mine && state.askedPrivate === conv.key) {
+      state.askedPrivate = null;
+      select(conv.key);
+    }
+    if (!mine) alertUser(conv, `${from} (private)`, text);
+  },
+  JOIN([room, nick]) {
+    const conv = conversation(fold(room), room, "room");
+    conv.name = room;
+    if (fold(nick) === fold(state.nick)) {
+      conv.joined = true;
+      state.serverRoom = conv.key;
+      conv.members = new Map();
+      conv.membersFresh = false;
+      send(`/who ${room}`);
+      if (state.asked.delete(conv.key) || state.current === SERVER) select(conv.key);
+      else renderSide();
+    } else {
+      addMember(conv, nick);
+      note(conv, "event", `${nick} joined`);
+    }
+  },
+  PART([room, nick], text) {
+    const conv = state.conversations.get(fold(room));
+    if (!conv) return;
+    if (fold(nick) === fold(state.nick)) {
+      conv.joined = false;
+      if (state.serverRoom === conv.key) state.serverRoom = fold(LOBBY);
+      removeConv(conv.key);
+    } else {
+      conv.members.delete(fold(nick));
+      note(conv, "event", `${nick} left${text ? ` (${text})` : ""}`);
+      if (conv.key === state.current) renderMembers();
+    }
+  },
+  QUIT([nick], text) {
+    const key = fold(nick);
+    for (const conv of state.conversations.values()) {
+      if (conv.members.delete(key) || (conv.kind === "private" && conv.key === key)) {
+        note(conv, "event", `${nick} quit${text ? ` (${text})` : ""}`);
+      }
+    }
+    renderMembers();
+  },
+  RENAME([old, nick]) {
+    if (fold(old) === fold(state.nick)) {
+      state.nick = nick;
+      state.wanted = nick;
+      localStorage.setItem("chatd.nick", nick);
+      setStatus(`Connected as ${nick}`);
+    }
+    for (const conv of state.conversations.values()) {
+      if (conv.members.delete(fold(old))) {
+        conv.members.set(fold(nick), nick);
+        note(conv, "event", `${old} is now ${nick}`);
+      }
+    }
+    const chat = state.conversations.get(fold(old));
+    if (chat && chat.kind === "private" && !state.conversations.has(fold(nick))) {
+      state.conversations.delete(chat.key);
+      chat.key = fold(nick);
+      chat.name = nick;
+      state.conversations.set(chat.key, chat);
+      if (state.current === fold(old)) state.current = chat.key;
+      note(chat, "event", `${old} is now ${nick}`);
+    }
+    renderSide();
+    renderMembers();
+  },
+  USERS([room, ...nicks]) {
+    const conv = state.conversations.get(fold(room || ""));
+    if (conv) {
+      if (!conv.membersFresh) {
+        conv.members = new Map();
+        conv.membersFresh = true;
+      }
+      for (const nick of nicks) conv.members.set(fold(nick), nick);
+      if (conv.key === state.current) renderMembers();
+    }
+    if (state.whoShown.has(fold(room || ""))) {
+      note(currentConv(), "info", `In ${room}: ${nicks.join(", ")}`);
+    }
+  },
+  ROOMS(rooms) {
+    const spelled = rooms.map((item) => {
+      const cut = item.lastIndexOf(":");
+      return cut < 0 ? item : `${item.slice(0, cut)} (${item.slice(cut + 1)})`;
+    });
+    note(currentConv(), "info", `Rooms: ${spelled.join(", ")}`);
+  },
+  INFO(_, text) {
+    if (state.switching > 0 && text.startsWith("You are already in ")) {
+      state.switching -= 1; // our own /join to make a room current
+      return;
+    }
+    note(state.phase === "registered" ? currentConv() : server(), "info", text);
+  },
+  ERR([code], text) {
+    if (state.phase !== "registered" && (code === "nick-taken" || code === "nick-invalid")) {
+      state.refusal = text; // the NICK line after it asks again
+      return;
+    }
+    if (code === "flood") pacer.rate = 0.9;
+    note(state.phase === "registered" ? currentConv() : server(), "error", text);
+    if (state.phase !== "registered") $("nick-error").textContent = text;
+  },
+  BYE(_, text) {
+    state.bye = text;
+  },
+  HISTORY([room, id, time, kind, nick], text) {
+    const conv = conversation(fold(room), room, "room");
+    conv.pending.push({ id, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
+  },
+  ENDHISTORY([room, count]) {
+    const conv = state.conversations.get(fold(room));
+    if (conv) history(conv, Number(count));
+  },
+};
+
+function addMember(conv, nick) {
+  conv.members.set(fold(nick), nick);
+  if (conv.key === state.current) renderMembers();
+}
+
+function sendNick() {
+  state.nickSent = true;
+  state.refusal = null;
+  send(`NICK ${state.wanted}`);
+  $("login-status").textContent = `Asking for the nickname ${state.wanted}…`;
+}
+
+function said(room, nick, text, kind) {
+  const conv = conversation(fold(room), room, "room");
+  const mine = fold(nick) === fold(state.nick);
+  const entry = { kind, nick, text, mine, mention: !mine && mentions(text) };
+  conv.lastLive = entry;
+  add(conv, entry);
+  if (entry.mention) alertUser(conv, `${nick} in ${room}`, text);
+}
+
+function mentions(text) {
+  if (!state.nick) return false;
+  const escaped = state.nick.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  return new RegExp(`(^|[^\\p{L}\\p{N}_-])${escaped}($|[^\\p{L}\\p{N}_-])`, "iu").test(text);
+}
+
+/** Show the HISTORY lines that ENDHISTORY closes: older ones above, else below. */
+function history(conv, count) {
+  let entries = conv.pending.filter((entry) => !conv.ids.has(entry.id));
+  conv.pending = [];
+  if (entries.length && (conv.oldest === null || entries[0].id < conv.oldest || conv.loadingOlder)) {
+    conv.oldest = entries[0].id;
+  }
+  if (conv.loadingOlder) {
+    conv.loadingOlder = false;
+    if (count < HISTORY_PAGE) conv.historyDone = true;
+    prepend(conv, entries);
+  } else {
+    if (conv.rejoined && conv.lastLive) {
+      // After a reconnect the backfill repeats what was seen: show what came after.
+      const last = conv.lastLive;
+      const seen = entries.findLastIndex((e) => e.nick === last.nick && e.text === last.text && e.kind === last.kind);
+      if (seen >= 0) entries = entries.slice(seen + 1);
+      if (entries.length) divider(conv, "while you were away");
+    }
+    conv.rejoined = false;
+    for (const entry of entries) add(conv, { ...entry, past: true }, false);
+    if (entries.length) conv.lastLive = entries[entries.length - 1];
+  }
+  for (const entry of entries) conv.ids.add(entry.id);
+  if (conv.key === state.current) renderOlder();
+}
+
+// -- conversations on screen ------------------------------------------------
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+/** Build one line of a conversation; every wire text goes in as text. */
+function lineElement(entry) {
+  const item = document.createElement("li");
+  item.className = `line ${entry.kind}${entry.mention ? " mention" : ""}${entry.past ? " past" : ""}`;
+  const when = entry.time || new Date();
+  const stamp = document.createElement("time");
+  stamp.dateTime = when.toISOString();
+  stamp.title = when.toLocaleString();
+  stamp.textContent = timeFormat.format(when);
+  item.append(stamp, " ");
+  if (entry.kind === "msg" || entry.kind === "action") {
+    const nick = document.createElement("span");
+    nick.className = "nick";
+    nick.textContent = entry.nick;
+    nick.style.setProperty("--hue", String(hue(entry.nick)));
+    const text = document.createElement("span");
+    text.className = "text";
+    if (entry.kind === "action") text.append("* ", nick, " ");
+    else item.append(nick, " ");
+    appendText(text, entry.text);
+    item.append(text);
+  } else {
+    appendText(item, entry.text);
+  }
+  return item;
+}
+
+/** Text with web addresses made into links (built as elements, never parsed). */
+function appendText(parent, text) {
+  const pattern = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+  let at = 0;
+  for (const match of text.matchAll(pattern)) {
+    parent.append(text.slice(at, match.index));
+    const link = document.createElement("a");
+    link.href = match[0];
+    link.textContent = match[0];
+    link.rel = "noopener noreferrer nofollow";
+    link.target = "_blank";
+    parent.append(link);
+    at = match.index + match[0].length;
+  }
+  parent.append(text.slice(at));
+}
+
+/** A colour per nick: FNV-1a of the folded name, spread round the wheel. */
+function hue(nick) {
+  let hash = 0x811c9dc5;
+  for (const ch of fold(nick)) hash = Math.imul(hash ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  return Math.round((hash % 1000) * 137.508) % 360;
+}
+
+function atBottom() {
+  const log = $("log");
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}
+
+function add(conv, entry, count = true) {
+  const shown = conv.key === state.current;
+  const stick = shown && atBottom();
+  conv.list.append(lineElement(entry));
+  while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
+  if (stick) $("log").scrollTop = $("log").scrollHeight;
+  const seen = shown && document.visibilityState === "visible";
+  if (count && !seen && !entry.mine && (entry.kind === "msg" || entry.kind === "action")) {
+    conv.unread += 1;
+    if (entry.mention || conv.kind === "private") conv.mentions += 1;
+    renderSide();
+  }
+}
+
+function note(conv, kind, text) {
+  add(conv, { kind, text }, false);
+}
+
+function divider(conv, text) {
+  const item = document.createElement("li");
+  item.className = "divider";
+  const label = document.createElement("span");
+  label.textContent = text;
+  item.append(label);
+  conv.list.append(item);
+}
+
+function prepend(conv, entries) {
+  const log = $("log");
+  const before = log.scrollHeight;
+  const fragment = document.createDocumentFragment();
+  for (const entry of entries) fragment.append(lineElement({ ...entry, past: true }));
+  conv.list.prepend(fragment);
+  if (conv.key === state.current) log.scrollTop += log.scrollHeight - before;
+}
+
+function select(key) {
+  if (!state.conversations.has(key)) key = SERVER;
+  state.current = key;
+  const conv = currentConv();
+  conv.unread = 0;
+  conv.mentions = 0;
+  $("log").replaceChildren(conv.list);
+  $("log").scrollTop = $("log").scrollHeight;
+  $("title").textContent = conv.kind === "server" ? state.serverName : conv.name;
+  $("say").placeholder = conv.kind === "room" ? `Message ${conv.name}`
+    : conv.kind === "private" ? `Message ${conv.name} (private)` : "Type a /command (try /help)";
+  $("side").classList.remove("open");
+  $("toggle-side").setAttribute("aria-expanded", "false");
+  renderSide();
+  renderMembers();
+  renderOlder();
+}
+
+function removeConv(key) {
+  const keys = [...state.conversations.keys()];
+  state.conversations.delete(key);
+  if (state.current === key) select(keys[Math.max(0, keys.indexOf(key) - 1)]);
+  else renderSide();
+}
+
+function renderSide() {
+  const rooms = [];
+  const people = [];
+  for (const conv of state.conversations.values()) {
+    (conv.kind === "private" ? people : rooms).push(conv);
+  }
+  rooms.sort((a, b) => (a.kind === "server" ? -1 : b.kind === "server" ? 1 : a.key.localeCompare(b.key)));
+  $("rooms").replaceChildren(...rooms.map(convItem));
+  $("privates").replaceChildren(...people.map(convItem));
+  const unread = [...state.conversations.values()].reduce((sum, c) => sum + c.unread, 0);
+  document.title = `${unread ? `(${unread}) ` : ""}${state.nick ? `${state.nick} — ` : ""}${state.serverName}`;
+}
+
+function convItem(conv) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `conv ${conv.kind}${conv.unread ? " unread" : ""}`;
+  button.dataset.key = conv.key;
+  if (conv.key === state.current) button.setAttribute("aria-current", "true");
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = conv.kind === "server" ? state.serverName : conv.name;
+  button.append(name);
+  let label = conv.kind === "server" ? `${state.serverName} (server notices)` : conv.name;
+  if (conv.unread) {
+    const badge = document.createElement("span");
+    badge.className = `badge${conv.mentions ? " mention" : ""}`;
+    badge.textContent = String(conv.unread);
+    button.append(badge);
+    label += `, ${conv.unread} unread`;
+  }
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", () => { select(conv.key); $("say").focus(); });
+  item.append(button);
+  if (conv.kind === "private") {
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.textContent = "×";
+    close.setAttribute("aria-label", `Close the conversation with ${conv.name}`);
+    close.addEventListener("click", () => removeConv(conv.key));
+    item.append(close);
+  }
+  return item;
+}
+
+function renderMembers() {
+  const conv = currentConv();
+  const nicks = [...conv.members.values()].sort((a, b) => fold(a).localeCompare(fold(b)));
+  $("members-title").textContent = conv.kind === "room" ? `Members (${nicks.length})` : "Members";
+  $("member-list").replaceChildren(...nicks.map((nick) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "member";
+    const name = document.createElement("span");
+    name.className = "nick";
+    name.textContent = nick;
+    name.style.setProperty("--hue", String(hue(nick)));
+    button.append(name);
+    button.setAttribute("aria-label", `${nick}: open a private conversation`);
+    button.addEventListener("click", () => openPrivate(nick));
+    item.append(button);
+    return item;
+  }));
+}
+
+function renderOlder() {
+  const conv = currentConv();
+  $("older").hidden = !(conv.kind === "room" && conv.oldest !== null && !conv.historyDone);
+}
+
+function openPrivate(nick) {
+  if (fold(nick) === fold(state.nick)) return;
+  const conv = conversation(fold(nick), nick, "private");
+  select(conv.key);
+  $("members").classList.remove("open");
+  $("say").focus();
+}
+
+function loadOlder() {
+  const conv = currentConv();
+  if (conv.kind !== "room" || conv.oldest === null || conv.historyDone || conv.loadingOlder) return;
+  conv.loadingOlder = true;
+  send(`/history ${conv.name} ${HISTORY_PAGE} before ${conv.oldest}`);
+}
+
+// -- typing -----------------------------------------------------------------
+
+const typed = { lines: [], at: 0, draft: "" };
+
+function submit(text) {
+  if (!text.trim()) return;
+  typed.lines.push(text);
+  if (typed.lines.length > 500) typed.lines.shift();
+  typed.at = typed.lines.length;
+  const conv = currentConv();
+  if (state.phase !== "registered") {
+    note(conv, "error", "Not connected: that was not sent.");
+    return;
+  }
+  if (text.startsWith("/") && !text.startsWith("//")) {
+    command(text, conv);
+  } else if (conv.kind === "room") {
+    makeCurrent(conv);
+    send(text);
+  } else if (conv.kind === "private") {
+    send(`/msg ${conv.name} ${text.startsWith("//") ? text.slice(1) : text}`);
+  } else {
+    note(conv, "error", "This is the server's notices. Pick a room to talk in, or type a /command.");
+  }
+}
+
+/** Make room the server's current room, so that a plain line goes there. */
+function makeCurrent(conv) {
+  if (state.serverRoom === conv.key && conv.joined) return;
+  state.switching += conv.joined ? 1 : 0;
+  state.serverRoom = conv.key;
+  send(`/join ${conv.name}`);
+}
+
+function command(text, conv) {
+  const [name, ...args] = text.slice(1).split(/\s+/).filter(Boolean);
+  const rest = text.slice(1 + (name || "").length).trim();
+  const inRoom = conv.kind === "room";
+  const namesRoom = args.length > 0 && args[0].startsWith("#");
+  switch ((name || "").toLowerCase()) {
+    case "join":
+      if (args.length) {
+        const known = state.conversations.get(fold(args[0]));
+        if (known && known.kind === "room" && known.joined) {
+          select(known.key);
+          makeCurrent(known);
+          return;
+        }
+        state.asked.add(fold(args[0]));
+      }
+      break;
+    case "part":
+      if (conv.kind === "private" && !namesRoom) { removeConv(conv.key); return; }
+      if (inRoom && !namesRoom) { send(`/part ${conv.name} ${rest}`.trim()); return; }
+      break;
+    case "query":
+    case "q":
+      if (args.length) { openPrivate(args[0]); return; }
+      break;
+    case "msg":
+      if (args.length > 1) state.askedPrivate = fold(args[0]);
+      break;
+    case "who":
+      if (inRoom && !args.length) text = `/who ${conv.name}`;
+      state.whoShown.add(fold(args[0] || conv.name));
+      setTimeout(() => state.whoShown.delete(fold(args[0] || conv.name)), 3000);
+      break;
+    case "me":
+      if (conv.kind === "private") {
+        note(conv, "error", "/me works in rooms, not in private conversations.");
+        return;
+      }
+      if (inRoom) makeCurrent(conv);
+      break;
+    case "quit":
+      state.phase = "quitting";
+      break;
+  }
+  send(text);
+}
+
+function stepConversation(step) {
+  const keys = [...$("rooms").querySelectorAll(".conv"), ...$("privates").querySelectorAll(".conv")]
+    .map((button) => button.dataset.key);
+  const at = keys.indexOf(state.current);
+  select(keys[(at + step + keys.length) % keys.length]);
+}
+
+// -- notifications ----------------------------------------------------------
+
+function alertUser(conv, title, text) {
+  if (!state.notify || !("Notification" in window) || Notification.permission !== "granted") return;
+  if (document.visibilityState === "visible" && document.hasFocus() && state.current === conv.key) return;
+  const shown = new Notification(title, { body: text, tag: conv.key, silent: false });
+  shown.onclick = () => { window.focus(); select(conv.key); shown.close(); };
+}
+
+async function toggleNotify() {
+  if (!("Notification" in window)) {
+    note(currentConv(), "error", "This browser has no desktop notifications.");
+    return;
+  }
+  if (!state.notify && Notification.permission !== "granted") {
+    const answer = await Notification.requestPermission();
+    if (answer !== "granted") {
+      note(currentConv(), "info", "Notifications were not allowed; the browser's site settings can change that.");
+      return;
+    }
+  }
+  state.notify = !state.notify;
+  localStorage.setItem("chatd.notify", state.notify ? "on" : "off");
+  renderNotify();
+}
+
+function renderNotify() {
+  $("notify").setAttribute("aria-pressed", String(state.notify && "Notification" in window && Notification.permission === "granted"));
+}
+
+// -- screens ----------------------------------------------------------------
+
+function showLogin(status, error = "") {
+  $("chat").hidden = true;
+  $("login").hidden = false;
+  $("nick").value = state.wanted;
+  $("nick-error").textContent = error;
+  $("login-status").textContent = status;
+  $("nick-go").disabled = false;
+  $("nick").focus();
+}
+
+function showChat() {
+  $("login").hidden = true;
+  $("chat").hidden = false;
+  $("nick-error").textContent = "";
+  if (!state.conversations.has(state.current) || state.current === SERVER) {
+    const lobby = state.conversations.get(fold(LOBBY));
+    select(lobby ? lobby.key : SERVER);
+  } else {
+    select(state.current);
+  }
+  $("say").focus();
+}
+
+function toggleDrawer(id, button) {
+  const open = $(id).classList.toggle("open");
+  $(button).setAttribute("aria-expanded", String(open));
+  if (open) $(id).querySelector("button, input")?.focus();
+}
+
+// -- wiring -----------------------------------------------------------------
+
+$("nick-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const nick = $("nick").value.trim();
+  if (!nick) { $("nick-error").textContent = "Choose a nickname first."; return; }
+  state.wanted = nick;
+  $("nick-error").textContent = "";
+  if (state.phase === "nick") sendNick();
+  else if (!state.socket) { state.attempt = 0; connect(); }
+});
+
+$("say-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("say");
+  submit(input.value);
+  input.value = "";
+});
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  let room = $("join-room").value.trim();
+  if (!room) return;
+  if (!room.startsWith("#")) room = `#${room}`;
+  $("join-room").value = "";
+  if (state.phase === "registered") command(`/join ${room}`, currentConv());
+  $("say").focus();
+});
+
+$("say").addEventListener("keydown", (event) => {
+  const input = event.target;
+  if (event.key === "ArrowUp" && !event.altKey && typed.at > 0) {
+    if (typed.at === typed.lines.length) typed.draft = input.value;
+    typed.at -= 1;
+    input.value = typed.lines[typed.at];
+    event.preventDefault();
+  } else if (event.key === "ArrowDown" && !event.altKey && typed.at < typed.lines.length) {
+    typed.at += 1;
+    input.value = typed.at === typed.lines.length ? typed.draft : typed.lines[typed.at];
+    event.preventDefault();
+  } else if (event.key === "PageUp" || event.key === "PageDown") {
+    if (event.ctrlKey) return; // changes conversation (below)
+    const log = $("log");
+    log.scrollTop += (event.key === "PageUp" ? -1 : 1) * log.clientHeight * 0.9;
+    event.preventDefault();
+  }
+});
+
+document.addEventListener("keydown", (event) => {
+  if ($("chat").hidden) return;
+  if ((event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown"))
+      || (event.ctrlKey && (event.key === "PageUp" || event.key === "PageDown"))) {
+    stepConversation(event.key === "ArrowUp" || event.key === "PageUp" ? -1 : 1);
+    $("say").focus();
+    event.preventDefault();
+  } else if (event.altKey && event.key === "1") {
+    toggleDrawer("side", "toggle-side");
+    event.preventDefault();
+  } else if (event.altKey && event.key === "3") {
+    toggleDrawer("members", "toggle-members");
+    event.preventDefault();
+  } else if (event.key === "Escape") {
+    $("side").classList.remove("open");
+    $("members").classList.remove("open");
+    $("say").focus();
+  }
+});
+
+$("log").addEventListener("scroll", () => {
+  if ($("log").scrollTop < 40) loadOlder();
+});
+$("older").addEventListener("click", loadOlder);
+$("notify").addEventListener("click", toggleNotify);
+$("toggle-side").addEventListener("click", () => toggleDrawer("side", "toggle-side"));
+$("toggle-members").addEventListener("click", () => toggleDrawer("members", "toggle-members"));
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && !$("chat").hidden) select(state.current);
+});
+
+renderNotify();
+showLogin("");

@@ -1,0 +1,59 @@
+"""Headless Chromium (Debian's chromium and chromium-driver) driven by Selenium."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# As the machine's notes say: no GPU, no QUIC, and none of Chromium's own
+# network traffic (the machine has no way out, and it would only be refused).
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+def missing() -> str | None:
+    """Why a browser cannot be driven here, or None."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install '.[test]')"
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).exists() and shutil.which(Path(path).name) is None:
+            return f"{path} is missing (apt-get install {package}; .ci/run does)"
+    return None
+
+
+def chromium(profile: Path, width: int = 1200, height: int = 760) -> WebDriver:
+    """Start a headless Chromium with its own empty profile; skip if there is none."""
+    reason = missing()
+    if reason is not None:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM if Path(CHROMIUM).exists() else "chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else "chromedriver"
+    return webdriver.Chrome(service=Service(driver), options=options)

@@ -1,0 +1,150 @@
+"""End to end: the real `twistd chatd --web ...`, a WebSocket client, line clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websocket
+from daemon import WAIT, LineClient, running_daemon
+from test_daemon import LOOPBACK
+
+PAYLOAD = "p" * 1000
+MAX_MESSAGES = 20000  # bound on the flood below: ~20 MB of room traffic
+BATCH = 50
+
+
+def ws_connect(
+    port: int,
+    origin: str | None = None,
+    sockopt: list[tuple[int, int, int]] | None = None,
+) -> websocket.WebSocket:
+    """A WebSocket to the daemon's /ws as the page makes it (its own Origin)."""
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{port}/ws",
+        timeout=WAIT,
+        origin=origin or f"http://127.0.0.1:{port}",
+        sockopt=sockopt or [],
+    )
+
+
+def expect(ws: websocket.WebSocket, prefix: str) -> str:
+    """Read messages until one starts with prefix; each message is one line."""
+    seen = []
+    while True:
+        text = ws.recv()
+        assert isinstance(text, str) and "\r" not in text and "\n" not in text, text
+        if text.startswith(prefix):
+            return text
+        seen.append(text)
+        assert text, f"closed before {prefix!r}; saw {seen}"
+
+
+def ws_register(ws: websocket.WebSocket, nick: str) -> None:
+    expect(ws, "NICK ")
+    ws.send(nick)
+    expect(ws, f"WELCOME {nick} ")
+    expect(ws, f"JOIN #lobby {nick}")
+
+
+def web_args(*more: str) -> list[str]:
+    return ["--listen", LOOPBACK, "--web", LOOPBACK, "--no-history", *more]
+
+
+def test_page_websocket_and_telnet_share_the_rooms(tmp_path: Path) -> None:
+    """The page, /healthz, and a WebSocket user and a line user talking both ways."""
+    with running_daemon(web_args(), tmp_path, listeners=2) as daemon:
+        line_port, web_port = daemon.ports[LOOPBACK], daemon.ports["web " + LOOPBACK]
+        daemon.wait_for_log(
+            re.compile(rf"chatd web page at http://127\.0\.0\.1:{web_port}/")
+        )
+        base = f"http://127.0.0.1:{web_port}"
+        with urllib.request.urlopen(base + "/", timeout=WAIT) as page:
+            assert page.status == 200
+            assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+            assert b"<title>chatd</title>" in page.read()
+        with urllib.request.urlopen(base + "/healthz", timeout=WAIT) as health:
+            assert json.loads(health.read())["status"] == "ok"
+
+        web = ws_connect(web_port)
+        ws_register(web, "alice")
+        bob = LineClient.tcp(line_port)
+        bob.register("bob")
+        expect(web, "JOIN #lobby bob")
+        web.send("hello <b>bob</b>")
+        assert bob.expect("MSG ") == "MSG #lobby alice hello <b>bob</b>"
+        assert expect(web, "MSG ") == "MSG #lobby alice hello <b>bob</b>"
+        bob.send("/msg alice psst")
+        assert expect(web, "PRIV ") == "PRIV bob alice psst"
+        web.send("/join #games")
+        expect(web, "JOIN #games alice")
+        bob.send("/join #games")
+        assert expect(web, "JOIN #games") == "JOIN #games bob"
+        bob.send("in games")
+        assert expect(web, "MSG ") == "MSG #games bob in games"
+        web.close()
+        assert bob.expect("QUIT ") == "QUIT alice connection closed"
+
+
+def test_hostile_pages_and_frames(tmp_path: Path) -> None:
+    """A page of another origin (403), binary frames, and a message too big to hold."""
+    with running_daemon(web_args("--recvq", "8192"), tmp_path, listeners=2) as daemon:
+        port = daemon.ports["web " + LOOPBACK]
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            ws_connect(port, origin="https://evil.example")
+        assert refused.value.status_code == 403
+        daemon.wait_for_log(re.compile(r"a page from https://evil\.example"))
+
+        web = ws_connect(port)
+        ws_register(web, "alice")
+        web.send_binary(b"\x00\xff binary")
+        assert expect(web, "ERR ").startswith("ERR bad-encoding ")
+        web.send("x" * 3000)  # over --max-line: refused, the connection stays
+        assert expect(web, "ERR ").startswith("ERR too-long ")
+        web.send("y" * 20000)  # over --recvq: closed as too big
+        assert expect(web, "BYE ") == "BYE Message too big: more than 8192 bytes."
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while True:
+                frame = web.recv_data_frame(True)[1]
+                if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                    assert int.from_bytes(frame.data[:2], "big") == 1009
+                    break
+            web.recv()
+
+
+def test_a_page_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
+    """A WebSocket that never reads is dropped past --sendq, as any client is."""
+    args = web_args("--flood-rate", "0", "--sendq", "262144")
+    with running_daemon(args, tmp_path, listeners=2) as daemon:
+        line_port, web_port = daemon.ports[LOOPBACK], daemon.ports["web " + LOOPBACK]
+        stuck = ws_connect(
+            web_port, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]
+        )
+        ws_register(stuck, "stuck")  # from here on it never reads again
+        reader, talker = LineClient.tcp(line_port), LineClient.tcp(line_port)
+        reader.register("reader")
+        talker.register("talker")
+
+        cut_off = None
+        deadline = time.monotonic() + 60
+        sent = 0
+        while cut_off is None and sent < MAX_MESSAGES:
+            assert time.monotonic() < deadline, f"no cut-off after {sent} messages"
+            for _ in range(BATCH):
+                talker.send(f"{sent} {PAYLOAD}")
+                sent += 1
+            last = f"MSG #lobby talker {sent - 1} "
+            while not (text := talker.read_line()).startswith(last):
+                assert text, "talker was disconnected"
+            while not (text := reader.read_line()).startswith(last):
+                assert text, "reader was disconnected"
+                if text.startswith("QUIT stuck "):
+                    cut_off = text
+        assert cut_off == "QUIT stuck send queue full (not reading)", cut_off
+        daemon.wait_for_log(re.compile(r"stopped reading; send queue over 262144"))
+        stuck.close()
