@@ -255,6 +255,9 @@ class Chat(Moderation):
         # door, after registration), so that the accounts can guard
         # registered ones (chatd.accounts).
         self.nick_watchers: list[Callable[[User], None]] = []
+        # Keys of the rooms that are secret (+s), so that listing rooms need
+        # not look at every room's modes (chatd.moderation keeps it).
+        self.secret_rooms: set[str] = set()
 
     # -- looking things up ------------------------------------------------
 
@@ -474,6 +477,7 @@ class Chat(Moderation):
         if not room.members and room.key != fold(LOBBY):
             del self.rooms[room.key]
             del self.room_keys[bisect_left(self.room_keys, room.key)]
+            self.secret_rooms.discard(room.key)
         elif not quiet:
             self._left(room, user)
 

@@ -189,17 +189,30 @@ def _page_number(word: str, pages: int, total: int) -> int:
     return page
 
 
+def _secret_rooms_hidden(session: Session) -> set[str]:
+    """The keys of secret rooms (+s) the asker is not in: /rooms leaves them out."""
+    user = session.registered_user()
+    return {key for key in session.chat.secret_rooms if key not in user.rooms}
+
+
 def rooms(session: Session, args: list[str]) -> None:
     """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
 
     When every room fits on one page the answer is ROOMS lines only, as in
     PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
     """
-    total = len(session.chat.rooms)
+    chat = session.chat
+    hidden = _secret_rooms_hidden(session)
+    total = len(chat.rooms) - len(hidden)
     pages = -(-total // ROOMS_PER_PAGE)
     page = _page_number(args[0], pages, total) if args else 1
     start = (page - 1) * ROOMS_PER_PAGE
-    sizes = session.chat.room_sizes(start, ROOMS_PER_PAGE)
+    if hidden:  # rare: a slice of the rooms one may see, built for this answer
+        keys = [key for key in chat.room_keys if key not in hidden]
+        picked = [chat.rooms[key] for key in keys[start : start + ROOMS_PER_PAGE]]
+        sizes = [(room.name, len(room.members)) for room in picked]
+    else:
+        sizes = chat.room_sizes(start, ROOMS_PER_PAGE)
     counts = [f"{name}:{size}" for name, size in sizes]
     for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
         session.send(data)

@@ -409,6 +409,7 @@ class Moderation:
     server_operators: frozenset[str]
     now: Callable[[], float]
     records: dict[str, RoomRecord]
+    secret_rooms: set[str]
     record_changed: Callable[[RoomRecord | None, str], None]
 
     if TYPE_CHECKING:
@@ -538,6 +539,8 @@ class Moderation:
         record = self.records.get(room.key)
         if record is not None:
             rules.restore(record)
+            if rules.has("s"):
+                self.secret_rooms.add(room.key)
 
     def _joined(self, room: Room, user: User, new: bool) -> None:
         """After user joined room (JOIN already seen): status, invitation used."""
@@ -687,6 +690,10 @@ class Moderation:
         if not applied:
             return room, applied, errors
         rules.flags, rules.key, rules.limit = flags, key, limit
+        if "s" in flags:
+            self.secret_rooms.add(room.key)
+        else:
+            self.secret_rooms.discard(room.key)
         rules.ops, rules.voiced = ops, voiced
         rules.bans = bans
         record = rules.record

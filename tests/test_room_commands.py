@@ -217,3 +217,15 @@ def test_kill_is_for_server_operators(clock: Clock) -> None:
         "QUIT bob Killed by root: flooding",
         "INFO bob was disconnected.",
     ]
+
+
+def test_secret_rooms_are_listed_to_their_members_only() -> None:
+    """/mode +s: /rooms and /who leave the room out for people not in it."""
+    factory = make_factory()
+    (alice, a), (bob, b) = connect(factory, "alice"), connect(factory, "bob")
+    alice.dataReceived(b"/join #hidden\r\n/mode +s\r\n/rooms\r\n")
+    assert lines(a)[-1] == "ROOMS #hidden:1 #lobby:2"
+    bob.dataReceived(b"/rooms\r\n/who #hidden\r\n")
+    listed, refused = lines(b)
+    assert listed == "ROOMS #lobby:2"
+    assert refused.startswith("ERR no-such-room ")
