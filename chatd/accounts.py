@@ -50,6 +50,7 @@ NICKSERV = "NickServ"
 MAX_PENDING = 32  # password hashes waiting or running at once; more: "busy"
 MAX_BUCKETS = 4096  # throttle entries kept per kind; the least recent go first
 GUEST_PREFIX = "Guest"
+LOG_EVERY = 60.0  # seconds between two log lines about one address's guesses
 DEFAULT_SETTINGS = AccountSettings()
 
 
@@ -174,6 +175,7 @@ class Accounts:
             settings.register_burst, settings.register_rate, clock
         )
         self._reservations: dict[User, IDelayedCall] = {}
+        self._throttle_noted: OrderedDict[str, float] = OrderedDict()
         chat.records = store.rooms  # registered rooms: the store's, kept in place
         chat.record_changed = self._room_changed
         chat.nick_watchers.append(self.nick_taken)
@@ -282,9 +284,7 @@ class Accounts:
         try:
             self._busy()
             if not self.by_address.take(host):
-                self.log.warn(
-                    "wrong passwords from {host}: attempts throttled", host=host
-                )
+                self._note_throttled(host)
                 raise ChatError(
                     ErrorCode.THROTTLED,
                     "too many wrong passwords from your address; try again in "
@@ -318,6 +318,21 @@ class Accounts:
             return found
 
         return self.hasher.verify(encoded, password).addCallback(checked)
+
+    def _note_throttled(self, host: str) -> None:
+        """Log that host's guesses are throttled: once a minute at most."""
+        now = self.clock.seconds()
+        noted = self._throttle_noted
+        if now - noted.get(host, -LOG_EVERY) < LOG_EVERY:
+            return
+        noted[host] = now
+        noted.move_to_end(host)
+        while len(noted) > MAX_BUCKETS:
+            noted.popitem(last=False)
+        self.log.warn(
+            "wrong passwords from {host}: attempts throttled (noted once a minute)",
+            host=host,
+        )
 
     def identified(self, user: User, record: AccountRecord) -> None:
         """user proved they own record: the chat is told, a reservation ends."""

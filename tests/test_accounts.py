@@ -286,3 +286,23 @@ def test_a_hash_made_with_other_settings_is_made_again() -> None:
     result(accounts.identify(alice, "alice", PASSWORD, HOST))
     new = accounts.store.accounts["alice"].hash
     assert new != old and "t=2" in new
+
+
+def test_throttled_guessing_is_logged_once_a_minute() -> None:
+    """A hundred throttled tries from one address make one warning, not 100."""
+    chat, accounts, clock = world()
+    mallory, _ = enter(chat, accounts, "mallory")
+    with capturedLogs() as events:
+        for _ in range(100):
+            try:
+                result(accounts.identify(mallory, "alice", "guess", HOST))
+            except ChatError:
+                pass
+        clock.advance(61)
+        for _ in range(3):
+            try:
+                result(accounts.identify(mallory, "alice", "guess", HOST))
+            except ChatError:
+                pass
+    throttled = [e for e in events if "attempts throttled" in e["log_format"]]
+    assert len(throttled) == 2 and throttled[0]["host"] == HOST
