@@ -306,6 +306,7 @@ class ChatServiceMaker:
 
         from twisted.internet import reactor
         from twisted.internet.interfaces import IReactorFromThreads
+        from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
         from chatd.service import (
@@ -320,7 +321,12 @@ class ChatServiceMaker:
 
         history = None
         store: AccountStore = MemoryAccounts()
-        if not options["no-history"]:
+        if options["no-history"]:
+            Logger(namespace="chatd").warn(
+                "--no-history: accounts and registered rooms are kept in memory "
+                "only, and a restart forgets them"
+            )
+        else:
             threads = cast(IReactorFromThreads, reactor)
             history = SQLiteHistory(
                 options["database"], reactor, threads, options["history-days"]
