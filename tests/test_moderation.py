@@ -177,7 +177,7 @@ def test_equivalent_masks_are_one_ban() -> None:
     assert applied == [Change("b", True, "bob")]
     _, applied, _ = chat.change_modes(alice, "#dev", [Change("b", False, "bob!*")])
     assert applied == [Change("b", False, "bob")]
-    assert chat.rooms["#dev"].rules.bans == []
+    assert not chat.rooms["#dev"].rules.bans
 
 
 def test_invite_only_key_and_limit() -> None:
