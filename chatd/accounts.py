@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from chatd.chat import Chat, Notice, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
+from chatd.moderation import RoomRecord
 from chatd.limits import TokenBucket
 from chatd.names import fold, normalize_name
 from chatd.store.accounts import AccountRecord, AccountStore
@@ -190,10 +191,8 @@ class Accounts:
         """Whether nick is an account's name (and so reserved)."""
         return fold(nick) in self.store.accounts
 
-    def _room_changed(self, record: object, key: str) -> None:
-        from chatd.moderation import RoomRecord
-
-        self.store.save_room(key, record if isinstance(record, RoomRecord) else None)
+    def _room_changed(self, record: RoomRecord | None, key: str) -> None:
+        self.store.save_room(key, record)
 
     # -- passwords ------------------------------------------------------------------
 
@@ -467,9 +466,3 @@ class Accounts:
             if fold(name) not in self.chat.users and not self.is_registered(name):
                 return name
         raise RuntimeError("no free guest nickname")  # 100,000 names all taken
-
-    def forget(self, user: User) -> None:
-        """user left: no reservation clock for them any more."""
-        call = self._reservations.pop(user, None)
-        if call is not None and call.active():
-            call.cancel()

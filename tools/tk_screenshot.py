@@ -58,9 +58,7 @@ def main(output: Path) -> None:
             alice_sees("bob joined #games")
             # carol made #games, so she runs it: a topic, and bob voiced.
             carol.send("/topic go night: Friday, 8 pm")
-            alice_sees(
-                "carol set the topic: go night: Friday, 8 pm"
-            )
+            alice_sees("carol set the topic: go night: Friday, 8 pm")
             carol.send("/voice bob")
             alice_sees("carol gave bob a voice")
             carol.send("anyone up for a game of go tonight?")
