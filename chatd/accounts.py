@@ -39,8 +39,8 @@ from twisted.python.failure import Failure
 from chatd.chat import Chat, Notice, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import RoomRecord
 from chatd.limits import TokenBucket
+from chatd.moderation import RoomRecord
 from chatd.names import fold, normalize_name
 from chatd.store.accounts import AccountRecord, AccountStore
 
