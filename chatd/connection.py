@@ -58,6 +58,7 @@ from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import FloodGate, SendQueue, TokenBucket
 from chatd.output import Journal, OutputBatch
+from chatd.stats import Stats
 
 
 class ConnectionHub(TypingProtocol):
@@ -68,6 +69,7 @@ class ConnectionHub(TypingProtocol):
     clock: IReactorTime
     output: OutputBatch
     accounts: Accounts
+    stats: Stats
 
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
@@ -164,6 +166,7 @@ class Connection(Protocol, TimeoutMixin):
         "_holds",
         "gate",
         "sendq",
+        "counts",
     )
     transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
 
@@ -200,6 +203,8 @@ class Connection(Protocol, TimeoutMixin):
                 self,
             )
         self.sendq = SendQueue(self.config.sendq, self, hub.clock)
+        # The door's counters (chatd.stats): a few additions per line or write.
+        self.counts = hub.stats.door(self.door)
 
     # -- what a door provides ----------------------------------------------------
 
@@ -246,6 +251,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.hub.connection_made(self)
+        self.counts.accepted += 1
         tune_socket(self.transport)
         transport = self.transport
         if isinstance(transport, tcp.Connection) and not transport.TLS:
@@ -297,6 +303,7 @@ class Connection(Protocol, TimeoutMixin):
         """The client is now user: lines are messages and commands from now on."""
         self.user = user
         self.phase = Phase.REGISTERED
+        self.counts.registrations += 1
         self.setTimeout(self.config.idle_timeout or None)
         self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
 
@@ -329,8 +336,18 @@ class Connection(Protocol, TimeoutMixin):
             )
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """Schedule TimeoutMixin's timers on the injected clock."""
-        return self.hub.clock.callLater(period, func)
+        """Schedule TimeoutMixin's timers on the injected clock.
+
+        Only TimeoutMixin calls this, so a timer that fires is a timeout:
+        it is counted here, for every door (a door may say it its own way).
+        """
+        return self.hub.clock.callLater(period, self._timed_out, func)
+
+    def _timed_out(self, func: Callable[[], object]) -> None:
+        waiting = self.phase is Phase.AWAITING_NICK
+        kind = "register-timeout" if waiting else "idle-timeout"
+        self.hub.stats.limit_hit(self.door, kind)
+        func()
 
     def _stop_limits(self) -> None:
         """Cancel timers and held input: nothing more will be handled."""
@@ -385,6 +402,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def _abort_late(self) -> None:
         self._abort_call = None
+        self.hub.stats.limit_hit(self.door, "close-timeout")
         self.log.warn(
             "{peer} did not close within {grace:g}s; aborted",
             peer=self.peer,
@@ -411,11 +429,13 @@ class Connection(Protocol, TimeoutMixin):
 
     def input_throttled(self) -> None:
         """Tell a client once per episode that its lines now wait."""
+        self.hub.stats.limit_hit(self.door, "flood")
         self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
         self.send(self.flood_notice())
 
     def input_overflowed(self) -> None:
         """More than --recvq bytes held: say why, and close."""
+        self.hub.stats.limit_hit(self.door, "recvq")
         self.log.warn(
             "{peer} overflowed its input queue ({limit} bytes)",
             peer=self.peer,
@@ -425,6 +445,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def send_queue_full(self) -> None:
         """The client stopped reading: cut it off without waiting for a flush."""
+        self.hub.stats.limit_hit(self.door, "sendq")
         self.log.warn(
             "{peer} stopped reading; send queue over {limit} bytes",
             peer=self.peer,
@@ -460,8 +481,10 @@ class Connection(Protocol, TimeoutMixin):
                 lines.append(data)
                 self._end = end + 1
                 return
+            self.counts.events += 1  # a run's lines are counted when it is sent
             self._write(data)  # out of turn: to a list of its own
         elif self._out is not None:
+            self.counts.events += 1
             self._out.append(data)
         elif self.output.collecting:
             journal = self.output.journal_for(self.door)
@@ -470,6 +493,7 @@ class Connection(Protocol, TimeoutMixin):
             self._journal = journal
             self.output.add(self)
         else:
+            self.counts.events += 1
             self._transmit(data)
 
     def _write(self, data: bytes) -> None:
@@ -477,6 +501,7 @@ class Connection(Protocol, TimeoutMixin):
         journal = self._journal
         if journal is not None:  # the run so far goes first
             self._journal = None
+            self.counts.events += self._end - self._start
             self._out = journal.lines[self._start : self._end]
         out = self._out
         if out is not None:
@@ -492,6 +517,8 @@ class Connection(Protocol, TimeoutMixin):
         journal = self._journal
         if journal is not None:
             self._journal = None
+            # A run's events are counted here, once per write, not per delivery.
+            self.counts.events += self._end - self._start
             self._transmit(journal.joined(self._start, self._end))
             return
         out = self._out
@@ -594,6 +621,7 @@ class Connection(Protocol, TimeoutMixin):
 
     def _transmit(self, data: bytes) -> None:
         """Send data, or cut the client off if it would pass its send queue."""
+        self.counts.bytes += len(data)
         sendq = self.sendq
         if sendq.drained and self._socket is not None:
             # Nothing waits in the transport, so the socket can take the bytes
@@ -688,6 +716,7 @@ class Connection(Protocol, TimeoutMixin):
                 self._refusing = False
                 if self.phase is _REGISTERED:
                     self.resetTimeout()  # idle means silent; the nick deadline stays
+                self.counts.lines += 1
                 self.handle_line(data[at:stop])
             at = end + 1
             if self.phase is _CLOSING:
@@ -696,6 +725,7 @@ class Connection(Protocol, TimeoutMixin):
     def _refuse_too_long(self) -> None:
         """Refuse an over-long line whole; log the first of an episode."""
         # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        self.hub.stats.limit_hit(self.door, "too-long")
         if not self._refusing:
             self._refusing = True
             self.log.warn(

@@ -16,6 +16,7 @@ from chatd.config import ServerConfig
 from chatd.connection import Connection, Refusal
 from chatd.output import OutputBatch
 from chatd.protocol import ChatProtocol
+from chatd.stats import Stats
 from chatd.store.accounts import AccountStore, MemoryAccounts
 from chatd.store.interface import IHistory
 
@@ -73,6 +74,8 @@ class ChatFactory(ServerFactory):
         # Refusals logged per address: when last, and how many since (unlogged).
         self._refusals: dict[str, list[float]] = {}
         self._drained: list[defer.Deferred[None]] = []
+        self.stats = Stats()  # counted for --metrics (chatd.stats)
+        self.stopping = False  # close_all has begun: /healthz answers 503
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """Build a line connection, or a refusal past the caps."""
@@ -85,22 +88,27 @@ class ChatFactory(ServerFactory):
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
-        reason = self.refusal_reason(host)
+        reason = self.refusal_reason(host, door.door)
         if reason is not None:
             return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
         connection = door(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def refusal_reason(self, host: str) -> str | None:
-        """Why a new connection from host cannot be taken now (noted), or None."""
+    def refusal_reason(self, host: str, door: str) -> str | None:
+        """Why a new connection of door from host cannot be taken now, or None.
+
+        A refusal is noted in the log and counted (chatd.stats).
+        """
         if len(self.connections) >= self.config.max_clients:
             reason = f"the server is full ({self.config.max_clients} connections)"
+            self.stats.limit_hit(door, "server-full")
         elif self.per_host[host] >= self.config.max_per_ip:
             reason = (
                 f"too many connections from your address "
                 f"({self.config.max_per_ip} at most)"
             )
+            self.stats.limit_hit(door, "per-ip")
         else:
             return None
         self._note_refusal(host, reason)
@@ -157,6 +165,7 @@ class ChatFactory(ServerFactory):
         within the configured grace (its peer stopped reading, say) aborts
         itself (Connection.close).
         """
+        self.stopping = True
         if not self.connections:
             return defer.succeed(None)
         self.log.info(

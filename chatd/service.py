@@ -91,7 +91,12 @@ class ListenerService(StreamServerEndpointService):
     ) -> None:
         super().__init__(LoggedEndpoint(description, endpoint, door), factory)
         self.description = description
-        self.option = {"": "--listen", "IRC ": "--irc", "web ": "--web"}[door]
+        self.option = {
+            "": "--listen",
+            "IRC ": "--irc",
+            "web ": "--web",
+            "metrics ": "--metrics",
+        }[door]
         # Twisted's own switch (strports.service sets it too): a listen that
         # fails at once raises from privilegedStartService instead of logging.
         self._raiseSynchronously = True

@@ -36,10 +36,12 @@ def twistd_path() -> str:
 class Daemon:
     """A running twistd -n chatd process and its log lines."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, twistd_args: tuple[str, ...] = ()
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [twistd_path(), "-n", "--pidfile=", "chatd", *args],
+            [twistd_path(), "-n", "--pidfile=", *twistd_args, "chatd", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -102,9 +104,17 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(args: list[str], cwd: Path, listeners: int = 1) -> Iterator[Daemon]:
-    """Start twistd -n chatd with args, wait for its ports, kill it afterwards."""
-    daemon = Daemon(args, cwd)
+def running_daemon(
+    args: list[str],
+    cwd: Path,
+    listeners: int = 1,
+    twistd_args: tuple[str, ...] = (),
+) -> Iterator[Daemon]:
+    """Start twistd -n chatd with args, wait for its ports, kill it afterwards.
+
+    twistd_args go to twistd itself, before `chatd` (--logger, say).
+    """
+    daemon = Daemon(args, cwd, twistd_args)
     try:
         daemon.wait_listening(listeners)
         yield daemon

@@ -363,3 +363,46 @@ def test_operators_file_names_must_be_nicknames(tmp_path: Path) -> None:
     listed.write_text("alice\nnot a name\n")
     with pytest.raises(usage.UsageError, match="line 2"):
         parse("--operators", str(listed))
+
+
+def test_metrics_is_off_unless_given() -> None:
+    """Without --metrics the service tree is as before: no metrics listener."""
+    assert parse()["metrics_endpoint"] is None
+    service = chatd.makeService(parse("--listen", "tcp:0:interface=127.0.0.1"))
+    assert not any(getattr(c, "option", "") == "--metrics" for c in service)
+
+
+def test_metrics_wraps_the_daemon_and_stops_after_it() -> None:
+    """--metrics: the daemon, the lag timer, then the listener; it stops last."""
+    from chatd.metrics import ReactorLag
+    from chatd.metrics_http import MetricsService, MetricsSite
+
+    options = parse(
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--metrics",
+        "tcp:0:interface=127.0.0.1",
+        "--no-history",
+    )
+    service = chatd.makeService(options)
+    assert isinstance(service, MetricsService)
+    daemon, lag, listener = list(service)
+    assert any(isinstance(c, FarewellService) for c in daemon)
+    assert isinstance(lag, ReactorLag)
+    assert isinstance(listener, StreamServerEndpointService)
+    assert isinstance(listener.factory, MetricsSite)
+    assert listener.option == "--metrics"  # type: ignore[attr-defined]
+
+    order: list[str] = []
+    daemon.stopService = lambda: order.append("daemon")
+    listener.stopService = lambda: order.append("listener")  # type: ignore[method-assign]
+    lag.startService()
+    service.stopService()
+    assert order == ["daemon", "listener"]
+    assert not lag.running
+
+
+def test_bad_metrics_endpoint_is_a_usage_error() -> None:
+    """An unparsable --metrics is a UsageError naming the option."""
+    with pytest.raises(usage.UsageError, match="--metrics nonsense"):
+        parse("--metrics", "nonsense:9101")

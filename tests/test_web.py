@@ -335,3 +335,13 @@ def test_shutdown_says_bye_to_pages(clock: Clock) -> None:
     factory.close_all("The server is shutting down. See you soon.")
     assert browser.lines() == ["BYE The server is shutting down. See you soon."]
     assert browser.closed == 1000
+
+
+def test_healthz_answers_503_once_the_daemon_shuts_down(clock: Clock) -> None:
+    """/healthz on the web listener too: 503 and "stopping" from close_all on."""
+    factory = make_factory(clock)
+    site = make_site(factory)
+    factory.close_all("The server is shutting down.")
+    status, _headers, body = http_get(site, "/healthz")
+    assert status == 503
+    assert json.loads(body)["status"] == "stopping"

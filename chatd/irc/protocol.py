@@ -220,6 +220,7 @@ class IrcProtocol(Connection):
         else:
             seconds = self.server.ping_interval
             self.log.info("{peer} did not answer PING", peer=self.peer)
+            self.hub.stats.limit_hit(self.door, "ping-timeout")
             self.close(f"Ping timeout: {seconds:g} seconds")
             return
         self._ping_call = self.hub.clock.callLater(

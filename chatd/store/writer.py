@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatd.stats import Histogram
 from chatd.store.interface import (
     Entry,
     HistoryUnavailable,
@@ -110,6 +112,9 @@ class SQLiteHistory:
         self._pruner: LoopingCall | None = None
         self._stopped: defer.Deferred[None] | None = None
         self._down = False  # the thread's own view: the last attempt failed
+        # For --metrics, written by the thread once per batch (chatd.stats).
+        self.written = 0  # messages written to the database
+        self.batch_seconds = Histogram()  # how long each batch's transaction took
 
     # -- start and stop (the reactor's thread) -----------------------------------
 
@@ -291,11 +296,14 @@ class SQLiteHistory:
             self.threads.callFromThread(self._went_down, explain(error), str(error))
 
     def _write(self, database: HistoryDatabase, rows: list[Row]) -> None:
+        started = time.perf_counter()
         try:
             database.append(rows)
         except Exception as error:
             self._failed(error)  # these rows are lost; the next batch tries again
             return
+        self.batch_seconds.observe(time.perf_counter() - started)
+        self.written += len(rows)
         if self._down:
             self._down = False
             self.threads.callFromThread(self._came_back)

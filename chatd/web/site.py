@@ -7,7 +7,8 @@
     /ws          the WebSocket (Twisted's own), one line per text message;
                  a page from another origin is refused (403) unless
                  --web-origin allows it
-    /healthz     200 and a small JSON object while the server runs
+    /healthz     200 and a small JSON object while the server runs, 503 while
+                 it shuts down (chatd.health)
 
 Every answer carries a Content-Security-Policy that allows the page's own
 script and style only, and no framing, sniffing or referrer.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -32,6 +32,7 @@ from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketProtocol, WebSocketResource
 
 from chatd.factory import ChatFactory, address_host
+from chatd.health import HealthResource
 from chatd.web.door import WebConnection, WebRefusal
 from chatd.web.origins import Origins
 
@@ -143,36 +144,6 @@ class AssetResource(Resource):
         return _send(request, self.asset.body, self.asset.content_type, cache)
 
 
-class HealthResource(Resource):
-    """/healthz: 200 and the counts while the server runs."""
-
-    isLeaf = True
-
-    def __init__(self, hub: ChatFactory) -> None:
-        super().__init__()
-        self.hub = hub
-
-    def render_GET(self, request: Request) -> bytes:
-        chat = self.hub.chat
-        history = chat.history
-        if history is None:
-            kept = "off"
-        elif history.reason is None:
-            kept = "ok"
-        else:
-            kept = "unavailable"
-        body = {
-            "status": "ok",
-            "connections": len(self.hub.connections),
-            "users": len(chat.users),
-            "rooms": len(chat.rooms),
-            "history": kept,
-        }
-        request.setHeader("Cache-Control", "no-store")
-        request.setHeader("Content-Type", "application/json")
-        return json.dumps(body).encode() + b"\n"
-
-
 def forwarded_client(request: Request, trust_proxy: bool) -> tuple[IAddress, str]:
     """The client's address, and the proxy's ("" when it came directly).
 
@@ -211,7 +182,7 @@ class SocketDoor:
     def buildProtocol(self, request: Request) -> WebSocketProtocol:
         address, via = forwarded_client(request, self.trust_proxy)
         host = address_host(address)
-        reason = self.hub.refusal_reason(host)
+        reason = self.hub.refusal_reason(host, WebConnection.door)
         if reason is not None:
             config = self.hub.config
             return WebRefusal(reason, self.hub.clock, config.shutdown_grace)

@@ -96,6 +96,7 @@ class Options(usage.Options):
 
     synopsis = (
         "[--listen ENDPOINT]... [--irc ENDPOINT]... [--web ENDPOINT]... "
+        "[--metrics ENDPOINT] "
         "[--name NAME] [--motd FILE] [history] [accounts] [limits]"
     )
     longdesc = (
@@ -116,6 +117,10 @@ class Options(usage.Options):
     optParameters = [
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
+        ["metrics", None, None,
+         "serve Prometheus metrics at /metrics and a health check at /healthz "
+         "over HTTP on this endpoint (off unless given), for example "
+         "tcp:9101:interface=127.0.0.1"],
         ["database", None, "chatd.sqlite3",
          "SQLite file the history is kept in, created if missing (:memory: keeps "
          "it only while the daemon runs)"],
@@ -257,6 +262,9 @@ class Options(usage.Options):
         self["web_endpoints"] = [
             _endpoint(description, "--web") for description in self["web"]
         ]
+        self["metrics_endpoint"] = (
+            _endpoint(self["metrics"], "--metrics") if self["metrics"] else None
+        )
 
 
 # Kinds of endpoint that take a listen backlog, and the one chatd asks for
@@ -301,7 +309,11 @@ class ChatServiceMaker:
     options = Options
 
     def makeService(self, options: Options) -> MultiService:
-        """One ChatFactory for a listener per --listen; history; a clean shutdown."""
+        """One ChatFactory for a listener per --listen; history; a clean shutdown.
+
+        With --metrics, all of that is wrapped in the metrics listener's
+        service, which starts after it and stops after it.
+        """
         from typing import cast
 
         from twisted.internet import reactor
@@ -309,6 +321,7 @@ class ChatServiceMaker:
         from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
+        from chatd.protocol import ChatProtocol
         from chatd.service import (
             FarewellService,
             FileLimitService,
@@ -345,20 +358,29 @@ class ChatServiceMaker:
         FarewellService(factory).setServiceParent(top)
         for description, endpoint in options["endpoints"]:
             ListenerService(description, endpoint, factory).setServiceParent(top)
+        doors = [ChatProtocol.door]
         if options["irc_endpoints"]:
             from chatd.irc.protocol import IrcProtocol
 
+            doors.append(IrcProtocol.door)
             irc = factory.door(IrcProtocol)
             for description, endpoint in options["irc_endpoints"]:
                 service = ListenerService(description, endpoint, irc, door="IRC ")
                 service.setServiceParent(top)
         if options["web_endpoints"]:
+            from chatd.web.door import WebConnection
             from chatd.web.site import web_site
 
+            doors.append(WebConnection.door)
             site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
             for description, endpoint in options["web_endpoints"]:
                 service = ListenerService(description, endpoint, site, door="web ")
                 service.setServiceParent(top)
+        if options["metrics_endpoint"] is not None:
+            from chatd.metrics_http import metrics_service
+
+            description, endpoint = options["metrics_endpoint"]
+            return metrics_service(top, factory, history, description, endpoint, doors)
         return top
 
 
