@@ -7,6 +7,7 @@ an IRC listener or a WebSocket can share the same rooms.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,17 @@ from zope.interface import Interface
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.errors import ChatError, ErrorCode
+from chatd.moderation import (
+    AccountChanged,
+    Invited,
+    Kicked,
+    Moderation,
+    ModesChanged,
+    Notice,
+    RoomRecord,
+    RoomRules,
+    TopicChanged,
+)
 from chatd.names import (
     LOBBY,
     fold,
@@ -112,7 +124,23 @@ class Away:
     text: str
 
 
-Event = Message | Action | Private | Joined | Parted | Quit | Renamed | Away
+Event = (
+    Message
+    | Action
+    | Private
+    | Joined
+    | Parted
+    | Quit
+    | Renamed
+    | Away
+    # Rooms people run and accounts (chatd.moderation).
+    | TopicChanged
+    | ModesChanged
+    | Kicked
+    | Invited
+    | AccountChanged
+    | Notice
+)
 
 
 class IChatClient(Interface):
@@ -132,6 +160,8 @@ class Room:
     name: str
     members: dict[str, User] = field(default_factory=dict)
     key: str = field(init=False)  # the folded name that identifies the room
+    # Topic, modes, operators, bans (chatd.moderation).
+    rules: RoomRules = field(default_factory=RoomRules)
 
     def __post_init__(self) -> None:
         self.key = fold(self.name)
@@ -156,6 +186,7 @@ class User:
     realname: str = ""
     host: str = ""
     away: str = ""  # the away message; empty while the user is here
+    account: str = ""  # the account the user identified to; empty if none
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 
@@ -179,8 +210,16 @@ def _deliver(users: Iterable[User], event: Event) -> None:
         user.deliver(event)
 
 
-class Chat:
-    """All users and rooms of one server, and the rules between them."""
+def _nothing(record: RoomRecord | None, key: str) -> None:
+    """The default for Chat.record_changed: registered rooms are not kept."""
+
+
+class Chat(Moderation):
+    """All users and rooms of one server, and the rules between them.
+
+    The rules of rooms people run (operators, bans, modes) are
+    chatd.moderation's, which Chat inherits.
+    """
 
     def __init__(
         self,
@@ -189,6 +228,8 @@ class Chat:
         max_rooms: int = MAX_ROOMS,
         max_rooms_per_user: int = MAX_ROOMS_PER_USER,
         history: IHistory | None = None,
+        now: Callable[[], float] = time.time,
+        server_operators: Iterable[str] = (),
     ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
@@ -202,6 +243,21 @@ class Chat:
         self.reserved_nicks = reserved_nicks(server_name)
         # Where room messages are kept (PROTOCOL.md, History); None: nowhere.
         self.history = history
+        self.server_name = server_name  # the "by" of what the server itself does
+        self.now = now  # the clock's time: rooms' creation and topics
+        # Folded account names whose users run every room (--operators).
+        self.server_operators = frozenset(fold(name) for name in server_operators)
+        # Registered rooms by folded name, and who keeps them when they change
+        # (chatd.accounts: the database); the default keeps nothing.
+        self.records: dict[str, RoomRecord] = {}
+        self.record_changed: Callable[[RoomRecord | None, str], None] = _nothing
+        # Told of every user who took a nickname by a rename (and, through the
+        # door, after registration), so that the accounts can guard
+        # registered ones (chatd.accounts).
+        self.nick_watchers: list[Callable[[User], None]] = []
+        # Keys of the rooms that are secret (+s), so that listing rooms need
+        # not look at every room's modes (chatd.moderation keeps it).
+        self.secret_rooms: set[str] = set()
 
     # -- looking things up ------------------------------------------------
 
@@ -277,18 +333,40 @@ class Chat:
         username: str = "",
         realname: str = "",
         host: str = "",
+        account: str = "",
     ) -> User:
-        """Register client under nick; it is in no room until join()."""
+        """Register client under nick; it is in no room until join().
+
+        account: the account the client identified to before (IRC's SASL).
+        """
         user = User(
             self._check_free(nick),
             client,
             username=username,
             realname=realname,
             host=host,
+            account=account,
         )
         self.users[user.key] = user
         self.most_users = max(self.most_users, len(self.users))
+        # The nick watchers hear of it from the door, once it has said its
+        # welcome (Connection.welcomed): nothing may come before that.
         return user
+
+    def _nick_taken(self, user: User) -> None:
+        for watcher in self.nick_watchers:
+            watcher(user)
+
+    def set_account(self, user: User, account: str) -> None:
+        """user is now identified as account ("" for none); those around are told.
+
+        In a registered room that lists the account, user becomes operator.
+        """
+        if user.account == account or self.users.get(user.key) is not user:
+            return
+        user.account = account
+        _deliver([user, *self.neighbours(user)], AccountChanged(user.nick, account))
+        self._status_by_account(user)
 
     def rename(self, user: User, new: str) -> None:
         """Change user's nickname; user and everyone sharing a room see RENAME."""
@@ -306,18 +384,23 @@ class Chat:
                 for key, member in room.members.items()
             }
         _deliver([user, *self.neighbours(user)], Renamed(old, new))
+        self._nick_taken(user)
 
     def quit(self, user: User, reason: str) -> None:
         """Remove user; each user sharing a room with them gets one QUIT."""
         if self.users.get(user.key) is not user:
             return  # already gone
         neighbours = self.neighbours(user)
-        for room in list(user.rooms.values()):
-            self._remove_member(room, user)
+        rooms = list(user.rooms.values())
+        for room in rooms:
+            self._remove_member(room, user, quiet=True)
         # Still registered while the others hear it: a door may look the
         # quitter up (IRC spells nick!user@host); the nick is free after.
         _deliver(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
+        for room in rooms:  # then whoever runs a room the quitter ran
+            if self.rooms.get(room.key) is room:
+                self._left(room, user)
 
     def set_away(self, user: User, text: str) -> None:
         """Mark user away with text, or back with ""; those sharing a room see it."""
@@ -328,20 +411,22 @@ class Chat:
 
     # -- rooms ----------------------------------------------------------------
 
-    def join(self, user: User, name: str) -> tuple[Room, bool]:
+    def join(self, user: User, name: str, key: str | None = None) -> tuple[Room, bool]:
         """Put user in room name (created on first join) and make it current.
 
         Returns the room and whether user was newly added; everyone in the
-        room, the joiner included, sees JOIN only in that case.
+        room, the joiner included, sees JOIN only in that case. An existing
+        room may refuse: banned, invite-only, key (given as key), full
+        (chatd.moderation).
         """
         name = normalize_name(name)
         problem = room_problem(name)
         if problem is not None:
             raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
-        key = fold(name)
-        room = self.rooms.get(key)
+        folded = fold(name)
+        room = self.rooms.get(folded)
         if room is not None and user.is_member(room):
-            user.current = key
+            user.current = folded
             return room, False
         if len(user.rooms) >= self.max_rooms_per_user:
             raise ChatError(
@@ -356,12 +441,18 @@ class Chat:
                     f"the server has {len(self.rooms)} rooms, as many as it holds; "
                     "join one of them (see /rooms) or try again later",
                 )
-            room = self.rooms[key] = Room(name)
-            insort(self.room_keys, key)
-        user.current = key
+        else:
+            self._check_join(room, user, key)
+        new = room is None
+        if room is None:
+            room = self.rooms[folded] = Room(name)
+            insort(self.room_keys, folded)
+            self._created(room)
+        user.current = folded
         room.members[user.key] = user
-        user.rooms[key] = room
+        user.rooms[folded] = room
         _deliver(room.members.values(), Joined(room.name, user.nick))
+        self._joined(room, user, new)
         return room, True
 
     def part(self, user: User, name: str | None, reason: str) -> Room:
@@ -375,23 +466,28 @@ class Chat:
             user.current = fold(LOBBY)
         return room
 
-    def _remove_member(self, room: Room, user: User) -> None:
-        """Drop user from room, and drop the room once empty (#lobby stays)."""
+    def _remove_member(self, room: Room, user: User, quiet: bool = False) -> None:
+        """Drop user from room, and drop the room once empty (#lobby stays).
+
+        Unless quiet (the caller does it after), a room left without an
+        operator is given to its longest member (chatd.moderation).
+        """
         del room.members[user.key]
         del user.rooms[room.key]
         if not room.members and room.key != fold(LOBBY):
             del self.rooms[room.key]
             del self.room_keys[bisect_left(self.room_keys, room.key)]
+            self.secret_rooms.discard(room.key)
+        elif not quiet:
+            self._left(room, user)
 
     # -- talking --------------------------------------------------------------
 
     def _speaking_room(self, user: User, name: str | None) -> Room:
         """Return room name (default: the current room); user must be a member."""
-        if name is None:
-            return self.current_room(user)
-        room = self.room(name)
-        if not user.is_member(room):
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
+        room = self.current_room(user) if name is None else self.room(name)
+        # Membership (+n), bans and +m: chatd.moderation.
+        self._check_speaker(room, user)
         return room
 
     def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:

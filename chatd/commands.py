@@ -14,6 +14,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatd import account_commands, room_commands
+from chatd.accounts import Accounts
 from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_COUNT, HISTORY_MAX, ServerConfig
 from chatd.errors import ChatError, ErrorCode
@@ -35,6 +37,11 @@ class Session(Protocol):
     chat: Chat
     config: ServerConfig
     log: Logger
+    host: str  # the peer's address: what throttles count wrong passwords by
+
+    @property
+    def accounts(self) -> Accounts:
+        """The server's accounts."""
 
     @property
     def awaiting_nick(self) -> bool:
@@ -123,10 +130,21 @@ def msg(session: Session, args: list[str]) -> None:
 
 
 def join(session: Session, args: list[str]) -> None:
-    """/join <#room>: join a room and make it current; its history follows JOIN."""
-    room, added = session.chat.join(session.registered_user(), args[0])
+    """/join <#room> [<key>]: join a room and make it current.
+
+    Its history follows JOIN, then its topic, if it has one.
+    """
+    key = args[1] if len(args) > 1 else None
+    if key is not None and key.startswith("#"):
+        raise ChatError(
+            ErrorCode.BAD_ARGS,
+            "one room at a time: /join <#room> [<key>] (a key does not start with #)",
+        )
+    room, added = session.chat.join(session.registered_user(), args[0], key)
     if added:
         backfill(session, room)
+        if room.rules.topic:
+            session.send(room_commands.topic_line(room))
     else:
         session.send_info(f"You are already in {room.name}; it is your current room.")
 
@@ -145,8 +163,17 @@ def who(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     chat = session.chat
     room = chat.room(args[0]) if args else chat.rooms[user.current]
+    if room.rules.has("s") and not user.is_member(room):
+        raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {room.name}")
     for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
         session.send(data)
+    # The extension (docs/protocol.md): who runs the room and who is voiced,
+    # when anyone is (a client resets both with each USERS answer).
+    for verb, group in (("OPS", room.rules.ops), ("VOICES", room.rules.voiced)):
+        if group:
+            nicks = sorted((member.nick for member in group), key=fold)
+            for data in word_lines(verb, [room.name], nicks, LIST_LINE_BUDGET):
+                session.send(data)
 
 
 def _page_number(word: str, pages: int, total: int) -> int:
@@ -165,17 +192,30 @@ def _page_number(word: str, pages: int, total: int) -> int:
     return page
 
 
+def _secret_rooms_hidden(session: Session) -> set[str]:
+    """The keys of secret rooms (+s) the asker is not in: /rooms leaves them out."""
+    user = session.registered_user()
+    return {key for key in session.chat.secret_rooms if key not in user.rooms}
+
+
 def rooms(session: Session, args: list[str]) -> None:
     """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
 
     When every room fits on one page the answer is ROOMS lines only, as in
     PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
     """
-    total = len(session.chat.rooms)
+    chat = session.chat
+    hidden = _secret_rooms_hidden(session)
+    total = len(chat.rooms) - len(hidden)
     pages = -(-total // ROOMS_PER_PAGE)
     page = _page_number(args[0], pages, total) if args else 1
     start = (page - 1) * ROOMS_PER_PAGE
-    sizes = session.chat.room_sizes(start, ROOMS_PER_PAGE)
+    if hidden:  # rare: a slice of the rooms one may see, built for this answer
+        keys = [key for key in chat.room_keys if key not in hidden]
+        picked = [chat.rooms[key] for key in keys[start : start + ROOMS_PER_PAGE]]
+        sizes = [(room.name, len(room.members)) for room in picked]
+    else:
+        sizes = chat.room_sizes(start, ROOMS_PER_PAGE)
     counts = [f"{name}:{size}" for name, size in sizes]
     for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
         session.send(data)
@@ -373,8 +413,8 @@ COMMANDS: dict[str, Command] = {
     "me": Command(me, "/me <text>", "act in your current room", 1, 1, text=True),
     "msg": Command(msg, "/msg <nick> <text>", "send a private message", 2, 2,
                    text=True),
-    "join": Command(join, "/join <#room>",
-                    "join a room (created if new) and make it current", 1, 1),
+    "join": Command(join, "/join <#room> [<key>]",
+                    "join a room (created if new) and make it current", 1, 2),
     "part": Command(part, "/part [<#room>] [reason]",
                     "leave a room (default: the current one)", 0, 2, text=True),
     "who": Command(who, "/who [<#room>]",
@@ -387,6 +427,44 @@ COMMANDS: dict[str, Command] = {
     "ids": Command(ids, "/ids [on|off]",
                    "put an ID line before each room message (for clients)", 0, 1,
                    before_nick=True),
+    # Rooms people run (chatd.room_commands).
+    "topic": Command(room_commands.topic, "/topic [<#room>] [<text> | -]",
+                     "show or set the topic (- clears it)", 0, 2, text=True),
+    "op": Command(room_commands.op, "/op [<#room>] <nick>",
+                  "make someone an operator of the room", 1, 2),
+    "deop": Command(room_commands.deop, "/deop [<#room>] <nick>",
+                    "take operator status away (yours too)", 1, 2),
+    "voice": Command(room_commands.voice, "/voice [<#room>] <nick>",
+                     "let someone speak in a moderated room", 1, 2),
+    "devoice": Command(room_commands.devoice, "/devoice [<#room>] <nick>",
+                       "take the voice away", 1, 2),
+    "kick": Command(room_commands.kick, "/kick [<#room>] <nick> [reason]",
+                    "put someone out of the room", 1, 3, text=True),
+    "ban": Command(room_commands.ban, "/ban [<#room>] <nick|mask|account:name>",
+                   "keep someone out of the room, and quiet in it", 1, 2),
+    "unban": Command(room_commands.unban, "/unban [<#room>] <nick|mask>",
+                     "lift a ban", 1, 2),
+    "bans": Command(room_commands.bans, "/bans [<#room>]",
+                    "list the room's bans", 0, 1),
+    "invite": Command(room_commands.invite, "/invite <nick> [<#room>]",
+                      "invite someone (into an invite-only room too)", 1, 2),
+    "mode": Command(room_commands.mode, "/mode [<#room>] [<+-modes> [args]]",
+                    "show or change the room's modes: i k l m n s t o v b",
+                    0, 8),
+    "kill": Command(room_commands.kill, "/kill <nick> [reason]",
+                    "disconnect someone (server operators)", 1, 2, text=True),
+    # Accounts (chatd.account_commands).
+    "register": Command(account_commands.register,
+                        "/register <password> <password> | /register [<#room>]",
+                        "register your nickname (password twice), or a room you "
+                        "run", 0, 2),
+    "identify": Command(account_commands.identify, "/identify [<nick>] <password>",
+                        "prove a registered nickname is yours", 1, 2),
+    "password": Command(account_commands.password, "/password <new> <new>",
+                        "give your account a new password", 2, 2),
+    "unregister": Command(account_commands.unregister,
+                          "/unregister <password> | /unregister <#room>",
+                          "drop your account, or a room's registration", 1, 1),
     "help": Command(help_, "/help", "show this help", before_nick=True),
     "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
                     before_nick=True),

@@ -25,6 +25,28 @@ HISTORY_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """How accounts behave (chatd.accounts); the daemon's options set them."""
+
+    grace: float = 60.0  # seconds to identify for a registered nickname
+    min_password: int = 8  # characters
+    max_password: int = 1024  # bytes of UTF-8
+    # Wrong passwords: a burst, then one per 1/rate seconds (docs/security.md).
+    address_burst: int = 5
+    address_rate: float = 1 / 12
+    account_burst: int = 10
+    account_rate: float = 1 / 30
+    # New accounts per address: each costs a hash.
+    register_burst: int = 3
+    register_rate: float = 1 / 60
+    # Argon2id's cost: argon2-cffi's defaults (RFC 9106's second
+    # recommendation: 64 MiB, 3 passes, 4 lanes).
+    time_cost: int = 3
+    memory_cost: int = 65536  # KiB
+    parallelism: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What the daemon was told on the command line, already checked."""
 
@@ -47,3 +69,6 @@ class ServerConfig:
     # soon as the input that caused it is handled; 0, on the next reactor turn,
     # so that one write per recipient carries everything a turn produced.
     flush_delay: float | None = None
+    accounts: AccountSettings = AccountSettings()
+    # Accounts whose users are server operators (--operators FILE).
+    operators: tuple[str, ...] = ()

@@ -52,6 +52,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.accounts import Accounts
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.errors import ChatError, ErrorCode
@@ -67,6 +68,7 @@ class ConnectionHub(TypingProtocol):
     config: ServerConfig
     clock: IReactorTime
     output: OutputBatch
+    accounts: Accounts
     stats: Stats
 
     def connection_made(self, connection: Connection) -> None:
@@ -288,6 +290,11 @@ class Connection(Protocol, TimeoutMixin):
         return peer_name(self.transport)
 
     @property
+    def accounts(self) -> Accounts:
+        """The server's accounts (chatd.accounts)."""
+        return self.hub.accounts
+
+    @property
     def awaiting_nick(self) -> bool:
         """Tell whether the connection has yet to choose a nickname."""
         return self.phase is Phase.AWAITING_NICK
@@ -299,6 +306,15 @@ class Connection(Protocol, TimeoutMixin):
         self.counts.registrations += 1
         self.setTimeout(self.config.idle_timeout or None)
         self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
+
+    def welcomed(self) -> None:
+        """The door has said its welcome: the accounts may speak now.
+
+        A registered nickname taken without identifying gets its notice
+        (and its clock) here, after the welcome, never before it.
+        """
+        if self.user is not None:
+            self.hub.accounts.nick_taken(self.user)
 
     def registered_user(self) -> User:
         """Return this connection's user; commands past registration use it."""

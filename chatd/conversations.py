@@ -60,10 +60,21 @@ class Conversation:
     gap_pages: int = 0  # pages asked for to catch up since the last reconnect
     history_done: bool = False  # the oldest page was loaded: nothing before it
     loading: bool = False  # a /history for it is on its way
+    # Rooms people run (docs/protocol.md): the topic, and who runs the room
+    # and who is voiced (folded nicks, from OPS/VOICES and OP/DEOP/...).
+    topic: str = ""
+    ops: set[str] = field(default_factory=set)
+    voiced: set[str] = field(default_factory=set)
+    kicked: bool = False  # put out by an operator: not joined again by itself
 
     def member_names(self) -> list[str]:
         """Return the members' nicknames, sorted as a person looks them up."""
         return sorted(self.members.values(), key=fold)
+
+    def mark(self, nick: str) -> str:
+        """The mark before a member's name: @ for an operator, + for voiced."""
+        key = fold(nick)
+        return "@" if key in self.ops else "+" if key in self.voiced else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +161,7 @@ class ChatState:
         self.server_room = LOBBY_KEY  # the server's idea of our current room
         self._switching: deque[str] = deque()  # /join sent to move the server
         self.history = HistoryKeeper(self)
+        self._kicks: set[tuple[str, str]] = set()  # (room, nick) whose PART is due
 
     # -- the connection's turns -------------------------------------------------------
 
@@ -219,10 +231,14 @@ class ChatState:
         self.server_room = room.key
 
     def needs_rejoin(self, room: Conversation) -> bool:
-        """Tell whether room is open, not joined, and no /join for it is on its way."""
+        """Tell whether room is open, not joined, and no /join for it is on its way.
+
+        A room the user was kicked from is not: they join it again if they want.
+        """
         return (
             self.conversations.get(room.key) is room
             and not room.joined
+            and not room.kicked
             and room.key not in self._switching
         )
 
@@ -275,6 +291,24 @@ class ChatState:
             case "ERR":
                 self.history.on_error(words[0], text)
                 self.note_shown(EntryKind.ERROR, text)
+            case (
+                "TOPIC"
+                | "OP"
+                | "DEOP"
+                | "VOICE"
+                | "DEVOICE"
+                | "BAN"
+                | "UNBAN"
+                | "MODE"
+                | "KICK"
+                | "INVITE"
+                | "OPS"
+                | "VOICES"
+                | "BANS"
+                | "MODES"
+                | "ACCOUNT"
+            ):
+                self._rooms_people_run(line.verb, words, text)
             case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
                 pass
 
@@ -309,7 +343,7 @@ class ChatState:
                 self.note(conversation, EntryKind.NOTICE, f"{nick} joined {room}")
             return
         conversation = self.room(room)
-        conversation.joined = True
+        conversation.joined, conversation.kicked = True, False
         self.view.changed(conversation)
         self._add_member(conversation, nick)
         self._forget_switch(conversation.key)
@@ -330,9 +364,22 @@ class ChatState:
         if conversation is None:
             return
         said = f" ({reason})" if reason.strip() else ""
+        kicked = (key, fold(nick)) in self._kicks
+        self._kicks.discard((key, fold(nick)))
         if not self.is_me(nick):
             self._remove_member(conversation, nick)
-            self.note(conversation, EntryKind.NOTICE, f"{nick} left {room}{said}")
+            if not kicked:  # the KICK before it said why already
+                self.note(conversation, EntryKind.NOTICE, f"{nick} left {room}{said}")
+            return
+        if kicked:  # the tab stays, with the reason in it; no rejoin by itself
+            if self.server_room == key:
+                self.server_room = LOBBY_KEY
+            conversation.joined, conversation.kicked = False, True
+            conversation.members.clear()
+            conversation.ops.clear()
+            conversation.voiced.clear()
+            self.view.changed(conversation)
+            self.view.members_reset(conversation)
             return
         if self.server_room == key:
             self.server_room = LOBBY_KEY  # PROTOCOL.md: falls back to #lobby
@@ -392,6 +439,8 @@ class ChatState:
         if conversation is not None and conversation.kind is ConversationKind.ROOM:
             if not follows:  # an answer after other lines replaces the list
                 conversation.members.clear()
+                conversation.ops.clear()  # OPS and VOICES follow, when any
+                conversation.voiced.clear()
                 self.view.members_reset(conversation)
             for nick in listed:
                 self._add_member(conversation, nick)
@@ -425,6 +474,87 @@ class ChatState:
             self.history.ids_pending = False
             return True
         return False
+
+    # -- rooms people run and accounts (docs/protocol.md) -----------------------------
+
+    def _rooms_people_run(self, verb: str, words: tuple[str, ...], text: str) -> None:
+        """Apply one of the extension's lines: topics, status, bans, modes, kicks."""
+        room = words[0] if words else ""
+        conversation = self.conversations.get(fold(room))
+        in_room = (
+            conversation is not None and conversation.kind is ConversationKind.ROOM
+        )
+        match verb:
+            case "TOPIC" if in_room and conversation is not None:
+                conversation.topic = text
+                self.view.changed(conversation)
+                said = f"set the topic: {text}" if text else "cleared the topic"
+                self.note(conversation, EntryKind.NOTICE, f"{words[1]} {said}")
+            case "OP" | "DEOP" | "VOICE" | "DEVOICE" if in_room and conversation:
+                nick, by = words[1], words[2]
+                group = conversation.ops if "OP" in verb else conversation.voiced
+                (group.discard if verb.startswith("DE") else group.add)(fold(nick))
+                if fold(nick) in conversation.members:
+                    self.view.member_added(
+                        conversation, conversation.members[fold(nick)]
+                    )
+                what = {
+                    "OP": "made {} an operator",
+                    "DEOP": "took operator status from {}",
+                    "VOICE": "gave {} a voice",
+                    "DEVOICE": "took the voice from {}",
+                }[verb].format("you" if self.is_me(nick) else nick)
+                self.note(conversation, EntryKind.NOTICE, f"{by} {what}")
+            case "OPS" | "VOICES" if in_room and conversation is not None:
+                group = conversation.ops if verb == "OPS" else conversation.voiced
+                group.update(fold(nick) for nick in words[1:])
+                self.view.members_reset(conversation)
+            case "BAN" | "UNBAN" if in_room and conversation is not None:
+                done = "banned" if verb == "BAN" else "lifted the ban on"
+                self.note(
+                    conversation, EntryKind.NOTICE, f"{words[2]} {done} {words[1]}"
+                )
+            case "MODE" if in_room and conversation is not None:
+                self.note(
+                    conversation,
+                    EntryKind.NOTICE,
+                    f"{words[1]} {_mode_text(words[2], text)}",
+                )
+            case "KICK" if in_room and conversation is not None:
+                nick, by = words[1], words[2]
+                self._kicks.add((conversation.key, fold(nick)))
+                if self.is_me(nick):
+                    self.note(
+                        conversation,
+                        EntryKind.ERROR,
+                        f"{by} put you out of {room}: {text}. /join {room} to go back "
+                        "(if you may).",
+                    )
+                else:
+                    self.note(
+                        conversation, EntryKind.NOTICE, f"{by} put {nick} out: {text}"
+                    )
+            case "INVITE":
+                self.note_shown(
+                    EntryKind.INFO, f"{words[1]} invites you to {room}: /join {room}"
+                )
+            case "BANS":
+                masks = ", ".join(words[1:]) or "nobody"
+                self.note_shown(EntryKind.INFO, f"Banned from {room}: {masks}")
+            case "MODES":
+                self.note_shown(
+                    EntryKind.INFO, f"{room} modes: {words[1]} {text}".strip()
+                )
+            case "ACCOUNT" if self.is_me(room):  # words[0] is the nick here
+                account = words[1]
+                said = (
+                    f"You are identified as {account}."
+                    if account != "*"
+                    else "You are not identified any more."
+                )
+                self.note_shown(EntryKind.INFO, said)
+            case _:
+                pass
 
     def _on_info(self, text: str) -> None:
         if self._answers_ids("INFO", text):
@@ -525,6 +655,25 @@ class ChatState:
     def note_server(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the server's conversation."""
         self.note(self.conversations[SERVER_KEY], kind, text)
+
+
+MODE_TEXT = {
+    "i": ("made the room invite-only", "opened the room to everyone"),
+    "k": ("set a key: {}", "took the key away"),
+    "l": ("limited the room to {} members", "lifted the member limit"),
+    "m": ("made the room moderated", "let everyone speak again"),
+    "n": ("closed the room to messages from outside", "let outsiders speak to it"),
+    "s": ("made the room secret", "made the room public"),
+    "t": ("kept the topic to operators", "let everyone set the topic"),
+}
+
+
+def _mode_text(change: str, argument: str) -> str:
+    """Say a MODE change in words: "+m" is "made the room moderated"."""
+    texts = MODE_TEXT.get(change[1:2])
+    if texts is None:
+        return f"set {change} {argument}".rstrip()
+    return (texts[0] if change.startswith("+") else texts[1]).format(argument)
 
 
 def _is_count(text: str) -> bool:

@@ -10,12 +10,14 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
+from chatd.accounts import Accounts, Hasher, Runner, run_inline
 from chatd.chat import Chat
 from chatd.config import ServerConfig
 from chatd.connection import Connection, Refusal
 from chatd.output import OutputBatch
 from chatd.protocol import ChatProtocol
 from chatd.stats import Stats
+from chatd.store.accounts import AccountStore, MemoryAccounts
 from chatd.store.interface import IHistory
 
 
@@ -44,7 +46,11 @@ class ChatFactory(ServerFactory):
         config: ServerConfig,
         clock: IReactorTime,
         history: IHistory | None = None,
+        account_store: AccountStore | None = None,
+        hashing: Runner[object] = run_inline,
     ) -> None:
+        """hashing runs Argon2 off the reactor (the daemon gives a thread
+        pool); the default runs it at once, for tests with cheap settings."""
         self.config = config
         self.clock = clock
         self.chat = Chat(
@@ -52,6 +58,15 @@ class ChatFactory(ServerFactory):
             max_rooms=config.max_rooms,
             max_rooms_per_user=config.max_rooms_per_user,
             history=history,
+            now=clock.seconds,
+            server_operators=config.operators,
+        )
+        self.accounts = Accounts(
+            self.chat,
+            account_store if account_store is not None else MemoryAccounts(),
+            Hasher(config.accounts, hashing),
+            clock,
+            config.accounts,
         )
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()

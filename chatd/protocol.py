@@ -172,6 +172,7 @@ class ChatProtocol(Connection):
         )
         for motd_line in self.config.motd:
             self.send_info(motd_line)
+        self.welcomed()
         room, _ = self.chat.join(user, LOBBY)
         backfill(self, room)  # PROTOCOL.md, History: #lobby's too, at registration
 

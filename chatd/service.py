@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
+from typing import TypeVar
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
@@ -10,9 +12,12 @@ from twisted.internet import defer
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
+    IReactorFromThreads,
     IStreamServerEndpoint,
 )
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from chatd.factory import ChatFactory
@@ -20,6 +25,11 @@ from chatd.store.sqlite import StoreError
 from chatd.store.writer import SQLiteHistory
 
 SHUTDOWN_REASON = "The server is shutting down. See you soon."
+T = TypeVar("T")
+# Threads that hash passwords: Argon2 takes its memory (64 MiB by default) per
+# hash at once, so two at a time bound it; more wait their turn (and past
+# chatd.accounts.MAX_PENDING are refused as busy).
+HASHING_THREADS = 2
 
 
 @implementer(IStreamServerEndpoint)
@@ -143,6 +153,34 @@ class FileLimitService(Service):
                 clients=self.max_clients,
                 limit=after,
             )
+
+
+class HashingService(Service):
+    """A small pool of threads of its own for password hashing (chatd.accounts).
+
+    Kept apart from the reactor's pool and from the history's thread, so
+    that a burst of logins never delays a DNS lookup or a history write.
+    """
+
+    def __init__(self, reactor: IReactorFromThreads) -> None:
+        self.reactor = reactor
+        self.pool = ThreadPool(0, HASHING_THREADS, name="chatd-passwords")
+
+    def run(self, work: Callable[[], T]) -> defer.Deferred[T]:
+        """Run work on the pool; the Deferred fires on the reactor's thread."""
+        if not self.pool.started:
+            self.pool.start()  # also before startService: a test factory may ask
+        return deferToThreadPool(self.reactor, self.pool, work)
+
+    def startService(self) -> None:
+        super().startService()
+        if not self.pool.started:
+            self.pool.start()
+
+    def stopService(self) -> defer.Deferred[None] | None:
+        super().stopService()
+        self.pool.stop()
+        return None
 
 
 class FarewellService(Service):

@@ -174,6 +174,7 @@ class ChatWindow:
         style.configure("Heading.TLabel", font=self.heading)
         style.configure("Title.TLabel", font=self.bold, padding=(4, 4))
         style.configure("Error.TLabel", foreground="#b00020")
+        style.configure("Topic.TLabel", foreground="#555555", padding=(8, 4))
 
     def _build_form(self) -> ttk.Frame:
         form = ttk.Frame(self.root, padding=40)
@@ -218,8 +219,13 @@ class ChatWindow:
         panes.add(side, weight=0)
 
         middle = ttk.Frame(panes)
-        self.title = ttk.Label(middle, style="Title.TLabel")
-        self.title.grid(row=0, column=0, columnspan=2, sticky="w")
+        heading = ttk.Frame(middle)
+        heading.grid(row=0, column=0, columnspan=2, sticky="ew")
+        self.title = ttk.Label(heading, style="Title.TLabel")
+        self.title.pack(side="left")
+        # The room's topic beside its name (rooms people run: TOPIC lines).
+        self.topic_bar = ttk.Label(heading, style="Topic.TLabel", anchor="w")
+        self.topic_bar.pack(side="left", fill="x", expand=True)
         self.messages = tk.Text(
             middle,
             wrap="word",
@@ -401,6 +407,7 @@ class ChatWindow:
         self._write_row(self._rows.index(conversation), conversation)
         if conversation is self._shown:
             self.title.configure(text=conversation_title(conversation))
+            self.topic_bar.configure(text=conversation.topic)
 
     def selected(self, conversation: Conversation) -> None:
         """Draw conversation whole: its messages, members, heading and row."""
@@ -410,6 +417,7 @@ class ChatWindow:
         self._redraw_messages(conversation)
         self._redraw_members(conversation)
         self.title.configure(text=conversation_title(conversation))
+        self.topic_bar.configure(text=conversation.topic)
         row = self._rows.index(conversation)
         self._write_row(row, conversation)
         listing = self.conversation_list
@@ -594,7 +602,10 @@ class ChatWindow:
 
     def _insert_member(self, row: int, nick: str) -> None:
         own = self.session.state.is_me(nick)
-        self.member_list.insert(row, f"{nick} (you)" if own else nick)
+        # @ before an operator, + before a voiced member (rooms people run).
+        mark = self._shown.mark(nick) if self._shown is not None else ""
+        label = f"{mark}{nick}"
+        self.member_list.insert(row, f"{label} (you)" if own else label)
         self.member_list.itemconfigure(row, foreground=nick_colour(nick))
 
     def _count_members(self, conversation: Conversation) -> None:

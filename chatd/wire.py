@@ -12,16 +12,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chatd.chat import (
+    AccountChanged,
     Action,
     Away,
     Event,
+    Invited,
     Joined,
+    Kicked,
     Message,
+    ModesChanged,
+    Notice,
     Parted,
     Private,
     Quit,
     Renamed,
+    TopicChanged,
 )
+from chatd.moderation import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.store.interface import Entry, millis
 
 CRLF = b"\r\n"
@@ -56,8 +63,44 @@ SERVER_VERBS: dict[str, Shape] = {
     # chatd's extension, only after /ids on: ID <room> <id> <time> before the
     # MSG or ACTION it names (docs/protocol.md, Message ids).
     "ID": Shape(3, False),
+    # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
+    # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
+    # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
+    # <nick> <by> <reason>; INVITE <room> <by>; MODES <room> <modes>
+    # <arguments>; and accounts: ACCOUNT <nick> <account>.
+    "TOPIC": Shape(2, True),
+    "OP": Shape(3, False),
+    "DEOP": Shape(3, False),
+    "VOICE": Shape(3, False),
+    "DEVOICE": Shape(3, False),
+    "BAN": Shape(3, False),
+    "UNBAN": Shape(3, False),
+    "MODE": Shape(3, True),
+    "KICK": Shape(3, True),
+    "INVITE": Shape(2, False),
+    "MODES": Shape(2, True),
+    "ACCOUNT": Shape(2, False),
 }
-LIST_VERBS = frozenset({"USERS", "ROOMS"})
+# USERS <room> <nick>...; ROOMS <room:count>...; and the extension's OPS and
+# VOICES <room> <nick>... (after USERS) and BANS <room> <mask>...
+LIST_VERBS = frozenset({"USERS", "ROOMS", "OPS", "VOICES", "BANS"})
+NO_ACCOUNT = "*"  # ACCOUNT's account when the nick is identified no more
+_STATUS_VERBS = {
+    (OP_MODE, True): "OP",
+    (OP_MODE, False): "DEOP",
+    (VOICE_MODE, True): "VOICE",
+    (VOICE_MODE, False): "DEVOICE",
+    (BAN_MODE, True): "BAN",
+    (BAN_MODE, False): "UNBAN",
+}
+
+
+def change_line(room: str, by: str, change: Change) -> bytes:
+    """The line for one mode change: OP, DEOP, VOICE, DEVOICE, BAN, UNBAN or MODE."""
+    verb = _STATUS_VERBS.get((change.letter, change.on))
+    if verb is not None:
+        return line(verb, room, change.arg, by)
+    return line("MODE", room, by, change.spelled(), text=change.arg)
 
 
 def line(verb: str, *words: str, text: str | None = None) -> bytes:
@@ -98,6 +141,22 @@ def render_event(event: Event) -> bytes:
             return line("RENAME", old, new)
         case Away():
             return b""
+        case TopicChanged(room, nick, text):
+            return line("TOPIC", room, nick, text=text)
+        case ModesChanged(room, by, changes):
+            return b"".join(change_line(room, by, change) for change in changes)
+        case Kicked(room, nick, by, reason):
+            # PART follows so that a client that does not know KICK still
+            # sees the member leave (docs/protocol.md, Rooms people run).
+            return line("KICK", room, nick, by, text=reason) + line(
+                "PART", room, nick, text=f"kicked by {by}: {reason}"
+            )
+        case Invited(room, _, by):
+            return line("INVITE", room, by)
+        case AccountChanged(nick, account):
+            return line("ACCOUNT", nick, account or NO_ACCOUNT)
+        case Notice(_, text):
+            return line("INFO", text=text)
     raise TypeError(f"not a chat event: {event!r}")
 
 

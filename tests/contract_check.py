@@ -118,6 +118,24 @@ ERR_CODES = {
     "flood",
     "server-full",
     "no-history",
+    # chatd's documented extensions (docs/protocol.md): they never answer what
+    # this checker sends, but a v2 client must be able to read them.
+    "too-many-rooms",
+    "not-operator",
+    "banned",
+    "invite-only",
+    "wrong-key",
+    "room-full",
+    "moderated",
+    "not-member",
+    "already-in-room",
+    "ban-list-full",
+    "not-identified",
+    "auth-failed",
+    "throttled",
+    "bad-password",
+    "already-registered",
+    "unregistered",
 }
 # verb -> number of fields after the verb; the last one is free text
 FREE_TEXT = {
@@ -133,9 +151,28 @@ FREE_TEXT = {
     "ERR": 2,
     "BYE": 1,
     "HISTORY": 6,
+    # chatd's extension verbs, rooms people run (docs/protocol.md): a client
+    # that does not know them ignores them, as the contract says.
+    "TOPIC": 3,
+    "MODE": 4,
+    "KICK": 4,
+    "MODES": 3,
 }
 # verb -> number of one-word fields, no free text
-FIXED = {"JOIN": 2, "RENAME": 2, "ENDHISTORY": 2}
+FIXED = {
+    "JOIN": 2,
+    "RENAME": 2,
+    "ENDHISTORY": 2,
+    # the extension's (see FREE_TEXT)
+    "OP": 3,
+    "DEOP": 3,
+    "VOICE": 3,
+    "DEVOICE": 3,
+    "BAN": 3,
+    "UNBAN": 3,
+    "INVITE": 2,
+    "ACCOUNT": 2,
+}
 ROOM_FIRST = {"MSG", "ACTION", "JOIN", "PART", "USERS", "HISTORY", "ENDHISTORY"}
 UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -207,7 +244,7 @@ def parse(line):
         args = line.split(" ")[1:]
         ok = len(args) == n and all(args)
         why = "" if ok else f"{verb} needs exactly {n} one-word fields"
-    elif verb == "USERS":
+    elif verb in ("USERS", "OPS", "VOICES", "BANS"):
         args = line.split(" ")[1:]
         ok = len(args) >= 1 and all(args)
         why = "" if ok else "USERS needs <room> <nick>... single-spaced"

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.chat import Event, IChatClient
-from chatd.config import ServerConfig
+from chatd.config import AccountSettings, ServerConfig
 from chatd.factory import ChatFactory
 from chatd.protocol import ChatProtocol
 
@@ -44,8 +44,17 @@ class RecordingClient:
         return events
 
 
+# Argon2 as cheap as it goes: tests check what is done with hashes, not their
+# cost (the daemon uses AccountSettings' defaults).
+CHEAP = AccountSettings(time_cost=1, memory_cost=8, parallelism=1)
+
+
 def make_factory(clock: Clock | None = None, **settings: object) -> ChatFactory:
-    """Return a ChatFactory on a fake clock with the given ServerConfig settings."""
+    """Return a ChatFactory on a fake clock with the given ServerConfig settings.
+
+    Argon2 is CHEAP unless settings give accounts=...
+    """
+    settings.setdefault("accounts", CHEAP)
     return ChatFactory(ServerConfig(**settings), clock or Clock())  # type: ignore[arg-type]
 
 

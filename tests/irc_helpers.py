@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
+from helpers import CHEAP
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatd.accounts import Accounts, Hasher, run_inline
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import Registration, dispatch
 from chatd.irc.message import irc_line
 from chatd.irc.server import IrcServer
+from chatd.store.accounts import MemoryAccounts
+
+# The accounts of each fake server (an IrcServer has none of its own: they are
+# the hub's), on a fake clock with cheap Argon2 settings, hashing inline.
+ACCOUNTS: WeakKeyDictionary[IrcServer, Accounts] = WeakKeyDictionary()
 
 
 def make_server(chat: Chat | None = None, **settings: object) -> IrcServer:
-    """An IrcServer named irc.test on a fixed clock."""
+    """An IrcServer named irc.test on a fixed clock, with accounts."""
     config = ServerConfig(name="irc.test", **settings)  # type: ignore[arg-type]
-    return IrcServer(chat or Chat(), config, now=lambda: 1_700_000_000.25)
+    now = lambda: 1_700_000_000.25  # noqa: E731
+    chat = chat or Chat(server_name="irc.test", now=now)
+    server = IrcServer(chat, config, now=now)
+    clock = Clock()
+    ACCOUNTS[server] = Accounts(
+        chat, MemoryAccounts(), Hasher(CHEAP, run_inline), clock, CHEAP
+    )
+    return server
 
 
 @implementer(IChatClient)
@@ -39,6 +56,7 @@ class FakeIrc:
         self.pongs = 0
         self.unregistered = 0
         self.batches = 0
+        self.accounts = ACCOUNTS[server]
 
     @property
     def nick(self) -> str:
@@ -61,7 +79,12 @@ class FakeIrc:
 
     def register_user(self, nick: str, username: str, realname: str) -> User:
         self.user = self.chat.register(
-            nick, self, username=username, realname=realname, host=self.host
+            nick,
+            self,
+            username=username,
+            realname=realname,
+            host=self.host,
+            account=self.registration.account,
         )
         return self.user
 
@@ -73,7 +96,7 @@ class FakeIrc:
         self.closed = reason
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
-        """Send the answer when it comes (the tests' stores answer at once)."""
+        """Send the answer when it comes (the fakes' stores and checks: at once)."""
         answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
 
     def batch_id(self) -> str:
@@ -82,6 +105,10 @@ class FakeIrc:
 
     def pong_received(self) -> None:
         self.pongs += 1
+
+    def welcomed(self) -> None:
+        if self.user is not None:
+            self.accounts.nick_taken(self.user)
 
     def unregistered_count(self) -> int:
         return self.unregistered

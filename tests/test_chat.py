@@ -19,6 +19,7 @@ from chatd.chat import (
     User,
 )
 from chatd.errors import ChatError, ErrorCode
+from chatd.moderation import Change, ModesChanged
 from chatd.names import LOBBY
 
 
@@ -143,7 +144,11 @@ def test_quit_reaches_each_neighbour_once() -> None:
     chat.join(bob, "#dev")
     clear(a, b, c)
     chat.quit(alice, "gone fishing")
-    assert b.take() == [Quit("alice", "gone fishing")]
+    # alice ran #dev (she made it): bob, there longest now, runs it after her.
+    assert b.take() == [
+        Quit("alice", "gone fishing"),
+        ModesChanged("#dev", "chatd", (Change("o", True, "bob"),)),
+    ]
     assert a.take() == [] and c.take() == []
     assert "#dev" in chat.rooms  # bob is still there
     chat.quit(bob, "")
@@ -159,7 +164,11 @@ def test_part_defaults_to_current_and_falls_back_to_lobby() -> None:
     chat.join(bob, "#dev")
     clear(a, b)
     chat.part(alice, None, "lunch")
-    assert a.take() == b.take() == [Parted("#dev", "alice", "lunch")]
+    assert a.take() == [Parted("#dev", "alice", "lunch")]
+    assert b.take() == [
+        Parted("#dev", "alice", "lunch"),
+        ModesChanged("#dev", "chatd", (Change("o", True, "bob"),)),
+    ]
     chat.say(alice, "back in the lobby")
     assert b.take() == [Message("#lobby", "alice", "back in the lobby")]
 

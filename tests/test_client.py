@@ -1023,3 +1023,70 @@ def test_input_history_walks_back_and_forth_keeping_the_draft() -> None:
     assert history.next() == "three"
     assert history.next() == "half typed"
     assert history.next() is None
+
+
+# -- rooms people run (docs/protocol.md) -----------------------------------------------
+
+
+def test_topic_marks_and_modes_are_shown(client: Client) -> None:
+    """TOPIC fills the room's topic; OPS and VOICES mark members after USERS;
+    OP and MODE are said in words in the room."""
+    sign_in(client)
+    join(client, "#dev", "bob", "carol")
+    dev = client.conversation("#dev")
+    client.hear("TOPIC #dev bob ship on friday", "OPS #dev bob", "VOICES #dev carol")
+    assert dev.topic == "ship on friday"
+    assert (dev.mark("bob"), dev.mark("carol"), dev.mark("alice")) == ("@", "+", "")
+    client.hear("OP #dev alice bob", "MODE #dev bob +m ", "MODE #dev bob +k s3")
+    assert dev.mark("alice") == "@"
+    assert client.view.texts() == [
+        "bob set the topic: ship on friday",
+        "bob made you an operator",
+        "bob made the room moderated",
+        "bob set a key: s3",
+    ]
+    client.hear("USERS #dev alice bob carol")  # a new answer: marks start over
+    assert dev.ops == set() and dev.voiced == set()
+
+
+def test_a_kick_is_explained_and_its_part_not_repeated(client: Client) -> None:
+    """KICK of someone else: one notice saying who and why, not a second for the
+    PART; of me: the room's tab stays, unjoined, with the reason, and is not
+    joined again by itself after a reconnect."""
+    sign_in(client)
+    join(client, "#dev", "bob", "carol")
+    client.hear(
+        "KICK #dev carol bob spamming",
+        "PART #dev carol kicked by bob: spamming",
+    )
+    dev = client.conversation("#dev")
+    assert client.view.texts() == ["bob put carol out: spamming"]
+    assert "carol" not in dev.members
+    client.hear("KICK #dev alice bob and you too", "PART #dev alice kicked by bob: x")
+    assert "#dev" in client.session.state.conversations
+    assert not dev.joined and dev.kicked
+    assert client.view.texts(EntryKind.ERROR)[0].startswith("bob put you out of #dev")
+    client.drop()
+    client.clock.advance(1)
+    client.accept()
+    client.hear("HELLO chatd hi", "NICK Choose")
+    client.sent()
+    client.hear("WELCOME alice hi", "JOIN #lobby alice")
+    client.clock.advance(10)
+    assert "/join #dev" not in client.sent()
+
+
+def test_ban_invite_and_account_lines_are_shown(client: Client) -> None:
+    """BAN in the room; INVITE and ACCOUNT (mine) where the user looks."""
+    sign_in(client)
+    join(client, "#dev", "bob")
+    client.hear("BAN #dev mallory bob", "UNBAN #dev mallory bob")
+    assert client.view.texts() == [
+        "bob banned mallory",
+        "bob lifted the ban on mallory",
+    ]
+    client.hear("INVITE #secret carol", "ACCOUNT alice alice", "ACCOUNT bob bob")
+    assert client.view.texts() == [
+        "carol invites you to #secret: /join #secret",
+        "You are identified as alice.",
+    ]

@@ -370,6 +370,7 @@ def test_live_lines_wait_behind_the_backfill(clock: Clock) -> None:
         "ENDHISTORY #dev 1",
         "MSG #dev alice live",
         "USERS #dev alice bob",
+        "OPS #dev alice",
     ]
 
 

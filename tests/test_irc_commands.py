@@ -50,13 +50,13 @@ def test_cap_negotiation_holds_registration_until_end() -> None:
     session.line("CAP LS 302")
     (ls,) = session.lines()
     assert ls.startswith(":irc.test CAP * LS :")
-    assert "echo-message" in ls and "server-time" in ls and "sasl" not in ls
+    assert "echo-message" in ls and "server-time" in ls and "sasl=PLAIN" in ls
     session.line("NICK alice")
     session.line("USER a 0 * :A")
     session.line("CAP REQ :server-time echo-message")
     assert session.lines() == [":irc.test CAP alice ACK :server-time echo-message"]
-    session.line("CAP REQ :server-time sasl")
-    assert session.lines() == [":irc.test CAP alice NAK :server-time sasl"]
+    session.line("CAP REQ :server-time draft/multiline")
+    assert session.lines() == [":irc.test CAP alice NAK :server-time draft/multiline"]
     assert session.user is None
     session.line("CAP END")
     assert session.user is not None
@@ -103,7 +103,7 @@ def test_join_sends_join_then_names() -> None:
     alice.line("JOIN #a,#b")
     out = alice.lines()
     assert out[0] == ":alice!~alice@127.0.0.1 JOIN #a"
-    assert ":irc.test 353 alice = #a :alice bob" in out
+    assert ":irc.test 353 alice = #a :alice @bob" in out  # bob made #a
     assert ":irc.test 366 alice #a :End of /NAMES list" in out
     assert ":alice!~alice@127.0.0.1 JOIN #b" in out
     assert bob.lines() == [":alice!~alice@127.0.0.1 JOIN #a"]
@@ -272,7 +272,11 @@ def test_quit_tells_room_mates() -> None:
     bob.line("JOIN #a")
     alice.lines(), bob.lines()
     alice.line("QUIT :bye now")
-    assert bob.lines() == [":alice!~alice@127.0.0.1 QUIT :Quit: bye now"]
+    # alice made #a and ran it: bob runs it after her.
+    assert bob.lines() == [
+        ":alice!~alice@127.0.0.1 QUIT :Quit: bye now",
+        ":irc.test MODE #a +o bob",
+    ]
     assert alice.lines()[-1].startswith("ERROR :")
     assert "alice" not in server.chat.users
 
@@ -288,7 +292,7 @@ def test_who_and_whois() -> None:
     alice.line("WHO #a")
     assert alice.lines() == [
         ":irc.test 352 alice #a ~alice 127.0.0.1 irc.test alice H :0 Alice Example",
-        ":irc.test 352 alice #a carol line irc.test carol H :0 carol",
+        ":irc.test 352 alice #a carol line irc.test carol H@ :0 carol",
         ":irc.test 315 alice #a :End of WHO list",
     ]
     alice.line("WHOIS carol")
@@ -315,9 +319,14 @@ def test_ison_userhost_list_mode_lusers() -> None:
     alice.line("LIST")
     assert ":irc.test 322 alice #a 1 :" in alice.lines()
     alice.line("MODE #a")
-    assert alice.lines() == [":irc.test 324 alice #a +n"]
-    alice.line("MODE #a +o alice")
-    assert alice.commands() == ["482"]
+    assert alice.lines() == [
+        ":irc.test 324 alice #a +n",
+        ":irc.test 329 alice #a 1700000000",
+    ]
+    alice.line("MODE #a +o alice")  # she is operator already: nothing changes
+    assert alice.commands() == []
+    alice.line("MODE #lobby +m")  # not a member, nor its operator
+    assert alice.commands() == ["442"]
     alice.line("LUSERS")
     assert alice.commands() == ["251", "252", "253", "254", "255", "265", "266"]
 

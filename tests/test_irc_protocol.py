@@ -306,3 +306,26 @@ def test_shutdown_says_error_to_irc(clock: Clock) -> None:
     proto, out = irc_connect(factory, "alice")
     factory.close_all("The server is shutting down.")
     assert lines(out)[-1].endswith("(The server is shutting down.)")
+
+
+def test_account_tag_members_beside_the_shared_path(clock: Clock) -> None:
+    """An account-tag member is sent an identified speaker's message with the
+    tag, members without it the shared bytes; one render for the broadcast."""
+    factory = make_factory(clock)
+    tagged, t_out = irc_connect(factory, "tagged", "account-tag")
+    plain, p_out = irc_connect(factory, "plain")
+    speaker, s_out = irc_connect(factory, "speaker")
+    for proto in (tagged, plain, speaker):
+        proto.dataReceived(b"JOIN #r\r\n")
+    assert speaker.user is not None
+    speaker.user.account = "spk"
+    for out in (t_out, p_out, s_out):
+        out.clear()
+    renderer = irc_server(factory).renderer
+    before = renderer.renders
+    speaker.dataReceived(b"PRIVMSG #r :hello\r\n")
+    assert renderer.renders == before + 1
+    source = f":speaker!~speaker@{speaker.user.host}"
+    assert lines(t_out) == [f"@account=spk {source} PRIVMSG #r :hello"]
+    assert lines(p_out) == [f"{source} PRIVMSG #r :hello"]
+    assert lines(s_out) == []

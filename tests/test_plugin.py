@@ -313,6 +313,58 @@ def test_setup_cfg_lists_every_package_of_chatd() -> None:
     assert found <= listed
 
 
+def test_account_options(tmp_path: Path) -> None:
+    """--operators lists accounts (comments and blank lines skipped); the grace,
+    the shortest password and Argon2's costs reach the config."""
+    listed = tmp_path / "operators"
+    listed.write_text("# the people who run the server\nAlice\n\n  bob  # on call\n")
+    config = parse(
+        "--operators",
+        str(listed),
+        "--nick-grace",
+        "30",
+        "--min-password",
+        "12",
+        "--argon2-time",
+        "2",
+        "--argon2-memory",
+        "32768",
+        "--argon2-lanes",
+        "2",
+    )["config"]
+    assert config.operators == ("Alice", "bob")
+    settings = config.accounts
+    assert (settings.grace, settings.min_password) == (30.0, 12)
+    assert (settings.time_cost, settings.memory_cost, settings.parallelism) == (
+        2,
+        32768,
+        2,
+    )
+    assert ServerConfig().accounts.memory_cost == 65536  # the real cost by default
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--operators", "/nonexistent/ops"], "--operators: cannot read"),
+        (["--argon2-memory", "8", "--argon2-lanes", "4"], "at least 8 KiB for each"),
+        (["--min-password", "0"], "--min-password must be at least 1"),
+    ],
+)
+def test_account_option_refusals(args: list[str], message: str) -> None:
+    """Each refusal is one sentence naming the option."""
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_operators_file_names_must_be_nicknames(tmp_path: Path) -> None:
+    """A line that is no account name is refused with its line number."""
+    listed = tmp_path / "operators"
+    listed.write_text("alice\nnot a name\n")
+    with pytest.raises(usage.UsageError, match="line 2"):
+        parse("--operators", str(listed))
+
+
 def test_metrics_is_off_unless_given() -> None:
     """Without --metrics the service tree is as before: no metrics listener."""
     assert parse()["metrics_endpoint"] is None

@@ -323,7 +323,12 @@ def test_who_lists_members(factory: ChatFactory) -> None:
     alice.dataReceived(b"/join #dev\n")
     out.clear()
     alice.dataReceived(b"/who\n/who #LOBBY\n/who #ghost\n/who bad\n")
-    assert lines(out)[:2] == ["USERS #dev alice", "USERS #lobby alice Bob"]
+    # alice made #dev, so she runs it (OPS); #lobby has no operators of its own.
+    assert lines(out)[:3] == [
+        "USERS #dev alice",
+        "OPS #dev alice",
+        "USERS #lobby alice Bob",
+    ]
 
 
 def test_who_errors(factory: ChatFactory) -> None:
@@ -487,7 +492,8 @@ def test_quit_says_bye_and_others_see_quit_once(factory: ChatFactory) -> None:
     alice.dataReceived(b"/quit off to bed\n")
     assert lines(a_out)[0].startswith("BYE ")
     assert a_out.disconnecting
-    assert lines(b_out) == ["QUIT alice off to bed"]
+    # alice made #dev and ran it: bob, there longest now, runs it after her.
+    assert lines(b_out) == ["QUIT alice off to bed", "OP #dev bob chatd"]
     disconnect(alice)
     assert b_out.value() == b""
     carol, c_out = connect(factory, "Alice")  # the nickname is free again
@@ -671,7 +677,8 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 
 def test_every_protocol_error_code_is_known() -> None:
     """ErrorCode holds exactly the codes of PROTOCOL.md (version 2) and chatd's
-    documented extension, too-many-rooms (docs/protocol.md lists each)."""
+    documented extensions: too-many-rooms, and those of rooms people run and
+    accounts (docs/protocol.md lists each)."""
     assert {code.value for code in ErrorCode} == {
         "nick-taken",
         "nick-invalid",
@@ -688,6 +695,22 @@ def test_every_protocol_error_code_is_known() -> None:
         "server-full",
         "no-history",
         "too-many-rooms",
+        # chatd's extension: rooms people run, and accounts.
+        "not-operator",
+        "banned",
+        "invite-only",
+        "wrong-key",
+        "room-full",
+        "moderated",
+        "not-member",
+        "already-in-room",
+        "ban-list-full",
+        "not-identified",
+        "auth-failed",
+        "throttled",
+        "bad-password",
+        "already-registered",
+        "unregistered",
     }
     documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     assert all(f"`{code.value}`" in documented for code in ErrorCode)

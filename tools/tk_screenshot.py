@@ -6,8 +6,9 @@ Run from the repository root:
 
 It starts Xvfb, a real `twistd -n chatd` on a loopback port, two real
 `chatd-tk` windows (alice, whose window is photographed, and bob) and a plain
-socket user (carol, as with telnet), lets them chat in #lobby and #games, and
-saves the screen. Needs Xvfb (apt-get install -y xvfb) and Pillow
+socket user (carol, as with telnet), lets them chat in #lobby and #games
+(which carol runs: its topic beside its name, @carol and +bob among its
+members), and saves the screen. Needs Xvfb (apt-get install -y xvfb) and Pillow
 (pip install pillow), which grabs the X screen.
 """
 
@@ -55,6 +56,11 @@ def main(output: Path) -> None:
             alice_sees("You joined #games")
             bob.command("type /join #games")
             alice_sees("bob joined #games")
+            # carol made #games, so she runs it: a topic, and bob voiced.
+            carol.send("/topic go night: Friday, 8 pm")
+            alice_sees("carol set the topic: go night: Friday, 8 pm")
+            carol.send("/voice bob")
+            alice_sees("carol gave bob a voice")
             carol.send("anyone up for a game of go tonight?")
             alice_sees("anyone up for a game of go tonight?")
             bob.command("type count me in! I'll bring the good board")

@@ -9,15 +9,12 @@ Environment:
   CHATD_ROOT    the chatd checkout to run (default: two folders up from here)
   CHATD_TWISTD  a twistd whose Python has Twisted (default: twistd beside
                 $CHATD_ROOT/.venv/bin/python, else the one on PATH)
-  CHATD_WITHOUT_SERVICES=1
-                run tests marked `services` without services instead of
-                skipping them: those that register an account are skipped
-                when they try (chatd has no accounts), the others run. The
-                chathistory tests are all marked `services`.
 """
 
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
@@ -44,14 +41,17 @@ class ChatdController(BaseServerController, DirectoryBasedController):
     """Starts chatd with one IRC listener on irctest's port, on loopback only."""
 
     software_name = "chatd"
-    supported_sasl_mechanisms: set[str] = set()
+    supported_sasl_mechanisms: set[str] = {"PLAIN"}
     supports_sts = False
     # Only what chatd's CAP LS offers and irctest knows by name.
     capabilities = frozenset(
         {
+            Capabilities.ACCOUNT_NOTIFY,
+            Capabilities.ACCOUNT_TAG,
             Capabilities.AWAY_NOTIFY,
             Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
+            Capabilities.EXTENDED_JOIN,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
             Capabilities.SERVER_TIME,
@@ -65,8 +65,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
     def supports_cap(self, capability: str) -> bool:
         return capability in self.more_capabilities or super().supports_cap(capability)
 
-    def wait_for_services(self) -> None:
-        """No services run beside chatd (see CHATD_WITHOUT_SERVICES)."""
+    # chatd's NickServ is built in: the services tests run against chatd alone.
+    nickserv = "NickServ"
+    # irctest's OPER tests log in as this (chatd: an account of --operators).
+    oper_name, oper_password = "operuser", "operpassword"
 
     def run(
         self,
@@ -84,8 +86,6 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("Websocket")
         if password is not None:
             raise NotImplementedByController("server password (PASS)")
-        if run_services and os.environ.get("CHATD_WITHOUT_SERVICES") != "1":
-            raise NotImplementedByController("services")
         assert self.proc is None
         self.port = port
         self.hostname = hostname
@@ -101,6 +101,8 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             irc = f"tcp:{port}:interface=127.0.0.1"
         # irctest talks fast from one address: the flood gate and the per-IP
         # cap are opened up, as the other controllers do for their servers.
+        operators = Path(self.directory) / "operators"
+        operators.write_text(f"{self.oper_name}\n")
         args = [
             twistd(),
             "-n",
@@ -116,9 +118,82 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             "0",
             "--max-per-ip",
             "1000",
+            "--operators",
+            str(operators),
+            # irctest's passwords are short ("sesame"), and its accounts are
+            # made and thrown away by the hundred: cheap Argon2, a test's
+            # settings, never a real server's.
+            "--min-password",
+            "1",
+            "--argon2-time",
+            "1",
+            "--argon2-memory",
+            "1024",
+            "--argon2-lanes",
+            "1",
+            "--database",
+            ":memory:",
         ]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = self.execute(args, cwd=self.directory, env=env)
+        if not ssl:
+            self._make_operator(port)
+
+    def _make_operator(self, port: int) -> None:
+        """Register irctest's operator account, as its OPER tests expect one."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    return  # irctest's own wait will report the failure
+                time.sleep(0.05)
+        with sock:
+            name, password = self.oper_name, self.oper_password
+            sock.sendall(
+                f"NICK {name}\r\nUSER o 0 * :o\r\n"
+                f"PRIVMSG NickServ :REGISTER {password} {password}\r\n".encode()
+            )
+            received = b""
+            while b"registered to you" not in received and b"ERROR" not in received:
+                if time.monotonic() > deadline:
+                    break
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            sock.sendall(b"QUIT\r\n")
+
+    def wait_for_services(self) -> None:
+        """chatd's NickServ is part of chatd: up as soon as its port is."""
+        self.wait_for_port()
+
+    def registerUser(
+        self,
+        case: object,
+        username: str,
+        password: str | None = None,
+    ) -> None:
+        """Register an account through chatd's own NickServ (no services run)."""
+        assert password
+        client = case.addClient(show_io=True)  # type: ignore[attr-defined]
+        case.sendLine(client, "NICK " + username)  # type: ignore[attr-defined]
+        case.sendLine(client, "USER r e g :user")  # type: ignore[attr-defined]
+        while case.getRegistrationMessage(client).command != "001":  # type: ignore[attr-defined]
+            pass
+        case.getMessages(client)  # type: ignore[attr-defined]
+        case.sendLine(  # type: ignore[attr-defined]
+            client, f"PRIVMSG {self.nickserv} :REGISTER {password} foo@example.org"
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            messages = case.getMessages(client)  # type: ignore[attr-defined]
+            if any(message.command == "NOTICE" for message in messages):
+                break
+        case.sendLine(client, "QUIT")  # type: ignore[attr-defined]
+        case.assertDisconnected(client)  # type: ignore[attr-defined]
 
 
 def get_irctest_controller_class() -> type[ChatdController]:

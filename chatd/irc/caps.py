@@ -13,12 +13,16 @@ from chatd.irc.render import MSGID, TIME
 # the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays,
 # history batches.
 SUPPORTED: dict[str, str] = {
+    "account-notify": "",
+    "account-tag": "",
     "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
+    "extended-join": "",
     "message-tags": "",
     "multi-prefix": "",
+    "sasl": "PLAIN",
     "server-time": "",
     "userhost-in-names": "",
 }

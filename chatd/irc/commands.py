@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from chatd.accounts import Accounts
 from chatd.chat import Chat, Room, User
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
@@ -48,6 +50,12 @@ class Registration:
     nick: str | None = None
     username: str | None = None
     realname: str = ""
+    # SASL (chatd.irc.account_commands): the mechanism chosen, the response
+    # so far (base64), a check on its way, and the account it proved.
+    mechanism: str | None = None
+    response: str = ""
+    checking: bool = False
+    account: str = ""
 
 
 class IrcSession(HistorySession, Protocol):
@@ -80,6 +88,16 @@ class IrcSession(HistorySession, Protocol):
 
     def unregistered_count(self) -> int:
         """Connections that are open but not yet registered, on any door."""
+
+    def welcomed(self) -> None:
+        """The welcome is said: the accounts may speak (a reserved nickname)."""
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, everything sent later behind them."""
+
+    @property
+    def accounts(self) -> Accounts:
+        """The server's accounts (chatd.accounts)."""
 
 
 Handler = Callable[[IrcSession, IrcMessage], None]
@@ -132,14 +150,17 @@ def numeric_for(error: ChatError, subject: str) -> IrcError:
                 n.ERR_ERRONEUSNICKNAME, subject, text=f"Erroneous nickname: {text}"
             )
         case ErrorCode.NO_SUCH_NICK:
-            return IrcError(n.ERR_NOSUCHNICK, subject, text="No such nick/channel")
+            nick = clean_text(error.nick) or subject
+            return IrcError(n.ERR_NOSUCHNICK, nick, text="No such nick/channel")
         case ErrorCode.NO_SUCH_ROOM | ErrorCode.ROOM_INVALID:
             return IrcError(
                 n.ERR_NOSUCHCHANNEL, subject, text=f"No such channel: {text}"
             )
         case ErrorCode.NOT_IN_ROOM:
             return IrcError(
-                n.ERR_NOTONCHANNEL, subject, text="You're not on that channel"
+                n.ERR_NOTONCHANNEL,
+                clean_text(error.room) or subject,
+                text="You're not on that channel",
             )
         case ErrorCode.TOO_MANY_ROOMS:
             return IrcError(n.ERR_TOOMANYCHANNELS, subject, text=text)
@@ -151,6 +172,45 @@ def numeric_for(error: ChatError, subject: str) -> IrcError:
             return IrcError(n.ERR_INPUTTOOLONG, text="Input line was too long")
         case ErrorCode.UNKNOWN_COMMAND:
             return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text="Unknown command")
+    return _room_numeric(error, subject, text)
+
+
+def _room_numeric(error: ChatError, subject: str, text: str) -> IrcError:
+    """The numerics of rooms people run (chatd.moderation's refusals)."""
+    room = clean_text(error.room) or subject
+    match error.code:
+        case ErrorCode.NOT_OPERATOR if error.room:
+            return IrcError(n.ERR_CHANOPRIVSNEEDED, room, text=text)
+        case ErrorCode.NOT_OPERATOR:
+            return IrcError(n.ERR_NOPRIVILEGES, text=text)
+        case ErrorCode.BANNED:
+            return IrcError(
+                n.ERR_BANNEDFROMCHAN, room, text=f"Cannot join channel (+b): {text}"
+            )
+        case ErrorCode.INVITE_ONLY:
+            return IrcError(
+                n.ERR_INVITEONLYCHAN, room, text=f"Cannot join channel (+i): {text}"
+            )
+        case ErrorCode.WRONG_KEY:
+            return IrcError(
+                n.ERR_BADCHANNELKEY, room, text=f"Cannot join channel (+k): {text}"
+            )
+        case ErrorCode.ROOM_FULL:
+            return IrcError(
+                n.ERR_CHANNELISFULL, room, text=f"Cannot join channel (+l): {text}"
+            )
+        case ErrorCode.MODERATED:
+            return IrcError(n.ERR_CANNOTSENDTOCHAN, room, text=text)
+        case ErrorCode.NOT_MEMBER:
+            nick = clean_text(error.nick) or subject
+            return IrcError(n.ERR_USERNOTINCHANNEL, nick, room, text=text)
+        case ErrorCode.ALREADY_IN_ROOM:
+            nick = clean_text(error.nick) or subject
+            return IrcError(n.ERR_USERONCHANNEL, nick, room, text=text)
+        case ErrorCode.BAN_LIST_FULL:
+            return IrcError(
+                n.ERR_BANLISTFULL, room, clean_text(error.arg) or "*", text=text
+            )
     return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text=text)
 
 
@@ -271,7 +331,7 @@ def pass_(session: IrcSession, msg: IrcMessage) -> None:
 def try_register(session: IrcSession) -> None:
     """Register once NICK and USER are in and no CAP negotiation is open."""
     reg = session.registration
-    if session.user is not None or session.caps.negotiating:
+    if session.user is not None or session.caps.negotiating or reg.checking:
         return
     if reg.nick is None or reg.username is None:
         return
@@ -302,10 +362,11 @@ def welcome(session: IrcSession, user: User) -> None:
         "%Y-%m-%d %H:%M:%S UTC"
     )
     numeric(session, n.RPL_CREATED, text=f"This server was created {created}")
-    numeric(session, n.RPL_MYINFO, name, server.version, "i", "n")
+    numeric(session, n.RPL_MYINFO, name, server.version, "io", "biklmnostv", "bklov")
     send_isupport(session)
     lusers(session, IrcMessage("LUSERS"))
     motd(session, IrcMessage("MOTD"))
+    session.welcomed()  # a registered nickname's notice comes after the welcome
 
 
 def send_isupport(session: IrcSession) -> None:
@@ -345,13 +406,17 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
         for room in list(user.rooms.values()):
             session.chat.part(user, room.name, "")
         return
-    for name in _targets(msg.params[0])[:MAX_TARGETS]:
+    keys = msg.params[1].split(",") if len(msg.params) > 1 else []
+    for at, name in enumerate(_targets(msg.params[0])[:MAX_TARGETS]):
+        key = keys[at] if at < len(keys) and keys[at] else None
         try:
-            room, added = session.chat.join(user, name)
+            room, added = session.chat.join(user, name, key)
         except ChatError as error:
             send_error(session, numeric_for(error, name))
             continue
-        if added:  # no topic line: rooms have none (Modern: RPL_TOPIC only if set)
+        if added:  # Modern: RPL_TOPIC only if one is set, then NAMES
+            if room.rules.topic:
+                room_commands.topic_reply(session, room)
             names_reply(session, room)
             backfill(session, room)
 
@@ -367,37 +432,48 @@ def part(session: IrcSession, msg: IrcMessage) -> None:
             send_error(session, numeric_for(error, name))
 
 
-def names_reply(session: IrcSession, room: Room) -> None:
-    """353 lines listing room's members, then 366."""
+def names_reply(session: IrcSession, room: Room, end: bool = True) -> None:
+    """353 lines listing room's members (@ and + before operators and voiced),
+    then 366 unless end is false (a NAMES of several rooms ends once)."""
     long_form = session.caps.has("userhost-in-names")
+    multi = session.caps.has("multi-prefix")
+    prefixes = room_commands.prefixes
     names = [
-        mask(session.chat, member.nick) if long_form else member.nick
+        prefixes(room, member, multi)
+        + (mask(session.chat, member.nick) if long_form else member.nick)
         for member in sorted(room.members.values(), key=lambda u: u.key)
     ]
-    head = f":{session.server.name} 353 {session.nick} = {room.name} :"
+    symbol = "@" if room.rules.has("s") else "="
+    head = f":{session.server.name} 353 {session.nick} {symbol} {room.name} :"
     for chunk in _word_lines(head, names, LIST_LINE_BUDGET):
-        numeric(session, n.RPL_NAMREPLY, "=", room.name, text=chunk)
-    numeric(session, n.RPL_ENDOFNAMES, room.name, text="End of /NAMES list")
+        numeric(session, n.RPL_NAMREPLY, symbol, room.name, text=chunk)
+    if end:
+        numeric(session, n.RPL_ENDOFNAMES, room.name, text="End of /NAMES list")
 
 
 def names(session: IrcSession, msg: IrcMessage) -> None:
-    """NAMES [<#room>{,<#room>}]."""
-    if not msg.params:
+    """NAMES [<#room>{,<#room>}]: without a room, every room one may see."""
+    me = session.user
+    visible = room_commands.visible
+    if not msg.params or not msg.params[0]:
+        for room in sorted(session.chat.rooms.values(), key=lambda room: room.key):
+            if room.members and visible(room, me):
+                names_reply(session, room, end=False)
         numeric(session, n.RPL_ENDOFNAMES, "*", text="End of /NAMES list")
         return
-    for name in _targets(msg.params[0])[:MAX_TARGETS]:
-        room = session.chat.rooms.get(fold(name))
-        if room is not None:
-            names_reply(session, room)
-        else:
-            numeric(
-                session, n.RPL_ENDOFNAMES, clean_text(name), text="End of /NAMES list"
-            )
+    wanted = _targets(msg.params[0])[:MAX_TARGETS]
+    for name in wanted:
+        found = session.chat.rooms.get(fold(name))
+        if found is not None and visible(found, me):
+            names_reply(session, found, end=False)
+    shown = clean_text(",".join(wanted)) or "*"
+    numeric(session, n.RPL_ENDOFNAMES, shown, text="End of /NAMES list")
 
 
 def list_(session: IrcSession, msg: IrcMessage) -> None:
     """LIST [<#room>{,<#room>}]: rooms and their sizes."""
     chat = session.chat
+    me = session.user
     if msg.params and msg.params[0]:
         wanted = [fold(name) for name in _targets(msg.params[0])]
         rooms = [chat.rooms[key] for key in wanted if key in chat.rooms]
@@ -410,49 +486,25 @@ def list_(session: IrcSession, msg: IrcMessage) -> None:
         ]
     numeric(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
     for room in rooms:
-        numeric(session, n.RPL_LIST, room.name, str(len(room.members)), text="")
+        if not room_commands.visible(room, me):
+            continue  # secret (+s): listed to its members only
+        numeric(
+            session,
+            n.RPL_LIST,
+            room.name,
+            str(len(room.members)),
+            text=room.rules.topic,
+        )
     numeric(session, n.RPL_LISTEND, text="End of /LIST")
 
 
-def topic(session: IrcSession, msg: IrcMessage) -> None:
-    """TOPIC <#room> [:text]: chatd rooms have no topic, and none can be set."""
-    user = _user(session)
-    try:
-        room = session.chat.room(msg.params[0])
-    except ChatError as error:
-        raise numeric_for(error, msg.params[0]) from None
-    if len(msg.params) > 1:
-        if not user.is_member(room):
-            raise IrcError(
-                n.ERR_NOTONCHANNEL, room.name, text="You're not on that channel"
-            )
-        raise IrcError(
-            n.ERR_CHANOPRIVSNEEDED, room.name, text="Rooms on this server have no topic"
-        )
-    numeric(session, n.RPL_NOTOPIC, room.name, text="No topic is set")
-
-
 def mode(session: IrcSession, msg: IrcMessage) -> None:
-    """MODE <target> [changes]: queries answered; rooms have the one mode n."""
+    """MODE <target> [changes]: a room's (chatd.irc.room_commands), or one's own."""
     user = _user(session)
     target = msg.params[0]
     if target.startswith("#"):
-        try:
-            room = session.chat.room(target)
-        except ChatError as error:
-            raise numeric_for(error, target) from None
-        if len(msg.params) == 1:
-            numeric(session, n.RPL_CHANNELMODEIS, room.name, "+n")
-            return
-        if msg.params[1] in ("b", "+b", "e", "+e", "I", "+I"):
-            end = {"b": "368", "e": "349", "I": "347"}[msg.params[1][-1]]
-            numeric(session, end, room.name, text="End of list")
-            return
-        raise IrcError(
-            n.ERR_CHANOPRIVSNEEDED,
-            room.name,
-            text="Room modes cannot be changed on this server",
-        )
+        room_commands.channel_mode(session, msg)
+        return
     if fold(target) != user.key:
         if fold(target) in session.chat.users:
             raise IrcError(
@@ -462,7 +514,8 @@ def mode(session: IrcSession, msg: IrcMessage) -> None:
             n.ERR_NOSUCHNICK, clean_text(target), text="No such nick/channel"
         )
     if len(msg.params) == 1:
-        numeric(session, n.RPL_UMODEIS, "+i" if session.invisible else "+")
+        oper = "o" if session.chat.is_server_operator(user) else ""
+        numeric(session, n.RPL_UMODEIS, "+" + ("i" if session.invisible else "") + oper)
         return
     changes, on, applied = msg.params[1], True, ""
     for ch in changes:
@@ -514,6 +567,10 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
     chat = session.chat
     source = mask(chat, user.nick)
     for target in _targets(msg.params[0])[:MAX_TARGETS]:
+        if fold(target) == NICKSERV_KEY:
+            if not notice:
+                account_commands.nickserv(session, msg.params[1])
+            continue
         if _relay_size(source, command, target, msg.params[1]) > MAX_LINE:
             # What the others would get must fit IRC's 512 bytes: refused whole.
             if not notice:
@@ -534,7 +591,7 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
             # RFC 2812: a NOTICE never gets an automatic reply.
             if notice:
                 continue
-            if error.code is ErrorCode.NOT_IN_ROOM:
+            if error.code in CANNOT_SEND:
                 send_error(
                     session,
                     IrcError(
@@ -545,6 +602,9 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
                 )
             else:
                 send_error(session, numeric_for(error, target))
+
+
+CANNOT_SEND = frozenset({ErrorCode.NOT_IN_ROOM, ErrorCode.BANNED, ErrorCode.MODERATED})
 
 
 def _relay_size(source: str, command: str, target: str, text: str) -> int:
@@ -581,8 +641,14 @@ def away(session: IrcSession, msg: IrcMessage) -> None:
 # -- who is there ----------------------------------------------------------------
 
 
-def _who_line(session: IrcSession, channel: str, member: User) -> None:
+def _who_line(
+    session: IrcSession, channel: str, member: User, room: Room | None = None
+) -> None:
     flags = "G" if member.away else "H"
+    if session.chat.is_server_operator(member):
+        flags += "*"
+    if room is not None:
+        flags += room_commands.prefixes(room, member, session.caps.has("multi-prefix"))
     numeric(
         session,
         n.RPL_WHOREPLY,
@@ -615,12 +681,14 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
         room = chat.rooms.get(fold(target))
         if room is not None:
             for member in sorted(room.members.values(), key=lambda u: u.key):
-                _who_line(session, room.name, member)
+                _who_line(session, room.name, member, room)
     else:
         pattern = _wildcard(target if target not in ("0", "") else "*")
         me = _user(session)
+        # +i hides from masks only: a plain nickname is always answered (Modern).
+        exact = "*" not in target and "?" not in target
         for found in sorted(chat.users.values(), key=lambda u: u.key):
-            if pattern.match(found.key) and _visible_to(me, found):
+            if pattern.match(found.key) and (exact or _visible_to(me, found)):
                 _who_line(session, "*", found)
     numeric(session, n.RPL_ENDOFWHO, clean_text(target) or "*", text="End of WHO list")
 
@@ -639,7 +707,13 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
     username, host = user_at_host(found)
     realname = found.realname or found.nick
     numeric(session, n.RPL_WHOISUSER, found.nick, username, host, "*", text=realname)
-    rooms = sorted(room.name for room in found.rooms.values())
+    multi = session.caps.has("multi-prefix")
+    me = session.user
+    rooms = [
+        room_commands.prefixes(room, found, multi) + room.name
+        for room in sorted(found.rooms.values(), key=lambda room: room.key)
+        if room_commands.visible(room, me)
+    ]
     if rooms:
         head = f":{session.server.name} 319 {session.nick} {found.nick} :"
         for chunk in _word_lines(head, rooms, LIST_LINE_BUDGET):
@@ -651,6 +725,16 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
         session.server.name,
         text=f"chatd {session.server.version}",
     )
+    if session.chat.is_server_operator(found):
+        numeric(session, n.RPL_WHOISOPERATOR, found.nick, text="is an IRC operator")
+    if found.account:
+        numeric(
+            session,
+            n.RPL_WHOISACCOUNT,
+            found.nick,
+            found.account,
+            text="is logged in as",
+        )
     if found.away:
         numeric(session, n.RPL_AWAY, found.nick, text=found.away)
     numeric(session, n.RPL_ENDOFWHOIS, found.nick, text="End of /WHOIS list")
@@ -722,7 +806,8 @@ def lusers(session: IrcSession, msg: IrcMessage) -> None:
         n.RPL_LUSERCLIENT,
         text=f"There are {users - hidden} users and {hidden} invisible on 1 servers",
     )
-    numeric(session, n.RPL_LUSEROP, "0", text="operator(s) online")
+    opers = sum(1 for user in chat.users.values() if chat.is_server_operator(user))
+    numeric(session, n.RPL_LUSEROP, str(opers), text="operator(s) online")
     numeric(
         session,
         n.RPL_LUSERUNKNOWN,
@@ -814,7 +899,6 @@ COMMANDS: dict[str, IrcCommand] = {
     "TAGMSG": IrcCommand(tagmsg, 1),
     "NAMES": IrcCommand(names, 0),
     "LIST": IrcCommand(list_, 0),
-    "TOPIC": IrcCommand(topic, 1),
     "MODE": IrcCommand(mode, 1),
     "AWAY": IrcCommand(away, 0),
     "WHO": IrcCommand(who, 0),
@@ -830,6 +914,13 @@ COMMANDS: dict[str, IrcCommand] = {
     "CHATHISTORY": IrcCommand(chathistory, 1),
 }
 # fmt: on
+
+
+# Rooms people run and accounts have modules of their own, which use the
+# helpers above and add their commands to COMMANDS as they load.
+from chatd.irc import account_commands, room_commands  # noqa: E402
+
+NICKSERV_KEY = fold(account_commands.NICKSERV)
 
 
 def run_command(session: IrcSession, msg: IrcMessage) -> None:

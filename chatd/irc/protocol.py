@@ -26,6 +26,7 @@ from chatd.irc.commands import (
     server_line,
 )
 from chatd.irc.message import irc_line
+from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
 
 _CLOSING = Phase.CLOSING
@@ -53,6 +54,7 @@ class IrcProtocol(Connection):
     __slots__ = (
         "renderer",
         "tags",
+        "personal",
         "server",
         "caps",
         "registration",
@@ -71,6 +73,7 @@ class IrcProtocol(Connection):
         # render and journal_key ask, kept here (see handle_text) so that a
         # broadcast does not read every member's caps.
         self.tags = 0
+        self.personal = False  # extended-join or account-tag is on (see render)
         self.registration = Registration()
         self.invisible = False
         self._heard = True  # a line came since the last ping check
@@ -90,7 +93,12 @@ class IrcProtocol(Connection):
     def register_user(self, nick: str, username: str, realname: str) -> User:
         """Register in the chat; unlike the line door, join no room."""
         user = self.chat.register(
-            nick, self, username=username, realname=realname, host=self.host
+            nick,
+            self,
+            username=username,
+            realname=realname,
+            host=self.host,
+            account=self.registration.account,  # proved by SASL, if it was
         )
         self.registered(user)
         self._ping_call = self.hub.clock.callLater(
@@ -129,6 +137,7 @@ class IrcProtocol(Connection):
             dispatch(self, text)
         finally:  # CAP REQ may have changed it
             self.tags = self.caps.variant
+            self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -177,13 +186,15 @@ class IrcProtocol(Connection):
         Connection.deliver writes it. This runs once per member of every
         broadcast, so the common case is spelled out here: a member other
         than the speaker, of an event everyone is sent as it is, gets the
-        bytes of its variant; the rest is IrcRenderer.lines_for.
+        bytes of its variant; the rest (and extended-join and account-tag
+        clients, for the events those change) is IrcRenderer.lines_for.
         """
         renderer = self.renderer
         if (
             event is renderer.last
             and renderer.uniform
             and renderer.speaker is not self.user
+            and not (self.personal and renderer.personal)
         ):
             data = renderer.variants[self.tags & renderer.mask]
             if data is not None:

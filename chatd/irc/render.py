@@ -17,19 +17,26 @@ import time
 from collections.abc import Callable
 
 from chatd.chat import (
+    AccountChanged,
     Action,
     Away,
     Chat,
     Event,
+    Invited,
     Joined,
+    Kicked,
     Message,
+    ModesChanged,
+    Notice,
     Parted,
     Private,
     Quit,
     Renamed,
+    TopicChanged,
     User,
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
+from chatd.moderation import Change
 from chatd.names import fold
 from chatd.store.interface import millis
 from chatd.wire import utc_time
@@ -39,6 +46,13 @@ CTCP = "\x01"
 TIME = 1  # server-time: @time=
 MSGID = 2  # message-tags: @msgid= on room messages that have a history id
 VARIANTS = 4
+# Per-client variants, above the tag bits (IrcRenderer.lines_for's keys).
+EXTENDED = 4  # extended-join: JOIN #room account :realname
+ACCOUNT = 8  # account-tag: @account= on lines from identified users
+PERSONAL_CAPS = frozenset({"extended-join", "account-tag"})
+# Mode changes with an argument one MODE line carries (ISUPPORT MODES).
+MODES_PER_LINE = 6
+SERVICES_HOST = "services"  # NickServ!NickServ@services
 
 
 def server_time(seconds: float) -> str:
@@ -71,6 +85,38 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
         return f"{name}!{name}@line"
     username, host = user_at_host(user)
     return f"{name}!{username}@{host}"
+
+
+def source_of(chat: Chat, nick: str) -> str:
+    """The source of a line by nick: their mask, or the server's own name."""
+    if fold(nick) in chat.users or fold(nick) != fold(chat.server_name):
+        return mask(chat, nick)
+    return nick
+
+
+def mode_words(changes: tuple[Change, ...] | list[Change]) -> list[str]:
+    """MODE's parameters for changes: +o-v alice bob."""
+    letters: list[str] = []
+    args: list[str] = []
+    sign = ""
+    for change in changes:
+        wanted = "+" if change.on else "-"
+        if wanted != sign:
+            letters.append(wanted)
+            sign = wanted
+        letters.append(change.letter)
+        if change.arg and not (change.letter == "l" and not change.on):
+            args.append(change.arg)
+    return ["".join(letters), *args]
+
+
+def _mode_lines(source: str, room: str, changes: tuple[Change, ...]) -> list[bytes]:
+    """MODE lines for changes, at most MODES_PER_LINE changes each."""
+    lines = []
+    for start in range(0, len(changes), MODES_PER_LINE):
+        words = mode_words(changes[start : start + MODES_PER_LINE])
+        lines.append(irc_line("MODE", room, *words, source=source))
+    return lines
 
 
 def text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
@@ -122,6 +168,22 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
             if text:
                 return [irc_line("AWAY", text=text, source=source)]
             return [irc_line("AWAY", source=source)]
+        case TopicChanged(room, nick, text):
+            return [irc_line("TOPIC", room, text=text, source=source_of(chat, nick))]
+        case ModesChanged(room, by, changes):
+            return _mode_lines(source_of(chat, by), room, changes)
+        case Kicked(room, nick, by, reason):
+            source = source_of(chat, by)
+            return [irc_line("KICK", room, nick, text=reason, source=source)]
+        case Invited(room, nick, by):
+            return [irc_line("INVITE", nick, room, source=source_of(chat, by))]
+        case AccountChanged(nick, account):
+            return [irc_line("ACCOUNT", account or "*", source=mask(chat, nick))]
+        case Notice(nick, text, service):
+            source = f"{service}!{service}@{SERVICES_HOST}" if service else ""
+            return [
+                irc_line("NOTICE", nick, text=text, source=source or chat.server_name)
+            ]
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -164,10 +226,12 @@ class IrcRenderer:
 
     Besides the lines, it works out once per event who is sent something
     else: the speaker's own client (nothing, without echo-message), clients
-    without away-notify (no AWAY), and away-notify clients after the JOIN of
-    an away user (the AWAY line too). Everyone else gets the event as it is,
-    in the bytes of their variant, and IrcProtocol.render hands them that
-    without calling lines_for.
+    without away-notify (no AWAY) or account-notify (no ACCOUNT), away-notify
+    clients after the JOIN of an away user (the AWAY line too), and whether
+    the event is one that extended-join (a JOIN) or account-tag (a line from
+    an identified user) clients are sent their own way (personal). Everyone
+    else gets the event as it is, in the bytes of their variant, and
+    IrcProtocol.render hands them that without calling lines_for.
     """
 
     __slots__ = (
@@ -178,9 +242,12 @@ class IrcRenderer:
         "variants",
         "speaker",
         "uniform",
+        "personal",
         "_parts",
         "_time",
-        "_notify_only",
+        "_only_for",
+        "_account",
+        "_personal",
         "_joiner",
         "_away",
         "_with_away",
@@ -197,11 +264,16 @@ class IrcRenderer:
         self.speaker: User | None = None  # sees its own words only with echo
         self.uniform = True  # False: some clients other than the speaker differ
         self._parts: list[bytes] = []
+        self.personal = False  # extended-join or account-tag clients differ
         self._time = 0.0  # the event's time: its own, or the clock's when first due
-        self._notify_only = False  # an AWAY change: away-notify clients only
+        self._only_for: str | None = None  # the cap a client needs to be sent it
+        self._account = ""  # the account tag of the event's source, if identified
+        # lines for extended-join and account-tag clients, by variant | EXTENDED
+        # | ACCOUNT: made for the first such client, shared by the others
+        self._personal: dict[int, bytes] = {}
         self._joiner: User | None = None  # an away user who joined, and
         self._away = b""  # the AWAY line away-notify clients get after it
-        self._with_away: dict[int, bytes] = {}  # JOIN + AWAY, by variant
+        self._with_away: dict[int, bytes] = {}  # JOIN + AWAY, by personal key
         self.renders = 0  # how many times an event was actually spelled (tests)
 
     def _prepare(self, event: Event) -> None:
@@ -217,7 +289,15 @@ class IrcRenderer:
             self._time = 0.0
             self.mask = TIME
         self.speaker = speaker_of(chat, event)
-        self._notify_only = isinstance(event, Away)
+        if isinstance(event, Away):
+            self._only_for = "away-notify"
+        elif isinstance(event, AccountChanged):
+            self._only_for = "account-notify"
+        else:
+            self._only_for = None
+        self._account = account_tag(chat, event)
+        self.personal = bool(self._account) or isinstance(event, Joined)
+        self._personal = {}
         self._joiner, self._away = None, b""
         if isinstance(event, Joined):
             joiner = chat.users.get(fold(event.nick))
@@ -225,7 +305,7 @@ class IrcRenderer:
                 self._joiner = joiner
                 self._away = away_on_join(chat, None, event)
                 self._with_away = {}
-        self.uniform = not (self._notify_only or self._away)
+        self.uniform = not (self._only_for or self._away)
         self.renders += 1
 
     def render(self, event: Event, variant: int = 0) -> bytes:
@@ -242,12 +322,14 @@ class IrcRenderer:
             data = self.variants[variant] = self._spell(variant)
         return data
 
+    def _stamp(self) -> str:
+        """The last event's server-time stamp, taken once for every member."""
+        if not self._time:
+            self._time = self.now()
+        return server_time(self._time)
+
     def _spell(self, variant: int) -> bytes:
-        stamp: str | None = None
-        if variant & TIME:
-            if not self._time:  # taken once, so every member sees the same
-                self._time = self.now()
-            stamp = server_time(self._time)
+        stamp = self._stamp() if variant & TIME else None
         msgid = 0
         event = self.last
         if variant & MSGID and isinstance(event, Message | Action):
@@ -268,17 +350,37 @@ class IrcRenderer:
             self._prepare(event)
         if me is not None and me is self.speaker and "echo-message" not in caps:
             return b""  # IRC does not echo one's own message without the cap
-        if self._notify_only and "away-notify" not in caps:
-            return b""
+        if self._only_for is not None and self._only_for not in caps:
+            return b""  # AWAY to away-notify clients only, ACCOUNT account-notify
         if variant is None:
             variant = variant_of(caps)
-        variant &= self.mask
-        data = self.lines(variant)
+        key = variant & self.mask
+        if self.personal:
+            if isinstance(self.last, Joined) and "extended-join" in caps:
+                key |= EXTENDED
+            if self._account and "account-tag" in caps:
+                key |= ACCOUNT
+        data = self._personal.get(key) if key >= VARIANTS else self.lines(key)
+        if data is None:  # the first extended-join or account-tag client
+            data = self._personal[key] = self._spell_personal(key)
         if self._away and me is not self._joiner and "away-notify" in caps:
-            combined = self._with_away.get(variant)
+            combined = self._with_away.get(key)
             if combined is None:
-                combined = self._with_away[variant] = data + self._away
+                combined = self._with_away[key] = data + self._away
             return combined
+        return data
+
+    def _spell_personal(self, key: int) -> bytes:
+        """The last event for extended-join or account-tag clients (key's bits)."""
+        event = self.last
+        variant = key & (VARIANTS - 1)
+        if key & EXTENDED and isinstance(event, Joined):
+            stamp = self._stamp() if variant & TIME else None
+            data = extended_join(self.chat, event, stamp)
+        else:
+            data = self.lines(variant)
+        if key & ACCOUNT and data:
+            data = add_tag(data, self._account)
         return data
 
 
@@ -304,3 +406,68 @@ def away_on_join(chat: Chat, me: User | None, event: Event) -> bytes:
     if joiner is None or joiner is me or not joiner.away:
         return b""
     return irc_line("AWAY", text=joiner.away, source=mask(chat, joiner.nick))
+
+
+def source_nick(event: Event) -> str | None:
+    """The nickname an event's line comes from, if a user's (for account-tag)."""
+    match event:
+        case Message(nick=nick) | Action(nick=nick) | Joined(nick=nick):
+            return nick
+        case Private(sender=nick) | Parted(nick=nick) | Quit(nick=nick):
+            return nick
+        case Renamed(new=nick) | Away(nick=nick) | TopicChanged(nick=nick):
+            return nick
+        case ModesChanged(by=nick) | Kicked(by=nick) | Invited(by=nick):
+            return nick
+        case AccountChanged(nick=nick):
+            return nick
+    return None
+
+
+def _tag_value(value: str) -> str:
+    """Escape a tag value (IRCv3 message-tags)."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\:")
+        .replace(" ", "\\s")
+        .replace("\r", "\\r")
+        .replace("\n", "\\n")
+    )
+
+
+def add_tag(data: bytes, tag: str) -> bytes:
+    """Add tag (key=value, spelled) to every line of data, after any tags it has."""
+    out = []
+    for piece in data.split(CRLF)[:-1]:
+        if piece.startswith(b"@"):
+            head, _, rest = piece.partition(b" ")
+            out.append(head + b";" + tag.encode() + b" " + rest + CRLF)
+        else:
+            out.append(b"@" + tag.encode() + b" " + piece + CRLF)
+    return b"".join(out)
+
+
+def account_tag(chat: Chat, event: Event) -> str:
+    """The account tag (account=name) of event's source, or "" if not identified."""
+    nick = source_nick(event)
+    if nick is None:
+        return ""
+    user = chat.users.get(fold(nick))
+    if user is None or not user.account:
+        return ""
+    return "account=" + _tag_value(user.account)
+
+
+def extended_join(chat: Chat, event: Joined, stamp: str | None) -> bytes:
+    """JOIN as extended-join spells it: the account (or *) and the realname."""
+    user = chat.users.get(fold(event.nick))
+    account = (user.account if user is not None else "") or "*"
+    realname = (user.realname if user is not None else "") or event.nick
+    return irc_line(
+        "JOIN",
+        event.room,
+        account,
+        text=realname,
+        source=mask(chat, event.nick),
+        tags=f"time={stamp}" if stamp else "",
+    )

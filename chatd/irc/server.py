@@ -10,7 +10,8 @@ from chatd import __version__
 from chatd.chat import Chat
 from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.irc.caps import HISTORY_CAPS, SUPPORTED
-from chatd.irc.render import IrcRenderer
+from chatd.irc.render import MODES_PER_LINE, IrcRenderer
+from chatd.moderation import KICK_REASON_LENGTH, MAX_BANS, TOPIC_LENGTH
 from chatd.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 
 AWAYLEN = 200
@@ -34,21 +35,25 @@ def isupport_tokens(config: ServerConfig, history: bool = False) -> list[str]:
         f"AWAYLEN={AWAYLEN}",
         "CASEMAPPING=rfc8265",
         f"CHANLIMIT=#:{config.max_rooms_per_user}",
-        "CHANMODES=,,,n",
+        "CHANMODES=b,k,l,imnst",
         f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
         "CHANTYPES=#",
         *(kept[:1] if history else []),
         "CLIENTTAGDENY=*",
         "ELIST=",
         f"LINELEN={config.max_line + 2}",
-        "MODES=0",
+        f"KICKLEN={KICK_REASON_LENGTH}",
+        f"MAXLIST=b:{MAX_BANS}",
+        f"MODES={MODES_PER_LINE}",
         *(kept[1:] if history else []),
         f"NETWORK={network}",
         f"NICKLEN={MAX_NICK_LENGTH}",
-        "PREFIX=",
+        "PREFIX=(ov)@+",
         "SAFELIST",
+        f"TOPICLEN={TOPIC_LENGTH}",
         f"TARGMAX=JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},"
-        f"NOTICE:{MAX_TARGETS},NAMES:1,WHOIS:1,ISON:,USERHOST:5",
+        f"NOTICE:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,USERHOST:5,"
+        f"KICK:{MAX_TARGETS}",
         "UTF8ONLY",
     ]
 

@@ -19,7 +19,26 @@ from chatd.store.interface import Entry, Kind, Span, UnknownId
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2: accounts and registered rooms (chatd.store.accounts).
+ACCOUNT_TABLES = (
+    # account: the folded name that identifies it; name as registered; hash:
+    # Argon2's encoded string (the parameters and salt are in it); created:
+    # milliseconds since 1970 UTC.
+    """CREATE TABLE accounts (
+        account TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # room: folded; founder: a folded account name; record: the room's kept
+    # state (operators, modes, key, limit, topic, bans) as JSON.
+    """CREATE TABLE registered_rooms (
+        room TEXT PRIMARY KEY,
+        founder TEXT NOT NULL,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -38,8 +57,9 @@ SCHEMA = (
     # Every room that ever had a message: read at start, so that a join to a
     # room without history needs no trip to the disk.
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
+    *ACCOUNT_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 _COLUMNS = "SELECT id, time, kind, nick, text FROM messages "

@@ -83,7 +83,15 @@ class _Stop:
     """The last job: close the database and end the thread."""
 
 
-Job = list[Row] | _Read[object] | _Prune | _Stop
+@dataclass(slots=True)
+class _Call:
+    """Other work on the database (accounts, registered rooms), in turn."""
+
+    work: Callable[[HistoryDatabase], object]
+    answer: defer.Deferred[object]
+
+
+Job = list[Row] | _Read[object] | _Prune | _Stop | _Call
 
 
 @implementer(IHistory)
@@ -110,6 +118,9 @@ class SQLiteHistory:
         self._batch: list[Row] = []
         self._hand_over_call: IDelayedCall | None = None
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        # Called with the database as it opens, before the thread starts: what
+        # else lives in the file (chatd.store.accounts) is read there.
+        self.openers: list[Callable[[HistoryDatabase], None]] = []
         self._thread: threading.Thread | None = None
         self._pruner: LoopingCall | None = None
         self._stopped: defer.Deferred[None] | None = None
@@ -129,6 +140,8 @@ class SQLiteHistory:
         database = self.database = self.open_database()
         self.stamps = Stamps(database.last_id())
         self._rooms = database.rooms()
+        for opener in self.openers:
+            opener(database)
         self._thread = threading.Thread(
             target=self._run, name="chatd-history", daemon=True
         )
@@ -217,6 +230,18 @@ class SQLiteHistory:
         self._jobs.put(cast(_Read[object], _Read(ask, answer)))
         return answer
 
+    def submit(
+        self, work: Callable[[HistoryDatabase], object]
+    ) -> defer.Deferred[object]:
+        """Run work(database) on the thread, after what is queued; fires with its
+        result (or fails with HistoryUnavailable when the database fails)."""
+        if self._thread is None or self._stopped is not None:
+            return defer.fail(HistoryUnavailable("the database is not open"))
+        self._hand_over()
+        answer: defer.Deferred[object] = defer.Deferred()
+        self._jobs.put(_Call(work, answer))
+        return answer
+
     def _hand_over(self) -> None:
         """Give the batch so far to the thread."""
         call, self._hand_over_call = self._hand_over_call, None
@@ -281,6 +306,8 @@ class SQLiteHistory:
                 self._answer(database, job)
             elif isinstance(job, _Prune):
                 self._delete_old(database, job)
+            elif isinstance(job, _Call):
+                self._call(database, job)
             else:
                 break
         try:
@@ -318,6 +345,16 @@ class SQLiteHistory:
             call(job.answer.errback, HistoryUnavailable(explain(error)))
         else:
             call(job.answer.callback, entries)
+
+    def _call(self, database: HistoryDatabase, job: _Call) -> None:
+        call = self.threads.callFromThread
+        try:
+            result = job.work(database)
+        except Exception as error:
+            self._failed(error)
+            call(job.answer.errback, HistoryUnavailable(explain(error)))
+        else:
+            call(job.answer.callback, result)
 
     def _delete_old(self, database: HistoryDatabase, job: _Prune) -> None:
         try:

@@ -72,7 +72,10 @@ def _web_renderer() -> Callable[[Event], bytes]:
         nonlocal last, data
         if event is not last:
             wire_line = render(event)
-            data = text_frame(wire_line[:-2]) if wire_line else b""
+            if wire_line.count(b"\r\n") == 1:
+                data = text_frame(wire_line[:-2])
+            else:  # one frame per line: a KICK and its PART, a MODE of several
+                data = frame_lines(wire_line)
             last = event
         return data
 

@@ -25,6 +25,30 @@ def _read_motd(path: str) -> tuple[str, ...]:
     return tuple(text or " " for text in lines)
 
 
+def _read_operators(path: str) -> tuple[str, ...]:
+    """Read --operators: one account name a line; blank lines and # comments skipped."""
+    from chatd.names import nick_problem, normalize_name
+
+    try:
+        with open(path, encoding="utf-8") as listed:
+            lines = [text.split("#", 1)[0].strip() for text in listed]
+    except (OSError, UnicodeDecodeError) as error:
+        raise usage.UsageError(f"--operators: cannot read {path}: {error}") from None
+    names = []
+    for number, name in enumerate(lines, start=1):
+        if not name:
+            continue
+        name = normalize_name(name)
+        problem = nick_problem(name)
+        if problem is not None:
+            raise usage.UsageError(
+                f"--operators: {path}, line {number}: {name!r} is not an account "
+                f"name ({problem})"
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def _whole_number(value: str) -> int:
     """Coerce an option to a non-negative whole number, with a readable error."""
     try:
@@ -60,6 +84,10 @@ _LOWEST = {
     "max-per-ip": 1,
     "max-rooms": 1,  # #lobby alone
     "max-rooms-per-user": 1,  # #lobby counts
+    "min-password": 1,
+    "argon2-time": 1,
+    "argon2-memory": 8,  # Argon2 needs 8 KiB per lane at least
+    "argon2-lanes": 1,
 }
 
 
@@ -69,7 +97,7 @@ class Options(usage.Options):
     synopsis = (
         "[--listen ENDPOINT]... [--irc ENDPOINT]... [--web ENDPOINT]... "
         "[--metrics ENDPOINT] "
-        "[--name NAME] [--motd FILE] [history] [limits]"
+        "[--name NAME] [--motd FILE] [history] [accounts] [limits]"
     )
     longdesc = (
         "A chat server that people reach with telnet, nc, the chatd-tk client, "
@@ -101,6 +129,19 @@ class Options(usage.Options):
          _seconds],
         ["backfill", None, 20,
          "messages a joiner gets from the room's history (0: none; at most 100)",
+         _whole_number],
+        ["operators", None, None,
+         "file of account names (one a line) whose users are server operators"],
+        ["nick-grace", None, 60.0,
+         "seconds to identify for a registered nickname before being renamed",
+         _seconds],
+        ["min-password", None, 8, "characters a password has at least",
+         _whole_number],
+        ["argon2-time", None, 3, "Argon2id passes per password hash",
+         _whole_number],
+        ["argon2-memory", None, 65536, "KiB of memory per password hash",
+         _whole_number],
+        ["argon2-lanes", None, 4, "Argon2id lanes (parallelism) per hash",
          _whole_number],
         ["max-line", None, 2048, "longest line accepted from a client, in bytes",
          _whole_number],
@@ -162,7 +203,7 @@ class Options(usage.Options):
         self["web-origin"].append(spelled)
 
     def postOptions(self) -> None:
-        from chatd.config import HISTORY_MAX, ServerConfig
+        from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
         from chatd.names import clean_text
 
         if not self["listen"]:
@@ -184,6 +225,11 @@ class Options(usage.Options):
         if self["register-timeout"] <= 0:
             raise usage.UsageError("--register-timeout must be more than 0 seconds")
         motd = _read_motd(self["motd"]) if self["motd"] else ()
+        if self["argon2-memory"] < 8 * self["argon2-lanes"]:
+            raise usage.UsageError(
+                "--argon2-memory must be at least 8 KiB for each of --argon2-lanes"
+            )
+        operators = _read_operators(self["operators"]) if self["operators"] else ()
         self["config"] = ServerConfig(
             name=name,
             motd=motd,
@@ -200,6 +246,14 @@ class Options(usage.Options):
             register_timeout=self["register-timeout"],
             idle_timeout=self["idle-timeout"],
             flush_delay=0.0,  # one write per recipient per reactor turn
+            accounts=AccountSettings(
+                grace=self["nick-grace"],
+                min_password=self["min-password"],
+                time_cost=self["argon2-time"],
+                memory_cost=self["argon2-memory"],
+                parallelism=self["argon2-lanes"],
+            ),
+            operators=operators,
         )
         self["endpoints"] = [_endpoint(description) for description in self["listen"]]
         self["irc_endpoints"] = [
@@ -264,26 +318,38 @@ class ChatServiceMaker:
 
         from twisted.internet import reactor
         from twisted.internet.interfaces import IReactorFromThreads
+        from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
         from chatd.protocol import ChatProtocol
         from chatd.service import (
             FarewellService,
             FileLimitService,
+            HashingService,
             HistoryService,
             ListenerService,
         )
+        from chatd.store.accounts import AccountStore, MemoryAccounts, SQLiteAccounts
         from chatd.store.writer import SQLiteHistory
 
         history = None
-        if not options["no-history"]:
+        store: AccountStore = MemoryAccounts()
+        if options["no-history"]:
+            Logger(namespace="chatd").warn(
+                "--no-history: accounts and registered rooms are kept in memory "
+                "only, and a restart forgets them"
+            )
+        else:
             threads = cast(IReactorFromThreads, reactor)
             history = SQLiteHistory(
                 options["database"], reactor, threads, options["history-days"]
             )
-        factory = ChatFactory(options["config"], reactor, history)
+            store = SQLiteAccounts(history)  # the same file (schema v2)
+        hashing = HashingService(cast(IReactorFromThreads, reactor))
+        factory = ChatFactory(options["config"], reactor, history, store, hashing.run)
         top = MultiService()
         FileLimitService(options["config"].max_clients).setServiceParent(top)
+        hashing.setServiceParent(top)  # stops after the listeners (added before)
         if history is not None:
             # Stops after FarewellService: everything said is written, then closed.
             HistoryService(history).setServiceParent(top)

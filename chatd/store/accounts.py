@@ -1,0 +1,227 @@
+"""Accounts and registered rooms, kept in the history's database (schema v2).
+
+Both are few and small, so the daemon holds them all in memory (read once
+as the database opens) and writes every change behind, through the history's
+writer thread: the reactor never waits for the disk, and a change is on disk
+within milliseconds, in the order it was made.
+
+AccountStore is what chatd.accounts asks of a store; MemoryAccounts keeps
+them only while the daemon runs (--no-history: there is no database), and
+SQLiteAccounts keeps them in the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatd.moderation import RoomRecord
+from chatd.store.sqlite import HistoryDatabase
+
+
+@dataclass(slots=True)
+class AccountRecord:
+    """One account: its name as registered, the Argon2 hash, when (ms, UTC)."""
+
+    name: str
+    hash: str
+    created: int
+
+
+class AccountStore(Protocol):
+    """Where accounts and registered rooms live (keys are folded names)."""
+
+    accounts: dict[str, AccountRecord]
+    rooms: dict[str, RoomRecord]
+    durable: bool  # False: nothing outlives the daemon
+
+    def save_account(self, key: str, record: AccountRecord) -> None:
+        """Keep account key as record (new or changed)."""
+
+    def delete_account(self, key: str) -> None:
+        """Forget account key."""
+
+    def save_room(self, key: str, record: RoomRecord | None) -> None:
+        """Keep registered room key as record; None: it is registered no more."""
+
+
+class MemoryAccounts:
+    """An AccountStore in memory only."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, AccountRecord] = {}
+        self.rooms: dict[str, RoomRecord] = {}
+
+    def save_account(self, key: str, record: AccountRecord) -> None:
+        self.accounts[key] = record
+
+    def delete_account(self, key: str) -> None:
+        self.accounts.pop(key, None)
+
+    def save_room(self, key: str, record: RoomRecord | None) -> None:
+        if record is None:
+            self.rooms.pop(key, None)
+        else:
+            self.rooms[key] = record
+
+
+# -- the database side (the writer thread, or the start) ----------------------------
+
+
+def room_to_json(record: RoomRecord) -> str:
+    """A registered room's state as the JSON kept in registered_rooms.record."""
+    return json.dumps(
+        {
+            "name": record.name,
+            "operators": sorted(record.operators),
+            "flags": "".join(sorted(record.flags)),
+            "key": record.key,
+            "limit": record.limit,
+            "topic": record.topic,
+            "topic_by": record.topic_by,
+            "topic_time": record.topic_time,
+            "bans": [list(ban) for ban in record.bans],
+            "created": record.created,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def room_from_json(founder: str, text: str) -> RoomRecord:
+    """The RoomRecord kept as text (room_to_json) for founder."""
+    data = json.loads(text)
+    return RoomRecord(
+        name=str(data["name"]),
+        founder=founder,
+        operators={str(name) for name in data.get("operators", [])} | {founder},
+        flags=set(str(data.get("flags", "n"))),
+        key=str(data.get("key", "")),
+        limit=int(data.get("limit", 0)),
+        topic=str(data.get("topic", "")),
+        topic_by=str(data.get("topic_by", "")),
+        topic_time=float(data.get("topic_time", 0.0)),
+        bans=[(str(m), str(b), float(t)) for m, b, t in data.get("bans", [])],
+        created=float(data.get("created", 0.0)),
+    )
+
+
+def load(
+    database: HistoryDatabase,
+) -> tuple[dict[str, AccountRecord], dict[str, RoomRecord]]:
+    """Read every account and registered room."""
+    execute = database.connection.execute
+    accounts = {
+        row[0]: AccountRecord(row[1], row[2], row[3])
+        for row in execute("SELECT account, name, hash, created FROM accounts")
+    }
+    rooms = {
+        row[0]: room_from_json(row[1], row[2])
+        for row in execute("SELECT room, founder, record FROM registered_rooms")
+    }
+    return accounts, rooms
+
+
+def _write(database: HistoryDatabase, statement: str, args: tuple[object, ...]) -> None:
+    execute = database.connection.execute
+    execute("BEGIN IMMEDIATE")
+    try:
+        execute(statement, args)
+        execute("COMMIT")
+    except BaseException:
+        if database.connection.in_transaction:
+            execute("ROLLBACK")
+        raise
+
+
+class Submitter(Protocol):
+    """What runs work on the database's thread (chatd.store.writer.SQLiteHistory)."""
+
+    openers: list[Callable[[HistoryDatabase], None]]
+
+    def submit(
+        self, work: Callable[[HistoryDatabase], object]
+    ) -> defer.Deferred[object]:
+        """Run work(database) on the thread, in turn."""
+
+
+class SQLiteAccounts:
+    """An AccountStore in the history's SQLite file, written by its thread."""
+
+    durable = True
+    log = Logger()
+
+    def __init__(self, writer: Submitter) -> None:
+        self.writer = writer
+        self.accounts: dict[str, AccountRecord] = {}
+        self.rooms: dict[str, RoomRecord] = {}
+        writer.openers.append(self._opened)
+
+    def _opened(self, database: HistoryDatabase) -> None:
+        accounts, rooms = load(database)
+        self.accounts.update(accounts)  # the same dicts the chat already holds
+        self.rooms.update(rooms)
+        self.log.info(
+            "{accounts} accounts and {rooms} registered rooms read",
+            accounts=len(accounts),
+            rooms=len(rooms),
+        )
+
+    def _submit(self, what: str, statement: str, *args: object) -> None:
+        def write(database: HistoryDatabase) -> None:
+            _write(database, statement, args)
+
+        def failed(failure: Failure) -> None:
+            # Never the arguments: they hold a password hash.
+            self.log.error(
+                "could not keep {what}: {reason}",
+                what=what,
+                reason=failure.getErrorMessage(),
+            )
+
+        self.writer.submit(write).addErrback(failed)
+
+    def save_account(self, key: str, record: AccountRecord) -> None:
+        self.accounts[key] = record
+        self._submit(
+            "an account",
+            "INSERT OR REPLACE INTO accounts (account, name, hash, created) "
+            "VALUES (?, ?, ?, ?)",
+            key,
+            record.name,
+            record.hash,
+            record.created,
+        )
+
+    def delete_account(self, key: str) -> None:
+        self.accounts.pop(key, None)
+        self._submit(
+            "an account's removal", "DELETE FROM accounts WHERE account = ?", key
+        )
+
+    def save_room(self, key: str, record: RoomRecord | None) -> None:
+        if record is None:
+            self.rooms.pop(key, None)
+            self._submit(
+                "a room's unregistration",
+                "DELETE FROM registered_rooms WHERE room = ?",
+                key,
+            )
+            return
+        self.rooms[key] = record
+        self._submit(
+            "a registered room",
+            "INSERT OR REPLACE INTO registered_rooms (room, founder, record) "
+            "VALUES (?, ?, ?)",
+            key,
+            record.founder,
+            room_to_json(record),
+        )
