@@ -1,0 +1,84 @@
+"""The broadcast path's own cost, in one process: nanoseconds per delivery.
+
+    python bench/broadcast_cost.py [ROOT ...]
+
+For each checkout ROOT (default: this one) it builds a ChatFactory on a fake
+clock with 1000 line-door members (StringTransports), sends 350 messages of
+100 bytes in rounds of 10 and prints the CPU time per delivery of handing the
+events out (deliver), of the timed flush (flush) and of clearing the test
+transports (clear, the harness). No sockets and no kernel, so it sees changes
+of a few percent that the whole-daemon benchmark (python -m bench) cannot on
+a shared machine. Give two roots and run it several times, alternating; on a
+busy machine compare pairs, not single figures.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBERS = 1000
+ROUNDS = 40  # the first 5 warm up
+BATCH = 10
+
+
+def measure(root: Path) -> str:
+    """Run the measurement in this process against root's chatd."""
+    sys.path[:0] = [str(root), str(root / "tests")]
+    from helpers import connect, make_factory
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0)
+    members = [connect(factory, f"m{i}") for i in range(MEMBERS)]
+    for _, transport in members:
+        transport.clear()
+    sender = members[0][0]
+    line = b"x" * 100 + b"\n"
+    gc.collect()
+    gc.disable()
+    deliver = flush = clear = 0.0
+    for number in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(BATCH):
+            sender.dataReceived(line)
+        delivered = time.process_time()
+        clock.advance(0)
+        flushed = time.process_time()
+        for _, transport in members:
+            transport.clear()
+        cleared = time.process_time()
+        if number >= 5:
+            deliver += delivered - started
+            flush += flushed - delivered
+            clear += cleared - flushed
+    count = (ROUNDS - 5) * BATCH * MEMBERS
+    return (
+        f"deliver {deliver / count * 1e9:.0f} ns  flush {flush / count * 1e9:.0f} ns"
+        f"  clear {clear / count * 1e9:.0f} ns per delivery"
+    )
+
+
+def main() -> None:
+    """Measure each root given, each in a fresh process."""
+    roots = [Path(arg) for arg in sys.argv[1:]] or [ROOT]
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        print(measure(Path(sys.argv[2])))
+        return
+    for root in roots:
+        result = subprocess.run(
+            [sys.executable, __file__, "--one", str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        print(f"{root}: {result.stdout.strip()}")
+
+
+if __name__ == "__main__":
+    main()
