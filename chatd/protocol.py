@@ -83,7 +83,7 @@ class ChatProtocol(Connection):
     def show_ids(self, on: bool) -> None:
         """Render room messages with their ID line (/ids on), or without."""
         door = type(self)
-        self.render = door.render_with_ids if on else door.render
+        self.use_renderer(door.render_with_ids if on else door.render)
 
     def journal_key(self) -> str:
         """Members with /ids on share a journal: their room messages differ."""
