@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
@@ -155,6 +155,12 @@ class FileLimitService(Service):
             )
 
 
+def _then_fire(result: T, waiter: defer.Deferred[None]) -> T:
+    """Pass result on, and fire waiter: the work it waited for is done."""
+    waiter.callback(None)
+    return result
+
+
 class HashingService(Service):
     """A small pool of threads of its own for password hashing (chatd.accounts).
 
@@ -165,12 +171,32 @@ class HashingService(Service):
     def __init__(self, reactor: IReactorFromThreads) -> None:
         self.reactor = reactor
         self.pool = ThreadPool(0, HASHING_THREADS, name="chatd-passwords")
+        self._running: set[defer.Deferred[Any]] = set()  # work not yet done
 
     def run(self, work: Callable[[], T]) -> defer.Deferred[T]:
         """Run work on the pool; the Deferred fires on the reactor's thread."""
         if not self.pool.started:
             self.pool.start()  # also before startService: a test factory may ask
-        return deferToThreadPool(self.reactor, self.pool, work)
+        done = deferToThreadPool(self.reactor, self.pool, work)
+        self._running.add(done)
+
+        def finished(result: T) -> T:
+            self._running.discard(done)
+            return result
+
+        return done.addBoth(finished)
+
+    def idle(self) -> defer.Deferred[None]:
+        """Fire once the work running now is done, and what its callers chained."""
+        # A callback added now runs after those the callers added before it.
+        each: list[defer.Deferred[None]] = []
+        for running in list(self._running):
+            one: defer.Deferred[None] = defer.Deferred()
+            running.addBoth(_then_fire, one)
+            each.append(one)
+        if not each:
+            return defer.succeed(None)
+        return defer.gatherResults(each).addCallback(lambda _: None)
 
     def startService(self) -> None:
         super().startService()
@@ -204,8 +230,16 @@ class HistoryService(Service):
 
     log = Logger()
 
-    def __init__(self, history: SQLiteHistory) -> None:
+    def __init__(
+        self,
+        history: SQLiteHistory,
+        before_close: Callable[[], defer.Deferred[None]] | None = None,
+    ) -> None:
         self.history = history
+        # Work whose results the store must still keep (a password hash whose
+        # account is written when it is done): twistd stops every service in
+        # the same turn, so the close waits for it.
+        self.before_close = before_close
 
     def startService(self) -> None:
         try:
@@ -223,4 +257,8 @@ class HistoryService(Service):
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
-        return self.history.close()
+        if self.before_close is None:
+            return self.history.close()
+        waiting = self.before_close()
+        waiting.addCallback(lambda _: self.history.close())
+        return waiting

@@ -11,7 +11,7 @@ import gc
 import sys
 import types
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
 from twisted.internet.task import Clock
@@ -287,3 +287,46 @@ def test_refusals_from_one_address_are_logged_once_a_minute(clock: Clock) -> Non
         "10.0.0.8",
         "10.0.0.9 (499 more refused since the last note)",
     ]
+
+
+def test_the_store_closes_only_after_password_work_in_flight_is_kept() -> None:
+    """SIGTERM while a /register's hash is computed: twistd stops every service in
+    one turn, so the history service waits for the hashing service's work (and
+    what its caller chained, the account's write) before it closes the store."""
+    import threading
+
+    from twisted.internet.defer import Deferred
+
+    from chatd.service import HashingService, HistoryService
+
+    calls: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    class Reactor:
+        def callFromThread(self, f: Callable[..., object], *args: object) -> None:
+            calls.append((f, args))
+
+    class History:
+        closed = False
+
+        def close(self) -> Deferred[None]:
+            self.closed = True
+            return Deferred()
+
+    release = threading.Event()
+    hashing = HashingService(Reactor())  # type: ignore[arg-type]
+    kept: list[str] = []
+
+    def compute() -> str:
+        release.wait(10)
+        return "hash"
+
+    hashing.run(compute).addCallback(kept.append)  # the account's write
+    history = History()
+    service = HistoryService(history, hashing.idle)  # type: ignore[arg-type]
+    service.stopService()
+    assert not history.closed  # the hash is still being computed
+    release.set()
+    hashing.pool.stop()  # the worker hands its result to the reactor thread
+    for f, args in calls:
+        f(*args)
+    assert kept == ["hash"] and history.closed

@@ -352,7 +352,7 @@ class ChatServiceMaker:
         hashing.setServiceParent(top)  # stops after the listeners (added before)
         if history is not None:
             # Stops after FarewellService: everything said is written, then closed.
-            HistoryService(history).setServiceParent(top)
+            HistoryService(history, hashing.idle).setServiceParent(top)
         # Added before the listeners so it stops after them: no new connections,
         # then every client hears BYE.
         FarewellService(factory).setServiceParent(top)
