@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     BAD_PASSWORD = "bad-password"  # too short or long, or the two did not match
     ALREADY_REGISTERED = "already-registered"  # the nickname or room has an owner
     UNREGISTERED = "unregistered"  # the room is not registered (/unregister #room)
+    # ... and for clusters (docs/cluster.md): this node cannot reach the others.
+    CLUSTER_DOWN = "cluster-down"
 
 
 class ChatError(Exception):

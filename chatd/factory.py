@@ -48,12 +48,14 @@ class ChatFactory(ServerFactory):
         history: IHistory | None = None,
         account_store: AccountStore | None = None,
         hashing: Runner[object] = run_inline,
+        chat_type: type[Chat] = Chat,
     ) -> None:
         """hashing runs Argon2 off the reactor (the daemon gives a thread
-        pool); the default runs it at once, for tests with cheap settings."""
+        pool); the default runs it at once, for tests with cheap settings.
+        chat_type: a cluster node's replica (chatd.cluster.replica)."""
         self.config = config
         self.clock = clock
-        self.chat = Chat(
+        self.chat = chat_type(
             server_name=config.name,
             max_rooms=config.max_rooms,
             max_rooms_per_user=config.max_rooms_per_user,
@@ -76,6 +78,9 @@ class ChatFactory(ServerFactory):
         self._drained: list[defer.Deferred[None]] = []
         self.stats = Stats()  # counted for --metrics (chatd.stats)
         self.stopping = False  # close_all has begun: /healthz answers 503
+        # The class built for each door's connections: a cluster node puts its
+        # own subclasses here (chatd.cluster.doors); one process, none.
+        self.door_classes: dict[type[Connection], type[Connection]] = {}
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol:
         """Build a line connection, or a refusal past the caps."""
@@ -91,7 +96,7 @@ class ChatFactory(ServerFactory):
         reason = self.refusal_reason(host, door.door)
         if reason is not None:
             return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
-        connection = door(self)
+        connection = self.door_classes.get(door, door)(self)
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 

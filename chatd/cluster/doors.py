@@ -1,0 +1,194 @@
+"""What a door's connection does differently in a cluster: lines wait for their turn.
+
+A line that may change shared state (a nickname, a join, a mode...) is not
+handled when it arrives: the connection asks the log for a turn and holds
+it, and every line after it, until the turn comes up (chatd.cluster.node).
+Then the door's own handler runs it, exactly as in one process, at its place
+in the cluster's order. Lines that only read (WHO, /rooms, PING) and talk
+(checked at once, delivered from the log) are handled at once, unless
+something is held before them.
+
+cluster_door(door, node) makes the cluster's subclass of a door's
+connection class; the factory builds those instead (ChatFactory.door_classes).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum, auto
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+from chatd.errors import ChatError, ErrorCode
+from chatd.names import clean_text
+
+if TYPE_CHECKING:
+    from chatd.cluster.node import Node
+    from chatd.connection import Connection, ConnectionHub
+
+
+class Line(Enum):
+    """What a line may do to shared state."""
+
+    READ = auto()  # reads only: handled at once
+    TALK = auto()  # talk: checked at once, delivered from the log
+    TURN = auto()  # may change shared state: waits for its turn
+
+
+# The line door (and the web door, which speaks it).
+LINE_READ = frozenset({"who", "rooms", "history", "help", "ids", "bans"})
+LINE_TALK = frozenset({"me", "msg"})
+# The IRC door.
+IRC_READ = frozenset(
+    {
+        "PING",
+        "PONG",
+        "WHO",
+        "WHOIS",
+        "WHOWAS",
+        "ISON",
+        "USERHOST",
+        "MOTD",
+        "LUSERS",
+        "VERSION",
+        "TIME",
+        "INFO",
+        "NAMES",
+        "LIST",
+        "CHATHISTORY",
+    }
+)
+IRC_TALK = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
+
+
+def classify_line(text: str, awaiting_nick: bool) -> Line:
+    """Classify a line of the line protocol (PROTOCOL.md) by what it does."""
+    lead = clean_text(text).lstrip()
+    if not lead:
+        return Line.READ
+    if lead.startswith("/") and not lead.startswith("//"):
+        name = lead[1:].split(" ", 1)[0].lower()
+        if name in LINE_READ:
+            return Line.READ
+        if name in LINE_TALK and not awaiting_nick:
+            return Line.TALK
+        return Line.TURN
+    return Line.TURN if awaiting_nick else Line.TALK
+
+
+def classify_irc(text: str, awaiting_nick: bool) -> Line:
+    """Classify an IRC line by its command."""
+    words = text.lstrip().split(" ")
+    while words and (
+        words[0].startswith("@") or words[0].startswith(":") or not words[0]
+    ):
+        words.pop(0)
+    if not words:
+        return Line.READ
+    command = words[0].upper()
+    if command in IRC_READ:
+        return Line.READ
+    if command in IRC_TALK and not awaiting_nick:
+        return Line.TALK
+    if command == "CAP" and not awaiting_nick:
+        return Line.READ
+    return Line.TURN
+
+
+class ClusterLines:
+    """Mixed in before a door's class: lines that change shared state wait a turn."""
+
+    __slots__ = ()
+    node: ClassVar[Node]
+    classify: ClassVar[Any]  # classify_line or classify_irc
+    uid: str
+    held: deque[bytes]
+
+    def __init__(self, hub: ConnectionHub) -> None:
+        super().__init__(hub)  # type: ignore[call-arg]
+        self.uid = self.node.new_uid()
+        self.held = deque()
+        self.node.add_local(self)  # type: ignore[arg-type]
+
+    def _connection(self) -> Connection:
+        return self  # type: ignore[return-value]
+
+    def handle_line(self, raw: bytes) -> None:
+        """Handle raw at once, or hold it (and ask for a turn) if it must wait."""
+        if self.held:
+            self.held.append(raw)
+            return
+        self._take(raw)
+
+    def _take(self, raw: bytes) -> bool:
+        """Handle raw now, or hold it for a turn; True if it waits."""
+        connection = self._connection()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            super().handle_line(raw)  # type: ignore[misc]  # the door refuses it
+            return False
+        kind = type(self).classify(text, connection.awaiting_nick)
+        if kind is not Line.TURN:
+            super().handle_line(raw)  # type: ignore[misc]
+            return False
+        if not self.node.chat.up:
+            connection.reply_error(
+                ChatError(
+                    ErrorCode.CLUSTER_DOWN,
+                    "the cluster is unreachable (Redis is down); this node "
+                    "reconnects by itself, try again in a moment",
+                )
+            )
+            return False
+        self.held.appendleft(raw)
+        self.node.request_turn(self)  # type: ignore[arg-type]
+        return True
+
+    def run_turn(self) -> None:
+        """The turn of the oldest held line came: the door handles it now."""
+        if self.held:
+            connection = self._connection()
+            output = connection.output
+            output.begin()
+            try:
+                super().handle_line(self.held[0])  # type: ignore[misc]
+            finally:
+                output.end(connection)
+
+    def turn_done(self) -> None:
+        """Handle the lines held behind the turn, up to the next that waits."""
+        held = self.held
+        if held:
+            held.popleft()
+        connection = self._connection()
+        output = connection.output
+        output.begin()
+        try:
+            while held:
+                raw = held.popleft()
+                if self._take(raw):
+                    return
+        finally:
+            output.end(connection)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.held.clear()
+        super().connectionLost(reason)  # type: ignore[misc]
+        self.node.remove_local(self)  # type: ignore[arg-type]
+
+
+def cluster_door(door: type[Connection], node: Node) -> type[Connection]:
+    """The cluster's subclass of door's connection class, bound to node."""
+    from chatd.irc.protocol import IrcProtocol
+
+    classify = classify_irc if issubclass(door, IrcProtocol) else classify_line
+    namespace = {
+        "__slots__": ("uid", "held"),
+        "node": node,
+        "classify": staticmethod(classify),
+        "__module__": __name__,
+    }
+    return type(f"Cluster{door.__name__}", (ClusterLines, door), namespace)

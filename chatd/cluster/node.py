@@ -1,0 +1,229 @@
+"""Node: applies the cluster's one log, in order, to this node's replica.
+
+The log (a Redis stream, chatd.cluster.redis; a list in the tests) holds
+entries whose ids ("<ms>-<seq>") give one total order. Each entry is a dict;
+"k" says its kind:
+
+- say, act, tell: talk, checked by the speaker's node before it published
+  it; every node delivers it to its own users when read;
+- turn: a line of one of node n's connections (uid u) that may change
+  shared state. Node n runs it when it reads the entry, recording the
+  changes (ClusterChat.record), and publishes them as fx; every other node
+  stalls at the turn until its fx has come, applies the ops there, then
+  goes on with what followed;
+- fx: a turn's ops (turn: the turn entry's id); not a place in the order;
+- op: changes made outside a turn (a connection dropped), applied by every
+  node, its own included, where read;
+- hello, left, lost: a node joins, leaves cleanly, or is declared dead
+  (its users quit with "node lost"); a node's turns without fx are dropped
+  once it is gone;
+- close: ask node to close one of its connections (a /kill from elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from chatd.cluster.replica import ClusterChat, Op, Publisher, Wire
+from chatd.moderation import Notice
+from chatd.output import OutputBatch
+
+LOST_REASON = "node lost"
+LEFT_REASON = "node left"
+
+
+class Local(Protocol):
+    """What the node needs of one of its own connections (chatd.cluster.doors)."""
+
+    uid: str
+
+    def run_turn(self) -> None:
+        """Handle the line whose turn came (the oldest held one)."""
+
+    def turn_done(self) -> None:
+        """The turn is over: handle the lines held behind it."""
+
+    def close(self, reason: str) -> None:
+        """Say goodbye and close."""
+
+
+def split_id(entry_id: str) -> tuple[int, int]:
+    """The (milliseconds, sequence) of a stream id "<ms>-<seq>"."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class _NoOrigin:
+    """The origin of an output batch made by the log, not by one client's input."""
+
+    def flush(self) -> None:
+        """Nothing of its own to write."""
+
+
+_NO_ORIGIN = _NoOrigin()
+
+
+class Node(Publisher):
+    """One node of the cluster: its replica, its connections, its place in the log."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        chat: ClusterChat,
+        node_id: str,
+        send: Callable[[dict[str, Wire]], None],
+        output: OutputBatch | None = None,
+    ) -> None:
+        self.chat = chat
+        self.node_id = node_id
+        self.send = send  # appends an entry to the log (the bus)
+        self.output = output
+        chat.publisher = self
+        chat.node_id = node_id
+        self.locals: dict[str, Local] = {}
+        self.queue: deque[tuple[str, dict[str, Wire]]] = deque()
+        self.effects: dict[str, list[Op]] = {}
+        self.nodes: dict[str, None] = {}  # known live nodes, in the order they came
+        self.gone: set[str] = set()  # lost or left: their turns need no fx
+        self.last_id = "0-0"  # the last entry read
+        self._counter = 0
+        # Called when another node says hello (the bus answers with a snapshot).
+        self.on_hello: Callable[[str, str], None] = lambda node, entry_id: None
+        # Called when this node is declared lost by the others (it must rejoin).
+        self.on_lost_self: Callable[[], None] = lambda: None
+
+    # -- this node's connections -------------------------------------------------
+
+    def new_uid(self) -> str:
+        """A uid for a new connection of this node."""
+        self._counter += 1
+        return f"{self.node_id}/{self._counter}"
+
+    def add_local(self, connection: Local) -> None:
+        self.locals[connection.uid] = connection
+
+    def remove_local(self, connection: Local) -> None:
+        if self.locals.get(connection.uid) is connection:
+            del self.locals[connection.uid]
+
+    def request_turn(self, connection: Local) -> None:
+        """connection has a line that may change shared state: ask for its turn."""
+        self.publish({"k": "turn", "n": self.node_id, "u": connection.uid})
+
+    def publish(self, entry: dict[str, Wire]) -> None:
+        """Append entry to the log (Publisher)."""
+        self.send(entry)
+
+    def notify_all(self, text: str) -> None:
+        """Tell every local user something about the cluster (INFO, IRC NOTICE)."""
+        for user in list(self.chat.users.values()):
+            if getattr(user.client, "uid", "").startswith(self.node_id + "/"):
+                user.deliver(Notice(user.nick, text))
+
+    # -- reading the log ---------------------------------------------------------
+
+    def receive(self, entries: list[tuple[str, dict[str, Wire]]]) -> None:
+        """Take entries read from the log (in order) and apply what can be."""
+        output = self.output
+        if output is not None:
+            output.begin()
+        try:
+            for entry_id, entry in entries:
+                self.last_id = entry_id
+                kind = entry.get("k")
+                if kind == "fx":
+                    if entry.get("n") != self.node_id:
+                        self.effects[entry["turn"]] = entry["ops"]
+                    continue
+                if kind in ("lost", "left"):
+                    self.gone.add(entry["node"])  # its turns without fx are dropped
+                self.queue.append((entry_id, entry))
+            self._drain()
+        finally:
+            if output is not None:
+                output.end(_NO_ORIGIN)
+
+    @property
+    def stalled(self) -> bool:
+        """Tell whether the node waits for another node's turn to be told."""
+        return bool(self.queue)
+
+    def _drain(self) -> None:
+        queue = self.queue
+        chat = self.chat
+        while queue:
+            entry_id, entry = queue[0]
+            kind = entry["k"]
+            if kind == "turn" and entry["n"] != self.node_id:
+                ops = self.effects.pop(entry_id, None)
+                if ops is None:
+                    if entry["n"] not in self.gone:
+                        return  # stall until its fx comes
+                    ops = []
+                queue.popleft()
+                chat.log_time = split_id(entry_id)[0] / 1000
+                chat.apply_ops(ops, entry["n"])
+                continue
+            queue.popleft()
+            try:
+                self._apply(entry_id, entry)
+            except Exception:
+                self.log.failure("applying cluster entry {kind} failed", kind=kind)
+
+    def _apply(self, entry_id: str, entry: dict[str, Wire]) -> None:
+        chat = self.chat
+        ms, seq = split_id(entry_id)
+        chat.log_time = ms / 1000
+        kind = entry["k"]
+        if kind in ("say", "act"):
+            chat.apply_talk(entry, ms, seq)
+        elif kind == "tell":
+            chat.apply_tell(entry)
+        elif kind == "turn":  # our own
+            self._run_turn(entry_id, entry["u"])
+        elif kind == "op":
+            chat.apply_ops(entry["ops"], entry["n"])
+        elif kind == "hello":
+            node = entry["node"]
+            if node != self.node_id:
+                self.nodes[node] = None
+                self.log.info("cluster node {node} joined", node=node)
+                self.on_hello(node, entry_id)
+        elif kind in ("lost", "left"):
+            node = entry["node"]
+            if node == self.node_id:
+                if kind == "lost":
+                    self.log.warn("the cluster declared this node lost; rejoining")
+                    self.on_lost_self()
+                return
+            self.nodes.pop(node, None)
+            reason = LOST_REASON if kind == "lost" else LEFT_REASON
+            nicks = chat.drop_node(node, reason)
+            self.log.info(
+                "cluster node {node} {what}: {count} users gone",
+                node=node,
+                what="lost" if kind == "lost" else "left",
+                count=len(nicks),
+            )
+        elif kind == "close":
+            if entry["node"] == self.node_id:
+                local = self.locals.get(entry["u"])
+                if local is not None:
+                    local.close(entry["r"])
+
+    def _run_turn(self, entry_id: str, uid: str) -> None:
+        """Our own turn came: run the connection's line, publish what it changed."""
+        local = self.locals.get(uid)
+        ops: list[Op] = []
+        if local is not None:
+            ops = self.chat.record(local.run_turn)
+        # Always published, even empty (a refused NICK, a connection gone):
+        # the other nodes wait for it.
+        self.send({"k": "fx", "n": self.node_id, "turn": entry_id, "ops": ops})
+        if local is not None:
+            local.turn_done()
