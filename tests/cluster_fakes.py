@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from helpers import CHEAP
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -22,7 +23,6 @@ from chatd.connection import Connection
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
 from chatd.protocol import ChatProtocol
-from tests.helpers import CHEAP
 
 
 @dataclass

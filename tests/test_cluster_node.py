@@ -1,15 +1,15 @@
-"""The cluster's log, applied by nodes in one process (tests.cluster_fakes): no Redis."""
+"""The cluster log applied by nodes in one process (cluster_fakes): no Redis."""
 
 from __future__ import annotations
 
+from cluster_fakes import FakeLog, FakeNode, make_node, pump_all
+from helpers import disconnect, lines
 from twisted.internet.task import Clock
 
 from chatd.cluster.replica import RemoteClient
-from tests.cluster_fakes import FakeLog, make_node, pump_all
-from tests.helpers import disconnect, lines
 
 
-def two_nodes() -> tuple[Clock, FakeLog, object, object]:
+def two_nodes() -> tuple[Clock, FakeLog, FakeNode, FakeNode]:
     clock = Clock()
     clock.advance(1_700_000_000)
     log = FakeLog(clock)

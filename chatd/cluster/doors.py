@@ -100,7 +100,6 @@ def classify_irc(text: str, awaiting_nick: bool) -> Line:
 class ClusterLines:
     """Mixed in before a door's class: lines that change shared state wait a turn."""
 
-    __slots__ = ()
     node: ClassVar[Node]
     classify: ClassVar[Any]  # classify_line or classify_irc
     uid: str
@@ -186,7 +185,6 @@ def cluster_door(door: type[Connection], node: Node) -> type[Connection]:
 
     classify = classify_irc if issubclass(door, IrcProtocol) else classify_line
     namespace = {
-        "__slots__": ("uid", "held"),
         "node": node,
         "classify": staticmethod(classify),
         "__module__": __name__,

@@ -76,7 +76,7 @@ class Node(Publisher):
         self,
         chat: ClusterChat,
         node_id: str,
-        send: Callable[[dict[str, Wire]], None],
+        send: Callable[[dict[str, Wire]], object],
         output: OutputBatch | None = None,
     ) -> None:
         self.chat = chat

@@ -117,7 +117,8 @@ class ClusterChat(Chat):
 
     def record(self, run: Callable[[], None]) -> list[Op]:
         """Run a turn's line: changes apply now and come back as ops."""
-        self._ops = ops = []
+        ops: list[Op] = []
+        self._ops = ops
         try:
             run()
         finally:
@@ -398,7 +399,7 @@ class ClusterChat(Chat):
         _deliver(room.members.values(), event)
 
     def apply_tell(self, entry: dict[str, Wire]) -> None:
-        """A private message read from the log: to the recipient, echoed to the sender."""
+        """A private message read from the log: to the recipient, and the sender."""
         user = self.by_uid.get(entry["u"])
         recipient = self.by_uid.get(entry["to"])
         if user is None or recipient is None:
