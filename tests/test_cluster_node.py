@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from cluster_fakes import FakeLog, FakeNode, make_node, pump_all
-from helpers import disconnect, lines
+from helpers import lines
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from chatd.cluster.replica import RemoteClient
 
@@ -103,7 +105,7 @@ def test_a_dropped_connection_quits_everywhere_in_order() -> None:
     bob, b_out = b.connect("bob")
     pump_all(a, b)
     lines(a_out), lines(b_out)
-    disconnect(alice)
+    alice.connectionLost(Failure(ConnectionDone()))
     pump_all(a, b)
     assert lines(b_out) == ["QUIT alice connection closed"]
     assert set(a.chat.users) == set(b.chat.users) == {"bob"}
