@@ -22,24 +22,30 @@ entries whose ids ("<ms>-<seq>") give one total order. Each entry is a dict;
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from twisted.logger import Logger
 
-from chatd.cluster.replica import ClusterChat, Op, Publisher, Wire
+from chatd.chat import Joined, Renamed, User
+from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
+from chatd.errors import ChatError
 from chatd.moderation import Notice
+from chatd.names import fold
 from chatd.output import OutputBatch
 
 LOST_REASON = "node lost"
 LEFT_REASON = "node left"
+SPLIT_REASON = "cluster link lost"
 
 
 class Local(Protocol):
     """What the node needs of one of its own connections (chatd.cluster.doors)."""
 
     uid: str
+    user: User | None
 
     def run_turn(self) -> None:
         """Handle the line whose turn came (the oldest held one)."""
@@ -96,6 +102,8 @@ class Node(Publisher):
         self.on_hello: Callable[[str, str], None] = lambda node, entry_id: None
         # Called when this node is declared lost by the others (it must rejoin).
         self.on_lost_self: Callable[[], None] = lambda: None
+        # Turns of this node that run something other than a line (a rejoin).
+        self.specials: dict[str, Callable[[], None]] = {}
 
     # -- this node's connections -------------------------------------------------
 
@@ -220,10 +228,99 @@ class Node(Publisher):
         """Our own turn came: run the connection's line, publish what it changed."""
         local = self.locals.get(uid)
         ops: list[Op] = []
-        if local is not None:
+        special = self.specials.pop(uid, None)
+        if special is not None:
+            ops = self.chat.record(special)
+        elif local is not None:
             ops = self.chat.record(local.run_turn)
         # Always published, even empty (a refused NICK, a connection gone):
         # the other nodes wait for it.
         self.send({"k": "fx", "n": self.node_id, "turn": entry_id, "ops": ops})
         if local is not None:
             local.turn_done()
+
+    # -- rejoining after the log lost our place (chatd.cluster.redis) --------------
+
+    def reset(self, node_id: str) -> None:
+        """Start again as node_id: the others' users go (local users see them quit).
+
+        Lines held for turns that will never come are asked for again once
+        the node is back (readd_locals).
+        """
+        chat = self.chat
+        with chat.applying():
+            for remote in list(chat.users.values()):
+                if isinstance(remote.client, RemoteClient):
+                    chat.quit(remote, SPLIT_REASON)
+        self.node_id = chat.node_id = node_id
+        locals_, self.locals = self.locals, {}
+        for uid, local in locals_.items():
+            user = chat.by_uid.pop(uid) if uid in chat.by_uid else None
+            local.uid = self.new_uid()
+            self.locals[local.uid] = local
+            if user is not None:
+                chat.by_uid[local.uid] = user
+        self.queue.clear()
+        self.effects.clear()
+        self.nodes.clear()
+        self.last_id = "0-0"
+
+    def save_locals(self) -> list[tuple[Local, User, list[str]]]:
+        """This node's users and their rooms, to add again after a snapshot."""
+        saved = []
+        for local in self.locals.values():
+            user = self.chat.by_uid.get(local.uid)
+            if user is not None:
+                saved.append((local, user, [room.name for room in user.rooms.values()]))
+        return saved
+
+    def readd_locals(
+        self, saved: list[tuple[Local, User, list[str]]], loaded: bool
+    ) -> None:
+        """Back in the cluster: add our users again (if a snapshot replaced them).
+
+        In a turn of its own, so every node adds them at the same place: the
+        nickname if still free (else a guest name), then each room that lets
+        them in; they are shown who is there now (JOIN of each member).
+        """
+        if loaded and saved:
+            token = f"*rejoin/{self.node_id}"
+            self.specials[token] = lambda: self._readd(saved)
+            self.publish({"k": "turn", "n": self.node_id, "u": token})
+        for local in list(self.locals.values()):
+            held = getattr(local, "held", None)
+            if held:
+                self.request_turn(local)
+
+    def _readd(self, saved: list[tuple[Local, User, list[str]]]) -> None:
+        chat = self.chat
+        for local, old, rooms in saved:
+            if self.locals.get(local.uid) is not local:
+                continue  # closed meanwhile
+            nick = old.nick
+            if fold(nick) in chat.users:
+                nick = f"Guest{secrets.randbelow(100_000):05d}"
+            try:
+                user = chat.register(
+                    nick,
+                    old.client,
+                    username=old.username,
+                    realname=old.realname,
+                    host=old.host,
+                    account=old.account,
+                )
+            except ChatError:
+                continue
+            local.user = user
+            if user.nick != old.nick:
+                user.deliver(Renamed(old.nick, user.nick))
+            for name in rooms:
+                try:
+                    room, _ = chat.join(user, name)
+                except ChatError:
+                    continue
+                for member in room.members.values():
+                    if member is not user:
+                        user.deliver(Joined(room.name, member.nick))
+            if old.away:
+                chat.set_away(user, old.away)

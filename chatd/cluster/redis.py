@@ -1,0 +1,461 @@
+"""The cluster's log over Redis, and one node's life in it (docs/cluster.md).
+
+In Redis (database of --redis):
+
+- chatd:log, a stream: every entry of the log (chatd.cluster.node), one
+  field "e" holding its JSON; XADD with MAXLEN ~ LOG_LENGTH, read with
+  XREAD BLOCK from the last id applied, on a connection of its own;
+- chatd:node:<id>, a key per live node, set with a time to live of
+  --node-timeout and refreshed every third of it: a node whose key is gone
+  is declared lost (a lost entry) by any node that notices;
+- chatd:snapshot:<id>, a list: the replica a joining node loads, pushed by
+  the nodes that were there when they applied its hello.
+
+Two connections (txredisapi's RedisProtocol, Twisted-native): one writes
+(XADD, SET, ...: one order for everything this node appends), one reads.
+If either goes, the node is down: it says so to its users and in the log,
+refuses what needs the cluster, and reconnects with back-off. Back, it goes
+on reading where it was if the log still holds that place, or else rejoins
+(a new node id, a snapshot, its users added again).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txredisapi import RedisProtocol
+
+from chatd.cluster import snapshot
+from chatd.cluster.node import Node
+from chatd.cluster.replica import Wire
+from chatd.store.redis_history import endpoint_for, parse_url
+
+LOG_KEY = "chatd:log"
+NODE_PREFIX = "chatd:node:"
+SNAPSHOT_PREFIX = "chatd:snapshot:"
+LOG_LENGTH = 200_000  # entries kept in the stream (about; MAXLEN ~)
+READ_COUNT = 1000  # entries per XREAD at most
+READ_BLOCK_MS = 2000
+BACKLOG = 10_000  # changes kept while Redis is away (quits of dropped users)
+FIRST_DELAY, MAX_DELAY = 0.5, 8.0  # reconnection back-off, seconds
+SNAPSHOT_TTL = 60  # seconds a snapshot waits for its reader
+DOWN_TEXT = (
+    "This server lost its link to the rest of the chat (Redis). You stay "
+    "connected; what needs the others waits until it is back."
+)
+UP_TEXT = "This server is linked to the rest of the chat again."
+
+# Atomic: append hello, refresh our key, and count the live nodes (ours included),
+# so that of two nodes starting at once exactly one finds itself first.
+HELLO_SCRIPT = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+local nodes = redis.call('KEYS', ARGV[4] .. '*')
+return {id, #nodes}
+"""
+
+
+def new_node_id() -> str:
+    """A fresh node id: short, random, safe in keys and uids."""
+    return secrets.token_hex(4)
+
+
+class RedisLog:
+    """A node's link to the cluster through one Redis server."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        node: Node,
+        reactor: IReactorTCP,
+        clock: IReactorTime,
+        url: str,
+        node_timeout: float,
+        log_length: int = LOG_LENGTH,
+    ) -> None:
+        self.node = node
+        self.chat = node.chat
+        self.reactor = reactor
+        self.clock = clock
+        self.url = url
+        self.host, self.port, self.db = parse_url(url)
+        self.node_timeout = node_timeout
+        self.log_length = log_length
+        node.send = self.publish
+        node.on_hello = self._answer_hello
+        node.on_lost_self = self._declared_lost
+        self.writer: RedisProtocol | None = None
+        self.reader: RedisProtocol | None = None
+        self.up = False
+        self.stopping = False
+        self.backlog: list[str] = []
+        self.delay = FIRST_DELAY
+        self._retry: IDelayedCall | None = None
+        self._beat = LoopingCall(self._heartbeat)
+        self._beat.clock = clock
+        self._declared: set[str] = set()  # nodes we declared lost already
+        self._reading = False
+        self._joined = False  # joined once: a later join is a rejoin
+        self.loaded = False  # the last join loaded a snapshot
+        self.ready: defer.Deferred[None] = defer.Deferred()  # first join done
+
+    # -- connecting --------------------------------------------------------------
+
+    def start(self) -> defer.Deferred[None]:
+        """Connect, join the cluster, start reading; fires once joined."""
+        self._connect()
+        return self.ready
+
+    @defer.inlineCallbacks
+    def _connect(self) -> Any:
+        self._retry = None
+        try:
+            writer = yield self._open()
+            reader = yield self._open()
+        except Exception as error:
+            self.log.warn(
+                "cluster: cannot reach Redis at {url}: {error}",
+                url=self.url,
+                error=error,
+            )
+            self._schedule_retry()
+            return
+        if self.stopping:
+            writer.transport.loseConnection()
+            reader.transport.loseConnection()
+            return
+        self.writer, self.reader = writer, reader
+        for link in (writer, reader):
+            link.whenDisconnected().addCallback(self._link_lost)
+        try:
+            yield self._join()
+        except Exception as error:
+            self.log.warn("cluster: joining failed: {error}", error=error)
+            self._drop_links()
+            self._schedule_retry()
+
+    def _open(self) -> defer.Deferred[RedisProtocol]:
+        endpoint = endpoint_for(self.reactor, self.host, self.port)
+        protocol = RedisProtocol(convertNumbers=False, dbid=self.db or None)
+        connected = connectProtocol(endpoint, protocol)
+        connected.addCallback(lambda link: link.whenConnected())
+        return connected
+
+    def _schedule_retry(self) -> None:
+        if self.stopping or self._retry is not None:
+            return
+        self._retry = self.clock.callLater(self.delay, self._connect)
+        self.delay = min(self.delay * 2, MAX_DELAY)
+
+    def _drop_links(self) -> None:
+        writer, reader, self.writer, self.reader = self.writer, self.reader, None, None
+        for link in (writer, reader):
+            if link is not None and link.transport is not None:
+                link.transport.loseConnection()
+
+    def _link_lost(self, link: object) -> None:
+        if link is not self.writer and link is not self.reader:
+            return  # an old link, already given up
+        self._drop_links()
+        self._reading = False
+        if self.stopping:
+            return
+        if self.up:
+            self.up = False
+            self.chat.up = False
+            if self._beat.running:
+                self._beat.stop()
+            self.log.warn(
+                "cluster: lost Redis at {url}; local users stay, reconnecting",
+                url=self.url,
+            )
+            self.node.notify_all(DOWN_TEXT)
+        self._schedule_retry()
+
+    # -- joining -----------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _join(self) -> Any:
+        writer, reader = self.writer, self.reader
+        assert writer is not None and reader is not None
+        if self._joined:
+            kept = yield self._place_kept(writer)
+            if kept:
+                yield self._resume()
+                return
+            yield self._rejoin()
+            return
+        node_id = self.node.node_id
+        answer = yield writer.execute_command(
+            "EVAL",
+            HELLO_SCRIPT,
+            2,
+            LOG_KEY,
+            NODE_PREFIX + node_id,
+            _encode({"k": "hello", "node": node_id}),
+            int(self.node_timeout * 1000),
+            self.log_length,
+            NODE_PREFIX,
+        )
+        hello_id, live = answer[0], int(answer[1])
+        self.loaded = False
+        if live > 1:
+            self.loaded = yield self._load_snapshot(reader, node_id)
+            if not self.loaded:
+                self.log.warn(
+                    "cluster: no snapshot came from the {count} other nodes; "
+                    "starting from an empty chat",
+                    count=live - 1,
+                )
+        self.node.last_id = hello_id
+        self._joined = True
+        self._went_up()
+        self.log.info(
+            "cluster: node {node} joined through {url} ({live} live nodes)",
+            node=node_id,
+            url=self.url,
+            live=live,
+        )
+        if not self.ready.called:
+            self.ready.callback(None)
+
+    @defer.inlineCallbacks
+    def _load_snapshot(self, reader: RedisProtocol, node_id: str) -> Any:
+        key = SNAPSHOT_PREFIX + node_id
+        wait = max(1, int(self.node_timeout + 1))
+        found = yield reader.execute_command("BLPOP", key, wait)
+        if not found:
+            return False
+        yield reader.execute_command("DEL", key)
+        nodes = snapshot.load(self.chat, json.loads(found[1]), self.node)
+        for node in nodes:
+            if node != node_id:
+                self.node.nodes[node] = None
+        return True
+
+    def _answer_hello(self, node: str, entry_id: str) -> None:
+        """Another node joined: push it our replica as of its hello."""
+        writer = self.writer
+        if writer is None:
+            return
+        nodes = [self.node.node_id, *self.node.nodes]
+        data = _encode(snapshot.dump(self.chat, nodes))
+        key = SNAPSHOT_PREFIX + node
+        writer.execute_command("RPUSH", key, data).addErrback(self._failed, "snapshot")
+        writer.execute_command("EXPIRE", key, SNAPSHOT_TTL).addErrback(
+            self._failed, "snapshot"
+        )
+
+    def _went_up(self) -> None:
+        self.up = True
+        self.chat.up = True
+        self.delay = FIRST_DELAY
+        if not self._beat.running:
+            self._beat.start(max(0.1, self.node_timeout / 3), now=True)
+        backlog, self.backlog = self.backlog, []
+        writer = self.writer
+        if writer is not None:
+            for data in backlog:
+                self._xadd(writer, data)
+        self._read()
+
+    @defer.inlineCallbacks
+    def _place_kept(self, writer: RedisProtocol) -> Any:
+        """Whether the log still holds the last entry this node read."""
+        last = self.node.last_id
+        found = yield writer.execute_command("XRANGE", LOG_KEY, last, last)
+        return bool(found)
+
+    @defer.inlineCallbacks
+    def _resume(self) -> Any:
+        writer = self.writer
+        assert writer is not None
+        yield writer.execute_command(
+            "SET",
+            NODE_PREFIX + self.node.node_id,
+            "1",
+            "PX",
+            int(self.node_timeout * 1000),
+        )
+        self.log.info(
+            "cluster: Redis is back; reading on from {id}", id=self.node.last_id
+        )
+        self._went_up()
+        self.node.notify_all(UP_TEXT)
+
+    @defer.inlineCallbacks
+    def _rejoin(self) -> Any:
+        """The log lost our place (Redis restarted, or we were declared lost).
+
+        A new node id; the others' users are dropped here (local users see
+        them quit); then join as a new node, and add our users again
+        through the log (a turn of their own).
+        """
+        writer = self.writer
+        assert writer is not None
+        old = self.node.node_id
+        yield writer.execute_command("DEL", NODE_PREFIX + old)
+        self.node.reset(new_node_id())
+        self._declared.clear()
+        saved = self.node.save_locals()
+        self._joined = False
+        self.log.info(
+            "cluster: rejoining as node {node} (was {old})",
+            node=self.node.node_id,
+            old=old,
+        )
+        yield self._join()
+        self.node.readd_locals(saved, self.loaded)
+        self.node.notify_all(UP_TEXT)
+
+    def _declared_lost(self) -> None:
+        """The others declared us lost while we were away: rejoin."""
+        if self.writer is None:
+            return
+        self.up = False
+        self.chat.up = False
+        self._reading = False
+        if self._beat.running:
+            self._beat.stop()
+        # The read in flight is dropped with the links; the rejoin reads anew.
+        self._drop_links()
+        self._joined = True
+        self._schedule_retry()
+
+    # -- reading -----------------------------------------------------------------
+
+    def _read(self) -> None:
+        reader = self.reader
+        if reader is None or self._reading or not self.up:
+            return
+        self._reading = True
+        asked = reader.execute_command(
+            "XREAD",
+            "COUNT",
+            READ_COUNT,
+            "BLOCK",
+            READ_BLOCK_MS,
+            "STREAMS",
+            LOG_KEY,
+            self.node.last_id,
+        )
+        asked.addCallbacks(self._got, self._read_failed, callbackArgs=(reader,))
+
+    def _got(self, found: Any, reader: RedisProtocol) -> None:
+        self._reading = False
+        if reader is not self.reader:
+            return
+        if found:
+            entries = [
+                (entry_id, json.loads(fields[1])) for entry_id, fields in found[0][1]
+            ]
+            self.node.receive(entries)
+        self._read()
+
+    def _read_failed(self, failure: Failure) -> None:
+        self._reading = False
+        self.log.warn(
+            "cluster: reading the log failed: {error}", error=failure.getErrorMessage()
+        )
+
+    # -- writing -----------------------------------------------------------------
+
+    def publish(self, entry: dict[str, Wire]) -> None:
+        """Append entry to the log; while Redis is away, keep changes for later."""
+        data = _encode(entry)
+        writer = self.writer
+        if writer is None or not self.up:
+            if entry.get("k") == "op" and len(self.backlog) < BACKLOG:
+                self.backlog.append(data)
+            return
+        self._xadd(writer, data)
+
+    def _xadd(self, writer: RedisProtocol, data: str) -> None:
+        writer.execute_command(
+            "XADD", LOG_KEY, "MAXLEN", "~", self.log_length, "*", "e", data
+        ).addErrback(self._failed, "XADD")
+
+    def _failed(self, failure: Failure, what: str) -> None:
+        self.log.warn(
+            "cluster: {what} failed: {error}",
+            what=what,
+            error=failure.getErrorMessage(),
+        )
+
+    # -- node life -----------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        ttl = int(self.node_timeout * 1000)
+        writer.execute_command(
+            "SET", NODE_PREFIX + self.node.node_id, "1", "PX", ttl
+        ).addErrback(self._failed, "heartbeat")
+        for node in list(self.node.nodes):
+            if node in self._declared:
+                continue
+            asked = writer.execute_command("EXISTS", NODE_PREFIX + node)
+            asked.addCallbacks(
+                self._checked,
+                self._failed,
+                callbackArgs=(node,),
+                errbackArgs=("heartbeat",),
+            )
+
+    def _checked(self, exists: Any, node: str) -> None:
+        if (
+            str(exists) == "0"
+            and node in self.node.nodes
+            and node not in self._declared
+        ):
+            self._declared.add(node)
+            self.log.warn(
+                "cluster: node {node} stopped answering; declaring it lost", node=node
+            )
+            self.publish({"k": "lost", "node": node})
+
+    @defer.inlineCallbacks
+    def stop(self) -> Any:
+        """Leave cleanly: say left, drop our key, close the links."""
+        self.stopping = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        if self._beat.running:
+            self._beat.stop()
+        writer = self.writer
+        if writer is not None and self.up:
+            try:
+                yield writer.execute_command(
+                    "XADD",
+                    LOG_KEY,
+                    "MAXLEN",
+                    "~",
+                    self.log_length,
+                    "*",
+                    "e",
+                    _encode({"k": "left", "node": self.node.node_id}),
+                )
+                yield writer.execute_command("DEL", NODE_PREFIX + self.node.node_id)
+            except Exception as error:
+                self.log.warn("cluster: leaving failed: {error}", error=error)
+        self.up = False
+        self.chat.up = False
+        self._drop_links()
+
+
+def _encode(entry: object) -> str:
+    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+
+
+Callback = Callable[[], None]

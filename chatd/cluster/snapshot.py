@@ -1,0 +1,115 @@
+"""A replica as JSON: what a node joining the cluster loads instead of the whole log.
+
+dump(chat) and load(chat, data, publisher) are each other's inverse for
+everything the cluster shares: users (by uid, with their nickname, who they
+are, away and account, current room), rooms in name order with their members
+in join order and their rules (created, topic, flags, key, limit, bans,
+invitations, operators, voiced), the history stamp and the known nodes.
+A registered room's record stays the node's own (chatd.accounts).
+"""
+
+from __future__ import annotations
+
+from chatd.chat import Room, User
+from chatd.cluster.replica import ClusterChat, Publisher, RemoteClient, Wire, uid_of
+from chatd.moderation import DEFAULT_FLAGS, Ban
+from chatd.names import LOBBY, fold
+
+VERSION = 1
+
+
+def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
+    """The replica's shared state as JSON-ready values."""
+    users = [
+        [
+            uid_of(user),
+            user.nick,
+            user.username,
+            user.realname,
+            user.host,
+            user.away,
+            user.account,
+            user.current,
+        ]
+        for user in chat.users.values()
+    ]
+    rooms = []
+    for key in chat.room_keys:
+        room = chat.rooms[key]
+        rules = room.rules
+        rooms.append(
+            {
+                "name": room.name,
+                "members": [uid_of(member) for member in room.members.values()],
+                "created": rules.created,
+                "topic": [rules.topic, rules.topic_by, rules.topic_time],
+                "flags": sorted(rules.flags),
+                "key": rules.key,
+                "limit": rules.limit,
+                "bans": [[ban.mask, ban.by, ban.time] for ban in rules.bans],
+                "invited": sorted(rules.invited),
+                "ops": sorted(uid_of(user) for user in rules.ops),
+                "voiced": sorted(uid_of(user) for user in rules.voiced),
+            }
+        )
+    return {
+        "v": VERSION,
+        "nodes": nodes,
+        "stamp": chat.last_stamp,
+        "most": chat.most_users,
+        "users": users,
+        "rooms": rooms,
+    }
+
+
+def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list[str]:
+    """Replace the replica's shared state with data (users all remote); return nodes."""
+    users: dict[str, User] = {}
+    by_uid: dict[str, User] = {}
+    for uid, nick, username, realname, host, away, account, current in data["users"]:
+        node = uid.split("/", 1)[0]
+        user = User(
+            nick,
+            RemoteClient(uid, node, publisher),
+            username=username,
+            realname=realname,
+            host=host,
+            away=away,
+            account=account,
+        )
+        user.current = current
+        users[user.key] = by_uid[uid] = user
+    rooms: dict[str, Room] = {}
+    secret: set[str] = set()
+    for spec in data["rooms"]:
+        room = Room(spec["name"])
+        for uid in spec["members"]:
+            member = by_uid[uid]
+            room.members[member.key] = member
+            member.rooms[room.key] = room
+        rules = room.rules
+        rules.created = spec["created"]
+        rules.topic, rules.topic_by, rules.topic_time = spec["topic"]
+        flags = frozenset(spec["flags"])
+        rules.flags = DEFAULT_FLAGS if flags == DEFAULT_FLAGS else flags
+        rules.key, rules.limit = spec["key"], spec["limit"]
+        rules.bans = tuple(Ban(mask, by, time) for mask, by, time in spec["bans"])
+        rules.invited = frozenset(spec["invited"])
+        rules.ops = {by_uid[uid] for uid in spec["ops"]}
+        rules.voiced = frozenset(by_uid[uid] for uid in spec["voiced"])
+        record = chat.records.get(room.key)
+        if record is not None:
+            rules.record = record
+        if "s" in rules.flags:
+            secret.add(room.key)
+        rooms[room.key] = room
+    if fold(LOBBY) not in rooms:
+        rooms[fold(LOBBY)] = Room(LOBBY)
+    chat.users = users
+    chat.by_uid = by_uid
+    chat.rooms = rooms
+    chat.room_keys = sorted(rooms)
+    chat.secret_rooms = secret
+    chat.last_stamp = max(chat.last_stamp, data["stamp"])
+    chat.most_users = max(chat.most_users, data["most"])
+    return list(data["nodes"])
