@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.plugin import IPlugin
@@ -167,6 +169,14 @@ class Options(usage.Options):
          "seconds a new connection has to choose a nickname", _seconds],
         ["idle-timeout", None, 0.0,
          "seconds of silence before a client is disconnected (0: never)", _seconds],
+        ["redis", None, None,
+         "run as one node of a cluster sharing rooms, nicknames and history "
+         "through Redis at redis://HOST:PORT/DB (docs/cluster.md; off unless given)"],
+        ["node-timeout", None, 15.0,
+         "seconds after which a silent cluster node is declared lost (--redis)",
+         _seconds],
+        ["node-name", None, None,
+         "this node's id in the cluster (default: random; --redis)"],
     ]
     # fmt: on
 
@@ -222,6 +232,22 @@ class Options(usage.Options):
             raise usage.UsageError(f"--backfill must be at most {HISTORY_MAX}")
         if not self["database"]:
             raise usage.UsageError("--database needs a file name (or :memory:)")
+        if self["redis"] is not None:
+            from chatd.store.redis_history import parse_url
+
+            try:
+                parse_url(self["redis"])
+            except ValueError as error:
+                raise usage.UsageError(f"--redis: {error}") from None
+        if self["node-timeout"] < 1:
+            raise usage.UsageError("--node-timeout must be at least 1 second")
+        node_name = self["node-name"]
+        if node_name is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,32}", node_name
+        ):
+            raise usage.UsageError(
+                "--node-name: 1 to 32 letters, digits, _ or - (it names Redis keys)"
+            )
         if self["register-timeout"] <= 0:
             raise usage.UsageError("--register-timeout must be more than 0 seconds")
         motd = _read_motd(self["motd"]) if self["motd"] else ()
@@ -334,6 +360,8 @@ class ChatServiceMaker:
 
         history = None
         store: AccountStore = MemoryAccounts()
+        if options["redis"] is not None:
+            return self._cluster_service(options)
         if options["no-history"]:
             Logger(namespace="chatd").warn(
                 "--no-history: accounts and registered rooms are kept in memory "
@@ -381,6 +409,92 @@ class ChatServiceMaker:
 
             description, endpoint = options["metrics_endpoint"]
             return metrics_service(top, factory, history, description, endpoint, doors)
+        return top
+
+    def _cluster_service(self, options: Options) -> MultiService:
+        """A cluster node: the chat, history and node life through Redis."""
+        from typing import cast
+
+        from twisted.internet import reactor
+        from twisted.internet.interfaces import (
+            IReactorFromThreads,
+            IReactorTCP,
+            IReactorTime,
+        )
+        from twisted.logger import Logger
+
+        from chatd.cluster.replica import ClusterChat
+        from chatd.cluster.service import ClusterService
+        from chatd.factory import ChatFactory
+        from chatd.protocol import ChatProtocol
+        from chatd.service import (
+            FarewellService,
+            FileLimitService,
+            HashingService,
+            ListenerService,
+        )
+        from chatd.store.redis_history import RedisHistory
+
+        url = options["redis"]
+        tcp, clock = cast(IReactorTCP, reactor), cast(IReactorTime, reactor)
+        history = None
+        if options["no-history"]:
+            Logger(namespace="chatd").warn("--no-history: no history in the cluster")
+        else:
+            history = RedisHistory.start(tcp, url, clock, options["history-days"])
+        Logger(namespace="chatd").warn(
+            "--redis: accounts and registered rooms are this node's own, in memory "
+            "(docs/cluster.md, Limits)"
+        )
+        hashing = HashingService(cast(IReactorFromThreads, reactor))
+        factory = ChatFactory(
+            options["config"],
+            clock,
+            history,
+            None,
+            hashing.run,
+            chat_type=ClusterChat,
+        )
+        top = MultiService()
+        FileLimitService(options["config"].max_clients).setServiceParent(top)
+        hashing.setServiceParent(top)
+        ClusterService(
+            factory,
+            tcp,
+            clock,
+            url,
+            options["node-timeout"],
+            options["node-name"],
+            history,
+        ).setServiceParent(top)
+        FarewellService(factory).setServiceParent(top)
+        for description, endpoint in options["endpoints"]:
+            ListenerService(description, endpoint, factory).setServiceParent(top)
+        doors = [ChatProtocol.door]
+        if options["irc_endpoints"]:
+            from chatd.irc.protocol import IrcProtocol
+
+            doors.append(IrcProtocol.door)
+            irc = factory.door(IrcProtocol)
+            for description, endpoint in options["irc_endpoints"]:
+                ListenerService(
+                    description, endpoint, irc, door="IRC "
+                ).setServiceParent(top)
+        if options["web_endpoints"]:
+            from chatd.web.door import WebConnection
+            from chatd.web.site import web_site
+
+            doors.append(WebConnection.door)
+            site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
+            for description, endpoint in options["web_endpoints"]:
+                ListenerService(
+                    description, endpoint, site, door="web "
+                ).setServiceParent(top)
+        if options["metrics_endpoint"] is not None:
+            from chatd.metrics_http import metrics_service
+
+            description, endpoint = options["metrics_endpoint"]
+            return metrics_service(top, factory, None, description, endpoint, doors)
         return top
 
 

@@ -1,0 +1,72 @@
+"""ClusterService: a chatd node's place in a cluster, for twistd (docs/cluster.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.logger import Logger
+
+from chatd.cluster.doors import cluster_door
+from chatd.cluster.node import Node
+from chatd.cluster.redis import RedisLog, new_node_id
+from chatd.cluster.replica import ClusterChat
+from chatd.factory import ChatFactory
+from chatd.store.redis_history import RedisHistory
+
+
+def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
+    """Make factory a cluster node: its Node, and its doors' cluster subclasses."""
+    from chatd.irc.protocol import IrcProtocol
+    from chatd.protocol import ChatProtocol
+    from chatd.web.door import WebConnection
+
+    chat = factory.chat
+    if not isinstance(chat, ClusterChat):
+        raise TypeError("a cluster node's factory needs chat_type=ClusterChat")
+    node = Node(chat, node_name or new_node_id(), lambda entry: None, factory.output)
+    for door in (ChatProtocol, IrcProtocol, WebConnection):
+        factory.door_classes[door] = cluster_door(door, node)
+    return node
+
+
+class ClusterService(Service):
+    """Joins the cluster at start (in the background); leaves cleanly at stop.
+
+    Added before FarewellService, it stops after it: every user has had BYE
+    and their quits are on their way to the log before this node says left.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: ChatFactory,
+        reactor: IReactorTCP,
+        clock: IReactorTime,
+        url: str,
+        node_timeout: float,
+        node_name: str | None = None,
+        history: RedisHistory | None = None,
+    ) -> None:
+        self.node = cluster_node(factory, node_name)
+        self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
+        self.history = history
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.info(
+            "cluster: node {node} joining through {url}",
+            node=self.node.node_id,
+            url=self.link.url,
+        )
+        self.link.start()
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        super().stopService()
+        yield self.link.stop()
+        if self.history is not None:
+            yield self.history.close()

@@ -1,0 +1,190 @@
+"""Two and three real `twistd -n chatd --redis ...` nodes on one test Redis.
+
+Each node listens on a free loopback port; the test waits for its
+"cluster: node ... joined" log line before talking to it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from daemon import WAIT, Daemon, LineClient
+from redis_server import RedisServer
+
+JOINED = re.compile(r"cluster: node (\S+) joined")
+
+
+def start_node(
+    redis: RedisServer, cwd: Path, name: str, *extra: str
+) -> Daemon:
+    """Start one node and wait until it listens and has joined the cluster."""
+    daemon = Daemon(
+        [
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--redis",
+            redis.url,
+            "--node-name",
+            name,
+            *extra,
+        ],
+        cwd,
+    )
+    try:
+        daemon.wait_listening(1)
+        daemon.wait_for_log(JOINED)
+    except BaseException:
+        daemon.kill()
+        raise
+    return daemon
+
+
+@contextmanager
+def nodes(
+    redis: RedisServer, tmp_path: Path, count: int, *extra: str
+) -> Iterator[list[Daemon]]:
+    with ExitStack() as stack:
+        started = []
+        for number in range(count):
+            daemon = start_node(redis, tmp_path, f"n{number}", *extra)
+            stack.callback(daemon.kill)
+            started.append(daemon)
+        yield started
+
+
+def client(daemon: Daemon, nick: str) -> LineClient:
+    line = LineClient.tcp(daemon.ports["tcp:0:interface=127.0.0.1"])
+    line.register(nick)
+    return line
+
+
+def test_clients_on_two_nodes_chat_in_one_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Lines said on two nodes reach both sides in the same order."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        for number in range(20):
+            (alice if number % 2 else bob).send(f"line {number}")
+        seen = {}
+        for name, who in (("alice", alice), ("bob", bob)):
+            seen[name] = [who.expect("MSG #lobby ") for _ in range(20)]
+        assert seen["alice"] == seen["bob"]
+        assert sorted(seen["alice"]) == sorted(
+            f"MSG #lobby {'alice' if n % 2 else 'bob'} line {n}" for n in range(20)
+        )
+
+
+def test_a_nickname_race_between_two_nodes_has_one_winner(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The same nick asked on two nodes at once: one WELCOME, one nick-taken."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        one = LineClient.tcp(a.ports["tcp:0:interface=127.0.0.1"])
+        two = LineClient.tcp(b.ports["tcp:0:interface=127.0.0.1"])
+        one.expect("NICK ")
+        two.expect("NICK ")
+        one.send("zoe")
+        two.send("Zoe")
+        answers = sorted(
+            who.expect("") for who in (one, two)
+        )
+        assert answers[0].startswith("ERR nick-taken") or answers[1].startswith(
+            "ERR nick-taken"
+        ), answers
+        assert sum(text.startswith("WELCOME ") for text in answers) == 1, answers
+
+
+def test_who_and_private_messages_across_three_nodes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """/who lists users of every node; /msg reaches a user on another node."""
+    with nodes(redis_server, tmp_path, 3) as (a, b, c):
+        alice, bob, carol = client(a, "alice"), client(b, "bob"), client(c, "carol")
+        alice.expect("JOIN #lobby carol")
+        alice.send("/who")
+        assert alice.expect("USERS ") == "USERS #lobby alice bob carol"
+        carol.send("/msg alice hello from c")
+        assert alice.expect("PRIV ") == "PRIV carol alice hello from c"
+        assert carol.expect("PRIV ") == "PRIV carol alice hello from c"
+        bob.send("/who")
+        assert bob.expect("USERS ") == "USERS #lobby alice bob carol"
+
+
+def test_history_written_on_one_node_is_read_on_another(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A message said on a is in /history asked on b, with the same id."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        alice = client(a, "alice")
+        alice.send("/ids on")
+        alice.send("remember this")
+        kept = alice.expect("ID #lobby ")
+        alice.expect("MSG #lobby alice remember this")
+        bob = client(b, "bob")
+        bob.send("/history")
+        line = bob.expect("HISTORY ")
+        assert line.startswith(f"HISTORY #lobby {kept.split()[2]} ")
+        assert line.endswith(" MSG alice remember this")
+
+
+def test_a_killed_node_is_declared_lost_and_its_users_quit(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """kill -9 of a node: within --node-timeout the others see QUIT node lost."""
+    with nodes(redis_server, tmp_path, 2, "--node-timeout", "2") as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        started = time.monotonic()
+        b.process.kill()
+        assert alice.expect("QUIT ") == "QUIT bob node lost"
+        assert time.monotonic() - started < 2 * 2 + 1
+        again = client(a, "bob")  # the nickname is free again
+        again.send("/who")
+        assert again.expect("USERS ") == "USERS #lobby alice bob"
+
+
+def test_a_clean_stop_quits_its_users_on_the_other_nodes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """SIGTERM: the node's users get BYE, the others see them QUIT at once."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        b.process.terminate()
+        bob.expect("BYE ")
+        assert alice.expect("QUIT ").startswith("QUIT bob ")
+
+
+def test_redis_stopped_and_started_under_a_running_cluster(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis goes away and comes back empty: users stay connected, are told,
+    and chat again across nodes once the nodes have rejoined."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        redis_server.stop()
+        assert "lost its link" in alice.expect("INFO ")
+        assert "lost its link" in bob.expect("INFO ")
+        alice.send("anyone?")
+        assert alice.expect("ERR ").startswith("ERR cluster-down ")
+        redis_server.start()
+        alice.expect("INFO This server is linked")
+        bob.expect("INFO This server is linked")
+        deadline = time.monotonic() + WAIT
+        while True:  # both nodes have rejoined once a line crosses
+            alice.send("/who")
+            users = alice.expect("USERS ")
+            if users == "USERS #lobby alice bob" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert users == "USERS #lobby alice bob"
+        alice.send("back again")
+        assert bob.expect("MSG ") == "MSG #lobby alice back again"
