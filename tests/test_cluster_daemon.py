@@ -12,16 +12,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import pytest
 from daemon import WAIT, Daemon, LineClient
 from redis_server import RedisServer
 
 JOINED = re.compile(r"cluster: node (\S+) joined")
 
 
-def start_node(
-    redis: RedisServer, cwd: Path, name: str, *extra: str
-) -> Daemon:
+def start_node(redis: RedisServer, cwd: Path, name: str, *extra: str) -> Daemon:
     """Start one node and wait until it listens and has joined the cluster."""
     daemon = Daemon(
         [
@@ -92,9 +89,7 @@ def test_a_nickname_race_between_two_nodes_has_one_winner(
         two.expect("NICK ")
         one.send("zoe")
         two.send("Zoe")
-        answers = sorted(
-            who.expect("") for who in (one, two)
-        )
+        answers = sorted(who.expect("") for who in (one, two))
         assert answers[0].startswith("ERR nick-taken") or answers[1].startswith(
             "ERR nick-taken"
         ), answers

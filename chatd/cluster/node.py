@@ -129,8 +129,9 @@ class Node(Publisher):
 
     def notify_all(self, text: str) -> None:
         """Tell every local user something about the cluster (INFO, IRC NOTICE)."""
-        for user in list(self.chat.users.values()):
-            if getattr(user.client, "uid", "").startswith(self.node_id + "/"):
+        for local in list(self.locals.values()):
+            user = local.user
+            if user is not None:
                 user.deliver(Notice(user.nick, text))
 
     # -- reading the log ---------------------------------------------------------
