@@ -134,7 +134,8 @@ def test_a_killed_node_is_declared_lost_and_its_users_quit(
 ) -> None:
     """kill -9 of a node: within --node-timeout the others see QUIT node lost."""
     with nodes(redis_server, tmp_path, 2, "--node-timeout", "2") as (a, b):
-        alice, bob = client(a, "alice"), client(b, "bob")
+        alice = client(a, "alice")
+        client(b, "bob")
         alice.expect("JOIN #lobby bob")
         started = time.monotonic()
         b.process.kill()

@@ -211,6 +211,8 @@ def _room_numeric(error: ChatError, subject: str, text: str) -> IrcError:
             return IrcError(
                 n.ERR_BANLISTFULL, room, clean_text(error.arg) or "*", text=text
             )
+        case ErrorCode.CLUSTER_DOWN:  # a cluster node cut off (docs/cluster.md)
+            return IrcError(n.RPL_TRYAGAIN, subject, text=text)
     return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text=text)
 
 
