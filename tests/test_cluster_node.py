@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from cluster_fakes import FakeLog, FakeNode, make_node, pump_all
 from helpers import lines
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from chatd.cluster import snapshot
 from chatd.cluster.replica import RemoteClient
 
 
@@ -160,3 +163,134 @@ def test_irc_clients_register_and_join_across_nodes() -> None:
     assert (
         b":alice!" in c_out.value() and b"PRIVMSG #lobby :hello carol" in c_out.value()
     )
+
+
+def test_a_snapshot_round_trips_a_replica_with_rooms_people_run() -> None:
+    """dump then load gives a replica that dumps the same: users, rooms, rules."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(
+        b"/join #ops\r\n/topic #ops a topic\r\n/mode #ops +mtk sekrit\r\n"
+    )
+    pump_all(a, b)
+    bob.dataReceived(b"/join #ops sekrit\r\n")
+    pump_all(a, b)
+    alice.dataReceived(b"/voice #ops bob\r\n/ban #ops mallory\r\n")
+    pump_all(a, b)
+    c = make_node(log, "c", clock)
+    data = snapshot.dump(a.chat, ["a", "b"])
+    nodes = snapshot.load(c.chat, json.loads(json.dumps(data)), c.node)
+    assert nodes == ["a", "b"]
+    assert snapshot.dump(c.chat, ["a", "b"]) == data
+    assert snapshot.dump(b.chat, ["a", "b"]) == data  # the replicas agree
+    room = c.chat.rooms["#ops"]
+    assert room.rules.topic == "a topic" and room.rules.key == "sekrit"
+    assert [u.nick for u in room.rules.ops] == ["alice"]
+    assert [u.nick for u in room.rules.voiced] == ["bob"]
+    assert isinstance(c.chat.users["alice"].client, RemoteClient)
+
+
+def test_a_joining_node_applies_the_log_after_its_snapshot() -> None:
+    """A node that loaded a snapshot at hello's place follows the log from there."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    c = make_node(log, "c", clock)
+    answered: list[str] = []
+    a.node.on_hello = lambda node, entry_id: answered.append(node)
+    log.append({"k": "hello", "node": "c"})
+    pump_all(a, b)
+    assert answered == ["c"]
+    snapshot.load(c.chat, snapshot.dump(a.chat, ["a", "b"]), c.node)
+    c.read = len(log.entries)
+    carol, c_out = c.connect("carol")
+    pump_all(a, b, c)
+    lines(a_out)
+    alice.dataReceived(b"/who\r\n")
+    assert lines(a_out) == ["USERS #lobby alice carol"]
+    alice.dataReceived(b"hi carol\r\n")
+    pump_all(a, b, c)
+    assert lines(c_out)[-1] == "MSG #lobby alice hi carol"
+
+
+def test_a_kill_from_another_node_closes_the_connection_where_it_is() -> None:
+    """A server operator's /kill of a user of another node: BYE there, QUIT here."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    a.chat.server_operators = frozenset({"alice"})
+    b.chat.server_operators = frozenset({"alice"})
+    for node in (a, b):
+        node.chat.users["alice"].account = "alice"
+    alice.dataReceived(b"/kill bob spamming\r\n")
+    pump_all(a, b)
+    assert lines(b_out)[-1].startswith("BYE Killed by alice: spamming")
+    assert "QUIT bob Killed by alice: spamming" in lines(a_out)
+    assert set(a.chat.users) == set(b.chat.users) == {"alice"}
+
+
+def test_a_node_cut_off_refuses_changes_and_talk_but_answers_reads() -> None:
+    """While the cluster is down: ERR cluster-down for talk and turns, /who works."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    lines(a_out)
+    a.chat.up = False
+    alice.dataReceived(b"hello?\r\n/join #x\r\n/who\r\n")
+    got = lines(a_out)
+    assert got[0].startswith("ERR cluster-down ")
+    assert got[1].startswith("ERR cluster-down ")
+    assert got[2] == "USERS #lobby alice"
+
+
+def test_an_irc_client_cut_off_gets_try_again() -> None:
+    """IRC says cluster-down as 263 (RPL_TRYAGAIN)."""
+    clock, log, a, b = two_nodes()
+    carol, c_out = a.connect(irc=True)
+    carol.dataReceived(b"NICK carol\r\nUSER c 0 * :Carol\r\n")
+    pump_all(a, b)
+    c_out.clear()
+    a.chat.up = False
+    carol.dataReceived(b"JOIN #x\r\n")
+    assert b" 263 carol " in c_out.value()
+
+
+def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
+    """After the log lost its place, a node's users come back through a turn:
+    their nick if free (else a guest name), their rooms, JOIN of the others."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    bob.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    # Redis came back empty: a fresh log; a rejoins first (keeps its state),
+    # b rejoins after, from a's snapshot.
+    fresh = FakeLog(clock)
+    for node in (a, b):
+        node.log, node.read = fresh, 0
+        node.node.send = fresh.append
+    a.node.reset("a2")
+    assert lines(a_out) == ["QUIT bob cluster link lost"]
+    saved = b.node.save_locals()
+    b.node.reset("b2")
+    fresh.append({"k": "hello", "node": "b2"})
+    pump_all(a)
+    snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
+    b.read = len(fresh.entries)
+    b.node.readd_locals(saved, loaded=True)
+    pump_all(a, b)
+    assert set(a.chat.users) == set(b.chat.users) == {"alice", "bob"}
+    assert "JOIN #lobby bob" in lines(a_out)
+    got = lines(b_out)
+    assert "JOIN #lobby alice" in got and "JOIN #x bob" in got
+    alice.dataReceived(b"still there?\r\n")
+    bob.dataReceived(b"/msg alice yes\r\n")
+    pump_all(a, b)
+    assert lines(a_out) == ["MSG #lobby alice still there?", "PRIV bob alice yes"]
+    assert lines(b_out) == ["MSG #lobby alice still there?", "PRIV bob alice yes"]

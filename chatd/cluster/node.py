@@ -323,5 +323,7 @@ class Node(Publisher):
                 for member in room.members.values():
                     if member is not user:
                         user.deliver(Joined(room.name, member.nick))
+            if old.current in user.rooms:  # plain lines go where they went
+                user.current = old.current
             if old.away:
                 chat.set_away(user, old.away)
