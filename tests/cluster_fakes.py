@@ -15,9 +15,9 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.cluster.doors import cluster_door
 from chatd.cluster.node import Node
 from chatd.cluster.replica import ClusterChat, Wire
+from chatd.cluster.service import cluster_node
 from chatd.config import ServerConfig
 from chatd.connection import Connection
 from chatd.factory import ChatFactory
@@ -91,9 +91,8 @@ def make_node(log: FakeLog, name: str, clock: Clock) -> FakeNode:
     factory = ChatFactory(ServerConfig(accounts=CHEAP), clock, chat_type=ClusterChat)
     chat = factory.chat
     assert isinstance(chat, ClusterChat)
-    node = Node(chat, name, log.append, factory.output)
-    for door in (ChatProtocol, IrcProtocol):
-        factory.door_classes[door] = cluster_door(door, node)
+    node = cluster_node(factory, name)
+    node.send = log.append
     chat.up = True
     return FakeNode(name, log, factory, node)
 

@@ -294,3 +294,13 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
     pump_all(a, b)
     assert lines(a_out) == ["MSG #lobby alice still there?", "PRIV bob alice yes"]
     assert lines(b_out) == ["MSG #lobby alice still there?", "PRIV bob alice yes"]
+
+
+def test_irc_in_a_cluster_does_not_offer_sasl() -> None:
+    """Accounts are each node's own: CAP LS leaves sasl out."""
+    clock, log, a, b = two_nodes()
+    carol, c_out = a.connect(irc=True)
+    carol.dataReceived(b"CAP LS 302\r\n")
+    pump_all(a, b)
+    text = c_out.value().decode()
+    assert " LS " in text and "sasl" not in text

@@ -19,7 +19,7 @@ from chatd.store.redis_history import RedisHistory
 
 def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     """Make factory a cluster node: its Node, and its doors' cluster subclasses."""
-    from chatd.irc.protocol import IrcProtocol
+    from chatd.irc.protocol import IrcProtocol, irc_server
     from chatd.protocol import ChatProtocol
     from chatd.web.door import WebConnection
 
@@ -29,6 +29,12 @@ def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     node = Node(chat, node_name or new_node_id(), lambda entry: None, factory.output)
     for door in (ChatProtocol, IrcProtocol, WebConnection):
         factory.door_classes[door] = cluster_door(door, node)
+    # Accounts are each node's own (docs/cluster.md, Limits), and SASL would
+    # register a client when its check ends, outside any turn: not offered.
+    server = irc_server(factory)
+    server.offered = {
+        cap: value for cap, value in server.offered.items() if cap != "sasl"
+    }
     return node
 
 
