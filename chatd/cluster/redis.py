@@ -45,6 +45,7 @@ SNAPSHOT_PREFIX = "chatd:snapshot:"
 LOG_LENGTH = 200_000  # entries kept in the stream (about; MAXLEN ~)
 READ_COUNT = 1000  # entries per XREAD at most
 READ_BLOCK_MS = 2000
+KEPT_WHILE_DOWN = frozenset({"op", "fx", "left"})
 BACKLOG = 10_000  # changes kept while Redis is away (quits of dropped users)
 FIRST_DELAY, MAX_DELAY = 0.5, 8.0  # reconnection back-off, seconds
 SNAPSHOT_TTL = 60  # seconds a snapshot waits for its reader
@@ -375,7 +376,10 @@ class RedisLog:
         data = _encode(entry)
         writer = self.writer
         if writer is None or not self.up:
-            if entry.get("k") == "op" and len(self.backlog) < BACKLOG:
+            # Changes that happened (a dropped user's quit) and a turn's fx,
+            # which the others wait for, go out once Redis is back; talk and
+            # turns are refused while it is away (ERR cluster-down).
+            if entry.get("k") in KEPT_WHILE_DOWN and len(self.backlog) < BACKLOG:
                 self.backlog.append(data)
             return
         self._xadd(writer, data)
