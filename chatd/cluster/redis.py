@@ -149,6 +149,7 @@ class RedisLog:
         endpoint = endpoint_for(self.reactor, self.host, self.port)
         protocol = RedisProtocol(convertNumbers=False, dbid=self.db or None)
         connected = connectProtocol(endpoint, protocol)
+        connected.addCallback(_no_delay)
         connected.addCallback(lambda link: link.whenConnected())
         return connected
 
@@ -456,6 +457,14 @@ class RedisLog:
         self.up = False
         self.chat.up = False
         self._drop_links()
+
+
+def _no_delay(link: RedisProtocol) -> RedisProtocol:
+    """Small commands go out at once: no Nagle wait (40 ms with delayed ACKs)."""
+    set_no_delay = getattr(link.transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        set_no_delay(True)
+    return link
 
 
 def _encode(entry: object) -> str:
