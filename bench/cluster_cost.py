@@ -188,7 +188,8 @@ class Result:
         return (
             f"{self.setup:<10} {self.deliveries / self.seconds:>10.0f}/s "
             f"{per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s "
-            f"redis cpu {self.redis_cpu:5.2f}s  p50 {pct(0.5):>7} ms  p99 {pct(0.99):>7} ms"
+            f"redis cpu {self.redis_cpu:5.2f}s  "
+            f"p50 {pct(0.5):>7} ms  p99 {pct(0.99):>7} ms"
         )
 
 
