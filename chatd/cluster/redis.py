@@ -108,6 +108,7 @@ class RedisLog:
         self._reading = False
         self._joined = False  # joined once: a later join is a rejoin
         self.loaded = False  # the last join loaded a snapshot
+        self._must_rejoin = False  # declared lost: the next join is a rejoin
         self.ready: defer.Deferred[None] = defer.Deferred()  # first join done
 
     # -- connecting --------------------------------------------------------------
@@ -191,7 +192,8 @@ class RedisLog:
         writer, reader = self.writer, self.reader
         assert writer is not None and reader is not None
         if self._joined:
-            kept = yield self._place_kept(writer)
+            kept = not self._must_rejoin and (yield self._place_kept(writer))
+            self._must_rejoin = False
             if kept:
                 yield self._resume()
                 return
@@ -330,8 +332,11 @@ class RedisLog:
         if self._beat.running:
             self._beat.stop()
         # The read in flight is dropped with the links; the rejoin reads anew.
+        # Reading on would keep users the others have dropped: rejoin instead.
+        self._must_rejoin = True
         self._drop_links()
         self._joined = True
+        self.node.notify_all(DOWN_TEXT)
         self._schedule_retry()
 
     # -- reading -----------------------------------------------------------------
