@@ -7,6 +7,7 @@ Each node listens on a free loopback port; the test waits for its
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -184,3 +185,23 @@ def test_redis_stopped_and_started_under_a_running_cluster(
         assert users == "USERS #lobby alice bob"
         alice.send("back again")
         assert bob.expect("MSG ") == "MSG #lobby alice back again"
+
+
+def test_a_node_paused_past_the_timeout_comes_back_as_a_new_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """SIGSTOP past --node-timeout: its users quit elsewhere (node lost); on
+    SIGCONT it reads that it was declared lost, rejoins, and its users are
+    back (JOIN) where they were."""
+    with nodes(redis_server, tmp_path, 2, "--node-timeout", "2") as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        b.process.send_signal(signal.SIGSTOP)
+        try:
+            assert alice.expect("QUIT ") == "QUIT bob node lost"
+        finally:
+            b.process.send_signal(signal.SIGCONT)
+        assert alice.expect("JOIN ") == "JOIN #lobby bob"
+        bob.expect("INFO This server is linked")
+        alice.send("welcome back")
+        assert bob.expect("MSG ") == "MSG #lobby alice welcome back"
