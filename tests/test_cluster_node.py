@@ -304,3 +304,35 @@ def test_irc_in_a_cluster_does_not_offer_sasl() -> None:
     pump_all(a, b)
     text = c_out.value().decode()
     assert " LS " in text and "sasl" not in text
+
+
+def test_lines_behind_a_turn_wait_for_it_and_keep_their_order() -> None:
+    """/join then a plain line in one packet: the line goes to the new room."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    bob.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    alice.dataReceived(b"/join #x\r\nhello x\r\n/who\r\n")
+    assert lines(a_out) == []  # all three wait behind the join's turn
+    pump_all(a, b)
+    got = lines(a_out)
+    assert got[0] == "JOIN #x alice"
+    assert got[-3:] == ["USERS #x alice bob", "OPS #x bob", "MSG #x alice hello x"]
+    assert lines(b_out) == ["JOIN #x alice", "MSG #x alice hello x"]
+
+
+def test_a_connection_gone_before_its_turn_still_releases_the_others() -> None:
+    """The turn of a closed connection gets an empty fx: nobody stalls on it."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n")
+    alice.connectionLost(Failure(ConnectionDone()))
+    pump_all(a, b)
+    assert not b.node.stalled
+    assert set(a.chat.users) == set(b.chat.users) == {"bob"}
+    assert "x" not in "".join(b.chat.rooms)
