@@ -7,14 +7,17 @@ Each node listens on a free loopback port; the test waits for its
 from __future__ import annotations
 
 import re
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from daemon import WAIT, Daemon, LineClient
-from redis_server import RedisServer
+import pytest
+from daemon import ROOT, WAIT, Daemon, LineClient
+from redis_server import RedisServer, free_port
 
 JOINED = re.compile(r"cluster: node (\S+) joined")
 
@@ -205,3 +208,71 @@ def test_a_node_paused_past_the_timeout_comes_back_as_a_new_node(
         bob.expect("INFO This server is linked")
         alice.send("welcome back")
         assert bob.expect("MSG ") == "MSG #lobby alice welcome back"
+
+
+def test_three_nodes_behind_haproxy_with_the_repos_config(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """deploy/haproxy.cfg, its ports moved to free ones: clients of one address
+    land on different nodes and share #lobby in one order."""
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(haproxy).exists():
+        pytest.skip("haproxy is not installed (Debian: apt-get install haproxy)")
+    config = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    ports = {
+        port: free_port()
+        for port in sorted(set(re.findall(r"127\.0\.0\.1:(\d+)|port (\d+)", config)))
+    }
+    moved = {old: str(new) for pair, new in ports.items() for old in pair if old}
+    config = re.sub(
+        r"(?<=127\.0\.0\.1:)(\d+)|(?<=port )(\d+)",
+        lambda found: moved[found.group(0)],
+        config,
+    )
+    (tmp_path / "haproxy.cfg").write_text(config)
+    with ExitStack() as stack:
+        for number in (1, 2, 3):
+            daemon = Daemon(
+                [
+                    "--listen",
+                    f"tcp:{moved[f'551{number}']}:interface=127.0.0.1",
+                    "--irc",
+                    f"tcp:{moved[f'667{number}']}:interface=127.0.0.1",
+                    "--metrics",
+                    f"tcp:{moved[f'911{number}']}:interface=127.0.0.1",
+                    "--max-per-ip",
+                    "1024",
+                    "--redis",
+                    redis_server.url,
+                    "--node-name",
+                    f"n{number}",
+                ],
+                tmp_path,
+            )
+            stack.callback(daemon.kill)
+            daemon.wait_listening(2)
+            daemon.wait_for_log(JOINED)
+        balancer = subprocess.Popen(
+            [haproxy, "-db", "-f", str(tmp_path / "haproxy.cfg")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.callback(balancer.kill)
+        front = int(moved["5501"])
+        deadline = time.monotonic() + WAIT
+        clients: list[LineClient] = []
+        while len(clients) < 3:  # health checks rise after 2 x 2 s
+            try:
+                line = LineClient.tcp(front)
+                line.register(f"user{len(clients)}")
+            except (OSError, AssertionError):
+                assert time.monotonic() < deadline, "haproxy never let a client in"
+                time.sleep(0.2)
+                continue
+            clients.append(line)
+        for number, line in enumerate(clients):
+            line.send(f"hello from {number}")
+        seen = [[line.expect("MSG #lobby ") for _ in range(3)] for line in clients]
+        assert seen[0] == seen[1] == seen[2]
+        clients[0].send("/who")
+        assert clients[0].expect("USERS ") == "USERS #lobby user0 user1 user2"
