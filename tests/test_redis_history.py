@@ -96,12 +96,22 @@ def clock() -> Clock:
     return clock
 
 
+def start_history(
+    server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
+) -> RedisHistory:
+    """A RedisHistory on server that retries quickly (txredisapi: 1 s, then more)."""
+    history = RedisHistory.start(
+        reactor, server.url, clock, keep_days=days, shared=shared
+    )
+    history.factory.initialDelay = 0.05
+    history.factory.maxDelay = 0.2
+    return history
+
+
 def open_history(
     server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
 ) -> RedisHistory:
-    return result(
-        RedisHistory.connect(reactor, server.url, clock, keep_days=days, shared=shared)
-    )
+    return result(start_history(server, clock, days, shared).ready())
 
 
 @pytest.fixture
@@ -334,7 +344,6 @@ def test_redis_away_then_back(history: RedisHistory, redis_server: RedisServer) 
         history.record("#lobby", Kind.MESSAGE, "alice", "lost")
         assert history.dropped == 1
         redis_server.start()
-        # txredisapi retries with back-off, a second or so at first
         turn_until(lambda: history.reason is None, "the store to come back")
     texts = [e.get("log_format", "") for e in events]
     assert any("history is off" in t for t in texts)
@@ -343,3 +352,24 @@ def test_redis_away_then_back(history: RedisHistory, redis_server: RedisServer) 
     entries = result(history.read("#lobby", 5))
     assert [e.text for e in entries] == ["after"]  # the test's Redis kept nothing
     assert entries[0].id == msg_id
+
+
+def test_a_store_started_before_redis_works_once_it_is_up(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Started while Redis is down, the store says it is connecting, then works."""
+    redis_server.stop()
+    history = start_history(redis_server, clock)
+    try:
+        assert history.reason is not None and "connecting" in history.reason
+        assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
+        history.record("#lobby", Kind.MESSAGE, "alice", "too early")
+        assert history.dropped == 1
+        redis_server.start()
+        assert result(history.ready()) is history and history.reason is None
+        history.record("#lobby", Kind.MESSAGE, "alice", "in time")
+        assert [e.text for e in result(history.read("#lobby", 5))] == ["in time"]
+    finally:
+        result(history.close())
+    assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
+    assert history.record("#lobby", Kind.MESSAGE, "alice", "closed")[0] > 0
