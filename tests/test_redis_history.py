@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+from helpers import connect, lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_server import WAIT, RedisServer
@@ -22,6 +23,8 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
+from chatd.config import ServerConfig
+from chatd.factory import ChatFactory
 from chatd.store.interface import (
     Entry,
     HistoryUnavailable,
@@ -373,3 +376,34 @@ def test_a_store_started_before_redis_works_once_it_is_up(
         result(history.close())
     assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
     assert history.record("#lobby", Kind.MESSAGE, "alice", "closed")[0] > 0
+
+
+def test_history_said_on_one_node_is_read_on_another(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Two chats on one Redis: /history on the second lists what the first kept."""
+    stores = [open_history(redis_server, clock, shared=True) for _ in range(2)]
+    try:
+        one, two = (
+            ChatFactory(ServerConfig(flood_rate=0.0), clock, store) for store in stores
+        )
+        (alice, _), (bob, b_out) = connect(one, "alice"), connect(two, "bob")
+        alice.dataReceived(b"hello from one\r\n")
+        clock.advance(1.5)
+        alice.dataReceived(b"/me waves\r\n")
+        lines(b_out)
+        # Node one's writes have reached Redis once a read of its own is answered:
+        # order holds per connection, not across nodes.
+        result(stores[0].read("#lobby", 1))
+        bob.dataReceived(b"/history #lobby\r\n")
+        turn_until(lambda: b"ENDHISTORY" in b_out.value(), "ENDHISTORY")
+        first_id, second_id = int(NOW * 1_000_000), int((NOW + 1.5) * 1_000_000)
+        assert lines(b_out) == [
+            f"HISTORY #lobby {first_id} 2026-11-30T23:50:01.123Z MSG alice "
+            "hello from one",
+            f"HISTORY #lobby {second_id} 2026-11-30T23:50:02.623Z ACTION alice waves",
+            "ENDHISTORY #lobby 2",
+        ]
+    finally:
+        for store in stores:
+            result(store.close())
