@@ -17,7 +17,7 @@ reconnects by itself (with back-off) and history works again once it has.
 Retention follows --history-days as the SQLite store does: each write trims
 its room's stream to about the last days (XADD MINID ~, cheap), and once an
 hour every room is trimmed exactly (XTRIM MINID), rooms nobody speaks in
-included.
+included. There is no cap on a room's count, as in the SQLite store.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class RedisHistory:
         self._refused: str | None = None  # the last write error logged
         self._pruner: LoopingCall | None = None
         if keep_days:
-            self._pruner = LoopingCall(self.prune)
+            self._pruner = LoopingCall(self._prune_hourly)
             self._pruner.clock = clock
         self._wait_for_link()
 
@@ -464,20 +464,30 @@ class RedisHistory:
         """The first id kept: that of the start of the day keep_days ago."""
         return millis(self.clock.seconds() - self.keep_days * DAY) * 1000
 
+    def _prune_hourly(self) -> None:
+        # Not waiting for the answer: the next hour trims again anyway, and a
+        # Redis that does not answer must not stop the loop.
+        self.prune()
+
     def prune(self) -> defer.Deferred[int]:
-        """Trim every room to its last keep_days exactly; fires with how many went."""
+        """Trim every room to its last keep_days exactly; fires with how many went.
+
+        The trims are sent at once, so a read asked after sees them. The rooms
+        are those this store knows (read at connection, and written since);
+        the set is read again for the next time, for rooms other nodes began.
+        """
         link = self._link
         if link is None or not self.keep_days:
             return defer.succeed(0)
         cutoff = stream_id(self._cutoff())
-        rooms = self._send(link, "SMEMBERS", ROOMS_KEY)
-
-        def trim(members: list[str]) -> defer.Deferred[list[Any]]:
-            self._rooms.update(members)
-            trims = [
-                self._send(link, "XTRIM", room_key(r), "MINID", cutoff) for r in members
-            ]
-            return defer.gatherResults(trims, consumeErrors=True)
+        trims = [
+            self._send(link, "XTRIM", room_key(room), "MINID", cutoff)
+            for room in sorted(self._rooms)
+        ]
+        self._send(link, "SMEMBERS", ROOMS_KEY).addCallbacks(
+            self._rooms.update, lambda failure: None
+        )
+        trimmed = defer.gatherResults(trims, consumeErrors=True)
 
         def count(trimmed: list[Any]) -> int:
             deleted = sum(int(n) for n in trimmed)
@@ -496,7 +506,7 @@ class RedisHistory:
             )
             return 0
 
-        return rooms.addCallback(trim).addCallback(count).addErrback(failed)
+        return trimmed.addCallback(count).addErrback(failed)
 
 
 def _entries(found: Any) -> list[Entry]:
