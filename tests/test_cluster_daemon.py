@@ -139,12 +139,13 @@ def test_a_killed_node_is_declared_lost_and_its_users_quit(
     """kill -9 of a node: within --node-timeout the others see QUIT node lost."""
     with nodes(redis_server, tmp_path, 2, "--node-timeout", "2") as (a, b):
         alice = client(a, "alice")
-        client(b, "bob")
+        bob = client(b, "bob")  # kept open: only the kill may end it
         alice.expect("JOIN #lobby bob")
         started = time.monotonic()
         b.process.kill()
         assert alice.expect("QUIT ") == "QUIT bob node lost"
         assert time.monotonic() - started < 2 * 2 + 1
+        bob.close()
         again = client(a, "bob")  # the nickname is free again
         again.send("/who")
         assert again.expect("USERS ") == "USERS #lobby alice bob"
