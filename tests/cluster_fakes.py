@@ -97,6 +97,14 @@ def make_node(log: FakeLog, name: str, clock: Clock) -> FakeNode:
     return FakeNode(name, log, factory, node)
 
 
+def know_each_other(*nodes: FakeNode) -> None:
+    """Each node knows the others (as hello entries or a snapshot would tell it)."""
+    for node in nodes:
+        for other in nodes:
+            if other is not node:
+                node.node.nodes[other.name] = None
+
+
 def pump_all(*nodes: FakeNode, rounds: int = 10) -> None:
     """Let every node read everything, again while anything new was appended."""
     for _ in range(rounds):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cluster_fakes import FakeLog, FakeNode, make_node, pump_all
+from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -18,7 +18,9 @@ def two_nodes() -> tuple[Clock, FakeLog, FakeNode, FakeNode]:
     clock = Clock()
     clock.advance(1_700_000_000)
     log = FakeLog(clock)
-    return clock, log, make_node(log, "a", clock), make_node(log, "b", clock)
+    a, b = make_node(log, "a", clock), make_node(log, "b", clock)
+    know_each_other(a, b)
+    return clock, log, a, b
 
 
 def test_a_nickname_waits_for_its_turn_then_is_welcomed() -> None:
@@ -336,3 +338,29 @@ def test_a_connection_gone_before_its_turn_still_releases_the_others() -> None:
     assert not b.node.stalled
     assert set(a.chat.users) == set(b.chat.users) == {"bob"}
     assert "x" not in "".join(b.chat.rooms)
+
+
+def test_a_turn_that_comes_twice_runs_its_line_once() -> None:
+    """A turn request sent again after Redis came back: the second does nothing."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n/join #y\r\n")
+    log.append(dict(log.entries[-1][1]))  # the same turn request, again
+    pump_all(a, b)
+    assert sorted(a.chat.users["alice"].rooms) == ["#lobby", "#x", "#y"]
+    assert sorted(b.chat.users["alice"].rooms) == ["#lobby", "#x", "#y"]
+    assert not a.node.stalled and not b.node.stalled
+
+
+def test_a_turn_of_a_node_never_known_does_not_stall() -> None:
+    """Nobody would ever answer it (an old node's turn after a rejoin)."""
+    clock, log, a, b = two_nodes()
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    log.append({"k": "turn", "n": "ghost", "u": "ghost/1"})
+    bob.dataReceived(b"still flowing\r\n")
+    pump_all(a, b)
+    assert not a.node.stalled and not b.node.stalled
+    assert lines(b_out) == ["MSG #lobby bob still flowing"]

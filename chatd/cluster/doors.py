@@ -104,11 +104,17 @@ class ClusterLines:
     classify: ClassVar[Any]  # classify_line or classify_irc
     uid: str
     held: deque[bytes]
+    asked: bool
+    running: bool
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)  # type: ignore[call-arg]
         self.uid = self.node.new_uid()
         self.held = deque()
+        # A turn asked for and not yet come; and whether the one running was ours
+        # (a turn request sent again after Redis came back may come twice).
+        self.asked = False
+        self.running = False
         self.node.add_local(self)  # type: ignore[arg-type]
 
     def _connection(self) -> Connection:
@@ -143,12 +149,14 @@ class ClusterLines:
             )
             return False
         self.held.appendleft(raw)
+        self.asked = True
         self.node.request_turn(self)  # type: ignore[arg-type]
         return True
 
     def run_turn(self) -> None:
         """The turn of the oldest held line came: the door handles it now."""
-        if self.held:
+        self.running, self.asked = self.asked and bool(self.held), False
+        if self.running:
             connection = self._connection()
             output = connection.output
             output.begin()
@@ -159,6 +167,9 @@ class ClusterLines:
 
     def turn_done(self) -> None:
         """Handle the lines held behind the turn, up to the next that waits."""
+        if not self.running:
+            return  # a turn asked twice: the line ran at the first
+        self.running = False
         held = self.held
         if held:
             held.popleft()

@@ -171,8 +171,12 @@ class Node(Publisher):
             if kind == "turn" and entry["n"] != self.node_id:
                 ops = self.effects.pop(entry_id, None)
                 if ops is None:
-                    if entry["n"] not in self.gone:
-                        return  # stall until its fx comes
+                    node = entry["n"]
+                    # Stall until its fx comes, unless its node is gone or was
+                    # never known here (an old node's turn, sent again after a
+                    # rejoin): nobody would ever answer it.
+                    if node in self.nodes and node not in self.gone:
+                        return
                     ops = []
                 queue.popleft()
                 chat.log_time = split_id(entry_id)[0] / 1000

@@ -45,7 +45,7 @@ SNAPSHOT_PREFIX = "chatd:snapshot:"
 LOG_LENGTH = 200_000  # entries kept in the stream (about; MAXLEN ~)
 READ_COUNT = 1000  # entries per XREAD at most
 READ_BLOCK_MS = 2000
-KEPT_WHILE_DOWN = frozenset({"op", "fx", "left"})
+KEPT_WHILE_DOWN = frozenset({"op", "fx", "left", "turn"})
 BACKLOG = 10_000  # changes kept while Redis is away (quits of dropped users)
 FIRST_DELAY, MAX_DELAY = 0.5, 8.0  # reconnection back-off, seconds
 SNAPSHOT_TTL = 60  # seconds a snapshot waits for its reader
@@ -310,6 +310,9 @@ class RedisLog:
         old = self.node.node_id
         yield writer.execute_command("DEL", NODE_PREFIX + old)
         self.node.reset(new_node_id())
+        # Turns and fx of the old log mean nothing in the new one; the
+        # changes (a dropped user's quit) still apply.
+        self.backlog = [data for data in self.backlog if data.startswith('{"k":"op"')]
         self._declared.clear()
         saved = self.node.save_locals()
         self._joined = False
@@ -385,15 +388,22 @@ class RedisLog:
             # Changes that happened (a dropped user's quit) and a turn's fx,
             # which the others wait for, go out once Redis is back; talk and
             # turns are refused while it is away (ERR cluster-down).
-            if entry.get("k") in KEPT_WHILE_DOWN and len(self.backlog) < BACKLOG:
-                self.backlog.append(data)
+            if entry.get("k") in KEPT_WHILE_DOWN:
+                self._keep(data)
             return
-        self._xadd(writer, data)
+        self._xadd(writer, data, entry.get("k") in KEPT_WHILE_DOWN)
 
-    def _xadd(self, writer: RedisProtocol, data: str) -> None:
-        writer.execute_command(
+    def _keep(self, data: str) -> None:
+        if len(self.backlog) < BACKLOG:
+            self.backlog.append(data)
+
+    def _xadd(self, writer: RedisProtocol, data: str, keep: bool = False) -> None:
+        sent = writer.execute_command(
             "XADD", LOG_KEY, "MAXLEN", "~", self.log_length, "*", "e", data
-        ).addErrback(self._failed, "XADD")
+        )
+        if keep:  # lost with the link: sent again once back (a duplicate is harmless)
+            sent.addErrback(lambda failure: self._keep(data))
+        sent.addErrback(self._failed, "XADD")
 
     def _failed(self, failure: Failure, what: str) -> None:
         self.log.warn(
