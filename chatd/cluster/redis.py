@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer
-from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -149,10 +149,9 @@ class RedisLog:
     def _open(self) -> defer.Deferred[RedisProtocol]:
         endpoint = endpoint_for(self.reactor, self.host, self.port)
         protocol = RedisProtocol(convertNumbers=False, dbid=self.db or None)
-        connected = connectProtocol(endpoint, protocol)
-        connected.addCallback(_no_delay)
-        connected.addCallback(lambda link: link.whenConnected())
-        return connected
+        connected = endpoint.connect(_LinkFactory(protocol))
+        connected.addCallback(lambda _: _no_delay(protocol).whenConnected())
+        return cast("defer.Deferred[RedisProtocol]", connected)
 
     def _schedule_retry(self) -> None:
         if self.stopping or self._retry is not None:
@@ -472,6 +471,18 @@ class RedisLog:
         self.up = False
         self.chat.up = False
         self._drop_links()
+
+
+class _LinkFactory(ClientFactory):
+    """Hands one prepared RedisProtocol to the endpoint; quiet in the log."""
+
+    noisy = False
+
+    def __init__(self, protocol: RedisProtocol) -> None:
+        self.protocol_ = protocol
+
+    def buildProtocol(self, addr: object) -> RedisProtocol:
+        return self.protocol_
 
 
 def _no_delay(link: RedisProtocol) -> RedisProtocol:
