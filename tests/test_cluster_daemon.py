@@ -37,7 +37,7 @@ def start_node(redis: RedisServer, cwd: Path, name: str, *extra: str) -> Daemon:
         cwd,
     )
     try:
-        daemon.wait_listening(1)
+        daemon.wait_listening(1 + extra.count("--irc"))
         daemon.wait_for_log(JOINED)
     except BaseException:
         daemon.kill()
@@ -275,3 +275,25 @@ def test_three_nodes_behind_haproxy_with_the_repos_config(
         assert seen[0] == seen[1] == seen[2]
         clients[0].send("/who")
         assert clients[0].expect("USERS ") == "USERS #lobby user0 user1 user2"
+
+
+def test_an_irc_client_and_a_line_client_on_two_nodes_share_a_room(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """IRC on one node, the line protocol on another: NAMES lists both, and
+    each sees the other's messages."""
+    irc = ("--irc", "tcp:0:interface=127.0.0.1")
+    with nodes(redis_server, tmp_path, 2, *irc) as (a, b):
+        alice = client(a, "alice")
+        carol = LineClient.tcp(b.ports["irc tcp:0:interface=127.0.0.1"])
+        carol.send("NICK carol")
+        carol.send("USER carol 0 * :Carol")
+        carol.expect(":chatd 001 carol ")
+        carol.send("JOIN #lobby")
+        names = carol.expect(":chatd 353 carol ")
+        assert names.endswith(":alice carol") or names.endswith(":carol alice"), names
+        alice.expect("JOIN #lobby carol")
+        alice.send("hi carol")
+        assert carol.expect(":alice!").endswith(" PRIVMSG #lobby :hi carol")
+        carol.send("PRIVMSG #lobby :hi alice")
+        assert alice.expect("MSG #lobby carol") == "MSG #lobby carol hi alice"
