@@ -3,7 +3,8 @@
 200 and a small JSON object with the counts while the daemon accepts
 connections; 503 (status "stopping") from the moment it begins to shut down
 (ChatFactory.close_all, on SIGTERM) until it exits, so that a load balancer
-or an orchestrator stops sending clients at once.
+or an orchestrator stops sending clients at once; 503 too (status
+"cluster-down") while a cluster node has no link to the others.
 """
 
 from __future__ import annotations
@@ -27,14 +28,18 @@ def health(hub: ChatFactory) -> tuple[int, dict[str, object]]:
         kept = "ok"
     else:
         kept = "unavailable"
+    # A cluster node cut off from the others (docs/cluster.md) takes no new
+    # clients either: a load balancer sends them to the nodes that can serve.
+    cut_off = getattr(chat, "up", True) is False
+    status = "stopping" if hub.stopping else "cluster-down" if cut_off else "ok"
     body: dict[str, object] = {
-        "status": "stopping" if hub.stopping else "ok",
+        "status": status,
         "connections": len(hub.connections),
         "users": len(chat.users),
         "rooms": len(chat.rooms),
         "history": kept,
     }
-    return (http.SERVICE_UNAVAILABLE if hub.stopping else http.OK), body
+    return (http.OK if status == "ok" else http.SERVICE_UNAVAILABLE), body
 
 
 class HealthResource(Resource):

@@ -12,6 +12,7 @@ from twisted.python.failure import Failure
 
 from chatd.cluster import snapshot
 from chatd.cluster.replica import RemoteClient
+from chatd.health import health
 
 
 def two_nodes() -> tuple[Clock, FakeLog, FakeNode, FakeNode]:
@@ -364,3 +365,12 @@ def test_a_turn_of_a_node_never_known_does_not_stall() -> None:
     pump_all(a, b)
     assert not a.node.stalled and not b.node.stalled
     assert lines(b_out) == ["MSG #lobby bob still flowing"]
+
+
+def test_healthz_says_cluster_down_while_a_node_is_cut_off() -> None:
+    """/healthz: 503 and status cluster-down while the node cannot reach Redis."""
+    clock, log, a, b = two_nodes()
+    assert health(a.factory)[0] == 200
+    a.chat.up = False
+    status, body = health(a.factory)
+    assert (status, body["status"]) == (503, "cluster-down")
