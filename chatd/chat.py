@@ -71,6 +71,8 @@ class Private:
     """A private message from sender to recipient.
 
     notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
+    id and time as for Message: set only when it is kept, between two
+    identified users (docs/protocol.md, Private history).
     """
 
     sender: str
@@ -78,6 +80,8 @@ class Private:
     text: str
     notice: bool = False
     action: bool = False
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +500,22 @@ class Chat(Moderation):
             return 0, 0.0
         return self.history.record(room.key, kind, nick, text)
 
+    def _kept_private(
+        self, sender: User, recipient: User, action: bool, text: str
+    ) -> tuple[int, float]:
+        """Keep a private message when both sides are identified; (0, 0.0) if not.
+
+        Kept under the pair of accounts, never the nicknames (a nickname can
+        pass to another person, an account cannot); read back as sent by the
+        sender's account.
+        """
+        if self.history is None or not sender.account or not recipient.account:
+            return 0, 0.0
+        kind = Kind.ACTION if action else Kind.MESSAGE
+        return self.history.record_private(
+            fold(sender.account), fold(recipient.account), kind, sender.account, text
+        )
+
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
@@ -522,5 +542,8 @@ class Chat(Moderation):
     ) -> None:
         """Send a private message; the recipient gets it and the sender an echo."""
         recipient = self.user(nick)
-        event = Private(user.nick, recipient.nick, text, notice, action)
+        msg_id, time = self._kept_private(user, recipient, action, text)
+        event = Private(
+            user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
+        )
         _deliver([recipient] if recipient is user else [recipient, user], event)

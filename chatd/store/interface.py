@@ -5,6 +5,12 @@ each message with an id that is unique within its room and orders its
 history, and the time the server received it. The model (chatd.chat) records
 through IHistory and the doors read through it; neither knows how or where
 the store keeps things (chatd.store.sqlite, chatd.store.memory).
+
+An extension (docs/protocol.md, Private history): a private message between
+two users who are both identified is kept too, under the pair of their
+accounts (folded names), never their nicknames: a nickname can pass to
+another person, an account cannot. Its id comes from the same sequence as
+rooms' ids, and retention is the same.
 """
 
 from __future__ import annotations
@@ -67,6 +73,14 @@ def id_at(millis: int) -> int:
     return millis * 1000
 
 
+def conversation(one: str, other: str) -> tuple[str, str]:
+    """The key of the private conversation between two accounts (folded names).
+
+    The same pair whoever writes: the two names in order.
+    """
+    return (one, other) if one <= other else (other, one)
+
+
 class HistoryUnavailable(Exception):
     """History cannot be read or kept now; reason says why, for a person."""
 
@@ -116,6 +130,36 @@ class IHistory(Interface):
 
         Seen as read sees; fails only with HistoryUnavailable.
         """
+
+    # Private conversations between two accounts (docs/protocol.md, Private
+    # history). Accounts are folded names; an Entry's nick is the account,
+    # as registered, that sent the message.
+
+    def record_private(
+        sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        """Keep one private message from account sender to account recipient.
+
+        name: the sender's account as registered (what is read back as the
+        Entry's nick). Returns its id and time as record does, with the
+        same rules: never blocks, never raises.
+        """
+
+    def read_private(
+        me: str, other: str, count: int, before: int | None = None
+    ) -> Deferred[list[Entry]]:
+        """The conversation of accounts me and other, as read reads a room's."""
+
+    def select_private(me: str, other: str, span: Span) -> Deferred[list[Entry]]:
+        """The conversation of accounts me and other in span, as select does."""
+
+    def private_latest(me: str) -> Deferred[dict[str, Entry]]:
+        """The latest message of each of account me's conversations, by the other
+        account (folded; me itself for notes to oneself)."""
+
+    def forget_private(account: str) -> None:
+        """Delete every conversation of account (it was dropped): in turn, so
+        that a read asked for after this never sees them. Never raises."""
 
 
 class Stamps:
