@@ -109,7 +109,7 @@ def test_chathistory_on_a_nickname_replays_the_conversation(
     alice.dataReceived(b"CHATHISTORY LATEST bob * 10\r\n")
     inside = [parse_message(text) for text in batch(lines(a_out), "bob")]
     entries = store.conversations["alice", "bob"]
-    assert [(m.source.split("!")[0], m.params) for m in inside] == [
+    assert [((m.source or "").split("!")[0], m.params) for m in inside] == [
         ("alicia", ("bob", "one")),
         ("bob", ("alicia", "two")),
         ("alicia", ("bob", "\x01ACTION three\x01")),
