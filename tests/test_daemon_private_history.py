@@ -21,7 +21,7 @@ LOOPBACK = "tcp:0:interface=127.0.0.1"
 
 def read_until(client: LineClient, prefix: str) -> list[str]:
     """Read lines up to and including the first that starts with prefix."""
-    seen = []
+    seen: list[str] = []
     while not (text := client.read_line()).startswith(prefix):
         assert text or client.buffer, f"closed before {prefix!r}; saw {seen}"
         seen.append(text)
