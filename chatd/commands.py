@@ -298,26 +298,20 @@ def _budget(session: Session) -> int:
     return session.config.sendq // 2
 
 
-def _names_someone(args: list[str]) -> bool:
-    """Whether the first of /history's arguments is a nickname or an account.
+def _is_target(word: str) -> bool:
+    """Whether the first of /history's arguments says what to read.
 
-    docs/protocol.md, Private history: anything but a room, a count or the
-    word `before`, which starts the `before <id>` clause as it always did.
+    A room, or (docs/protocol.md, Private history) a nickname or account:
+    anything but a count or the word `before`, which starts the `before <id>`
+    clause as it always did.
     """
-    word = args[0]
-    if word.startswith("#") or (word.isascii() and word.isdecimal()):
-        return False
-    return word.lower() != "before"
+    return not (word.isascii() and word.isdecimal()) and word.lower() != "before"
 
 
 def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
     """Read [<#room> | <nick>] [<count>] [before <id>], or raise ChatError(BAD_ARGS)."""
     usage = f"usage: {COMMANDS['history'].usage}"
-    room = (
-        args.pop(0)
-        if args and (args[0].startswith("#") or _names_someone(args))
-        else None
-    )
+    target = args.pop(0) if args and _is_target(args[0]) else None
     count = HISTORY_COUNT
     if args and args[0].isascii() and args[0].isdecimal():
         word = args.pop(0)
@@ -335,14 +329,15 @@ def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
         before, args = int(word), []
     if args:
         raise ChatError(ErrorCode.BAD_ARGS, usage)
-    return room, count, before
+    return target, count, before
 
 
 def history(session: Session, args: list[str]) -> None:
-    """/history [<#room>] [<count>] [before <id>]: a room's kept messages.
+    """/history [<#room> | <nick>] [<count>] [before <id>]: a room's kept messages.
 
     Any room may be asked for, also one you are not in or that is gone:
-    rooms are public (/who, /rooms).
+    rooms are public (/who, /rooms). A nickname or account asks for one's
+    private conversation with it instead (private_history).
     """
     user = session.registered_user()
     chat = session.chat
