@@ -35,7 +35,7 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
-from chatd.store.interface import IHistory, Kind
+from chatd.store.interface import IHistory, Kind, nick_party
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,8 @@ class Private:
     """A private message from sender to recipient.
 
     notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
-    id and time as for Message: set only when it is kept, between two
-    identified users (docs/protocol.md, Private history).
+    id and time as for Message: set only when it is kept, when at least one
+    side is identified (docs/protocol.md, Private history).
     """
 
     sender: str
@@ -212,6 +212,11 @@ def _deliver(users: Iterable[User], event: Event) -> None:
     """Hand one event object to each user's client."""
     for user in users:
         user.deliver(event)
+
+
+def _party(user: User) -> str:
+    """Who user is in a kept private conversation: their account, if any."""
+    return fold(user.account) if user.account else nick_party(user.key)
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -503,17 +508,18 @@ class Chat(Moderation):
     def _kept_private(
         self, sender: User, recipient: User, action: bool, text: str
     ) -> tuple[int, float]:
-        """Keep a private message when both sides are identified; (0, 0.0) if not.
+        """Keep a private message if a side is identified; (0, 0.0) if neither.
 
-        Kept under the pair of accounts, never the nicknames (a nickname can
-        pass to another person, an account cannot); read back as sent by the
-        sender's account.
+        Kept under the pair of parties: an identified side's account, never
+        its nickname (a nickname can pass to another person, an account
+        cannot), so only an identified side ever reads it back; read back as
+        sent by the sender's account, or its nickname if not identified.
         """
-        if self.history is None or not sender.account or not recipient.account:
+        if self.history is None or not (sender.account or recipient.account):
             return 0, 0.0
         kind = Kind.ACTION if action else Kind.MESSAGE
         return self.history.record_private(
-            fold(sender.account), fold(recipient.account), kind, sender.account, text
+            _party(sender), _party(recipient), kind, sender.account or sender.nick, text
         )
 
     def say(

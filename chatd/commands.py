@@ -20,7 +20,7 @@ from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_COUNT, HISTORY_MAX, ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text, fold, normalize_name, room_problem
-from chatd.private_history import conversation_of, since, visible
+from chatd.private_history import conversation_of, visible
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 from chatd.wire import history_lines, line, word_lines
 
@@ -394,8 +394,9 @@ def private_history(
 ) -> None:
     """/history <nick-or-account> [<count>] [before <id>]: a private conversation.
 
-    docs/protocol.md, Private history: only between the account the asker is
-    identified to and the one name means (chatd.private_history).
+    docs/protocol.md, Private history: only the account the asker is
+    identified to reads, its conversation with the party name means
+    (chatd.private_history).
     """
     user = session.registered_user()
     store = session.chat.history
@@ -403,11 +404,11 @@ def private_history(
         raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
     if store.reason is not None:
         raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
-    mine, theirs = conversation_of(session.accounts, user, name)
-    target, start, budget = normalize_name(name), since(mine, theirs), _budget(session)
-    read = store.read_private(fold(mine.name), fold(theirs.name), count, before)
+    found = conversation_of(session.accounts, user, name)
+    target, budget = normalize_name(name), _budget(session)
+    read = store.read_private(found.me, found.other, count, before)
     answer = read.addCallback(
-        lambda entries: _answer(visible(entries, start), target, budget)
+        lambda entries: _answer(visible(entries, found.start), target, budget)
     )
 
     def refused(failure: Failure) -> bytes:

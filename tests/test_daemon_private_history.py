@@ -32,9 +32,9 @@ def test_private_history_survives_a_restart_for_its_two_accounts_only(
     tmp_path: Path,
 ) -> None:
     """alice and bob (both identified) talk, dave (not identified) writes to
-    alice; after a restart alice and bob read their conversation with the
-    same ids, an IRC client of alice's account replays it, and mallory with
-    bob's nickname but no account is refused."""
+    alice (kept for alice, apart); after a restart alice and bob read their
+    conversation with the same ids, an IRC client of alice's account replays
+    it, and mallory with bob's nickname but no account is refused."""
     irc = "irc " + LOOPBACK
     args = ["--listen", LOOPBACK, "--irc", LOOPBACK, "--nick-grace", "30", *CHEAP]
     with running_daemon(args, tmp_path, listeners=2) as daemon:
@@ -48,8 +48,8 @@ def test_private_history_survives_a_restart_for_its_two_accounts_only(
         bob.send("/msg alice yes")
         alice.expect("PRIV bob alice yes")
         dave = line_user(port, "dave")
-        dave.send("/msg alice not kept")
-        alice.expect("PRIV dave alice not kept")
+        dave.send("/msg alice kept for alice")
+        alice.expect("PRIV dave alice kept for alice")
         alice.send("/history bob")
         before = read_until(alice, "ENDHISTORY ")
         assert [text.split(" ", 6)[4:] for text in before[:-1]] == [
@@ -65,6 +65,7 @@ def test_private_history_survives_a_restart_for_its_two_accounts_only(
     assert rows == [
         ("alice", "bob", "alice", "are you there?"),
         ("alice", "bob", "bob", "yes"),
+        ("alice", "~dave", "dave", "kept for alice"),
     ]
     with running_daemon(args, tmp_path, listeners=2) as daemon:
         port = daemon.ports[LOOPBACK]

@@ -76,18 +76,23 @@ def batch(received: list[str], target: str) -> list[str]:
 def test_a_kept_private_message_carries_its_msgid_live(
     clock: Clock, factory: ChatFactory, store: MemoryHistory
 ) -> None:
-    """Between two accounts the PRIVMSG has the msgid and time it is kept with;
-    from someone not identified it has no msgid (it is not kept)."""
+    """A kept PRIVMSG has the msgid and time it is kept with; between two users
+    who are not identified it has no msgid (it is not kept)."""
     alice, a_out = irc_registered(factory, "alice", "message-tags", "server-time")
     bob, _ = line_registered(factory, "bob")
     dave, _ = connect(factory, "dave")
+    erin, e_out = irc_connect(factory, "erin", "message-tags", "server-time")
     bob.dataReceived(b"/msg alice kept\r\n")
-    dave.dataReceived(b"/msg alice not kept\r\n")
-    kept, unkept = lines(a_out)
+    dave.dataReceived(b"/msg alice kept for alice\r\n")
+    kept, one_sided = lines(a_out)
     (entry,) = store.conversations["alice", "bob"]
     tags = parse_message(kept).tags
     assert tags == {"msgid": str(entry.id), "time": utc_time(entry.time)}
     assert parse_message(kept).params == ("alice", "kept")
+    (entry,) = store.conversations["alice", "~dave"]
+    assert parse_message(one_sided).tags["msgid"] == str(entry.id)
+    dave.dataReceived(b"/msg erin not kept\r\n")
+    (unkept,) = lines(e_out)
     assert "msgid" not in parse_message(unkept).tags
 
 
@@ -129,8 +134,9 @@ def test_chathistory_on_a_nickname_replays_the_conversation(
 def test_chathistory_is_empty_without_two_accounts(
     factory: ChatFactory,
 ) -> None:
-    """Not identified, or a target without an account: the empty batch of a
-    conversation with nothing in it (nothing kept, nothing said about others)."""
+    """Not identified, a third account, or a nickname one never wrote with: the
+    empty batch of a conversation with nothing in it (nothing said about
+    anyone else's)."""
     alice, _ = line_registered(factory, "alice")
     bob, _ = line_registered(factory, "bob")
     alice.dataReceived(b"/msg bob between us\r\n")
@@ -202,3 +208,23 @@ def test_targets_lists_private_conversations_beside_rooms(
         b"timestamp=2262-01-01T00:00:00.000Z 100\r\n"
     )
     assert [parse_message(text).params[1] for text in lines(d_out)[1:-1]] == ["#dev"]
+
+
+def test_a_conversation_with_someone_not_identified_is_the_identified_sides(
+    factory: ChatFactory,
+) -> None:
+    """alice (identified) and dave (not): CHATHISTORY dave replays it for alice,
+    dave's lines without an account tag; dave has none to read."""
+    alice, a_out = irc_registered(factory, "alice", *FULL)
+    dave, d_out = irc_connect(factory, "dave", *FULL)
+    alice.dataReceived(b"PRIVMSG dave :hello dave\r\n")
+    dave.dataReceived(b"PRIVMSG alice :hello alice\r\n")
+    a_out.clear(), d_out.clear()
+    alice.dataReceived(b"CHATHISTORY LATEST dave * 10\r\n")
+    inside = [parse_message(text) for text in batch(lines(a_out), "dave")]
+    assert [(m.source, m.params, m.tags.get("account")) for m in inside] == [
+        ("alice", ("dave", "hello dave"), "alice"),
+        ("dave", ("alice", "hello alice"), None),
+    ]
+    dave.dataReceived(b"CHATHISTORY LATEST alice * 10\r\n")
+    assert batch(lines(d_out), "alice") == []

@@ -266,31 +266,40 @@ def test_the_writer_thread_keeps_private_messages_in_turn(
 # -- the model -----------------------------------------------------------------
 
 
-def test_only_messages_between_two_accounts_are_kept(clock: Clock) -> None:
-    """tell keeps a message when both sides are identified, under their
-    accounts (folded), read back as the sender's account; the event carries
-    its id and time. With one side not identified nothing is kept."""
+def test_messages_are_kept_under_accounts_never_nicknames(clock: Clock) -> None:
+    """tell keeps a message when a side is identified, under the pair of parties:
+    an account (folded) for an identified side, "~" and the folded nickname for
+    one that is not; read back as the sender's account, or its nickname then.
+    The event carries its id and time. Neither side identified: nothing kept."""
     store = MemoryHistory(clock)
     chat = Chat(history=store)
     alice = chat.register("alice", RecordingClient())
     bob = chat.register("bob", RecordingClient())
-    dave = chat.register("dave", RecordingClient())
+    dave = chat.register("Dave", RecordingClient())
+    erin = chat.register("erin", RecordingClient())
     chat.set_account(alice, "Alice")
     chat.set_account(bob, "Bob")
-    for user in (alice, bob, dave):
+    for user in (alice, bob, dave, erin):
         user.client.take()  # type: ignore[attr-defined]
     chat.tell(alice, "bob", "kept")
     chat.tell(bob, "alice", "waves", action=True)
-    chat.tell(alice, "dave", "not kept: dave has no account")
-    chat.tell(dave, "alice", "nor this")
-    (kept, acted, _, unkept) = alice.client.take()  # type: ignore[attr-defined]
+    chat.tell(alice, "dave", "kept for alice")
+    chat.tell(dave, "alice", "this too")
+    chat.tell(dave, "erin", "nobody identified: not kept")
+    (kept, acted, _, one_sided) = alice.client.take()  # type: ignore[attr-defined]
     assert isinstance(kept, Private) and kept.id and kept.time == NOW
     assert isinstance(acted, Private) and acted.id == kept.id + 1
+    assert isinstance(one_sided, Private) and one_sided.id == acted.id + 2
+    (unkept,) = erin.client.take()  # type: ignore[attr-defined]
     assert isinstance(unkept, Private) and unkept.id == 0 and unkept.time == 0.0
-    assert list(store.conversations) == [("alice", "bob")]
+    assert set(store.conversations) == {("alice", "bob"), ("alice", "~dave")}
     assert [(e.kind, e.nick, e.text) for e in store.conversations["alice", "bob"]] == [
         (Kind.MESSAGE, "Alice", "kept"),
         (Kind.ACTION, "Bob", "waves"),
+    ]
+    assert [(e.nick, e.text) for e in store.conversations["alice", "~dave"]] == [
+        ("Alice", "kept for alice"),
+        ("Dave", "this too"),
     ]
     chat.rename(alice, "alicia")  # a new nickname, the same account
     chat.tell(alice, "bob", "still alice's")
@@ -396,8 +405,9 @@ def test_an_action_is_kept_as_an_action(factory: ChatFactory) -> None:
 
 def test_the_asker_must_be_identified(factory: ChatFactory) -> None:
     """Someone who is not identified has no private history: ERR not-identified,
-    even holding the nickname of an account that has some."""
-    alice, _ = registered(factory, "alice")
+    even holding the nickname of an account that has some; what they write
+    to alice is kept for alice by the nickname, apart from bob's account's."""
+    alice, a_out = registered(factory, "alice")
     bob, b_out = registered(factory, "bob")
     bob.dataReceived(b"/msg alice secret\r\n/quit\r\n")
     mallory, m_out = connect(factory, "bob")  # bob's nickname, not bob's account
@@ -406,6 +416,12 @@ def test_the_asker_must_be_identified(factory: ChatFactory) -> None:
     assert refused.startswith("ERR not-identified private history is kept only")
     (refused,) = ask(mallory, m_out, "/history bob")
     assert refused.startswith("ERR not-identified ")
+    mallory.dataReceived(b"/msg alice it is me, bob\r\n")
+    lines(a_out)
+    assert said(ask(alice, a_out, "/history bob")) == [
+        ("bob", "MSG", "bob", "secret"),
+        ("bob", "1"),
+    ]
 
 
 def test_a_nickname_that_changed_hands_reveals_nothing(
@@ -441,23 +457,31 @@ def test_a_third_account_reads_only_its_own(factory: ChatFactory) -> None:
     assert said(ask(carol, c_out, "/history alice")) == [("alice", "0")]
 
 
-def test_the_other_side_must_have_an_account(factory: ChatFactory) -> None:
-    """A name that is no account and no user identified to one: ERR no-such-nick;
-    a message to someone not identified was not kept, also once they register."""
+def test_a_side_that_is_not_identified_is_kept_by_its_nickname(
+    clock: Clock, factory: ChatFactory
+) -> None:
+    """With dave not identified, alice's conversation with him is hers alone,
+    by his nickname: /history dave reads it, with his nickname on his lines;
+    once the name dave is an account, /history dave means the account."""
     alice, a_out = registered(factory, "alice")
-    dave, _ = connect(factory, "dave")
-    alice.dataReceived(b"/msg dave not kept\r\n")
-    lines(a_out)
-    (refused,) = ask(alice, a_out, "/history dave")
-    assert refused == (
-        "ERR no-such-nick dave has no account and is not identified to one; "
-        "private messages are kept only between two accounts"
-    )
-    (refused,) = ask(alice, a_out, "/history nobody")
-    assert refused.startswith("ERR no-such-nick nobody has no account")
+    dave, d_out = connect(factory, "dave")
+    alice.dataReceived(b"/msg dave kept for alice\r\n")
+    dave.dataReceived(b"/msg alice and this\r\n")
+    lines(a_out), lines(d_out)
+    assert said(ask(alice, a_out, "/history Dave")) == [
+        ("Dave", "MSG", "alice", "kept for alice"),
+        ("Dave", "MSG", "dave", "and this"),
+        ("Dave", "2"),
+    ]
+    assert said(ask(alice, a_out, "/history nobody")) == [("nobody", "0")]
+    (refused,) = ask(dave, d_out, "/history alice")
+    assert refused.startswith("ERR not-identified ")
+    clock.advance(1)
     dave.dataReceived(f"/register {PASSWORD} {PASSWORD}\r\n".encode())
     assert lines(a_out) == ["ACCOUNT dave dave"]
     assert said(ask(alice, a_out, "/history dave")) == [("dave", "0")]
+    lines(d_out)
+    assert said(ask(dave, d_out, "/history alice")) == [("alice", "0")]
 
 
 def test_a_user_identified_under_another_nickname_is_found(

@@ -21,12 +21,12 @@ it was first shown with) and `batch` (batch).
 The source of a replayed line is the speaker's nickname alone: history keeps
 the nickname a message was said under, not the user@host of whoever had it.
 
-Private conversations (docs/protocol.md, Private history) are kept between
-two accounts; CHATHISTORY on a nickname answers the asker's conversation with
-the account it names (chatd.private_history), and TARGETS lists them beside
-the rooms. A replayed private message comes from the asker's nickname to the
-target, or from the target to the asker's nickname, so that a client files it
-where it asked; with account-tag it carries the sending account.
+Private conversations (docs/protocol.md, Private history) are kept for their
+identified sides; CHATHISTORY on a nickname answers the asker's conversation
+with the party it names (chatd.private_history), and TARGETS lists them
+beside the rooms. A replayed private message comes from the asker's nickname
+to the target, or from the target to the asker's nickname, so that a client
+files it where it asked; with account-tag it carries the sending account.
 """
 
 from __future__ import annotations
@@ -50,9 +50,15 @@ from chatd.irc.render import _tag_value as tag_value
 from chatd.irc.render import action_lines, add_tag, tag_section, text_lines
 from chatd.irc.server import IrcServer
 from chatd.names import clean_text, fold, valid_nick
-from chatd.private_history import own_account, partner, since, visible
-from chatd.store.accounts import AccountRecord
-from chatd.store.interface import Entry, HistoryUnavailable, Kind, Span, id_at
+from chatd.private_history import Conversation, own_account, visible, with_party
+from chatd.store.interface import (
+    NICK_PARTY,
+    Entry,
+    HistoryUnavailable,
+    Kind,
+    Span,
+    id_at,
+)
 from chatd.wire import EPOCH, utc_time
 
 BATCH_TYPE = "chathistory"
@@ -161,22 +167,23 @@ def batch_answer(
     target: str,
     entries: Sequence[Entry],
     budget: int,
-    mine: AccountRecord | None = None,
+    private: Conversation | None = None,
 ) -> bytes:
     """A history answer for this client: a batch if it has batch, else lines.
 
     Past budget bytes the oldest messages are left out (the newest always
-    goes), so that an answer never fills the send queue. mine: the asker's
-    account, when entries are its private conversation with target.
+    goes), so that an answer never fills the send queue. private: when
+    entries are the asker's private conversation with target.
     """
     caps = session.caps
     time, msgid = caps.has("server-time"), caps.has("message-tags")
     reference = session.batch_id() if caps.has("batch") else None
-    if mine is None:
+    if private is None:
         body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
     else:
         body = [
-            _private_lines(session, entry, target, mine, reference) for entry in entries
+            _private_lines(session, entry, target, private, reference)
+            for entry in entries
         ]
     while len(body) > 1 and sum(map(len, body)) > budget:
         body = body[len(body) // 4 or 1 :]
@@ -196,16 +203,18 @@ def _private_lines(
     session: HistorySession,
     entry: Entry,
     target: str,
-    mine: AccountRecord,
+    private: Conversation,
     batch: str | None,
 ) -> bytes:
     """A kept private message, from the asker to target or from target to them.
 
-    The entry's nick is the sending account; account-tag clients see it.
+    The entry's nick is the sender's account (or, on a side that was not
+    identified, its nickname then); account-tag clients see an account.
     """
-    me = session.user.nick if session.user is not None else mine.name
+    me = session.user.nick if session.user is not None else private.mine.name
     caps = session.caps
-    if fold(entry.nick) == fold(mine.name):
+    mine = fold(entry.nick) == private.me
+    if mine:
         source, to = me, target
     else:
         source, to = target, me
@@ -216,7 +225,7 @@ def _private_lines(
         caps.has("message-tags"),
         batch,
     )
-    if caps.has("account-tag"):
+    if (mine or private.account) and caps.has("account-tag"):
         data = add_tag(data, "account=" + tag_value(entry.nick))
     return data
 
@@ -463,26 +472,28 @@ def _chathistory(
 def _private(
     session: HistorySession, subcommand: str, target: str, wanted: list[Span]
 ) -> bytes | None:
-    """CHATHISTORY on a nickname: the asker's conversation with its account.
+    """CHATHISTORY on a nickname: the asker's conversation with its party.
 
-    Kept only between two accounts: an asker who is not identified, or a
-    target that is no account and no user identified to one, has none, and
-    gets the empty batch of a conversation without messages (which says
+    Kept only for identified users: an asker who is not identified has none,
+    and gets the empty batch of a conversation without messages (which says
     nothing about anyone else's).
     """
     history = session.chat.history
     budget = _budget(session)
     mine = own_account(session.accounts, session.user)
-    theirs = partner(session.accounts, target) if mine is not None else None
-    if history is None or mine is None or theirs is None:
+    if history is None or mine is None:
         return batch_answer(session, target, [], budget)
     if history.reason is not None:
         raise Refusal(_unavailable(session, subcommand, target, history.reason))
-    me, other, start = fold(mine.name), fold(theirs.name), since(mine, theirs)
-    reads = [history.select_private(me, other, span) for span in wanted if span.limit]
+    found = with_party(session.accounts, mine, target)
+    reads = [
+        history.select_private(found.me, found.other, span)
+        for span in wanted
+        if span.limit
+    ]
     answer = _joined(gatherResults(reads, consumeErrors=True)).addCallback(
         lambda entries: batch_answer(
-            session, target, visible(entries, start), budget, mine
+            session, target, visible(entries, found.start), budget, found
         )
     )
     answer.addErrback(_refused, session, subcommand, target)
@@ -525,7 +536,8 @@ def _targets(
 ) -> bytes | None:
     """TARGETS: the rooms one is in, and the private conversations of one's
     account, whose latest message lies between two times; oldest latest
-    message first. A conversation is named by the other account's name.
+    message first. A conversation is named by the other account's name, or
+    the nickname of a side that was not identified.
     """
     history = session.chat.history
     user = session.user
@@ -555,9 +567,15 @@ def _targets(
         def add(private: dict[str, Entry]) -> list[tuple[str, Entry]]:
             found = list(rooms)
             for key, entry in private.items():
-                theirs = accounts.account(key)
-                if theirs is not None and entry.time >= since(mine, theirs):
-                    found.append((theirs.name, entry))
+                if key.startswith(NICK_PARTY):
+                    name, start = key[len(NICK_PARTY) :], mine.created
+                else:
+                    theirs = accounts.account(key)
+                    if theirs is None:
+                        continue  # dropped: its conversations are on their way out
+                    name, start = theirs.name, max(mine.created, theirs.created)
+                if entry.time >= start:
+                    found.append((name, entry))
             return found
 
         return history.private_latest(fold(mine.name)).addCallback(add)

@@ -40,11 +40,13 @@ ACCOUNT_TABLES = (
         record TEXT NOT NULL
     ) WITHOUT ROWID""",
 )
-# Version 3: private messages between two identified users (docs/protocol.md,
-# Private history), kept apart from rooms' so that no room query can reach
-# them. low and high: the two accounts (folded names) in order, so that a
-# conversation is one pair whoever writes; sender: the writing account as
-# registered. id from the same sequence as messages' ids; time as theirs.
+# Version 3: private messages with at least one identified side
+# (docs/protocol.md, Private history), kept apart from rooms' so that no room
+# query can reach them. low and high: the two parties in order (an account's
+# folded name, or "~" and the folded nickname of a side not identified: see
+# chatd.store.interface.conversation), so that a conversation is one pair
+# whoever writes; sender: the writer's account as registered, or its nickname
+# at the time. id from the same sequence as messages' ids; time as theirs.
 PRIVATE_TABLES = (
     """CREATE TABLE private_messages (
         id INTEGER PRIMARY KEY,
