@@ -117,7 +117,7 @@ PRIVATE_INSERT = (
     "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
 )
 RoomRow = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
-# id, low, high (the two accounts, folded, in order), time, kind, sender, text
+# id, low, high (the two parties, in order), time, kind, sender, text
 PrivateRow = tuple[int, str, str, int, str, str, str]
 
 
