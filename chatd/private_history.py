@@ -37,6 +37,7 @@ class Conversation:
     me: str  # its party (folded name)
     other: str  # the other party: an account's folded name, or nick_party(...)
     account: bool  # whether the other party is an account
+    name: str  # the other side as shown: the account as registered, or the nickname
     start: int  # ms: what was said before this is an earlier owner's
 
 
@@ -65,9 +66,10 @@ def with_party(accounts: Accounts, mine: AccountRecord, name: str) -> Conversati
     theirs = partner(accounts, name)
     me = fold(mine.name)
     if theirs is None:
-        return Conversation(mine, me, nick_party(fold(name)), False, mine.created)
+        other = nick_party(fold(name))
+        return Conversation(mine, me, other, False, name, mine.created)
     start = max(mine.created, theirs.created)
-    return Conversation(mine, me, fold(theirs.name), True, start)
+    return Conversation(mine, me, fold(theirs.name), True, theirs.name, start)
 
 
 def conversation_of(accounts: Accounts, user: User, name: str) -> Conversation:

@@ -181,10 +181,7 @@ def batch_answer(
     if private is None:
         body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
     else:
-        body = [
-            _private_lines(session, entry, target, private, reference)
-            for entry in entries
-        ]
+        body = [_private_lines(session, entry, private, reference) for entry in entries]
     while len(body) > 1 and sum(map(len, body)) > budget:
         body = body[len(body) // 4 or 1 :]
     if reference is None:
@@ -202,22 +199,24 @@ def batch_answer(
 def _private_lines(
     session: HistorySession,
     entry: Entry,
-    target: str,
     private: Conversation,
     batch: str | None,
 ) -> bytes:
-    """A kept private message, from the asker to target or from target to them.
+    """A kept private message, from the asker to the other side or back.
 
-    The entry's nick is the sender's account (or, on a side that was not
-    identified, its nickname then); account-tag clients see an account.
+    The other side is named as its account was registered (or the nickname
+    asked for), which is what the asker's own messages were sent to, so that
+    they replay as they were first shown; the batch keeps the target as
+    asked. The entry's nick is the sender's account (or, on a side that was
+    not identified, its nickname then); account-tag clients see an account.
     """
     me = session.user.nick if session.user is not None else private.mine.name
     caps = session.caps
     mine = fold(entry.nick) == private.me
     if mine:
-        source, to = me, target
+        source, to = me, private.name
     else:
-        source, to = target, me
+        source, to = private.name, me
     data = entry_lines(
         replace(entry, nick=source),
         to,
