@@ -236,10 +236,11 @@ def test_labeled_quit_says_error_and_closes(factory: ChatFactory) -> None:
 def test_framing_keeps_inner_batch_tags() -> None:
     """labeled(): ACK for nothing, the tag added after a line's own tags for
     one line, and batch= only on lines not already in a batch."""
-    assert labeled("a", b"", "s", "r") == b"@label=a :s ACK\r\n"
-    assert labeled("a", b"@time=t :s PONG s x\r\n", "s", "r") == (
+    assert labeled("a", b"", "s", lambda: "r") == b"@label=a :s ACK\r\n"
+    assert labeled("a", b"@time=t :s PONG s x\r\n", "s", lambda: "r") == (
         b"@time=t;label=a :s PONG s x\r\n"
     )
-    framed = labeled("a", b":s 1 n\r\n@batch=in :s 2 n\r\n", "s", "r").split(b"\r\n")
+    replies = b":s 1 n\r\n@batch=in :s 2 n\r\n"
+    framed = labeled("a", replies, "s", lambda: "r").split(b"\r\n")
     assert framed[1:3] == [b"@batch=r :s 1 n", b"@batch=in :s 2 n"]
     assert has_batch_tag(b"@x=1;batch=b :s X") and not has_batch_tag(b":s X b=1")

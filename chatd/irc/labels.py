@@ -18,6 +18,7 @@ What the door collects as the response, and when, is IrcProtocol's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
@@ -66,10 +67,12 @@ def tagged(line: bytes, tag: bytes) -> bytes:
     return b"@" + tag + b" " + line
 
 
-def labeled(label: str, replies: bytes, source: str, reference: str) -> bytes:
+def labeled(
+    label: str, replies: bytes, source: str, reference: Callable[[], str]
+) -> bytes:
     """The response to a labeled command whose replies are these lines.
 
-    reference names the labeled-response batch, if one is needed.
+    reference() names the labeled-response batch, if one is needed.
     """
     label_tag = b"label=" + escape_tag_value(label).encode("utf-8")
     lines = replies.split(CRLF)[:-1] if replies else []
@@ -77,11 +80,12 @@ def labeled(label: str, replies: bytes, source: str, reference: str) -> bytes:
         return irc_line("ACK", source=source, tags=label_tag.decode("utf-8"))
     if len(lines) == 1:
         return tagged(lines[0], label_tag) + CRLF
-    batch_tag = f"batch={reference}".encode()
+    name = reference()
+    batch_tag = f"batch={name}".encode()
     out = [
         irc_line(
             "BATCH",
-            f"+{reference}",
+            f"+{name}",
             BATCH_TYPE,
             source=source,
             tags=label_tag.decode("utf-8"),
@@ -89,5 +93,5 @@ def labeled(label: str, replies: bytes, source: str, reference: str) -> bytes:
     ]
     for line in lines:
         out.append((line if has_batch_tag(line) else tagged(line, batch_tag)) + CRLF)
-    out.append(irc_line("BATCH", f"-{reference}", source=source))
+    out.append(irc_line("BATCH", f"-{name}", source=source))
     return b"".join(out)

@@ -142,8 +142,7 @@ class IrcProtocol(Connection):
         self.divert(labeling.before)
         for data in labeling.apart:
             self.send(data)
-        label, source = labeling.label, self.server.name
-        reference = self.batch_id()
+        label, source, reference = labeling.label, self.server.name, self.batch_id
         if not labeling.later:
             self.send(labeled(label, b"".join(labeling.replies), source, reference))
             return
