@@ -147,6 +147,25 @@ def test_others_lines_during_a_later_answer_are_not_labeled(
     assert pong.command == "PONG" and pong.tags == {}
 
 
+def test_a_labeled_reply_waits_behind_an_earlier_answer(
+    clock: Clock, factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """An unlabeled CHATHISTORY still reading, then @label=x PING: the labeled
+    PONG comes after the history batch, which carries no label."""
+    say_many(clock, factory, "#dev", 2)
+    alice, out = irc_connect(factory, "alice", *LABELS, *FULL)
+    alice.dataReceived(b"JOIN #dev\r\n")
+    out.clear()
+    store.manual = True
+    alice.dataReceived(b"CHATHISTORY LATEST #dev * 5\r\n@label=x PING :y\r\n")
+    assert lines(out) == []
+    store.answer()
+    *history, pong = [parse_message(text) for text in lines(out)]
+    assert history[0].params[1:] == ("chathistory", "#dev")
+    assert all("label" not in message.tags for message in history)
+    assert pong.command == "PONG" and pong.tags == {"label": "x"}
+
+
 def test_labeled_chathistory_nests_its_batch(
     clock: Clock, factory: ChatFactory
 ) -> None:

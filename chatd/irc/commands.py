@@ -964,6 +964,8 @@ def dispatch(session: IrcSession, text: str) -> None:
 
     The one place where IrcError and ChatError become numerics; anything else
     is the caller's to log (it is our bug, and the connection carries on).
+    A labeled command (IRCv3 labeled-response) runs between the session's
+    begin_label and end_label, which frame whatever it sends as its response.
     """
     if not text.strip():
         return  # empty lines are ignored

@@ -3,7 +3,10 @@
 It only translates: lines in to chatd.irc.commands, chat events out through
 chatd.irc.render. Framing, the flood gate, the send queue, output batching,
 timeouts, caps and closing are the shared Connection's (chatd.connection).
-What IRC adds of its own is the server's PING of a silent client.
+What IRC adds of its own is the server's PING of a silent client, and
+labeled responses (IRCv3 labeled-response): a labeled command's replies,
+its answers that come later included, diverted and framed under its label
+(chatd.irc.labels).
 """
 
 from __future__ import annotations
