@@ -95,7 +95,8 @@ def test_no_reply_is_an_ack(factory: ChatFactory) -> None:
 
 def test_echo_is_labeled_and_the_others_see_no_label(factory: ChatFactory) -> None:
     """With echo-message, a labeled PRIVMSG's echo carries the label; bob's
-    copy does not. To oneself: the delivery unlabeled, then the labeled echo."""
+    copy does not. To oneself: the delivery unlabeled, then the labeled echo
+    (without echo-message: the unlabeled delivery, and an ACK)."""
     alice, a_out = irc_connect(factory, "alice", *LABELS, "echo-message")
     bob, b_out = irc_connect(factory, "bob", *LABELS)
     (echo,) = said(alice, a_out, "@label=m1 PRIVMSG bob :hi")
@@ -104,11 +105,12 @@ def test_echo_is_labeled_and_the_others_see_no_label(factory: ChatFactory) -> No
     delivery, echo = said(alice, a_out, "@label=m2 PRIVMSG alice :me")
     assert delivery.tags == {} and echo.tags == {"label": "m2"}
     assert (delivery.source, delivery.params) == (echo.source, echo.params)
-    # Without a label both are plain; without echo-message, only the delivery.
+    # Without a label both are plain; without echo-message there is only the
+    # delivery, still unlabeled: the command itself gets an ACK.
     assert [m.tags for m in said(alice, a_out, "PRIVMSG alice :me")] == [{}, {}]
-    assert [m.command for m in said(bob, b_out, "@label=m3 PRIVMSG bob :me")] == [
-        "PRIVMSG"
-    ]
+    delivery, ack = said(bob, b_out, "@label=m3 PRIVMSG bob :me")
+    assert delivery.command == "PRIVMSG" and delivery.tags == {}
+    assert ack.command == "ACK" and ack.tags == {"label": "m3"}
 
 
 def test_others_lines_during_a_later_answer_are_not_labeled(

@@ -593,13 +593,15 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
                     chat.act(user, text, room=target)
                 else:
                     chat.say(user, text, room=target, notice=notice)
-            elif fold(target) == user.key and session.caps.has("echo-message"):
-                # To oneself: the delivery, then the echo (which, unlike the
-                # delivery, answers the command: labeled-response).
+            elif fold(target) == user.key:
+                # To oneself: the delivery, then with echo-message the echo,
+                # which answers the command; the delivery does not, and is
+                # never labeled (IRCv3 labeled-response).
                 delivered = session.unlabeled(
                     partial(chat.tell, user, target, text, notice=notice, action=action)
                 )
-                session.send(delivered)
+                if session.caps.has("echo-message"):
+                    session.send(delivered)
                 if user.away and not notice:
                     numeric(session, n.RPL_AWAY, user.nick, text=user.away)
             else:

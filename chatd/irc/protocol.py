@@ -199,6 +199,8 @@ class IrcProtocol(Connection):
             if self.phase is not _CLOSING:
                 self.divert(before)
         data = b"".join(mine)
+        if not data:
+            return data
         if self._labeling is not None:
             self._labeling.apart.append(data)
         else:
