@@ -17,6 +17,10 @@ from typing import TypeVar
 
 import pytest
 from helpers import CHEAP, Mailbox, RecordingClient, connect, lines
+from redis_server import RedisServer
+from test_redis_history import failure as redis_failure
+from test_redis_history import open_history
+from test_redis_history import result as redis_result
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -572,3 +576,41 @@ def test_the_answer_waits_in_order(clock: Clock) -> None:
     assert lines(a_out) == []
     store.answer()
     assert lines(a_out) == ["ENDHISTORY bob 0", "PRIV bob alice meanwhile"]
+
+
+# -- the Redis store ---------------------------------------------------------------
+
+
+def test_redis_keeps_private_conversations_like_the_database(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """RedisHistory answers the private calls as the database does: one stream
+    per pair, read from either side, apart from rooms; the latest of each
+    conversation by the other party; forget_private drops them, in turn."""
+    history = open_history(redis_server, clock)
+    first, when = history.record_private("alice", "bob", Kind.MESSAGE, "Alice", "hi")
+    history.record_private("bob", "alice", Kind.ACTION, "Bob", "waves")
+    history.record_private("alice", "~dave", Kind.MESSAGE, "Alice", "to dave")
+    history.record("#lobby", Kind.MESSAGE, "alice", "in the room")
+    both = redis_result(history.read_private("bob", "alice", 10))
+    assert [(e.id, e.kind, e.nick, e.text) for e in both] == [
+        (first, Kind.MESSAGE, "Alice", "hi"),
+        (first + 1, Kind.ACTION, "Bob", "waves"),
+    ]
+    assert both[0].time == int(when * 1000)
+    newest = redis_result(history.select_private("alice", "bob", Span(1)))
+    assert texts(newest) == ["waves"]
+    latest = redis_result(history.private_latest("alice"))
+    assert {key: e.text for key, e in latest.items()} == {
+        "bob": "waves",
+        "~dave": "to dave",
+    }
+    unknown = redis_failure(history.read_private("alice", "bob", 5, before=first + 9))
+    assert unknown.check(UnknownId)
+    assert texts(redis_result(history.read("#lobby", 5))) == ["in the room"]
+    history.forget_private("alice")
+    assert redis_result(history.read_private("alice", "bob", 10)) == []
+    assert redis_result(history.private_latest("bob")) == {}
+    assert redis_result(history.private_latest("alice")) == {}
+    assert texts(redis_result(history.read("#lobby", 5))) == ["in the room"]
+    redis_result(history.close())
