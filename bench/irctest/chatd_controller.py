@@ -126,6 +126,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             # settings, never a real server's.
             "--min-password",
             "1",
+            # Every test's accounts come from 127.0.0.1, like a classroom's
+            # behind one NAT address.
+            "--new-accounts-per-address",
+            "1000",
             "--argon2-time",
             "1",
             "--argon2-memory",
