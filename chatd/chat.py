@@ -36,6 +36,7 @@ from chatd.names import (
     room_problem,
 )
 from chatd.store.interface import IHistory, Kind, nick_party
+from chatd.whowas import PastNicks
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,8 @@ class Chat(Moderation):
         # Keys of the rooms that are secret (+s), so that listing rooms need
         # not look at every room's modes (chatd.moderation keeps it).
         self.secret_rooms: set[str] = set()
+        # Who gave up which nickname lately (IRC's WHOWAS).
+        self.past_nicks = PastNicks()
 
     # -- looking things up ------------------------------------------------
 
@@ -392,6 +395,7 @@ class Chat(Moderation):
                 (user.key if key == old_key else key): member
                 for key, member in room.members.items()
             }
+        self.past_nicks.left(user, old, self.now())
         _deliver([user, *self.neighbours(user)], Renamed(old, new))
         self._nick_taken(user)
 
@@ -407,6 +411,7 @@ class Chat(Moderation):
         # quitter up (IRC spells nick!user@host); the nick is free after.
         _deliver(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
+        self.past_nicks.left(user, user.nick, self.now())
         for room in rooms:  # then whoever runs a room the quitter ran
             if self.rooms.get(room.key) is room:
                 self._left(room, user)

@@ -763,9 +763,44 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
 
 
 def whowas(session: IrcSession, msg: IrcMessage) -> None:
-    """WHOWAS <nick>: chatd keeps no record of past nicknames."""
-    shown = clean_text(msg.params[0])
-    numeric(session, n.ERR_WASNOSUCHNICK, shown, text="There was no such nickname")
+    """WHOWAS <nick> [<count>]: who gave up a nickname lately, newest first.
+
+    A count below 1 (or none) asks for every one remembered (RFC 2812 3.6.3).
+    """
+    wanted = msg.params[0]
+    shown = clean_text(wanted)
+    first = _targets(wanted)[:1]
+    count = 0
+    if len(msg.params) > 1:
+        try:
+            count = int(msg.params[1])
+        except ValueError:
+            count = 0
+    departures = session.chat.past_nicks.lookup(first[0], count) if first else []
+    if not departures:
+        numeric(session, n.ERR_WASNOSUCHNICK, shown, text="There was no such nickname")
+    for departure in departures:
+        username = departure.username or departure.nick
+        host = departure.host or "line"
+        realname = departure.realname or departure.nick
+        numeric(
+            session,
+            n.RPL_WHOWASUSER,
+            departure.nick,
+            username,
+            host,
+            "*",
+            text=realname,
+        )
+        numeric(
+            session,
+            n.RPL_WHOISSERVER,
+            departure.nick,
+            session.server.name,
+            text=datetime.fromtimestamp(departure.time, UTC).strftime(
+                "%a %b %d %H:%M:%S %Y UTC"
+            ),
+        )
     numeric(session, n.RPL_ENDOFWHOWAS, shown, text="End of WHOWAS")
 
 
