@@ -325,6 +325,8 @@ def test_account_options(tmp_path: Path) -> None:
         "30",
         "--min-password",
         "12",
+        "--new-accounts-per-address",
+        "40",
         "--argon2-time",
         "2",
         "--argon2-memory",
@@ -335,6 +337,7 @@ def test_account_options(tmp_path: Path) -> None:
     assert config.operators == ("Alice", "bob")
     settings = config.accounts
     assert (settings.grace, settings.min_password) == (30.0, 12)
+    assert settings.register_burst == 40
     assert (settings.time_cost, settings.memory_cost, settings.parallelism) == (
         2,
         32768,
@@ -349,6 +352,10 @@ def test_account_options(tmp_path: Path) -> None:
         (["--operators", "/nonexistent/ops"], "--operators: cannot read"),
         (["--argon2-memory", "8", "--argon2-lanes", "4"], "at least 8 KiB for each"),
         (["--min-password", "0"], "--min-password must be at least 1"),
+        (
+            ["--new-accounts-per-address", "0"],
+            "--new-accounts-per-address must be at least 1",
+        ),
     ],
 )
 def test_account_option_refusals(args: list[str], message: str) -> None:

@@ -52,6 +52,7 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
             Capabilities.EXTENDED_JOIN,
+            Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
             Capabilities.SERVER_TIME,
@@ -125,6 +126,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             # settings, never a real server's.
             "--min-password",
             "1",
+            # Every test's accounts come from 127.0.0.1, like a classroom's
+            # behind one NAT address.
+            "--new-accounts-per-address",
+            "1000",
             "--argon2-time",
             "1",
             "--argon2-memory",

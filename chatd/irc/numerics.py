@@ -76,6 +76,7 @@ from twisted.words.protocols.irc import (
     RPL_WHOISSERVER,
     RPL_WHOISUSER,
     RPL_WHOREPLY,
+    RPL_WHOWASUSER,
     RPL_YOUREOPER,
     RPL_YOURHOST,
 )
@@ -201,6 +202,7 @@ __all__ = [
     "RPL_WHOISSERVER",
     "RPL_WHOISUSER",
     "RPL_WHOREPLY",
+    "RPL_WHOWASUSER",
     "RPL_YOUREOPER",
     "RPL_YOURHOST",
 ]

@@ -18,6 +18,12 @@ Retention follows --history-days as the SQLite store does: each write trims
 its room's stream to about the last days (XADD MINID ~, cheap), and once an
 hour every room is trimmed exactly (XTRIM MINID), rooms nobody speaks in
 included. There is no cap on a room's count, as in the SQLite store.
+
+Private conversations (docs/protocol.md, Private history) are streams too,
+one per pair of parties, kept, read and trimmed as a room's: their "room" is
+`@<low> <high>` (private_room), which no room name can be (rooms start with
+#, and names have no spaces). The set `chatd:history:party:<party>` names the
+other parties of each, for TARGETS and for forgetting a dropped account.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from chatd.store.interface import (
     Span,
     Stamps,
     UnknownId,
+    conversation,
     millis,
 )
 
@@ -70,6 +77,37 @@ T = TypeVar("T")
 def room_key(room: str) -> str:
     """The key of a room's stream (room is folded)."""
     return PREFIX + "room:" + room
+
+
+def private_room(one: str, other: str) -> str:
+    """The pseudo-room of the private conversation between two parties."""
+    low, high = conversation(one, other)
+    return f"@{low} {high}"
+
+
+def party_key(party: str) -> str:
+    """The key of the set of the parties party has a conversation with."""
+    return PREFIX + "party:" + party
+
+
+# Forget every conversation of a party in one command, so that it takes its
+# turn among the link's commands: a read sent after it never sees them.
+# KEYS[1]: the party's set; ARGV: prefix, party.
+FORGET = """
+local others = redis.call('SMEMBERS', KEYS[1])
+local gone = 0
+for _, other in ipairs(others) do
+  local low, high = ARGV[2], other
+  if high < low then low, high = high, low end
+  local room = '@' .. low .. ' ' .. high
+  gone = gone + redis.call('XLEN', ARGV[1] .. 'room:' .. room)
+  redis.call('DEL', ARGV[1] .. 'room:' .. room)
+  redis.call('SREM', ARGV[1] .. 'rooms', room)
+  redis.call('SREM', ARGV[1] .. 'party:' .. other, ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return gone
+"""
 
 
 def stream_id(msg_id: int) -> str:
@@ -370,6 +408,74 @@ class RedisHistory:
 
     def has_history(self, room: str) -> bool:
         return self.shared or room in self._rooms
+
+    # -- private conversations: streams of pseudo-rooms (private_room) ----------
+
+    def record_private(
+        self, sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        room = private_room(sender, recipient)
+        fresh = room not in self._rooms
+        kept = self.record(room, kind, name, text)
+        link = self._link
+        if fresh and link is not None:
+            for one, other in ((sender, recipient), (recipient, sender)):
+                self._send(link, "SADD", party_key(one), other).addErrback(
+                    self._refused_write
+                )
+        return kept
+
+    def read_private(
+        self, me: str, other: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
+        return self.read(private_room(me, other), count, before)
+
+    def select_private(
+        self, me: str, other: str, span: Span
+    ) -> defer.Deferred[list[Entry]]:
+        return self.select(private_room(me, other), span)
+
+    def private_latest(self, me: str) -> defer.Deferred[dict[str, Entry]]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+
+        def of(others: list[str]) -> defer.Deferred[dict[str, Entry]]:
+            rooms = {private_room(me, other): other for other in others}
+
+            def by_party(latest: dict[str, Entry]) -> dict[str, Entry]:
+                return {rooms[room]: entry for room, entry in latest.items()}
+
+            return self.latest(list(rooms)).addCallback(by_party)
+
+        asked = self._send(link, "SMEMBERS", party_key(me)).addCallback(of)
+        return self._failing_as_unavailable(asked)
+
+    def forget_private(self, account: str) -> None:
+        link = self._link
+        if link is None:
+            self.log.error(
+                "history: could not delete the private history of a dropped "
+                "account: {where} cannot be reached",
+                where=self.where,
+            )
+            return
+        self._rooms = {
+            room
+            for room in self._rooms
+            if not (room.startswith("@") and account in room[1:].split(" "))
+        }
+
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "history: could not delete the private history of a dropped "
+                "account: {error}",
+                error=failure.getErrorMessage(),
+            )
+
+        self._send(
+            link, "EVAL", FORGET, 1, party_key(account), PREFIX, account
+        ).addErrback(failed)
 
     def read(
         self, room: str, count: int, before: int | None = None

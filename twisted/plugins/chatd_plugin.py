@@ -87,6 +87,7 @@ _LOWEST = {
     "max-rooms": 1,  # #lobby alone
     "max-rooms-per-user": 1,  # #lobby counts
     "min-password": 1,
+    "new-accounts-per-address": 1,
     "argon2-time": 1,
     "argon2-memory": 8,  # Argon2 needs 8 KiB per lane at least
     "argon2-lanes": 1,
@@ -138,6 +139,10 @@ class Options(usage.Options):
          "seconds to identify for a registered nickname before being renamed",
          _seconds],
         ["min-password", None, 8, "characters a password has at least",
+         _whole_number],
+        ["new-accounts-per-address", None, 3,
+         "accounts one address may register at once, then one a minute "
+         "(raise it for a classroom behind one NAT address)",
          _whole_number],
         ["argon2-time", None, 3, "Argon2id passes per password hash",
          _whole_number],
@@ -275,6 +280,7 @@ class Options(usage.Options):
             accounts=AccountSettings(
                 grace=self["nick-grace"],
                 min_password=self["min-password"],
+                register_burst=self["new-accounts-per-address"],
                 time_cost=self["argon2-time"],
                 memory_cost=self["argon2-memory"],
                 parallelism=self["argon2-lanes"],
