@@ -23,6 +23,7 @@ from chatd.connection import Connection
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
 from chatd.protocol import ChatProtocol
+from chatd.store.interface import IHistory
 
 
 @dataclass
@@ -86,9 +87,13 @@ class FakeNode:
 _ports = iter(range(42000, 60000))
 
 
-def make_node(log: FakeLog, name: str, clock: Clock) -> FakeNode:
+def make_node(
+    log: FakeLog, name: str, clock: Clock, history: IHistory | None = None
+) -> FakeNode:
     """A node on the fake log, up, with line and IRC doors."""
-    factory = ChatFactory(ServerConfig(accounts=CHEAP), clock, chat_type=ClusterChat)
+    factory = ChatFactory(
+        ServerConfig(accounts=CHEAP), clock, history, chat_type=ClusterChat
+    )
     chat = factory.chat
     assert isinstance(chat, ClusterChat)
     node = cluster_node(factory, name)

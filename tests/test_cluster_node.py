@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
@@ -10,9 +11,11 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from chatd.chat import Event, Private
 from chatd.cluster import snapshot
 from chatd.cluster.replica import RemoteClient
 from chatd.health import health
+from chatd.store.memory import MemoryHistory
 
 
 def two_nodes() -> tuple[Clock, FakeLog, FakeNode, FakeNode]:
@@ -374,3 +377,43 @@ def test_healthz_says_cluster_down_while_a_node_is_cut_off() -> None:
     a.chat.up = False
     status, body = health(a.factory)
     assert (status, body["status"]) == (503, "cluster-down")
+
+
+def test_history_ids_come_from_the_log_and_agree_on_every_node() -> None:
+    """A room message and a kept private message carry the same id everywhere."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+    a = make_node(log, "a", clock, MemoryHistory(clock))
+    b = make_node(log, "b", clock, MemoryHistory(clock))
+    know_each_other(a, b)
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    for node in (a, b):  # alice is identified: her private messages are kept
+        node.chat.users["alice"].account = "alice"
+    alice.dataReceived(b"/ids on\r\n")
+    bob.dataReceived(b"/ids on\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    alice.dataReceived(b"hello\r\n")
+    pump_all(a, b)
+    a_ids = [text for text in lines(a_out) if text.startswith("ID ")]
+    b_ids = [text for text in lines(b_out) if text.startswith("ID ")]
+    assert a_ids == b_ids and len(a_ids) == 1
+    delivered: list[Private] = []
+    for node in (a, b):
+        user = node.chat.users["bob" if node is b else "alice"]
+        client = user.client
+        original = client.deliver
+
+        def keep(event: Event, original: Callable[[Event], None] = original) -> None:
+            if isinstance(event, Private):
+                delivered.append(event)
+            original(event)
+
+        user.deliver = keep
+    alice.dataReceived(b"/msg bob psst\r\n")
+    pump_all(a, b)
+    assert len(delivered) == 2
+    assert delivered[0].id == delivered[1].id != 0

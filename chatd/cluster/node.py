@@ -196,7 +196,7 @@ class Node(Publisher):
         if kind in ("say", "act"):
             chat.apply_talk(entry, ms, seq)
         elif kind == "tell":
-            chat.apply_tell(entry)
+            chat.apply_tell(entry, ms, seq)
         elif kind == "turn":  # our own
             self._run_turn(entry_id, entry["u"])
         elif kind == "op":

@@ -41,6 +41,7 @@ from chatd.chat import (
     Room,
     User,
     _deliver,
+    _party,
 )
 from chatd.errors import ChatError, ErrorCode
 from chatd.moderation import Change, RoomRecord
@@ -398,18 +399,39 @@ class ClusterChat(Chat):
             )
         _deliver(room.members.values(), event)
 
-    def apply_tell(self, entry: dict[str, Wire]) -> None:
+    def apply_tell(self, entry: dict[str, Wire], ms: int, seq: int) -> None:
         """A private message read from the log: to the recipient, and the sender."""
         user = self.by_uid.get(entry["u"])
         recipient = self.by_uid.get(entry["to"])
         if user is None or recipient is None:
             return
+        action = bool(entry.get("a"))
+        msg_id, time = 0, 0.0
+        # Kept when a side is identified (docs/protocol.md, Private history),
+        # under an id from the log, the same on every node; by the sender's node.
+        if self.history is not None and (user.account or recipient.account):
+            msg_id, time = self.next_stamp(ms, seq), ms / 1000
+            record_at = getattr(self.history, "record_private_at", None)
+            if record_at is not None and not is_remote(user):
+                kind = Kind.ACTION if action else Kind.MESSAGE
+                name = user.account or user.nick
+                record_at(
+                    _party(user),
+                    _party(recipient),
+                    kind,
+                    name,
+                    entry["t"],
+                    msg_id,
+                    time,
+                )
         event = Private(
             user.nick,
             recipient.nick,
             entry["t"],
             bool(entry.get("x")),
-            bool(entry.get("a")),
+            action,
+            id=msg_id,
+            time=time,
         )
         _deliver([recipient] if recipient is user else [recipient, user], event)
 

@@ -425,6 +425,31 @@ class RedisHistory:
                 )
         return kept
 
+    def record_private_at(
+        self,
+        sender: str,
+        recipient: str,
+        kind: Kind,
+        name: str,
+        text: str,
+        msg_id: int,
+        time: float,
+    ) -> None:
+        """Keep a private message under an id the caller chose (a cluster's log).
+
+        As record_private, with the id and time given, as record_at is to
+        record: every node of a cluster gives a message the same id.
+        """
+        room = private_room(sender, recipient)
+        fresh = room not in self._rooms
+        self.record_at(room, kind, name, text, msg_id, time)
+        link = self._link
+        if fresh and link is not None:
+            for one, other in ((sender, recipient), (recipient, sender)):
+                self._send(link, "SADD", party_key(one), other).addErrback(
+                    self._refused_write
+                )
+
     def read_private(
         self, me: str, other: str, count: int, before: int | None = None
     ) -> defer.Deferred[list[Entry]]:
