@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet import defer
@@ -496,5 +495,3 @@ def _no_delay(link: RedisProtocol) -> RedisProtocol:
 def _encode(entry: object) -> str:
     return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
 
-
-Callback = Callable[[], None]
