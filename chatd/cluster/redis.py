@@ -494,4 +494,3 @@ def _no_delay(link: RedisProtocol) -> RedisProtocol:
 
 def _encode(entry: object) -> str:
     return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-
