@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import cast
 
 from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyRequest
 
 from chatd.chat import Event, Private
 from chatd.cluster import snapshot
+from chatd.cluster.doors import ClusterLines
 from chatd.cluster.replica import RemoteClient
 from chatd.health import health
 from chatd.store.memory import MemoryHistory
+from chatd.web.door import WebConnection
+from chatd.web.site import SocketDoor
 
 
 def two_nodes() -> tuple[Clock, FakeLog, FakeNode, FakeNode]:
@@ -417,3 +423,12 @@ def test_history_ids_come_from_the_log_and_agree_on_every_node() -> None:
     pump_all(a, b)
     assert len(delivered) == 2
     assert delivered[0].id == delivered[1].id != 0
+
+
+def test_the_web_door_builds_the_clusters_connections_too() -> None:
+    """/ws in a cluster makes the cluster's WebConnection: its lines wait for turns."""
+    clock, log, a, b = two_nodes()
+    request = DummyRequest([b"ws"])
+    connection = SocketDoor(a.factory, False).buildProtocol(cast(Request, request))
+    assert isinstance(connection, WebConnection)
+    assert isinstance(connection, ClusterLines)

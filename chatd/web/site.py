@@ -21,6 +21,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
@@ -186,7 +187,9 @@ class SocketDoor:
         if reason is not None:
             config = self.hub.config
             return WebRefusal(reason, self.hub.clock, config.shutdown_grace)
-        connection = WebConnection(self.hub)
+        # A cluster node builds its own subclass (ChatFactory.door_classes).
+        door = self.hub.door_classes.get(WebConnection, WebConnection)
+        connection = cast(WebConnection, door(self.hub))
         connection.host = host
         connection.address = address
         connection.via = via
