@@ -20,7 +20,7 @@ from chatd.store.accounts import AccountRecord
 from chatd.wire import line
 
 if TYPE_CHECKING:
-    from chatd.commands import Session
+    from chatd.session import Session
 
 T = TypeVar("T")
 

@@ -395,7 +395,7 @@ class Chat(Moderation):
                 (user.key if key == old_key else key): member
                 for key, member in room.members.items()
             }
-        self.past_nicks.left(user, old, self.now())
+        self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
         _deliver([user, *self.neighbours(user)], Renamed(old, new))
         self._nick_taken(user)
 
@@ -411,7 +411,9 @@ class Chat(Moderation):
         # quitter up (IRC spells nick!user@host); the nick is free after.
         _deliver(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
-        self.past_nicks.left(user, user.nick, self.now())
+        self.past_nicks.left(
+            user.nick, user.username, user.host, user.realname, self.now()
+        )
         for room in rooms:  # then whoever runs a room the quitter ran
             if self.rooms.get(room.key) is room:
                 self._left(room, user)

@@ -6,21 +6,16 @@ the arguments already split and counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
-
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd import account_commands, room_commands
-from chatd.accounts import Accounts
-from chatd.chat import Chat, Room, User
-from chatd.config import HISTORY_COUNT, HISTORY_MAX, ServerConfig
+from chatd.chat import Room
+from chatd.config import HISTORY_COUNT, HISTORY_MAX
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text, fold, normalize_name, room_problem
 from chatd.private_history import conversation_of, visible
+from chatd.session import Command, Session
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 from chatd.wire import history_lines, line, word_lines
 
@@ -30,70 +25,6 @@ LIST_LINE_BUDGET = 512
 # is at most 129 bytes), so the answer fits any send queue, however many
 # rooms there are, and costs the server a slice, not the whole list.
 ROOMS_PER_PAGE = 100
-
-
-class Session(Protocol):
-    """What a command needs of the connection that typed it."""
-
-    chat: Chat
-    config: ServerConfig
-    log: Logger
-    host: str  # the peer's address: what throttles count wrong passwords by
-
-    @property
-    def accounts(self) -> Accounts:
-        """The server's accounts."""
-
-    @property
-    def awaiting_nick(self) -> bool:
-        """Tell whether the connection has yet to choose a nickname."""
-
-    def registered_user(self) -> User:
-        """Return the connection's user."""
-
-    def register(self, nick: str) -> None:
-        """Take nick as the connection's nickname."""
-
-    def send(self, data: bytes) -> None:
-        """Write encoded lines."""
-
-    def send_info(self, text: str) -> None:
-        """Send an INFO line."""
-
-    def quit_chat(self, reason: str) -> None:
-        """Leave the chat and close."""
-
-    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
-        """Send answer's bytes when they come, everything sent later behind them."""
-
-    def show_ids(self, on: bool) -> None:
-        """Lead each room message with its ID line (docs/protocol.md), or stop."""
-
-
-Handler = Callable[[Session, list[str]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One slash command: its handler, arity and the help shown for it."""
-
-    handler: Handler
-    usage: str
-    summary: str
-    min_args: int = 0
-    max_args: int = 0
-    text: bool = False  # the last argument is free text running to the line's end
-    before_nick: bool = False  # allowed before a nickname is chosen
-
-    def split(self, rest: str) -> list[str]:
-        """Split the argument string, or raise ChatError(BAD_ARGS)."""
-        if self.text and self.max_args:
-            args = rest.split(maxsplit=self.max_args - 1)
-        else:
-            args = rest.split()
-        if not self.min_args <= len(args) <= self.max_args:
-            raise ChatError(ErrorCode.BAD_ARGS, f"usage: {self.usage}")
-        return args
 
 
 def _text(text: str, what: str) -> str:

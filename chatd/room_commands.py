@@ -18,7 +18,7 @@ from chatd.names import clean_text
 from chatd.wire import line, word_lines
 
 if TYPE_CHECKING:
-    from chatd.commands import Session
+    from chatd.session import Session
 
 LIST_LINE_BUDGET = 512
 CLEAR_TOPIC = "-"  # /topic - clears the topic

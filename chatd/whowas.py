@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chatd.names import fold
-
-if TYPE_CHECKING:  # the model imports this module
-    from chatd.chat import User
 
 WHOWAS_SIZE = 1000  # departures remembered, across all nicknames
 
@@ -40,10 +36,12 @@ class PastNicks:
     def __len__(self) -> int:
         return len(self._departures)
 
-    def left(self, user: User, nick: str, when: float) -> None:
-        """user gave up nick (their nickname until now) at when."""
+    def left(
+        self, nick: str, username: str, host: str, realname: str, when: float
+    ) -> None:
+        """Someone gave up nick at when; username, host, realname: who they said."""
         self._departures.append(
-            Departure(nick, fold(nick), user.username, user.host, user.realname, when)
+            Departure(nick, fold(nick), username, host, realname, when)
         )
 
     def lookup(self, nick: str, count: int = 0) -> list[Departure]:

@@ -18,7 +18,7 @@ def test_past_nicks_newest_first_by_count_and_case() -> None:
     for username in ("one", "two", "three"):
         user = chat.register("Bob", client=RecordingClient())
         user.username = username
-        past.left(user, "Bob", 10.0)
+        past.left("Bob", user.username, user.host, user.realname, 10.0)
         chat.quit(user, "bye")
     assert [d.username for d in past.lookup("BOB")] == ["three", "two", "one"]
     assert [d.username for d in past.lookup("bob", 2)] == ["three", "two"]
@@ -32,7 +32,7 @@ def test_past_nicks_are_bounded() -> None:
     past = PastNicks(size=3)
     user = chat.register("x", client=RecordingClient())
     for number in range(10):
-        past.left(user, f"n{number}", float(number))
+        past.left(f"n{number}", user.username, "", "", float(number))
     assert len(past) == 3
     assert past.lookup("n6") == []
     assert [d.nick for d in past.lookup("n9")] == ["n9"]
