@@ -15,9 +15,10 @@ from chatd.accounts import Accounts, Hasher, run_inline
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
-from chatd.irc.commands import Registration, dispatch
+from chatd.irc.commands import dispatch
 from chatd.irc.message import irc_line
 from chatd.irc.server import IrcServer
+from chatd.irc.session import Registration
 from chatd.store.accounts import MemoryAccounts
 
 # The accounts of each fake server (an IrcServer has none of its own: they are

@@ -24,19 +24,16 @@ from twisted.python.failure import Failure
 
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
-from chatd.irc.commands import (
-    COMMANDS as TABLE,
-)
-from chatd.irc.commands import (
+from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.registration import try_register
+from chatd.irc.render import SERVICES_HOST, mask
+from chatd.irc.session import (
     IrcCommand,
     IrcError,
     IrcSession,
     numeric,
     send_error,
-    try_register,
 )
-from chatd.irc.message import IrcMessage, irc_line
-from chatd.irc.render import SERVICES_HOST, mask
 from chatd.names import clean_text, fold
 from chatd.store.accounts import AccountRecord
 
@@ -308,4 +305,3 @@ COMMANDS: dict[str, IrcCommand] = {
     "OPER": IrcCommand(oper, 2),
 }
 # fmt: on
-TABLE.update(COMMANDS)  # the door's one table (chatd.irc.commands)

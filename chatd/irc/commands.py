@@ -9,234 +9,38 @@ which the door turns into a numeric in one place (numeric_for).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
 
-from twisted.internet.defer import Deferred
-from twisted.logger import Logger
-
-from chatd.accounts import Accounts
-from chatd.chat import Chat, Room, User
+from chatd.chat import Room, User
 from chatd.errors import ChatError, ErrorCode
-from chatd.irc import labels
+from chatd.irc import account_commands, labels, room_commands
 from chatd.irc import numerics as n
-from chatd.irc.caps import CapReply, CapState
-from chatd.irc.history import HistorySession, backfill, chathistory
+from chatd.irc.caps import CapReply
+from chatd.irc.history import backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
+from chatd.irc.registration import lusers, motd, send_isupport, try_register
 from chatd.irc.render import CTCP, mask, user_at_host
-from chatd.irc.server import AWAYLEN, MAX_TARGETS, IrcServer
-from chatd.names import LOBBY, clean_text, fold
+from chatd.irc.server import AWAYLEN, MAX_TARGETS
+from chatd.irc.session import (
+    Handler,
+    IrcCommand,
+    IrcError,
+    IrcSession,
+    is_invisible,
+    numeric,
+    numeric_for,
+    send_error,
+    server_line,
+    session_user,
+    split_targets,
+)
+from chatd.names import clean_text, fold
 
 # NAMES and LIST replies are split so that no line passes this many bytes.
 LIST_LINE_BUDGET = 400
 USERLEN = 10
-
-
-class IrcError(Exception):
-    """A refusal spelled as a numeric: code, middle parameters and text."""
-
-    def __init__(self, code: str, *params: str, text: str) -> None:
-        super().__init__(code, *params, text)
-        self.code = code
-        self.params = params
-        self.text = text
-
-
-@dataclass(slots=True)
-class Registration:
-    """What a client told before it is registered."""
-
-    nick: str | None = None
-    username: str | None = None
-    realname: str = ""
-    # SASL (chatd.irc.account_commands): the mechanism chosen, the response
-    # so far (base64), a check on its way, and the account it proved.
-    mechanism: str | None = None
-    response: str = ""
-    checking: bool = False
-    account: str = ""
-
-
-class IrcSession(HistorySession, Protocol):
-    """What a command needs of the IRC connection that sent it."""
-
-    chat: Chat
-    server: IrcServer
-    caps: CapState
-    log: Logger
-    user: User | None
-    registration: Registration
-    host: str
-    invisible: bool
-
-    @property
-    def nick(self) -> str:
-        """The client's nickname as numerics address it ("*" before one is set)."""
-
-    def send(self, data: bytes) -> None:
-        """Write encoded lines."""
-
-    def register_user(self, nick: str, username: str, realname: str) -> User:
-        """Register the connection's user in the chat (raises ChatError)."""
-
-    def quit_chat(self, reason: str) -> None:
-        """Leave the chat (QUIT to the others), say ERROR and close."""
-
-    def pong_received(self) -> None:
-        """The client answered (or sent) a PONG."""
-
-    def unregistered_count(self) -> int:
-        """Connections that are open but not yet registered, on any door."""
-
-    def welcomed(self) -> None:
-        """The welcome is said: the accounts may speak (a reserved nickname)."""
-
-    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
-        """Send answer's bytes when they come, everything sent later behind them."""
-
-    def begin_label(self, label: str) -> None:
-        """A labeled command starts: what is sent from now on is its response."""
-
-    def end_label(self) -> None:
-        """The labeled command is done: frame and send its response."""
-
-    def unlabeled(self, run: Callable[[], object]) -> bytes:
-        """Run run; what it sends is no reply to the command (returned too)."""
-
-    @property
-    def accounts(self) -> Accounts:
-        """The server's accounts (chatd.accounts)."""
-
-
-Handler = Callable[[IrcSession, IrcMessage], None]
-
-
-@dataclass(frozen=True, slots=True)
-class IrcCommand:
-    """One IRC command: its handler, how many parameters it needs, when allowed."""
-
-    handler: Handler
-    min_params: int = 0
-    before_registration: bool = False
-
-
-# -- replies -------------------------------------------------------------------
-
-
-def numeric(
-    session: IrcSession, code: str, *params: str, text: str | None = None
-) -> None:
-    """Send a numeric from the server to the session's client."""
-    session.send(
-        irc_line(code, session.nick, *params, text=text, source=session.server.name)
-    )
-
-
-def server_line(
-    session: IrcSession, command: str, *params: str, text: str | None = None
-) -> None:
-    """Send a non-numeric line from the server (NOTICE, CAP, PONG, ...)."""
-    session.send(irc_line(command, *params, text=text, source=session.server.name))
-
-
-def send_error(session: IrcSession, error: IrcError) -> None:
-    """Send an IrcError as its numeric."""
-    numeric(session, error.code, *error.params, text=error.text)
-
-
-def numeric_for(error: ChatError, subject: str) -> IrcError:
-    """Translate the model's refusal about subject into IRC's numeric."""
-    subject = clean_text(subject) or "*"
-    text = clean_text(error.text)
-    match error.code:
-        case ErrorCode.NICK_TAKEN:
-            return IrcError(
-                n.ERR_NICKNAMEINUSE, subject, text="Nickname is already in use"
-            )
-        case ErrorCode.NICK_INVALID:
-            return IrcError(
-                n.ERR_ERRONEUSNICKNAME, subject, text=f"Erroneous nickname: {text}"
-            )
-        case ErrorCode.NO_SUCH_NICK:
-            nick = clean_text(error.nick) or subject
-            return IrcError(n.ERR_NOSUCHNICK, nick, text="No such nick/channel")
-        case ErrorCode.NO_SUCH_ROOM | ErrorCode.ROOM_INVALID:
-            return IrcError(
-                n.ERR_NOSUCHCHANNEL, subject, text=f"No such channel: {text}"
-            )
-        case ErrorCode.NOT_IN_ROOM:
-            return IrcError(
-                n.ERR_NOTONCHANNEL,
-                clean_text(error.room) or subject,
-                text="You're not on that channel",
-            )
-        case ErrorCode.TOO_MANY_ROOMS:
-            return IrcError(n.ERR_TOOMANYCHANNELS, subject, text=text)
-        case ErrorCode.NOT_REGISTERED:
-            return IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
-        case ErrorCode.BAD_ARGS:
-            return IrcError(n.ERR_NEEDMOREPARAMS, subject, text=text)
-        case ErrorCode.TOO_LONG:
-            return IrcError(n.ERR_INPUTTOOLONG, text="Input line was too long")
-        case ErrorCode.UNKNOWN_COMMAND:
-            return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text="Unknown command")
-    return _room_numeric(error, subject, text)
-
-
-def _room_numeric(error: ChatError, subject: str, text: str) -> IrcError:
-    """The numerics of rooms people run (chatd.moderation's refusals)."""
-    room = clean_text(error.room) or subject
-    match error.code:
-        case ErrorCode.NOT_OPERATOR if error.room:
-            return IrcError(n.ERR_CHANOPRIVSNEEDED, room, text=text)
-        case ErrorCode.NOT_OPERATOR:
-            return IrcError(n.ERR_NOPRIVILEGES, text=text)
-        case ErrorCode.BANNED:
-            return IrcError(
-                n.ERR_BANNEDFROMCHAN, room, text=f"Cannot join channel (+b): {text}"
-            )
-        case ErrorCode.INVITE_ONLY:
-            return IrcError(
-                n.ERR_INVITEONLYCHAN, room, text=f"Cannot join channel (+i): {text}"
-            )
-        case ErrorCode.WRONG_KEY:
-            return IrcError(
-                n.ERR_BADCHANNELKEY, room, text=f"Cannot join channel (+k): {text}"
-            )
-        case ErrorCode.ROOM_FULL:
-            return IrcError(
-                n.ERR_CHANNELISFULL, room, text=f"Cannot join channel (+l): {text}"
-            )
-        case ErrorCode.MODERATED:
-            return IrcError(n.ERR_CANNOTSENDTOCHAN, room, text=text)
-        case ErrorCode.NOT_MEMBER:
-            nick = clean_text(error.nick) or subject
-            return IrcError(n.ERR_USERNOTINCHANNEL, nick, room, text=text)
-        case ErrorCode.ALREADY_IN_ROOM:
-            nick = clean_text(error.nick) or subject
-            return IrcError(n.ERR_USERONCHANNEL, nick, room, text=text)
-        case ErrorCode.BAN_LIST_FULL:
-            return IrcError(
-                n.ERR_BANLISTFULL, room, clean_text(error.arg) or "*", text=text
-            )
-        case ErrorCode.CLUSTER_DOWN:  # a cluster node cut off (docs/cluster.md)
-            return IrcError(n.RPL_TRYAGAIN, subject, text=text)
-    return IrcError(n.ERR_UNKNOWNCOMMAND, subject, text=text)
-
-
-def _user(session: IrcSession) -> User:
-    """The session's user; the table lets only registered sessions get here."""
-    if session.user is None:
-        raise IrcError(n.ERR_NOTREGISTERED, text="You have not registered")
-    return session.user
-
-
-def _targets(param: str) -> list[str]:
-    """Split a comma list of targets, dropping empty ones."""
-    return [target for target in param.split(",") if target]
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
@@ -341,53 +145,6 @@ def pass_(session: IrcSession, msg: IrcMessage) -> None:
     )
 
 
-def try_register(session: IrcSession) -> None:
-    """Register once NICK and USER are in and no CAP negotiation is open."""
-    reg = session.registration
-    if session.user is not None or session.caps.negotiating or reg.checking:
-        return
-    if reg.nick is None or reg.username is None:
-        return
-    try:
-        user = session.register_user(reg.nick, reg.username, reg.realname)
-    except ChatError as error:
-        # The nickname went to someone else between NICK and USER.
-        wanted, reg.nick = reg.nick, None
-        raise numeric_for(error, wanted) from None
-    welcome(session, user)
-
-
-def welcome(session: IrcSession, user: User) -> None:
-    """001-005, LUSERS and the MOTD: what a client waits for after registering."""
-    server = session.server
-    name = server.name
-    numeric(
-        session,
-        n.RPL_WELCOME,
-        text=f"Welcome to the {name} IRC network, {mask(session.chat, user.nick)}",
-    )
-    numeric(
-        session,
-        n.RPL_YOURHOST,
-        text=f"Your host is {name}, running version {server.version}",
-    )
-    created = datetime.fromtimestamp(server.created, UTC).strftime(
-        "%Y-%m-%d %H:%M:%S UTC"
-    )
-    numeric(session, n.RPL_CREATED, text=f"This server was created {created}")
-    numeric(session, n.RPL_MYINFO, name, server.version, "io", "biklmnostv", "bklov")
-    send_isupport(session)
-    lusers(session, IrcMessage("LUSERS"))
-    motd(session, IrcMessage("MOTD"))
-    session.welcomed()  # a registered nickname's notice comes after the welcome
-
-
-def send_isupport(session: IrcSession) -> None:
-    """The 005 lines."""
-    for tokens in session.server.isupport:
-        numeric(session, n.RPL_ISUPPORT, *tokens, text="are supported by this server")
-
-
 # -- connection ----------------------------------------------------------------
 
 
@@ -414,13 +171,13 @@ def quit_(session: IrcSession, msg: IrcMessage) -> None:
 
 def join(session: IrcSession, msg: IrcMessage) -> None:
     """JOIN <#room>{,<#room>} [keys], or JOIN 0 to leave every room."""
-    user = _user(session)
+    user = session_user(session)
     if msg.params[0] == "0":
         for room in list(user.rooms.values()):
             session.chat.part(user, room.name, "")
         return
     keys = msg.params[1].split(",") if len(msg.params) > 1 else []
-    for at, name in enumerate(_targets(msg.params[0])[:MAX_TARGETS]):
+    for at, name in enumerate(split_targets(msg.params[0])[:MAX_TARGETS]):
         key = keys[at] if at < len(keys) and keys[at] else None
         try:
             room, added = session.chat.join(user, name, key)
@@ -436,9 +193,9 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
 
 def part(session: IrcSession, msg: IrcMessage) -> None:
     """PART <#room>{,<#room>} [:reason]."""
-    user = _user(session)
+    user = session_user(session)
     reason = clean_text(msg.params[1]) if len(msg.params) > 1 else ""
-    for name in _targets(msg.params[0])[:MAX_TARGETS]:
+    for name in split_targets(msg.params[0])[:MAX_TARGETS]:
         try:
             session.chat.part(user, name, reason)
         except ChatError as error:
@@ -474,7 +231,7 @@ def names(session: IrcSession, msg: IrcMessage) -> None:
                 names_reply(session, room, end=False)
         numeric(session, n.RPL_ENDOFNAMES, "*", text="End of /NAMES list")
         return
-    wanted = _targets(msg.params[0])[:MAX_TARGETS]
+    wanted = split_targets(msg.params[0])[:MAX_TARGETS]
     for name in wanted:
         found = session.chat.rooms.get(fold(name))
         if found is not None and visible(found, me):
@@ -488,7 +245,7 @@ def list_(session: IrcSession, msg: IrcMessage) -> None:
     chat = session.chat
     me = session.user
     if msg.params and msg.params[0]:
-        wanted = [fold(name) for name in _targets(msg.params[0])]
+        wanted = [fold(name) for name in split_targets(msg.params[0])]
         rooms = [chat.rooms[key] for key in wanted if key in chat.rooms]
     else:
         # An empty room (#lobby before anyone came) does not exist for IRC.
@@ -513,7 +270,7 @@ def list_(session: IrcSession, msg: IrcMessage) -> None:
 
 def mode(session: IrcSession, msg: IrcMessage) -> None:
     """MODE <target> [changes]: a room's (chatd.irc.room_commands), or one's own."""
-    user = _user(session)
+    user = session_user(session)
     target = msg.params[0]
     if target.startswith("#"):
         room_commands.channel_mode(session, msg)
@@ -558,7 +315,7 @@ def _split_ctcp(text: str) -> tuple[str | None, str]:
 
 def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
     """PRIVMSG and NOTICE: to rooms or people, CTCP ACTION as chatd's action."""
-    user = _user(session)
+    user = session_user(session)
     command = "NOTICE" if notice else "PRIVMSG"
     if not msg.params or not msg.params[0]:
         if not notice:
@@ -579,7 +336,7 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
         return
     chat = session.chat
     source = mask(chat, user.nick)
-    for target in _targets(msg.params[0])[:MAX_TARGETS]:
+    for target in split_targets(msg.params[0])[:MAX_TARGETS]:
         if fold(target) == NICKSERV_KEY:
             if not notice:
                 account_commands.nickserv(session, msg.params[1])
@@ -648,12 +405,12 @@ def notice(session: IrcSession, msg: IrcMessage) -> None:
 
 def tagmsg(session: IrcSession, msg: IrcMessage) -> None:
     """TAGMSG: only client tags, and this server relays none (CLIENTTAGDENY=*)."""
-    _user(session)
+    session_user(session)
 
 
 def away(session: IrcSession, msg: IrcMessage) -> None:
     """AWAY [:text]: set or clear the away message."""
-    user = _user(session)
+    user = session_user(session)
     text = clean_text(msg.params[0]).strip()[:AWAYLEN] if msg.params else ""
     session.chat.set_away(user, text)
     if text:
@@ -685,11 +442,6 @@ def _who_line(
     )
 
 
-def is_invisible(user: User) -> bool:
-    """Tell whether user set IRC's user mode +i (only IRC connections can)."""
-    return bool(getattr(user.client, "invisible", False))
-
-
 def _visible_to(me: User, other: User) -> bool:
     """Whether a WHO by mask shows other to me: +i hides from strangers."""
     if other is me or not is_invisible(other):
@@ -708,7 +460,7 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
                 _who_line(session, room.name, member, room)
     else:
         pattern = _wildcard(target if target not in ("0", "") else "*")
-        me = _user(session)
+        me = session_user(session)
         # +i hides from masks only: a plain nickname is always answered (Modern).
         exact = "*" not in target and "?" not in target
         for found in sorted(chat.users.values(), key=lambda u: u.key):
@@ -722,7 +474,7 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
     chat = session.chat
     wanted = msg.params[-1]
     shown = clean_text(wanted)
-    first = _targets(wanted)[:1]
+    first = split_targets(wanted)[:1]
     found = chat.users.get(fold(first[0])) if first else None
     if found is None:
         numeric(session, n.ERR_NOSUCHNICK, shown, text="No such nick/channel")
@@ -771,7 +523,7 @@ def whowas(session: IrcSession, msg: IrcMessage) -> None:
     """
     wanted = msg.params[0]
     shown = clean_text(wanted)
-    first = _targets(wanted)[:1]
+    first = split_targets(wanted)[:1]
     count = 0
     if len(msg.params) > 1:
         try:
@@ -829,66 +581,6 @@ def userhost(session: IrcSession, msg: IrcMessage) -> None:
 
 
 # -- the server ------------------------------------------------------------------
-
-
-def _motd_lines(session: IrcSession) -> list[str]:
-    """The --motd lines, then where people are: IRC users join no room by themselves."""
-    chat = session.chat
-    busiest = sorted(
-        chat.rooms.values(), key=lambda room: (-len(room.members), room.key)
-    )
-    shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
-    return [
-        *session.server.config.motd,
-        f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}",
-        f"Rooms: {shown}" if shown else f"No rooms yet: /join {LOBBY}",
-    ]
-
-
-def motd(session: IrcSession, msg: IrcMessage) -> None:
-    """MOTD: the message of the day, ending with where people are."""
-    name = session.server.name
-    numeric(session, n.RPL_MOTDSTART, text=f"- {name} Message of the day -")
-    for line in _motd_lines(session):
-        numeric(session, n.RPL_MOTD, text=f"- {line}")
-    numeric(session, n.RPL_ENDOFMOTD, text="End of /MOTD command.")
-
-
-def lusers(session: IrcSession, msg: IrcMessage) -> None:
-    """LUSERS: how many users, unregistered connections and rooms."""
-    chat = session.chat
-    users = len(chat.users)
-    most = max(users, chat.most_users)
-    hidden = sum(1 for user in chat.users.values() if is_invisible(user))
-    numeric(
-        session,
-        n.RPL_LUSERCLIENT,
-        text=f"There are {users - hidden} users and {hidden} invisible on 1 servers",
-    )
-    opers = sum(1 for user in chat.users.values() if chat.is_server_operator(user))
-    numeric(session, n.RPL_LUSEROP, str(opers), text="operator(s) online")
-    numeric(
-        session,
-        n.RPL_LUSERUNKNOWN,
-        str(session.unregistered_count()),
-        text="unknown connection(s)",
-    )
-    numeric(session, n.RPL_LUSERCHANNELS, str(len(chat.rooms)), text="channels formed")
-    numeric(session, n.RPL_LUSERME, text=f"I have {users} clients and 0 servers")
-    numeric(
-        session,
-        n.RPL_LOCALUSERS,
-        str(users),
-        str(most),
-        text=f"Current local users {users}, max {most}",
-    )
-    numeric(
-        session,
-        n.RPL_GLOBALUSERS,
-        str(users),
-        str(most),
-        text=f"Current global users {users}, max {most}",
-    )
 
 
 def version(session: IrcSession, msg: IrcMessage) -> None:
@@ -971,13 +663,11 @@ COMMANDS: dict[str, IrcCommand] = {
     "TIME": IrcCommand(_on_this_server(time_), 0),
     "INFO": IrcCommand(_on_this_server(info), 0),
     "CHATHISTORY": IrcCommand(chathistory, 1),
+    # Rooms people run and accounts: modules of their own.
+    **room_commands.COMMANDS,
+    **account_commands.COMMANDS,
 }
 # fmt: on
-
-
-# Rooms people run and accounts have modules of their own, which use the
-# helpers above and add their commands to COMMANDS as they load.
-from chatd.irc import account_commands, room_commands  # noqa: E402
 
 NICKSERV_KEY = fold(account_commands.NICKSERV)
 

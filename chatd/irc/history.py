@@ -423,7 +423,7 @@ def _chathistory(
     if subcommand == "TARGETS":
         low = parse_point(session, subcommand, params[1], timestamps_only=True)
         high = parse_point(session, subcommand, params[2], timestamps_only=True)
-        return _targets(session, low, high, limit)
+        return split_targets(session, low, high, limit)
     target = params[1]
     history = session.chat.history
     if history is None:
@@ -530,7 +530,7 @@ def _refused(failure: Failure, session: HistorySession, sub: str, target: str) -
     return _unavailable(session, sub, target, failure.value.reason)
 
 
-def _targets(
+def split_targets(
     session: HistorySession, low: Point, high: Point, limit: int
 ) -> bytes | None:
     """TARGETS: the rooms one is in, and the private conversations of one's

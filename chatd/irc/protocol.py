@@ -23,17 +23,12 @@ from chatd.chat import Event, User
 from chatd.connection import Connection, ConnectionHub, Phase
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc.caps import CapState
-from chatd.irc.commands import (
-    Registration,
-    dispatch,
-    numeric_for,
-    send_error,
-    server_line,
-)
+from chatd.irc.commands import dispatch
 from chatd.irc.labels import Labeling, labeled
 from chatd.irc.message import irc_line
 from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
+from chatd.irc.session import Registration, numeric_for, send_error, server_line
 
 _CLOSING = Phase.CLOSING
 # The journal of each tag variant (render.TIME | render.MSGID), by variant.

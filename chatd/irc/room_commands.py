@@ -13,21 +13,18 @@ from collections.abc import Iterable
 from chatd.chat import Room, User
 from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
-from chatd.irc.commands import (
-    COMMANDS as TABLE,
-)
-from chatd.irc.commands import (
+from chatd.irc.message import IrcMessage
+from chatd.irc.server import MAX_TARGETS
+from chatd.irc.session import (
     IrcCommand,
     IrcError,
     IrcSession,
-    _targets,
-    _user,
     numeric,
     numeric_for,
     send_error,
+    session_user,
+    split_targets,
 )
-from chatd.irc.message import IrcMessage
-from chatd.irc.server import MAX_TARGETS
 from chatd.moderation import ALL_MODES, parse_changes
 from chatd.names import clean_text, fold
 
@@ -73,7 +70,7 @@ def topic_reply(session: IrcSession, room: Room) -> None:
 
 def topic(session: IrcSession, msg: IrcMessage) -> None:
     """TOPIC <#room> [:text]: show the topic (332/333, or 331), or set it."""
-    user = _user(session)
+    user = session_user(session)
     room = _room(session, msg.params[0])
     if len(msg.params) == 1:
         if not visible(room, user):
@@ -134,7 +131,7 @@ def _change_error(session: IrcSession, room: Room, error: ChatError) -> None:
 
 def channel_mode(session: IrcSession, msg: IrcMessage) -> None:
     """MODE <#room> [<changes> [<arguments>...]]: show, list or change modes."""
-    user = _user(session)
+    user = session_user(session)
     room = _room(session, msg.params[0])
     if len(msg.params) == 1:
         mode_reply(session, room, user)
@@ -160,11 +157,11 @@ def channel_mode(session: IrcSession, msg: IrcMessage) -> None:
 
 def kick(session: IrcSession, msg: IrcMessage) -> None:
     """KICK <#room>{,<#room>} <nick>{,<nick>} [:reason]: one KICK line per person."""
-    user = _user(session)
+    user = session_user(session)
     if len(msg.params) < 2:
         raise IrcError(n.ERR_NEEDMOREPARAMS, "KICK", text="Not enough parameters")
-    rooms = _targets(msg.params[0])
-    nicks = _targets(msg.params[1])[:MAX_TARGETS]
+    rooms = split_targets(msg.params[0])
+    nicks = split_targets(msg.params[1])[:MAX_TARGETS]
     reason = msg.params[2] if len(msg.params) > 2 else ""
     if not rooms or not nicks:
         raise IrcError(n.ERR_NEEDMOREPARAMS, "KICK", text="Not enough parameters")
@@ -182,7 +179,7 @@ def kick(session: IrcSession, msg: IrcMessage) -> None:
 
 def invite(session: IrcSession, msg: IrcMessage) -> None:
     """INVITE <nick> <#room>: 341 to the inviter, INVITE to the invitee."""
-    user = _user(session)
+    user = session_user(session)
     if len(msg.params) < 2:
         raise IrcError(n.ERR_NEEDMOREPARAMS, "INVITE", text="Not enough parameters")
     nick, room_name = msg.params[0], msg.params[1]
@@ -197,7 +194,7 @@ def invite(session: IrcSession, msg: IrcMessage) -> None:
 
 def kill(session: IrcSession, msg: IrcMessage) -> None:
     """KILL <nick> [:reason]: server operators disconnect someone."""
-    user = _user(session)
+    user = session_user(session)
     reason = msg.params[1] if len(msg.params) > 1 else ""
     try:
         target = session.chat.kill(user, msg.params[0], reason)
@@ -218,4 +215,3 @@ COMMANDS: dict[str, IrcCommand] = {
     "KILL": IrcCommand(kill, 1),
 }
 # fmt: on
-TABLE.update(COMMANDS)  # the door's one table (chatd.irc.commands)

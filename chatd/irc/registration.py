@@ -1,0 +1,125 @@
+"""Registering an IRC client: the moment NICK and USER are in, and the welcome.
+
+The welcome is what a client waits for after registering: 001-005, LUSERS
+and the MOTD (which are commands of their own too, in chatd.irc.commands's
+table). SASL (chatd.irc.account_commands) ends here as well.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from chatd.chat import User
+from chatd.errors import ChatError
+from chatd.irc import numerics as n
+from chatd.irc.message import IrcMessage
+from chatd.irc.render import mask
+from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
+from chatd.names import LOBBY
+
+
+def try_register(session: IrcSession) -> None:
+    """Register once NICK and USER are in and no CAP negotiation is open."""
+    reg = session.registration
+    if session.user is not None or session.caps.negotiating or reg.checking:
+        return
+    if reg.nick is None or reg.username is None:
+        return
+    try:
+        user = session.register_user(reg.nick, reg.username, reg.realname)
+    except ChatError as error:
+        # The nickname went to someone else between NICK and USER.
+        wanted, reg.nick = reg.nick, None
+        raise numeric_for(error, wanted) from None
+    welcome(session, user)
+
+
+def welcome(session: IrcSession, user: User) -> None:
+    """001-005, LUSERS and the MOTD: what a client waits for after registering."""
+    server = session.server
+    name = server.name
+    numeric(
+        session,
+        n.RPL_WELCOME,
+        text=f"Welcome to the {name} IRC network, {mask(session.chat, user.nick)}",
+    )
+    numeric(
+        session,
+        n.RPL_YOURHOST,
+        text=f"Your host is {name}, running version {server.version}",
+    )
+    created = datetime.fromtimestamp(server.created, UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC"
+    )
+    numeric(session, n.RPL_CREATED, text=f"This server was created {created}")
+    numeric(session, n.RPL_MYINFO, name, server.version, "io", "biklmnostv", "bklov")
+    send_isupport(session)
+    lusers(session, IrcMessage("LUSERS"))
+    motd(session, IrcMessage("MOTD"))
+    session.welcomed()  # a registered nickname's notice comes after the welcome
+
+
+def send_isupport(session: IrcSession) -> None:
+    """The 005 lines."""
+    for tokens in session.server.isupport:
+        numeric(session, n.RPL_ISUPPORT, *tokens, text="are supported by this server")
+
+
+def _motd_lines(session: IrcSession) -> list[str]:
+    """The --motd lines, then where people are: IRC users join no room by themselves."""
+    chat = session.chat
+    busiest = sorted(
+        chat.rooms.values(), key=lambda room: (-len(room.members), room.key)
+    )
+    shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
+    return [
+        *session.server.config.motd,
+        f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}",
+        f"Rooms: {shown}" if shown else f"No rooms yet: /join {LOBBY}",
+    ]
+
+
+def motd(session: IrcSession, msg: IrcMessage) -> None:
+    """MOTD: the message of the day, ending with where people are."""
+    name = session.server.name
+    numeric(session, n.RPL_MOTDSTART, text=f"- {name} Message of the day -")
+    for line in _motd_lines(session):
+        numeric(session, n.RPL_MOTD, text=f"- {line}")
+    numeric(session, n.RPL_ENDOFMOTD, text="End of /MOTD command.")
+
+
+def lusers(session: IrcSession, msg: IrcMessage) -> None:
+    """LUSERS: how many users, unregistered connections and rooms."""
+    chat = session.chat
+    users = len(chat.users)
+    most = max(users, chat.most_users)
+    hidden = sum(1 for user in chat.users.values() if is_invisible(user))
+    numeric(
+        session,
+        n.RPL_LUSERCLIENT,
+        text=f"There are {users - hidden} users and {hidden} invisible on 1 servers",
+    )
+    opers = sum(1 for user in chat.users.values() if chat.is_server_operator(user))
+    numeric(session, n.RPL_LUSEROP, str(opers), text="operator(s) online")
+    numeric(
+        session,
+        n.RPL_LUSERUNKNOWN,
+        str(session.unregistered_count()),
+        text="unknown connection(s)",
+    )
+    numeric(session, n.RPL_LUSERCHANNELS, str(len(chat.rooms)), text="channels formed")
+    numeric(session, n.RPL_LUSERME, text=f"I have {users} clients and 0 servers")
+    numeric(
+        session,
+        n.RPL_LOCALUSERS,
+        str(users),
+        str(most),
+        text=f"Current local users {users}, max {most}",
+    )
+    numeric(
+        session,
+        n.RPL_GLOBALUSERS,
+        str(users),
+        str(most),
+        text=f"Current global users {users}, max {most}",
+    )
