@@ -40,8 +40,8 @@ from chatd.chat import Chat, Notice, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import TokenBucket
-from chatd.moderation import RoomRecord
 from chatd.names import fold, normalize_name
+from chatd.room_rules import RoomRecord
 from chatd.store.accounts import AccountRecord, AccountStore
 
 T = TypeVar("T")

@@ -10,23 +10,28 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-
-from zope.interface import Interface
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import (
+from chatd.events import (
     AccountChanged,
+    Action,
+    Away,
+    Event,
+    IChatClient,
     Invited,
+    Joined,
     Kicked,
-    Moderation,
+    Message,
     ModesChanged,
     Notice,
-    RoomRecord,
-    RoomRules,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
     TopicChanged,
 )
+from chatd.moderation import Moderation
 from chatd.names import (
     LOBBY,
     fold,
@@ -35,178 +40,35 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
+from chatd.room_rules import RoomRecord
+from chatd.state import Room, RoomRules, User, same_or
 from chatd.store.interface import IHistory, Kind, nick_party
 from chatd.whowas import PastNicks
 
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """Someone said text in a room.
-
-    notice: an IRC NOTICE (never answered by bots). id and time: the
-    message's history id and when it was received (the clock's seconds); 0
-    when the server keeps no history.
-    """
-
-    room: str
-    nick: str
-    text: str
-    notice: bool = False
-    id: int = 0
-    time: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """Someone acted (/me) in a room; id and time as for Message."""
-
-    room: str
-    nick: str
-    text: str
-    id: int = 0
-    time: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Private:
-    """A private message from sender to recipient.
-
-    notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
-    id and time as for Message: set only when it is kept, when at least one
-    side is identified (docs/protocol.md, Private history).
-    """
-
-    sender: str
-    recipient: str
-    text: str
-    notice: bool = False
-    action: bool = False
-    id: int = 0
-    time: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """Someone joined a room."""
-
-    room: str
-    nick: str
-
-
-@dataclass(frozen=True, slots=True)
-class Parted:
-    """Someone left a room, with a reason that may be empty."""
-
-    room: str
-    nick: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Quit:
-    """Someone left the chat altogether."""
-
-    nick: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Renamed:
-    """Someone changed nickname."""
-
-    old: str
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
-class Away:
-    """Someone went away with a message, or came back (text is empty).
-
-    A door without a way to show it (the line protocol) shows nothing.
-    """
-
-    nick: str
-    text: str
-
-
-Event = (
-    Message
-    | Action
-    | Private
-    | Joined
-    | Parted
-    | Quit
-    | Renamed
-    | Away
-    # Rooms people run and accounts (chatd.moderation).
-    | TopicChanged
-    | ModesChanged
-    | Kicked
-    | Invited
-    | AccountChanged
-    | Notice
-)
-
-
-class IChatClient(Interface):
-    """The connection of one user, as the chat sees it."""
-
-    def deliver(event: Event) -> None:
-        """Pass one event on to the user; must not raise or call back into Chat."""
-
-    def close(reason: str) -> None:
-        """Say goodbye with reason and end the connection."""
-
-
-@dataclass(eq=False, slots=True)
-class Room:
-    """A room and its members (keyed by folded nick), in the order they joined."""
-
-    name: str
-    members: dict[str, User] = field(default_factory=dict)
-    key: str = field(init=False)  # the folded name that identifies the room
-    # Topic, modes, operators, bans (chatd.moderation).
-    rules: RoomRules = field(default_factory=RoomRules)
-
-    def __post_init__(self) -> None:
-        self.key = fold(self.name)
-
-    def nicks(self) -> list[str]:
-        """Return the members' nicknames, sorted as a person would look them up."""
-        return sorted((user.nick for user in self.members.values()), key=fold)
-
-
-@dataclass(eq=False, slots=True)
-class User:
-    """A registered user: display nickname, rooms and current room."""
-
-    nick: str
-    client: IChatClient
-    rooms: dict[str, Room] = field(default_factory=dict)  # keyed by Room.key
-    current: str = fold(LOBBY)  # the key of the room plain lines go to
-    key: str = field(init=False)  # the folded nickname that identifies the user
-    # Who the user is beyond the nickname, for IRC's WHO, WHOIS and masks; a
-    # door that does not ask (the line protocol) leaves them empty.
-    username: str = ""
-    realname: str = ""
-    host: str = ""
-    away: str = ""  # the away message; empty while the user is here
-    account: str = ""  # the account the user identified to; empty if none
-    # client.deliver, bound once: a broadcast calls it for every member.
-    deliver: Callable[[Event], None] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.key = _same_or(fold(self.nick), self.nick)
-        self.deliver = self.client.deliver
-
-    def is_member(self, room: Room) -> bool:
-        """Tell whether this user is in room."""
-        return room.key in self.rooms
-
-
-def _same_or(folded: str, name: str) -> str:
-    """Return name itself when folding left it unchanged: one string, not two."""
-    return name if folded == name else folded
+# The model's front: the doors take users, rooms and events from here.
+__all__ = [
+    "AccountChanged",
+    "Action",
+    "Away",
+    "Chat",
+    "Event",
+    "IChatClient",
+    "Invited",
+    "Joined",
+    "Kicked",
+    "Message",
+    "ModesChanged",
+    "Notice",
+    "Parted",
+    "Private",
+    "Quit",
+    "Renamed",
+    "Room",
+    "RoomRecord",
+    "RoomRules",
+    "TopicChanged",
+    "User",
+]
 
 
 def _deliver(users: Iterable[User], event: Event) -> None:
@@ -386,7 +248,7 @@ class Chat(Moderation):
         if new == user.nick:
             return
         old, old_key = user.nick, user.key
-        user.nick, user.key = new, _same_or(fold(new), new)
+        user.nick, user.key = new, same_or(fold(new), new)
         del self.users[old_key]
         self.users[user.key] = user
         for room in user.rooms.values():

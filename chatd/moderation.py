@@ -32,374 +32,39 @@ The rules, in a few lines (docs/protocol.md, Rooms people run, has them all):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from chatd.errors import ChatError, ErrorCode
+from chatd.events import (
+    Event,
+    Invited,
+    Kicked,
+    ModesChanged,
+    TopicChanged,
+)
 from chatd.names import LOBBY, clean_text, fold
-
-if TYPE_CHECKING:
-    from chatd.chat import Event, Room, User
-
-# Mode letters, as IRC spells them; the line protocol uses the same ones.
-FLAG_MODES = "imnst"  # on or off, no argument
-KEY_MODE, LIMIT_MODE = "k", "l"  # an argument to set
-OP_MODE, VOICE_MODE = "o", "v"  # a member as argument
-BAN_MODE = "b"  # a list of masks
-ROOM_MODES = FLAG_MODES + KEY_MODE + LIMIT_MODE
-MEMBER_MODES = OP_MODE + VOICE_MODE
-ALL_MODES = ROOM_MODES + MEMBER_MODES + BAN_MODE
-DEFAULT_FLAGS = frozenset("n")
-MODE_NAMES = {
-    "i": "invite-only",
-    "k": "key",
-    "l": "limit",
-    "m": "moderated",
-    "n": "no-external",
-    "s": "secret",
-    "t": "topic-ops",
-    "o": "operator",
-    "v": "voice",
-    "b": "ban",
-}
-MAX_BANS = 100  # per room (IRC's MAXLIST=b:100)
-MAX_KEY = 23  # characters of a key (RFC 2812)
-MAX_LIMIT = 1_000_000
-TOPIC_LENGTH = 390  # characters kept of a topic (IRC's TOPICLEN)
-KICK_REASON_LENGTH = 300
-ACCOUNT_PREFIXES = ("account:", "$a:", "~a:")  # ban masks that name an account
-
-
-# -- events -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One mode change: letter, on or off, and its argument ("" if none)."""
-
-    letter: str
-    on: bool
-    arg: str = ""
-
-    def spelled(self) -> str:
-        """The change as IRC writes it alone: +o, -k, ..."""
-        return ("+" if self.on else "-") + self.letter
-
-
-@dataclass(frozen=True, slots=True)
-class TopicChanged:
-    """Someone set a room's topic (text "" clears it); time is the clock's."""
-
-    room: str
-    nick: str
-    text: str
-    time: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ModesChanged:
-    """Someone (or the server, by its name) changed room modes or member status."""
-
-    room: str
-    by: str
-    changes: tuple[Change, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Kicked:
-    """Someone was put out of a room by an operator, with a reason."""
-
-    room: str
-    nick: str
-    by: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Invited:
-    """Someone was invited to a room (only the invitee receives it)."""
-
-    room: str
-    nick: str
-    by: str
-
-
-@dataclass(frozen=True, slots=True)
-class AccountChanged:
-    """Someone identified as account, or stopped being identified ("")."""
-
-    nick: str
-    account: str
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A notice for one user from the server or one of its services.
-
-    service: "" for the server itself, or "NickServ" for what the accounts
-    say (IRC shows it as a NOTICE from NickServ; the line protocol as INFO).
-    """
-
-    nick: str
-    text: str
-    service: str = ""
-
-
-# -- bans -------------------------------------------------------------------------
-
-
-def ban_key(mask: str) -> str:
-    """Return the form two equivalent ban masks share (for matching and unban).
-
-    account:name (or $a:name, ~a:name) names an account; a mask with ! or @
-    or a wildcard is IRC's nick!user@host; a plain nickname means nick!*@*.
-    """
-    lowered = mask.lower()
-    for prefix in ACCOUNT_PREFIXES:
-        if lowered.startswith(prefix):
-            return "account:" + fold(mask[len(prefix) :])
-    if "!" not in mask and "@" not in mask:
-        return fold(mask) + "!*@*"
-    nick, bang, rest = mask.partition("!")
-    if not bang:  # user@host without a nick
-        nick, rest = "*", mask
-    user, at, host = rest.partition("@")
-    if not at:
-        host = "*"
-    return f"{fold(nick or '*')}!{fold(user or '*')}@{fold(host or '*')}"
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    parts = (
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern
-    )
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
-
-
-def ban_problem(mask: str) -> str | None:
-    """Say what is wrong with a ban mask, or return None."""
-    if not mask or len(mask) > 200 or any(ch.isspace() for ch in mask):
-        return f"{mask or 'an empty mask'} is not a nickname, mask or account:name"
-    if mask != clean_text(mask) or mask.startswith(":") or "," in mask:
-        return f"{mask} is not a nickname, mask or account:name"
-    key = ban_key(mask)
-    if key.startswith("account:") and key == "account:":
-        return "account: needs an account name after it"
-    return None
-
-
-@dataclass(eq=False, slots=True)
-class Ban:
-    """One ban of a room: the mask as given, who set it and when."""
-
-    mask: str
-    by: str
-    time: float
-    key: str = field(init=False)
-    _pattern: re.Pattern[str] | None = field(init=False, default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self.key = ban_key(self.mask)
-
-    def matches(self, user: User) -> bool:
-        """Tell whether this ban applies to user as they are now."""
-        if self.key.startswith("account:"):
-            return bool(user.account) and fold(user.account) == self.key[8:]
-        if self._pattern is None:
-            self._pattern = _glob(self.key)
-        username = fold(user.username or user.nick)
-        host = fold(user.host or "line")
-        return self._pattern.match(f"{user.key}!{username}@{host}") is not None
-
-
-# -- the state of one room ------------------------------------------------------------
-
-
-@dataclass(eq=False, slots=True)
-class RoomRecord:
-    """A registered room as kept in the database: it outlives its members.
-
-    operators holds folded account names (the founder's among them); flags,
-    key, limit, topic and bans are what the room had when last changed.
-    """
-
-    name: str
-    founder: str  # folded account name
-    operators: set[str] = field(default_factory=set)
-    flags: set[str] = field(default_factory=lambda: set(DEFAULT_FLAGS))
-    key: str = ""
-    limit: int = 0
-    topic: str = ""
-    topic_by: str = ""
-    topic_time: float = 0.0
-    bans: list[tuple[str, str, float]] = field(default_factory=list)
-    created: float = 0.0
-
-
-@dataclass(eq=False, slots=True)
-class RoomRules:
-    """What a room's operators decide, and who they are.
-
-    ops and voiced hold the User objects themselves, so a rename keeps
-    the status; invited holds folded nicknames, used up by the join.
-
-    A server holds thousands of rooms, most of which nobody moderates: what
-    is usually empty (flags but n, bans, invitations, voices) starts as a
-    shared empty (immutable) value and is replaced, never changed in place,
-    so a room costs about 500 bytes more than before rooms were run, not a
-    kilobyte.
-    """
-
-    created: float = 0.0
-    topic: str = ""
-    topic_by: str = ""
-    topic_time: float = 0.0
-    flags: AbstractSet[str] = DEFAULT_FLAGS
-    key: str = ""
-    limit: int = 0
-    bans: Sequence[Ban] = ()
-    invited: AbstractSet[str] = frozenset()
-    ops: set[User] = field(default_factory=set)
-    voiced: AbstractSet[User] = frozenset()
-    record: RoomRecord | None = None  # set while the room is registered
-
-    def has(self, letter: str) -> bool:
-        """Tell whether flag mode letter is on."""
-        return letter in self.flags
-
-    def mode_string(self, show_key: bool) -> tuple[str, list[str]]:
-        """The modes as IRC lists them (+iklmnst) and their arguments."""
-        letters = sorted(self.flags | ({"k"} if self.key else set()))
-        if self.limit:
-            letters = sorted({*letters, "l"})
-        args: list[str] = []
-        for letter in letters:
-            if letter == "k":
-                args.append(self.key if show_key else "*")
-            elif letter == "l":
-                args.append(str(self.limit))
-        return "+" + "".join(letters), args
-
-    def banned(self, user: User) -> Ban | None:
-        """Return the first ban that applies to user, if any."""
-        for ban in self.bans:
-            if ban.matches(user):
-                return ban
-        return None
-
-    def restore(self, record: RoomRecord) -> None:
-        """Take a registered room's kept state (its first member just came)."""
-        self.record = record
-        self.created = record.created or self.created
-        self.flags = frozenset(record.flags)
-        self.key, self.limit = record.key, record.limit
-        self.topic, self.topic_by, self.topic_time = (
-            record.topic,
-            record.topic_by,
-            record.topic_time,
-        )
-        self.bans = [Ban(mask, by, time) for mask, by, time in record.bans]
-
-    def keep(self) -> None:
-        """Copy the room's state into its record (when registered)."""
-        record = self.record
-        if record is None:
-            return
-        record.flags = set(self.flags)
-        record.key, record.limit = self.key, self.limit
-        record.topic, record.topic_by, record.topic_time = (
-            self.topic,
-            self.topic_by,
-            self.topic_time,
-        )
-        record.bans = [(ban.mask, ban.by, ban.time) for ban in self.bans]
-
-
-def valid_key(key: str) -> bool:
-    """Tell whether key may be a room key: 1 to 23 visible ASCII characters, no ','."""
-    return (
-        0 < len(key) <= MAX_KEY
-        and all("!" <= ch <= "~" for ch in key)
-        and "," not in key
-        and not key.startswith(":")
-    )
-
-
-def _limit_value(arg: str) -> int | None:
-    if not (arg.isascii() and arg.isdecimal()) or len(arg) > 7:
-        return None
-    value = int(arg)
-    return value if 0 < value <= MAX_LIMIT else None
-
-
-def parse_changes(
-    words: list[str],
-) -> tuple[list[Change], list[str], list[ChatError]]:
-    """Read IRC-style mode words (+o-v alice bob) into changes.
-
-    Returns the changes, the list modes asked for without an argument (b:
-    show the ban list) and refusals for letters not known or arguments
-    missing. A missing argument to +o, +v, +b, +k, +l or -o, -v, -b is a
-    refusal; -k takes an argument on IRC but needs none; -l takes none.
-    """
-    changes: list[Change] = []
-    lists: list[str] = []
-    errors: list[ChatError] = []
-    if not words:
-        return changes, lists, errors
-    args = list(words[1:])
-    on = True
-    for letter in words[0]:
-        if letter in "+-":
-            on = letter == "+"
-            continue
-        if letter in MEMBER_MODES or letter == BAN_MODE:
-            if not args:
-                if letter == BAN_MODE:
-                    lists.append(letter)
-                else:
-                    errors.append(
-                        ChatError(
-                            ErrorCode.BAD_ARGS,
-                            f"{'+' if on else '-'}{letter} needs a nickname",
-                            mode=letter,
-                        )
-                    )
-                continue
-            changes.append(Change(letter, on, args.pop(0)))
-        elif letter == KEY_MODE:
-            if on and not args:
-                errors.append(
-                    ChatError(ErrorCode.BAD_ARGS, "+k needs a key", mode=letter)
-                )
-                continue
-            arg = args.pop(0) if args else ""
-            changes.append(Change(letter, on, arg if on else ""))
-        elif letter == LIMIT_MODE:
-            if on:
-                if not args:
-                    errors.append(
-                        ChatError(ErrorCode.BAD_ARGS, "+l needs a number", mode=letter)
-                    )
-                    continue
-                changes.append(Change(letter, on, args.pop(0)))
-            else:
-                changes.append(Change(letter, on))
-        elif letter in FLAG_MODES:
-            changes.append(Change(letter, on))
-        else:
-            errors.append(
-                ChatError(
-                    ErrorCode.BAD_ARGS,
-                    f"{letter} is not a room mode; the modes are {ALL_MODES}",
-                    mode=letter,
-                )
-            )
-    return changes, lists, errors
-
+from chatd.room_rules import (
+    BAN_MODE,
+    DEFAULT_FLAGS,
+    FLAG_MODES,
+    KEY_MODE,
+    KICK_REASON_LENGTH,
+    LIMIT_MODE,
+    MAX_BANS,
+    MAX_KEY,
+    MAX_LIMIT,
+    MEMBER_MODES,
+    OP_MODE,
+    TOPIC_LENGTH,
+    Change,
+    RoomRecord,
+    ban_key,
+    ban_problem,
+    limit_value,
+    valid_key,
+)
+from chatd.state import Ban, Room, User
 
 # -- the rules, as part of Chat -------------------------------------------------
 
@@ -764,7 +429,7 @@ class Moderation:
         if letter == LIMIT_MODE:
             if not on:
                 return Change(letter, False) if rules.limit else None
-            value = _limit_value(arg)
+            value = limit_value(arg)
             if value is None:
                 raise ChatError(
                     ErrorCode.BAD_ARGS,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from chatd.chat import Room
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import Change, parse_changes
 from chatd.names import clean_text
+from chatd.room_rules import Change, parse_changes
 from chatd.wire import line, word_lines
 
 if TYPE_CHECKING:

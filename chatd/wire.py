@@ -28,7 +28,7 @@ from chatd.chat import (
     Renamed,
     TopicChanged,
 )
-from chatd.moderation import BAN_MODE, OP_MODE, VOICE_MODE, Change
+from chatd.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.store.interface import Entry, millis
 
 CRLF = b"\r\n"

@@ -21,7 +21,7 @@ from chatd.accounts import MAX_PENDING, Accounts, Hasher, run_inline
 from chatd.chat import Chat, Renamed, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import AccountChanged, Notice
+from chatd.events import AccountChanged, Notice
 from chatd.store.accounts import AccountRecord, MemoryAccounts
 
 HOST = "192.0.2.1"

@@ -19,8 +19,9 @@ from chatd.chat import (
     User,
 )
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import Change, ModesChanged
+from chatd.events import ModesChanged
 from chatd.names import LOBBY
+from chatd.room_rules import Change
 
 
 def enter(chat: Chat, nick: str) -> tuple[User, RecordingClient]:

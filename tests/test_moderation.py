@@ -10,18 +10,15 @@ from helpers import RecordingClient
 
 from chatd.chat import Chat, Message, User
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import (
+from chatd.events import (
     AccountChanged,
-    Change,
     Invited,
     Kicked,
     ModesChanged,
-    RoomRecord,
     TopicChanged,
-    ban_key,
-    parse_changes,
 )
 from chatd.names import LOBBY
+from chatd.room_rules import Change, RoomRecord, ban_key, parse_changes
 
 NOW = 1_700_000_000.0
 

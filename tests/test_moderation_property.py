@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from chatd.chat import Chat, User
 from chatd.errors import ChatError
-from chatd.moderation import Change
 from chatd.names import LOBBY, fold
+from chatd.room_rules import Change
 
 NICKS = ("alice", "bob", "carol", "dave")
 ROOMS = ("#a", "#b", LOBBY)

@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from chatd.chat import Joined, Renamed, User
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.errors import ChatError
-from chatd.moderation import Notice
+from chatd.events import Notice
 from chatd.names import fold
 from chatd.output import OutputBatch
 

@@ -44,7 +44,7 @@ from chatd.chat import (
     _party,
 )
 from chatd.errors import ChatError, ErrorCode
-from chatd.moderation import Change, RoomRecord
+from chatd.room_rules import Change, RoomRecord
 from chatd.store.interface import Kind
 
 # A value decoded from the log's JSON: dicts, lists, str, int, float, bool, None.

@@ -36,8 +36,8 @@ from chatd.chat import (
     User,
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
-from chatd.moderation import Change
 from chatd.names import fold
+from chatd.room_rules import Change
 from chatd.store.interface import millis
 from chatd.wire import utc_time
 

@@ -25,8 +25,8 @@ from chatd.irc.session import (
     session_user,
     split_targets,
 )
-from chatd.moderation import ALL_MODES, parse_changes
 from chatd.names import clean_text, fold
+from chatd.room_rules import ALL_MODES, parse_changes
 
 # List modes chatd has not (ban exceptions, invite exceptions): asked for, their
 # lists end at once, as they did before chatd had modes.

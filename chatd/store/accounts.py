@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatd.moderation import RoomRecord
+from chatd.room_rules import RoomRecord
 from chatd.store.sqlite import HistoryDatabase
 
 
