@@ -12,69 +12,28 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum, auto
+from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IReactorTime
 
+from chatd.conversation import (
+    Conversation,
+    ConversationKind,
+    Entry,
+    EntryKind,
+)
 from chatd.names import LOBBY, fold, valid_nick, valid_room
-from chatd.scrollback import Entry, EntryKind, HistoryKeeper
+from chatd.scrollback import HistoryKeeper
 from chatd.wire import ServerLine
 
 __all__ = ["Entry", "EntryKind"]  # kept here too: where the view looks for them
 
-SCROLLBACK = 2000  # entries kept per conversation
 MAX_PRIVATE = 50  # private conversations that others' messages may open
 SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
 OTHERS_KEY = "*"  # private messages past MAX_PRIVATE; no nickname or room is "*"
 LOBBY_KEY = fold(LOBBY)
 MAX_COUNT_DIGITS = 9  # a room's size in ROOMS; longer numbers are not believed
-
-
-class ConversationKind(Enum):
-    """What a conversation is with: the server itself, a room or one person."""
-
-    SERVER = auto()
-    ROOM = auto()
-    PRIVATE = auto()
-    OTHERS = auto()  # private messages from people past MAX_PRIVATE, together
-
-
-@dataclass(eq=False)
-class Conversation:
-    """A room, a private conversation or the server's notices, and its scrollback."""
-
-    key: str  # folded name: "#games", "bob", or SERVER_KEY
-    name: str  # display name, as the server spells it
-    kind: ConversationKind
-    # Oldest first; room messages merged by id (chatd/scrollback.py).
-    scrollback: list[Entry] = field(default_factory=list)
-    members: dict[str, str] = field(default_factory=dict)  # folded -> display nick
-    unread: int = 0  # messages that arrived while another conversation was shown
-    joined: bool = True  # False for a room while disconnected
-    limit: int = SCROLLBACK  # entries kept; loading older pages raises it
-    ids: set[int] = field(default_factory=set)  # ids of the messages in scrollback
-    join_entry: Entry | None = None  # the notice of the user's latest own JOIN
-    last_seen: int | None = None  # after a drop: the last id seen, until caught up
-    gap_pages: int = 0  # pages asked for to catch up since the last reconnect
-    history_done: bool = False  # the oldest page was loaded: nothing before it
-    loading: bool = False  # a /history for it is on its way
-    # Rooms people run (docs/protocol.md): the topic, and who runs the room
-    # and who is voiced (folded nicks, from OPS/VOICES and OP/DEOP/...).
-    topic: str = ""
-    ops: set[str] = field(default_factory=set)
-    voiced: set[str] = field(default_factory=set)
-    kicked: bool = False  # put out by an operator: not joined again by itself
-
-    def member_names(self) -> list[str]:
-        """Return the members' nicknames, sorted as a person looks them up."""
-        return sorted(self.members.values(), key=fold)
-
-    def mark(self, nick: str) -> str:
-        """The mark before a member's name: @ for an operator, + for voiced."""
-        key = fold(nick)
-        return "@" if key in self.ops else "+" if key in self.voiced else ""
 
 
 @dataclass(frozen=True, slots=True)

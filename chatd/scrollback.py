@@ -25,12 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, auto
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from chatd.conversation import Conversation, Entry, EntryKind
 from chatd.names import fold
 
-if TYPE_CHECKING:  # conversations imports this module
-    from chatd.conversations import ChatState, Conversation
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
 
 PAGE = 50  # messages asked for when the user scrolls to the top
 GAP_PAGE = 100  # messages per request when catching up after a reconnect
@@ -38,29 +39,6 @@ MAX_GAP_PAGES = 10  # requests per room and reconnect, at most
 MAX_SCROLLBACK = 20_000  # entries a conversation may grow to by loading pages
 EARLIER = "Earlier messages"
 MISSED = "Said while you were away"
-
-
-class EntryKind(Enum):
-    """How an entry in a conversation is shown."""
-
-    MESSAGE = auto()  # MSG, PRIV, and HISTORY lines of MSG
-    ACTION = auto()  # ACTION (/me)
-    NOTICE = auto()  # JOIN, PART, QUIT, RENAME: quiet
-    INFO = auto()  # INFO, HELLO, WELCOME, USERS and ROOMS answers, BYE
-    ERROR = auto()  # ERR, lost connections, and what this client refused to send
-    MARKER = auto()  # a quiet line above messages from history
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One line of a conversation's scrollback."""
-
-    when: float  # seconds since the epoch; the view shows it in local time
-    kind: EntryKind
-    text: str
-    nick: str | None = None  # the sender of a MESSAGE or ACTION
-    own: bool = False  # sent by this user
-    id: int | None = None  # a room message's history id, when the server gave it
 
 
 class Fetch(Enum):
@@ -126,10 +104,45 @@ def index_of(scrollback: list[Entry], entry: Entry | None) -> int | None:
     return None
 
 
+class HistoryView(Protocol):
+    """What the keeper tells the screen (chatd.conversations.ClientView has it)."""
+
+    def entries_inserted(
+        self, conversation: Conversation, at: int, entries: list[Entry]
+    ) -> None:
+        """entries now stand at index at of the scrollback (history, by id)."""
+
+
+class KeeperHost(Protocol):
+    """What the keeper needs of the client's state (chatd.conversations.ChatState)."""
+
+    conversations: dict[str, Conversation]
+
+    @property
+    def clock(self) -> IReactorTime:
+        """The reactor's clock: when a line without a time arrived."""
+
+    @property
+    def view(self) -> HistoryView:
+        """The screen."""
+
+    def rooms(self) -> list[Conversation]:
+        """The room conversations."""
+
+    def is_me(self, nick: str) -> bool:
+        """Tell whether nick is this client's user."""
+
+    def send(self, text: str) -> None:
+        """Send a line to the server."""
+
+    def note_shown(self, kind: EntryKind, text: str) -> None:
+        """Add a notice to the conversation on screen."""
+
+
 class HistoryKeeper:
     """The history side of ChatState: ID, HISTORY and ENDHISTORY lines, requests."""
 
-    def __init__(self, state: ChatState) -> None:
+    def __init__(self, state: KeeperHost) -> None:
         self.state = state
         self._next_id: tuple[str, int, float | None] | None = None  # from an ID line
         self._backfill: str | None = None  # a room whose backfill may come next

@@ -33,10 +33,10 @@ from chatd.client import (
     retry_delay,
     tcp_connector,
 )
+from chatd.conversation import SCROLLBACK
 from chatd.conversations import (
     MAX_PRIVATE,
     OTHERS_KEY,
-    SCROLLBACK,
     SERVER_KEY,
     Conversation,
     ConversationKind,
