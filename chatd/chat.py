@@ -207,7 +207,8 @@ def _same_or(folded: str, name: str) -> str:
 def _deliver(users: Iterable[User], event: Event) -> None:
     """Hand one event object to each user's client."""
     for user in users:
-        user.deliver(event)
+        deliver = user.deliver  # a slot read, then a call: quicker than a slot's call
+        deliver(event)
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:

@@ -133,7 +133,7 @@ def test_members_of_each_tag_variant_share_a_journal_run(clock: Clock) -> None:
     journals = factory.output.journals
     for i, (proto, _) in enumerate(members):
         key = "irc+tags" if i % 2 else "irc"
-        assert proto.journal_key() == key
+        assert proto.journal_key == key
         assert proto._journal is journals[key] and proto._out is None
         assert (proto._start, proto._end) == (0, 2)
     factory.output.end(speaker)

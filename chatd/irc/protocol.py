@@ -138,6 +138,7 @@ class IrcProtocol(Connection):
         finally:  # CAP REQ may have changed it
             self.tags = self.caps.variant
             self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
+            self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -201,10 +202,6 @@ class IrcProtocol(Connection):
                 return data
             return renderer.lines(self.tags)
         return renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
-
-    def journal_key(self) -> str:
-        """Members of one tag variant share a journal."""
-        return JOURNALS[self.tags]
 
     # -- limits in IRC's words -----------------------------------------------------
 
