@@ -512,8 +512,12 @@ class Connection(Protocol, TimeoutMixin):
             journal = output.journals.get(self.journal_key)
             if journal is None:
                 journal = output.journal_for(self.journal_key)
-            self._end = journal.add(data)
-            self._start = self._end - 1
+            lines = journal.lines  # Journal.add, spelled out as above
+            if not lines or lines[-1] is not data:
+                lines.append(data)
+            end = len(lines)
+            self._start = end - 1
+            self._end = end
             self._journal = journal
             output.add(self)
         else:
