@@ -192,9 +192,8 @@ class IrcProtocol(Connection):
         """
         renderer = self.renderer
         if (
-            event is renderer.last
-            and renderer.uniform
-            and renderer.speaker is not self.user
+            event is renderer.common  # everyone is sent it as it is, and
+            and self is not renderer.speaker_client  # this is not the speaker
             and not (self.personal and renderer.personal)
         ):
             data = renderer.variants[self.tags & renderer.mask]

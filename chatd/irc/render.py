@@ -22,6 +22,7 @@ from chatd.chat import (
     Away,
     Chat,
     Event,
+    IChatClient,
     Invited,
     Joined,
     Kicked,
@@ -238,9 +239,11 @@ class IrcRenderer:
         "chat",
         "now",
         "last",
+        "common",
         "mask",
         "variants",
         "speaker",
+        "speaker_client",
         "uniform",
         "personal",
         "_parts",
@@ -258,6 +261,11 @@ class IrcRenderer:
         self.chat = chat
         self.now = now
         self.last: Event | None = None  # the event rendered last, by identity
+        # The last event again when everyone but the speaker is sent it as it
+        # is (None when some other client is sent something else), and the
+        # speaker's connection: IrcProtocol.render compares both by identity.
+        self.common: Event | None = None
+        self.speaker_client: IChatClient | None = None
         self.mask = 0  # the variant bits that change its lines
         # its lines by variant (masked), spelled when first asked for
         self.variants: list[bytes | None] = [None] * VARIANTS
@@ -288,7 +296,8 @@ class IrcRenderer:
         else:
             self._time = 0.0
             self.mask = TIME
-        self.speaker = speaker_of(chat, event)
+        self.speaker = speaker = speaker_of(chat, event)
+        self.speaker_client = speaker.client if speaker is not None else None
         if isinstance(event, Away):
             self._only_for = "away-notify"
         elif isinstance(event, AccountChanged):
@@ -306,6 +315,7 @@ class IrcRenderer:
                 self._away = away_on_join(chat, None, event)
                 self._with_away = {}
         self.uniform = not (self._only_for or self._away)
+        self.common = event if self.uniform else None
         self.renders += 1
 
     def render(self, event: Event, variant: int = 0) -> bytes:
