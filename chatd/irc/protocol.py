@@ -70,8 +70,8 @@ class IrcProtocol(Connection):
         self.renderer = self.server.renderer  # one per server, shared (render)
         self.caps = CapState(offered=self.server.offered)
         # The tag variant the caps on ask for (render.TIME | render.MSGID): what
-        # render and journal_key ask, kept here (see handle_text) so that a
-        # broadcast does not read every member's caps.
+        # render asks and journal_key follows, kept here (see handle_text) so
+        # that a broadcast does not read every member's caps.
         self.tags = 0
         self.personal = False  # extended-join or account-tag is on (see render)
         self.registration = Registration()
