@@ -260,6 +260,7 @@ class Accounts:
             record = AccountRecord(
                 normalize_name(name), encoded, int(self.clock.seconds() * 1000)
             )
+            self._forget_private(key)  # a dropped account's, should any be left
             self.store.save_account(key, record)
             self.log.info("account {account} registered", account=record.name)
             if self.chat.users.get(user.key) is user:
@@ -405,6 +406,7 @@ class Accounts:
                 return found
             self.store.delete_account(key)
             self.chat.forget_account(found.name)
+            self._forget_private(key)
             for other in list(self.chat.users.values()):
                 if other.account and fold(other.account) == key:
                     self.chat.set_account(other, "")
@@ -412,6 +414,13 @@ class Accounts:
             return found
 
         return self.identify(None, record.name, password, host).addCallback(drop)
+
+    def _forget_private(self, key: str) -> None:
+        """Delete account key's private conversations (docs/protocol.md, Private
+        history): they must not pass to whoever registers the name next."""
+        history = self.chat.history
+        if history is not None:
+            history.forget_private(key)
 
     # -- reserved nicknames ------------------------------------------------------------
 

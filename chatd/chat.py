@@ -35,7 +35,7 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
-from chatd.store.interface import IHistory, Kind
+from chatd.store.interface import IHistory, Kind, nick_party
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,8 @@ class Private:
     """A private message from sender to recipient.
 
     notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
+    id and time as for Message: set only when it is kept, when at least one
+    side is identified (docs/protocol.md, Private history).
     """
 
     sender: str
@@ -78,6 +80,8 @@ class Private:
     text: str
     notice: bool = False
     action: bool = False
+    id: int = 0
+    time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,11 @@ def _deliver(users: Iterable[User], event: Event) -> None:
     for user in users:
         deliver = user.deliver  # a slot read, then a call: quicker than a slot's call
         deliver(event)
+
+
+def _party(user: User) -> str:
+    """Who user is in a kept private conversation: their account, if any."""
+    return fold(user.account) if user.account else nick_party(user.key)
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -497,6 +506,23 @@ class Chat(Moderation):
             return 0, 0.0
         return self.history.record(room.key, kind, nick, text)
 
+    def _kept_private(
+        self, sender: User, recipient: User, action: bool, text: str
+    ) -> tuple[int, float]:
+        """Keep a private message if a side is identified; (0, 0.0) if neither.
+
+        Kept under the pair of parties: an identified side's account, never
+        its nickname (a nickname can pass to another person, an account
+        cannot), so only an identified side ever reads it back; read back as
+        sent by the sender's account, or its nickname if not identified.
+        """
+        if self.history is None or not (sender.account or recipient.account):
+            return 0, 0.0
+        kind = Kind.ACTION if action else Kind.MESSAGE
+        return self.history.record_private(
+            _party(sender), _party(recipient), kind, sender.account or sender.nick, text
+        )
+
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
@@ -523,5 +549,8 @@ class Chat(Moderation):
     ) -> None:
         """Send a private message; the recipient gets it and the sender an echo."""
         recipient = self.user(nick)
-        event = Private(user.nick, recipient.nick, text, notice, action)
+        msg_id, time = self._kept_private(user, recipient, action, text)
+        event = Private(
+            user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
+        )
         _deliver([recipient] if recipient is user else [recipient, user], event)

@@ -20,6 +20,7 @@ from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_COUNT, HISTORY_MAX, ServerConfig
 from chatd.errors import ChatError, ErrorCode
 from chatd.names import LOBBY, clean_text, fold, normalize_name, room_problem
+from chatd.private_history import conversation_of, visible
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 from chatd.wire import history_lines, line, word_lines
 
@@ -297,10 +298,20 @@ def _budget(session: Session) -> int:
     return session.config.sendq // 2
 
 
+def _is_target(word: str) -> bool:
+    """Whether the first of /history's arguments says what to read.
+
+    A room, or (docs/protocol.md, Private history) a nickname or account:
+    anything but a count or the word `before`, which starts the `before <id>`
+    clause as it always did.
+    """
+    return not (word.isascii() and word.isdecimal()) and word.lower() != "before"
+
+
 def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
-    """Read [<#room>] [<count>] [before <id>], or raise ChatError(BAD_ARGS)."""
+    """Read [<#room> | <nick>] [<count>] [before <id>], or raise ChatError(BAD_ARGS)."""
     usage = f"usage: {COMMANDS['history'].usage}"
-    room = args.pop(0) if args and args[0].startswith("#") else None
+    target = args.pop(0) if args and _is_target(args[0]) else None
     count = HISTORY_COUNT
     if args and args[0].isascii() and args[0].isdecimal():
         word = args.pop(0)
@@ -318,18 +329,22 @@ def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
         before, args = int(word), []
     if args:
         raise ChatError(ErrorCode.BAD_ARGS, usage)
-    return room, count, before
+    return target, count, before
 
 
 def history(session: Session, args: list[str]) -> None:
-    """/history [<#room>] [<count>] [before <id>]: a room's kept messages.
+    """/history [<#room> | <nick>] [<count>] [before <id>]: a room's kept messages.
 
     Any room may be asked for, also one you are not in or that is gone:
-    rooms are public (/who, /rooms).
+    rooms are public (/who, /rooms). A nickname or account asks for one's
+    private conversation with it instead (private_history).
     """
     user = session.registered_user()
     chat = session.chat
     room_name, count, before = _history_args(args)
+    if room_name is not None and not room_name.startswith("#"):
+        private_history(session, room_name, count, before)
+        return
     if room_name is None:
         key = user.current
         current = chat.rooms.get(key)
@@ -366,10 +381,48 @@ def history(session: Session, args: list[str]) -> None:
         return _error_line(ErrorCode.NO_HISTORY, f"history is unavailable: {reason}")
 
     answer.addErrback(refused)
-    late = _error_line(
-        ErrorCode.NO_HISTORY, "history is unavailable: it did not answer in time"
+    session.send_later(answer, _LATE)
+
+
+_LATE = _error_line(
+    ErrorCode.NO_HISTORY, "history is unavailable: it did not answer in time"
+)
+
+
+def private_history(
+    session: Session, name: str, count: int, before: int | None
+) -> None:
+    """/history <nick-or-account> [<count>] [before <id>]: a private conversation.
+
+    docs/protocol.md, Private history: only the account the asker is
+    identified to reads, its conversation with the party name means
+    (chatd.private_history).
+    """
+    user = session.registered_user()
+    store = session.chat.history
+    if store is None:
+        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
+    if store.reason is not None:
+        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    found = conversation_of(session.accounts, user, name)
+    target, budget = normalize_name(name), _budget(session)
+    read = store.read_private(found.me, found.other, count, before)
+    answer = read.addCallback(
+        lambda entries: _answer(visible(entries, found.start), target, budget)
     )
-    session.send_later(answer, late)
+
+    def refused(failure: Failure) -> bytes:
+        if failure.check(UnknownId):
+            return _error_line(
+                ErrorCode.BAD_ARGS,
+                f"{before} is not a message id of your conversation with {target}",
+            )
+        failure.trap(HistoryUnavailable)
+        reason = failure.value.reason
+        return _error_line(ErrorCode.NO_HISTORY, f"history is unavailable: {reason}")
+
+    answer.addErrback(refused)
+    session.send_later(answer, _LATE)
 
 
 def ids(session: Session, args: list[str]) -> None:
@@ -421,9 +474,11 @@ COMMANDS: dict[str, Command] = {
                    "list a room's members (default: the current one)", 0, 1),
     "rooms": Command(rooms, "/rooms [<page>]",
                      f"list rooms and their sizes, {ROOMS_PER_PAGE} a page", 0, 1),
-    "history": Command(history, "/history [<#room>] [<count>] [before <id>]",
+    "history": Command(history,
+                       "/history [<#room> | <nick>] [<count>] [before <id>]",
                        f"a room's latest messages (default: the current room, "
-                       f"{HISTORY_COUNT}; at most {HISTORY_MAX})", 0, 4),
+                       f"{HISTORY_COUNT}; at most {HISTORY_MAX}), or your private "
+                       "ones with someone's account", 0, 4),
     "ids": Command(ids, "/ids [on|off]",
                    "put an ID line before each room message (for clients)", 0, 1,
                    before_nick=True),

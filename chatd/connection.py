@@ -524,6 +524,22 @@ class Connection(Protocol, TimeoutMixin):
             self.counts.events += 1
             self._transmit(data)
 
+    def divert(self, into: list[bytes] | None) -> list[bytes] | None:
+        """Collect this connection's output in into from now on; return the list before.
+
+        A door that frames a command's replies (IRC labeled-response) diverts
+        them to a list of its own, then diverts back to what this returned
+        and sends the framed lines. The round's broadcast run so far stays
+        in front, in the list returned.
+        """
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            self.counts.events += self._end - self._start
+            self._out = journal.lines[self._start : self._end]
+        before, self._out = self._out, into
+        return before
+
     def use_renderer(
         self, render: Callable[[Event], bytes], journal_key: str | None = None
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from weakref import WeakKeyDictionary
 
 from helpers import CHEAP
@@ -98,6 +99,17 @@ class FakeIrc:
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send the answer when it comes (the fakes' stores and checks: at once)."""
         answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
+
+    def begin_label(self, label: str) -> None:
+        """Labels are IrcProtocol's (test_irc_labels.py): the fake ignores them."""
+
+    def end_label(self) -> None:
+        """Nothing to frame: see begin_label."""
+
+    def unlabeled(self, run: Callable[[], object]) -> bytes:
+        start = len(self.out)
+        run()
+        return b"".join(self.out[start:])
 
     def batch_id(self) -> str:
         self.batches += 1

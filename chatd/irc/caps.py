@@ -11,7 +11,7 @@ from chatd.irc.render import MSGID, TIME
 
 # name -> value shown in CAP LS 302 ("" for none). Each one is implemented by
 # the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays,
-# history batches.
+# history batches, labeled responses (chatd.irc.labels).
 SUPPORTED: dict[str, str] = {
     "account-notify": "",
     "account-tag": "",
@@ -20,6 +20,7 @@ SUPPORTED: dict[str, str] = {
     "cap-notify": "",
     "echo-message": "",
     "extended-join": "",
+    "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",
     "sasl": "PLAIN",

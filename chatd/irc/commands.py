@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -20,6 +21,7 @@ from twisted.logger import Logger
 from chatd.accounts import Accounts
 from chatd.chat import Chat, Room, User
 from chatd.errors import ChatError, ErrorCode
+from chatd.irc import labels
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply, CapState
 from chatd.irc.history import HistorySession, backfill, chathistory
@@ -94,6 +96,15 @@ class IrcSession(HistorySession, Protocol):
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
+
+    def begin_label(self, label: str) -> None:
+        """A labeled command starts: what is sent from now on is its response."""
+
+    def end_label(self) -> None:
+        """The labeled command is done: frame and send its response."""
+
+    def unlabeled(self, run: Callable[[], object]) -> bytes:
+        """Run run; what it sends is no reply to the command (returned too)."""
 
     @property
     def accounts(self) -> Accounts:
@@ -582,6 +593,17 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
                     chat.act(user, text, room=target)
                 else:
                     chat.say(user, text, room=target, notice=notice)
+            elif fold(target) == user.key:
+                # To oneself: the delivery, then with echo-message the echo,
+                # which answers the command; the delivery does not, and is
+                # never labeled (IRCv3 labeled-response).
+                delivered = session.unlabeled(
+                    partial(chat.tell, user, target, text, notice=notice, action=action)
+                )
+                if session.caps.has("echo-message"):
+                    session.send(delivered)
+                if user.away and not notice:
+                    numeric(session, n.RPL_AWAY, user.nick, text=user.away)
             else:
                 chat.tell(user, target, text, notice=notice, action=action)
                 recipient = chat.users.get(fold(target))
@@ -944,6 +966,8 @@ def dispatch(session: IrcSession, text: str) -> None:
 
     The one place where IrcError and ChatError become numerics; anything else
     is the caller's to log (it is our bug, and the connection carries on).
+    A labeled command (IRCv3 labeled-response) runs between the session's
+    begin_label and end_label, which frame whatever it sends as its response.
     """
     if not text.strip():
         return  # empty lines are ignored
@@ -951,6 +975,27 @@ def dispatch(session: IrcSession, text: str) -> None:
         msg = parse_message(text)
     except ParseError:
         return  # nothing that names a command: there is no one to answer
+    label = msg.tags.get("label")
+    caps = session.caps.enabled
+    # IRCv3 labeled-response, which needs batch too: the label is ignored
+    # without both caps on.
+    if not label or labels.CAP not in caps or "batch" not in caps:
+        _run(session, msg)
+        return
+    why = labels.label_error(label)
+    if why is not None:  # over 64 bytes: the command is refused, not run
+        command = clean_text(msg.command)[:32] or "*"
+        server_line(session, "FAIL", command, "INVALID_LABEL", text=why)
+        return
+    session.begin_label(label)
+    try:
+        _run(session, msg)
+    finally:
+        session.end_label()
+
+
+def _run(session: IrcSession, msg: IrcMessage) -> None:
+    """Run msg; its refusals become numerics."""
     try:
         run_command(session, msg)
     except IrcError as error:

@@ -20,27 +20,45 @@ it was first shown with) and `batch` (batch).
 
 The source of a replayed line is the speaker's nickname alone: history keeps
 the nickname a message was said under, not the user@host of whoever had it.
+
+Private conversations (docs/protocol.md, Private history) are kept for their
+identified sides; CHATHISTORY on a nickname answers the asker's conversation
+with the party it names (chatd.private_history), and TARGETS lists them
+beside the rooms. A replayed private message comes from the asker's nickname
+to the target, or from the target to the asker's nickname, so that a client
+files it where it asked; with account-tag it carries the sending account.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatd.accounts import Accounts
 from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_MAX
 from chatd.irc.caps import CHATHISTORY, CapState
 from chatd.irc.message import IrcMessage, irc_line
-from chatd.irc.render import action_lines, tag_section, text_lines
+from chatd.irc.render import _tag_value as tag_value
+from chatd.irc.render import action_lines, add_tag, tag_section, text_lines
 from chatd.irc.server import IrcServer
 from chatd.names import clean_text, fold, valid_nick
-from chatd.store.interface import Entry, HistoryUnavailable, Kind, Span, id_at
+from chatd.private_history import Conversation, own_account, visible, with_party
+from chatd.store.interface import (
+    NICK_PARTY,
+    Entry,
+    HistoryUnavailable,
+    Kind,
+    Span,
+    id_at,
+)
 from chatd.wire import EPOCH, utc_time
 
 BATCH_TYPE = "chathistory"
@@ -68,6 +86,10 @@ class HistorySession(Protocol):
     caps: CapState
     log: Logger
     user: User | None
+
+    @property
+    def accounts(self) -> Accounts:
+        """The server's accounts: who may read which private conversation."""
 
     def send(self, data: bytes) -> None:
         """Write encoded lines."""
@@ -145,16 +167,21 @@ def batch_answer(
     target: str,
     entries: Sequence[Entry],
     budget: int,
+    private: Conversation | None = None,
 ) -> bytes:
     """A history answer for this client: a batch if it has batch, else lines.
 
     Past budget bytes the oldest messages are left out (the newest always
-    goes), so that an answer never fills the send queue.
+    goes), so that an answer never fills the send queue. private: when
+    entries are the asker's private conversation with target.
     """
     caps = session.caps
     time, msgid = caps.has("server-time"), caps.has("message-tags")
     reference = session.batch_id() if caps.has("batch") else None
-    body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
+    if private is None:
+        body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
+    else:
+        body = [_private_lines(session, entry, private, reference) for entry in entries]
     while len(body) > 1 and sum(map(len, body)) > budget:
         body = body[len(body) // 4 or 1 :]
     if reference is None:
@@ -167,6 +194,39 @@ def batch_answer(
             irc_line("BATCH", f"-{reference}", source=source),
         ]
     )
+
+
+def _private_lines(
+    session: HistorySession,
+    entry: Entry,
+    private: Conversation,
+    batch: str | None,
+) -> bytes:
+    """A kept private message, from the asker to the other side or back.
+
+    The other side is named as its account was registered (or the nickname
+    asked for), which is what the asker's own messages were sent to, so that
+    they replay as they were first shown; the batch keeps the target as
+    asked. The entry's nick is the sender's account (or, on a side that was
+    not identified, its nickname then); account-tag clients see an account.
+    """
+    me = session.user.nick if session.user is not None else private.mine.name
+    caps = session.caps
+    mine = fold(entry.nick) == private.me
+    if mine:
+        source, to = me, private.name
+    else:
+        source, to = private.name, me
+    data = entry_lines(
+        replace(entry, nick=source),
+        to,
+        caps.has("server-time"),
+        caps.has("message-tags"),
+        batch,
+    )
+    if (mine or private.account) and caps.has("account-tag"):
+        data = add_tag(data, "account=" + tag_value(entry.nick))
+    return data
 
 
 def _budget(session: HistorySession) -> int:
@@ -378,9 +438,10 @@ def _chathistory(
         )
     wanted = spans(session, subcommand, params[2:-1], limit)
     if not target.startswith("#"):
-        if target == "*" or valid_nick(target):
-            # Private messages are not kept (PROTOCOL.md, History): none.
+        if target == "*":
             return batch_answer(session, target, [], _budget(session))
+        if valid_nick(target):
+            return _private(session, subcommand, target, wanted)
         raise Refusal(
             fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
         )
@@ -403,6 +464,39 @@ def _chathistory(
     )
     answer.addErrback(_refused, session, subcommand, name)
     late = _unavailable(session, subcommand, room.name, "it did not answer in time")
+    session.send_later(answer, late)
+    return None
+
+
+def _private(
+    session: HistorySession, subcommand: str, target: str, wanted: list[Span]
+) -> bytes | None:
+    """CHATHISTORY on a nickname: the asker's conversation with its party.
+
+    Kept only for identified users: an asker who is not identified has none,
+    and gets the empty batch of a conversation without messages (which says
+    nothing about anyone else's).
+    """
+    history = session.chat.history
+    budget = _budget(session)
+    mine = own_account(session.accounts, session.user)
+    if history is None or mine is None:
+        return batch_answer(session, target, [], budget)
+    if history.reason is not None:
+        raise Refusal(_unavailable(session, subcommand, target, history.reason))
+    found = with_party(session.accounts, mine, target)
+    reads = [
+        history.select_private(found.me, found.other, span)
+        for span in wanted
+        if span.limit
+    ]
+    answer = _joined(gatherResults(reads, consumeErrors=True)).addCallback(
+        lambda entries: batch_answer(
+            session, target, visible(entries, found.start), budget, found
+        )
+    )
+    answer.addErrback(_refused, session, subcommand, target)
+    late = _unavailable(session, subcommand, target, "it did not answer in time")
     session.send_later(answer, late)
     return None
 
@@ -439,10 +533,10 @@ def _refused(failure: Failure, session: HistorySession, sub: str, target: str) -
 def _targets(
     session: HistorySession, low: Point, high: Point, limit: int
 ) -> bytes | None:
-    """TARGETS: the rooms one is in whose latest message lies between two times.
-
-    Private conversations are not kept, so only rooms are listed; oldest
-    latest message first.
+    """TARGETS: the rooms one is in, and the private conversations of one's
+    account, whose latest message lies between two times; oldest latest
+    message first. A conversation is named by the other account's name, or
+    the nickname of a side that was not identified.
     """
     history = session.chat.history
     user = session.user
@@ -461,11 +555,34 @@ def _targets(
     start, end = sorted((low.millis or 0, high.millis or 0))
     names = {room.key: room.name for room in user.rooms.values()}
     kept = [key for key in names if history.has_history(key)]
+    accounts = session.accounts
+    mine = own_account(accounts, user)
 
-    def listed(latest: dict[str, Entry]) -> bytes:
+    def with_private(latest: dict[str, Entry]) -> Deferred[list[tuple[str, Entry]]]:
+        rooms = [(names[key], entry) for key, entry in latest.items()]
+        if mine is None:
+            return succeed(rooms)
+
+        def add(private: dict[str, Entry]) -> list[tuple[str, Entry]]:
+            found = list(rooms)
+            for key, entry in private.items():
+                if key.startswith(NICK_PARTY):
+                    name, start = key[len(NICK_PARTY) :], mine.created
+                else:
+                    theirs = accounts.account(key)
+                    if theirs is None:
+                        continue  # dropped: its conversations are on their way out
+                    name, start = theirs.name, max(mine.created, theirs.created)
+                if entry.time >= start:
+                    found.append((name, entry))
+            return found
+
+        return history.private_latest(fold(mine.name)).addCallback(add)
+
+    def listed(latest: list[tuple[str, Entry]]) -> bytes:
         found = sorted(
-            (entry.id, names[key], entry.time)
-            for key, entry in latest.items()
+            (entry.id, name, entry.time)
+            for name, entry in latest
             if start < entry.time < end
         )[:limit]
         lines = [
@@ -480,7 +597,7 @@ def _targets(
         ]
         return _wrap(session, TARGETS_BATCH_TYPE, lines)
 
-    answer = history.latest(kept).addCallback(listed)
+    answer = history.latest(kept).addCallback(with_private).addCallback(listed)
     answer.addErrback(_refused, session, "TARGETS", "*")
     late = _unavailable(session, "TARGETS", "*", "it did not answer in time")
     session.send_later(answer, late)

@@ -3,13 +3,18 @@
 It only translates: lines in to chatd.irc.commands, chat events out through
 chatd.irc.render. Framing, the flood gate, the send queue, output batching,
 timeouts, caps and closing are the shared Connection's (chatd.connection).
-What IRC adds of its own is the server's PING of a silent client.
+What IRC adds of its own is the server's PING of a silent client, and
+labeled responses (IRCv3 labeled-response): a labeled command's replies,
+its answers that come later included, diverted and framed under its label
+(chatd.irc.labels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from weakref import WeakKeyDictionary
 
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
@@ -25,6 +30,7 @@ from chatd.irc.commands import (
     send_error,
     server_line,
 )
+from chatd.irc.labels import Labeling, labeled
 from chatd.irc.message import irc_line
 from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
@@ -62,6 +68,7 @@ class IrcProtocol(Connection):
         "_heard",
         "_pinged",
         "_ping_call",
+        "_labeling",
     )
 
     def __init__(self, hub: ConnectionHub) -> None:
@@ -80,6 +87,7 @@ class IrcProtocol(Connection):
         self._pinged = False  # a PING is out and unanswered
         self._ping_call: IDelayedCall | None = None
         self._batches = 0  # batch references handed out on this connection
+        self._labeling: Labeling | None = None  # a labeled command being run
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -115,6 +123,98 @@ class IrcProtocol(Connection):
         """A batch reference unique on this connection (IRCv3 batch)."""
         self._batches += 1
         return f"h{self._batches}"
+
+    # -- labeled-response (chatd.irc.labels) ---------------------------------------
+
+    def begin_label(self, label: str) -> None:
+        """A labeled command starts: what this client is sent is its response."""
+        labeling = Labeling(label, before=None)
+        labeling.before = self.divert(labeling.replies)
+        self._labeling = labeling
+
+    def end_label(self) -> None:
+        """The labeled command is done: send its response, framed under the label.
+
+        The lines sent meanwhile that are not replies go first, unlabeled.
+        If the command started answers that come later, the whole response
+        waits for them (Connection.send_later), and so does what follows.
+        """
+        labeling, self._labeling = self._labeling, None
+        if labeling is None or self.phase is _CLOSING:
+            return
+        self.divert(labeling.before)
+        for data in labeling.apart:
+            self.send(data)
+        label, source, reference = labeling.label, self.server.name, self.batch_id
+        if not labeling.later:
+            self.send(labeled(label, b"".join(labeling.replies), source, reference))
+            return
+        replies = labeling.replies
+        cuts = [at for at, _, _ in labeling.later]
+        pieces = [
+            b"".join(replies[start:end])
+            for start, end in zip([0, *cuts], [*cuts, len(replies)], strict=True)
+        ]
+
+        def framed(answers: list[bytes]) -> bytes:
+            parts = [pieces[0]]
+            for answer, piece in zip(answers, pieces[1:], strict=True):
+                parts += [answer, piece]
+            return labeled(label, b"".join(parts), source, reference)
+
+        answers = [
+            answer.addErrback(self._answer_lost, fallback)
+            for _, answer, fallback in labeling.later
+        ]
+        fallback = framed([fallback for _, _, fallback in labeling.later])
+        super().send_later(gatherResults(answers).addCallback(framed), fallback)
+
+    def _answer_lost(self, failure: Failure, fallback: bytes) -> bytes:
+        self.log.failure("an answer for {peer} failed", failure, peer=self.peer)
+        return fallback
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come (see Connection.send_later).
+
+        Within a labeled command the answer is part of the response, which
+        waits for it.
+        """
+        labeling = self._labeling
+        if labeling is None:
+            super().send_later(answer, fallback)
+            return
+        labeling.later.append((len(labeling.replies), answer, fallback))
+
+    def unlabeled(self, run: Callable[[], object]) -> bytes:
+        """Run run; what it sends this client is no reply (a message to oneself).
+
+        It goes out unlabeled, before the response of a labeled command;
+        the bytes are returned.
+        """
+        mine: list[bytes] = []
+        before = self.divert(mine)
+        try:
+            run()
+        finally:
+            if self.phase is not _CLOSING:
+                self.divert(before)
+        data = b"".join(mine)
+        if not data:
+            return data
+        if self._labeling is not None:
+            self._labeling.apart.append(data)
+        else:
+            self.send(data)
+        return data
+
+    def close(self, reason: str, leave: bool = True) -> None:
+        """Say goodbye and close; a labeled command's replies so far go first."""
+        labeling, self._labeling = self._labeling, None
+        if labeling is not None and self.phase is not _CLOSING:
+            self.divert(labeling.before)
+            for data in [*labeling.apart, *labeling.replies]:
+                self.send(data)
+        super().close(reason, leave)
 
     def pong_received(self) -> None:
         """A PONG came: the client is alive (any line counts, see handle_text)."""

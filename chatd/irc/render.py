@@ -45,7 +45,7 @@ from chatd.wire import utc_time
 CTCP = "\x01"
 # Tag variants, as bits: what a client's caps ask for on the lines it is sent.
 TIME = 1  # server-time: @time=
-MSGID = 2  # message-tags: @msgid= on room messages that have a history id
+MSGID = 2  # message-tags: @msgid= on messages that have a history id (kept ones)
 VARIANTS = 4
 # Per-client variants, above the tag bits (IrcRenderer.lines_for's keys).
 EXTENDED = 4  # extended-join: JOIN #room account :realname
@@ -290,7 +290,7 @@ class IrcRenderer:
         parts = self._parts = render_lines(chat, event)
         self.last = event
         self.variants = [b"".join(parts), None, None, None]
-        if isinstance(event, Message | Action) and event.time:
+        if isinstance(event, Message | Action | Private) and event.time:
             self._time = event.time
             self.mask = TIME | MSGID if event.id else TIME
         else:
@@ -342,7 +342,7 @@ class IrcRenderer:
         stamp = self._stamp() if variant & TIME else None
         msgid = 0
         event = self.last
-        if variant & MSGID and isinstance(event, Message | Action):
+        if variant & MSGID and isinstance(event, Message | Action | Private):
             msgid = event.id
         return tagged_lines(self._parts, stamp, msgid)
 

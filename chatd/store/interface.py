@@ -5,6 +5,14 @@ each message with an id that is unique within its room and orders its
 history, and the time the server received it. The model (chatd.chat) records
 through IHistory and the doors read through it; neither knows how or where
 the store keeps things (chatd.store.sqlite, chatd.store.memory).
+
+An extension (docs/protocol.md, Private history): a private message is kept
+too when at least one of its two sides is identified, under the pair of
+their parties: an identified side's account (folded name), never its
+nickname (a nickname can pass to another person, an account cannot); a side
+that is not identified by its folded nickname behind NICK_PARTY, so that only
+the identified side can ever read it. Its id comes from the same sequence as
+rooms' ids, and retention is the same.
 """
 
 from __future__ import annotations
@@ -67,6 +75,25 @@ def id_at(millis: int) -> int:
     return millis * 1000
 
 
+# Leads the party of a side that was not identified: "~" and its folded
+# nickname. No nickname, so no account name, can start with it.
+NICK_PARTY = "~"
+
+
+def nick_party(folded_nick: str) -> str:
+    """The party of a side that was not identified, by its folded nickname."""
+    return NICK_PARTY + folded_nick
+
+
+def conversation(one: str, other: str) -> tuple[str, str]:
+    """The key of the private conversation between two parties.
+
+    A party is an account (its folded name) or nick_party(...). The same
+    pair whoever writes: the two in order.
+    """
+    return (one, other) if one <= other else (other, one)
+
+
 class HistoryUnavailable(Exception):
     """History cannot be read or kept now; reason says why, for a person."""
 
@@ -116,6 +143,35 @@ class IHistory(Interface):
 
         Seen as read sees; fails only with HistoryUnavailable.
         """
+
+    # Private conversations (docs/protocol.md, Private history) between two
+    # parties (see conversation()); an Entry's nick is the sender's name: its
+    # account as registered, or its nickname at the time if not identified.
+
+    def record_private(
+        sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        """Keep one private message from party sender to party recipient.
+
+        name: what is read back as the Entry's nick. Returns its id and time
+        as record does, with the same rules: never blocks, never raises.
+        """
+
+    def read_private(
+        me: str, other: str, count: int, before: int | None = None
+    ) -> Deferred[list[Entry]]:
+        """The conversation of parties me and other, as read reads a room's."""
+
+    def select_private(me: str, other: str, span: Span) -> Deferred[list[Entry]]:
+        """The conversation of parties me and other in span, as select does."""
+
+    def private_latest(me: str) -> Deferred[dict[str, Entry]]:
+        """The latest message of each of party me's conversations, by the other
+        party (me itself for notes to oneself)."""
+
+    def forget_private(account: str) -> None:
+        """Delete every conversation of party account (it was dropped): in turn,
+        so that a read asked for after this never sees them. Never raises."""
 
 
 class Stamps:

@@ -23,6 +23,7 @@ from chatd.store.interface import (
     Span,
     Stamps,
     UnknownId,
+    conversation,
     millis,
 )
 
@@ -38,6 +39,8 @@ class MemoryHistory:
         self.manual = manual
         self.reason: str | None = None
         self.rooms: dict[str, list[Entry]] = {}
+        # Private conversations by conversation(one, other) (folded accounts).
+        self.conversations: dict[tuple[str, str], list[Entry]] = {}
         self.stamps = Stamps()
         # Reads not yet answered (manual): each call gives its answer.
         self.waiting: list[Callable[[], None]] = []
@@ -48,6 +51,17 @@ class MemoryHistory:
         if self.reason is None:
             entry = Entry(msg_id, millis(now), kind, nick, text)
             self.rooms.setdefault(room, []).append(entry)
+        return msg_id, now
+
+    def record_private(
+        self, sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        now = self.clock.seconds()
+        msg_id = self.stamps.next(now)
+        if self.reason is None:
+            entry = Entry(msg_id, millis(now), kind, name, text)
+            pair = conversation(sender, recipient)
+            self.conversations.setdefault(pair, []).append(entry)
         return msg_id, now
 
     def has_history(self, room: str) -> bool:
@@ -61,9 +75,37 @@ class MemoryHistory:
         return self._answer_with(self._read(room, count, before))
 
     def select(self, room: str, span: Span) -> defer.Deferred[list[Entry]]:
+        return self._select(self.rooms.get(room, []), span)
+
+    def read_private(
+        self, me: str, other: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
         if self.reason is not None:
             return self._answer_with(HistoryUnavailable(self.reason))
-        entries = self.rooms.get(room, [])
+        entries = self.conversations.get(conversation(me, other), [])
+        return self._answer_with(_last(entries, count, before))
+
+    def select_private(
+        self, me: str, other: str, span: Span
+    ) -> defer.Deferred[list[Entry]]:
+        return self._select(self.conversations.get(conversation(me, other), []), span)
+
+    def private_latest(self, me: str) -> defer.Deferred[dict[str, Entry]]:
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
+        found = {}
+        for (low, high), entries in self.conversations.items():
+            if entries and me in (low, high):
+                found[high if low == me else low] = entries[-1]
+        return self._answer_with(found)
+
+    def forget_private(self, account: str) -> None:
+        for pair in [pair for pair in self.conversations if account in pair]:
+            del self.conversations[pair]
+
+    def _select(self, entries: list[Entry], span: Span) -> defer.Deferred[list[Entry]]:
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
         ids = [entry.id for entry in entries]
         start = 0 if span.after is None else bisect_right(ids, span.after)
         end = len(ids) if span.before is None else bisect_left(ids, span.before)
@@ -99,16 +141,22 @@ class MemoryHistory:
     def _read(
         self, room: str, count: int, before: int | None
     ) -> list[Entry] | Exception:
-        entries = self.rooms.get(room, [])
-        end = len(entries)
-        if before is not None:
-            end = bisect_left([entry.id for entry in entries], before)
-            if end == len(entries) or entries[end].id != before:
-                return UnknownId(before)
-        return entries[max(0, end - count) : end]
+        return _last(self.rooms.get(room, []), count, before)
 
     def answer(self) -> None:
         """Answer every read made so far, in the order they were made."""
         waiting, self.waiting = self.waiting, []
         for give in waiting:
             give()
+
+
+def _last(
+    entries: list[Entry], count: int, before: int | None
+) -> list[Entry] | Exception:
+    """The last count of entries (before the id, if given), or UnknownId."""
+    end = len(entries)
+    if before is not None:
+        end = bisect_left([entry.id for entry in entries], before)
+        if end == len(entries) or entries[end].id != before:
+            return UnknownId(before)
+    return entries[max(0, end - count) : end]

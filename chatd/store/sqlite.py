@@ -12,14 +12,15 @@ import errno
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 
-from chatd.store.interface import Entry, Kind, Span, UnknownId
+from chatd.store.interface import Entry, Kind, Span, UnknownId, conversation
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -38,6 +39,27 @@ ACCOUNT_TABLES = (
         founder TEXT NOT NULL,
         record TEXT NOT NULL
     ) WITHOUT ROWID""",
+)
+# Version 3: private messages with at least one identified side
+# (docs/protocol.md, Private history), kept apart from rooms' so that no room
+# query can reach them. low and high: the two parties in order (an account's
+# folded name, or "~" and the folded nickname of a side not identified: see
+# chatd.store.interface.conversation), so that a conversation is one pair
+# whoever writes; sender: the writer's account as registered, or its nickname
+# at the time. id from the same sequence as messages' ids; time as theirs.
+PRIVATE_TABLES = (
+    """CREATE TABLE private_messages (
+        id INTEGER PRIMARY KEY,
+        low TEXT NOT NULL,
+        high TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('MSG', 'ACTION')),
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL
+    )""",
+    "CREATE INDEX private_by_low ON private_messages (low, high, id)",
+    "CREATE INDEX private_by_high ON private_messages (high, low, id)",
+    "CREATE INDEX private_by_time ON private_messages (time)",
 )
 SCHEMA = (
     # One row: the version of the schema in this file.
@@ -58,11 +80,11 @@ SCHEMA = (
     # room without history needs no trip to the disk.
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
+    *PRIVATE_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
-_COLUMNS = "SELECT id, time, kind, nick, text FROM messages "
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
 RUN_BUSY = 1.0  # and while running, before a write is given up as failed
 # Rows per INSERT statement (6 values each, within SQLite's limit on bound
@@ -74,11 +96,41 @@ RUN_BUSY = 1.0  # and while running, before a write is given up as failed
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
 
 
-@lru_cache(maxsize=64)
-def _insert(count: int) -> str:
-    """The INSERT of count messages in one statement."""
-    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * count)
-    return f"INSERT INTO messages (id, room, time, kind, nick, text) VALUES {values}"
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """Where one kind of history lives: its table, its speaker, what a key picks."""
+
+    table: str
+    speaker: str
+    where: str
+
+    @property
+    def columns(self) -> str:
+        return f"SELECT id, time, kind, {self.speaker}, text FROM {self.table} "
+
+
+ROOM = _Kept("messages", "nick", "room = ?")
+# One conversation: the key is conversation(one, other).
+PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?")
+ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text) VALUES "
+PRIVATE_INSERT = (
+    "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
+)
+RoomRow = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
+# id, low, high (the two parties, in order), time, kind, sender, text
+PrivateRow = tuple[int, str, str, int, str, str, str]
+
+
+@lru_cache(maxsize=128)
+def _insert(head: str, width: int, count: int) -> str:
+    """The INSERT (head) of count rows of width values in one statement."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return head + ",".join([row] * count)
+
+
+def _entries(rows: Iterable[tuple[int, int, str, str, str]]) -> list[Entry]:
+    """Entries of rows (id, time, kind, nick or sender, text)."""
+    return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
 
 
 class StoreError(Exception):
@@ -254,95 +306,171 @@ class HistoryDatabase:
     # -- what the writer thread does --------------------------------------------
 
     def last_id(self) -> int:
-        """Return the highest message id kept (0 if none)."""
-        row = self.connection.execute("SELECT max(id) FROM messages").fetchone()
+        """Return the highest message id kept, rooms' and private (0 if none)."""
+        row = self.connection.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM messages), 0), "
+            "coalesce((SELECT max(id) FROM private_messages), 0))"
+        ).fetchone()
         return int(row[0] or 0)
 
     def rooms(self) -> set[str]:
         """Return every room (folded) that ever had a message kept."""
         return {row[0] for row in self.connection.execute("SELECT room FROM rooms")}
 
-    def append(self, rows: Iterable[tuple[int, str, int, str, str, str]]) -> None:
-        """Keep messages (id, room, time, kind, nick, text) in one transaction."""
-        rows = list(rows)
+    def append(self, rows: Iterable[RoomRow | PrivateRow]) -> None:
+        """Keep messages in one transaction: rooms' (id, room, time, kind, nick,
+        text) and private ones (PrivateRow), told apart by their length."""
+        room_rows: list[RoomRow] = []
+        private_rows: list[PrivateRow] = []
+        for row in rows:
+            if len(row) == 6:
+                room_rows.append(row)
+            else:
+                private_rows.append(row)
         execute = self.connection.execute
         execute("BEGIN IMMEDIATE")
         try:
-            for at in range(0, len(rows), ROWS_PER_INSERT):
-                chunk = rows[at : at + ROWS_PER_INSERT]
-                execute(_insert(len(chunk)), list(chain.from_iterable(chunk)))
-            self.connection.executemany(
-                "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
-                [(room,) for room in {row[1] for row in rows}],
-            )
+            self._insert(ROOM_INSERT, 6, room_rows)
+            self._insert(PRIVATE_INSERT, 7, private_rows)
+            if room_rows:
+                self.connection.executemany(
+                    "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
+                    [(room,) for room in {row[1] for row in room_rows}],
+                )
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
             raise
 
-    def read(self, room: str, count: int, before: int | None = None) -> list[Entry]:
-        """The room's latest count messages (before the id, if given), oldest first.
+    def _insert(
+        self, head: str, width: int, rows: Sequence[RoomRow | PrivateRow]
+    ) -> None:
+        for at in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[at : at + ROWS_PER_INSERT]
+            self.connection.execute(
+                _insert(head, width, len(chunk)), list(chain.from_iterable(chunk))
+            )
 
-        Raises UnknownId when before is not one of the room's messages.
-        """
+    def _read(
+        self, kept: _Kept, key: tuple[str, ...], count: int, before: int | None
+    ) -> list[Entry]:
+        """The latest count messages of key in kept (before the id, if given)."""
         execute = self.connection.execute
+        columns, where = kept.columns, kept.where
         if before is None:
             cursor = execute(
-                "SELECT id, time, kind, nick, text FROM messages WHERE room = ? "
-                "ORDER BY id DESC LIMIT ?",
-                (room, count),
+                f"{columns}WHERE {where} ORDER BY id DESC LIMIT ?", (*key, count)
             )
         else:
             found = execute(
-                "SELECT 1 FROM messages WHERE id = ? AND room = ?", (before, room)
+                f"SELECT 1 FROM {kept.table} WHERE id = ? AND {where}", (before, *key)
             ).fetchone()
             if found is None:
                 raise UnknownId(before)
             cursor = execute(
-                "SELECT id, time, kind, nick, text FROM messages "
-                "WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
-                (room, before, count),
+                f"{columns}WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?",
+                (*key, before, count),
             )
         rows = cursor.fetchall()
         rows.reverse()
-        return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+        return _entries(rows)
 
-    def select(self, room: str, span: Span) -> list[Entry]:
-        """The room's messages in span (see Span), oldest first."""
+    def _select(self, kept: _Kept, key: tuple[str, ...], span: Span) -> list[Entry]:
+        """The messages of key in kept within span, oldest first."""
         after = -1 if span.after is None else span.after
         before = NO_ID if span.before is None else span.before
         if after >= before - 1:
             return []
         order = "DESC" if span.newest else "ASC"
         rows = self.connection.execute(
-            _COLUMNS + "WHERE room = ? AND id > ? AND id < ? "
+            f"{kept.columns}WHERE {kept.where} AND id > ? AND id < ? "
             f"ORDER BY id {order} LIMIT ?",
-            (room, after, before, span.limit),
+            (*key, after, before, span.limit),
         ).fetchall()
         if span.newest:
             rows.reverse()
-        return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+        return _entries(rows)
+
+    def read(self, room: str, count: int, before: int | None = None) -> list[Entry]:
+        """The room's latest count messages (before the id, if given), oldest first.
+
+        Raises UnknownId when before is not one of the room's messages.
+        """
+        return self._read(ROOM, (room,), count, before)
+
+    def select(self, room: str, span: Span) -> list[Entry]:
+        """The room's messages in span (see Span), oldest first."""
+        return self._select(ROOM, (room,), span)
 
     def latest(self, rooms: Sequence[str]) -> dict[str, Entry]:
         """The latest message of each of rooms that has one."""
         found: dict[str, Entry] = {}
         for room in rooms:
-            row = self.connection.execute(
-                _COLUMNS + "WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
-            ).fetchone()
-            if row is not None:
-                found[room] = Entry(row[0], row[1], Kind(row[2]), row[3], row[4])
+            rows = self.connection.execute(
+                ROOM.columns + "WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
+            ).fetchall()
+            if rows:
+                found[room] = _entries(rows)[0]
         return found
 
-    def prune(self, older_than: int, limit: int) -> int:
-        """Delete up to limit messages older than a time (ms); return how many."""
-        cursor = self.connection.execute(
-            "DELETE FROM messages WHERE id IN "
-            "(SELECT id FROM messages WHERE time < ? ORDER BY time LIMIT ?)",
-            (older_than, limit),
-        )
+    # -- private conversations (docs/protocol.md, Private history) --------------
+
+    def read_private(
+        self, me: str, other: str, count: int, before: int | None = None
+    ) -> list[Entry]:
+        """The conversation's latest count messages, as read reads a room's."""
+        return self._read(PRIVATE, conversation(me, other), count, before)
+
+    def select_private(self, me: str, other: str, span: Span) -> list[Entry]:
+        """The conversation's messages in span, oldest first."""
+        return self._select(PRIVATE, conversation(me, other), span)
+
+    def private_latest(self, me: str) -> dict[str, Entry]:
+        """The latest message of each of me's conversations, by the other account."""
+        found: dict[str, Entry] = {}
+        # SQLite gives the other columns of the row that has the max(id).
+        for side, other in (("low", "high"), ("high", "low")):
+            for row in self.connection.execute(
+                f"SELECT {other}, max(id), time, kind, sender, text "
+                f"FROM private_messages WHERE {side} = ? GROUP BY {other}",
+                (me,),
+            ):
+                found[row[0]] = _entries([row[1:]])[0]
+        return found
+
+    def forget_private(self, account: str) -> int:
+        """Delete every conversation of account; return how many messages."""
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            cursor = execute(
+                "DELETE FROM private_messages WHERE low = ? OR high = ?",
+                (account, account),
+            )
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            raise
         return cursor.rowcount
+
+    def prune(self, older_than: int, limit: int) -> int:
+        """Delete up to limit messages older than a time (ms); return how many.
+
+        Rooms' first, then private ones with what is left of limit.
+        """
+        deleted = 0
+        for table in ("messages", "private_messages"):
+            cursor = self.connection.execute(
+                f"DELETE FROM {table} WHERE id IN "
+                f"(SELECT id FROM {table} WHERE time < ? ORDER BY time LIMIT ?)",
+                (older_than, limit - deleted),
+            )
+            deleted += cursor.rowcount
+            if deleted >= limit:
+                break
+        return deleted
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL back in)."""

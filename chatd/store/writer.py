@@ -31,6 +31,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.stats import Histogram
@@ -42,9 +43,10 @@ from chatd.store.interface import (
     Span,
     Stamps,
     UnknownId,
+    conversation,
     millis,
 )
-from chatd.store.sqlite import HistoryDatabase, explain
+from chatd.store.sqlite import HistoryDatabase, PrivateRow, RoomRow, explain
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
@@ -61,7 +63,9 @@ STOP_WAIT = 10.0  # seconds a stop waits for the thread before giving up
 WRITER_NICENESS = 10
 DAY = 86400.0
 
-Row = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
+# A room's message (id, room, time (ms), kind, nick, text) or a private one
+# (chatd.store.sqlite.PrivateRow): one batch, one transaction, in order.
+Row = RoomRow | PrivateRow
 T = TypeVar("T")
 
 
@@ -203,6 +207,20 @@ class SQLiteHistory:
                 )
         return msg_id, now
 
+    def record_private(
+        self, sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        now = self.clock.seconds()
+        msg_id = self.stamps.next(now)
+        if self._thread is not None and self._stopped is None:
+            low, high = conversation(sender, recipient)
+            self._batch.append((msg_id, low, high, millis(now), kind.value, name, text))
+            if self._hand_over_call is None:
+                self._hand_over_call = self.clock.callLater(
+                    BATCH_DELAY, self._hand_over
+                )
+        return msg_id, now
+
     def has_history(self, room: str) -> bool:
         return room in self._rooms
 
@@ -217,6 +235,39 @@ class SQLiteHistory:
     def latest(self, rooms: Sequence[str]) -> defer.Deferred[dict[str, Entry]]:
         rooms = list(rooms)
         return self._ask(partial(HistoryDatabase.latest, rooms=rooms))
+
+    def read_private(
+        self, me: str, other: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
+        return self._ask(
+            partial(
+                HistoryDatabase.read_private,
+                me=me,
+                other=other,
+                count=count,
+                before=before,
+            )
+        )
+
+    def select_private(
+        self, me: str, other: str, span: Span
+    ) -> defer.Deferred[list[Entry]]:
+        return self._ask(
+            partial(HistoryDatabase.select_private, me=me, other=other, span=span)
+        )
+
+    def private_latest(self, me: str) -> defer.Deferred[dict[str, Entry]]:
+        return self._ask(partial(HistoryDatabase.private_latest, me=me))
+
+    def forget_private(self, account: str) -> None:
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "could not delete the private history of a dropped account: {reason}",
+                reason=failure.getErrorMessage(),
+            )
+
+        forget = partial(HistoryDatabase.forget_private, account=account)
+        self.submit(forget).addErrback(failed)
 
     def _ask(self, ask: Callable[[HistoryDatabase], T]) -> defer.Deferred[T]:
         """Queue a question for the thread, behind everything recorded so far."""

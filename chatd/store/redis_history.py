@@ -1,0 +1,628 @@
+"""History in Redis streams, where every node of a cluster reads the same.
+
+One stream per room, under `chatd:history:<folded room>`; each message is one
+entry whose stream id spells its chatd id exactly: the id is a time in
+microseconds (Stamps), so message id N is stream id `N // 1000`-`N % 1000`
+and back, and Span's bounds and id_at become XRANGE/XREVRANGE bounds. An
+entry's fields are kind, nick and text, and time (milliseconds) only when it
+is not id // 1000. The set `chatd:history:rooms` names the rooms that have
+had history. docs/cluster.md, "History in Redis", shows the layout.
+
+Everything goes over one connection, in the order asked: a write is sent at
+once and not waited for, so a read sent after it sees it (Redis answers one
+connection's commands in order). While Redis cannot be reached, messages are
+dropped, reads fail with HistoryUnavailable and reason says why; txredisapi
+reconnects by itself (with back-off) and history works again once it has.
+
+Retention follows --history-days as the SQLite store does: each write trims
+its room's stream to about the last days (XADD MINID ~, cheap), and once an
+hour every room is trimmed exactly (XTRIM MINID), rooms nobody speaks in
+included. There is no cap on a room's count, as in the SQLite store.
+
+Private conversations (docs/protocol.md, Private history) are streams too,
+one per pair of parties, kept, read and trimmed as a room's: their "room" is
+`@<low> <high>` (private_room), which no room name can be (rooms start with
+#, and names have no spaces). The set `chatd:history:party:<party>` names the
+other parties of each, for TARGETS and for forgetting a dropped account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import txredisapi
+from twisted.internet import defer
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+)
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd.store.interface import (
+    Entry,
+    HistoryUnavailable,
+    IHistory,
+    Kind,
+    Span,
+    Stamps,
+    UnknownId,
+    conversation,
+    millis,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTCP
+
+PREFIX = "chatd:history:"
+ROOMS_KEY = PREFIX + "rooms"  # a set: every room that has had history
+PRUNE_EVERY = 3600.0  # seconds between exact trims of every room
+CONNECT_TIMEOUT = 5.0  # seconds for one connection attempt
+REPLY_TIMEOUT = 10.0  # seconds Redis may take to answer before the link is dropped
+CLOSE_WAIT = 10.0  # seconds close() waits for Redis to take the last writes
+DAY = 86400.0
+UNREACHABLE = "the history server (Redis) cannot be reached"
+CONNECTING = "connecting to the history server (Redis)"
+
+T = TypeVar("T")
+
+
+def room_key(room: str) -> str:
+    """The key of a room's stream (room is folded)."""
+    return PREFIX + "room:" + room
+
+
+def private_room(one: str, other: str) -> str:
+    """The pseudo-room of the private conversation between two parties."""
+    low, high = conversation(one, other)
+    return f"@{low} {high}"
+
+
+def party_key(party: str) -> str:
+    """The key of the set of the parties party has a conversation with."""
+    return PREFIX + "party:" + party
+
+
+# Forget every conversation of a party in one command, so that it takes its
+# turn among the link's commands: a read sent after it never sees them.
+# KEYS[1]: the party's set; ARGV: prefix, party.
+FORGET = """
+local others = redis.call('SMEMBERS', KEYS[1])
+local gone = 0
+for _, other in ipairs(others) do
+  local low, high = ARGV[2], other
+  if high < low then low, high = high, low end
+  local room = '@' .. low .. ' ' .. high
+  gone = gone + redis.call('XLEN', ARGV[1] .. 'room:' .. room)
+  redis.call('DEL', ARGV[1] .. 'room:' .. room)
+  redis.call('SREM', ARGV[1] .. 'rooms', room)
+  redis.call('SREM', ARGV[1] .. 'party:' .. other, ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return gone
+"""
+
+
+def stream_id(msg_id: int) -> str:
+    """The stream id that spells a message id: milliseconds, then the rest."""
+    return f"{msg_id // 1000}-{msg_id % 1000}"
+
+
+def message_id(entry_id: str) -> int:
+    """The message id a stream id spells (the inverse of stream_id)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms) * 1000 + int(seq)
+
+
+def parse_url(url: str) -> tuple[str, int, int]:
+    """Host, port and database number of a redis://HOST:PORT/DB URL.
+
+    ValueError, with a sentence a person can act on, for anything else.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or not parts.hostname:
+        raise ValueError(f"{url!r} is not a redis://HOST:PORT/DB URL")
+    try:
+        port = parts.port or 6379
+        path = parts.path.strip("/")
+        db = int(path) if path else 0
+    except ValueError:
+        raise ValueError(f"{url!r}: the port and the database are numbers") from None
+    if db < 0:
+        raise ValueError(f"{url!r}: the database is a number from 0")
+    return parts.hostname, port, db
+
+
+def endpoint_for(reactor: IReactorTCP, host: str, port: int) -> IStreamClientEndpoint:
+    """A client endpoint for host: an address as it is, a name through DNS."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return HostnameEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
+    if address.version == 6:
+        return TCP6ClientEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
+    return TCP4ClientEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
+
+
+@implementer(IHistory)
+class RedisHistory:
+    """IHistory in Redis streams, one per room, over one txredisapi connection.
+
+    Built around a txredisapi RedisFactory that connects (and reconnects) by
+    itself: see connect() for the usual way in. shared=True (a cluster) makes
+    has_history say True for any room, as another node may have written it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: Any,  # txredisapi.RedisFactory, connecting already
+        clock: IReactorTime,
+        keep_days: float = 30.0,
+        shared: bool = True,
+        where: str = "Redis",
+    ) -> None:
+        self.factory = factory
+        self.clock = clock
+        self.keep_days = keep_days  # 0: keep for ever
+        self.shared = shared
+        self.where = where  # for the log: the URL
+        self.reason: str | None = CONNECTING
+        self.stamps = Stamps()
+        self.dropped = 0  # messages not kept: Redis away or refused them
+        self._rooms: set[str] = set()
+        self._link: Any = None  # the connected txredisapi protocol, or None
+        self._closing = False
+        self._ready: defer.Deferred[RedisHistory] = defer.Deferred()
+        self._refused: str | None = None  # the last write error logged
+        self._pruner: LoopingCall | None = None
+        if keep_days:
+            self._pruner = LoopingCall(self._prune_hourly)
+            self._pruner.clock = clock
+        self._wait_for_link()
+
+    @classmethod
+    def start(
+        cls,
+        reactor: IReactorTCP,
+        url: str,
+        clock: IReactorTime,
+        keep_days: float = 30.0,
+        shared: bool = True,
+    ) -> RedisHistory:
+        """A RedisHistory for url at once; history works once Redis answers.
+
+        ValueError for a URL that is not redis://HOST:PORT/DB.
+        """
+        host, port, db = parse_url(url)
+        factory = txredisapi.RedisFactory(
+            f"{host}:{port}",
+            db,
+            1,  # one connection: writes and reads in one order
+            isLazy=True,
+            replyTimeout=REPLY_TIMEOUT,
+            convertNumbers=False,  # a text of digits stays a text
+        )
+        factory.startConnecting(endpoint_for(reactor, host, port))
+        return cls(factory, clock, keep_days=keep_days, shared=shared, where=url)
+
+    @classmethod
+    def connect(
+        cls,
+        reactor: IReactorTCP,
+        url: str,
+        clock: IReactorTime,
+        keep_days: float = 30.0,
+        shared: bool = True,
+    ) -> defer.Deferred[RedisHistory]:
+        """Start a RedisHistory for url; fires with it once it works.
+
+        It waits as long as Redis takes to answer (txredisapi keeps trying):
+        add a timeout where a caller must not wait for ever.
+        """
+        return cls.start(reactor, url, clock, keep_days, shared).ready()
+
+    def ready(self) -> defer.Deferred[RedisHistory]:
+        """Fires with this store once it has first reached Redis."""
+        if self._ready.called:
+            return defer.succeed(self)
+        waiting: defer.Deferred[RedisHistory] = defer.Deferred()
+
+        def chain(history: RedisHistory) -> RedisHistory:
+            waiting.callback(history)
+            return history
+
+        self._ready.addCallback(chain)
+        return waiting
+
+    def close(self) -> defer.Deferred[None]:
+        """Let Redis take every write sent so far, then close the connection."""
+        if self._closing:
+            return defer.succeed(None)
+        self._closing = True
+        if self._pruner is not None and self._pruner.running:
+            self._pruner.stop()
+        link, self._link = self._link, None
+        self.reason = "history is closed"
+        flushed: defer.Deferred[object] = defer.succeed(None)
+        if link is not None:
+            # Its answer comes after those of every write before it.
+            flushed = self._send(link, "PING")
+            flushed.addErrback(lambda failure: None)
+            timer = self.clock.callLater(CLOSE_WAIT, flushed.cancel)
+            flushed.addBoth(lambda _: timer.cancel() if timer.active() else None)
+        done: defer.Deferred[None] = flushed.addBoth(
+            lambda _: self.factory.disconnect()
+        )
+        return done.addBoth(lambda _: None)
+
+    # -- the link to Redis -------------------------------------------------------
+
+    def _wait_for_link(self) -> None:
+        waiting = self.factory.getConnection(peek=True)
+        waiting.addCallbacks(self._linked, self._not_linked)
+
+    def _not_linked(self, failure: Failure) -> None:
+        if not self._closing:  # only a closed factory gives up
+            self.log.failure(
+                "history: no connection to {where}", failure, where=self.where
+            )
+
+    def _linked(self, link: Any) -> defer.Deferred[None] | None:
+        """A connection is up: learn the rooms and the last id, then serve."""
+        if self._closing:
+            return None
+        link.whenDisconnected().addCallback(self._unlinked)
+        asking = self._send(link, "SMEMBERS", ROOMS_KEY)
+
+        def rooms_known(members: list[str]) -> defer.Deferred[None]:
+            self._rooms.update(members)
+            lasts = [
+                self._send(link, "XREVRANGE", room_key(r), "+", "-", "COUNT", 1)
+                for r in members
+            ]
+            return defer.gatherResults(lasts, consumeErrors=True).addCallback(
+                lasts_known
+            )
+
+        def lasts_known(lasts: list[list[Any]]) -> None:
+            for found in lasts:
+                if found:
+                    last = message_id(found[0][0])
+                    self.stamps.last = max(self.stamps.last, last)
+            if link.connected and not self._closing:
+                self._serve(link)
+
+        def failed(failure: Failure) -> None:
+            # The link broke while we asked; _unlinked waits for the next one.
+            self.log.warn(
+                "history: {where} did not answer at connection: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        return asking.addCallback(rooms_known).addErrback(failed)
+
+    def _serve(self, link: Any) -> None:
+        was = self.reason
+        self._link = link
+        self.reason = None
+        if was == CONNECTING and not self._ready.called:
+            self.log.info(
+                "history kept in {where}, {days}",
+                where=self.where,
+                days=f"for {self.keep_days:g} days" if self.keep_days else "for ever",
+            )
+            self._ready.callback(self)
+        else:
+            self.log.info("history is kept again in {where}", where=self.where)
+        if self._pruner is not None and not self._pruner.running:
+            self._pruner.start(PRUNE_EVERY, now=True)
+
+    def _unlinked(self, link: Any) -> None:
+        if self._link is link:
+            self._link = None
+        if self._closing:
+            return
+        if self.reason is None:
+            self.reason = UNREACHABLE
+            self.log.error(
+                "history is off: {where} cannot be reached; the chat goes on "
+                "without it, and chatd keeps trying",
+                where=self.where,
+            )
+        if self._pruner is not None and self._pruner.running:
+            self._pruner.stop()
+        self._wait_for_link()
+
+    def _send(self, link: Any, *command: object) -> defer.Deferred[Any]:
+        """Write one command on link now; its answer comes in the link's order."""
+        try:
+            return link.execute_command(*command)
+        except Exception as error:  # not connected after all, say
+            return defer.fail(error)
+
+    # -- IHistory ----------------------------------------------------------------
+
+    def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        now = self.clock.seconds()
+        msg_id = self.stamps.next(now)
+        self.record_at(room, kind, nick, text, msg_id, now)
+        return msg_id, now
+
+    def record_at(
+        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+    ) -> None:
+        """Keep a message under an id the caller chose (a cluster's event log).
+
+        time is when it was received, in the clock's seconds. Ids must grow
+        within a room (Redis refuses an entry below its stream's last); one
+        that does not is dropped and logged. Never blocks and never raises.
+        """
+        if msg_id > self.stamps.last:
+            self.stamps.last = msg_id  # record() carries on above it
+        link = self._link
+        if link is None:
+            self.dropped += 1
+            return
+        fields: list[object] = ["kind", kind.value, "nick", nick, "text", text]
+        kept_ms = millis(time)
+        if kept_ms != msg_id // 1000:
+            fields += ["time", kept_ms]
+        trim: list[object] = []
+        if self.keep_days:
+            trim = ["MINID", "~", stream_id(self._cutoff())]
+        sent = self._send(
+            link, "XADD", room_key(room), *trim, stream_id(msg_id), *fields
+        )
+        sent.addCallbacks(self._written, self._refused_write)
+        if room not in self._rooms:
+            self._rooms.add(room)
+            self._send(link, "SADD", ROOMS_KEY, room).addErrback(self._refused_write)
+
+    def _written(self, _: object) -> None:
+        if self._refused is not None:
+            self._refused = None
+            self.log.info("history: {where} keeps messages again", where=self.where)
+
+    def _refused_write(self, failure: Failure) -> None:
+        self.dropped += 1
+        error = failure.getErrorMessage()
+        if failure.check(txredisapi.ConnectionError):
+            return  # the link is gone: _unlinked says so once
+        if error != self._refused:  # once per kind of refusal, not per message
+            self._refused = error
+            self.log.warn(
+                "history: {where} refused a message: {error}",
+                where=self.where,
+                error=error,
+            )
+
+    def has_history(self, room: str) -> bool:
+        return self.shared or room in self._rooms
+
+    # -- private conversations: streams of pseudo-rooms (private_room) ----------
+
+    def record_private(
+        self, sender: str, recipient: str, kind: Kind, name: str, text: str
+    ) -> tuple[int, float]:
+        room = private_room(sender, recipient)
+        fresh = room not in self._rooms
+        kept = self.record(room, kind, name, text)
+        link = self._link
+        if fresh and link is not None:
+            for one, other in ((sender, recipient), (recipient, sender)):
+                self._send(link, "SADD", party_key(one), other).addErrback(
+                    self._refused_write
+                )
+        return kept
+
+    def read_private(
+        self, me: str, other: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
+        return self.read(private_room(me, other), count, before)
+
+    def select_private(
+        self, me: str, other: str, span: Span
+    ) -> defer.Deferred[list[Entry]]:
+        return self.select(private_room(me, other), span)
+
+    def private_latest(self, me: str) -> defer.Deferred[dict[str, Entry]]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+
+        def of(others: list[str]) -> defer.Deferred[dict[str, Entry]]:
+            rooms = {private_room(me, other): other for other in others}
+
+            def by_party(latest: dict[str, Entry]) -> dict[str, Entry]:
+                return {rooms[room]: entry for room, entry in latest.items()}
+
+            return self.latest(list(rooms)).addCallback(by_party)
+
+        asked = self._send(link, "SMEMBERS", party_key(me)).addCallback(of)
+        return self._failing_as_unavailable(asked)
+
+    def forget_private(self, account: str) -> None:
+        link = self._link
+        if link is None:
+            self.log.error(
+                "history: could not delete the private history of a dropped "
+                "account: {where} cannot be reached",
+                where=self.where,
+            )
+            return
+        self._rooms = {
+            room
+            for room in self._rooms
+            if not (room.startswith("@") and account in room[1:].split(" "))
+        }
+
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "history: could not delete the private history of a dropped "
+                "account: {error}",
+                error=failure.getErrorMessage(),
+            )
+
+        self._send(
+            link, "EVAL", FORGET, 1, party_key(account), PREFIX, account
+        ).addErrback(failed)
+
+    def read(
+        self, room: str, count: int, before: int | None = None
+    ) -> defer.Deferred[list[Entry]]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+        key = room_key(room)
+        top = "+" if before is None else "(" + stream_id(before)
+        found: defer.Deferred[Any] = defer.succeed([["", []]])
+        if before is not None:
+            mark = stream_id(before) if before >= 0 else "0-0"
+            found = self._send(link, "XRANGE", key, mark, mark)
+        if count > 0 and (before is None or before > 0):
+            newest = self._send(link, "XREVRANGE", key, top, "-", "COUNT", count)
+        else:
+            newest = defer.succeed([])
+        both = defer.gatherResults([found, newest], consumeErrors=True)
+
+        def answer(replies: list[Any]) -> list[Entry]:
+            exact, entries = replies
+            if before is not None and (before < 0 or not exact):
+                raise UnknownId(before)
+            return _entries(reversed(entries))
+
+        return self._failing_as_unavailable(both.addCallback(answer))
+
+    def select(self, room: str, span: Span) -> defer.Deferred[list[Entry]]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+        after = -1 if span.after is None else span.after
+        before = span.before
+        if span.limit <= 0 or (
+            before is not None and (before <= 0 or after >= before - 1)
+        ):
+            return defer.succeed([])
+        low = "-" if after < 0 else "(" + stream_id(after)
+        high = "+" if before is None else "(" + stream_id(before)
+        key = room_key(room)
+        if span.newest:
+            asked = self._send(link, "XREVRANGE", key, high, low, "COUNT", span.limit)
+            asked.addCallback(lambda entries: _entries(reversed(entries)))
+        else:
+            asked = self._send(link, "XRANGE", key, low, high, "COUNT", span.limit)
+            asked.addCallback(_entries)
+        return self._failing_as_unavailable(asked)
+
+    def latest(self, rooms: Sequence[str]) -> defer.Deferred[dict[str, Entry]]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+        names = list(rooms)
+        asks = [
+            self._send(link, "XREVRANGE", room_key(room), "+", "-", "COUNT", 1)
+            for room in names
+        ]
+
+        def answer(replies: list[Any]) -> dict[str, Entry]:
+            return {
+                room: _entries(found)[0]
+                for room, found in zip(names, replies, strict=True)
+                if found
+            }
+
+        both = defer.gatherResults(asks, consumeErrors=True)
+        return self._failing_as_unavailable(both.addCallback(answer))
+
+    def _unavailable(self) -> defer.Deferred[T]:
+        return defer.fail(HistoryUnavailable(self.reason or UNREACHABLE))
+
+    def _failing_as_unavailable(self, asked: defer.Deferred[T]) -> defer.Deferred[T]:
+        """Let UnknownId through; any other failure is HistoryUnavailable."""
+
+        def explain(failure: Failure) -> Failure:
+            if isinstance(failure.value, defer.FirstError):
+                failure = failure.value.subFailure
+            if failure.check(UnknownId, HistoryUnavailable):
+                return failure
+            if failure.check(txredisapi.ConnectionError):  # timeouts included
+                return Failure(HistoryUnavailable(UNREACHABLE))
+            self.log.failure(
+                "history: {where} could not answer", failure, where=self.where
+            )
+            return Failure(HistoryUnavailable("the history server could not answer"))
+
+        return asked.addErrback(explain)
+
+    # -- retention ---------------------------------------------------------------
+
+    def _cutoff(self) -> int:
+        """The first id kept: that of the start of the day keep_days ago."""
+        return millis(self.clock.seconds() - self.keep_days * DAY) * 1000
+
+    def _prune_hourly(self) -> None:
+        # Not waiting for the answer: the next hour trims again anyway, and a
+        # Redis that does not answer must not stop the loop.
+        self.prune()
+
+    def prune(self) -> defer.Deferred[int]:
+        """Trim every room to its last keep_days exactly; fires with how many went.
+
+        The trims are sent at once, so a read asked after sees them. The rooms
+        are those this store knows (read at connection, and written since);
+        the set is read again for the next time, for rooms other nodes began.
+        """
+        link = self._link
+        if link is None or not self.keep_days:
+            return defer.succeed(0)
+        cutoff = stream_id(self._cutoff())
+        trims = [
+            self._send(link, "XTRIM", room_key(room), "MINID", cutoff)
+            for room in sorted(self._rooms)
+        ]
+        self._send(link, "SMEMBERS", ROOMS_KEY).addCallbacks(
+            self._rooms.update, lambda failure: None
+        )
+        trimmed = defer.gatherResults(trims, consumeErrors=True)
+
+        def count(trimmed: list[Any]) -> int:
+            deleted = sum(int(n) for n in trimmed)
+            if deleted:
+                self.log.info(
+                    "history: deleted {count} {messages} older than {days:g} days",
+                    count=deleted,
+                    messages="message" if deleted == 1 else "messages",
+                    days=self.keep_days,
+                )
+            return deleted
+
+        def failed(failure: Failure) -> int:
+            self.log.warn(
+                "history: could not trim: {error}", error=failure.getErrorMessage()
+            )
+            return 0
+
+        return trimmed.addCallback(count).addErrback(failed)
+
+
+def _entries(found: Any) -> list[Entry]:
+    """Entries from XRANGE's [[id, [field, value, ...]], ...], in that order."""
+    entries = []
+    for entry_id, flat in found:
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        msg_id = message_id(entry_id)
+        time = int(fields["time"]) if "time" in fields else msg_id // 1000
+        entries.append(
+            Entry(msg_id, time, Kind(fields["kind"]), fields["nick"], fields["text"])
+        )
+    return entries

@@ -1,0 +1,409 @@
+"""RedisHistory against a real redis-server of the test's own (tests/redis_server.py).
+
+txredisapi works on the global reactor, so these tests turn it by hand
+(reactor.iterate) until what they wait for has happened, each wait bounded;
+the store's own clock (ids, times, retention) is a task.Clock.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from helpers import connect, lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis_server import WAIT, RedisServer
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from zope.interface.verify import verifyObject
+
+from chatd.config import ServerConfig
+from chatd.factory import ChatFactory
+from chatd.store.interface import (
+    Entry,
+    HistoryUnavailable,
+    IHistory,
+    Kind,
+    Span,
+    UnknownId,
+    id_at,
+    millis,
+)
+from chatd.store.memory import MemoryHistory
+from chatd.store.redis_history import (
+    DAY,
+    PRUNE_EVERY,
+    RedisHistory,
+    message_id,
+    parse_url,
+    room_key,
+    stream_id,
+)
+
+NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+T = TypeVar("T")
+
+
+def turn_until(done: Callable[[], bool], what: str = "it") -> None:
+    """Turn the global reactor until done() is true; fail after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {WAIT} s for {what}")
+        # As reactor.run would: no longer than until the next delayed call.
+        pending = reactor.timeout()  # type: ignore[attr-defined]
+        wait = 0.01 if pending is None else min(pending, 0.01)
+        reactor.iterate(wait)
+
+
+def result(deferred: defer.Deferred[T]) -> T:
+    """The result of deferred, turning the reactor until it fires."""
+    box: list[T | Failure] = []
+    deferred.addBoth(box.append)
+    turn_until(lambda: bool(box), "an answer")
+    answer = box[0]
+    if isinstance(answer, Failure):
+        answer.raiseException()
+    return answer
+
+
+def failure(deferred: defer.Deferred[T]) -> Failure:
+    """The failure deferred fires with (AssertionError if it succeeds)."""
+    box: list[object] = []
+    deferred.addBoth(box.append)
+    turn_until(lambda: bool(box), "an answer")
+    assert isinstance(box[0], Failure), f"succeeded with {box[0]!r}"
+    return box[0]
+
+
+def ask(port: int, *words: str) -> bytes:
+    """One command straight to Redis over a plain socket; its raw reply."""
+    request = f"*{len(words)}\r\n".encode() + b"".join(
+        f"${len(word.encode())}\r\n{word}\r\n".encode() for word in words
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    clock = Clock()
+    clock.advance(NOW)
+    return clock
+
+
+def start_history(
+    server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
+) -> RedisHistory:
+    """A RedisHistory on server that retries quickly (txredisapi: 1 s, then more)."""
+    history = RedisHistory.start(
+        reactor, server.url, clock, keep_days=days, shared=shared
+    )
+    history.factory.initialDelay = 0.05
+    history.factory.maxDelay = 0.2
+    return history
+
+
+def open_history(
+    server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
+) -> RedisHistory:
+    return result(start_history(server, clock, days, shared).ready())
+
+
+@pytest.fixture
+def history(redis_server: RedisServer, clock: Clock) -> Iterator[RedisHistory]:
+    opened = open_history(redis_server, clock)
+    yield opened
+    result(opened.close())
+
+
+def test_ids_map_to_stream_ids_both_ways() -> None:
+    """A message id is its stream id's milliseconds and sequence, exactly."""
+    for msg_id in (1, 999, 1000, 1_796_082_601_123_456, id_at(1_796_082_601_123)):
+        assert message_id(stream_id(msg_id)) == msg_id
+    assert stream_id(1_796_082_601_123_456) == "1796082601123-456"
+    assert parse_url("redis://127.0.0.1:6380/2") == ("127.0.0.1", 6380, 2)
+    assert parse_url("redis://redis") == ("redis", 6379, 0)
+    for bad in ("http://x:1/0", "redis://h:1/x", "redis:///0"):
+        with pytest.raises(ValueError):
+            parse_url(bad)
+
+
+def test_messages_are_kept_and_read_oldest_first(
+    history: RedisHistory, clock: Clock, redis_server: RedisServer
+) -> None:
+    """What is recorded is read back with its ids, times, kinds, nicks and texts."""
+    verifyObject(IHistory, history)
+    said = []
+    for n in range(5):
+        kind = Kind.ACTION if n == 2 else Kind.MESSAGE
+        said.append((*history.record("#lobby", kind, "alice", f"say {n}"), kind, n))
+        clock.advance(0.0004)  # two in one millisecond, sometimes
+    history.record("#dev", Kind.MESSAGE, "bob", "42")
+    entries = result(history.read("#lobby", 10))
+    assert entries == [
+        Entry(msg_id, millis(now), kind, "alice", f"say {n}")
+        for msg_id, now, kind, n in said
+    ]
+    assert result(history.read("#lobby", 2)) == entries[-2:]
+    assert result(history.read("#lobby", 2, before=entries[3].id)) == entries[1:3]
+    assert result(history.read("#dev", 5))[0].text == "42"  # digits stay text
+    assert result(history.read("#empty", 5)) == []
+    assert history.has_history("#lobby") and not history.has_history("#empty")
+    first = stream_id(entries[0].id)
+    assert (
+        first in ask(redis_server.port, "XRANGE", room_key("#lobby"), "-", "+").decode()
+    )
+
+
+def test_a_before_that_is_not_the_rooms_is_unknown(history: RedisHistory) -> None:
+    """read with a before id that no message of the room has fails with UnknownId."""
+    lobby, _ = history.record("#lobby", Kind.MESSAGE, "alice", "hi")
+    dev, _ = history.record("#dev", Kind.MESSAGE, "alice", "hi")
+    for room, before in (("#lobby", dev), ("#lobby", lobby + 1), ("#none", lobby)):
+        assert failure(history.read(room, 5, before)).check(UnknownId)
+    assert result(history.read("#lobby", 5, before=lobby)) == []
+
+
+def test_select_latest_and_the_memory_store_agree(
+    history: RedisHistory, clock: Clock
+) -> None:
+    """select and latest answer as the memory store does, spans at any id."""
+    memory = MemoryHistory(clock)
+    for n in range(30):
+        room = "#a" if n % 3 else "#b"
+        history.record(room, Kind.MESSAGE, "alice", f"m{n}")
+        memory.record(room, Kind.MESSAGE, "alice", f"m{n}")
+        clock.advance(0.0007)
+    ids = [entry.id for entry in result(memory.read("#a", 100))]
+    bounds = [None, 0, -5, ids[0] - 1, ids[0], ids[3], ids[3] + 1, ids[-1], ids[-1] + 9]
+    for after in bounds:
+        for before in bounds:
+            for newest in (True, False):
+                for limit in (0, 1, 4, 50):
+                    span = Span(limit, after, before, newest)
+                    assert result(history.select("#a", span)) == result(
+                        memory.select("#a", span)
+                    ), span
+    rooms = ["#a", "#b", "#c"]
+    assert result(history.latest(rooms)) == result(memory.latest(rooms))
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("say"), st.sampled_from(["#a", "#b"]), st.text(max_size=5)),
+        st.tuples(st.just("wait"), st.floats(min_value=0, max_value=0.01)),
+        st.tuples(
+            st.just("read"),
+            st.sampled_from(["#a", "#b"]),
+            st.integers(min_value=0, max_value=12),
+            st.one_of(st.none(), st.integers(min_value=0, max_value=20)),
+        ),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(ops=OPS)
+def test_reads_answer_as_the_memory_store_does(
+    redis_server: RedisServer, ops: list[tuple[object, ...]]
+) -> None:
+    """Any mix of messages, waits and reads: Redis answers as memory does."""
+    clock = Clock()
+    clock.advance(NOW)
+    assert ask(redis_server.port, "FLUSHDB") == b"+OK\r\n"
+    history = open_history(redis_server, clock)
+    memory = MemoryHistory(clock)
+    said: list[int] = []
+    try:
+        for op in ops:
+            if op[0] == "say":
+                room, text = str(op[1]), str(op[2])
+                kept = history.record(room, Kind.MESSAGE, "n", text)
+                assert memory.record(room, Kind.MESSAGE, "n", text) == kept
+                said.append(kept[0])
+            elif op[0] == "wait":
+                clock.advance(float(op[1]))  # type: ignore[arg-type]
+            else:
+                room, count, index = str(op[1]), int(op[2]), op[3]  # type: ignore[call-overload]
+                before = None
+                if isinstance(index, int):
+                    before = said[index] if index < len(said) else index + 1
+                asked = history.read(room, count, before)
+                want = result_or(memory.read(room, count, before))
+                if isinstance(want, Failure):
+                    assert failure(asked).check(UnknownId)
+                else:
+                    assert result(asked) == want
+    finally:
+        result(history.close())
+
+
+def result_or(deferred: defer.Deferred[T]) -> T | Failure:
+    """The result (or failure) of a deferred that has fired already."""
+    box: list[T | Failure] = []
+    deferred.addBoth(box.append)
+    deferred.addErrback(lambda _: None)
+    return box[0]
+
+
+def test_a_caller_chosen_id_is_kept_with_its_time(history: RedisHistory) -> None:
+    """record_at keeps a message under the id and time given; record goes on above."""
+    given_id = id_at(millis(NOW)) + 5_000_000  # five seconds ahead of the clock
+    history.record_at("#lobby", Kind.MESSAGE, "alice", "from the log", given_id, NOW)
+    later, _ = history.record("#lobby", Kind.MESSAGE, "bob", "after")
+    assert later == given_id + 1
+    entries = result(history.read("#lobby", 5))
+    assert entries == [
+        Entry(given_id, millis(NOW), Kind.MESSAGE, "alice", "from the log"),
+        Entry(later, millis(NOW), Kind.MESSAGE, "bob", "after"),
+    ]
+
+
+def test_an_id_below_the_rooms_last_is_dropped_and_logged(
+    history: RedisHistory,
+) -> None:
+    """Redis refuses an entry below its stream's last: it is lost, and said once."""
+    first, _ = history.record("#lobby", Kind.MESSAGE, "alice", "one")
+    with capturedLogs() as events:
+        history.record_at("#lobby", Kind.MESSAGE, "eve", "late", first - 10, NOW)
+        history.record_at("#lobby", Kind.MESSAGE, "eve", "later", first - 5, NOW)
+        assert [entry.text for entry in result(history.read("#lobby", 5))] == ["one"]
+    assert history.dropped == 2
+    warned = [e for e in events if "refused" in e.get("log_format", "")]
+    assert len(warned) == 1
+    assert history.reason is None
+
+
+def test_a_new_store_gives_ids_above_those_kept(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Started on a Redis that keeps messages, ids carry on above the last one."""
+    first = open_history(redis_server, clock)
+    ahead = id_at(millis(NOW)) + 10**9  # a thousand seconds ahead of the clock
+    first.record_at("#lobby", Kind.MESSAGE, "a", "x", ahead, NOW)
+    result(first.close())
+    second = open_history(redis_server, clock)
+    try:
+        assert second.has_history("#lobby") and not second.has_history("#dev")
+        assert second.record("#dev", Kind.MESSAGE, "b", "y")[0] == ahead + 1
+    finally:
+        result(second.close())
+
+
+def test_shared_history_may_be_in_any_room(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """In a cluster another node may have written any room: has_history says so."""
+    shared = open_history(redis_server, clock, shared=True)
+    try:
+        assert shared.has_history("#anything")
+    finally:
+        result(shared.close())
+
+
+def test_messages_past_their_days_are_trimmed(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Once an hour, every room loses what is older than the days, quiet rooms too."""
+    history = open_history(redis_server, clock, days=2)
+    try:
+        old, _ = history.record("#quiet", Kind.MESSAGE, "a", "old")
+        clock.advance(DAY)
+        kept, _ = history.record("#quiet", Kind.MESSAGE, "a", "kept")
+        clock.advance(DAY + 1)
+        with capturedLogs() as events:
+            clock.advance(PRUNE_EVERY)  # the hourly trim
+            assert [e.text for e in result(history.read("#quiet", 5))] == ["kept"]
+        assert any("deleted" in e.get("log_format", "") for e in events)
+        assert result(history.prune()) == 0
+    finally:
+        result(history.close())
+
+
+def test_redis_away_then_back(history: RedisHistory, redis_server: RedisServer) -> None:
+    """Redis stops: reason says so, reads fail, messages are lost; back, all works."""
+    history.record("#lobby", Kind.MESSAGE, "alice", "before")
+    assert result(history.read("#lobby", 5))[0].text == "before"
+    with capturedLogs() as events:
+        redis_server.stop()
+        turn_until(lambda: history.reason is not None, "the store to notice")
+        assert "cannot be reached" in str(history.reason)
+        assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
+        assert failure(history.select("#lobby", Span(5))).check(HistoryUnavailable)
+        assert failure(history.latest(["#lobby"])).check(HistoryUnavailable)
+        history.record("#lobby", Kind.MESSAGE, "alice", "lost")
+        assert history.dropped == 1
+        redis_server.start()
+        turn_until(lambda: history.reason is None, "the store to come back")
+    texts = [e.get("log_format", "") for e in events]
+    assert any("history is off" in t for t in texts)
+    assert any("kept again" in t for t in texts)
+    msg_id, _ = history.record("#lobby", Kind.MESSAGE, "alice", "after")
+    entries = result(history.read("#lobby", 5))
+    assert [e.text for e in entries] == ["after"]  # the test's Redis kept nothing
+    assert entries[0].id == msg_id
+
+
+def test_a_store_started_before_redis_works_once_it_is_up(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Started while Redis is down, the store says it is connecting, then works."""
+    redis_server.stop()
+    history = start_history(redis_server, clock)
+    try:
+        assert history.reason is not None and "connecting" in history.reason
+        assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
+        history.record("#lobby", Kind.MESSAGE, "alice", "too early")
+        assert history.dropped == 1
+        redis_server.start()
+        assert result(history.ready()) is history and history.reason is None
+        history.record("#lobby", Kind.MESSAGE, "alice", "in time")
+        assert [e.text for e in result(history.read("#lobby", 5))] == ["in time"]
+    finally:
+        result(history.close())
+    assert failure(history.read("#lobby", 5)).check(HistoryUnavailable)
+    assert history.record("#lobby", Kind.MESSAGE, "alice", "closed")[0] > 0
+
+
+def test_history_said_on_one_node_is_read_on_another(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """Two chats on one Redis: /history on the second lists what the first kept."""
+    stores = [open_history(redis_server, clock, shared=True) for _ in range(2)]
+    try:
+        one, two = (
+            ChatFactory(ServerConfig(flood_rate=0.0), clock, store) for store in stores
+        )
+        (alice, _), (bob, b_out) = connect(one, "alice"), connect(two, "bob")
+        alice.dataReceived(b"hello from one\r\n")
+        clock.advance(1.5)
+        alice.dataReceived(b"/me waves\r\n")
+        lines(b_out)
+        # Node one's writes have reached Redis once a read of its own is answered:
+        # order holds per connection, not across nodes.
+        result(stores[0].read("#lobby", 1))
+        bob.dataReceived(b"/history #lobby\r\n")
+        turn_until(lambda: b"ENDHISTORY" in b_out.value(), "ENDHISTORY")
+        first_id, second_id = int(NOW * 1_000_000), int((NOW + 1.5) * 1_000_000)
+        assert lines(b_out) == [
+            f"HISTORY #lobby {first_id} 2026-11-30T23:50:01.123Z MSG alice "
+            "hello from one",
+            f"HISTORY #lobby {second_id} 2026-11-30T23:50:02.623Z ACTION alice waves",
+            "ENDHISTORY #lobby 2",
+        ]
+    finally:
+        for store in stores:
+            result(store.close())
