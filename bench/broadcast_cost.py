@@ -1,6 +1,6 @@
 """The broadcast path's own cost, in one process: nanoseconds per delivery.
 
-    python bench/broadcast_cost.py [ROOT ...]
+    python bench/broadcast_cost.py [--rounds N] [ROOT ...]
 
 For each checkout ROOT (default: this one) it builds a ChatFactory on a fake
 clock with 1000 line-door members (StringTransports), sends 350 messages of
@@ -10,6 +10,15 @@ transports (clear, the harness). No sockets and no kernel, so it sees changes
 of a few percent that the whole-daemon benchmark (python -m bench) cannot on
 a shared machine. Give two roots and run it several times, alternating; on a
 busy machine compare pairs, not single figures.
+
+Instruction counts repeat where times do not: run one root under callgrind with
+two round counts and take the difference, so that the setup cancels out:
+
+    valgrind --tool=callgrind python bench/broadcast_cost.py --rounds 6 --one ROOT
+    valgrind --tool=callgrind python bench/broadcast_cost.py --rounds 16 --one ROOT
+
+(the instructions of the second less the first, over 10 rounds x 10 messages x
+1000 members, are the instructions per delivery; docs/hostile.md has figures).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ ROUNDS = 40  # the first 5 warm up
 BATCH = 10
 
 
-def measure(root: Path) -> str:
+def measure(root: Path, rounds: int = ROUNDS) -> str:
     """Run the measurement in this process against root's chatd."""
     sys.path[:0] = [str(root), str(root / "tests")]
     from helpers import connect, make_factory
@@ -42,7 +51,7 @@ def measure(root: Path) -> str:
     gc.collect()
     gc.disable()
     deliver = flush = clear = 0.0
-    for number in range(ROUNDS):
+    for number in range(rounds):
         started = time.process_time()
         for _ in range(BATCH):
             sender.dataReceived(line)
@@ -56,7 +65,7 @@ def measure(root: Path) -> str:
             deliver += delivered - started
             flush += flushed - delivered
             clear += cleared - flushed
-    count = (ROUNDS - 5) * BATCH * MEMBERS
+    count = max(1, rounds - 5) * BATCH * MEMBERS
     return (
         f"deliver {deliver / count * 1e9:.0f} ns  flush {flush / count * 1e9:.0f} ns"
         f"  clear {clear / count * 1e9:.0f} ns per delivery"
@@ -65,13 +74,17 @@ def measure(root: Path) -> str:
 
 def main() -> None:
     """Measure each root given, each in a fresh process."""
-    roots = [Path(arg) for arg in sys.argv[1:]] or [ROOT]
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":
-        print(measure(Path(sys.argv[2])))
+    args = sys.argv[1:]
+    rounds = ROUNDS
+    if args[:1] == ["--rounds"]:
+        rounds, args = int(args[1]), args[2:]
+    if len(args) == 2 and args[0] == "--one":
+        print(measure(Path(args[1]), rounds))
         return
+    roots = [Path(arg) for arg in args] or [ROOT]
     for root in roots:
         result = subprocess.run(
-            [sys.executable, __file__, "--one", str(root)],
+            [sys.executable, __file__, "--rounds", str(rounds), "--one", str(root)],
             capture_output=True,
             text=True,
             check=True,
