@@ -97,6 +97,11 @@ KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT"
 ANSWER_WAIT = 10.0
 
 
+def _render_nothing(event: Event) -> bytes:
+    """A closed connection's renderer (deliver returns before it is called)."""
+    return b""
+
+
 @dataclass(eq=False, slots=True)
 class Hold:
     """An answer a connection waits for, and its output that came after it."""
@@ -285,6 +290,9 @@ class Connection(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
         self._out = self._journal = None  # a flush still due finds nothing to send
+        # A door's renderer may be a bound method of this connection (IRC's):
+        # dropped, so that no cycle waits for the cycle collector.
+        self._render = _render_nothing
         self._stop_limits()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
