@@ -221,7 +221,9 @@ class Connection(Protocol, TimeoutMixin):
         # CPython and costs about 40 ns a member (bench/broadcast_cost.py).
         # deliver reads the slot into a local before calling it: a call of a
         # slot, self._render(event), is not specialised by CPython 3.11 either.
-        # A door that changes its renderer calls use_renderer.
+        # A door that changes its renderer calls use_renderer (IRC sets the
+        # slot itself: a shorter renderer for clients without tags, whose
+        # render stays the door's method).
         self._render = self.render
         # The door's counters (chatd.stats): a few additions per line or write.
         self.counts = hub.stats.door(self.door)

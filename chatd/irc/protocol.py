@@ -88,6 +88,7 @@ class IrcProtocol(Connection):
         self._ping_call: IDelayedCall | None = None
         self._batches = 0  # batch references handed out on this connection
         self._labeling: Labeling | None = None  # a labeled command being run
+        self._render = self.render_plain  # no tags, no personal caps yet
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -239,6 +240,11 @@ class IrcProtocol(Connection):
             self.tags = self.caps.variant
             self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
             self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
+            if self.phase is not _CLOSING:  # (connectionLost drops the renderer)
+                # Most clients ask for no tags and no personal caps: theirs is
+                # the shorter renderer (some 300 instructions less a member).
+                plain = not (self.tags or self.personal)
+                self._render = self.render_plain if plain else self.render
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -301,6 +307,17 @@ class IrcProtocol(Connection):
                 return data
             return renderer.lines(self.tags)
         return renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
+
+    def render_plain(self, event: Event) -> bytes:
+        """render, for a client without tags or personal caps (most clients).
+
+        Connection.deliver calls it (the _render slot, set in handle_text):
+        the common case is two identity checks and one read.
+        """
+        renderer = self.renderer
+        if event is renderer.common and self is not renderer.speaker_client:
+            return renderer.plain
+        return self.render(event)
 
     # -- limits in IRC's words -----------------------------------------------------
 

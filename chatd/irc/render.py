@@ -242,6 +242,7 @@ class IrcRenderer:
         "common",
         "mask",
         "variants",
+        "plain",
         "speaker",
         "speaker_client",
         "uniform",
@@ -269,6 +270,7 @@ class IrcRenderer:
         self.mask = 0  # the variant bits that change its lines
         # its lines by variant (masked), spelled when first asked for
         self.variants: list[bytes | None] = [None] * VARIANTS
+        self.plain = b""  # variants[0], the lines most clients are sent
         self.speaker: User | None = None  # sees its own words only with echo
         self.uniform = True  # False: some clients other than the speaker differ
         self._parts: list[bytes] = []
@@ -289,7 +291,8 @@ class IrcRenderer:
         chat = self.chat
         parts = self._parts = render_lines(chat, event)
         self.last = event
-        self.variants = [b"".join(parts), None, None, None]
+        self.plain = plain = b"".join(parts)  # without tags (render_plain)
+        self.variants = [plain, None, None, None]
         if isinstance(event, Message | Action | Private) and event.time:
             self._time = event.time
             self.mask = TIME | MSGID if event.id else TIME
