@@ -30,11 +30,11 @@ from bench.report import (
 )
 from bench.scenarios import SCENARIOS, Figures, Settings
 from bench.servers import (
-    CHATD_IRC_ARGS,
     ROOT,
     Placement,
     Server,
     ServerError,
+    chatd_irc_args,
     chatd_options,
     chatd_unthrottled_args,
     ngircd_path,
@@ -335,7 +335,7 @@ def main(argv: list[str]) -> int:
         "chatd_commit": _git_describe() if chatd_kinds else None,
         "chatd_args": chatd_args,
         "chatd_args_text": " ".join(chatd_args),
-        "chatd_irc_args_text": " ".join(CHATD_IRC_ARGS + chatd_args)
+        "chatd_irc_args_text": " ".join(chatd_irc_args(chatd_args))
         if "chatd-irc" in servers
         else None,
         "chatd_variants": {kind: " ".join(more) for kind, more in variants.items()},

@@ -26,6 +26,17 @@ CHATD_IRC_LISTENING = re.compile(r"chatd IRC listening on \S+: \S+ port (\d+)")
 # none, and no database file is written). The line listener is still opened on
 # an ephemeral loopback port: without --listen the daemon would take tcp:5501.
 CHATD_IRC_ARGS = ["--irc", "tcp:0:interface=127.0.0.1", "--no-history"]
+
+
+def chatd_irc_args(args: list[str]) -> list[str]:
+    """The arguments chatd-irc runs with: CHATD_IRC_ARGS, then args.
+
+    --no-history only once, when args has it too (--chatd-arg=--no-history).
+    """
+    ours = CHATD_IRC_ARGS if "--no-history" not in args else CHATD_IRC_ARGS[:2]
+    return ours + args
+
+
 # Options that would throttle the load; passed when `twistd chatd --help` lists them.
 BIG = 100_000
 CHATD_UNTHROTTLED = {
@@ -327,8 +338,7 @@ def start_chatd(
         "chatd",
         "--listen",
         "tcp:0:interface=127.0.0.1",
-        *(CHATD_IRC_ARGS if irc else []),
-        *args,
+        *(chatd_irc_args(args) if irc else args),
     ]
     process, log_path = _launch(kind, command, workdir, placement, chatd_env())
     found = _wait_for_log(

@@ -74,7 +74,8 @@ __all__ = [
 def _deliver(users: Iterable[User], event: Event) -> None:
     """Hand one event object to each user's client."""
     for user in users:
-        user.deliver(event)
+        deliver = user.deliver  # a slot read, then a call: quicker than a slot's call
+        deliver(event)
 
 
 def _party(user: User) -> str:

@@ -97,6 +97,11 @@ KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT"
 ANSWER_WAIT = 10.0
 
 
+def _render_nothing(event: Event) -> bytes:
+    """A closed connection's renderer (deliver returns before it is called)."""
+    return b""
+
+
 @dataclass(eq=False, slots=True)
 class Hold:
     """An answer a connection waits for, and its output that came after it."""
@@ -168,6 +173,7 @@ class Connection(Protocol, TimeoutMixin):
         "gate",
         "sendq",
         "counts",
+        "journal_key",
     )
     transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
 
@@ -185,6 +191,11 @@ class Connection(Protocol, TimeoutMixin):
         # of this connection's own; never both.
         self._out: list[bytes] | None = None
         self._journal: Journal | None = None
+        # Which of the round's journals this connection's broadcast lines go
+        # to: members sent the same bytes for an event share one (a door, or
+        # one variant of a door's rendering). A slot the door keeps current,
+        # not a method: it is read for every member of every round.
+        self.journal_key = self.door
         self._start = self._end = 0
         self._socket: tcp.Connection | None = None  # plain TCP: direct sends
         self.phase = Phase.AWAITING_NICK
@@ -208,7 +219,11 @@ class Connection(Protocol, TimeoutMixin):
         # the quickest attribute to read; self.render, a staticmethod found
         # through an instance that has a __dict__, is not specialised by
         # CPython and costs about 40 ns a member (bench/broadcast_cost.py).
-        # A door that changes its renderer calls use_renderer.
+        # deliver reads the slot into a local before calling it: a call of a
+        # slot, self._render(event), is not specialised by CPython 3.11 either.
+        # A door that changes its renderer calls use_renderer (IRC sets the
+        # slot itself: a shorter renderer for clients without tags, whose
+        # render stays the door's method).
         self._render = self.render
         # The door's counters (chatd.stats): a few additions per line or write.
         self.counts = hub.stats.door(self.door)
@@ -277,6 +292,9 @@ class Connection(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.phase = Phase.CLOSING
         self._out = self._journal = None  # a flush still due finds nothing to send
+        # A door's renderer may be a bound method of this connection (IRC's):
+        # dropped, so that no cycle waits for the cycle collector.
+        self._render = _render_nothing
         self._stop_limits()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -473,9 +491,8 @@ class Connection(Protocol, TimeoutMixin):
         # so most members only move the end of their run (see Journal).
         if self.phase is _CLOSING:
             return
-        data = self._render(event)
-        if not data:
-            return  # an event this door has no words for (the line door: Away)
+        render = self._render
+        data = render(event)
         journal = self._journal
         if journal is not None:  # waiting for a run of broadcast lines
             lines = journal.lines
@@ -484,21 +501,35 @@ class Connection(Protocol, TimeoutMixin):
                 if end == len(lines) - 1:
                     self._end = end + 1
                     return
-            elif end == len(lines):  # the first member to take it
+            elif end == len(lines) and data:  # the first member to take it
                 lines.append(data)
                 self._end = end + 1
                 return
+        # Not the common case: tested here, not above, so that it costs the
+        # members who only move the end of their run nothing (a journal never
+        # holds b"", so lines[-1] is never b"").
+        if not data:
+            return  # an event this door has no words for (the line door: Away)
+        if journal is not None:
             self.counts.events += 1  # a run's lines are counted when it is sent
             self._write(data)  # out of turn: to a list of its own
         elif self._out is not None:
             self.counts.events += 1
             self._out.append(data)
-        elif self.output.collecting:
-            journal = self.output.journal_for(self.journal_key())
-            self._end = journal.add(data)
-            self._start = self._end - 1
+        elif self.output.collecting:  # the first line of this member's round
+            output = self.output
+            # OutputBatch.journal_for, without a call once the journal exists
+            journal = output.journals.get(self.journal_key)
+            if journal is None:
+                journal = output.journal_for(self.journal_key)
+            lines = journal.lines  # Journal.add, spelled out as above
+            if not lines or lines[-1] is not data:
+                lines.append(data)
+            end = len(lines)
+            self._start = end - 1
+            self._end = end
             self._journal = journal
-            self.output.add(self)
+            output.add(self)
         else:
             self.counts.events += 1
             self._transmit(data)
@@ -519,18 +550,17 @@ class Connection(Protocol, TimeoutMixin):
         before, self._out = self._out, into
         return before
 
-    def use_renderer(self, render: Callable[[Event], bytes]) -> None:
-        """Render this connection's events with render from now on."""
+    def use_renderer(
+        self, render: Callable[[Event], bytes], journal_key: str | None = None
+    ) -> None:
+        """Render this connection's events with render from now on.
+
+        journal_key names the journal its broadcast lines share with every
+        member rendered the same way (the door's name if not given).
+        """
         self.render = render
         self._render = render
-
-    def journal_key(self) -> str:
-        """The journal this connection's broadcast lines share (see OutputBatch).
-
-        Members that are sent the same bytes for an event share one: a door,
-        or one variant of a door's rendering (IRC with or without tags).
-        """
-        return self.door
+        self.journal_key = journal_key or self.door
 
     def _write(self, data: bytes) -> None:
         """Collect data for the next flush, or write it now (see OutputBatch)."""

@@ -83,13 +83,10 @@ class ChatProtocol(Connection):
     def show_ids(self, on: bool) -> None:
         """Render room messages with their ID line (/ids on), or without."""
         door = type(self)
-        self.use_renderer(door.render_with_ids if on else door.render)
-
-    def journal_key(self) -> str:
-        """Members with /ids on share a journal: their room messages differ."""
-        if self.render is type(self).render_with_ids:
-            return self.door + "+ids"
-        return self.door
+        if on:  # members with /ids on share a journal: their room messages differ
+            self.use_renderer(door.render_with_ids, self.door + "+ids")
+        else:
+            self.use_renderer(door.render)
 
     # -- telnet ------------------------------------------------------------------
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import types
+import weakref
 from itertools import count
 
 from helpers import connect, disconnect, lines, make_factory
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from chatd.chat import IChatClient
@@ -133,7 +139,7 @@ def test_members_of_each_tag_variant_share_a_journal_run(clock: Clock) -> None:
     journals = factory.output.journals
     for i, (proto, _) in enumerate(members):
         key = "irc+tags" if i % 2 else "irc"
-        assert proto.journal_key() == key
+        assert proto.journal_key == key
         assert proto._journal is journals[key] and proto._out is None
         assert (proto._start, proto._end) == (0, 2)
     factory.output.end(speaker)
@@ -329,3 +335,28 @@ def test_account_tag_members_beside_the_shared_path(clock: Clock) -> None:
     assert lines(t_out) == [f"@account=spk {source} PRIVMSG #r :hello"]
     assert lines(p_out) == [f"{source} PRIVMSG #r :hello"]
     assert lines(s_out) == []
+
+
+def test_a_closed_irc_connection_is_freed_without_the_cycle_collector() -> None:
+    """The IRC door renders with a bound method of the connection (its render,
+    kept in a slot for broadcasts): connectionLost drops it, so nothing but log
+    events refers to a closed connection (see tests/test_hostile.py)."""
+    factory = make_factory(Clock())
+    gc.disable()
+    try:
+        proto, transport = irc_connect(factory, "alice")
+        proto.dataReceived(b"JOIN #r\r\n")
+        alive = weakref.ref(proto)
+        proto.connectionLost(Failure(ConnectionDone()))
+        del proto, transport
+        found = alive()
+        holders = [
+            holder
+            for holder in gc.get_referrers(found)
+            if not isinstance(holder, Logger | types.FrameType)
+            and not (isinstance(holder, dict) and "log_source" in holder)
+        ]
+        del found
+        assert holders == []
+    finally:
+        gc.enable()

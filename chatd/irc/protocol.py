@@ -72,8 +72,8 @@ class IrcProtocol(Connection):
         self.renderer = self.server.renderer  # one per server, shared (render)
         self.caps = CapState(offered=self.server.offered)
         # The tag variant the caps on ask for (render.TIME | render.MSGID): what
-        # render and journal_key ask, kept here (see handle_text) so that a
-        # broadcast does not read every member's caps.
+        # render asks and journal_key follows, kept here (see handle_text) so
+        # that a broadcast does not read every member's caps.
         self.tags = 0
         self.personal = False  # extended-join or account-tag is on (see render)
         self.registration = Registration()
@@ -83,6 +83,7 @@ class IrcProtocol(Connection):
         self._ping_call: IDelayedCall | None = None
         self._batches = 0  # batch references handed out on this connection
         self._labeling: Labeling | None = None  # a labeled command being run
+        self._render = self.render_plain  # no tags, no personal caps yet
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -233,6 +234,12 @@ class IrcProtocol(Connection):
         finally:  # CAP REQ may have changed it
             self.tags = self.caps.variant
             self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
+            self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
+            if self.phase is not _CLOSING:  # (connectionLost drops the renderer)
+                # Most clients ask for no tags and no personal caps: theirs is
+                # the shorter renderer (some 300 instructions less a member).
+                plain = not (self.tags or self.personal)
+                self._render = self.render_plain if plain else self.render
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
@@ -286,9 +293,8 @@ class IrcProtocol(Connection):
         """
         renderer = self.renderer
         if (
-            event is renderer.last
-            and renderer.uniform
-            and renderer.speaker is not self.user
+            event is renderer.common  # everyone is sent it as it is, and
+            and self is not renderer.speaker_client  # this is not the speaker
             and not (self.personal and renderer.personal)
         ):
             data = renderer.variants[self.tags & renderer.mask]
@@ -297,9 +303,16 @@ class IrcProtocol(Connection):
             return renderer.lines(self.tags)
         return renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
 
-    def journal_key(self) -> str:
-        """Members of one tag variant share a journal."""
-        return JOURNALS[self.tags]
+    def render_plain(self, event: Event) -> bytes:
+        """render, for a client without tags or personal caps (most clients).
+
+        Connection.deliver calls it (the _render slot, set in handle_text):
+        the common case is two identity checks and one read.
+        """
+        renderer = self.renderer
+        if event is renderer.common and self is not renderer.speaker_client:
+            return renderer.plain
+        return self.render(event)
 
     # -- limits in IRC's words -----------------------------------------------------
 

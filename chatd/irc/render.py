@@ -22,6 +22,7 @@ from chatd.chat import (
     Away,
     Chat,
     Event,
+    IChatClient,
     Invited,
     Joined,
     Kicked,
@@ -238,9 +239,12 @@ class IrcRenderer:
         "chat",
         "now",
         "last",
+        "common",
         "mask",
         "variants",
+        "plain",
         "speaker",
+        "speaker_client",
         "uniform",
         "personal",
         "_parts",
@@ -258,9 +262,15 @@ class IrcRenderer:
         self.chat = chat
         self.now = now
         self.last: Event | None = None  # the event rendered last, by identity
+        # The last event again when everyone but the speaker is sent it as it
+        # is (None when some other client is sent something else), and the
+        # speaker's connection: IrcProtocol.render compares both by identity.
+        self.common: Event | None = None
+        self.speaker_client: IChatClient | None = None
         self.mask = 0  # the variant bits that change its lines
         # its lines by variant (masked), spelled when first asked for
         self.variants: list[bytes | None] = [None] * VARIANTS
+        self.plain = b""  # variants[0], the lines most clients are sent
         self.speaker: User | None = None  # sees its own words only with echo
         self.uniform = True  # False: some clients other than the speaker differ
         self._parts: list[bytes] = []
@@ -281,14 +291,16 @@ class IrcRenderer:
         chat = self.chat
         parts = self._parts = render_lines(chat, event)
         self.last = event
-        self.variants = [b"".join(parts), None, None, None]
+        self.plain = plain = b"".join(parts)  # without tags (render_plain)
+        self.variants = [plain, None, None, None]
         if isinstance(event, Message | Action | Private) and event.time:
             self._time = event.time
             self.mask = TIME | MSGID if event.id else TIME
         else:
             self._time = 0.0
             self.mask = TIME
-        self.speaker = speaker_of(chat, event)
+        self.speaker = speaker = speaker_of(chat, event)
+        self.speaker_client = speaker.client if speaker is not None else None
         if isinstance(event, Away):
             self._only_for = "away-notify"
         elif isinstance(event, AccountChanged):
@@ -306,6 +318,7 @@ class IrcRenderer:
                 self._away = away_on_join(chat, None, event)
                 self._with_away = {}
         self.uniform = not (self._only_for or self._away)
+        self.common = event if self.uniform else None
         self.renders += 1
 
     def render(self, event: Event, variant: int = 0) -> bytes:
