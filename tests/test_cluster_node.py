@@ -144,6 +144,35 @@ def test_a_lost_node_takes_its_users_and_its_pending_turn() -> None:
     assert set(b.chat.users) == {"bob"}
 
 
+def test_a_node_restarted_under_its_old_name_is_followed_again() -> None:
+    """A lost node back under the same --node-name: its turns wait for their fx.
+
+    Found trying docs/cluster.md: n2 killed with kill -9, declared lost, started
+    again as n2; the others went on ignoring every turn of n2 (its users were
+    never registered there) because n2 stayed in their set of gone nodes.
+    """
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    b.connect("bob")
+    pump_all(a, b)
+    log.append({"k": "lost", "node": "b"})  # b was killed
+    pump_all(a)
+    assert set(a.chat.users) == {"alice"}
+    b2 = make_node(log, "b", clock)  # started again, same name
+    b2.read = len(log.entries)
+    log.append({"k": "hello", "node": "b"})
+    snapshot.load(b2.chat, snapshot.dump(a.chat, ["a"]), b2.node)
+    b2.node.nodes["a"] = None
+    pump_all(a, b2)
+    lines(a_out)
+    bob, _ = b2.connect("bob")
+    pump_all(a, b2)
+    bob.dataReceived(b"I am back\r\n")
+    pump_all(a, b2)
+    assert lines(a_out) == ["JOIN #lobby bob", "MSG #lobby bob I am back"]
+    assert set(a.chat.users) == {"alice", "bob"}
+
+
 def test_talk_is_refused_at_once_by_the_home_node() -> None:
     """A refusal (not in the room) comes back at once, nothing published."""
     clock, log, a, b = two_nodes()

@@ -205,6 +205,14 @@ class Node(Publisher):
             node = entry["node"]
             if node != self.node_id:
                 self.nodes[node] = None
+                # A node started again under a name that was lost or left
+                # (the same --node-name) is live again: its turns wait for
+                # their fx, unless a later lost or left of it is already here.
+                if not any(
+                    later.get("k") in ("lost", "left") and later.get("node") == node
+                    for _, later in self.queue
+                ):
+                    self.gone.discard(node)
                 self.log.info("cluster node {node} joined", node=node)
                 self.on_hello(node, entry_id)
         elif kind in ("lost", "left"):
