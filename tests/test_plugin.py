@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,19 @@ def test_plugin_is_found_by_twistd() -> None:
     """getPlugins(IServiceMaker) lists the chatd tap."""
     assert "chatd" in {maker.tapname for maker in getPlugins(IServiceMaker)}
     assert verifyObject(IServiceMaker, chatd) and verifyObject(IPlugin, chatd)
+
+
+def test_the_readme_documents_every_option_and_no_other() -> None:
+    """README's option tables name exactly the options `twistd chatd --help` lists."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    documented = set()
+    for row in readme.splitlines():
+        if row.startswith("| `--"):
+            first_cell = row.split("|")[1]
+            documented |= set(re.findall(r"`--([a-z0-9-]+)", first_cell))
+    listed = {name.rstrip("=") for name in Options().longOpt} - {"help", "version"}
+    assert documented == listed
+    assert "--redis" in Options.synopsis  # the usage line names the cluster too
 
 
 def test_defaults() -> None:

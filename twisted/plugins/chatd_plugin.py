@@ -100,7 +100,8 @@ class Options(usage.Options):
     synopsis = (
         "[--listen ENDPOINT]... [--irc ENDPOINT]... [--web ENDPOINT]... "
         "[--metrics ENDPOINT] "
-        "[--name NAME] [--motd FILE] [history] [accounts] [limits]"
+        "[--name NAME] [--motd FILE] [history] [accounts] [limits] "
+        "[--redis redis://HOST:PORT/DB [cluster]]"
     )
     longdesc = (
         "A chat server that people reach with telnet, nc, the chatd-tk client, "
