@@ -331,6 +331,20 @@ def test_ison_userhost_list_mode_lusers() -> None:
     assert alice.commands() == ["251", "252", "253", "254", "255", "265", "266"]
 
 
+def test_lobby_was_created_with_the_server() -> None:
+    """MODE #lobby's 329 is the server's start, not 0 (1970 in WeeChat)."""
+    server = make_server()
+    server.created = 1_600_000_000.0
+    alice = registered(server, "alice")
+    alice.line("JOIN #lobby")
+    alice.lines()
+    alice.line("MODE #lobby")
+    assert alice.lines() == [
+        ":irc.test 324 alice #lobby +n",
+        ":irc.test 329 alice #lobby 1600000000",
+    ]
+
+
 def test_ping_pong() -> None:
     """PING x gets PONG with x; a PONG is noted."""
     session = registered(make_server(), "alice")

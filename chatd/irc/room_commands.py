@@ -90,7 +90,10 @@ def mode_reply(session: IrcSession, room: Room, user: User) -> None:
     """324 (the modes, the key shown to members) and 329 (creation time)."""
     modes, values = room.rules.mode_string(show_key=user.is_member(room))
     numeric(session, n.RPL_CHANNELMODEIS, room.name, modes, *values)
-    numeric(session, n.RPL_CREATIONTIME, room.name, str(int(room.rules.created)))
+    # #lobby is made with the Chat, before any join sets a time: its creation is
+    # the server's (0 showed as "created on 1 January 1970" in WeeChat).
+    created = room.rules.created or session.server.created
+    numeric(session, n.RPL_CREATIONTIME, room.name, str(int(created)))
 
 
 def ban_list(session: IrcSession, room: Room) -> None:
