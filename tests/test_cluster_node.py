@@ -173,6 +173,37 @@ def test_a_node_restarted_under_its_old_name_is_followed_again() -> None:
     assert set(a.chat.users) == {"alice", "bob"}
 
 
+def test_a_node_restarted_before_it_was_declared_lost_leaves_no_ghosts() -> None:
+    """hello from a node the replica still holds: its old users quit, its turns go.
+
+    Found trying docs/cluster.md: n2 killed with kill -9 and started again as n2
+    within --node-timeout (systemd restarts after 2 s). The new n2 kept the
+    heartbeat key alive, so no lost ever came: its old users stayed in every
+    replica for ever, their nicknames taken.
+    """
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, _ = b.connect("bob")
+    pump_all(a, b)
+    bob.dataReceived(b"/join #x\r\n")  # b's turn, never run: b dies
+    alice.dataReceived(b"still here?\r\n")
+    a.pump()
+    assert a.node.stalled
+    b2 = make_node(log, "b", clock)  # started again at once, same name
+    b2.read = len(log.entries)
+    log.append({"k": "hello", "node": "b"})
+    pump_all(a)
+    assert not a.node.stalled
+    assert lines(a_out)[-2:] == ["MSG #lobby alice still here?", "QUIT bob node lost"]
+    assert set(a.chat.users) == {"alice"}
+    snapshot.load(b2.chat, snapshot.dump(a.chat, ["a"]), b2.node)
+    b2.node.nodes["a"] = None
+    bob2, _ = b2.connect("bob")  # the nickname is free again
+    pump_all(a, b2)
+    assert lines(a_out) == ["JOIN #lobby bob"]
+    assert set(a.chat.users) == set(b2.chat.users) == {"alice", "bob"}
+
+
 def test_talk_is_refused_at_once_by_the_home_node() -> None:
     """A refusal (not in the room) comes back at once, nothing published."""
     clock, log, a, b = two_nodes()

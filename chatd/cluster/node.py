@@ -151,11 +151,22 @@ class Node(Publisher):
                     continue
                 if kind in ("lost", "left"):
                     self.gone.add(entry["node"])  # its turns without fx are dropped
+                elif kind == "hello" and entry.get("node") != self.node_id:
+                    self._forget_turns(entry["node"])
                 self.queue.append((entry_id, entry))
             self._drain()
         finally:
             if output is not None:
                 output.end(_NO_ORIGIN)
+
+    def _forget_turns(self, node: str) -> None:
+        """node started again: its last run's turns waiting here get no fx."""
+        # A node killed and started again under its name before the others
+        # declared it lost says hello; the turns it had asked for before
+        # dying would stall every other node for ever.
+        for entry_id, entry in self.queue:
+            if entry["k"] == "turn" and entry["n"] == node:
+                self.effects.setdefault(entry_id, [])
 
     @property
     def stalled(self) -> bool:
@@ -205,6 +216,16 @@ class Node(Publisher):
             node = entry["node"]
             if node != self.node_id:
                 self.nodes[node] = None
+                # Users of its last run, if it was killed and started again
+                # before anyone declared it lost: nobody serves them any more.
+                # They quit before the snapshot it will load is taken.
+                ghosts = chat.drop_node(node, LOST_REASON)
+                if ghosts:
+                    self.log.info(
+                        "cluster node {node} started again: {count} users gone",
+                        node=node,
+                        count=len(ghosts),
+                    )
                 # A node started again under a name that was lost or left
                 # (the same --node-name) is live again: its turns wait for
                 # their fx, unless a later lost or left of it is already here.
