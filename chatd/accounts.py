@@ -436,12 +436,17 @@ class Accounts:
             return
         grace = self.settings.grace
         self._reservations[user] = self.clock.callLater(grace, self._expired, user)
+        # Each door's own way: IRC has no /identify (irssi sends IDENTIFY raw,
+        # answered 421), and the line door has no NickServ to /msg.
+        if getattr(user.client, "door", None) == "irc":
+            how = "/msg NickServ IDENTIFY <password>"
+        else:
+            how = "/identify <password>"
         user.deliver(
             Notice(
                 user.nick,
                 f"{user.nick} is a registered nickname. If it is yours, identify "
-                f"within {grace:g} seconds (/identify <password>, or /msg NickServ "
-                f"IDENTIFY <password>); otherwise you will be renamed.",
+                f"within {grace:g} seconds ({how}); otherwise you will be renamed.",
                 NICKSERV,
             )
         )

@@ -7,7 +7,7 @@ import types
 import weakref
 from itertools import count
 
-from helpers import connect, disconnect, lines, make_factory
+from helpers import connect, disconnect, lines, make_factory, open_connection
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 from chatd.chat import IChatClient
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol, irc_server
+from chatd.store.accounts import AccountRecord
 
 _ports = count(41001)
 
@@ -360,3 +361,25 @@ def test_a_closed_irc_connection_is_freed_without_the_cycle_collector() -> None:
         assert holders == []
     finally:
         gc.enable()
+
+
+def test_a_registered_nickname_says_how_each_door_identifies(clock: Clock) -> None:
+    """IRC is told /msg NickServ IDENTIFY, the line door /identify: each its own.
+
+    Found trying the README: both were told both, and each door had only one
+    (IRC answered /identify with 421, the line door /msg NickServ with no-such-nick).
+    """
+    factory = make_factory(clock)
+    for name in ("zed", "yan"):
+        factory.accounts.store.save_account(name, AccountRecord(name, "x", 0))
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"NICK zed\r\nUSER zed 0 * :zed\r\n")
+    clock.advance(1)
+    (notice,) = [line for line in lines(out) if "registered nickname" in line]
+    assert "(/msg NickServ IDENTIFY <password>);" in notice
+    line_proto, line_out = open_connection(factory, 40999, "127.9.9.9")
+    line_proto.dataReceived(b"yan\r\n")
+    clock.advance(1)
+    (info,) = [line for line in lines(line_out) if "registered nickname" in line]
+    assert info.startswith("INFO yan is a registered nickname")
+    assert "(/identify <password>);" in info
