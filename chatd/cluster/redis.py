@@ -36,6 +36,7 @@ from txredisapi import RedisProtocol
 from chatd.cluster import snapshot
 from chatd.cluster.node import Node
 from chatd.cluster.replica import Wire
+from chatd.cluster.resp import LogLink
 from chatd.store.redis_history import endpoint_for, parse_url
 
 LOG_KEY = "chatd:log"
@@ -147,7 +148,7 @@ class RedisLog:
 
     def _open(self) -> defer.Deferred[RedisProtocol]:
         endpoint = endpoint_for(self.reactor, self.host, self.port)
-        protocol = RedisProtocol(convertNumbers=False, dbid=self.db or None)
+        protocol = LogLink(convertNumbers=False, dbid=self.db or None)
         connected = endpoint.connect(_LinkFactory(protocol))
         connected.addCallback(lambda _: _no_delay(protocol).whenConnected())
         return cast("defer.Deferred[RedisProtocol]", connected)
