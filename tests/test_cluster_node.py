@@ -350,6 +350,48 @@ def test_a_connection_gone_before_its_turn_still_releases_the_others() -> None:
     assert "x" not in "".join(b.chat.rooms)
 
 
+def test_lines_held_when_the_client_half_closes_still_run_then_it_leaves() -> None:
+    """printf 'alice\\nhello\\n/quit\\n' | nc: every line runs, in order."""
+    clock, log, a, b = two_nodes()
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    alice, a_out = a.connect()
+    alice.dataReceived(b"alice\r\nhello\r\n/nick alicia\r\nagain\r\n/quit bye\r\n")
+    alice.connectionLost(Failure(ConnectionDone()))  # before any turn came
+    assert a.node.locals  # still there: its lines have yet to run
+    pump_all(a, b)
+    assert lines(b_out) == [
+        "JOIN #lobby alice",
+        "MSG #lobby alice hello",
+        "RENAME alice alicia",
+        "MSG #lobby alicia again",
+        "QUIT alicia bye",
+    ]
+    assert not a.node.locals
+    assert set(a.chat.users) == set(b.chat.users) == {"bob"}
+    assert not b.node.stalled
+
+
+def test_lines_held_without_a_quit_run_then_the_user_leaves() -> None:
+    """The connection closed: after its last held line, the user quits as usual."""
+    clock, log, a, b = two_nodes()
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    alice, a_out = a.connect()
+    alice.dataReceived(b"alice\r\nhello\r\n")
+    alice.connectionLost(Failure(ConnectionDone()))
+    pump_all(a, b)
+    assert lines(b_out) == [
+        "JOIN #lobby alice",
+        "MSG #lobby alice hello",
+        "QUIT alice connection closed",
+    ]
+    assert not a.node.locals
+    assert set(a.chat.users) == set(b.chat.users) == {"bob"}
+
+
 def test_a_turn_that_comes_twice_runs_its_line_once() -> None:
     """A turn request sent again after Redis came back: the second does nothing."""
     clock, log, a, b = two_nodes()

@@ -8,6 +8,11 @@ in the cluster's order. Lines that only read (WHO, /rooms, PING) and talk
 (checked at once, delivered from the log) are handled at once, unless
 something is held before them.
 
+A client that sends its lines and half-closes at once (`printf 'alice\nhello\n/quit\n'
+| nc HOST PORT`) still has every line run, in order, as in one process: a
+connection lost with lines held stays among the node's connections until
+they have run (their replies go nowhere), then the user leaves.
+
 cluster_door(door, node) makes the cluster's subclass of a door's
 connection class; the factory builds those instead (ChatFactory.door_classes).
 """
@@ -106,6 +111,7 @@ class ClusterLines:
     held: deque[bytes]
     asked: bool
     running: bool
+    lost: Failure | None
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)  # type: ignore[call-arg]
@@ -115,6 +121,7 @@ class ClusterLines:
         # (a turn request sent again after Redis came back may come twice).
         self.asked = False
         self.running = False
+        self.lost = None  # lost with lines held: it ends once they have run
         self.node.add_local(self)  # type: ignore[arg-type]
 
     def _connection(self) -> Connection:
@@ -183,9 +190,27 @@ class ClusterLines:
                     return
         finally:
             output.end(connection)
+        if self.lost is not None:  # the last held line has run: now it ends
+            self._finish_lost(self.lost)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        from chatd.connection import Phase
+
+        if (
+            self.held
+            and self.asked
+            and self.node.chat.up
+            and self._connection().phase is not Phase.CLOSING
+        ):
+            # Lines wait for a turn (the client half-closed right after them):
+            # they run first, as they would have in one process.
+            self.lost = reason
+            return
+        self._finish_lost(reason)
+
+    def _finish_lost(self, reason: Failure) -> None:
         self.held.clear()
+        self.lost = None
         super().connectionLost(reason)  # type: ignore[misc]
         self.node.remove_local(self)  # type: ignore[arg-type]
 
