@@ -56,6 +56,9 @@ class Local(Protocol):
     def close(self, reason: str) -> None:
         """Say goodbye and close."""
 
+    def echo_applied(self, token: str, run: Callable[[], object]) -> None:
+        """run applies this connection's talk whose echo answers token."""
+
 
 def split_id(entry_id: str) -> tuple[int, int]:
     """The (milliseconds, sequence) of a stream id "<ms>-<seq>"."""
@@ -193,6 +196,12 @@ class Node(Publisher):
         ms, seq = split_id(entry_id)
         chat.log_time = ms / 1000
         kind = entry["k"]
+        if "w" in entry:  # talk whose echo answers a labeled command
+            local = self.locals.get(entry["u"])
+            if local is not None:
+                apply = chat.apply_tell if kind == "tell" else chat.apply_talk
+                local.echo_applied(entry["w"], lambda: apply(entry, ms, seq))
+                return
         if kind in ("say", "act"):
             chat.apply_talk(entry, ms, seq)
         elif kind == "tell":
