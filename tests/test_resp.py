@@ -7,7 +7,7 @@ from typing import Any
 from twisted.internet.task import Clock
 from txredisapi import RedisProtocol, ResponseError
 
-from chatd.cluster.resp import LogLink
+from chatd.store.resp import LogLink
 
 # An XREAD reply of two entries (one not UTF-8), then the replies of XADD,
 # EXISTS, SET, a nil bulk, a nil array, an empty array and an error.
