@@ -66,16 +66,6 @@ def split_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class _NoOrigin:
-    """The origin of an output batch made by the log, not by one client's input."""
-
-    def flush(self) -> None:
-        """Nothing of its own to write."""
-
-
-_NO_ORIGIN = _NoOrigin()
-
-
 class Node(Publisher):
     """One node of the cluster: its replica, its connections, its place in the log."""
 
@@ -158,7 +148,9 @@ class Node(Publisher):
             self._drain()
         finally:
             if output is not None:
-                output.end(_NO_ORIGIN)
+                # A read of the log is a round already: written at once,
+                # not a reactor turn later (no timed flush).
+                output.end_now()
 
     @property
     def stalled(self) -> bool:
