@@ -2,6 +2,7 @@
 
     python bench/cluster_cost.py [--members 200] [--seconds 5] [--rate 200] [--rounds 3]
                                  [--tree /other/checkout] [--no-pin]
+                                 [--setups one,one+redis,two+redis] [--window 20]
 
 Each round runs three set-ups one after the other, on the same machine:
 
@@ -32,7 +33,7 @@ ratios (two+redis against one) and the machine's load average are printed.
 --tree runs the chatd of another checkout (its code on PYTHONPATH), for a
 before/after with the same benchmark.
 
-Everything is on 127.0.0.1; every wait is bounded.
+Everything is on 127.0.0.1; every wait is bounded. docs/performance.md has figures.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,8 +160,6 @@ class Client:
     sock: socket.socket
     nick: str
     buffer: bytes = b""
-    received: int = 0
-    latencies: list[int] = field(default_factory=list)
     sent: int = 0
     echoed: int = 0
 
