@@ -78,3 +78,25 @@ def test_errors_are_response_errors() -> None:
     link.dataReceived(b"-ERR no such key\r\n")
     assert isinstance(got[0], ResponseError)
     assert str(got[0]) == "ERR no such key"
+
+
+def test_commands_are_built_as_txredisapi_builds_them() -> None:
+    """The same bytes for every kind of argument the cluster and history send."""
+    command = (
+        "XADD",
+        "chatd:log",
+        "MAXLEN",
+        "~",
+        200_000,
+        "*",
+        "e",
+        '{"t":"hé ☃"}',
+        b"\xff",
+        1.5,
+        True,
+        -3,
+        bytearray(b"ab"),
+    )
+    theirs = fresh(RedisProtocol)._build_command(*command)
+    assert fresh(LogLink)._build_command(*command) == theirs
+    assert fresh(LogLink)._build_command("PING") == b"*1\r\n$4\r\nPING\r\n"

@@ -19,9 +19,10 @@ ResponseError; nil as None); an incomplete one waits for more bytes. With
 convertNumbers off only (what the cluster asks for), and without
 MULTI/EXEC (which neither uses).
 
-It also turns Nagle's algorithm off (TCP_NODELAY) as it connects: small
-commands go out at once, never waiting for the ACK of the one before (up to
-40 ms with delayed ACKs).
+It builds commands with fewer steps per argument than txredisapi's
+_build_command (the same bytes), and turns Nagle's algorithm off
+(TCP_NODELAY) as it connects: small commands go out at once, never waiting
+for the ACK of the one before (up to 40 ms with delayed ACKs).
 """
 
 from __future__ import annotations
@@ -82,6 +83,26 @@ class LogLink(RedisProtocol):
     """txredisapi's RedisProtocol with a reader that takes whole replies at once."""
 
     _unparsed = b""
+
+    def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
+        """The command's RESP bytes, as txredisapi's, with fewer steps per argument."""
+        charset, errors = self.charset, self.errors
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            kind = type(arg)
+            if kind is str and charset is not None:
+                try:
+                    data = arg.encode(charset, errors)
+                except UnicodeEncodeError:
+                    data = self._encode_value(arg)  # raises as txredisapi does
+            elif kind is bytes:
+                data = arg
+            elif kind is int:
+                data = b"%d" % arg
+            else:
+                data = self._encode_value(arg)
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        return b"".join(parts)
 
     def connectionMade(self) -> Any:
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
