@@ -1,6 +1,8 @@
 """Fanout through a cluster: members on one node, or spread over two, in one run.
 
     python bench/cluster_cost.py [--members 200] [--seconds 5] [--rate 200] [--rounds 3]
+                                 [--tree /other/checkout] [--no-pin]
+                                 [--setups one,one+redis,two+redis] [--window 20]
 
 Each round runs three set-ups one after the other, on the same machine:
 
@@ -18,7 +20,20 @@ latency's p50 and p99. With --rate 0 the senders send as fast as the servers
 take it (each sender keeps at most --window lines unanswered), to find the most
 each set-up delivers.
 
-Everything is on 127.0.0.1; every wait is bounded.
+Pinned, as `python -m bench` pins (bench/servers.py), when two cores are usable:
+the single node (with or without Redis) on the first core; with two nodes, one
+on each core; Redis and this load generator on the second core in every
+set-up. So "two nodes" gains a core the single node does not have, but shares
+it with Redis and the generator: the question on a 2-core machine. The load
+generator counts deliveries with bytes.count and parses only the sample's
+stamped lines. Latencies are split into same-node and cross-node (the
+speaker on another node than the member). After the rounds, the same-round
+ratios (two+redis against one) and the machine's load average are printed.
+
+--tree runs the chatd of another checkout (its code on PYTHONPATH), for a
+before/after with the same benchmark.
+
+Everything is on 127.0.0.1; every wait is bounded. docs/performance.md has figures.
 """
 
 from __future__ import annotations
@@ -34,13 +49,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(rb"chatd listening on \S+: \S+ port (\d+)")
 JOINED = re.compile(rb"cluster: node \S+ joined")
-STAMP = re.compile(rb"MSG #lobby \S+ ~(\d+)~(\d+)~")
+STAMP = re.compile(rb"MSG #lobby m(\d+) ~\d+~(\d+)~")
+# The cores in use: the first for a node, the second for Redis and the generator.
+CORES = sorted(os.sched_getaffinity(0))
 WAIT = 20.0
 
 
@@ -60,9 +77,15 @@ def cpu_seconds(pid: int) -> float:
 class Process:
     """A child process whose output is read until a pattern shows."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        cpu: int | None = None,
+    ):
         self.proc = subprocess.Popen(
-            args,
+            args if cpu is None else ["taskset", "-c", str(cpu), *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -99,19 +122,22 @@ class Process:
                 self.proc.wait()
 
 
-def start_redis(workdir: Path) -> tuple[Process, str]:
+def start_redis(workdir: Path, cpu: int | None) -> tuple[Process, str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     redis = Process(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(workdir), "--logfile", ""],
         workdir,
+        cpu=cpu,
     )  # fmt: skip
     redis.wait_for(re.compile(rb"Ready to accept connections"))
     return redis, f"redis://127.0.0.1:{port}/0"
 
 
-def start_chatd(workdir: Path, redis: str | None, name: str) -> tuple[Process, int]:
+def start_chatd(
+    workdir: Path, redis: str | None, name: str, tree: Path, cpu: int | None
+) -> tuple[Process, int]:
     twistd = str(Path(sys.executable).with_name("twistd"))
     args = [twistd, "-n", "--pidfile=", "chatd", "--listen",
             "tcp:0:interface=127.0.0.1", "--flood-rate", "0", "--max-per-ip",
@@ -121,8 +147,8 @@ def start_chatd(workdir: Path, redis: str | None, name: str) -> tuple[Process, i
         args += ["--redis", redis, "--node-name", name]
     else:
         args += ["--database", str(workdir / f"{name}.sqlite3")]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    chatd = Process(args, workdir, env)
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONUNBUFFERED="1")
+    chatd = Process(args, workdir, env, cpu)
     port = int(chatd.wait_for(LISTENING).group(1))
     if redis is not None:
         chatd.wait_for(JOINED)
@@ -134,8 +160,6 @@ class Client:
     sock: socket.socket
     nick: str
     buffer: bytes = b""
-    received: int = 0
-    latencies: list[int] = field(default_factory=list)
     sent: int = 0
     echoed: int = 0
 
@@ -167,6 +191,18 @@ def drain(clients: list[Client], seconds: float) -> None:
         time.sleep(0.05)
 
 
+def percentile(values: list[int], p: float) -> float | None:
+    """The p-th quantile of values (nanoseconds) in milliseconds, or None."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] / 1e6
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 @dataclass
 class Result:
     setup: str
@@ -174,23 +210,31 @@ class Result:
     seconds: float
     chatd_cpu: float
     redis_cpu: float
-    latencies: list[int]
+    latencies: list[int]  # the speaker on the member's node
+    crossing: list[int]  # the speaker on another node
+
+    @property
+    def rate(self) -> float:
+        return self.deliveries / self.seconds
+
+    @property
+    def per_cpu(self) -> float:
+        return self.deliveries / self.chatd_cpu if self.chatd_cpu else 0.0
 
     def line(self) -> str:
-        lat = sorted(self.latencies)
-
-        def pct(p: float) -> str:
-            if not lat:
-                return "-"
-            return f"{lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6:.2f}"
-
-        per_cpu = self.deliveries / self.chatd_cpu if self.chatd_cpu else 0.0
-        return (
-            f"{self.setup:<10} {self.deliveries / self.seconds:>10.0f}/s "
-            f"{per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s "
+        text = (
+            f"{self.setup:<10} {self.rate:>10.0f}/s "
+            f"{self.per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s "
             f"redis cpu {self.redis_cpu:5.2f}s  "
-            f"p50 {pct(0.5):>7} ms  p99 {pct(0.99):>7} ms"
+            f"p50 {ms(percentile(self.latencies, 0.5)):>6} ms  "
+            f"p99 {ms(percentile(self.latencies, 0.99)):>6} ms"
         )
+        if self.crossing:
+            text += (
+                f"  cross-node p50 {ms(percentile(self.crossing, 0.5)):>6} ms"
+                f"  p99 {ms(percentile(self.crossing, 0.99)):>6} ms"
+            )
+        return text
 
 
 def run_load(
@@ -200,12 +244,13 @@ def run_load(
     redis_pid: int | None,
     args: argparse.Namespace,
 ) -> Result:
-    clients = [connect(ports[i % len(ports)], f"m{i}") for i in range(args.members)]
+    nodes = len(ports)
+    clients = [connect(ports[i % nodes], f"m{i}") for i in range(args.members)]
     drain(clients, 1.0)
     senders = clients[: args.senders]
     sel = selectors.DefaultSelector()
-    for client in clients:
-        sel.register(client.sock, selectors.EVENT_READ, client)
+    for number, client in enumerate(clients):
+        sel.register(client.sock, selectors.EVENT_READ, (number, client))
     cpu0 = sum(cpu_seconds(pid) for pid in pids)
     rcpu0 = cpu_seconds(redis_pid) if redis_pid else 0.0
     start = time.monotonic()
@@ -216,6 +261,9 @@ def run_load(
     next_send = start
     expected = 0
     total = 0
+    same: list[int] = []
+    crossing: list[int] = []
+    echoes = [f"MSG #lobby {sender.nick} ".encode() for sender in senders]
     while True:
         now = time.monotonic()
         if now < stop_sending:
@@ -237,7 +285,7 @@ def run_load(
             break
         timeout = max(0.0, next_send - time.monotonic()) if args.rate else 0.001
         for key, _ in sel.select(timeout=min(timeout, 0.05)):
-            client = key.data
+            number, client = key.data
             try:
                 data = client.sock.recv(1 << 18)
             except BlockingIOError:
@@ -245,41 +293,52 @@ def run_load(
             if not data:
                 continue
             received_ns = time.perf_counter_ns()
-            data = client.buffer + data
+            if client.buffer:
+                data = client.buffer + data
             cut = data.rfind(b"\n") + 1
             client.buffer = data[cut:]
             chunk = data[:cut]
             count = chunk.count(b"MSG #lobby ")
-            client.received += count
             total += count
-            if client in senders:
-                client.echoed += chunk.count(f"MSG #lobby {client.nick} ".encode())
-            if client.nick.endswith("7"):  # a sample of members look inside
+            if number < len(senders):
+                client.echoed += chunk.count(echoes[number])
+            if number % 10 == 7:  # a sample of members look inside
                 for found in STAMP.finditer(chunk):
-                    client.latencies.append(received_ns - int(found.group(2)))
+                    lat = received_ns - int(found.group(2))
+                    if int(found.group(1)) % nodes == number % nodes:
+                        same.append(lat)
+                    else:
+                        crossing.append(lat)
     seconds = time.monotonic() - start
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     rcpu = (cpu_seconds(redis_pid) - rcpu0) if redis_pid else 0.0
-    latencies = [lat for client in clients for lat in client.latencies]
     for client in clients:
         client.sock.close()
-    return Result(setup, total, seconds, cpu, rcpu, latencies)
+    return Result(setup, total, seconds, cpu, rcpu, same, crossing)
 
 
-def one_round(args: argparse.Namespace, workdir: Path) -> list[Result]:
+def one_round(
+    args: argparse.Namespace, workdir: Path, cores: list[int | None]
+) -> list[Result]:
+    """Run each set-up once; cores: the first node's, the second's, Redis's."""
     results = []
-    chatd, port = start_chatd(workdir, None, "solo")
-    try:
-        results.append(run_load("one", [port], [chatd.proc.pid], None, args))
-    finally:
-        chatd.stop()
+    if "one" in args.setups:
+        chatd, port = start_chatd(workdir, None, "solo", args.tree, cores[0])
+        try:
+            results.append(run_load("one", [port], [chatd.proc.pid], None, args))
+        finally:
+            chatd.stop()
     for count in (1, 2):
-        redis, url = start_redis(workdir)
+        setup = "one+redis" if count == 1 else "two+redis"
+        if setup not in args.setups:
+            continue
+        redis, url = start_redis(workdir, cores[2])
         nodes = []
         try:
             for number in range(count):
-                nodes.append(start_chatd(workdir, url, f"n{number}"))
-            setup = "one+redis" if count == 1 else "two+redis"
+                nodes.append(
+                    start_chatd(workdir, url, f"n{number}", args.tree, cores[number])
+                )
             results.append(
                 run_load(
                     setup,
@@ -296,6 +355,29 @@ def one_round(args: argparse.Namespace, workdir: Path) -> list[Result]:
     return results
 
 
+def summary(rounds: list[list[Result]]) -> list[str]:
+    """Same-round ratios: two+redis (and one+redis) against one."""
+    lines = []
+    for number, results in enumerate(rounds, 1):
+        by = {result.setup: result for result in results}
+        one = by.get("one")
+        if one is None or not one.rate:
+            continue
+        parts = []
+        for setup in ("one+redis", "two+redis"):
+            other = by.get(setup)
+            if other is None:
+                continue
+            parts.append(
+                f"{setup}/one: deliveries/s x{other.rate / one.rate:.2f}, "
+                f"per chatd cpu-s x{other.per_cpu / one.per_cpu:.2f}"
+                if one.per_cpu
+                else f"{setup}/one: deliveries/s x{other.rate / one.rate:.2f}"
+            )
+        lines.append(f"round {number}: " + "; ".join(parts))
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=200)
@@ -304,17 +386,42 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tree", type=Path, default=ROOT)
+    parser.add_argument(
+        "--setups", default="one,one+redis,two+redis", type=lambda s: s.split(",")
+    )
+    parser.add_argument("--no-pin", dest="pin", action="store_false")
     args = parser.parse_args()
+    args.tree = args.tree.resolve()
+    pinned = args.pin and len(CORES) >= 2 and shutil.which("taskset") is not None
+    cores: list[int | None] = (
+        [CORES[0], CORES[1], CORES[1]] if pinned else [None, None, None]
+    )
+    if pinned:
+        os.sched_setaffinity(0, {CORES[1]})
     print(
         f"{args.members} members in #lobby, {args.senders} senders, "
         f"{'as fast as taken' if not args.rate else f'{args.rate:g} lines/s'}, "
-        f"{args.seconds:g} s a set-up, {args.rounds} rounds"
+        f"{args.seconds:g} s a set-up, {args.rounds} rounds; chatd of {args.tree}; "
+        + (
+            f"node(s) on cpu {CORES[0]} (and {CORES[1]}), Redis and generator "
+            f"on cpu {CORES[1]}"
+            if pinned
+            else "not pinned"
+        )
+        + f"; load average {os.getloadavg()[0]:.1f}"
     )
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for number in range(args.rounds):
-            print(f"round {number + 1}")
-            for result in one_round(args, Path(tmp)):
+            print(f"round {number + 1} (load average {os.getloadavg()[0]:.1f})")
+            results = one_round(args, Path(tmp), cores)
+            for result in results:
                 print("  " + result.line(), flush=True)
+            rounds.append(results)
+    for line in summary(rounds):
+        print(line)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -129,6 +129,19 @@ class OutputBatch:
         else:
             self._schedule()
 
+    def end_now(self) -> None:
+        """Close a batch that is a round already (a cluster node's read of the log).
+
+        The outermost end writes everything collected at once, timer or not:
+        the read already holds whatever came since the last one (docs/cluster.md).
+        """
+        self.depth -= 1
+        if self.depth:
+            return
+        if self.delay is None:
+            self.collecting = False
+        self.flush_all()
+
     def journal_for(self, door: str) -> Journal:
         """Return this round's journal of a door's broadcast lines."""
         journal = self.journals.get(door)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -297,3 +298,20 @@ def test_an_irc_client_and_a_line_client_on_two_nodes_share_a_room(
         assert carol.expect(":alice!").endswith(" PRIVMSG #lobby :hi carol")
         carol.send("PRIVMSG #lobby :hi alice")
         assert alice.expect("MSG #lobby carol") == "MSG #lobby carol hi alice"
+
+
+def test_lines_sent_then_half_closed_all_run_on_a_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """printf 'carol\\nhello\\n/quit bye\\n' | nc: each line runs, as in one process."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        bob = client(b, "bob")
+        with socket.create_connection(
+            ("127.0.0.1", a.ports["tcp:0:interface=127.0.0.1"]), timeout=WAIT
+        ) as sock:
+            sock.sendall(b"carol\nhello\n/nick caroline\n/quit bye\n")
+            sock.shutdown(socket.SHUT_WR)
+        assert bob.expect("JOIN #lobby ") == "JOIN #lobby carol"
+        assert bob.expect("MSG #lobby ") == "MSG #lobby carol hello"
+        assert bob.expect("RENAME ") == "RENAME carol caroline"
+        assert bob.expect("QUIT ") == "QUIT caroline bye"

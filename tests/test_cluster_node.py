@@ -10,6 +10,7 @@ from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_al
 from helpers import lines
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
@@ -18,7 +19,9 @@ from chatd.chat import Event, Private
 from chatd.cluster import snapshot
 from chatd.cluster.doors import ClusterLines
 from chatd.cluster.replica import RemoteClient
+from chatd.connection import Connection
 from chatd.health import health
+from chatd.irc.message import parse_message
 from chatd.store.memory import MemoryHistory
 from chatd.web.door import WebConnection
 from chatd.web.site import SocketDoor
@@ -410,6 +413,48 @@ def test_a_connection_gone_before_its_turn_still_releases_the_others() -> None:
     assert "x" not in "".join(b.chat.rooms)
 
 
+def test_lines_held_when_the_client_half_closes_still_run_then_it_leaves() -> None:
+    """printf 'alice\\nhello\\n/quit\\n' | nc: every line runs, in order."""
+    clock, log, a, b = two_nodes()
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    alice, a_out = a.connect()
+    alice.dataReceived(b"alice\r\nhello\r\n/nick alicia\r\nagain\r\n/quit bye\r\n")
+    alice.connectionLost(Failure(ConnectionDone()))  # before any turn came
+    assert a.node.locals  # still there: its lines have yet to run
+    pump_all(a, b)
+    assert lines(b_out) == [
+        "JOIN #lobby alice",
+        "MSG #lobby alice hello",
+        "RENAME alice alicia",
+        "MSG #lobby alicia again",
+        "QUIT alicia bye",
+    ]
+    assert not a.node.locals
+    assert set(a.chat.users) == set(b.chat.users) == {"bob"}
+    assert not b.node.stalled
+
+
+def test_lines_held_without_a_quit_run_then_the_user_leaves() -> None:
+    """The connection closed: after its last held line, the user quits as usual."""
+    clock, log, a, b = two_nodes()
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    alice, a_out = a.connect()
+    alice.dataReceived(b"alice\r\nhello\r\n")
+    alice.connectionLost(Failure(ConnectionDone()))
+    pump_all(a, b)
+    assert lines(b_out) == [
+        "JOIN #lobby alice",
+        "MSG #lobby alice hello",
+        "QUIT alice connection closed",
+    ]
+    assert not a.node.locals
+    assert set(a.chat.users) == set(b.chat.users) == {"bob"}
+
+
 def test_a_turn_that_comes_twice_runs_its_line_once() -> None:
     """A turn request sent again after Redis came back: the second does nothing."""
     clock, log, a, b = two_nodes()
@@ -492,3 +537,72 @@ def test_the_web_door_builds_the_clusters_connections_too() -> None:
     connection = SocketDoor(a.factory, False).buildProtocol(cast(Request, request))
     assert isinstance(connection, WebConnection)
     assert isinstance(connection, ClusterLines)
+
+
+def irc_client(
+    node: FakeNode, nick: str, *caps: str
+) -> tuple[Connection, StringTransport]:
+    """An IRC client of node with caps, registered (all pumped), output cleared."""
+    proto, out = node.connect(irc=True)
+    text = ""
+    if caps:
+        text += "CAP LS 302\r\nCAP REQ :" + " ".join(caps) + "\r\n"
+    text += f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"
+    if caps:
+        text += "CAP END\r\n"
+    proto.dataReceived(text.encode())
+    return proto, out
+
+
+def test_a_labeled_privmsgs_echo_carries_the_label_as_in_one_process() -> None:
+    """labeled-response with echo-message: the echo, come from the log, is the
+    labeled response (not an ACK at once and a bare echo later); without
+    echo-message the command gets its ACK."""
+    clock, log, a, b = two_nodes()
+    caps = ("batch", "labeled-response", "echo-message")
+    alice, a_out = irc_client(a, "alice", *caps)
+    bob, b_out = irc_client(b, "bob", "batch", "labeled-response")
+    pump_all(a, b)
+    alice.dataReceived(b"JOIN #x\r\n")
+    bob.dataReceived(b"JOIN #x\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    alice.dataReceived(b"@label=m1 PRIVMSG #x :hi\r\nPING :after\r\n")
+    assert lines(a_out) == []  # the response waits for the echo, the PONG behind it
+    pump_all(a, b)
+    echo, pong = [parse_message(text) for text in lines(a_out)]
+    assert echo.command == "PRIVMSG" and echo.params == ("#x", "hi")
+    assert echo.tags == {"label": "m1"}
+    assert pong.command == "PONG" and pong.tags == {}
+    assert [parse_message(text).tags for text in lines(b_out)] == [{}]
+    alice.dataReceived(b"@label=m2 PRIVMSG bob :psst\r\n")
+    pump_all(a, b)
+    (echo,) = [parse_message(text) for text in lines(a_out)]
+    assert echo.params == ("bob", "psst") and echo.tags == {"label": "m2"}
+    assert [parse_message(text).tags for text in lines(b_out)] == [{}]
+    bob.dataReceived(b"@label=m3 PRIVMSG #x :hello\r\n")
+    (ack,) = [parse_message(text) for text in lines(b_out)]
+    assert ack.command == "ACK" and ack.tags == {"label": "m3"}
+
+
+def test_a_labeled_privmsg_refused_meanwhile_gets_an_ack() -> None:
+    """The echo never comes (the speaker left the room before it was applied):
+    the labeled response is an ACK, when the entry is applied; what came
+    meanwhile (the PART) follows it."""
+    clock, log, a, b = two_nodes()
+    caps = ("batch", "labeled-response", "echo-message")
+    alice, a_out = irc_client(a, "alice", *caps)
+    pump_all(a, b)
+    alice.dataReceived(b"JOIN #x\r\n")
+    pump_all(a, b)
+    lines(a_out)
+    alice.dataReceived(b"@label=m1 PRIVMSG #x :hi\r\n")
+    talk_id, talk = log.entries.pop()
+    log.append({"k": "op", "n": "a", "ops": [["part", talk["u"], "#x", "gone"]]})
+    log.append(talk)  # the part is applied before the talk
+    pump_all(a, b)
+    got = [parse_message(text) for text in lines(a_out)]
+    assert [(m.command, m.tags) for m in got] == [
+        ("ACK", {"label": "m1"}),
+        ("PART", {}),
+    ]

@@ -191,3 +191,21 @@ def test_a_quit_during_a_flush_reaches_everyone_in_order(clock: Clock) -> None:
     assert lines(a_out) == ["MSG #lobby alice hi", quit_line]
     assert lines(b_out) == ["MSG #lobby alice hi", quit_line]
     assert lines(d_out) == ["MSG #lobby alice hi", quit_line]
+
+
+@pytest.mark.usefixtures("no_small_flush")
+def test_end_now_writes_a_round_without_the_timer(clock: Clock) -> None:
+    """end_now (a cluster node's read of the log): one write each, at once."""
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(0)
+    b_out.clear()
+    writes = count_writes(b_out)
+    batch = factory.output
+    batch.begin()
+    assert alice.user is not None
+    factory.chat.say(alice.user, "one")
+    factory.chat.say(alice.user, "two")
+    batch.end_now()
+    assert len(writes) == 1
+    assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]

@@ -8,6 +8,17 @@ in the cluster's order. Lines that only read (WHO, /rooms, PING) and talk
 (checked at once, delivered from the log) are handled at once, unless
 something is held before them.
 
+A client that sends its lines and half-closes at once (`printf 'alice\nhello\n/quit\n'
+| nc HOST PORT`) still has every line run, in order, as in one process: a
+connection lost with lines held stays among the node's connections until
+they have run (their replies go nowhere), then the user leaves.
+
+A labeled IRC command (labeled-response) that talks, on a client with
+echo-message, waits for its echo as one process's would have it at once:
+the talk entry carries a token (await_echo), and when the node applies it
+(echo_applied) what the speaker is sent is the answer of a send_later
+inside the labeled response, which IrcProtocol frames under the label.
+
 cluster_door(door, node) makes the cluster's subclass of a door's
 connection class; the factory builds those instead (ChatFactory.door_classes).
 """
@@ -15,9 +26,11 @@ connection class; the factory builds those instead (ChatFactory.door_classes).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
@@ -106,6 +119,8 @@ class ClusterLines:
     held: deque[bytes]
     asked: bool
     running: bool
+    lost: Failure | None
+    echoes: dict[str, Deferred[bytes]]
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)  # type: ignore[call-arg]
@@ -115,6 +130,9 @@ class ClusterLines:
         # (a turn request sent again after Redis came back may come twice).
         self.asked = False
         self.running = False
+        self.lost = None  # lost with lines held: it ends once they have run
+        self.echoes: dict[str, Deferred[bytes]] = {}  # labeled talk awaiting echo
+        self._echo_count = 0
         self.node.add_local(self)  # type: ignore[arg-type]
 
     def _connection(self) -> Connection:
@@ -183,9 +201,58 @@ class ClusterLines:
                     return
         finally:
             output.end(connection)
+        if self.lost is not None:  # the last held line has run: now it ends
+            self._finish_lost(self.lost)
+
+    def await_echo(self) -> str | None:
+        """Talk is being published: a token if its echo answers a labeled command."""
+        labeling = getattr(self, "_labeling", None)
+        caps = getattr(self, "caps", None)
+        if labeling is None or caps is None or not caps.has("echo-message"):
+            return None
+        self._echo_count += 1
+        token = str(self._echo_count)
+        answer: Deferred[bytes] = Deferred()
+        self.echoes[token] = answer
+        self._connection().send_later(answer, b"")  # within the labeled response
+        return token
+
+    def echo_applied(self, token: str, run: Callable[[], object]) -> None:
+        """The talk entry of token is applied by run: what we are sent is the echo."""
+        from chatd.connection import Phase
+
+        answer = self.echoes.pop(token, None)
+        if answer is None:
+            run()
+            return
+        connection = self._connection()
+        mine: list[bytes] = []
+        before = connection.divert(mine)
+        try:
+            run()
+        finally:
+            if connection.phase is not Phase.CLOSING:
+                connection.divert(before)
+            answer.callback(b"".join(mine))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        from chatd.connection import Phase
+
+        if (
+            self.held
+            and self.asked
+            and self.node.chat.up
+            and self._connection().phase is not Phase.CLOSING
+        ):
+            # Lines wait for a turn (the client half-closed right after them):
+            # they run first, as they would have in one process.
+            self.lost = reason
+            return
+        self._finish_lost(reason)
+
+    def _finish_lost(self, reason: Failure) -> None:
         self.held.clear()
+        self.lost = None
         super().connectionLost(reason)  # type: ignore[misc]
         self.node.remove_local(self)  # type: ignore[arg-type]
 

@@ -56,21 +56,14 @@ class Local(Protocol):
     def close(self, reason: str) -> None:
         """Say goodbye and close."""
 
+    def echo_applied(self, token: str, run: Callable[[], object]) -> None:
+        """run applies this connection's talk whose echo answers token."""
+
 
 def split_id(entry_id: str) -> tuple[int, int]:
     """The (milliseconds, sequence) of a stream id "<ms>-<seq>"."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-class _NoOrigin:
-    """The origin of an output batch made by the log, not by one client's input."""
-
-    def flush(self) -> None:
-        """Nothing of its own to write."""
-
-
-_NO_ORIGIN = _NoOrigin()
 
 
 class Node(Publisher):
@@ -157,7 +150,9 @@ class Node(Publisher):
             self._drain()
         finally:
             if output is not None:
-                output.end(_NO_ORIGIN)
+                # A read of the log is a round already: written at once,
+                # not a reactor turn later (no timed flush).
+                output.end_now()
 
     def _forget_turns(self, node: str) -> None:
         """node started again: its last run's turns waiting here get no fx."""
@@ -204,6 +199,12 @@ class Node(Publisher):
         ms, seq = split_id(entry_id)
         chat.log_time = ms / 1000
         kind = entry["k"]
+        if "w" in entry:  # talk whose echo answers a labeled command
+            local = self.locals.get(entry["u"])
+            if local is not None:
+                apply = chat.apply_tell if kind == "tell" else chat.apply_talk
+                local.echo_applied(entry["w"], lambda: apply(entry, ms, seq))
+                return
         if kind in ("say", "act"):
             chat.apply_talk(entry, ms, seq)
         elif kind == "tell":

@@ -37,6 +37,7 @@ from chatd.cluster import snapshot
 from chatd.cluster.node import Node
 from chatd.cluster.replica import Wire
 from chatd.store.redis_history import endpoint_for, parse_url
+from chatd.store.resp import LogLink
 
 LOG_KEY = "chatd:log"
 NODE_PREFIX = "chatd:node:"
@@ -147,9 +148,9 @@ class RedisLog:
 
     def _open(self) -> defer.Deferred[RedisProtocol]:
         endpoint = endpoint_for(self.reactor, self.host, self.port)
-        protocol = RedisProtocol(convertNumbers=False, dbid=self.db or None)
+        protocol = LogLink(convertNumbers=False, dbid=self.db or None)
         connected = endpoint.connect(_LinkFactory(protocol))
-        connected.addCallback(lambda _: _no_delay(protocol).whenConnected())
+        connected.addCallback(lambda _: protocol.whenConnected())
         return cast("defer.Deferred[RedisProtocol]", connected)
 
     def _schedule_retry(self) -> None:
@@ -482,14 +483,6 @@ class _LinkFactory(ClientFactory):
 
     def buildProtocol(self, addr: object) -> RedisProtocol:
         return self.protocol_
-
-
-def _no_delay(link: RedisProtocol) -> RedisProtocol:
-    """Small commands go out at once: no Nagle wait (40 ms with delayed ACKs)."""
-    set_no_delay = getattr(link.transport, "setTcpNoDelay", None)
-    if set_no_delay is not None:
-        set_no_delay(True)
-    return link
 
 
 def _encode(entry: object) -> str:

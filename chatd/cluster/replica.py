@@ -91,6 +91,15 @@ def is_remote(user: User) -> bool:
     return type(user.client) is RemoteClient
 
 
+def _await_echo(user: User, entry: dict[str, Wire]) -> None:
+    """Mark talk whose echo answers a labeled IRC command (chatd.cluster.doors)."""
+    await_echo = getattr(user.client, "await_echo", None)
+    if await_echo is not None:
+        token = await_echo()
+        if token is not None:
+            entry["w"] = token
+
+
 class ClusterChat(Chat):
     """A Chat whose shared state changes only in the cluster's log order."""
 
@@ -338,6 +347,7 @@ class ClusterChat(Chat):
         }
         if notice:
             entry["x"] = 1
+        _await_echo(user, entry)
         self.publisher.publish(entry)
 
     def tell(
@@ -361,6 +371,7 @@ class ClusterChat(Chat):
             entry["x"] = 1
         if action:
             entry["a"] = 1
+        _await_echo(user, entry)
         self.publisher.publish(entry)
 
     def next_stamp(self, ms: int, seq: int) -> int:

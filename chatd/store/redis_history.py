@@ -57,6 +57,7 @@ from chatd.store.interface import (
     conversation,
     millis,
 )
+from chatd.store.resp import LogLink
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTCP
@@ -211,6 +212,7 @@ class RedisHistory:
             replyTimeout=REPLY_TIMEOUT,
             convertNumbers=False,  # a text of digits stays a text
         )
+        factory.protocol = LogLink  # whole replies at once, TCP_NODELAY
         factory.startConnecting(endpoint_for(reactor, host, port))
         return cls(factory, clock, keep_days=keep_days, shared=shared, where=url)
 
