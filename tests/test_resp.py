@@ -1,11 +1,12 @@
-"""The cluster's Redis reader (chatd.cluster.resp) against txredisapi's own."""
+"""The Redis link (chatd.store.resp, hiredis) against txredisapi's own reader."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from twisted.internet.task import Clock
-from txredisapi import RedisProtocol, ResponseError
+from txredisapi import BaseRedisProtocol as RedisProtocol
+from txredisapi import ResponseError
 
 from chatd.store.resp import LogLink
 
