@@ -258,6 +258,7 @@ class Chat(Moderation):
                 (user.key if key == old_key else key): member
                 for key, member in room.members.items()
             }
+            room.local = None
         self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
         _deliver([user, *self.neighbours(user)], Renamed(old, new))
         self._nick_taken(user)
@@ -329,6 +330,7 @@ class Chat(Moderation):
             self._created(room)
         user.current = folded
         room.members[user.key] = user
+        room.local = None
         user.rooms[folded] = room
         _deliver(room.members.values(), Joined(room.name, user.nick))
         self._joined(room, user, new)
@@ -352,6 +354,7 @@ class Chat(Moderation):
         operator is given to its longest member (chatd.moderation).
         """
         del room.members[user.key]
+        room.local = None
         del user.rooms[room.key]
         if not room.members and room.key != fold(LOBBY):
             del self.rooms[room.key]

@@ -136,6 +136,10 @@ class Room:
     key: str = field(init=False)  # the folded name that identifies the room
     # Topic, modes, operators, bans (chatd.moderation).
     rules: RoomRules = field(default_factory=RoomRules)
+    # A cluster node's members of its own, in join order, for delivering what
+    # the log brings (chatd.cluster.replica); None: to be listed again. Every
+    # change of members sets it to None.
+    local: list[User] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.key = fold(self.name)

@@ -79,6 +79,54 @@ def test_room_talk_has_one_order_on_every_node() -> None:
     assert lines(b_out) == expected
 
 
+def test_a_node_delivers_to_its_own_members_as_they_come_and_go() -> None:
+    """Talk from the log reaches this node's members only, kept up to date.
+
+    The list of a room's local members is cached; a join, a part, a rename
+    and a quit must each be seen by the next message.
+    """
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    carol, c_out = a.connect("carol")
+    pump_all(a, b)
+    lines(a_out), lines(b_out), lines(c_out)
+    bob.dataReceived(b"/join #r\r\none\r\n")
+    pump_all(a, b)
+    assert "MSG #r bob one" not in lines(a_out)  # alice is not in #r
+    alice.dataReceived(b"/join #r\r\n")
+    pump_all(a, b)
+    lines(a_out)
+    bob.dataReceived(b"two\r\n")
+    pump_all(a, b)
+    assert "MSG #r bob two" in lines(a_out)  # joined: in the list now
+    assert all(
+        not isinstance(member.client, RemoteClient)
+        for member in a.chat.rooms["#r"].local or []
+    )
+    alice.dataReceived(b"/nick alicia\r\n")
+    carol.dataReceived(b"/join #r\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(c_out)
+    bob.dataReceived(b"three\r\n")
+    pump_all(a, b)
+    assert "MSG #r bob three" in lines(a_out)
+    assert "MSG #r bob three" in lines(c_out)
+    alice.dataReceived(b"/part #r\r\n")
+    pump_all(a, b)
+    lines(a_out)
+    bob.dataReceived(b"four\r\n")
+    pump_all(a, b)
+    assert "MSG #r bob four" not in lines(a_out)  # parted: out of the list
+    assert "MSG #r bob four" in lines(c_out)
+    carol.connectionLost(Failure(ConnectionDone()))
+    pump_all(a, b)
+    bob.dataReceived(b"five\r\n")
+    pump_all(a, b)
+    assert a.chat.rooms["#r"].local == []
+    assert "MSG #r bob five" in lines(b_out)
+
+
 def test_a_foreign_turn_stalls_what_follows_until_its_effects() -> None:
     """Node b applies a's join at the turn's place, even when talk follows it."""
     clock, log, a, b = two_nodes()

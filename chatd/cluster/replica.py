@@ -408,7 +408,13 @@ class ClusterChat(Chat):
             event = Message(
                 room.name, user.nick, entry["t"], notice, id=msg_id, time=time
             )
-        _deliver(room.members.values(), event)
+        # Only this node's members: the others' nodes deliver to them.
+        local = room.local
+        if local is None:
+            local = room.local = [
+                member for member in room.members.values() if not is_remote(member)
+            ]
+        _deliver(local, event)
 
     def apply_tell(self, entry: dict[str, Wire], ms: int, seq: int) -> None:
         """A private message read from the log: to the recipient, and the sender."""
