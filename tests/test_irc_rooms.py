@@ -218,6 +218,32 @@ def test_nickserv_identify_and_reservation_notice() -> None:
     assert ACCOUNTS[server].is_registered("ALICE")
 
 
+def test_nickserv_aliases() -> None:
+    """NS, NICKSERV and IDENTIFY do what PRIVMSG NickServ does (irssi's /identify)."""
+    server = make_server()
+    owner = registered(server, "alice")
+    owner.line("PRIVMSG NickServ :REGISTER s3cret-pw")
+    owner.line("QUIT")
+    for command in (
+        "IDENTIFY s3cret-pw",
+        "NS IDENTIFY s3cret-pw",
+        "NICKSERV :IDENTIFY alice s3cret-pw",
+    ):
+        session = FakeIrc(server)
+        session.line("NICK alice")
+        session.line("USER alice 0 * :Alice")
+        session.lines()
+        session.line(command)
+        assert session.commands() == ["900", "NOTICE"], command
+        assert session.user is not None and session.user.account == "alice"
+        session.line("QUIT")
+    bob = registered(server, "bob")
+    bob.line("NS HELP")
+    assert bob.lines()[0].startswith(":NickServ!NickServ@services NOTICE bob :")
+    bob.line("IDENTIFY")
+    assert bob.commands() == ["461"]
+
+
 def test_oper_needs_a_listed_account_and_its_password() -> None:
     """OPER name password: 491 for an account not in --operators, 464 for a
     wrong password, 381 and MODE +o for the right one."""

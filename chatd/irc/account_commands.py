@@ -273,6 +273,16 @@ def nickserv(session: IrcSession, text: str) -> None:
 # -- OPER ---------------------------------------------------------------------------
 
 
+def nickserv_alias(session: IrcSession, msg: IrcMessage) -> None:
+    """NICKSERV or NS <text>: the same as PRIVMSG NickServ :<text> (Ergo, Atheme)."""
+    nickserv(session, " ".join(msg.params))
+
+
+def identify(session: IrcSession, msg: IrcMessage) -> None:
+    """IDENTIFY [<account>] <password>: PRIVMSG NickServ :IDENTIFY (irssi sends it)."""
+    nickserv(session, " ".join(["IDENTIFY", *msg.params]))
+
+
 def oper(session: IrcSession, msg: IrcMessage) -> None:
     """OPER <account> <password>: become a server operator (--operators lists it)."""
     user = session.user
@@ -303,5 +313,8 @@ def oper(session: IrcSession, msg: IrcMessage) -> None:
 COMMANDS: dict[str, IrcCommand] = {
     "AUTHENTICATE": IrcCommand(authenticate, 1, before_registration=True),
     "OPER": IrcCommand(oper, 2),
+    "NICKSERV": IrcCommand(nickserv_alias, 0),
+    "NS": IrcCommand(nickserv_alias, 0),
+    "IDENTIFY": IrcCommand(identify, 1),
 }
 # fmt: on
