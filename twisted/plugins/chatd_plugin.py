@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
+
+if TYPE_CHECKING:  # imported when needed: twistd loads every plugin to list them
+    from chatd.factory import ChatFactory
+    from chatd.store.writer import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:5501"
 
@@ -354,13 +359,10 @@ class ChatServiceMaker:
         from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
-        from chatd.protocol import ChatProtocol
         from chatd.service import (
-            FarewellService,
             FileLimitService,
             HashingService,
             HistoryService,
-            ListenerService,
         )
         from chatd.store.accounts import AccountStore, MemoryAccounts, SQLiteAccounts
         from chatd.store.writer import SQLiteHistory
@@ -388,35 +390,7 @@ class ChatServiceMaker:
         if history is not None:
             # Stops after FarewellService: everything said is written, then closed.
             HistoryService(history, hashing.idle).setServiceParent(top)
-        # Added before the listeners so it stops after them: no new connections,
-        # then every client hears BYE.
-        FarewellService(factory).setServiceParent(top)
-        for description, endpoint in options["endpoints"]:
-            ListenerService(description, endpoint, factory).setServiceParent(top)
-        doors = [ChatProtocol.door]
-        if options["irc_endpoints"]:
-            from chatd.irc.protocol import IrcProtocol
-
-            doors.append(IrcProtocol.door)
-            irc = factory.door(IrcProtocol)
-            for description, endpoint in options["irc_endpoints"]:
-                service = ListenerService(description, endpoint, irc, door="IRC ")
-                service.setServiceParent(top)
-        if options["web_endpoints"]:
-            from chatd.web.door import WebConnection
-            from chatd.web.site import web_site
-
-            doors.append(WebConnection.door)
-            site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
-            for description, endpoint in options["web_endpoints"]:
-                service = ListenerService(description, endpoint, site, door="web ")
-                service.setServiceParent(top)
-        if options["metrics_endpoint"] is not None:
-            from chatd.metrics_http import metrics_service
-
-            description, endpoint = options["metrics_endpoint"]
-            return metrics_service(top, factory, history, description, endpoint, doors)
-        return top
+        return _listeners(options, factory, top, history)
 
     def _cluster_service(self, options: Options) -> MultiService:
         """A cluster node: the chat, history and node life through Redis."""
@@ -433,12 +407,9 @@ class ChatServiceMaker:
         from chatd.cluster.replica import ClusterChat
         from chatd.cluster.service import ClusterService
         from chatd.factory import ChatFactory
-        from chatd.protocol import ChatProtocol
         from chatd.service import (
-            FarewellService,
             FileLimitService,
             HashingService,
-            ListenerService,
         )
         from chatd.store.redis_history import RedisHistory
 
@@ -474,35 +445,55 @@ class ChatServiceMaker:
             options["node-name"],
             history,
         ).setServiceParent(top)
-        FarewellService(factory).setServiceParent(top)
-        for description, endpoint in options["endpoints"]:
-            ListenerService(description, endpoint, factory).setServiceParent(top)
-        doors = [ChatProtocol.door]
-        if options["irc_endpoints"]:
-            from chatd.irc.protocol import IrcProtocol
+        # Metrics of history are SQLite's (docs/running.md): none for Redis.
+        return _listeners(options, factory, top, None)
 
-            doors.append(IrcProtocol.door)
-            irc = factory.door(IrcProtocol)
-            for description, endpoint in options["irc_endpoints"]:
-                ListenerService(
-                    description, endpoint, irc, door="IRC "
-                ).setServiceParent(top)
-        if options["web_endpoints"]:
-            from chatd.web.door import WebConnection
-            from chatd.web.site import web_site
 
-            doors.append(WebConnection.door)
-            site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
-            for description, endpoint in options["web_endpoints"]:
-                ListenerService(
-                    description, endpoint, site, door="web "
-                ).setServiceParent(top)
-        if options["metrics_endpoint"] is not None:
-            from chatd.metrics_http import metrics_service
+def _listeners(
+    options: Options,
+    factory: ChatFactory,
+    top: MultiService,
+    history: SQLiteHistory | None,
+) -> MultiService:
+    """Add the goodbye and a listener per door's endpoint to top; metrics around.
 
-            description, endpoint = options["metrics_endpoint"]
-            return metrics_service(top, factory, None, description, endpoint, doors)
-        return top
+    FarewellService goes in before the listeners so that it stops after them:
+    no new connections, then every client hears BYE. With --metrics, all of
+    it is wrapped in the metrics listener's service (it starts after it and
+    stops after it); history: the SQLite store its figures come from.
+    """
+    from chatd.protocol import ChatProtocol
+    from chatd.service import FarewellService, ListenerService
+
+    FarewellService(factory).setServiceParent(top)
+    for description, endpoint in options["endpoints"]:
+        ListenerService(description, endpoint, factory).setServiceParent(top)
+    doors = [ChatProtocol.door]
+    if options["irc_endpoints"]:
+        from chatd.irc.protocol import IrcProtocol
+
+        doors.append(IrcProtocol.door)
+        irc = factory.door(IrcProtocol)
+        for description, endpoint in options["irc_endpoints"]:
+            ListenerService(description, endpoint, irc, door="IRC ").setServiceParent(
+                top
+            )
+    if options["web_endpoints"]:
+        from chatd.web.door import WebConnection
+        from chatd.web.site import web_site
+
+        doors.append(WebConnection.door)
+        site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
+        for description, endpoint in options["web_endpoints"]:
+            ListenerService(description, endpoint, site, door="web ").setServiceParent(
+                top
+            )
+    if options["metrics_endpoint"] is not None:
+        from chatd.metrics_http import metrics_service
+
+        description, endpoint = options["metrics_endpoint"]
+        return metrics_service(top, factory, history, description, endpoint, doors)
+    return top
 
 
 chatd = ChatServiceMaker()
