@@ -210,6 +210,7 @@ class Result:
     seconds: float
     chatd_cpu: float
     redis_cpu: float
+    generator_cpu: float
     latencies: list[int]  # the speaker on the member's node
     crossing: list[int]  # the speaker on another node
 
@@ -226,6 +227,7 @@ class Result:
             f"{self.setup:<10} {self.rate:>10.0f}/s "
             f"{self.per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s "
             f"redis cpu {self.redis_cpu:5.2f}s  "
+            f"generator cpu {self.generator_cpu:5.2f}s  "
             f"p50 {ms(percentile(self.latencies, 0.5)):>6} ms  "
             f"p99 {ms(percentile(self.latencies, 0.99)):>6} ms"
         )
@@ -253,6 +255,7 @@ def run_load(
         sel.register(client.sock, selectors.EVENT_READ, (number, client))
     cpu0 = sum(cpu_seconds(pid) for pid in pids)
     rcpu0 = cpu_seconds(redis_pid) if redis_pid else 0.0
+    gcpu0 = cpu_seconds(os.getpid())
     start = time.monotonic()
     stop_sending = start + args.seconds
     deadline = stop_sending + WAIT
@@ -261,6 +264,7 @@ def run_load(
     next_send = start
     expected = 0
     total = 0
+    last_poll = start
     same: list[int] = []
     crossing: list[int] = []
     echoes = [f"MSG #lobby {sender.nick} ".encode() for sender in senders]
@@ -276,14 +280,31 @@ def run_load(
                     next_send += interval
             else:
                 for sender in senders:
-                    if sender.sent - sender.echoed < args.window:
-                        sender.sock.send(f"~{seq}~{time.perf_counter_ns()}~\n".encode())
-                        sender.sent += 1
-                        seq += 1
+                    room = args.window - (sender.sent - sender.echoed)
+                    if room > 0:  # fill the window, in one write
+                        stamp = time.perf_counter_ns()
+                        sender.sock.sendall(
+                            "".join(
+                                f"~{number}~{stamp}~\n"
+                                for number in range(seq, seq + room)
+                            ).encode()
+                        )
+                        sender.sent += room
+                        seq += room
             expected = seq * args.members
         elif total >= expected or now > deadline:
             break
-        timeout = max(0.0, next_send - time.monotonic()) if args.rate else 0.001
+        if args.rate:
+            timeout = max(0.0, next_send - time.monotonic())
+        else:
+            # As fast as taken: read at most every --poll-ms, so that each
+            # recv takes what came meanwhile (fewer, larger reads: the
+            # generator shares a core with the second node).
+            pause = last_poll + args.poll_ms / 1000 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            last_poll = time.monotonic()
+            timeout = 0.001
         for key, _ in sel.select(timeout=min(timeout, 0.05)):
             number, client = key.data
             try:
@@ -312,9 +333,10 @@ def run_load(
     seconds = time.monotonic() - start
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     rcpu = (cpu_seconds(redis_pid) - rcpu0) if redis_pid else 0.0
+    gcpu = cpu_seconds(os.getpid()) - gcpu0
     for client in clients:
         client.sock.close()
-    return Result(setup, total, seconds, cpu, rcpu, same, crossing)
+    return Result(setup, total, seconds, cpu, rcpu, gcpu, same, crossing)
 
 
 def one_round(
@@ -385,6 +407,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--window", type=int, default=20)
+    parser.add_argument("--poll-ms", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, default=ROOT)
     parser.add_argument(

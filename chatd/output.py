@@ -129,18 +129,23 @@ class OutputBatch:
         else:
             self._schedule()
 
-    def end_now(self) -> None:
-        """Close a batch that is a round already (a cluster node's read of the log).
+    def end_round(self) -> None:
+        """Close a batch no connection's input opened: a cluster node's read of the log.
 
-        The outermost end writes everything collected at once, timer or not:
-        the read already holds whatever came since the last one (docs/cluster.md).
+        Like end(), without an origin to write at once: a few recipients are
+        written now, more wait for the timer, so that in a storm each write
+        carries the lines of several reads of the log.
         """
         self.depth -= 1
         if self.depth:
             return
         if self.delay is None:
             self.collecting = False
-        self.flush_all()
+            self.flush_all()
+        elif len(self.pending) <= SMALL_FLUSH:
+            self.flush_all()
+        else:
+            self._schedule()
 
     def journal_for(self, door: str) -> Journal:
         """Return this round's journal of a door's broadcast lines."""

@@ -194,18 +194,38 @@ def test_a_quit_during_a_flush_reaches_everyone_in_order(clock: Clock) -> None:
 
 
 @pytest.mark.usefixtures("no_small_flush")
-def test_end_now_writes_a_round_without_the_timer(clock: Clock) -> None:
-    """end_now (a cluster node's read of the log): one write each, at once."""
+def test_reads_of_the_log_share_a_timed_write(clock: Clock) -> None:
+    """end_round (a cluster node's read of the log) in a big room: the timer writes.
+
+    Two reads before the timer fires are one write each member, as two
+    lines from connections are in one process.
+    """
     factory = make_factory(clock, flush_delay=0.0)
     (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
     clock.advance(0)
     b_out.clear()
     writes = count_writes(b_out)
     batch = factory.output
-    batch.begin()
     assert alice.user is not None
-    factory.chat.say(alice.user, "one")
-    factory.chat.say(alice.user, "two")
-    batch.end_now()
+    for text in ("one", "two"):
+        batch.begin()
+        factory.chat.say(alice.user, text)
+        batch.end_round()
+    assert writes == [] and lines(b_out) == []
+    clock.advance(0)
     assert len(writes) == 1
     assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]
+
+
+def test_a_read_of_the_log_for_a_small_room_is_written_at_once(clock: Clock) -> None:
+    """end_round with a few recipients: written before it returns, no timer."""
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(0)
+    b_out.clear()
+    batch = factory.output
+    assert alice.user is not None
+    batch.begin()
+    factory.chat.say(alice.user, "one")
+    batch.end_round()
+    assert lines(b_out) == ["MSG #lobby alice one"]

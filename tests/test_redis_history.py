@@ -7,6 +7,7 @@ the store's own clock (ids, times, retention) is a task.Clock.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -285,6 +286,44 @@ def test_an_id_below_the_rooms_last_is_dropped_and_logged(
     warned = [e for e in events if "refused" in e.get("log_format", "")]
     assert len(warned) == 1
     assert history.reason is None
+
+
+def test_a_turns_messages_go_out_as_one_command(
+    history: RedisHistory, redis_server: RedisServer
+) -> None:
+    """Messages kept in one reactor turn are one script, sent before any read."""
+    before = _evals(redis_server)
+    base = id_at(millis(NOW))
+    for n in range(5):
+        history.record_at("#lobby", Kind.MESSAGE, "alice", f"m{n}", base + n, NOW)
+    history.record_at("#dev", Kind.ACTION, "bob", "waves", base + 5, NOW)
+    assert [e.text for e in result(history.read("#lobby", 10))] == [
+        f"m{n}" for n in range(5)
+    ]
+    assert [e.text for e in result(history.read("#dev", 10))] == ["waves"]
+    assert _evals(redis_server) == before + 1
+
+
+def test_a_refused_message_does_not_cost_the_others_of_its_turn(
+    history: RedisHistory,
+) -> None:
+    """One id below its room's last, between two good ones: only it is lost."""
+    first, _ = history.record("#lobby", Kind.MESSAGE, "alice", "one")
+    with capturedLogs() as events:
+        history.record_at("#lobby", Kind.MESSAGE, "eve", "late", first - 10, NOW)
+        history.record_at("#dev", Kind.MESSAGE, "bob", "fine", first + 1, NOW)
+        history.record_at("#lobby", Kind.MESSAGE, "carol", "two", first + 2, NOW)
+        assert [e.text for e in result(history.read("#lobby", 5))] == ["one", "two"]
+        assert [e.text for e in result(history.read("#dev", 5))] == ["fine"]
+    assert history.dropped == 1
+    assert len([e for e in events if "refused" in e.get("log_format", "")]) == 1
+
+
+def _evals(server: RedisServer) -> int:
+    """How many EVALs the server has run (INFO commandstats)."""
+    stats = ask(server.port, "INFO", "commandstats").decode()
+    found = re.search(r"cmdstat_eval:calls=(\d+)", stats)
+    return int(found.group(1)) if found else 0
 
 
 def test_a_new_store_gives_ids_above_those_kept(

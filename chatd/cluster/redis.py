@@ -13,6 +13,8 @@ In Redis (database of --redis):
 
 Two connections (txredisapi's RedisProtocol, Twisted-native): one writes
 (XADD, SET, ...: one order for everything this node appends), one reads.
+What a node appends in one reactor turn goes out together at the end of it:
+one XADD, or one APPEND script for several entries, in their order.
 If either goes, the node is down: it says so to its users and in the log,
 refuses what needs the cluster, and reconnects with back-off. Back, it goes
 on reading where it was if the log still holds that place, or else rejoins
@@ -64,6 +66,15 @@ local nodes = redis.call('KEYS', ARGV[4] .. '*')
 return {id, #nodes}
 """
 
+# Append a turn's entries in order (RedisLog._send_appended).
+# KEYS[1]: the log; ARGV[1]: MAXLEN; ARGV[2..]: the entries' JSON.
+APPEND = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+return #ARGV - 1
+"""
+
 
 def new_node_id() -> str:
     """A fresh node id: short, random, safe in keys and uids."""
@@ -100,6 +111,9 @@ class RedisLog:
         self.up = False
         self.stopping = False
         self.backlog: list[str] = []
+        # This turn's entries, not sent yet: (JSON, kept if the link fails).
+        self.appended: list[tuple[str, bool]] = []
+        self._append_call: IDelayedCall | None = None
         self.delay = FIRST_DELAY
         self._retry: IDelayedCall | None = None
         self._beat = LoopingCall(self._heartbeat)
@@ -380,17 +394,57 @@ class RedisLog:
     # -- writing -----------------------------------------------------------------
 
     def publish(self, entry: dict[str, Wire]) -> None:
-        """Append entry to the log; while Redis is away, keep changes for later."""
+        """Append entry to the log; while Redis is away, keep changes for later.
+
+        Sent at the end of this reactor turn, with the turn's other entries.
+        """
         data = _encode(entry)
-        writer = self.writer
-        if writer is None or not self.up:
+        keep = entry.get("k") in KEPT_WHILE_DOWN
+        if self.writer is None or not self.up:
             # Changes that happened (a dropped user's quit) and a turn's fx,
             # which the others wait for, go out once Redis is back; talk and
             # turns are refused while it is away (ERR cluster-down).
-            if entry.get("k") in KEPT_WHILE_DOWN:
+            if keep:
                 self._keep(data)
             return
-        self._xadd(writer, data, entry.get("k") in KEPT_WHILE_DOWN)
+        self.appended.append((data, keep))
+        if self._append_call is None:
+            self._append_call = self.clock.callLater(0, self._send_appended)
+
+    def _send_appended(self) -> None:
+        """Send this turn's entries: one XADD, or one script for several."""
+        call, self._append_call = self._append_call, None
+        if call is not None and call.active():
+            call.cancel()
+        appended, self.appended = self.appended, []
+        if not appended:
+            return
+        writer = self.writer
+        if writer is None or not self.up:
+            for data, keep in appended:
+                if keep:
+                    self._keep(data)
+            return
+        if len(appended) == 1:
+            self._xadd(writer, *appended[0])
+            return
+        sent = writer.execute_command(
+            "EVAL",
+            APPEND,
+            1,
+            LOG_KEY,
+            self.log_length,
+            *[data for data, _ in appended],
+        )
+        kept = [data for data, keep in appended if keep]
+        if kept:  # lost with the link: sent again once back
+            sent.addErrback(self._keep_all, kept)
+        sent.addErrback(self._failed, "XADD")
+
+    def _keep_all(self, failure: Failure, kept: list[str]) -> Failure:
+        for data in kept:
+            self._keep(data)
+        return failure
 
     def _keep(self, data: str) -> None:
         if len(self.backlog) < BACKLOG:
@@ -452,6 +506,7 @@ class RedisLog:
             self._retry.cancel()
         if self._beat.running:
             self._beat.stop()
+        self._send_appended()  # this turn's entries before our "left"
         writer = self.writer
         if writer is not None and self.up:
             try:
@@ -485,5 +540,5 @@ class _LinkFactory(ClientFactory):
         return self.protocol_
 
 
-def _encode(entry: object) -> str:
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every entry: json.dumps with options builds a new one a call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -8,9 +8,12 @@ entry's fields are kind, nick and text, and time (milliseconds) only when it
 is not id // 1000. The set `chatd:history:rooms` names the rooms that have
 had history. docs/cluster.md, "History in Redis", shows the layout.
 
-Everything goes over one connection, in the order asked: a write is sent at
-once and not waited for, so a read sent after it sees it (Redis answers one
-connection's commands in order). While Redis cannot be reached, messages are
+Everything goes over one connection, in the order asked: a write is not
+waited for, so a read sent after it sees it (Redis answers one connection's
+commands in order). The messages kept in one reactor turn go out together,
+as one script (WRITE) at the end of the turn or before any other command,
+whichever is first: one command and one answer for a read of a cluster's log
+rather than one per message. While Redis cannot be reached, messages are
 dropped, reads fail with HistoryUnavailable and reason says why; txredisapi
 reconnects by itself (with back-off) and history works again once it has.
 
@@ -110,6 +113,32 @@ redis.call('DEL', KEYS[1])
 return gone
 """
 
+# Keep a turn's messages (RedisHistory._write_kept), in order; one refused
+# (an id below its stream's last) does not stop the others.
+# KEYS: the streams, one per message; ARGV[1]: the MINID to trim to, or "";
+# then per message its stream id, its count of field words, and those words.
+# Answers {refused, the last refusal's text}.
+WRITE = """
+local minid = ARGV[1]
+local at = 2
+local refused, why = 0, ''
+for k = 1, #KEYS do
+  local words = tonumber(ARGV[at + 1])
+  local command = {'XADD', KEYS[k]}
+  if minid ~= '' then
+    command[3], command[4], command[5] = 'MINID', '~', minid
+  end
+  command[#command + 1] = ARGV[at]
+  for w = at + 2, at + 1 + words do command[#command + 1] = ARGV[w] end
+  local answer = redis.pcall(unpack(command))
+  if type(answer) == 'table' and answer.err then
+    refused, why = refused + 1, answer.err
+  end
+  at = at + 2 + words
+end
+return {refused, why}
+"""
+
 
 def stream_id(msg_id: int) -> str:
     """The stream id that spells a message id: milliseconds, then the rest."""
@@ -185,6 +214,9 @@ class RedisHistory:
         self._ready: defer.Deferred[RedisHistory] = defer.Deferred()
         self._refused: str | None = None  # the last write error logged
         self._pruner: LoopingCall | None = None
+        # This turn's messages, not sent yet: (stream key, stream id, fields).
+        self._kept: list[tuple[str, str, list[object]]] = []
+        self._write_call: Any = None
         if keep_days:
             self._pruner = LoopingCall(self._prune_hourly)
             self._pruner.clock = clock
@@ -252,6 +284,7 @@ class RedisHistory:
         self._closing = True
         if self._pruner is not None and self._pruner.running:
             self._pruner.stop()
+        self._write_kept()
         link, self._link = self._link, None
         self.reason = "history is closed"
         flushed: defer.Deferred[object] = defer.succeed(None)
@@ -346,7 +379,12 @@ class RedisHistory:
         self._wait_for_link()
 
     def _send(self, link: Any, *command: object) -> defer.Deferred[Any]:
-        """Write one command on link now; its answer comes in the link's order."""
+        """Write one command on link now; its answer comes in the link's order.
+
+        The messages kept this turn go first, so that a read sees them.
+        """
+        if self._kept:
+            self._write_kept()
         try:
             return link.execute_command(*command)
         except Exception as error:  # not connected after all, say
@@ -379,27 +417,63 @@ class RedisHistory:
         kept_ms = millis(time)
         if kept_ms != msg_id // 1000:
             fields += ["time", kept_ms]
-        trim: list[object] = []
-        if self.keep_days:
-            trim = ["MINID", "~", stream_id(self._cutoff())]
-        sent = self._send(
-            link, "XADD", room_key(room), *trim, stream_id(msg_id), *fields
-        )
-        sent.addCallbacks(self._written, self._refused_write)
+        self._kept.append((room_key(room), stream_id(msg_id), fields))
+        if self._write_call is None:
+            self._write_call = self.clock.callLater(0, self._write_kept)
         if room not in self._rooms:
             self._rooms.add(room)
-            self._send(link, "SADD", ROOMS_KEY, room).addErrback(self._refused_write)
+            # Not through _send: the set's order against the turn's messages
+            # does not matter, and the turn stays one script.
+            try:
+                added = link.execute_command("SADD", ROOMS_KEY, room)
+            except Exception as error:  # not connected after all
+                added = defer.fail(error)
+            added.addErrback(self._refused_write)
 
-    def _written(self, _: object) -> None:
+    def _write_kept(self) -> None:
+        """Send the messages kept since the last write, as one script."""
+        call, self._write_call = self._write_call, None
+        if call is not None and call.active():
+            call.cancel()
+        kept, self._kept = self._kept, []
+        if not kept:
+            return
+        link = self._link
+        if link is None:
+            self.dropped += len(kept)
+            return
+        minid = stream_id(self._cutoff()) if self.keep_days else ""
+        words: list[object] = [minid]
+        for _, entry_id, fields in kept:
+            words += [entry_id, len(fields), *fields]
+        try:
+            sent = link.execute_command(
+                "EVAL", WRITE, len(kept), *[key for key, _, _ in kept], *words
+            )
+        except Exception as error:  # not connected after all
+            sent = defer.fail(error)
+        sent.addCallbacks(self._written, self._refused_writes, errbackArgs=(len(kept),))
+
+    def _written(self, answer: object) -> None:
+        if isinstance(answer, list) and answer and int(answer[0]):
+            # Some refused (an id below its stream's last): dropped, logged once.
+            self.dropped += int(answer[0])
+            self._note_refusal(str(answer[1]))
+            return
         if self._refused is not None:
             self._refused = None
             self.log.info("history: {where} keeps messages again", where=self.where)
 
     def _refused_write(self, failure: Failure) -> None:
-        self.dropped += 1
-        error = failure.getErrorMessage()
+        self._refused_writes(failure, 1)
+
+    def _refused_writes(self, failure: Failure, count: int) -> None:
+        self.dropped += count
         if failure.check(txredisapi.ConnectionError):
             return  # the link is gone: _unlinked says so once
+        self._note_refusal(failure.getErrorMessage())
+
+    def _note_refusal(self, error: str) -> None:
         if error != self._refused:  # once per kind of refusal, not per message
             self._refused = error
             self.log.warn(

@@ -19,7 +19,10 @@ is that protocol, plus:
   txredisapi's `_build_command`, which costs several times more per XADD);
 - Nagle's algorithm off (TCP_NODELAY) as it connects: small commands go out
   at once, never waiting for the ACK of the one before (up to 40 ms with
-  delayed ACKs).
+  delayed ACKs);
+- with convertNumbers off (every chatd link), text decoded by hiredis as it
+  parses, rather than by txredisapi's tryConvertData walking each reply
+  again in Python (an XREAD reply: every id, field and value).
 """
 
 from __future__ import annotations
@@ -27,11 +30,29 @@ from __future__ import annotations
 from typing import Any
 
 import hiredis
-from txredisapi import HiredisProtocol
+from txredisapi import HiredisProtocol, InvalidData, ResponseError
 
 
 class LogLink(HiredisProtocol):
     """txredisapi's hiredis protocol, its commands packed by hiredis, TCP_NODELAY."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.convertNumbers and self.charset is not None:
+            self._reader = hiredis.Reader(
+                protocolError=InvalidData,
+                replyError=ResponseError,
+                encoding=self.charset,
+                errors="replace",
+            )
+            self._decoded = True
+        else:
+            self._decoded = False
+
+    def tryConvertData(self, data: Any) -> Any:
+        if self._decoded:
+            return data  # hiredis gave text already, and numbers stay text
+        return super().tryConvertData(data)
 
     def connectionMade(self) -> Any:
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
