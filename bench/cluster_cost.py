@@ -1,7 +1,7 @@
 """Fanout through a cluster: members on one node, or spread over two, in one run.
 
     python bench/cluster_cost.py [--members 200] [--seconds 5] [--rate 200] [--rounds 3]
-                                 [--tree /other/checkout] [--no-pin]
+                                 [--tree /other/checkout] [--pin all|nodes|none]
                                  [--setups one,one+redis,two+redis] [--window 20]
 
 Each round runs three set-ups one after the other, on the same machine:
@@ -25,9 +25,12 @@ the single node (with or without Redis) on the first core; with two nodes, one
 on each core; Redis and this load generator on the second core in every
 set-up. So "two nodes" gains a core the single node does not have, but shares
 it with Redis and the generator: the question on a 2-core machine. The load
-generator counts deliveries with bytes.count and parses only the sample's
-stamped lines. Latencies are split into same-node and cross-node (the
-speaker on another node than the member). After the rounds, the same-round
+generator counts deliveries with bytes.count (of line ends) and parses only
+the senders' lines (their echoes keep --window) and --sample members' (the
+latency sample: 20 at a rate, 4 as fast as taken); its own CPU is shown
+too, as it shares the second core.
+Latencies are split into same-node and cross-node (the speaker on another
+node than the member). After the rounds, the same-round
 ratios (two+redis against one) and the machine's load average are printed.
 
 --tree runs the chatd of another checkout (its code on PYTHONPATH), for a
@@ -67,15 +70,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (from /proc)."""
+def cpu_seconds(pid: int, system_only: bool = False) -> float:
+    """User and system CPU of a process so far, or system alone (from /proc)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = int(fields[12]) + (0 if system_only else int(fields[11]))
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 class Process:
-    """A child process whose output is read until a pattern shows."""
+    """A child process whose output goes to a file, read until a pattern shows.
+
+    A file, not a pipe: nobody reads a pipe once the process is up, and a
+    full pipe would stop the process at its next log line (one a connection).
+    """
 
     def __init__(
         self,
@@ -84,33 +92,30 @@ class Process:
         env: dict[str, str] | None = None,
         cpu: int | None = None,
     ):
+        self.log = tempfile.TemporaryFile(dir=cwd)
         self.proc = subprocess.Popen(
             args if cpu is None else ["taskset", "-c", str(cpu), *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.out = b""
+        self.read = 0  # how much of the log wait_for has looked at
 
     def wait_for(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
-        assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            found = pattern.search(self.out)
+            self.log.seek(self.read)
+            out = self.log.read()
+            found = pattern.search(out)
             if found:
-                self.out = self.out[found.end() :]
+                self.read += found.end()
                 return found
             if self.proc.poll() is not None:
-                raise RuntimeError(self.out.decode(errors="replace"))
-            chunk = self.proc.stdout.read(65536)
-            if chunk:
-                self.out += chunk
-            else:
-                time.sleep(0.02)
-        raise RuntimeError(f"no {pattern.pattern!r}: {self.out[-2000:]!r}")
+                raise RuntimeError(out.decode(errors="replace"))
+            time.sleep(0.02)
+        raise RuntimeError(f"no {pattern.pattern!r}: {out[-2000:]!r}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -120,6 +125,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 def start_redis(workdir: Path, cpu: int | None) -> tuple[Process, str]:
@@ -268,6 +274,10 @@ def run_load(
     same: list[int] = []
     crossing: list[int] = []
     echoes = [f"MSG #lobby {sender.nick} ".encode() for sender in senders]
+    # About --sample members read their lines for latencies (every tenth of
+    # 200); the senders read theirs for their echoes; the rest only count.
+    sampled = set(range(7, args.members, max(1, args.members // args.sample)))
+    whole_lines = sampled | set(range(len(senders)))
     while True:
         now = time.monotonic()
         if now < stop_sending:
@@ -314,16 +324,17 @@ def run_load(
             if not data:
                 continue
             received_ns = time.perf_counter_ns()
+            total += data.count(b"\n")  # a line each delivery, nothing else
+            if number not in whole_lines:
+                continue
             if client.buffer:
                 data = client.buffer + data
             cut = data.rfind(b"\n") + 1
             client.buffer = data[cut:]
             chunk = data[:cut]
-            count = chunk.count(b"MSG #lobby ")
-            total += count
             if number < len(senders):
                 client.echoed += chunk.count(echoes[number])
-            if number % 10 == 7:  # a sample of members look inside
+            if number in sampled:  # a sample of members look inside
                 for found in STAMP.finditer(chunk):
                     lat = received_ns - int(found.group(2))
                     if int(found.group(1)) % nodes == number % nodes:
@@ -408,31 +419,50 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--poll-ms", type=float, default=2.0)
+    parser.add_argument(
+        "--sample",
+        type=int,
+        help="members whose lines are parsed for latencies "
+        "(default 20 at a --rate, 4 as fast as taken)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, default=ROOT)
     parser.add_argument(
         "--setups", default="one,one+redis,two+redis", type=lambda s: s.split(",")
     )
-    parser.add_argument("--no-pin", dest="pin", action="store_false")
+    parser.add_argument(
+        "--pin",
+        choices=("all", "nodes", "none"),
+        default="all",
+        help="all: nodes one a core, Redis and the generator on the second; "
+        "nodes: only the nodes, Redis and the generator where the kernel puts "
+        "them; none: nothing pinned",
+    )
+    parser.add_argument("--no-pin", dest="pin", action="store_const", const="none")
     args = parser.parse_args()
     args.tree = args.tree.resolve()
-    pinned = args.pin and len(CORES) >= 2 and shutil.which("taskset") is not None
-    cores: list[int | None] = (
-        [CORES[0], CORES[1], CORES[1]] if pinned else [None, None, None]
-    )
-    if pinned:
+    if args.sample is None:
+        args.sample = 20 if args.rate else 4
+    usable = len(CORES) >= 2 and shutil.which("taskset") is not None
+    pin = args.pin if usable else "none"
+    cores: list[int | None] = [None, None, None]
+    if pin != "none":
+        cores = [CORES[0], CORES[1], CORES[1] if pin == "all" else None]
+    if pin == "all":
         os.sched_setaffinity(0, {CORES[1]})
+    where = {
+        "all": f"node(s) on cpu {CORES[0]} (and {CORES[-1]}), Redis and generator "
+        f"on cpu {CORES[-1]}",
+        "nodes": f"node(s) on cpu {CORES[0]} (and {CORES[-1]}), Redis and "
+        "generator not pinned",
+        "none": "not pinned",
+    }[pin]
     print(
         f"{args.members} members in #lobby, {args.senders} senders, "
-        f"{'as fast as taken' if not args.rate else f'{args.rate:g} lines/s'}, "
+        f"{'as fast as taken' if not args.rate else f'{args.rate:g} lines/s'}"
+        f"{f', window {args.window}' if not args.rate else ''}, "
         f"{args.seconds:g} s a set-up, {args.rounds} rounds; chatd of {args.tree}; "
-        + (
-            f"node(s) on cpu {CORES[0]} (and {CORES[1]}), Redis and generator "
-            f"on cpu {CORES[1]}"
-            if pinned
-            else "not pinned"
-        )
-        + f"; load average {os.getloadavg()[0]:.1f}"
+        f"{where}; load average {os.getloadavg()[0]:.1f}"
     )
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
