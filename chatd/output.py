@@ -132,9 +132,11 @@ class OutputBatch:
     def end_round(self) -> None:
         """Close a batch no connection's input opened: a cluster node's read of the log.
 
-        Like end(), without an origin to write at once: a few recipients are
-        written now, more wait for the timer, so that in a storm each write
-        carries the lines of several reads of the log.
+        Like end(), without an origin to write at once. A few recipients
+        are written now; so are more, unless a flush ended so recently that
+        the node is in a storm (FLUSH_SPACING): then they wait for the
+        timer, and each write carries the lines of several reads of the log.
+        A lone read is written at once, not a reactor turn later.
         """
         self.depth -= 1
         if self.depth:
@@ -144,6 +146,8 @@ class OutputBatch:
             self.flush_all()
         elif len(self.pending) <= SMALL_FLUSH:
             self.flush_all()
+        elif self._flush_call is None and self.clock.seconds() >= self._quiet_until:
+            self._timed_flush()
         else:
             self._schedule()
 

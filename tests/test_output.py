@@ -194,12 +194,8 @@ def test_a_quit_during_a_flush_reaches_everyone_in_order(clock: Clock) -> None:
 
 
 @pytest.mark.usefixtures("no_small_flush")
-def test_reads_of_the_log_share_a_timed_write(clock: Clock) -> None:
-    """end_round (a cluster node's read of the log) in a big room: the timer writes.
-
-    Two reads before the timer fires are one write each member, as two
-    lines from connections are in one process.
-    """
+def test_a_lone_read_of_the_log_is_written_at_once(clock: Clock) -> None:
+    """end_round (a cluster node's read of the log), big room, no storm: now."""
     factory = make_factory(clock, flush_delay=0.0)
     (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
     clock.advance(0)
@@ -207,14 +203,46 @@ def test_reads_of_the_log_share_a_timed_write(clock: Clock) -> None:
     writes = count_writes(b_out)
     batch = factory.output
     assert alice.user is not None
-    for text in ("one", "two"):
+    batch.begin()
+    factory.chat.say(alice.user, "one")
+    factory.chat.say(alice.user, "two")
+    batch.end_round()
+    assert len(writes) == 1
+    assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]
+
+
+@pytest.mark.usefixtures("no_small_flush")
+def test_reads_of_the_log_in_a_storm_share_a_timed_write(clock: Clock) -> None:
+    """Right after a flush that took a while, reads wait for the timer, together.
+
+    As lines from connections in one process (FLUSH_SPACING): a write that
+    took 10 ms keeps the next from starting for 20 ms after it, and what the
+    reads of the log brought meanwhile goes out in one write each member.
+    """
+    factory = make_factory(clock, flush_delay=0.0)
+    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(0)
+    b_out.clear()
+    writes = count_writes(b_out)
+    original = b_out.write
+
+    def slow_write(data: bytes) -> None:  # each write takes 10 ms of the clock
+        clock.rightNow += 0.01
+        original(data)
+
+    b_out.write = slow_write  # type: ignore[method-assign]
+    batch = factory.output
+    assert alice.user is not None
+    for text in ("one", "two", "three"):
         batch.begin()
         factory.chat.say(alice.user, text)
         batch.end_round()
-    assert writes == [] and lines(b_out) == []
-    clock.advance(0)
+    assert len(writes) == 1  # "one" at once; the others wait for the quiet time
+    clock.advance(0.005)
     assert len(writes) == 1
-    assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]
+    clock.advance(0.02)
+    assert len(writes) == 2
+    assert lines(b_out) == [f"MSG #lobby alice {t}" for t in ("one", "two", "three")]
 
 
 def test_a_read_of_the_log_for_a_small_room_is_written_at_once(clock: Clock) -> None:
