@@ -3,6 +3,7 @@
     python bench/cluster_cost.py [--members 200] [--seconds 5] [--rate 200] [--rounds 3]
                                  [--tree /other/checkout] [--pin all|nodes|none]
                                  [--setups one,one+redis,two+redis] [--window 20]
+                                 [--poll-ms 2] [--sample N]
 
 Each round runs three set-ups one after the other, on the same machine:
 
@@ -15,23 +16,30 @@ In each, --members line clients sit in #lobby; --senders of them send stamped
 lines at --rate lines a second in all, for --seconds (bounded), and every member
 counts what it receives and, for each stamped line, the time from send to
 receipt. Reported per set-up: deliveries a second, deliveries per CPU-second of
-the chatd processes (all nodes together; Redis's CPU shown apart), and the
-latency's p50 and p99. With --rate 0 the senders send as fast as the servers
-take it (each sender keeps at most --window lines unanswered), to find the most
-each set-up delivers.
+the chatd processes (all nodes together; Redis's and the generator's CPU shown
+apart), and the latency's p50 and p99. With --rate 0 the senders send as fast
+as the servers take it, to find the most each set-up delivers: each sender
+keeps --window lines unanswered, topping its window up in one write, and the
+generator reads its sockets every --poll-ms (2), so that each recv takes what
+came meanwhile.
 
-Pinned, as `python -m bench` pins (bench/servers.py), when two cores are usable:
-the single node (with or without Redis) on the first core; with two nodes, one
-on each core; Redis and this load generator on the second core in every
-set-up. So "two nodes" gains a core the single node does not have, but shares
-it with Redis and the generator: the question on a 2-core machine. The load
-generator counts deliveries with bytes.count (of line ends) and parses only
-the senders' lines (their echoes keep --window) and --sample members' (the
-latency sample: 20 at a rate, 4 as fast as taken); its own CPU is shown
-too, as it shares the second core.
-Latencies are split into same-node and cross-node (the speaker on another
-node than the member). After the rounds, the same-round
-ratios (two+redis against one) and the machine's load average are printed.
+The load generator counts deliveries with bytes.count (of line ends) and
+parses only the senders' lines (their echoes keep --window) and --sample
+members' (the latency sample: 20 at a rate, 4 as fast as taken). Latencies are
+split into same-node and cross-node (the speaker on another node than the
+member). After the rounds, the same-round ratios (against one) and the
+machine's load average are printed.
+
+Pinning (--pin), when two cores are usable:
+
+- all (the default, as `python -m bench` pins in bench/servers.py): the single
+  node on the first core; two nodes one on each core; Redis and this generator
+  on the second core in every set-up. "Two nodes" gains a core the single node
+  does not have, but shares it with Redis and the generator;
+- nodes: the nodes pinned as above, Redis and the generator left to the
+  kernel, which puts them where a core is idle (the single node still has the
+  first core to itself);
+- none: nothing pinned.
 
 --tree runs the chatd of another checkout (its code on PYTHONPATH), for a
 before/after with the same benchmark.
