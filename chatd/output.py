@@ -129,27 +129,18 @@ class OutputBatch:
         else:
             self._schedule()
 
-    def end_round(self) -> None:
-        """Close a batch no connection's input opened: a cluster node's read of the log.
+    def end_now(self) -> None:
+        """Close a batch that is a round already (a cluster node's read of the log).
 
-        Like end(), without an origin to write at once. A few recipients
-        are written now; so are more, unless a flush ended so recently that
-        the node is in a storm (FLUSH_SPACING): then they wait for the
-        timer, and each write carries the lines of several reads of the log.
-        A lone read is written at once, not a reactor turn later.
+        The outermost end writes everything collected at once, timer or not:
+        the read already holds whatever came since the last one (docs/cluster.md).
         """
         self.depth -= 1
         if self.depth:
             return
         if self.delay is None:
             self.collecting = False
-            self.flush_all()
-        elif len(self.pending) <= SMALL_FLUSH:
-            self.flush_all()
-        elif self._flush_call is None and self.clock.seconds() >= self._quiet_until:
-            self._timed_flush()
-        else:
-            self._schedule()
+        self.flush_all()
 
     def journal_for(self, door: str) -> Journal:
         """Return this round's journal of a door's broadcast lines."""

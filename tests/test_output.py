@@ -194,66 +194,18 @@ def test_a_quit_during_a_flush_reaches_everyone_in_order(clock: Clock) -> None:
 
 
 @pytest.mark.usefixtures("no_small_flush")
-def test_a_lone_read_of_the_log_is_written_at_once(clock: Clock) -> None:
-    """end_round (a cluster node's read of the log), big room, no storm: now."""
+def test_end_now_writes_a_round_without_the_timer(clock: Clock) -> None:
+    """end_now (a cluster node's read of the log): one write each, at once."""
     factory = make_factory(clock, flush_delay=0.0)
     (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
     clock.advance(0)
     b_out.clear()
     writes = count_writes(b_out)
     batch = factory.output
-    assert alice.user is not None
     batch.begin()
+    assert alice.user is not None
     factory.chat.say(alice.user, "one")
     factory.chat.say(alice.user, "two")
-    batch.end_round()
+    batch.end_now()
     assert len(writes) == 1
     assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]
-
-
-@pytest.mark.usefixtures("no_small_flush")
-def test_reads_of_the_log_in_a_storm_share_a_timed_write(clock: Clock) -> None:
-    """Right after a flush that took a while, reads wait for the timer, together.
-
-    As lines from connections in one process (FLUSH_SPACING): a write that
-    took 10 ms keeps the next from starting for 20 ms after it, and what the
-    reads of the log brought meanwhile goes out in one write each member.
-    """
-    factory = make_factory(clock, flush_delay=0.0)
-    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
-    clock.advance(0)
-    b_out.clear()
-    writes = count_writes(b_out)
-    original = b_out.write
-
-    def slow_write(data: bytes) -> None:  # each write takes 10 ms of the clock
-        clock.rightNow += 0.01
-        original(data)
-
-    b_out.write = slow_write  # type: ignore[method-assign]
-    batch = factory.output
-    assert alice.user is not None
-    for text in ("one", "two", "three"):
-        batch.begin()
-        factory.chat.say(alice.user, text)
-        batch.end_round()
-    assert len(writes) == 1  # "one" at once; the others wait for the quiet time
-    clock.advance(0.005)
-    assert len(writes) == 1
-    clock.advance(0.02)
-    assert len(writes) == 2
-    assert lines(b_out) == [f"MSG #lobby alice {t}" for t in ("one", "two", "three")]
-
-
-def test_a_read_of_the_log_for_a_small_room_is_written_at_once(clock: Clock) -> None:
-    """end_round with a few recipients: written before it returns, no timer."""
-    factory = make_factory(clock, flush_delay=0.0)
-    (alice, _), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
-    clock.advance(0)
-    b_out.clear()
-    batch = factory.output
-    assert alice.user is not None
-    batch.begin()
-    factory.chat.say(alice.user, "one")
-    batch.end_round()
-    assert lines(b_out) == ["MSG #lobby alice one"]

@@ -152,7 +152,7 @@ class Node(Publisher):
             if output is not None:
                 # A read of the log is a round already: written at once,
                 # not a reactor turn later (no timed flush).
-                output.end_round()
+                output.end_now()
 
     def _forget_turns(self, node: str) -> None:
         """node started again: its last run's turns waiting here get no fx."""
