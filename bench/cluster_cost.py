@@ -222,11 +222,15 @@ class Result:
     setup: str
     deliveries: int
     seconds: float
-    chatd_cpu: float
+    node_cpu: list[float]  # each node's
     redis_cpu: float
     generator_cpu: float
     latencies: list[int]  # the speaker on the member's node
     crossing: list[int]  # the speaker on another node
+
+    @property
+    def chatd_cpu(self) -> float:
+        return sum(self.node_cpu)
 
     @property
     def rate(self) -> float:
@@ -237,9 +241,12 @@ class Result:
         return self.deliveries / self.chatd_cpu if self.chatd_cpu else 0.0
 
     def line(self) -> str:
+        split = ""
+        if len(self.node_cpu) > 1:  # each node's share
+            split = "(" + "+".join(f"{cpu:.2f}" for cpu in self.node_cpu) + ") "
         text = (
             f"{self.setup:<10} {self.rate:>10.0f}/s "
-            f"{self.per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s "
+            f"{self.per_cpu:>10.0f}/cpu-s  chatd cpu {self.chatd_cpu:5.2f}s {split}"
             f"redis cpu {self.redis_cpu:5.2f}s  "
             f"generator cpu {self.generator_cpu:5.2f}s  "
             f"p50 {ms(percentile(self.latencies, 0.5)):>6} ms  "
@@ -267,7 +274,7 @@ def run_load(
     sel = selectors.DefaultSelector()
     for number, client in enumerate(clients):
         sel.register(client.sock, selectors.EVENT_READ, (number, client))
-    cpu0 = sum(cpu_seconds(pid) for pid in pids)
+    cpu0 = [cpu_seconds(pid) for pid in pids]
     rcpu0 = cpu_seconds(redis_pid) if redis_pid else 0.0
     gcpu0 = cpu_seconds(os.getpid())
     start = time.monotonic()
@@ -350,12 +357,12 @@ def run_load(
                     else:
                         crossing.append(lat)
     seconds = time.monotonic() - start
-    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
+    node_cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
     rcpu = (cpu_seconds(redis_pid) - rcpu0) if redis_pid else 0.0
     gcpu = cpu_seconds(os.getpid()) - gcpu0
     for client in clients:
         client.sock.close()
-    return Result(setup, total, seconds, cpu, rcpu, gcpu, same, crossing)
+    return Result(setup, total, seconds, node_cpu, rcpu, gcpu, same, crossing)
 
 
 def one_round(
