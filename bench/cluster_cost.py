@@ -357,7 +357,9 @@ def run_load(
                     else:
                         crossing.append(lat)
     seconds = time.monotonic() - start
-    node_cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
+    node_cpu = [
+        cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)
+    ]
     rcpu = (cpu_seconds(redis_pid) - rcpu0) if redis_pid else 0.0
     gcpu = cpu_seconds(os.getpid()) - gcpu0
     for client in clients:
