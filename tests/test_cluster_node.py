@@ -195,6 +195,38 @@ def test_a_lost_node_takes_its_users_and_its_pending_turn() -> None:
     assert set(b.chat.users) == {"bob"}
 
 
+def test_an_fx_for_a_turn_already_passed_is_not_kept() -> None:
+    """A lost node's turn is passed without effects; its late fx is dropped.
+
+    It would otherwise stay in Node.effects for ever: nothing reads it again.
+    """
+    clock, log, a, b = two_nodes()
+    alice, _ = a.connect("alice")
+    bob, _ = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n")  # a's turn
+    turn_id = log.entries[-1][0]
+    log.append({"k": "lost", "node": "a"})  # a is declared lost before it runs it
+    b.pump()
+    assert not b.node.stalled
+    log.append({"k": "fx", "n": "a", "turn": turn_id, "ops": []})  # a, late
+    b.pump()
+    assert b.node.effects == {}
+
+
+def test_an_fx_read_with_its_turn_is_applied_at_the_turn() -> None:
+    """A turn and its fx in one read of the log: the fx is kept until the turn."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n")
+    a.pump()  # a runs its turn: turn and fx are both in the log now
+    b.pump()  # b reads both at once
+    assert not b.node.stalled and b.node.effects == {}
+    assert "#x" in b.chat.rooms
+
+
 def test_a_node_restarted_under_its_old_name_is_followed_again() -> None:
     """A lost node back under the same --node-name: its turns wait for their fx.
 

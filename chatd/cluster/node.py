@@ -139,7 +139,9 @@ class Node(Publisher):
                 self.last_id = entry_id
                 kind = entry.get("k")
                 if kind == "fx":
-                    if entry.get("n") != self.node_id:
+                    if entry.get("n") != self.node_id and self._waits_for(
+                        entry["turn"]
+                    ):
                         self.effects[entry["turn"]] = entry["ops"]
                     continue
                 if kind in ("lost", "left"):
@@ -153,6 +155,15 @@ class Node(Publisher):
                 # A read of the log is a round already: written at once,
                 # not a reactor turn later (no timed flush).
                 output.end_now()
+
+    def _waits_for(self, turn: str) -> bool:
+        """Whether turn is still ahead in the queue (not passed already).
+
+        A turn passed without its fx (its node was lost, or never known
+        here) is gone: an fx that comes for it later would stay for ever.
+        """
+        queue = self.queue
+        return bool(queue) and split_id(turn) >= split_id(queue[0][0])
 
     def _forget_turns(self, node: str) -> None:
         """node started again: its last run's turns waiting here get no fx."""
