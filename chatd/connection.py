@@ -42,6 +42,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
+    IHalfCloseableProtocol,
     IReactorTime,
     ISystemHandle,
     ITCPTransport,
@@ -138,7 +139,7 @@ def peer_name(transport: object) -> str:
     return f"{host}:{port}" if host is not None else str(peer)
 
 
-@implementer(IChatClient)
+@implementer(IChatClient, IHalfCloseableProtocol)
 class Connection(Protocol, TimeoutMixin):
     """One client connection of any door: the machinery below the translation.
 
@@ -171,6 +172,7 @@ class Connection(Protocol, TimeoutMixin):
         "_render",
         "_holds",
         "gate",
+        "_input_ended",
         "sendq",
         "counts",
         "journal_key",
@@ -208,6 +210,7 @@ class Connection(Protocol, TimeoutMixin):
         self._abort_call: IDelayedCall | None = None  # the close's deadline
         self._holds: list[Hold] | None = None  # answers waited for, oldest first
         self.gate: FloodGate | None = None
+        self._input_ended = False  # the client sent all it will (readConnectionLost)
         if self.config.flood_rate > 0:
             self.gate = FloodGate(
                 TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
@@ -739,6 +742,52 @@ class Connection(Protocol, TimeoutMixin):
             self.frame(data)
         finally:
             self.output.end(self)
+        gate = self.gate
+        if self._input_ended and (gate is None or gate.held is None):
+            self._close_after_input()  # the last of what the client sent
+
+    # -- the client's end of input (TCP half-close) ------------------------------
+
+    def readConnectionLost(self) -> None:
+        """The client will send nothing more (it half-closed, or closed).
+
+        Lines the flood gate holds are still handled, at its rate, in order,
+        as if the client had stayed (`printf 'alice\n...' | nc HOST PORT`
+        with more lines than --flood-burst); then the connection closes as
+        one that closes does. With nothing held, it closes now.
+        """
+        gate = self.gate
+        if self.phase is not _CLOSING and gate is not None and gate.held is not None:
+            self._input_ended = True
+            return
+        self._close_after_input()
+
+    def writeConnectionLost(self) -> None:
+        """The output side closed first: nothing more can reach the client."""
+        self._close_after_input()
+
+    def transport_closed(self) -> None:
+        """The transport is gone, though the connection lives on (a cluster
+        node runs its held lines): there is no close left to enforce."""
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+
+    def _close_after_input(self) -> None:
+        """Close as a client that closes: once written, or aborted after the grace."""
+        if self.phase is _CLOSING or self._abort_call is not None:
+            return
+        self._partial = b""  # a last line without its LF is not a line
+        # A registered producer would hold the connection open (as in close):
+        # the send queue lets go, and stops, so that what is still written
+        # goes through the transport, which drops it once closed (a cluster
+        # node may run held lines after that).
+        self.transport.unregisterProducer()
+        self.sendq.stopProducing()
+        self.transport.loseConnection()
+        self._abort_call = self.hub.clock.callLater(
+            self.config.shutdown_grace, self._abort_late
+        )
 
     def frame(self, data: bytes) -> None:
         """Split data into lines and handle each, as far as the budget allows.

@@ -137,3 +137,31 @@ def test_idle_timeout_sends_a_silent_client_away(tmp_path: Path) -> None:
         sleeper.register("sleeper")
         assert sleeper.expect("BYE ") == "BYE Idle for 0.3 seconds."
         assert sleeper.at_eof()
+
+
+def test_a_script_piped_into_nc_is_handled_whole(tmp_path: Path) -> None:
+    """Nick and 25 lines, then a half-close (nc at the end of its input).
+
+    Past --flood-burst the lines wait for the rate; the server handles them
+    all, in order, then closes as for a client that closes. The client reads
+    every answer up to the end.
+    """
+    args = ["--listen", LOOPBACK, "--flood-burst", "10", "--flood-rate", "40"]
+    with running_daemon(args, tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        bob = LineClient.tcp(port)
+        bob.expect("NICK ")
+        bob.send("bob")
+        bob.expect("JOIN #lobby bob")
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+            script = "carol\n" + "".join(f"line {n}\n" for n in range(25))
+            sock.sendall(script.encode())
+            sock.shutdown(socket.SHUT_WR)
+            answers = b""
+            while chunk := sock.recv(65536):  # until the server closes
+                answers += chunk
+        assert answers.count(b"MSG #lobby carol line ") == 25
+        assert bob.expect("JOIN #lobby ") == "JOIN #lobby carol"
+        for n in range(25):
+            assert bob.expect("MSG #lobby ") == f"MSG #lobby carol line {n}"
+        assert bob.expect("QUIT ") == "QUIT carol connection closed"

@@ -181,6 +181,31 @@ def test_burst_then_throttle_keeps_order_and_loses_nothing(clock: Clock) -> None
     assert not [g for g in lines(a_out) if g.startswith("ERR")]
 
 
+def test_lines_held_when_the_client_half_closes_are_all_handled(clock: Clock) -> None:
+    """printf 'alice\n' + 30 lines | nc: the held lines still come, then it closes."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    (alice, a_out), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(60)
+    a_out.clear(), b_out.clear()
+    alice.dataReceived(b"".join(b"line %d\n" % i for i in range(30)) + b"no end")
+    alice.readConnectionLost()  # the client's end of input
+    assert len(lines(b_out)) == 10
+    assert not a_out.disconnecting  # held lines are still to come
+    clock.pump([0.5] * 20)
+    assert lines(b_out) == [f"MSG #lobby alice line {i}" for i in range(10, 30)]
+    assert a_out.disconnecting  # then it closes, as a client that closes
+    disconnect(alice)
+    assert lines(b_out) == ["QUIT alice connection closed"]  # "no end" was no line
+
+
+def test_a_half_close_with_nothing_held_closes_at_once(clock: Clock) -> None:
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    (alice, a_out), _ = connect(factory, "alice"), connect(factory, "bob")
+    alice.dataReceived(b"hi\n")
+    alice.readConnectionLost()
+    assert a_out.disconnecting
+
+
 def test_a_flooder_does_not_delay_anyone_else(clock: Clock) -> None:
     """While alice's lines wait, bob's message goes out at once."""
     factory = make_factory(clock, flood_burst=5, flood_rate=1.0)

@@ -247,6 +247,7 @@ class ClusterLines:
             # Lines wait for a turn (the client half-closed right after them):
             # they run first, as they would have in one process.
             self.lost = reason
+            self._connection().transport_closed()
             return
         self._finish_lost(reason)
 
