@@ -315,3 +315,57 @@ def test_lines_sent_then_half_closed_all_run_on_a_node(
         assert bob.expect("MSG #lobby ") == "MSG #lobby carol hello"
         assert bob.expect("RENAME ") == "RENAME carol caroline"
         assert bob.expect("QUIT ") == "QUIT caroline bye"
+
+
+def test_a_second_node_under_a_live_nodes_name_refuses_to_start(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two live nodes must not share a name: the second says so and stops.
+
+    (Found trying docs/cluster.md: the second was taken for a restart of the
+    first, whose users the others then dropped, splitting the cluster.)
+    """
+    with nodes(redis_server, tmp_path, 2, "--node-timeout", "1") as (a, b):
+        alice, bob = client(a, "alice"), client(b, "bob")
+        alice.expect("JOIN #lobby bob")
+        twin = Daemon(
+            ["--listen", "tcp:0:interface=127.0.0.1", "--redis", redis_server.url,
+             "--node-name", "n0", "--node-timeout", "1"],
+            tmp_path,
+        )  # fmt: skip
+        try:
+            twin.wait_for_log(re.compile(r"another live node is named 'n0'"))
+            assert twin.process.wait(timeout=WAIT) == 0
+        finally:
+            twin.kill()
+        bob.send("still one chat?")
+        assert alice.expect("MSG #lobby ") == "MSG #lobby bob still one chat?"
+        assert bob.expect("MSG #lobby ") == "MSG #lobby bob still one chat?"
+        alice.send("yes")
+        assert bob.expect("MSG #lobby ") == "MSG #lobby alice yes"
+
+
+def test_a_node_killed_and_started_at_once_under_its_name_joins(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """kill -9, then the same --node-name again before the timeout: a restart.
+
+    Its old heartbeat key is still there but only ages, so the new run is no
+    twin: it joins, and its old run's users are gone for the others.
+    """
+    with nodes(redis_server, tmp_path, 2, "--node-timeout", "3") as (a, b):
+        bob = client(b, "bob")
+        alice = client(a, "alice")
+        bob.expect("JOIN #lobby alice")
+        a.process.kill()
+        a.process.wait(timeout=WAIT)
+        again = start_node(redis_server, tmp_path, "n0", "--node-timeout", "3")
+        try:
+            assert bob.expect("QUIT ") == "QUIT alice node lost"
+            carol = client(again, "carol")
+            assert bob.expect("JOIN ") == "JOIN #lobby carol"
+            carol.send("back")
+            assert bob.expect("MSG #lobby ") == "MSG #lobby carol back"
+        finally:
+            again.kill()
+        alice.close()

@@ -27,7 +27,7 @@ import json
 import secrets
 from typing import Any, cast
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.task import LoopingCall
@@ -61,7 +61,7 @@ UP_TEXT = "This server is linked to the rest of the chat again."
 # so that of two nodes starting at once exactly one finds itself first.
 HELLO_SCRIPT = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[2])
 local nodes = redis.call('KEYS', ARGV[4] .. '*')
 return {id, #nodes}
 """
@@ -79,6 +79,10 @@ return #ARGV - 1
 def new_node_id() -> str:
     """A fresh node id: short, random, safe in keys and uids."""
     return secrets.token_hex(4)
+
+
+class NameInUse(Exception):
+    """Another live node runs under this node's --node-name."""
 
 
 class RedisLog:
@@ -124,6 +128,10 @@ class RedisLog:
         self.loaded = False  # the last join loaded a snapshot
         self._must_rejoin = False  # declared lost: the next join is a rejoin
         self.ready: defer.Deferred[None] = defer.Deferred()  # first join done
+        # This run's mark in its heartbeat key: another value there, kept
+        # fresh, is another live node under the same name.
+        self.run_token = secrets.token_hex(8)
+        self._name_checked = False
 
     # -- connecting --------------------------------------------------------------
 
@@ -154,11 +162,45 @@ class RedisLog:
         for link in (writer, reader):
             link.whenDisconnected().addCallback(self._link_lost)
         try:
+            if not self._name_checked:
+                yield self._check_name_free(writer)
+                self._name_checked = True
             yield self._join()
+        except NameInUse as error:
+            self.stopping = True
+            self._drop_links()
+            if not self.ready.called:
+                self.ready.errback(error)
         except Exception as error:
             self.log.warn("cluster: joining failed: {error}", error=error)
             self._drop_links()
             self._schedule_retry()
+
+    @defer.inlineCallbacks
+    def _check_name_free(self, writer: RedisProtocol) -> Any:
+        """Raise NameInUse if a live node already runs under our name.
+
+        Its heartbeat key is there, with another run's mark, and is
+        refreshed while we watch it for a heartbeat and a half. A key that
+        only ages is a previous run of ours that died (kill -9): that is a
+        restart, which joining handles (docs/cluster.md, Node life).
+        """
+        key = NODE_PREFIX + self.node.node_id
+        held = yield writer.execute_command("GET", key)
+        if held is None or held == self.run_token:
+            return
+        before = int((yield writer.execute_command("PTTL", key)))
+        wait = max(0.2, self.node_timeout / 3 * 1.5)
+        yield task.deferLater(self.clock, wait, lambda: None)
+        if (yield writer.execute_command("GET", key)) != held:
+            return  # expired (or replaced): nobody keeps it
+        after = int((yield writer.execute_command("PTTL", key)))
+        if after > before - wait * 1000 / 2:  # refreshed meanwhile
+            raise NameInUse(
+                f"another live node is named {self.node.node_id!r} in this "
+                f"cluster (its heartbeat key {key} is kept fresh); give this "
+                "one another --node-name"
+            )
 
     def _open(self) -> defer.Deferred[RedisProtocol]:
         endpoint = endpoint_for(self.reactor, self.host, self.port)
@@ -223,6 +265,7 @@ class RedisLog:
             int(self.node_timeout * 1000),
             self.log_length,
             NODE_PREFIX,
+            self.run_token,
         )
         hello_id, live = answer[0], int(answer[1])
         self.loaded = False
@@ -300,7 +343,7 @@ class RedisLog:
         yield writer.execute_command(
             "SET",
             NODE_PREFIX + self.node.node_id,
-            "1",
+            self.run_token,
             "PX",
             int(self.node_timeout * 1000),
         )
@@ -473,7 +516,7 @@ class RedisLog:
             return
         ttl = int(self.node_timeout * 1000)
         writer.execute_command(
-            "SET", NODE_PREFIX + self.node.node_id, "1", "PX", ttl
+            "SET", NODE_PREFIX + self.node.node_id, self.run_token, "PX", ttl
         ).addErrback(self._failed, "heartbeat")
         for node in list(self.node.nodes):
             if node in self._declared:

@@ -8,10 +8,11 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatd.cluster.doors import cluster_door
 from chatd.cluster.node import Node
-from chatd.cluster.redis import RedisLog, new_node_id
+from chatd.cluster.redis import NameInUse, RedisLog, new_node_id
 from chatd.cluster.replica import ClusterChat
 from chatd.factory import ChatFactory
 from chatd.store.redis_history import RedisHistory
@@ -59,6 +60,7 @@ class ClusterService(Service):
     ) -> None:
         self.node = cluster_node(factory, node_name)
         self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
+        self._reactor = reactor
         self.history = history
 
     def startService(self) -> None:
@@ -68,7 +70,15 @@ class ClusterService(Service):
             node=self.node.node_id,
             url=self.link.url,
         )
-        self.link.start()
+        self.link.start().addErrback(self._refused)
+
+    def _refused(self, failure: Failure) -> None:
+        """Joining is refused for good (a live node has our name): stop."""
+        failure.trap(NameInUse)
+        self.log.critical("cluster: {why}", why=failure.getErrorMessage())
+        stop = getattr(self._reactor, "stop", None)  # IReactorCore's
+        if stop is not None:
+            stop()
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
