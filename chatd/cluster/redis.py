@@ -430,6 +430,8 @@ class RedisLog:
 
     def _read_failed(self, failure: Failure) -> None:
         self._reading = False
+        if self.stopping:
+            return  # our own stop closed the link under the blocked XREAD
         self.log.warn(
             "cluster: reading the log failed: {error}", error=failure.getErrorMessage()
         )
