@@ -417,6 +417,14 @@ class Connection(Protocol, TimeoutMixin):
         self._stop_limits()
         if leave:
             self.leave(reason)
+        self._hang_up_within_grace()
+
+    def _hang_up_within_grace(self) -> None:
+        """Close once what was written is sent; abort a peer that holds it open.
+
+        A peer that does not let the connection close within the grace (a
+        TLS handshake never finished, a full send buffer) is aborted then.
+        """
         # A registered producer would hold the connection open: let it go first.
         self.transport.unregisterProducer()
         self.hang_up()
@@ -778,16 +786,11 @@ class Connection(Protocol, TimeoutMixin):
         if self.phase is _CLOSING or self._abort_call is not None:
             return
         self._partial = b""  # a last line without its LF is not a line
-        # A registered producer would hold the connection open (as in close):
-        # the send queue lets go, and stops, so that what is still written
-        # goes through the transport, which drops it once closed (a cluster
-        # node may run held lines after that).
-        self.transport.unregisterProducer()
+        # The send queue stops, so that what is still written goes through
+        # the transport, which drops it once closed (a cluster node may run
+        # held lines after that).
         self.sendq.stopProducing()
-        self.transport.loseConnection()
-        self._abort_call = self.hub.clock.callLater(
-            self.config.shutdown_grace, self._abort_late
-        )
+        self._hang_up_within_grace()
 
     def frame(self, data: bytes) -> None:
         """Split data into lines and handle each, as far as the budget allows.

@@ -78,6 +78,14 @@ CONNECTING = "connecting to the history server (Redis)"
 T = TypeVar("T")
 
 
+def _execute(link: Any, *command: object) -> defer.Deferred[Any]:
+    """Write one command on link now; a failure to write is the answer's."""
+    try:
+        return link.execute_command(*command)
+    except Exception as error:  # not connected after all, say
+        return defer.fail(error)
+
+
 def room_key(room: str) -> str:
     """The key of a room's stream (room is folded)."""
     return PREFIX + "room:" + room
@@ -385,10 +393,7 @@ class RedisHistory:
         """
         if self._kept:
             self._write_kept()
-        try:
-            return link.execute_command(*command)
-        except Exception as error:  # not connected after all, say
-            return defer.fail(error)
+        return _execute(link, *command)
 
     # -- IHistory ----------------------------------------------------------------
 
@@ -424,11 +429,7 @@ class RedisHistory:
             self._rooms.add(room)
             # Not through _send: the set's order against the turn's messages
             # does not matter, and the turn stays one script.
-            try:
-                added = link.execute_command("SADD", ROOMS_KEY, room)
-            except Exception as error:  # not connected after all
-                added = defer.fail(error)
-            added.addErrback(self._refused_write)
+            _execute(link, "SADD", ROOMS_KEY, room).addErrback(self._refused_write)
 
     def _write_kept(self) -> None:
         """Send the messages kept since the last write, as one script."""
@@ -446,12 +447,8 @@ class RedisHistory:
         words: list[object] = [minid]
         for _, entry_id, fields in kept:
             words += [entry_id, len(fields), *fields]
-        try:
-            sent = link.execute_command(
-                "EVAL", WRITE, len(kept), *[key for key, _, _ in kept], *words
-            )
-        except Exception as error:  # not connected after all
-            sent = defer.fail(error)
+        keys = [key for key, _, _ in kept]
+        sent = _execute(link, "EVAL", WRITE, len(kept), *keys, *words)
         sent.addCallbacks(self._written, self._refused_writes, errbackArgs=(len(kept),))
 
     def _written(self, answer: object) -> None:
