@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 from redis_server import RedisServer, running_redis
@@ -23,3 +24,35 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+# What makes a test slow: it starts a process (a twistd, a redis-server, Xvfb, a
+# browser, a benchmark script) rather than running in this one on a fake clock.
+PROCESS_MODULES = frozenset({"subprocess", "daemon", "browser", "tk_driver"})
+PROCESS_FIXTURES = frozenset({"redis_server"})
+
+
+def starts_processes(module: ModuleType) -> bool:
+    """Tell whether a test module imports what starts processes."""
+    for value in vars(module).values():
+        name = value.__name__ if isinstance(value, ModuleType) else None
+        name = name or getattr(value, "__module__", None)
+        if name in PROCESS_MODULES:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow every test that starts a process: `pytest -m "not slow"` is the
+    in-process tier, which runs in seconds."""
+    slow = pytest.mark.slow
+    verdicts: dict[str, bool] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module.__name__ not in verdicts:
+            verdicts[module.__name__] = starts_processes(module)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if verdicts[module.__name__] or fixtures & PROCESS_FIXTURES:
+            item.add_marker(slow)
