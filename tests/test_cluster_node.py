@@ -8,8 +8,9 @@ from typing import cast
 
 from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.server import Request
@@ -686,3 +687,35 @@ def test_a_labeled_privmsg_refused_meanwhile_gets_an_ack() -> None:
         ("ACK", {"label": "m1"}),
         ("PART", {}),
     ]
+
+
+def test_registering_on_a_node_does_not_call_the_owner_an_impostor() -> None:
+    """Right after /register the user is identified, and is never told to
+    identify within the grace or be renamed (the account reaches the replicas
+    through the log, after the registration's answer)."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+
+    def later(work: Callable[[], object]) -> Deferred[object]:
+        # As the daemon's thread: the hash is done after the turn is over.
+        return deferLater(clock, 0, work)
+
+    a = make_node(log, "a", clock, hashing=later)
+    b = make_node(log, "b", clock, hashing=later)
+    know_each_other(a, b)
+    alice, out = a.connect("alice")
+    pump_all(a, b)
+    lines(out)
+    alice.dataReceived(b"/register long-enough long-enough\r\n")
+    pump_all(a, b)
+    clock.advance(0)
+    pump_all(a, b)
+    got = lines(out)
+    assert any("is registered to you" in text for text in got), got
+    assert not any("registered nickname" in text for text in got), got
+    assert a.chat.users["alice"].account == b.chat.users["alice"].account == "alice"
+    clock.advance(a.factory.config.accounts.grace + 1)
+    pump_all(a, b)
+    assert not any(text.startswith("RENAME") for text in lines(out))
+    assert "alice" in b.chat.users
