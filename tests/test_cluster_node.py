@@ -719,3 +719,24 @@ def test_registering_on_a_node_does_not_call_the_owner_an_impostor() -> None:
     pump_all(a, b)
     assert not any(text.startswith("RENAME") for text in lines(out))
     assert "alice" in b.chat.users
+
+
+def test_a_joining_node_learns_the_registered_rooms_from_its_snapshot() -> None:
+    """A room registered before a node joined is registered there too: its
+    founder's record comes in the snapshot (else the new node would let
+    anyone register it again and run it)."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    alice.dataReceived(b"/register long-enough long-enough\r\n/join #ops\r\n")
+    pump_all(a, b)
+    alice.dataReceived(b"/register #ops\r\n")
+    pump_all(a, b)
+    assert "#ops" in a.chat.records and "#ops" in b.chat.records
+    c = make_node(log, "c", clock)
+    data = snapshot.dump(a.chat, ["a", "b"])
+    snapshot.load(c.chat, json.loads(json.dumps(data)), c.node)
+    record = c.chat.records["#ops"]
+    assert record.founder == "alice" and record.operators == {"alice"}
+    assert c.chat.rooms["#ops"].rules.record is record
+    assert c.factory.accounts.store.rooms is c.chat.records  # the store's, in place
