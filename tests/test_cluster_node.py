@@ -740,3 +740,40 @@ def test_a_joining_node_learns_the_registered_rooms_from_its_snapshot() -> None:
     assert record.founder == "alice" and record.operators == {"alice"}
     assert c.chat.rooms["#ops"].rules.record is record
     assert c.factory.accounts.store.rooms is c.chat.records  # the store's, in place
+
+
+def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
+    """alice runs #x (a), bob is in it (b). Redis comes back empty: a is back
+    first and keeps its state; b, cut off, dropped alice and made bob the
+    operator (OP #x bob). At the merge the log's state wins: bob is shown
+    DEOP #x bob and OP #x alice, and every replica has alice alone running #x."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    bob.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    fresh = FakeLog(clock)
+    for node in (a, b):
+        node.log, node.read = fresh, 0
+        node.node.send = fresh.append
+    a.node.reset("a2")
+    b.node.reset("b2")
+    assert lines(b_out) == ["QUIT alice cluster link lost", "OP #x bob chatd"]
+    saved = b.node.save_locals()
+    fresh.append({"k": "hello", "node": "b2"})
+    pump_all(a)
+    snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
+    b.read = len(fresh.entries)
+    b.node.readd_locals(saved, loaded=True)
+    pump_all(a, b)
+    for chat in (a.chat, b.chat):
+        assert [user.nick for user in chat.rooms["#x"].rules.ops] == ["alice"]
+    got = lines(b_out)
+    assert "DEOP #x bob chatd" in got and "OP #x alice chatd" in got, got
+    bob.dataReceived(b"/kick #x alice\r\n")
+    pump_all(a, b)
+    assert lines(b_out)[0].startswith("ERR not-operator ")
