@@ -36,7 +36,7 @@ def cluster(redis_server: RedisServer) -> Iterator[tuple[FakeNode, FakeNode]]:
     clock = Clock()
     clock.advance(1_700_000_000)
     log = FakeLog(clock)
-    stores = [RedisAccounts.start(reactor, redis_server.url) for _ in "ab"]  # type: ignore[arg-type]
+    stores = [RedisAccounts.start(reactor, redis_server.url) for _ in "ab"]
     for store in stores:
         result(store.ready())
     a = make_node(log, "a", clock, accounts=stores[0], operators=OPERATORS)
@@ -56,7 +56,7 @@ def settle(a: FakeNode, b: FakeNode, done: Callable[[], bool]) -> None:
             return
         if time.monotonic() > deadline:
             raise AssertionError("waited too long")
-        reactor.iterate(0.005)  # type: ignore[attr-defined]
+        reactor.iterate(0.005)
 
 
 def say(
