@@ -453,7 +453,7 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
 
 
 def test_irc_in_a_cluster_does_not_offer_sasl() -> None:
-    """Accounts are each node's own: CAP LS leaves sasl out."""
+    """SASL would register a client outside any turn: CAP LS leaves sasl out."""
     clock, log, a, b = two_nodes()
     carol, c_out = a.connect(irc=True)
     carol.dataReceived(b"CAP LS 302\r\n")
