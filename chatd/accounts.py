@@ -251,17 +251,21 @@ class Accounts:
         except ChatError as error:
             return defer.fail(error)
 
-        def made(encoded: str) -> AccountRecord:
-            key = fold(name)
-            if key in self.store.accounts:  # two asked at once: the first has it
-                raise ChatError(
-                    ErrorCode.ALREADY_REGISTERED, f"{name} was registered meanwhile"
-                )
+        key = fold(name)
+
+        def made(encoded: str) -> defer.Deferred[AccountRecord]:
             record = AccountRecord(
                 normalize_name(name), encoded, int(self.clock.seconds() * 1000)
             )
+            # The store decides, at once for every node of a cluster (Redis).
+            return self.store.add_account(key, record).addCallback(added, record)
+
+        def added(fresh: bool, record: AccountRecord) -> AccountRecord:
+            if not fresh:  # two asked at once, maybe on two nodes: the first has it
+                raise ChatError(
+                    ErrorCode.ALREADY_REGISTERED, f"{name} was registered meanwhile"
+                )
             self._forget_private(key)  # a dropped account's, should any be left
-            self.store.save_account(key, record)
             self.log.info("account {account} registered", account=record.name)
             if self.chat.users.get(user.key) is user:
                 self.identified(user, record)
@@ -299,8 +303,17 @@ class Accounts:
                 )
         except ChatError as error:
             return defer.fail(error)
-        record = self.store.accounts.get(key)
-        encoded = record.hash if record is not None else None
+        encoded: str | None = None
+
+        def verify(record: AccountRecord | None) -> defer.Deferred[bool]:
+            nonlocal encoded
+            encoded = record.hash if record is not None else None
+            return self.hasher.verify(encoded, password)
+
+        def again(right: bool) -> defer.Deferred[bool]:
+            # The record may change while the hash runs (on a cluster, on
+            # another node): asked again, so checked sees it as it is now.
+            return self.store.fetch_account(key).addCallback(lambda _: right)
 
         def checked(right: bool) -> AccountRecord:
             found = self.store.accounts.get(key)
@@ -317,7 +330,8 @@ class Accounts:
             self._rehash_if_old(key, found, password)
             return found
 
-        return self.hasher.verify(encoded, password).addCallback(checked)
+        asked = self.store.fetch_account(key)  # the record, not a cache of it
+        return asked.addCallback(verify).addCallback(again).addCallback(checked)
 
     def _note_throttled(self, host: str) -> None:
         """Log that host's guesses are throttled: once a minute at most."""
@@ -340,17 +354,20 @@ class Accounts:
         self.log.info(
             "{nick} identified as {account}", nick=user.nick, account=record.name
         )
-        self.nick_taken(user)
+        # A cluster applies the change from its log, later, and asks
+        # nick_taken then: asked now, user would seem an impostor of their
+        # own account (told to identify, right after /register).
+        if user.account == record.name:
+            self.nick_taken(user)
 
     def _rehash_if_old(self, key: str, record: AccountRecord, password: str) -> None:
         """A hash made with other parameters is made again with ours."""
         if not self.hasher.needs_rehash(record.hash):
             return
 
-        def store(encoded: str) -> None:
-            if self.store.accounts.get(key) is record:
-                record.hash = encoded
-                self.store.save_account(key, record)
+        def store(encoded: str) -> defer.Deferred[bool]:
+            new = AccountRecord(record.name, encoded, record.created)
+            return self.store.replace_account(key, record, new)
 
         self.hasher.hash(password).addCallback(store).addErrback(self._failed)
 
@@ -380,15 +397,18 @@ class Accounts:
         except ChatError as error:
             return defer.fail(error)
 
-        def made(encoded: str) -> AccountRecord:
-            if self.store.accounts.get(key) is not record:
+        def made(encoded: str) -> defer.Deferred[AccountRecord]:
+            new = AccountRecord(record.name, encoded, record.created)
+            return self.store.replace_account(key, record, new).addCallback(kept, new)
+
+        def kept(replaced: bool, new: AccountRecord) -> AccountRecord:
+            if not replaced:
                 raise ChatError(
-                    ErrorCode.NOT_IDENTIFIED, "your account was dropped meanwhile"
+                    ErrorCode.NOT_IDENTIFIED,
+                    "your account was dropped or changed meanwhile",
                 )
-            record.hash = encoded
-            self.store.save_account(key, record)
-            self.log.info("account {account} has a new password", account=record.name)
-            return record
+            self.log.info("account {account} has a new password", account=new.name)
+            return new
 
         return self.hasher.hash(password).addCallback(made)
 
@@ -401,10 +421,13 @@ class Accounts:
         except ChatError as error:
             return defer.fail(error)
 
-        def drop(found: AccountRecord) -> AccountRecord:
-            if self.store.accounts.get(key) is not found:
+        def drop(found: AccountRecord) -> defer.Deferred[AccountRecord]:
+            dropping = self.store.replace_account(key, found, None)
+            return dropping.addCallback(dropped, found)
+
+        def dropped(done: bool, found: AccountRecord) -> AccountRecord:
+            if not done:  # dropped or changed meanwhile
                 return found
-            self.store.delete_account(key)
             self.chat.forget_account(found.name)
             self._forget_private(key)
             for other in list(self.chat.users.values()):

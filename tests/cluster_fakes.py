@@ -15,6 +15,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from chatd.accounts import Runner, run_inline
 from chatd.cluster.node import Node
 from chatd.cluster.replica import ClusterChat, Wire
 from chatd.cluster.service import cluster_node
@@ -23,6 +24,7 @@ from chatd.connection import Connection
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
 from chatd.protocol import ChatProtocol
+from chatd.store.accounts import AccountStore
 from chatd.store.interface import IHistory
 
 
@@ -88,11 +90,26 @@ _ports = iter(range(42000, 60000))
 
 
 def make_node(
-    log: FakeLog, name: str, clock: Clock, history: IHistory | None = None
+    log: FakeLog,
+    name: str,
+    clock: Clock,
+    history: IHistory | None = None,
+    accounts: AccountStore | None = None,
+    operators: tuple[str, ...] = (),
+    hashing: Runner[object] = run_inline,
 ) -> FakeNode:
-    """A node on the fake log, up, with line and IRC doors."""
+    """A node on the fake log, up, with line and IRC doors.
+
+    hashing: where passwords are hashed (the daemon: a thread, so the answer
+    comes outside the line's turn); the default, at once.
+    """
     factory = ChatFactory(
-        ServerConfig(accounts=CHEAP), clock, history, chat_type=ClusterChat
+        ServerConfig(accounts=CHEAP, operators=operators),
+        clock,
+        history,
+        accounts,
+        hashing,
+        chat_type=ClusterChat,
     )
     chat = factory.chat
     assert isinstance(chat, ClusterChat)

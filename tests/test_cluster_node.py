@@ -8,8 +8,9 @@ from typing import cast
 
 from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.server import Request
@@ -452,7 +453,7 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
 
 
 def test_irc_in_a_cluster_does_not_offer_sasl() -> None:
-    """Accounts are each node's own: CAP LS leaves sasl out."""
+    """SASL would register a client outside any turn: CAP LS leaves sasl out."""
     clock, log, a, b = two_nodes()
     carol, c_out = a.connect(irc=True)
     carol.dataReceived(b"CAP LS 302\r\n")
@@ -686,3 +687,93 @@ def test_a_labeled_privmsg_refused_meanwhile_gets_an_ack() -> None:
         ("ACK", {"label": "m1"}),
         ("PART", {}),
     ]
+
+
+def test_registering_on_a_node_does_not_call_the_owner_an_impostor() -> None:
+    """Right after /register the user is identified, and is never told to
+    identify within the grace or be renamed (the account reaches the replicas
+    through the log, after the registration's answer)."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+
+    def later(work: Callable[[], object]) -> Deferred[object]:
+        # As the daemon's thread: the hash is done after the turn is over.
+        return deferLater(clock, 0, work)
+
+    a = make_node(log, "a", clock, hashing=later)
+    b = make_node(log, "b", clock, hashing=later)
+    know_each_other(a, b)
+    alice, out = a.connect("alice")
+    pump_all(a, b)
+    lines(out)
+    alice.dataReceived(b"/register long-enough long-enough\r\n")
+    pump_all(a, b)
+    clock.advance(0)
+    pump_all(a, b)
+    got = lines(out)
+    assert any("is registered to you" in text for text in got), got
+    assert not any("registered nickname" in text for text in got), got
+    assert a.chat.users["alice"].account == b.chat.users["alice"].account == "alice"
+    clock.advance(a.factory.config.accounts.grace + 1)
+    pump_all(a, b)
+    assert not any(text.startswith("RENAME") for text in lines(out))
+    assert "alice" in b.chat.users
+
+
+def test_a_joining_node_learns_the_registered_rooms_from_its_snapshot() -> None:
+    """A room registered before a node joined is registered there too: its
+    founder's record comes in the snapshot (else the new node would let
+    anyone register it again and run it)."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    alice.dataReceived(b"/register long-enough long-enough\r\n/join #ops\r\n")
+    pump_all(a, b)
+    alice.dataReceived(b"/register #ops\r\n")
+    pump_all(a, b)
+    assert "#ops" in a.chat.records and "#ops" in b.chat.records
+    c = make_node(log, "c", clock)
+    data = snapshot.dump(a.chat, ["a", "b"])
+    snapshot.load(c.chat, json.loads(json.dumps(data)), c.node)
+    record = c.chat.records["#ops"]
+    assert record.founder == "alice" and record.operators == {"alice"}
+    assert c.chat.rooms["#ops"].rules.record is record
+    assert c.factory.accounts.store.rooms is c.chat.records  # the store's, in place
+
+
+def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
+    """alice runs #x (a), bob is in it (b). Redis comes back empty: a is back
+    first and keeps its state; b, cut off, dropped alice and made bob the
+    operator (OP #x bob). At the merge the log's state wins: bob is shown
+    DEOP #x bob and OP #x alice, and every replica has alice alone running #x."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    alice.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    bob.dataReceived(b"/join #x\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out)
+    fresh = FakeLog(clock)
+    for node in (a, b):
+        node.log, node.read = fresh, 0
+        node.node.send = fresh.append
+    a.node.reset("a2")
+    b.node.reset("b2")
+    assert lines(b_out) == ["QUIT alice cluster link lost", "OP #x bob chatd"]
+    saved = b.node.save_locals()
+    fresh.append({"k": "hello", "node": "b2"})
+    pump_all(a)
+    snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
+    b.read = len(fresh.entries)
+    b.node.readd_locals(saved, loaded=True)
+    pump_all(a, b)
+    for chat in (a.chat, b.chat):
+        assert [user.nick for user in chat.rooms["#x"].rules.ops] == ["alice"]
+    got = lines(b_out)
+    assert "DEOP #x bob chatd" in got and "OP #x alice chatd" in got, got
+    bob.dataReceived(b"/kick #x alice\r\n")
+    pump_all(a, b)
+    assert lines(b_out)[0].startswith("ERR not-operator ")

@@ -29,12 +29,13 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
-from chatd.chat import Joined, Renamed, User
+from chatd.chat import Joined, Renamed, Room, User
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.errors import ChatError
-from chatd.events import Notice
+from chatd.events import ModesChanged, Notice
 from chatd.names import fold
 from chatd.output import OutputBatch
+from chatd.room_rules import Change
 
 LOST_REASON = "node lost"
 LEFT_REASON = "node left"
@@ -368,7 +369,33 @@ class Node(Publisher):
                 for member in room.members.values():
                     if member is not user:
                         user.deliver(Joined(room.name, member.nick))
+                shown = old.rooms.get(room.key)
+                if shown is not None:
+                    marks = _marks_now(shown, room)
+                    if marks:
+                        user.deliver(ModesChanged(room.name, chat.server_name, marks))
             if old.current in user.rooms:  # plain lines go where they went
                 user.current = old.current
             if old.away:
                 chat.set_away(user, old.away)
+
+
+def _marks_now(shown: Room, now: Room) -> tuple[Change, ...]:
+    """The operator and voice marks that differ between two states of a room.
+
+    shown: the room as this node's users last saw it, the marks made while
+    cut off included (the others' users dropped: a member left alone was
+    given operator); now: the room in the merged cluster, whose log decided.
+    What a user was shown and the log did not keep is taken back (-o, -v);
+    what the log has that they were not shown is given (+o, +v).
+    """
+    changes: list[Change] = []
+    for letter, before, after in (
+        ("o", shown.rules.ops, now.rules.ops),
+        ("v", shown.rules.voiced, now.rules.voiced),
+    ):
+        had = {member.nick for member in before}
+        has = {member.nick for member in after}
+        changes += [Change(letter, False, nick) for nick in sorted(had - has)]
+        changes += [Change(letter, True, nick) for nick in sorted(has - had)]
+    return tuple(changes)

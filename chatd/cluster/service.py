@@ -15,6 +15,7 @@ from chatd.cluster.node import Node
 from chatd.cluster.redis import NameInUse, RedisLog, new_node_id
 from chatd.cluster.replica import ClusterChat
 from chatd.factory import ChatFactory
+from chatd.store.redis_accounts import RedisAccounts
 from chatd.store.redis_history import RedisHistory
 
 
@@ -30,8 +31,8 @@ def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     node = Node(chat, node_name or new_node_id(), lambda entry: None, factory.output)
     for door in (ChatProtocol, IrcProtocol, WebConnection):
         factory.door_classes[door] = cluster_door(door, node)
-    # Accounts are each node's own (docs/cluster.md, Limits), and SASL would
-    # register a client when its check ends, outside any turn: not offered.
+    # SASL would register a client when its check ends, outside any turn: not
+    # offered (docs/cluster.md, Limits).
     server = irc_server(factory)
     server.offered = {
         cap: value for cap, value in server.offered.items() if cap != "sasl"
@@ -57,11 +58,13 @@ class ClusterService(Service):
         node_timeout: float,
         node_name: str | None = None,
         history: RedisHistory | None = None,
+        accounts: RedisAccounts | None = None,
     ) -> None:
         self.node = cluster_node(factory, node_name)
         self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
         self._reactor = reactor
         self.history = history
+        self.accounts = accounts
 
     def startService(self) -> None:
         super().startService()
@@ -86,3 +89,5 @@ class ClusterService(Service):
         yield self.link.stop()
         if self.history is not None:
             yield self.history.close()
+        if self.accounts is not None:
+            yield self.accounts.close()

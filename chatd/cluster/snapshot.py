@@ -4,8 +4,10 @@ dump(chat) and load(chat, data, publisher) are each other's inverse for
 everything the cluster shares: users (by uid, with their nickname, who they
 are, away and account, current room), rooms in name order with their members
 in join order and their rules (created, topic, flags, key, limit, bans,
-invitations, operators, voiced), the history stamp and the known nodes.
-A registered room's record stays the node's own (chatd.accounts).
+invitations, operators, voiced), the registered rooms' records, the history
+stamp and the known nodes. (Every node applies the same register_room ops
+from the log; a node that joins later learns the records here, or it would
+let anyone register such a room again and make them its operators.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from chatd.chat import Room, User
 from chatd.cluster.replica import ClusterChat, Publisher, RemoteClient, Wire, uid_of
 from chatd.moderation import DEFAULT_FLAGS, Ban
 from chatd.names import LOBBY, fold
+from chatd.store.accounts import room_from_json, room_to_json
 
 VERSION = 1
 
@@ -59,11 +62,19 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
         "most": chat.most_users,
         "users": users,
         "rooms": rooms,
+        "records": [
+            [key, record.founder, room_to_json(record)]
+            for key, record in sorted(chat.records.items())
+        ],
     }
 
 
 def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list[str]:
     """Replace the replica's shared state with data (users all remote); return nodes."""
+    # Kept in place: the dict is the account store's (chatd.accounts).
+    chat.records.clear()
+    for key, founder, text in data.get("records", []):
+        chat.records[key] = room_from_json(founder, text)
     users: dict[str, User] = {}
     by_uid: dict[str, User] = {}
     for uid, nick, username, realname, host, away, account, current in data["users"]:

@@ -7,7 +7,10 @@ within milliseconds, in the order it was made.
 
 AccountStore is what chatd.accounts asks of a store; MemoryAccounts keeps
 them only while the daemon runs (--no-history: there is no database), and
-SQLiteAccounts keeps them in the file.
+SQLiteAccounts keeps them in the file. A cluster keeps its accounts in Redis
+(chatd.store.redis_accounts): there the dict is a cache, so whatever grants
+a right (adding an account, checking a password, changing or dropping one)
+goes through the asynchronous methods, which ask the one record.
 """
 
 from __future__ import annotations
@@ -50,8 +53,59 @@ class AccountStore(Protocol):
     def save_room(self, key: str, record: RoomRecord | None) -> None:
         """Keep registered room key as record; None: it is registered no more."""
 
+    def fetch_account(self, key: str) -> defer.Deferred[AccountRecord | None]:
+        """The account key as the store holds it now (accounts is then up to date)."""
 
-class MemoryAccounts:
+    def add_account(self, key: str, record: AccountRecord) -> defer.Deferred[bool]:
+        """Keep record as account key unless there is one: whether it was added."""
+
+    def replace_account(
+        self, key: str, old: AccountRecord, new: AccountRecord | None
+    ) -> defer.Deferred[bool]:
+        """Put new (None: nothing) in place of account key if it is still old
+        (the same hash and creation): whether it was."""
+
+
+def same_account(one: AccountRecord | None, other: AccountRecord | None) -> bool:
+    """Whether two records are one account as it was (hash and creation)."""
+    if one is None or other is None:
+        return one is other
+    return one.hash == other.hash and one.created == other.created
+
+
+class LocalAccounts:
+    """The asynchronous AccountStore methods for a store whose dict is the truth."""
+
+    accounts: dict[str, AccountRecord]
+
+    def save_account(self, key: str, record: AccountRecord) -> None:
+        raise NotImplementedError
+
+    def delete_account(self, key: str) -> None:
+        raise NotImplementedError
+
+    def fetch_account(self, key: str) -> defer.Deferred[AccountRecord | None]:
+        return defer.succeed(self.accounts.get(key))
+
+    def add_account(self, key: str, record: AccountRecord) -> defer.Deferred[bool]:
+        if key in self.accounts:
+            return defer.succeed(False)
+        self.save_account(key, record)
+        return defer.succeed(True)
+
+    def replace_account(
+        self, key: str, old: AccountRecord, new: AccountRecord | None
+    ) -> defer.Deferred[bool]:
+        if not same_account(self.accounts.get(key), old):
+            return defer.succeed(False)
+        if new is None:
+            self.delete_account(key)
+        else:
+            self.save_account(key, new)
+        return defer.succeed(True)
+
+
+class MemoryAccounts(LocalAccounts):
     """An AccountStore in memory only."""
 
     durable = False
@@ -153,7 +207,7 @@ class Submitter(Protocol):
         """Run work(database) on the thread, in turn."""
 
 
-class SQLiteAccounts:
+class SQLiteAccounts(LocalAccounts):
     """An AccountStore in the history's SQLite file, written by its thread."""
 
     durable = True

@@ -411,6 +411,7 @@ class ChatServiceMaker:
             FileLimitService,
             HashingService,
         )
+        from chatd.store.redis_accounts import RedisAccounts
         from chatd.store.redis_history import RedisHistory
 
         url = options["redis"]
@@ -420,16 +421,14 @@ class ChatServiceMaker:
             Logger(namespace="chatd").warn("--no-history: no history in the cluster")
         else:
             history = RedisHistory.start(tcp, url, clock, options["history-days"])
-        Logger(namespace="chatd").warn(
-            "--redis: accounts and registered rooms are this node's own, in memory "
-            "(docs/cluster.md, Limits)"
-        )
+        # One record per account for the whole cluster (docs/cluster.md, Accounts).
+        accounts = RedisAccounts.start(tcp, url)
         hashing = HashingService(cast(IReactorFromThreads, reactor))
         factory = ChatFactory(
             options["config"],
             clock,
             history,
-            None,
+            accounts,
             hashing.run,
             chat_type=ClusterChat,
         )
@@ -444,6 +443,7 @@ class ChatServiceMaker:
             options["node-timeout"],
             options["node-name"],
             history,
+            accounts,
         ).setServiceParent(top)
         # Metrics of history are SQLite's (docs/running.md): none for Redis.
         return _listeners(options, factory, top, None)
