@@ -40,6 +40,7 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
+from chatd.permissions import Permissions
 from chatd.room_rules import RoomRecord
 from chatd.state import Room, RoomRules, User, same_or
 from chatd.store.interface import IHistory, Kind, nick_party
@@ -87,11 +88,12 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
-class Chat(Moderation):
+class Chat(Moderation, Permissions):
     """All users and rooms of one server, and the rules between them.
 
     The rules of rooms people run (operators, bans, modes) are
-    chatd.moderation's, which Chat inherits.
+    chatd.moderation's, and who may see a room and read its history
+    chatd.permissions's; Chat inherits both.
     """
 
     def __init__(
@@ -338,7 +340,11 @@ class Chat(Moderation):
 
     def part(self, user: User, name: str | None, reason: str) -> Room:
         """Take user out of room name (default: current); current becomes #lobby."""
-        room = self.room(name) if name is not None else self.current_room(user)
+        room = (
+            self.visible_room(user, name)
+            if name is not None
+            else self.current_room(user)
+        )
         if not user.is_member(room):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
         _deliver(room.members.values(), Parted(room.name, user.nick, reason))

@@ -186,10 +186,17 @@ def test_count_above_the_maximum_is_lowered(factory: ChatFactory) -> None:
 
 
 def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) -> None:
-    """Any valid room may be asked for: one without history gets ENDHISTORY 0."""
+    """A public room one is not in, without history, gets ENDHISTORY 0; a room
+    that does not exist (any more) is no such room (Chat.may_read)."""
     alice, out = connect(factory, "alice")
-    alice.dataReceived(b"/history #nowhere\r\n")
-    assert lines(out) == ["ENDHISTORY #nowhere 0"]
+    bob, _ = connect(factory, "bob")
+    bob.dataReceived(b"/join #quiet\r\n")
+    lines(out)
+    alice.dataReceived(b"/history #QUIET\r\n/history #nowhere\r\n")
+    assert lines(out) == [
+        "ENDHISTORY #quiet 0",
+        "ERR no-such-room there is no room #nowhere",
+    ]
 
 
 @pytest.mark.parametrize(
