@@ -323,6 +323,9 @@ class Chat(Moderation, Permissions):
                     f"the server has {len(self.rooms)} rooms, as many as it holds; "
                     "join one of them (see /rooms) or try again later",
                 )
+            record = self.records.get(folded)
+            if record is not None:
+                self._check_kept_room(record, name, user, key)
         else:
             self._check_join(room, user, key)
         new = room is None
@@ -337,6 +340,17 @@ class Chat(Moderation, Permissions):
         _deliver(room.members.values(), Joined(room.name, user.nick))
         self._joined(room, user, new)
         return room, True
+
+    def _check_kept_room(
+        self, record: RoomRecord, name: str, user: User, key: str | None
+    ) -> None:
+        """Refuse the join that would make registered room name again, as if it
+        stood with its kept modes, key and bans; its kept operators come in."""
+        if user.account and fold(user.account) in record.operators:
+            return
+        kept = Room(name)
+        kept.rules.restore(record)
+        self._check_join(kept, user, key)
 
     def part(self, user: User, name: str | None, reason: str) -> Room:
         """Take user out of room name (default: current); current becomes #lobby."""
