@@ -261,8 +261,9 @@ def history(session: Session, args: list[str]) -> None:
     """/history [<#room> | <nick>] [<count>] [before <id>]: a room's kept messages.
 
     Who may read a room's is the model's to say (Chat.may_read): its
-    members, and others in a public room that does not ban them. A nickname
-    or account asks for one's private conversation with it instead
+    members, and others in a public room that does not ban them; a room that
+    does not exist now, or a secret room of others, has nothing to read. A
+    nickname or account asks for one's private conversation with it instead
     (private_history).
     """
     user = session.registered_user()
@@ -271,16 +272,20 @@ def history(session: Session, args: list[str]) -> None:
     if room_name is not None and not room_name.startswith("#"):
         private_history(session, room_name, count, before)
         return
-    current = chat.rooms.get(user.current)
-    shown = current.name if current is not None else LOBBY
-    room = chat.may_read(user, shown if room_name is None else room_name)
-    key, target = room.key, room.name
+    if room_name is None:
+        current = chat.rooms.get(user.current)
+        room_name = current.name if current is not None else LOBBY
+    room = chat.may_read(user, room_name)
+    # None: no such room now, or a secret room of others: nothing to read,
+    # as for a room that never had history (PROTOCOL.md: ENDHISTORY 0).
+    key = room.key if room is not None else ""
+    target = room.name if room is not None else normalize_name(room_name)
     store = chat.history
     if store is None:
         raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
     if store.reason is not None:
         raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
-    if not store.has_history(key):
+    if room is None or not store.has_history(key):
         if before is not None:
             raise ChatError(
                 ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"

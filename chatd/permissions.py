@@ -11,15 +11,16 @@ The rule, in a few lines:
 
 - A secret room (+s) is seen only by its members and server operators. To
   everyone else it is answered exactly as a room that does not exist: no
-  such room for /who, /topic, /mode, /bans, /history and the commands that
-  run a room, and it is left out of /rooms, LIST, NAMES, WHO, WHOIS and the
-  MOTD. (Joining and speaking to it by name are refused or allowed by its
-  modes as for any room, as on IRC.)
+  such room for /who, /topic, /mode, /bans and the commands that run a room,
+  nothing to read for /history, and it is left out of /rooms, LIST, NAMES,
+  WHO, WHOIS and the MOTD. (Joining and speaking to it by name are refused
+  or allowed by its modes as for any room, as on IRC.)
 - A room's history is read by its members and server operators; by anyone
   else only when the room exists, is public (not +s, +i or +k) and no ban of
   it matches them. A room that does not exist (its last member left) has no
-  modes, members or bans to ask, so nobody reads its history until it is made
-  again: its history comes back to whoever then joins (the backfill).
+  modes, members or bans to ask, so it has nothing to read until it is made
+  again (as a room that never had history): its history comes back to
+  whoever then joins (the backfill). A secret room of others reads the same.
 """
 
 from __future__ import annotations
@@ -88,14 +89,21 @@ class Permissions:
             )
         return found
 
-    def may_read(self, user: User, name: str) -> Room:
-        """Return room name if user may read its history; refuse with ChatError.
+    def may_read(self, user: User, name: str) -> Room | None:
+        """Return room name if user may read its history; None if it has none.
 
         Members and server operators read; others read a public room (not
-        +s, +i or +k) whose bans do not match them. A room that does not
-        exist, or that user may not see, is ChatError(NO_SUCH_ROOM).
+        +s, +i or +k) whose bans do not match them (ChatError otherwise).
+        None: the room does not exist, or user may not see it; the door
+        answers as for a room that never had history, in the same words.
         """
-        room = self.visible_room(user, name)
+        name = normalize_name(name)
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        room = self.rooms.get(fold(name))
+        if room is None or not self.may_see(user, room):
+            return None
         if user.is_member(room) or self.is_server_operator(user):
             return room
         rules = room.rules

@@ -186,8 +186,8 @@ def test_count_above_the_maximum_is_lowered(factory: ChatFactory) -> None:
 
 
 def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) -> None:
-    """A public room one is not in, without history, gets ENDHISTORY 0; a room
-    that does not exist (any more) is no such room (Chat.may_read)."""
+    """A public room one is not in, without history, gets ENDHISTORY 0, and so
+    does a room that does not exist (Chat.may_read: nothing to read)."""
     alice, out = connect(factory, "alice")
     bob, _ = connect(factory, "bob")
     bob.dataReceived(b"/join #quiet\r\n")
@@ -195,7 +195,7 @@ def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) 
     alice.dataReceived(b"/history #QUIET\r\n/history #nowhere\r\n")
     assert lines(out) == [
         "ENDHISTORY #quiet 0",
-        "ERR no-such-room there is no room #nowhere",
+        "ENDHISTORY #nowhere 0",
     ]
 
 
@@ -209,6 +209,7 @@ def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) 
         ("/history 5 10", "bad-args"),
         ("/history #lobby 5 before 1 2", "bad-args"),
         ("/history #bad!room", "room-invalid"),
+        ("/history #nowhere before 1", "bad-args"),  # no room, no ids
     ],
 )
 def test_history_refusals(factory: ChatFactory, command: str, code: str) -> None:

@@ -458,6 +458,8 @@ def _chathistory(
         room = session.chat.may_read(user, target)
     except ChatError:
         raise refused from None
+    if room is None:  # no such room now, or a secret room of others
+        raise refused
     if history.reason is not None:
         raise Refusal(_unavailable(session, subcommand, room.name, history.reason))
     if not history.has_history(room.key):
