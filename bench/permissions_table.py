@@ -34,6 +34,7 @@ for door, make in t.DOORS.items():
         for q in t.QUESTIONS:
             total += 1
             reply = asker.ask(q, t.ROOM)
+            got: bool | None
             try:
                 got = asker.allowed(q, t.ROOM, reply)
             except AssertionError:  # the door disagrees with itself
