@@ -299,7 +299,8 @@ class Chat(Moderation, Permissions):
         Returns the room and whether user was newly added; everyone in the
         room, the joiner included, sees JOIN only in that case. An existing
         room may refuse: banned, invite-only, key (given as key), full
-        (chatd.moderation).
+        (chatd.moderation); so may an empty registered room, by its kept
+        rules, since the joiner would read its history in the backfill.
         """
         name = normalize_name(name)
         problem = room_problem(name)
