@@ -42,7 +42,7 @@ MISSED = "Said while you were away"
 
 
 # The ERR codes that refuse a room's history to us (chatd.permissions).
-REFUSALS = frozenset({"no-such-room", "banned", "not-in-room"})
+REFUSALS = frozenset({"banned", "not-in-room"})
 
 
 class Fetch(Enum):
@@ -255,7 +255,7 @@ class HistoryKeeper:
         ERR bad-args "... is not a message id ...": the oldest message shown
         has expired (history is deleted oldest first), so nothing before it
         is left either.
-        ERR no-such-room, banned or not-in-room naming the room: the server
+        ERR banned or not-in-room naming the room: the server
         lets us read its history no more (docs/protocol.md, History).
         """
         if not self._asked:

@@ -163,7 +163,7 @@ def test_a_refused_room_history_ends_the_paging(client: Client) -> None:
     client.hear(*live("#lobby", 5))
     client.session.load_older("#lobby")
     client.sent()
-    client.hear("ERR no-such-room there is no room #lobbyists")
+    client.hear("ERR not-in-room you are not in #lobbyists")
     lobby = client.conversation("#lobby")
     assert lobby.loading
     client.hear(
