@@ -40,6 +40,7 @@ from chatd.names import (
     reserved_nicks,
     room_problem,
 )
+from chatd.permissions import Permissions
 from chatd.room_rules import RoomRecord
 from chatd.state import Room, RoomRules, User, same_or
 from chatd.store.interface import IHistory, Kind, nick_party
@@ -87,11 +88,12 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
-class Chat(Moderation):
+class Chat(Moderation, Permissions):
     """All users and rooms of one server, and the rules between them.
 
     The rules of rooms people run (operators, bans, modes) are
-    chatd.moderation's, which Chat inherits.
+    chatd.moderation's, and who may see a room and read its history
+    chatd.permissions's; Chat inherits both.
     """
 
     def __init__(
@@ -297,7 +299,8 @@ class Chat(Moderation):
         Returns the room and whether user was newly added; everyone in the
         room, the joiner included, sees JOIN only in that case. An existing
         room may refuse: banned, invite-only, key (given as key), full
-        (chatd.moderation).
+        (chatd.moderation); so may an empty registered room, by its kept
+        rules, since the joiner would read its history in the backfill.
         """
         name = normalize_name(name)
         problem = room_problem(name)
@@ -321,6 +324,9 @@ class Chat(Moderation):
                     f"the server has {len(self.rooms)} rooms, as many as it holds; "
                     "join one of them (see /rooms) or try again later",
                 )
+            record = self.records.get(folded)
+            if record is not None:
+                self._check_kept_room(record, name, user, key)
         else:
             self._check_join(room, user, key)
         new = room is None
@@ -336,9 +342,24 @@ class Chat(Moderation):
         self._joined(room, user, new)
         return room, True
 
+    def _check_kept_room(
+        self, record: RoomRecord, name: str, user: User, key: str | None
+    ) -> None:
+        """Refuse the join that would make registered room name again, as if it
+        stood with its kept modes, key and bans; its kept operators come in."""
+        if user.account and fold(user.account) in record.operators:
+            return
+        kept = Room(name)
+        kept.rules.restore(record)
+        self._check_join(kept, user, key)
+
     def part(self, user: User, name: str | None, reason: str) -> Room:
         """Take user out of room name (default: current); current becomes #lobby."""
-        room = self.room(name) if name is not None else self.current_room(user)
+        room = (
+            self.visible_room(user, name)
+            if name is not None
+            else self.current_room(user)
+        )
         if not user.is_member(room):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
         _deliver(room.members.values(), Parted(room.name, user.nick, reason))

@@ -13,7 +13,7 @@ from chatd import account_commands, room_commands
 from chatd.chat import Room
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
 from chatd.errors import ChatError, ErrorCode
-from chatd.names import LOBBY, clean_text, fold, normalize_name, room_problem
+from chatd.names import LOBBY, clean_text, fold, normalize_name
 from chatd.private_history import conversation_of, visible
 from chatd.session import Command, Session
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
@@ -94,9 +94,8 @@ def who(session: Session, args: list[str]) -> None:
     """/who [<#room>]: the members of a room, in USERS lines."""
     user = session.registered_user()
     chat = session.chat
-    room = chat.room(args[0]) if args else chat.rooms[user.current]
-    if room.rules.has("s") and not user.is_member(room):
-        raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {room.name}")
+    # A secret room of others is none (chatd.permissions).
+    room = chat.visible_room(user, args[0]) if args else chat.rooms[user.current]
     for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
         session.send(data)
     # The extension (docs/protocol.md): who runs the room and who is voiced,
@@ -124,12 +123,6 @@ def _page_number(word: str, pages: int, total: int) -> int:
     return page
 
 
-def _secret_rooms_hidden(session: Session) -> set[str]:
-    """The keys of secret rooms (+s) the asker is not in: /rooms leaves them out."""
-    user = session.registered_user()
-    return {key for key in session.chat.secret_rooms if key not in user.rooms}
-
-
 def rooms(session: Session, args: list[str]) -> None:
     """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
 
@@ -137,7 +130,8 @@ def rooms(session: Session, args: list[str]) -> None:
     PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
     """
     chat = session.chat
-    hidden = _secret_rooms_hidden(session)
+    # The secret rooms the asker may not see (chatd.permissions) are left out.
+    hidden = chat.hidden_rooms(session.registered_user())
     total = len(chat.rooms) - len(hidden)
     pages = -(-total // ROOMS_PER_PAGE)
     page = _page_number(args[0], pages, total) if args else 1
@@ -266,9 +260,11 @@ def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
 def history(session: Session, args: list[str]) -> None:
     """/history [<#room> | <nick>] [<count>] [before <id>]: a room's kept messages.
 
-    Any room may be asked for, also one you are not in or that is gone:
-    rooms are public (/who, /rooms). A nickname or account asks for one's
-    private conversation with it instead (private_history).
+    Who may read a room's is the model's to say (Chat.may_read): its
+    members, and others in a public room that does not ban them; a room that
+    does not exist now, or a secret room of others, has nothing to read. A
+    nickname or account asks for one's private conversation with it instead
+    (private_history).
     """
     user = session.registered_user()
     chat = session.chat
@@ -277,23 +273,19 @@ def history(session: Session, args: list[str]) -> None:
         private_history(session, room_name, count, before)
         return
     if room_name is None:
-        key = user.current
-        current = chat.rooms.get(key)
-        target = current.name if current is not None else LOBBY
-    else:
-        name = normalize_name(room_name)
-        problem = room_problem(name)
-        if problem is not None:
-            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
-        key = fold(name)
-        existing = chat.rooms.get(key)
-        target = existing.name if existing is not None else name
+        current = chat.rooms.get(user.current)
+        room_name = current.name if current is not None else LOBBY
+    room = chat.may_read(user, room_name)
+    # None: no such room now, or a secret room of others: nothing to read,
+    # as for a room that never had history (PROTOCOL.md: ENDHISTORY 0).
+    key = room.key if room is not None else ""
+    target = room.name if room is not None else normalize_name(room_name)
     store = chat.history
     if store is None:
         raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
     if store.reason is not None:
         raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
-    if not store.has_history(key):
+    if room is None or not store.has_history(key):
         if before is not None:
             raise ChatError(
                 ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"

@@ -88,6 +88,8 @@ class Moderation:
 
         def room(self, name: str) -> Room: ...
 
+        def visible_room(self, user: User | None, name: str) -> Room: ...
+
         def user(self, nick: str) -> User: ...
 
         def current_room(self, user: User) -> Room: ...
@@ -118,7 +120,10 @@ class Moderation:
         )
 
     def _named_room(self, user: User, name: str | None) -> Room:
-        return self.room(name) if name is not None else self.current_room(user)
+        # A secret room of others is none (chatd.permissions).
+        if name is None:
+            return self.current_room(user)
+        return self.visible_room(user, name)
 
     def _must_run(self, room: Room, user: User) -> None:
         """Refuse unless user may run room (a member operator, or server operator)."""
@@ -493,7 +498,7 @@ class Moderation:
         Only the invitee is told (Invited); the door answers the inviter.
         """
         target = self.user(nick)
-        room = self.room(name)
+        room = self.visible_room(user, name)
         rules = room.rules
         if not self.is_server_operator(user):
             if not user.is_member(room):

@@ -42,9 +42,12 @@ def error_line(error: ChatError) -> bytes:
 
 
 def _room(session: Session, name: str | None) -> Room:
+    """The room named (default: the current one); a secret room of others is none."""
     chat = session.chat
     user = session.registered_user()
-    return chat.room(name) if name is not None else chat.rooms[user.current]
+    return (
+        chat.visible_room(user, name) if name is not None else chat.rooms[user.current]
+    )
 
 
 def topic_line(room: Room) -> bytes:

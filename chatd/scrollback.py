@@ -41,6 +41,10 @@ EARLIER = "Earlier messages"
 MISSED = "Said while you were away"
 
 
+# The ERR codes that refuse a room's history to us (chatd.permissions).
+REFUSALS = frozenset({"banned", "not-in-room"})
+
+
 class Fetch(Enum):
     """Why a /history was sent, so that its answer goes where it belongs."""
 
@@ -251,16 +255,26 @@ class HistoryKeeper:
         ERR bad-args "... is not a message id ...": the oldest message shown
         has expired (history is deleted oldest first), so nothing before it
         is left either.
+        ERR banned or not-in-room naming the room: the server
+        lets us read its history no more (docs/protocol.md, History).
         """
-        expired = code == "bad-args" and "is not a message id" in text
-        if not self._asked or not (code == "no-history" or expired):
+        if not self._asked:
             return
-        request = self._asked.popleft()
+        expired = code == "bad-args" and "is not a message id" in text
+        request = self._asked[0]
         conversation = self.state.conversations.get(request.key)
+        refused = (
+            code in REFUSALS
+            and conversation is not None
+            and request.key in {fold(word) for word in text.replace(":", " ").split()}
+        )
+        if not (code == "no-history" or expired or refused):
+            return
+        self._asked.popleft()
         if conversation is not None:
             conversation.loading = False
             conversation.last_seen = None
-            if expired and request.fetch is Fetch.OLDER:
+            if (expired and request.fetch is Fetch.OLDER) or refused:
                 conversation.history_done = True
 
     # -- what the user does -----------------------------------------------------------

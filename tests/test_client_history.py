@@ -155,6 +155,23 @@ def test_no_history_on_the_server_ends_the_wait(client: Client) -> None:
     assert client.view.texts(EntryKind.ERROR) == ["this server keeps no history"]
 
 
+def test_a_refused_room_history_ends_the_paging(client: Client) -> None:
+    """ERR banned naming the room answers its page request (the server lets us
+    read it no more): no longer awaited, and not asked for again; an ERR
+    about another room is not its answer."""
+    sign_in(client)
+    client.hear(*live("#lobby", 5))
+    client.session.load_older("#lobby")
+    client.sent()
+    client.hear("ERR not-in-room you are not in #lobbyists")
+    lobby = client.conversation("#lobby")
+    assert lobby.loading
+    client.hear(
+        "ERR banned you are banned from #Lobby (bob) and cannot read its history"
+    )
+    assert lobby.history_done and not lobby.loading
+
+
 def test_an_expired_oldest_message_ends_the_paging(client: Client) -> None:
     """ERR bad-args for the id asked before (deleted by retention since): there
     is nothing older left; the wait ends and no page is asked for again."""

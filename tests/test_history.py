@@ -186,10 +186,17 @@ def test_count_above_the_maximum_is_lowered(factory: ChatFactory) -> None:
 
 
 def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) -> None:
-    """Any valid room may be asked for: one without history gets ENDHISTORY 0."""
+    """A public room one is not in, without history, gets ENDHISTORY 0, and so
+    does a room that does not exist (Chat.may_read: nothing to read)."""
     alice, out = connect(factory, "alice")
-    alice.dataReceived(b"/history #nowhere\r\n")
-    assert lines(out) == ["ENDHISTORY #nowhere 0"]
+    bob, _ = connect(factory, "bob")
+    bob.dataReceived(b"/join #quiet\r\n")
+    lines(out)
+    alice.dataReceived(b"/history #QUIET\r\n/history #nowhere\r\n")
+    assert lines(out) == [
+        "ENDHISTORY #quiet 0",
+        "ENDHISTORY #nowhere 0",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -202,6 +209,7 @@ def test_room_that_never_had_history_answers_endhistory_0(factory: ChatFactory) 
         ("/history 5 10", "bad-args"),
         ("/history #lobby 5 before 1 2", "bad-args"),
         ("/history #bad!room", "room-invalid"),
+        ("/history #nowhere before 1", "bad-args"),  # no room, no ids
     ],
 )
 def test_history_refusals(factory: ChatFactory, command: str, code: str) -> None:

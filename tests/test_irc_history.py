@@ -363,10 +363,13 @@ def test_chathistory_refusals(
     talked: tuple[IrcProtocol, StringTransport, list[Entry]], factory: ChatFactory
 ) -> None:
     """FAIL CHATHISTORY INVALID_PARAMS for what cannot be read, INVALID_TARGET
-    for a room one is not in (or that does not exist); a nickname (private
-    messages are not kept) answers an empty batch."""
+    for a room whose history one may not read (Chat.may_read: here invite-only,
+    and one that does not exist); a nickname (private messages are not kept)
+    answers an empty batch."""
     alice, out, _ = talked
-    connect(factory, "bob")[0].dataReceived(b"/join #elsewhere\r\nhello\r\n")
+    bob = connect(factory, "bob")[0]
+    bob.dataReceived(b"/join #elsewhere\r\nhello\r\n/mode +i\r\n")
+    lines(out)
     for command, code in [
         ("CHATHISTORY SIDEWAYS #dev * 10", "INVALID_PARAMS SIDEWAYS"),
         ("CHATHISTORY LATEST #dev *", "INVALID_PARAMS LATEST"),

@@ -224,17 +224,17 @@ def names_reply(session: IrcSession, room: Room, end: bool = True) -> None:
 def names(session: IrcSession, msg: IrcMessage) -> None:
     """NAMES [<#room>{,<#room>}]: without a room, every room one may see."""
     me = session.user
-    visible = room_commands.visible
+    visible = session.chat.may_see  # a secret room of others is none
     if not msg.params or not msg.params[0]:
         for room in sorted(session.chat.rooms.values(), key=lambda room: room.key):
-            if room.members and visible(room, me):
+            if room.members and visible(me, room):
                 names_reply(session, room, end=False)
         numeric(session, n.RPL_ENDOFNAMES, "*", text="End of /NAMES list")
         return
     wanted = split_targets(msg.params[0])[:MAX_TARGETS]
     for name in wanted:
         found = session.chat.rooms.get(fold(name))
-        if found is not None and visible(found, me):
+        if found is not None and visible(me, found):
             names_reply(session, found, end=False)
     shown = clean_text(",".join(wanted)) or "*"
     numeric(session, n.RPL_ENDOFNAMES, shown, text="End of /NAMES list")
@@ -256,7 +256,7 @@ def list_(session: IrcSession, msg: IrcMessage) -> None:
         ]
     numeric(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
     for room in rooms:
-        if not room_commands.visible(room, me):
+        if not chat.may_see(me, room):
             continue  # secret (+s): listed to its members only
         numeric(
             session,
@@ -455,7 +455,7 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
     target = msg.params[0] if msg.params else "*"
     if target.startswith("#"):
         room = chat.rooms.get(fold(target))
-        if room is not None:
+        if room is not None and chat.may_see(session.user, room):
             for member in sorted(room.members.values(), key=lambda u: u.key):
                 _who_line(session, room.name, member, room)
     else:
@@ -488,7 +488,7 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
     rooms = [
         room_commands.prefixes(room, found, multi) + room.name
         for room in sorted(found.rooms.values(), key=lambda room: room.key)
-        if room_commands.visible(room, me)
+        if chat.may_see(me, room)
     ]
     if rooms:
         head = f":{session.server.name} 319 {session.nick} {found.nick} :"

@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from chatd.accounts import Accounts
 from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_MAX
+from chatd.errors import ChatError
 from chatd.irc.caps import CHATHISTORY, CapState
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.render import _tag_value as tag_value
@@ -445,14 +446,20 @@ def _chathistory(
         raise Refusal(
             fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
         )
+    refused = Refusal(
+        fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
+    )
     user = session.user
-    room = session.chat.rooms.get(fold(target))
-    if room is None or user is None or not user.is_member(room):
-        # Only rooms one is in: the spec lets a server refuse the others, and
-        # IRC clients expect it (a channel's history is for its members).
-        raise Refusal(
-            fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
-        )
+    if user is None:
+        raise refused
+    try:
+        # Who may read is the model's (Chat.may_read), as for /history; the
+        # spec lets a server refuse the rest, all in the same words.
+        room = session.chat.may_read(user, target)
+    except ChatError:
+        raise refused from None
+    if room is None:  # no such room now, or a secret room of others
+        raise refused
     if history.reason is not None:
         raise Refusal(_unavailable(session, subcommand, room.name, history.reason))
     if not history.has_history(room.key):

@@ -68,8 +68,10 @@ def send_isupport(session: IrcSession) -> None:
 def _motd_lines(session: IrcSession) -> list[str]:
     """The --motd lines, then where people are: IRC users join no room by themselves."""
     chat = session.chat
+    # A secret room of others is none (chatd.permissions).
     busiest = sorted(
-        chat.rooms.values(), key=lambda room: (-len(room.members), room.key)
+        chat.visible_rooms(session.user),
+        key=lambda room: (-len(room.members), room.key),
     )
     shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
     return [

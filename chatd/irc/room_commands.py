@@ -43,14 +43,10 @@ def prefixes(room: Room, user: User, multi: bool) -> str:
     return marks if multi else marks[:1]
 
 
-def visible(room: Room, user: User | None) -> bool:
-    """Whether user may see room in LIST and NAMES: not secret, or a member."""
-    return not room.rules.has("s") or (user is not None and user.is_member(room))
-
-
 def _room(session: IrcSession, name: str) -> Room:
+    """The room named; a secret room of others is none (chatd.permissions): 403."""
     try:
-        return session.chat.room(name)
+        return session.chat.visible_room(session.user, name)
     except ChatError as error:
         raise numeric_for(error, name) from None
 
@@ -73,8 +69,6 @@ def topic(session: IrcSession, msg: IrcMessage) -> None:
     user = session_user(session)
     room = _room(session, msg.params[0])
     if len(msg.params) == 1:
-        if not visible(room, user):
-            raise IrcError(n.ERR_NOSUCHCHANNEL, room.name, text="No such channel")
         if room.rules.topic:
             topic_reply(session, room)
         else:
