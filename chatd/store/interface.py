@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from zope.interface import Attribute, Interface
 
+from chatd.config import HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX
+
 if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
     from twisted.internet.defer import Deferred
 
@@ -61,6 +63,31 @@ class Span:
     after: int | None = None
     before: int | None = None
     newest: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """How many messages a store keeps at most; past it the oldest are deleted.
+
+    room: per room, and per private conversation; total: in all, rooms' and
+    private together (a store that cannot count all says so in its docs).
+    0: no bound. Ids stay as they were: a deleted one is a `before` that is
+    not one of the room's ids any more, as after retention.
+    """
+
+    room: int = HISTORY_ROOM_MAX
+    total: int = HISTORY_TOTAL_MAX
+
+    def over_room(self, count: int) -> int:
+        """How many of a room's (or conversation's) count messages must go."""
+        return max(0, count - self.room) if self.room else 0
+
+    def over_total(self, count: int) -> int:
+        """How many of the count messages kept in all must go."""
+        return max(0, count - self.total) if self.total else 0
+
+
+UNBOUNDED = Bound(0, 0)
 
 
 def id_at(millis: int) -> int:

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from chatd.stats import Histogram
 from chatd.store.interface import (
+    Bound,
     Entry,
     HistoryUnavailable,
     IHistory,
@@ -110,11 +111,15 @@ class SQLiteHistory:
         clock: IReactorTime,
         threads: IReactorFromThreads,
         keep_days: float = 30.0,
+        bound: Bound = Bound(),
     ) -> None:
         self.path = path
         self.clock = clock
         self.threads = threads
         self.keep_days = keep_days  # 0: keep forever
+        # The most messages kept per room and in all: the thread deletes the
+        # oldest as it writes (HistoryDatabase.append).
+        self.bound = bound
         self.reason: str | None = None
         self.database: HistoryDatabase | None = None
         self.stamps = Stamps()
@@ -157,7 +162,7 @@ class SQLiteHistory:
 
     def open_database(self) -> HistoryDatabase:
         """Open the database at self.path (StoreError if it cannot be used)."""
-        return HistoryDatabase.open(self.path)
+        return HistoryDatabase.open(self.path, bound=self.bound)
 
     def close(self) -> defer.Deferred[None]:
         """Write everything recorded, close the database; fires when done."""
