@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -144,6 +143,14 @@ def _insert(head: str, width: int, count: int) -> str:
 def _entries(rows: Iterable[tuple[int, int, str, str, str]]) -> list[Entry]:
     """Entries of rows (id, time, kind, nick or sender, text)."""
     return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+
+
+def _by_key(keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+    """How many of keys are each key (a Counter costs more for a batch of one)."""
+    counted: dict[tuple[str, ...], int] = {}
+    for key in keys:
+        counted[key] = counted.get(key, 0) + 1
+    return counted
 
 
 class StoreError(Exception):
@@ -382,10 +389,12 @@ class HistoryDatabase:
         """
         added = len(room_rows) + len(private_rows)
         if self.bound.room:
-            added -= self._keep_room_bound(ROOM, Counter((r[1],) for r in room_rows))
-            added -= self._keep_room_bound(
-                PRIVATE, Counter((r[1], r[2]) for r in private_rows)
-            )
+            if room_rows:
+                added -= self._keep_room_bound(ROOM, _by_key(r[1:2] for r in room_rows))
+            if private_rows:
+                added -= self._keep_room_bound(
+                    PRIVATE, _by_key(r[1:3] for r in private_rows)
+                )
         if self.bound.total:
             if self._total is None:
                 self._total = self._count_all()
@@ -395,7 +404,7 @@ class HistoryDatabase:
             if over:
                 self._delete_oldest(over)
 
-    def _keep_room_bound(self, kept: _Kept, added: Counter[tuple[str, ...]]) -> int:
+    def _keep_room_bound(self, kept: _Kept, added: dict[tuple[str, ...], int]) -> int:
         """Bound each key of kept that added (new rows by key) wrote to; return
         how many went."""
         counts = self._counts[kept]
