@@ -77,9 +77,7 @@ def test_memory_store_keeps_the_newest_of_a_room(clock: Clock) -> None:
     kept = result(store.read("#flood", 100))
     assert [e.text for e in kept] == [str(n) for n in range(150, 200)]
     assert [e.id for e in result(store.read("#other", 5))] == [other]
-    assert [e.text for e in result(store.read("#flood", 2, before=ids[151]))] == [
-        "150"
-    ]
+    assert [e.text for e in result(store.read("#flood", 2, before=ids[151]))] == ["150"]
     assert isinstance(refusal(store.read("#flood", 5, before=ids[10])), UnknownId)
     # CHATHISTORY's spans take any id: one below what is left answers nothing.
     assert result(store.select("#flood", Span(10, before=ids[10]))) == []
@@ -121,7 +119,8 @@ def private_rows(first: int, count: int) -> list[PrivateRow]:
 
 
 def count(database: HistoryDatabase, table: str = "messages") -> int:
-    return int(database.connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    found = database.connection.execute(f"SELECT count(*) FROM {table}")
+    return int(found.fetchone()[0])
 
 
 @pytest.fixture

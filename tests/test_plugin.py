@@ -13,13 +13,13 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from chatd.config import ServerConfig
-from chatd.store.interface import Bound
 from chatd.service import (
     FarewellService,
     FileLimitService,
     HistoryService,
     raise_open_file_limit,
 )
+from chatd.store.interface import Bound
 from chatd.store.writer import SQLiteHistory
 from twisted.plugins.chatd_plugin import Options, chatd
 

@@ -27,6 +27,7 @@ from zope.interface.verify import verifyObject
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.store.interface import (
+    DEFAULT_BOUND,
     Bound,
     Entry,
     HistoryUnavailable,
@@ -107,7 +108,7 @@ def start_history(
     clock: Clock,
     days: float = 30,
     shared: bool = False,
-    bound: Bound = Bound(),
+    bound: Bound = DEFAULT_BOUND,
 ) -> RedisHistory:
     """A RedisHistory on server that retries quickly (txredisapi: 1 s, then more)."""
     history = RedisHistory.start(
@@ -123,7 +124,7 @@ def open_history(
     clock: Clock,
     days: float = 30,
     shared: bool = False,
-    bound: Bound = Bound(),
+    bound: Bound = DEFAULT_BOUND,
 ) -> RedisHistory:
     return result(start_history(server, clock, days, shared, bound).ready())
 

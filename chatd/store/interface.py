@@ -95,6 +95,10 @@ class Bound:
         return _over(count, self.total)
 
 
+# The bound a store keeps unless told otherwise: the options' defaults.
+DEFAULT_BOUND = Bound()
+
+
 def _over(count: int, most: int) -> int:
     """count less most once count passes most by more than its SLACK; else 0."""
     if not most or count <= most + most // SLACK:

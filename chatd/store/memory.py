@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from chatd.store.interface import (
+    DEFAULT_BOUND,
     Bound,
     Entry,
     HistoryUnavailable,
@@ -36,7 +37,7 @@ class MemoryHistory:
     """IHistory kept in lists, one per room; nothing survives the object."""
 
     def __init__(
-        self, clock: IReactorTime, manual: bool = False, bound: Bound = Bound()
+        self, clock: IReactorTime, manual: bool = False, bound: Bound = DEFAULT_BOUND
     ) -> None:
         self.clock = clock
         self.manual = manual

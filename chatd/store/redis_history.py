@@ -53,6 +53,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.store.interface import (
+    DEFAULT_BOUND,
     Bound,
     Entry,
     HistoryUnavailable,
@@ -221,7 +222,7 @@ class RedisHistory:
         keep_days: float = 30.0,
         shared: bool = True,
         where: str = "Redis",
-        bound: Bound = Bound(),
+        bound: Bound = DEFAULT_BOUND,
     ) -> None:
         self.factory = factory
         self.clock = clock
@@ -254,7 +255,7 @@ class RedisHistory:
         clock: IReactorTime,
         keep_days: float = 30.0,
         shared: bool = True,
-        bound: Bound = Bound(),
+        bound: Bound = DEFAULT_BOUND,
     ) -> RedisHistory:
         """A RedisHistory for url at once; history works once Redis answers.
 
@@ -283,7 +284,7 @@ class RedisHistory:
         clock: IReactorTime,
         keep_days: float = 30.0,
         shared: bool = True,
-        bound: Bound = Bound(),
+        bound: Bound = DEFAULT_BOUND,
     ) -> defer.Deferred[RedisHistory]:
         """Start a RedisHistory for url; fires with it once it works.
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 from itertools import chain
 
 from chatd.store.interface import (
+    DEFAULT_BOUND,
     Bound,
     Entry,
     Kind,
@@ -237,7 +238,7 @@ class HistoryDatabase:
     """chatd's history in one SQLite file (WAL mode), or in memory."""
 
     def __init__(
-        self, connection: sqlite3.Connection, path: str, bound: Bound = Bound()
+        self, connection: sqlite3.Connection, path: str, bound: Bound = DEFAULT_BOUND
     ) -> None:
         self.connection = connection
         self.path = path
@@ -249,7 +250,7 @@ class HistoryDatabase:
 
     @classmethod
     def open(
-        cls, path: str, busy: float = START_BUSY, bound: Bound = Bound()
+        cls, path: str, busy: float = START_BUSY, bound: Bound = DEFAULT_BOUND
     ) -> HistoryDatabase:
         """Open (or create) the database at path and check it can be written.
 

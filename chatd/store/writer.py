@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from chatd.stats import Histogram
 from chatd.store.interface import (
+    DEFAULT_BOUND,
     Bound,
     Entry,
     HistoryUnavailable,
@@ -111,7 +112,7 @@ class SQLiteHistory:
         clock: IReactorTime,
         threads: IReactorFromThreads,
         keep_days: float = 30.0,
-        bound: Bound = Bound(),
+        bound: Bound = DEFAULT_BOUND,
     ) -> None:
         self.path = path
         self.clock = clock
