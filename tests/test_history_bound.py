@@ -18,6 +18,7 @@ import pytest
 from helpers import Mailbox, connect, lines
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX, ServerConfig
@@ -218,8 +219,12 @@ def test_the_writer_thread_keeps_the_bound(tmp_path: Path, clock: Clock) -> None
         answer = history.read("#flood", 100)
         found: list[list[Entry]] = []
         answer.addCallback(found.append)
-        mailbox.run_until(lambda: bool(found))
+        with capturedLogs() as events:
+            mailbox.run_until(lambda: bool(found))
         assert [e.text for e in found[0]] == [str(n) for n in range(80, 100)]
+        # Said once as it begins (then at most hourly), not per write.
+        said = [e for e in events if "past the bound" in e["log_format"]]
+        assert len(said) == 1 and 10 <= said[0]["count"] <= 80
     finally:
         stopped = history.close()
         mailbox.run_until(lambda: stopped.called)

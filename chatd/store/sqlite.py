@@ -247,6 +247,7 @@ class HistoryDatabase:
         # (by (room,)) and per conversation (by (low, high)), and in all.
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
+        self.deleted_over = 0  # messages the bound deleted (the writer logs them)
 
     @classmethod
     def open(
@@ -423,6 +424,7 @@ class HistoryDatabase:
                 count -= cursor.rowcount
                 deleted += cursor.rowcount
             counts[key] = count
+        self.deleted_over += deleted
         return deleted
 
     def _count(self, kept: _Kept, key: tuple[str, ...]) -> int:
@@ -463,6 +465,7 @@ class HistoryDatabase:
                 if key in counts:
                     counts[key] -= found[width]
             cursor = execute(f"DELETE FROM {kept.table} WHERE id <= ?", (row[0],))
+            self.deleted_over += cursor.rowcount
             if self._total is not None:
                 self._total -= cursor.rowcount
 
