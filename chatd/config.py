@@ -22,6 +22,14 @@ HISTORY_COUNT = 20
 # The most HISTORY lines one answer holds: a larger count is lowered to it.
 # 100 lines of at most about 2.2 KB stay far inside the default --sendq.
 HISTORY_MAX = 100
+# The most messages history keeps (docs/running.md, "How much history"): per
+# room, and per private conversation (--history-room-max), and in all
+# (--history-total-max); the oldest go first, a hundredth of the bound at a
+# time (chatd.store.interface.Bound). 0: no bound. A message of the longest
+# line (--max-line 2048) takes a 4 KiB page of SQLite's, so the total's worst
+# case is about 4.2 GB, a room's about 42 MB (bench/history_bound.py).
+HISTORY_ROOM_MAX = 10_000
+HISTORY_TOTAL_MAX = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

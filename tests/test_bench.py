@@ -129,3 +129,14 @@ def test_bench_runs_chatd_variants_side_by_side(tmp_path: Path) -> None:
     assert [run["server"] for run in document["runs"]] == ["chatd", "chatd-nohist"]
     assert document["meta"]["chatd_variants"] == {"chatd-nohist": "--no-history"}
     assert "chatd/chatd-nohist" in result.stdout
+
+
+def test_history_bound_bench_holds_the_bound(tmp_path: Path) -> None:
+    """bench/history_bound.py's flood: 300 messages over 3 rooms at 50 a room
+    leave 150 rows; with a total of 60, 60 rows."""
+    from bench.history_bound import flood
+
+    rows, size, _, _ = flood(str(tmp_path / "a.sqlite3"), 300, 50, 10, 48, rooms=3)
+    assert rows == 150 and size > 0
+    rows, _, _, _ = flood(str(tmp_path / "b.sqlite3"), 300, 50, 10, 48, 3, 60)
+    assert rows == 60

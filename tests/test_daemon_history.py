@@ -323,3 +323,33 @@ def test_a_lock_while_running_turns_history_off_and_back(tmp_path: Path) -> None
         kept = history_of(read_until(alice, "ENDHISTORY"), "#lobby")
         assert kept[-1][3:] == ["alice", "unlocked again"]
         assert sum("history is off" in text for text in d.log) == 1
+
+
+def test_a_flooded_room_keeps_its_bound_in_the_database(tmp_path: Path) -> None:
+    """--history-room-max 5 --flood-rate 0: 30 lines into #lobby leave 5 rows in
+    the file, the newest; /history before the oldest id answers none, and
+    before a deleted id ERR bad-args (as for one retention deleted)."""
+    args = ["--listen", LOOPBACK, "--history-room-max", "5", "--flood-rate", "0"]
+    with running_daemon(args, tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        alice, _ = joined(port, "alice")
+        alice.send("/ids on")
+        first = ""
+        for n in range(30):
+            alice.send(f"flood {n}")
+            if n == 0:
+                first = alice.expect("ID #lobby ").split()[2]
+            alice.expect(f"MSG #lobby alice flood {n}")
+        alice.send("/history 100")
+        kept = history_of(read_until(alice, "ENDHISTORY"), "#lobby")
+        assert [row[4] for row in kept] == [f"flood {n}" for n in range(25, 30)]
+        alice.send(f"/history before {kept[0][0]}")
+        assert alice.expect("ENDHISTORY") == "ENDHISTORY #lobby 0"
+        alice.send(f"/history before {first}")
+        assert alice.expect("ERR ") == (
+            f"ERR bad-args {first} is not a message id of #lobby"
+        )
+    with sqlite3.connect(tmp_path / DB) as connection:
+        rows = connection.execute("SELECT count(*) FROM messages").fetchone()
+    connection.close()
+    assert rows == (5,)

@@ -19,6 +19,7 @@ from chatd.service import (
     HistoryService,
     raise_open_file_limit,
 )
+from chatd.store.interface import Bound
 from chatd.store.writer import SQLiteHistory
 from twisted.plugins.chatd_plugin import Options, chatd
 
@@ -110,6 +111,9 @@ def test_room_caps_reach_the_config_and_the_chat() -> None:
         (["--history-days", "-1"], "zero or more"),
         (["--history-days", "a month"], "expected a number"),
         (["--database", ""], "--database needs a file name"),
+        (["--history-room-max", "-1"], "zero or more"),
+        (["--history-room-max", "lots"], "whole number"),
+        (["--history-total-max", "1e6"], "whole number"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
@@ -166,6 +170,17 @@ def test_history_options_are_parsed() -> None:
         "/var/lib/chatd/h.db",
         7.0,
     )
+
+
+def test_history_bound_options_reach_the_store() -> None:
+    """--history-room-max and --history-total-max (default 10,000 and 1,000,000;
+    0: no bound) become the SQLite store's Bound."""
+    assert parse()["history-bound"] == Bound(10_000, 1_000_000) == Bound()
+    options = parse("--history-room-max", "500", "--history-total-max", "0")
+    history = next(
+        c for c in chatd.makeService(options) if isinstance(c, HistoryService)
+    )
+    assert history.history.bound == Bound(room=500, total=0)
 
 
 def test_no_history_means_no_store() -> None:

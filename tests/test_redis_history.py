@@ -27,6 +27,8 @@ from zope.interface.verify import verifyObject
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.store.interface import (
+    DEFAULT_BOUND,
+    Bound,
     Entry,
     HistoryUnavailable,
     IHistory,
@@ -43,6 +45,7 @@ from chatd.store.redis_history import (
     RedisHistory,
     message_id,
     parse_url,
+    private_room,
     room_key,
     stream_id,
 )
@@ -101,11 +104,15 @@ def clock() -> Clock:
 
 
 def start_history(
-    server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
+    server: RedisServer,
+    clock: Clock,
+    days: float = 30,
+    shared: bool = False,
+    bound: Bound = DEFAULT_BOUND,
 ) -> RedisHistory:
     """A RedisHistory on server that retries quickly (txredisapi: 1 s, then more)."""
     history = RedisHistory.start(
-        reactor, server.url, clock, keep_days=days, shared=shared
+        reactor, server.url, clock, keep_days=days, shared=shared, bound=bound
     )
     history.factory.initialDelay = 0.05
     history.factory.maxDelay = 0.2
@@ -113,9 +120,13 @@ def start_history(
 
 
 def open_history(
-    server: RedisServer, clock: Clock, days: float = 30, shared: bool = False
+    server: RedisServer,
+    clock: Clock,
+    days: float = 30,
+    shared: bool = False,
+    bound: Bound = DEFAULT_BOUND,
 ) -> RedisHistory:
-    return result(start_history(server, clock, days, shared).ready())
+    return result(start_history(server, clock, days, shared, bound).ready())
 
 
 @pytest.fixture
@@ -368,6 +379,58 @@ def test_messages_past_their_days_are_trimmed(
             assert [e.text for e in result(history.read("#quiet", 5))] == ["kept"]
         assert any("deleted" in e.get("log_format", "") for e in events)
         assert result(history.prune()) == 0
+    finally:
+        result(history.close())
+
+
+def _length(server: RedisServer, key: str) -> int:
+    reply = ask(server.port, "XLEN", key)
+    assert reply.startswith(b":"), reply
+    return int(reply[1:])
+
+
+def test_a_flooded_room_is_trimmed_to_the_bound(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """1,000 messages into a room bounded at 100 (and 300 into a conversation):
+    each write trims to about the bound (a stream node's worth more at most);
+    the newest stay."""
+    history = open_history(redis_server, clock, bound=Bound(room=100, total=0))
+    try:
+        # Turns of 73: the stream's nodes are not filled evenly.
+        for turn in range(0, 1000, 73):
+            for n in range(turn, min(turn + 73, 1000)):
+                history.record("#flood", Kind.MESSAGE, "m", str(n))
+            for n in range(turn * 3 // 10, min(turn + 73, 1000) * 3 // 10):
+                history.record_private("alice", "bob", Kind.MESSAGE, "alice", str(n))
+            result(history.read("#flood", 1))  # the turn's script has run
+        assert 100 <= _length(redis_server, room_key("#flood")) <= 200
+        private = room_key(private_room("alice", "bob"))
+        assert 100 <= _length(redis_server, private) <= 200
+        kept = result(history.read("#flood", 100))
+        assert [e.text for e in kept] == [str(n) for n in range(900, 1000)]
+        assert result(history.read_private("bob", "alice", 1))[0].text == "299"
+    finally:
+        result(history.close())
+
+
+def test_the_hourly_trim_brings_every_room_to_the_bound_exactly(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """A room written past the bound (by a node without it, say) is trimmed to
+    exactly the bound at start and every hour, and the log says how many went."""
+    unbounded = open_history(redis_server, clock, bound=Bound(0, 0))
+    for n in range(250):
+        unbounded.record("#old", Kind.MESSAGE, "m", str(n))
+    result(unbounded.close())
+    with capturedLogs() as events:  # the first trim is at connection
+        history = open_history(redis_server, clock, bound=Bound(room=100, total=0))
+        result(history.read("#old", 1))
+    try:
+        assert _length(redis_server, room_key("#old")) == 100
+        assert result(history.prune()) == 0
+        assert [e.text for e in result(history.read("#old", 1))] == ["249"]
+        assert any("past {most} a room" in e["log_format"] for e in events)
     finally:
         result(history.close())
 

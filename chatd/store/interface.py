@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from zope.interface import Attribute, Interface
 
+from chatd.config import HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX
+
 if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
     from twisted.internet.defer import Deferred
 
@@ -61,6 +63,47 @@ class Span:
     after: int | None = None
     before: int | None = None
     newest: bool = True
+
+
+# A bound is kept within a hundredth of itself: the oldest go once a room (or
+# the total) holds a hundredth more than its bound, back down to the bound, so
+# that a full room costs one deletion per hundredth of its bound written, not
+# one per message. A bound below 100 is kept exactly.
+SLACK = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """How many messages a store keeps at most; past it the oldest are deleted.
+
+    room: per room, and per private conversation; total: in all, rooms' and
+    private together (a store that cannot count all says so in its docs).
+    0: no bound. A store holds at most a bound and a hundredth of it (SLACK).
+    Ids stay as they were: a deleted one is a `before` that is not one of
+    the room's ids any more, as after retention.
+    """
+
+    room: int = HISTORY_ROOM_MAX
+    total: int = HISTORY_TOTAL_MAX
+
+    def over_room(self, count: int) -> int:
+        """How many of a room's (or conversation's) count messages go now."""
+        return _over(count, self.room)
+
+    def over_total(self, count: int) -> int:
+        """How many of the count messages kept in all go now."""
+        return _over(count, self.total)
+
+
+# The bound a store keeps unless told otherwise: the options' defaults.
+DEFAULT_BOUND = Bound()
+
+
+def _over(count: int, most: int) -> int:
+    """count less most once count passes most by more than its SLACK; else 0."""
+    if not most or count <= most + most // SLACK:
+        return 0
+    return count - most
 
 
 def id_at(millis: int) -> int:

@@ -16,6 +16,8 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from chatd.store.interface import (
+    DEFAULT_BOUND,
+    Bound,
     Entry,
     HistoryUnavailable,
     IHistory,
@@ -34,9 +36,13 @@ T = TypeVar("T")
 class MemoryHistory:
     """IHistory kept in lists, one per room; nothing survives the object."""
 
-    def __init__(self, clock: IReactorTime, manual: bool = False) -> None:
+    def __init__(
+        self, clock: IReactorTime, manual: bool = False, bound: Bound = DEFAULT_BOUND
+    ) -> None:
         self.clock = clock
         self.manual = manual
+        self.bound = bound
+        self.total = 0  # messages kept, rooms' and private
         self.reason: str | None = None
         self.rooms: dict[str, list[Entry]] = {}
         # Private conversations by conversation(one, other) (folded accounts).
@@ -50,7 +56,7 @@ class MemoryHistory:
         msg_id = self.stamps.next(now)
         if self.reason is None:
             entry = Entry(msg_id, millis(now), kind, nick, text)
-            self.rooms.setdefault(room, []).append(entry)
+            self._keep(self.rooms.setdefault(room, []), entry)
         return msg_id, now
 
     def record_private(
@@ -61,8 +67,22 @@ class MemoryHistory:
         if self.reason is None:
             entry = Entry(msg_id, millis(now), kind, name, text)
             pair = conversation(sender, recipient)
-            self.conversations.setdefault(pair, []).append(entry)
+            self._keep(self.conversations.setdefault(pair, []), entry)
         return msg_id, now
+
+    def _keep(self, entries: list[Entry], entry: Entry) -> None:
+        """Add entry to its room's (or conversation's) list, within the bound."""
+        entries.append(entry)
+        over = self.bound.over_room(len(entries))
+        del entries[:over]
+        self.total += 1 - over
+        for _ in range(self.bound.over_total(self.total)):
+            kept = [kept for kept in self._lists() if kept]
+            del min(kept, key=lambda oldest: oldest[0].id)[0]
+            self.total -= 1
+
+    def _lists(self) -> list[list[Entry]]:
+        return [*self.rooms.values(), *self.conversations.values()]
 
     def has_history(self, room: str) -> bool:
         return room in self.rooms
@@ -101,7 +121,7 @@ class MemoryHistory:
 
     def forget_private(self, account: str) -> None:
         for pair in [pair for pair in self.conversations if account in pair]:
-            del self.conversations[pair]
+            self.total -= len(self.conversations.pop(pair))
 
     def _select(self, entries: list[Entry], span: Span) -> defer.Deferred[list[Entry]]:
         if self.reason is not None:

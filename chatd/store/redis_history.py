@@ -20,7 +20,10 @@ reconnects by itself (with back-off) and history works again once it has.
 Retention follows --history-days as the SQLite store does: each write trims
 its room's stream to about the last days (XADD MINID ~, cheap), and once an
 hour every room is trimmed exactly (XTRIM MINID), rooms nobody speaks in
-included. There is no cap on a room's count, as in the SQLite store.
+included. The bound on a room's count (--history-room-max, Bound.room) is
+kept the same way: each write trims to about it (XTRIM MAXLEN ~), the hour
+exactly (XTRIM MAXLEN). There is no total bound here (Bound.total): streams
+are not counted together (docs/running.md, How much history).
 
 Private conversations (docs/protocol.md, Private history) are streams too,
 one per pair of parties, kept, read and trimmed as a room's: their "room" is
@@ -50,6 +53,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.store.interface import (
+    DEFAULT_BOUND,
+    Bound,
     Entry,
     HistoryUnavailable,
     IHistory,
@@ -124,13 +129,18 @@ return gone
 # Keep a turn's messages (RedisHistory._write_kept), in order; one refused
 # (an id below its stream's last) does not stop the others.
 # KEYS: the streams, one per message; ARGV[1]: the MINID to trim to, or "";
-# then per message its stream id, its count of field words, and those words.
-# Answers {refused, the last refusal's text}.
+# ARGV[2]: the most entries a stream keeps (Bound.room), or ""; then per
+# message its stream id, its count of field words, and those words. Each
+# stream written is trimmed to about that many once, at the end (MAXLEN ~:
+# whole nodes of the stream, so up to a node's worth, 100, more stay; the
+# hourly prune trims exactly). Answers {refused, the last refusal's text}.
 WRITE = """
-local minid = ARGV[1]
-local at = 2
+local minid, maxlen = ARGV[1], ARGV[2]
+local at = 3
 local refused, why = 0, ''
+local written = {}
 for k = 1, #KEYS do
+  written[KEYS[k]] = true
   local words = tonumber(ARGV[at + 1])
   local command = {'XADD', KEYS[k]}
   if minid ~= '' then
@@ -143,6 +153,11 @@ for k = 1, #KEYS do
     refused, why = refused + 1, answer.err
   end
   at = at + 2 + words
+end
+if maxlen ~= '' then
+  for key in pairs(written) do
+    redis.call('XTRIM', key, 'MAXLEN', '~', maxlen)
+  end
 end
 return {refused, why}
 """
@@ -207,10 +222,12 @@ class RedisHistory:
         keep_days: float = 30.0,
         shared: bool = True,
         where: str = "Redis",
+        bound: Bound = DEFAULT_BOUND,
     ) -> None:
         self.factory = factory
         self.clock = clock
         self.keep_days = keep_days  # 0: keep for ever
+        self.bound = bound  # per room and conversation; no total here
         self.shared = shared
         self.where = where  # for the log: the URL
         self.reason: str | None = CONNECTING
@@ -225,7 +242,7 @@ class RedisHistory:
         # This turn's messages, not sent yet: (stream key, stream id, fields).
         self._kept: list[tuple[str, str, list[object]]] = []
         self._write_call: Any = None
-        if keep_days:
+        if keep_days or bound.room:
             self._pruner = LoopingCall(self._prune_hourly)
             self._pruner.clock = clock
         self._wait_for_link()
@@ -238,6 +255,7 @@ class RedisHistory:
         clock: IReactorTime,
         keep_days: float = 30.0,
         shared: bool = True,
+        bound: Bound = DEFAULT_BOUND,
     ) -> RedisHistory:
         """A RedisHistory for url at once; history works once Redis answers.
 
@@ -254,7 +272,9 @@ class RedisHistory:
         )
         factory.protocol = LogLink  # whole replies at once, TCP_NODELAY
         factory.startConnecting(endpoint_for(reactor, host, port))
-        return cls(factory, clock, keep_days=keep_days, shared=shared, where=url)
+        return cls(
+            factory, clock, keep_days=keep_days, shared=shared, where=url, bound=bound
+        )
 
     @classmethod
     def connect(
@@ -264,13 +284,14 @@ class RedisHistory:
         clock: IReactorTime,
         keep_days: float = 30.0,
         shared: bool = True,
+        bound: Bound = DEFAULT_BOUND,
     ) -> defer.Deferred[RedisHistory]:
         """Start a RedisHistory for url; fires with it once it works.
 
         It waits as long as Redis takes to answer (txredisapi keeps trying):
         add a timeout where a caller must not wait for ever.
         """
-        return cls.start(reactor, url, clock, keep_days, shared).ready()
+        return cls.start(reactor, url, clock, keep_days, shared, bound).ready()
 
     def ready(self) -> defer.Deferred[RedisHistory]:
         """Fires with this store once it has first reached Redis."""
@@ -444,7 +465,7 @@ class RedisHistory:
             self.dropped += len(kept)
             return
         minid = stream_id(self._cutoff()) if self.keep_days else ""
-        words: list[object] = [minid]
+        words: list[object] = [minid, self.bound.room or ""]
         for _, entry_id, fields in kept:
             words += [entry_id, len(fields), *fields]
         keys = [key for key, _, _ in kept]
@@ -674,35 +695,53 @@ class RedisHistory:
         self.prune()
 
     def prune(self) -> defer.Deferred[int]:
-        """Trim every room to its last keep_days exactly; fires with how many went.
+        """Trim every room to its last keep_days and to the bound's count,
+        exactly; fires with how many went.
 
         The trims are sent at once, so a read asked after sees them. The rooms
         are those this store knows (read at connection, and written since);
         the set is read again for the next time, for rooms other nodes began.
         """
         link = self._link
-        if link is None or not self.keep_days:
+        if link is None or not (self.keep_days or self.bound.room):
             return defer.succeed(0)
-        cutoff = stream_id(self._cutoff())
-        trims = [
-            self._send(link, "XTRIM", room_key(room), "MINID", cutoff)
-            for room in sorted(self._rooms)
-        ]
+        rooms = sorted(self._rooms)
+        trims: list[defer.Deferred[Any]] = []
+        if self.keep_days:
+            cutoff = stream_id(self._cutoff())
+            trims += [
+                self._send(link, "XTRIM", room_key(room), "MINID", cutoff)
+                for room in rooms
+            ]
+        aged = len(trims)
+        if self.bound.room:
+            trims += [
+                self._send(link, "XTRIM", room_key(room), "MAXLEN", self.bound.room)
+                for room in rooms
+            ]
         self._send(link, "SMEMBERS", ROOMS_KEY).addCallbacks(
             self._rooms.update, lambda failure: None
         )
         trimmed = defer.gatherResults(trims, consumeErrors=True)
 
         def count(trimmed: list[Any]) -> int:
-            deleted = sum(int(n) for n in trimmed)
-            if deleted:
+            old = sum(int(n) for n in trimmed[:aged])
+            over = sum(int(n) for n in trimmed[aged:])
+            if old:
                 self.log.info(
                     "history: deleted {count} {messages} older than {days:g} days",
-                    count=deleted,
-                    messages="message" if deleted == 1 else "messages",
+                    count=old,
+                    messages="message" if old == 1 else "messages",
                     days=self.keep_days,
                 )
-            return deleted
+            if over:
+                self.log.info(
+                    "history: deleted {count} {messages} past {most} a room",
+                    count=over,
+                    messages="message" if over == 1 else "messages",
+                    most=self.bound.room,
+                )
+            return old + over
 
         def failed(failure: Failure) -> int:
             self.log.warn(

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 
-from chatd.store.interface import Entry, Kind, Span, UnknownId, conversation
+from chatd.store.interface import (
+    DEFAULT_BOUND,
+    Bound,
+    Entry,
+    Kind,
+    Span,
+    UnknownId,
+    conversation,
+)
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
@@ -94,6 +102,10 @@ RUN_BUSY = 1.0  # and while running, before a write is given up as failed
 # interpreter's switch interval (5 ms). So a batch costs a few waits however
 # large it is, and a writer that falls behind catches up with larger batches.
 ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
+# Messages one write deletes at most for a room's bound, and for the total: a
+# bound lowered on a full database is reached over the next writes, not in one
+# long transaction that every read waits for.
+BOUND_CHUNK = 1000  # about 12 ms of the thread at a million rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +115,16 @@ class _Kept:
     table: str
     speaker: str
     where: str
+    key: str  # the columns of the key, as the where clause names them
 
     @property
     def columns(self) -> str:
         return f"SELECT id, time, kind, {self.speaker}, text FROM {self.table} "
 
 
-ROOM = _Kept("messages", "nick", "room = ?")
+ROOM = _Kept("messages", "nick", "room = ?", "room")
 # One conversation: the key is conversation(one, other).
-PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?")
+PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?", "low, high")
 ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text) VALUES "
 PRIVATE_INSERT = (
     "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
@@ -131,6 +144,14 @@ def _insert(head: str, width: int, count: int) -> str:
 def _entries(rows: Iterable[tuple[int, int, str, str, str]]) -> list[Entry]:
     """Entries of rows (id, time, kind, nick or sender, text)."""
     return [Entry(row[0], row[1], Kind(row[2]), row[3], row[4]) for row in rows]
+
+
+def _by_key(keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
+    """How many of keys are each key (a Counter costs more for a batch of one)."""
+    counted: dict[tuple[str, ...], int] = {}
+    for key in keys:
+        counted[key] = counted.get(key, 0) + 1
+    return counted
 
 
 class StoreError(Exception):
@@ -216,12 +237,22 @@ def _create_private(path: str) -> None:
 class HistoryDatabase:
     """chatd's history in one SQLite file (WAL mode), or in memory."""
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: str, bound: Bound = DEFAULT_BOUND
+    ) -> None:
         self.connection = connection
         self.path = path
+        self.bound = bound
+        # What the bound counts, learnt as writes need it: messages per room
+        # (by (room,)) and per conversation (by (low, high)), and in all.
+        self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
+        self._total: int | None = None
+        self.deleted_over = 0  # messages the bound deleted (the writer logs them)
 
     @classmethod
-    def open(cls, path: str, busy: float = START_BUSY) -> HistoryDatabase:
+    def open(
+        cls, path: str, busy: float = START_BUSY, bound: Bound = DEFAULT_BOUND
+    ) -> HistoryDatabase:
         """Open (or create) the database at path and check it can be written.
 
         Raises StoreError with a sentence for a person: locked by another
@@ -235,7 +266,7 @@ class HistoryDatabase:
             connection = sqlite3.connect(
                 path, timeout=busy, isolation_level=None, check_same_thread=False
             )
-            database = cls(connection, path)
+            database = cls(connection, path, bound)
             database._prepare()
         except sqlite3.Error as error:
             if connection is not None:
@@ -337,11 +368,118 @@ class HistoryDatabase:
                     "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
                     [(room,) for room in {row[1] for row in room_rows}],
                 )
+            self._keep_bound(room_rows, private_rows)
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
+            self._recount()  # what was counted may not have been written
             raise
+
+    # -- the bound (Bound): the oldest go first ---------------------------------
+
+    def _keep_bound(
+        self, room_rows: Sequence[RoomRow], private_rows: Sequence[PrivateRow]
+    ) -> None:
+        """Delete what the rows just added put over the bound, oldest first.
+
+        Each room (and conversation) written to is counted once, at its first
+        write since the start (an index range, at most the bound long), then
+        kept count of; one that is over loses its oldest through the index on
+        (room, id). The total is counted once too, then the oldest ids go, a
+        range of the primary key. A write below the bound deletes nothing.
+        """
+        added = len(room_rows) + len(private_rows)
+        if self.bound.room:
+            if room_rows:
+                added -= self._keep_room_bound(ROOM, _by_key(r[1:2] for r in room_rows))
+            if private_rows:
+                added -= self._keep_room_bound(
+                    PRIVATE, _by_key(r[1:3] for r in private_rows)
+                )
+        if self.bound.total:
+            if self._total is None:
+                self._total = self._count_all()
+            else:
+                self._total += added
+            over = min(self.bound.over_total(self._total), BOUND_CHUNK)
+            if over:
+                self._delete_oldest(over)
+
+    def _keep_room_bound(self, kept: _Kept, added: dict[tuple[str, ...], int]) -> int:
+        """Bound each key of kept that added (new rows by key) wrote to; return
+        how many went."""
+        counts = self._counts[kept]
+        deleted = 0
+        for key, new in added.items():
+            count = counts.get(key)
+            count = self._count(kept, key) if count is None else count + new
+            over = min(self.bound.over_room(count), BOUND_CHUNK)
+            if over:
+                cursor = self.connection.execute(
+                    f"DELETE FROM {kept.table} WHERE id IN (SELECT id FROM "
+                    f"{kept.table} WHERE {kept.where} ORDER BY id LIMIT ?)",
+                    (*key, over),
+                )
+                count -= cursor.rowcount
+                deleted += cursor.rowcount
+            counts[key] = count
+        self.deleted_over += deleted
+        return deleted
+
+    def _count(self, kept: _Kept, key: tuple[str, ...]) -> int:
+        row = self.connection.execute(
+            f"SELECT count(*) FROM {kept.table} WHERE {kept.where}", key
+        ).fetchone()
+        return int(row[0])
+
+    def _count_all(self) -> int:
+        row = self.connection.execute(
+            "SELECT (SELECT count(*) FROM messages) "
+            "+ (SELECT count(*) FROM private_messages)"
+        ).fetchone()
+        return int(row[0])
+
+    def _delete_oldest(self, over: int) -> None:
+        """Delete the over oldest messages of all, rooms' and private."""
+        execute = self.connection.execute
+        # Ids are unique across both tables: the over-th smallest is the cutoff.
+        row = execute(
+            "SELECT id FROM messages UNION ALL SELECT id FROM private_messages "
+            "ORDER BY id LIMIT 1 OFFSET ?",
+            (over - 1,),
+        ).fetchone()
+        if row is None:
+            return
+        for kept in (ROOM, PRIVATE):
+            counts = self._counts[kept]
+            width = kept.key.count(",") + 1
+            # NOT INDEXED: a range of the primary key, not the whole index
+            # on (room, id) that GROUP BY would otherwise walk.
+            for found in execute(
+                f"SELECT {kept.key}, count(*) FROM {kept.table} NOT INDEXED "
+                f"WHERE id <= ? GROUP BY {kept.key}",
+                (row[0],),
+            ).fetchall():
+                key = tuple(found[:width])
+                if key in counts:
+                    counts[key] -= found[width]
+            cursor = execute(f"DELETE FROM {kept.table} WHERE id <= ?", (row[0],))
+            self.deleted_over += cursor.rowcount
+            if self._total is not None:
+                self._total -= cursor.rowcount
+
+    def _recount(self) -> None:
+        """Forget every count: a write was rolled back."""
+        self._counts = {ROOM: {}, PRIVATE: {}}
+        self._total = None
+
+    def _forget_room_counts(self, deleted: int) -> None:
+        """Rows went another way (retention, a dropped account): the rooms'
+        counts are learnt again, the total is lowered by deleted."""
+        self._counts = {ROOM: {}, PRIVATE: {}}
+        if self._total is not None:
+            self._total -= deleted
 
     def _insert(
         self, head: str, width: int, rows: Sequence[RoomRow | PrivateRow]
@@ -453,6 +591,7 @@ class HistoryDatabase:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
             raise
+        self._forget_room_counts(cursor.rowcount)
         return cursor.rowcount
 
     def prune(self, older_than: int, limit: int) -> int:
@@ -470,6 +609,8 @@ class HistoryDatabase:
             deleted += cursor.rowcount
             if deleted >= limit:
                 break
+        if deleted:
+            self._forget_room_counts(deleted)
         return deleted
 
     def close(self) -> None:

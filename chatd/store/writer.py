@@ -36,6 +36,8 @@ from zope.interface import implementer
 
 from chatd.stats import Histogram
 from chatd.store.interface import (
+    DEFAULT_BOUND,
+    Bound,
     Entry,
     HistoryUnavailable,
     IHistory,
@@ -110,11 +112,15 @@ class SQLiteHistory:
         clock: IReactorTime,
         threads: IReactorFromThreads,
         keep_days: float = 30.0,
+        bound: Bound = DEFAULT_BOUND,
     ) -> None:
         self.path = path
         self.clock = clock
         self.threads = threads
         self.keep_days = keep_days  # 0: keep forever
+        # The most messages kept per room and in all: the thread deletes the
+        # oldest as it writes (HistoryDatabase.append).
+        self.bound = bound
         self.reason: str | None = None
         self.database: HistoryDatabase | None = None
         self.stamps = Stamps()
@@ -129,6 +135,7 @@ class SQLiteHistory:
         self._pruner: LoopingCall | None = None
         self._stopped: defer.Deferred[None] | None = None
         self._down = False  # the thread's own view: the last attempt failed
+        self._over_noted = -PRUNE_EVERY  # when the thread last logged the bound's
         # For --metrics, written by the thread once per batch (chatd.stats).
         self.written = 0  # messages written to the database
         self.batch_seconds = Histogram()  # how long each batch's transaction took
@@ -157,7 +164,7 @@ class SQLiteHistory:
 
     def open_database(self) -> HistoryDatabase:
         """Open the database at self.path (StoreError if it cannot be used)."""
-        return HistoryDatabase.open(self.path)
+        return HistoryDatabase.open(self.path, bound=self.bound)
 
     def close(self) -> defer.Deferred[None]:
         """Write everything recorded, close the database; fires when done."""
@@ -319,6 +326,16 @@ class SQLiteHistory:
         self.reason = None
         self.log.info("history is kept again")
 
+    def _bounded(self, deleted: int) -> None:
+        self.log.info(
+            "history: deleted {count} {messages} past the bound ({room} a room, "
+            "{total} in all)",
+            count=deleted,
+            messages="message" if deleted == 1 else "messages",
+            room=self.bound.room or "no bound",
+            total=self.bound.total or "no bound",
+        )
+
     def _pruned(self, deleted: int) -> None:
         self.log.info(
             "history: deleted {count} {messages} older than {days:g} days",
@@ -381,6 +398,13 @@ class SQLiteHistory:
             return
         self.batch_seconds.observe(time.perf_counter() - started)
         self.written += len(rows)
+        over = database.deleted_over
+        # Logged once as it begins, then at most once per PRUNE_EVERY: a
+        # flooded room deletes with nearly every write.
+        if over and time.monotonic() - self._over_noted >= PRUNE_EVERY:
+            database.deleted_over = 0
+            self._over_noted = time.monotonic()
+            self.threads.callFromThread(self._bounded, over)
         if self._down:
             self._down = False
             self.threads.callFromThread(self._came_back)

@@ -136,6 +136,12 @@ class Options(usage.Options):
         ["history-days", None, 30.0,
          "days a message is kept; older ones are deleted (0: kept for ever)",
          _seconds],
+        ["history-room-max", None, 10000,
+         "messages kept per room and per private conversation; past it the "
+         "oldest are deleted (0: no bound)", _whole_number],
+        ["history-total-max", None, 1000000,
+         "messages kept in all, rooms' and private (the SQLite history); past it "
+         "the oldest are deleted (0: no bound)", _whole_number],
         ["backfill", None, 20,
          "messages a joiner gets from the room's history (0: none; at most 100)",
          _whole_number],
@@ -226,6 +232,7 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
         from chatd.names import clean_text
+        from chatd.store.interface import Bound
 
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
@@ -267,6 +274,9 @@ class Options(usage.Options):
                 "--argon2-memory must be at least 8 KiB for each of --argon2-lanes"
             )
         operators = _read_operators(self["operators"]) if self["operators"] else ()
+        self["history-bound"] = Bound(
+            room=self["history-room-max"], total=self["history-total-max"]
+        )
         self["config"] = ServerConfig(
             name=name,
             motd=motd,
@@ -379,7 +389,11 @@ class ChatServiceMaker:
         else:
             threads = cast(IReactorFromThreads, reactor)
             history = SQLiteHistory(
-                options["database"], reactor, threads, options["history-days"]
+                options["database"],
+                reactor,
+                threads,
+                options["history-days"],
+                options["history-bound"],
             )
             store = SQLiteAccounts(history)  # the same file (schema v2)
         hashing = HashingService(cast(IReactorFromThreads, reactor))
@@ -420,7 +434,9 @@ class ChatServiceMaker:
         if options["no-history"]:
             Logger(namespace="chatd").warn("--no-history: no history in the cluster")
         else:
-            history = RedisHistory.start(tcp, url, clock, options["history-days"])
+            history = RedisHistory.start(
+                tcp, url, clock, options["history-days"], bound=options["history-bound"]
+            )
         # One record per account for the whole cluster (docs/cluster.md, Accounts).
         accounts = RedisAccounts.start(tcp, url)
         hashing = HashingService(cast(IReactorFromThreads, reactor))
