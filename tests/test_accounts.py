@@ -18,6 +18,7 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from chatd.accounts import MAX_PENDING, Accounts, Hasher, run_inline
+from chatd.password_queue import MAX_QUEUED
 from chatd.chat import Chat, Renamed, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
@@ -161,17 +162,27 @@ def test_wrong_passwords_are_throttled_per_address() -> None:
 
 
 def test_wrong_passwords_are_throttled_per_account() -> None:
-    """Many addresses guessing one account: 10 at once, then one per 30 s; the
-    owner's right password still waits its turn, then works."""
+    """Many addresses guessing one account: 20 new addresses at once, then one a
+    minute; those that guessed wrong share 10 more, then one per 30 s. The
+    owner, from the address that knew the password, is never held back."""
     chat, accounts, clock = world()
-    registered(chat, accounts)
+    registered(chat, accounts)  # from HOST
     bob, _ = enter(chat, accounts, "bob")
-    codes = []
-    for n in range(12):
-        guess = partial(accounts.identify, bob, "alice", "guess", f"10.0.0.{n}")
-        codes.append(code(guess))
-    assert codes == [ErrorCode.AUTH_FAILED] * 10 + [ErrorCode.THROTTLED] * 2
-    clock.advance(30)
+
+    def guess(n: int) -> ErrorCode:
+        return code(partial(accounts.identify, bob, "alice", "guess", f"10.0.0.{n}"))
+
+    assert [guess(n) for n in range(21)] == [ErrorCode.AUTH_FAILED] * 20 + [
+        ErrorCode.THROTTLED
+    ]
+    assert [guess(n) for n in range(12)] == [ErrorCode.AUTH_FAILED] * 10 + [
+        ErrorCode.THROTTLED
+    ] * 2
+    result(accounts.identify(bob, "alice", PASSWORD, HOST))
+    assert code(lambda: accounts.identify(bob, "alice", "x", "10.0.1.1")) is (
+        ErrorCode.THROTTLED
+    )
+    clock.advance(60)
     result(accounts.identify(bob, "alice", PASSWORD, "10.0.1.1"))
 
 
@@ -185,7 +196,9 @@ def test_a_right_password_costs_no_try() -> None:
 
 
 def test_checks_past_the_pending_limit_are_refused_as_busy() -> None:
-    """With MAX_PENDING hashes on their way, the next is throttled at once."""
+    """With MAX_PENDING checks on their way, the next from an address that has
+    one waiting is refused as busy at once; an address with nothing waiting
+    still gets in, up to MAX_QUEUED."""
     waiting: list[defer.Deferred[object]] = []
 
     def manual(work: Callable[[], object]) -> defer.Deferred[object]:
@@ -198,7 +211,13 @@ def test_checks_past_the_pending_limit_are_refused_as_busy() -> None:
     accounts = Accounts(chat, MemoryAccounts(), Hasher(CHEAP, manual), clock, CHEAP)
     bob, _ = enter(chat, accounts, "bob")
     for n in range(MAX_PENDING):
-        accounts.identify(bob, "alice", "x", f"10.0.{n}.1")
+        accounts.identify(bob, f"user{n}", "x", f"10.0.{n}.1")
+    assert len(waiting) == 2  # the two threads' worth; the rest wait in turn
+    with pytest.raises(ChatError) as refused:
+        result(accounts.identify(bob, "alice", "x", "10.0.31.1"))
+    assert "busy" in refused.value.text
+    for n in range(MAX_QUEUED - MAX_PENDING):
+        accounts.identify(bob, f"other{n}", "x", f"10.1.{n}.1")
     assert code(lambda: accounts.identify(bob, "alice", "x", "10.9.9.9")) is (
         ErrorCode.THROTTLED
     )
@@ -245,10 +264,10 @@ def test_set_password_and_unregister() -> None:
     chat, accounts, _ = world()
     alice, _ = registered(chat, accounts)
     bob, _ = enter(chat, accounts, "bob")
-    assert code(lambda: accounts.set_password(bob, "new password", None)) is (
+    assert code(lambda: accounts.set_password(bob, "new password", None, HOST)) is (
         ErrorCode.NOT_IDENTIFIED
     )
-    result(accounts.set_password(alice, "new password", "new password"))
+    result(accounts.set_password(alice, "new password", "new password", HOST))
     assert code(lambda: accounts.identify(bob, "alice", PASSWORD, HOST)) is (
         ErrorCode.AUTH_FAILED
     )
@@ -268,7 +287,7 @@ def test_passwords_are_never_logged() -> None:
     with capturedLogs() as events:
         alice, _ = registered(chat, accounts)
         code(lambda: accounts.identify(alice, "alice", "wrong-guess-xyz", HOST))
-        result(accounts.set_password(alice, "second secret", None))
+        result(accounts.set_password(alice, "second secret", None, HOST))
         result(accounts.unregister(alice, "second secret", HOST))
     text = repr(events)
     assert events
