@@ -12,8 +12,9 @@ password work can starve anyone else's (docs/security.md):
   yet is let in (up to MAX_QUEUED): a few busy addresses cannot fill the
   queue for everyone else.
 - The jobs are served round robin by lane (the address): one job of each
-  lane in turn, so a newcomer waits behind one job of each other address,
-  not behind all of them.
+  lane in turn (each job is tagged with its turn, start-time fair queueing),
+  so a newcomer waits behind one job of each other address, not behind all
+  of them.
 - A check of a password carries the wrong-password budgets it spends if
   the password is wrong (Budget): it starts while they have a try that no
   check on its way has reserved; while all their tries are reserved, it
@@ -23,7 +24,7 @@ password work can starve anyone else's (docs/security.md):
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -121,6 +122,7 @@ class _Job:
     work: Callable[[], object]
     claim: Claim
     answer: defer.Deferred[object]
+    turn: int  # served in order of turns: one more than its lane's last
 
 
 def busy() -> ChatError:
@@ -137,7 +139,10 @@ class PasswordQueue:
     def __init__(self, run: Runner[object], threads: int = THREADS) -> None:
         self.run = run
         self.threads = threads
-        self.lanes: OrderedDict[str, deque[_Job]] = OrderedDict()
+        self.lanes: dict[str, deque[_Job]] = {}  # jobs waiting, by lane
+        # Each lane's jobs waiting or running, and the turn of its last one.
+        self.lane_jobs: dict[str, tuple[int, int]] = {}
+        self.turn = 0  # the turn of the job started last
         self.counts: dict[str, int] = {}  # jobs waiting or running, by cap key
         self.pending = 0  # jobs waiting or running
         self.running = 0
@@ -155,7 +160,7 @@ class PasswordQueue:
                     "try again in a moment",
                 )
         if self.pending >= MAX_QUEUED or (
-            self.pending >= MAX_PENDING and claim.lane in self.lanes
+            self.pending >= MAX_PENDING and claim.lane in self.lane_jobs
         ):
             return busy()
         return None
@@ -166,19 +171,27 @@ class PasswordQueue:
         if refused is not None:
             return defer.fail(refused)
         answer: defer.Deferred[object] = defer.Deferred()
-        job = _Job(work, claim, answer)
-        self.pending += 1
-        for key, _ in claim.caps:
-            self.counts[key] = self.counts.get(key, 0) + 1
         lane = self.lanes.get(claim.lane)
         if lane is None:
             lane = self.lanes[claim.lane] = deque()
-        lane.append(job)
+        jobs, last = self.lane_jobs.get(claim.lane, (0, -1))
+        turn = max(self.turn, last + 1)
+        self.lane_jobs[claim.lane] = (jobs + 1, turn)
+        lane.append(_Job(work, claim, answer, turn))
+        self.pending += 1
+        for key, _ in claim.caps:
+            self.counts[key] = self.counts.get(key, 0) + 1
         self._pump()
         return answer  # type: ignore[return-value]
 
     def _uncount(self, job: _Job) -> None:
         self.pending -= 1
+        name = job.claim.lane
+        jobs, last = self.lane_jobs[name]
+        if jobs > 1:
+            self.lane_jobs[name] = (jobs - 1, last)
+        else:
+            del self.lane_jobs[name]
         for key, _ in job.claim.caps:
             left = self.counts[key] - 1
             if left:
@@ -202,23 +215,30 @@ class PasswordQueue:
             self._pumping = False
 
     def _start_one(self) -> bool:
-        """Start the first lane's first job that may start; tell if one did."""
-        for name, lane in list(self.lanes.items()):
+        """Start (or refuse) the waiting job of the earliest turn; tell if one."""
+        best: tuple[str, list[Admission]] | None = None
+        best_turn = 0
+        for name, lane in self.lanes.items():
             job = lane[0]
+            if best is not None and job.turn >= best_turn:
+                continue
             states = [budget.admission() for budget in job.claim.budgets]
             if Admission.WAIT in states and Admission.SPENT not in states:
-                continue  # its address's checks on their way decide first
-            lane.popleft()
-            if lane:
-                self.lanes.move_to_end(name)  # round robin: this lane's turn is over
-            else:
-                del self.lanes[name]
-            if Admission.SPENT in states:
-                self._refuse(job, states.index(Admission.SPENT))
-            else:
-                self._start(job)
-            return True
-        return False
+                continue  # the checks on their way with its budgets decide first
+            best, best_turn = (name, states), job.turn
+        if best is None:
+            return False
+        name, states = best
+        lane = self.lanes[name]
+        job = lane.popleft()
+        if not lane:
+            del self.lanes[name]
+        if Admission.SPENT in states:
+            self._refuse(job, states.index(Admission.SPENT))
+        else:
+            self.turn = max(self.turn, job.turn)
+            self._start(job)
+        return True
 
     def _refuse(self, job: _Job, index: int) -> None:
         self._uncount(job)
