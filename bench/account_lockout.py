@@ -26,14 +26,15 @@ from __future__ import annotations
 import inspect
 import sys
 from collections import deque
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
@@ -41,6 +42,7 @@ from chatd.accounts import Accounts, Hasher  # noqa: E402
 from chatd.chat import Chat, User  # noqa: E402
 from chatd.config import AccountSettings  # noqa: E402
 from chatd.errors import ChatError  # noqa: E402
+from chatd.events import IChatClient  # noqa: E402
 from chatd.store.accounts import MemoryAccounts  # noqa: E402
 
 PASSWORD = "correct horse"
@@ -51,7 +53,8 @@ END = OWNER_START + 120
 CHEAP = AccountSettings(time_cost=1, memory_cost=8, parallelism=1)
 
 
-@dataclass
+@implementer(IChatClient)
+@dataclass(eq=False)
 class Client:
     """An IChatClient that keeps what it was given."""
 
@@ -87,7 +90,9 @@ class FakePool:
             self.busy += 1
             self.clock.callLater(HASH_SECONDS, self._finish, work, answer)
 
-    def _finish(self, work: Callable[[], object], answer: defer.Deferred[object]) -> None:
+    def _finish(
+        self, work: Callable[[], object], answer: defer.Deferred[object]
+    ) -> None:
         self.busy -= 1
         self.hashes += 1
         try:
@@ -162,7 +167,7 @@ def lockout(addresses: int) -> str:
 
         def refused(failure: Failure) -> None:
             failure.trap(ChatError)
-            wait = told_wait(failure.value)  # type: ignore[arg-type]
+            wait = told_wait(failure.value)
             clock.callLater(wait if wait is not None else 2.0, owner_try)
 
         answer = accounts.identify(owner, "alice", PASSWORD, "192.0.2.200")
@@ -191,7 +196,9 @@ def grace() -> str:
     while clock.seconds() - start < 300:
         clock.advance(1)
         if not mallory.nick.lower() == "alice":
-            return f"renamed {mallory.nick[:5]}... after {clock.seconds() - start:.0f} s"
+            return (
+                f"renamed {mallory.nick[:5]}... after {clock.seconds() - start:.0f} s"
+            )
         if int(clock.seconds() - start) % 50 == 0:
             chat.rename(mallory, spellings[step % 2])
             step += 1
@@ -231,7 +238,7 @@ def starvation() -> str:
         def failed(failure: Failure) -> None:
             nonlocal busy, refused_other
             failure.trap(ChatError)
-            if "busy" in failure.value.text:  # type: ignore[attr-defined]
+            if "busy" in failure.value.text:
                 busy += 1
             else:
                 refused_other += 1

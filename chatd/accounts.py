@@ -50,9 +50,9 @@ from chatd.password_limits import ADDRESS, GuessLimits
 from chatd.password_queue import (
     MAX_PENDING,
     PER_ACCOUNT,
-    Admission,
     PER_ADDRESS,
     THREADS,
+    Admission,
     Budget,
     Claim,
     PasswordQueue,

@@ -20,11 +20,11 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from chatd.accounts import MAX_PENDING, Accounts, Hasher, run_inline
-from chatd.password_queue import MAX_QUEUED
 from chatd.chat import Chat, Renamed, User
 from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
 from chatd.events import AccountChanged, Notice
+from chatd.password_queue import MAX_QUEUED
 from chatd.store.accounts import AccountRecord, MemoryAccounts
 
 HOST = "192.0.2.1"
@@ -340,14 +340,12 @@ def pooled(
     return chat, accounts, clock
 
 
-def answers(
-    answer: defer.Deferred[AccountRecord], into: list[str | ErrorCode]
-) -> None:
+def answers(answer: defer.Deferred[AccountRecord], into: list[str | ErrorCode]) -> None:
     """Collect the answer: the account's name, or the error's code."""
 
     def refused(failure: Failure) -> None:
         failure.trap(ChatError)
-        into.append(failure.value.code)  # type: ignore[attr-defined]
+        into.append(failure.value.code)
 
     answer.addCallbacks(lambda record: into.append(record.name), refused)
 
@@ -366,7 +364,7 @@ def test_six_guessers_never_keep_the_owner_out(addresses: int) -> None:
     chat.quit(alice, "bye")
     guessers = [enter(chat, accounts, f"guesser{n}")[0] for n in range(6)]
     told: list[str | ErrorCode] = []
-    for step in range(130 * 2):
+    for _ in range(130 * 2):
         for n, guesser in enumerate(guessers):
             host = f"198.51.100.{n % addresses + 1}"
             answers(accounts.identify(guesser, "alice", "guess", host), told)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from twisted.internet import defer
@@ -51,7 +52,9 @@ class FakePool:
             self.busy += 1
             self.clock.callLater(HASH_SECONDS, self._finish, work, answer)
 
-    def _finish(self, work: Callable[[], object], answer: defer.Deferred[object]) -> None:
+    def _finish(
+        self, work: Callable[[], object], answer: defer.Deferred[object]
+    ) -> None:
         self.busy -= 1
         try:
             outcome = work()
@@ -76,7 +79,7 @@ def test_lanes_are_served_in_turn() -> None:
     queue = PasswordQueue(pool.run, threads=2)
     order: list[str] = []
     for n in range(4):
-        queue.submit(lambda n=n: order.append(f"a{n}"), Claim("a"))
+        queue.submit(partial(order.append, f"a{n}"), Claim("a"))
     queue.submit(lambda: order.append("b0"), Claim("b"))
     run_for(clock, 2)
     assert order == ["a0", "a1", "b0", "a2", "a3"]
