@@ -104,11 +104,14 @@ class FakePool:
         self._start()
 
 
-def world() -> tuple[Chat, Accounts, Clock, FakePool]:
+def world(
+    settings: AccountSettings = CHEAP,
+) -> tuple[Chat, Accounts, Clock, FakePool]:
     clock = Clock()
     chat = Chat(now=clock.seconds)
     pool = FakePool(clock)
-    accounts = Accounts(chat, MemoryAccounts(), Hasher(CHEAP, pool.run), clock, CHEAP)
+    hasher = Hasher(settings, pool.run)
+    accounts = Accounts(chat, MemoryAccounts(), hasher, clock, settings)
     return chat, accounts, clock, pool
 
 
@@ -140,10 +143,11 @@ def told_wait(error: ChatError) -> float | None:
     return None
 
 
-def lockout(addresses: int) -> str:
+def lockout(addresses: int, count: int = 6, owner_host: str = "192.0.2.200") -> str:
+    """count guessers from addresses addresses; the owner from owner_host."""
     chat, accounts, clock, _ = world()
     make_alice(chat, accounts, clock)
-    guessers = [enter(chat, accounts, f"guesser{n}") for n in range(6)]
+    guessers = [enter(chat, accounts, f"guesser{n}") for n in range(count)]
     owner = enter(chat, accounts, "owner")
     outcome: dict[str, Any] = {"tries": 0, "in_at": None}
     start = clock.seconds()
@@ -170,11 +174,11 @@ def lockout(addresses: int) -> str:
             wait = told_wait(failure.value)
             clock.callLater(wait if wait is not None else 2.0, owner_try)
 
-        answer = accounts.identify(owner, "alice", PASSWORD, "192.0.2.200")
+        answer = accounts.identify(owner, "alice", PASSWORD, owner_host)
         answer.addCallbacks(got_in, refused)
 
-    for n in range(6):
-        clock.callLater(n * 0.08, guess, n)
+    for n in range(count):
+        clock.callLater(n * 0.5 / count, guess, n)
     clock.callLater(OWNER_START, owner_try)
     for _ in range(int((END + 10) / 0.05)):
         clock.advance(0.05)
@@ -205,8 +209,14 @@ def grace() -> str:
     return "kept the name 300 s (the end of the run)"
 
 
-def starvation() -> str:
-    chat, accounts, clock, pool = world()
+def starvation(changes: int | None = None) -> str:
+    """changes: new passwords an account may make at once (None: the default)."""
+    settings = CHEAP
+    if changes is not None:
+        settings = AccountSettings(
+            time_cost=1, memory_cost=8, parallelism=1, change_burst=changes
+        )
+    chat, accounts, clock, pool = world(settings)
     make_alice(chat, accounts, clock)
     bob = enter(chat, accounts, "bob")
     accounts.register(bob, PASSWORD, PASSWORD, "203.0.113.9")
@@ -218,6 +228,7 @@ def starvation() -> str:
         chat.set_account(user, "alice")
         attackers.append(user)
     busy = refused_other = 0
+    waits: list[float] = []
     start = clock.seconds()
     hashes_before = pool.hashes
 
@@ -243,7 +254,9 @@ def starvation() -> str:
             else:
                 refused_other += 1
 
+        asked = clock.seconds()
         answer = accounts.identify(bob, "bob", PASSWORD, "192.0.2.99")
+        answer.addCallback(lambda _: waits.append(clock.seconds() - asked))
         answer.addErrback(failed)
         clock.callLater(2.5, victim, left - 1)
 
@@ -255,7 +268,8 @@ def starvation() -> str:
     rate = (pool.hashes - hashes_before) / 30
     settle(clock, 30)
     return (
-        f"victim refused as busy {busy} of 12 ({refused_other} refused otherwise); "
+        f"victim refused as busy {busy} of 12 ({refused_other} refused otherwise), "
+        f"answered in at most {max(waits, default=0):.2f} s; "
         f"{rate:.1f} hashes a second over the 30 s (the pool's most: "
         f"{THREADS / HASH_SECONDS:.0f})"
     )
@@ -282,8 +296,19 @@ def six_right() -> str:
 def main() -> None:
     print("1. lockout, six guessers from one address:", lockout(1))
     print("1. lockout, six guessers from six addresses:", lockout(6))
+    print(
+        "1. lockout, 30 guessers from 30 addresses:",
+        lockout(30, 30),
+        "; the owner from the address it registered from:",
+        lockout(30, 30, "203.0.113.1"),
+    )
     print("2. grace, renaming between cases every 50 s:", grace())
     print("3. /password from 15 connections of one account:", starvation())
+    try:
+        unthrottled = starvation(changes=1_000_000)
+    except TypeError:  # no such setting: the original code
+        unthrottled = "(no such setting)"
+    print("3. the same with new passwords not throttled:", unthrottled)
     print("4. six right passwords at once from one address:", six_right())
     sys.stdout.flush()
 

@@ -353,6 +353,7 @@ class Accounts:
 
     def _throttled(self, name: str, host: str, budget: Budget) -> ChatError:
         """The refusal when budget (host's, or account name's) has no try left."""
+        self.limits.refused(fold(name), host, budget)
         wait = _seconds(budget.wait())
         if budget.kind == ADDRESS:
             self._note_throttled(host)

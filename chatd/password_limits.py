@@ -10,7 +10,9 @@ A check spends, if the password is wrong (chatd.password_queue.Budget):
     one since) spends the guessers' share;
   - an address new to the account spends the newcomers' share, which only
     an address's first wrong passwords spend: to keep it spent, guessers
-    must keep coming from new addresses;
+    must keep coming from new addresses. One the share refused, and that
+    comes back before the time it was told, counts as a guesser from then
+    on (it is hammering), so that whoever waits as told is not crowded out;
   - an address that gave the account its right password spends neither
     (its address's budget still holds).
 
@@ -49,8 +51,9 @@ class AccountWatch:
         self.newcomers = Budget(
             ACCOUNT, settings.newcomer_burst, settings.newcomer_rate, clock
         )
-        # Address -> whether its last answered check was right.
-        self.known: OrderedDict[str, bool] = OrderedDict()
+        # Address -> whether its last answered check was right; or, for a
+        # newcomer the newcomers' share refused, when it was told to come back.
+        self.known: OrderedDict[str, bool | float] = OrderedDict()
 
 
 class GuessLimits:
@@ -90,16 +93,31 @@ class GuessLimits:
         """What a check of a password for account from host spends if wrong."""
         watch = self.watch(account)
         known = watch.known.get(host)
+        if isinstance(known, float):  # a bool is an int, never a float
+            if self.clock.seconds() < known:
+                known = watch.known[host] = False  # back too early: hammering
+            else:
+                known = None
         if known is None:
             return (self.address(host), watch.newcomers)
         if known:
             return (self.address(host),)
         return (self.address(host), watch.guessers)
 
+    def refused(self, account: str, host: str, spent: Budget) -> None:
+        """spent had no try for a check for account from host: if it was the
+        newcomers' share, host is to come back only when told."""
+        watch = self.watch(account)
+        if spent is watch.newcomers:
+            self._remember(watch, host, self.clock.seconds() + spent.wait())
+
     def answered(self, account: str, host: str, right: bool) -> None:
         """A check for account from host was answered: host is remembered so."""
-        known = self.watch(account).known
-        known[host] = right
+        self._remember(self.watch(account), host, right)
+
+    def _remember(self, watch: AccountWatch, host: str, what: bool | float) -> None:
+        known = watch.known
+        known[host] = what
         known.move_to_end(host)
         while len(known) > MAX_KNOWN:
             known.popitem(last=False)

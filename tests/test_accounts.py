@@ -350,37 +350,58 @@ def answers(answer: defer.Deferred[AccountRecord], into: list[str | ErrorCode]) 
     answer.addCallbacks(lambda record: into.append(record.name), refused)
 
 
-@pytest.mark.parametrize("addresses", [1, 6])
-def test_six_guessers_never_keep_the_owner_out(addresses: int) -> None:
-    """Six connections guess alice's password every 0.5 s (from one address or
-    six); 65 s in, the owner takes the nickname alice from another address
-    and identifies: it is in at its first try (docs/security.md: at once),
-    and is not renamed when the grace ends."""
+@pytest.mark.parametrize(("count", "addresses"), [(6, 1), (6, 6), (30, 30)])
+def test_guessers_never_keep_the_owner_out(count: int, addresses: int) -> None:
+    """Six connections (or 30) guess alice's password every 0.5 s, from one
+    address or one each; 130 s in, the owner takes the nickname alice from
+    another address and identifies: it is in at its first try
+    (docs/security.md), and is not renamed when the grace ends."""
     chat, accounts, clock = pooled()
     alice = enter(chat, accounts, "alice")[0]
-    result_later = accounts.register(alice, PASSWORD, PASSWORD, "203.0.113.1")
+    made = accounts.register(alice, PASSWORD, PASSWORD, "203.0.113.1")
     run_for(clock, 1)
-    assert result_later.called
+    assert made.called
     chat.quit(alice, "bye")
-    guessers = [enter(chat, accounts, f"guesser{n}")[0] for n in range(6)]
+    guessers = [enter(chat, accounts, f"guesser{n}")[0] for n in range(count)]
     told: list[str | ErrorCode] = []
-    for _ in range(130 * 2):
+
+    def guess() -> None:
         for n, guesser in enumerate(guessers):
             host = f"198.51.100.{n % addresses + 1}"
             answers(accounts.identify(guesser, "alice", "guess", host), told)
+
+    for _ in range(130 * 2):
+        guess()
         clock.advance(0.5)
     assert ErrorCode.THROTTLED in told and ErrorCode.AUTH_FAILED in told
     owner, _ = enter(chat, accounts, "alice")
     got: list[str | ErrorCode] = []
     answers(accounts.identify(owner, "alice", PASSWORD, "192.0.2.200"), got)
     for _ in range(4):  # the guessers go on
-        for n, guesser in enumerate(guessers):
-            host = f"198.51.100.{n % addresses + 1}"
-            answers(accounts.identify(guesser, "alice", "guess", host), told)
+        guess()
         clock.advance(0.5)
     assert got == ["alice"] and owner.account == "alice"
     clock.advance(120)
     assert owner.nick == "alice"
+
+
+def test_a_patient_crowd_of_new_addresses_waits_with_the_owner() -> None:
+    """Past the newcomers' share (20 new addresses wrong at once), an owner on
+    a new address waits its turn like them (one a minute), but an owner on
+    an address it identified from before never waits."""
+    chat, accounts, clock = world()
+    registered(chat, accounts)  # from HOST
+    bob, _ = enter(chat, accounts, "bob")
+    for n in range(20):
+        code(lambda n=n: accounts.identify(bob, "alice", "guess", f"10.0.0.{n}"))
+    with pytest.raises(ChatError) as refused:
+        result(accounts.identify(bob, "alice", PASSWORD, "192.0.2.200"))
+    assert "too many wrong passwords for alice; try again in 60 seconds" in (
+        refused.value.text
+    )
+    result(accounts.identify(bob, "alice", PASSWORD, HOST))
+    clock.advance(60)  # back when told: still a newcomer, and in
+    result(accounts.identify(bob, "alice", PASSWORD, "192.0.2.200"))
 
 
 def test_the_grace_waits_for_a_check_on_its_way() -> None:
