@@ -393,7 +393,7 @@ def test_a_patient_crowd_of_new_addresses_waits_with_the_owner() -> None:
     registered(chat, accounts)  # from HOST
     bob, _ = enter(chat, accounts, "bob")
     for n in range(20):
-        code(lambda n=n: accounts.identify(bob, "alice", "guess", f"10.0.0.{n}"))
+        code(partial(accounts.identify, bob, "alice", "guess", f"10.0.0.{n}"))
     with pytest.raises(ChatError) as refused:
         result(accounts.identify(bob, "alice", PASSWORD, "192.0.2.200"))
     assert "too many wrong passwords for alice; try again in 60 seconds" in (
