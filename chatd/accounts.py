@@ -48,6 +48,7 @@ from chatd.limits import TokenBucket
 from chatd.names import fold, normalize_name
 from chatd.password_limits import ADDRESS, GuessLimits
 from chatd.password_queue import (
+    BUSY,
     MAX_PENDING,
     PER_ACCOUNT,
     PER_ADDRESS,
@@ -252,7 +253,7 @@ class Accounts:
         """Refuse work the password queue would not take now (ChatError)."""
         refused = self.hasher.queue.refusal(claim)
         if refused is not None:
-            if "busy" in refused.text:
+            if refused.text == BUSY:
                 self.log.warn("password checks are all busy; one was refused")
             raise refused
 
@@ -397,7 +398,17 @@ class Accounts:
         self.log.info(
             "{nick} identified as {account}", nick=user.nick, account=record.name
         )
-        self.nick_taken(user)
+        if fold(record.name) == user.key:
+            # Ended here, not by user.account: on a cluster the chat learns
+            # of the account a moment later, through the log.
+            self._end_reservation(user)
+
+    def _end_reservation(self, user: User) -> None:
+        """user's clock for its nickname stops (it identified to it)."""
+        call = self._reservations.pop(user, None)
+        if call is not None and call.active():
+            call.cancel()
+        self._overdue.discard(user)
 
     def _rehash_if_old(self, key: str, record: AccountRecord, password: str) -> None:
         """A hash made with other parameters is made again with ours."""
@@ -504,9 +515,7 @@ class Accounts:
         the connection takes the name, and taking it again (in another case,
         or after a rename away) goes on with what is left of it.
         """
-        call = self._reservations.pop(user, None)
-        if call is not None and call.active():
-            call.cancel()
+        self._end_reservation(user)
         if not self._reserved(user):
             return
         grace = self.settings.grace

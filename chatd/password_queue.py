@@ -125,12 +125,12 @@ class _Job:
     turn: int  # served in order of turns: one more than its lane's last
 
 
+BUSY = "the server is busy checking passwords; try again in a moment"
+
+
 def busy() -> ChatError:
     """The refusal when the password threads have too much waiting."""
-    return ChatError(
-        ErrorCode.THROTTLED,
-        "the server is busy checking passwords; try again in a moment",
-    )
+    return ChatError(ErrorCode.THROTTLED, BUSY)
 
 
 class PasswordQueue:

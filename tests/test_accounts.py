@@ -447,6 +447,24 @@ def test_renaming_does_not_restart_the_grace() -> None:
     assert mallory.nick.startswith("Guest")
 
 
+def test_identifying_to_another_account_does_not_restart_the_grace() -> None:
+    """Holding alice, identifying to one's own account bob changes nothing for
+    alice: renamed 60 s after first taking it, with no new notice."""
+    chat, accounts, clock = world()
+    alice, _ = registered(chat, accounts)
+    chat.quit(alice, "bye")
+    bob, _ = registered(chat, accounts, "bob")
+    chat.rename(bob, "alice")
+    clock.advance(50)
+    bob_client = bob.client
+    assert isinstance(bob_client, RecordingClient)
+    bob_client.take()
+    result(accounts.identify(bob, "bob", PASSWORD, HOST))
+    assert not [e for e in bob_client.take() if isinstance(e, Notice)]
+    clock.advance(10)
+    assert bob.nick.startswith("Guest")
+
+
 @pytest.mark.parametrize("changes", [3, 10_000])
 @pytest.mark.parametrize("addresses", [1, 15])
 def test_a_password_loop_never_starves_another_check(
