@@ -42,7 +42,7 @@ Runner = Callable[[Callable[[], T]], "defer.Deferred[T]"]
 THREADS = 2  # hashing threads (chatd.service): jobs running at once
 MAX_PENDING = 32  # jobs waiting or running before only new addresses get in
 MAX_QUEUED = 4 * MAX_PENDING  # jobs waiting or running at most; more: "busy"
-PER_ADDRESS = 8  # jobs one address may have waiting or running
+PER_ADDRESS = 16  # jobs one address may have waiting or running (--max-per-ip)
 PER_ACCOUNT = 4  # new passwords (and rehashes) one account may have so
 EPSILON = 1e-9  # the clock's floats may fall just short of a whole try
 
