@@ -102,10 +102,6 @@ class Budget:
         """Seconds until a try is there again."""
         return max(0.0, (1.0 - self._refill()) / self.rate)
 
-    def is_full(self) -> bool:
-        """Whether it has every try and none reserved (it can be forgotten)."""
-        return self.reserved == 0 and self._refill() >= self.capacity - EPSILON
-
 
 @dataclass(frozen=True, slots=True)
 class Claim:
