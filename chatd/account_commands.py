@@ -102,7 +102,8 @@ def password(session: Session, args: list[str]) -> None:
     def done(record: AccountRecord) -> bytes:
         return info(f"{record.name} has its new password.")
 
-    answer_later(session, session.accounts.set_password(user, args[0], args[1]), done)
+    answer = session.accounts.set_password(user, args[0], args[1], session.host)
+    answer_later(session, answer, done)
 
 
 def unregister(session: Session, args: list[str]) -> None:

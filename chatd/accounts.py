@@ -7,19 +7,23 @@ registered nicknames and throttles guessing; the chat model only learns who
 is identified as what (Chat.set_account).
 
 - Passwords are hashed with Argon2id (argon2-cffi), never on the reactor's
-  thread: a small pool of threads of its own does it, at most
-  MAX_PENDING at once. A password is never logged, and the hash only goes
-  to the database.
+  thread: a small pool of threads of its own does it, fed by a queue that
+  is fair between addresses and capped per address and per account
+  (chatd.password_queue). A password is never logged, and the hash only
+  goes to the database.
 - Argon2's verify compares in constant time. An attempt on a name that has
   no account is verified against a hash of the same cost, and refused with
   the same words, so neither the answer nor its time says whether the
   account exists (the nickname's reservation notice does: that is public).
 - Wrong passwords are throttled per address and per account: a few at
-  once, then one every so often (Throttle); past that, refused at once,
-  without hashing. A right password costs nothing.
+  once, then one every so often; past that, refused at once, without
+  hashing. Only a wrong password spends a try, and guessers spend a share
+  of the account's tries that is not its owner's (chatd.password_limits).
 - A registered nickname is reserved: whoever takes it without being
   identified to its account is told so, and renamed to a guest name after
-  the grace period (60 seconds) unless they identify.
+  the grace period (60 seconds) unless they identify. The grace belongs to
+  the connection and the name: taking the name again (in another case, or
+  after a rename away) does not start it again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from argon2 import PasswordHasher
@@ -41,15 +46,28 @@ from chatd.config import AccountSettings
 from chatd.errors import ChatError, ErrorCode
 from chatd.limits import TokenBucket
 from chatd.names import fold, normalize_name
+from chatd.password_limits import ADDRESS, GuessLimits
+from chatd.password_queue import (
+    BUSY,
+    MAX_PENDING,
+    PER_ACCOUNT,
+    PER_ADDRESS,
+    THREADS,
+    Admission,
+    Budget,
+    Claim,
+    PasswordQueue,
+    Runner,
+)
 from chatd.room_rules import RoomRecord
 from chatd.store.accounts import AccountRecord, AccountStore
 
 T = TypeVar("T")
-Runner = Callable[[Callable[[], T]], "defer.Deferred[T]"]
 
 NICKSERV = "NickServ"
-MAX_PENDING = 32  # password hashes waiting or running at once; more: "busy"
+__all__ = ["MAX_PENDING", "Accounts", "Hasher", "Runner", "run_inline"]
 MAX_BUCKETS = 4096  # throttle entries kept per kind; the least recent go first
+MAX_GRACES = 64  # registered names one connection may take, each with its grace
 GUEST_PREFIX = "Guest"
 LOG_EVERY = 60.0  # seconds between two log lines about one address's guesses
 DEFAULT_SETTINGS = AccountSettings()
@@ -61,36 +79,37 @@ def run_inline(work: Callable[[], T]) -> defer.Deferred[T]:
 
 
 class Hasher:
-    """Argon2id hashing and verifying, run off the reactor by run."""
+    """Argon2id hashing and verifying, run off the reactor by run, in turn."""
 
-    def __init__(self, settings: AccountSettings, run: Runner[object]) -> None:
+    def __init__(
+        self, settings: AccountSettings, run: Runner[object], threads: int = THREADS
+    ) -> None:
         self.argon2 = PasswordHasher(
             time_cost=settings.time_cost,
             memory_cost=settings.memory_cost,
             parallelism=settings.parallelism,
         )
-        self.run = run
-        self.pending = 0
+        self.queue = PasswordQueue(run, threads)
         # What an attempt on a name without an account is checked against:
         # the same cost as a real one, and never a match. Made on first use.
         self._decoy: str | None = None
 
-    def _counted(self, work: Callable[[], T]) -> defer.Deferred[T]:
-        self.pending += 1
+    @property
+    def pending(self) -> int:
+        """Hashes and checks waiting or running."""
+        return self.queue.pending
 
-        def done(result: T) -> T:
-            self.pending -= 1
-            return result
-
-        answer: defer.Deferred[T] = self.run(work)  # type: ignore[assignment]
-        return answer.addBoth(done)
-
-    def hash(self, password: str) -> defer.Deferred[str]:
+    def hash(self, password: str, claim: Claim) -> defer.Deferred[str]:
         """The encoded Argon2id hash of password (salt and parameters in it)."""
-        return self._counted(lambda: self.argon2.hash(password))
+        return self.queue.submit(lambda: self.argon2.hash(password), claim)
 
-    def verify(self, encoded: str | None, password: str) -> defer.Deferred[bool]:
-        """Whether password matches encoded (None: against the decoy, so False)."""
+    def verify(
+        self, encoded: str | None, password: str, claim: Claim
+    ) -> defer.Deferred[bool]:
+        """Whether password matches encoded (None: against the decoy, so False).
+
+        claim's budgets are spent if it does not match.
+        """
         argon2 = self.argon2
 
         def check() -> bool:
@@ -105,7 +124,7 @@ class Hasher:
                 return False
             return encoded is not None
 
-        return self._counted(check)
+        return self.queue.submit(check, claim)
 
     def needs_rehash(self, encoded: str) -> bool:
         """Whether encoded was made with other parameters than ours."""
@@ -135,12 +154,6 @@ class Throttle:
             self.buckets.move_to_end(key)
         return bucket.take()
 
-    def give_back(self, key: str) -> None:
-        """Return the try taken for key (it was not a wrong password)."""
-        bucket = self.buckets.get(key)
-        if bucket is not None:
-            bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
-
     def wait(self, key: str) -> float:
         """Seconds until key has a try again."""
         bucket = self.buckets.get(key)
@@ -150,6 +163,21 @@ class Throttle:
 def _seconds(wait: float) -> str:
     whole = max(1, int(wait + 0.999))
     return f"{whole} second{'s' if whole != 1 else ''}"
+
+
+def _not_now(failure: Failure) -> None:
+    """A rehash the queue had no room for: it is done another time."""
+    failure.trap(ChatError)
+
+
+def _address(host: str) -> str:
+    """The password queue's key for an address's work."""
+    return f"address {host}"
+
+
+def _account(key: str) -> str:
+    """The password queue's key for an account's work."""
+    return f"account {key}"
 
 
 class Accounts:
@@ -170,12 +198,18 @@ class Accounts:
         self.hasher = hasher
         self.clock = clock
         self.settings = settings
-        self.by_address = Throttle(settings.address_burst, settings.address_rate, clock)
-        self.by_account = Throttle(settings.account_burst, settings.account_rate, clock)
+        self.limits = GuessLimits(settings, clock)
         self.registrations = Throttle(
             settings.register_burst, settings.register_rate, clock
         )
+        self.changes = Throttle(settings.change_burst, settings.change_rate, clock)
         self._reservations: dict[User, IDelayedCall] = {}
+        # When each connection's grace for each registered name it took ends
+        # (folded name -> the clock's time): taking it again does not restart it.
+        self._graces: dict[User, dict[str, float]] = {}
+        self._sweep_at = 64  # how many connections' graces before a sweep
+        self._checking: dict[User, int] = {}  # identify checks on their way
+        self._overdue: set[User] = set()  # grace over while a check was on its way
         self._throttle_noted: OrderedDict[str, float] = OrderedDict()
         chat.records = store.rooms  # registered rooms: the store's, kept in place
         chat.record_changed = self._room_changed
@@ -215,13 +249,13 @@ class Accounts:
                 f"a password has at most {settings.max_password} bytes",
             )
 
-    def _busy(self) -> None:
-        if self.hasher.pending >= MAX_PENDING:
-            self.log.warn("password checks are all busy; one was refused")
-            raise ChatError(
-                ErrorCode.THROTTLED,
-                "the server is busy checking passwords; try again in a moment",
-            )
+    def _queue_refusal(self, claim: Claim) -> None:
+        """Refuse work the password queue would not take now (ChatError)."""
+        refused = self.hasher.queue.refusal(claim)
+        if refused is not None:
+            if refused.text == BUSY:
+                self.log.warn("password checks are all busy; one was refused")
+            raise refused
 
     # -- registering ------------------------------------------------------------------
 
@@ -241,7 +275,8 @@ class Accounts:
                     f"{name} is registered already; /identify if it is yours",
                 )
             self.check_password(password, again)
-            self._busy()
+            claim = Claim(host, ((_address(host), PER_ADDRESS),))
+            self._queue_refusal(claim)
             if not self.registrations.take(host):
                 raise ChatError(
                     ErrorCode.THROTTLED,
@@ -266,12 +301,13 @@ class Accounts:
                     ErrorCode.ALREADY_REGISTERED, f"{name} was registered meanwhile"
                 )
             self._forget_private(key)  # a dropped account's, should any be left
+            self.limits.answered(key, host, right=True)  # it knows the password
             self.log.info("account {account} registered", account=record.name)
             if self.chat.users.get(user.key) is user:
                 self.identified(user, record)
             return record
 
-        return self.hasher.hash(password).addCallback(made)
+        return self.hasher.hash(password, claim).addCallback(made)
 
     # -- identifying ------------------------------------------------------------------
 
@@ -285,22 +321,15 @@ class Accounts:
         identifies the user it makes.
         """
         key = fold(name)
+        limits = self.limits
+        budgets = limits.budgets(key, host)
+        refusal = partial(self._throttled, name, host)
+        claim = Claim(host, ((_address(host), PER_ADDRESS),), budgets, refusal)
         try:
-            self._busy()
-            if not self.by_address.take(host):
-                self._note_throttled(host)
-                raise ChatError(
-                    ErrorCode.THROTTLED,
-                    "too many wrong passwords from your address; try again in "
-                    + _seconds(self.by_address.wait(host)),
-                )
-            if not self.by_account.take(key):
-                self.by_address.give_back(host)
-                raise ChatError(
-                    ErrorCode.THROTTLED,
-                    f"too many wrong passwords for {name}; try again in "
-                    + _seconds(self.by_account.wait(key)),
-                )
+            for budget in budgets:  # only wrong passwords spent them
+                if budget.admission() is Admission.SPENT:
+                    raise refusal(budget)
+            self._queue_refusal(claim)
         except ChatError as error:
             return defer.fail(error)
         encoded: str | None = None
@@ -308,7 +337,7 @@ class Accounts:
         def verify(record: AccountRecord | None) -> defer.Deferred[bool]:
             nonlocal encoded
             encoded = record.hash if record is not None else None
-            return self.hasher.verify(encoded, password)
+            return self.hasher.verify(encoded, password, claim)
 
         def again(right: bool) -> defer.Deferred[bool]:
             # The record may change while the hash runs (on a cluster, on
@@ -318,20 +347,58 @@ class Accounts:
         def checked(right: bool) -> AccountRecord:
             found = self.store.accounts.get(key)
             if not right or found is None or found.hash != encoded:
+                limits.answered(key, host, right=False)
                 self.log.info("a wrong password for an account from {host}", host=host)
                 raise ChatError(
                     ErrorCode.AUTH_FAILED,
                     "wrong password, or no account of that name",
                 )
-            self.by_address.give_back(host)
-            self.by_account.give_back(key)
+            limits.answered(key, host, right=True)
             if user is not None and self.chat.users.get(user.key) is user:
                 self.identified(user, found)
             self._rehash_if_old(key, found, password)
             return found
 
         asked = self.store.fetch_account(key)  # the record, not a cache of it
-        return asked.addCallback(verify).addCallback(again).addCallback(checked)
+        answer = asked.addCallback(verify).addCallback(again).addCallback(checked)
+        # answer.called is true as soon as the store answered, though the hash
+        # is still on its way: whether it is answered is known from its chain.
+        answered: list[bool] = []
+
+        def note(result: T) -> T:
+            answered.append(True)
+            return result
+
+        answer.addBoth(note)
+        if user is not None and not answered:
+            self._checking[user] = self._checking.get(user, 0) + 1
+            answer.addBoth(self._check_answered, user)
+        return answer
+
+    def _throttled(self, name: str, host: str, budget: Budget) -> ChatError:
+        """The refusal when budget (host's, or account name's) has no try left."""
+        self.limits.refused(fold(name), host, budget)
+        wait = _seconds(budget.wait())
+        if budget.kind == ADDRESS:
+            self._note_throttled(host)
+            return ChatError(
+                ErrorCode.THROTTLED,
+                f"too many wrong passwords from your address; try again in {wait}",
+            )
+        return ChatError(
+            ErrorCode.THROTTLED,
+            f"too many wrong passwords for {name}; try again in {wait}",
+        )
+
+    def _check_answered(self, result: T, user: User) -> T:
+        """user's identify check is answered: a grace that ended meanwhile ends."""
+        left = self._checking.pop(user, 1) - 1
+        if left:
+            self._checking[user] = left
+        if user in self._overdue:
+            self._overdue.discard(user)
+            self._expired(user, waited=True)
+        return result
 
     def _note_throttled(self, host: str) -> None:
         """Log that host's guesses are throttled: once a minute at most."""
@@ -354,11 +421,17 @@ class Accounts:
         self.log.info(
             "{nick} identified as {account}", nick=user.nick, account=record.name
         )
-        # A cluster applies the change from its log, later, and asks
-        # nick_taken then: asked now, user would seem an impostor of their
-        # own account (told to identify, right after /register).
-        if user.account == record.name:
-            self.nick_taken(user)
+        if fold(record.name) == user.key:
+            # Ended here, not by user.account: on a cluster the chat learns
+            # of the account a moment later, through the log.
+            self._end_reservation(user)
+
+    def _end_reservation(self, user: User) -> None:
+        """user's clock for its nickname stops (it identified to it)."""
+        call = self._reservations.pop(user, None)
+        if call is not None and call.active():
+            call.cancel()
+        self._overdue.discard(user)
 
     def _rehash_if_old(self, key: str, record: AccountRecord, password: str) -> None:
         """A hash made with other parameters is made again with ours."""
@@ -369,7 +442,9 @@ class Accounts:
             new = AccountRecord(record.name, encoded, record.created)
             return self.store.replace_account(key, record, new)
 
-        self.hasher.hash(password).addCallback(store).addErrback(self._failed)
+        claim = Claim(_account(key), ((_account(key), PER_ACCOUNT),))
+        rehash = self.hasher.hash(password, claim).addCallback(store)
+        rehash.addErrback(_not_now).addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> None:
         self.log.failure("an account change failed", failure)
@@ -387,19 +462,39 @@ class Accounts:
         return key, record
 
     def set_password(
-        self, user: User, password: str, again: str | None
+        self, user: User, password: str, again: str | None, host: str
     ) -> defer.Deferred[AccountRecord]:
-        """Give the account user is identified to a new password."""
+        """Give the account user is identified to a new password (from host)."""
         try:
             key, record = self._own_account(user)
             self.check_password(password, again)
-            self._busy()
+            caps = ((_address(host), PER_ADDRESS), (_account(key), PER_ACCOUNT))
+            claim = Claim(host, caps)
+            self._queue_refusal(claim)
+            if not self.changes.take(key):
+                raise ChatError(
+                    ErrorCode.THROTTLED,
+                    f"too many new passwords for {record.name}; try again in "
+                    + _seconds(self.changes.wait(key)),
+                )
         except ChatError as error:
             return defer.fail(error)
 
         def made(encoded: str) -> defer.Deferred[AccountRecord]:
+            # The last new password wins, but only over the same account: one
+            # dropped (and perhaps made again) meanwhile keeps what it has.
+            asked = self.store.fetch_account(key)
+            return asked.addCallback(replace, encoded)
+
+        def replace(
+            now: AccountRecord | None, encoded: str
+        ) -> defer.Deferred[AccountRecord]:
+            if now is None or now.created != record.created:
+                raise ChatError(
+                    ErrorCode.NOT_IDENTIFIED, "your account was dropped meanwhile"
+                )
             new = AccountRecord(record.name, encoded, record.created)
-            return self.store.replace_account(key, record, new).addCallback(kept, new)
+            return self.store.replace_account(key, now, new).addCallback(kept, new)
 
         def kept(replaced: bool, new: AccountRecord) -> AccountRecord:
             if not replaced:
@@ -410,7 +505,7 @@ class Accounts:
             self.log.info("account {account} has a new password", account=new.name)
             return new
 
-        return self.hasher.hash(password).addCallback(made)
+        return self.hasher.hash(password, claim).addCallback(made)
 
     def unregister(
         self, user: User, password: str, host: str
@@ -447,40 +542,81 @@ class Accounts:
 
     # -- reserved nicknames ------------------------------------------------------------
 
-    def nick_taken(self, user: User) -> None:
-        """user took a nickname: if it is someone's account, the clock starts."""
-        reserved = self.is_registered(user.nick) and not (
+    def _reserved(self, user: User) -> bool:
+        """Whether user holds a registered nickname it is not identified to."""
+        return self.is_registered(user.nick) and not (
             user.account and fold(user.account) == user.key
         )
-        call = self._reservations.pop(user, None)
-        if call is not None and call.active():
-            call.cancel()
-        if not reserved:
+
+    def nick_taken(self, user: User) -> None:
+        """user took a nickname: if it is someone's account, the clock runs.
+
+        The grace is the connection's for that name: it starts the first time
+        the connection takes the name, and taking it again (in another case,
+        or after a rename away) goes on with what is left of it.
+        """
+        self._end_reservation(user)
+        if not self._reserved(user):
             return
         grace = self.settings.grace
-        self._reservations[user] = self.clock.callLater(grace, self._expired, user)
+        now = self.clock.seconds()
+        deadline = self._deadline(user, now)
+        left = max(0.0, deadline - now)
+        self._reservations[user] = self.clock.callLater(left, self._expired, user)
+        if left <= 0:
+            return  # its grace was used up: renamed at once, and told why
         # Each door's own way: IRC has no /identify (irssi sends IDENTIFY raw,
         # answered 421), and the line door has no NickServ to /msg.
         if getattr(user.client, "door", None) == "irc":
             how = "/msg NickServ IDENTIFY <password>"
         else:
             how = "/identify <password>"
+        within = f"{grace:g} seconds" if left >= grace else f"{_seconds(left)} (left)"
         user.deliver(
             Notice(
                 user.nick,
                 f"{user.nick} is a registered nickname. If it is yours, identify "
-                f"within {grace:g} seconds ({how}); otherwise you will be renamed.",
+                f"within {within} ({how}); otherwise you will be renamed.",
                 NICKSERV,
             )
         )
 
-    def _expired(self, user: User) -> None:
+    def _deadline(self, user: User, now: float) -> float:
+        """When user's grace for the name it holds ends (set the first time)."""
+        graces = self._graces.get(user)
+        if graces is None:
+            graces = self._graces[user] = {}
+            if len(self._graces) > self._sweep_at:
+                self._sweep_graces()
+        deadline = graces.get(user.key)
+        if deadline is None:
+            # Past MAX_GRACES names, a connection gets no grace for another:
+            # forgetting one would give it back.
+            deadline = now + self.settings.grace if len(graces) < MAX_GRACES else now
+            graces[user.key] = deadline
+        return deadline
+
+    def _sweep_graces(self) -> None:
+        """Forget the graces of connections that are gone."""
+        users = self.chat.users
+        for user in [u for u in self._graces if users.get(u.key) is not u]:
+            del self._graces[user]
+        self._sweep_at = max(64, 2 * len(self._graces))
+
+    def _expired(self, user: User, waited: bool = False) -> None:
+        """user's grace for its nickname is over: renamed, unless identified.
+
+        While a check of a password user sent is on its way, the rename
+        waits for its answer (waited: this is that answer).
+        """
         self._reservations.pop(user, None)
         if self.chat.users.get(user.key) is not user:
-            return  # gone, or renamed to something else meanwhile
-        if not self.is_registered(user.nick) or (
-            user.account and fold(user.account) == user.key
-        ):
+            self._graces.pop(user, None)
+            return  # gone
+        if not self._reserved(user):
+            return  # identified, or renamed to something else meanwhile
+        if self._checking.get(user) and not waited:
+            self._overdue.add(user)
             return
         old = user.nick
         guest = self._guest_name()

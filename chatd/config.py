@@ -42,8 +42,15 @@ class AccountSettings:
     # Wrong passwords: a burst, then one per 1/rate seconds (docs/security.md).
     address_burst: int = 5
     address_rate: float = 1 / 12
+    # An account's, from the addresses that gave it a wrong password ...
     account_burst: int = 10
     account_rate: float = 1 / 30
+    # ... and from addresses new to it (chatd.password_limits).
+    newcomer_burst: int = 20
+    newcomer_rate: float = 1 / 60
+    # New passwords per account: each costs a hash.
+    change_burst: int = 3
+    change_rate: float = 1 / 60
     # New accounts per address: each costs a hash.
     register_burst: int = 3
     register_rate: float = 1 / 60

@@ -21,15 +21,16 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from chatd.factory import ChatFactory
+from chatd.password_queue import THREADS
 from chatd.store.sqlite import StoreError
 from chatd.store.writer import SQLiteHistory
 
 SHUTDOWN_REASON = "The server is shutting down. See you soon."
 T = TypeVar("T")
 # Threads that hash passwords: Argon2 takes its memory (64 MiB by default) per
-# hash at once, so two at a time bound it; more wait their turn (and past
-# chatd.accounts.MAX_PENDING are refused as busy).
-HASHING_THREADS = 2
+# hash at once, so two at a time bound it; more wait their turn in
+# chatd.password_queue, which hands the threads no more than that at once.
+HASHING_THREADS = THREADS
 
 
 @implementer(IStreamServerEndpoint)
@@ -187,7 +188,11 @@ class HashingService(Service):
         return done.addBoth(finished)
 
     def idle(self) -> defer.Deferred[None]:
-        """Fire once the work running now is done, and what its callers chained."""
+        """Fire once no work is running, and what its callers chained is done.
+
+        Work that waited in the password queue starts as other work ends:
+        it is waited for too.
+        """
         # A callback added now runs after those the callers added before it.
         each: list[defer.Deferred[None]] = []
         for running in list(self._running):
@@ -196,7 +201,7 @@ class HashingService(Service):
             each.append(one)
         if not each:
             return defer.succeed(None)
-        return defer.gatherResults(each).addCallback(lambda _: None)
+        return defer.gatherResults(each).addCallback(lambda _: self.idle())
 
     def startService(self) -> None:
         super().startService()

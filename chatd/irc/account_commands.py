@@ -259,7 +259,7 @@ def nickserv(session: IrcSession, text: str) -> None:
         def changed(record: AccountRecord) -> bytes:
             return _notice(session, f"{record.name} has its new password.")
 
-        _answered(session, accounts.set_password(user, args[1], None), changed)
+        _answered(session, accounts.set_password(user, args[1], None, host), changed)
     elif command in ("DROP", "UNREGISTER") and len(args) == 1:
 
         def dropped(record: AccountRecord) -> bytes:
