@@ -97,10 +97,8 @@ def test_live_message_tags_are_its_history_id_and_time(
     history = parse_server_line(lines(c_out)[-2])
     assert history.verb == "HISTORY"
     target, msg_id, time, kind, nick = history.words
-    assert (
-        live
-        == f"@msgid={msg_id};time={time} :carol!carol@{carol.host} PRIVMSG #lobby :hi there"
-    )
+    source = f"carol!carol@{carol.host}"
+    assert live == f"@msgid={msg_id};time={time} :{source} PRIVMSG #lobby :hi there"
 
 
 def test_each_variant_is_rendered_once_and_shared(factory: ChatFactory) -> None:
