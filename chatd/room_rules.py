@@ -93,7 +93,8 @@ def ban_key(mask: str) -> str:
     user, at, host = rest.partition("@")
     if not at:
         host = "*"
-    return f"{fold(nick or '*')}!{fold(user or '*')}@{fold(host or '*')}"
+    key = f"{fold(nick or '*')}!{fold(user or '*')}@{fold(host or '*')}"
+    return mask if key == mask else key  # one string kept, not two, when the same
 
 
 def ban_size(mask: str, key: str) -> int:

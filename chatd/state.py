@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from chatd.events import Event, IChatClient
-from chatd.globs import Glob, compile_glob
+from chatd.globs import glob_match
 from chatd.names import LOBBY, fold
 from chatd.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
 
@@ -32,7 +32,6 @@ class Ban:
     by: str
     time: float
     key: str = field(init=False)
-    _glob: Glob | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.key = ban_key(self.mask)
@@ -51,10 +50,8 @@ class Ban:
         """
         if self.key.startswith("account:"):
             return bool(user.account) and fold(user.account) == self.key[8:]
-        if self._glob is None:
-            self._glob = compile_glob(self.key)
         username, host = user.user_and_host()
-        return self._glob.match(f"{user.key}!{fold(username)}@{fold(host)}")
+        return glob_match(self.key, f"{user.key}!{fold(username)}@{fold(host)}")
 
 
 NO_INVITATIONS: Mapping[User, float] = MappingProxyType({})

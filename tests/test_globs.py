@@ -8,8 +8,7 @@ from helpers import RecordingClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatd import globs
-from chatd.globs import compile_glob
+from chatd.globs import Glob, glob_match
 from chatd.state import Ban, User
 
 # The freeze of issue 22: one check of these took seconds to minutes with the
@@ -30,13 +29,13 @@ def reference(mask: str, text: str) -> bool:
 @given(st.text("ab*?", max_size=10), st.text("ab", max_size=10))
 def test_a_glob_matches_what_the_wildcards_mean(mask: str, text: str) -> None:
     """* is any run (none too), ? any one character, the rest itself: as a glob."""
-    assert compile_glob(mask).match(text) == reference(mask, text)
+    assert glob_match(mask, text) == reference(mask, text)
 
 
 @given(st.text("aé!@.*?", max_size=14), st.text("aé!@.", max_size=14))
 def test_a_glob_agrees_on_mask_like_text(mask: str, text: str) -> None:
     """The same on the characters of nick!user@host masks, non-ASCII included."""
-    assert compile_glob(mask).match(text) == reference(mask, text)
+    assert glob_match(mask, text) == reference(mask, text)
 
 
 class CountingStr(str):
@@ -44,13 +43,13 @@ class CountingStr(str):
 
     calls = 0
 
-    def find(self, *args: object) -> int:  # type: ignore[override]
+    def find(self, sub: str, start: int = 0, end: int | None = None, /) -> int:  # type: ignore[override]
         CountingStr.calls += 1
-        return super().find(*args)  # type: ignore[arg-type]
+        return super().find(sub, start, end)
 
-    def startswith(self, *args: object) -> bool:  # type: ignore[override]
+    def startswith(self, prefix: str, start: int = 0, /) -> bool:  # type: ignore[override]
         CountingStr.calls += 1
-        return super().startswith(*args)  # type: ignore[arg-type]
+        return super().startswith(prefix, start)
 
 
 def test_the_freezing_masks_are_answered_in_a_few_steps() -> None:
@@ -58,7 +57,7 @@ def test_the_freezing_masks_are_answered_in_a_few_steps() -> None:
     for once (a backtracking matcher tries every way of splitting the a's)."""
     for mask in (FREEZING, LONGEST, "?a" * 100, "*a?" * 66 + "z"):
         CountingStr.calls = 0
-        assert not compile_glob(mask).match(CountingStr(VICTIM))
+        assert not Glob(mask).match(CountingStr(VICTIM))
         assert CountingStr.calls <= len(mask) + 2, (mask, CountingStr.calls)
 
 
@@ -67,6 +66,6 @@ def test_a_ban_mask_is_not_a_regular_expression() -> None:
     user = User(VICTIM, RecordingClient(), host="192.0.2.1")
     ban = Ban(FREEZING, "op", 0.0)
     assert not ban.matches(user)
-    assert isinstance(ban._glob, globs.Glob)
+    assert not hasattr(ban, "_pattern")
     assert Ban("*!*@192.0.2.*", "op", 0.0).matches(user)
     assert Ban(VICTIM.upper(), "op", 0.0).matches(user)  # folded, as nick!*@*

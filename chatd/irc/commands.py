@@ -14,7 +14,7 @@ from functools import partial
 
 from chatd.chat import Room, User
 from chatd.errors import ChatError, ErrorCode
-from chatd.globs import Glob, compile_glob
+from chatd.globs import Glob
 from chatd.irc import account_commands, labels, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
@@ -46,7 +46,7 @@ USERLEN = 10
 
 def _wildcard(pattern: str) -> Glob:
     """Read an IRC mask (* and ?) over folded names: matched without backtracking."""
-    return compile_glob(fold(pattern))
+    return Glob(fold(pattern))
 
 
 def _word_lines(head: str, words: Iterable[str], budget: int) -> list[str]:
