@@ -13,7 +13,7 @@ import json
 from itertools import count
 
 from cluster_fakes import FakeLog, know_each_other, make_node, pump_all
-from helpers import connect, lines, make_factory, open_connection
+from helpers import RecordingClient, connect, lines, make_factory, open_connection
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -22,6 +22,7 @@ from web_helpers import FakeBrowser, make_site
 from chatd.cluster import snapshot
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
+from chatd.irc.render import user_at_host
 from chatd.irc.server import isupport_tokens
 from chatd.protocol import ChatProtocol
 from chatd.room_rules import INVITE_SECONDS, MAX_BAN_BYTES, MAX_INVITES, MAX_MODE_ARGS
@@ -244,3 +245,24 @@ def test_a_snapshot_keeps_invitations_by_user() -> None:
     assert snapshot.dump(c.chat, ["a", "b"]) == data
     invited = c.chat.rooms["#club"].rules.invited
     assert invited == {c.chat.users["bob"]: clock.seconds() + INVITE_SECONDS}
+
+
+def test_an_ipv6_host_stays_one_irc_parameter() -> None:
+    """A user from ::1 is ::1 to bans, and 0::1 in IRC's replies (a parameter
+    starting with ':' would swallow the rest of the line)."""
+    factory = make_factory(flood_rate=0)
+    user = factory.chat.register("six", RecordingClient(), host="::1")
+    assert user_at_host(user) == ("six", "0::1")
+    op = room_with_operator(factory, "#den")
+    op.dataReceived(b"/ban *!*@::1\r\n")
+    assert factory.chat.rooms["#den"].rules.banned(user) is not None
+
+
+def test_who_by_mask_matches_without_backtracking() -> None:
+    """WHO *a*a*a*a*a*a*a*a*a*a*z answers at once (nobody), WHO a*X finds the user."""
+    factory = make_factory(flood_rate=0)
+    line_from(factory, "aaaaaaaaaaaaaaaaaaaX")
+    irc, out = irc_from(factory, "ira")
+    irc.dataReceived(b"WHO *a*a*a*a*a*a*a*a*a*a*z\r\nWHO a*X\r\n")
+    replies = [line.split()[1] for line in irc_lines(out)]
+    assert replies == ["315", "352", "315"]
