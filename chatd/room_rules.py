@@ -46,7 +46,7 @@ MAX_MASK_LENGTH = 200  # characters of one ban mask
 # command applies; the others are left, as IRC servers do (ISUPPORT MODES).
 MAX_MODE_ARGS = 6
 # Invitations a room keeps (the oldest go first), and how long each is good
-# for: an hour, as on other IRC servers.
+# for: an hour, long enough to come, short enough that forgotten ones go.
 MAX_INVITES = 100
 INVITE_SECONDS = 3600.0
 MAX_KEY = 23  # characters of a key (RFC 2812)

@@ -44,9 +44,10 @@ class Ban:
     def matches(self, user: User) -> bool:
         """Tell whether this ban applies to user as they are now.
 
-        A mask is matched against user.identity() folded, without
-        backtracking (chatd.globs): time linear in the two lengths' product
-        at worst, whatever the mask.
+        A mask is matched against the user's nick!user@host
+        (User.user_and_host), folded, without backtracking (chatd.globs):
+        at worst in time proportional to the two lengths' product, whatever
+        the mask.
         """
         if self.key.startswith("account:"):
             return bool(user.account) and fold(user.account) == self.key[8:]
