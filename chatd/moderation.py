@@ -48,10 +48,13 @@ from chatd.room_rules import (
     BAN_MODE,
     DEFAULT_FLAGS,
     FLAG_MODES,
+    INVITE_SECONDS,
     KEY_MODE,
     KICK_REASON_LENGTH,
     LIMIT_MODE,
+    MAX_BAN_BYTES,
     MAX_BANS,
+    MAX_INVITES,
     MAX_KEY,
     MAX_LIMIT,
     MEMBER_MODES,
@@ -64,7 +67,7 @@ from chatd.room_rules import (
     limit_value,
     valid_key,
 )
-from chatd.state import Ban, Room, User
+from chatd.state import NO_INVITATIONS, Ban, Room, User
 
 # -- the rules, as part of Chat -------------------------------------------------
 
@@ -187,8 +190,7 @@ class Moderation:
                 f"you are banned from {room.name} ({ban.mask})",
                 room=room.name,
             )
-        invited = user.key in rules.invited
-        if rules.has("i") and not invited:
+        if rules.has("i") and not self.is_invited(room, user):
             raise ChatError(
                 ErrorCode.INVITE_ONLY,
                 f"{room.name} is invite-only: an operator must /invite you first",
@@ -222,8 +224,9 @@ class Moderation:
     def _joined(self, room: Room, user: User, new: bool) -> None:
         """After user joined room (JOIN already seen): status, invitation used."""
         rules = room.rules
-        if user.key in rules.invited:
-            rules.invited = rules.invited - {user.key}
+        if user in rules.invited:
+            kept = {other: t for other, t in rules.invited.items() if other is not user}
+            rules.invited = kept or NO_INVITATIONS
         if room.name == LOBBY or fold(room.name) == fold(LOBBY):
             return
         record = rules.record
@@ -464,14 +467,25 @@ class Moderation:
             if on:
                 if found is not None:
                     return None
+                ban = Ban(arg, user.nick, self.now())
                 if len(bans) >= MAX_BANS:
                     raise ChatError(
                         ErrorCode.BAN_LIST_FULL,
                         f"{room.name} has {MAX_BANS} bans, the most it may have",
                         room=room.name,
                         mode=letter,
+                        arg=arg,
                     )
-                bans.append(Ban(arg, user.nick, self.now()))
+                if sum(old.size for old in bans) + ban.size > MAX_BAN_BYTES:
+                    raise ChatError(
+                        ErrorCode.BAN_LIST_FULL,
+                        f"{room.name} has bans of {MAX_BAN_BYTES} bytes together, "
+                        "the most it may have; lift one, or ban with a shorter mask",
+                        room=room.name,
+                        mode=letter,
+                        arg=arg,
+                    )
+                bans.append(ban)
                 return Change(letter, True, arg)
             if found is None:
                 return None
@@ -518,9 +532,31 @@ class Moderation:
                 room=room.name,
                 nick=target.nick,
             )
-        rules.invited = rules.invited | {target.key}
+        self._add_invitation(room, target)
         target.deliver(Invited(room.name, target.nick, user.nick))
         return room, target
+
+    def is_invited(self, room: Room, user: User) -> bool:
+        """Tell whether user, whatever their nickname now, holds a live invitation."""
+        until = room.rules.invited.get(user)
+        return until is not None and until > self.now()
+
+    def _add_invitation(self, room: Room, target: User) -> None:
+        """Give target an invitation to room for INVITE_SECONDS.
+
+        Expired invitations and those of users gone are dropped, and past
+        MAX_INVITES the oldest: a room's invitations stay few and recent.
+        """
+        now, users = self.now(), self.users
+        kept = {
+            other: until
+            for other, until in room.rules.invited.items()
+            if until > now and other is not target and users.get(other.key) is other
+        }
+        for other in list(kept)[: max(0, len(kept) - MAX_INVITES + 1)]:
+            del kept[other]  # the oldest first: dicts keep insertion order
+        kept[target] = now + INVITE_SECONDS
+        room.rules.invited = kept
 
     def kill(self, user: User, nick: str, reason: str) -> User:
         """Disconnect nick (server operators only); the others see them quit."""

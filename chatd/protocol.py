@@ -157,7 +157,9 @@ class ChatProtocol(Connection):
 
     def register(self, nick: str) -> None:
         """Take nick: WELCOME, the message of the day, then #lobby."""
-        user = self.chat.register(nick, self)
+        # The peer's address is the user's host, as on every door: a ban by
+        # address (nick!user@host) catches the person whatever door they use.
+        user = self.chat.register(nick, self, host=self.host)
         self.registered(user)
         self.send(
             line(

@@ -8,7 +8,6 @@ may change them, and the events that follow, chatd.moderation's.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from chatd.errors import ChatError, ErrorCode
@@ -22,6 +21,7 @@ BAN_MODE = "b"  # a list of masks
 ROOM_MODES = FLAG_MODES + KEY_MODE + LIMIT_MODE
 MEMBER_MODES = OP_MODE + VOICE_MODE
 ALL_MODES = ROOM_MODES + MEMBER_MODES + BAN_MODE
+ARG_MODES = MEMBER_MODES + BAN_MODE + KEY_MODE  # always an argument (and +l)
 DEFAULT_FLAGS = frozenset("n")
 MODE_NAMES = {
     "i": "invite-only",
@@ -36,6 +36,19 @@ MODE_NAMES = {
     "b": "ban",
 }
 MAX_BANS = 100  # per room (IRC's MAXLIST=b:100)
+# And the bytes of a room's bans together (each counted by ban_size): enough
+# for 100 bans of 80 bytes, typical masks being 15 to 50, so that a full
+# list costs a room tens of kilobytes, not the hundreds 100 masks of 200
+# characters did (docs/hostile.md, Round three: bans, masks and identity).
+MAX_BAN_BYTES = 8192
+MAX_MASK_LENGTH = 200  # characters of one ban mask
+# Mode changes with an argument (+b mask, +o nick, +k key, +l n...) that one
+# command applies; the others are left, as IRC servers do (ISUPPORT MODES).
+MAX_MODE_ARGS = 6
+# Invitations a room keeps (the oldest go first), and how long each is good
+# for: an hour, long enough to come, short enough that forgotten ones go.
+MAX_INVITES = 100
+INVITE_SECONDS = 3600.0
 MAX_KEY = 23  # characters of a key (RFC 2812)
 MAX_LIMIT = 1_000_000
 TOPIC_LENGTH = 390  # characters kept of a topic (IRC's TOPICLEN)
@@ -80,19 +93,20 @@ def ban_key(mask: str) -> str:
     user, at, host = rest.partition("@")
     if not at:
         host = "*"
-    return f"{fold(nick or '*')}!{fold(user or '*')}@{fold(host or '*')}"
+    key = f"{fold(nick or '*')}!{fold(user or '*')}@{fold(host or '*')}"
+    return mask if key == mask else key  # one string kept, not two, when the same
 
 
-def mask_pattern(pattern: str) -> re.Pattern[str]:
-    parts = (
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern
-    )
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+def ban_size(mask: str, key: str) -> int:
+    """Return what a ban counts against MAX_BAN_BYTES: the UTF-8 bytes of its
+    mask, or of its folded form (key) when folding made that longer."""
+    size = len(mask.encode())
+    return size if key is mask else max(size, len(key.encode()))
 
 
 def ban_problem(mask: str) -> str | None:
     """Say what is wrong with a ban mask, or return None."""
-    if not mask or len(mask) > 200 or any(ch.isspace() for ch in mask):
+    if not mask or len(mask) > MAX_MASK_LENGTH or any(ch.isspace() for ch in mask):
         return f"{mask or 'an empty mask'} is not a nickname, mask or account:name"
     if mask != clean_text(mask) or mask.startswith(":") or "," in mask:
         return f"{mask} is not a nickname, mask or account:name"
@@ -149,6 +163,8 @@ def parse_changes(
     show the ban list) and refusals for letters not known or arguments
     missing. A missing argument to +o, +v, +b, +k, +l or -o, -v, -b is a
     refusal; -k takes an argument on IRC but needs none; -l takes none.
+    Changes with an argument past the first MAX_MODE_ARGS are left out,
+    as IRC servers do with the rest of a MODE past its ISUPPORT MODES.
     """
     changes: list[Change] = []
     lists: list[str] = []
@@ -157,10 +173,14 @@ def parse_changes(
         return changes, lists, errors
     args = list(words[1:])
     on = True
+    with_args = len(args)
     for letter in words[0]:
         if letter in "+-":
             on = letter == "+"
             continue
+        takes_arg = letter in ARG_MODES or (letter == LIMIT_MODE and on)
+        if takes_arg and with_args - len(args) >= MAX_MODE_ARGS:
+            continue  # past ISUPPORT's MODES: left, as IRC servers do
         if letter in MEMBER_MODES or letter == BAN_MODE:
             if not args:
                 if letter == BAN_MODE:

@@ -6,14 +6,20 @@ Plain data with a few lookups; what may change them, and how, is Chat's
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from chatd.events import Event, IChatClient
+from chatd.globs import glob_match
 from chatd.names import LOBBY, fold
-from chatd.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, mask_pattern
+from chatd.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
+
+# The host of a user no door gave one: a test's, or a user a node of an
+# earlier version replicated. Every door gives its peer's address
+# (Connection.host), so that a ban by address catches a person on any door.
+NO_HOST = "unknown"
 
 # -- a room's rules as they stand (what may change them: chatd.moderation) ----
 
@@ -26,20 +32,30 @@ class Ban:
     by: str
     time: float
     key: str = field(init=False)
-    _pattern: re.Pattern[str] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.key = ban_key(self.mask)
 
+    @property
+    def size(self) -> int:
+        """What the ban counts against its room's MAX_BAN_BYTES (room_rules)."""
+        return ban_size(self.mask, self.key)
+
     def matches(self, user: User) -> bool:
-        """Tell whether this ban applies to user as they are now."""
+        """Tell whether this ban applies to user as they are now.
+
+        A mask is matched against the user's nick!user@host
+        (User.user_and_host), folded, without backtracking (chatd.globs):
+        at worst in time proportional to the two lengths' product, whatever
+        the mask.
+        """
         if self.key.startswith("account:"):
             return bool(user.account) and fold(user.account) == self.key[8:]
-        if self._pattern is None:
-            self._pattern = mask_pattern(self.key)
-        username = fold(user.username or user.nick)
-        host = fold(user.host or "line")
-        return self._pattern.match(f"{user.key}!{username}@{host}") is not None
+        username, host = user.user_and_host()
+        return glob_match(self.key, f"{user.key}!{fold(username)}@{fold(host)}")
+
+
+NO_INVITATIONS: Mapping[User, float] = MappingProxyType({})
 
 
 # -- the state of one room ------------------------------------------------------------
@@ -50,7 +66,10 @@ class RoomRules:
     """What a room's operators decide, and who they are.
 
     ops and voiced hold the User objects themselves, so a rename keeps
-    the status; invited holds folded nicknames, used up by the join.
+    the status; so does invited (with the time each invitation expires),
+    so that an invitation follows its invitee through renames and nobody
+    else gets it by taking the old nickname. An invitation is used up by
+    the join; a room keeps MAX_INVITES of them (moderation).
 
     A server holds thousands of rooms, most of which nobody moderates: what
     is usually empty (flags but n, bans, invitations, voices) starts as a
@@ -67,7 +86,7 @@ class RoomRules:
     key: str = ""
     limit: int = 0
     bans: Sequence[Ban] = ()
-    invited: AbstractSet[str] = frozenset()
+    invited: Mapping[User, float] = field(default_factory=lambda: NO_INVITATIONS)
     ops: set[User] = field(default_factory=set)
     voiced: AbstractSet[User] = frozenset()
     record: RoomRecord | None = None  # set while the room is registered
@@ -171,6 +190,16 @@ class User:
     def __post_init__(self) -> None:
         self.key = same_or(fold(self.nick), self.nick)
         self.deliver = self.client.deliver
+
+    def user_and_host(self) -> tuple[str, str]:
+        """The user and host of this user's nick!user@host, as every door shows it.
+
+        What bans match (Ban.matches) and IRC shows. The host is the peer's
+        address, which every door gives at registration; a door that asks
+        no username (the line protocol, the web page) has the nickname
+        stand for it.
+        """
+        return self.username or self.nick, self.host or NO_HOST
 
     def is_member(self, room: Room) -> bool:
         """Tell whether this user is in room."""

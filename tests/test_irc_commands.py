@@ -138,9 +138,9 @@ def test_privmsg_reaches_line_users_as_message() -> None:
 
 
 def test_line_message_reaches_irc_with_mask() -> None:
-    """A line user's message is :nick!nick@line PRIVMSG #room :text."""
+    """A line user's message is :nick!nick@address PRIVMSG #room :text."""
     server = make_server()
-    carol = server.chat.register("carol", RecordingClient())
+    carol = server.chat.register("carol", RecordingClient(), host="192.0.2.7")
     server.chat.join(carol, "#lobby")
     alice = registered(server, "alice")
     alice.line("JOIN #lobby")
@@ -148,8 +148,8 @@ def test_line_message_reaches_irc_with_mask() -> None:
     server.chat.say(carol, "hello", room="#lobby")
     server.chat.act(carol, "waves", room="#lobby")
     assert alice.lines() == [
-        ":carol!carol@line PRIVMSG #lobby :hello",
-        ":carol!carol@line PRIVMSG #lobby :\x01ACTION waves\x01",
+        ":carol!carol@192.0.2.7 PRIVMSG #lobby :hello",
+        ":carol!carol@192.0.2.7 PRIVMSG #lobby :\x01ACTION waves\x01",
     ]
 
 
@@ -285,14 +285,14 @@ def test_who_and_whois() -> None:
     """WHO #a lists members (352, 315); WHOIS gives 311, 319, 312, 318."""
     server = make_server()
     alice = registered(server, "alice")
-    carol = server.chat.register("carol", RecordingClient())
+    carol = server.chat.register("carol", RecordingClient(), host="192.0.2.7")
     server.chat.join(carol, "#a")
     alice.line("JOIN #a")
     alice.lines()
     alice.line("WHO #a")
     assert alice.lines() == [
         ":irc.test 352 alice #a ~alice 127.0.0.1 irc.test alice H :0 Alice Example",
-        ":irc.test 352 alice #a carol line irc.test carol H@ :0 carol",
+        ":irc.test 352 alice #a carol 192.0.2.7 irc.test carol H@ :0 carol",
         ":irc.test 315 alice #a :End of WHO list",
     ]
     alice.line("WHOIS carol")

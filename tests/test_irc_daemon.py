@@ -59,7 +59,7 @@ def test_irc_and_line_clients_talk_in_lobby(tmp_path: Path) -> None:
         line.send("hi alice")
         got = irc.expect_irc("PRIVMSG")
         assert got.startswith("@time=") and got.endswith(
-            ":carol!carol@line PRIVMSG #lobby :hi alice"
+            ":carol!carol@127.0.0.1 PRIVMSG #lobby :hi alice"
         )
         line.send("/me waves")
         assert irc.expect_irc("PRIVMSG").endswith(
@@ -71,7 +71,7 @@ def test_irc_and_line_clients_talk_in_lobby(tmp_path: Path) -> None:
         assert line.expect("PRIV ") == "PRIV alice carol * alice nods"
         line.send("/msg alice psst")
         assert irc.expect_irc("PRIVMSG").endswith(
-            ":carol!carol@line PRIVMSG alice :psst"
+            ":carol!carol@127.0.0.1 PRIVMSG alice :psst"
         )
         irc.send("NICK alicia")
         assert line.expect("RENAME ") == "RENAME alice alicia"

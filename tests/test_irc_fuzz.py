@@ -128,4 +128,5 @@ def test_arbitrary_irc_bytes_never_break_anything(
     assert_line_well_formed(b_out.value())
     c_out.clear()
     bob.dataReceived(b"still works\n")
-    assert c_out.value().endswith(b":bob!bob@line PRIVMSG #lobby :still works\r\n")
+    said = f":bob!bob@{bob.host} PRIVMSG #lobby :still works\r\n".encode()
+    assert c_out.value().endswith(said)

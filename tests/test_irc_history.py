@@ -97,10 +97,8 @@ def test_live_message_tags_are_its_history_id_and_time(
     history = parse_server_line(lines(c_out)[-2])
     assert history.verb == "HISTORY"
     target, msg_id, time, kind, nick = history.words
-    assert (
-        live
-        == f"@msgid={msg_id};time={time} :carol!carol@line PRIVMSG #lobby :hi there"
-    )
+    source = f"carol!carol@{carol.host}"
+    assert live == f"@msgid={msg_id};time={time} :{source} PRIVMSG #lobby :hi there"
 
 
 def test_each_variant_is_rendered_once_and_shared(factory: ChatFactory) -> None:
@@ -120,7 +118,7 @@ def test_each_variant_is_rendered_once_and_shared(factory: ChatFactory) -> None:
     assert renderer.renders == before + 1
     got = [lines(out) for _, out in clients]
     assert got[:4] == got[4:]
-    plain = ":carol!carol@line PRIVMSG #lobby :hello"
+    plain = f":carol!carol@{carol.host} PRIVMSG #lobby :hello"
     assert got[0] == [plain]
     assert tags_of(got[1][0]).keys() == {"time"}
     assert tags_of(got[2][0]).keys() == {"msgid"}

@@ -69,8 +69,8 @@ def test_irc_and_line_users_meet_in_lobby(clock: Clock) -> None:
     a_out.clear()
     carol.dataReceived(b"hi alice\r\n/me waves\r\n")
     assert lines(a_out) == [
-        ":carol!carol@line PRIVMSG #lobby :hi alice",
-        ":carol!carol@line PRIVMSG #lobby :\x01ACTION waves\x01",
+        f":carol!carol@{carol.host} PRIVMSG #lobby :hi alice",
+        f":carol!carol@{carol.host} PRIVMSG #lobby :\x01ACTION waves\x01",
     ]
     c_out.clear()
     alice.dataReceived(b"PRIVMSG #lobby :hello carol\r\nPRIVMSG carol :psst\r\n")
@@ -101,7 +101,7 @@ def test_line_user_leaving_is_irc_quit(clock: Clock) -> None:
     alice.dataReceived(b"JOIN #lobby\r\n")
     a_out.clear()
     disconnect(carol)
-    assert lines(a_out) == [":carol!carol@line QUIT :connection closed"]
+    assert lines(a_out) == [f":carol!carol@{carol.host} QUIT :connection closed"]
 
 
 def test_broadcast_rendered_once_per_door(clock: Clock) -> None:
@@ -118,7 +118,8 @@ def test_broadcast_rendered_once_per_door(clock: Clock) -> None:
     line_users[0][0].dataReceived(b"hello all\r\n")
     assert renderer.renders == before + 1
     for _, out in ircs:
-        assert lines(out) == [":line0!line0@line PRIVMSG #lobby :hello all"]
+        host = line_users[0][0].host
+        assert lines(out) == [f":line0!line0@{host} PRIVMSG #lobby :hello all"]
 
 
 def test_members_of_each_tag_variant_share_a_journal_run(clock: Clock) -> None:

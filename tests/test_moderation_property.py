@@ -79,7 +79,7 @@ def snapshot(chat: Chat) -> object:
             rules.limit,
             tuple(ban.key for ban in rules.bans),
             rules.topic,
-            tuple(sorted(rules.invited)),
+            tuple(sorted((u.key, until) for u, until in rules.invited.items())),
         )
     users = {key: (u.nick, u.account, tuple(u.rooms)) for key, u in chat.users.items()}
     records = {

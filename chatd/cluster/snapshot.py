@@ -16,9 +16,10 @@ from chatd.chat import Room, User
 from chatd.cluster.replica import ClusterChat, Publisher, RemoteClient, Wire, uid_of
 from chatd.moderation import DEFAULT_FLAGS, Ban
 from chatd.names import LOBBY, fold
+from chatd.state import NO_INVITATIONS
 from chatd.store.accounts import room_from_json, room_to_json
 
-VERSION = 1
+VERSION = 2  # 2: invitations by uid, with their end
 
 
 def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
@@ -50,7 +51,12 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
                 "key": rules.key,
                 "limit": rules.limit,
                 "bans": [[ban.mask, ban.by, ban.time] for ban in rules.bans],
-                "invited": sorted(rules.invited),
+                # Invitations are the invitees' (by uid), with when each ends.
+                "invited": [
+                    [uid_of(invitee), until]
+                    for invitee, until in rules.invited.items()
+                    if chat.users.get(invitee.key) is invitee
+                ],
                 "ops": sorted(uid_of(user) for user in rules.ops),
                 "voiced": sorted(uid_of(user) for user in rules.voiced),
             }
@@ -105,7 +111,11 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
         rules.flags = DEFAULT_FLAGS if flags == DEFAULT_FLAGS else flags
         rules.key, rules.limit = spec["key"], spec["limit"]
         rules.bans = tuple(Ban(mask, by, time) for mask, by, time in spec["bans"])
-        rules.invited = frozenset(spec["invited"])
+        # Version 1 kept invitations by nickname: those are not taken over.
+        invited = spec["invited"] if data["v"] != 1 else []
+        rules.invited = {
+            by_uid[uid]: until for uid, until in invited if uid in by_uid
+        } or NO_INVITATIONS
         rules.ops = {by_uid[uid] for uid in spec["ops"]}
         rules.voiced = frozenset(by_uid[uid] for uid in spec["voiced"])
         record = chat.records.get(room.key)

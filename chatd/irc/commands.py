@@ -8,20 +8,20 @@ which the door turns into a numeric in one place (numeric_for).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
 
 from chatd.chat import Room, User
 from chatd.errors import ChatError, ErrorCode
+from chatd.globs import Glob
 from chatd.irc import account_commands, labels, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.registration import lusers, motd, send_isupport, try_register
-from chatd.irc.render import CTCP, mask, user_at_host
+from chatd.irc.render import CTCP, mask, shown_host, user_at_host
 from chatd.irc.server import AWAYLEN, MAX_TARGETS
 from chatd.irc.session import (
     Handler,
@@ -37,19 +37,16 @@ from chatd.irc.session import (
     split_targets,
 )
 from chatd.names import clean_text, fold
+from chatd.state import NO_HOST
 
 # NAMES and LIST replies are split so that no line passes this many bytes.
 LIST_LINE_BUDGET = 400
 USERLEN = 10
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """Compile an IRC mask (* and ?) over folded names."""
-    parts = (
-        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch)
-        for ch in fold(pattern)
-    )
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+def _wildcard(pattern: str) -> Glob:
+    """Read an IRC mask (* and ?) over folded names: matched without backtracking."""
+    return Glob(fold(pattern))
 
 
 def _word_lines(head: str, words: Iterable[str], budget: int) -> list[str]:
@@ -535,7 +532,7 @@ def whowas(session: IrcSession, msg: IrcMessage) -> None:
         numeric(session, n.ERR_WASNOSUCHNICK, shown, text="There was no such nickname")
     for departure in departures:
         username = departure.username or departure.nick
-        host = departure.host or "line"
+        host = shown_host(departure.host or NO_HOST)
         realname = departure.realname or departure.nick
         numeric(
             session,

@@ -38,7 +38,8 @@ from chatd.chat import (
 )
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
 from chatd.names import fold
-from chatd.room_rules import Change
+from chatd.room_rules import MAX_MODE_ARGS, Change
+from chatd.state import NO_HOST
 from chatd.store.interface import millis
 from chatd.wire import utc_time
 
@@ -51,8 +52,9 @@ VARIANTS = 4
 EXTENDED = 4  # extended-join: JOIN #room account :realname
 ACCOUNT = 8  # account-tag: @account= on lines from identified users
 PERSONAL_CAPS = frozenset({"extended-join", "account-tag"})
-# Mode changes with an argument one MODE line carries (ISUPPORT MODES).
-MODES_PER_LINE = 6
+# Mode changes one MODE line carries: as many as one MODE command applies
+# with an argument (ISUPPORT MODES, room_rules.MAX_MODE_ARGS).
+MODES_PER_LINE = MAX_MODE_ARGS
 SERVICES_HOST = "services"  # NickServ!NickServ@services
 
 
@@ -65,14 +67,23 @@ def server_time(seconds: float) -> str:
     return utc_time(millis(seconds))
 
 
-def user_at_host(user: User) -> tuple[str, str]:
-    """Return the username and host IRC shows for user.
+def shown_host(host: str) -> str:
+    """Spell a host as one IRC parameter: an IPv6 address may start with ':'.
 
-    A user a door registered without them (the line protocol) shows its
-    nickname as the username and "line" as the host: the line protocol never
-    tells anyone a peer's address, and IRC does not start to.
+    As other servers do, ::1 is shown as 0::1 (a parameter starting with ':'
+    would be read as the line's last).
     """
-    return user.username or user.nick, user.host or "line"
+    return "0" + host if host.startswith(":") else host
+
+
+def user_at_host(user: User) -> tuple[str, str]:
+    """Return the username and host IRC shows for user: the model's (User).
+
+    The same on every door: the host is the peer's address the user's door
+    gave, what bans by address match (state.Ban).
+    """
+    username, host = user.user_and_host()
+    return username, shown_host(host)
 
 
 def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
@@ -83,7 +94,7 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
     user = chat.users.get(fold(nick))
     name = shown or nick
     if user is None:
-        return f"{name}!{name}@line"
+        return f"{name}!{name}@{NO_HOST}"
     username, host = user_at_host(user)
     return f"{name}!{username}@{host}"
 
