@@ -366,8 +366,10 @@ class Moderation:
                 key = done.arg if done.on else ""
             elif letter == LIMIT_MODE:
                 limit = int(done.arg) if done.on else 0
-            elif letter == OP_MODE and not done.on and fold(done.arg) == user.key:
-                stepped_down = user
+            elif letter == OP_MODE and not done.on:
+                # The one who lost the status (themselves stepping down, or
+                # de-opped by a server operator) is not handed it back.
+                stepped_down = room.members.get(fold(done.arg))
             applied.append(done)
         if not applied:
             return room, applied, errors

@@ -318,6 +318,21 @@ def test_server_operators_run_every_room_and_disconnect_people() -> None:
     assert a.closed == ["Killed by root: spam"]
 
 
+def test_a_server_operator_deopping_the_last_operator_hands_the_room_on() -> None:
+    """A server operator's MODE #dev -o alice, alice its only operator: the
+    member there longest after her runs it; alone, alice is left without."""
+    chat = make_chat(server_operators=["root"])
+    root, _ = enter(chat, "root", LOBBY)
+    root.account = "root"
+    alice, _ = enter(chat, "alice", "#dev")
+    bob, _ = enter(chat, "bob", "#dev")
+    chat.change_modes(root, "#dev", [Change("o", False, "alice")])
+    assert chat.rooms["#dev"].rules.ops == {bob}
+    enter(chat, "carol", "#solo")
+    chat.change_modes(root, "#solo", [Change("o", False, "carol")])
+    assert chat.rooms["#solo"].rules.ops == set()
+
+
 def test_registered_room_keeps_state_and_operators_by_account() -> None:
     """/register #room: the record outlives the members; the founder's account
     gets op back on joining; a stranger joining an empty registered room does

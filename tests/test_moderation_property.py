@@ -11,7 +11,7 @@ step:
 - operators and voiced users are members of the room;
 - an unregistered room other than #lobby with two or more members has an
   operator; with one, it has one unless that member stepped down (-o on
-  themselves) since it was last run;
+  themselves) or was de-opped by a server operator since it was last run;
 - a registered room's record always lists its founder among its operators;
 - a member of an invite-only room who joined after +i was invited (or runs
   the server), and one who joined a keyed room gave the key.
@@ -143,7 +143,8 @@ def run(world: World, action: tuple[object, ...]) -> None:
             if target_user is None:
                 return
             chat.change_modes(actor, name, [Change(letter, on, target_user.nick)])
-            if letter == "o" and not on and target_user is actor:
+            by_operator = chat.is_server_operator(actor)
+            if letter == "o" and not on and (target_user is actor or by_operator):
                 found = chat.rooms.get(fold(name))
                 if found is not None and not found.rules.ops:
                     world.stepped_down.add(found.key)
