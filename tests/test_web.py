@@ -169,7 +169,8 @@ def test_history_answers_arrive_as_lines(clock: Clock) -> None:
 
 
 def test_a_page_from_another_origin_is_refused(clock: Clock) -> None:
-    """Origin must be the page's own (the Host asked for); else 403, no connection."""
+    """Origin must be the page's own (this machine at the listener's port);
+    else 403, no connection."""
     factory = make_factory(clock)
     site = make_site(factory)
     evil = FakeBrowser(site, origin="https://evil.example")
@@ -180,6 +181,20 @@ def test_a_page_from_another_origin_is_refused(clock: Clock) -> None:
     # The page's own, in any case; and a client that is no browser sends none.
     assert FakeBrowser(site, origin="HTTP://127.0.0.1:8080").accepted
     assert FakeBrowser(site, origin=None, port=50002).accepted
+
+
+def test_a_rebound_name_is_refused(clock: Clock) -> None:
+    """DNS rebinding: a page of evil.example:8080 whose name now resolves to
+    this server sends Host evil.example:8080 and that Origin; 403 all the same."""
+    factory = make_factory(clock)
+    site = make_site(factory)
+    rebound = FakeBrowser(
+        site, origin="http://evil.example:8080", host_header="evil.example:8080"
+    )
+    assert rebound.rejected == 403 and not rebound.accepted
+    assert not factory.connections
+    # The machine's own names at the listener's port are its own page.
+    assert FakeBrowser(site, origin="http://localhost:8080").accepted
 
 
 def test_web_origin_allows_another_page(clock: Clock) -> None:

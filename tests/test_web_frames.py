@@ -72,13 +72,21 @@ def test_origins_are_spelled_as_browsers_send_them(
     assert normalize_origin(text) == spelled
 
 
-def test_same_origin_is_the_host_asked_for() -> None:
-    """The page's own origin: its host and port are the request's Host."""
-    own = Origins()
-    assert own.allows("http://127.0.0.1:8080", "127.0.0.1:8080")
-    assert own.allows("https://chat.example.com", "chat.example.com")  # TLS proxy
-    assert not own.allows("http://127.0.0.1:8081", "127.0.0.1:8080")
-    assert not own.allows("https://evil.example", "chat.example.com")
-    assert not own.allows("null", "chat.example.com")
-    assert not own.allows("http://chat.example.com", None)
-    assert Origins(["*"]).allows("https://anywhere.example", "x")
+def test_own_origin_is_a_name_of_this_machine_at_the_listeners_port() -> None:
+    """The page's own origin: localhost, 127.0.0.1, ::1, the host name or the
+    address the connection came in on, at the listener's port; never the Host."""
+    own = Origins(hostname="chatbox")
+    assert own.allows("http://127.0.0.1:8080", "127.0.0.1", 8080)
+    assert own.allows("http://localhost:8080", "127.0.0.1", 8080)
+    assert own.allows("https://[::1]:8080", "::1", 8080)
+    assert own.allows("http://ChatBox:8080", "127.0.0.1", 8080)
+    assert own.allows("http://192.0.2.5:8080", "192.0.2.5", 8080)  # by address
+    assert own.allows("http://localhost", "127.0.0.1", 80)
+    assert not own.allows("http://127.0.0.1:8081", "127.0.0.1", 8080)
+    assert not own.allows("http://evil.example:8080", "127.0.0.1", 8080)
+    assert not own.allows("https://chat.example.com", "127.0.0.1", 443)
+    assert not own.allows("null", "127.0.0.1", 8080)
+    assert not own.allows("ws://127.0.0.1:8080", "127.0.0.1", 8080)
+    assert Origins(["*"]).allows("https://anywhere.example", "127.0.0.1", 1)
+    proxied = Origins(["https://chat.example.com"])
+    assert proxied.allows("https://chat.example.com", "127.0.0.1", 8080)

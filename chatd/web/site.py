@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -208,8 +209,9 @@ class ChatSocket(WebSocketResource):
 
     def render_GET(self, request: Request) -> bytes | int:
         origin = request.getHeader("origin")
+        local = request.getHost()
         if origin is not None and not self.origins.allows(
-            origin, request.getHeader("host")
+            origin, address_host(local), getattr(local, "port", 0)
         ):
             self.log.warn(
                 "refused a WebSocket from {peer}: a page from {origin} "
@@ -265,7 +267,8 @@ def web_site(
     root = RootResource()
     root.putChild(b"", PageResource(page_body(assets)))
     root.putChild(b"static", StaticResource(assets))
-    root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), Origins(origins)))
+    allowed = Origins(origins, socket.gethostname())
+    root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), allowed))
     root.putChild(b"healthz", HealthResource(hub))
     site = ChatSite(root, timeout=HTTP_TIMEOUT, reactor=hub.clock)
     site.displayTracebacks = False
