@@ -84,6 +84,7 @@ def test_healthz_answers_with_the_counts(clock: Clock) -> None:
     assert json.loads(body) == {
         "status": "ok",
         "connections": 1,
+        "http": 1,  # this request's own
         "users": 1,
         "rooms": 1,
         "history": "off",
@@ -275,16 +276,14 @@ def test_flooding_pages_wait_like_everyone(clock: Clock) -> None:
 
 
 def test_caps_refuse_a_page_with_server_full(clock: Clock) -> None:
-    """Past --max-per-ip the page reads ERR server-full and BYE, then a 1013 close."""
+    """Past --max-per-ip another connection from the address is answered 503
+    before its request is read: the open WebSocket holds the address's slot."""
     factory = make_factory(clock, max_per_ip=1)
     site = make_site(factory)
     FakeBrowser(site, port=50010).register("alice")
     second = FakeBrowser(site, port=50011)
-    assert second.lines() == [
-        "ERR server-full too many connections from your address (1 at most)",
-        "BYE Please try again later.",
-    ]
-    assert second.closed == CLOSE_TRY_LATER
+    assert second.rejected == 503 and not second.accepted
+    assert second.transport.disconnecting
     assert len(factory.connections) == 1
 
 
@@ -305,6 +304,7 @@ def test_forwarded_for_is_believed_only_behind_a_trusted_proxy(clock: Clock) -> 
     assert FakeBrowser(site, headers={"X-Forwarded-For": "198.51.100.1"}).accepted
     again = FakeBrowser(site, headers=forwarded, port=50021)
     assert again.lines()[0].startswith("ERR server-full ")
+    assert again.closed == CLOSE_TRY_LATER
 
 
 def test_register_timeout_says_bye_and_closes(clock: Clock) -> None:
