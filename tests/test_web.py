@@ -15,7 +15,7 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.store.memory import MemoryHistory
 from chatd.web.door import PING_INTERVAL, WebConnection
-from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER
+from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER, MAX_FRAGMENTS
 from chatd.web.site import CONTENT_SECURITY_POLICY, load_assets
 from chatd.wire import RenderStats
 
@@ -273,6 +273,48 @@ def test_flooding_pages_wait_like_everyone(clock: Clock) -> None:
     assert [line for line in got + browser.lines() if line.startswith("MSG ")] == [
         f"MSG #lobby alice line {n}" for n in range(8)
     ]
+
+
+def test_a_ping_flood_pauses_reading_until_paid_for(clock: Clock) -> None:
+    """Each ping costs a line of the flood gate before it is read: past the
+    burst the socket is not read (pauseProducing) and the pings wait, answered
+    at the rate, in order with the lines sent after them."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")  # one token
+    browser.lines()
+    browser.send_raw(masked_frame(0x9, b"") * 1000 + masked_frame(0x1, b"after"))
+    browser.read()
+    assert browser.pongs == 9
+    assert browser.transport.producerState == "paused"
+    clock.advance(0.5)
+    browser.read()
+    assert browser.pongs == 10
+    for _ in range(1000):
+        clock.advance(0.5)
+        if browser.transport.producerState == "producing":
+            break
+    clock.advance(1.0)  # the line after them waits for its own token
+    browser.read()
+    assert browser.pongs == 1000
+    assert browser.lines()[-1] == "MSG #lobby alice after"
+    assert factory.stats.limits["web", "flood"] > 0
+
+
+def test_fragments_are_charged_and_capped(clock: Clock) -> None:
+    """A fragment costs a sixteenth of a line; a message in more than
+    MAX_FRAGMENTS frames (empty continuations too) closes with 1009."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")
+    browser.lines()
+    pieces = masked_frame(0x1, b"hel", fin=False) + masked_frame(0x0, b"lo")
+    browser.send_raw(pieces * 3)  # a few short fragmented messages are fine
+    assert browser.lines() == ["MSG #lobby alice hello"] * 3
+    empty = masked_frame(0x0, b"", fin=False)
+    browser.send_raw(masked_frame(0x1, b"x", fin=False) + empty * MAX_FRAGMENTS)
+    assert browser.lines() == ["BYE Message in too many pieces: more than 64."]
+    assert browser.closed == CLOSE_TOO_BIG and browser.transport.disconnecting
 
 
 def test_caps_refuse_a_page_with_server_full(clock: Clock) -> None:

@@ -6,7 +6,16 @@ import pytest
 from web_helpers import masked_frame
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from chatd.web.frames import MessageGuard, frame_lines, text_frame
+from chatd.web.frames import (
+    CONTROL_COST,
+    FRAGMENT_COST,
+    MAX_FRAGMENTS,
+    TOO_BIG,
+    TOO_MANY,
+    MessageGuard,
+    frame_lines,
+    text_frame,
+)
 from chatd.web.origins import Origins, normalize_origin
 
 
@@ -39,16 +48,53 @@ def test_guard_counts_a_message_over_any_split() -> None:
     for cut in (1, 2, 3, 7, 1000):
         reads = [stream[at : at + cut] for at in range(0, len(stream), cut)]
         guard = MessageGuard(70000)
-        assert all(guard.feed(data) for data in reads)
+        assert all(guard.feed(data) == len(data) for data in reads)
         assert guard.message == 0
         guard = MessageGuard(69999)
-        assert not all(guard.feed(data) for data in reads)
+        assert TOO_BIG in [guard.feed(data) for data in reads]
 
 
 def test_guard_refuses_on_the_header_alone() -> None:
     """A header that claims too much is refused before any of its payload."""
     guard = MessageGuard(4096)
-    assert not guard.feed(masked_frame(0x2, b"", length=1 << 40)[:14])
+    assert guard.feed(masked_frame(0x2, b"", length=1 << 40)[:14]) == TOO_BIG
+
+
+def test_guard_charges_control_frames_and_fragments_only() -> None:
+    """A whole message is paid for by its line; a ping costs a line, a fragment
+    a sixteenth; the guard stops at the header of the first it cannot pay."""
+    costs: list[float] = []
+    guard = MessageGuard(4096)
+
+    def afford(cost: float) -> bool:
+        costs.append(cost)
+        return len(costs) < 4
+
+    stream = (
+        masked_frame(0x1, b"whole")
+        + masked_frame(0x9, b"")  # a ping
+        + masked_frame(0x1, b"", fin=False)  # an empty fragment
+        + masked_frame(0x0, b"", fin=False)
+        + masked_frame(0x0, b"end")
+        + masked_frame(0xA, b"")  # a pong: refused, not read
+        + masked_frame(0x1, b"after")
+    )
+    stop = guard.feed(stream, afford)
+    assert costs == [CONTROL_COST, FRAGMENT_COST, FRAGMENT_COST, CONTROL_COST]
+    assert stream[stop:] == masked_frame(0xA, b"") + masked_frame(0x1, b"after")
+    costs.clear()
+    assert guard.feed(stream[stop:], lambda cost: True) == len(stream) - stop
+
+
+def test_guard_refuses_a_message_in_too_many_pieces() -> None:
+    """MAX_FRAGMENTS frames make a message; one more piece is refused."""
+    guard = MessageGuard(1 << 20)
+    pieces = masked_frame(0x1, b"", fin=False) + masked_frame(0x0, b"", fin=False) * (
+        MAX_FRAGMENTS - 2
+    )
+    assert guard.feed(pieces + masked_frame(0x0, b"x")) > 0  # 64 frames: whole
+    assert guard.feed(pieces) == len(pieces)
+    assert guard.feed(masked_frame(0x0, b"", fin=False)) == TOO_MANY
 
 
 @pytest.mark.parametrize(

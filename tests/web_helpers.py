@@ -13,6 +13,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -95,6 +96,7 @@ class FakeBrowser:
         self.rejected: int | None = None
         self.closed: int | None = None  # the close frame's code, once it came
         self.pings = 0
+        self.pongs = 0
         self.binary: list[bytes] = []
         self._lines: list[str] = []
         self._text = ""
@@ -127,6 +129,8 @@ class FakeBrowser:
                 self.binary.append(bytes(data))
             case Ping():
                 self.pings += 1
+            case Pong():
+                self.pongs += 1
             case CloseConnection(code=code):
                 self.closed = code
 
