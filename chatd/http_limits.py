@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.server import Site
@@ -118,7 +118,7 @@ class LimitedChannel(http.HTTPChannel):
         super().connectionMade()
         self._await_headers()
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stop_deadline()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -221,13 +221,14 @@ class LimitedSite(Site):
         """What the slots count a connection from addr by."""
         return _host(addr)
 
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:  # type: ignore[override]
         host = self.host_of(addr)
         reason = self.slots.http_refusal(host)
         if reason is not None:
             return Refusal(busy(reason), self.clock, self.refusal_grace)
         channel = super().buildProtocol(addr)
-        if isinstance(channel, LimitedChannel):
-            channel.slots = self.slots
-            channel.host = host
+        if not isinstance(channel, LimitedChannel):  # cannot happen: see protocol
+            raise TypeError("a LimitedSite builds LimitedChannels")
+        channel.slots = self.slots
+        channel.host = host
         return channel

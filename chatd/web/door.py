@@ -25,7 +25,12 @@ from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -315,7 +320,7 @@ class WebConnection(ChatProtocol):
         if self.gate is None:  # cannot happen: nothing is refused without one
             return
         self._unread = bytearray(rest)
-        self.transport.pauseProducing()
+        cast(IPushProducer, self.transport).pauseProducing()
         self.hub.stats.limit_hit(self.door, "flood")
         if not self._frames_paused:
             self._frames_paused = True
@@ -334,7 +339,7 @@ class WebConnection(ChatProtocol):
             self._guarded(bytes(unread))
         if self._unread is None and self.phase is not _CLOSING:
             self._frames_paused = False  # all that waited was read
-            self.transport.resumeProducing()
+            cast(IPushProducer, self.transport).resumeProducing()
 
     def _stop_reading_later(self) -> None:
         """Forget what waits unread: the connection is going."""
