@@ -94,13 +94,22 @@ def test_page_websocket_and_telnet_share_the_rooms(tmp_path: Path) -> None:
 
 
 def test_hostile_pages_and_frames(tmp_path: Path) -> None:
-    """A page of another origin (403), binary frames, and a message too big to hold."""
+    """A page of another origin (403, a DNS-rebound one too), binary frames, and a
+    message too big to hold."""
     with running_daemon(web_args("--recvq", "8192"), tmp_path, listeners=2) as daemon:
         port = daemon.ports["web " + LOOPBACK]
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
             ws_connect(port, origin="https://evil.example")
         assert refused.value.status_code == 403
         daemon.wait_for_log(re.compile(r"a page from https://evil\.example"))
+        with pytest.raises(websocket.WebSocketBadStatusException) as rebound:
+            websocket.create_connection(  # a DNS-rebound page: its own name as Host
+                f"ws://127.0.0.1:{port}/ws",
+                timeout=WAIT,
+                host=f"evil.example:{port}",
+                origin=f"http://evil.example:{port}",
+            )
+        assert rebound.value.status_code == 403
 
         web = ws_connect(port)
         ws_register(web, "alice")
