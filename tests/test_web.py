@@ -301,6 +301,29 @@ def test_a_ping_flood_pauses_reading_until_paid_for(clock: Clock) -> None:
     assert factory.stats.limits["web", "flood"] > 0
 
 
+def test_bytes_that_come_while_paused_wait_in_order_and_are_bounded(
+    clock: Clock,
+) -> None:
+    """TLS may hand over bytes after the pause: they wait behind the rest, in
+    order, up to --recvq; past it the page is closed as any full input queue."""
+    factory = make_factory(clock, flood_burst=2, flood_rate=2.0, recvq=4096)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")
+    browser.lines()
+    browser.send_raw(masked_frame(0x9, b"") * 10)
+    assert browser.transport.producerState == "paused"
+    browser.send("later")  # arrives anyway
+    for _ in range(20):
+        clock.advance(0.5)
+    browser.read()
+    assert browser.pongs == 10
+    assert browser.lines()[-1] == "MSG #lobby alice later"
+    browser.send_raw(masked_frame(0x9, b"") * 10)
+    browser.send_raw(masked_frame(0x9, b"") * 1000)  # 6,000 bytes more
+    assert browser.lines() == ["BYE Input queue full: more than 4096 bytes waiting."]
+    assert browser.transport.disconnecting
+
+
 def test_fragments_are_charged_and_capped(clock: Clock) -> None:
     """A fragment costs a sixteenth of a line; a message in more than
     MAX_FRAGMENTS frames (empty continuations too) closes with 1009."""
