@@ -285,9 +285,11 @@ class WebConnection(ChatProtocol):
             unread += data
             if len(unread) > self.config.recvq:
                 self._stop_reading_later()
-                self._refuse(
-                    f"Input queue full: more than {self.config.recvq} bytes waiting."
-                )
+                self.output.begin()
+                try:
+                    self.input_overflowed()
+                finally:
+                    self.output.end(self)
             return
         gate = self.gate
         readable = self.guard.feed(data, gate.bucket.spend if gate else None)
