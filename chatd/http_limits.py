@@ -5,7 +5,7 @@ past 100 kB), waits for headers as long as a byte comes every minute, and
 counts nowhere. LimitedChannel is that channel with three limits:
 
 - a body: no resource here takes one, so a request whose Content-Length
-  passes MAX_BODY is answered 413 as its header arrives, and one with a
+  passes MAX_BODY is answered 413 when its headers end, and one with a
   chunked body 411, before a byte of the body is read; the connection closes;
 - a header deadline: a request's headers must be whole within
   HEADER_TIMEOUT seconds of the connection (or of the previous answer), or
