@@ -16,11 +16,13 @@ over loopback for a bounded time, prints its figures and stops the daemon.
 - body: a POST to /healthz with Content-Length 300 MB, the body sent for up to
   10 s. Figures: bytes the client got through, the largest temporary file the
   daemon held, and the status (with the bytes of body sent before it came).
-- frames, pings: 4 WebSockets send empty continuation frames (after a one-byte
-  text fragment), or empty pings, as fast as the daemon reads, for 10 s; a
-  socket the daemon closes is opened again. A registered line client (the
-  probe) sends a line every 0.5 s and times its echo. Figures: the probe's
-  p50/p90/worst, the daemon's CPU over the attack (% of one core), reconnects.
+- frames, pieces, pings: 4 WebSockets send empty continuation frames (after a
+  one-byte text fragment: one endless message), or empty messages of 64 frames
+  each (62 of them empty continuations), or empty pings, as fast as the daemon
+  reads, for 10 s; a socket the daemon closes is opened again. A registered
+  line client (the probe) sends a line every 0.5 s and times its echo.
+  Figures: the probe's p50/p90/worst, the daemon's CPU over the attack (% of
+  one core), reconnects.
 
 Only the standard library; every loop is bounded in count and time.
 """
@@ -265,6 +267,8 @@ def ws_open(port: int) -> socket.socket:
 EMPTY_CONTINUATION = b"\x00\x80\0\0\0\0"
 FRAGMENT_START = b"\x01\x81\0\0\0\0x"
 PING = b"\x89\x80\0\0\0\0"
+# One empty text message in 64 frames: the most pieces a message may have.
+PIECES = b"\x01\x80\0\0\0\0" + EMPTY_CONTINUATION * 62 + b"\x80\x80\0\0\0\0"
 
 
 def attacker(port: int, unit: bytes, start: bytes, stop: threading.Event) -> int:
@@ -352,6 +356,7 @@ SCENARIOS = {
     "halfsent": halfsent,
     "body": body,
     "frames": lambda root: flood(root, EMPTY_CONTINUATION, FRAGMENT_START),
+    "pieces": lambda root: flood(root, PIECES, b""),
     "pings": lambda root: flood(root, PING, b""),
 }
 
