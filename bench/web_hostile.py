@@ -1,6 +1,6 @@
 """Figures of issue 22 items 8 and 9: the HTTP side of --web, and WebSocket frames.
 
-    python bench/web_hostile.py                   # every scenario (~1 minute)
+    python bench/web_hostile.py                   # every scenario (~50 s)
     python bench/web_hostile.py --root ../orig    # the same against another chatd
     python bench/web_hostile.py halfsent body     # some scenarios
 
