@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from helpers import make_factory, open_any
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -15,6 +17,7 @@ from web_helpers import LISTENER, FakeBrowser, http_get, make_site
 
 from chatd.factory import ChatFactory
 from chatd.http_limits import HEADER_TIMEOUT, LimitedChannel, LimitedSite
+from chatd.metrics import ReactorLag, metrics_registry
 from chatd.metrics_http import METRICS_PER_ADDRESS, metrics_site
 
 
@@ -143,6 +146,14 @@ def test_http_connections_take_the_chats_slots(clock: Clock) -> None:
     assert factory.http_open == 2
     status_code, _, body = http_get(site, "/healthz")
     assert status_code == 200 and b'"http": 3' in body
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(
+            generate_latest(metrics_registry(factory, None, ReactorLag(clock))).decode()
+        )
+        for sample in family.samples
+    }
+    assert samples["chatd_http_connections"] == 3  # /healthz's is still open
     # Another address is not affected; the whole server is capped by --max-clients.
     _, other = open_http(site, 50030, host="192.0.2.9")
     assert status(other) == 0 and not other.disconnecting
