@@ -184,7 +184,7 @@ class SocketDoor:
         self.trust_proxy = trust_proxy
 
     def buildProtocol(self, request: Request) -> WebSocketProtocol:
-        channel = request.channel
+        channel = getattr(request, "channel", None)
         if isinstance(channel, LimitedChannel):
             # The WebSocket takes the HTTP connection's place in the counts.
             channel.release_slot()
