@@ -72,6 +72,10 @@ class ChatFactory(ServerFactory):
         )
         self.output = OutputBatch(clock, config.flush_delay)
         self.connections: set[Connection] = set()
+        # HTTP connections of the --web listener not (yet) a WebSocket: each
+        # holds a descriptor, so each takes a slot of --max-clients and of
+        # its address's --max-per-ip as a chat connection does.
+        self.http_open = 0
         self.per_host: Counter[str] = Counter()
         # Refusals logged per address: when last, and how many since (unlogged).
         self._refusals: dict[str, list[float]] = {}
@@ -100,14 +104,19 @@ class ChatFactory(ServerFactory):
         connection.host = sys.intern(host)  # one string per address, not per peer
         return connection
 
-    def refusal_reason(self, host: str, door: str) -> str | None:
+    def refusal_reason(self, host: str | None, door: str) -> str | None:
         """Why a new connection of door from host cannot be taken now, or None.
 
+        Every open descriptor counts: chat connections and the --web
+        listener's HTTP connections alike. host None: --max-clients only (a
+        trusted proxy's HTTP connections speak for many people).
         A refusal is noted in the log and counted (chatd.stats).
         """
-        if len(self.connections) >= self.config.max_clients:
+        if len(self.connections) + self.http_open >= self.config.max_clients:
             reason = f"the server is full ({self.config.max_clients} connections)"
             self.stats.limit_hit(door, "server-full")
+        elif host is None:
+            return None
         elif self.per_host[host] >= self.config.max_per_ip:
             reason = (
                 f"too many connections from your address "
@@ -116,7 +125,7 @@ class ChatFactory(ServerFactory):
             self.stats.limit_hit(door, "per-ip")
         else:
             return None
-        self._note_refusal(host, reason)
+        self._note_refusal(host or "a trusted proxy", reason)
         return reason
 
     def _note_refusal(self, host: str, reason: str) -> None:
@@ -145,6 +154,18 @@ class ChatFactory(ServerFactory):
             more=f" ({more} more refused since the last note)" if more else "",
         )
 
+    def http_opened(self, host: str | None) -> None:
+        """Count an HTTP connection of --web (host None: not per address)."""
+        self.http_open += 1
+        if host is not None:
+            self.per_host[host] += 1
+
+    def http_closed(self, host: str | None) -> None:
+        """Forget an HTTP connection: it closed, or became a WebSocket."""
+        self.http_open -= 1
+        if host is not None:
+            self._forget_host(host)
+
     def connection_made(self, connection: Connection) -> None:
         """Count connection among the open ones."""
         self.connections.add(connection)
@@ -155,13 +176,16 @@ class ChatFactory(ServerFactory):
         if connection not in self.connections:
             return
         self.connections.remove(connection)
-        self.per_host[connection.host] -= 1
-        if not self.per_host[connection.host]:
-            del self.per_host[connection.host]
+        self._forget_host(connection.host)
         if not self.connections:
             waiters, self._drained = self._drained, []
             for waiter in waiters:
                 waiter.callback(None)
+
+    def _forget_host(self, host: str) -> None:
+        self.per_host[host] -= 1
+        if not self.per_host[host]:
+            del self.per_host[host]
 
     def close_all(self, reason: str) -> defer.Deferred[None]:
         """Send BYE reason to every connection and close it.

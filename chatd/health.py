@@ -35,6 +35,8 @@ def health(hub: ChatFactory) -> tuple[int, dict[str, object]]:
     body: dict[str, object] = {
         "status": status,
         "connections": len(hub.connections),
+        # --web's HTTP connections not (yet) WebSockets, the asking one included
+        "http": hub.http_open,
         "users": len(chat.users),
         "rooms": len(chat.rooms),
         "history": kept,

@@ -90,6 +90,18 @@ class TokenBucket:
             return True
         return False
 
+    def spend(self, cost: float) -> bool:
+        """Spend cost tokens (a fraction of one, say) if there are that many.
+
+        For what is paid before it is read (a WebSocket's frames): refused,
+        the reader waits for wait() seconds and asks again.
+        """
+        self._refill()
+        if self.tokens >= cost - EPSILON:
+            self.tokens = max(0.0, self.tokens - cost)
+            return True
+        return False
+
     def charge(self, count: int) -> bool:
         """Spend count tokens at once, into debt if need be; tell if any are left.
 

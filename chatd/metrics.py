@@ -144,6 +144,11 @@ class ChatCollector:
             lambda door: open_by[door],
         )
         yield GaugeMetricFamily(
+            "chatd_http_connections",
+            "HTTP connections of --web open and not WebSockets (each takes a slot)",
+            hub.http_open,
+        )
+        yield GaugeMetricFamily(
             "chatd_users", "Users registered (with a nickname)", len(hub.chat.users)
         )
         yield GaugeMetricFamily(

@@ -32,15 +32,21 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from chatd.factory import ChatFactory
 from chatd.health import HealthResource
+from chatd.http_limits import LimitedSite, Slots
 from chatd.metrics import ReactorLag, metrics_registry
 from chatd.service import ListenerService
 from chatd.store.writer import SQLiteHistory
 
 HTTP_TIMEOUT = 60.0  # seconds an idle HTTP connection to the listener is kept
+# Connections to the listener at once, and from one address: a scraper uses
+# one. They are apart from --max-clients (a full chat still answers its
+# scrape) and within the 64 descriptors the daemon keeps beside it.
+METRICS_CONNECTIONS = 16
+METRICS_PER_ADDRESS = 4
 
 
 class MetricsResource(Resource):
@@ -69,8 +75,9 @@ def _header(request: Request, name: bytes) -> str:
     return value.decode("latin-1") if value is not None else ""
 
 
-class MetricsSite(Site):
-    """The listener's site: quiet (no access log line per scrape)."""
+class MetricsSite(LimitedSite):
+    """The listener's site: quiet (no access log line per scrape), limited
+    as the --web one is (no bodies, a header deadline, counted connections)."""
 
     noisy = False
 
@@ -83,7 +90,8 @@ def metrics_site(hub: ChatFactory, registry: CollectorRegistry) -> MetricsSite:
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(hub))
-    site = MetricsSite(root, timeout=HTTP_TIMEOUT)
+    slots = Slots(METRICS_CONNECTIONS, METRICS_PER_ADDRESS)
+    site = MetricsSite(root, slots, hub.clock, HTTP_TIMEOUT)
     site.displayTracebacks = False
     return site
 

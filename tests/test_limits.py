@@ -468,3 +468,16 @@ def test_keepalive_and_nodelay_are_turned_on() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         if hasattr(socket, "TCP_KEEPIDLE"):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+
+
+def test_bucket_spends_fractions_and_refuses_what_it_lacks() -> None:
+    """spend(cost) takes a fraction of a token, never into debt; wait() says when."""
+    from chatd.limits import TokenBucket
+
+    clock = Clock()
+    bucket = TokenBucket(1, 2.0, clock)
+    assert all(bucket.spend(1 / 16) for _ in range(16))
+    assert not bucket.spend(1 / 16) and not bucket.spend(1.0)
+    assert bucket.wait() == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert bucket.spend(1.0)

@@ -215,6 +215,7 @@ def test_healthz_is_200_until_shutdown_begins_then_503(clock: Clock) -> None:
     assert body == {
         "status": "ok",
         "connections": 1,
+        "http": 0,
         "users": 1,
         "rooms": 1,
         "history": "off",

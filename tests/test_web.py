@@ -15,7 +15,7 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.store.memory import MemoryHistory
 from chatd.web.door import PING_INTERVAL, WebConnection
-from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER
+from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER, MAX_FRAGMENTS
 from chatd.web.site import CONTENT_SECURITY_POLICY, load_assets
 from chatd.wire import RenderStats
 
@@ -84,6 +84,7 @@ def test_healthz_answers_with_the_counts(clock: Clock) -> None:
     assert json.loads(body) == {
         "status": "ok",
         "connections": 1,
+        "http": 1,  # this request's own
         "users": 1,
         "rooms": 1,
         "history": "off",
@@ -169,7 +170,8 @@ def test_history_answers_arrive_as_lines(clock: Clock) -> None:
 
 
 def test_a_page_from_another_origin_is_refused(clock: Clock) -> None:
-    """Origin must be the page's own (the Host asked for); else 403, no connection."""
+    """Origin must be the page's own (this machine at the listener's port);
+    else 403, no connection."""
     factory = make_factory(clock)
     site = make_site(factory)
     evil = FakeBrowser(site, origin="https://evil.example")
@@ -180,6 +182,20 @@ def test_a_page_from_another_origin_is_refused(clock: Clock) -> None:
     # The page's own, in any case; and a client that is no browser sends none.
     assert FakeBrowser(site, origin="HTTP://127.0.0.1:8080").accepted
     assert FakeBrowser(site, origin=None, port=50002).accepted
+
+
+def test_a_rebound_name_is_refused(clock: Clock) -> None:
+    """DNS rebinding: a page of evil.example:8080 whose name now resolves to
+    this server sends Host evil.example:8080 and that Origin; 403 all the same."""
+    factory = make_factory(clock)
+    site = make_site(factory)
+    rebound = FakeBrowser(
+        site, origin="http://evil.example:8080", host_header="evil.example:8080"
+    )
+    assert rebound.rejected == 403 and not rebound.accepted
+    assert not factory.connections
+    # The machine's own names at the listener's port are its own page.
+    assert FakeBrowser(site, origin="http://localhost:8080").accepted
 
 
 def test_web_origin_allows_another_page(clock: Clock) -> None:
@@ -259,17 +275,80 @@ def test_flooding_pages_wait_like_everyone(clock: Clock) -> None:
     ]
 
 
+def test_a_ping_flood_pauses_reading_until_paid_for(clock: Clock) -> None:
+    """Each ping costs a line of the flood gate before it is read: past the
+    burst the socket is not read (pauseProducing) and the pings wait, answered
+    at the rate, in order with the lines sent after them."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")  # one token
+    browser.lines()
+    browser.send_raw(masked_frame(0x9, b"") * 1000 + masked_frame(0x1, b"after"))
+    browser.read()
+    assert browser.pongs == 9
+    assert browser.transport.producerState == "paused"
+    clock.advance(0.5)
+    browser.read()
+    assert browser.pongs == 10
+    for _ in range(1000):
+        clock.advance(0.5)
+        if browser.transport.producerState == "producing":
+            break
+    clock.advance(1.0)  # the line after them waits for its own token
+    browser.read()
+    assert browser.pongs == 1000
+    assert browser.lines()[-1] == "MSG #lobby alice after"
+    assert factory.stats.limits["web", "flood"] > 0
+
+
+def test_bytes_that_come_while_paused_wait_in_order_and_are_bounded(
+    clock: Clock,
+) -> None:
+    """TLS may hand over bytes after the pause: they wait behind the rest, in
+    order, up to --recvq; past it the page is closed as any full input queue."""
+    factory = make_factory(clock, flood_burst=2, flood_rate=2.0, recvq=4096)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")
+    browser.lines()
+    browser.send_raw(masked_frame(0x9, b"") * 10)
+    assert browser.transport.producerState == "paused"
+    browser.send("later")  # arrives anyway
+    for _ in range(20):
+        clock.advance(0.5)
+    browser.read()
+    assert browser.pongs == 10
+    assert browser.lines()[-1] == "MSG #lobby alice later"
+    browser.send_raw(masked_frame(0x9, b"") * 10)
+    browser.send_raw(masked_frame(0x9, b"") * 1000)  # 6,000 bytes more
+    assert browser.lines() == ["BYE Input queue full: more than 4096 bytes waiting."]
+    assert browser.transport.disconnecting
+
+
+def test_fragments_are_charged_and_capped(clock: Clock) -> None:
+    """A fragment costs a sixteenth of a line; a message in more than
+    MAX_FRAGMENTS frames (empty continuations too) closes with 1009."""
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    browser = FakeBrowser(make_site(factory))
+    browser.register("alice")
+    browser.lines()
+    pieces = masked_frame(0x1, b"hel", fin=False) + masked_frame(0x0, b"lo")
+    browser.send_raw(pieces * 3)  # a few short fragmented messages are fine
+    assert browser.lines() == ["MSG #lobby alice hello"] * 3
+    empty = masked_frame(0x0, b"", fin=False)
+    browser.send_raw(masked_frame(0x1, b"x", fin=False) + empty * MAX_FRAGMENTS)
+    assert browser.lines() == ["BYE Message in too many pieces: more than 64."]
+    assert browser.closed == CLOSE_TOO_BIG and browser.transport.disconnecting
+
+
 def test_caps_refuse_a_page_with_server_full(clock: Clock) -> None:
-    """Past --max-per-ip the page reads ERR server-full and BYE, then a 1013 close."""
+    """Past --max-per-ip another connection from the address is answered 503
+    before its request is read: the open WebSocket holds the address's slot."""
     factory = make_factory(clock, max_per_ip=1)
     site = make_site(factory)
     FakeBrowser(site, port=50010).register("alice")
     second = FakeBrowser(site, port=50011)
-    assert second.lines() == [
-        "ERR server-full too many connections from your address (1 at most)",
-        "BYE Please try again later.",
-    ]
-    assert second.closed == CLOSE_TRY_LATER
+    assert second.rejected == 503 and not second.accepted
+    assert second.transport.disconnecting
     assert len(factory.connections) == 1
 
 
@@ -290,6 +369,7 @@ def test_forwarded_for_is_believed_only_behind_a_trusted_proxy(clock: Clock) -> 
     assert FakeBrowser(site, headers={"X-Forwarded-For": "198.51.100.1"}).accepted
     again = FakeBrowser(site, headers=forwarded, port=50021)
     assert again.lines()[0].startswith("ERR server-full ")
+    assert again.closed == CLOSE_TRY_LATER
 
 
 def test_register_timeout_says_bye_and_closes(clock: Clock) -> None:

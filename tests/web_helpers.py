@@ -13,6 +13,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -24,6 +25,7 @@ from chatd.web.site import ChatSite, web_site
 
 HOST = "127.0.0.1:8080"
 ORIGIN = "http://127.0.0.1:8080"
+LISTENER = IPv4Address("TCP", "127.0.0.1", 8080)  # the --web listener's address
 
 
 def make_site(
@@ -38,7 +40,9 @@ def http_get(
 ) -> tuple[int, dict[str, str], bytes]:
     """One GET through a fake transport: (status, headers in lower case, body)."""
     channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50000))
+    transport = StringTransport(
+        hostAddress=LISTENER, peerAddress=IPv4Address("TCP", "127.0.0.1", 50000)
+    )
     channel.makeConnection(transport)
     lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -75,20 +79,24 @@ class FakeBrowser:
         port: int = 50001,
         origin: str | None = ORIGIN,
         headers: dict[str, str] | None = None,
+        host_header: str = HOST,
     ) -> None:
         self.channel = site.buildProtocol(IPv4Address("TCP", host, port))
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+        self.transport = StringTransport(
+            hostAddress=LISTENER, peerAddress=IPv4Address("TCP", host, port)
+        )
         self.channel.makeConnection(self.transport)
         self.ws = WSConnection(ConnectionType.CLIENT)
         extra = [(b"origin", origin.encode())] if origin is not None else []
         extra += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self.channel.dataReceived(
-            self.ws.send(Request(host=HOST, target="/ws", extra_headers=extra))
+            self.ws.send(Request(host=host_header, target="/ws", extra_headers=extra))
         )
         self.accepted = False
         self.rejected: int | None = None
         self.closed: int | None = None  # the close frame's code, once it came
         self.pings = 0
+        self.pongs = 0
         self.binary: list[bytes] = []
         self._lines: list[str] = []
         self._text = ""
@@ -121,6 +129,8 @@ class FakeBrowser:
                 self.binary.append(bytes(data))
             case Ping():
                 self.pings += 1
+            case Pong():
+                self.pongs += 1
             case CloseConnection(code=code):
                 self.closed = code
 

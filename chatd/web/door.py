@@ -25,7 +25,12 @@ from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,7 +46,9 @@ from chatd.web.frames import (
     CLOSE_NORMAL,
     CLOSE_TOO_BIG,
     CLOSE_TRY_LATER,
+    MAX_FRAGMENTS,
     PING_FRAME,
+    TOO_BIG,
     MessageGuard,
     frame_lines,
     text_frame,
@@ -153,7 +160,19 @@ class WebConnection(ChatProtocol):
 
     door = "web"
     log = Logger()
-    __slots__ = ("request", "address", "via", "ws", "guard", "_ping_call", "_code")
+    __slots__ = (
+        "request",
+        "address",
+        "via",
+        "ws",
+        "guard",
+        "_ping_call",
+        "_code",
+        "_read",
+        "_unread",
+        "_resume_call",
+        "_frames_paused",
+    )
     render = staticmethod(web_render)  # one frame per broadcast
     render_with_ids = staticmethod(web_render_ids)  # after /ids on
 
@@ -166,6 +185,12 @@ class WebConnection(ChatProtocol):
         self.guard = MessageGuard(self.config.recvq)
         self._ping_call: IDelayedCall | None = None
         self._code = CLOSE_NORMAL  # the close frame's code
+        self._read: Callable[[bytes], None] | None = None  # Twisted's WebSocket
+        # Received bytes whose frames the flood gate cannot pay for yet: the
+        # socket is not read meanwhile (pauseProducing) until _resume_call.
+        self._unread: bytearray | None = None
+        self._resume_call: IDelayedCall | None = None
+        self._frames_paused = False  # in an episode of paused reading (logged once)
 
     # -- Twisted's WebSocketProtocol -------------------------------------------
 
@@ -185,9 +210,10 @@ class WebConnection(ChatProtocol):
         # this connection's send queue replaces (Connection.connectionMade).
         tcp.unregisterProducer()
         self.ws.transport = WireTransport(self)
-        # Count each message's bytes as they arrive, before Twisted holds them.
-        read = channel.dataReceived
-        channel.dataReceived = lambda data: self._guarded(read, data)  # type: ignore[method-assign]
+        # Read each frame's header as it arrives, before Twisted reads the
+        # frame: a message's bytes are counted, and frames are paid for.
+        self._read = channel.dataReceived
+        channel.dataReceived = self._guarded  # type: ignore[method-assign]
         self.makeConnection(tcp)
 
     def textMessageReceived(self, message: str) -> None:
@@ -219,6 +245,7 @@ class WebConnection(ChatProtocol):
         if self._ping_call is not None and self._ping_call.active():
             self._ping_call.cancel()
         self._ping_call = None
+        self._stop_reading_later()
         if self.transport is None:  # closed during the upgrade: never connected
             return
         super().connectionLost(reason)
@@ -243,22 +270,91 @@ class WebConnection(ChatProtocol):
         self.flush()
         self._ping_call = self.hub.clock.callLater(PING_INTERVAL, self._ping)
 
-    def _guarded(self, read: Callable[[bytes], None], data: bytes) -> None:
-        """Pass received bytes on, unless they make a message too big to take."""
-        if self.phase is _CLOSING:
+    def _guarded(self, data: bytes) -> None:
+        """Pass received bytes on to Twisted's WebSocket, as far as allowed.
+
+        A message too big, or in too many pieces, closes the connection.
+        Frames that make no line (pings, pongs, fragments) are paid for from
+        the flood gate's bucket before they are read; past the budget the
+        rest waits unread, and so does the socket, until the bucket refills.
+        """
+        if self.phase is _CLOSING or self._read is None:
             return
-        if self.guard.feed(data):
-            read(data)
+        unread = self._unread
+        if unread is not None:  # (TLS may hand over more after the pause)
+            unread += data
+            if len(unread) > self.config.recvq:
+                self._stop_reading_later()
+                self.output.begin()
+                try:
+                    self.input_overflowed()
+                finally:
+                    self.output.end(self)
             return
-        limit = self.guard.limit
-        self.log.warn(
-            "{peer} sent a WebSocket message over {limit} bytes; closed",
-            peer=self.peer,
-            limit=limit,
+        gate = self.gate
+        readable = self.guard.feed(data, gate.bucket.spend if gate else None)
+        if readable < 0:
+            limit = self.guard.limit
+            if readable == TOO_BIG:
+                self.log.warn(
+                    "{peer} sent a WebSocket message over {limit} bytes; closed",
+                    peer=self.peer,
+                    limit=limit,
+                )
+                self._refuse(f"Message too big: more than {limit} bytes.")
+            else:
+                self.log.warn(
+                    "{peer} sent a WebSocket message in more than {count} "
+                    "frames; closed",
+                    peer=self.peer,
+                    count=MAX_FRAGMENTS,
+                )
+                self._refuse(f"Message in too many pieces: more than {MAX_FRAGMENTS}.")
+            return
+        if readable < len(data):
+            self._read_later(data[readable:])
+            data = data[:readable]
+        if data:
+            self._read(data)
+
+    def _read_later(self, rest: bytes) -> None:
+        """Keep rest unread, stop reading the socket, and go on once paid for."""
+        if self.gate is None:  # cannot happen: nothing is refused without one
+            return
+        self._unread = bytearray(rest)
+        cast(IPushProducer, self.transport).pauseProducing()
+        self.hub.stats.limit_hit(self.door, "flood")
+        if not self._frames_paused:
+            self._frames_paused = True
+            self.log.warn(
+                "{peer} sends WebSocket frames too fast; reading paused",
+                peer=self.peer,
+            )
+        self._resume_call = self.hub.clock.callLater(
+            self.gate.bucket.wait(), self._resume_reading
         )
+
+    def _resume_reading(self) -> None:
+        self._resume_call = None
+        unread, self._unread = self._unread, None
+        if unread is not None:
+            self._guarded(bytes(unread))
+        if self._unread is None and self.phase is not _CLOSING:
+            self._frames_paused = False  # all that waited was read
+            cast(IPushProducer, self.transport).resumeProducing()
+
+    def _stop_reading_later(self) -> None:
+        """Forget what waits unread: the connection is going."""
+        self._unread = None
+        if self._resume_call is not None and self._resume_call.active():
+            self._resume_call.cancel()
+        self._resume_call = None
+
+    def _refuse(self, reason: str) -> None:
+        """Close with BYE reason and close code 1009 (too big to process)."""
         self.output.begin()
         try:
-            self.close(f"Message too big: more than {limit} bytes.", code=CLOSE_TOO_BIG)
+            self.close(reason, code=CLOSE_TOO_BIG)
         finally:
             self.output.end(self)
 

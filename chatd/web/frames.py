@@ -10,6 +10,8 @@ wsproto would encode the text again for each member.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 CRLF = b"\r\n"
 TEXT = 0x81  # FIN + opcode 1 (text): one whole message per frame
 PING_FRAME = b"\x89\x00"  # FIN + opcode 9 (ping), no payload
@@ -44,26 +46,50 @@ def frame_lines(data: bytes) -> bytes:
     return b"".join(text_frame(part) for part in data.split(CRLF))
 
 
+# What frames cost in lines of the flood gate (chatd.limits), before Twisted
+# reads them: a frame that makes a line is paid for by its line; a ping or a
+# pong is answered or read like a line; a piece of a message that is not its
+# last (a fragment, an empty one too) costs a fraction of one.
+CONTROL_COST = 1.0
+FRAGMENT_COST = 1 / 16
+MAX_FRAGMENTS = 64  # frames one data message may come in; browsers send one
+# What feed() says instead of a count of bytes.
+TOO_BIG = -1  # a message passed the limit
+TOO_MANY = -2  # a message came in more than MAX_FRAGMENTS frames
+
+
 class MessageGuard:
-    """Counts the bytes of the data message a client is sending, as they arrive.
+    """Reads the frame headers of what a client sends, before Twisted reads the frames.
 
     Twisted collects a message's frames until the last one before it hands
-    the message over, however long it is. This reads just the frame headers
-    of what arrives (2 to 14 bytes each, RFC 6455 5.2) so that a message
-    longer than `limit` is refused before it is held: feed() says False.
-    Control frames (ping, pong, close: at most 125 bytes) are not counted.
+    the message over, however long it is, and answers every ping. This reads
+    just the frame headers of what arrives (2 to 14 bytes each, RFC 6455
+    5.2), so that
+
+    - a message longer than `limit` is refused before it is held (TOO_BIG);
+      control frames (ping, pong, close: at most 125 bytes) are not counted;
+    - a message in more than MAX_FRAGMENTS frames is refused (TOO_MANY);
+    - frames that make no line are paid for before they are read: feed()
+      asks `afford` for each (CONTROL_COST, FRAGMENT_COST) and stops at the
+      first it cannot pay, saying how many bytes may be read now.
     """
 
-    __slots__ = ("limit", "message", "_skip", "_head")
+    __slots__ = ("limit", "message", "fragments", "_skip", "_head")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.message = 0  # bytes of the data message so far
+        self.fragments = 0  # frames of the data message so far
         self._skip = 0  # payload bytes of the current frame still to come
         self._head = b""  # the start of a header split between reads
 
-    def feed(self, data: bytes) -> bool:
-        """Account for received bytes; False once a message passes the limit."""
+    def feed(self, data: bytes, afford: Callable[[float], bool] | None = None) -> int:
+        """Account for received bytes; return how many of them may be read now.
+
+        len(data) when all may; fewer when afford refused a frame (the rest,
+        from that frame's header on, is to be fed again later); TOO_BIG or
+        TOO_MANY once a message breaks a limit.
+        """
         at, size = 0, len(data)
         while at < size:
             if self._skip:
@@ -84,6 +110,12 @@ class MessageGuard:
             if len(head) < need:
                 self._head, at = head, size
                 continue
+            first = head[0]
+            if afford is not None and (first & 0x08 or not first & 0x80):
+                cost = CONTROL_COST if first & 0x08 else FRAGMENT_COST
+                # (A header begun in an earlier read goes through unpaid.)
+                if not afford(cost) and not kept:
+                    return at
             if length == 126:
                 length = int.from_bytes(head[2:4], "big")
             elif length == 127:
@@ -91,11 +123,14 @@ class MessageGuard:
             self._head = b""
             at += need - kept
             self._skip = length
-            if head[0] & 0x08:  # a control frame
+            if first & 0x08:  # a control frame
                 continue
             self.message += length
             if self.message > self.limit:
-                return False
-            if head[0] & 0x80:  # FIN: the message is whole
-                self.message = 0
-        return True
+                return TOO_BIG
+            self.fragments += 1
+            if first & 0x80:  # FIN: the message is whole
+                self.message = self.fragments = 0
+            elif self.fragments >= MAX_FRAGMENTS:
+                return TOO_MANY
+        return size

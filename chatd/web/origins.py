@@ -1,9 +1,11 @@
 """Which pages may use the WebSocket: origins as browsers spell them.
 
 A browser sends the page's origin (scheme://host[:port]) with every
-WebSocket it opens. chatd lets the page it served itself connect, and pages
-from the origins given with --web-origin; any other page is refused, so
-that a site a user happens to visit cannot chat in the user's name.
+WebSocket it opens. chatd lets its own page connect (served from a name of
+this machine at the listener's port), and pages from the origins given with
+--web-origin; any other page is refused, so that a site a user happens to
+visit cannot chat in the user's name, not even one whose name was made to
+resolve to this server (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -41,33 +43,52 @@ def normalize_origin(text: str) -> str | None:
     return f"{parts.scheme}://{host}:{port}"
 
 
-def _host_and_port(netloc: str, default: int) -> tuple[str, int] | None:
-    """Split a Host header (or an origin's netloc); None if it cannot be read."""
-    try:
-        parts = urlsplit("//" + netloc.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    return parts.hostname.lower(), default if port is None else port
+# The names this machine answers to on its own, whatever its network: a page
+# served from one of them at the listener's port is chatd's own page.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _port_of(spelled: str) -> int:
+    """The port of a normalised origin (its scheme's default when not written)."""
+    scheme, _, rest = spelled.partition("://")
+    host_port = rest.rsplit("]", 1)[-1]  # after an IPv6 address's brackets
+    if ":" in host_port:
+        return int(host_port.rsplit(":", 1)[1])
+    return DEFAULT_PORTS[scheme]
+
+
+def _host_of(spelled: str) -> str:
+    """The host of a normalised origin, without an IPv6 address's brackets."""
+    rest = spelled.partition("://")[2]
+    if rest.startswith("["):
+        return rest[1 : rest.index("]")]
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
 
 
 class Origins:
-    """Which pages may open the WebSocket: the page's own, and those allowed."""
+    """Which pages may open the WebSocket: chatd's own, and those allowed.
 
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
+    chatd's own page is one served from a name of this machine (localhost,
+    127.0.0.1, ::1, its host name, the address the connection came in on)
+    at the listener's own port, over http or https. The request's Host is
+    never compared: under DNS rebinding a page of evil.example:PORT reaches
+    this server with Host evil.example:PORT, and matching it would let that
+    page in. A page served under any other name (a reverse proxy's public
+    one) is allowed by naming its origin with --web-origin.
+    """
+
+    def __init__(self, allowed: Iterable[str] = (), hostname: str = "") -> None:
+        allowed = tuple(allowed)
         self.any = "*" in allowed
         self.allowed = frozenset(allowed)
+        names = set(LOOPBACK_NAMES)
+        if hostname:
+            names.add(hostname.lower())
+        self.own_names = frozenset(names)
 
-    def allows(self, origin: str, host: str | None) -> bool:
-        """Tell whether a page from origin may connect to the site at host.
-
-        The page's own origin is the Host it was asked for (the scheme is
-        not compared: behind a TLS proxy the page is https and this side
-        is not); a browser always sends Origin, so a client that sends none
-        is no browser and no page can have sent it elsewhere.
-        """
+    def allows(self, origin: str, local_host: str, local_port: int) -> bool:
+        """Tell whether a page from origin may connect to the listener at
+        local_host:local_port (the address the connection came in on)."""
         if self.any:
             return True
         spelled = normalize_origin(origin)
@@ -75,9 +96,9 @@ class Origins:
             return False  # "null" (a file, a sandbox) or nonsense
         if spelled in self.allowed:
             return True
-        if host is None:
+        if spelled.split("://", 1)[0] not in ("http", "https"):
             return False
-        scheme = spelled.split(":", 1)[0]
-        ours = _host_and_port(host, DEFAULT_PORTS[scheme])
-        theirs = _host_and_port(spelled.split("//", 1)[1], DEFAULT_PORTS[scheme])
-        return ours is not None and ours == theirs
+        host = _host_of(spelled)
+        if host not in self.own_names and host != local_host.lower():
+            return False
+        return _port_of(spelled) == local_port

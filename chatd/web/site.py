@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -29,11 +30,12 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.websocket import WebSocketProtocol, WebSocketResource
 
 from chatd.factory import ChatFactory, address_host
 from chatd.health import HealthResource
+from chatd.http_limits import LimitedChannel, LimitedSite
 from chatd.web.door import WebConnection, WebRefusal
 from chatd.web.origins import Origins
 
@@ -62,7 +64,8 @@ CONTENT_TYPES = {
 FOREVER = "public, max-age=31536000, immutable"  # versioned addresses only
 REVALIDATE = "no-cache"  # kept, but asked again (an ETag makes that a 304)
 # An HTTP connection silent this long is closed; a WebSocket is the chat's
-# (its own register and idle timeouts).
+# (its own register and idle timeouts). Headers have HEADER_TIMEOUT
+# (chatd.http_limits), and no request may have a body.
 HTTP_TIMEOUT = 60
 
 
@@ -181,6 +184,10 @@ class SocketDoor:
         self.trust_proxy = trust_proxy
 
     def buildProtocol(self, request: Request) -> WebSocketProtocol:
+        channel = getattr(request, "channel", None)
+        if isinstance(channel, LimitedChannel):
+            # The WebSocket takes the HTTP connection's place in the counts.
+            channel.release_slot()
         address, via = forwarded_client(request, self.trust_proxy)
         host = address_host(address)
         reason = self.hub.refusal_reason(host, WebConnection.door)
@@ -208,8 +215,9 @@ class ChatSocket(WebSocketResource):
 
     def render_GET(self, request: Request) -> bytes | int:
         origin = request.getHeader("origin")
+        local = request.getHost()
         if origin is not None and not self.origins.allows(
-            origin, request.getHeader("host")
+            origin, address_host(local), getattr(local, "port", 0)
         ):
             self.log.warn(
                 "refused a WebSocket from {peer}: a page from {origin} "
@@ -243,8 +251,29 @@ class RootResource(Resource):
         return notFound()
 
 
-class ChatSite(Site):
-    """The site: security headers on every answer, no access log."""
+class WebSlots:
+    """The --web listener's HTTP connections, counted in the chat's own caps.
+
+    Behind a trusted proxy every connection comes from the proxy, which
+    speaks for many people: they count in --max-clients only.
+    """
+
+    def __init__(self, hub: ChatFactory, trust_proxy: bool) -> None:
+        self.hub = hub
+        self.per_address = not trust_proxy
+
+    def http_refusal(self, host: str) -> str | None:
+        return self.hub.refusal_reason(host if self.per_address else None, "web")
+
+    def http_opened(self, host: str) -> None:
+        self.hub.http_opened(host if self.per_address else None)
+
+    def http_closed(self, host: str) -> None:
+        self.hub.http_closed(host if self.per_address else None)
+
+
+class ChatSite(LimitedSite):
+    """The site: security headers on every answer, no access log, the chat's caps."""
 
     noisy = False
 
@@ -265,8 +294,10 @@ def web_site(
     root = RootResource()
     root.putChild(b"", PageResource(page_body(assets)))
     root.putChild(b"static", StaticResource(assets))
-    root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), Origins(origins)))
+    allowed = Origins(origins, socket.gethostname())
+    root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), allowed))
     root.putChild(b"healthz", HealthResource(hub))
-    site = ChatSite(root, timeout=HTTP_TIMEOUT, reactor=hub.clock)
+    slots = WebSlots(hub, trust_proxy)
+    site = ChatSite(root, slots, hub.clock, HTTP_TIMEOUT, hub.config.shutdown_grace)
     site.displayTracebacks = False
     return site

@@ -218,7 +218,9 @@ class Options(usage.Options):
 
     def opt_web_origin(self, origin: str) -> None:
         """Let pages from another origin (https://host[:port], or *) use the
-        WebSocket (repeatable; by default only the page's own)."""
+        WebSocket (repeatable; by default only the page's own, served from this
+        machine's names at the listener's port; behind a reverse proxy, name
+        its public origin)."""
         from chatd.web.origins import normalize_origin
 
         spelled = normalize_origin(origin)
