@@ -89,6 +89,7 @@ class Phase(Enum):
 
 _CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
 _REGISTERED = Phase.REGISTERED
+_AWAITING_NICK = Phase.AWAITING_NICK
 CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
 
 # Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
@@ -258,6 +259,14 @@ class Connection(Protocol, TimeoutMixin):
     def filter_input(self, data: bytes) -> bytes:
         """Take out of received bytes what is not lines (telnet commands, say)."""
         return data
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        """Tell whether raw, sent before registering, is part of registering.
+
+        Up to REGISTRATION_LINES of them pass without spending the flood
+        budget (chatd.limits), so that a client's own handshake never trips it.
+        """
+        return False
 
     def recvq_reason(self) -> str:
         """Why a client whose held input passed --recvq is closed (door words)."""
@@ -824,7 +833,15 @@ class Connection(Protocol, TimeoutMixin):
                 else:
                     self._partial = data[at:]
                 return
-            if gate is not None and not gate.take():
+            if (
+                gate is not None
+                and not (
+                    self.phase is _AWAITING_NICK
+                    and self.is_registration_line(data[at:end])
+                    and gate.take_registration()
+                )
+                and not gate.take()
+            ):
                 gate.hold(data[at:])
                 return
             stop = end - 1 if end > at and data[end - 1] == CR else end

@@ -19,6 +19,11 @@ from twisted.internet.interfaces import (
 from zope.interface import implementer
 
 EPSILON = 1e-9
+# Lines of registration (IRC's CAP, NICK, USER, PASS, AUTHENTICATE; the line
+# door's nickname) a connection may send before registering without spending
+# its flood budget: Sopel sends 15, and a client with SASL and many
+# capabilities a few more. Past them registration lines cost as others do.
+REGISTRATION_LINES = 30
 
 
 class GateClient(Protocol):
@@ -134,6 +139,7 @@ class FloodGate:
         "held_bytes",
         "throttled",
         "releasing",
+        "registration_lines",
         "_drain_call",
         "stopped",
     )
@@ -146,6 +152,7 @@ class FloodGate:
         self.held_bytes = 0  # bytes received since holding started
         self.throttled = False  # in an episode (notice given)
         self.releasing = False  # handing held input back (the bucket may be full)
+        self.registration_lines = REGISTRATION_LINES  # free ones left
         self._drain_call: IDelayedCall | None = None
         self.stopped = False
 
@@ -159,6 +166,13 @@ class FloodGate:
         ):
             self.throttled = False  # full again: the episode is over
         return self.bucket.take()
+
+    def take_registration(self) -> bool:
+        """Let a registration line pass free, if any of its allowance is left."""
+        if self.registration_lines > 0:
+            self.registration_lines -= 1
+            return True
+        return False
 
     def charge(self, count: int) -> None:
         """Spend count tokens on work done in bulk; hold what follows if in debt."""

@@ -88,6 +88,13 @@ class ChatProtocol(Connection):
         else:
             self.use_renderer(door.render)
 
+    def is_registration_line(self, raw: bytes) -> bool:
+        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one is set."""
+        lead = raw.lstrip()
+        if not lead.startswith(b"/"):
+            return True
+        return lead[1:].split(b" ", 1)[0].lower() in (b"nick", b"ids")
+
     # -- telnet ------------------------------------------------------------------
 
     def filter_input(self, data: bytes) -> bytes:

@@ -212,6 +212,17 @@ def test_a_client_just_below_the_rate_is_told_once(clock: Clock) -> None:
     assert [g for g in lines(a_out) if g.startswith("ERR flood")] == floods
 
 
+def test_nickname_attempts_do_not_spend_the_flood_budget(clock: Clock) -> None:
+    """A script trying 12 taken nicknames at once is answered at once, no ERR flood."""
+    factory = make_factory(clock, flood_burst=3, flood_rate=1.0)
+    connect(factory, "taken")
+    proto, out = open_connection(factory, port=40002)
+    proto.dataReceived(b"taken\n" * 12 + b"/ids on\nalice\nhello\n")
+    got = lines(out)
+    assert proto.user is not None and "MSG #lobby alice hello" in got
+    assert not [g for g in got if g.startswith("ERR flood")]
+
+
 def test_lines_held_when_the_client_half_closes_are_all_handled(clock: Clock) -> None:
     """printf 'alice\n' + 30 lines | nc: the held lines still come, then it closes."""
     factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
