@@ -114,7 +114,7 @@ class IrcProtocol(Connection):
     def quit_chat(self, reason: str) -> None:
         """QUIT: the others hear the reason, the client gets ERROR, then close."""
         self.leave(reason, logged="QUIT")
-        self.close(reason)
+        self.close_after_answers(reason)  # what it asked before QUIT is answered
 
     def batch_id(self) -> str:
         """A batch reference unique on this connection (IRCv3 batch)."""
