@@ -30,7 +30,7 @@ paused keeps everything it is sent.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import ClassVar
@@ -53,6 +53,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd import bulk
 from chatd.accounts import Accounts
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
@@ -644,6 +645,20 @@ class Connection(Protocol, TimeoutMixin):
         if out is not None and self._holds is None:
             self._out = None  # an idle connection holds no list
             self._transmit(out[0] if len(out) == 1 else b"".join(out))
+
+    # -- answers in bulk (chatd.bulk) -----------------------------------------------
+
+    def charge_answer(self, lines: int) -> None:
+        """Charge the flood budget for an answer of lines lines (chatd.bulk)."""
+        bulk.charge_answer(self.gate, lines)
+
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """Send a long answer's lines, made a slice per reactor turn (chatd.bulk)."""
+        bulk.send_in_slices(self, self.hub.clock, lines, fallback)
+
+    def still_answering(self) -> bool:
+        """Tell whether answers still reach the client (closing after them counts)."""
+        return self.phase is not _CLOSING or self._bye_after_answers
 
     # -- answers that come later -------------------------------------------------
 

@@ -89,7 +89,7 @@ class ChatProtocol(Connection):
             self.use_renderer(door.render)
 
     def is_registration_line(self, raw: bytes) -> bool:
-        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one is set."""
+        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one."""
         lead = raw.strip()
         if not lead.startswith(b"/"):
             return bool(lead)  # an empty line is no attempt

@@ -517,7 +517,7 @@ def test_lines_held_when_the_client_half_closes_still_run_then_it_leaves() -> No
 
 
 def test_a_half_closed_client_gets_the_replies_of_its_held_lines() -> None:
-    """printf 'alice\\n/nick alicia\\n/quit\\n' | nc -N: replies, BYE, then the close."""
+    """printf 'alice\\n/nick alicia\\n/quit\\n' | nc -N: replies, BYE, the close."""
     clock, log, a, b = two_nodes()
     alice, a_out = a.connect()
     alice.dataReceived(b"alice\r\n/nick alicia\r\n/quit bye\r\n")

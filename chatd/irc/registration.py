@@ -17,7 +17,6 @@ from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
 from chatd.names import LOBBY
 
-
 # What a client sends to register (chatd.limits.REGISTRATION_LINES).
 REGISTRATION_COMMANDS = frozenset({b"CAP", b"NICK", b"USER", b"PASS", b"AUTHENTICATE"})
 
