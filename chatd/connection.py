@@ -771,6 +771,13 @@ class Connection(Protocol, TimeoutMixin):
                 # took the socket's error with it, so the next read would see
                 # a plain end of file and everyone would hear "connection
                 # closed"; an abort reports the connection as lost.
+                if self._input_ended:
+                    # It ended its input, then went without reading: it is
+                    # lost as if it had closed, so what it sent still runs
+                    # (a cluster node's held lines); what is written is dropped.
+                    self.sendq.stopProducing()
+                    self.transport.abortConnection()
+                    return
                 self._abort(None)
                 return
             if sent > 0:

@@ -9,6 +9,7 @@ from itertools import count
 
 from helpers import connect, disconnect, lines, make_factory, open_connection
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -342,6 +343,21 @@ def test_registration_lines_are_free_only_up_to_their_allowance(clock: Clock) ->
     assert not [g for g in lines(out) if "too fast" in g]
     proto.dataReceived(b"CAP LS 302\r\n")
     assert [g for g in lines(out) if "too fast" in g]
+
+
+def test_quit_says_error_after_the_answers_still_to_come(clock: Clock) -> None:
+    """An answer on its way (a history read, a SASL check), then QUIT: the answer,
+    then ERROR and the close."""
+    factory = make_factory(clock)
+    proto, out = irc_connect(factory, "alice")
+    answer: Deferred[bytes] = Deferred()
+    proto.send_later(answer, b"")
+    proto.dataReceived(b"QUIT :bye\r\n")
+    assert lines(out) == [] and not out.disconnecting
+    answer.callback(b":chatd NOTICE alice :the answer\r\n")
+    got = lines(out)
+    assert got[0] == ":chatd NOTICE alice :the answer"
+    assert got[1].startswith("ERROR :Closing link") and out.disconnecting
 
 
 def test_shutdown_says_error_to_irc(clock: Clock) -> None:
