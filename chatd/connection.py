@@ -399,6 +399,7 @@ class Connection(Protocol, TimeoutMixin):
         keep_answers: answers still to come are sent (close_after_answers).
         """
         if not keep_answers:
+            self._bye_after_answers = False  # nothing more is sent
             self._drop_holds()
             self._cancel_answers_deadline()
         self.setTimeout(None)
