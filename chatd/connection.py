@@ -950,6 +950,7 @@ class Connection(Protocol, TimeoutMixin):
                 gate is not None
                 and not (
                     self.phase is _AWAITING_NICK
+                    and gate.registration_lines > 0
                     and self.is_registration_line(data[at:end])
                     and gate.take_registration()
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from helpers import connect, lines, make_factory
+from irc_helpers import make_server, registered
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 
@@ -102,3 +103,16 @@ def test_line_door_rooms_and_history_are_charged(clock: Clock) -> None:
     got = lines(a_out)
     assert [g for g in got if g.startswith("ERR flood")]
     assert alice.gate is not None and alice.gate.held is not None
+
+
+def test_chathistory_and_who_are_charged_by_their_size() -> None:
+    """CHATHISTORY by the limit asked for; WHO by the lines answered."""
+    server = make_server()
+    alice = registered(server, "alice", "draft/chathistory", "batch")
+    alice.line("CHATHISTORY LATEST #lobby * 100")
+    assert alice.charged == 100
+    alice.lines()
+    for number in range(60):
+        registered(server, f"user{number}").line("JOIN #x")
+    alice.line("WHO #x")
+    assert len(alice.lines()) == 61 and alice.charged == 100 + 60
