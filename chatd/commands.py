@@ -91,20 +91,24 @@ def part(session: Session, args: list[str]) -> None:
 
 
 def who(session: Session, args: list[str]) -> None:
-    """/who [<#room>]: the members of a room, in USERS lines."""
+    """/who [<#room>]: the members of a room, in USERS lines.
+
+    Charged by the lines answered (chatd.bulk).
+    """
     user = session.registered_user()
     chat = session.chat
     # A secret room of others is none (chatd.permissions).
     room = chat.visible_room(user, args[0]) if args else chat.rooms[user.current]
-    for data in word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET):
-        session.send(data)
+    answer = word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET)
     # The extension (docs/protocol.md): who runs the room and who is voiced,
     # when anyone is (a client resets both with each USERS answer).
     for verb, group in (("OPS", room.rules.ops), ("VOICES", room.rules.voiced)):
         if group:
             nicks = sorted((member.nick for member in group), key=fold)
-            for data in word_lines(verb, [room.name], nicks, LIST_LINE_BUDGET):
-                session.send(data)
+            answer += word_lines(verb, [room.name], nicks, LIST_LINE_BUDGET)
+    for data in answer:
+        session.send(data)
+    session.charge_answer(len(answer))
 
 
 def _page_number(word: str, pages: int, total: int) -> int:
@@ -145,6 +149,7 @@ def rooms(session: Session, args: list[str]) -> None:
     counts = [f"{name}:{size}" for name, size in sizes]
     for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
         session.send(data)
+    session.charge_answer(len(counts))  # a line's worth a room (chatd.bulk)
     if pages == 1:
         return
     end = start + len(counts)
@@ -269,6 +274,7 @@ def history(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     chat = session.chat
     room_name, count, before = _history_args(args)
+    session.charge_answer(count)  # by the lines asked for, before the work
     if room_name is not None and not room_name.startswith("#"):
         private_history(session, room_name, count, before)
         return

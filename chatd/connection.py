@@ -30,7 +30,7 @@ paused keeps everything it is sent.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from typing import ClassVar
@@ -53,6 +53,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd import bulk
 from chatd.accounts import Accounts
 from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
@@ -89,6 +90,7 @@ class Phase(Enum):
 
 _CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
 _REGISTERED = Phase.REGISTERED
+_AWAITING_NICK = Phase.AWAITING_NICK
 CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
 
 # Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
@@ -171,6 +173,8 @@ class Connection(Protocol, TimeoutMixin):
         "_abort_call",
         "_render",
         "_holds",
+        "_bye_after_answers",
+        "_answers_deadline",
         "gate",
         "_input_ended",
         "sendq",
@@ -209,6 +213,10 @@ class Connection(Protocol, TimeoutMixin):
         self._bye_reason: str | None = None  # why the server closed, if it did
         self._abort_call: IDelayedCall | None = None  # the close's deadline
         self._holds: list[Hold] | None = None  # answers waited for, oldest first
+        # The goodbye waits behind answers still to come (see close_after_answers).
+        self._bye_after_answers = False
+        # The bound on waiting for answers at the end (close or end of input).
+        self._answers_deadline: IDelayedCall | None = None
         self.gate: FloodGate | None = None
         self._input_ended = False  # the client sent all it will (readConnectionLost)
         if self.config.flood_rate > 0:
@@ -258,6 +266,14 @@ class Connection(Protocol, TimeoutMixin):
     def filter_input(self, data: bytes) -> bytes:
         """Take out of received bytes what is not lines (telnet commands, say)."""
         return data
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        """Tell whether raw, sent before registering, is part of registering.
+
+        Up to REGISTRATION_LINES of them pass without spending the flood
+        budget (chatd.limits), so that a client's own handshake never trips it.
+        """
+        return False
 
     def recvq_reason(self) -> str:
         """Why a client whose held input passed --recvq is closed (door words)."""
@@ -377,9 +393,15 @@ class Connection(Protocol, TimeoutMixin):
         self.hub.stats.limit_hit(self.door, kind)
         func()
 
-    def _stop_limits(self) -> None:
-        """Cancel timers and held input: nothing more will be handled."""
-        self._drop_holds()
+    def _stop_limits(self, keep_answers: bool = False) -> None:
+        """Cancel timers and held input: nothing more will be handled.
+
+        keep_answers: answers still to come are sent (close_after_answers).
+        """
+        if not keep_answers:
+            self._bye_after_answers = False  # nothing more is sent
+            self._drop_holds()
+            self._cancel_answers_deadline()
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
@@ -406,18 +428,40 @@ class Connection(Protocol, TimeoutMixin):
         does it), so the others see QUIT at once, whatever the peer does. A
         peer that does not let the connection close within the grace (a TLS
         handshake never finished, a full send buffer) is aborted then.
+        After close_after_answers, the goodbye waits behind answers still
+        to come (ANSWER_WAIT at most); otherwise they are left out.
         """
         if self.phase is Phase.CLOSING:
             return
-        self._drop_holds()  # the goodbye cannot wait for an answer
-        self.send(self.goodbye(reason))
+        wait = self._bye_after_answers = (
+            self._bye_after_answers and self.awaiting_answers()
+        )
+        if not wait:
+            self._drop_holds()  # the goodbye cannot wait for an answer
+        self.send(self.goodbye(reason))  # behind the answers it waits for, if any
         self.flush()  # everything up to the goodbye, before the connection closes
         self.phase = Phase.CLOSING
         self._bye_reason = reason
-        self._stop_limits()
+        self._stop_limits(keep_answers=wait)
         if leave:
             self.leave(reason)
+        if wait:
+            if self._answers_deadline is None:
+                self._answers_deadline = self.hub.clock.callLater(
+                    ANSWER_WAIT, self._answers_overdue
+                )
+            return
         self._hang_up_within_grace()
+
+    def close_after_answers(self, reason: str) -> None:
+        """Close as close does, the goodbye after every answer still to come.
+
+        For a client that asked to go (/quit, QUIT): what it asked before
+        is answered first (a history read on the store's thread, a password
+        check, a cluster's turn), as if it had waited for the answers.
+        """
+        self._bye_after_answers = True
+        self.close(reason)
 
     def _hang_up_within_grace(self) -> None:
         """Close once what was written is sent; abort a peer that holds it open.
@@ -603,6 +647,20 @@ class Connection(Protocol, TimeoutMixin):
             self._out = None  # an idle connection holds no list
             self._transmit(out[0] if len(out) == 1 else b"".join(out))
 
+    # -- answers in bulk (chatd.bulk) -----------------------------------------------
+
+    def charge_answer(self, lines: int) -> None:
+        """Charge the flood budget for an answer of lines lines (chatd.bulk)."""
+        bulk.charge_answer(self.gate, lines)
+
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """Send a long answer's lines, made a slice per reactor turn (chatd.bulk)."""
+        bulk.send_in_slices(self, self.hub.clock, lines, fallback)
+
+    def still_answering(self) -> bool:
+        """Tell whether answers still reach the client (closing after them counts)."""
+        return self.phase is not _CLOSING or self._bye_after_answers
+
     # -- answers that come later -------------------------------------------------
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
@@ -674,8 +732,10 @@ class Connection(Protocol, TimeoutMixin):
         if not holds:
             self._holds = self._out = None
         out = b"".join(ready)
-        if out and self.phase is not _CLOSING:
+        if out and (self.phase is not _CLOSING or self._bye_after_answers):
             self._transmit(out)
+        if not holds:
+            self.answers_settled()
 
     def _drop_holds(self) -> None:
         """Stop waiting: output held behind answers is collected as if never held.
@@ -712,6 +772,13 @@ class Connection(Protocol, TimeoutMixin):
                 # took the socket's error with it, so the next read would see
                 # a plain end of file and everyone would hear "connection
                 # closed"; an abort reports the connection as lost.
+                if self._input_ended:
+                    # It ended its input, then went without reading: it is
+                    # lost as if it had closed, so what it sent still runs
+                    # (a cluster node's held lines); what is written is dropped.
+                    self.sendq.stopProducing()
+                    self.transport.abortConnection()
+                    return
                 self._abort(None)
                 return
             if sent > 0:
@@ -750,9 +817,8 @@ class Connection(Protocol, TimeoutMixin):
             self.frame(data)
         finally:
             self.output.end(self)
-        gate = self.gate
-        if self._input_ended and (gate is None or gate.held is None):
-            self._close_after_input()  # the last of what the client sent
+        if self._input_ended:
+            self._finish_input()  # the last of what the client sent, perhaps
 
     # -- the client's end of input (TCP half-close) ------------------------------
 
@@ -761,14 +827,69 @@ class Connection(Protocol, TimeoutMixin):
 
         Lines the flood gate holds are still handled, at its rate, in order,
         as if the client had stayed (`printf 'alice\n...' | nc HOST PORT`
-        with more lines than --flood-burst); then the connection closes as
-        one that closes does. With nothing held, it closes now.
+        with more lines than --flood-burst), and answers still to come (a
+        history read, a password check, a cluster's turn) are sent; then the
+        connection closes as one that closes does. With nothing held or
+        awaited, it closes now.
+        """
+        self._input_ended = True
+        self._finish_input()
+
+    def _finish_input(self) -> None:
+        """Close a client whose input ended once nothing it sent is still due.
+
+        Held lines call this again as they drain (release), answers as they
+        come (answers_settled); answers are waited for ANSWER_WAIT at most.
         """
         gate = self.gate
-        if self.phase is not _CLOSING and gate is not None and gate.held is not None:
-            self._input_ended = True
+        if self.phase is _CLOSING or (gate is not None and gate.held is not None):
+            return  # closing already; or release() calls again
+        if self.awaiting_answers():
+            if self._answers_deadline is None:
+                self._answers_deadline = self.hub.clock.callLater(
+                    ANSWER_WAIT, self._answers_overdue
+                )
             return
         self._close_after_input()
+
+    def awaiting_answers(self) -> bool:
+        """Tell whether answers to what the client sent are still to come.
+
+        A door whose lines may wait elsewhere (a cluster node's turns) says so too.
+        """
+        return self._holds is not None
+
+    def answers_settled(self) -> None:
+        """Answers awaited have come: a goodbye or an end of input waiting goes on."""
+        if self.awaiting_answers():
+            return
+        if self._bye_after_answers:
+            self._bye_after_answers = False
+            self._cancel_answers_deadline()
+            self._hang_up_within_grace()
+        elif self._input_ended:
+            self._finish_input()
+
+    def _answers_overdue(self) -> None:
+        """Answers did not all come within ANSWER_WAIT: close without them."""
+        self._answers_deadline = None
+        self.log.warn(
+            "answers for {peer} did not come within {wait:g}s after its end; closed",
+            peer=self.peer,
+            wait=ANSWER_WAIT,
+        )
+        if self._bye_after_answers:
+            self._bye_after_answers = False
+            self._drop_holds()
+            self.flush()  # what came, then the goodbye behind it
+            self._hang_up_within_grace()
+        else:
+            self._close_after_input()
+
+    def _cancel_answers_deadline(self) -> None:
+        deadline, self._answers_deadline = self._answers_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
 
     def writeConnectionLost(self) -> None:
         """The output side closed first: nothing more can reach the client."""
@@ -785,6 +906,7 @@ class Connection(Protocol, TimeoutMixin):
         """Close as a client that closes: once written, or aborted after the grace."""
         if self.phase is _CLOSING or self._abort_call is not None:
             return
+        self._cancel_answers_deadline()
         self._partial = b""  # a last line without its LF is not a line
         # The send queue stops, so that what is still written goes through
         # the transport, which drops it once closed (a cluster node may run
@@ -824,7 +946,16 @@ class Connection(Protocol, TimeoutMixin):
                 else:
                     self._partial = data[at:]
                 return
-            if gate is not None and not gate.take():
+            if (
+                gate is not None
+                and not (
+                    self.phase is _AWAITING_NICK
+                    and gate.registration_lines > 0
+                    and self.is_registration_line(data[at:end])
+                    and gate.take_registration()
+                )
+                and not gate.take()
+            ):
                 gate.hold(data[at:])
                 return
             stop = end - 1 if end > at and data[end - 1] == CR else end

@@ -19,6 +19,11 @@ from twisted.internet.interfaces import (
 from zope.interface import implementer
 
 EPSILON = 1e-9
+# Lines of registration (IRC's CAP, NICK, USER, PASS, AUTHENTICATE; the line
+# door's nickname) a connection may send before registering without spending
+# its flood budget: Sopel sends 15, and a client with SASL and many
+# capabilities a few more. Past them registration lines cost as others do.
+REGISTRATION_LINES = 30
 
 
 class GateClient(Protocol):
@@ -112,6 +117,11 @@ class TokenBucket:
         self.tokens -= count
         return self.tokens >= 1.0 - EPSILON
 
+    def is_full(self) -> bool:
+        """Tell whether the bucket has refilled to its capacity."""
+        self._refill()
+        return self.tokens >= self.capacity - EPSILON
+
     def wait(self) -> float:
         """Seconds until the next token is there."""
         self._refill()
@@ -127,6 +137,10 @@ class FloodGate:
     `max_held`, past which the client is told input_overflowed. The client is
     told input_throttled when an episode starts (input starts to wait), and
     gets the held bytes back through release() when a token is there.
+
+    An episode lasts until the bucket is full again, not merely until the held
+    input has drained: a client that keeps sending just below the rate after
+    its burst is a line behind on every line, and is told once, not on each.
     """
 
     __slots__ = (
@@ -136,6 +150,8 @@ class FloodGate:
         "held",
         "held_bytes",
         "throttled",
+        "releasing",
+        "registration_lines",
         "_drain_call",
         "stopped",
     )
@@ -147,12 +163,28 @@ class FloodGate:
         self.held: bytearray | None = None  # input waiting for tokens, if any
         self.held_bytes = 0  # bytes received since holding started
         self.throttled = False  # in an episode (notice given)
+        self.releasing = False  # handing held input back (the bucket may be full)
+        self.registration_lines = REGISTRATION_LINES  # free ones left
         self._drain_call: IDelayedCall | None = None
         self.stopped = False
 
     def take(self) -> bool:
         """Spend a token on the next line, if the budget allows."""
+        if (
+            self.throttled
+            and self.held is None
+            and not self.releasing
+            and self.bucket.is_full()
+        ):
+            self.throttled = False  # full again: the episode is over
         return self.bucket.take()
+
+    def take_registration(self) -> bool:
+        """Let a registration line pass free, if any of its allowance is left."""
+        if self.registration_lines > 0:
+            self.registration_lines -= 1
+            return True
+        return False
 
     def charge(self, count: int) -> None:
         """Spend count tokens on work done in bulk; hold what follows if in debt."""
@@ -191,9 +223,12 @@ class FloodGate:
         held, self.held = self.held, None
         self.held_bytes = 0
         if held:
-            self.client.release(bytes(held))  # hands back what it cannot take
-        if self.held is None:
-            self.throttled = False  # everything went through: the episode is over
+            self.releasing = True
+            try:
+                self.client.release(bytes(held))  # hands back what it cannot take
+            finally:
+                self.releasing = False
+        # The episode goes on until the bucket is full again (see take).
 
     def stop(self) -> None:
         """Forget held input and scheduled work: the connection is going."""

@@ -88,6 +88,13 @@ class ChatProtocol(Connection):
         else:
             self.use_renderer(door.render)
 
+    def is_registration_line(self, raw: bytes) -> bool:
+        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one."""
+        lead = raw.strip()
+        if not lead.startswith(b"/"):
+            return bool(lead)  # an empty line is no attempt
+        return lead[1:].split(b" ", 1)[0].lower() in (b"nick", b"ids")
+
     # -- telnet ------------------------------------------------------------------
 
     def filter_input(self, data: bytes) -> bytes:
@@ -182,7 +189,8 @@ class ChatProtocol(Connection):
         """Leave at the client's request: QUIT to the others, BYE, close."""
         nick = self.user.nick if self.user is not None else None
         self.leave(reason or "quit", logged="/quit")
-        self.close(f"Goodbye, {nick}." if nick else "Goodbye.")
+        # What the client asked before /quit is answered before BYE.
+        self.close_after_answers(f"Goodbye, {nick}." if nick else "Goodbye.")
 
     @staticmethod
     def refusal(reason: str) -> bytes:

@@ -7,7 +7,7 @@ a Session, and none needs the others' modules to do so.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +53,12 @@ class Session(Protocol):
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
+
+    def charge_answer(self, lines: int) -> None:
+        """Charge the flood budget for an answer of lines lines (chatd.bulk)."""
+
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """Send a long answer's lines, made a slice per reactor turn (chatd.bulk)."""
 
     def show_ids(self, on: bool) -> None:
         """Lead each room message with its ID line (docs/protocol.md), or stop."""

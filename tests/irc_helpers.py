@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from weakref import WeakKeyDictionary
 
 from helpers import CHEAP
@@ -58,6 +58,7 @@ class FakeIrc:
         self.pongs = 0
         self.unregistered = 0
         self.batches = 0
+        self.charged = 0  # lines of bulk answers charged (chatd.bulk)
         self.accounts = ACCOUNTS[server]
 
     @property
@@ -100,6 +101,14 @@ class FakeIrc:
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send the answer when it comes (the fakes' stores and checks: at once)."""
         answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
+
+    def charge_answer(self, lines: int) -> None:
+        """Count what bulk answers are charged (IrcProtocol charges its gate)."""
+        self.charged += lines
+
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """The whole answer at once (IrcProtocol makes it a slice per turn)."""
+        self.out.append(b"".join(lines))
 
     def begin_label(self, label: str) -> None:
         """Labels are IrcProtocol's (test_irc_labels.py): the fake ignores them."""

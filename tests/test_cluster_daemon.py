@@ -317,6 +317,34 @@ def test_lines_sent_then_half_closed_all_run_on_a_node(
         assert bob.expect("QUIT ") == "QUIT caroline bye"
 
 
+def test_a_script_half_closed_on_a_node_gets_every_answer(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """printf 'carol\nhello\n/history\n/quit\n' | nc -N into a node: the replies
+    of every line (each waits for its turn in the log), then BYE and the close."""
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        bob = client(b, "bob")
+        bob.send("said before")
+        bob.expect("MSG #lobby bob said before")
+        with socket.create_connection(
+            ("127.0.0.1", a.ports["tcp:0:interface=127.0.0.1"]), timeout=WAIT
+        ) as sock:
+            sock.sendall(b"carol\nhello\n/history\n/quit\n")
+            sock.shutdown(socket.SHUT_WR)
+            answers = b""
+            while chunk := sock.recv(65536):  # until the node closes
+                answers += chunk
+        got = answers.decode().splitlines()
+        assert "WELCOME carol Welcome to chatd, carol! Type /help for commands." in got
+        assert "MSG #lobby carol hello" in got
+        # The join's backfill, then /history's answer (both read from Redis).
+        ends = [at for at, g in enumerate(got) if g.startswith("ENDHISTORY #lobby ")]
+        assert len(ends) == 2, got
+        assert got[ends[0] - 1].endswith(" MSG bob said before"), got
+        assert got[-1] == "BYE Goodbye, carol.", got
+        assert bob.expect("QUIT ") == "QUIT carol quit"
+
+
 def test_a_second_node_under_a_live_nodes_name_refuses_to_start(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -517,6 +517,21 @@ def test_lines_held_when_the_client_half_closes_still_run_then_it_leaves() -> No
     assert not b.node.stalled
 
 
+def test_a_half_closed_client_gets_the_replies_of_its_held_lines() -> None:
+    """printf 'alice\\n/nick alicia\\n/quit\\n' | nc -N: replies, BYE, the close."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect()
+    alice.dataReceived(b"alice\r\n/nick alicia\r\n/quit bye\r\n")
+    alice.readConnectionLost()  # the end of input, before any turn came
+    assert not a_out.disconnecting  # its lines wait for their turns
+    pump_all(a, b)
+    got = lines(a_out)
+    assert any(g.startswith("WELCOME alice") for g in got)
+    assert "RENAME alice alicia" in got
+    assert got[-1] == "BYE Goodbye, alicia."
+    assert a_out.disconnecting
+
+
 def test_lines_held_without_a_quit_run_then_the_user_leaves() -> None:
     """The connection closed: after its last held line, the user quits as usual."""
     clock, log, a, b = two_nodes()

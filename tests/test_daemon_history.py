@@ -10,6 +10,7 @@ import ctypes
 import os
 import re
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -353,3 +354,38 @@ def test_a_flooded_room_keeps_its_bound_in_the_database(tmp_path: Path) -> None:
         rows = connection.execute("SELECT count(*) FROM messages").fetchone()
     connection.close()
     assert rows == (5,)
+
+
+def _script_answers(port: int, script: bytes) -> list[str]:
+    """Send script, half-close (as `nc -N` at the end of its input), read to EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(script)
+        sock.shutdown(socket.SHUT_WR)
+        answers = b""
+        while chunk := sock.recv(65536):  # until the server closes
+            answers += chunk
+    return answers.decode().splitlines()
+
+
+def test_a_script_that_ends_its_input_gets_every_answer(tmp_path: Path) -> None:
+    """printf 'di\\n/history\\n/quit\\n' | nc -N: the backfill, HISTORY, then BYE.
+
+    History reads are answered on the store's thread, after the input has
+    ended: the answers come all the same, in order, then BYE and the close.
+    The same script without /quit gets them too, then the close.
+    """
+    with running_daemon(["--listen", LOOPBACK], tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        alice, _ = joined(port, "alice")
+        alice.send("said before")
+        alice.expect("MSG #lobby alice said before")
+        got = _script_answers(port, b"di\n/history\n/quit\n")
+        endings = [at for at, g in enumerate(got) if g.startswith("ENDHISTORY #lobby")]
+        assert len(endings) == 2, got  # the join's backfill, then /history
+        assert "MSG alice said before" in got[endings[1] - 1]
+        assert got[-1] == "BYE Goodbye, di.", got
+        got = _script_answers(port, b"dj\n/history\n")
+        assert [g for g in got if g.startswith("ENDHISTORY")] == [
+            "ENDHISTORY #lobby 1",
+            "ENDHISTORY #lobby 1",
+        ], got

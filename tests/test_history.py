@@ -422,8 +422,8 @@ def test_an_answer_that_does_not_come_is_replaced_in_time(clock: Clock) -> None:
     assert lines(out) == []
 
 
-def test_closing_while_waiting_still_says_bye(clock: Clock) -> None:
-    """A goodbye never waits for an answer: held lines, then BYE."""
+def test_quit_while_waiting_says_bye_after_the_answer(clock: Clock) -> None:
+    """/quit after /history: the HISTORY lines, what was held, then BYE and close."""
     store = MemoryHistory(clock, manual=True)
     factory = make(clock, store)
     alice, out = connect(factory, "alice")
@@ -431,13 +431,64 @@ def test_closing_while_waiting_still_says_bye(clock: Clock) -> None:
     store.answer()
     lines(out)
     alice.dataReceived(b"/history\r\nheld\r\n/quit\r\n")
-    assert lines(out) == ["MSG #lobby alice held", "BYE Goodbye, alice."]
+    assert lines(out) == [] and not out.disconnecting
     store.answer()
-    assert lines(out) == []
+    got = lines(out)
+    assert got[0].startswith("HISTORY #lobby") and "hello" in got[0]
+    assert got[-2:] == ["MSG #lobby alice held", "BYE Goodbye, alice."]
+    assert out.disconnecting
     disconnect(alice)
     assert not clock.getDelayedCalls() or all(
         call.getTime() > clock.seconds() for call in clock.getDelayedCalls()
     )
+
+
+def test_quit_waits_for_an_answer_at_most_answer_wait(clock: Clock) -> None:
+    """An answer that never comes: its fallback, then BYE, within ANSWER_WAIT."""
+    store = MemoryHistory(clock, manual=True)
+    factory = make(clock, store)
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"hello\r\n")
+    store.answer()
+    lines(out)
+    alice.dataReceived(b"/history\r\n/quit\r\n")
+    clock.advance(ANSWER_WAIT)
+    assert lines(out) == [
+        "ERR no-history history is unavailable: it did not answer in time",
+        "BYE Goodbye, alice.",
+    ]
+    assert out.disconnecting
+
+
+def test_a_server_goodbye_does_not_wait_for_answers(clock: Clock) -> None:
+    """A goodbye the server decides (here the shutdown) never waits: held lines, BYE."""
+    store = MemoryHistory(clock, manual=True)
+    factory = make(clock, store)
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"hello\r\n")
+    store.answer()
+    lines(out)
+    alice.dataReceived(b"/history\r\nheld\r\n")
+    factory.close_all("Server shutting down.")
+    assert lines(out) == ["MSG #lobby alice held", "BYE Server shutting down."]
+    store.answer()
+    assert lines(out) == []
+
+
+def test_answers_come_before_the_close_at_the_end_of_input(clock: Clock) -> None:
+    """printf 'alice\n/history\n' | nc -N: the backfill and HISTORY, then the close."""
+    store = MemoryHistory(clock, manual=True)
+    factory = make(clock, store)
+    alice, out = connect(factory, "alice")
+    alice.dataReceived(b"hello\r\n")
+    store.answer()
+    lines(out)
+    alice.dataReceived(b"/history\r\n")
+    alice.readConnectionLost()  # the client's end of input
+    assert not out.disconnecting
+    store.answer()
+    assert lines(out)[0].startswith("HISTORY #lobby")
+    assert out.disconnecting
 
 
 def test_a_failed_answer_sends_the_fallback(clock: Clock) -> None:

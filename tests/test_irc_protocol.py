@@ -9,6 +9,7 @@ from itertools import count
 
 from helpers import connect, disconnect, lines, make_factory, open_connection
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -19,6 +20,7 @@ from zope.interface.verify import verifyObject
 from chatd.chat import IChatClient
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol, irc_server
+from chatd.limits import REGISTRATION_LINES
 from chatd.store.accounts import AccountRecord
 
 _ports = count(41001)
@@ -306,6 +308,57 @@ def test_flood_is_queued_with_one_notice(clock: Clock) -> None:
     clock.advance(1)
     clock.advance(1)
     assert lines(out) == [":chatd PONG chatd :d", ":chatd PONG chatd :e"]
+
+
+SOPEL_CAPS = (
+    "account-notify away-notify cap-notify chghost echo-message extended-join "
+    "message-tags multi-prefix server-time userhost-in-names account-tag"
+).split()
+
+
+def test_sopel_registers_without_a_flood_notice_or_a_delay(clock: Clock) -> None:
+    """Sopel's handshake: CAP LS 302, NICK, USER, 11 CAP REQ, CAP END; then JOINs.
+
+    15 registration lines at the default burst of 10: all pass at once, no
+    NOTICE about sending too fast, and the joins after it at once too.
+    """
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"CAP LS 302\r\nNICK sopel\r\nUSER sopel 0 * :Sopel\r\n")
+    proto.dataReceived(b"".join(b"CAP REQ :%s\r\n" % c.encode() for c in SOPEL_CAPS))
+    proto.dataReceived(b"CAP END\r\n")
+    got = lines(out)
+    assert proto.user is not None and any(" 001 sopel " in g for g in got)
+    assert not [g for g in got if "too fast" in g]
+    proto.dataReceived(b"".join(b"JOIN #r%d\r\n" % i for i in range(5)))
+    got = lines(out)
+    assert len([g for g in got if " JOIN " in g]) == 5
+    assert not [g for g in got if "too fast" in g]
+
+
+def test_registration_lines_are_free_only_up_to_their_allowance(clock: Clock) -> None:
+    """Past REGISTRATION_LINES, and for other commands, lines cost the flood budget."""
+    factory = make_factory(clock, flood_burst=3, flood_rate=1.0)
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"CAP LS 302\r\n" * (REGISTRATION_LINES + 3))
+    assert not [g for g in lines(out) if "too fast" in g]
+    proto.dataReceived(b"CAP LS 302\r\n")
+    assert [g for g in lines(out) if "too fast" in g]
+
+
+def test_quit_says_error_after_the_answers_still_to_come(clock: Clock) -> None:
+    """An answer on its way (a history read, a SASL check), then QUIT: the answer,
+    then ERROR and the close."""
+    factory = make_factory(clock)
+    proto, out = irc_connect(factory, "alice")
+    answer: Deferred[bytes] = Deferred()
+    proto.send_later(answer, b"")
+    proto.dataReceived(b"QUIT :bye\r\n")
+    assert lines(out) == [] and not out.disconnecting
+    answer.callback(b":chatd NOTICE alice :the answer\r\n")
+    got = lines(out)
+    assert got[0] == ":chatd NOTICE alice :the answer"
+    assert got[1].startswith("ERROR :Closing link") and out.disconnecting
 
 
 def test_shutdown_says_error_to_irc(clock: Clock) -> None:

@@ -89,7 +89,13 @@ def test_flood_gate_holds_input_in_order_and_releases_it_at_the_rate(
     clock.pump([0.25, 0.25])
     assert client.released == [b"2", b"3", b"4"]
     assert gate.held is None and not clock.getDelayedCalls()
-    gate.hold(b"5")  # a new episode, a new notice
+    assert not gate.take()  # drained, but not yet full again: the same episode
+    gate.hold(b"5")
+    clock.advance(0.25)
+    assert client.released[-1] == b"5" and client.throttles == 1
+    clock.advance(0.25)  # full again: the episode is over
+    assert gate.take() and not gate.take()
+    gate.hold(b"6")  # a new episode, a new notice
     assert client.throttles == 2 and client.overflows == 0
 
 
@@ -179,6 +185,42 @@ def test_burst_then_throttle_keeps_order_and_loses_nothing(clock: Clock) -> None
     clock.pump([0.5] * 19)
     assert lines(b_out) == [f"MSG #lobby alice line {i}" for i in range(11, 30)]
     assert not [g for g in lines(a_out) if g.startswith("ERR")]
+
+
+def test_a_client_just_below_the_rate_is_told_once(clock: Clock) -> None:
+    """After its burst, a line every 0.51 s: one ERR flood and one log line, not 41.
+
+    Each line comes a little before its token (the client is one line behind
+    since its burst), so each waits; it is one episode until the bucket is full.
+    """
+    factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
+    (alice, a_out), (_, b_out) = connect(factory, "alice"), connect(factory, "bob")
+    clock.advance(60)
+    a_out.clear(), b_out.clear()
+    with capturedLogs() as events:
+        alice.dataReceived(b"".join(b"burst %d\n" % i for i in range(11)))
+        for i in range(40):
+            clock.advance(0.51)
+            alice.dataReceived(b"line %d\n" % i)
+        clock.advance(0.51)
+    floods = [g for g in lines(a_out) if g.startswith("ERR flood")]
+    warnings = [e for e in events if "is flooding" in e.get("log_format", "")]
+    assert (len(floods), len(warnings)) == (1, 1)
+    assert lines(b_out)[-1] == "MSG #lobby alice line 39"  # nothing lost or late
+    clock.advance(5)  # the bucket refills: the episode is over
+    alice.dataReceived(b"".join(b"again %d\n" % i for i in range(11)))
+    assert [g for g in lines(a_out) if g.startswith("ERR flood")] == floods
+
+
+def test_nickname_attempts_do_not_spend_the_flood_budget(clock: Clock) -> None:
+    """A script trying 12 taken nicknames at once is answered at once, no ERR flood."""
+    factory = make_factory(clock, flood_burst=3, flood_rate=1.0)
+    connect(factory, "taken")
+    proto, out = open_connection(factory, port=40002)
+    proto.dataReceived(b"taken\n" * 12 + b"/ids on\nalice\nhello\n")
+    got = lines(out)
+    assert proto.user is not None and "MSG #lobby alice hello" in got
+    assert not [g for g in got if g.startswith("ERR flood")]
 
 
 def test_lines_held_when_the_client_half_closes_are_all_handled(clock: Clock) -> None:

@@ -281,15 +281,15 @@ def test_a_ping_flood_pauses_reading_until_paid_for(clock: Clock) -> None:
     at the rate, in order with the lines sent after them."""
     factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
     browser = FakeBrowser(make_site(factory))
-    browser.register("alice")  # one token
+    browser.register("alice")  # free: a registration line (chatd.limits)
     browser.lines()
     browser.send_raw(masked_frame(0x9, b"") * 1000 + masked_frame(0x1, b"after"))
     browser.read()
-    assert browser.pongs == 9
+    assert browser.pongs == 10
     assert browser.transport.producerState == "paused"
     clock.advance(0.5)
     browser.read()
-    assert browser.pongs == 10
+    assert browser.pongs == 11
     for _ in range(1000):
         clock.advance(0.5)
         if browser.transport.producerState == "producing":

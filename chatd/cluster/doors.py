@@ -9,9 +9,12 @@ in the cluster's order. Lines that only read (WHO, /rooms, PING) and talk
 something is held before them.
 
 A client that sends its lines and half-closes at once (`printf 'alice\nhello\n/quit\n'
-| nc HOST PORT`) still has every line run, in order, as in one process: a
-connection lost with lines held stays among the node's connections until
-they have run (their replies go nowhere), then the user leaves.
+| nc -N HOST PORT`) still has every line run, in order, and gets every reply, as
+in one process: lines waiting for a turn are answers still to come
+(awaiting_answers), so the end of input and the goodbye of /quit wait for them
+(Connection.answers_settled). A connection lost (closed both ways) with lines
+held stays among the node's connections until they have run (their replies go
+nowhere), then the user leaves.
 
 A labeled IRC command (labeled-response) that talks, on a client with
 echo-message, waits for its echo as one process's would have it at once:
@@ -185,6 +188,8 @@ class ClusterLines:
 
     def turn_done(self) -> None:
         """Handle the lines held behind the turn, up to the next that waits."""
+        from chatd.connection import Phase
+
         if not self.running:
             return  # a turn asked twice: the line ran at the first
         self.running = False
@@ -192,6 +197,8 @@ class ClusterLines:
         if held:
             held.popleft()
         connection = self._connection()
+        if connection.phase is Phase.CLOSING:
+            held.clear()  # lines after a goodbye (QUIT, /quit) are not run
         output = connection.output
         output.begin()
         try:
@@ -203,6 +210,12 @@ class ClusterLines:
             output.end(connection)
         if self.lost is not None:  # the last held line has run: now it ends
             self._finish_lost(self.lost)
+            return
+        connection.answers_settled()  # a goodbye or an end of input may wait
+
+    def awaiting_answers(self) -> bool:
+        """Lines waiting for their turn are answers still to come, too."""
+        return bool(self.held) or super().awaiting_answers()  # type: ignore[misc]
 
     def await_echo(self) -> str | None:
         """Talk is being published: a token if its echo answers a labeled command."""

@@ -8,7 +8,7 @@ which the door turns into a numeric in one place (numeric_for).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
@@ -31,6 +31,7 @@ from chatd.irc.session import (
     is_invisible,
     numeric,
     numeric_for,
+    numeric_line,
     send_error,
     server_line,
     session_user,
@@ -199,9 +200,11 @@ def part(session: IrcSession, msg: IrcMessage) -> None:
             send_error(session, numeric_for(error, name))
 
 
-def names_reply(session: IrcSession, room: Room, end: bool = True) -> None:
+def names_reply(session: IrcSession, room: Room, end: bool = True) -> int:
     """353 lines listing room's members (@ and + before operators and voiced),
-    then 366 unless end is false (a NAMES of several rooms ends once)."""
+    then 366 unless end is false (a NAMES of several rooms ends once).
+
+    Return how many 353 lines were sent (what a NAMES is charged by)."""
     long_form = session.caps.has("userhost-in-names")
     multi = session.caps.has("multi-prefix")
     prefixes = room_commands.prefixes
@@ -212,57 +215,73 @@ def names_reply(session: IrcSession, room: Room, end: bool = True) -> None:
     ]
     symbol = "@" if room.rules.has("s") else "="
     head = f":{session.server.name} 353 {session.nick} {symbol} {room.name} :"
-    for chunk in _word_lines(head, names, LIST_LINE_BUDGET):
+    chunks = _word_lines(head, names, LIST_LINE_BUDGET)
+    for chunk in chunks:
         numeric(session, n.RPL_NAMREPLY, symbol, room.name, text=chunk)
     if end:
         numeric(session, n.RPL_ENDOFNAMES, room.name, text="End of /NAMES list")
+    return len(chunks)
 
 
 def names(session: IrcSession, msg: IrcMessage) -> None:
-    """NAMES [<#room>{,<#room>}]: without a room, every room one may see."""
-    me = session.user
-    visible = session.chat.may_see  # a secret room of others is none
+    """NAMES <#room>{,<#room>}: their members, charged by the lines answered.
+
+    Without a room only 366 `*` is answered, as Ergo and InspIRCd do on large
+    networks: every member of every room is the whole server, which no
+    client needs at once (docs/irc.md, Limits).
+    """
     if not msg.params or not msg.params[0]:
-        for room in sorted(session.chat.rooms.values(), key=lambda room: room.key):
-            if room.members and visible(me, room):
-                names_reply(session, room, end=False)
         numeric(session, n.RPL_ENDOFNAMES, "*", text="End of /NAMES list")
         return
+    me = session.user
+    visible = session.chat.may_see  # a secret room of others is none
     wanted = split_targets(msg.params[0])[:MAX_TARGETS]
+    sent = 0
     for name in wanted:
         found = session.chat.rooms.get(fold(name))
         if found is not None and visible(me, found):
-            names_reply(session, found, end=False)
+            sent += names_reply(session, found, end=False)
     shown = clean_text(",".join(wanted)) or "*"
     numeric(session, n.RPL_ENDOFNAMES, shown, text="End of /NAMES list")
+    session.charge_answer(sent)
 
 
 def list_(session: IrcSession, msg: IrcMessage) -> None:
-    """LIST [<#room>{,<#room>}]: rooms and their sizes."""
+    """LIST [<#room>{,<#room>}]: rooms and their sizes.
+
+    Charged by the rooms it may list (chatd.bulk), made a slice per reactor
+    turn: a LIST of every room of a big server holds nobody else up.
+    """
     chat = session.chat
-    me = session.user
     if msg.params and msg.params[0]:
-        wanted = [fold(name) for name in split_targets(msg.params[0])]
-        rooms = [chat.rooms[key] for key in wanted if key in chat.rooms]
+        keys = [fold(name) for name in split_targets(msg.params[0])]
     else:
-        # An empty room (#lobby before anyone came) does not exist for IRC.
-        rooms = [
-            room
-            for room in sorted(chat.rooms.values(), key=lambda room: room.key)
-            if room.members
-        ]
-    numeric(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
-    for room in rooms:
-        if not chat.may_see(me, room):
+        keys = list(chat.room_keys)  # sorted; a copy, as rooms come and go
+    session.charge_answer(len(keys))
+    end = numeric_line(session, n.RPL_LISTEND, text="End of /LIST")
+    every = not (msg.params and msg.params[0])
+    session.send_in_slices(_list_lines(session, keys, every), end)
+
+
+def _list_lines(session: IrcSession, keys: list[str], every: bool) -> Iterator[bytes]:
+    """LIST's lines for the rooms of keys (as they are when each line is made)."""
+    rooms = session.chat.rooms
+    me = session.user
+    yield numeric_line(session, n.RPL_LISTSTART, "Channel", text="Users  Name")
+    for key in keys:
+        room = rooms.get(key)
+        if room is None or (every and not room.members):
+            continue  # an empty room (#lobby before anyone came) does not exist
+        if not session.chat.may_see(me, room):
             continue  # secret (+s): listed to its members only
-        numeric(
+        yield numeric_line(
             session,
             n.RPL_LIST,
             room.name,
             str(len(room.members)),
             text=room.rules.topic,
         )
-    numeric(session, n.RPL_LISTEND, text="End of /LIST")
+    yield numeric_line(session, n.RPL_LISTEND, text="End of /LIST")
 
 
 def mode(session: IrcSession, msg: IrcMessage) -> None:
@@ -447,14 +466,19 @@ def _visible_to(me: User, other: User) -> bool:
 
 
 def who(session: IrcSession, msg: IrcMessage) -> None:
-    """WHO <mask>: a room's members, or the users whose nick matches mask."""
+    """WHO <mask>: a room's members, or the users whose nick matches mask.
+
+    Charged by the lines answered (chatd.bulk).
+    """
     chat = session.chat
     target = msg.params[0] if msg.params else "*"
+    sent = 0
     if target.startswith("#"):
         room = chat.rooms.get(fold(target))
         if room is not None and chat.may_see(session.user, room):
             for member in sorted(room.members.values(), key=lambda u: u.key):
                 _who_line(session, room.name, member, room)
+            sent = len(room.members)
     else:
         pattern = _wildcard(target if target not in ("0", "") else "*")
         me = session_user(session)
@@ -463,7 +487,9 @@ def who(session: IrcSession, msg: IrcMessage) -> None:
         for found in sorted(chat.users.values(), key=lambda u: u.key):
             if pattern.match(found.key) and (exact or _visible_to(me, found)):
                 _who_line(session, "*", found)
+                sent += 1
     numeric(session, n.RPL_ENDOFWHO, clean_text(target) or "*", text="End of WHO list")
+    session.charge_answer(sent)
 
 
 def whois(session: IrcSession, msg: IrcMessage) -> None:

@@ -101,6 +101,9 @@ class HistorySession(Protocol):
     def batch_id(self) -> str:
         """A batch reference unique on this connection."""
 
+    def charge_answer(self, lines: int) -> None:
+        """Charge the flood budget for an answer of lines lines (chatd.bulk)."""
+
 
 class Refusal(Exception):
     """A CHATHISTORY that cannot be answered: its FAIL line, ready to send."""
@@ -421,6 +424,7 @@ def _chathistory(
             fail(session, "INVALID_PARAMS", subcommand, text="Too many parameters")
         )
     limit = parse_limit(session, subcommand, params[-1])
+    session.charge_answer(limit)  # by the lines asked for, before the work
     if subcommand == "TARGETS":
         low = parse_point(session, subcommand, params[1], timestamps_only=True)
         high = parse_point(session, subcommand, params[2], timestamps_only=True)

@@ -26,6 +26,7 @@ from chatd.irc.caps import CapState
 from chatd.irc.commands import dispatch
 from chatd.irc.labels import Labeling, labeled
 from chatd.irc.message import irc_line
+from chatd.irc.registration import is_registration_line
 from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration, numeric_for, send_error, server_line
@@ -113,7 +114,7 @@ class IrcProtocol(Connection):
     def quit_chat(self, reason: str) -> None:
         """QUIT: the others hear the reason, the client gets ERROR, then close."""
         self.leave(reason, logged="QUIT")
-        self.close(reason)
+        self.close_after_answers(reason)  # what it asked before QUIT is answered
 
     def batch_id(self) -> str:
         """A batch reference unique on this connection (IRCv3 batch)."""
@@ -225,6 +226,10 @@ class IrcProtocol(Connection):
 
     def greet(self) -> None:
         """IRC clients speak first: nothing is said until they register."""
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        """CAP, NICK, USER, PASS and AUTHENTICATE, before registering."""
+        return is_registration_line(raw)
 
     def handle_text(self, text: str) -> None:
         """Parse one IRC line and run its command."""

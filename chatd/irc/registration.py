@@ -17,6 +17,17 @@ from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
 from chatd.names import LOBBY
 
+# What a client sends to register (chatd.limits.REGISTRATION_LINES).
+REGISTRATION_COMMANDS = frozenset({b"CAP", b"NICK", b"USER", b"PASS", b"AUTHENTICATE"})
+
+
+def is_registration_line(raw: bytes) -> bool:
+    """Tell whether raw is a registration command (tags and a source skipped)."""
+    words = raw.split(None, 3)
+    while words and words[0][:1] in (b"@", b":"):
+        words.pop(0)
+    return bool(words) and words[0].upper() in REGISTRATION_COMMANDS
+
 
 def try_register(session: IrcSession) -> None:
     """Register once NICK and USER are in and no CAP negotiation is open."""

@@ -9,7 +9,7 @@ IrcError, the model's refusals turned into numerics in one place
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +89,9 @@ class IrcSession(HistorySession, Protocol):
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
 
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """Send a long answer's lines, made a slice per reactor turn (chatd.bulk)."""
+
     def begin_label(self, label: str) -> None:
         """A labeled command starts: what is sent from now on is its response."""
 
@@ -122,9 +125,14 @@ def numeric(
     session: IrcSession, code: str, *params: str, text: str | None = None
 ) -> None:
     """Send a numeric from the server to the session's client."""
-    session.send(
-        irc_line(code, session.nick, *params, text=text, source=session.server.name)
-    )
+    session.send(numeric_line(session, code, *params, text=text))
+
+
+def numeric_line(
+    session: IrcSession, code: str, *params: str, text: str | None = None
+) -> bytes:
+    """Return a numeric from the server to the session's client, encoded."""
+    return irc_line(code, session.nick, *params, text=text, source=session.server.name)
 
 
 def server_line(
