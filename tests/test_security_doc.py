@@ -15,7 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "security.md"
 TEST_REFERENCE = re.compile(r"`?(tests/[\w/]+\.py)(?:::(\w+))?")
-CODE_REFERENCE = re.compile(r"`([A-Z]\w*\.)?(\w+)`(?:, `[\w.]+`)* \(`(chatd/[\w/]+\.py)`")
+CODE_REFERENCE = re.compile(
+    r"`([A-Z]\w*\.)?(\w+)`(?:, `[\w.]+`)* \(`(chatd/[\w/]+\.py)`"
+)
 
 
 @cache
