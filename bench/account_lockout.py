@@ -38,11 +38,11 @@ from zope.interface import implementer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
-from chatd.accounts import Accounts, Hasher  # noqa: E402
-from chatd.chat import Chat, User  # noqa: E402
 from chatd.config import AccountSettings  # noqa: E402
-from chatd.errors import ChatError  # noqa: E402
-from chatd.events import IChatClient  # noqa: E402
+from chatd.model.accounts import Accounts, Hasher  # noqa: E402
+from chatd.model.chat import Chat, User  # noqa: E402
+from chatd.model.errors import ChatError  # noqa: E402
+from chatd.model.events import IChatClient  # noqa: E402
 from chatd.store.accounts import MemoryAccounts  # noqa: E402
 
 PASSWORD = "correct horse"

@@ -40,7 +40,7 @@ def mask_of(length: int) -> str:
 
 CHECK = """
 import time
-from chatd.state import Ban, User
+from chatd.model.state import Ban, User
 class Client:
     def deliver(self, event): pass
     def close(self, reason): pass
@@ -53,10 +53,10 @@ print(time.perf_counter() - start)
 
 BYTES = """
 import tracemalloc
-from chatd.state import Ban, Room, User
-from chatd.room_rules import MAX_BANS
+from chatd.model.state import Ban, Room, User
+from chatd.model.room_rules import MAX_BANS
 try:
-    from chatd.room_rules import MAX_BAN_BYTES
+    from chatd.model.room_rules import MAX_BAN_BYTES
 except ImportError:
     MAX_BAN_BYTES = None
 class Client:

@@ -51,7 +51,7 @@ def measure(root: Path, rounds: int = ROUNDS, irc: bool = False) -> str:
 
     clock = Clock()
     factory = make_factory(clock, flush_delay=0.0, flood_rate=0.0)
-    # The members' protocols: chatd.connection's Connection where it exists
+    # The members' protocols: chatd.net.connection's Connection where it exists
     # (not in checkouts before it, which this must still measure).
     members: list[tuple[Any, StringTransport]]
     if irc:

@@ -10,7 +10,7 @@ FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
 def _frame_name(frame: str, root: str) -> str:
-    """`render (/x/chatd/wire.py:62)` -> `render (chatd/wire.py)`; lines merged."""
+    """`render (/x/chatd/line/wire.py:62)` -> `render (chatd/line/wire.py)`, merged."""
     found = FRAME.match(frame.strip())
     if not found:
         return frame.strip()

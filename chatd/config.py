@@ -34,7 +34,7 @@ HISTORY_TOTAL_MAX = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class AccountSettings:
-    """How accounts behave (chatd.accounts); the daemon's options set them."""
+    """How accounts behave (chatd.model.accounts); the daemon's options set them."""
 
     grace: float = 60.0  # seconds to identify for a registered nickname
     min_password: int = 8  # characters
@@ -45,7 +45,7 @@ class AccountSettings:
     # An account's, from the addresses that gave it a wrong password ...
     account_burst: int = 10
     account_rate: float = 1 / 30
-    # ... and from addresses new to it (chatd.password_limits).
+    # ... and from addresses new to it (chatd.model.password_limits).
     newcomer_burst: int = 20
     newcomer_rate: float = 1 / 60
     # New passwords per account: each costs a hash.
@@ -80,7 +80,7 @@ class ServerConfig:
     register_timeout: float = 60.0  # seconds to choose a nickname
     idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never
     shutdown_grace: float = 5.0  # seconds a closing connection gets to flush BYE
-    # When collected output is written (chatd.output.OutputBatch): None, as
+    # When collected output is written (chatd.net.output.OutputBatch): None, as
     # soon as the input that caused it is handled; 0, on the next reactor turn,
     # so that one write per recipient carries everything a turn produced.
     flush_delay: float | None = None

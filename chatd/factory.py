@@ -10,13 +10,13 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
-from chatd.accounts import Accounts, Hasher, Runner, run_inline
-from chatd.chat import Chat
 from chatd.config import ServerConfig
-from chatd.connection import Connection, Refusal
-from chatd.output import OutputBatch
+from chatd.model.accounts import Accounts, Hasher, Runner, run_inline
+from chatd.model.chat import Chat
+from chatd.net.connection import Connection, Refusal
+from chatd.net.output import OutputBatch
+from chatd.net.stats import Stats
 from chatd.protocol import ChatProtocol
-from chatd.stats import Stats
 from chatd.store.accounts import AccountStore, MemoryAccounts
 from chatd.store.interface import IHistory
 
@@ -39,7 +39,7 @@ class ChatFactory(ServerFactory):
     """
 
     log = Logger()
-    noisy = False  # the listeners log their address themselves (chatd.service)
+    noisy = False  # the listeners log their address themselves (chatd.ops.service)
 
     def __init__(
         self,
@@ -80,7 +80,7 @@ class ChatFactory(ServerFactory):
         # Refusals logged per address: when last, and how many since (unlogged).
         self._refusals: dict[str, list[float]] = {}
         self._drained: list[defer.Deferred[None]] = []
-        self.stats = Stats()  # counted for --metrics (chatd.stats)
+        self.stats = Stats()  # counted for --metrics (chatd.net.stats)
         self.stopping = False  # close_all has begun: /healthz answers 503
         # The class built for each door's connections: a cluster node puts its
         # own subclasses here (chatd.cluster.doors); one process, none.
@@ -110,7 +110,7 @@ class ChatFactory(ServerFactory):
         Every open descriptor counts: chat connections and the --web
         listener's HTTP connections alike. host None: --max-clients only (a
         trusted proxy's HTTP connections speak for many people).
-        A refusal is noted in the log and counted (chatd.stats).
+        A refusal is noted in the log and counted (chatd.net.stats).
         """
         if len(self.connections) + self.http_open >= self.config.max_clients:
             reason = f"the server is full ({self.config.max_clients} connections)"

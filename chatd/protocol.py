@@ -2,7 +2,7 @@
 
 It only translates: HELLO and NICK negotiation, slash commands and plain
 lines in, events as lines out. Framing, limits, output and closing are the
-shared Connection's (chatd.connection).
+shared Connection's (chatd.net.connection).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from twisted.conch.telnet import AYT, IP
 
 from chatd import __version__
-from chatd.commands import COMMANDS, backfill
-from chatd.connection import Connection, ConnectionHub, Phase
-from chatd.errors import ChatError, ErrorCode
-from chatd.names import LOBBY, clean_text
-from chatd.telnet import TelnetFilter
-from chatd.wire import line, render, render_ids
+from chatd.line.commands import COMMANDS, backfill
+from chatd.line.telnet import TelnetFilter
+from chatd.line.wire import line, render, render_ids
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import LOBBY, clean_text
+from chatd.net.connection import Connection, ConnectionHub, Phase
 
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"

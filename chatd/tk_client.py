@@ -1,4 +1,4 @@
-"""The desktop client: a Tk window over chatd/client.py, run by the Twisted reactor.
+"""The desktop client: a Tk window over chatd.client, run by the Twisted reactor.
 
 `chatd-tk --host HOST --port PORT --nick NICK` (or `python -m chatd.tk_client`)
 connects at once; without a nickname it opens a small connect form. Tk runs
@@ -38,7 +38,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import provider
 
-from chatd.client import (
+from chatd.client.client import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ClientSession,
@@ -46,13 +46,13 @@ from chatd.client import (
     Phase,
     tcp_connector,
 )
-from chatd.conversations import (
+from chatd.client.conversations import (
     Conversation,
     ConversationKind,
     Entry,
     EntryKind,
 )
-from chatd.names import fold
+from chatd.model.names import fold
 
 
 class IChatReactor(IReactorCore, IReactorTCP, IReactorTime):

@@ -15,14 +15,14 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.accounts import Runner, run_inline
 from chatd.cluster.node import Node
 from chatd.cluster.replica import ClusterChat, Wire
 from chatd.cluster.service import cluster_node
 from chatd.config import ServerConfig
-from chatd.connection import Connection
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
+from chatd.model.accounts import Runner, run_inline
+from chatd.net.connection import Connection
 from chatd.protocol import ChatProtocol
 from chatd.store.accounts import AccountStore
 from chatd.store.interface import IHistory

@@ -16,9 +16,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatd.chat import Event, IChatClient
 from chatd.config import AccountSettings, ServerConfig
 from chatd.factory import ChatFactory
+from chatd.model.chat import Event, IChatClient
 from chatd.protocol import ChatProtocol
 
 WAIT = 10.0  # seconds: the bound on every wait for another thread

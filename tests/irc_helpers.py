@@ -11,14 +11,14 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatd.accounts import Accounts, Hasher, run_inline
-from chatd.chat import Chat, Event, IChatClient, User
 from chatd.config import ServerConfig
 from chatd.irc.caps import CapState
 from chatd.irc.commands import dispatch
 from chatd.irc.message import irc_line
 from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration
+from chatd.model.accounts import Accounts, Hasher, run_inline
+from chatd.model.chat import Chat, Event, IChatClient, User
 from chatd.store.accounts import MemoryAccounts
 
 # The accounts of each fake server (an IrcServer has none of its own: they are
@@ -58,7 +58,7 @@ class FakeIrc:
         self.pongs = 0
         self.unregistered = 0
         self.batches = 0
-        self.charged = 0  # lines of bulk answers charged (chatd.bulk)
+        self.charged = 0  # lines of bulk answers charged (chatd.net.bulk)
         self.accounts = ACCOUNTS[server]
 
     @property

@@ -19,12 +19,12 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
-from chatd.accounts import MAX_PENDING, Accounts, Hasher, run_inline
-from chatd.chat import Chat, Renamed, User
 from chatd.config import AccountSettings
-from chatd.errors import ChatError, ErrorCode
-from chatd.events import AccountChanged, Notice
-from chatd.password_queue import MAX_QUEUED
+from chatd.model.accounts import MAX_PENDING, Accounts, Hasher, run_inline
+from chatd.model.chat import Chat, Renamed, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.events import AccountChanged, Notice
+from chatd.model.password_queue import MAX_QUEUED
 from chatd.store.accounts import AccountRecord, MemoryAccounts
 
 HOST = "192.0.2.1"

@@ -24,8 +24,13 @@ from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol
 from chatd.irc.render import user_at_host
 from chatd.irc.server import isupport_tokens
+from chatd.model.room_rules import (
+    INVITE_SECONDS,
+    MAX_BAN_BYTES,
+    MAX_INVITES,
+    MAX_MODE_ARGS,
+)
 from chatd.protocol import ChatProtocol
-from chatd.room_rules import INVITE_SECONDS, MAX_BAN_BYTES, MAX_INVITES, MAX_MODE_ARGS
 
 ADDRESS = "192.0.2.9"  # the banned person's address (TEST-NET-1)
 _ports = count(47001)

@@ -1,4 +1,4 @@
-"""Answers in bulk: charged by their size, made in slices (chatd.bulk)."""
+"""Answers in bulk: charged by their size, made in slices (chatd.net.bulk)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from irc_helpers import make_server, registered
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 
-from chatd.bulk import ANSWER_LINES_PER_TOKEN, SLICE_LINES
 from chatd.factory import ChatFactory
+from chatd.net.bulk import ANSWER_LINES_PER_TOKEN, SLICE_LINES
 
 ROOMS = 1000
 

@@ -6,7 +6,7 @@ import pytest
 from helpers import RecordingClient
 from zope.interface.verify import verifyObject
 
-from chatd.chat import (
+from chatd.model.chat import (
     Action,
     Chat,
     IChatClient,
@@ -18,10 +18,10 @@ from chatd.chat import (
     Renamed,
     User,
 )
-from chatd.errors import ChatError, ErrorCode
-from chatd.events import ModesChanged
-from chatd.names import LOBBY
-from chatd.room_rules import Change
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.events import ModesChanged
+from chatd.model.names import LOBBY
+from chatd.model.room_rules import Change
 
 
 def enter(chat: Chat, nick: str) -> tuple[User, RecordingClient]:

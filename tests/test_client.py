@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 
-from chatd.client import (
+from chatd.client.client import (
     CONNECT_TIMEOUT,
     QUIT_GRACE,
     SEND_BURST,
@@ -33,8 +33,8 @@ from chatd.client import (
     retry_delay,
     tcp_connector,
 )
-from chatd.conversation import SCROLLBACK
-from chatd.conversations import (
+from chatd.client.conversation import SCROLLBACK
+from chatd.client.conversations import (
     MAX_PRIVATE,
     OTHERS_KEY,
     SERVER_KEY,
@@ -44,7 +44,7 @@ from chatd.conversations import (
     EntryKind,
 )
 from chatd.factory import ChatFactory
-from chatd.names import fold
+from chatd.model.names import fold
 
 PRIVATE = ConversationKind.PRIVATE
 REFILL = math.ceil(SEND_BURST / SEND_RATE)  # seconds: a spent burst is back

@@ -11,14 +11,21 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from chatd.client import ClientSession
+from chatd.client.client import ClientSession
+from chatd.client.conversations import Conversation, EntryKind
+from chatd.client.scrollback import (
+    EARLIER,
+    GAP_PAGE,
+    MISSED,
+    PAGE,
+    insert_sorted,
+    parse_utc,
+)
+from chatd.client.scrollback import Entry as ScrollEntry
 from chatd.config import ServerConfig
-from chatd.conversations import Conversation, EntryKind
 from chatd.factory import ChatFactory
-from chatd.scrollback import EARLIER, GAP_PAGE, MISSED, PAGE, insert_sorted, parse_utc
-from chatd.scrollback import Entry as ScrollEntry
+from chatd.line.wire import utc_time
 from chatd.store.memory import MemoryHistory
-from chatd.wire import utc_time
 
 T0 = 1_796_082_601_000  # ms: 2026-11-30T23:50:01.000Z
 

@@ -22,7 +22,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatd.connection import Connection
+from chatd.net.connection import Connection
 from chatd.store.accounts import AccountRecord
 from chatd.store.redis_accounts import RedisAccounts
 

@@ -16,13 +16,13 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
-from chatd.chat import Event, Private
 from chatd.cluster import snapshot
 from chatd.cluster.doors import ClusterLines
 from chatd.cluster.replica import RemoteClient
-from chatd.connection import Connection
-from chatd.health import health
 from chatd.irc.message import parse_message
+from chatd.model.chat import Event, Private
+from chatd.net.connection import Connection
+from chatd.ops.health import health
 from chatd.store.memory import MemoryHistory
 from chatd.web.door import WebConnection
 from chatd.web.site import SocketDoor

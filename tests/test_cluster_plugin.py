@@ -7,7 +7,7 @@ from twisted.python import usage
 
 from chatd.cluster.replica import ClusterChat
 from chatd.cluster.service import ClusterService
-from chatd.service import FarewellService
+from chatd.ops.service import FarewellService
 from twisted.plugins.chatd_plugin import Options, chatd
 
 

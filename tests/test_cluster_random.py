@@ -23,7 +23,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatd.cluster import snapshot
-from chatd.connection import Connection
+from chatd.net.connection import Connection
 
 ROOMS = ["#a", "#b", "#c"]
 

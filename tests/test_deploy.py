@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.python.reflect import namedAny
 
 from bench.dashboard import PANELS, dashboard_json
-from chatd.metrics import ReactorLag, metrics_registry
+from chatd.ops.metrics import ReactorLag, metrics_registry
 from chatd.store.writer import SQLiteHistory
 
 DEPLOY = ROOT / "deploy"
@@ -122,11 +122,11 @@ def test_every_metric_the_dashboard_queries_is_served(tmp_path: Path) -> None:
 
 
 def test_json_logs_with_twistds_logger_option(tmp_path: Path) -> None:
-    """--logger chatd.logs.json_to_stdout: one JSON object a line, fields kept."""
+    """--logger chatd.ops.logs.json_to_stdout: one JSON object a line, fields kept."""
     with running_daemon(
         ["--listen", LOOPBACK],
         tmp_path,
-        twistd_args=("--logger", "chatd.logs.json_to_stdout"),
+        twistd_args=("--logger", "chatd.ops.logs.json_to_stdout"),
     ) as daemon:
         client = LineClient.tcp(daemon.ports[LOOPBACK])
         client.register("alice")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from chatd.wire import parse_server_line
+from chatd.line.wire import parse_server_line
 
 # Pieces that reach deeper than random bytes: commands, framing and encoding traps.
 TRAPS = [
@@ -64,7 +64,7 @@ def chunks(data: bytes, sizes: list[int]) -> list[bytes]:
 
 
 # The server's refusals of telnet options (IAC WONT x, IAC DONT x; see
-# chatd/telnet.py) are not lines and may come between them: UTF-8 text never
+# chatd/line/telnet.py) are not lines and may come between them: UTF-8 text never
 # holds 0xFF, so they are taken out before the lines are checked.
 TELNET_REFUSAL = re.compile(rb"\xff[\xfc\xfe].", re.DOTALL)
 

@@ -1,4 +1,4 @@
-"""Wildcard masks (chatd.globs): the same answers as a glob, without backtracking."""
+"""Wildcard masks (chatd.model.globs): a glob's answers, without backtracking."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from helpers import RecordingClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatd.globs import Glob, glob_match
-from chatd.state import Ban, User
+from chatd.model.globs import Glob, glob_match
+from chatd.model.state import Ban, User
 
 # The freeze of issue 22: one check of these took seconds to minutes with the
 # masks compiled to regular expressions (docs/hostile.md, Round three).
@@ -62,7 +62,7 @@ def test_the_freezing_masks_are_answered_in_a_few_steps() -> None:
 
 
 def test_a_ban_mask_is_not_a_regular_expression() -> None:
-    """Bans ask chatd.globs; the model no longer builds a pattern from a mask."""
+    """Bans ask chatd.model.globs; the model no longer builds a pattern from a mask."""
     user = User(VICTIM, RecordingClient(), host="192.0.2.1")
     ban = Ban(FREEZING, "op", 0.0)
     assert not ban.matches(user)

@@ -12,13 +12,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
-from chatd.chat import Action, Chat, Message, Private
 from chatd.config import HISTORY_MAX, ServerConfig
-from chatd.connection import ANSWER_WAIT
 from chatd.factory import ChatFactory
+from chatd.line.wire import RenderStats, parse_server_line, utc_time
+from chatd.model.chat import Action, Chat, Message, Private
+from chatd.net.connection import ANSWER_WAIT
 from chatd.store.interface import Kind
 from chatd.store.memory import MemoryHistory
-from chatd.wire import RenderStats, parse_server_line, utc_time
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.chat import Action, Message
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.line.wire import parse_server_line, utc_time
+from chatd.model.chat import Action, Message
 from chatd.protocol import ChatProtocol
 from chatd.store.interface import millis
 from chatd.store.writer import SQLiteHistory
-from chatd.wire import parse_server_line, utc_time
 
 ROOMS = ("#a", "#b")
 NICKS = ("alice", "bob")

@@ -17,7 +17,7 @@ from helpers import connect, disconnect, lines, make_factory, open_any, open_con
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, capturedLogs
 
-from chatd.connection import Connection, Refusal
+from chatd.net.connection import Connection, Refusal
 
 GRACE = 5.0  # ServerConfig.shutdown_grace
 
@@ -297,7 +297,7 @@ def test_the_store_closes_only_after_password_work_in_flight_is_kept() -> None:
 
     from twisted.internet.defer import Deferred
 
-    from chatd.service import HashingService, HistoryService
+    from chatd.ops.service import HashingService, HistoryService
 
     calls: list[tuple[Callable[..., object], tuple[object, ...]]] = []
 

@@ -16,9 +16,9 @@ from twisted.python.failure import Failure
 from web_helpers import LISTENER, FakeBrowser, http_get, make_site
 
 from chatd.factory import ChatFactory
-from chatd.http_limits import HEADER_TIMEOUT, LimitedChannel, LimitedSite
-from chatd.metrics import ReactorLag, metrics_registry
-from chatd.metrics_http import METRICS_PER_ADDRESS, metrics_site
+from chatd.net.http_limits import HEADER_TIMEOUT, LimitedChannel, LimitedSite
+from chatd.ops.metrics import ReactorLag, metrics_registry
+from chatd.ops.metrics_http import METRICS_PER_ADDRESS, metrics_site
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from helpers import RecordingClient
 from irc_helpers import FakeIrc, make_server, registered
 
-from chatd.chat import Chat, Message
 from chatd.irc.commands import COMMANDS
+from chatd.model.chat import Chat, Message
 
 
 def test_registration_sends_welcome_isupport_lusers_motd() -> None:

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 
 from chatd.irc.message import parse_message
-from chatd.wire import parse_server_line
+from chatd.line.wire import parse_server_line
 
 TRAPS = [
     b"\n",

@@ -13,16 +13,16 @@ from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.chat import Joined
 from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.history import parse_time
 from chatd.irc.message import parse_message
 from chatd.irc.protocol import IrcProtocol, irc_server
 from chatd.irc.render import MSGID, TIME
+from chatd.line.wire import parse_server_line, utc_time
+from chatd.model.chat import Joined
 from chatd.store.interface import Entry
 from chatd.store.memory import MemoryHistory
-from chatd.wire import parse_server_line, utc_time
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 FULL = ("batch", "message-tags", "server-time", "draft/chathistory")

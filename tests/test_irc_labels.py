@@ -14,11 +14,11 @@ from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.connection import ANSWER_WAIT
 from chatd.factory import ChatFactory
 from chatd.irc.labels import MAX_LABEL, has_batch_tag, labeled
 from chatd.irc.message import IrcMessage, parse_message
 from chatd.irc.protocol import IrcProtocol
+from chatd.net.connection import ANSWER_WAIT
 from chatd.store.memory import MemoryHistory
 
 LABELS = ("batch", "labeled-response")

@@ -17,9 +17,9 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.message import parse_message
 from chatd.irc.protocol import IrcProtocol
+from chatd.line.wire import utc_time
 from chatd.protocol import ChatProtocol
 from chatd.store.memory import MemoryHistory
-from chatd.wire import utc_time
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 PASSWORD = "s3cret-pw"

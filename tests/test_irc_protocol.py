@@ -17,10 +17,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from chatd.chat import IChatClient
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcProtocol, irc_server
-from chatd.limits import REGISTRATION_LINES
+from chatd.model.chat import IChatClient
+from chatd.net.limits import REGISTRATION_LINES
 from chatd.store.accounts import AccountRecord
 
 _ports = count(41001)

@@ -14,8 +14,8 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
-from chatd.connection import tune_socket
-from chatd.limits import (
+from chatd.net.connection import tune_socket
+from chatd.net.limits import (
     HARD_LIMIT_FACTOR,
     SLOW_READER_GRACE,
     FloodGate,
@@ -514,7 +514,7 @@ def test_keepalive_and_nodelay_are_turned_on() -> None:
 
 def test_bucket_spends_fractions_and_refuses_what_it_lacks() -> None:
     """spend(cost) takes a fraction of a token, never into debt; wait() says when."""
-    from chatd.limits import TokenBucket
+    from chatd.model.rates import TokenBucket
 
     clock = Clock()
     bucket = TokenBucket(1, 2.0, clock)

@@ -11,9 +11,9 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from chatd.factory import ChatFactory
-from chatd.metrics import ChatCollector, ReactorLag, metrics_registry
-from chatd.metrics_http import HealthResource, MetricsResource
-from chatd.stats import Histogram
+from chatd.net.stats import Histogram
+from chatd.ops.metrics import ChatCollector, ReactorLag, metrics_registry
+from chatd.ops.metrics_http import HealthResource, MetricsResource
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 import pytest
 from helpers import RecordingClient
 
-from chatd.chat import Chat, Message, User
-from chatd.errors import ChatError, ErrorCode
-from chatd.events import (
+from chatd.model.chat import Chat, Message, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.events import (
     AccountChanged,
     Invited,
     Kicked,
     ModesChanged,
     TopicChanged,
 )
-from chatd.names import LOBBY
-from chatd.room_rules import Change, RoomRecord, ban_key, parse_changes
+from chatd.model.names import LOBBY
+from chatd.model.room_rules import Change, RoomRecord, ban_key, parse_changes
 
 NOW = 1_700_000_000.0
 

@@ -25,10 +25,10 @@ from helpers import RecordingClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatd.chat import Chat, User
-from chatd.errors import ChatError
-from chatd.names import LOBBY, fold
-from chatd.room_rules import Change
+from chatd.model.chat import Chat, User
+from chatd.model.errors import ChatError
+from chatd.model.names import LOBBY, fold
+from chatd.model.room_rules import Change
 
 NICKS = ("alice", "bob", "carol", "dave")
 ROOMS = ("#a", "#b", LOBBY)

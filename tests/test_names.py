@@ -7,7 +7,8 @@ import sys
 import pytest
 import regex
 
-from chatd.names import (
+from chatd.line.wire import LIST_VERBS, SERVER_VERBS
+from chatd.model.names import (
     VERB_NICKS,
     clean_text,
     fold,
@@ -15,7 +16,6 @@ from chatd.names import (
     valid_nick,
     valid_room,
 )
-from chatd.wire import LIST_VERBS, SERVER_VERBS
 
 
 @pytest.mark.parametrize(

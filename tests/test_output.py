@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatd import output
+from chatd.net import output
 
 
 def count_writes(transport: StringTransport) -> list[bytes]:

@@ -15,8 +15,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from chatd.errors import ChatError, ErrorCode
-from chatd.password_queue import (
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.password_queue import (
     PER_ADDRESS,
     Admission,
     Budget,

@@ -1,6 +1,6 @@
 """One table of who may see a room and read its history, walked through every door.
 
-The model decides (chatd.permissions: Chat.may_see, visible_room,
+The model decides (chatd.model.permissions: Chat.may_see, visible_room,
 hidden_rooms, may_read); each door only asks and renders. PERMISSIONS below
 is the table, as data: the same text stands in docs/security.md ("What every
 door and node enforces"), and a test here fails when the two differ. Each

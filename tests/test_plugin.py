@@ -13,7 +13,7 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from chatd.config import ServerConfig
-from chatd.service import (
+from chatd.ops.service import (
     FarewellService,
     FileLimitService,
     HistoryService,
@@ -410,8 +410,8 @@ def test_metrics_is_off_unless_given() -> None:
 
 def test_metrics_wraps_the_daemon_and_stops_after_it() -> None:
     """--metrics: the daemon, the lag timer, then the listener; it stops last."""
-    from chatd.metrics import ReactorLag
-    from chatd.metrics_http import MetricsService, MetricsSite
+    from chatd.ops.metrics import ReactorLag
+    from chatd.ops.metrics_http import MetricsService, MetricsSite
 
     options = parse(
         "--listen",

@@ -26,15 +26,15 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from chatd.chat import Chat, Private
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.line.wire import parse_server_line, utc_time
+from chatd.model.chat import Chat, Private
 from chatd.protocol import ChatProtocol
 from chatd.store.interface import Entry, Kind, Span, UnknownId, conversation
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import MEMORY, SCHEMA_VERSION, HistoryDatabase
 from chatd.store.writer import BATCH_DELAY, SQLiteHistory
-from chatd.wire import parse_server_line, utc_time
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
 PASSWORD = "s3cret-pw"

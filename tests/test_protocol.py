@@ -19,11 +19,11 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
-from chatd.chat import IChatClient
-from chatd.commands import COMMANDS
-from chatd.errors import ErrorCode
 from chatd.factory import ChatFactory
-from chatd.wire import RenderStats
+from chatd.line.commands import COMMANDS
+from chatd.line.wire import RenderStats
+from chatd.model.chat import IChatClient
+from chatd.model.errors import ErrorCode
 
 
 @pytest.fixture

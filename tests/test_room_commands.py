@@ -10,7 +10,7 @@ from helpers import connect, lines, make_factory
 from twisted.internet.task import Clock
 
 from chatd.factory import ChatFactory
-from chatd.wire import parse_server_line
+from chatd.line.wire import parse_server_line
 
 
 def test_topic_set_shown_after_join_and_cleared() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers import Mailbox
 from twisted.internet.task import Clock
 
-from chatd.room_rules import RoomRecord
+from chatd.model.room_rules import RoomRecord
 from chatd.store.accounts import (
     AccountRecord,
     SQLiteAccounts,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatd.telnet import TelnetFilter
+from chatd.line.telnet import TelnetFilter
 
 
 def test_plain_text_passes_untouched() -> None:

@@ -29,8 +29,8 @@ from tk_driver import Driver, NoXServer, xvfb  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
 from twisted.internet.testing import MemoryReactorClock, StringTransport  # noqa: E402
 
-from chatd.client import ClientProtocol  # noqa: E402
-from chatd.conversations import (  # noqa: E402
+from chatd.client.client import ClientProtocol  # noqa: E402
+from chatd.client.conversations import (  # noqa: E402
     MAX_PRIVATE,
     Conversation,
     ConversationKind,

@@ -10,14 +10,14 @@ from twisted.internet.task import Clock
 from web_helpers import FakeBrowser, http_get, make_site, masked_frame
 from zope.interface.verify import verifyObject
 
-from chatd.chat import IChatClient
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.line.wire import RenderStats
+from chatd.model.chat import IChatClient
 from chatd.store.memory import MemoryHistory
 from chatd.web.door import PING_INTERVAL, WebConnection
 from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER, MAX_FRAGMENTS
 from chatd.web.site import CONTENT_SECURITY_POLICY, load_assets
-from chatd.wire import RenderStats
 
 
 @pytest.fixture
@@ -281,7 +281,7 @@ def test_a_ping_flood_pauses_reading_until_paid_for(clock: Clock) -> None:
     at the rate, in order with the lines sent after them."""
     factory = make_factory(clock, flood_burst=10, flood_rate=2.0)
     browser = FakeBrowser(make_site(factory))
-    browser.register("alice")  # free: a registration line (chatd.limits)
+    browser.register("alice")  # free: a registration line (chatd.net.limits)
     browser.lines()
     browser.send_raw(masked_frame(0x9, b"") * 1000 + masked_frame(0x1, b"after"))
     browser.read()

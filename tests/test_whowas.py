@@ -1,12 +1,12 @@
-"""WHOWAS: who gave up a nickname lately (chatd.whowas, the IRC door)."""
+"""WHOWAS: who gave up a nickname lately (chatd.model.whowas, the IRC door)."""
 
 from __future__ import annotations
 
 from helpers import RecordingClient
 from irc_helpers import make_server, registered
 
-from chatd.chat import Chat
-from chatd.whowas import PastNicks
+from chatd.model.chat import Chat
+from chatd.model.whowas import PastNicks
 
 NOW = 1_700_000_000.25  # make_server's clock
 

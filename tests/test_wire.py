@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from chatd.chat import Action, Event, Joined, Message, Parted, Private, Quit, Renamed
-from chatd.wire import line, parse_server_line, render, word_lines
+from chatd.line.wire import line, parse_server_line, render, word_lines
+from chatd.model.chat import (
+    Action,
+    Event,
+    Joined,
+    Message,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
+)
 
 
 @pytest.mark.parametrize(

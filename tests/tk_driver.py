@@ -177,8 +177,8 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
     from twisted.internet import stdio
     from twisted.protocols.basic import LineReceiver
 
-    from chatd.conversations import Conversation, Entry
-    from chatd.names import fold
+    from chatd.client.conversations import Conversation, Entry
+    from chatd.model.names import fold
     from chatd.tk_client import (
         ChatWindow,
         IChatReactor,

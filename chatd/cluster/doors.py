@@ -37,12 +37,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from chatd.errors import ChatError, ErrorCode
-from chatd.names import clean_text
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import clean_text
 
 if TYPE_CHECKING:
     from chatd.cluster.node import Node
-    from chatd.connection import Connection, ConnectionHub
+    from chatd.net.connection import Connection, ConnectionHub
 
 
 class Line(Enum):
@@ -188,7 +188,7 @@ class ClusterLines:
 
     def turn_done(self) -> None:
         """Handle the lines held behind the turn, up to the next that waits."""
-        from chatd.connection import Phase
+        from chatd.net.connection import Phase
 
         if not self.running:
             return  # a turn asked twice: the line ran at the first
@@ -232,7 +232,7 @@ class ClusterLines:
 
     def echo_applied(self, token: str, run: Callable[[], object]) -> None:
         """The talk entry of token is applied by run: what we are sent is the echo."""
-        from chatd.connection import Phase
+        from chatd.net.connection import Phase
 
         answer = self.echoes.pop(token, None)
         if answer is None:
@@ -249,7 +249,7 @@ class ClusterLines:
             answer.callback(b"".join(mine))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        from chatd.connection import Phase
+        from chatd.net.connection import Phase
 
         if (
             self.held

@@ -29,13 +29,13 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
-from chatd.chat import Joined, Renamed, Room, User
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
-from chatd.errors import ChatError
-from chatd.events import ModesChanged, Notice
-from chatd.names import fold
-from chatd.output import OutputBatch
-from chatd.room_rules import Change
+from chatd.model.chat import Joined, Renamed, Room, User
+from chatd.model.errors import ChatError
+from chatd.model.events import ModesChanged, Notice
+from chatd.model.names import fold
+from chatd.model.room_rules import Change
+from chatd.net.output import OutputBatch
 
 LOST_REASON = "node lost"
 LEFT_REASON = "node left"

@@ -31,7 +31,7 @@ from typing import Any, cast
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatd.chat import (
+from chatd.model.chat import (
     Action,
     Chat,
     Event,
@@ -43,8 +43,8 @@ from chatd.chat import (
     _deliver,
     _party,
 )
-from chatd.errors import ChatError, ErrorCode
-from chatd.room_rules import Change, RoomRecord
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.room_rules import Change, RoomRecord
 from chatd.store.interface import Kind
 
 # A value decoded from the log's JSON: dicts, lists, str, int, float, bool, None.
@@ -501,7 +501,7 @@ class ClusterChat(Chat):
                 self.set_away(user, args[0])
             case "account":
                 self.set_account(user, args[0])
-                if not is_remote(user):  # a reservation ends (chatd.accounts)
+                if not is_remote(user):  # a reservation ends (chatd.model.accounts)
                     Chat._nick_taken(self, user)
             case "join":
                 self.join(user, args[0], args[1])

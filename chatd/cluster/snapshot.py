@@ -12,11 +12,11 @@ let anyone register such a room again and make them its operators.)
 
 from __future__ import annotations
 
-from chatd.chat import Room, User
 from chatd.cluster.replica import ClusterChat, Publisher, RemoteClient, Wire, uid_of
-from chatd.moderation import DEFAULT_FLAGS, Ban
-from chatd.names import LOBBY, fold
-from chatd.state import NO_INVITATIONS
+from chatd.model.chat import Room, User
+from chatd.model.moderation import DEFAULT_FLAGS, Ban
+from chatd.model.names import LOBBY, fold
+from chatd.model.state import NO_INVITATIONS
 from chatd.store.accounts import room_from_json, room_to_json
 
 VERSION = 2  # 2: invitations by uid, with their end
@@ -77,7 +77,7 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
 
 def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list[str]:
     """Replace the replica's shared state with data (users all remote); return nodes."""
-    # Kept in place: the dict is the account store's (chatd.accounts).
+    # Kept in place: the dict is the account store's (chatd.model.accounts).
     chat.records.clear()
     for key, founder, text in data.get("records", []):
         chat.records[key] = room_from_json(founder, text)

@@ -9,7 +9,7 @@
   NOTICEs from NickServ.
 - OPER <account> <password>: an account listed in --operators, its password.
 
-The rules and the password checks are chatd.accounts'; these spell them.
+The rules and the password checks are chatd.model.accounts'; these spell them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.registration import try_register
@@ -34,7 +33,8 @@ from chatd.irc.session import (
     numeric,
     send_error,
 )
-from chatd.names import clean_text, fold
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import clean_text, fold
 from chatd.store.accounts import AccountRecord
 
 NICKSERV = "NickServ"

@@ -12,9 +12,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.chat import Room, User
-from chatd.errors import ChatError, ErrorCode
-from chatd.globs import Glob
 from chatd.irc import account_commands, labels, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
@@ -37,8 +34,11 @@ from chatd.irc.session import (
     session_user,
     split_targets,
 )
-from chatd.names import clean_text, fold
-from chatd.state import NO_HOST
+from chatd.model.chat import Room, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.globs import Glob
+from chatd.model.names import clean_text, fold
+from chatd.model.state import NO_HOST
 
 # NAMES and LIST replies are split so that no line passes this many bytes.
 LIST_LINE_BUDGET = 400
@@ -249,7 +249,7 @@ def names(session: IrcSession, msg: IrcMessage) -> None:
 def list_(session: IrcSession, msg: IrcMessage) -> None:
     """LIST [<#room>{,<#room>}]: rooms and their sizes.
 
-    Charged by the rooms it may list (chatd.bulk), made a slice per reactor
+    Charged by the rooms it may list (chatd.net.bulk), made a slice per reactor
     turn: a LIST of every room of a big server holds nobody else up.
     """
     chat = session.chat
@@ -468,7 +468,7 @@ def _visible_to(me: User, other: User) -> bool:
 def who(session: IrcSession, msg: IrcMessage) -> None:
     """WHO <mask>: a room's members, or the users whose nick matches mask.
 
-    Charged by the lines answered (chatd.bulk).
+    Charged by the lines answered (chatd.net.bulk).
     """
     chat = session.chat
     target = msg.params[0] if msg.params else "*"

@@ -23,7 +23,7 @@ the nickname a message was said under, not the user@host of whoever had it.
 
 Private conversations (docs/protocol.md, Private history) are kept for their
 identified sides; CHATHISTORY on a nickname answers the asker's conversation
-with the party it names (chatd.private_history), and TARGETS lists them
+with the party it names (chatd.model.private_history), and TARGETS lists them
 beside the rooms. A replayed private message comes from the asker's nickname
 to the target, or from the target to the asker's nickname, so that a client
 files it where it asked; with account-tag it carries the sending account.
@@ -41,17 +41,18 @@ from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatd.accounts import Accounts
-from chatd.chat import Chat, Room, User
 from chatd.config import HISTORY_MAX
-from chatd.errors import ChatError
 from chatd.irc.caps import CHATHISTORY, CapState
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.render import _tag_value as tag_value
 from chatd.irc.render import action_lines, add_tag, tag_section, text_lines
 from chatd.irc.server import IrcServer
-from chatd.names import clean_text, fold, valid_nick
-from chatd.private_history import Conversation, own_account, visible, with_party
+from chatd.line.wire import EPOCH, utc_time
+from chatd.model.accounts import Accounts
+from chatd.model.chat import Chat, Room, User
+from chatd.model.errors import ChatError
+from chatd.model.names import clean_text, fold, valid_nick
+from chatd.model.private_history import Conversation, own_account, visible, with_party
 from chatd.store.interface import (
     NICK_PARTY,
     Entry,
@@ -60,7 +61,6 @@ from chatd.store.interface import (
     Span,
     id_at,
 )
-from chatd.wire import EPOCH, utc_time
 
 BATCH_TYPE = "chathistory"
 TARGETS_BATCH_TYPE = "draft/chathistory-targets"
@@ -102,7 +102,7 @@ class HistorySession(Protocol):
         """A batch reference unique on this connection."""
 
     def charge_answer(self, lines: int) -> None:
-        """Charge the flood budget for an answer of lines lines (chatd.bulk)."""
+        """Charge the flood budget for an answer of lines lines (chatd.net.bulk)."""
 
 
 class Refusal(Exception):

@@ -2,7 +2,7 @@
 
 It only translates: lines in to chatd.irc.commands, chat events out through
 chatd.irc.render. Framing, the flood gate, the send queue, output batching,
-timeouts, caps and closing are the shared Connection's (chatd.connection).
+timeouts, caps and closing are the shared Connection's (chatd.net.connection).
 What IRC adds of its own is the server's PING of a silent client, and
 labeled responses (IRCv3 labeled-response): a labeled command's replies,
 its answers that come later included, diverted and framed under its label
@@ -19,9 +19,6 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from chatd.chat import Event, User
-from chatd.connection import Connection, ConnectionHub, Phase
-from chatd.errors import ChatError, ErrorCode
 from chatd.irc.caps import CapState
 from chatd.irc.commands import dispatch
 from chatd.irc.labels import Labeling, labeled
@@ -30,6 +27,9 @@ from chatd.irc.registration import is_registration_line
 from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration, numeric_for, send_error, server_line
+from chatd.model.chat import Event, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.net.connection import Connection, ConnectionHub, Phase
 
 _CLOSING = Phase.CLOSING
 # The journal of each tag variant (render.TIME | render.MSGID), by variant.

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chatd.chat import User
-from chatd.errors import ChatError
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
-from chatd.names import LOBBY
+from chatd.model.chat import User
+from chatd.model.errors import ChatError
+from chatd.model.names import LOBBY
 
-# What a client sends to register (chatd.limits.REGISTRATION_LINES).
+# What a client sends to register (chatd.net.limits.REGISTRATION_LINES).
 REGISTRATION_COMMANDS = frozenset({b"CAP", b"NICK", b"USER", b"PASS", b"AUTHENTICATE"})
 
 
@@ -79,7 +79,7 @@ def send_isupport(session: IrcSession) -> None:
 def _motd_lines(session: IrcSession) -> list[str]:
     """The --motd lines, then where people are: IRC users join no room by themselves."""
     chat = session.chat
-    # A secret room of others is none (chatd.permissions).
+    # A secret room of others is none (chatd.model.permissions).
     busiest = sorted(
         chat.visible_rooms(session.user),
         key=lambda room: (-len(room.members), room.key),

@@ -1,7 +1,7 @@
 """Chat events as IRC lines, rendered once per broadcast (per tag variant).
 
 The chat hands one event object to every member in turn; the renderer keeps
-the last event by identity, as chatd.wire.render does, and spells it at most
+the last event by identity, as chatd.line.wire.render does, and spells it at most
 once per tag variant: no tags, the IRCv3 server-time tag, the msgid tag
 (message-tags), or both. A room message's time is its history time
 (event.time), so the stamp is the same for every door and for history; other
@@ -16,7 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from chatd.chat import (
+from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
+from chatd.line.wire import utc_time
+from chatd.model.chat import (
     AccountChanged,
     Action,
     Away,
@@ -36,12 +38,10 @@ from chatd.chat import (
     TopicChanged,
     User,
 )
-from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
-from chatd.names import fold
-from chatd.room_rules import MAX_MODE_ARGS, Change
-from chatd.state import NO_HOST
+from chatd.model.names import fold
+from chatd.model.room_rules import MAX_MODE_ARGS, Change
+from chatd.model.state import NO_HOST
 from chatd.store.interface import millis
-from chatd.wire import utc_time
 
 CTCP = "\x01"
 # Tag variants, as bits: what a client's caps ask for on the lines it is sent.
@@ -368,7 +368,7 @@ class IrcRenderer:
         variant is the client's tag variant (variant_of(caps) if not given).
         Every client of one variant that is sent the event as it is gets the
         same bytes object, so that their output can share one journal run
-        (chatd.output).
+        (chatd.net.output).
         """
         if event is not self.last:
             self._prepare(event)

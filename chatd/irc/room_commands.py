@@ -1,6 +1,6 @@
 """IRC's words for rooms people run: TOPIC, MODE, KICK, INVITE, KILL, prefixes.
 
-The rules are the model's (chatd.moderation); these read IRC's parameters,
+The rules are the model's (chatd.model.moderation); these read IRC's parameters,
 answer with the numerics clients expect, and leave the broadcast (TOPIC,
 MODE, KICK, INVITE lines) to the events. chatd.irc.commands puts them in its
 table.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatd.chat import Room, User
-from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage
 from chatd.irc.server import MAX_TARGETS
@@ -25,8 +23,10 @@ from chatd.irc.session import (
     session_user,
     split_targets,
 )
-from chatd.names import clean_text, fold
-from chatd.room_rules import ALL_MODES, parse_changes
+from chatd.model.chat import Room, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import clean_text, fold
+from chatd.model.room_rules import ALL_MODES, parse_changes
 
 # List modes chatd has not (ban exceptions, invite exceptions): asked for, their
 # lists end at once, as they did before chatd had modes.
@@ -44,7 +44,7 @@ def prefixes(room: Room, user: User, multi: bool) -> str:
 
 
 def _room(session: IrcSession, name: str) -> Room:
-    """The room named; a secret room of others is none (chatd.permissions): 403."""
+    """The room named; a secret room of others is none (model.permissions): 403."""
     try:
         return session.chat.visible_room(session.user, name)
     except ChatError as error:

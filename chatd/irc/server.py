@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chatd import __version__
-from chatd.chat import Chat
 from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.irc.caps import HISTORY_CAPS, SUPPORTED
 from chatd.irc.render import MODES_PER_LINE, IrcRenderer
-from chatd.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
-from chatd.room_rules import KICK_REASON_LENGTH, MAX_BANS, TOPIC_LENGTH
+from chatd.model.chat import Chat
+from chatd.model.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
+from chatd.model.room_rules import KICK_REASON_LENGTH, MAX_BANS, TOPIC_LENGTH
 
 AWAYLEN = 200
 # How many targets one PRIVMSG/NOTICE/JOIN/PART may name (ISUPPORT TARGMAX).

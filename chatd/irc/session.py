@@ -16,15 +16,15 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from chatd.accounts import Accounts
-from chatd.chat import Chat, User
-from chatd.errors import ChatError, ErrorCode
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapState
 from chatd.irc.history import HistorySession
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.server import IrcServer
-from chatd.names import clean_text
+from chatd.model.accounts import Accounts
+from chatd.model.chat import Chat, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import clean_text
 
 
 class IrcError(Exception):
@@ -90,7 +90,7 @@ class IrcSession(HistorySession, Protocol):
         """Send answer's bytes when they come, everything sent later behind them."""
 
     def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
-        """Send a long answer's lines, made a slice per reactor turn (chatd.bulk)."""
+        """Send a long answer's lines, a slice per reactor turn (chatd.net.bulk)."""
 
     def begin_label(self, label: str) -> None:
         """A labeled command starts: what is sent from now on is its response."""
@@ -103,7 +103,7 @@ class IrcSession(HistorySession, Protocol):
 
     @property
     def accounts(self) -> Accounts:
-        """The server's accounts (chatd.accounts)."""
+        """The server's accounts (chatd.model.accounts)."""
 
 
 Handler = Callable[[IrcSession, IrcMessage], None]
@@ -187,7 +187,7 @@ def numeric_for(error: ChatError, subject: str) -> IrcError:
 
 
 def _room_numeric(error: ChatError, subject: str, text: str) -> IrcError:
-    """The numerics of rooms people run (chatd.moderation's refusals)."""
+    """The numerics of rooms people run (chatd.model.moderation's refusals)."""
     room = clean_text(error.room) or subject
     match error.code:
         case ErrorCode.NOT_OPERATOR if error.room:

@@ -5,7 +5,7 @@ as the database opens) and writes every change behind, through the history's
 writer thread: the reactor never waits for the disk, and a change is on disk
 within milliseconds, in the order it was made.
 
-AccountStore is what chatd.accounts asks of a store; MemoryAccounts keeps
+AccountStore is what chatd.model.accounts asks of a store; MemoryAccounts keeps
 them only while the daemon runs (--no-history: there is no database), and
 SQLiteAccounts keeps them in the file. A cluster keeps its accounts in Redis
 (chatd.store.redis_accounts): there the dict is a cache, so whatever grants
@@ -24,7 +24,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatd.room_rules import RoomRecord
+from chatd.model.room_rules import RoomRecord
 from chatd.store.sqlite import HistoryDatabase
 
 

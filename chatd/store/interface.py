@@ -2,7 +2,7 @@
 
 PROTOCOL.md, History (v2): what is said in rooms (MSG and ACTION) is kept,
 each message with an id that is unique within its room and orders its
-history, and the time the server received it. The model (chatd.chat) records
+history, and the time the server received it. The model (chatd.model.chat) records
 through IHistory and the doors read through it; neither knows how or where
 the store keeps things (chatd.store.sqlite, chatd.store.memory).
 

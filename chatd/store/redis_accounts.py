@@ -17,7 +17,7 @@ overwrites another node's newer one, nor brings back a dropped account.
 Each node keeps every record in memory (accounts, read when it connects and
 kept up to date from the channel) for the questions asked synchronously: is
 this nickname registered (the reservation notice), whose conversation is
-this. That cache never grants anything: chatd.accounts asks fetch_account
+this. That cache never grants anything: chatd.model.accounts asks fetch_account
 before checking a password and again after, and every write is one of the
 conditional scripts.
 
@@ -36,8 +36,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatd.errors import ChatError, ErrorCode
-from chatd.room_rules import RoomRecord
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.room_rules import RoomRecord
 from chatd.store.accounts import AccountRecord
 from chatd.store.redis_history import REPLY_TIMEOUT, endpoint_for, parse_url
 from chatd.store.resp import LogLink

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatd.stats import Histogram
+from chatd.net.stats import Histogram
 from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
@@ -136,7 +136,7 @@ class SQLiteHistory:
         self._stopped: defer.Deferred[None] | None = None
         self._down = False  # the thread's own view: the last attempt failed
         self._over_noted = -PRUNE_EVERY  # when the thread last logged the bound's
-        # For --metrics, written by the thread once per batch (chatd.stats).
+        # For --metrics, written by the thread once per batch (chatd.net.stats).
         self.written = 0  # messages written to the database
         self.batch_seconds = Histogram()  # how long each batch's transaction took
 

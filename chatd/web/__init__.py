@@ -8,6 +8,6 @@ door.py    WebConnection: the line protocol over a WebSocket, one line per
 origins.py which pages may use the WebSocket (this machine's, --web-origin)
 site.py    the twisted.web site: the page, its static files, /ws (Origin
            checked), /healthz, and the headers browsers need; its HTTP
-           connections are chatd.http_limits' (no bodies, counted)
+           connections are chatd.net.http_limits' (no bodies, counted)
 static/    the page: plain HTML, CSS and JavaScript, no build step
 """

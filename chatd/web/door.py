@@ -38,9 +38,10 @@ from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
-from chatd.chat import Event
-from chatd.connection import ConnectionHub, IChatTransport, Phase, peer_name
-from chatd.errors import ChatError, ErrorCode
+from chatd.line.wire import line, render, render_ids
+from chatd.model.chat import Event
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.net.connection import ConnectionHub, IChatTransport, Phase, peer_name
 from chatd.protocol import ChatProtocol
 from chatd.web.frames import (
     CLOSE_NORMAL,
@@ -53,7 +54,6 @@ from chatd.web.frames import (
     frame_lines,
     text_frame,
 )
-from chatd.wire import line, render, render_ids
 
 _CLOSING = Phase.CLOSING
 # Stands for a binary message in the input stream: 0xFF never occurs in the

@@ -46,7 +46,7 @@ def frame_lines(data: bytes) -> bytes:
     return b"".join(text_frame(part) for part in data.split(CRLF))
 
 
-# What frames cost in lines of the flood gate (chatd.limits), before Twisted
+# What frames cost in lines of the flood gate (chatd.net.limits), before Twisted
 # reads them: a frame that makes a line is paid for by its line; a ping or a
 # pong is answered or read like a line; a piece of a message that is not its
 # last (a fragment, an empty one too) costs a fraction of one.

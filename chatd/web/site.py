@@ -8,7 +8,7 @@
                  a page from another origin is refused (403) unless
                  --web-origin allows it
     /healthz     200 and a small JSON object while the server runs, 503 while
-                 it shuts down (chatd.health)
+                 it shuts down (chatd.ops.health)
 
 Every answer carries a Content-Security-Policy that allows the page's own
 script and style only, and no framing, sniffing or referrer.
@@ -34,8 +34,8 @@ from twisted.web.server import Request
 from twisted.web.websocket import WebSocketProtocol, WebSocketResource
 
 from chatd.factory import ChatFactory, address_host
-from chatd.health import HealthResource
-from chatd.http_limits import LimitedChannel, LimitedSite
+from chatd.net.http_limits import LimitedChannel, LimitedSite
+from chatd.ops.health import HealthResource
 from chatd.web.door import WebConnection, WebRefusal
 from chatd.web.origins import Origins
 
@@ -65,7 +65,7 @@ FOREVER = "public, max-age=31536000, immutable"  # versioned addresses only
 REVALIDATE = "no-cache"  # kept, but asked again (an ETag makes that a 304)
 # An HTTP connection silent this long is closed; a WebSocket is the chat's
 # (its own register and idle timeouts). Headers have HEADER_TIMEOUT
-# (chatd.http_limits), and no request may have a body.
+# (chatd.net.http_limits), and no request may have a body.
 HTTP_TIMEOUT = 60
 
 

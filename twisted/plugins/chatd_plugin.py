@@ -20,7 +20,7 @@ DEFAULT_LISTEN = "tcp:5501"
 
 def _read_motd(path: str) -> tuple[str, ...]:
     """Read the message of the day, one INFO line per line of the file."""
-    from chatd.names import clean_text
+    from chatd.model.names import clean_text
 
     try:
         with open(path, encoding="utf-8") as motd:
@@ -34,7 +34,7 @@ def _read_motd(path: str) -> tuple[str, ...]:
 
 def _read_operators(path: str) -> tuple[str, ...]:
     """Read --operators: one account name a line; blank lines and # comments skipped."""
-    from chatd.names import nick_problem, normalize_name
+    from chatd.model.names import nick_problem, normalize_name
 
     try:
         with open(path, encoding="utf-8") as listed:
@@ -233,7 +233,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
-        from chatd.names import clean_text
+        from chatd.model.names import clean_text
         from chatd.store.interface import Bound
 
         if not self["listen"]:
@@ -371,7 +371,7 @@ class ChatServiceMaker:
         from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
-        from chatd.service import (
+        from chatd.ops.service import (
             FileLimitService,
             HashingService,
             HistoryService,
@@ -423,7 +423,7 @@ class ChatServiceMaker:
         from chatd.cluster.replica import ClusterChat
         from chatd.cluster.service import ClusterService
         from chatd.factory import ChatFactory
-        from chatd.service import (
+        from chatd.ops.service import (
             FileLimitService,
             HashingService,
         )
@@ -480,8 +480,8 @@ def _listeners(
     it is wrapped in the metrics listener's service (it starts after it and
     stops after it); history: the SQLite store its figures come from.
     """
+    from chatd.ops.service import FarewellService, ListenerService
     from chatd.protocol import ChatProtocol
-    from chatd.service import FarewellService, ListenerService
 
     FarewellService(factory).setServiceParent(top)
     for description, endpoint in options["endpoints"]:
@@ -507,7 +507,7 @@ def _listeners(
                 top
             )
     if options["metrics_endpoint"] is not None:
-        from chatd.metrics_http import metrics_service
+        from chatd.ops.metrics_http import metrics_service
 
         description, endpoint = options["metrics_endpoint"]
         return metrics_service(top, factory, history, description, endpoint, doors)

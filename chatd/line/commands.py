@@ -1,0 +1,456 @@
+"""The slash commands of PROTOCOL.md: one table with arity and help, and handlers.
+
+A handler gets the connection as a Session (what it needs of it, no more) and
+the arguments already split and counted.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from chatd.config import HISTORY_COUNT, HISTORY_MAX
+from chatd.line import account_commands, room_commands
+from chatd.line.session import Command, Session
+from chatd.line.wire import history_lines, line, word_lines
+from chatd.model.chat import Room
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import LOBBY, clean_text, fold, normalize_name
+from chatd.model.private_history import conversation_of, visible
+from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
+
+# Lists (USERS, ROOMS) are split so that no line we send is longer than this.
+LIST_LINE_BUDGET = 512
+# /rooms answers this many rooms at a time: at most about 14 KB (a room name
+# is at most 129 bytes), so the answer fits any send queue, however many
+# rooms there are, and costs the server a slice, not the whole list.
+ROOMS_PER_PAGE = 100
+
+
+def _text(text: str, what: str) -> str:
+    """Refuse free text that is nothing but spaces.
+
+    Control characters are already gone: ChatProtocol cleans every line first.
+    """
+    if not text.strip():
+        raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")
+    return text
+
+
+def nick(session: Session, args: list[str]) -> None:
+    """/nick <new>: choose a nickname, or change it."""
+    if session.awaiting_nick:
+        session.register(args[0])
+        return
+    user = session.registered_user()
+    old = user.nick
+    session.chat.rename(user, args[0])
+    if user.nick == old:
+        session.send_info(f"You are already called {old}.")
+    else:
+        session.log.info("{old} is now {new}", old=old, new=user.nick)
+
+
+def me(session: Session, args: list[str]) -> None:
+    """/me <text>: an action in the current room."""
+    session.chat.act(session.registered_user(), _text(args[0], "the action"))
+
+
+def msg(session: Session, args: list[str]) -> None:
+    """/msg <nick> <text>: a private message."""
+    session.chat.tell(session.registered_user(), args[0], _text(args[1], "message"))
+
+
+def join(session: Session, args: list[str]) -> None:
+    """/join <#room> [<key>]: join a room and make it current.
+
+    Its history follows JOIN, then its topic, if it has one.
+    """
+    key = args[1] if len(args) > 1 else None
+    if key is not None and key.startswith("#"):
+        raise ChatError(
+            ErrorCode.BAD_ARGS,
+            "one room at a time: /join <#room> [<key>] (a key does not start with #)",
+        )
+    room, added = session.chat.join(session.registered_user(), args[0], key)
+    if added:
+        backfill(session, room)
+        if room.rules.topic:
+            session.send(room_commands.topic_line(room))
+    else:
+        session.send_info(f"You are already in {room.name}; it is your current room.")
+
+
+def part(session: Session, args: list[str]) -> None:
+    """/part [<#room>] [reason]: leave a room (default: the current one)."""
+    room_name: str | None = None
+    if args and args[0].startswith("#"):
+        room_name, args = args[0], args[1:]
+    reason = " ".join(args)
+    session.chat.part(session.registered_user(), room_name, reason)
+
+
+def who(session: Session, args: list[str]) -> None:
+    """/who [<#room>]: the members of a room, in USERS lines.
+
+    Charged by the lines answered (chatd.net.bulk).
+    """
+    user = session.registered_user()
+    chat = session.chat
+    # A secret room of others is none (chatd.model.permissions).
+    room = chat.visible_room(user, args[0]) if args else chat.rooms[user.current]
+    answer = word_lines("USERS", [room.name], room.nicks(), LIST_LINE_BUDGET)
+    # The extension (docs/protocol.md): who runs the room and who is voiced,
+    # when anyone is (a client resets both with each USERS answer).
+    for verb, group in (("OPS", room.rules.ops), ("VOICES", room.rules.voiced)):
+        if group:
+            nicks = sorted((member.nick for member in group), key=fold)
+            answer += word_lines(verb, [room.name], nicks, LIST_LINE_BUDGET)
+    for data in answer:
+        session.send(data)
+    session.charge_answer(len(answer))
+
+
+def _page_number(word: str, pages: int, total: int) -> int:
+    """Read the page asked for by /rooms, or raise ChatError(BAD_ARGS)."""
+    if not (word.isascii() and word.isdecimal()):
+        raise ChatError(ErrorCode.BAD_ARGS, f"usage: {COMMANDS['rooms'].usage}")
+    # A long run of digits is past the end anyway; int() need not read it.
+    page = int(word) if len(word) <= 9 else 0
+    if not 1 <= page <= pages:
+        shown = word if len(word) <= 9 else word[:9] + "..."
+        span = "page 1" if pages == 1 else f"pages 1 to {pages}"
+        raise ChatError(
+            ErrorCode.BAD_ARGS,
+            f"there is no page {shown}: the {total} rooms fill {span}",
+        )
+    return page
+
+
+def rooms(session: Session, args: list[str]) -> None:
+    """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
+
+    When every room fits on one page the answer is ROOMS lines only, as in
+    PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
+    """
+    chat = session.chat
+    # The secret rooms the asker may not see (chatd.model.permissions) are left out.
+    hidden = chat.hidden_rooms(session.registered_user())
+    total = len(chat.rooms) - len(hidden)
+    pages = -(-total // ROOMS_PER_PAGE)
+    page = _page_number(args[0], pages, total) if args else 1
+    start = (page - 1) * ROOMS_PER_PAGE
+    if hidden:  # rare: a slice of the rooms one may see, built for this answer
+        keys = [key for key in chat.room_keys if key not in hidden]
+        picked = [chat.rooms[key] for key in keys[start : start + ROOMS_PER_PAGE]]
+        sizes = [(room.name, len(room.members)) for room in picked]
+    else:
+        sizes = chat.room_sizes(start, ROOMS_PER_PAGE)
+    counts = [f"{name}:{size}" for name, size in sizes]
+    for data in word_lines("ROOMS", [], counts, LIST_LINE_BUDGET):
+        session.send(data)
+    session.charge_answer(len(counts))  # a line's worth a room (chatd.net.bulk)
+    if pages == 1:
+        return
+    end = start + len(counts)
+    shown = f"Rooms {start + 1}-{end} of {total} (page {page} of {pages})"
+    if page < pages:
+        session.send_info(
+            f"{shown}; {total - end} more: /rooms {page + 1} for the next page."
+        )
+    else:
+        session.send_info(f"{shown}; that is the last page.")
+
+
+# -- history (PROTOCOL.md version 2) ---------------------------------------------
+
+
+def _error_line(code: ErrorCode, text: str) -> bytes:
+    return line("ERR", code.value, text=clean_text(text))
+
+
+def _answer(entries: list[Entry], target: str, budget: int) -> bytes:
+    """HISTORY lines and ENDHISTORY, the oldest left out past budget bytes.
+
+    However many lines fit, the newest always goes; the count in ENDHISTORY
+    says how many were sent, and the first id is where `before` goes on.
+    """
+    data = history_lines(target, entries)
+    while len(data) > budget and len(entries) > 1:
+        entries = entries[len(entries) // 4 or 1 :]
+        data = history_lines(target, entries)
+    return data
+
+
+def _read(
+    history: IHistory,
+    key: str,
+    target: str,
+    count: int,
+    before: int | None,
+    budget: int,
+) -> Deferred[bytes]:
+    """Read from history and render the answer as this door spells it."""
+    return history.read(key, count, before).addCallback(_answer, target, budget)
+
+
+def backfill(session: Session, room: Room) -> None:
+    """After a newly made JOIN: the room's latest messages, to the joiner only.
+
+    PROTOCOL.md, History: right after the joiner's own JOIN line, oldest
+    first, then ENDHISTORY; nothing at all for a room without history (or
+    while history cannot be read: the joiner did not ask).
+    """
+    history = session.chat.history
+    count = min(session.config.backfill, HISTORY_MAX)
+    if (
+        history is None
+        or not count
+        or history.reason is not None
+        or not history.has_history(room.key)
+    ):
+        return
+    answer = _read(history, room.key, room.name, count, None, _budget(session))
+
+    def nothing_when_empty(data: bytes) -> bytes:
+        return b"" if data.startswith(b"ENDHISTORY ") else data
+
+    def nothing_when_unavailable(failure: Failure) -> bytes:
+        failure.trap(HistoryUnavailable)
+        return b""
+
+    answer.addCallbacks(nothing_when_empty, nothing_when_unavailable)
+    session.send_later(answer, b"")
+
+
+def _budget(session: Session) -> int:
+    """Bytes one history answer may take: half the send queue, so it never fills it."""
+    return session.config.sendq // 2
+
+
+def _is_target(word: str) -> bool:
+    """Whether the first of /history's arguments says what to read.
+
+    A room, or (docs/protocol.md, Private history) a nickname or account:
+    anything but a count or the word `before`, which starts the `before <id>`
+    clause as it always did.
+    """
+    return not (word.isascii() and word.isdecimal()) and word.lower() != "before"
+
+
+def _history_args(args: list[str]) -> tuple[str | None, int, int | None]:
+    """Read [<#room> | <nick>] [<count>] [before <id>], or raise ChatError(BAD_ARGS)."""
+    usage = f"usage: {COMMANDS['history'].usage}"
+    target = args.pop(0) if args and _is_target(args[0]) else None
+    count = HISTORY_COUNT
+    if args and args[0].isascii() and args[0].isdecimal():
+        word = args.pop(0)
+        # A long run of digits is past the maximum anyway; int() need not read it.
+        count = min(int(word) if len(word) <= 9 else HISTORY_MAX, HISTORY_MAX)
+        if count < 1:
+            raise ChatError(ErrorCode.BAD_ARGS, "the count must be at least 1")
+    before: int | None = None
+    if args and args[0].lower() == "before":
+        if len(args) != 2:
+            raise ChatError(ErrorCode.BAD_ARGS, usage)
+        word = args[1]
+        if not (word.isascii() and word.isdecimal() and len(word) <= 19):
+            raise ChatError(ErrorCode.BAD_ARGS, f"{word} is not a message id")
+        before, args = int(word), []
+    if args:
+        raise ChatError(ErrorCode.BAD_ARGS, usage)
+    return target, count, before
+
+
+def history(session: Session, args: list[str]) -> None:
+    """/history [<#room> | <nick>] [<count>] [before <id>]: a room's kept messages.
+
+    Who may read a room's is the model's to say (Chat.may_read): its
+    members, and others in a public room that does not ban them; a room that
+    does not exist now, or a secret room of others, has nothing to read. A
+    nickname or account asks for one's private conversation with it instead
+    (private_history).
+    """
+    user = session.registered_user()
+    chat = session.chat
+    room_name, count, before = _history_args(args)
+    session.charge_answer(count)  # by the lines asked for, before the work
+    if room_name is not None and not room_name.startswith("#"):
+        private_history(session, room_name, count, before)
+        return
+    if room_name is None:
+        current = chat.rooms.get(user.current)
+        room_name = current.name if current is not None else LOBBY
+    room = chat.may_read(user, room_name)
+    # None: no such room now, or a secret room of others: nothing to read,
+    # as for a room that never had history (PROTOCOL.md: ENDHISTORY 0).
+    key = room.key if room is not None else ""
+    target = room.name if room is not None else normalize_name(room_name)
+    store = chat.history
+    if store is None:
+        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
+    if store.reason is not None:
+        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    if room is None or not store.has_history(key):
+        if before is not None:
+            raise ChatError(
+                ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"
+            )
+        session.send(history_lines(target, []))  # never had any: no trip
+        return
+    answer = _read(store, key, target, count, before, _budget(session))
+
+    def refused(failure: Failure) -> bytes:
+        if failure.check(UnknownId):
+            return _error_line(
+                ErrorCode.BAD_ARGS, f"{before} is not a message id of {target}"
+            )
+        failure.trap(HistoryUnavailable)
+        reason = failure.value.reason
+        return _error_line(ErrorCode.NO_HISTORY, f"history is unavailable: {reason}")
+
+    answer.addErrback(refused)
+    session.send_later(answer, _LATE)
+
+
+_LATE = _error_line(
+    ErrorCode.NO_HISTORY, "history is unavailable: it did not answer in time"
+)
+
+
+def private_history(
+    session: Session, name: str, count: int, before: int | None
+) -> None:
+    """/history <nick-or-account> [<count>] [before <id>]: a private conversation.
+
+    docs/protocol.md, Private history: only the account the asker is
+    identified to reads, its conversation with the party name means
+    (chatd.model.private_history).
+    """
+    user = session.registered_user()
+    store = session.chat.history
+    if store is None:
+        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
+    if store.reason is not None:
+        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    found = conversation_of(session.accounts, user, name)
+    target, budget = normalize_name(name), _budget(session)
+    read = store.read_private(found.me, found.other, count, before)
+    answer = read.addCallback(
+        lambda entries: _answer(visible(entries, found.start), target, budget)
+    )
+
+    def refused(failure: Failure) -> bytes:
+        if failure.check(UnknownId):
+            return _error_line(
+                ErrorCode.BAD_ARGS,
+                f"{before} is not a message id of your conversation with {target}",
+            )
+        failure.trap(HistoryUnavailable)
+        reason = failure.value.reason
+        return _error_line(ErrorCode.NO_HISTORY, f"history is unavailable: {reason}")
+
+    answer.addErrback(refused)
+    session.send_later(answer, _LATE)
+
+
+def ids(session: Session, args: list[str]) -> None:
+    """/ids [on|off]: an ID line before each room message (an opt-in extension).
+
+    docs/protocol.md, Message ids: a client that keeps a conversation across
+    reconnects needs the id of every message it saw, to ask for what it
+    missed; version 1 clients never send /ids and never see ID.
+    """
+    word = args[0].lower() if args else "on"
+    if word not in ("on", "off"):
+        raise ChatError(ErrorCode.BAD_ARGS, f"usage: {COMMANDS['ids'].usage}")
+    on = word == "on"
+    session.show_ids(on)
+    if on:
+        session.send_info(
+            "Message ids are on: ID <room> <id> <time> comes before each MSG "
+            "and ACTION in a room."
+        )
+    else:
+        session.send_info("Message ids are off.")
+
+
+def help_(session: Session, args: list[str]) -> None:
+    """/help: INFO lines describing the commands."""
+    session.send_info("Type a line to talk in your current room. Commands:")
+    for command in COMMANDS.values():
+        session.send_info(f"  {command.usage:<24} {command.summary}")
+    session.send_info("Start a message with // to send a line that begins with /.")
+
+
+def quit_(session: Session, args: list[str]) -> None:
+    """/quit [reason]: leave the chat."""
+    session.quit_chat(args[0].strip() if args else "")
+
+
+# fmt: off
+COMMANDS: dict[str, Command] = {
+    "nick": Command(nick, "/nick <new>", "change your nickname", 1, 1,
+                    before_nick=True),
+    "me": Command(me, "/me <text>", "act in your current room", 1, 1, text=True),
+    "msg": Command(msg, "/msg <nick> <text>", "send a private message", 2, 2,
+                   text=True),
+    "join": Command(join, "/join <#room> [<key>]",
+                    "join a room (created if new) and make it current", 1, 2),
+    "part": Command(part, "/part [<#room>] [reason]",
+                    "leave a room (default: the current one)", 0, 2, text=True),
+    "who": Command(who, "/who [<#room>]",
+                   "list a room's members (default: the current one)", 0, 1),
+    "rooms": Command(rooms, "/rooms [<page>]",
+                     f"list rooms and their sizes, {ROOMS_PER_PAGE} a page", 0, 1),
+    "history": Command(history,
+                       "/history [<#room> | <nick>] [<count>] [before <id>]",
+                       f"a room's latest messages (default: the current room, "
+                       f"{HISTORY_COUNT}; at most {HISTORY_MAX}), or your private "
+                       "ones with someone's account", 0, 4),
+    "ids": Command(ids, "/ids [on|off]",
+                   "put an ID line before each room message (for clients)", 0, 1,
+                   before_nick=True),
+    # Rooms people run (chatd.line.room_commands).
+    "topic": Command(room_commands.topic, "/topic [<#room>] [<text> | -]",
+                     "show or set the topic (- clears it)", 0, 2, text=True),
+    "op": Command(room_commands.op, "/op [<#room>] <nick>",
+                  "make someone an operator of the room", 1, 2),
+    "deop": Command(room_commands.deop, "/deop [<#room>] <nick>",
+                    "take operator status away (yours too)", 1, 2),
+    "voice": Command(room_commands.voice, "/voice [<#room>] <nick>",
+                     "let someone speak in a moderated room", 1, 2),
+    "devoice": Command(room_commands.devoice, "/devoice [<#room>] <nick>",
+                       "take the voice away", 1, 2),
+    "kick": Command(room_commands.kick, "/kick [<#room>] <nick> [reason]",
+                    "put someone out of the room", 1, 3, text=True),
+    "ban": Command(room_commands.ban, "/ban [<#room>] <nick|mask|account:name>",
+                   "keep someone out of the room, and quiet in it", 1, 2),
+    "unban": Command(room_commands.unban, "/unban [<#room>] <nick|mask>",
+                     "lift a ban", 1, 2),
+    "bans": Command(room_commands.bans, "/bans [<#room>]",
+                    "list the room's bans", 0, 1),
+    "invite": Command(room_commands.invite, "/invite <nick> [<#room>]",
+                      "invite someone (into an invite-only room too)", 1, 2),
+    "mode": Command(room_commands.mode, "/mode [<#room>] [<+-modes> [args]]",
+                    "show or change the room's modes: i k l m n s t o v b",
+                    0, 8),
+    "kill": Command(room_commands.kill, "/kill <nick> [reason]",
+                    "disconnect someone (server operators)", 1, 2, text=True),
+    # Accounts (chatd.line.account_commands).
+    "register": Command(account_commands.register,
+                        "/register <password> <password> | /register [<#room>]",
+                        "register your nickname (password twice), or a room you "
+                        "run", 0, 2),
+    "identify": Command(account_commands.identify, "/identify [<nick>] <password>",
+                        "prove a registered nickname is yours", 1, 2),
+    "password": Command(account_commands.password, "/password <new> <new>",
+                        "give your account a new password", 2, 2),
+    "unregister": Command(account_commands.unregister,
+                          "/unregister <password> | /unregister <#room>",
+                          "drop your account, or a room's registration", 1, 1),
+    "help": Command(help_, "/help", "show this help", before_nick=True),
+    "quit": Command(quit_, "/quit [reason]", "leave the chat", 0, 1, text=True,
+                    before_nick=True),
+}
+# fmt: on

@@ -1,0 +1,304 @@
+"""How chatd's lines are spelled: rendering server lines and splitting them.
+
+PROTOCOL.md: every server line is a VERB, a fixed number of one-word
+arguments and, for most verbs, one free-text field that runs to the end of
+the line. The server ends every line with CRLF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from chatd.model.chat import (
+    AccountChanged,
+    Action,
+    Away,
+    Event,
+    Invited,
+    Joined,
+    Kicked,
+    Message,
+    ModesChanged,
+    Notice,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
+    TopicChanged,
+)
+from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
+from chatd.store.interface import Entry, millis
+
+CRLF = b"\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The shape of one server verb: how many words, and whether text follows."""
+
+    words: int
+    text: bool
+
+
+# PROTOCOL.md, Server to client. USERS and ROOMS carry a list of words instead.
+SERVER_VERBS: dict[str, Shape] = {
+    "HELLO": Shape(1, True),
+    "NICK": Shape(0, True),
+    "WELCOME": Shape(1, True),
+    "MSG": Shape(2, True),
+    "ACTION": Shape(2, True),
+    "PRIV": Shape(2, True),
+    "JOIN": Shape(2, False),
+    "PART": Shape(2, True),
+    "QUIT": Shape(1, True),
+    "RENAME": Shape(2, False),
+    "INFO": Shape(0, True),
+    "ERR": Shape(1, True),
+    "BYE": Shape(0, True),
+    # Version 2: HISTORY <target> <id> <time> <kind> <nick> <text>.
+    "HISTORY": Shape(5, True),
+    "ENDHISTORY": Shape(2, False),
+    # chatd's extension, only after /ids on: ID <room> <id> <time> before the
+    # MSG or ACTION it names (docs/protocol.md, Message ids).
+    "ID": Shape(3, False),
+    # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
+    # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
+    # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
+    # <nick> <by> <reason>; INVITE <room> <by>; MODES <room> <modes>
+    # <arguments>; and accounts: ACCOUNT <nick> <account>.
+    "TOPIC": Shape(2, True),
+    "OP": Shape(3, False),
+    "DEOP": Shape(3, False),
+    "VOICE": Shape(3, False),
+    "DEVOICE": Shape(3, False),
+    "BAN": Shape(3, False),
+    "UNBAN": Shape(3, False),
+    "MODE": Shape(3, True),
+    "KICK": Shape(3, True),
+    "INVITE": Shape(2, False),
+    "MODES": Shape(2, True),
+    "ACCOUNT": Shape(2, False),
+}
+# USERS <room> <nick>...; ROOMS <room:count>...; and the extension's OPS and
+# VOICES <room> <nick>... (after USERS) and BANS <room> <mask>...
+LIST_VERBS = frozenset({"USERS", "ROOMS", "OPS", "VOICES", "BANS"})
+NO_ACCOUNT = "*"  # ACCOUNT's account when the nick is identified no more
+_STATUS_VERBS = {
+    (OP_MODE, True): "OP",
+    (OP_MODE, False): "DEOP",
+    (VOICE_MODE, True): "VOICE",
+    (VOICE_MODE, False): "DEVOICE",
+    (BAN_MODE, True): "BAN",
+    (BAN_MODE, False): "UNBAN",
+}
+
+
+def change_line(room: str, by: str, change: Change) -> bytes:
+    """The line for one mode change: OP, DEOP, VOICE, DEVOICE, BAN, UNBAN or MODE."""
+    verb = _STATUS_VERBS.get((change.letter, change.on))
+    if verb is not None:
+        return line(verb, room, change.arg, by)
+    return line("MODE", room, by, change.spelled(), text=change.arg)
+
+
+def line(verb: str, *words: str, text: str | None = None) -> bytes:
+    """Encode one server line: verb, one-word arguments, optional free text, CRLF.
+
+    An empty text still gets its separating space, so that a reader splitting
+    with line.split(" ", n) always finds the field.
+    """
+    fields = [verb, *words]
+    if text is not None:
+        fields.append(text)
+    return " ".join(fields).encode("utf-8") + CRLF
+
+
+def render_event(event: Event) -> bytes:
+    """Return the wire line for a chat event (PROTOCOL.md, Server to client).
+
+    An event the protocol has no verb for (Away) renders as b"": not shown.
+    A notice is shown as the message it is; a private action, which has no
+    verb of its own, as a private message reading "* nick text".
+    """
+    match event:
+        case Message(room, nick, text):
+            return line("MSG", room, nick, text=text)
+        case Private(sender, recipient, text, _, True):
+            return line("PRIV", sender, recipient, text=f"* {sender} {text}")
+        case Action(room, nick, text):
+            return line("ACTION", room, nick, text=text)
+        case Private(sender, recipient, text):
+            return line("PRIV", sender, recipient, text=text)
+        case Joined(room, nick):
+            return line("JOIN", room, nick)
+        case Parted(room, nick, reason):
+            return line("PART", room, nick, text=reason)
+        case Quit(nick, reason):
+            return line("QUIT", nick, text=reason)
+        case Renamed(old, new):
+            return line("RENAME", old, new)
+        case Away():
+            return b""
+        case TopicChanged(room, nick, text):
+            return line("TOPIC", room, nick, text=text)
+        case ModesChanged(room, by, changes):
+            return b"".join(change_line(room, by, change) for change in changes)
+        case Kicked(room, nick, by, reason):
+            # PART follows so that a client that does not know KICK still
+            # sees the member leave (docs/protocol.md, Rooms people run).
+            return line("KICK", room, nick, by, text=reason) + line(
+                "PART", room, nick, text=f"kicked by {by}: {reason}"
+            )
+        case Invited(room, _, by):
+            return line("INVITE", room, by)
+        case AccountChanged(nick, account):
+            return line("ACCOUNT", nick, account or NO_ACCOUNT)
+        case Notice(_, text):
+            return line("INFO", text=text)
+    raise TypeError(f"not a chat event: {event!r}")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_time(millis: int) -> str:
+    """Spell a time in milliseconds since 1970 as PROTOCOL.md's UTC time.
+
+    2026-11-30T23:50:01.123Z: always three decimals and a Z.
+    """
+    moment = EPOCH + timedelta(milliseconds=millis)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
+def history_lines(target: str, entries: Sequence[Entry]) -> bytes:
+    """Return HISTORY lines for entries (oldest first), then ENDHISTORY."""
+    parts = [
+        line(
+            "HISTORY",
+            target,
+            str(entry.id),
+            utc_time(entry.time),
+            entry.kind.value,
+            entry.nick,
+            text=entry.text,
+        )
+        for entry in entries
+    ]
+    parts.append(line("ENDHISTORY", target, str(len(entries))))
+    return b"".join(parts)
+
+
+class RenderStats:
+    """How many times render() actually encoded an event (tests read it)."""
+
+    renders = 0
+
+
+def _broadcast_renderer() -> Callable[[Event], bytes]:
+    """Make render(): it encodes each broadcast once however many receive it.
+
+    The chat hands one event object to every recipient in turn, so remembering
+    the last event by identity is enough: the second to the thousandth member
+    cost a pointer comparison, not a hash of the event's fields (an lru_cache
+    hit costs about four times as much, per recipient).
+    """
+    last: Event | None = None
+    data = b""
+
+    def render(event: Event) -> bytes:
+        """Return the wire line for event, encoded once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            data = render_event(event)
+            last = event
+            RenderStats.renders += 1
+        return data
+
+    return render
+
+
+render = _broadcast_renderer()
+
+
+def _ids_renderer() -> Callable[[Event], bytes]:
+    """Make render_ids(): render's lines, a room message led by its ID line.
+
+    For a connection that said /ids on. Other events are render()'s very
+    bytes, so both kinds of connection share them; a room message is spelled
+    once per broadcast for all /ids connections.
+    """
+    last: Event | None = None
+    data = b""
+
+    def render_ids(event: Event) -> bytes:
+        """Return the wire lines for event with its ID line, once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            plain = render(event)
+            match event:
+                case Message(room, id=msg_id, time=when) | Action(
+                    room, id=msg_id, time=when
+                ) if msg_id:
+                    data = line("ID", room, str(msg_id), utc_time(millis(when))) + plain
+                    RenderStats.renders += 1
+                case _:
+                    data = plain
+            last = event
+        return data
+
+    return render_ids
+
+
+render_ids = _ids_renderer()
+
+
+def word_lines(
+    verb: str, head: list[str], items: list[str], budget: int
+) -> list[bytes]:
+    """Split a USERS/ROOMS style list over as many lines as keep each under budget.
+
+    head is repeated on every line (the room for USERS); at least one line is
+    returned even when items is empty.
+    """
+    lines: list[bytes] = []
+    chunk: list[str] = []
+    size = len(line(verb, *head))
+    for item in items:
+        cost = len(item.encode("utf-8")) + 1
+        if chunk and size + cost > budget:
+            lines.append(line(verb, *head, *chunk))
+            chunk, size = [], len(line(verb, *head))
+        chunk.append(item)
+        size += cost
+    lines.append(line(verb, *head, *chunk))
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLine:
+    """One server line split by its verb's shape."""
+
+    verb: str
+    words: tuple[str, ...]
+    text: str | None
+
+
+def parse_server_line(raw: str) -> ServerLine:
+    """Split a server line (no CRLF) by its verb's shape; ValueError if malformed."""
+    verb, _, rest = raw.partition(" ")
+    if verb in LIST_VERBS:
+        words = tuple(rest.split(" ")) if rest else ()
+        if not words or "" in words:
+            raise ValueError(f"malformed {verb} line: {raw!r}")
+        return ServerLine(verb, words, None)
+    shape = SERVER_VERBS.get(verb)
+    if shape is None:
+        raise ValueError(f"unknown verb: {raw!r}")
+    fields = raw.split(" ", shape.words + 1 if shape.text else shape.words)
+    expected = 1 + shape.words + (1 if shape.text else 0)
+    words = tuple(fields[1 : 1 + shape.words])
+    if len(fields) != expected or any(not w or " " in w for w in words):
+        raise ValueError(f"malformed {verb} line: {raw!r}")
+    return ServerLine(verb, words, fields[-1] if shape.text else None)

@@ -1,0 +1,449 @@
+"""The chat itself: users, rooms, the rules and the events they produce.
+
+Nothing here knows about sockets, bytes or how a line is spelled on the wire.
+A user's connection is anything that provides IChatClient, so a line protocol,
+an IRC listener or a WebSocket can share the same rooms.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable
+
+from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.events import (
+    AccountChanged,
+    Action,
+    Away,
+    Event,
+    IChatClient,
+    Invited,
+    Joined,
+    Kicked,
+    Message,
+    ModesChanged,
+    Notice,
+    Parted,
+    Private,
+    Quit,
+    Renamed,
+    TopicChanged,
+)
+from chatd.model.moderation import Moderation
+from chatd.model.names import (
+    LOBBY,
+    fold,
+    nick_problem,
+    normalize_name,
+    reserved_nicks,
+    room_problem,
+)
+from chatd.model.permissions import Permissions
+from chatd.model.room_rules import RoomRecord
+from chatd.model.state import Room, RoomRules, User, same_or
+from chatd.model.whowas import PastNicks
+from chatd.store.interface import IHistory, Kind, nick_party
+
+# The model's front: the doors take users, rooms and events from here.
+__all__ = [
+    "AccountChanged",
+    "Action",
+    "Away",
+    "Chat",
+    "Event",
+    "IChatClient",
+    "Invited",
+    "Joined",
+    "Kicked",
+    "Message",
+    "ModesChanged",
+    "Notice",
+    "Parted",
+    "Private",
+    "Quit",
+    "Renamed",
+    "Room",
+    "RoomRecord",
+    "RoomRules",
+    "TopicChanged",
+    "User",
+]
+
+
+def _deliver(users: Iterable[User], event: Event) -> None:
+    """Hand one event object to each user's client."""
+    for user in users:
+        deliver = user.deliver  # a slot read, then a call: quicker than a slot's call
+        deliver(event)
+
+
+def _party(user: User) -> str:
+    """Who user is in a kept private conversation: their account, if any."""
+    return fold(user.account) if user.account else nick_party(user.key)
+
+
+def _nothing(record: RoomRecord | None, key: str) -> None:
+    """The default for Chat.record_changed: registered rooms are not kept."""
+
+
+class Chat(Moderation, Permissions):
+    """All users and rooms of one server, and the rules between them.
+
+    The rules of rooms people run (operators, bans, modes) are
+    chatd.model.moderation's, and who may see a room and read its history
+    chatd.model.permissions's; Chat inherits both.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_name: str = SERVER_NAME,
+        max_rooms: int = MAX_ROOMS,
+        max_rooms_per_user: int = MAX_ROOMS_PER_USER,
+        history: IHistory | None = None,
+        now: Callable[[], float] = time.time,
+        server_operators: Iterable[str] = (),
+    ) -> None:
+        self.users: dict[str, User] = {}
+        self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
+        self.most_users = 0  # the most users registered at once (IRC's LUSERS)
+        # The rooms' keys in order, kept as rooms come and go, so that a page
+        # of /rooms is a slice rather than a sort of every room on each ask.
+        self.room_keys: list[str] = [fold(LOBBY)]
+        self.max_rooms = max_rooms  # #lobby included
+        self.max_rooms_per_user = max_rooms_per_user  # #lobby included
+        # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
+        self.reserved_nicks = reserved_nicks(server_name)
+        # Where room messages are kept (PROTOCOL.md, History); None: nowhere.
+        self.history = history
+        self.server_name = server_name  # the "by" of what the server itself does
+        self.now = now  # the clock's time: rooms' creation and topics
+        # Folded account names whose users run every room (--operators).
+        self.server_operators = frozenset(fold(name) for name in server_operators)
+        # Registered rooms by folded name, and who keeps them when they change
+        # (chatd.model.accounts: the database); the default keeps nothing.
+        self.records: dict[str, RoomRecord] = {}
+        self.record_changed: Callable[[RoomRecord | None, str], None] = _nothing
+        # Told of every user who took a nickname by a rename (and, through the
+        # door, after registration), so that the accounts can guard
+        # registered ones (chatd.model.accounts).
+        self.nick_watchers: list[Callable[[User], None]] = []
+        # Keys of the rooms that are secret (+s), so that listing rooms need
+        # not look at every room's modes (chatd.model.moderation keeps it).
+        self.secret_rooms: set[str] = set()
+        # Who gave up which nickname lately (IRC's WHOWAS).
+        self.past_nicks = PastNicks()
+
+    # -- looking things up ------------------------------------------------
+
+    def user(self, nick: str) -> User:
+        """Return the registered user called nick, ignoring case."""
+        found = self.users.get(fold(nick))
+        if found is None:
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"nobody is called {nick}")
+        return found
+
+    def room(self, name: str) -> Room:
+        """Return the existing room called name, ignoring case."""
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        found = self.rooms.get(fold(name))
+        if found is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}")
+        return found
+
+    def room_sizes(
+        self, start: int = 0, count: int | None = None
+    ) -> list[tuple[str, int]]:
+        """Return rooms' names and member counts, sorted by name.
+
+        All of them, or count of them from the start-th (0 is the first).
+        """
+        end = None if count is None else start + count
+        rooms = [self.rooms[key] for key in self.room_keys[start:end]]
+        return [(room.name, len(room.members)) for room in rooms]
+
+    def neighbours(self, user: User) -> list[User]:
+        """Return everyone else who shares at least one room with user, once each."""
+        seen: dict[str, User] = {}
+        for room in user.rooms.values():
+            seen.update(room.members)
+        seen.pop(user.key, None)
+        return list(seen.values())
+
+    def current_room(self, user: User) -> Room:
+        """Return the room user's plain lines go to; user must be in it."""
+        room = user.rooms.get(user.current)
+        if room is None:
+            gone = self.rooms.get(user.current)
+            shown = gone.name if gone is not None else LOBBY
+            raise ChatError(
+                ErrorCode.NOT_IN_ROOM, f"you are not in {shown}; /join a room to talk"
+            )
+        return room
+
+    # -- registration and names -------------------------------------------
+
+    def _check_free(self, nick: str, owner: User | None = None) -> str:
+        """Validate nick and check nobody else holds it; return its display form."""
+        nick = normalize_name(nick)
+        problem = nick_problem(nick, self.reserved_nicks)
+        if problem is not None:
+            raise ChatError(ErrorCode.NICK_INVALID, f"{nick}: {problem}")
+        holder = self.users.get(fold(nick))
+        if holder is not None and holder is not owner:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"{holder.nick} is taken")
+        return nick
+
+    def check_nick(self, nick: str) -> str:
+        """Check that nick is valid and free now; return its display form."""
+        return self._check_free(nick)
+
+    def register(
+        self,
+        nick: str,
+        client: IChatClient,
+        *,
+        username: str = "",
+        realname: str = "",
+        host: str = "",
+        account: str = "",
+    ) -> User:
+        """Register client under nick; it is in no room until join().
+
+        account: the account the client identified to before (IRC's SASL).
+        """
+        user = User(
+            self._check_free(nick),
+            client,
+            username=username,
+            realname=realname,
+            host=host,
+            account=account,
+        )
+        self.users[user.key] = user
+        self.most_users = max(self.most_users, len(self.users))
+        # The nick watchers hear of it from the door, once it has said its
+        # welcome (Connection.welcomed): nothing may come before that.
+        return user
+
+    def _nick_taken(self, user: User) -> None:
+        for watcher in self.nick_watchers:
+            watcher(user)
+
+    def set_account(self, user: User, account: str) -> None:
+        """user is now identified as account ("" for none); those around are told.
+
+        In a registered room that lists the account, user becomes operator.
+        """
+        if user.account == account or self.users.get(user.key) is not user:
+            return
+        user.account = account
+        _deliver([user, *self.neighbours(user)], AccountChanged(user.nick, account))
+        self._status_by_account(user)
+
+    def rename(self, user: User, new: str) -> None:
+        """Change user's nickname; user and everyone sharing a room see RENAME."""
+        new = self._check_free(new, owner=user)
+        if new == user.nick:
+            return
+        old, old_key = user.nick, user.key
+        user.nick, user.key = new, same_or(fold(new), new)
+        del self.users[old_key]
+        self.users[user.key] = user
+        for room in user.rooms.values():
+            # Rebuilt rather than re-keyed, to keep the member's place in join order.
+            room.members = {
+                (user.key if key == old_key else key): member
+                for key, member in room.members.items()
+            }
+            room.local = None
+        self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
+        _deliver([user, *self.neighbours(user)], Renamed(old, new))
+        self._nick_taken(user)
+
+    def quit(self, user: User, reason: str) -> None:
+        """Remove user; each user sharing a room with them gets one QUIT."""
+        if self.users.get(user.key) is not user:
+            return  # already gone
+        neighbours = self.neighbours(user)
+        rooms = list(user.rooms.values())
+        for room in rooms:
+            self._remove_member(room, user, quiet=True)
+        # Still registered while the others hear it: a door may look the
+        # quitter up (IRC spells nick!user@host); the nick is free after.
+        _deliver(neighbours, Quit(user.nick, reason))
+        del self.users[user.key]
+        self.past_nicks.left(
+            user.nick, user.username, user.host, user.realname, self.now()
+        )
+        for room in rooms:  # then whoever runs a room the quitter ran
+            if self.rooms.get(room.key) is room:
+                self._left(room, user)
+
+    def set_away(self, user: User, text: str) -> None:
+        """Mark user away with text, or back with ""; those sharing a room see it."""
+        if text == user.away:
+            return
+        user.away = text
+        _deliver(self.neighbours(user), Away(user.nick, text))
+
+    # -- rooms ----------------------------------------------------------------
+
+    def join(self, user: User, name: str, key: str | None = None) -> tuple[Room, bool]:
+        """Put user in room name (created on first join) and make it current.
+
+        Returns the room and whether user was newly added; everyone in the
+        room, the joiner included, sees JOIN only in that case. An existing
+        room may refuse: banned, invite-only, key (given as key), full
+        (chatd.model.moderation); so may an empty registered room, by its kept
+        rules, since the joiner would read its history in the backfill.
+        """
+        name = normalize_name(name)
+        problem = room_problem(name)
+        if problem is not None:
+            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        folded = fold(name)
+        room = self.rooms.get(folded)
+        if room is not None and user.is_member(room):
+            user.current = folded
+            return room, False
+        if len(user.rooms) >= self.max_rooms_per_user:
+            raise ChatError(
+                ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {len(user.rooms)} rooms, the most one may be in; "
+                "/part one of them to join another",
+            )
+        if room is None:
+            if len(self.rooms) >= self.max_rooms:
+                raise ChatError(
+                    ErrorCode.TOO_MANY_ROOMS,
+                    f"the server has {len(self.rooms)} rooms, as many as it holds; "
+                    "join one of them (see /rooms) or try again later",
+                )
+            record = self.records.get(folded)
+            if record is not None:
+                self._check_kept_room(record, name, user, key)
+        else:
+            self._check_join(room, user, key)
+        new = room is None
+        if room is None:
+            room = self.rooms[folded] = Room(name)
+            insort(self.room_keys, folded)
+            self._created(room)
+        user.current = folded
+        room.members[user.key] = user
+        room.local = None
+        user.rooms[folded] = room
+        _deliver(room.members.values(), Joined(room.name, user.nick))
+        self._joined(room, user, new)
+        return room, True
+
+    def _check_kept_room(
+        self, record: RoomRecord, name: str, user: User, key: str | None
+    ) -> None:
+        """Refuse the join that would make registered room name again, as if it
+        stood with its kept modes, key and bans; its kept operators come in."""
+        if user.account and fold(user.account) in record.operators:
+            return
+        kept = Room(name)
+        kept.rules.restore(record)
+        self._check_join(kept, user, key)
+
+    def part(self, user: User, name: str | None, reason: str) -> Room:
+        """Take user out of room name (default: current); current becomes #lobby."""
+        room = (
+            self.visible_room(user, name)
+            if name is not None
+            else self.current_room(user)
+        )
+        if not user.is_member(room):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
+        _deliver(room.members.values(), Parted(room.name, user.nick, reason))
+        self._remove_member(room, user)
+        if user.current == room.key:
+            user.current = fold(LOBBY)
+        return room
+
+    def _remove_member(self, room: Room, user: User, quiet: bool = False) -> None:
+        """Drop user from room, and drop the room once empty (#lobby stays).
+
+        Unless quiet (the caller does it after), a room left without an
+        operator is given to its longest member (chatd.model.moderation).
+        """
+        del room.members[user.key]
+        room.local = None
+        del user.rooms[room.key]
+        if not room.members and room.key != fold(LOBBY):
+            del self.rooms[room.key]
+            del self.room_keys[bisect_left(self.room_keys, room.key)]
+            self.secret_rooms.discard(room.key)
+        elif not quiet:
+            self._left(room, user)
+
+    # -- talking --------------------------------------------------------------
+
+    def _speaking_room(self, user: User, name: str | None) -> Room:
+        """Return room name (default: the current room); user must be a member."""
+        room = self.current_room(user) if name is None else self.room(name)
+        # Membership (+n), bans and +m: chatd.model.moderation.
+        self._check_speaker(room, user)
+        return room
+
+    def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        """Keep a room message in the history; return its id and time (0s: none)."""
+        if self.history is None:
+            return 0, 0.0
+        return self.history.record(room.key, kind, nick, text)
+
+    def _kept_private(
+        self, sender: User, recipient: User, action: bool, text: str
+    ) -> tuple[int, float]:
+        """Keep a private message if a side is identified; (0, 0.0) if neither.
+
+        Kept under the pair of parties: an identified side's account, never
+        its nickname (a nickname can pass to another person, an account
+        cannot), so only an identified side ever reads it back; read back as
+        sent by the sender's account, or its nickname if not identified.
+        """
+        if self.history is None or not (sender.account or recipient.account):
+            return 0, 0.0
+        kind = Kind.ACTION if action else Kind.MESSAGE
+        return self.history.record_private(
+            _party(sender), _party(recipient), kind, sender.account or sender.nick, text
+        )
+
+    def say(
+        self, user: User, text: str, room: str | None = None, notice: bool = False
+    ) -> None:
+        """Send text to room (default: the current one); every member sees MSG."""
+        found = self._speaking_room(user, room)
+        msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
+        event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
+        _deliver(found.members.values(), event)
+
+    def act(self, user: User, text: str, room: str | None = None) -> None:
+        """Send an action to room (default: user's current room)."""
+        found = self._speaking_room(user, room)
+        msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
+        event = Action(found.name, user.nick, text, id=msg_id, time=time)
+        _deliver(found.members.values(), event)
+
+    def tell(
+        self,
+        user: User,
+        nick: str,
+        text: str,
+        notice: bool = False,
+        action: bool = False,
+    ) -> None:
+        """Send a private message; the recipient gets it and the sender an echo."""
+        recipient = self.user(nick)
+        msg_id, time = self._kept_private(user, recipient, action, text)
+        event = Private(
+            user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
+        )
+        _deliver([recipient] if recipient is user else [recipient, user], event)

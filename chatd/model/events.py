@@ -1,0 +1,192 @@
+"""What happens in the chat, as events: one object handed to every recipient.
+
+The model (chatd.model.chat, chatd.model.moderation) makes them; each door renders them
+its own way (chatd.line.wire, chatd.irc.render). A user's connection receives
+them as an IChatClient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zope.interface import Interface
+
+from chatd.model.room_rules import Change
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Someone said text in a room.
+
+    notice: an IRC NOTICE (never answered by bots). id and time: the
+    message's history id and when it was received (the clock's seconds); 0
+    when the server keeps no history.
+    """
+
+    room: str
+    nick: str
+    text: str
+    notice: bool = False
+    id: int = 0
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Someone acted (/me) in a room; id and time as for Message."""
+
+    room: str
+    nick: str
+    text: str
+    id: int = 0
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    """A private message from sender to recipient.
+
+    notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
+    id and time as for Message: set only when it is kept, when at least one
+    side is identified (docs/protocol.md, Private history).
+    """
+
+    sender: str
+    recipient: str
+    text: str
+    notice: bool = False
+    action: bool = False
+    id: int = 0
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Someone joined a room."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parted:
+    """Someone left a room, with a reason that may be empty."""
+
+    room: str
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """Someone left the chat altogether."""
+
+    nick: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """Someone changed nickname."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Away:
+    """Someone went away with a message, or came back (text is empty).
+
+    A door without a way to show it (the line protocol) shows nothing.
+    """
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChanged:
+    """Someone set a room's topic (text "" clears it); time is the clock's."""
+
+    room: str
+    nick: str
+    text: str
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModesChanged:
+    """Someone (or the server, by its name) changed room modes or member status."""
+
+    room: str
+    by: str
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    """Someone was put out of a room by an operator, with a reason."""
+
+    room: str
+    nick: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """Someone was invited to a room (only the invitee receives it)."""
+
+    room: str
+    nick: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountChanged:
+    """Someone identified as account, or stopped being identified ("")."""
+
+    nick: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice for one user from the server or one of its services.
+
+    service: "" for the server itself, or "NickServ" for what the accounts
+    say (IRC shows it as a NOTICE from NickServ; the line protocol as INFO).
+    """
+
+    nick: str
+    text: str
+    service: str = ""
+
+
+Event = (
+    Message
+    | Action
+    | Private
+    | Joined
+    | Parted
+    | Quit
+    | Renamed
+    | Away
+    # Rooms people run and accounts (chatd.model.moderation).
+    | TopicChanged
+    | ModesChanged
+    | Kicked
+    | Invited
+    | AccountChanged
+    | Notice
+)
+
+
+class IChatClient(Interface):
+    """The connection of one user, as the chat sees it."""
+
+    def deliver(event: Event) -> None:
+        """Pass one event on to the user; must not raise or call back into Chat."""
+
+    def close(reason: str) -> None:
+        """Say goodbye with reason and end the connection."""

@@ -1,0 +1,1043 @@
+"""What every front door's connection shares: framing, limits, output, closing.
+
+A door (the line protocol in chatd.protocol; IRC and WebSocket later) is a
+subclass of Connection that only translates: it greets, turns one decoded
+line into model calls, renders events to bytes and spells errors and
+goodbyes. Everything else a connection needs lives here once:
+
+- framing lines (LF, an optional CR before it), over-long lines refused whole;
+- the flood gate: every line (empty and over-long ones too) and every telnet
+  command costs a token; past the budget the rest of the input is held as
+  raw bytes, unframed, and handled at the rate; more than --recvq bytes held
+  closes the connection;
+- output batching and the render-once journal (chatd.net.output), the send queue
+  (chatd.net.limits.SendQueue) and direct sends on plain TCP;
+- register and idle timeouts, keepalive, caps and logging of each limit hit;
+- answers that come later (a history read from the store's thread): the
+  connection's later output waits behind them, so the client sees every
+  answer where it asked, and lines that arrived meanwhile after it;
+- closing: the user leaves the chat when the server says goodbye, not when
+  the peer agrees, and a connection that does not close within the grace
+  (a TLS peer that never finishes its handshake, a peer that stopped
+  reading) is aborted.
+
+The framing is written here rather than taken from LineReceiver: that
+re-splits its whole buffer for every line (a packet of 30,000 empty lines
+copies megabytes), drops the connection on an over-long line, and when
+paused keeps everything it is sent.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum, auto
+from typing import ClassVar
+from typing import Protocol as TypingProtocol
+
+from twisted.internet import tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IReactorTime,
+    ISystemHandle,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd.config import ServerConfig
+from chatd.model.accounts import Accounts
+from chatd.model.chat import Chat, Event, IChatClient, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.rates import TokenBucket
+from chatd.net import bulk
+from chatd.net.limits import FloodGate, SendQueue
+from chatd.net.output import Journal, OutputBatch
+from chatd.net.stats import Stats
+
+
+class ConnectionHub(TypingProtocol):
+    """What a connection needs from the factory that built it."""
+
+    chat: Chat
+    config: ServerConfig
+    clock: IReactorTime
+    output: OutputBatch
+    accounts: Accounts
+    stats: Stats
+
+    def connection_made(self, connection: Connection) -> None:
+        """Count connection among the open ones."""
+
+    def connection_lost(self, connection: Connection) -> None:
+        """Forget connection."""
+
+
+class Phase(Enum):
+    """Where a connection is in its life."""
+
+    AWAITING_NICK = auto()  # greeted; the client has yet to choose a nickname
+    REGISTERED = auto()  # the client has a user in the chat
+    CLOSING = auto()  # goodbye said (or aborted); nothing more is written
+
+
+_CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
+_REGISTERED = Phase.REGISTERED
+_AWAITING_NICK = Phase.AWAITING_NICK
+CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
+
+# Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+# Seconds an answer that comes later may take before its fallback is sent
+# instead: the output held behind it is bounded by what arrives meanwhile.
+ANSWER_WAIT = 10.0
+
+
+def _render_nothing(event: Event) -> bytes:
+    """A closed connection's renderer (deliver returns before it is called)."""
+    return b""
+
+
+@dataclass(eq=False, slots=True)
+class Hold:
+    """An answer a connection waits for, and its output that came after it."""
+
+    after: list[bytes] = field(default_factory=list)
+    answer: bytes | None = None  # set once it has come (or its fallback)
+    started: bool = False  # False while send_later is still deciding
+    timer: IDelayedCall | None = None
+
+
+class IChatTransport(ITCPTransport, IConsumer, ISystemHandle):
+    """What a connection's transport offers: TCP (or TLS over TCP) and a consumer."""
+
+
+def tune_socket(transport: IChatTransport) -> None:
+    """Turn on TCP keepalive (tuned to find dead peers in minutes) and NODELAY."""
+    if not hasattr(transport, "setTcpKeepAlive"):
+        return  # not a TCP connection (a test transport, say)
+    transport.setTcpKeepAlive(True)
+    transport.setTcpNoDelay(True)  # chat lines are small; no 40 ms Nagle stalls
+    handle = transport.getHandle()
+    if not isinstance(handle, socket.socket):
+        return
+    for name, value in KEEPALIVE_OPTIONS:
+        if hasattr(socket, name):
+            handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def peer_name(transport: object) -> str:
+    """Return host:port of a transport's peer, for the log."""
+    get_peer = getattr(transport, "getPeer", None)
+    peer = get_peer() if get_peer is not None else None
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
+
+
+@implementer(IChatClient, IHalfCloseableProtocol)
+class Connection(Protocol, TimeoutMixin):
+    """One client connection of any door: the machinery below the translation.
+
+    A door overrides greet, handle_text, reply_error, report_failure,
+    goodbye, flood_notice and render, and may override filter_input and
+    hang_up (the WebSocket door sends a close frame before the TCP close).
+    """
+
+    log = Logger()
+    door: ClassVar[str] = "?"  # the door's name, for the log and the journals
+    # Thousands of these live at once: slots keep each small and quick to read.
+    __slots__ = (
+        "hub",
+        "chat",
+        "config",
+        "output",
+        "_out",
+        "_journal",
+        "_start",
+        "_end",
+        "_socket",
+        "phase",
+        "user",
+        "host",
+        "_partial",
+        "_discarding",
+        "_refusing",
+        "_bye_reason",
+        "_abort_call",
+        "_render",
+        "_holds",
+        "_bye_after_answers",
+        "_answers_deadline",
+        "gate",
+        "_input_ended",
+        "sendq",
+        "counts",
+        "journal_key",
+    )
+    transport: IChatTransport  # set by makeConnection: TCP, or TLS over TCP
+
+    # The door's bytes for a chat event, shared by every recipient: a door
+    # sets it to a renderer that encodes each broadcast once (wire.render).
+    render: Callable[[Event], bytes]
+
+    def __init__(self, hub: ConnectionHub) -> None:
+        self.hub = hub
+        self.chat = hub.chat
+        self.config = hub.config
+        self.output = hub.output
+        # Output waiting for the next flush (see OutputBatch): either a run of
+        # the round's broadcast lines, _journal.lines[_start:_end], or a list
+        # of this connection's own; never both.
+        self._out: list[bytes] | None = None
+        self._journal: Journal | None = None
+        # Which of the round's journals this connection's broadcast lines go
+        # to: members sent the same bytes for an event share one (a door, or
+        # one variant of a door's rendering). A slot the door keeps current,
+        # not a method: it is read for every member of every round.
+        self.journal_key = self.door
+        self._start = self._end = 0
+        self._socket: tcp.Connection | None = None  # plain TCP: direct sends
+        self.phase = Phase.AWAITING_NICK
+        self.user: User | None = None
+        self.host = "?"  # the peer's address, as --max-per-ip counts it
+        self._partial = b""  # the start of a line whose LF has not come yet
+        self._discarding = False  # skipping the rest of an over-long line
+        self._refusing = False  # an episode of over-long lines, logged once
+        self._bye_reason: str | None = None  # why the server closed, if it did
+        self._abort_call: IDelayedCall | None = None  # the close's deadline
+        self._holds: list[Hold] | None = None  # answers waited for, oldest first
+        # The goodbye waits behind answers still to come (see close_after_answers).
+        self._bye_after_answers = False
+        # The bound on waiting for answers at the end (close or end of input).
+        self._answers_deadline: IDelayedCall | None = None
+        self.gate: FloodGate | None = None
+        self._input_ended = False  # the client sent all it will (readConnectionLost)
+        if self.config.flood_rate > 0:
+            self.gate = FloodGate(
+                TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
+                self.config.recvq,
+                self,
+            )
+        self.sendq = SendQueue(self.config.sendq, self, hub.clock)
+        # The renderer is read once per member of every broadcast. A slot is
+        # the quickest attribute to read; self.render, a staticmethod found
+        # through an instance that has a __dict__, is not specialised by
+        # CPython and costs about 40 ns a member (bench/broadcast_cost.py).
+        # deliver reads the slot into a local before calling it: a call of a
+        # slot, self._render(event), is not specialised by CPython 3.11 either.
+        # A door that changes its renderer calls use_renderer (IRC sets the
+        # slot itself: a shorter renderer for clients without tags, whose
+        # render stays the door's method).
+        self._render = self.render
+        # The door's counters (chatd.net.stats): a few additions per line or write.
+        self.counts = hub.stats.door(self.door)
+
+    # -- what a door provides ----------------------------------------------------
+
+    def greet(self) -> None:
+        """Say hello to a new connection (and ask for a nickname)."""
+
+    def handle_text(self, text: str) -> None:
+        """Handle one decoded line; raise ChatError to refuse it."""
+        raise NotImplementedError
+
+    def reply_error(self, error: ChatError) -> None:
+        """Tell the client of a refusal, in the door's words."""
+        raise NotImplementedError
+
+    def report_failure(self) -> None:
+        """Tell the client that its line failed inside the server (our bug)."""
+
+    def goodbye(self, reason: str) -> bytes:
+        """Return the door's last line before the server closes, with reason."""
+        raise NotImplementedError
+
+    def flood_notice(self) -> bytes:
+        """Return the line telling the client that its lines now wait."""
+        raise NotImplementedError
+
+    def filter_input(self, data: bytes) -> bytes:
+        """Take out of received bytes what is not lines (telnet commands, say)."""
+        return data
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        """Tell whether raw, sent before registering, is part of registering.
+
+        Up to REGISTRATION_LINES of them pass without spending the flood
+        budget (chatd.net.limits), so that a client's own handshake never trips it.
+        """
+        return False
+
+    def recvq_reason(self) -> str:
+        """Why a client whose held input passed --recvq is closed (door words)."""
+        return f"Input queue full: more than {self.config.recvq} bytes waiting."
+
+    def sendq_reason(self) -> str:
+        """What the others hear of a client cut off for not reading."""
+        return "send queue full (not reading)"
+
+    @staticmethod
+    def refusal(reason: str) -> bytes:
+        """What a connection the server cannot take is told before it is closed."""
+        raise NotImplementedError
+
+    # -- connection life ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.hub.connection_made(self)
+        self.counts.accepted += 1
+        tune_socket(self.transport)
+        transport = self.transport
+        if isinstance(transport, tcp.Connection) and not transport.TLS:
+            # Plain TCP: told each time the buffer empties (see SendQueue).
+            self._socket = transport
+            self.sendq.exact()
+            transport.registerProducer(self.sendq, False)
+        else:
+            # TLS: paused once the buffer passes bufferSize, resumed when empty.
+            self.sendq.buffer_size = getattr(transport, "bufferSize", 65536)
+            transport.registerProducer(self.sendq, True)
+        self.setTimeout(self.config.register_timeout)
+        self.log.info("{peer} connected ({door})", peer=self.peer, door=self.door)
+        self.greet()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.phase = Phase.CLOSING
+        self._out = self._journal = None  # a flush still due finds nothing to send
+        # A door's renderer may be a bound method of this connection (IRC's):
+        # dropped, so that no cycle waits for the cycle collector.
+        self._render = _render_nothing
+        self._stop_limits()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+        self.hub.connection_lost(self)
+        if self._bye_reason is not None:
+            why = self._bye_reason
+        elif reason.check(ConnectionDone):
+            why = "connection closed"
+        else:
+            why = "connection lost"
+        self.leave(why)
+        self.log.info("{peer} disconnected: {why}", peer=self.peer, why=why)
+
+    @property
+    def peer(self) -> str:
+        """host:port of the other end, for the log (worked out when logging)."""
+        return peer_name(self.transport)
+
+    @property
+    def accounts(self) -> Accounts:
+        """The server's accounts (chatd.model.accounts)."""
+        return self.hub.accounts
+
+    @property
+    def awaiting_nick(self) -> bool:
+        """Tell whether the connection has yet to choose a nickname."""
+        return self.phase is Phase.AWAITING_NICK
+
+    def registered(self, user: User) -> None:
+        """The client is now user: lines are messages and commands from now on."""
+        self.user = user
+        self.phase = Phase.REGISTERED
+        self.counts.registrations += 1
+        self.setTimeout(self.config.idle_timeout or None)
+        self.log.info("{peer} registered as {nick}", peer=self.peer, nick=user.nick)
+
+    def welcomed(self) -> None:
+        """The door has said its welcome: the accounts may speak now.
+
+        A registered nickname taken without identifying gets its notice
+        (and its clock) here, after the welcome, never before it.
+        """
+        if self.user is not None:
+            self.hub.accounts.nick_taken(self.user)
+
+    def registered_user(self) -> User:
+        """Return this connection's user; commands past registration use it."""
+        if self.user is None:  # cannot happen: the command tables guard it
+            raise ChatError(ErrorCode.NOT_REGISTERED, "choose a nickname first")
+        return self.user
+
+    def leave(self, reason: str, logged: str | None = None) -> None:
+        """Take the user out of the chat; everyone sharing a room sees QUIT.
+
+        logged replaces reason in the log where the reason is the user's own
+        words (the log never holds what people write).
+        """
+        user, self.user = self.user, None
+        if user is not None:
+            self.chat.quit(user, reason)
+            self.log.info(
+                "{nick} left: {reason}", nick=user.nick, reason=logged or reason
+            )
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """Schedule TimeoutMixin's timers on the injected clock.
+
+        Only TimeoutMixin calls this, so a timer that fires is a timeout:
+        it is counted here, for every door (a door may say it its own way).
+        """
+        return self.hub.clock.callLater(period, self._timed_out, func)
+
+    def _timed_out(self, func: Callable[[], object]) -> None:
+        waiting = self.phase is Phase.AWAITING_NICK
+        kind = "register-timeout" if waiting else "idle-timeout"
+        self.hub.stats.limit_hit(self.door, kind)
+        func()
+
+    def _stop_limits(self, keep_answers: bool = False) -> None:
+        """Cancel timers and held input: nothing more will be handled.
+
+        keep_answers: answers still to come are sent (close_after_answers).
+        """
+        if not keep_answers:
+            self._bye_after_answers = False  # nothing more is sent
+            self._drop_holds()
+            self._cancel_answers_deadline()
+        self.setTimeout(None)
+        if self.gate is not None:
+            self.gate.stop()
+        self.sendq.close()
+
+    def timeoutConnection(self) -> None:
+        """Say why, then close: no nickname in time, or idle too long."""
+        if self.phase is Phase.AWAITING_NICK:
+            seconds, why = self.config.register_timeout, "No nickname chosen within"
+        else:
+            seconds, why = self.config.idle_timeout, "Idle for"
+        self.log.info(
+            "{peer} timed out: {why} {seconds:g}s",
+            peer=self.peer,
+            why=why,
+            seconds=seconds,
+        )
+        self.close(f"{why} {seconds:g} seconds.")
+
+    def close(self, reason: str, leave: bool = True) -> None:
+        """Say goodbye with reason and close once it is written.
+
+        The user leaves the chat now (unless leave is false: the caller
+        does it), so the others see QUIT at once, whatever the peer does. A
+        peer that does not let the connection close within the grace (a TLS
+        handshake never finished, a full send buffer) is aborted then.
+        After close_after_answers, the goodbye waits behind answers still
+        to come (ANSWER_WAIT at most); otherwise they are left out.
+        """
+        if self.phase is Phase.CLOSING:
+            return
+        wait = self._bye_after_answers = (
+            self._bye_after_answers and self.awaiting_answers()
+        )
+        if not wait:
+            self._drop_holds()  # the goodbye cannot wait for an answer
+        self.send(self.goodbye(reason))  # behind the answers it waits for, if any
+        self.flush()  # everything up to the goodbye, before the connection closes
+        self.phase = Phase.CLOSING
+        self._bye_reason = reason
+        self._stop_limits(keep_answers=wait)
+        if leave:
+            self.leave(reason)
+        if wait:
+            if self._answers_deadline is None:
+                self._answers_deadline = self.hub.clock.callLater(
+                    ANSWER_WAIT, self._answers_overdue
+                )
+            return
+        self._hang_up_within_grace()
+
+    def close_after_answers(self, reason: str) -> None:
+        """Close as close does, the goodbye after every answer still to come.
+
+        For a client that asked to go (/quit, QUIT): what it asked before
+        is answered first (a history read on the store's thread, a password
+        check, a cluster's turn), as if it had waited for the answers.
+        """
+        self._bye_after_answers = True
+        self.close(reason)
+
+    def _hang_up_within_grace(self) -> None:
+        """Close once what was written is sent; abort a peer that holds it open.
+
+        A peer that does not let the connection close within the grace (a
+        TLS handshake never finished, a full send buffer) is aborted then.
+        """
+        # A registered producer would hold the connection open: let it go first.
+        self.transport.unregisterProducer()
+        self.hang_up()
+        self._abort_call = self.hub.clock.callLater(
+            self.config.shutdown_grace, self._abort_late
+        )
+
+    def hang_up(self) -> None:
+        """Close the transport once what was written is sent (a door may say more)."""
+        self.transport.loseConnection()
+
+    def _abort_late(self) -> None:
+        self._abort_call = None
+        self.hub.stats.limit_hit(self.door, "close-timeout")
+        self.log.warn(
+            "{peer} did not close within {grace:g}s; aborted",
+            peer=self.peer,
+            grace=self.config.shutdown_grace,
+        )
+        self.transport.abortConnection()
+
+    def _abort(self, bye_reason: str | None) -> None:
+        """Drop the connection now: no goodbye, nothing more written or handled.
+
+        bye_reason is what the others hear in QUIT; None leaves it to
+        connectionLost, which says "connection lost" for an abort.
+        """
+        if self.phase is not Phase.CLOSING:
+            self.phase = Phase.CLOSING
+            self._bye_reason = bye_reason
+            self._stop_limits()
+            if bye_reason is not None:
+                self.leave(bye_reason)
+        self._out = self._journal = None
+        self.transport.abortConnection()  # a goodbye would only join the unread
+
+    # -- limits ------------------------------------------------------------------
+
+    def input_throttled(self) -> None:
+        """Tell a client once per episode that its lines now wait."""
+        self.hub.stats.limit_hit(self.door, "flood")
+        self.log.warn("{peer} is flooding; throttling its input", peer=self.peer)
+        self.send(self.flood_notice())
+
+    def input_overflowed(self) -> None:
+        """More than --recvq bytes held: say why, and close."""
+        self.hub.stats.limit_hit(self.door, "recvq")
+        self.log.warn(
+            "{peer} overflowed its input queue ({limit} bytes)",
+            peer=self.peer,
+            limit=self.config.recvq,
+        )
+        self.close(self.recvq_reason())
+
+    def send_queue_full(self) -> None:
+        """The client stopped reading: cut it off without waiting for a flush."""
+        self.hub.stats.limit_hit(self.door, "sendq")
+        self.log.warn(
+            "{peer} stopped reading; send queue over {limit} bytes",
+            peer=self.peer,
+            limit=self.config.sendq,
+        )
+        self._abort(self.sendq_reason())
+
+    # -- writing -----------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write one or more encoded lines, unless this connection is closing."""
+        if self.phase is not Phase.CLOSING:
+            self._write(data)
+
+    def deliver(self, event: Event) -> None:
+        """Write a chat event; the rendering is shared by every recipient."""
+        # The hot path of every broadcast: each member takes the same bytes,
+        # so most members only move the end of their run (see Journal).
+        if self.phase is _CLOSING:
+            return
+        render = self._render
+        data = render(event)
+        journal = self._journal
+        if journal is not None:  # waiting for a run of broadcast lines
+            lines = journal.lines
+            end = self._end
+            if lines[-1] is data:  # a member before this one added the line
+                if end == len(lines) - 1:
+                    self._end = end + 1
+                    return
+            elif end == len(lines) and data:  # the first member to take it
+                lines.append(data)
+                self._end = end + 1
+                return
+        # Not the common case: tested here, not above, so that it costs the
+        # members who only move the end of their run nothing (a journal never
+        # holds b"", so lines[-1] is never b"").
+        if not data:
+            return  # an event this door has no words for (the line door: Away)
+        if journal is not None:
+            self.counts.events += 1  # a run's lines are counted when it is sent
+            self._write(data)  # out of turn: to a list of its own
+        elif self._out is not None:
+            self.counts.events += 1
+            self._out.append(data)
+        elif self.output.collecting:  # the first line of this member's round
+            output = self.output
+            # OutputBatch.journal_for, without a call once the journal exists
+            journal = output.journals.get(self.journal_key)
+            if journal is None:
+                journal = output.journal_for(self.journal_key)
+            lines = journal.lines  # Journal.add, spelled out as above
+            if not lines or lines[-1] is not data:
+                lines.append(data)
+            end = len(lines)
+            self._start = end - 1
+            self._end = end
+            self._journal = journal
+            output.add(self)
+        else:
+            self.counts.events += 1
+            self._transmit(data)
+
+    def divert(self, into: list[bytes] | None) -> list[bytes] | None:
+        """Collect this connection's output in into from now on; return the list before.
+
+        A door that frames a command's replies (IRC labeled-response) diverts
+        them to a list of its own, then diverts back to what this returned
+        and sends the framed lines. The round's broadcast run so far stays
+        in front, in the list returned.
+        """
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            self.counts.events += self._end - self._start
+            self._out = journal.lines[self._start : self._end]
+        before, self._out = self._out, into
+        return before
+
+    def use_renderer(
+        self, render: Callable[[Event], bytes], journal_key: str | None = None
+    ) -> None:
+        """Render this connection's events with render from now on.
+
+        journal_key names the journal its broadcast lines share with every
+        member rendered the same way (the door's name if not given).
+        """
+        self.render = render
+        self._render = render
+        self.journal_key = journal_key or self.door
+
+    def _write(self, data: bytes) -> None:
+        """Collect data for the next flush, or write it now (see OutputBatch)."""
+        journal = self._journal
+        if journal is not None:  # the run so far goes first
+            self._journal = None
+            self.counts.events += self._end - self._start
+            self._out = journal.lines[self._start : self._end]
+        out = self._out
+        if out is not None:
+            out.append(data)
+        elif self.output.collecting:
+            self.output.add(self)
+            self._out = [data]
+        else:
+            self._transmit(data)
+
+    def flush(self) -> None:
+        """Write what was collected during a batch, with one transport.write."""
+        journal = self._journal
+        if journal is not None:
+            self._journal = None
+            # A run's events are counted here, once per write, not per delivery.
+            self.counts.events += self._end - self._start
+            self._transmit(journal.joined(self._start, self._end))
+            return
+        out = self._out
+        if out is not None and self._holds is None:
+            self._out = None  # an idle connection holds no list
+            self._transmit(out[0] if len(out) == 1 else b"".join(out))
+
+    # -- answers in bulk (chatd.net.bulk) ---------------------------------------------
+
+    def charge_answer(self, lines: int) -> None:
+        """Charge the flood budget for an answer of lines lines (chatd.net.bulk)."""
+        bulk.charge_answer(self.gate, lines)
+
+    def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
+        """Send a long answer's lines, a slice per reactor turn (chatd.net.bulk)."""
+        bulk.send_in_slices(self, self.hub.clock, lines, fallback)
+
+    def still_answering(self) -> bool:
+        """Tell whether answers still reach the client (closing after them counts)."""
+        return self.phase is not _CLOSING or self._bye_after_answers
+
+    # -- answers that come later -------------------------------------------------
+
+    def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
+        """Send answer's bytes when they come, in order with everything else.
+
+        Until then, whatever this connection is sent later (broadcasts,
+        replies) waits behind the answer, so the client sees the answer
+        exactly where it asked and the lines that came meanwhile after it.
+        An answer that fails, or has not come within ANSWER_WAIT seconds, is
+        replaced by fallback (b"": nothing).
+        """
+        if self.phase is _CLOSING:
+            return
+        hold = Hold()
+        answer.addCallbacks(
+            self._answered,
+            self._answer_failed,
+            callbackArgs=(hold,),
+            errbackArgs=(hold, fallback),
+        )
+        if hold.answer is not None:  # it was there at once: no wait
+            if hold.answer:
+                self._write(hold.answer)  # not send: a door's send may encode
+            return
+        self.flush()  # what came before the question goes now (unless held too)
+        hold.started = True
+        holds = self._holds
+        if holds is None:
+            holds = self._holds = []
+        holds.append(hold)
+        self._out = hold.after  # later output collects behind the answer
+        hold.timer = self.hub.clock.callLater(
+            ANSWER_WAIT, self._answer_late, hold, fallback
+        )
+
+    def _answered(self, data: bytes, hold: Hold) -> None:
+        if not hold.started:
+            hold.answer = data
+            return
+        self._resolve(hold, data)
+
+    def _answer_failed(self, failure: Failure, hold: Hold, fallback: bytes) -> None:
+        self.log.failure("an answer for {peer} failed", failure, peer=self.peer)
+        self._answered(fallback, hold)
+
+    def _answer_late(self, hold: Hold, fallback: bytes) -> None:
+        hold.timer = None
+        self.log.warn(
+            "an answer for {peer} did not come within {wait:g}s; its fallback was sent",
+            peer=self.peer,
+            wait=ANSWER_WAIT,
+        )
+        self._resolve(hold, fallback)
+
+    def _resolve(self, hold: Hold, data: bytes) -> None:
+        """hold's answer is data: send every answer now due, with what followed."""
+        holds = self._holds
+        if hold.answer is not None or holds is None or hold not in holds:
+            return  # already resolved (late, or the connection is closing)
+        hold.answer = data
+        if hold.timer is not None and hold.timer.active():
+            hold.timer.cancel()
+        hold.timer = None
+        ready: list[bytes] = []
+        while holds and holds[0].answer is not None:
+            done = holds.pop(0)
+            ready.append(done.answer or b"")
+            ready.extend(done.after)
+        if not holds:
+            self._holds = self._out = None
+        out = b"".join(ready)
+        if out and (self.phase is not _CLOSING or self._bye_after_answers):
+            self._transmit(out)
+        if not holds:
+            self.answers_settled()
+
+    def _drop_holds(self) -> None:
+        """Stop waiting: output held behind answers is collected as if never held.
+
+        Answers not yet come are left out; the connection is closing.
+        """
+        holds, self._holds = self._holds, None
+        if holds is None:
+            return
+        out: list[bytes] = []
+        for hold in holds:
+            if hold.timer is not None and hold.timer.active():
+                hold.timer.cancel()
+            hold.timer = None
+            if hold.answer:
+                out.append(hold.answer)
+            hold.answer = b""
+            out.extend(hold.after)
+        self._out = out or None  # close() flushes it, before its goodbye
+
+    def _transmit(self, data: bytes) -> None:
+        """Send data, or cut the client off if it would pass its send queue."""
+        self.counts.bytes += len(data)
+        sendq = self.sendq
+        if sendq.drained and self._socket is not None:
+            # Nothing waits in the transport, so the socket can take the bytes
+            # now: one send() instead of a buffer, two epoll changes and a
+            # write event later. What it does not take goes the usual way.
+            sent = self._socket.writeSomeData(data)
+            if sent == len(data):
+                return
+            if not isinstance(sent, int):
+                # send() failed: the peer is gone (a reset). The failed send
+                # took the socket's error with it, so the next read would see
+                # a plain end of file and everyone would hear "connection
+                # closed"; an abort reports the connection as lost.
+                if self._input_ended:
+                    # It ended its input, then went without reading: it is
+                    # lost as if it had closed, so what it sent still runs
+                    # (a cluster node's held lines); what is written is dropped.
+                    self.sendq.stopProducing()
+                    self.transport.abortConnection()
+                    return
+                self._abort(None)
+                return
+            if sent > 0:
+                data = data[sent:]
+        if sendq.counting:  # these bytes will wait in the transport
+            sendq.wrote(len(data))
+            if self.phase is _CLOSING:
+                return
+        self.transport.write(data)
+
+    # -- reading -----------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """Handle received bytes as one output batch (see OutputBatch)."""
+        self.output.begin()
+        try:
+            self._receive(data)
+        finally:
+            self.output.end(self)
+
+    def _receive(self, data: bytes) -> None:
+        if self.phase is _CLOSING:
+            return
+        size = len(data)
+        data = self.filter_input(data)
+        gate = self.gate
+        if gate is not None and gate.held is not None:
+            gate.hold(data, size)  # throttled: kept unframed, counted raw
+        else:
+            self.frame(data)
+
+    def release(self, data: bytes) -> None:
+        """Frame input the flood gate held, now that the budget allows some."""
+        self.output.begin()
+        try:
+            self.frame(data)
+        finally:
+            self.output.end(self)
+        if self._input_ended:
+            self._finish_input()  # the last of what the client sent, perhaps
+
+    # -- the client's end of input (TCP half-close) ------------------------------
+
+    def readConnectionLost(self) -> None:
+        """The client will send nothing more (it half-closed, or closed).
+
+        Lines the flood gate holds are still handled, at its rate, in order,
+        as if the client had stayed (`printf 'alice\n...' | nc HOST PORT`
+        with more lines than --flood-burst), and answers still to come (a
+        history read, a password check, a cluster's turn) are sent; then the
+        connection closes as one that closes does. With nothing held or
+        awaited, it closes now.
+        """
+        self._input_ended = True
+        self._finish_input()
+
+    def _finish_input(self) -> None:
+        """Close a client whose input ended once nothing it sent is still due.
+
+        Held lines call this again as they drain (release), answers as they
+        come (answers_settled); answers are waited for ANSWER_WAIT at most.
+        """
+        gate = self.gate
+        if self.phase is _CLOSING or (gate is not None and gate.held is not None):
+            return  # closing already; or release() calls again
+        if self.awaiting_answers():
+            if self._answers_deadline is None:
+                self._answers_deadline = self.hub.clock.callLater(
+                    ANSWER_WAIT, self._answers_overdue
+                )
+            return
+        self._close_after_input()
+
+    def awaiting_answers(self) -> bool:
+        """Tell whether answers to what the client sent are still to come.
+
+        A door whose lines may wait elsewhere (a cluster node's turns) says so too.
+        """
+        return self._holds is not None
+
+    def answers_settled(self) -> None:
+        """Answers awaited have come: a goodbye or an end of input waiting goes on."""
+        if self.awaiting_answers():
+            return
+        if self._bye_after_answers:
+            self._bye_after_answers = False
+            self._cancel_answers_deadline()
+            self._hang_up_within_grace()
+        elif self._input_ended:
+            self._finish_input()
+
+    def _answers_overdue(self) -> None:
+        """Answers did not all come within ANSWER_WAIT: close without them."""
+        self._answers_deadline = None
+        self.log.warn(
+            "answers for {peer} did not come within {wait:g}s after its end; closed",
+            peer=self.peer,
+            wait=ANSWER_WAIT,
+        )
+        if self._bye_after_answers:
+            self._bye_after_answers = False
+            self._drop_holds()
+            self.flush()  # what came, then the goodbye behind it
+            self._hang_up_within_grace()
+        else:
+            self._close_after_input()
+
+    def _cancel_answers_deadline(self) -> None:
+        deadline, self._answers_deadline = self._answers_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def writeConnectionLost(self) -> None:
+        """The output side closed first: nothing more can reach the client."""
+        self._close_after_input()
+
+    def transport_closed(self) -> None:
+        """The transport is gone, though the connection lives on (a cluster
+        node runs its held lines): there is no close left to enforce."""
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
+
+    def _close_after_input(self) -> None:
+        """Close as a client that closes: once written, or aborted after the grace."""
+        if self.phase is _CLOSING or self._abort_call is not None:
+            return
+        self._cancel_answers_deadline()
+        self._partial = b""  # a last line without its LF is not a line
+        # The send queue stops, so that what is still written goes through
+        # the transport, which drops it once closed (a cluster node may run
+        # held lines after that).
+        self.sendq.stopProducing()
+        self._hang_up_within_grace()
+
+    def frame(self, data: bytes) -> None:
+        """Split data into lines and handle each, as far as the budget allows.
+
+        Every line costs a token, an empty or over-long one too; when none
+        is left the rest of data is handed to the flood gate to hold.
+        """
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        max_line = self.config.max_line
+        limit = max_line + 1  # the line's text, and a CR that may end it
+        gate = self.gate
+        size = len(data)
+        at = 0
+        while at < size:
+            if self._discarding:  # the tail of a refused line: nothing is kept
+                end = data.find(b"\n", at)
+                if end < 0:
+                    return
+                self._discarding = False
+                at = end + 1
+                continue
+            end = data.find(b"\n", at)
+            if end < 0:
+                if size - at > limit:  # over-long already: refuse, skip the rest
+                    if gate is not None and not gate.take():
+                        gate.hold(data[at:])
+                        return
+                    self._discarding = True
+                    self._refuse_too_long()
+                else:
+                    self._partial = data[at:]
+                return
+            if (
+                gate is not None
+                and not (
+                    self.phase is _AWAITING_NICK
+                    and gate.registration_lines > 0
+                    and self.is_registration_line(data[at:end])
+                    and gate.take_registration()
+                )
+                and not gate.take()
+            ):
+                gate.hold(data[at:])
+                return
+            stop = end - 1 if end > at and data[end - 1] == CR else end
+            if stop - at > max_line:
+                self._refuse_too_long()
+            else:
+                self._refusing = False
+                if self.phase is _REGISTERED:
+                    self.resetTimeout()  # idle means silent; the nick deadline stays
+                self.counts.lines += 1
+                self.handle_line(data[at:stop])
+            at = end + 1
+            if self.phase is _CLOSING:
+                return
+
+    def _refuse_too_long(self) -> None:
+        """Refuse an over-long line whole; log the first of an episode."""
+        # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        self.hub.stats.limit_hit(self.door, "too-long")
+        if not self._refusing:
+            self._refusing = True
+            self.log.warn(
+                "{peer} sent a line over {limit} bytes; refused "
+                "(more in a row are not logged)",
+                peer=self.peer,
+                limit=self.config.max_line,
+            )
+        self.reply_error(
+            ChatError(
+                ErrorCode.TOO_LONG,
+                f"lines are limited to {self.config.max_line} bytes; "
+                "that one was dropped",
+            )
+        )
+
+    def handle_line(self, raw: bytes) -> None:
+        """Handle one framed line (no CR or LF); errors become replies only here."""
+        if self.phase is _CLOSING:
+            return
+        try:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ChatError(
+                    ErrorCode.BAD_ENCODING, "that line was not valid UTF-8; dropped"
+                ) from None
+            self.handle_text(text)
+        except ChatError as error:
+            self.reply_error(error)
+        except Exception:
+            self.log.failure("while handling a line from {peer}", peer=self.peer)
+            self.report_failure()
+
+
+class Refusal(Protocol):
+    """Answers a connection the server cannot take, closes, and aborts if need be."""
+
+    log = Logger()
+
+    def __init__(self, answer: bytes, clock: IReactorTime, grace: float) -> None:
+        self.answer = answer
+        self.clock = clock
+        self.grace = grace
+        self._abort_call: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        if transport is None:  # cannot happen: makeConnection set it
+            return
+        transport.write(self.answer)
+        transport.loseConnection()
+        # A TLS peer that never finishes its handshake would keep this open.
+        self._abort_call = self.clock.callLater(self.grace, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_call = None
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._abort_call = None
