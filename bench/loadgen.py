@@ -37,10 +37,22 @@ class Dialect(ABC):
 
     name: str
     echoes: bool  # does the sender receive its own room message?
+    # Does the server take commands only once it has welcomed the client? Then
+    # hello() only registers, and join() is sent when welcomed() arrives.
+    joins_after_welcome: bool = False
 
     @abstractmethod
     def hello(self, nick: str, room: str, fast: bool = False) -> bytes:
-        """Bytes sent right after connecting: register as nick and join room."""
+        """Bytes sent right after connecting: register as nick and join room
+        (unless joins_after_welcome)."""
+
+    def welcomed(self, nick: str) -> bytes:
+        """A byte string that nick receives once registered (joins_after_welcome)."""
+        raise NotImplementedError(f"{self.name}: joins at once")
+
+    def join(self, nick: str, room: str, fast: bool = False) -> bytes:
+        """Bytes sent once welcomed: join room (joins_after_welcome)."""
+        raise NotImplementedError(f"{self.name}: joins at once")
 
     @abstractmethod
     def joined(self, nick: str, room: str) -> bytes:
@@ -83,13 +95,25 @@ class IrcDialect(Dialect):
     echoes = False
     OPER = ("bench", "bench")  # the [Operator] block written into ngircd.conf
 
-    def __init__(self, oper: bool = True) -> None:
+    def __init__(self, oper: bool = True, joins_after_welcome: bool = False) -> None:
         # chatd has no IRC operators, and its flood control is off in the
-        # benchmark: its fast sender needs no OPER (it would get 421).
+        # benchmark: its fast sender needs no OPER (it would get 421). Neither
+        # does InspIRCd's, whose connect class lifts every throttle.
         self.oper = oper
+        # InspIRCd answers 451 to a JOIN before its welcome (bench/inspircd.py).
+        self.joins_after_welcome = joins_after_welcome
 
     def hello(self, nick: str, room: str, fast: bool = False) -> bytes:
-        lines = [f"NICK {nick}", f"USER {nick} 0 * :{nick}"]
+        text = f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"
+        if self.joins_after_welcome:
+            return text.encode()
+        return text.encode() + self.join(nick, room, fast)
+
+    def welcomed(self, nick: str) -> bytes:
+        return f" 001 {nick} ".encode()  # RPL_WELCOME
+
+    def join(self, nick: str, room: str, fast: bool = False) -> bytes:
+        lines = []
         if fast and self.oper:
             # ngircd handles 3 commands per read from a plain user and 10 from a
             # user with mode +F ("relaxed flood protection", operators only).
@@ -360,7 +384,8 @@ def register(
 ) -> Registration:
     """Connect clients (nick, room, fast) at most window at a time until registered.
 
-    A client counts as registered when it has its own JOIN of room. Gives up at
+    A client counts as registered when it has its own JOIN of room (sent at once,
+    or on its welcome where the dialect joins after it). Gives up at
     deadline (time.monotonic()) or when no client registered for stall seconds.
     """
     result = Registration()
@@ -373,7 +398,8 @@ def register(
         result.last_progress = time.monotonic()
 
     def lost(conn: Conn) -> None:
-        if conn.on_marker is registered:  # lost before it registered
+        # Lost before it registered: still waiting for its welcome or its JOIN.
+        if conn.on_marker is not None:
             result.failed += 1
 
     loop.on_lost = lost
@@ -400,7 +426,12 @@ def _register(
         while pending and len(result.conns) - result.done - result.failed < window:
             nick, room, fast = pending.pop()
             conn = loop.open(nick, room, dialect.hello(nick, room, fast))
-            conn.expect(dialect.joined(nick, room), registered, then)
+            if dialect.joins_after_welcome:
+                conn.expect(
+                    dialect.welcomed(nick), _joiner(loop, fast, registered, then)
+                )
+            else:
+                conn.expect(dialect.joined(nick, room), registered, then)
             result.conns.append(conn)
             if conn.closed is not None:  # refused at once
                 result.failed += 1
@@ -412,6 +443,19 @@ def _register(
             result.stalled = f"no registration for {stall:.0f} s"
             break
         loop.poll(0.05)
+
+
+def _joiner(
+    loop: LoadLoop, fast: bool, registered: Callable[[Conn], None], then: int
+) -> Callable[[Conn], None]:
+    """What a client does on its welcome: send its JOIN, then wait for it."""
+
+    def welcomed(conn: Conn) -> None:
+        dialect = loop.dialect
+        conn.expect(dialect.joined(conn.nick, conn.room), registered, then)
+        loop.write(conn, dialect.join(conn.nick, conn.room, fast))
+
+    return welcomed
 
 
 def barrier(

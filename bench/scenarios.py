@@ -43,6 +43,10 @@ class Settings:
     # fanout: messages in flight (not yet at every timed receiver); None: enough
     # for WINDOW_DELIVERIES deliveries, and at least WINDOW_MIN messages.
     window: int | None = None
+    # fanout: at most this many bytes of messages in that default window (InspIRCd
+    # reads a client's burst only as far as one read per wake-up: see
+    # bench/inspircd.py); None: no cap.
+    window_bytes: int | None = None
     fanout_seconds: float = 5.0
     fanout_max_messages: int = 1_000_000
     text_bytes: int = 48  # length of each message's text
@@ -114,9 +118,10 @@ def fanout(server: Server, dialect: Dialect, size: int, settings: Settings) -> F
 
     The window: the sender never has more than `window` messages that some timed
     receiver (they are spread over the join order) has not received yet; the same
-    rule for both servers, so no echo is needed. By default the window holds
+    rule for every server, so no echo is needed. By default the window holds
     WINDOW_DELIVERIES deliveries (at least WINDOW_MIN messages), enough to keep
-    either server busy through a delayed-ACK stall at any N.
+    any server busy through a delayed-ACK stall at any N; and, for InspIRCd, at
+    most settings.window_bytes bytes (default_window).
     """
     loop = LoadLoop(server.port, dialect)
     try:
@@ -146,8 +151,12 @@ def _fanout(
     setup_s = time.perf_counter() - setup_started
 
     say, pad = dialect.say, padding(settings)
-    window = settings.window or max(WINDOW_MIN, -(-WINDOW_DELIVERIES // size))
     limit = settings.fanout_max_messages
+    window = settings.window or default_window(
+        size,
+        settings,
+        len(say(FANOUT_ROOM, stamped(limit, time.perf_counter_ns(), 0, pad))),
+    )
     sent = 0
     profiler = _start_profiler(server, settings)
     cpu0, gen0 = server.cpu_seconds(), self_cpu_seconds()
@@ -213,6 +222,16 @@ def _fanout(
     if loop.errors:
         figures["errors"] = "; ".join(loop.errors[:5])
     return _check_alive(server, figures)
+
+
+def default_window(size: int, settings: Settings, message_bytes: int) -> int:
+    """Messages in flight at fanout to size members, unless --window said:
+    WINDOW_DELIVERIES deliveries, at least WINDOW_MIN messages, at most
+    settings.window_bytes bytes of them (when set)."""
+    window = max(WINDOW_MIN, -(-WINDOW_DELIVERIES // size))
+    if settings.window_bytes is not None:
+        window = min(window, max(1, settings.window_bytes // message_bytes))
+    return window
 
 
 def _start_profiler(
