@@ -79,10 +79,10 @@ INSPIRCD_CONF = """\
 def inspircd_settings(settings: Settings, reg_window_given: bool) -> Settings:
     """The settings of InspIRCd's runs: its window of bytes, and its own
     registration window unless --reg-window gave one."""
-    changes: dict[str, int] = {"window_bytes": INSPIRCD_WINDOW_BYTES}
-    if not reg_window_given:
-        changes["reg_window"] = INSPIRCD_REG_WINDOW
-    return dataclasses.replace(settings, **changes)
+    reg_window = settings.reg_window if reg_window_given else INSPIRCD_REG_WINDOW
+    return dataclasses.replace(
+        settings, window_bytes=INSPIRCD_WINDOW_BYTES, reg_window=reg_window
+    )
 
 
 def inspircd_conf(port: int, workdir: Path, softlimit: int) -> str:
