@@ -18,7 +18,6 @@ from types import FrameType
 
 from bench.hotspots import summarise
 from bench.inspircd import (
-    INSPIRCD_REG_WINDOW,
     inspircd_path,
     inspircd_settings,
     inspircd_version,
@@ -35,7 +34,7 @@ from bench.report import (
     side_by_side,
     write_json,
 )
-from bench.scenarios import SCENARIOS, Figures, Settings
+from bench.scenarios import SCENARIOS, WELCOME_WINDOW, Figures, Settings
 from bench.servers import (
     ROOT,
     Placement,
@@ -66,7 +65,6 @@ SERVER_CHOICES = {
 }
 # The IRC servers chatd is compared with, and how to tell one is installed.
 PEERS = {"ngircd": ngircd_path, "inspircd": inspircd_path}
-REG_WINDOW = 8  # registrations in flight, unless --reg-window (ngircd's backlog: 10)
 GENERATOR_BUSY = 90.0  # % of its core: above this the generator may be the limit
 
 
@@ -148,10 +146,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reg-window",
         type=int,
-        default=None,
-        help=f"registrations in flight at once (default {REG_WINDOW}: ngircd's "
-        f"accept backlog is 10; {INSPIRCD_REG_WINDOW} for inspircd, which "
-        "registers clients once a second)",
+        default=8,
+        help="registrations (JOINs) in flight at once (default 8; ngircd's accept "
+        "backlog is 10)",
+    )
+    p.add_argument(
+        "--welcome-window",
+        type=int,
+        default=WELCOME_WINDOW,
+        help="inspircd: clients waiting at once for the welcome it sends on a "
+        f"once-a-second tick, before their JOIN (default {WELCOME_WINDOW})",
     )
     p.add_argument(
         "--quick",
@@ -258,12 +262,9 @@ def _dialect(kind: str) -> Dialect:
     return ChatdDialect()  # chatd and its variants: the line protocol
 
 
-def settings_for(kind: str, settings: Settings, reg_window: int | None) -> Settings:
-    """The settings of kind's runs (InspIRCd has its own); reg_window: the
-    --reg-window given, if any."""
-    if kind == "inspircd":
-        return inspircd_settings(settings, reg_window is not None)
-    return settings
+def settings_for(kind: str, settings: Settings) -> Settings:
+    """The settings of kind's runs (InspIRCd's fanout window has a cap)."""
+    return inspircd_settings(settings) if kind == "inspircd" else settings
 
 
 def missing_peers(servers: list[str]) -> list[str]:
@@ -315,7 +316,8 @@ def main(argv: list[str]) -> int:
         chatter_rooms=args.chatter_rooms or rooms,
         chatter_members=args.chatter_members or members,
         chatter_seconds=args.chatter_seconds or seconds,
-        reg_window=args.reg_window or REG_WINDOW,
+        reg_window=args.reg_window,
+        welcome_window=args.welcome_window,
     )
     sizes = {
         "fanout": args.fanout_sizes or fanout_sizes,
@@ -360,7 +362,6 @@ def main(argv: list[str]) -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     json_path = args.json or RESULTS / f"bench-{stamp}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
-    inspircd_window = settings_for("inspircd", settings, args.reg_window).reg_window
     meta: dict[str, object] = {
         "when_utc": stamp,
         "command": "python -m bench " + " ".join(argv),
@@ -381,7 +382,6 @@ def main(argv: list[str]) -> int:
         "generator_nofile": f"soft {nofile[0]} raised to hard {nofile[1]}",
         "server_nofile": args.server_nofile or nofile[0],
         "settings": {k: str(v) for k, v in settings.__dict__.items()},
-        "inspircd_reg_window": inspircd_window if "inspircd" in servers else None,
         "sizes": sizes,
         "runs": runs,
     }
@@ -400,8 +400,8 @@ def main(argv: list[str]) -> int:
         print(f"  {meta['ngircd']}")
     if "inspircd" in servers:
         print(
-            f"  {meta['inspircd']} ({meta['inspircd_reg_window']} registrations "
-            "in flight: it registers clients once a second)"
+            f"  {meta['inspircd']} (its clients JOIN after the welcome it sends "
+            f"once a second, {settings.welcome_window} waiting at once)"
         )
     print()
 
@@ -422,7 +422,7 @@ def main(argv: list[str]) -> int:
                     kind,
                     scenario,
                     size,
-                    settings_for(kind, settings, args.reg_window),
+                    settings_for(kind, settings),
                     workdir,
                     placement,
                     server_args.get(kind, []),

@@ -22,10 +22,9 @@ from bench.servers import (
 
 # InspIRCd registers a client only on its once-a-second tick (the user manager's
 # background check), however soon NICK and USER arrived; a JOIN sent before that
-# gets 451. So its clients JOIN after the welcome (001), and the benchmark keeps
-# this many registrations in flight for it (--reg-window for the others): with 8,
-# 1000 clients would take 125 s to register.
-INSPIRCD_REG_WINDOW = 1000
+# gets 451. So its clients JOIN after the welcome (001): up to
+# Settings.welcome_window of them wait for it at once, and --reg-window of them
+# have their JOIN in flight, as with the other servers (bench/loadgen.py).
 # The largest <performance:netbuffersize> InspIRCd takes (a NUL ends the buffer);
 # a value out of range (65536 too) silently becomes the default, 10240.
 NETBUFFER_MAX = 65534
@@ -76,13 +75,9 @@ INSPIRCD_CONF = """\
 """
 
 
-def inspircd_settings(settings: Settings, reg_window_given: bool) -> Settings:
-    """The settings of InspIRCd's runs: its window of bytes, and its own
-    registration window unless --reg-window gave one."""
-    reg_window = settings.reg_window if reg_window_given else INSPIRCD_REG_WINDOW
-    return dataclasses.replace(
-        settings, window_bytes=INSPIRCD_WINDOW_BYTES, reg_window=reg_window
-    )
+def inspircd_settings(settings: Settings) -> Settings:
+    """The settings of InspIRCd's runs: fanout's window of one netbuffer."""
+    return dataclasses.replace(settings, window_bytes=INSPIRCD_WINDOW_BYTES)
 
 
 def inspircd_conf(port: int, workdir: Path, softlimit: int) -> str:

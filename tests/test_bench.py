@@ -14,7 +14,6 @@ from daemon import ROOT
 
 from bench import cli
 from bench.inspircd import (
-    INSPIRCD_REG_WINDOW,
     NETBUFFER_MAX,
     inspircd_conf,
     inspircd_path,
@@ -187,9 +186,7 @@ def test_inspircd_window_holds_one_netbuffer() -> None:
     """fanout's default window: InspIRCd's runs hold at most one netbuffer of
     messages in flight (at N = 10: 1074 of 61 bytes, not 10,000); the cap does
     not bind from N = 100 on, and the other servers have none."""
-    inspircd = inspircd_settings(Settings(), reg_window_given=False)
-    assert inspircd.reg_window == INSPIRCD_REG_WINDOW
-    assert inspircd_settings(Settings(reg_window=8), True).reg_window == 8
+    inspircd = inspircd_settings(Settings())
     assert default_window(10, inspircd, 61) == NETBUFFER_MAX // 61 == 1074
     assert default_window(100, inspircd, 61) == default_window(100, Settings(), 61)
     assert default_window(10, Settings(), 61) == 10_000
