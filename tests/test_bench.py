@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from bench.inspircd import (
     inspircd_path,
     inspircd_settings,
 )
+from bench.loadgen import IrcDialect, LoadLoop, register
 from bench.report import Median, side_by_side, write_json
 from bench.scenarios import Settings, default_window
 
@@ -281,3 +286,71 @@ def test_bench_quick_runs_against_inspircd(tmp_path: Path) -> None:
             assert figures["per_message"] == figures["members"] - 1, run
         if run["scenario"] == "idle":
             assert figures["held"] == figures["members"], run
+
+
+class _SlowJoinServer(threading.Thread):
+    """A loopback IRC server for register(): it welcomes each client at its USER,
+    then answers JOINs oldest first, only once `hold` of them are unanswered (or
+    none came for a moment), so that a client sending more would be seen."""
+
+    def __init__(self, hold: int) -> None:
+        super().__init__(daemon=True)
+        self.hold = hold
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.most_unanswered = 0
+        self.stopping = False
+
+    def run(self) -> None:
+        chosen = selectors.DefaultSelector()
+        chosen.register(self.listener, selectors.EVENT_READ)
+        unanswered: list[tuple[socket.socket, bytes]] = []
+        buffers: dict[socket.socket, bytes] = {}
+        nicks: dict[socket.socket, bytes] = {}
+        while not self.stopping:
+            events = chosen.select(0.05)
+            for key, _ in events:
+                if key.fileobj is self.listener:
+                    conn, _ = self.listener.accept()
+                    buffers[conn] = b""
+                    chosen.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                data = conn.recv(4096)
+                if not data:
+                    chosen.unregister(conn)
+                    continue
+                *lines, buffers[conn] = (buffers[conn] + data).split(b"\r\n")
+                for line in lines:
+                    word, *args = line.split()
+                    if word == b"NICK":
+                        nicks[conn] = args[0]
+                    elif word == b"USER":
+                        conn.sendall(b":s 001 " + nicks[conn] + b" :hi\r\n")
+                    elif word == b"JOIN":
+                        unanswered.append((conn, args[0]))
+            self.most_unanswered = max(self.most_unanswered, len(unanswered))
+            if unanswered and (len(unanswered) >= self.hold or not events):
+                conn, room = unanswered.pop(0)
+                conn.sendall(b":s 366 " + nicks[conn] + b" " + room + b" :end\r\n")
+
+
+def test_register_after_welcome_keeps_reg_window_joins_in_flight() -> None:
+    """A server that welcomes before it takes JOINs (InspIRCd): up to
+    welcome_window clients connect at once, and no more than window of them
+    have a JOIN unanswered at any time."""
+    server = _SlowJoinServer(hold=3)
+    server.start()
+    loop = LoadLoop(server.port, IrcDialect(oper=False, joins_after_welcome=True))
+    try:
+        clients = [(f"c{i}", "#r", False) for i in range(20)]
+        done = register(
+            loop, clients, 2, time.monotonic() + 20, 10.0, welcome_window=20
+        )
+    finally:
+        loop.close_all()
+        server.stopping = True
+        server.join(5)
+    assert done.done == 20 and done.failed == 0
+    assert server.most_unanswered == 2
