@@ -311,9 +311,9 @@ class _SlowJoinServer(threading.Thread):
             events = chosen.select(0.05)
             for key, _ in events:
                 if key.fileobj is self.listener:
-                    conn, _ = self.listener.accept()
-                    buffers[conn] = b""
-                    chosen.register(conn, selectors.EVENT_READ)
+                    accepted, _ = self.listener.accept()
+                    buffers[accepted] = b""
+                    chosen.register(accepted, selectors.EVENT_READ)
                     continue
                 conn = key.fileobj
                 assert isinstance(conn, socket.socket)
