@@ -17,6 +17,12 @@ from pathlib import Path
 from types import FrameType
 
 from bench.hotspots import summarise
+from bench.inspircd import (
+    inspircd_path,
+    inspircd_settings,
+    inspircd_version,
+    start_inspircd,
+)
 from bench.loadgen import ChatdDialect, Dialect, IrcDialect
 from bench.report import (
     Median,
@@ -28,7 +34,7 @@ from bench.report import (
     side_by_side,
     write_json,
 )
-from bench.scenarios import SCENARIOS, Figures, Settings
+from bench.scenarios import SCENARIOS, WELCOME_WINDOW, Figures, Settings
 from bench.servers import (
     ROOT,
     Placement,
@@ -53,9 +59,12 @@ SERVER_CHOICES = {
     "chatd": ["chatd"],
     "chatd-irc": ["chatd-irc"],
     "ngircd": ["ngircd"],
+    "inspircd": ["inspircd"],
     "both": ["chatd", "ngircd"],
-    "all": ["chatd", "chatd-irc", "ngircd"],
+    "all": ["chatd", "chatd-irc", "ngircd", "inspircd"],
 }
+# The IRC servers chatd is compared with, and how to tell one is installed.
+PEERS = {"ngircd": ngircd_path, "inspircd": inspircd_path}
 GENERATOR_BUSY = 90.0  # % of its core: above this the generator may be the limit
 
 
@@ -82,12 +91,13 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser (also documents every option in --help)."""
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Load benchmark for chatd, side by side with ngircd. Starts each "
-        "server itself on an ephemeral 127.0.0.1 port, pins it to one core and "
-        "this load generator to another, and prints one line per run, the medians "
-        "and chatd/ngircd ratios. chatd is measured through its line protocol "
-        "(chatd) or its IRC listener (chatd-irc, the same IRC clients as against "
-        "ngircd). See docs/performance.md.",
+        description="Load benchmark for chatd, side by side with ngircd and "
+        "inspircd. Starts each server itself on an ephemeral 127.0.0.1 port, pins it "
+        "to one core and this load generator to another, and prints one line per "
+        "run, the medians and chatd/ngircd and chatd/inspircd ratios. chatd is "
+        "measured through its line protocol (chatd) or its IRC listener (chatd-irc, "
+        "the same IRC clients as against ngircd and inspircd). See "
+        "docs/performance.md.",
     )
     p.add_argument(
         "scenarios",
@@ -101,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
         choices=[*SERVER_CHOICES],
         default="both",
         help="chatd (line protocol), chatd-irc (its IRC listener, --no-history), "
-        "ngircd; both: chatd and ngircd; all: the three (default both)",
+        "ngircd, inspircd; both: chatd and ngircd; all: the four, those of ngircd "
+        "and inspircd that are installed (default both)",
     )
     p.add_argument("--runs", type=int, default=None, help="runs of each (default 3)")
     p.add_argument(
@@ -136,8 +147,15 @@ def parser() -> argparse.ArgumentParser:
         "--reg-window",
         type=int,
         default=8,
-        help="registrations in flight at once (default 8; ngircd's accept "
+        help="registrations (JOINs) in flight at once (default 8; ngircd's accept "
         "backlog is 10)",
+    )
+    p.add_argument(
+        "--welcome-window",
+        type=int,
+        default=WELCOME_WINDOW,
+        help="inspircd: clients waiting at once for the welcome it sends on a "
+        f"once-a-second tick, before their JOIN (default {WELCOME_WINDOW})",
     )
     p.add_argument(
         "--quick",
@@ -228,6 +246,8 @@ def _start(
         return start_chatd(
             workdir, placement, chatd_args, kind, irc=kind == "chatd-irc"
         )
+    if kind == "inspircd":
+        return start_inspircd(workdir, placement)
     return start_ngircd(workdir, placement)
 
 
@@ -238,8 +258,18 @@ def is_chatd(kind: str) -> bool:
 
 def _dialect(kind: str) -> Dialect:
     if kind == "chatd-irc" or not is_chatd(kind):  # IRC clients
-        return IrcDialect(oper=kind == "ngircd")
+        return IrcDialect(oper=kind == "ngircd", joins_after_welcome=kind == "inspircd")
     return ChatdDialect()  # chatd and its variants: the line protocol
+
+
+def settings_for(kind: str, settings: Settings) -> Settings:
+    """The settings of kind's runs (InspIRCd's fanout window has a cap)."""
+    return inspircd_settings(settings) if kind == "inspircd" else settings
+
+
+def missing_peers(servers: list[str]) -> list[str]:
+    """The servers of the list that are IRC servers not installed here."""
+    return [kind for kind in servers if kind in PEERS and PEERS[kind]() is None]
 
 
 def run_one(
@@ -287,6 +317,7 @@ def main(argv: list[str]) -> int:
         chatter_members=args.chatter_members or members,
         chatter_seconds=args.chatter_seconds or seconds,
         reg_window=args.reg_window,
+        welcome_window=args.welcome_window,
     )
     sizes = {
         "fanout": args.fanout_sizes or fanout_sizes,
@@ -303,16 +334,18 @@ def main(argv: list[str]) -> int:
         at = servers.index("chatd") + 1 if "chatd" in servers else 0
         servers[at:at] = list(variants)
     chatd_kinds = [kind for kind in servers if is_chatd(kind)]
-    if "ngircd" in servers and ngircd_path() is None:
+    missing = missing_peers(servers)
+    for kind in missing:
         print(
-            "ngircd is not installed, so there is nothing to compare chatd with. "
-            "On Debian: `apt-get install -y ngircd` (the benchmark writes its own "
-            "config and starts it itself); or run with --server chatd."
+            f"{kind} is not installed, so this run leaves it out (on Debian: "
+            f"`apt-get install -y {kind}`; the benchmark writes its config and "
+            "starts it itself)."
         )
-        if not chatd_kinds:
+    if missing:
+        servers = [kind for kind in servers if kind not in missing]
+        if not servers:
             return 2
-        servers = chatd_kinds
-        print(f"Going on with {' and '.join(servers)} alone.\n")
+        print(f"Going on with {' and '.join(servers)}.\n")
 
     nofile = raise_nofile()
     placement = plan_placement(not args.no_pin, args.server_nofile)
@@ -340,6 +373,7 @@ def main(argv: list[str]) -> int:
         else None,
         "chatd_variants": {kind: " ".join(more) for kind, more in variants.items()},
         "ngircd": ngircd_version() if "ngircd" in servers else None,
+        "inspircd": inspircd_version() if "inspircd" in servers else None,
         "python": platform.python_version(),
         "twisted": _version("twisted"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -364,6 +398,11 @@ def main(argv: list[str]) -> int:
         )
     if "ngircd" in servers:
         print(f"  {meta['ngircd']}")
+    if "inspircd" in servers:
+        print(
+            f"  {meta['inspircd']} (its clients JOIN after the welcome it sends "
+            f"once a second, {settings.welcome_window} waiting at once)"
+        )
     print()
 
     results: list[Run] = []
@@ -383,7 +422,7 @@ def main(argv: list[str]) -> int:
                     kind,
                     scenario,
                     size,
-                    settings,
+                    settings_for(kind, settings),
                     workdir,
                     placement,
                     server_args.get(kind, []),
@@ -497,11 +536,14 @@ def _markdown(meta: dict[str, object], rows: list[Median], profile: str) -> str:
         f", {kind}: the same with `{more}`"
         for kind, more in (variants.items() if isinstance(variants, dict) else [])
     )
+    peers = "".join(
+        f", {meta[kind]}" for kind in PEERS if isinstance(meta.get(kind), str)
+    )
     lines = [
         f"Run {meta['when_utc']} UTC: `{meta['command']}`",
         "",
         f"chatd {meta['chatd_commit']} (`twistd chatd {meta['chatd_args_text']}`"
-        f"{also}{irc_text}), {meta['ngircd']}; Python {meta['python']}, Twisted "
+        f"{also}{irc_text}){peers}; Python {meta['python']}, Twisted "
         f"{meta['twisted']}; {meta['machine']}; {meta['placement']}.",
         "",
         side_by_side(rows, markdown=True),

@@ -14,6 +14,7 @@ import select
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable
 
 NL = b"\n"
@@ -37,10 +38,22 @@ class Dialect(ABC):
 
     name: str
     echoes: bool  # does the sender receive its own room message?
+    # Does the server take commands only once it has welcomed the client? Then
+    # hello() only registers, and join() is sent when welcomed() arrives.
+    joins_after_welcome: bool = False
 
     @abstractmethod
     def hello(self, nick: str, room: str, fast: bool = False) -> bytes:
-        """Bytes sent right after connecting: register as nick and join room."""
+        """Bytes sent right after connecting: register as nick and join room
+        (unless joins_after_welcome)."""
+
+    def welcomed(self, nick: str) -> bytes:
+        """A byte string that nick receives once registered (joins_after_welcome)."""
+        raise NotImplementedError(f"{self.name}: joins at once")
+
+    def join(self, nick: str, room: str, fast: bool = False) -> bytes:
+        """Bytes sent once welcomed: join room (joins_after_welcome)."""
+        raise NotImplementedError(f"{self.name}: joins at once")
 
     @abstractmethod
     def joined(self, nick: str, room: str) -> bytes:
@@ -83,13 +96,25 @@ class IrcDialect(Dialect):
     echoes = False
     OPER = ("bench", "bench")  # the [Operator] block written into ngircd.conf
 
-    def __init__(self, oper: bool = True) -> None:
+    def __init__(self, oper: bool = True, joins_after_welcome: bool = False) -> None:
         # chatd has no IRC operators, and its flood control is off in the
-        # benchmark: its fast sender needs no OPER (it would get 421).
+        # benchmark: its fast sender needs no OPER (it would get 421). Neither
+        # does InspIRCd's, whose connect class lifts every throttle.
         self.oper = oper
+        # InspIRCd answers 451 to a JOIN before its welcome (bench/inspircd.py).
+        self.joins_after_welcome = joins_after_welcome
 
     def hello(self, nick: str, room: str, fast: bool = False) -> bytes:
-        lines = [f"NICK {nick}", f"USER {nick} 0 * :{nick}"]
+        text = f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n"
+        if self.joins_after_welcome:
+            return text.encode()
+        return text.encode() + self.join(nick, room, fast)
+
+    def welcomed(self, nick: str) -> bytes:
+        return f" 001 {nick} ".encode()  # RPL_WELCOME
+
+    def join(self, nick: str, room: str, fast: bool = False) -> bytes:
+        lines = []
         if fast and self.oper:
             # ngircd handles 3 commands per read from a plain user and 10 from a
             # user with mode +F ("relaxed flood protection", operators only).
@@ -357,61 +382,106 @@ def register(
     deadline: float,
     stall: float,
     then: int = COUNT,
+    welcome_window: int | None = None,
 ) -> Registration:
-    """Connect clients (nick, room, fast) at most window at a time until registered.
+    """Connect clients (nick, room, fast) and register them, window at a time.
 
-    A client counts as registered when it has its own JOIN of room. Gives up at
+    A client counts as registered when it has its own JOIN of room. Where the
+    dialect joins after the welcome, up to welcome_window clients (default:
+    window) are connected at once, waiting for their welcome or their turn, and
+    window of them at a time have a JOIN unanswered: the same JOINs in flight as
+    for any other server, while the server welcomes in batches. Gives up at
     deadline (time.monotonic()) or when no client registered for stall seconds.
     """
-    result = Registration()
-    pending = list(clients)
-    pending.reverse()
+    registrar = _Registrar(loop, window, welcome_window or window, then)
+    return registrar.run(list(clients), deadline, stall)
 
-    def registered(conn: Conn) -> None:
+
+class _Registrar:
+    """The state of one register() call."""
+
+    def __init__(
+        self, loop: LoadLoop, window: int, welcome_window: int, then: int
+    ) -> None:
+        self.loop = loop
+        self.dialect = loop.dialect
+        self.window = window  # JOINs unanswered at once
+        self.then = then
+        # Clients connected and not registered yet, at most.
+        self.in_flight = welcome_window if self.dialect.joins_after_welcome else window
+        self.result = Registration()
+        self.welcomed: deque[Conn] = deque()  # waiting for their turn to JOIN
+        self.joining: set[int] = set()  # Conn.index of those that sent it
+        self.fast: set[int] = set()  # Conn.index of the fast ones
+
+    def run(
+        self, pending: list[tuple[str, str, bool]], deadline: float, stall: float
+    ) -> Registration:
+        result = self.result
+        pending.reverse()
+        self.loop.on_lost = self.lost
+        result.started = time.perf_counter()
+        try:
+            while pending or result.done + result.failed < len(result.conns):
+                busy = len(result.conns) - result.done - result.failed
+                while pending and busy < self.in_flight:
+                    self.open(*pending.pop())
+                    busy += 1
+                now = time.monotonic()
+                if now > deadline:
+                    result.stalled = "time limit reached"
+                    break
+                if now - result.last_progress > stall:
+                    result.stalled = f"no registration for {stall:.0f} s"
+                    break
+                self.loop.poll(0.05)
+        finally:
+            self.loop.on_lost = None
+        return result
+
+    def open(self, nick: str, room: str, fast: bool) -> None:
+        dialect = self.dialect
+        conn = self.loop.open(nick, room, dialect.hello(nick, room, fast))
+        if dialect.joins_after_welcome:
+            conn.expect(dialect.welcomed(nick), self.on_welcome)
+            if fast:
+                self.fast.add(conn.index)
+        else:
+            conn.expect(dialect.joined(nick, room), self.registered, self.then)
+        self.result.conns.append(conn)
+        if conn.closed is not None:  # refused at once
+            self.result.failed += 1
+
+    def on_welcome(self, conn: Conn) -> None:
+        # From now on it waits for its JOIN's answer, so that a loss counts.
+        conn.expect(
+            self.dialect.joined(conn.nick, conn.room), self.registered, self.then
+        )
+        self.welcomed.append(conn)
+        self.send_joins()
+
+    def send_joins(self) -> None:
+        while self.welcomed and len(self.joining) < self.window:
+            conn = self.welcomed.popleft()
+            if conn.closed is None:
+                self.joining.add(conn.index)
+                fast = conn.index in self.fast
+                self.loop.write(conn, self.dialect.join(conn.nick, conn.room, fast))
+
+    def registered(self, conn: Conn) -> None:
+        result = self.result
         result.done += 1
         result.finished = time.perf_counter()
         result.last_progress = time.monotonic()
+        if conn.index in self.joining:
+            self.joining.discard(conn.index)
+            self.send_joins()
 
-    def lost(conn: Conn) -> None:
-        if conn.on_marker is registered:  # lost before it registered
-            result.failed += 1
-
-    loop.on_lost = lost
-    result.started = time.perf_counter()
-    try:
-        _register(loop, pending, window, deadline, stall, then, result, registered)
-    finally:
-        loop.on_lost = None
-    return result
-
-
-def _register(
-    loop: LoadLoop,
-    pending: list[tuple[str, str, bool]],
-    window: int,
-    deadline: float,
-    stall: float,
-    then: int,
-    result: Registration,
-    registered: Callable[[Conn], None],
-) -> None:
-    dialect = loop.dialect
-    while pending or result.done + result.failed < len(result.conns):
-        while pending and len(result.conns) - result.done - result.failed < window:
-            nick, room, fast = pending.pop()
-            conn = loop.open(nick, room, dialect.hello(nick, room, fast))
-            conn.expect(dialect.joined(nick, room), registered, then)
-            result.conns.append(conn)
-            if conn.closed is not None:  # refused at once
-                result.failed += 1
-        now = time.monotonic()
-        if now > deadline:
-            result.stalled = "time limit reached"
-            break
-        if now - result.last_progress > stall:
-            result.stalled = f"no registration for {stall:.0f} s"
-            break
-        loop.poll(0.05)
+    def lost(self, conn: Conn) -> None:
+        # Lost before it registered: still waiting for its welcome or its JOIN.
+        if conn.on_marker is not None:
+            self.result.failed += 1
+        self.joining.discard(conn.index)
 
 
 def barrier(

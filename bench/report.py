@@ -19,7 +19,7 @@ class Column:
     heading: str
     unit: str = ""
     digits: int = 0
-    ratio: bool = True  # is chatd/ngircd (or chatd-irc/ngircd) meaningful for it?
+    ratio: bool = True  # is chatd/ngircd (or chatd-irc/inspircd...) meaningful?
 
     def show(self, value: float | int | str | None) -> str:
         if value is None:
@@ -65,7 +65,7 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 SIZE_NAMES = {"fanout": "N", "chatter": "rooms x members", "idle": "K"}
-BASELINE = "ngircd"  # every chatd is compared with it
+PEERS = ("ngircd", "inspircd")  # every chatd is compared with each of them
 IRC_LISTENER = "chatd-irc"  # chatd's IRC door, not a variant of its arguments
 
 
@@ -79,6 +79,17 @@ class Run:
     label: str  # how the size is shown: 1000, or 100x10 for chatter
     run: int
     figures: Figures
+
+
+@dataclass
+class Ratio:
+    """One server's medians over another's, of one scenario and size."""
+
+    scenario: str
+    size: int
+    label: str
+    pair: str  # "chatd/ngircd", "chatd-irc/inspircd", "chatd/chatd-nohist"...
+    figures: dict[str, float | None]
 
 
 @dataclass
@@ -165,15 +176,9 @@ def median_lines(rows: Iterable[Median]) -> list[str]:
     return lines
 
 
-def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None or theirs == 0:
-        return "-"
-    return f"{ours / theirs:.2f}x"
-
-
 def _servers(rows: Sequence[Median]) -> list[str]:
     """The servers in the figures: chatd, its variants (chatd-NAME), chatd-irc,
-    ngircd."""
+    then the peers (ngircd, inspircd) in the order they ran."""
     found = list(dict.fromkeys(row.server for row in rows))
     first = [name for name in ("chatd",) if name in found]
     variants = [name for name in found if _is_variant(name)]
@@ -187,14 +192,54 @@ def _is_variant(name: str) -> bool:
     return name.startswith("chatd-") and name != IRC_LISTENER
 
 
+def _pairs(servers: list[str]) -> list[tuple[str, str]]:
+    """Which servers to divide by which: every chatd (line, variants, IRC door)
+    by each peer, then chatd by each of its variants (chatd/chatd-nohist:
+    history on against off, from the same runs)."""
+    chatds = [name for name in servers if name.startswith("chatd")]
+    pairs = [(mine, peer) for peer in PEERS if peer in servers for mine in chatds]
+    return pairs + [("chatd", name) for name in servers if _is_variant(name)]
+
+
+def ratios(rows: Sequence[Median]) -> list[Ratio]:
+    """The ratios of medians from the same runs, per scenario and size, for
+    every pair of _pairs() with both servers in the figures."""
+    pairs = _pairs(_servers(rows))
+    found = []
+    for scenario in dict.fromkeys(row.scenario for row in rows):
+        for size in dict.fromkeys(r.size for r in rows if r.scenario == scenario):
+            by_server = {
+                r.server: r for r in rows if r.scenario == scenario and r.size == size
+            }
+            for mine, other in pairs:
+                if not {mine, other} <= by_server.keys():
+                    continue
+                ours, theirs = by_server[mine].figures, by_server[other].figures
+                figures = {
+                    c.key: _quotient(ours.get(c.key), theirs.get(c.key))
+                    for c in COLUMNS[scenario]
+                    if c.ratio
+                }
+                label = by_server[mine].label
+                found.append(Ratio(scenario, size, label, f"{mine}/{other}", figures))
+    return found
+
+
+def _quotient(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
 def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
     """Tables per scenario: each server, then ratios, for every size.
 
-    The ratios: chatd, each variant and chatd-irc against ngircd, and chatd
-    against each variant (chatd/chatd-nohist: history on against off, from the
-    same runs).
+    The ratios: chatd, each variant and chatd-irc against ngircd and against
+    inspircd, and chatd against each variant (see ratios()).
     """
     out: list[str] = []
+    servers = _servers(rows)
+    every_ratio = ratios(rows)
     scenarios = list(dict.fromkeys(row.scenario for row in rows))
     for scenario in scenarios:
         columns = COLUMNS[scenario]
@@ -205,7 +250,6 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
             by_server = {
                 r.server: r for r in rows if r.scenario == scenario and r.size == size
             }
-            servers = _servers(rows)
             for server in servers:
                 row = by_server.get(server)
                 if row is not None:
@@ -214,24 +258,23 @@ def side_by_side(rows: Sequence[Median], markdown: bool) -> str:
                     ]
                     name = server + (f" ({row.failed} failed)" if row.failed else "")
                     table.append([row.label, name, *cells])
-            pairs = [(name, BASELINE) for name in servers if name.startswith("chatd")]
-            pairs += [("chatd", name) for name in servers if _is_variant(name)]
-            for mine, other in pairs:
-                if not {mine, other} <= by_server.keys():
+            for ratio in every_ratio:
+                if ratio.scenario != scenario or ratio.size != size:
                     continue
-                ours, theirs = by_server[mine], by_server[other]
                 cells = [
-                    _ratio(ours.figures.get(c.key), theirs.figures.get(c.key))
-                    if c.ratio
-                    else ""
+                    _ratio_text(ratio.figures.get(c.key)) if c.ratio else ""
                     for c in columns
                 ]
-                table.append([ours.label, f"{mine}/{other}", *cells])
+                table.append([ratio.label, ratio.pair, *cells])
         out.append(f"{scenario} (medians)" if not markdown else f"**{scenario}**")
         out.append("")
         out.extend(_render_table(header, table, markdown))
         out.append("")
     return "\n".join(out)
+
+
+def _ratio_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _render_table(
@@ -259,7 +302,7 @@ def _render_table(
 def write_json(
     path: Path, meta: dict[str, object], runs: Sequence[Run], rows: Sequence[Median]
 ) -> None:
-    """Write every run and the medians as JSON."""
+    """Write every run, the medians and their ratios as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "meta": meta,
@@ -277,6 +320,7 @@ def write_json(
             }
             for row in rows
         ],
+        "ratios": [ratio.__dict__ for ratio in ratios(rows)],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
 
@@ -305,8 +349,9 @@ def plot(path: Path, rows: Sequence[Median], caption: str) -> str:
         "chatd": ("tab:blue", "o"),
         IRC_LISTENER: ("tab:green", "^"),
         "ngircd": ("tab:orange", "s"),
+        "inspircd": ("tab:red", "D"),
     }
-    extra = iter([("tab:purple", "v"), ("tab:brown", "D"), ("tab:pink", "P")])
+    extra = iter([("tab:purple", "v"), ("tab:brown", "X"), ("tab:pink", "P")])
     for name in _servers(fanout):
         if name not in styles:
             styles[name] = next(extra, ("tab:gray", "x"))

@@ -188,11 +188,12 @@ def _child_setup(placement: Placement) -> Callable[[], None]:
 class Server:
     """A running server process under test."""
 
-    kind: str  # "chatd", "chatd-irc", "chatd-NAME" (a variant) or "ngircd"
+    kind: str  # "chatd", "chatd-irc", "chatd-NAME" (a variant), "ngircd", "inspircd"
     process: subprocess.Popen[bytes]
     port: int
-    log_path: Path
+    log_path: Path  # its standard output and error
     command: list[str] = field(default_factory=list)
+    more_logs: tuple[Path, ...] = ()  # log files it writes itself (InspIRCd's)
 
     @property
     def pid(self) -> int:
@@ -208,10 +209,14 @@ class Server:
         return proc_rss_kib(self.pid)
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        """Its output, then the log files it writes itself."""
+        texts = []
+        for path in (self.log_path, *self.more_logs):
+            try:
+                texts.append(path.read_text(errors="replace"))
+            except OSError:
+                pass
+        return "".join(texts)
 
     def log_tail(self, count: int = 15) -> str:
         return "\n".join(self.log_text().splitlines()[-count:])
