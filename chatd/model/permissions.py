@@ -78,10 +78,7 @@ class Permissions:
         ChatError(NO_SUCH_ROOM) for a room that does not exist or that
         user may not see, in the same words.
         """
-        name = normalize_name(name)
-        problem = room_problem(name)
-        if problem is not None:
-            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+        name = _checked_room_name(name)
         found = self.rooms.get(fold(name))
         if found is None or not self.may_see(user, found):
             raise ChatError(
@@ -97,11 +94,7 @@ class Permissions:
         None: the room does not exist, or user may not see it; the door
         answers as for a room that never had history, in the same words.
         """
-        name = normalize_name(name)
-        problem = room_problem(name)
-        if problem is not None:
-            raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
-        room = self.rooms.get(fold(name))
+        room = self.rooms.get(fold(_checked_room_name(name)))
         if room is None or not self.may_see(user, room):
             return None
         if user.is_member(room) or self.is_server_operator(user):
@@ -123,3 +116,12 @@ class Permissions:
                 room=room.name,
             )
         return room
+
+
+def _checked_room_name(name: str) -> str:
+    """name as rooms are spelled, or ChatError(ROOM_INVALID) if it cannot be one."""
+    name = normalize_name(name)
+    problem = room_problem(name)
+    if problem is not None:
+        raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
+    return name
