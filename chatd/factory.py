@@ -125,10 +125,10 @@ class ChatFactory(ServerFactory):
             self.stats.limit_hit(door, "per-ip")
         else:
             return None
-        self._note_refusal(host or "a trusted proxy", reason)
+        self.note_refusal(host or "a trusted proxy", reason)
         return reason
 
-    def _note_refusal(self, host: str, reason: str) -> None:
+    def note_refusal(self, host: str, reason: str) -> None:
         """Log a refusal once per address and REFUSAL_NOTE_SECONDS, counting the rest.
 
         An address that reconnects in a loop would otherwise write a line to

@@ -12,6 +12,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from web_helpers import LISTENER, FakeBrowser, http_get, make_site
 
@@ -190,3 +191,39 @@ def test_the_metrics_listener_caps_its_own_connections(clock: Clock) -> None:
     close(held[0][0])
     _, again = open_http(site, 50081)
     assert status(again) == 0 and not again.disconnecting
+
+
+@pytest.mark.parametrize("which", ["web", "metrics"])
+def test_a_refused_request_is_logged_once_a_minute_per_address(
+    clock: Clock, which: str
+) -> None:
+    """413s from one address: one warning naming the address and why; the next
+    ones within the minute are counted into the next note, not each logged."""
+    _, site, _ = dict((name, (name, s, f)) for name, s, f in sites(clock))[which]
+    with capturedLogs() as events:
+        for port in (50000, 50001, 50002):
+            channel, _ = open_http(site, port, host="192.0.2.7")
+            channel.dataReceived(
+                b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                b"Content-Length: 300000000\r\n\r\n"
+            )
+            close(channel)
+    noted = [event for event in events if event.get("host") == "192.0.2.7"]
+    assert len(noted) == 1
+    assert "HTTP 413" in noted[0]["reason"]
+
+
+@pytest.mark.parametrize("which", ["web", "metrics"])
+def test_head_is_answered_with_gets_headers_and_no_body_quietly(
+    clock: Clock, which: str
+) -> None:
+    """HEAD /healthz: 200 with GET's Content-Length and no body, and nothing in
+    the log (twisted.web would say, for each one, that it ate a body)."""
+    _, site, _ = dict((name, (name, s, f)) for name, s, f in sites(clock))[which]
+    channel, transport = open_http(site, 50000)
+    with capturedLogs() as events:
+        channel.dataReceived(b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert status(transport) == 200
+    assert b"content-length: " in head.lower() and body == b""
+    assert not [event for event in events if "eat" in str(event.get("log_format"))]

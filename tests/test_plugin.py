@@ -442,3 +442,13 @@ def test_bad_metrics_endpoint_is_a_usage_error() -> None:
     """An unparsable --metrics is a UsageError naming the option."""
     with pytest.raises(usage.UsageError, match="--metrics nonsense"):
         parse("--metrics", "nonsense:9101")
+
+
+def test_the_help_has_no_runs_of_spaces_inside_a_sentence() -> None:
+    """`twistd chatd --help`: each option's text reads as one sentence, with no
+    docstring indentation left inside it."""
+    for line in str(Options()).splitlines():
+        text = line.strip()
+        if text.startswith("-"):
+            text = text.split("  ", 1)[-1].strip()  # after the option's column
+        assert "  " not in text, line

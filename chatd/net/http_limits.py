@@ -20,13 +20,16 @@ Only the --web site and the --metrics listener import this module.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
-from twisted.web.server import Site
+from twisted.web.resource import IResource
+from twisted.web.server import Request, Site
+from zope.interface import implementer
 
 from chatd.net.connection import Refusal
 
@@ -46,6 +49,11 @@ def answer(status: str, text: str, *headers: str) -> bytes:
 TOO_LARGE = answer("413 Content Too Large", "This server takes no request bodies.")
 LENGTH_REQUIRED = answer("411 Length Required", "This server takes no chunked bodies.")
 TIMED_OUT = answer("408 Request Timeout", "The request's headers came too slowly.")
+REASONS = {  # as the log says them
+    TOO_LARGE: f"HTTP 413: a request body over {MAX_BODY} bytes",
+    LENGTH_REQUIRED: "HTTP 411: a chunked request body",
+    TIMED_OUT: f"HTTP 408: headers not whole within {HEADER_TIMEOUT:g} s",
+}
 
 
 def busy(reason: str) -> bytes:
@@ -69,22 +77,38 @@ class HttpSlots(TypingProtocol):
     def http_closed(self, host: str) -> None:
         """Forget an HTTP connection from host."""
 
+    def http_refused(self, host: str, reason: str) -> None:
+        """Note that a request from host was refused (408, 411, 413) for reason."""
+
 
 class Slots:
-    """HttpSlots of their own: at most `total` connections, `per_address` each."""
+    """HttpSlots of their own: at most `total` connections, `per_address` each.
 
-    def __init__(self, total: int, per_address: int) -> None:
+    note(host, reason) logs a refusal (ChatFactory.note_refusal: once a
+    minute per address, the rest counted).
+    """
+
+    def __init__(
+        self, total: int, per_address: int, note: Callable[[str, str], None]
+    ) -> None:
         self.total = total
         self.per_address = per_address
+        self.note = note
         self.open = 0
         self.per_host: Counter[str] = Counter()
 
     def http_refusal(self, host: str) -> str | None:
         if self.open >= self.total:
-            return f"the listener is full ({self.total} connections)"
-        if self.per_host[host] >= self.per_address:
-            return f"too many connections from your address ({self.per_address})"
-        return None
+            reason = f"the listener is full ({self.total} connections)"
+        elif self.per_host[host] >= self.per_address:
+            reason = f"too many connections from your address ({self.per_address})"
+        else:
+            return None
+        self.note(host, reason)
+        return reason
+
+    def http_refused(self, host: str, reason: str) -> None:
+        self.note(host, reason)
 
     def http_opened(self, host: str) -> None:
         self.open += 1
@@ -188,6 +212,8 @@ class LimitedChannel(http.HTTPChannel):
             return
         if answer:
             transport.write(answer)
+            if self.slots is not None:  # logged once a minute per address
+                self.slots.http_refused(self.host, REASONS[answer])
         self.loseConnection()
         self._abort_call = self.callLater(ABORT_GRACE, self._abort)
 
@@ -217,6 +243,12 @@ class LimitedSite(Site):
         self.clock = clock
         self.refusal_grace = refusal_grace
 
+    def getResourceFor(self, request: Request) -> IResource:
+        found = super().getResourceFor(request)
+        if request.method == b"HEAD":
+            return HeadOfGet(found)
+        return found
+
     def host_of(self, addr: IAddress | None) -> str:
         """What the slots count a connection from addr by."""
         return _host(addr)
@@ -232,3 +264,30 @@ class LimitedSite(Site):
         channel.slots = self.slots
         channel.host = host
         return channel
+
+
+@implementer(IResource)
+class HeadOfGet:
+    """A resource's answer to HEAD: its GET's headers and length, no body.
+
+    twisted.web renders GET for HEAD and then logs, for every request, that
+    it "will eat" the body: an uptime monitor asking HEAD would fill the log.
+    """
+
+    isLeaf = True
+
+    def __init__(self, resource: IResource) -> None:
+        self.resource = resource
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        return self.resource.getChildWithDefault(name, request)
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        self.resource.putChild(path, child)
+
+    def render(self, request: Request) -> bytes | int:
+        body: bytes | int = self.resource.render(request)
+        if isinstance(body, bytes) and body:
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b""
+        return body

@@ -90,7 +90,11 @@ def metrics_site(hub: ChatFactory, registry: CollectorRegistry) -> MetricsSite:
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     root.putChild(b"healthz", HealthResource(hub))
-    slots = Slots(METRICS_CONNECTIONS, METRICS_PER_ADDRESS)
+    slots = Slots(
+        METRICS_CONNECTIONS,
+        METRICS_PER_ADDRESS,
+        lambda host, reason: hub.note_refusal(host, f"--metrics: {reason}"),
+    )
     site = MetricsSite(root, slots, hub.clock, HTTP_TIMEOUT)
     site.displayTracebacks = False
     return site

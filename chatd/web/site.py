@@ -271,6 +271,9 @@ class WebSlots:
     def http_closed(self, host: str) -> None:
         self.hub.http_closed(host if self.per_address else None)
 
+    def http_refused(self, host: str, reason: str) -> None:
+        self.hub.note_refusal(host, reason)
+
 
 class ChatSite(LimitedSite):
     """The site: security headers on every answer, no access log, the chat's caps."""

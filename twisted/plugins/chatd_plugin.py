@@ -199,6 +199,11 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
+        # An opt_ method's docstring keeps its indentation inside the help
+        # text (textwrap turns each newline and indent into spaces): one space.
+        self.docs = {
+            name: " ".join((doc or "").split()) for name, doc in self.docs.items()
+        }
         self["listen"] = []
         self["irc"] = []
         self["web"] = []
