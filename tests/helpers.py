@@ -29,6 +29,7 @@ WAIT = 10.0  # seconds: the bound on every wait for another thread
 class RecordingClient:
     """An IChatClient that keeps what it was given."""
 
+    identify_hint = "/identify <password>"
     events: list[Event] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
 

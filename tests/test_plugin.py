@@ -238,9 +238,9 @@ def test_installed_distribution_ships_the_plugin() -> None:
 
 def test_irc_is_off_unless_given() -> None:
     """Without --irc there is no IRC listener; --irc is repeatable."""
-    assert parse()["irc_endpoints"] == []
+    assert parse()["door_endpoints"]["irc"] == []
     options = parse("--irc", "tcp:6667", "--irc", "tcp:6668")
-    assert [description for description, _ in options["irc_endpoints"]] == [
+    assert [description for description, _ in options["door_endpoints"]["irc"]] == [
         "tcp:6667",
         "tcp:6668",
     ]
@@ -275,7 +275,7 @@ def test_bad_irc_endpoint_is_a_usage_error() -> None:
 def test_web_is_off_unless_given() -> None:
     """Without --web there is no web listener; --web and --web-origin repeat."""
     options = parse()
-    assert options["web_endpoints"] == [] and options["web-origin"] == []
+    assert options["door_endpoints"]["web"] == [] and options["web-origin"] == []
     assert not options["web-trust-proxy"]
     options = parse(
         "--web",
@@ -288,7 +288,7 @@ def test_web_is_off_unless_given() -> None:
         "*",
         "--web-trust-proxy",
     )
-    assert [d for d, _ in options["web_endpoints"]] == ["tcp:8080", "tcp:8081"]
+    assert [d for d, _ in options["door_endpoints"]["web"]] == ["tcp:8080", "tcp:8081"]
     assert options["web-origin"] == ["https://chat.example.com", "*"]
     assert options["web-trust-proxy"]
 

@@ -305,13 +305,17 @@ class Options(usage.Options):
             ),
             operators=operators,
         )
-        self["endpoints"] = [_endpoint(description) for description in self["listen"]]
-        self["irc_endpoints"] = [
-            _endpoint(description, "--irc") for description in self["irc"]
-        ]
-        self["web_endpoints"] = [
-            _endpoint(description, "--web") for description in self["web"]
-        ]
+        from chatd.doors import DOORS
+
+        # Each declared door's listeners: its option (--listen, --irc, --web)
+        # names the endpoints, in the order given.
+        self["door_endpoints"] = {
+            door.name: [
+                _endpoint(description, f"--{door.option}")
+                for description in self.get(door.option, [])
+            ]
+            for door in DOORS
+        }
         self["metrics_endpoint"] = (
             _endpoint(self["metrics"], "--metrics") if self["metrics"] else None
         )
@@ -335,7 +339,7 @@ def with_backlog(description: str) -> str:
 def _endpoint(
     description: str, option: str = "--listen"
 ) -> tuple[str, IStreamServerEndpoint]:
-    """Parse one --listen or --irc endpoint string, or explain why it cannot be used."""
+    """Parse one door's endpoint string (--listen, --irc...), or explain why not."""
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
@@ -480,32 +484,21 @@ def _listeners(
     it is wrapped in the metrics listener's service (it starts after it and
     stops after it); history: the SQLite store its figures come from.
     """
+    from chatd.doors import DOORS
     from chatd.ops.service import FarewellService, ListenerService
-    from chatd.protocol import ChatProtocol
 
     FarewellService(factory).setServiceParent(top)
-    for description, endpoint in options["endpoints"]:
-        ListenerService(description, endpoint, factory).setServiceParent(top)
-    doors = [ChatProtocol.door]
-    if options["irc_endpoints"]:
-        from chatd.irc.protocol import IrcProtocol
-
-        doors.append(IrcProtocol.door)
-        irc = factory.door(IrcProtocol)
-        for description, endpoint in options["irc_endpoints"]:
-            ListenerService(description, endpoint, irc, door="IRC ").setServiceParent(
-                top
-            )
-    if options["web_endpoints"]:
-        from chatd.web.door import WebConnection
-        from chatd.web.site import web_site
-
-        doors.append(WebConnection.door)
-        site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
-        for description, endpoint in options["web_endpoints"]:
-            ListenerService(description, endpoint, site, door="web ").setServiceParent(
-                top
-            )
+    doors = []
+    for door in DOORS:
+        endpoints = options["door_endpoints"].get(door.name)
+        if not endpoints:
+            continue
+        doors.append(door.name)
+        serving = door.serve(factory, options)  # one factory for all its listeners
+        for description, endpoint in endpoints:
+            ListenerService.of_door(
+                door, description, endpoint, serving
+            ).setServiceParent(top)
     if options["metrics_endpoint"] is not None:
         from chatd.ops.metrics_http import metrics_service
 

@@ -1,0 +1,28 @@
+"""The line door's declaration (chatd.doors): --listen, its commands and their kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.interfaces import IProtocolFactory
+
+from chatd.doors import Door
+from chatd.factory import ChatFactory
+from chatd.line.kinds import LINE_COMMANDS, command_of
+from chatd.protocol import ChatProtocol
+
+
+def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
+    """The line listener's factory: the hub itself (it builds line connections)."""
+    return hub
+
+
+LINE = Door(
+    connection=ChatProtocol,
+    option="listen",
+    title="",
+    serve=serve,
+    commands=LINE_COMMANDS,
+    command_of=command_of,
+)
