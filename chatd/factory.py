@@ -17,8 +17,8 @@ from chatd.net.connection import Connection, Refusal
 from chatd.net.output import OutputBatch
 from chatd.net.stats import Stats
 from chatd.protocol import ChatProtocol
-from chatd.store.accounts import AccountStore, MemoryAccounts
-from chatd.store.interface import IHistory
+from chatd.store.accounts import MemoryAccounts
+from chatd.store.interface import AccountStore, IHistory
 
 
 def address_host(addr: IAddress | None) -> str:

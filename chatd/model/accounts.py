@@ -60,7 +60,7 @@ from chatd.model.password_queue import (
 )
 from chatd.model.rates import TokenBucket
 from chatd.model.room_rules import RoomRecord
-from chatd.store.accounts import AccountRecord, AccountStore
+from chatd.store.interface import AccountRecord, AccountStore
 
 T = TypeVar("T")
 

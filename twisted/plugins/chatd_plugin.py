@@ -380,7 +380,8 @@ class ChatServiceMaker:
             HashingService,
             HistoryService,
         )
-        from chatd.store.accounts import AccountStore, MemoryAccounts, SQLiteAccounts
+        from chatd.store.accounts import MemoryAccounts, SQLiteAccounts
+        from chatd.store.interface import AccountStore
         from chatd.store.writer import SQLiteHistory
 
         history = None
