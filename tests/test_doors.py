@@ -20,6 +20,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
+from twisted.python.usage import UsageError
 
 from chatd.doors import DOORS, TEXT, Door, Kind, command_kinds
 from chatd.factory import ChatFactory
@@ -40,10 +41,8 @@ def bot_registered() -> Iterator[Door]:
         DOORS.unregister("bot")
 
 
-def parse(*args: str, bot: list[str] | None = None) -> Options:
+def parse(*args: str) -> Options:
     options = Options()
-    if bot is not None:
-        options["bot"] = bot  # what an opt_bot would append
     options.parseOptions(["--no-history", *args])
     return options
 
@@ -60,9 +59,10 @@ def listener_factories(top: MultiService) -> dict[str, object]:
 def test_a_fourth_door_is_its_package_and_one_registration_line(
     bot_registered: Door, clock: Clock
 ) -> None:
-    """A bot registered through DOORS gets a listener from the plugin's own
-    wiring, and its user and a line user meet in #lobby: HEARD and MSG."""
-    options = parse("--listen", "tcp:0", bot=["tcp:0"])
+    """A bot registered through DOORS gets its option (--bot) and a listener
+    from the plugin's own wiring, and its user and a line user meet in
+    #lobby: HEARD and MSG."""
+    options = parse("--listen", "tcp:0", "--bot", "tcp:0")
     factory = ChatFactory(options["config"], clock)
     top = _listeners(options, factory, MultiService(), None)
     factories = listener_factories(top)
@@ -86,6 +86,16 @@ def test_a_fourth_door_is_its_package_and_one_registration_line(
         "HEARD #lobby alice hello robo",
     ]
     assert factory.chat.rooms["#lobby"].members.keys() >= {"alice", "robo"}
+
+
+def test_a_registered_door_has_its_option_in_the_help(bot_registered: Door) -> None:
+    """--bot ENDPOINT is repeatable, off unless given, and in --help."""
+    assert parse()["door_endpoints"]["bot"] == []
+    options = parse("--bot", "tcp:7001", "--bot=tcp:7002")
+    assert [d for d, _ in options["door_endpoints"]["bot"]] == ["tcp:7001", "tcp:7002"]
+    assert "--bot=" in str(Options())
+    with pytest.raises(UsageError, match="--bot carrier-pigeon"):
+        parse("--bot", "carrier-pigeon:1")
 
 
 def test_the_registry_opens_a_door_by_its_entry(bot_registered: Door) -> None:

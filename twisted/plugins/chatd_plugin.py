@@ -203,6 +203,30 @@ class Options(usage.Options):
         self["irc"] = []
         self["web"] = []
         self["web-origin"] = []
+        self._door_options()
+
+    def _door_options(self) -> None:
+        """Add the option of each registered door that has no opt_ method here.
+
+        A new door is its package and one line in chatd.doors.DOORS: its
+        declaration's option (repeatable, off unless given) comes with it.
+        """
+        from chatd.doors import DOORS
+
+        for door in DOORS:
+            option = door.option
+            if option in self._dispatch:  # --listen, --irc, --web: written out above
+                continue
+            self[option] = []
+            self.longOpt.append(f"{option}=")
+            self.synonyms[option] = option
+            self.docs[option] = (
+                f"Listen for {door.title or door.name} clients on an endpoint "
+                "(repeatable; off unless given)."
+            )
+            self._dispatch[option] = lambda _name, value, key=option: self[key].append(
+                value
+            )
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint (repeatable; default tcp:5501)."""
