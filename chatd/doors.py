@@ -1,17 +1,17 @@
 """The door contract: what a door declares once, and the registry of chatd's doors.
 
 A door (the line protocol, IRC, the web page) is declared once, in its own
-package, as a Door: its connection class, the option that opens its
-listeners, how a listener's factory is made, and its command table with
-each command's kind (read, talk, or a change of shared state). The plugin
-(listeners), chatd.ops (log lines, metrics labels) and the cluster (which
-lines wait for their turn in the log) read the declaration; none of them
-knows a door by name. A fourth door is its own package plus one registration
-line in DOORS (docs/architecture.md, "The door contract").
+package, as a Door: its connection class, how a listener's factory is made,
+and its command table with each command's kind (read, talk, or a change of
+shared state). The plugin (options, listeners), chatd.ops (log lines,
+metrics labels) and the cluster (which lines wait for their turn in the log)
+read the declaration; none of them knows a door by name. A fourth door is
+its own package plus one registration line in DOORS, the option that opens
+it and where its declaration is (docs/architecture.md, "The door contract").
 
-Entries are registered as "module:attribute" and imported on first use, so
-that importing this module (twistd lists every plugin) stays cheap and no
-door is loaded before it is asked for.
+Declarations are named "module:attribute" and imported on first use, so
+that parsing the command line loads no door, and a daemon loads only the
+doors it listens for.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class Door:
     """
 
     connection: type[Connection]  # the door's connection class (IChatClient)
-    option: str  # the repeatable option that opens listeners: "irc" is --irc
     title: str  # how the human log text names it: "chatd IRC listening on"
     # The factory a listener of this door listens with, on the hub (given the
     # parsed options: the web door reads --web-origin).
@@ -115,23 +114,40 @@ def command_kinds(
 
 
 class Doors:
-    """The registry of declared doors, in the order they were registered."""
+    """The registry of declared doors: the option that opens each, and where
+    its declaration is, in the order they were registered.
 
-    def __init__(self, *entries: str) -> None:
-        self._entries: list[str | Door] = list(entries)
+    The options are known without loading a door, so that parsing the
+    command line loads none; a door is imported when it is asked for.
+    """
 
-    def register(self, entry: str | Door) -> None:
-        """Add a door: a Door, or "module:attribute" naming one (loaded on use)."""
-        self._entries.append(entry)
+    def __init__(self, entries: Mapping[str, str | Door]) -> None:
+        self._entries: dict[str, str | Door] = dict(entries)
 
-    def unregister(self, name: str) -> None:
-        """Take the door called name out again (a test's own door)."""
-        self._entries = [door for door in self if door.name != name]
+    @property
+    def options(self) -> list[str]:
+        """The options that open the doors ("listen" is --listen), in order."""
+        return list(self._entries)
+
+    def register(self, option: str, entry: str | Door) -> None:
+        """Add a door opened by --option: a Door, or "module:attribute" naming one."""
+        if option in self._entries:
+            raise ValueError(f"--{option} already opens a door")
+        self._entries[option] = entry
+
+    def unregister(self, option: str) -> None:
+        """Take the door opened by --option out again (a test's own door)."""
+        del self._entries[option]
+
+    def opened_by(self, option: str) -> Door:
+        """The door --option opens (imported now if it was not yet)."""
+        door = self._entries[option]
+        if not isinstance(door, Door):
+            door = self._entries[option] = _load(door)
+        return door
 
     def __iter__(self) -> Iterator[Door]:
-        loaded = [_load(entry) for entry in self._entries]
-        self._entries = list(loaded)
-        return iter(loaded)
+        return iter([self.opened_by(option) for option in self.options])
 
     def named(self, name: str) -> Door:
         """The door called name; KeyError if none is."""
@@ -141,10 +157,8 @@ class Doors:
         raise KeyError(name)
 
 
-def _load(entry: str | Door) -> Door:
-    """The Door an entry names."""
-    if isinstance(entry, Door):
-        return entry
+def _load(entry: str) -> Door:
+    """The Door an entry ("module:attribute") names."""
     module, _, attribute = entry.partition(":")
     door = getattr(import_module(module), attribute)
     if not isinstance(door, Door):
@@ -152,9 +166,12 @@ def _load(entry: str | Door) -> Door:
     return door
 
 
-# chatd's doors: one registration line each.
+# chatd's doors: one registration line each, the option that opens it and
+# where its declaration is.
 DOORS = Doors(
-    "chatd.line.entry:LINE",
-    "chatd.irc.entry:IRC",
-    "chatd.web.entry:WEB",
+    {
+        "listen": "chatd.line.entry:LINE",
+        "irc": "chatd.irc.entry:IRC",
+        "web": "chatd.web.entry:WEB",
+    }
 )

@@ -34,9 +34,9 @@ BOT_ENTRY = "bot_door.entry:BOT"
 @pytest.fixture
 def bot_registered() -> Iterator[Door]:
     """The bot door registered in chatd's registry for one test (its one line)."""
-    DOORS.register(BOT_ENTRY)
+    DOORS.register("bot", BOT_ENTRY)
     try:
-        yield DOORS.named("bot")
+        yield DOORS.opened_by("bot")
     finally:
         DOORS.unregister("bot")
 
@@ -66,7 +66,7 @@ def test_a_fourth_door_is_its_package_and_one_registration_line(
     factory = ChatFactory(options["config"], clock)
     top = _listeners(options, factory, MultiService(), None)
     factories = listener_factories(top)
-    assert set(factories) == {"line", "bot"}
+    assert set(factories) == {"line", "bot"}  # irc and web: not listened for
     alice, a_out = open_connection(factory, 40001, "127.0.0.1")  # the line listener
     assert factories["line"] is factory
     address = IPv4Address("TCP", "127.0.0.2", 40002)
@@ -98,20 +98,39 @@ def test_a_registered_door_has_its_option_in_the_help(bot_registered: Door) -> N
         parse("--bot", "carrier-pigeon:1")
 
 
-def test_the_registry_opens_a_door_by_its_entry(bot_registered: Door) -> None:
-    """The registration line names module:attribute; the door is loaded on use."""
-    assert bot_registered.connection is BotConnection
-    assert [door.name for door in DOORS][-1] == "bot"
-    DOORS.unregister("bot")
-    assert "bot" not in [door.name for door in DOORS]
-    DOORS.register(BOT_ENTRY)  # for the fixture to take out again
+def test_the_registry_opens_a_door_by_its_entry() -> None:
+    """The registration line names the option and module:attribute; the door
+    is loaded when it is asked for, and an option opens one door only."""
+    DOORS.register("bot", BOT_ENTRY)
+    try:
+        assert DOORS.options[-1] == "bot"
+        assert DOORS.opened_by("bot").connection is BotConnection
+        assert [door.name for door in DOORS][-1] == "bot"
+        with pytest.raises(ValueError, match="--bot already"):
+            DOORS.register("bot", BOT_ENTRY)
+    finally:
+        DOORS.unregister("bot")
+    assert "bot" not in DOORS.options
+
+
+def test_parsing_the_command_line_loads_no_door() -> None:
+    """A door's option is known from its registration line alone: a door
+    whose module cannot even be imported only fails when it is opened."""
+    DOORS.register("ghost", "no_such_module.entry:GHOST")
+    try:
+        options = parse("--ghost", "tcp:7003")
+        assert [d for d, _ in options["door_endpoints"]["ghost"]] == ["tcp:7003"]
+        with pytest.raises(ModuleNotFoundError):
+            DOORS.opened_by("ghost")
+    finally:
+        DOORS.unregister("ghost")
 
 
 def test_every_door_has_one_spelling_an_option_and_an_identify_hint() -> None:
     """line, irc, web: names without spaces, one option each, a hint for the model."""
     doors = list(DOORS)
     assert [door.name for door in doors] == ["line", "irc", "web"]
-    assert [door.option for door in doors] == ["listen", "irc", "web"]
+    assert DOORS.options == ["listen", "irc", "web"]
     for door in doors:
         assert door.name == door.name.strip() and " " not in door.name
         assert door.identify_hint  # IChatClient.identify_hint: what notices quote
@@ -133,7 +152,7 @@ def test_the_listener_log_names_each_door_in_one_spelling() -> None:
 
     logged: list[dict[str, object]] = []
     for door in DOORS:
-        service = ListenerService.of_door(door, "tcp:0", Endpoint(), object())  # type: ignore[arg-type]
+        service = ListenerService.of_door(door, "x", "tcp:0", Endpoint(), object())  # type: ignore[arg-type]
         with capturedLogs() as events:
             service.endpoint.listen(object())
         logged.extend(events)

@@ -1,4 +1,4 @@
-"""The IRC door's declaration (chatd.doors): --irc, its commands and their kinds."""
+"""The IRC door's declaration (chatd.doors): its connection, listener and commands."""
 
 from __future__ import annotations
 
@@ -56,7 +56,6 @@ def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
 
 IRC = Door(
     connection=IrcProtocol,
-    option="irc",
     title="IRC",
     serve=serve,
     commands=command_kinds(COMMANDS, KINDS),

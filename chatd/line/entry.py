@@ -1,4 +1,4 @@
-"""The line door's declaration (chatd.doors): --listen, its commands and their kinds."""
+"""The line door's declaration (chatd.doors): its connection, listener and commands."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
 
 LINE = Door(
     connection=ChatProtocol,
-    option="listen",
     title="",
     serve=serve,
     commands=LINE_COMMANDS,

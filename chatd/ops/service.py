@@ -123,18 +123,19 @@ class ListenerService(StreamServerEndpointService):
     def of_door(
         cls,
         door: Door,
+        option: str,
         description: str,
         endpoint: IStreamServerEndpoint,
         factory: IProtocolFactory,
     ) -> ListenerService:
-        """A listener of door (its declaration names it in the log)."""
+        """A listener of door, opened by --option (the declaration names it)."""
         return cls(
             description,
             endpoint,
             factory,
             door.name,
             door.title,
-            door.option,
+            option,
             door.serves_page,
         )
 

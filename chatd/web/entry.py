@@ -1,4 +1,4 @@
-"""The web door's declaration (chatd.doors): --web, the line door's commands.
+"""The web door's declaration (chatd.doors): its connection, site and commands.
 
 The web door is the line protocol over a WebSocket (docs/architecture.md):
 its lines are the line door's, so are their kinds.
@@ -25,7 +25,6 @@ def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
 
 WEB = Door(
     connection=WebConnection,
-    option="web",
     title="web",
     serve=serve,
     commands=LINE_COMMANDS,

@@ -1,4 +1,4 @@
-"""The bot door's declaration (chatd.doors): --bot, its two commands and their kinds."""
+"""The bot door's declaration (chatd.doors): its connection, listener, two commands."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
 
 BOT = Door(
     connection=BotConnection,
-    option="bot",
     title="bot",
     serve=serve,
     commands={"NICK": Kind.CHANGE, "SAY": Kind.TALK},

@@ -208,20 +208,19 @@ class Options(usage.Options):
     def _door_options(self) -> None:
         """Add the option of each registered door that has no opt_ method here.
 
-        A new door is its package and one line in chatd.doors.DOORS: its
-        declaration's option (repeatable, off unless given) comes with it.
+        A new door is its package and one line in chatd.doors.DOORS, which
+        names its option (repeatable, off unless given); no door is loaded.
         """
         from chatd.doors import DOORS
 
-        for door in DOORS:
-            option = door.option
+        for option in DOORS.options:
             if option in self._dispatch:  # --listen, --irc, --web: written out above
                 continue
             self[option] = []
             self.longOpt.append(f"{option}=")
             self.synonyms[option] = option
             self.docs[option] = (
-                f"Listen for {door.title or door.name} clients on an endpoint "
+                f"Listen for the {option} door's clients on an endpoint "
                 "(repeatable; off unless given)."
             )
             self._dispatch[option] = lambda _name, value, key=option: self[key].append(
@@ -331,14 +330,14 @@ class Options(usage.Options):
         )
         from chatd.doors import DOORS
 
-        # Each declared door's listeners: its option (--listen, --irc, --web)
-        # names the endpoints, in the order given.
+        # Each registered door's listeners, by the option that opens it
+        # (--listen, --irc, --web), in the order given.
         self["door_endpoints"] = {
-            door.name: [
-                _endpoint(description, f"--{door.option}")
-                for description in self.get(door.option, [])
+            option: [
+                _endpoint(description, f"--{option}")
+                for description in self.get(option, [])
             ]
-            for door in DOORS
+            for option in DOORS.options
         }
         self["metrics_endpoint"] = (
             _endpoint(self["metrics"], "--metrics") if self["metrics"] else None
@@ -514,15 +513,16 @@ def _listeners(
 
     FarewellService(factory).setServiceParent(top)
     doors = []
-    for door in DOORS:
-        endpoints = options["door_endpoints"].get(door.name)
+    for option in DOORS.options:
+        endpoints = options["door_endpoints"].get(option)
         if not endpoints:
-            continue
+            continue  # a door nobody listens for is not even loaded
+        door = DOORS.opened_by(option)
         doors.append(door.name)
         serving = door.serve(factory, options)  # one factory for all its listeners
         for description, endpoint in endpoints:
             ListenerService.of_door(
-                door, description, endpoint, serving
+                door, option, description, endpoint, serving
             ).setServiceParent(top)
     if options["metrics_endpoint"] is not None:
         from chatd.ops.metrics_http import metrics_service
