@@ -64,7 +64,7 @@ def open_any(
 ) -> tuple[Protocol, StringTransport]:
     """Build and connect whatever protocol the factory gives for this address."""
     address = IPv4Address("TCP", host, port)
-    proto = factory.buildProtocol(address)
+    proto = factory.door(ChatProtocol).buildProtocol(address)  # as --listen's
     transport = StringTransport(peerAddress=address)
     proto.makeConnection(transport)
     return proto, transport

@@ -31,8 +31,6 @@ KNOWN = {
     # WebConnection subclasses ChatProtocol (the connection layer composed,
     # not inherited, removes it).
     ("chatd.web.door", "chatd.protocol"),
-    # The hub builds line connections itself (ChatFactory.buildProtocol).
-    ("chatd.factory", "chatd.protocol"),
     # The web site's /healthz is the ops' HealthResource.
     ("chatd.web.site", "chatd.ops.health"),
 }

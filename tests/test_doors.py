@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from bot_door.connection import BotConnection
-from helpers import lines, make_factory, open_connection
+from helpers import lines, make_factory
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
@@ -25,6 +25,7 @@ from twisted.python.usage import UsageError
 from chatd.doors import DOORS, TEXT, Door, Kind, command_kinds
 from chatd.factory import ChatFactory
 from chatd.ops.service import ListenerService
+from chatd.protocol import ChatProtocol
 from chatd.store.accounts import AccountRecord
 from twisted.plugins.chatd_plugin import Options, _listeners
 
@@ -67,8 +68,12 @@ def test_a_fourth_door_is_its_package_and_one_registration_line(
     top = _listeners(options, factory, MultiService(), None)
     factories = listener_factories(top)
     assert set(factories) == {"line", "bot"}  # irc and web: not listened for
-    alice, a_out = open_connection(factory, 40001, "127.0.0.1")  # the line listener
-    assert factories["line"] is factory
+    address = IPv4Address("TCP", "127.0.0.1", 40001)
+    alice = factories["line"].buildProtocol(address)  # type: ignore[attr-defined]
+    assert isinstance(alice, ChatProtocol)
+    a_out = StringTransport(peerAddress=address)
+    alice.makeConnection(a_out)
+    assert factories["line"].hub is factory  # type: ignore[attr-defined]
     address = IPv4Address("TCP", "127.0.0.2", 40002)
     robot = factories["bot"].buildProtocol(address)  # type: ignore[attr-defined]
     assert isinstance(robot, BotConnection)

@@ -14,8 +14,8 @@ from chatd.protocol import ChatProtocol
 
 
 def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
-    """The line listener's factory: the hub itself (it builds line connections)."""
-    return hub
+    """A --listen listener's factory: line connections on the shared hub."""
+    return hub.door(ChatProtocol)
 
 
 LINE = Door(
