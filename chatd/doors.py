@@ -41,8 +41,9 @@ class Kind(Enum):
 
 
 # The command name a door's command_of gives a line that is no command: text
-# said where the user is (the line door's plain lines). No command is spelled so.
-TEXT = "(text)"
+# said where the user is (the line door's plain lines). Its spaces keep it
+# apart from every command a client can type (a command name is one word).
+TEXT = "(plain text)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,8 @@ LINE_KINDS = [
     ("/join #a", True, Kind.CHANGE),
     ("/nick bob", False, Kind.CHANGE),
     ("/frobnicate", True, Kind.CHANGE),
+    ("/", True, Kind.CHANGE),
+    ("/(plain", True, Kind.CHANGE),
 ]
 IRC_KINDS = [
     ("", False, Kind.READ),
