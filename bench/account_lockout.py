@@ -58,6 +58,7 @@ CHEAP = AccountSettings(time_cost=1, memory_cost=8, parallelism=1)
 class Client:
     """An IChatClient that keeps what it was given."""
 
+    identify_hint = "/identify <password>"
     events: list[Any] = field(default_factory=list)
 
     def deliver(self, event: Any) -> None:

@@ -28,6 +28,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.protocol import ChatProtocol
 
 class Dropping(StringTransport):
     def write(self, data):
@@ -39,7 +40,7 @@ factory = ChatFactory(ServerConfig(flood_rate=0, max_clients=100000,
 protos = []
 for i in range(members):
     address = IPv4Address("TCP", "127.0.0.1", 20000 + i)
-    proto = factory.buildProtocol(address)
+    proto = factory.door(ChatProtocol).buildProtocol(address)
     proto.makeConnection(Dropping(peerAddress=address))
     proto.dataReceived(b"m%d\\r\\n" % i)
     protos.append(proto)

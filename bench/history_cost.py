@@ -85,7 +85,7 @@ def one_run(members: int, messages: int, history: bool, tmp: Path) -> float:
     factory = ChatFactory(config, clock, store)
     protocols = []
     for n in range(members):
-        proto = factory.buildProtocol(None)
+        proto = factory.door(ChatProtocol).buildProtocol(None)
         assert isinstance(proto, ChatProtocol)
         proto.makeConnection(NullTransport())
         proto.dataReceived(f"u{n}\r\n".encode())

@@ -1,4 +1,4 @@
-"""The shared factory: one Chat for every listener, and the open connections."""
+"""The doors' hub: one Chat for every listener, and the open connections."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from chatd.model.chat import Chat
 from chatd.net.connection import Connection, Refusal
 from chatd.net.output import OutputBatch
 from chatd.net.stats import Stats
-from chatd.protocol import ChatProtocol
-from chatd.store.accounts import AccountStore, MemoryAccounts
-from chatd.store.interface import IHistory
+from chatd.store.accounts import MemoryAccounts
+from chatd.store.interface import AccountStore, IHistory
 
 
 def address_host(addr: IAddress | None) -> str:
@@ -31,15 +30,14 @@ REFUSAL_NOTE_SECONDS = 60.0  # an address's refusals are logged once per this
 MAX_REFUSAL_NOTES = 10_000  # addresses remembered before the quiet ones go
 
 
-class ChatFactory(ServerFactory):
+class ChatFactory:
     """The doors' hub: one Chat, the open connections of every door, the caps.
 
-    As a factory itself it builds the line door (ChatProtocol); door(cls)
-    gives a factory for another door that shares all of this.
+    It knows no door: door(cls) gives the factory a door's listeners listen
+    with (chatd.doors, Door.serve), every one sharing all of this.
     """
 
     log = Logger()
-    noisy = False  # the listeners log their address themselves (chatd.ops.service)
 
     def __init__(
         self,
@@ -86,12 +84,8 @@ class ChatFactory(ServerFactory):
         # own subclasses here (chatd.cluster.doors); one process, none.
         self.door_classes: dict[type[Connection], type[Connection]] = {}
 
-    def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        """Build a line connection, or a refusal past the caps."""
-        return self.build(ChatProtocol, addr)
-
     def door(self, door: type[Connection]) -> DoorFactory:
-        """Return a factory for another door's connections, sharing this hub."""
+        """Return a factory for a door's connections, sharing this hub."""
         return DoorFactory(self, door)
 
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:

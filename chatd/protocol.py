@@ -28,6 +28,7 @@ class ChatProtocol(Connection):
     """The chatd line protocol (PROTOCOL.md) for one connection."""
 
     door = "line"
+    identify_hint = "/identify <password>"
     __slots__ = ("telnet",)
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
     # After /ids on: the same, a room message led by its ID line (wire.render_ids).

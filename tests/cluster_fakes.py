@@ -24,8 +24,7 @@ from chatd.irc.protocol import IrcProtocol
 from chatd.model.accounts import Runner, run_inline
 from chatd.net.connection import Connection
 from chatd.protocol import ChatProtocol
-from chatd.store.accounts import AccountStore
-from chatd.store.interface import IHistory
+from chatd.store.interface import AccountStore, IHistory
 
 
 @dataclass

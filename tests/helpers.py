@@ -29,6 +29,7 @@ WAIT = 10.0  # seconds: the bound on every wait for another thread
 class RecordingClient:
     """An IChatClient that keeps what it was given."""
 
+    identify_hint = "/identify <password>"
     events: list[Event] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
 
@@ -63,7 +64,7 @@ def open_any(
 ) -> tuple[Protocol, StringTransport]:
     """Build and connect whatever protocol the factory gives for this address."""
     address = IPv4Address("TCP", host, port)
-    proto = factory.buildProtocol(address)
+    proto = factory.door(ChatProtocol).buildProtocol(address)  # as --listen's
     transport = StringTransport(peerAddress=address)
     proto.makeConnection(transport)
     return proto, transport

@@ -44,6 +44,7 @@ class FakeIrc:
     """An IrcSession and IChatClient that keeps its output as text lines."""
 
     log = Logger()
+    identify_hint = "/msg NickServ IDENTIFY <password>"  # as IrcProtocol's
 
     def __init__(self, server: IrcServer, host: str = "127.0.0.1") -> None:
         self.server = server

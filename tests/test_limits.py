@@ -361,7 +361,7 @@ class BufferingTransport(StringTransport):
 def connect_buffered(
     factory: object, nick: str
 ) -> tuple[ChatProtocol, BufferingTransport]:
-    proto = factory.buildProtocol(None)  # type: ignore[attr-defined]
+    proto = factory.door(ChatProtocol).buildProtocol(None)  # type: ignore[attr-defined]
     transport = BufferingTransport()
     proto.makeConnection(transport)
     proto.dataReceived(nick.encode() + b"\n")

@@ -91,7 +91,7 @@ def test_room_caps_reach_the_config_and_the_chat() -> None:
     assert parse()["config"].max_rooms_per_user == 50
     service = chatd.makeService(options)
     listener = next(c for c in service if isinstance(c, StreamServerEndpointService))
-    chat = listener.factory.chat
+    chat = listener.factory.hub.chat
     assert (chat.max_rooms, chat.max_rooms_per_user) == (500, 10)
 
 
@@ -137,7 +137,8 @@ def test_make_service_has_one_listener_per_listen_and_a_farewell() -> None:
     listeners = [c for c in children if isinstance(c, StreamServerEndpointService)]
     assert len(listeners) == 2
     assert children.index(farewell) < children.index(listeners[0])  # stops last
-    assert listeners[0].factory is listeners[1].factory is farewell.factory
+    assert listeners[0].factory is listeners[1].factory  # one door factory
+    assert listeners[0].factory.hub is farewell.factory  # on the one hub
     assert any(isinstance(c, FileLimitService) for c in children)
 
 
@@ -238,9 +239,9 @@ def test_installed_distribution_ships_the_plugin() -> None:
 
 def test_irc_is_off_unless_given() -> None:
     """Without --irc there is no IRC listener; --irc is repeatable."""
-    assert parse()["irc_endpoints"] == []
+    assert parse()["door_endpoints"]["irc"] == []
     options = parse("--irc", "tcp:6667", "--irc", "tcp:6668")
-    assert [description for description, _ in options["irc_endpoints"]] == [
+    assert [description for description, _ in options["door_endpoints"]["irc"]] == [
         "tcp:6667",
         "tcp:6668",
     ]
@@ -250,6 +251,7 @@ def test_irc_listeners_share_the_hub() -> None:
     """--irc adds a listener whose door factory builds IRC connections on the hub."""
     from chatd.factory import ChatFactory, DoorFactory
     from chatd.irc.protocol import IrcProtocol
+    from chatd.protocol import ChatProtocol
 
     service = chatd.makeService(
         parse(
@@ -262,8 +264,9 @@ def test_irc_listeners_share_the_hub() -> None:
     listeners = [c for c in service if isinstance(c, StreamServerEndpointService)]
     assert len(listeners) == 2
     line, irc = (listener.factory for listener in listeners)
-    assert isinstance(line, ChatFactory) and isinstance(irc, DoorFactory)
-    assert irc.hub is line and irc.door is IrcProtocol
+    assert isinstance(line, DoorFactory) and isinstance(irc, DoorFactory)
+    assert isinstance(line.hub, ChatFactory) and irc.hub is line.hub
+    assert line.door is ChatProtocol and irc.door is IrcProtocol
 
 
 def test_bad_irc_endpoint_is_a_usage_error() -> None:
@@ -275,7 +278,7 @@ def test_bad_irc_endpoint_is_a_usage_error() -> None:
 def test_web_is_off_unless_given() -> None:
     """Without --web there is no web listener; --web and --web-origin repeat."""
     options = parse()
-    assert options["web_endpoints"] == [] and options["web-origin"] == []
+    assert options["door_endpoints"]["web"] == [] and options["web-origin"] == []
     assert not options["web-trust-proxy"]
     options = parse(
         "--web",
@@ -288,7 +291,7 @@ def test_web_is_off_unless_given() -> None:
         "*",
         "--web-trust-proxy",
     )
-    assert [d for d, _ in options["web_endpoints"]] == ["tcp:8080", "tcp:8081"]
+    assert [d for d, _ in options["door_endpoints"]["web"]] == ["tcp:8080", "tcp:8081"]
     assert options["web-origin"] == ["https://chat.example.com", "*"]
     assert options["web-trust-proxy"]
 
@@ -303,7 +306,7 @@ def test_bad_web_options_are_usage_errors() -> None:
 
 def test_web_listeners_serve_one_site_on_the_hub() -> None:
     """--web adds listeners of one site whose WebSocket builds web connections."""
-    from chatd.factory import ChatFactory
+    from chatd.factory import ChatFactory, DoorFactory
     from chatd.web.site import ChatSite, SocketDoor
 
     service = chatd.makeService(
@@ -318,11 +321,11 @@ def test_web_listeners_serve_one_site_on_the_hub() -> None:
     )
     listeners = [c for c in service if isinstance(c, StreamServerEndpointService)]
     line, web, web6 = (listener.factory for listener in listeners)
-    assert isinstance(line, ChatFactory) and isinstance(web, ChatSite)
-    assert web is web6
+    assert isinstance(line, DoorFactory) and isinstance(line.hub, ChatFactory)
+    assert isinstance(web, ChatSite) and web is web6
     socket = web.resource.children[b"ws"]
     door = socket.factory
-    assert isinstance(door, SocketDoor) and door.hub is line
+    assert isinstance(door, SocketDoor) and door.hub is line.hub
 
 
 def test_setup_cfg_lists_every_package_of_chatd() -> None:

@@ -6,7 +6,8 @@ it, and every line after it, until the turn comes up (chatd.cluster.node).
 Then the door's own handler runs it, exactly as in one process, at its place
 in the cluster's order. Lines that only read (WHO, /rooms, PING) and talk
 (checked at once, delivered from the log) are handled at once, unless
-something is held before them.
+something is held before them: each line's kind is the door's declaration's
+(chatd.doors, Door.kind_of), not this module's.
 
 A client that sends its lines and half-closes at once (`printf 'alice\nhello\n/quit\n'
 | nc -N HOST PORT`) still has every line run, in order, and gets every reply, as
@@ -30,94 +31,25 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from enum import Enum, auto
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
+from chatd.doors import Door, Kind
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.model.names import clean_text
 
 if TYPE_CHECKING:
     from chatd.cluster.node import Node
     from chatd.net.connection import Connection, ConnectionHub
 
 
-class Line(Enum):
-    """What a line may do to shared state."""
-
-    READ = auto()  # reads only: handled at once
-    TALK = auto()  # talk: checked at once, delivered from the log
-    TURN = auto()  # may change shared state: waits for its turn
-
-
-# The line door (and the web door, which speaks it).
-LINE_READ = frozenset({"who", "rooms", "history", "help", "ids", "bans"})
-LINE_TALK = frozenset({"me", "msg"})
-# The IRC door.
-IRC_READ = frozenset(
-    {
-        "PING",
-        "PONG",
-        "WHO",
-        "WHOIS",
-        "WHOWAS",
-        "ISON",
-        "USERHOST",
-        "MOTD",
-        "LUSERS",
-        "VERSION",
-        "TIME",
-        "INFO",
-        "NAMES",
-        "LIST",
-        "CHATHISTORY",
-    }
-)
-IRC_TALK = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
-
-
-def classify_line(text: str, awaiting_nick: bool) -> Line:
-    """Classify a line of the line protocol (PROTOCOL.md) by what it does."""
-    lead = clean_text(text).lstrip()
-    if not lead:
-        return Line.READ
-    if lead.startswith("/") and not lead.startswith("//"):
-        name = lead[1:].split(" ", 1)[0].lower()
-        if name in LINE_READ:
-            return Line.READ
-        if name in LINE_TALK and not awaiting_nick:
-            return Line.TALK
-        return Line.TURN
-    return Line.TURN if awaiting_nick else Line.TALK
-
-
-def classify_irc(text: str, awaiting_nick: bool) -> Line:
-    """Classify an IRC line by its command."""
-    words = text.lstrip().split(" ")
-    while words and (
-        words[0].startswith("@") or words[0].startswith(":") or not words[0]
-    ):
-        words.pop(0)
-    if not words:
-        return Line.READ
-    command = words[0].upper()
-    if command in IRC_READ:
-        return Line.READ
-    if command in IRC_TALK and not awaiting_nick:
-        return Line.TALK
-    if command == "CAP" and not awaiting_nick:
-        return Line.READ
-    return Line.TURN
-
-
 class ClusterLines:
     """Mixed in before a door's class: lines that change shared state wait a turn."""
 
     node: ClassVar[Node]
-    classify: ClassVar[Any]  # classify_line or classify_irc
+    declared: ClassVar[Door]  # the door's declaration: the kind of each line
     uid: str
     held: deque[bytes]
     asked: bool
@@ -156,8 +88,8 @@ class ClusterLines:
         except UnicodeDecodeError:
             super().handle_line(raw)  # type: ignore[misc]  # the door refuses it
             return False
-        kind = type(self).classify(text, connection.awaiting_nick)
-        if kind is not Line.TURN:
+        kind = type(self).declared.kind_of(text, not connection.awaiting_nick)
+        if kind is not Kind.CHANGE:
             super().handle_line(raw)  # type: ignore[misc]
             return False
         if not self.node.chat.up:
@@ -271,14 +203,8 @@ class ClusterLines:
         self.node.remove_local(self)  # type: ignore[arg-type]
 
 
-def cluster_door(door: type[Connection], node: Node) -> type[Connection]:
+def cluster_door(door: Door, node: Node) -> type[Connection]:
     """The cluster's subclass of door's connection class, bound to node."""
-    from chatd.irc.protocol import IrcProtocol
-
-    classify = classify_irc if issubclass(door, IrcProtocol) else classify_line
-    namespace = {
-        "node": node,
-        "classify": staticmethod(classify),
-        "__module__": __name__,
-    }
-    return type(f"Cluster{door.__name__}", (ClusterLines, door), namespace)
+    connection = door.connection
+    namespace = {"node": node, "declared": door, "__module__": __name__}
+    return type(f"Cluster{connection.__name__}", (ClusterLines, connection), namespace)

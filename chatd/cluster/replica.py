@@ -65,6 +65,8 @@ class RemoteClient:
     """The client of a user on another node: delivered to there, not here."""
 
     __slots__ = ("uid", "node", "publisher")
+    # Never quoted: only the user's own node guards their nickname (_nick_taken).
+    identify_hint = ""
 
     def __init__(self, uid: str, node: str, publisher: Publisher) -> None:
         self.uid = uid

@@ -21,16 +21,15 @@ from chatd.store.redis_history import RedisHistory
 
 def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     """Make factory a cluster node: its Node, and its doors' cluster subclasses."""
-    from chatd.irc.protocol import IrcProtocol, irc_server
-    from chatd.protocol import ChatProtocol
-    from chatd.web.door import WebConnection
+    from chatd.doors import DOORS
+    from chatd.irc.protocol import irc_server
 
     chat = factory.chat
     if not isinstance(chat, ClusterChat):
         raise TypeError("a cluster node's factory needs chat_type=ClusterChat")
     node = Node(chat, node_name or new_node_id(), lambda entry: None, factory.output)
-    for door in (ChatProtocol, IrcProtocol, WebConnection):
-        factory.door_classes[door] = cluster_door(door, node)
+    for door in DOORS:
+        factory.door_classes[door.connection] = cluster_door(door, node)
     # SASL would register a client when its check ends, outside any turn: not
     # offered (docs/cluster.md, Limits).
     server = irc_server(factory)

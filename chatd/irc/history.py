@@ -47,12 +47,12 @@ from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.render import _tag_value as tag_value
 from chatd.irc.render import action_lines, add_tag, tag_section, text_lines
 from chatd.irc.server import IrcServer
-from chatd.line.wire import EPOCH, utc_time
 from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, Room, User
 from chatd.model.errors import ChatError
 from chatd.model.names import clean_text, fold, valid_nick
 from chatd.model.private_history import Conversation, own_account, visible, with_party
+from chatd.model.times import EPOCH, utc_time
 from chatd.store.interface import (
     NICK_PARTY,
     Entry,

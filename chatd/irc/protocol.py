@@ -51,6 +51,7 @@ class IrcProtocol(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
     door = "irc"
+    identify_hint = "/msg NickServ IDENTIFY <password>"  # IRC has no /identify
     # Slots, as Connection's; the first two are read for each member of every
     # broadcast (render), and sit together, next to Connection's.
     __slots__ = (

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
-from chatd.line.wire import utc_time
 from chatd.model.chat import (
     AccountChanged,
     Action,
@@ -41,6 +40,7 @@ from chatd.model.chat import (
 from chatd.model.names import fold
 from chatd.model.room_rules import MAX_MODE_ARGS, Change
 from chatd.model.state import NO_HOST
+from chatd.model.times import utc_time
 from chatd.store.interface import millis
 
 CTCP = "\x01"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from chatd.model.chat import (
     AccountChanged,
@@ -29,6 +28,7 @@ from chatd.model.chat import (
     TopicChanged,
 )
 from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
+from chatd.model.times import utc_time
 from chatd.store.interface import Entry, millis
 
 CRLF = b"\r\n"
@@ -158,18 +158,6 @@ def render_event(event: Event) -> bytes:
         case Notice(_, text):
             return line("INFO", text=text)
     raise TypeError(f"not a chat event: {event!r}")
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def utc_time(millis: int) -> str:
-    """Spell a time in milliseconds since 1970 as PROTOCOL.md's UTC time.
-
-    2026-11-30T23:50:01.123Z: always three decimals and a Z.
-    """
-    moment = EPOCH + timedelta(milliseconds=millis)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def history_lines(target: str, entries: Sequence[Entry]) -> bytes:

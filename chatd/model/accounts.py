@@ -60,7 +60,7 @@ from chatd.model.password_queue import (
 )
 from chatd.model.rates import TokenBucket
 from chatd.model.room_rules import RoomRecord
-from chatd.store.accounts import AccountRecord, AccountStore
+from chatd.store.interface import AccountRecord, AccountStore
 
 T = TypeVar("T")
 
@@ -565,12 +565,9 @@ class Accounts:
         self._reservations[user] = self.clock.callLater(left, self._expired, user)
         if left <= 0:
             return  # its grace was used up: renamed at once, and told why
-        # Each door's own way: IRC has no /identify (irssi sends IDENTIFY raw,
-        # answered 421), and the line door has no NickServ to /msg.
-        if getattr(user.client, "door", None) == "irc":
-            how = "/msg NickServ IDENTIFY <password>"
-        else:
-            how = "/identify <password>"
+        # Each door's own words (IRC has no /identify, the line door no
+        # NickServ): the door declares them, the client interface carries them.
+        how = user.client.identify_hint
         within = f"{grace:g} seconds" if left >= grace else f"{_seconds(left)} (left)"
         user.deliver(
             Notice(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 from chatd.model.room_rules import Change
 
@@ -184,6 +184,12 @@ Event = (
 
 class IChatClient(Interface):
     """The connection of one user, as the chat sees it."""
+
+    identify_hint = Attribute(
+        "How this user identifies for a registered nickname, in the words of"
+        " the door it came through: the model's notices quote it"
+        " (chatd.doors, Door.identify_hint)"
+    )
 
     def deliver(event: Event) -> None:
         """Pass one event on to the user; must not raise or call back into Chat."""

@@ -25,8 +25,7 @@ from chatd.model.accounts import Accounts
 from chatd.model.chat import User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold, nick_problem, normalize_name
-from chatd.store.accounts import AccountRecord
-from chatd.store.interface import Entry, nick_party
+from chatd.store.interface import AccountRecord, Entry, nick_party
 
 
 @dataclass(frozen=True, slots=True)

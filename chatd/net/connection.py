@@ -153,6 +153,7 @@ class Connection(Protocol, TimeoutMixin):
 
     log = Logger()
     door: ClassVar[str] = "?"  # the door's name, for the log and the journals
+    identify_hint: ClassVar[str]  # the door's words for identifying (IChatClient)
     # Thousands of these live at once: slots keep each small and quick to read.
     __slots__ = (
         "hub",

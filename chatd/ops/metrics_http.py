@@ -140,14 +140,19 @@ def metrics_service(
 ) -> MetricsService:
     """Wrap daemon with a --metrics listener at endpoint (description: its string).
 
-    doors: the listener kinds in use, so that their series exist (at 0) from
-    the start.
+    doors: the names of the doors listened for (chatd.doors), so that their
+    series exist (at 0) from the start.
     """
     for door in doors:
         hub.stats.door(door)
     lag = ReactorLag(hub.clock)
     registry = metrics_registry(hub, history, lag)
     listener = ListenerService(
-        description, endpoint, metrics_site(hub, registry), door="metrics "
+        description,
+        endpoint,
+        metrics_site(hub, registry),
+        name="metrics",
+        title="metrics",
+        option="metrics",
     )
     return MetricsService(daemon, lag, listener)

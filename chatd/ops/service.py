@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from chatd.doors import Door
 from chatd.factory import ChatFactory
 from chatd.model.password_queue import THREADS
 from chatd.store.sqlite import StoreError
@@ -35,16 +36,32 @@ HASHING_THREADS = THREADS
 
 @implementer(IStreamServerEndpoint)
 class LoggedEndpoint:
-    """An endpoint that logs the address it actually bound (tcp:0 gets a port)."""
+    """An endpoint that logs the address it actually bound (tcp:0 gets a port).
+
+    name: the listener's one spelling in the JSON log's door field (a
+    door's name, or "metrics"); title: how the human text names it ("" for
+    the line door: "chatd listening on", "IRC": "chatd IRC listening on").
+    """
 
     log = Logger()
 
     def __init__(
-        self, description: str, endpoint: IStreamServerEndpoint, door: str = ""
+        self,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        name: str = "line",
+        title: str = "",
+        serves_page: bool = False,
     ) -> None:
         self.description = description
         self.endpoint = endpoint
-        self.door = door  # "" for the line protocol, "IRC " or "web " for the others
+        self.name = name
+        self.serves_page = serves_page
+        # The title is part of the text, not a field: fields carry one
+        # spelling (door="irc"), the text stays as people read it.
+        named = f"chatd {title} " if title else "chatd "
+        self._listening = named + "listening on {description}: {host} port {port}"
+        self._page = named + "page at {url}"
 
     def listen(
         self, protocolFactory: IProtocolFactory
@@ -54,15 +71,15 @@ class LoggedEndpoint:
         def bound(port: IListeningPort) -> IListeningPort:
             host = port.getHost()
             self.log.info(
-                "chatd {door}listening on {description}: {host} port {port}",
-                door=self.door,
+                self._listening,
+                door=self.name,
                 description=self.description,
                 host=getattr(host, "host", host),
                 port=getattr(host, "port", "?"),
             )
-            if self.door == "web ":
+            if self.serves_page:
                 self.log.info(
-                    "chatd web page at {url}", url=page_url(self.description, host)
+                    self._page, door=self.name, url=page_url(self.description, host)
                 )
             return port
 
@@ -88,19 +105,39 @@ class ListenerService(StreamServerEndpointService):
         description: str,
         endpoint: IStreamServerEndpoint,
         factory: IProtocolFactory,
-        door: str = "",
+        name: str = "line",
+        title: str = "",
+        option: str = "listen",
+        serves_page: bool = False,
     ) -> None:
-        super().__init__(LoggedEndpoint(description, endpoint, door), factory)
+        super().__init__(
+            LoggedEndpoint(description, endpoint, name, title, serves_page), factory
+        )
         self.description = description
-        self.option = {
-            "": "--listen",
-            "IRC ": "--irc",
-            "web ": "--web",
-            "metrics ": "--metrics",
-        }[door]
+        self.option = f"--{option}"
         # Twisted's own switch (strports.service sets it too): a listen that
         # fails at once raises from privilegedStartService instead of logging.
         self._raiseSynchronously = True
+
+    @classmethod
+    def of_door(
+        cls,
+        door: Door,
+        option: str,
+        description: str,
+        endpoint: IStreamServerEndpoint,
+        factory: IProtocolFactory,
+    ) -> ListenerService:
+        """A listener of door, opened by --option (the declaration names it)."""
+        return cls(
+            description,
+            endpoint,
+            factory,
+            door.name,
+            door.title,
+            option,
+            door.serves_page,
+        )
 
     def privilegedStartService(self) -> None:
         try:

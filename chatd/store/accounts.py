@@ -5,7 +5,8 @@ as the database opens) and writes every change behind, through the history's
 writer thread: the reactor never waits for the disk, and a change is on disk
 within milliseconds, in the order it was made.
 
-AccountStore is what chatd.model.accounts asks of a store; MemoryAccounts keeps
+AccountStore (chatd.store.interface, beside IHistory: the model imports no
+store) is what chatd.model.accounts asks of a store; MemoryAccounts keeps
 them only while the daemon runs (--no-history: there is no database), and
 SQLiteAccounts keeps them in the file. A cluster keeps its accounts in Redis
 (chatd.store.redis_accounts): there the dict is a cache, so whatever grants
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet import defer
@@ -25,52 +25,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd.model.room_rules import RoomRecord
+from chatd.store.interface import AccountRecord, same_account
 from chatd.store.sqlite import HistoryDatabase
-
-
-@dataclass(slots=True)
-class AccountRecord:
-    """One account: its name as registered, the Argon2 hash, when (ms, UTC)."""
-
-    name: str
-    hash: str
-    created: int
-
-
-class AccountStore(Protocol):
-    """Where accounts and registered rooms live (keys are folded names)."""
-
-    accounts: dict[str, AccountRecord]
-    rooms: dict[str, RoomRecord]
-    durable: bool  # False: nothing outlives the daemon
-
-    def save_account(self, key: str, record: AccountRecord) -> None:
-        """Keep account key as record (new or changed)."""
-
-    def delete_account(self, key: str) -> None:
-        """Forget account key."""
-
-    def save_room(self, key: str, record: RoomRecord | None) -> None:
-        """Keep registered room key as record; None: it is registered no more."""
-
-    def fetch_account(self, key: str) -> defer.Deferred[AccountRecord | None]:
-        """The account key as the store holds it now (accounts is then up to date)."""
-
-    def add_account(self, key: str, record: AccountRecord) -> defer.Deferred[bool]:
-        """Keep record as account key unless there is one: whether it was added."""
-
-    def replace_account(
-        self, key: str, old: AccountRecord, new: AccountRecord | None
-    ) -> defer.Deferred[bool]:
-        """Put new (None: nothing) in place of account key if it is still old
-        (the same hash and creation): whether it was."""
-
-
-def same_account(one: AccountRecord | None, other: AccountRecord | None) -> bool:
-    """Whether two records are one account as it was (hash and creation)."""
-    if one is None or other is None:
-        return one is other
-    return one.hash == other.hash and one.created == other.created
 
 
 class LocalAccounts:

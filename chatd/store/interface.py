@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from zope.interface import Attribute, Interface
 
@@ -28,6 +28,8 @@ from chatd.config import HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX
 
 if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
     from twisted.internet.defer import Deferred
+
+    from chatd.model.room_rules import RoomRecord
 
 
 class Kind(StrEnum):
@@ -244,3 +246,48 @@ class Stamps:
 def millis(seconds: float) -> int:
     """Return a clock time in whole milliseconds, as kept and shown."""
     return int(seconds * 1000)
+
+
+@dataclass(slots=True)
+class AccountRecord:
+    """One account: its name as registered, the Argon2 hash, when (ms, UTC)."""
+
+    name: str
+    hash: str
+    created: int
+
+
+class AccountStore(Protocol):
+    """Where accounts and registered rooms live (keys are folded names)."""
+
+    accounts: dict[str, AccountRecord]
+    rooms: dict[str, RoomRecord]
+    durable: bool  # False: nothing outlives the daemon
+
+    def save_account(self, key: str, record: AccountRecord) -> None:
+        """Keep account key as record (new or changed)."""
+
+    def delete_account(self, key: str) -> None:
+        """Forget account key."""
+
+    def save_room(self, key: str, record: RoomRecord | None) -> None:
+        """Keep registered room key as record; None: it is registered no more."""
+
+    def fetch_account(self, key: str) -> Deferred[AccountRecord | None]:
+        """The account key as the store holds it now (accounts is then up to date)."""
+
+    def add_account(self, key: str, record: AccountRecord) -> Deferred[bool]:
+        """Keep record as account key unless there is one: whether it was added."""
+
+    def replace_account(
+        self, key: str, old: AccountRecord, new: AccountRecord | None
+    ) -> Deferred[bool]:
+        """Put new (None: nothing) in place of account key if it is still old
+        (the same hash and creation): whether it was."""
+
+
+def same_account(one: AccountRecord | None, other: AccountRecord | None) -> bool:
+    """Whether two records are one account as it was (hash and creation)."""
+    if one is None or other is None:
+        return one is other
+    return one.hash == other.hash and one.created == other.created

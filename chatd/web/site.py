@@ -263,7 +263,9 @@ class WebSlots:
         self.per_address = not trust_proxy
 
     def http_refusal(self, host: str) -> str | None:
-        return self.hub.refusal_reason(host if self.per_address else None, "web")
+        return self.hub.refusal_reason(
+            host if self.per_address else None, WebConnection.door
+        )
 
     def http_opened(self, host: str) -> None:
         self.hub.http_opened(host if self.per_address else None)

@@ -208,6 +208,29 @@ class Options(usage.Options):
         self["irc"] = []
         self["web"] = []
         self["web-origin"] = []
+        self._door_options()
+
+    def _door_options(self) -> None:
+        """Add the option of each registered door that has no opt_ method here.
+
+        A new door is its package and one line in chatd.doors.DOORS, which
+        names its option (repeatable, off unless given); no door is loaded.
+        """
+        from chatd.doors import DOORS
+
+        for option in DOORS.options:
+            if option in self._dispatch:  # --listen, --irc, --web: written out above
+                continue
+            self[option] = []
+            self.longOpt.append(f"{option}=")
+            self.synonyms[option] = option
+            self.docs[option] = (
+                f"Listen for the {option} door's clients on an endpoint "
+                "(repeatable; off unless given)."
+            )
+            self._dispatch[option] = lambda _name, value, key=option: self[key].append(
+                value
+            )
 
     def opt_listen(self, description: str) -> None:
         """Listen on an endpoint (repeatable; default tcp:5501)."""
@@ -310,13 +333,17 @@ class Options(usage.Options):
             ),
             operators=operators,
         )
-        self["endpoints"] = [_endpoint(description) for description in self["listen"]]
-        self["irc_endpoints"] = [
-            _endpoint(description, "--irc") for description in self["irc"]
-        ]
-        self["web_endpoints"] = [
-            _endpoint(description, "--web") for description in self["web"]
-        ]
+        from chatd.doors import DOORS
+
+        # Each registered door's listeners, by the option that opens it
+        # (--listen, --irc, --web), in the order given.
+        self["door_endpoints"] = {
+            option: [
+                _endpoint(description, f"--{option}")
+                for description in self.get(option, [])
+            ]
+            for option in DOORS.options
+        }
         self["metrics_endpoint"] = (
             _endpoint(self["metrics"], "--metrics") if self["metrics"] else None
         )
@@ -340,7 +367,7 @@ def with_backlog(description: str) -> str:
 def _endpoint(
     description: str, option: str = "--listen"
 ) -> tuple[str, IStreamServerEndpoint]:
-    """Parse one --listen or --irc endpoint string, or explain why it cannot be used."""
+    """Parse one door's endpoint string (--listen, --irc...), or explain why not."""
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
@@ -381,7 +408,8 @@ class ChatServiceMaker:
             HashingService,
             HistoryService,
         )
-        from chatd.store.accounts import AccountStore, MemoryAccounts, SQLiteAccounts
+        from chatd.store.accounts import MemoryAccounts, SQLiteAccounts
+        from chatd.store.interface import AccountStore
         from chatd.store.writer import SQLiteHistory
 
         history = None
@@ -485,32 +513,22 @@ def _listeners(
     it is wrapped in the metrics listener's service (it starts after it and
     stops after it); history: the SQLite store its figures come from.
     """
+    from chatd.doors import DOORS
     from chatd.ops.service import FarewellService, ListenerService
-    from chatd.protocol import ChatProtocol
 
     FarewellService(factory).setServiceParent(top)
-    for description, endpoint in options["endpoints"]:
-        ListenerService(description, endpoint, factory).setServiceParent(top)
-    doors = [ChatProtocol.door]
-    if options["irc_endpoints"]:
-        from chatd.irc.protocol import IrcProtocol
-
-        doors.append(IrcProtocol.door)
-        irc = factory.door(IrcProtocol)
-        for description, endpoint in options["irc_endpoints"]:
-            ListenerService(description, endpoint, irc, door="IRC ").setServiceParent(
-                top
-            )
-    if options["web_endpoints"]:
-        from chatd.web.door import WebConnection
-        from chatd.web.site import web_site
-
-        doors.append(WebConnection.door)
-        site = web_site(factory, options["web-origin"], options["web-trust-proxy"])
-        for description, endpoint in options["web_endpoints"]:
-            ListenerService(description, endpoint, site, door="web ").setServiceParent(
-                top
-            )
+    doors = []
+    for option in DOORS.options:
+        endpoints = options["door_endpoints"].get(option)
+        if not endpoints:
+            continue  # a door nobody listens for is not even loaded
+        door = DOORS.opened_by(option)
+        doors.append(door.name)
+        serving = door.serve(factory, options)  # one factory for all its listeners
+        for description, endpoint in endpoints:
+            ListenerService.of_door(
+                door, option, description, endpoint, serving
+            ).setServiceParent(top)
     if options["metrics_endpoint"] is not None:
         from chatd.ops.metrics_http import metrics_service
 

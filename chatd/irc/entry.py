@@ -1,0 +1,63 @@
+"""The IRC door's declaration (chatd.doors): its connection, listener and commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.interfaces import IProtocolFactory
+
+from chatd.doors import Door, Kind, command_kinds
+from chatd.factory import ChatFactory
+from chatd.irc.commands import COMMANDS
+from chatd.irc.protocol import IrcProtocol
+
+# The IRC door's commands that are not changes (the rest are).
+KINDS = {
+    **dict.fromkeys(
+        (
+            "PING",
+            "PONG",
+            "WHO",
+            "WHOIS",
+            "WHOWAS",
+            "ISON",
+            "USERHOST",
+            "MOTD",
+            "LUSERS",
+            "VERSION",
+            "TIME",
+            "INFO",
+            "NAMES",
+            "LIST",
+            "CHATHISTORY",
+        ),
+        Kind.READ,
+    ),
+    **dict.fromkeys(("PRIVMSG", "NOTICE", "TAGMSG"), Kind.TALK),
+    "CAP": Kind.SETTING,  # CAP END may be what registers
+}
+
+
+def command_of(text: str) -> str | None:
+    """The command of an IRC line, past its tags and prefix (None: no command)."""
+    words = text.lstrip().split(" ")
+    while words and (
+        words[0].startswith("@") or words[0].startswith(":") or not words[0]
+    ):
+        words.pop(0)
+    return words[0].upper() if words else None
+
+
+def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
+    """An --irc listener's factory: IRC connections on the shared hub."""
+    return hub.door(IrcProtocol)
+
+
+IRC = Door(
+    connection=IrcProtocol,
+    title="IRC",
+    serve=serve,
+    commands=command_kinds(COMMANDS, KINDS),
+    command_of=command_of,
+)
