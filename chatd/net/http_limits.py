@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.server import Site
 
-from chatd.net.connection import Refusal
+from chatd.net.closing import Refusal
 
 MAX_BODY = 1024  # bytes of request body taken (in memory); none is needed
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers to be whole

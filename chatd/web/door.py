@@ -41,7 +41,8 @@ from wsproto.utilities import LocalProtocolError
 from chatd.line.wire import line, render, render_ids
 from chatd.model.chat import Event
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.net.connection import ConnectionHub, IChatTransport, Phase, peer_name
+from chatd.net.connection import ConnectionHub, Phase
+from chatd.net.sockets import IChatTransport, peer_name
 from chatd.protocol import ChatProtocol
 from chatd.web.frames import (
     CLOSE_NORMAL,
