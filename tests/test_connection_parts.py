@@ -9,10 +9,13 @@ one part that the TCP line door and the web door both use.
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 from helpers import connect, make_factory
 from twisted.internet.task import Clock
 
+from chatd.cluster.doors import cluster_door
+from chatd.cluster.node import Node
 from chatd.irc.protocol import IrcProtocol
 from chatd.line.door import LINE_DOOR
 from chatd.net.answers import Answers
@@ -45,3 +48,14 @@ def test_the_web_door_speaks_the_line_doors_words() -> None:
     """Both doors that speak the line protocol hand their words to one LineDoor."""
     for door in (ChatProtocol, WebConnection):
         assert door.refusal("full") == LINE_DOOR.refusal("full")
+
+
+def test_a_cluster_nodes_connection_is_its_door_with_a_part() -> None:
+    """A cluster node's line, IRC and web connections are each their own door's
+    class with a ClusterLines part: no mixin, no other door among their bases."""
+    node = cast(Node, object())  # building the class asks nothing of the node
+    for door in DOORS:
+        cluster = cluster_door(door, node)
+        assert cluster.__bases__ == (door,)
+        for other in DOORS:
+            assert other is door or not issubclass(cluster, other)
