@@ -13,7 +13,8 @@ from twisted.logger import Logger
 from chatd.config import ServerConfig
 from chatd.model.accounts import Accounts, Hasher, Runner, run_inline
 from chatd.model.chat import Chat
-from chatd.net.connection import Connection, Refusal
+from chatd.net.closing import Refusal
+from chatd.net.connection import Connection
 from chatd.net.output import OutputBatch
 from chatd.net.stats import Stats
 from chatd.store.accounts import MemoryAccounts

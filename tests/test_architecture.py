@@ -28,9 +28,6 @@ CROSSINGS = {("web", "chatd.line")}
 # What the code does today that the rules forbid, each with the slice of
 # issue 23 that removes it; a pair that no longer occurs is simply not met.
 KNOWN = {
-    # WebConnection subclasses ChatProtocol (the connection layer composed,
-    # not inherited, removes it).
-    ("chatd.web.door", "chatd.protocol"),
     # The web site's /healthz is the ops' HealthResource.
     ("chatd.web.site", "chatd.ops.health"),
 }

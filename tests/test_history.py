@@ -16,7 +16,7 @@ from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.factory import ChatFactory
 from chatd.line.wire import RenderStats, parse_server_line, utc_time
 from chatd.model.chat import Action, Chat, Message, Private
-from chatd.net.connection import ANSWER_WAIT
+from chatd.net.answers import ANSWER_WAIT
 from chatd.store.interface import Kind
 from chatd.store.memory import MemoryHistory
 

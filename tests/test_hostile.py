@@ -17,7 +17,8 @@ from helpers import connect, disconnect, lines, make_factory, open_any, open_con
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, capturedLogs
 
-from chatd.net.connection import Connection, Refusal
+from chatd.net.closing import Refusal
+from chatd.net.connection import Connection
 
 GRACE = 5.0  # ServerConfig.shutdown_grace
 

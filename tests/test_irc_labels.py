@@ -18,7 +18,7 @@ from chatd.factory import ChatFactory
 from chatd.irc.labels import MAX_LABEL, has_batch_tag, labeled
 from chatd.irc.message import IrcMessage, parse_message
 from chatd.irc.protocol import IrcProtocol
-from chatd.net.connection import ANSWER_WAIT
+from chatd.net.answers import ANSWER_WAIT
 from chatd.store.memory import MemoryHistory
 
 LABELS = ("batch", "labeled-response")

@@ -14,7 +14,6 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
-from chatd.net.connection import tune_socket
 from chatd.net.limits import (
     HARD_LIMIT_FACTOR,
     SLOW_READER_GRACE,
@@ -22,6 +21,7 @@ from chatd.net.limits import (
     SendQueue,
     TokenBucket,
 )
+from chatd.net.sockets import tune_socket
 from chatd.protocol import ChatProtocol
 
 # -- the pieces on their own -----------------------------------------------------------

@@ -637,7 +637,7 @@ def test_overlong_line_across_packets_is_discarded_without_buffering(
     chunk = b"y" * 65536
     for _ in range(16):
         alice.dataReceived(chunk)
-        assert alice._discarding and not alice._partial
+        assert alice.framer.discarding and not alice.framer.partial
     alice.dataReceived(b"tail\nnext line\n")
     assert lines(out) == [
         "ERR too-long lines are limited to 2048 bytes; that one was dropped",

@@ -1,8 +1,10 @@
 """The line door: the line protocol's commands and its rendering.
 
-chatd.protocol's ChatProtocol is the door itself (HELLO, the nickname
-prompt, slash commands); this package holds what it translates with:
+chatd.protocol's ChatProtocol is the door itself on TCP; this package holds
+what it translates with, and what the web door (chatd.web.door) speaks too:
 
+door.py              LineDoor: the line protocol's words (HELLO, the nickname
+                     prompt, slash commands, ERR/INFO/BYE) for either door
 commands.py          the slash commands: one table with arity and help
 room_commands.py     the commands of rooms people run (/topic, /mode, /kick, ...)
 account_commands.py  /register, /identify, /password, /unregister

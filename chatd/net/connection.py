@@ -1,38 +1,32 @@
-"""What every front door's connection shares: framing, limits, output, closing.
+"""Connection: one client connection of any door, composed of the shared parts.
 
-A door (the line protocol in chatd.protocol; IRC and WebSocket later) is a
-subclass of Connection that only translates: it greets, turns one decoded
-line into model calls, renders events to bytes and spells errors and
-goodbyes. Everything else a connection needs lives here once:
+A door (the line protocol in chatd.protocol, IRC in chatd.irc, the WebSocket
+in chatd.web) is a subclass of Connection that only translates: it greets,
+turns one decoded line into model calls, renders events to bytes and spells
+errors and goodbyes. What a connection needs besides lives below the doors,
+once, in parts a connection is made of (each with the connection as its
+delegate, as Tornado's HTTP1Connection has one, given on every call):
 
-- framing lines (LF, an optional CR before it), over-long lines refused whole;
-- the flood gate: every line (empty and over-long ones too) and every telnet
-  command costs a token; past the budget the rest of the input is held as
-  raw bytes, unframed, and handled at the rate; more than --recvq bytes held
-  closes the connection;
-- output batching and the render-once journal (chatd.net.output), the send queue
-  (chatd.net.limits.SendQueue) and direct sends on plain TCP;
-- register and idle timeouts, keepalive, caps and logging of each limit hit;
-- answers that come later (a history read from the store's thread): the
-  connection's later output waits behind them, so the client sees every
-  answer where it asked, and lines that arrived meanwhile after it;
-- closing: the user leaves the chat when the server says goodbye, not when
-  the peer agrees, and a connection that does not close within the grace
-  (a TLS peer that never finishes its handshake, a peer that stopped
-  reading) is aborted.
+- framing lines, over-long ones refused whole (chatd.net.framing.LineFramer);
+- the flood gate and the send queue (chatd.net.limits): every line (empty
+  and over-long ones too) and every telnet command costs a token; past the
+  budget the rest of the input is held as raw bytes, unframed, and handled at
+  the rate; more than --recvq bytes held closes the connection;
+- answers that come later, and what waits for them: a goodbye after /quit,
+  the end of the client's input (chatd.net.answers.Answers);
+- closing: goodbye, grace, abort (chatd.net.closing.Closing);
+- socket tuning (chatd.net.sockets).
 
-The framing is written here rather than taken from LineReceiver: that
-re-splits its whole buffer for every line (a packet of 30,000 empty lines
-copies megabytes), drops the connection on an over-long line, and when
-paused keeps everything it is sent.
+What stays here is the connection's life (register and idle timeouts, caps,
+the log of each limit hit) and the broadcast hot path: output batching and
+the render-once journal (chatd.net.output), direct sends on plain TCP. It is
+read once per member of every broadcast, so it keeps its own slots and
+calls no part.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum, auto
 from typing import ClassVar
 from typing import Protocol as TypingProtocol
 
@@ -40,12 +34,9 @@ from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
-    IConsumer,
     IDelayedCall,
     IHalfCloseableProtocol,
     IReactorTime,
-    ISystemHandle,
-    ITCPTransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -59,9 +50,26 @@ from chatd.model.chat import Chat, Event, IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.rates import TokenBucket
 from chatd.net import bulk
+from chatd.net.answers import ANSWER_WAIT, Answers
+from chatd.net.closing import Closing, Refusal
+from chatd.net.framing import LineFramer, decode_line
 from chatd.net.limits import FloodGate, SendQueue
 from chatd.net.output import Journal, OutputBatch
+from chatd.net.phase import Phase
+from chatd.net.sockets import IChatTransport, peer_name, tune_socket
 from chatd.net.stats import Stats
+
+# Names the doors and tests import from here, where they used to live.
+__all__ = [
+    "ANSWER_WAIT",
+    "Connection",
+    "ConnectionHub",
+    "IChatTransport",
+    "Phase",
+    "Refusal",
+    "peer_name",
+    "tune_socket",
+]
 
 
 class ConnectionHub(TypingProtocol):
@@ -81,65 +89,12 @@ class ConnectionHub(TypingProtocol):
         """Forget connection."""
 
 
-class Phase(Enum):
-    """Where a connection is in its life."""
-
-    AWAITING_NICK = auto()  # greeted; the client has yet to choose a nickname
-    REGISTERED = auto()  # the client has a user in the chat
-    CLOSING = auto()  # goodbye said (or aborted); nothing more is written
-
-
 _CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
-_REGISTERED = Phase.REGISTERED
-_AWAITING_NICK = Phase.AWAITING_NICK
-CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
-
-# Dead peers: probe after a minute of silence, every 15 s, give up after 4 misses.
-KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
-# Seconds an answer that comes later may take before its fallback is sent
-# instead: the output held behind it is bounded by what arrives meanwhile.
-ANSWER_WAIT = 10.0
 
 
 def _render_nothing(event: Event) -> bytes:
     """A closed connection's renderer (deliver returns before it is called)."""
     return b""
-
-
-@dataclass(eq=False, slots=True)
-class Hold:
-    """An answer a connection waits for, and its output that came after it."""
-
-    after: list[bytes] = field(default_factory=list)
-    answer: bytes | None = None  # set once it has come (or its fallback)
-    started: bool = False  # False while send_later is still deciding
-    timer: IDelayedCall | None = None
-
-
-class IChatTransport(ITCPTransport, IConsumer, ISystemHandle):
-    """What a connection's transport offers: TCP (or TLS over TCP) and a consumer."""
-
-
-def tune_socket(transport: IChatTransport) -> None:
-    """Turn on TCP keepalive (tuned to find dead peers in minutes) and NODELAY."""
-    if not hasattr(transport, "setTcpKeepAlive"):
-        return  # not a TCP connection (a test transport, say)
-    transport.setTcpKeepAlive(True)
-    transport.setTcpNoDelay(True)  # chat lines are small; no 40 ms Nagle stalls
-    handle = transport.getHandle()
-    if not isinstance(handle, socket.socket):
-        return
-    for name, value in KEEPALIVE_OPTIONS:
-        if hasattr(socket, name):
-            handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
-
-
-def peer_name(transport: object) -> str:
-    """Return host:port of a transport's peer, for the log."""
-    get_peer = getattr(transport, "getPeer", None)
-    peer = get_peer() if get_peer is not None else None
-    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
-    return f"{host}:{port}" if host is not None else str(peer)
 
 
 @implementer(IChatClient, IHalfCloseableProtocol)
@@ -149,6 +104,8 @@ class Connection(Protocol, TimeoutMixin):
     A door overrides greet, handle_text, reply_error, report_failure,
     goodbye, flood_notice and render, and may override filter_input and
     hang_up (the WebSocket door sends a close frame before the TCP close).
+    Its parts: framer (LineFramer), gate (FloodGate), sendq (SendQueue),
+    answers (Answers) and closing (Closing).
     """
 
     log = Logger()
@@ -168,18 +125,12 @@ class Connection(Protocol, TimeoutMixin):
         "phase",
         "user",
         "host",
-        "_partial",
-        "_discarding",
-        "_refusing",
-        "_bye_reason",
-        "_abort_call",
         "_render",
-        "_holds",
-        "_bye_after_answers",
-        "_answers_deadline",
+        "framer",
         "gate",
-        "_input_ended",
         "sendq",
+        "answers",
+        "closing",
         "counts",
         "journal_key",
     )
@@ -209,18 +160,8 @@ class Connection(Protocol, TimeoutMixin):
         self.phase = Phase.AWAITING_NICK
         self.user: User | None = None
         self.host = "?"  # the peer's address, as --max-per-ip counts it
-        self._partial = b""  # the start of a line whose LF has not come yet
-        self._discarding = False  # skipping the rest of an over-long line
-        self._refusing = False  # an episode of over-long lines, logged once
-        self._bye_reason: str | None = None  # why the server closed, if it did
-        self._abort_call: IDelayedCall | None = None  # the close's deadline
-        self._holds: list[Hold] | None = None  # answers waited for, oldest first
-        # The goodbye waits behind answers still to come (see close_after_answers).
-        self._bye_after_answers = False
-        # The bound on waiting for answers at the end (close or end of input).
-        self._answers_deadline: IDelayedCall | None = None
+        self.framer = LineFramer()
         self.gate: FloodGate | None = None
-        self._input_ended = False  # the client sent all it will (readConnectionLost)
         if self.config.flood_rate > 0:
             self.gate = FloodGate(
                 TokenBucket(self.config.flood_burst, self.config.flood_rate, hub.clock),
@@ -228,6 +169,8 @@ class Connection(Protocol, TimeoutMixin):
                 self,
             )
         self.sendq = SendQueue(self.config.sendq, self, hub.clock)
+        self.answers = Answers()
+        self.closing = Closing()
         # The renderer is read once per member of every broadcast. A slot is
         # the quickest attribute to read; self.render, a staticmethod found
         # through an instance that has a __dict__, is not specialised by
@@ -316,13 +259,11 @@ class Connection(Protocol, TimeoutMixin):
         # A door's renderer may be a bound method of this connection (IRC's):
         # dropped, so that no cycle waits for the cycle collector.
         self._render = _render_nothing
-        self._stop_limits()
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None
+        self.stop_limits()
+        self.closing.cancel()
         self.hub.connection_lost(self)
-        if self._bye_reason is not None:
-            why = self._bye_reason
+        if self.closing.bye_reason is not None:
+            why = self.closing.bye_reason
         elif reason.check(ConnectionDone):
             why = "connection closed"
         else:
@@ -395,15 +336,13 @@ class Connection(Protocol, TimeoutMixin):
         self.hub.stats.limit_hit(self.door, kind)
         func()
 
-    def _stop_limits(self, keep_answers: bool = False) -> None:
+    def stop_limits(self, keep_answers: bool = False) -> None:
         """Cancel timers and held input: nothing more will be handled.
 
         keep_answers: answers still to come are sent (close_after_answers).
         """
         if not keep_answers:
-            self._bye_after_answers = False  # nothing more is sent
-            self._drop_holds()
-            self._cancel_answers_deadline()
+            self.answers.stop(self)  # nothing more is sent
         self.setTimeout(None)
         if self.gate is not None:
             self.gate.stop()
@@ -433,27 +372,7 @@ class Connection(Protocol, TimeoutMixin):
         After close_after_answers, the goodbye waits behind answers still
         to come (ANSWER_WAIT at most); otherwise they are left out.
         """
-        if self.phase is Phase.CLOSING:
-            return
-        wait = self._bye_after_answers = (
-            self._bye_after_answers and self.awaiting_answers()
-        )
-        if not wait:
-            self._drop_holds()  # the goodbye cannot wait for an answer
-        self.send(self.goodbye(reason))  # behind the answers it waits for, if any
-        self.flush()  # everything up to the goodbye, before the connection closes
-        self.phase = Phase.CLOSING
-        self._bye_reason = reason
-        self._stop_limits(keep_answers=wait)
-        if leave:
-            self.leave(reason)
-        if wait:
-            if self._answers_deadline is None:
-                self._answers_deadline = self.hub.clock.callLater(
-                    ANSWER_WAIT, self._answers_overdue
-                )
-            return
-        self._hang_up_within_grace()
+        self.closing.close(self, reason, leave)
 
     def close_after_answers(self, reason: str) -> None:
         """Close as close does, the goodbye after every answer still to come.
@@ -462,50 +381,12 @@ class Connection(Protocol, TimeoutMixin):
         is answered first (a history read on the store's thread, a password
         check, a cluster's turn), as if it had waited for the answers.
         """
-        self._bye_after_answers = True
+        self.answers.bye_after = True
         self.close(reason)
-
-    def _hang_up_within_grace(self) -> None:
-        """Close once what was written is sent; abort a peer that holds it open.
-
-        A peer that does not let the connection close within the grace (a
-        TLS handshake never finished, a full send buffer) is aborted then.
-        """
-        # A registered producer would hold the connection open: let it go first.
-        self.transport.unregisterProducer()
-        self.hang_up()
-        self._abort_call = self.hub.clock.callLater(
-            self.config.shutdown_grace, self._abort_late
-        )
 
     def hang_up(self) -> None:
         """Close the transport once what was written is sent (a door may say more)."""
         self.transport.loseConnection()
-
-    def _abort_late(self) -> None:
-        self._abort_call = None
-        self.hub.stats.limit_hit(self.door, "close-timeout")
-        self.log.warn(
-            "{peer} did not close within {grace:g}s; aborted",
-            peer=self.peer,
-            grace=self.config.shutdown_grace,
-        )
-        self.transport.abortConnection()
-
-    def _abort(self, bye_reason: str | None) -> None:
-        """Drop the connection now: no goodbye, nothing more written or handled.
-
-        bye_reason is what the others hear in QUIT; None leaves it to
-        connectionLost, which says "connection lost" for an abort.
-        """
-        if self.phase is not Phase.CLOSING:
-            self.phase = Phase.CLOSING
-            self._bye_reason = bye_reason
-            self._stop_limits()
-            if bye_reason is not None:
-                self.leave(bye_reason)
-        self._out = self._journal = None
-        self.transport.abortConnection()  # a goodbye would only join the unread
 
     # -- limits ------------------------------------------------------------------
 
@@ -533,7 +414,7 @@ class Connection(Protocol, TimeoutMixin):
             peer=self.peer,
             limit=self.config.sendq,
         )
-        self._abort(self.sendq_reason())
+        self.closing.abort(self, self.sendq_reason())
 
     # -- writing -----------------------------------------------------------------
 
@@ -645,7 +526,7 @@ class Connection(Protocol, TimeoutMixin):
             self._transmit(journal.joined(self._start, self._end))
             return
         out = self._out
-        if out is not None and self._holds is None:
+        if out is not None and self.answers.holds is None:
             self._out = None  # an idle connection holds no list
             self._transmit(out[0] if len(out) == 1 else b"".join(out))
 
@@ -661,9 +542,9 @@ class Connection(Protocol, TimeoutMixin):
 
     def still_answering(self) -> bool:
         """Tell whether answers still reach the client (closing after them counts)."""
-        return self.phase is not _CLOSING or self._bye_after_answers
+        return self.phase is not _CLOSING or self.answers.bye_after
 
-    # -- answers that come later -------------------------------------------------
+    # -- answers that come later (chatd.net.answers) -----------------------------
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, in order with everything else.
@@ -674,89 +555,7 @@ class Connection(Protocol, TimeoutMixin):
         An answer that fails, or has not come within ANSWER_WAIT seconds, is
         replaced by fallback (b"": nothing).
         """
-        if self.phase is _CLOSING:
-            return
-        hold = Hold()
-        answer.addCallbacks(
-            self._answered,
-            self._answer_failed,
-            callbackArgs=(hold,),
-            errbackArgs=(hold, fallback),
-        )
-        if hold.answer is not None:  # it was there at once: no wait
-            if hold.answer:
-                self._write(hold.answer)  # not send: a door's send may encode
-            return
-        self.flush()  # what came before the question goes now (unless held too)
-        hold.started = True
-        holds = self._holds
-        if holds is None:
-            holds = self._holds = []
-        holds.append(hold)
-        self._out = hold.after  # later output collects behind the answer
-        hold.timer = self.hub.clock.callLater(
-            ANSWER_WAIT, self._answer_late, hold, fallback
-        )
-
-    def _answered(self, data: bytes, hold: Hold) -> None:
-        if not hold.started:
-            hold.answer = data
-            return
-        self._resolve(hold, data)
-
-    def _answer_failed(self, failure: Failure, hold: Hold, fallback: bytes) -> None:
-        self.log.failure("an answer for {peer} failed", failure, peer=self.peer)
-        self._answered(fallback, hold)
-
-    def _answer_late(self, hold: Hold, fallback: bytes) -> None:
-        hold.timer = None
-        self.log.warn(
-            "an answer for {peer} did not come within {wait:g}s; its fallback was sent",
-            peer=self.peer,
-            wait=ANSWER_WAIT,
-        )
-        self._resolve(hold, fallback)
-
-    def _resolve(self, hold: Hold, data: bytes) -> None:
-        """hold's answer is data: send every answer now due, with what followed."""
-        holds = self._holds
-        if hold.answer is not None or holds is None or hold not in holds:
-            return  # already resolved (late, or the connection is closing)
-        hold.answer = data
-        if hold.timer is not None and hold.timer.active():
-            hold.timer.cancel()
-        hold.timer = None
-        ready: list[bytes] = []
-        while holds and holds[0].answer is not None:
-            done = holds.pop(0)
-            ready.append(done.answer or b"")
-            ready.extend(done.after)
-        if not holds:
-            self._holds = self._out = None
-        out = b"".join(ready)
-        if out and (self.phase is not _CLOSING or self._bye_after_answers):
-            self._transmit(out)
-        if not holds:
-            self.answers_settled()
-
-    def _drop_holds(self) -> None:
-        """Stop waiting: output held behind answers is collected as if never held.
-
-        Answers not yet come are left out; the connection is closing.
-        """
-        holds, self._holds = self._holds, None
-        if holds is None:
-            return
-        out: list[bytes] = []
-        for hold in holds:
-            if hold.timer is not None and hold.timer.active():
-                hold.timer.cancel()
-            hold.timer = None
-            if hold.answer:
-                out.append(hold.answer)
-            hold.answer = b""
-            out.extend(hold.after)
-        self._out = out or None  # close() flushes it, before its goodbye
+        self.answers.send_later(self, answer, fallback)
 
     def _transmit(self, data: bytes) -> None:
         """Send data, or cut the client off if it would pass its send queue."""
@@ -774,14 +573,14 @@ class Connection(Protocol, TimeoutMixin):
                 # took the socket's error with it, so the next read would see
                 # a plain end of file and everyone would hear "connection
                 # closed"; an abort reports the connection as lost.
-                if self._input_ended:
+                if self.answers.input_ended:
                     # It ended its input, then went without reading: it is
                     # lost as if it had closed, so what it sent still runs
                     # (a cluster node's held lines); what is written is dropped.
                     self.sendq.stopProducing()
                     self.transport.abortConnection()
                     return
-                self._abort(None)
+                self.closing.abort(self, None)
                 return
             if sent > 0:
                 data = data[sent:]
@@ -819,8 +618,8 @@ class Connection(Protocol, TimeoutMixin):
             self.frame(data)
         finally:
             self.output.end(self)
-        if self._input_ended:
-            self._finish_input()  # the last of what the client sent, perhaps
+        if self.answers.input_ended:
+            self.answers.finish_input(self)  # the last of what the client sent, perhaps
 
     # -- the client's end of input (TCP half-close) ------------------------------
 
@@ -834,211 +633,40 @@ class Connection(Protocol, TimeoutMixin):
         connection closes as one that closes does. With nothing held or
         awaited, it closes now.
         """
-        self._input_ended = True
-        self._finish_input()
-
-    def _finish_input(self) -> None:
-        """Close a client whose input ended once nothing it sent is still due.
-
-        Held lines call this again as they drain (release), answers as they
-        come (answers_settled); answers are waited for ANSWER_WAIT at most.
-        """
-        gate = self.gate
-        if self.phase is _CLOSING or (gate is not None and gate.held is not None):
-            return  # closing already; or release() calls again
-        if self.awaiting_answers():
-            if self._answers_deadline is None:
-                self._answers_deadline = self.hub.clock.callLater(
-                    ANSWER_WAIT, self._answers_overdue
-                )
-            return
-        self._close_after_input()
+        self.answers.end_of_input(self)
 
     def awaiting_answers(self) -> bool:
         """Tell whether answers to what the client sent are still to come.
 
         A door whose lines may wait elsewhere (a cluster node's turns) says so too.
         """
-        return self._holds is not None
+        return self.answers.holds is not None
 
     def answers_settled(self) -> None:
         """Answers awaited have come: a goodbye or an end of input waiting goes on."""
-        if self.awaiting_answers():
-            return
-        if self._bye_after_answers:
-            self._bye_after_answers = False
-            self._cancel_answers_deadline()
-            self._hang_up_within_grace()
-        elif self._input_ended:
-            self._finish_input()
-
-    def _answers_overdue(self) -> None:
-        """Answers did not all come within ANSWER_WAIT: close without them."""
-        self._answers_deadline = None
-        self.log.warn(
-            "answers for {peer} did not come within {wait:g}s after its end; closed",
-            peer=self.peer,
-            wait=ANSWER_WAIT,
-        )
-        if self._bye_after_answers:
-            self._bye_after_answers = False
-            self._drop_holds()
-            self.flush()  # what came, then the goodbye behind it
-            self._hang_up_within_grace()
-        else:
-            self._close_after_input()
-
-    def _cancel_answers_deadline(self) -> None:
-        deadline, self._answers_deadline = self._answers_deadline, None
-        if deadline is not None and deadline.active():
-            deadline.cancel()
+        self.answers.settled(self)
 
     def writeConnectionLost(self) -> None:
         """The output side closed first: nothing more can reach the client."""
-        self._close_after_input()
+        self.closing.after_input(self)
 
     def transport_closed(self) -> None:
         """The transport is gone, though the connection lives on (a cluster
         node runs its held lines): there is no close left to enforce."""
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None
-
-    def _close_after_input(self) -> None:
-        """Close as a client that closes: once written, or aborted after the grace."""
-        if self.phase is _CLOSING or self._abort_call is not None:
-            return
-        self._cancel_answers_deadline()
-        self._partial = b""  # a last line without its LF is not a line
-        # The send queue stops, so that what is still written goes through
-        # the transport, which drops it once closed (a cluster node may run
-        # held lines after that).
-        self.sendq.stopProducing()
-        self._hang_up_within_grace()
+        self.closing.cancel()
 
     def frame(self, data: bytes) -> None:
-        """Split data into lines and handle each, as far as the budget allows.
-
-        Every line costs a token, an empty or over-long one too; when none
-        is left the rest of data is handed to the flood gate to hold.
-        """
-        if self._partial:
-            data, self._partial = self._partial + data, b""
-        max_line = self.config.max_line
-        limit = max_line + 1  # the line's text, and a CR that may end it
-        gate = self.gate
-        size = len(data)
-        at = 0
-        while at < size:
-            if self._discarding:  # the tail of a refused line: nothing is kept
-                end = data.find(b"\n", at)
-                if end < 0:
-                    return
-                self._discarding = False
-                at = end + 1
-                continue
-            end = data.find(b"\n", at)
-            if end < 0:
-                if size - at > limit:  # over-long already: refuse, skip the rest
-                    if gate is not None and not gate.take():
-                        gate.hold(data[at:])
-                        return
-                    self._discarding = True
-                    self._refuse_too_long()
-                else:
-                    self._partial = data[at:]
-                return
-            if (
-                gate is not None
-                and not (
-                    self.phase is _AWAITING_NICK
-                    and gate.registration_lines > 0
-                    and self.is_registration_line(data[at:end])
-                    and gate.take_registration()
-                )
-                and not gate.take()
-            ):
-                gate.hold(data[at:])
-                return
-            stop = end - 1 if end > at and data[end - 1] == CR else end
-            if stop - at > max_line:
-                self._refuse_too_long()
-            else:
-                self._refusing = False
-                if self.phase is _REGISTERED:
-                    self.resetTimeout()  # idle means silent; the nick deadline stays
-                self.counts.lines += 1
-                self.handle_line(data[at:stop])
-            at = end + 1
-            if self.phase is _CLOSING:
-                return
-
-    def _refuse_too_long(self) -> None:
-        """Refuse an over-long line whole; log the first of an episode."""
-        # PROTOCOL.md, Limits: refused whole, the connection stays open.
-        self.hub.stats.limit_hit(self.door, "too-long")
-        if not self._refusing:
-            self._refusing = True
-            self.log.warn(
-                "{peer} sent a line over {limit} bytes; refused "
-                "(more in a row are not logged)",
-                peer=self.peer,
-                limit=self.config.max_line,
-            )
-        self.reply_error(
-            ChatError(
-                ErrorCode.TOO_LONG,
-                f"lines are limited to {self.config.max_line} bytes; "
-                "that one was dropped",
-            )
-        )
+        """Split data into lines and handle each, as far as the budget allows."""
+        self.framer.frame(self, data)
 
     def handle_line(self, raw: bytes) -> None:
         """Handle one framed line (no CR or LF); errors become replies only here."""
         if self.phase is _CLOSING:
             return
         try:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ChatError(
-                    ErrorCode.BAD_ENCODING, "that line was not valid UTF-8; dropped"
-                ) from None
-            self.handle_text(text)
+            self.handle_text(decode_line(raw))
         except ChatError as error:
             self.reply_error(error)
         except Exception:
             self.log.failure("while handling a line from {peer}", peer=self.peer)
             self.report_failure()
-
-
-class Refusal(Protocol):
-    """Answers a connection the server cannot take, closes, and aborts if need be."""
-
-    log = Logger()
-
-    def __init__(self, answer: bytes, clock: IReactorTime, grace: float) -> None:
-        self.answer = answer
-        self.clock = clock
-        self.grace = grace
-        self._abort_call: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        transport = self.transport
-        if transport is None:  # cannot happen: makeConnection set it
-            return
-        transport.write(self.answer)
-        transport.loseConnection()
-        # A TLS peer that never finishes its handshake would keep this open.
-        self._abort_call = self.clock.callLater(self.grace, self._abort)
-
-    def _abort(self) -> None:
-        self._abort_call = None
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._abort_call is not None and self._abort_call.active():
-            self._abort_call.cancel()
-        self._abort_call = None

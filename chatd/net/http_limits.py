@@ -31,7 +31,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
-from chatd.net.connection import Refusal
+from chatd.net.closing import Refusal
 
 MAX_BODY = 1024  # bytes of request body taken (in memory); none is needed
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers to be whole

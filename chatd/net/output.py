@@ -32,7 +32,7 @@ class Journal:
 
     Lines are only ever appended, so a run stays valid however the journal
     grows. A member extends its run only while the run ends at the last line
-    or just before it (see ChatProtocol.deliver); a line out of turn moves its
+    or just before it (see Connection.deliver); a line out of turn moves its
     output to a list of its own. Each flush round starts a new journal; the
     old one lives on only for members of that round not yet flushed.
 

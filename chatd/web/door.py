@@ -2,10 +2,11 @@
 
 A WebConnection speaks exactly what telnet users read (PROTOCOL.md): each
 text message from the page is one line, and each line the server sends is
-one text message (without its CRLF). So it is the line door (ChatProtocol)
-with other bytes around the lines, and everything below it is the shared
-Connection's: framing, the flood gate, the send queue, output batching and
-the render-once journal, timeouts, caps and closing.
+one text message (without its CRLF). So it speaks the line door's words
+(chatd.line.door.LineDoor, which the TCP line door, chatd.protocol, composes
+too) with other bytes around the lines, and everything below it is the
+shared Connection's: framing, the flood gate, the send queue, output
+batching and the render-once journal, timeouts, caps and closing.
 
 How it sits on Twisted's WebSocket: twisted.web.websocket does the HTTP
 upgrade and reads frames (wsproto), and hands this connection each whole
@@ -38,11 +39,12 @@ from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
+from chatd.line.door import LINE_DOOR
 from chatd.line.wire import line, render, render_ids
 from chatd.model.chat import Event
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.net.connection import ConnectionHub, IChatTransport, Phase, peer_name
-from chatd.protocol import ChatProtocol
+from chatd.net.connection import Connection, ConnectionHub, Phase
+from chatd.net.sockets import IChatTransport, peer_name
 from chatd.web.frames import (
     CLOSE_NORMAL,
     CLOSE_TOO_BIG,
@@ -155,10 +157,11 @@ class WireTransport:
         return self.connection.transport.getHost()
 
 
-class WebConnection(ChatProtocol):
+class WebConnection(Connection):
     """One page's WebSocket: the line protocol, one line per text message."""
 
     door = "web"
+    identify_hint = "/identify <password>"  # the line protocol's words
     log = Logger()
     __slots__ = (
         "request",
@@ -174,7 +177,6 @@ class WebConnection(ChatProtocol):
         "_frames_paused",
     )
     render = staticmethod(web_render)  # one frame per broadcast
-    render_with_ids = staticmethod(web_render_ids)  # after /ids on
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
@@ -191,6 +193,50 @@ class WebConnection(ChatProtocol):
         self._unread: bytearray | None = None
         self._resume_call: IDelayedCall | None = None
         self._frames_paused = False  # in an episode of paused reading (logged once)
+
+    # -- the door's words: the line protocol's (chatd.line.door) ---------------
+
+    def handle_text(self, text: str) -> None:
+        """A command, a nickname, or a message to the current room."""
+        LINE_DOOR.handle_text(self, text)
+
+    def reply_error(self, error: ChatError) -> None:
+        """ERR code text; a refused nickname is asked for again."""
+        LINE_DOOR.reply_error(self, error)
+
+    def report_failure(self) -> None:
+        LINE_DOOR.report_failure(self)
+
+    def goodbye(self, reason: str) -> bytes:
+        """BYE with the reason (PROTOCOL.md)."""
+        return LINE_DOOR.goodbye(reason)
+
+    def flood_notice(self) -> bytes:
+        return LINE_DOOR.flood_notice(self)
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        return LINE_DOOR.is_registration_line(raw)
+
+    def register(self, nick: str) -> None:
+        """Take nick: WELCOME, the message of the day, then #lobby."""
+        LINE_DOOR.register(self, nick)
+
+    def quit_chat(self, reason: str) -> None:
+        """Leave at the client's request: QUIT to the others, BYE, close."""
+        LINE_DOOR.quit_chat(self, reason)
+
+    def send_info(self, text: str) -> None:
+        """Send a human notice."""
+        self.send(LINE_DOOR.info(text))
+
+    refusal = staticmethod(LINE_DOOR.refusal)
+
+    def show_ids(self, on: bool) -> None:
+        """Frame room messages with their ID line (/ids on), or without."""
+        if on:  # pages with /ids on share a journal: their room messages differ
+            self.use_renderer(web_render_ids, self.door + "+ids")
+        else:
+            self.use_renderer(web_render)
 
     # -- Twisted's WebSocketProtocol -------------------------------------------
 
@@ -235,7 +281,7 @@ class WebConnection(ChatProtocol):
         # pass it. The transport says when its buffer has emptied (the send
         # queue's resumeProducing), and direct sends start again then.
         self.sendq.drained = False
-        super().greet()
+        LINE_DOOR.greet(self)
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -395,10 +441,6 @@ class WebConnection(ChatProtocol):
             self.flush()
 
     # -- reading ---------------------------------------------------------------
-
-    def filter_input(self, data: bytes) -> bytes:
-        """No telnet in a browser: messages are text."""
-        return data
 
     def handle_line(self, raw: bytes) -> None:
         """A line, or the place of a binary message (refused, as bad encoding)."""

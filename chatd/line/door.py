@@ -1,0 +1,194 @@
+"""LineDoor: the line protocol's words, for any connection that carries its lines.
+
+HELLO and NICK negotiation, slash commands and plain lines in, ERR, INFO and
+BYE out (PROTOCOL.md). Two doors carry these lines: the TCP line door
+(chatd.protocol.ChatProtocol, lines with CRLF, telnet taken out) and the
+web door (chatd.web.door.WebConnection, one WebSocket text frame a line).
+Each is a Connection of its own that composes this part: it hands its
+hooks (greet, handle_text, reply_error, ...) to LINE_DOOR, which writes
+through the connection's send, so each door's bytes stay its own.
+
+LineDoor keeps no state: one instance serves every connection of both
+doors, given the connection on every call.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, cast
+
+from chatd import __version__
+from chatd.line.commands import COMMANDS, backfill
+from chatd.line.session import Session
+from chatd.line.wire import line
+from chatd.model.chat import IChatClient, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import LOBBY, clean_text
+from chatd.net.phase import Phase
+
+NICK_PROMPT = (
+    "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
+)
+NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
+
+
+class LineConnection(Session, Protocol):
+    """What the line door's words need of the connection carrying them."""
+
+    phase: Phase
+    user: User | None
+
+    def registered(self, user: User) -> None:
+        """The client is now user."""
+
+    def welcomed(self) -> None:
+        """The welcome has been said: the accounts may speak now."""
+
+    def leave(self, reason: str, logged: str | None = None) -> None:
+        """Take the user out of the chat."""
+
+    def close_after_answers(self, reason: str) -> None:
+        """Say goodbye after every answer still to come, and close."""
+
+
+class LineDoor:
+    """The line protocol (PROTOCOL.md) spoken over one connection at a time."""
+
+    __slots__ = ()
+
+    def greet(self, conn: LineConnection) -> None:
+        """HELLO with the banner, then ask for a nickname."""
+        conn.send(line("HELLO", conn.config.name, text=self.banner(conn)))
+        conn.send(line("NICK", text=NICK_PROMPT))
+
+    @staticmethod
+    def banner(conn: LineConnection) -> str:
+        """The HELLO line's words: the server and how to start."""
+        name = conn.config.name
+        server = (
+            f"chatd {__version__}"
+            if name == "chatd"
+            else f"{name} (chatd {__version__})"
+        )
+        return f"Welcome to {server}. Pick a nickname; /help lists the commands."
+
+    @staticmethod
+    def goodbye(reason: str) -> bytes:
+        """BYE with the reason (PROTOCOL.md)."""
+        return line("BYE", text=reason)
+
+    @staticmethod
+    def flood_notice(conn: LineConnection) -> bytes:
+        """ERR flood: the client's lines now wait, and at what rate."""
+        rate = conn.config.flood_rate
+        return line(
+            "ERR",
+            ErrorCode.FLOOD.value,
+            text=f"you are sending too fast; your lines wait and are handled "
+            f"at {rate:g} per second",
+        )
+
+    @staticmethod
+    def reply_error(conn: LineConnection, error: ChatError) -> None:
+        """ERR code text; a refused nickname is asked for again."""
+        # The text may quote what the client sent: never echo control characters.
+        conn.send(line("ERR", error.code.value, text=clean_text(error.text)))
+        if conn.phase is Phase.AWAITING_NICK and error.code in NICK_REFUSALS:
+            conn.send(line("NICK", text=NICK_PROMPT))
+
+    def report_failure(self, conn: LineConnection) -> None:
+        """INFO: the line failed inside the server (our bug; logged)."""
+        conn.send(self.info("Sorry, that command failed inside the server."))
+
+    @staticmethod
+    def info(text: str) -> bytes:
+        """An INFO line: a human notice."""
+        return line("INFO", text=text)
+
+    @staticmethod
+    def is_registration_line(raw: bytes) -> bool:
+        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one."""
+        lead = raw.strip()
+        if not lead.startswith(b"/"):
+            return bool(lead)  # an empty line is no attempt
+        return lead[1:].split(b" ", 1)[0].lower() in (b"nick", b"ids")
+
+    # -- parsing -----------------------------------------------------------------
+
+    def handle_text(self, conn: LineConnection, text: str) -> None:
+        """A command, a nickname, or a message to the current room."""
+        # Control characters go first (PROTOCOL.md, Limits), so that a stray
+        # Ctrl-L or a leading blank cannot turn "/msg bob secret" into a room
+        # message (docs/protocol.md, Messages).
+        text = clean_text(text)
+        lead = text.lstrip()
+        if not lead:
+            return  # PROTOCOL.md: empty lines are ignored
+        if lead.startswith("/") and not lead.startswith("//"):
+            self.run_command(conn, lead[1:])
+        elif conn.phase is Phase.AWAITING_NICK:
+            conn.register(self.nick_from(text))
+        else:
+            said = lead[1:] if lead.startswith("//") else text
+            conn.chat.say(conn.registered_user(), said)
+
+    @staticmethod
+    def nick_from(text: str) -> str:
+        """Take the nickname from a bare `alice` or a `NICK alice` line."""
+        word, _, rest = text.strip().partition(" ")
+        if word.upper() == "NICK" and rest.strip():
+            return rest.strip()
+        return text.strip()
+
+    @staticmethod
+    def run_command(conn: LineConnection, text: str) -> None:
+        """Run a slash command (text without its /) from the table."""
+        name, _, rest = text.partition(" ")
+        command = COMMANDS.get(name.lower())
+        if command is None:
+            raise ChatError(
+                ErrorCode.UNKNOWN_COMMAND, f"/{name} is not a command; try /help"
+            )
+        if conn.phase is Phase.AWAITING_NICK and not command.before_nick:
+            raise ChatError(
+                ErrorCode.NOT_REGISTERED, "choose a nickname first (send just the name)"
+            )
+        command.handler(conn, command.split(rest))
+
+    def register(self, conn: LineConnection, nick: str) -> None:
+        """Take nick: WELCOME, the message of the day, then #lobby."""
+        # The peer's address is the user's host, as on every door: a ban by
+        # address (nick!user@host) catches the person whatever door they use.
+        # The connection is the user's client (a Connection: IChatClient).
+        user = conn.chat.register(nick, cast(IChatClient, conn), host=conn.host)
+        conn.registered(user)
+        config = conn.config
+        conn.send(
+            line(
+                "WELCOME",
+                user.nick,
+                text=f"Welcome to {config.name}, {user.nick}! Type /help for commands.",
+            )
+        )
+        for motd_line in config.motd:
+            conn.send(self.info(motd_line))
+        conn.welcomed()
+        room, _ = conn.chat.join(user, LOBBY)
+        backfill(conn, room)  # PROTOCOL.md, History: #lobby's too, at registration
+
+    @staticmethod
+    def quit_chat(conn: LineConnection, reason: str) -> None:
+        """Leave at the client's request: QUIT to the others, BYE, close."""
+        nick = conn.user.nick if conn.user is not None else None
+        conn.leave(reason or "quit", logged="/quit")
+        # What the client asked before /quit is answered before BYE.
+        conn.close_after_answers(f"Goodbye, {nick}." if nick else "Goodbye.")
+
+    @staticmethod
+    def refusal(reason: str) -> bytes:
+        """What a connection the server cannot take is told before it is closed."""
+        return line("ERR", ErrorCode.SERVER_FULL.value, text=reason) + line(
+            "BYE", text="Please try again later."
+        )
+
+
+LINE_DOOR = LineDoor()
