@@ -40,8 +40,8 @@ from chatd.model.chat import (
     Private,
     Room,
     User,
-    _deliver,
-    _party,
+    deliver_to,
+    party_of,
 )
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.room_rules import Change, RoomRecord
@@ -319,21 +319,21 @@ class ClusterChat(Chat):
             lambda: Chat.forget_account(self, account),
         )
 
-    def _nick_taken(self, user: User) -> None:
+    def nick_taken(self, user: User) -> None:
         """Only the user's own node guards a registered nickname (one timer)."""
         if not is_remote(user):
-            Chat._nick_taken(self, user)
+            Chat.nick_taken(self, user)
 
     # -- talk: checked here, delivered when read from the log -------------------
 
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         self._talk("say", user, found, text, notice)
 
     def act(self, user: User, text: str, room: str | None = None) -> None:
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         self._talk("act", user, found, text, False)
 
     def _talk(self, kind: str, user: User, room: Room, text: str, notice: bool) -> None:
@@ -389,7 +389,7 @@ class ClusterChat(Chat):
         if user is None or room is None:
             return  # gone meanwhile: every replica drops it alike
         try:
-            self._check_speaker(room, user)
+            self.check_speaker(room, user)
         except ChatError:
             return  # banned or moderated meanwhile (the same on every node)
         kind = Kind.ACTION if entry["k"] == "act" else Kind.MESSAGE
@@ -397,9 +397,9 @@ class ClusterChat(Chat):
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
             if not is_remote(user):  # the speaker's node keeps it, once
-                record_at = getattr(self.history, "record_at", None)
-                if record_at is not None:
-                    record_at(room.key, kind, user.nick, entry["t"], msg_id, time)
+                self.history.record_at(
+                    room.key, kind, user.nick, entry["t"], msg_id, time
+                )
         event: Event
         if kind is Kind.ACTION:
             event = Action(room.name, user.nick, entry["t"], id=msg_id, time=time)
@@ -414,7 +414,7 @@ class ClusterChat(Chat):
             local = room.local = [
                 member for member in room.members.values() if not is_remote(member)
             ]
-        _deliver(local, event)
+        deliver_to(local, event)
 
     def apply_tell(self, entry: dict[str, Wire], ms: int, seq: int) -> None:
         """A private message read from the log: to the recipient, and the sender."""
@@ -428,13 +428,12 @@ class ClusterChat(Chat):
         # under an id from the log, the same on every node; by the sender's node.
         if self.history is not None and (user.account or recipient.account):
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
-            record_at = getattr(self.history, "record_private_at", None)
-            if record_at is not None and not is_remote(user):
+            if not is_remote(user):
                 kind = Kind.ACTION if action else Kind.MESSAGE
                 name = user.account or user.nick
-                record_at(
-                    _party(user),
-                    _party(recipient),
+                self.history.record_private_at(
+                    party_of(user),
+                    party_of(recipient),
                     kind,
                     name,
                     entry["t"],
@@ -450,7 +449,7 @@ class ClusterChat(Chat):
             id=msg_id,
             time=time,
         )
-        _deliver([recipient] if recipient is user else [recipient, user], event)
+        deliver_to([recipient] if recipient is user else [recipient, user], event)
 
     # -- applying ops read from the log ----------------------------------------
 
@@ -502,7 +501,7 @@ class ClusterChat(Chat):
             case "account":
                 self.set_account(user, args[0])
                 if not is_remote(user):  # a reservation ends (chatd.model.accounts)
-                    Chat._nick_taken(self, user)
+                    Chat.nick_taken(self, user)
             case "join":
                 self.join(user, args[0], args[1])
             case "part":
