@@ -18,6 +18,8 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from chatd.cluster import snapshot
 from chatd.cluster.doors import ClusterLines
+from chatd.cluster.entries import Changes, Effects, Hello, Lost, Turn
+from chatd.cluster.ops import Op
 from chatd.cluster.replica import RemoteClient
 from chatd.irc.message import parse_message
 from chatd.model.chat import Event, Private
@@ -189,7 +191,7 @@ def test_a_lost_node_takes_its_users_and_its_pending_turn() -> None:
     bob.dataReceived(b"still here?\r\n")
     b.pump()
     assert b.node.stalled
-    log.append({"k": "lost", "node": "a"})
+    log.append(Lost("a"))
     b.pump()
     assert not b.node.stalled
     assert lines(b_out) == ["MSG #lobby bob still here?", "QUIT alice node lost"]
@@ -207,10 +209,10 @@ def test_an_fx_for_a_turn_already_passed_is_not_kept() -> None:
     pump_all(a, b)
     alice.dataReceived(b"/join #x\r\n")  # a's turn
     turn_id = log.entries[-1][0]
-    log.append({"k": "lost", "node": "a"})  # a is declared lost before it runs it
+    log.append(Lost("a"))  # a is declared lost before it runs it
     b.pump()
     assert not b.node.stalled
-    log.append({"k": "fx", "n": "a", "turn": turn_id, "ops": []})  # a, late
+    log.append(Effects("a", turn_id, ()))  # a, late
     b.pump()
     assert b.node.effects == {}
 
@@ -239,12 +241,12 @@ def test_a_node_restarted_under_its_old_name_is_followed_again() -> None:
     alice, a_out = a.connect("alice")
     b.connect("bob")
     pump_all(a, b)
-    log.append({"k": "lost", "node": "b"})  # b was killed
+    log.append(Lost("b"))  # b was killed
     pump_all(a)
     assert set(a.chat.users) == {"alice"}
     b2 = make_node(log, "b", clock)  # started again, same name
     b2.read = len(log.entries)
-    log.append({"k": "hello", "node": "b"})
+    log.append(Hello("b"))
     snapshot.load(b2.chat, snapshot.dump(a.chat, ["a"]), b2.node)
     b2.node.nodes["a"] = None
     pump_all(a, b2)
@@ -275,7 +277,7 @@ def test_a_node_restarted_before_it_was_declared_lost_leaves_no_ghosts() -> None
     assert a.node.stalled
     b2 = make_node(log, "b", clock)  # started again at once, same name
     b2.read = len(log.entries)
-    log.append({"k": "hello", "node": "b"})
+    log.append(Hello("b"))
     pump_all(a)
     assert not a.node.stalled
     assert lines(a_out)[-2:] == ["MSG #lobby alice still here?", "QUIT bob node lost"]
@@ -356,7 +358,7 @@ def test_a_joining_node_applies_the_log_after_its_snapshot() -> None:
     c = make_node(log, "c", clock)
     answered: list[str] = []
     a.node.on_hello = lambda node, entry_id: answered.append(node)
-    log.append({"k": "hello", "node": "c"})
+    log.append(Hello("c"))
     pump_all(a, b)
     assert answered == ["c"]
     snapshot.load(c.chat, snapshot.dump(a.chat, ["a", "b"]), c.node)
@@ -435,7 +437,7 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
     assert lines(a_out) == ["QUIT bob cluster link lost"]
     saved = b.node.save_locals()
     b.node.reset("b2")
-    fresh.append({"k": "hello", "node": "b2"})
+    fresh.append(Hello("b2"))
     pump_all(a)
     snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
     b.read = len(fresh.entries)
@@ -570,7 +572,7 @@ def test_a_turn_of_a_node_never_known_does_not_stall() -> None:
     bob, b_out = b.connect("bob")
     pump_all(a, b)
     lines(b_out)
-    log.append({"k": "turn", "n": "ghost", "u": "ghost/1"})
+    log.append(Turn("ghost", "ghost/1"))
     bob.dataReceived(b"still flowing\r\n")
     pump_all(a, b)
     assert not a.node.stalled and not b.node.stalled
@@ -694,7 +696,7 @@ def test_a_labeled_privmsg_refused_meanwhile_gets_an_ack() -> None:
     lines(a_out)
     alice.dataReceived(b"@label=m1 PRIVMSG #x :hi\r\n")
     talk_id, talk = log.entries.pop()
-    log.append({"k": "op", "n": "a", "ops": [["part", talk["u"], "#x", "gone"]]})
+    log.append(Changes("a", (Op("part", talk["u"], ("#x", "gone")),)))
     log.append(talk)  # the part is applied before the talk
     pump_all(a, b)
     got = [parse_message(text) for text in lines(a_out)]
@@ -779,7 +781,7 @@ def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
     b.node.reset("b2")
     assert lines(b_out) == ["QUIT alice cluster link lost", "OP #x bob chatd"]
     saved = b.node.save_locals()
-    fresh.append({"k": "hello", "node": "b2"})
+    fresh.append(Hello("b2"))
     pump_all(a)
     snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
     b.read = len(fresh.entries)
