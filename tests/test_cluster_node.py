@@ -336,6 +336,10 @@ def test_a_snapshot_round_trips_a_replica_with_rooms_people_run() -> None:
     bob.dataReceived(b"/join #ops sekrit\r\n")
     pump_all(a, b)
     alice.dataReceived(b"/voice #ops bob\r\n/ban #ops mallory\r\n")
+    carol, _ = b.connect(irc=True)
+    carol.dataReceived(b"NICK carol\r\nUSER c 0 * :Carol\r\n")
+    pump_all(a, b)
+    carol.dataReceived(b"MODE carol +i\r\n")
     pump_all(a, b)
     c = make_node(log, "c", clock)
     data = snapshot.dump(a.chat, ["a", "b"])
@@ -348,6 +352,7 @@ def test_a_snapshot_round_trips_a_replica_with_rooms_people_run() -> None:
     assert [u.nick for u in room.rules.ops] == ["alice"]
     assert [u.nick for u in room.rules.voiced] == ["bob"]
     assert isinstance(c.chat.users["alice"].client, RemoteClient)
+    assert data["invisible"] == ["b/2"] and c.chat.users["carol"].invisible
 
 
 def test_a_joining_node_applies_the_log_after_its_snapshot() -> None:
@@ -794,3 +799,33 @@ def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
     bob.dataReceived(b"/kick #x alice\r\n")
     pump_all(a, b)
     assert lines(b_out)[0].startswith("ERR not-operator ")
+
+
+def test_irc_invisible_mode_is_replicated_to_the_other_node() -> None:
+    """MODE alice +i on node a: node b's replica has alice invisible, so a stranger
+    on b does not find her by a WHO mask and LUSERS there counts her invisible;
+    MODE alice -i shows her again."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect(irc=True)
+    alice.dataReceived(b"NICK alice\r\nUSER a 0 * :Alice\r\n")
+    bob, b_out = b.connect(irc=True)
+    bob.dataReceived(b"NICK bob\r\nUSER b 0 * :Bob\r\n")
+    pump_all(a, b)
+    bob.dataReceived(b"PART #lobby\r\n")  # no room shared with alice
+    alice.dataReceived(b"MODE alice +i\r\n")
+    pump_all(a, b)
+    assert ":alice MODE alice :+i" in a_out.value().decode()
+    assert b.chat.users["alice"].invisible and a.chat.users["alice"].invisible
+    b_out.clear()
+    bob.dataReceived(b"WHO al*\r\nLUSERS\r\n")
+    pump_all(a, b)
+    text = b_out.value().decode()
+    assert " 352 bob " not in text, text
+    assert "There are 1 users and 1 invisible" in text, text
+    alice.dataReceived(b"MODE alice -i\r\n")
+    pump_all(a, b)
+    b_out.clear()
+    bob.dataReceived(b"WHO al*\r\n")
+    pump_all(a, b)
+    assert " 352 bob * ~a " in b_out.value().decode()
+    assert not b.chat.users["alice"].invisible

@@ -1,4 +1,10 @@
-"""The cluster log's entries, typed: one frozen dataclass per kind.
+"""The cluster log's entries, typed: one immutable class per kind.
+
+Each is a NamedTuple rather than a frozen dataclass: one Talk is made per
+message on its node and read once per message on every node, and a frozen
+dataclass's __init__ (an object.__setattr__ per field) costs four times a
+tuple's. Like the model's events, they are never changed once made; nodes
+tell them apart by type (type(entry) is Talk), never by comparing them.
 
 Each spells itself as the JSON object the log holds (to_json) and is read
 back from it (from_json), as Synapse's replication commands are. The JSON
@@ -11,15 +17,13 @@ does not know (a newer node's), which the node skips.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Callable
+from typing import NamedTuple
 
 from chatd.cluster.ops import Op, Wire
 
 
-@dataclass(frozen=True, slots=True)
-class Talk:
+class Talk(NamedTuple):
     """say or act (/me): a room message, checked by the speaker's node."""
 
     action: bool  # act rather than say
@@ -54,8 +58,7 @@ class Talk:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Tell:
+class Tell(NamedTuple):
     """A private message (/msg, IRC PRIVMSG or NOTICE to a nick)."""
 
     uid: str  # the sender
@@ -92,8 +95,7 @@ class Tell:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(NamedTuple):
     """A line of connection uid on node that may change shared state: its place."""
 
     node: str
@@ -107,8 +109,7 @@ class Turn:
         return cls(data["n"], data["u"])
 
 
-@dataclass(frozen=True, slots=True)
-class Effects:
+class Effects(NamedTuple):
     """What a turn changed (its ops), applied at the turn's place; not a place."""
 
     node: str
@@ -128,8 +129,7 @@ class Effects:
         return cls(data["n"], data["turn"], _ops(data["ops"]))
 
 
-@dataclass(frozen=True, slots=True)
-class Changes:
+class Changes(NamedTuple):
     """Changes made outside a turn (a user dropped), applied where read."""
 
     node: str
@@ -143,8 +143,7 @@ class Changes:
         return cls(data["n"], _ops(data["ops"]))
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
+class Hello(NamedTuple):
     """A node joins: the others push it a snapshot."""
 
     node: str
@@ -157,8 +156,7 @@ class Hello:
         return cls(data["node"])
 
 
-@dataclass(frozen=True, slots=True)
-class Left:
+class Left(NamedTuple):
     """A node stopped cleanly: its remaining users quit."""
 
     node: str
@@ -171,8 +169,7 @@ class Left:
         return cls(data["node"])
 
 
-@dataclass(frozen=True, slots=True)
-class Lost:
+class Lost(NamedTuple):
     """A node's heartbeat expired: its users quit, its turns without fx drop."""
 
     node: str
@@ -185,8 +182,7 @@ class Lost:
         return cls(data["node"])
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
+class Close(NamedTuple):
     """Ask node to close its connection uid (a /kill from elsewhere)."""
 
     node: str
@@ -212,23 +208,22 @@ def _ops(data: list[list[Wire]]) -> tuple[Op, ...]:
     return tuple(Op.from_json(op) for op in data)
 
 
-_READERS: Mapping[str, Callable[[dict[str, Wire]], Entry]] = MappingProxyType(
-    {
-        "say": Talk.from_json,
-        "act": Talk.from_json,
-        "tell": Tell.from_json,
-        "turn": Turn.from_json,
-        "fx": Effects.from_json,
-        "op": Changes.from_json,
-        "hello": Hello.from_json,
-        "left": Left.from_json,
-        "lost": Lost.from_json,
-        "close": Close.from_json,
-    }
-)
+# A plain dict: read once per entry, on every node.
+_READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
+    "say": Talk.from_json,
+    "act": Talk.from_json,
+    "tell": Tell.from_json,
+    "turn": Turn.from_json,
+    "fx": Effects.from_json,
+    "op": Changes.from_json,
+    "hello": Hello.from_json,
+    "left": Left.from_json,
+    "lost": Lost.from_json,
+    "close": Close.from_json,
+}
 
 
 def entry_from_json(data: dict[str, Wire]) -> Entry | None:
     """The entry data spells; None for a kind this version does not know."""
-    read = _READERS.get(data.get("k"))  # type: ignore[arg-type]
+    read = _READERS.get(data.get("k"))
     return None if read is None else read(data)

@@ -152,6 +152,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.quit, "quit"),
     Operation(Chat.set_away, "away"),
     Operation(Chat.set_account, "account"),
+    Operation(Chat.set_invisible, "invisible"),  # new in this version
     Operation(Chat.join, "join"),
     Operation(Chat.part, "part"),
     Operation(Chat.set_topic, "topic"),

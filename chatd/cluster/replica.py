@@ -91,7 +91,10 @@ def is_remote(user: User) -> bool:
 def _echo_token(user: User) -> str | None:
     """The token of talk whose echo answers a labeled IRC command, if it does."""
     await_echo = getattr(user.client, "await_echo", None)
-    return None if await_echo is None else cast("str | None", await_echo())
+    if await_echo is None:
+        return None
+    token: str | None = await_echo()
+    return token
 
 
 class ReplicatedChat(Chat):

@@ -298,6 +298,17 @@ class Chat(Moderation, Permissions):
         user.away = text
         deliver_to(self.neighbours(user), Away(user.nick, text))
 
+    def set_invisible(self, user: User, invisible: bool) -> bool:
+        """Make user invisible (IRC's +i) or not; tell whether that changed it.
+
+        Whoever shares no room with an invisible user does not find them by
+        a mask (IRC's WHO), and counts of users tell them apart (LUSERS).
+        """
+        if user.invisible == invisible:
+            return False
+        user.invisible = invisible
+        return True
+
     # -- rooms ----------------------------------------------------------------
 
     def join(self, user: User, name: str, key: str | None = None) -> tuple[Room, bool]:
