@@ -829,3 +829,23 @@ def test_irc_invisible_mode_is_replicated_to_the_other_node() -> None:
     pump_all(a, b)
     assert " 352 bob * ~a " in b_out.value().decode()
     assert not b.chat.users["alice"].invisible
+
+
+def test_a_newer_nodes_entry_or_op_is_skipped_and_the_log_goes_on() -> None:
+    """During an upgrade an older node reads a kind of entry, or an op, it does
+    not know (docs/cluster.md, Upgrades): it skips it, says so in its log, and
+    applies what follows."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    lines(a_out)
+    log.append({"k": "colour", "n": "b", "u": "b/9"})
+    log.append(Changes("b", (Op("colour", alice_uid(a), ("red",)),)))
+    alice.dataReceived(b"still here\r\n")
+    pump_all(a, b)
+    assert lines(a_out) == ["MSG #lobby alice still here"]
+
+
+def alice_uid(node: FakeNode) -> str:
+    """The uid of alice on node's replica."""
+    return next(uid for uid, user in node.chat.by_uid.items() if user.nick == "alice")

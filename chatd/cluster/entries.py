@@ -208,8 +208,8 @@ def _ops(data: list[list[Wire]]) -> tuple[Op, ...]:
     return tuple(Op.from_json(op) for op in data)
 
 
-# A plain dict: read once per entry, on every node.
-_READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
+# Each kind's reader, by its "k"; a plain dict, read once per entry on every node.
+READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
     "say": Talk.from_json,
     "act": Talk.from_json,
     "tell": Tell.from_json,
@@ -225,5 +225,5 @@ _READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
 
 def entry_from_json(data: dict[str, Wire]) -> Entry | None:
     """The entry data spells; None for a kind this version does not know."""
-    read = _READERS.get(data.get("k"))
+    read = READERS.get(data.get("k"))
     return None if read is None else read(data)

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
+from chatd.cluster.entries import READERS as READ_ENTRY
 from chatd.cluster.entries import (
     Changes,
     Close,
@@ -40,7 +41,6 @@ from chatd.cluster.entries import (
     Talk,
     Tell,
     Turn,
-    entry_from_json,
 )
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.model.chat import Joined, Renamed, Room, User
@@ -151,10 +151,12 @@ class Node(Publisher):
         try:
             for entry_id, data in entries:
                 self.last_id = entry_id
-                entry = entry_from_json(data)
-                if entry is None:  # a newer node's kind: docs/cluster.md, Upgrades
+                # entry_from_json, without its call: once per entry, every node.
+                read = READ_ENTRY.get(data.get("k"))
+                if read is None:  # a newer node's kind: docs/cluster.md, Upgrades
                     self.log.warn("unknown cluster entry {kind}", kind=data.get("k"))
                     continue
+                entry = read(data)
                 if type(entry) is Effects:
                     if entry.node != self.node_id and self._waits_for(entry.turn):
                         self.effects[entry.turn] = entry.ops
