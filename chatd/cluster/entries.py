@@ -48,13 +48,18 @@ class Talk(NamedTuple):
 
     @classmethod
     def from_json(cls, data: dict[str, Wire]) -> Talk:
-        return cls(
-            data["k"] == "act",
-            data["u"],
-            data["r"],
-            data["t"],
-            bool(data.get("x")),
-            data.get("w"),
+        # The tuple made at once, without NamedTuple's __new__ (a call of
+        # its own): read once per message on every node.
+        return tuple.__new__(
+            cls,
+            (
+                data["k"] == "act",
+                data["u"],
+                data["r"],
+                data["t"],
+                bool(data.get("x")),
+                data.get("w"),
+            ),
         )
 
 
@@ -85,13 +90,16 @@ class Tell(NamedTuple):
 
     @classmethod
     def from_json(cls, data: dict[str, Wire]) -> Tell:
-        return cls(
-            data["u"],
-            data["to"],
-            data["t"],
-            bool(data.get("x")),
-            bool(data.get("a")),
-            data.get("w"),
+        return tuple.__new__(  # as Talk's
+            cls,
+            (
+                data["u"],
+                data["to"],
+                data["t"],
+                bool(data.get("x")),
+                bool(data.get("a")),
+                data.get("w"),
+            ),
         )
 
 
