@@ -15,6 +15,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from chatd.cluster.entries import Entry
 from chatd.cluster.node import Node
 from chatd.cluster.replica import ClusterChat, Wire
 from chatd.cluster.service import cluster_node
@@ -35,13 +36,15 @@ class FakeLog:
     entries: list[tuple[str, dict[str, Wire]]] = field(default_factory=list)
     _last: tuple[int, int] = (0, 0)
 
-    def append(self, entry: dict[str, Wire]) -> str:
+    def append(self, entry: Entry | dict[str, Wire]) -> str:
+        """Append entry (typed, as a node sends it; or JSON, replayed); its id."""
+        data = entry if isinstance(entry, dict) else entry.to_json()
         ms = int(self.clock.seconds() * 1000)
         last_ms, last_seq = self._last
         self._last = (ms, last_seq + 1) if ms <= last_ms else (ms, 0)
         entry_id = f"{self._last[0]}-{self._last[1]}"
         # Through JSON, as over Redis: nothing is shared but the text.
-        self.entries.append((entry_id, json.loads(json.dumps(entry))))
+        self.entries.append((entry_id, json.loads(json.dumps(data))))
         return entry_id
 
 

@@ -53,7 +53,6 @@ class FakeIrc:
         self.user: User | None = None
         self.registration = Registration()
         self.host = host
-        self.invisible = False
         self.out: list[bytes] = []
         self.closed: str | None = None
         self.pongs = 0

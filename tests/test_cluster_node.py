@@ -18,6 +18,8 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from chatd.cluster import snapshot
 from chatd.cluster.doors import ClusterLines
+from chatd.cluster.entries import Changes, Effects, Hello, Lost, Turn
+from chatd.cluster.ops import Op
 from chatd.cluster.replica import RemoteClient
 from chatd.irc.message import parse_message
 from chatd.model.chat import Event, Private
@@ -189,7 +191,7 @@ def test_a_lost_node_takes_its_users_and_its_pending_turn() -> None:
     bob.dataReceived(b"still here?\r\n")
     b.pump()
     assert b.node.stalled
-    log.append({"k": "lost", "node": "a"})
+    log.append(Lost("a"))
     b.pump()
     assert not b.node.stalled
     assert lines(b_out) == ["MSG #lobby bob still here?", "QUIT alice node lost"]
@@ -207,10 +209,10 @@ def test_an_fx_for_a_turn_already_passed_is_not_kept() -> None:
     pump_all(a, b)
     alice.dataReceived(b"/join #x\r\n")  # a's turn
     turn_id = log.entries[-1][0]
-    log.append({"k": "lost", "node": "a"})  # a is declared lost before it runs it
+    log.append(Lost("a"))  # a is declared lost before it runs it
     b.pump()
     assert not b.node.stalled
-    log.append({"k": "fx", "n": "a", "turn": turn_id, "ops": []})  # a, late
+    log.append(Effects("a", turn_id, ()))  # a, late
     b.pump()
     assert b.node.effects == {}
 
@@ -239,12 +241,12 @@ def test_a_node_restarted_under_its_old_name_is_followed_again() -> None:
     alice, a_out = a.connect("alice")
     b.connect("bob")
     pump_all(a, b)
-    log.append({"k": "lost", "node": "b"})  # b was killed
+    log.append(Lost("b"))  # b was killed
     pump_all(a)
     assert set(a.chat.users) == {"alice"}
     b2 = make_node(log, "b", clock)  # started again, same name
     b2.read = len(log.entries)
-    log.append({"k": "hello", "node": "b"})
+    log.append(Hello("b"))
     snapshot.load(b2.chat, snapshot.dump(a.chat, ["a"]), b2.node)
     b2.node.nodes["a"] = None
     pump_all(a, b2)
@@ -275,7 +277,7 @@ def test_a_node_restarted_before_it_was_declared_lost_leaves_no_ghosts() -> None
     assert a.node.stalled
     b2 = make_node(log, "b", clock)  # started again at once, same name
     b2.read = len(log.entries)
-    log.append({"k": "hello", "node": "b"})
+    log.append(Hello("b"))
     pump_all(a)
     assert not a.node.stalled
     assert lines(a_out)[-2:] == ["MSG #lobby alice still here?", "QUIT bob node lost"]
@@ -334,6 +336,10 @@ def test_a_snapshot_round_trips_a_replica_with_rooms_people_run() -> None:
     bob.dataReceived(b"/join #ops sekrit\r\n")
     pump_all(a, b)
     alice.dataReceived(b"/voice #ops bob\r\n/ban #ops mallory\r\n")
+    carol, _ = b.connect(irc=True)
+    carol.dataReceived(b"NICK carol\r\nUSER c 0 * :Carol\r\n")
+    pump_all(a, b)
+    carol.dataReceived(b"MODE carol +i\r\n")
     pump_all(a, b)
     c = make_node(log, "c", clock)
     data = snapshot.dump(a.chat, ["a", "b"])
@@ -346,6 +352,7 @@ def test_a_snapshot_round_trips_a_replica_with_rooms_people_run() -> None:
     assert [u.nick for u in room.rules.ops] == ["alice"]
     assert [u.nick for u in room.rules.voiced] == ["bob"]
     assert isinstance(c.chat.users["alice"].client, RemoteClient)
+    assert data["invisible"] == ["b/2"] and c.chat.users["carol"].invisible
 
 
 def test_a_joining_node_applies_the_log_after_its_snapshot() -> None:
@@ -356,7 +363,7 @@ def test_a_joining_node_applies_the_log_after_its_snapshot() -> None:
     c = make_node(log, "c", clock)
     answered: list[str] = []
     a.node.on_hello = lambda node, entry_id: answered.append(node)
-    log.append({"k": "hello", "node": "c"})
+    log.append(Hello("c"))
     pump_all(a, b)
     assert answered == ["c"]
     snapshot.load(c.chat, snapshot.dump(a.chat, ["a", "b"]), c.node)
@@ -435,7 +442,7 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
     assert lines(a_out) == ["QUIT bob cluster link lost"]
     saved = b.node.save_locals()
     b.node.reset("b2")
-    fresh.append({"k": "hello", "node": "b2"})
+    fresh.append(Hello("b2"))
     pump_all(a)
     snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
     b.read = len(fresh.entries)
@@ -570,7 +577,7 @@ def test_a_turn_of_a_node_never_known_does_not_stall() -> None:
     bob, b_out = b.connect("bob")
     pump_all(a, b)
     lines(b_out)
-    log.append({"k": "turn", "n": "ghost", "u": "ghost/1"})
+    log.append(Turn("ghost", "ghost/1"))
     bob.dataReceived(b"still flowing\r\n")
     pump_all(a, b)
     assert not a.node.stalled and not b.node.stalled
@@ -694,7 +701,7 @@ def test_a_labeled_privmsg_refused_meanwhile_gets_an_ack() -> None:
     lines(a_out)
     alice.dataReceived(b"@label=m1 PRIVMSG #x :hi\r\n")
     talk_id, talk = log.entries.pop()
-    log.append({"k": "op", "n": "a", "ops": [["part", talk["u"], "#x", "gone"]]})
+    log.append(Changes("a", (Op("part", talk["u"], ("#x", "gone")),)))
     log.append(talk)  # the part is applied before the talk
     pump_all(a, b)
     got = [parse_message(text) for text in lines(a_out)]
@@ -779,7 +786,7 @@ def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
     b.node.reset("b2")
     assert lines(b_out) == ["QUIT alice cluster link lost", "OP #x bob chatd"]
     saved = b.node.save_locals()
-    fresh.append({"k": "hello", "node": "b2"})
+    fresh.append(Hello("b2"))
     pump_all(a)
     snapshot.load(b.chat, snapshot.dump(a.chat, ["a2"]), b.node)
     b.read = len(fresh.entries)
@@ -792,3 +799,53 @@ def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
     bob.dataReceived(b"/kick #x alice\r\n")
     pump_all(a, b)
     assert lines(b_out)[0].startswith("ERR not-operator ")
+
+
+def test_irc_invisible_mode_is_replicated_to_the_other_node() -> None:
+    """MODE alice +i on node a: node b's replica has alice invisible, so a stranger
+    on b does not find her by a WHO mask and LUSERS there counts her invisible;
+    MODE alice -i shows her again."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect(irc=True)
+    alice.dataReceived(b"NICK alice\r\nUSER a 0 * :Alice\r\n")
+    bob, b_out = b.connect(irc=True)
+    bob.dataReceived(b"NICK bob\r\nUSER b 0 * :Bob\r\n")
+    pump_all(a, b)
+    bob.dataReceived(b"PART #lobby\r\n")  # no room shared with alice
+    alice.dataReceived(b"MODE alice +i\r\n")
+    pump_all(a, b)
+    assert ":alice MODE alice :+i" in a_out.value().decode()
+    assert b.chat.users["alice"].invisible and a.chat.users["alice"].invisible
+    b_out.clear()
+    bob.dataReceived(b"WHO al*\r\nLUSERS\r\n")
+    pump_all(a, b)
+    text = b_out.value().decode()
+    assert " 352 bob " not in text, text
+    assert "There are 1 users and 1 invisible" in text, text
+    alice.dataReceived(b"MODE alice -i\r\n")
+    pump_all(a, b)
+    b_out.clear()
+    bob.dataReceived(b"WHO al*\r\n")
+    pump_all(a, b)
+    assert " 352 bob * ~a " in b_out.value().decode()
+    assert not b.chat.users["alice"].invisible
+
+
+def test_a_newer_nodes_entry_or_op_is_skipped_and_the_log_goes_on() -> None:
+    """During an upgrade an older node reads a kind of entry, or an op, it does
+    not know (docs/cluster.md, Upgrades): it skips it, says so in its log, and
+    applies what follows."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    pump_all(a, b)
+    lines(a_out)
+    log.append({"k": "colour", "n": "b", "u": "b/9"})
+    log.append(Changes("b", (Op("colour", alice_uid(a), ("red",)),)))
+    alice.dataReceived(b"still here\r\n")
+    pump_all(a, b)
+    assert lines(a_out) == ["MSG #lobby alice still here"]
+
+
+def alice_uid(node: FakeNode) -> str:
+    """The uid of alice on node's replica."""
+    return next(uid for uid, user in node.chat.by_uid.items() if user.nick == "alice")

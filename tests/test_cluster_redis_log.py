@@ -18,6 +18,7 @@ from redis_server import WAIT, RedisServer
 from test_redis_history import result, turn_until
 from twisted.internet import reactor
 
+from chatd.cluster.entries import Changes, Effects, Talk, Turn
 from chatd.cluster.redis import LOG_KEY, RedisLog
 from chatd.cluster.replica import ClusterChat
 from chatd.cluster.service import cluster_node
@@ -48,6 +49,9 @@ def log_kinds(server: RedisServer) -> list[str]:
     return [json.loads(text)["k"] for text in re.findall(rb'\{"k".*?\}(?=\r\n)', raw)]
 
 
+SAY = Talk(False, "t1/1", "#lobby", "hi")
+
+
 @pytest.fixture
 def link(redis_server: RedisServer) -> Iterator[RedisLog]:
     factory = ChatFactory(ServerConfig(accounts=CHEAP), reactor, chat_type=ClusterChat)
@@ -62,8 +66,8 @@ def test_a_turns_entries_are_one_command_in_their_order(
     link: RedisLog, redis_server: RedisServer
 ) -> None:
     before = (calls(redis_server, "eval"), calls(redis_server, "xadd"))
-    for kind in ("turn", "say", "act"):
-        link.publish({"k": kind, "n": "t1", "u": "t1/1"})
+    for entry in (Turn("t1", "t1/1"), SAY, Talk(True, "t1/1", "#lobby", "waves")):
+        link.publish(entry)
     assert link.appended  # not sent yet: at the end of the turn
     turn_until(lambda: log_kinds(redis_server)[-3:] == ["turn", "say", "act"], "3")
     # One EVAL (its three XADDs run inside it, counted too), no XADD of its own.
@@ -73,7 +77,7 @@ def test_a_turns_entries_are_one_command_in_their_order(
 
 def test_a_lone_entry_is_one_xadd(link: RedisLog, redis_server: RedisServer) -> None:
     before = (calls(redis_server, "eval"), calls(redis_server, "xadd"))
-    link.publish({"k": "say", "n": "t1", "u": "t1/1"})
+    link.publish(SAY)
     turn_until(lambda: calls(redis_server, "xadd") == before[1] + 1, "the XADD")
     assert calls(redis_server, "eval") == before[0]
 
@@ -82,9 +86,9 @@ def test_changes_of_a_turn_lost_with_the_link_are_kept_for_later(
     link: RedisLog, redis_server: RedisServer
 ) -> None:
     """The link drops before the turn ends: the changes wait, the talk is gone."""
-    link.publish({"k": "say", "n": "t1", "u": "t1/1"})
-    link.publish({"k": "op", "n": "t1", "ops": []})
-    link.publish({"k": "fx", "n": "t1", "turn": "1-0", "ops": []})
+    link.publish(SAY)
+    link.publish(Changes("t1", ()))
+    link.publish(Effects("t1", "1-0", ()))
     assert link.writer is not None
     link.writer.transport.abortConnection()
     turn_until(lambda: not link.up, "the link to drop")

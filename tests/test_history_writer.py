@@ -305,3 +305,20 @@ def test_the_writer_thread_runs_nicer_than_the_reactor(
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     theirs = os.getpriority(os.PRIO_PROCESS, history._thread.native_id)
     assert theirs == min(19, mine + WRITER_NICENESS)
+
+
+def test_record_at_keeps_the_id_given_and_record_carries_on_above_it(
+    history: SQLiteHistory, mailbox: Mailbox
+) -> None:
+    """IHistory.record_at (a cluster's log gives the id): kept under that id and
+    time, and the next record() gives a larger id than it."""
+    given = int((NOW + 50) * 1_000_000)
+    history.record_at("#dev", Kind.ACTION, "alice", "waves", given, NOW + 50)
+    later, _ = history.record("#dev", Kind.MESSAGE, "bob", "hi")
+    entries = read(history, mailbox, "#dev")
+    assert isinstance(entries, list)
+    assert [(e.id, e.time, e.kind, e.text) for e in entries] == [
+        (given, int((NOW + 50) * 1000), Kind.ACTION, "waves"),
+        (later, int(NOW * 1000), Kind.MESSAGE, "hi"),
+    ]
+    assert later == given + 1

@@ -323,3 +323,22 @@ def test_memory_history_selects_like_the_database(
     latest: list[dict[str, Entry]] = []
     history.latest(["#lobby", "#dev", "#none"]).addCallback(latest.append)
     assert latest == [database.latest(["#lobby", "#dev", "#none"])]
+
+
+def test_memory_history_records_at_the_id_given(clock: Clock) -> None:
+    """record_at and record_private_at (IHistory) keep the id and time given;
+    record() then carries on above it."""
+    history = MemoryHistory(clock)
+    history.record_at("#dev", Kind.MESSAGE, "alice", "hi", 7_000_123, 7.0)
+    history.record_private_at(
+        "alice", "bob", Kind.MESSAGE, "alice", "psst", 8_000_000, 8.0
+    )
+    assert history.record("#dev", Kind.MESSAGE, "bob", "next")[0] == 8_000_001
+    got: list[list[Entry]] = []
+    history.read("#dev", 20).addCallback(got.append)
+    history.read_private("bob", "alice", 20).addCallback(got.append)
+    assert [(e.id, e.time, e.text) for e in got[0]] == [
+        (7_000_123, 7_000, "hi"),
+        (8_000_001, 0, "next"),
+    ]
+    assert [(e.id, e.time, e.text) for e in got[1]] == [(8_000_000, 8_000, "psst")]

@@ -1,23 +1,23 @@
 """Node: applies the cluster's one log, in order, to this node's replica.
 
 The log (a Redis stream, chatd.cluster.redis; a list in the tests) holds
-entries whose ids ("<ms>-<seq>") give one total order. Each entry is a dict;
-"k" says its kind:
+entries whose ids ("<ms>-<seq>") give one total order. Each entry is JSON,
+read here into its typed entry (chatd.cluster.entries):
 
-- say, act, tell: talk, checked by the speaker's node before it published
+- say, act, tell (Talk, Tell): talk, checked by the speaker's node before it published
   it; every node delivers it to its own users when read;
-- turn: a line of one of node n's connections (uid u) that may change
+- turn (Turn): a line of one of node n's connections (uid u) that may change
   shared state. Node n runs it when it reads the entry, recording the
   changes (ClusterChat.record), and publishes them as fx; every other node
   stalls at the turn until its fx has come, applies the ops there, then
   goes on with what followed;
-- fx: a turn's ops (turn: the turn entry's id); not a place in the order;
-- op: changes made outside a turn (a connection dropped), applied by every
+- fx (Effects): a turn's ops (turn: the turn entry's id); not a place in the order;
+- op (Changes): changes made outside a turn (a connection dropped), applied by every
   node, its own included, where read;
-- hello, left, lost: a node joins, leaves cleanly, or is declared dead
-  (its users quit with "node lost"); a node's turns without fx are dropped
-  once it is gone;
-- close: ask node to close one of its connections (a /kill from elsewhere).
+- hello, left, lost (Hello, Left, Lost): a node joins, leaves cleanly, or
+  is declared dead (its users quit with "node lost"); a node's turns
+  without fx are dropped once it is gone;
+- close (Close): ask node to close one of its connections (a /kill from elsewhere).
 """
 
 from __future__ import annotations
@@ -29,6 +29,19 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
+from chatd.cluster.entries import READERS as READ_ENTRY
+from chatd.cluster.entries import (
+    Changes,
+    Close,
+    Effects,
+    Entry,
+    Hello,
+    Left,
+    Lost,
+    Talk,
+    Tell,
+    Turn,
+)
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.model.chat import Joined, Renamed, Room, User
 from chatd.model.errors import ChatError
@@ -76,7 +89,7 @@ class Node(Publisher):
         self,
         chat: ClusterChat,
         node_id: str,
-        send: Callable[[dict[str, Wire]], object],
+        send: Callable[[Entry], object],
         output: OutputBatch | None = None,
     ) -> None:
         self.chat = chat
@@ -86,8 +99,8 @@ class Node(Publisher):
         chat.publisher = self
         chat.node_id = node_id
         self.locals: dict[str, Local] = {}
-        self.queue: deque[tuple[str, dict[str, Wire]]] = deque()
-        self.effects: dict[str, list[Op]] = {}
+        self.queue: deque[tuple[str, Entry]] = deque()
+        self.effects: dict[str, tuple[Op, ...]] = {}
         self.nodes: dict[str, None] = {}  # known live nodes, in the order they came
         self.gone: set[str] = set()  # lost or left: their turns need no fx
         self.last_id = "0-0"  # the last entry read
@@ -115,9 +128,9 @@ class Node(Publisher):
 
     def request_turn(self, connection: Local) -> None:
         """connection has a line that may change shared state: ask for its turn."""
-        self.publish({"k": "turn", "n": self.node_id, "u": connection.uid})
+        self.publish(Turn(self.node_id, connection.uid))
 
-    def publish(self, entry: dict[str, Wire]) -> None:
+    def publish(self, entry: Entry) -> None:
         """Append entry to the log (Publisher)."""
         self.send(entry)
 
@@ -131,24 +144,27 @@ class Node(Publisher):
     # -- reading the log ---------------------------------------------------------
 
     def receive(self, entries: list[tuple[str, dict[str, Wire]]]) -> None:
-        """Take entries read from the log (in order) and apply what can be."""
+        """Take entries read from the log (JSON, in order) and apply what can be."""
         output = self.output
         if output is not None:
             output.begin()
         try:
-            for entry_id, entry in entries:
+            for entry_id, data in entries:
                 self.last_id = entry_id
-                kind = entry.get("k")
-                if kind == "fx":
-                    if entry.get("n") != self.node_id and self._waits_for(
-                        entry["turn"]
-                    ):
-                        self.effects[entry["turn"]] = entry["ops"]
+                # entry_from_json, without its call: once per entry, every node.
+                read = READ_ENTRY.get(data.get("k"))
+                if read is None:  # a newer node's kind: docs/cluster.md, Upgrades
+                    self.log.warn("unknown cluster entry {kind}", kind=data.get("k"))
                     continue
-                if kind in ("lost", "left"):
-                    self.gone.add(entry["node"])  # its turns without fx are dropped
-                elif kind == "hello" and entry.get("node") != self.node_id:
-                    self._forget_turns(entry["node"])
+                entry = read(data)
+                if type(entry) is Effects:
+                    if entry.node != self.node_id and self._waits_for(entry.turn):
+                        self.effects[entry.turn] = entry.ops
+                    continue
+                if type(entry) is Lost or type(entry) is Left:
+                    self.gone.add(entry.node)  # its turns without fx are dropped
+                elif type(entry) is Hello and entry.node != self.node_id:
+                    self._forget_turns(entry.node)
                 self.queue.append((entry_id, entry))
             self._drain()
         finally:
@@ -172,8 +188,8 @@ class Node(Publisher):
         # declared it lost says hello; the turns it had asked for before
         # dying would stall every other node for ever.
         for entry_id, entry in self.queue:
-            if entry["k"] == "turn" and entry["n"] == node:
-                self.effects.setdefault(entry_id, [])
+            if type(entry) is Turn and entry.node == node:
+                self.effects.setdefault(entry_id, ())
 
     @property
     def stalled(self) -> bool:
@@ -185,48 +201,44 @@ class Node(Publisher):
         chat = self.chat
         while queue:
             entry_id, entry = queue[0]
-            kind = entry["k"]
-            if kind == "turn" and entry["n"] != self.node_id:
+            if type(entry) is Turn and entry.node != self.node_id:
                 ops = self.effects.pop(entry_id, None)
                 if ops is None:
-                    node = entry["n"]
+                    node = entry.node
                     # Stall until its fx comes, unless its node is gone or was
                     # never known here (an old node's turn, sent again after a
                     # rejoin): nobody would ever answer it.
                     if node in self.nodes and node not in self.gone:
                         return
-                    ops = []
+                    ops = ()
                 queue.popleft()
                 chat.log_time = split_id(entry_id)[0] / 1000
-                chat.apply_ops(ops, entry["n"])
+                chat.apply_ops(ops, entry.node)
                 continue
             queue.popleft()
             try:
                 self._apply(entry_id, entry)
             except Exception:
-                self.log.failure("applying cluster entry {kind} failed", kind=kind)
+                self.log.failure(
+                    "applying cluster entry {kind} failed", kind=type(entry).__name__
+                )
 
-    def _apply(self, entry_id: str, entry: dict[str, Wire]) -> None:
+    def _apply(self, entry_id: str, entry: Entry) -> None:
         chat = self.chat
         ms, seq = split_id(entry_id)
         chat.log_time = ms / 1000
-        kind = entry["k"]
-        if "w" in entry:  # talk whose echo answers a labeled command
-            local = self.locals.get(entry["u"])
-            if local is not None:
-                apply = chat.apply_tell if kind == "tell" else chat.apply_talk
-                local.echo_applied(entry["w"], lambda: apply(entry, ms, seq))
-                return
-        if kind in ("say", "act"):
-            chat.apply_talk(entry, ms, seq)
-        elif kind == "tell":
-            chat.apply_tell(entry, ms, seq)
-        elif kind == "turn":  # our own
-            self._run_turn(entry_id, entry["u"])
-        elif kind == "op":
-            chat.apply_ops(entry["ops"], entry["n"])
-        elif kind == "hello":
-            node = entry["node"]
+        if type(entry) is Talk:
+            if entry.echo is None or not self._echoed(entry, ms, seq):
+                chat.apply_talk(entry, ms, seq)
+        elif type(entry) is Tell:
+            if entry.echo is None or not self._echoed(entry, ms, seq):
+                chat.apply_tell(entry, ms, seq)
+        elif isinstance(entry, Turn):  # our own
+            self._run_turn(entry_id, entry.uid)
+        elif isinstance(entry, Changes):
+            chat.apply_ops(entry.ops, entry.node)
+        elif isinstance(entry, Hello):
+            node = entry.node
             if node != self.node_id:
                 self.nodes[node] = None
                 # Users of its last run, if it was killed and started again
@@ -243,33 +255,47 @@ class Node(Publisher):
                 # (the same --node-name) is live again: its turns wait for
                 # their fx, unless a later lost or left of it is already here.
                 if not any(
-                    later.get("k") in ("lost", "left") and later.get("node") == node
+                    isinstance(later, Lost | Left) and later.node == node
                     for _, later in self.queue
                 ):
                     self.gone.discard(node)
                 self.log.info("cluster node {node} joined", node=node)
                 self.on_hello(node, entry_id)
-        elif kind in ("lost", "left"):
-            node = entry["node"]
+        elif isinstance(entry, Lost | Left):
+            node = entry.node
+            lost = isinstance(entry, Lost)
             if node == self.node_id:
-                if kind == "lost":
+                if lost:
                     self.log.warn("the cluster declared this node lost; rejoining")
                     self.on_lost_self()
                 return
             self.nodes.pop(node, None)
-            reason = LOST_REASON if kind == "lost" else LEFT_REASON
-            nicks = chat.drop_node(node, reason)
+            nicks = chat.drop_node(node, LOST_REASON if lost else LEFT_REASON)
             self.log.info(
                 "cluster node {node} {what}: {count} users gone",
                 node=node,
-                what="lost" if kind == "lost" else "left",
+                what="lost" if lost else "left",
                 count=len(nicks),
             )
-        elif kind == "close":
-            if entry["node"] == self.node_id:
-                local = self.locals.get(entry["u"])
+        elif isinstance(entry, Close):
+            if entry.node == self.node_id:
+                local = self.locals.get(entry.uid)
                 if local is not None:
-                    local.close(entry["r"])
+                    local.close(entry.reason)
+
+    def _echoed(self, entry: Talk | Tell, ms: int, seq: int) -> bool:
+        """Apply talk whose echo answers a labeled command of ours; False: not ours."""
+        local = self.locals.get(entry.uid)
+        if local is None or entry.echo is None:
+            return False
+        chat = self.chat
+        if isinstance(entry, Talk):
+            talk = entry
+            local.echo_applied(entry.echo, lambda: chat.apply_talk(talk, ms, seq))
+        else:
+            tell = entry
+            local.echo_applied(entry.echo, lambda: chat.apply_tell(tell, ms, seq))
+        return True
 
     def _run_turn(self, entry_id: str, uid: str) -> None:
         """Our own turn came: run the connection's line, publish what it changed."""
@@ -282,7 +308,7 @@ class Node(Publisher):
             ops = self.chat.record(local.run_turn)
         # Always published, even empty (a refused NICK, a connection gone):
         # the other nodes wait for it.
-        self.send({"k": "fx", "n": self.node_id, "turn": entry_id, "ops": ops})
+        self.send(Effects(self.node_id, entry_id, tuple(ops)))
         if local is not None:
             local.turn_done()
 
@@ -333,7 +359,7 @@ class Node(Publisher):
         if loaded and saved:
             token = f"*rejoin/{self.node_id}"
             self.specials[token] = lambda: self._readd(saved)
-            self.publish({"k": "turn", "n": self.node_id, "u": token})
+            self.publish(Turn(self.node_id, token))
         for local in list(self.locals.values()):
             held = getattr(local, "held", None)
             if held:

@@ -36,8 +36,8 @@ from twisted.python.failure import Failure
 from txredisapi import RedisProtocol
 
 from chatd.cluster import snapshot
+from chatd.cluster.entries import KEPT_WHILE_DOWN, Entry, Hello, Left, Lost
 from chatd.cluster.node import Node
-from chatd.cluster.replica import Wire
 from chatd.store.redis_history import endpoint_for, parse_url
 from chatd.store.resp import LogLink
 
@@ -47,7 +47,6 @@ SNAPSHOT_PREFIX = "chatd:snapshot:"
 LOG_LENGTH = 200_000  # entries kept in the stream (about; MAXLEN ~)
 READ_COUNT = 1000  # entries per XREAD at most
 READ_BLOCK_MS = 2000
-KEPT_WHILE_DOWN = frozenset({"op", "fx", "left", "turn"})
 BACKLOG = 10_000  # changes kept while Redis is away (quits of dropped users)
 FIRST_DELAY, MAX_DELAY = 0.5, 8.0  # reconnection back-off, seconds
 SNAPSHOT_TTL = 60  # seconds a snapshot waits for its reader
@@ -261,7 +260,7 @@ class RedisLog:
             2,
             LOG_KEY,
             NODE_PREFIX + node_id,
-            _encode({"k": "hello", "node": node_id}),
+            _encode(Hello(node_id).to_json()),
             int(self.node_timeout * 1000),
             self.log_length,
             NODE_PREFIX,
@@ -438,13 +437,13 @@ class RedisLog:
 
     # -- writing -----------------------------------------------------------------
 
-    def publish(self, entry: dict[str, Wire]) -> None:
+    def publish(self, entry: Entry) -> None:
         """Append entry to the log; while Redis is away, keep changes for later.
 
         Sent at the end of this reactor turn, with the turn's other entries.
         """
-        data = _encode(entry)
-        keep = entry.get("k") in KEPT_WHILE_DOWN
+        data = _encode(entry.to_json())
+        keep = isinstance(entry, KEPT_WHILE_DOWN)
         if self.writer is None or not self.up:
             # Changes that happened (a dropped user's quit) and a turn's fx,
             # which the others wait for, go out once Redis is back; talk and
@@ -541,7 +540,7 @@ class RedisLog:
             self.log.warn(
                 "cluster: node {node} stopped answering; declaring it lost", node=node
             )
-            self.publish({"k": "lost", "node": node})
+            self.publish(Lost(node))
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
@@ -563,7 +562,7 @@ class RedisLog:
                     self.log_length,
                     "*",
                     "e",
-                    _encode({"k": "left", "node": self.node.node_id}),
+                    _encode(Left(self.node.node_id).to_json()),
                 )
                 yield writer.execute_command("DEL", NODE_PREFIX + self.node.node_id)
             except Exception as error:

@@ -10,9 +10,9 @@ every replica makes the same changes in the same order:
 
 - while a turn runs (a line that may change shared state, run by its node
   when its turn entry comes up in the log), each outermost call of a
-  mutating method is applied at once, as in one process, and recorded as an
-  op: [method, user id, arguments]; the node then publishes the ops and the
-  other nodes apply them at the turn's place;
+  state-changing operation (the one table: chatd.cluster.ops.OPERATIONS) is
+  applied at once, as in one process, and recorded as an Op; the node then
+  publishes the ops and the other nodes apply them at the turn's place;
 - outside a turn (a connection dropped, an account timer), the call is not
   applied but published as an op, and every node applies it when read;
 - talk (say, act, tell) is checked at once, so refusals come back as
@@ -31,6 +31,8 @@ from typing import Any, cast
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatd.cluster.entries import Changes, Close, Entry, Talk, Tell
+from chatd.cluster.ops import BY_WIRE, OPERATIONS, Op, Operation, Wire
 from chatd.model.chat import (
     Action,
     Chat,
@@ -40,22 +42,19 @@ from chatd.model.chat import (
     Private,
     Room,
     User,
-    _deliver,
-    _party,
+    deliver_to,
+    party_of,
 )
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.model.room_rules import Change, RoomRecord
 from chatd.store.interface import Kind
 
-# A value decoded from the log's JSON: dicts, lists, str, int, float, bool, None.
-Wire = Any
-Op = list[Wire]  # [method name, user id or None, arguments...]
+__all__ = ["ClusterChat", "Op", "Publisher", "RemoteClient", "Wire", "uid_of"]
 
 
 class Publisher:
     """Where a replica's ops and talk go: the node (chatd.cluster.node)."""
 
-    def publish(self, entry: dict[str, Wire]) -> None:
+    def publish(self, entry: Entry) -> None:
         """Append entry to the shared log."""
         raise NotImplementedError
 
@@ -78,9 +77,7 @@ class RemoteClient:
 
     def close(self, reason: str) -> None:
         """Ask the user's node to close their connection (a /kill)."""
-        self.publisher.publish(
-            {"k": "close", "node": self.node, "u": self.uid, "r": reason}
-        )
+        self.publisher.publish(Close(self.node, self.uid, reason))
 
 
 def uid_of(user: User) -> str:
@@ -93,16 +90,46 @@ def is_remote(user: User) -> bool:
     return type(user.client) is RemoteClient
 
 
-def _await_echo(user: User, entry: dict[str, Wire]) -> None:
-    """Mark talk whose echo answers a labeled IRC command (chatd.cluster.doors)."""
+def _echo_token(user: User) -> str | None:
+    """The token of talk whose echo answers a labeled IRC command, if it does."""
     await_echo = getattr(user.client, "await_echo", None)
-    if await_echo is not None:
-        token = await_echo()
-        if token is not None:
-            entry["w"] = token
+    if await_echo is None:
+        return None
+    token: str | None = await_echo()
+    return token
 
 
-class ClusterChat(Chat):
+class ReplicatedChat(Chat):
+    """A Chat whose state-changing operations all go through replicate().
+
+    Its methods are made from the one table (chatd.cluster.ops.OPERATIONS),
+    one per operation, below the class; ClusterChat says what replicate does.
+    """
+
+    def replicate(
+        self, operation: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Run, record or publish one call of operation."""
+        raise NotImplementedError
+
+
+def _replicating(operation: Operation) -> Callable[..., Any]:
+    """ReplicatedChat's method for operation: the call goes through replicate."""
+
+    def method(self: ReplicatedChat, *args: Any, **kwargs: Any) -> Any:
+        return self.replicate(operation, args, kwargs)
+
+    method.__name__ = operation.name
+    method.__qualname__ = f"ReplicatedChat.{operation.name}"
+    method.__doc__ = operation.function.__doc__
+    return method
+
+
+for _operation in OPERATIONS:
+    setattr(ReplicatedChat, _operation.name, _replicating(_operation))
+
+
+class ClusterChat(ReplicatedChat):
     """A Chat whose shared state changes only in the cluster's log order."""
 
     log = Logger()
@@ -141,25 +168,35 @@ class ClusterChat(Chat):
         """A context in which calls change the replica without being published."""
         return _Applying(self)
 
-    def _change(
-        self, name: str, uid: str | None, args: list[Wire], run: Callable[[], Any]
+    def replicate(
+        self, operation: Operation, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        """Apply a call now (from the log, or nested), record it, or publish it."""
         if self._applying or self._depth:
-            return run()
-        if self._ops is None:  # outside a turn: every node applies it from the log
-            self.publisher.publish(
-                {"k": "op", "n": self.node_id, "ops": [[name, uid, *args]]}
+            return operation.function(self, *args, **kwargs)
+        arguments = operation.bind(args, kwargs)
+        uid: str | None = None
+        if operation.subject is not None:
+            subject = arguments[operation.subject]
+            # A user, or the connection being registered: both named by uid.
+            uid = (
+                uid_of(subject)
+                if isinstance(subject, User)
+                else cast(str, getattr(subject, "uid", ""))
             )
+        op = operation.op(arguments, uid)
+        if self._ops is None:  # outside a turn: every node applies it from the log
+            self.publisher.publish(Changes(self.node_id, (op,)))
             return None
         self._depth += 1
         try:
-            result = run()
+            result = operation.function(self, **arguments)
         finally:
             self._depth -= 1
-        self._ops.append([name, uid, *args])
+        self._ops.append(op)
         return result
 
-    # -- the mutating methods --------------------------------------------------
+    # -- what the replica keeps beside the model's state ----------------------
 
     def register(
         self,
@@ -171,186 +208,54 @@ class ClusterChat(Chat):
         host: str = "",
         account: str = "",
     ) -> User:
-        uid = cast(str, getattr(client, "uid", ""))
-
-        def run() -> User:
-            user = Chat.register(
-                self,
-                nick,
-                client,
-                username=username,
-                realname=realname,
-                host=host,
-                account=account,
-            )
-            self.by_uid[uid] = user
-            return user
-
         if self._ops is None and not (self._applying or self._depth):
             raise ChatError(ErrorCode.CLUSTER_DOWN, "registering needs the cluster")
-        return cast(
-            User,
-            self._change(
-                "register", uid, [nick, username, realname, host, account], run
-            ),
+        user = super().register(
+            nick,
+            client,
+            username=username,
+            realname=realname,
+            host=host,
+            account=account,
         )
-
-    def rename(self, user: User, new: str) -> None:
-        self._change(
-            "rename", uid_of(user), [new], lambda: Chat.rename(self, user, new)
-        )
+        self.by_uid[cast(str, getattr(client, "uid", ""))] = user
+        return user
 
     def quit(self, user: User, reason: str) -> None:
-        def run() -> None:
-            Chat.quit(self, user, reason)
-            if self.users.get(user.key) is not user:
-                self.by_uid.pop(uid_of(user), None)
-
-        self._change("quit", uid_of(user), [reason], run)
-
-    def set_away(self, user: User, text: str) -> None:
-        self._change(
-            "away", uid_of(user), [text], lambda: Chat.set_away(self, user, text)
-        )
+        super().quit(user, reason)
+        if self.users.get(user.key) is not user:  # applied, not only published
+            self.by_uid.pop(uid_of(user), None)
 
     def set_account(self, user: User, account: str) -> None:
-        self._change(
-            "account",
-            uid_of(user),
-            [account],
-            lambda: Chat.set_account(self, user, account),
-        )
+        super().set_account(user, account)
+        if self._applying and not is_remote(user):
+            # Read from the log on the user's node: a reservation ends
+            # (chatd.model.accounts).
+            Chat.nick_taken(self, user)
 
-    def join(self, user: User, name: str, key: str | None = None) -> tuple[Room, bool]:
-        return cast(
-            tuple[Room, bool],
-            self._change(
-                "join",
-                uid_of(user),
-                [name, key],
-                lambda: Chat.join(self, user, name, key),
-            ),
-        )
-
-    def part(self, user: User, name: str | None, reason: str) -> Room:
-        return cast(
-            Room,
-            self._change(
-                "part",
-                uid_of(user),
-                [name, reason],
-                lambda: Chat.part(self, user, name, reason),
-            ),
-        )
-
-    def set_topic(self, user: User, name: str | None, text: str) -> Room:
-        return cast(
-            Room,
-            self._change(
-                "topic",
-                uid_of(user),
-                [name, text],
-                lambda: Chat.set_topic(self, user, name, text),
-            ),
-        )
-
-    def change_modes(
-        self, user: User, name: str | None, changes: Iterable[Change]
-    ) -> tuple[Room, list[Change], list[ChatError]]:
-        changes = list(changes)
-        spelled = [[c.letter, c.on, c.arg] for c in changes]
-        return cast(
-            tuple[Room, list[Change], list[ChatError]],
-            self._change(
-                "modes",
-                uid_of(user),
-                [name, spelled],
-                lambda: Chat.change_modes(self, user, name, changes),
-            ),
-        )
-
-    def kick(self, user: User, name: str | None, nick: str, reason: str) -> Room:
-        return cast(
-            Room,
-            self._change(
-                "kick",
-                uid_of(user),
-                [name, nick, reason],
-                lambda: Chat.kick(self, user, name, nick, reason),
-            ),
-        )
-
-    def invite(self, user: User, nick: str, name: str) -> tuple[Room, User]:
-        return cast(
-            tuple[Room, User],
-            self._change(
-                "invite",
-                uid_of(user),
-                [nick, name],
-                lambda: Chat.invite(self, user, nick, name),
-            ),
-        )
-
-    def register_room(self, user: User, name: str | None) -> RoomRecord:
-        return cast(
-            RoomRecord,
-            self._change(
-                "register_room",
-                uid_of(user),
-                [name],
-                lambda: Chat.register_room(self, user, name),
-            ),
-        )
-
-    def unregister_room(self, user: User, name: str | None) -> Room:
-        return cast(
-            Room,
-            self._change(
-                "unregister_room",
-                uid_of(user),
-                [name],
-                lambda: Chat.unregister_room(self, user, name),
-            ),
-        )
-
-    def forget_account(self, account: str) -> None:
-        self._change(
-            "forget_account",
-            None,
-            [account],
-            lambda: Chat.forget_account(self, account),
-        )
-
-    def _nick_taken(self, user: User) -> None:
+    def nick_taken(self, user: User) -> None:
         """Only the user's own node guards a registered nickname (one timer)."""
         if not is_remote(user):
-            Chat._nick_taken(self, user)
+            Chat.nick_taken(self, user)
 
     # -- talk: checked here, delivered when read from the log -------------------
 
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         self._talk("say", user, found, text, notice)
 
     def act(self, user: User, text: str, room: str | None = None) -> None:
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         self._talk("act", user, found, text, False)
 
     def _talk(self, kind: str, user: User, room: Room, text: str, notice: bool) -> None:
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
-        entry: dict[str, Wire] = {
-            "k": kind,
-            "u": uid_of(user),
-            "r": room.key,
-            "t": text,
-        }
-        if notice:
-            entry["x"] = 1
-        _await_echo(user, entry)
-        self.publisher.publish(entry)
+        self.publisher.publish(
+            Talk(kind == "act", uid_of(user), room.key, text, notice, _echo_token(user))
+        )
 
     def tell(
         self,
@@ -363,18 +268,16 @@ class ClusterChat(Chat):
         recipient = self.user(nick)
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
-        entry: dict[str, Wire] = {
-            "k": "tell",
-            "u": uid_of(user),
-            "to": uid_of(recipient),
-            "t": text,
-        }
-        if notice:
-            entry["x"] = 1
-        if action:
-            entry["a"] = 1
-        _await_echo(user, entry)
-        self.publisher.publish(entry)
+        self.publisher.publish(
+            Tell(
+                uid_of(user),
+                uid_of(recipient),
+                text,
+                notice,
+                action,
+                _echo_token(user),
+            )
+        )
 
     def next_stamp(self, ms: int, seq: int) -> int:
         """The history id of a message at log position (ms, seq): same on every node."""
@@ -384,31 +287,30 @@ class ClusterChat(Chat):
         self.last_stamp = stamp
         return stamp
 
-    def apply_talk(self, entry: dict[str, Wire], ms: int, seq: int) -> None:
+    def apply_talk(self, entry: Talk, ms: int, seq: int) -> None:
         """A say or act read from the log: deliver it to this node's members."""
-        user = self.by_uid.get(entry["u"])
-        room = self.rooms.get(entry["r"])
+        user = self.by_uid.get(entry.uid)
+        room = self.rooms.get(entry.room)
         if user is None or room is None:
             return  # gone meanwhile: every replica drops it alike
         try:
-            self._check_speaker(room, user)
+            self.check_speaker(room, user)
         except ChatError:
             return  # banned or moderated meanwhile (the same on every node)
-        kind = Kind.ACTION if entry["k"] == "act" else Kind.MESSAGE
+        kind = Kind.ACTION if entry.action else Kind.MESSAGE
         msg_id, time = 0, 0.0
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
             if not is_remote(user):  # the speaker's node keeps it, once
-                record_at = getattr(self.history, "record_at", None)
-                if record_at is not None:
-                    record_at(room.key, kind, user.nick, entry["t"], msg_id, time)
+                self.history.record_at(
+                    room.key, kind, user.nick, entry.text, msg_id, time
+                )
         event: Event
         if kind is Kind.ACTION:
-            event = Action(room.name, user.nick, entry["t"], id=msg_id, time=time)
+            event = Action(room.name, user.nick, entry.text, id=msg_id, time=time)
         else:
-            notice = bool(entry.get("x"))
             event = Message(
-                room.name, user.nick, entry["t"], notice, id=msg_id, time=time
+                room.name, user.nick, entry.text, entry.notice, id=msg_id, time=time
             )
         # Only this node's members: the others' nodes deliver to them.
         local = room.local
@@ -416,47 +318,46 @@ class ClusterChat(Chat):
             local = room.local = [
                 member for member in room.members.values() if not is_remote(member)
             ]
-        _deliver(local, event)
+        deliver_to(local, event)
 
-    def apply_tell(self, entry: dict[str, Wire], ms: int, seq: int) -> None:
+    def apply_tell(self, entry: Tell, ms: int, seq: int) -> None:
         """A private message read from the log: to the recipient, and the sender."""
-        user = self.by_uid.get(entry["u"])
-        recipient = self.by_uid.get(entry["to"])
+        user = self.by_uid.get(entry.uid)
+        recipient = self.by_uid.get(entry.to)
         if user is None or recipient is None:
             return
-        action = bool(entry.get("a"))
+        action = entry.action
         msg_id, time = 0, 0.0
         # Kept when a side is identified (docs/protocol.md, Private history),
         # under an id from the log, the same on every node; by the sender's node.
         if self.history is not None and (user.account or recipient.account):
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
-            record_at = getattr(self.history, "record_private_at", None)
-            if record_at is not None and not is_remote(user):
+            if not is_remote(user):
                 kind = Kind.ACTION if action else Kind.MESSAGE
                 name = user.account or user.nick
-                record_at(
-                    _party(user),
-                    _party(recipient),
+                self.history.record_private_at(
+                    party_of(user),
+                    party_of(recipient),
                     kind,
                     name,
-                    entry["t"],
+                    entry.text,
                     msg_id,
                     time,
                 )
         event = Private(
             user.nick,
             recipient.nick,
-            entry["t"],
-            bool(entry.get("x")),
+            entry.text,
+            entry.notice,
             action,
             id=msg_id,
             time=time,
         )
-        _deliver([recipient] if recipient is user else [recipient, user], event)
+        deliver_to([recipient] if recipient is user else [recipient, user], event)
 
     # -- applying ops read from the log ----------------------------------------
 
-    def apply_ops(self, ops: list[Op], node: str) -> None:
+    def apply_ops(self, ops: Iterable[Op], node: str) -> None:
         """Apply a turn's (or a lone change's) ops, published by node."""
         with self.applying():
             for op in ops:
@@ -466,64 +367,30 @@ class ClusterChat(Chat):
                     # Cannot happen while replicas agree; say so rather than stop.
                     self.log.warn(
                         "cluster op {op} refused here: {error}",
-                        op=op[0],
+                        op=op.name,
                         error=error.text,
                     )
                 except Exception:
-                    self.log.failure("cluster op {op} failed", op=op[0])
+                    self.log.failure("cluster op {op} failed", op=op.name)
 
     def _apply_op(self, op: Op, node: str) -> None:
-        name, uid, *args = op
-        if name == "register":
-            if uid in self.by_uid:
+        """Call op's operation (the table: chatd.cluster.ops) on this replica."""
+        operation = BY_WIRE.get(op.name)
+        if operation is None:  # a newer node's: see docs/cluster.md, Upgrades
+            self.log.warn("unknown cluster op {op}", op=op.name)
+            return
+        subject: object = None
+        if operation.subject == "client":  # register: a user of node
+            if op.uid is None or op.uid in self.by_uid:
                 return  # our own, applied in its turn
-            nick, username, realname, host, account = args
-            client: IChatClient = RemoteClient(uid, node, self.publisher)
-            self.register(
-                nick,
-                client,
-                username=username,
-                realname=realname,
-                host=host,
-                account=account,
-            )
-            return
-        if name == "forget_account":
-            self.forget_account(args[0])
-            return
-        user = self.by_uid.get(uid)
-        if user is None:
-            return  # gone already
-        match name:
-            case "rename":
-                self.rename(user, args[0])
-            case "quit":
-                self.quit(user, args[0])
-            case "away":
-                self.set_away(user, args[0])
-            case "account":
-                self.set_account(user, args[0])
-                if not is_remote(user):  # a reservation ends (chatd.model.accounts)
-                    Chat._nick_taken(self, user)
-            case "join":
-                self.join(user, args[0], args[1])
-            case "part":
-                self.part(user, args[0], args[1])
-            case "topic":
-                self.set_topic(user, args[0], args[1])
-            case "modes":
-                changes = [Change(letter, on, arg) for letter, on, arg in args[1]]
-                self.change_modes(user, args[0], changes)
-            case "kick":
-                self.kick(user, args[0], args[1], args[2])
-            case "invite":
-                self.invite(user, args[0], args[1])
-            case "register_room":
-                self.register_room(user, args[0])
-            case "unregister_room":
-                self.unregister_room(user, args[0])
-            case _:
-                self.log.warn("unknown cluster op {op}", op=name)
+            subject = RemoteClient(op.uid, node, self.publisher)
+        elif operation.subject is not None:
+            subject = self.by_uid.get(op.uid or "")
+            if subject is None:
+                return  # gone already
+        # Through this class's method, so that by_uid follows (register, quit).
+        method = getattr(self, operation.name)
+        method(**operation.arguments(op, subject))
 
     def drop_node(self, node: str, reason: str) -> list[str]:
         """Quit every user of node (lost or left); return their nicknames."""

@@ -2,12 +2,13 @@
 
 dump(chat) and load(chat, data, publisher) are each other's inverse for
 everything the cluster shares: users (by uid, with their nickname, who they
-are, away and account, current room), rooms in name order with their members
-in join order and their rules (created, topic, flags, key, limit, bans,
-invitations, operators, voiced), the registered rooms' records, the history
-stamp and the known nodes. (Every node applies the same register_room ops
-from the log; a node that joins later learns the records here, or it would
-let anyone register such a room again and make them its operators.)
+are, away and account, current room, whether invisible), rooms in name order
+with their members in join order and their rules (created, topic, flags,
+key, limit, bans, invitations, operators, voiced), the registered rooms'
+records, the history stamp and the known nodes. (Every node applies the same
+register_room ops from the log; a node that joins later learns the records
+here, or it would let anyone register such a room again and make them its
+operators.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from chatd.model.names import LOBBY, fold
 from chatd.model.state import NO_INVITATIONS
 from chatd.store.accounts import room_from_json, room_to_json
 
-VERSION = 2  # 2: invitations by uid, with their end
+# 2: invitations by uid, with their end; 3: "invisible", the uids of users with
+# IRC's +i (a key of its own, which a node of version 2 ignores).
+VERSION = 3
 
 
 def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
@@ -67,6 +70,9 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
         "stamp": chat.last_stamp,
         "most": chat.most_users,
         "users": users,
+        "invisible": sorted(
+            uid_of(user) for user in chat.users.values() if user.invisible
+        ),
         "rooms": rooms,
         "records": [
             [key, record.founder, room_to_json(record)]
@@ -96,6 +102,9 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
         )
         user.current = current
         users[user.key] = by_uid[uid] = user
+    for uid in data.get("invisible", []):  # not before version 3
+        if uid in by_uid:
+            by_uid[uid].invisible = True
     rooms: dict[str, Room] = {}
     secret: set[str] = set()
     for spec in data["rooms"]:

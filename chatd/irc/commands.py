@@ -301,15 +301,14 @@ def mode(session: IrcSession, msg: IrcMessage) -> None:
         )
     if len(msg.params) == 1:
         oper = "o" if session.chat.is_server_operator(user) else ""
-        numeric(session, n.RPL_UMODEIS, "+" + ("i" if session.invisible else "") + oper)
+        numeric(session, n.RPL_UMODEIS, "+" + ("i" if user.invisible else "") + oper)
         return
     changes, on, applied = msg.params[1], True, ""
     for ch in changes:
         if ch in "+-":
             on = ch == "+"
         elif ch == "i":
-            if session.invisible != on:
-                session.invisible = on
+            if session.chat.set_invisible(user, on):
                 applied += ("+" if on else "-") + "i"
         else:
             numeric(session, n.ERR_UMODEUNKNOWNFLAG, text="Unknown MODE flag")

@@ -61,7 +61,6 @@ class IrcProtocol(Connection):
         "server",
         "caps",
         "registration",
-        "invisible",
         "_heard",
         "_pinged",
         "_ping_call",
@@ -79,7 +78,6 @@ class IrcProtocol(Connection):
         self.tags = 0
         self.personal = False  # extended-join or account-tag is on (see render)
         self.registration = Registration()
-        self.invisible = False
         self._heard = True  # a line came since the last ping check
         self._pinged = False  # a PING is out and unanswered
         self._ping_call: IDelayedCall | None = None

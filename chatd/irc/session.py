@@ -62,7 +62,6 @@ class IrcSession(HistorySession, Protocol):
     user: User | None
     registration: Registration
     host: str
-    invisible: bool
 
     @property
     def nick(self) -> str:
@@ -240,5 +239,5 @@ def split_targets(param: str) -> list[str]:
 
 
 def is_invisible(user: User) -> bool:
-    """Tell whether user set IRC's user mode +i (only IRC connections can)."""
-    return bool(getattr(user.client, "invisible", False))
+    """Tell whether user set IRC's user mode +i (the model's User.invisible)."""
+    return user.invisible

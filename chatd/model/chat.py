@@ -69,17 +69,19 @@ __all__ = [
     "RoomRules",
     "TopicChanged",
     "User",
+    "deliver_to",
+    "party_of",
 ]
 
 
-def _deliver(users: Iterable[User], event: Event) -> None:
+def deliver_to(users: Iterable[User], event: Event) -> None:
     """Hand one event object to each user's client."""
     for user in users:
         deliver = user.deliver  # a slot read, then a call: quicker than a slot's call
         deliver(event)
 
 
-def _party(user: User) -> str:
+def party_of(user: User) -> str:
     """Who user is in a kept private conversation: their account, if any."""
     return fold(user.account) if user.account else nick_party(user.key)
 
@@ -230,7 +232,12 @@ class Chat(Moderation, Permissions):
         # welcome (Connection.welcomed): nothing may come before that.
         return user
 
-    def _nick_taken(self, user: User) -> None:
+    def nick_taken(self, user: User) -> None:
+        """Tell the nick watchers that user took their nickname (this node only).
+
+        Not replicated: what the watchers do (the accounts' reservation
+        clock) is the user's own node's (chatd.cluster.replica).
+        """
         for watcher in self.nick_watchers:
             watcher(user)
 
@@ -242,7 +249,7 @@ class Chat(Moderation, Permissions):
         if user.account == account or self.users.get(user.key) is not user:
             return
         user.account = account
-        _deliver([user, *self.neighbours(user)], AccountChanged(user.nick, account))
+        deliver_to([user, *self.neighbours(user)], AccountChanged(user.nick, account))
         self._status_by_account(user)
 
     def rename(self, user: User, new: str) -> None:
@@ -262,8 +269,8 @@ class Chat(Moderation, Permissions):
             }
             room.local = None
         self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
-        _deliver([user, *self.neighbours(user)], Renamed(old, new))
-        self._nick_taken(user)
+        deliver_to([user, *self.neighbours(user)], Renamed(old, new))
+        self.nick_taken(user)
 
     def quit(self, user: User, reason: str) -> None:
         """Remove user; each user sharing a room with them gets one QUIT."""
@@ -275,7 +282,7 @@ class Chat(Moderation, Permissions):
             self._remove_member(room, user, quiet=True)
         # Still registered while the others hear it: a door may look the
         # quitter up (IRC spells nick!user@host); the nick is free after.
-        _deliver(neighbours, Quit(user.nick, reason))
+        deliver_to(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
         self.past_nicks.left(
             user.nick, user.username, user.host, user.realname, self.now()
@@ -289,7 +296,18 @@ class Chat(Moderation, Permissions):
         if text == user.away:
             return
         user.away = text
-        _deliver(self.neighbours(user), Away(user.nick, text))
+        deliver_to(self.neighbours(user), Away(user.nick, text))
+
+    def set_invisible(self, user: User, invisible: bool) -> bool:
+        """Make user invisible (IRC's +i) or not; tell whether that changed it.
+
+        Whoever shares no room with an invisible user does not find them by
+        a mask (IRC's WHO), and counts of users tell them apart (LUSERS).
+        """
+        if user.invisible == invisible:
+            return False
+        user.invisible = invisible
+        return True
 
     # -- rooms ----------------------------------------------------------------
 
@@ -338,7 +356,7 @@ class Chat(Moderation, Permissions):
         room.members[user.key] = user
         room.local = None
         user.rooms[folded] = room
-        _deliver(room.members.values(), Joined(room.name, user.nick))
+        deliver_to(room.members.values(), Joined(room.name, user.nick))
         self._joined(room, user, new)
         return room, True
 
@@ -362,7 +380,7 @@ class Chat(Moderation, Permissions):
         )
         if not user.is_member(room):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"you are not in {room.name}")
-        _deliver(room.members.values(), Parted(room.name, user.nick, reason))
+        deliver_to(room.members.values(), Parted(room.name, user.nick, reason))
         self._remove_member(room, user)
         if user.current == room.key:
             user.current = fold(LOBBY)
@@ -386,11 +404,11 @@ class Chat(Moderation, Permissions):
 
     # -- talking --------------------------------------------------------------
 
-    def _speaking_room(self, user: User, name: str | None) -> Room:
-        """Return room name (default: the current room); user must be a member."""
+    def speaking_room(self, user: User, name: str | None) -> Room:
+        """Return room name (default: the current room) if user may speak there."""
         room = self.current_room(user) if name is None else self.room(name)
         # Membership (+n), bans and +m: chatd.model.moderation.
-        self._check_speaker(room, user)
+        self.check_speaker(room, user)
         return room
 
     def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:
@@ -413,24 +431,28 @@ class Chat(Moderation, Permissions):
             return 0, 0.0
         kind = Kind.ACTION if action else Kind.MESSAGE
         return self.history.record_private(
-            _party(sender), _party(recipient), kind, sender.account or sender.nick, text
+            party_of(sender),
+            party_of(recipient),
+            kind,
+            sender.account or sender.nick,
+            text,
         )
 
     def say(
         self, user: User, text: str, room: str | None = None, notice: bool = False
     ) -> None:
         """Send text to room (default: the current one); every member sees MSG."""
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
         event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
-        _deliver(found.members.values(), event)
+        deliver_to(found.members.values(), event)
 
     def act(self, user: User, text: str, room: str | None = None) -> None:
         """Send an action to room (default: user's current room)."""
-        found = self._speaking_room(user, room)
+        found = self.speaking_room(user, room)
         msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
         event = Action(found.name, user.nick, text, id=msg_id, time=time)
-        _deliver(found.members.values(), event)
+        deliver_to(found.members.values(), event)
 
     def tell(
         self,
@@ -446,4 +468,4 @@ class Chat(Moderation, Permissions):
         event = Private(
             user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
         )
-        _deliver([recipient] if recipient is user else [recipient, user], event)
+        deliver_to([recipient] if recipient is user else [recipient, user], event)

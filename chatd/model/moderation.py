@@ -269,7 +269,7 @@ class Moderation:
                 self._give(room, member, self.server_name)
                 return
 
-    def _check_speaker(self, room: Room, user: User) -> None:
+    def check_speaker(self, room: Room, user: User) -> None:
         """Refuse a message to room from user: banned, moderated, or outside."""
         rules = room.rules
         if self.is_server_operator(user):

@@ -184,6 +184,9 @@ class User:
     host: str = ""
     away: str = ""  # the away message; empty while the user is here
     account: str = ""  # the account the user identified to; empty if none
+    # Hidden from those who share no room with them when they look users up
+    # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
+    invisible: bool = False
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 

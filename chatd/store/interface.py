@@ -165,6 +165,16 @@ class IHistory(Interface):
         never raises: a store that cannot keep it drops it (see reason).
         """
 
+    def record_at(
+        room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+    ) -> None:
+        """Keep one message under an id and time the caller chose.
+
+        A cluster's event log gives them (chatd.cluster.replica), the same on
+        every node; ids must grow within a room, and later record() calls
+        carry on above msg_id. Never blocks and never raises, as record.
+        """
+
     def has_history(room: str) -> bool:
         """Tell whether room (folded) may have messages kept; False: surely none."""
 
@@ -202,6 +212,18 @@ class IHistory(Interface):
         as record does, with the same rules: never blocks, never raises.
         """
 
+    def record_private_at(
+        sender: str,
+        recipient: str,
+        kind: Kind,
+        name: str,
+        text: str,
+        msg_id: int,
+        time: float,
+    ) -> None:
+        """Keep one private message under an id and time the caller chose, as
+        record_at is to record."""
+
     def read_private(
         me: str, other: str, count: int, before: int | None = None
     ) -> Deferred[list[Entry]]:
@@ -233,6 +255,11 @@ class Stamps:
 
     def __init__(self, last: int = 0) -> None:
         self.last = last
+
+    def passed(self, msg_id: int) -> None:
+        """An id was given out elsewhere (record_at): carry on above it."""
+        if msg_id > self.last:
+            self.last = msg_id
 
     def next(self, now: float) -> int:
         """Return the id for a message received at now (seconds)."""

@@ -54,21 +54,40 @@ class MemoryHistory:
     def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
-        if self.reason is None:
-            entry = Entry(msg_id, millis(now), kind, nick, text)
-            self._keep(self.rooms.setdefault(room, []), entry)
+        self.record_at(room, kind, nick, text, msg_id, now)
         return msg_id, now
+
+    def record_at(
+        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+    ) -> None:
+        self.stamps.passed(msg_id)
+        if self.reason is None:
+            entry = Entry(msg_id, millis(time), kind, nick, text)
+            self._keep(self.rooms.setdefault(room, []), entry)
 
     def record_private(
         self, sender: str, recipient: str, kind: Kind, name: str, text: str
     ) -> tuple[int, float]:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
+        self.record_private_at(sender, recipient, kind, name, text, msg_id, now)
+        return msg_id, now
+
+    def record_private_at(
+        self,
+        sender: str,
+        recipient: str,
+        kind: Kind,
+        name: str,
+        text: str,
+        msg_id: int,
+        time: float,
+    ) -> None:
+        self.stamps.passed(msg_id)
         if self.reason is None:
-            entry = Entry(msg_id, millis(now), kind, name, text)
+            entry = Entry(msg_id, millis(time), kind, name, text)
             pair = conversation(sender, recipient)
             self._keep(self.conversations.setdefault(pair, []), entry)
-        return msg_id, now
 
     def _keep(self, entries: list[Entry], entry: Entry) -> None:
         """Add entry to its room's (or conversation's) list, within the bound."""

@@ -203,6 +203,7 @@ class SQLiteHistory:
     # -- IHistory (the reactor's thread) -----------------------------------------
 
     def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+        # Not through record_at: one process's every message comes here.
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
         if self._thread is not None and self._stopped is None:
@@ -214,19 +215,46 @@ class SQLiteHistory:
                 )
         return msg_id, now
 
+    def record_at(
+        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+    ) -> None:
+        self.stamps.passed(msg_id)
+        if self._thread is not None and self._stopped is None:
+            self._batch.append((msg_id, room, millis(time), kind.value, nick, text))
+            self._rooms.add(room)
+            if self._hand_over_call is None:
+                self._hand_over_call = self.clock.callLater(
+                    BATCH_DELAY, self._hand_over
+                )
+
     def record_private(
         self, sender: str, recipient: str, kind: Kind, name: str, text: str
     ) -> tuple[int, float]:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
+        self.record_private_at(sender, recipient, kind, name, text, msg_id, now)
+        return msg_id, now
+
+    def record_private_at(
+        self,
+        sender: str,
+        recipient: str,
+        kind: Kind,
+        name: str,
+        text: str,
+        msg_id: int,
+        time: float,
+    ) -> None:
+        self.stamps.passed(msg_id)
         if self._thread is not None and self._stopped is None:
             low, high = conversation(sender, recipient)
-            self._batch.append((msg_id, low, high, millis(now), kind.value, name, text))
+            self._batch.append(
+                (msg_id, low, high, millis(time), kind.value, name, text)
+            )
             if self._hand_over_call is None:
                 self._hand_over_call = self.clock.callLater(
                     BATCH_DELAY, self._hand_over
                 )
-        return msg_id, now
 
     def has_history(self, room: str) -> bool:
         return room in self._rooms

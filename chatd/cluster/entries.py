@@ -1,0 +1,237 @@
+"""The cluster log's entries, typed: one immutable class per kind.
+
+Each is a NamedTuple rather than a frozen dataclass: one Talk is made per
+message on its node and read once per message on every node, and a frozen
+dataclass's __init__ (an object.__setattr__ per field) costs four times a
+tuple's. Like the model's events, they are never changed once made; nodes
+tell them apart by type (type(entry) is Talk), never by comparing them.
+
+Each spells itself as the JSON object the log holds (to_json) and is read
+back from it (from_json), as Synapse's replication commands are. The JSON
+is the log's wire, shared by nodes of different versions during an upgrade:
+its keys ("k" the kind, then short field names) are those of docs/cluster.md,
+The log's entries, and a field is left out when it has its default.
+entry_from_json reads any entry; it returns None for a kind this version
+does not know (a newer node's), which the node skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from chatd.cluster.ops import Op, Wire
+
+
+class Talk(NamedTuple):
+    """say or act (/me): a room message, checked by the speaker's node."""
+
+    action: bool  # act rather than say
+    uid: str  # the speaker
+    room: str  # the room's key
+    text: str
+    notice: bool = False
+    echo: str | None = None  # answers a labeled IRC command (chatd.cluster.doors)
+
+    def to_json(self) -> dict[str, Wire]:
+        data: dict[str, Wire] = {
+            "k": "act" if self.action else "say",
+            "u": self.uid,
+            "r": self.room,
+            "t": self.text,
+        }
+        if self.notice:
+            data["x"] = 1
+        if self.echo is not None:
+            data["w"] = self.echo
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Talk:
+        # The tuple made at once, without NamedTuple's __new__ (a call of
+        # its own): read once per message on every node.
+        return tuple.__new__(
+            cls,
+            (
+                data["k"] == "act",
+                data["u"],
+                data["r"],
+                data["t"],
+                bool(data.get("x")),
+                data.get("w"),
+            ),
+        )
+
+
+class Tell(NamedTuple):
+    """A private message (/msg, IRC PRIVMSG or NOTICE to a nick)."""
+
+    uid: str  # the sender
+    to: str  # the recipient's uid
+    text: str
+    notice: bool = False
+    action: bool = False
+    echo: str | None = None
+
+    def to_json(self) -> dict[str, Wire]:
+        data: dict[str, Wire] = {
+            "k": "tell",
+            "u": self.uid,
+            "to": self.to,
+            "t": self.text,
+        }
+        if self.notice:
+            data["x"] = 1
+        if self.action:
+            data["a"] = 1
+        if self.echo is not None:
+            data["w"] = self.echo
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Tell:
+        return tuple.__new__(  # as Talk's
+            cls,
+            (
+                data["u"],
+                data["to"],
+                data["t"],
+                bool(data.get("x")),
+                bool(data.get("a")),
+                data.get("w"),
+            ),
+        )
+
+
+class Turn(NamedTuple):
+    """A line of connection uid on node that may change shared state: its place."""
+
+    node: str
+    uid: str
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "turn", "n": self.node, "u": self.uid}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Turn:
+        return cls(data["n"], data["u"])
+
+
+class Effects(NamedTuple):
+    """What a turn changed (its ops), applied at the turn's place; not a place."""
+
+    node: str
+    turn: str  # the turn entry's id
+    ops: tuple[Op, ...]
+
+    def to_json(self) -> dict[str, Wire]:
+        return {
+            "k": "fx",
+            "n": self.node,
+            "turn": self.turn,
+            "ops": [op.to_json() for op in self.ops],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Effects:
+        return cls(data["n"], data["turn"], _ops(data["ops"]))
+
+
+class Changes(NamedTuple):
+    """Changes made outside a turn (a user dropped), applied where read."""
+
+    node: str
+    ops: tuple[Op, ...]
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "op", "n": self.node, "ops": [op.to_json() for op in self.ops]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Changes:
+        return cls(data["n"], _ops(data["ops"]))
+
+
+class Hello(NamedTuple):
+    """A node joins: the others push it a snapshot."""
+
+    node: str
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "hello", "node": self.node}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Hello:
+        return cls(data["node"])
+
+
+class Left(NamedTuple):
+    """A node stopped cleanly: its remaining users quit."""
+
+    node: str
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "left", "node": self.node}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Left:
+        return cls(data["node"])
+
+
+class Lost(NamedTuple):
+    """A node's heartbeat expired: its users quit, its turns without fx drop."""
+
+    node: str
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "lost", "node": self.node}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Lost:
+        return cls(data["node"])
+
+
+class Close(NamedTuple):
+    """Ask node to close its connection uid (a /kill from elsewhere)."""
+
+    node: str
+    uid: str
+    reason: str
+
+    def to_json(self) -> dict[str, Wire]:
+        return {"k": "close", "node": self.node, "u": self.uid, "r": self.reason}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Close:
+        return cls(data["node"], data["u"], data["r"])
+
+
+Entry = Talk | Tell | Turn | Effects | Changes | Hello | Left | Lost | Close
+
+# What a node keeps while Redis is away and appends once back (chatd.cluster.redis):
+# changes that happened, a turn's fx (the others wait for it), turns, a clean stop.
+KEPT_WHILE_DOWN = (Changes, Effects, Left, Turn)
+
+
+def _ops(data: list[list[Wire]]) -> tuple[Op, ...]:
+    return tuple(Op.from_json(op) for op in data)
+
+
+# Each kind's reader, by its "k"; a plain dict, read once per entry on every node.
+READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
+    "say": Talk.from_json,
+    "act": Talk.from_json,
+    "tell": Tell.from_json,
+    "turn": Turn.from_json,
+    "fx": Effects.from_json,
+    "op": Changes.from_json,
+    "hello": Hello.from_json,
+    "left": Left.from_json,
+    "lost": Lost.from_json,
+    "close": Close.from_json,
+}
+
+
+def entry_from_json(data: dict[str, Wire]) -> Entry | None:
+    """The entry data spells; None for a kind this version does not know."""
+    read = READERS.get(data.get("k"))
+    return None if read is None else read(data)
