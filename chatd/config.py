@@ -1,11 +1,11 @@
-"""The settings one chatd server runs with; defaults from PROTOCOL.md and the limits."""
+"""The settings one chatd server runs with: the contract's defaults and the limits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 DEFAULT_PORT = (
-    5501  # PROTOCOL.md's usual port: tcp:5501 for the daemon, the client's default
+    5501  # docs/protocol.md's usual port: tcp:5501 for the daemon, the client's default
 )
 SERVER_NAME = "chatd"  # the default --name, sent in HELLO
 # Rooms one user may be in at once, #lobby included: IRC's usual CHANLIMIT.
@@ -15,7 +15,7 @@ MAX_ROOMS_PER_USER = 50
 # room table a few MB. Without it 1024 connections could hold 1024 * 49 rooms,
 # and one address (--max-per-ip 16) can still make 16 * 49 = 784.
 MAX_ROOMS = 10_000
-# PROTOCOL.md, History: HISTORY lines sent after a join (--backfill; 0: none),
+# docs/protocol.md, History: HISTORY lines sent after a join (--backfill; 0: none),
 # and by /history without a count.
 BACKFILL = 20
 HISTORY_COUNT = 20
@@ -67,7 +67,7 @@ class ServerConfig:
 
     name: str = SERVER_NAME  # one word: the server name in HELLO
     motd: tuple[str, ...] = ()  # message of the day, one INFO line each
-    max_line: int = 2048  # PROTOCOL.md, Limits: longest line accepted, in bytes
+    max_line: int = 2048  # docs/protocol.md, Limits: longest line accepted, in bytes
     flood_burst: int = 10  # lines a client may send at once before throttling
     flood_rate: float = 2.0  # lines per second handled past the burst; 0: no limit
     recvq: int = 65536  # bytes of throttled input kept per client before BYE

@@ -1,4 +1,4 @@
-"""The line door: chatd's own protocol (PROTOCOL.md) for telnet, nc and chatd-tk.
+"""The line door: chatd's own protocol (docs/protocol.md) for telnet, nc and chatd-tk.
 
 ChatProtocol is a Connection (chatd.net.connection: framing, limits, output,
 closing) that speaks the line protocol's words (chatd.line.door.LineDoor:
@@ -23,7 +23,7 @@ _IP, _AYT = ord(IP), ord(AYT)
 
 
 class ChatProtocol(Connection):
-    """The chatd line protocol (PROTOCOL.md) for one TCP connection."""
+    """The chatd line protocol (docs/protocol.md) for one TCP connection."""
 
     door = "line"
     identify_hint = "/identify <password>"
@@ -52,7 +52,7 @@ class ChatProtocol(Connection):
         LINE_DOOR.report_failure(self)
 
     def goodbye(self, reason: str) -> bytes:
-        """BYE with the reason (PROTOCOL.md)."""
+        """BYE with the reason (docs/protocol.md)."""
         return LINE_DOOR.goodbye(reason)
 
     def flood_notice(self) -> bytes:

@@ -55,7 +55,7 @@ SEND_RATE = 1.8  # ... then lines per second: below its --flood-rate default, 2
 SLOWEST_SEND_RATE = 0.25  # lines per second, however often ERR flood comes
 QUIT_GRACE = 2.0  # seconds to wait for the server to close after /quit
 CONNECT_TIMEOUT = 10  # seconds for one TCP connection attempt
-NICK_REFUSALS = frozenset({"nick-taken", "nick-invalid"})  # PROTOCOL.md codes
+NICK_REFUSALS = frozenset({"nick-taken", "nick-invalid"})  # docs/protocol.md codes
 PRIVATE_KINDS = frozenset({ConversationKind.PRIVATE, ConversationKind.OTHERS})
 
 
@@ -294,7 +294,7 @@ class ClientSession:
     def submit(self, text: str) -> None:
         """Handle what the user typed: messages, and /commands as in telnet."""
         for part in text.splitlines():
-            if part.strip():  # PROTOCOL.md: empty lines are ignored
+            if part.strip():  # docs/protocol.md: empty lines are ignored
                 self._submit_line(part)
 
     def select(self, key: str) -> None:
@@ -464,7 +464,7 @@ class ClientSession:
             # or ERR unknown-command from a server without it) is not shown.
             history.ids_sent = history.ids_pending = True
             self._send("/ids on")
-        # PROTOCOL.md: while the server waits for a nickname, `NICK alice` is one.
+        # docs/protocol.md: while the server waits for a nickname, `NICK alice` is one.
         self._send(f"NICK {self.nick}")
 
     # -- typing -----------------------------------------------------------------------
@@ -539,7 +539,7 @@ class ClientSession:
     # -- server lines -----------------------------------------------------------------
 
     def line_received(self, protocol: ClientProtocol, line: ServerLine) -> None:
-        """Apply one parsed server line (PROTOCOL.md, Server to client)."""
+        """Apply one parsed server line (docs/protocol.md, Server to client)."""
         if protocol is not self._protocol or self._bye is not None:
             return  # after BYE nothing more arrives; ignore it if it does
         words, text = line.words, line.text or ""
@@ -604,7 +604,7 @@ class ClientSession:
         self.view.status(f"Connected to {self.host}:{self.port} as {nick}")
         self.view.registered(nick)
         # After a reconnect, go back into the user's rooms, paced, behind what
-        # the user does; #lobby the server joins by itself (PROTOCOL.md, WELCOME).
+        # the user does; #lobby the server joins by itself (docs/protocol.md, WELCOME).
         for room in self.state.rooms():
             if room.key != LOBBY_KEY and self._pacer is not None:
                 rejoin = Outgoing(

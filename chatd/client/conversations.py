@@ -1,6 +1,6 @@
 """The client's state: conversations, their members and scrollback.
 
-ChatState applies the chat lines of PROTOCOL.md (MSG, ACTION, PRIV, JOIN,
+ChatState applies the chat lines of docs/protocol.md (MSG, ACTION, PRIV, JOIN,
 PART, QUIT, RENAME, USERS, ROOMS, INFO, ERR, and version 2's HISTORY and
 ENDHISTORY with chatd's ID) to the conversations one user sees and tells a
 ClientView what changed; what history adds is chatd/client/scrollback.py's. The
@@ -179,7 +179,7 @@ class ChatState:
         """Make room the server's current room, so that a plain line goes there."""
         if self.server_room == room.key and room.joined:
             return  # (a room not joined yet gets its /join: one may have failed)
-        # PROTOCOL.md: /join of a room you are in makes it current; chatd answers
+        # docs/protocol.md: /join of a room you are in makes it current; chatd answers
         # with an INFO, which _on_info leaves out.
         self.send(f"/join {room.name}")
         self.joining(room)
@@ -214,7 +214,7 @@ class ChatState:
     # -- server lines -----------------------------------------------------------------
 
     def apply(self, line: ServerLine) -> None:
-        """Apply one chat line (PROTOCOL.md, Server to client) to the conversations."""
+        """Apply one chat line (docs/protocol.md, Server to client) to the state."""
         previous, self._previous = self._previous, line
         self._lines += 1
         words, text = line.words, line.text or ""
@@ -307,7 +307,9 @@ class ChatState:
         self._add_member(conversation, nick)
         self._forget_switch(conversation.key)
         if not self._switching:  # else a later /join is on its way: that room wins
-            self.server_room = conversation.key  # PROTOCOL.md: /join makes it current
+            self.server_room = (
+                conversation.key
+            )  # docs/protocol.md: /join makes it current
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
         self.history.joined(conversation, conversation.scrollback[-1])
         # The server sends USERS only when asked: ask, and fill the list quietly.
@@ -341,7 +343,7 @@ class ChatState:
             self.view.members_reset(conversation)
             return
         if self.server_room == key:
-            self.server_room = LOBBY_KEY  # PROTOCOL.md: falls back to #lobby
+            self.server_room = LOBBY_KEY  # docs/protocol.md: falls back to #lobby
         self.remove(key)
         self.note_shown(EntryKind.NOTICE, f"You left {room}{said}")
 

@@ -1,6 +1,6 @@
 """A room's history on the client side: backfill, older pages and missed messages.
 
-chatd keeps what is said in rooms (PROTOCOL.md version 2) and, after
+chatd keeps what is said in rooms (docs/protocol.md version 2) and, after
 `/ids on` (docs/protocol.md, Message ids), leads every live room message
 with its id. So every message a client shows has an id, and a conversation
 can merge what the server sends by id: nothing twice, nothing left out.
@@ -62,7 +62,7 @@ class Request:
 
 
 def parse_utc(text: str) -> float | None:
-    """Read PROTOCOL.md's time (2026-11-30T23:50:01.123Z) as epoch seconds."""
+    """Read docs/protocol.md's time (2026-11-30T23:50:01.123Z) as epoch seconds."""
     try:
         moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
     except ValueError:

@@ -1,4 +1,4 @@
-"""The slash commands of PROTOCOL.md: one table with arity and help, and handlers.
+"""The slash commands of docs/protocol.md: one table with arity and help, and handlers.
 
 A handler gets the connection as a Session (what it needs of it, no more) and
 the arguments already split and counted.
@@ -131,7 +131,7 @@ def rooms(session: Session, args: list[str]) -> None:
     """/rooms [<page>]: rooms and their sizes in ROOMS lines, a page at a time.
 
     When every room fits on one page the answer is ROOMS lines only, as in
-    PROTOCOL.md; otherwise an INFO line follows, saying how to get the rest.
+    docs/protocol.md; otherwise an INFO line follows, saying how to get the rest.
     """
     chat = session.chat
     # The secret rooms the asker may not see (chatd.model.permissions) are left out.
@@ -162,7 +162,7 @@ def rooms(session: Session, args: list[str]) -> None:
         session.send_info(f"{shown}; that is the last page.")
 
 
-# -- history (PROTOCOL.md version 2) ---------------------------------------------
+# -- history (docs/protocol.md version 2) ---------------------------------------------
 
 
 def _error_line(code: ErrorCode, text: str) -> bytes:
@@ -197,7 +197,7 @@ def _read(
 def backfill(session: Session, room: Room) -> None:
     """After a newly made JOIN: the room's latest messages, to the joiner only.
 
-    PROTOCOL.md, History: right after the joiner's own JOIN line, oldest
+    docs/protocol.md, History: right after the joiner's own JOIN line, oldest
     first, then ENDHISTORY; nothing at all for a room without history (or
     while history cannot be read: the joiner did not ask).
     """
@@ -283,7 +283,7 @@ def history(session: Session, args: list[str]) -> None:
         room_name = current.name if current is not None else LOBBY
     room = chat.may_read(user, room_name)
     # None: no such room now, or a secret room of others: nothing to read,
-    # as for a room that never had history (PROTOCOL.md: ENDHISTORY 0).
+    # as for a room that never had history (docs/protocol.md: ENDHISTORY 0).
     key = room.key if room is not None else ""
     target = room.name if room is not None else normalize_name(room_name)
     store = chat.history

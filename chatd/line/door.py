@@ -1,7 +1,7 @@
 """LineDoor: the line protocol's words, for any connection that carries its lines.
 
 HELLO and NICK negotiation, slash commands and plain lines in, ERR, INFO and
-BYE out (PROTOCOL.md). Two doors carry these lines: the TCP line door
+BYE out (docs/protocol.md). Two doors carry these lines: the TCP line door
 (chatd.protocol.ChatProtocol, lines with CRLF, telnet taken out) and the
 web door (chatd.web.door.WebConnection, one WebSocket text frame a line).
 Each is a Connection of its own that composes this part: it hands its
@@ -51,7 +51,7 @@ class LineConnection(Session, Protocol):
 
 
 class LineDoor:
-    """The line protocol (PROTOCOL.md) spoken over one connection at a time."""
+    """The line protocol (docs/protocol.md) spoken over one connection at a time."""
 
     __slots__ = ()
 
@@ -73,7 +73,7 @@ class LineDoor:
 
     @staticmethod
     def goodbye(reason: str) -> bytes:
-        """BYE with the reason (PROTOCOL.md)."""
+        """BYE with the reason (docs/protocol.md)."""
         return line("BYE", text=reason)
 
     @staticmethod
@@ -116,13 +116,13 @@ class LineDoor:
 
     def handle_text(self, conn: LineConnection, text: str) -> None:
         """A command, a nickname, or a message to the current room."""
-        # Control characters go first (PROTOCOL.md, Limits), so that a stray
+        # Control characters go first (docs/protocol.md, Limits), so that a stray
         # Ctrl-L or a leading blank cannot turn "/msg bob secret" into a room
         # message (docs/protocol.md, Messages).
         text = clean_text(text)
         lead = text.lstrip()
         if not lead:
-            return  # PROTOCOL.md: empty lines are ignored
+            return  # docs/protocol.md: empty lines are ignored
         if lead.startswith("/") and not lead.startswith("//"):
             self.run_command(conn, lead[1:])
         elif conn.phase is Phase.AWAITING_NICK:
@@ -173,7 +173,7 @@ class LineDoor:
             conn.send(self.info(motd_line))
         conn.welcomed()
         room, _ = conn.chat.join(user, LOBBY)
-        backfill(conn, room)  # PROTOCOL.md, History: #lobby's too, at registration
+        backfill(conn, room)  # docs/protocol.md, History: #lobby's too, at registration
 
     @staticmethod
     def quit_chat(conn: LineConnection, reason: str) -> None:

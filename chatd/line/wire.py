@@ -1,6 +1,6 @@
 """How chatd's lines are spelled: rendering server lines and splitting them.
 
-PROTOCOL.md: every server line is a VERB, a fixed number of one-word
+docs/protocol.md: every server line is a VERB, a fixed number of one-word
 arguments and, for most verbs, one free-text field that runs to the end of
 the line. The server ends every line with CRLF.
 """
@@ -42,7 +42,7 @@ class Shape:
     text: bool
 
 
-# PROTOCOL.md, Server to client. USERS and ROOMS carry a list of words instead.
+# docs/protocol.md, Server to client. USERS and ROOMS carry a list of words instead.
 SERVER_VERBS: dict[str, Shape] = {
     "HELLO": Shape(1, True),
     "NICK": Shape(0, True),
@@ -116,7 +116,7 @@ def line(verb: str, *words: str, text: str | None = None) -> bytes:
 
 
 def render_event(event: Event) -> bytes:
-    """Return the wire line for a chat event (PROTOCOL.md, Server to client).
+    """Return the wire line for a chat event (docs/protocol.md, Server to client).
 
     An event the protocol has no verb for (Away) renders as b"": not shown.
     A notice is shown as the message it is; a private action, which has no

@@ -118,7 +118,7 @@ class Chat(Moderation, Permissions):
         self.max_rooms_per_user = max_rooms_per_user  # #lobby included
         # Nobody may take the server's name or a verb (names.RESERVED_NICKS).
         self.reserved_nicks = reserved_nicks(server_name)
-        # Where room messages are kept (PROTOCOL.md, History); None: nowhere.
+        # Where room messages are kept (docs/protocol.md, History); None: nowhere.
         self.history = history
         self.server_name = server_name  # the "by" of what the server itself does
         self.now = now  # the clock's time: rooms' creation and topics

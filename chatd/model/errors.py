@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    """Every error code of PROTOCOL.md; the value is the word sent after ERR."""
+    """Every error code of docs/protocol.md; the value is the word sent after ERR."""
 
     NICK_TAKEN = "nick-taken"
     NICK_INVALID = "nick-invalid"
@@ -21,7 +21,7 @@ class ErrorCode(StrEnum):
     BAD_ENCODING = "bad-encoding"
     FLOOD = "flood"
     SERVER_FULL = "server-full"
-    # PROTOCOL.md version 2: /history on a server that keeps none (or whose
+    # docs/protocol.md version 2: /history on a server that keeps none (or whose
     # history cannot be read now; the text says why).
     NO_HISTORY = "no-history"
     # chatd's extension (docs/protocol.md): a /join past --max-rooms-per-user

@@ -10,7 +10,7 @@ MAX_NICK_LENGTH = 20
 MAX_ROOM_LENGTH = 32  # characters after the "#"
 LOBBY = "#lobby"
 
-# The categories of combining marks. PROTOCOL.md allows "letters (any script)";
+# The categories of combining marks. docs/protocol.md allows "letters (any script)";
 # scripts such as Devanagari or Thai cannot spell a name without their vowel
 # signs, which Unicode files as marks, so a mark may follow a letter
 # (docs/protocol.md, Names).
@@ -68,7 +68,7 @@ def _is_name_body(text: str) -> bool:
 # Nicknames that would pass for the server where lines are read as they come
 # (nc, telnet): "PRIV chatd you ..." or "PRIV INFO you ..." reads like a notice.
 # The server's configured --name, "server" and the service names an IRC
-# listener answers for are reserved in any case. The verbs of PROTOCOL.md are
+# listener answers for are reserved in any case. The verbs of docs/protocol.md are
 # reserved as the wire spells them, in capitals: "PRIV MSG you ..." reads as a
 # verb, "PRIV msg you ..." does not, and "nick" is an everyday IRC nickname
 # (irctest registers as it) that should stay free.
@@ -137,17 +137,17 @@ def room_problem(room: str) -> str | None:
 
 
 def valid_nick(nick: str) -> bool:
-    """Tell whether nick is a valid nickname (PROTOCOL.md, Names)."""
+    """Tell whether nick is a valid nickname (docs/protocol.md, Names)."""
     return nick_problem(nick) is None
 
 
 def valid_room(room: str) -> bool:
-    """Tell whether room is a valid room name (PROTOCOL.md, Names)."""
+    """Tell whether room is a valid room name (docs/protocol.md, Names)."""
     return room_problem(room) is None
 
 
 # What clean_text removes. Control characters (category Cc: C0 but TAB, DEL,
-# C1): PROTOCOL.md, Limits. The bidirectional controls (embeddings, overrides,
+# C1): docs/protocol.md, Limits. The bidirectional controls (embeddings, overrides,
 # isolates, LRM, RLM, ALM): one of them reorders what follows it on screen, so
 # a message can show text other than what it says ("Trojan Source"). And the
 # line and paragraph separators: str.splitlines() and many editors break a
@@ -169,7 +169,7 @@ _STRIPPED = str.maketrans("", "", _CONTROLS + _BIDI_CONTROLS + _SEPARATORS)
 def clean_text(text: str) -> str:
     """Drop control characters but TAB, bidi controls and line separators.
 
-    PROTOCOL.md, Limits: C0 other than TAB, DEL and C1 never reach another
+    docs/protocol.md, Limits: C0 other than TAB, DEL and C1 never reach another
     client, which also defuses ANSI escape sequences (their ESC is gone);
     docs/protocol.md, Messages, says why the others go too.
     """

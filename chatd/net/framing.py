@@ -1,6 +1,6 @@
 """LineFramer: a connection's input split into lines, over-long ones refused whole.
 
-Lines end in LF, with an optional CR before it dropped (PROTOCOL.md). Every
+Lines end in LF, with an optional CR before it dropped (docs/protocol.md). Every
 line costs a flood token (an empty or over-long one too); when none is left
 the rest of the input goes to the flood gate, unframed. A line over
 --max-line is refused whole with one ERR too-long and the connection stays
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _CLOSING = Phase.CLOSING
 _REGISTERED = Phase.REGISTERED
 _AWAITING_NICK = Phase.AWAITING_NICK
-CR = 13  # a CR before the LF is dropped (PROTOCOL.md)
+CR = 13  # a CR before the LF is dropped (docs/protocol.md)
 
 
 def decode_line(raw: bytes) -> str:
@@ -113,7 +113,7 @@ class LineFramer:
 
     def refuse_too_long(self, conn: Connection) -> None:
         """Refuse an over-long line whole; log the first of an episode."""
-        # PROTOCOL.md, Limits: refused whole, the connection stays open.
+        # docs/protocol.md, Limits: refused whole, the connection stays open.
         conn.hub.stats.limit_hit(conn.door, "too-long")
         max_line = conn.config.max_line
         if not self.refusing:

@@ -1,6 +1,6 @@
 """What the chat asks of a history store, and what a store answers with.
 
-PROTOCOL.md, History (v2): what is said in rooms (MSG and ACTION) is kept,
+docs/protocol.md, History (v2): what is said in rooms (MSG and ACTION) is kept,
 each message with an id that is unique within its room and orders its
 history, and the time the server received it. The model (chatd.model.chat) records
 through IHistory and the doors read through it; neither knows how or where

@@ -1,6 +1,6 @@
 """The web door: chatd's line protocol over a WebSocket, for the page in a browser.
 
-A WebConnection speaks exactly what telnet users read (PROTOCOL.md): each
+A WebConnection speaks exactly what telnet users read (docs/protocol.md): each
 text message from the page is one line, and each line the server sends is
 one text message (without its CRLF). So it speaks the line door's words
 (chatd.line.door.LineDoor, which the TCP line door, chatd.protocol, composes
@@ -208,7 +208,7 @@ class WebConnection(Connection):
         LINE_DOOR.report_failure(self)
 
     def goodbye(self, reason: str) -> bytes:
-        """BYE with the reason (PROTOCOL.md)."""
+        """BYE with the reason (docs/protocol.md)."""
         return LINE_DOOR.goodbye(reason)
 
     def flood_notice(self) -> bytes:
