@@ -307,9 +307,8 @@ class ChatState:
         self._add_member(conversation, nick)
         self._forget_switch(conversation.key)
         if not self._switching:  # else a later /join is on its way: that room wins
-            self.server_room = (
-                conversation.key
-            )  # docs/protocol.md: /join makes it current
+            # docs/protocol.md: /join makes the room current.
+            self.server_room = conversation.key
         self.note(conversation, EntryKind.NOTICE, f"You joined {room}")
         self.history.joined(conversation, conversation.scrollback[-1])
         # The server sends USERS only when asked: ask, and fill the list quietly.
