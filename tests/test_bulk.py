@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from helpers import connect, lines, make_factory
 from irc_helpers import make_server, registered
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 
 from chatd.factory import ChatFactory
-from chatd.net.bulk import ANSWER_LINES_PER_TOKEN, SLICE_LINES
+from chatd.net.bulk import (
+    ANSWER_LINES_PER_TOKEN,
+    SLICE_LINES,
+    newest_within,
+    pack_words,
+)
 
 ROOMS = 1000
 
@@ -116,3 +123,22 @@ def test_chathistory_and_who_are_charged_by_their_size() -> None:
         registered(server, f"user{number}").line("JOIN #x")
     alice.line("WHO #x")
     assert len(alice.lines()) == 61 and alice.charged == 100 + 60
+
+
+def test_pack_words_fills_each_line_to_its_budget() -> None:
+    # Both doors' lists (USERS/ROOMS/BANS, NAMES/WHOIS) are packed by it.
+    assert pack_words(["ab", "cd", "ef"], 3, 9) == [["ab", "cd"], ["ef"]]
+    assert pack_words(["too-long-alone"], 3, 9) == [["too-long-alone"]]
+    assert pack_words([], 3, 9) == []
+
+
+def test_newest_within_leaves_out_the_oldest_and_keeps_the_newest() -> None:
+    # Both doors' history answers are trimmed by it.
+    def spell(items: Sequence[bytes]) -> bytes:
+        return b"".join(items)
+
+    items = [b"%02d" % i for i in range(8)]
+    assert newest_within(items, 100, spell) == spell(items)
+    assert newest_within(items, 10, spell) == b"0304050607"
+    assert newest_within(items, 1, spell) == b"07"
+    assert newest_within([], 1, spell) == b""

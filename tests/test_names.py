@@ -12,6 +12,7 @@ from chatd.model.names import (
     VERB_NICKS,
     clean_text,
     fold,
+    guest_name,
     nick_problem,
     valid_nick,
     valid_room,
@@ -166,3 +167,15 @@ def test_clean_text_keeps_the_format_characters_emoji_and_scripts_need() -> None
     ]
     for text in kept:
         assert clean_text(text) == text
+
+
+def test_guest_name_draws_until_one_is_free() -> None:
+    tried: list[str] = []
+
+    def taken(name: str) -> bool:
+        tried.append(name)
+        return len(tried) < 3
+
+    name = guest_name(taken)
+    assert name == tried[-1] and len(tried) == 3
+    assert name.startswith("Guest") and name[5:].isdecimal() and len(name) == 10

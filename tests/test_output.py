@@ -209,3 +209,18 @@ def test_end_now_writes_a_round_without_the_timer(clock: Clock) -> None:
     batch.end_now()
     assert len(writes) == 1
     assert lines(b_out) == ["MSG #lobby alice one", "MSG #lobby alice two"]
+
+
+def test_once_per_broadcast_spells_an_event_once_for_all_its_recipients() -> None:
+    spelled: list[object] = []
+
+    def spell(event: object) -> bytes:
+        spelled.append(event)
+        return repr(event).encode()
+
+    render = output.once_per_broadcast(spell)
+    first, second = object(), object()
+    assert render(first) is render(first)
+    render(second)
+    render(second)
+    assert spelled == [first, second]

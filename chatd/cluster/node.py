@@ -22,7 +22,6 @@ read here into its typed entry (chatd.cluster.entries):
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -46,7 +45,7 @@ from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.model.chat import Joined, Renamed, Room, User
 from chatd.model.errors import ChatError
 from chatd.model.events import ModesChanged, Notice
-from chatd.model.names import fold
+from chatd.model.names import fold, guest_name
 from chatd.model.room_rules import Change
 from chatd.net.output import OutputBatch
 
@@ -372,7 +371,7 @@ class Node(Publisher):
                 continue  # closed meanwhile
             nick = old.nick
             if fold(nick) in chat.users:
-                nick = f"Guest{secrets.randbelow(100_000):05d}"
+                nick = guest_name(lambda name: fold(name) in chat.users)
             try:
                 user = chat.register(
                     nick,

@@ -39,6 +39,7 @@ from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.globs import Glob
 from chatd.model.names import clean_text, fold
 from chatd.model.state import NO_HOST
+from chatd.net.bulk import pack_words
 
 # NAMES and LIST replies are split so that no line passes this many bytes.
 LIST_LINE_BUDGET = 400
@@ -52,19 +53,7 @@ def _wildcard(pattern: str) -> Glob:
 
 def _word_lines(head: str, words: Iterable[str], budget: int) -> list[str]:
     """Join words into space-separated chunks of at most budget bytes after head."""
-    chunks: list[str] = []
-    chunk: list[str] = []
-    size = len(head.encode())
-    for word in words:
-        cost = len(word.encode()) + 1
-        if chunk and size + cost > budget:
-            chunks.append(" ".join(chunk))
-            chunk, size = [], len(head.encode())
-        chunk.append(word)
-        size += cost
-    if chunk:
-        chunks.append(" ".join(chunk))
-    return chunks
+    return [" ".join(chunk) for chunk in pack_words(words, len(head.encode()), budget)]
 
 
 # -- registration ----------------------------------------------------------------

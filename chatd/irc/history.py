@@ -53,6 +53,7 @@ from chatd.model.errors import ChatError
 from chatd.model.names import clean_text, fold, valid_nick
 from chatd.model.private_history import Conversation, own_account, visible, with_party
 from chatd.model.times import EPOCH, utc_time
+from chatd.net.bulk import newest_within
 from chatd.store.interface import (
     NICK_PARTY,
     Entry,
@@ -186,8 +187,7 @@ def batch_answer(
         body = [entry_lines(entry, target, time, msgid, reference) for entry in entries]
     else:
         body = [_private_lines(session, entry, private, reference) for entry in entries]
-    while len(body) > 1 and sum(map(len, body)) > budget:
-        body = body[len(body) // 4 or 1 :]
+    body = newest_within(body, budget, list, _total)
     if reference is None:
         return b"".join(body)
     source = session.server.name
@@ -198,6 +198,11 @@ def batch_answer(
             irc_line("BATCH", f"-{reference}", source=source),
         ]
     )
+
+
+def _total(lines: list[bytes]) -> int:
+    """The bytes of lines, all told."""
+    return sum(map(len, lines))
 
 
 def _private_lines(

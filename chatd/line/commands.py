@@ -6,6 +6,8 @@ the arguments already split and counted.
 
 from __future__ import annotations
 
+from functools import partial
+
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
@@ -17,6 +19,7 @@ from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
+from chatd.net.bulk import newest_within
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
@@ -175,11 +178,7 @@ def _answer(entries: list[Entry], target: str, budget: int) -> bytes:
     However many lines fit, the newest always goes; the count in ENDHISTORY
     says how many were sent, and the first id is where `before` goes on.
     """
-    data = history_lines(target, entries)
-    while len(data) > budget and len(entries) > 1:
-        entries = entries[len(entries) // 4 or 1 :]
-        data = history_lines(target, entries)
-    return data
+    return newest_within(entries, budget, partial(history_lines, target))
 
 
 def _read(

@@ -7,7 +7,7 @@ the line. The server ends every line with CRLF.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chatd.model.chat import (
@@ -29,6 +29,8 @@ from chatd.model.chat import (
 )
 from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.model.times import utc_time
+from chatd.net.bulk import pack_words
+from chatd.net.output import once_per_broadcast
 from chatd.store.interface import Entry, millis
 
 CRLF = b"\r\n"
@@ -184,62 +186,33 @@ class RenderStats:
     renders = 0
 
 
-def _broadcast_renderer() -> Callable[[Event], bytes]:
-    """Make render(): it encodes each broadcast once however many receive it.
+def _counted(event: Event) -> bytes:
+    """render_event(event), counted in RenderStats."""
+    RenderStats.renders += 1
+    return render_event(event)
 
-    The chat hands one event object to every recipient in turn, so remembering
-    the last event by identity is enough: the second to the thousandth member
-    cost a pointer comparison, not a hash of the event's fields (an lru_cache
-    hit costs about four times as much, per recipient).
-    """
-    last: Event | None = None
-    data = b""
 
-    def render(event: Event) -> bytes:
-        """Return the wire line for event, encoded once per broadcast."""
-        nonlocal last, data
-        if event is not last:
-            data = render_event(event)
-            last = event
+# The wire line of an event, encoded once per broadcast however many receive it.
+render = once_per_broadcast(_counted)
+
+
+def _with_id(event: Event) -> bytes:
+    """render's lines, a room message led by its ID line."""
+    plain = render(event)
+    match event:
+        case Message(room, id=msg_id, time=when) | Action(
+            room, id=msg_id, time=when
+        ) if msg_id:
             RenderStats.renders += 1
-        return data
-
-    return render
-
-
-render = _broadcast_renderer()
+            return line("ID", room, str(msg_id), utc_time(millis(when))) + plain
+        case _:
+            return plain
 
 
-def _ids_renderer() -> Callable[[Event], bytes]:
-    """Make render_ids(): render's lines, a room message led by its ID line.
-
-    For a connection that said /ids on. Other events are render()'s very
-    bytes, so both kinds of connection share them; a room message is spelled
-    once per broadcast for all /ids connections.
-    """
-    last: Event | None = None
-    data = b""
-
-    def render_ids(event: Event) -> bytes:
-        """Return the wire lines for event with its ID line, once per broadcast."""
-        nonlocal last, data
-        if event is not last:
-            plain = render(event)
-            match event:
-                case Message(room, id=msg_id, time=when) | Action(
-                    room, id=msg_id, time=when
-                ) if msg_id:
-                    data = line("ID", room, str(msg_id), utc_time(millis(when))) + plain
-                    RenderStats.renders += 1
-                case _:
-                    data = plain
-            last = event
-        return data
-
-    return render_ids
-
-
-render_ids = _ids_renderer()
+# For a connection that said /ids on. Other events are render()'s very bytes,
+# so both kinds of connection share them; a room message is spelled once per
+# broadcast for all /ids connections.
+render_ids = once_per_broadcast(_with_id)
 
 
 def word_lines(
@@ -250,18 +223,8 @@ def word_lines(
     head is repeated on every line (the room for USERS); at least one line is
     returned even when items is empty.
     """
-    lines: list[bytes] = []
-    chunk: list[str] = []
-    size = len(line(verb, *head))
-    for item in items:
-        cost = len(item.encode("utf-8")) + 1
-        if chunk and size + cost > budget:
-            lines.append(line(verb, *head, *chunk))
-            chunk, size = [], len(line(verb, *head))
-        chunk.append(item)
-        size += cost
-    lines.append(line(verb, *head, *chunk))
-    return lines
+    chunks = pack_words(items, len(line(verb, *head)), budget) or [[]]
+    return [line(verb, *head, *chunk) for chunk in chunks]
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from chatd.config import AccountSettings
 from chatd.model.chat import Chat, Notice, User
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.model.names import fold, normalize_name
+from chatd.model.names import fold, guest_name, normalize_name
 from chatd.model.password_limits import ADDRESS, GuessLimits
 from chatd.model.password_queue import (
     BUSY,
@@ -68,7 +68,6 @@ NICKSERV = "NickServ"
 __all__ = ["MAX_PENDING", "Accounts", "Hasher", "Runner", "run_inline"]
 MAX_BUCKETS = 4096  # throttle entries kept per kind; the least recent go first
 MAX_GRACES = 64  # registered names one connection may take, each with its grace
-GUEST_PREFIX = "Guest"
 LOG_EVERY = 60.0  # seconds between two log lines about one address's guesses
 DEFAULT_SETTINGS = AccountSettings()
 
@@ -631,8 +630,5 @@ class Accounts:
 
     def _guest_name(self) -> str:
         """A free guest nickname: Guest and five digits."""
-        for _ in range(1000):
-            name = f"{GUEST_PREFIX}{secrets.randbelow(100_000):05d}"
-            if fold(name) not in self.chat.users and not self.is_registered(name):
-                return name
-        raise RuntimeError("no free guest nickname")  # 100,000 names all taken
+        users = self.chat.users
+        return guest_name(lambda name: fold(name) in users or self.is_registered(name))

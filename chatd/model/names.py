@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import unicodedata
+from collections.abc import Callable
 
 import regex
 
 MAX_NICK_LENGTH = 20
 MAX_ROOM_LENGTH = 32  # characters after the "#"
 LOBBY = "#lobby"
+GUEST_PREFIX = "Guest"
 
 # The categories of combining marks. docs/protocol.md allows "letters (any script)";
 # scripts such as Devanagari or Thai cannot spell a name without their vowel
@@ -176,3 +179,12 @@ def clean_text(text: str) -> str:
     if text.isprintable():  # the common case: none of them is printable
         return text
     return text.translate(_STRIPPED)
+
+
+def guest_name(taken: Callable[[str], bool]) -> str:
+    """A guest nickname not taken: Guest and five digits, drawn at random."""
+    for _ in range(1000):
+        name = f"{GUEST_PREFIX}{secrets.randbelow(100_000):05d}"
+        if not taken(name):
+            return name
+    raise RuntimeError("no free guest nickname")  # 100,000 names all taken

@@ -20,9 +20,9 @@ its making.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -35,6 +35,51 @@ from chatd.net.limits import FloodGate
 ANSWER_LINES_PER_TOKEN = 50
 # Lines of a long answer made per reactor turn (a few hundred microseconds).
 SLICE_LINES = 100
+
+
+Item = TypeVar("Item")
+Spelled = TypeVar("Spelled", bound=Sequence[object])
+
+
+def pack_words(words: Iterable[str], start: int, budget: int) -> list[list[str]]:
+    """Split words into lines of at most budget bytes, start bytes before the words.
+
+    A word costs its UTF-8 bytes and one space; a line takes words while they
+    fit, and at least one (a word longer than budget goes on a line alone). No
+    words: no lines.
+    """
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    size = start
+    for word in words:
+        cost = len(word.encode("utf-8")) + 1
+        if chunk and size + cost > budget:
+            chunks.append(chunk)
+            chunk, size = [], start
+        chunk.append(word)
+        size += cost
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def newest_within(
+    items: Sequence[Item],
+    budget: int,
+    spell: Callable[[Sequence[Item]], Spelled],
+    size: Callable[[Spelled], int] = len,
+) -> Spelled:
+    """Spell the newest of items (oldest first) that fit in budget bytes.
+
+    The oldest quarter is left out until the answer fits; the newest always
+    goes, so a history answer never fills the send queue and never is empty
+    when there is history.
+    """
+    spelled = spell(items)
+    while len(items) > 1 and size(spelled) > budget:
+        items = items[len(items) // 4 or 1 :]
+        spelled = spell(items)
+    return spelled
 
 
 def charge_answer(gate: FloodGate | None, lines: int) -> None:

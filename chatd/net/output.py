@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -19,6 +20,31 @@ SMALL_FLUSH = 16  # this many recipients or fewer: written at once, not on a tim
 # times t: in a storm at most a third of the time goes to writing, and each
 # write carries more lines.
 FLUSH_SPACING = 2.0
+
+Spoken = TypeVar("Spoken")
+
+
+def once_per_broadcast(spell: Callable[[Spoken], bytes]) -> Callable[[Spoken], bytes]:
+    """Make a renderer that spells each broadcast once however many receive it.
+
+    The chat hands one event object to every recipient in turn, so remembering
+    the last event by identity is enough: the second to the thousandth member
+    cost a pointer comparison, not a hash of the event's fields (an lru_cache
+    hit costs about four times as much, per recipient). spell is called once
+    per event, for its first recipient.
+    """
+    last: Spoken | None = None
+    data = b""
+
+    def render(event: Spoken) -> bytes:
+        """Return spell(event), spelled once per broadcast."""
+        nonlocal last, data
+        if event is not last:
+            data = spell(event)
+            last = event
+        return data
+
+    return render
 
 
 class Journal:

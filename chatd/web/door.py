@@ -44,6 +44,7 @@ from chatd.line.wire import line, render, render_ids
 from chatd.model.chat import Event
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.net.connection import Connection, ConnectionHub, Phase
+from chatd.net.output import once_per_broadcast
 from chatd.net.sockets import IChatTransport, peer_name
 from chatd.web.frames import (
     CLOSE_NORMAL,
@@ -67,54 +68,28 @@ BINARY = b"\xff"
 PING_INTERVAL = 30.0
 
 
-def _web_renderer() -> Callable[[Event], bytes]:
-    """Make web_render(): an event's line as a text frame, once per broadcast.
-
-    wire.render encodes the line once for every door; the frame around it
-    is built once here, for the first web member, and shared by the rest.
-    """
-    last: Event | None = None
-    data = b""
-
-    def web_render(event: Event) -> bytes:
-        """Return event's line as one text frame, framed once per broadcast."""
-        nonlocal last, data
-        if event is not last:
-            wire_line = render(event)
-            if wire_line.count(b"\r\n") == 1:
-                data = text_frame(wire_line[:-2])
-            else:  # one frame per line: a KICK and its PART, a MODE of several
-                data = frame_lines(wire_line)
-            last = event
-        return data
-
-    return web_render
+def _framed(event: Event) -> bytes:
+    """An event's line as a text frame (one frame per line when several)."""
+    wire_line = render(event)
+    if wire_line.count(b"\r\n") == 1:
+        return text_frame(wire_line[:-2])
+    return frame_lines(wire_line)  # a KICK and its PART, a MODE of several
 
 
-web_render = _web_renderer()
+# An event's line as a text frame, once per broadcast: wire.render encodes the
+# line once for every door; the frame around it is built once here, for the
+# first web member, and shared by the rest.
+web_render = once_per_broadcast(_framed)
 
 
-def _web_ids_renderer() -> Callable[[Event], bytes]:
-    """Make web_render_ids(): wire.render_ids's lines, a text frame each.
-
-    For a page that said /ids on: a room message is two frames, its ID line
-    and its MSG or ACTION, framed once per broadcast.
-    """
-    last: Event | None = None
-    data = b""
-
-    def web_render_ids(event: Event) -> bytes:
-        """Return event's lines (ID first for a room message) as text frames."""
-        nonlocal last, data
-        if event is not last:
-            data = frame_lines(render_ids(event))
-            last = event
-        return data
-
-    return web_render_ids
+def _framed_ids(event: Event) -> bytes:
+    """wire.render_ids's lines (ID first for a room message), a text frame each."""
+    return frame_lines(render_ids(event))
 
 
-web_render_ids = _web_ids_renderer()
+# For a page that said /ids on: a room message is two frames, its ID line and
+# its MSG or ACTION, framed once per broadcast.
+web_render_ids = once_per_broadcast(_framed_ids)
 
 
 class _Wire(TypingProtocol):
