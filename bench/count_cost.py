@@ -28,7 +28,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
-from chatd.protocol import ChatProtocol
+import chatd.protocol
+# The line door's class; checkouts before issue 23 named it ChatProtocol.
+line_door = chatd.protocol
+LineConnection = getattr(line_door, "ChatProtocol", None) or line_door.LineConnection
 
 class Dropping(StringTransport):
     def write(self, data):
@@ -40,7 +43,7 @@ factory = ChatFactory(ServerConfig(flood_rate=0, max_clients=100000,
 protos = []
 for i in range(members):
     address = IPv4Address("TCP", "127.0.0.1", 20000 + i)
-    proto = factory.door(ChatProtocol).buildProtocol(address)
+    proto = factory.door(LineConnection).buildProtocol(address)
     proto.makeConnection(Dropping(peerAddress=address))
     proto.dataReceived(b"m%d\\r\\n" % i)
     protos.append(proto)

@@ -69,7 +69,7 @@ def one_run(members: int, messages: int, history: bool, tmp: Path) -> float:
 
     from chatd.config import ServerConfig
     from chatd.factory import ChatFactory
-    from chatd.protocol import ChatProtocol
+    from chatd.protocol import LineConnection
     from chatd.store.writer import BATCH_DELAY, SQLiteHistory
 
     clock = Clock()
@@ -85,8 +85,8 @@ def one_run(members: int, messages: int, history: bool, tmp: Path) -> float:
     factory = ChatFactory(config, clock, store)
     protocols = []
     for n in range(members):
-        proto = factory.door(ChatProtocol).buildProtocol(None)
-        assert isinstance(proto, ChatProtocol)
+        proto = factory.door(LineConnection).buildProtocol(None)
+        assert isinstance(proto, LineConnection)
         proto.makeConnection(NullTransport())
         proto.dataReceived(f"u{n}\r\n".encode())
         protocols.append(proto)

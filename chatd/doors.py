@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from chatd.net.connection import Connection
 
 
-class Kind(Enum):
+class CommandKind(Enum):
     """What one command of a door does to the chat's shared state."""
 
     READ = "read"  # reads only: run at once, on any node
@@ -63,7 +63,7 @@ class Door:
     serve: Callable[[ChatFactory, Mapping[str, Any]], IProtocolFactory]
     # Every command of the door, by the name command_of gives, with its kind;
     # a name not in it is a change (the safe side).
-    commands: Mapping[str, Kind]
+    commands: Mapping[str, CommandKind]
     # The table's name for the command in a line (TEXT for a line that says
     # something; None for a line that asks nothing, an empty one).
     command_of: Callable[[str], str | None]
@@ -80,7 +80,7 @@ class Door:
         hint: str = self.connection.identify_hint
         return hint
 
-    def kind_of(self, text: str, registered: bool) -> Kind:
+    def kind_of(self, text: str, registered: bool) -> CommandKind:
         """The kind of one decoded line from a client of this door.
 
         Until a connection registers, any line but a read may be what
@@ -88,18 +88,18 @@ class Door:
         """
         command = self.command_of(text)
         if command is None:
-            return Kind.READ
-        kind = self.commands.get(command, Kind.CHANGE)
-        if kind is Kind.READ:
+            return CommandKind.READ
+        kind = self.commands.get(command, CommandKind.CHANGE)
+        if kind is CommandKind.READ:
             return kind
         if not registered:
-            return Kind.CHANGE
-        return Kind.READ if kind is Kind.SETTING else kind
+            return CommandKind.CHANGE
+        return CommandKind.READ if kind is CommandKind.SETTING else kind
 
 
 def command_kinds(
-    table: Mapping[str, object], kinds: Mapping[str, Kind]
-) -> dict[str, Kind]:
+    table: Mapping[str, object], kinds: Mapping[str, CommandKind]
+) -> dict[str, CommandKind]:
     """A door's command table with each command's kind: kinds, else a change.
 
     Every name in kinds must be a command of table (a misspelt read would
@@ -108,7 +108,7 @@ def command_kinds(
     strays = set(kinds) - set(table) - {TEXT}
     if strays:
         raise ValueError(f"kinds of commands the door does not have: {sorted(strays)}")
-    named = {name: kinds.get(name, Kind.CHANGE) for name in table}
+    named = {name: kinds.get(name, CommandKind.CHANGE) for name in table}
     if TEXT in kinds:
         named[TEXT] = kinds[TEXT]
     return named

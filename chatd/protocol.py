@@ -1,6 +1,6 @@
 """The line door: chatd's own protocol (docs/protocol.md) for telnet, nc and chatd-tk.
 
-ChatProtocol is a Connection (chatd.net.connection: framing, limits, output,
+LineConnection is a Connection (chatd.net.connection: framing, limits, output,
 closing) that speaks the line protocol's words (chatd.line.door.LineDoor:
 HELLO and NICK negotiation, slash commands, plain lines) in lines ending in
 CRLF, with telnet's commands taken out of its input. The web door speaks the
@@ -17,12 +17,12 @@ from chatd.line.wire import render, render_ids
 from chatd.model.errors import ChatError
 from chatd.net.connection import Connection, ConnectionHub
 
-__all__ = ["NICK_PROMPT", "ChatProtocol"]
+__all__ = ["NICK_PROMPT", "LineConnection"]
 
 _IP, _AYT = ord(IP), ord(AYT)
 
 
-class ChatProtocol(Connection):
+class LineConnection(Connection):
     """The chatd line protocol (docs/protocol.md) for one TCP connection."""
 
     door = "line"

@@ -43,14 +43,14 @@ from chatd.client.client import (
     DEFAULT_PORT,
     ClientSession,
     InputHistory,
-    Phase,
+    SessionPhase,
     tcp_connector,
 )
 from chatd.client.conversations import (
     Conversation,
     ConversationKind,
-    Entry,
     EntryKind,
+    ScrollbackEntry,
 )
 from chatd.model.names import fold
 
@@ -131,7 +131,9 @@ class ChatWindow:
         self._rows: list[Conversation] = []  # the conversation of each side list row
         self._member_keys: list[str] = []  # each member row's folded nick, in order
         self._member_nicks: list[str] = []  # each member row's nickname
-        self._unwritten: deque[Entry] = deque(maxlen=MAX_VIEW_LINES)  # not yet drawn
+        self._unwritten: deque[ScrollbackEntry] = deque(
+            maxlen=MAX_VIEW_LINES
+        )  # not yet drawn
         self._write_call: str | None = None  # the Tk idle call that draws them
         self._nick_tags: set[str] = set()
         self._closing = False
@@ -341,7 +343,7 @@ class ChatWindow:
             return
         self.status_text.set(text)
 
-    def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+    def entry_added(self, conversation: Conversation, entry: ScrollbackEntry) -> None:
         """Draw entry if its conversation is on screen."""
         if self._gone:
             return
@@ -355,7 +357,7 @@ class ChatWindow:
             self._write_call = self.root.after_idle(self._write_unwritten)
 
     def entries_inserted(
-        self, conversation: Conversation, at: int, entries: list[Entry]
+        self, conversation: Conversation, at: int, entries: list[ScrollbackEntry]
     ) -> None:
         """Draw entries from history where they now stand in the scrollback.
 
@@ -555,7 +557,7 @@ class ChatWindow:
         self.messages.configure(state="disabled")
         self.messages.see("end")
 
-    def _write(self, entry: Entry, where: str = "end") -> None:
+    def _write(self, entry: ScrollbackEntry, where: str = "end") -> None:
         """Insert one entry as a line: time stamp, sender and text, styled.
 
         where is "end", or the start of a line to put it above that line
@@ -689,7 +691,7 @@ class ChatWindow:
 
     def _member_picked(self, event: object = None) -> None:
         picked = self.member_list.curselection()
-        if picked and self.session.phase is Phase.REGISTERED:
+        if picked and self.session.phase is SessionPhase.REGISTERED:
             self.session.state.open_private(self._member_nicks[picked[0]])
             self.input.focus_set()
 

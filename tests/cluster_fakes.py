@@ -21,10 +21,10 @@ from chatd.cluster.replica import ClusterChat, Wire
 from chatd.cluster.service import cluster_node
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 from chatd.model.accounts import Runner, run_inline
 from chatd.net.connection import Connection
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.interface import AccountStore, IHistory
 
 
@@ -74,7 +74,7 @@ class FakeNode:
         self, nick: str | None = None, irc: bool = False
     ) -> tuple[Connection, StringTransport]:
         """Open a connection (and send nick, unpumped)."""
-        door = IrcProtocol if irc else ChatProtocol
+        door = IrcConnection if irc else LineConnection
         port = next(_ports)
         address = IPv4Address(
             "TCP", f"127.0.{port // 250 % 250}.{port % 250 + 1}", port

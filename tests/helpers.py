@@ -19,7 +19,7 @@ from zope.interface import implementer
 from chatd.config import AccountSettings, ServerConfig
 from chatd.factory import ChatFactory
 from chatd.model.chat import Event, IChatClient
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 
 WAIT = 10.0  # seconds: the bound on every wait for another thread
 
@@ -64,7 +64,7 @@ def open_any(
 ) -> tuple[Protocol, StringTransport]:
     """Build and connect whatever protocol the factory gives for this address."""
     address = IPv4Address("TCP", host, port)
-    proto = factory.door(ChatProtocol).buildProtocol(address)  # as --listen's
+    proto = factory.door(LineConnection).buildProtocol(address)  # as --listen's
     transport = StringTransport(peerAddress=address)
     proto.makeConnection(transport)
     return proto, transport
@@ -72,17 +72,17 @@ def open_any(
 
 def open_connection(
     factory: ChatFactory, port: int = 40001, host: str = "127.0.0.1"
-) -> tuple[ChatProtocol, StringTransport]:
+) -> tuple[LineConnection, StringTransport]:
     """Build and connect one protocol; HELLO and NICK are left in the transport."""
     proto, transport = open_any(factory, port, host)
-    assert isinstance(proto, ChatProtocol), transport.value()
+    assert isinstance(proto, LineConnection), transport.value()
     return proto, transport
 
 
 _ports = iter(range(40001, 60000))
 
 
-def connect(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTransport]:
+def connect(factory: ChatFactory, nick: str) -> tuple[LineConnection, StringTransport]:
     """Build, connect and register one client; return (protocol, transport).
 
     Each client comes from its own address, so --max-per-ip does not apply.
@@ -96,7 +96,7 @@ def connect(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTransp
     return proto, transport
 
 
-def disconnect(proto: ChatProtocol) -> None:
+def disconnect(proto: LineConnection) -> None:
     """Tell proto its connection closed, as the reactor would."""
     proto.connectionLost(Failure(ConnectionDone()))
 

@@ -44,7 +44,7 @@ class FakeIrc:
     """An IrcSession and IChatClient that keeps its output as text lines."""
 
     log = Logger()
-    identify_hint = "/msg NickServ IDENTIFY <password>"  # as IrcProtocol's
+    identify_hint = "/msg NickServ IDENTIFY <password>"  # as IrcConnection's
 
     def __init__(self, server: IrcServer, host: str = "127.0.0.1") -> None:
         self.server = server
@@ -103,15 +103,15 @@ class FakeIrc:
         answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
 
     def charge_answer(self, lines: int) -> None:
-        """Count what bulk answers are charged (IrcProtocol charges its gate)."""
+        """Count what bulk answers are charged (IrcConnection charges its gate)."""
         self.charged += lines
 
     def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
-        """The whole answer at once (IrcProtocol makes it a slice per turn)."""
+        """The whole answer at once (IrcConnection makes it a slice per turn)."""
         self.out.append(b"".join(lines))
 
     def begin_label(self, label: str) -> None:
-        """Labels are IrcProtocol's (test_irc_labels.py): the fake ignores them."""
+        """Labels are IrcConnection's (test_irc_labels.py): the fake ignores them."""
 
     def end_label(self) -> None:
         """Nothing to frame: see begin_label."""

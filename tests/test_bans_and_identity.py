@@ -21,7 +21,7 @@ from web_helpers import FakeBrowser, make_site
 
 from chatd.cluster import snapshot
 from chatd.factory import ChatFactory
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 from chatd.irc.render import user_at_host
 from chatd.irc.server import isupport_tokens
 from chatd.model.room_rules import (
@@ -30,7 +30,7 @@ from chatd.model.room_rules import (
     MAX_INVITES,
     MAX_MODE_ARGS,
 )
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 
 ADDRESS = "192.0.2.9"  # the banned person's address (TEST-NET-1)
 _ports = count(47001)
@@ -39,7 +39,7 @@ _ports = count(47001)
 
 def line_from(
     factory: ChatFactory, nick: str, host: str = ADDRESS
-) -> tuple[ChatProtocol, StringTransport]:
+) -> tuple[LineConnection, StringTransport]:
     """A line client from host, registered as nick; its output cleared."""
     proto, out = open_connection(factory, next(_ports), host)
     proto.dataReceived(nick.encode() + b"\r\n")
@@ -49,11 +49,11 @@ def line_from(
 
 def irc_from(
     factory: ChatFactory, nick: str, host: str = ADDRESS
-) -> tuple[IrcProtocol, StringTransport]:
+) -> tuple[IrcConnection, StringTransport]:
     """An IRC client from host, registered as nick; its output cleared."""
     address = IPv4Address("TCP", host, next(_ports))
-    proto = factory.door(IrcProtocol).buildProtocol(address)
-    assert isinstance(proto, IrcProtocol)
+    proto = factory.door(IrcConnection).buildProtocol(address)
+    assert isinstance(proto, IrcConnection)
     out = StringTransport(peerAddress=address)
     proto.makeConnection(out)
     proto.dataReceived(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
@@ -67,7 +67,7 @@ def irc_lines(out: StringTransport) -> list[str]:
     return [line.split(" ", 1)[1] if line[0] == "@" else line for line in lines(out)]
 
 
-def room_with_operator(factory: ChatFactory, room: str) -> ChatProtocol:
+def room_with_operator(factory: ChatFactory, room: str) -> LineConnection:
     """A line user (from 127.0.x.y) who made room and runs it."""
     op, out = connect(factory, "op")
     op.dataReceived(f"/join {room}\r\n".encode())
@@ -187,7 +187,7 @@ def test_a_mode_applies_at_most_modes_changes_with_arguments() -> None:
 # -- item 13: an invitation belongs to the person ----------------------------
 
 
-def invite_only_room() -> tuple[ChatFactory, ChatProtocol, Clock]:
+def invite_only_room() -> tuple[ChatFactory, LineConnection, Clock]:
     clock = Clock()
     factory = make_factory(clock, flood_rate=0)
     op = room_with_operator(factory, "#club")

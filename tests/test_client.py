@@ -28,7 +28,7 @@ from chatd.client.client import (
     ClientProtocol,
     ClientSession,
     InputHistory,
-    Phase,
+    SessionPhase,
     describe_failure,
     retry_delay,
     tcp_connector,
@@ -40,8 +40,8 @@ from chatd.client.conversations import (
     SERVER_KEY,
     Conversation,
     ConversationKind,
-    Entry,
     EntryKind,
+    ScrollbackEntry,
 )
 from chatd.factory import ChatFactory
 from chatd.model.names import fold
@@ -55,8 +55,8 @@ class RecordingView:
     """A ClientView that keeps what it was told."""
 
     statuses: list[str] = field(default_factory=list)
-    entries: list[tuple[str, Entry]] = field(default_factory=list)
-    inserted: list[tuple[str, int, list[Entry]]] = field(default_factory=list)
+    entries: list[tuple[str, ScrollbackEntry]] = field(default_factory=list)
+    inserted: list[tuple[str, int, list[ScrollbackEntry]]] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     registered_as: list[str] = field(default_factory=list)
@@ -66,11 +66,11 @@ class RecordingView:
     def status(self, text: str) -> None:
         self.statuses.append(text)
 
-    def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+    def entry_added(self, conversation: Conversation, entry: ScrollbackEntry) -> None:
         self.entries.append((conversation.name, entry))
 
     def entries_inserted(
-        self, conversation: Conversation, at: int, entries: list[Entry]
+        self, conversation: Conversation, at: int, entries: list[ScrollbackEntry]
     ) -> None:
         self.inserted.append((conversation.name, at, list(entries)))
 
@@ -219,7 +219,7 @@ def test_hello_names_the_server_and_nick_is_answered(client: Client) -> None:
     assert client.sent() == []  # the server asks first
     client.hear("NICK Choose a nickname")
     assert client.sent() == ["/ids on", "NICK alice"]
-    assert client.session.phase is Phase.AWAITING_NICK
+    assert client.session.phase is SessionPhase.AWAITING_NICK
 
 
 def test_welcome_registers_and_own_lobby_join_asks_who(client: Client) -> None:
@@ -232,7 +232,7 @@ def test_welcome_registers_and_own_lobby_join_asks_who(client: Client) -> None:
     client.hear("WELCOME Alice Welcome, Alice!")
     assert client.view.registered_as == ["Alice"]
     assert client.session.nick == "Alice"  # the server's spelling wins
-    assert client.session.phase is Phase.REGISTERED
+    assert client.session.phase is SessionPhase.REGISTERED
     client.hear("JOIN #lobby Alice")
     assert client.sent() == ["/who #lobby"]
     assert client.session.state.current == "#lobby"
@@ -297,7 +297,7 @@ def test_a_fault_while_handling_a_line_is_reported_not_fatal(client: Client) -> 
     """If applying a line raises, the status line says so and the next line works."""
     sign_in(client)
 
-    def broken(conversation: Conversation, entry: Entry) -> None:
+    def broken(conversation: Conversation, entry: ScrollbackEntry) -> None:
         raise RuntimeError("boom")
 
     client.view.entry_added = broken  # type: ignore[method-assign]
@@ -664,7 +664,7 @@ def test_first_connection_failure_is_shown_not_retried(client: Client) -> None:
     assert client.view.failed == [
         "Cannot reach 127.0.0.1:5501: nothing is listening there (connection refused)"
     ]
-    assert client.session.phase is Phase.OFFLINE
+    assert client.session.phase is SessionPhase.OFFLINE
     assert client.clock.getDelayedCalls() == []
 
 
@@ -754,7 +754,7 @@ def reconnect(client: Client) -> None:
 
 
 class Loopback:
-    """The client's latest dial connected to a real chatd ChatProtocol.
+    """The client's latest dial connected to a real chatd LineConnection.
 
     Both ends write to StringTransports; carry() hands the bytes across until
     neither has more, and passes on a close made by the server.
@@ -936,11 +936,11 @@ def test_typed_quit_sends_quit_and_does_not_reconnect(client: Client) -> None:
     sign_in(client)
     client.session.submit("/quit good night")
     assert client.sent() == ["/quit good night"]
-    assert client.session.phase is Phase.QUITTING
+    assert client.session.phase is SessionPhase.QUITTING
     client.hear("BYE Goodbye, alice.")
     client.drop(ConnectionDone)
     assert client.view.finished_count == 1
-    assert client.session.phase is Phase.OFFLINE
+    assert client.session.phase is SessionPhase.OFFLINE
     assert client.clock.getDelayedCalls() == []
 
 

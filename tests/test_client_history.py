@@ -21,7 +21,7 @@ from chatd.client.scrollback import (
     insert_sorted,
     parse_utc,
 )
-from chatd.client.scrollback import Entry as ScrollEntry
+from chatd.client.scrollback import ScrollbackEntry as ScrollEntry
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.line.wire import utc_time

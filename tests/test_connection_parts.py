@@ -17,16 +17,16 @@ from twisted.internet.task import Clock
 from chatd.cluster.doors import cluster_door
 from chatd.cluster.node import Node
 from chatd.doors import DOORS as DECLARED
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 from chatd.line.door import LINE_DOOR
 from chatd.net.answers import Answers
 from chatd.net.closing import Closing
 from chatd.net.connection import Connection
 from chatd.net.framing import LineFramer
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.web.door import WebConnection
 
-DOORS: tuple[type[Connection], ...] = (ChatProtocol, IrcProtocol, WebConnection)
+DOORS: tuple[type[Connection], ...] = (LineConnection, IrcConnection, WebConnection)
 
 
 def test_no_door_subclasses_another_door() -> None:
@@ -47,7 +47,7 @@ def test_a_connection_is_made_of_its_parts() -> None:
 
 def test_the_web_door_speaks_the_line_doors_words() -> None:
     """Both doors that speak the line protocol hand their words to one LineDoor."""
-    for door in (ChatProtocol, WebConnection):
+    for door in (LineConnection, WebConnection):
         assert door.refusal("full") == LINE_DOOR.refusal("full")
 
 

@@ -139,6 +139,6 @@ def test_json_logs_with_twistds_logger_option(tmp_path: Path) -> None:
     (registered,) = [r for r in records if r["message"].endswith("registered as alice")]
     assert registered["nick"] == "alice"
     assert registered["level"] == "info"
-    assert registered["namespace"] == "chatd.protocol.ChatProtocol"
+    assert registered["namespace"] == "chatd.protocol.LineConnection"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", registered["peer"])
     assert any(r["message"].startswith("closing 1 connections") for r in records)

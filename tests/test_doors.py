@@ -22,10 +22,10 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.python.usage import UsageError
 
-from chatd.doors import DOORS, TEXT, Door, Kind, command_kinds
+from chatd.doors import DOORS, TEXT, CommandKind, Door, command_kinds
 from chatd.factory import ChatFactory
 from chatd.ops.service import ListenerService
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.accounts import AccountRecord
 from twisted.plugins.chatd_plugin import Options, _listeners
 
@@ -70,7 +70,7 @@ def test_a_fourth_door_is_its_package_and_one_registration_line(
     assert set(factories) == {"line", "bot"}  # irc and web: not listened for
     address = IPv4Address("TCP", "127.0.0.1", 40001)
     alice = factories["line"].buildProtocol(address)  # type: ignore[attr-defined]
-    assert isinstance(alice, ChatProtocol)
+    assert isinstance(alice, LineConnection)
     a_out = StringTransport(peerAddress=address)
     alice.makeConnection(a_out)
     assert factories["line"].hub is factory  # type: ignore[attr-defined]
@@ -174,41 +174,41 @@ def test_the_listener_log_names_each_door_in_one_spelling() -> None:
 # Lines and the kind the cluster gave them before the declarations
 # (chatd.cluster.doors' LINE_READ, IRC_READ... of 8782096): (line, registered).
 LINE_KINDS = [
-    ("", True, Kind.READ),
-    ("   ", False, Kind.READ),
-    ("/who", True, Kind.READ),
-    ("/HELP", False, Kind.READ),
-    ("/ids on", False, Kind.READ),
-    ("/me waves", True, Kind.TALK),
-    ("/me waves", False, Kind.CHANGE),
-    ("/msg bob hi", True, Kind.TALK),
-    ("hello", True, Kind.TALK),
-    ("alice", False, Kind.CHANGE),
-    ("//join", True, Kind.TALK),
-    ("\x0c/msg bob secret", True, Kind.TALK),
-    ("/join #a", True, Kind.CHANGE),
-    ("/nick bob", False, Kind.CHANGE),
-    ("/frobnicate", True, Kind.CHANGE),
-    ("/", True, Kind.CHANGE),
-    ("/(plain", True, Kind.CHANGE),
+    ("", True, CommandKind.READ),
+    ("   ", False, CommandKind.READ),
+    ("/who", True, CommandKind.READ),
+    ("/HELP", False, CommandKind.READ),
+    ("/ids on", False, CommandKind.READ),
+    ("/me waves", True, CommandKind.TALK),
+    ("/me waves", False, CommandKind.CHANGE),
+    ("/msg bob hi", True, CommandKind.TALK),
+    ("hello", True, CommandKind.TALK),
+    ("alice", False, CommandKind.CHANGE),
+    ("//join", True, CommandKind.TALK),
+    ("\x0c/msg bob secret", True, CommandKind.TALK),
+    ("/join #a", True, CommandKind.CHANGE),
+    ("/nick bob", False, CommandKind.CHANGE),
+    ("/frobnicate", True, CommandKind.CHANGE),
+    ("/", True, CommandKind.CHANGE),
+    ("/(plain", True, CommandKind.CHANGE),
 ]
 IRC_KINDS = [
-    ("", False, Kind.READ),
-    ("PING x", False, Kind.READ),
-    ("@label=1 :me!u@h WHO #a", True, Kind.READ),
-    ("PRIVMSG #a :hi", True, Kind.TALK),
-    ("privmsg #a :hi", False, Kind.CHANGE),
-    ("CAP LS 302", True, Kind.READ),
-    ("CAP END", False, Kind.CHANGE),
-    ("JOIN #a", True, Kind.CHANGE),
-    ("NICK zed", False, Kind.CHANGE),
-    ("FROB", True, Kind.CHANGE),
+    ("", False, CommandKind.READ),
+    ("PING x", False, CommandKind.READ),
+    ("@label=1 :me!u@h WHO #a", True, CommandKind.READ),
+    ("PRIVMSG #a :hi", True, CommandKind.TALK),
+    ("privmsg #a :hi", False, CommandKind.CHANGE),
+    ("CAP LS 302", True, CommandKind.READ),
+    ("CAP END", False, CommandKind.CHANGE),
+    ("JOIN #a", True, CommandKind.CHANGE),
+    ("NICK zed", False, CommandKind.CHANGE),
+    ("FROB", True, CommandKind.CHANGE),
 ]
 
 
 @pytest.mark.parametrize(("text", "registered", "kind"), LINE_KINDS)
 def test_line_and_web_kinds_are_those_the_cluster_had(
-    text: str, registered: bool, kind: Kind
+    text: str, registered: bool, kind: CommandKind
 ) -> None:
     """The line door's declaration classifies lines as the cluster's table did;
     the web door, which speaks the line protocol, the same."""
@@ -218,7 +218,7 @@ def test_line_and_web_kinds_are_those_the_cluster_had(
 
 @pytest.mark.parametrize(("text", "registered", "kind"), IRC_KINDS)
 def test_irc_kinds_are_those_the_cluster_had(
-    text: str, registered: bool, kind: Kind
+    text: str, registered: bool, kind: CommandKind
 ) -> None:
     """The IRC door's declaration classifies lines as the cluster's table did."""
     assert DOORS.named("irc").kind_of(text, registered) is kind
@@ -232,9 +232,9 @@ def test_a_door_command_table_lists_every_command_with_its_kind() -> None:
 
     assert set(DOORS.named("line").commands) == {*LINE_COMMANDS, TEXT}
     assert set(DOORS.named("irc").commands) == set(IRC_COMMANDS)
-    assert DOORS.named("irc").commands["KICK"] is Kind.CHANGE
+    assert DOORS.named("irc").commands["KICK"] is CommandKind.CHANGE
     with pytest.raises(ValueError, match="whom"):
-        command_kinds({"who": None}, {"whom": Kind.READ})
+        command_kinds({"who": None}, {"whom": CommandKind.READ})
 
 
 def test_the_identify_hint_is_the_doors_own(clock: Clock, bot_registered: Door) -> None:

@@ -24,7 +24,7 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.line.wire import parse_server_line, utc_time
 from chatd.model.chat import Action, Message
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.interface import millis
 from chatd.store.writer import SQLiteHistory
 
@@ -60,7 +60,7 @@ class World:
     kept: dict[str, list[Kept]] = field(default_factory=lambda: {r: [] for r in ROOMS})
     history: SQLiteHistory | None = None
     watcher: RecordingClient = field(default_factory=RecordingClient)
-    clients: dict[str, tuple[ChatProtocol, StringTransport]] = field(
+    clients: dict[str, tuple[LineConnection, StringTransport]] = field(
         default_factory=dict
     )
 

@@ -1,6 +1,6 @@
 """History on the IRC door: tags on live messages, the backfill, CHATHISTORY.
 
-IrcProtocol on StringTransport and a fake store (MemoryHistory) on a Clock,
+IrcConnection on StringTransport and a fake store (MemoryHistory) on a Clock,
 beside line-protocol users, so that what IRC shows can be held against the
 HISTORY lines of the same messages.
 """
@@ -17,7 +17,7 @@ from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.history import parse_time
 from chatd.irc.message import parse_message
-from chatd.irc.protocol import IrcProtocol, irc_server
+from chatd.irc.protocol import IrcConnection, irc_server
 from chatd.irc.render import MSGID, TIME
 from chatd.line.wire import parse_server_line, utc_time
 from chatd.model.chat import Joined
@@ -248,7 +248,7 @@ def test_backfill_comes_before_what_is_said_meanwhile(
 @pytest.fixture
 def talked(
     clock: Clock, factory: ChatFactory
-) -> tuple[IrcProtocol, StringTransport, list[Entry]]:
+) -> tuple[IrcConnection, StringTransport, list[Entry]]:
     """alice (all history caps) in #dev, where carol said 10 messages."""
     say_many(clock, factory, "#dev", 10)
     alice, out = irc_connect(factory, "alice", *FULL)
@@ -260,7 +260,7 @@ def talked(
 
 
 def ask(
-    talked: tuple[IrcProtocol, StringTransport, list[Entry]], command: str
+    talked: tuple[IrcConnection, StringTransport, list[Entry]], command: str
 ) -> list[str]:
     """Send a CHATHISTORY line; return the texts of the batch that answers it."""
     alice, out, _ = talked
@@ -275,7 +275,7 @@ def msgs(numbers: range | list[int]) -> list[str]:
 
 
 def test_chathistory_latest(
-    talked: tuple[IrcProtocol, StringTransport, list[Entry]],
+    talked: tuple[IrcConnection, StringTransport, list[Entry]],
 ) -> None:
     """LATEST * n: the newest n; LATEST msgid=/timestamp= n: the newest after it."""
     entries = talked[2]
@@ -294,7 +294,7 @@ def test_chathistory_latest(
 
 
 def test_chathistory_before_and_after(
-    talked: tuple[IrcProtocol, StringTransport, list[Entry]],
+    talked: tuple[IrcConnection, StringTransport, list[Entry]],
 ) -> None:
     """BEFORE and AFTER exclude the message (or millisecond) given; BEFORE takes
     the newest of what is before, AFTER the oldest of what is after."""
@@ -313,7 +313,7 @@ def test_chathistory_before_and_after(
 
 
 def test_chathistory_around_and_between(
-    talked: tuple[IrcProtocol, StringTransport, list[Entry]],
+    talked: tuple[IrcConnection, StringTransport, list[Entry]],
 ) -> None:
     """AROUND: half before, the message itself and after; BETWEEN: strictly
     between, forwards from the first or backwards from it, up to the limit."""
@@ -358,7 +358,7 @@ def test_chathistory_limit_is_lowered_and_isupport_says_so(
 
 
 def test_chathistory_refusals(
-    talked: tuple[IrcProtocol, StringTransport, list[Entry]], factory: ChatFactory
+    talked: tuple[IrcConnection, StringTransport, list[Entry]], factory: ChatFactory
 ) -> None:
     """FAIL CHATHISTORY INVALID_PARAMS for what cannot be read, INVALID_TARGET
     for a room whose history one may not read (Chat.may_read: here invite-only,

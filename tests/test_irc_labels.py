@@ -1,4 +1,4 @@
-"""IRCv3 labeled-response on the IRC door: IrcProtocol on StringTransport.
+"""IRCv3 labeled-response on the IRC door: IrcConnection on StringTransport.
 
 A command tagged label=L by a client with labeled-response and batch gets
 its response under L: an ACK, one labeled line, or a labeled-response batch,
@@ -17,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from chatd.factory import ChatFactory
 from chatd.irc.labels import MAX_LABEL, has_batch_tag, labeled
 from chatd.irc.message import IrcMessage, parse_message
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 from chatd.net.answers import ANSWER_WAIT
 from chatd.store.memory import MemoryHistory
 
@@ -42,7 +42,7 @@ def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
     return make(clock, store)
 
 
-def said(proto: IrcProtocol, out: StringTransport, text: str) -> list[IrcMessage]:
+def said(proto: IrcConnection, out: StringTransport, text: str) -> list[IrcMessage]:
     """Send one line; return what the client got, parsed."""
     proto.dataReceived(text.encode() + b"\r\n")
     return [parse_message(line) for line in lines(out)]
@@ -228,7 +228,7 @@ def test_label_without_the_caps_is_ignored(factory: ChatFactory) -> None:
     assert lines_of(nobatch, n_out, "@label=x PING :y") == [":chatd PONG chatd :y"]
 
 
-def lines_of(proto: IrcProtocol, out: StringTransport, text: str) -> list[str]:
+def lines_of(proto: IrcConnection, out: StringTransport, text: str) -> list[str]:
     proto.dataReceived(text.encode() + b"\r\n")
     return lines(out)
 

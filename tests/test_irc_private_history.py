@@ -1,7 +1,7 @@
 """Private history on the IRC door: msgid on kept private messages, CHATHISTORY
 on a nickname, TARGETS with conversations (docs/protocol.md, Private history).
 
-IrcProtocol on StringTransport beside line users, a MemoryHistory on a Clock,
+IrcConnection on StringTransport beside line users, a MemoryHistory on a Clock,
 cheap Argon2 run inline.
 """
 
@@ -16,9 +16,9 @@ from twisted.internet.testing import StringTransport
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.message import parse_message
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 from chatd.line.wire import utc_time
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.memory import MemoryHistory
 
 NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
@@ -45,7 +45,7 @@ def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
 
 def irc_registered(
     factory: ChatFactory, nick: str, *caps: str
-) -> tuple[IrcProtocol, StringTransport]:
+) -> tuple[IrcConnection, StringTransport]:
     """An IRC client that registers its nickname with NickServ."""
     proto, out = irc_connect(factory, nick, *caps)
     proto.dataReceived(f"PRIVMSG NickServ :REGISTER {PASSWORD}\r\n".encode())
@@ -56,7 +56,7 @@ def irc_registered(
 
 def line_registered(
     factory: ChatFactory, nick: str
-) -> tuple[ChatProtocol, StringTransport]:
+) -> tuple[LineConnection, StringTransport]:
     proto, out = connect(factory, nick)
     proto.dataReceived(f"/register {PASSWORD} {PASSWORD}\r\n".encode())
     assert proto.user is not None and proto.user.account == nick, lines(out)

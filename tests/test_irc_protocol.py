@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from chatd.factory import ChatFactory
-from chatd.irc.protocol import IrcProtocol, irc_server
+from chatd.irc.protocol import IrcConnection, irc_server
 from chatd.model.chat import IChatClient
 from chatd.net.limits import REGISTRATION_LINES
 from chatd.store.accounts import AccountRecord
@@ -26,12 +26,12 @@ from chatd.store.accounts import AccountRecord
 _ports = count(41001)
 
 
-def irc_open(factory: ChatFactory) -> tuple[IrcProtocol, StringTransport]:
+def irc_open(factory: ChatFactory) -> tuple[IrcConnection, StringTransport]:
     """Connect one IRC client from its own address; nothing is said yet."""
     port = next(_ports)
     address = IPv4Address("TCP", f"127.1.{port // 250 % 250}.{port % 250 + 1}", port)
-    proto = factory.door(IrcProtocol).buildProtocol(address)
-    assert isinstance(proto, IrcProtocol)
+    proto = factory.door(IrcConnection).buildProtocol(address)
+    assert isinstance(proto, IrcConnection)
     transport = StringTransport(peerAddress=address)
     proto.makeConnection(transport)
     return proto, transport
@@ -39,7 +39,7 @@ def irc_open(factory: ChatFactory) -> tuple[IrcProtocol, StringTransport]:
 
 def irc_connect(
     factory: ChatFactory, nick: str, *caps: str
-) -> tuple[IrcProtocol, StringTransport]:
+) -> tuple[IrcConnection, StringTransport]:
     """Connect and register one IRC client (with caps); its output cleared."""
     proto, transport = irc_open(factory)
     text = ""
@@ -55,7 +55,7 @@ def irc_connect(
 
 
 def test_irc_connection_is_a_chat_client(clock: Clock) -> None:
-    """IrcProtocol provides IChatClient and says nothing until the client speaks."""
+    """IrcConnection provides IChatClient and says nothing until the client speaks."""
     proto, out = irc_open(make_factory(clock))
     assert verifyObject(IChatClient, proto)
     assert out.value() == b""
@@ -286,7 +286,7 @@ def test_max_clients_refusal_is_irc_error(clock: Clock) -> None:
     factory = make_factory(clock, max_clients=1)
     connect(factory, "carol")
     address = IPv4Address("TCP", "127.0.0.9", 40999)
-    proto = factory.door(IrcProtocol).buildProtocol(address)
+    proto = factory.door(IrcConnection).buildProtocol(address)
     transport = StringTransport(peerAddress=address)
     proto.makeConnection(transport)
     assert transport.value().startswith(b"ERROR :Closing link: (the server is full")

@@ -22,7 +22,7 @@ from chatd.net.limits import (
     TokenBucket,
 )
 from chatd.net.sockets import tune_socket
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 
 # -- the pieces on their own -----------------------------------------------------------
 
@@ -360,8 +360,8 @@ class BufferingTransport(StringTransport):
 
 def connect_buffered(
     factory: object, nick: str
-) -> tuple[ChatProtocol, BufferingTransport]:
-    proto = factory.door(ChatProtocol).buildProtocol(None)  # type: ignore[attr-defined]
+) -> tuple[LineConnection, BufferingTransport]:
+    proto = factory.door(LineConnection).buildProtocol(None)  # type: ignore[attr-defined]
     transport = BufferingTransport()
     proto.makeConnection(transport)
     proto.dataReceived(nick.encode() + b"\n")
@@ -467,7 +467,7 @@ def test_max_clients_refuses_with_server_full(clock: Clock) -> None:
     ]
     disconnect(first)
     proto, _ = open_any(factory, 50002, "10.1.2.3")
-    assert isinstance(proto, ChatProtocol)
+    assert isinstance(proto, LineConnection)
 
 
 def test_max_per_ip_counts_each_address(clock: Clock) -> None:
@@ -479,7 +479,7 @@ def test_max_per_ip_counts_each_address(clock: Clock) -> None:
     assert lines(out)[0].startswith("ERR server-full ")
     open_connection(factory, 4, "10.0.0.2")
     disconnect(a)
-    assert isinstance(open_any(factory, 5, "10.0.0.1")[0], ChatProtocol)
+    assert isinstance(open_any(factory, 5, "10.0.0.1")[0], LineConnection)
     assert factory.per_host == {"10.0.0.1": 2, "10.0.0.2": 1}
 
 

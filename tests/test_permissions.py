@@ -25,7 +25,7 @@ from web_helpers import FakeBrowser, make_site
 
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.memory import MemoryHistory
 
 ROOM = "#room"  # the room asked about
@@ -94,7 +94,7 @@ _hosts = count(1)
 
 
 class LineAsker:
-    """An asker on the line door (ChatProtocol on a StringTransport)."""
+    """An asker on the line door (LineConnection on a StringTransport)."""
 
     def __init__(self, factory: ChatFactory, nick: str) -> None:
         self.nick = nick
@@ -228,7 +228,7 @@ def make_factory(clock: Clock) -> ChatFactory:
     return ChatFactory(config, clock, MemoryHistory(clock))
 
 
-def owned_room(factory: ChatFactory, mode: str) -> ChatProtocol:
+def owned_room(factory: ChatFactory, mode: str) -> LineConnection:
     """ROOM, run by a line user (owner), with a message, a topic and mode."""
     owner, _ = connect(factory, "owner")
     owner.dataReceived(f"/join {ROOM}\r\nhello\r\n/topic {ROOM} the topic\r\n".encode())
@@ -238,7 +238,7 @@ def owned_room(factory: ChatFactory, mode: str) -> ChatProtocol:
     return owner
 
 
-def put_in_state(owner: ChatProtocol, asker: Asker, state: str, mode: str) -> None:
+def put_in_state(owner: LineConnection, asker: Asker, state: str, mode: str) -> None:
     """Make the asker a member, banned, kicked or invited (a stranger: nothing)."""
 
     def tell(text: str) -> None:

@@ -250,8 +250,8 @@ def test_irc_is_off_unless_given() -> None:
 def test_irc_listeners_share_the_hub() -> None:
     """--irc adds a listener whose door factory builds IRC connections on the hub."""
     from chatd.factory import ChatFactory, DoorFactory
-    from chatd.irc.protocol import IrcProtocol
-    from chatd.protocol import ChatProtocol
+    from chatd.irc.protocol import IrcConnection
+    from chatd.protocol import LineConnection
 
     service = chatd.makeService(
         parse(
@@ -266,7 +266,7 @@ def test_irc_listeners_share_the_hub() -> None:
     line, irc = (listener.factory for listener in listeners)
     assert isinstance(line, DoorFactory) and isinstance(irc, DoorFactory)
     assert isinstance(line.hub, ChatFactory) and irc.hub is line.hub
-    assert line.door is ChatProtocol and irc.door is IrcProtocol
+    assert line.door is LineConnection and irc.door is IrcConnection
 
 
 def test_bad_irc_endpoint_is_a_usage_error() -> None:

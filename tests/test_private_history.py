@@ -30,7 +30,7 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.line.wire import parse_server_line, utc_time
 from chatd.model.chat import Chat, Private
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 from chatd.store.interface import Entry, Kind, Span, UnknownId, conversation
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import MEMORY, SCHEMA_VERSION, HistoryDatabase
@@ -333,7 +333,9 @@ def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
     return ChatFactory(config, clock, store)
 
 
-def registered(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTransport]:
+def registered(
+    factory: ChatFactory, nick: str
+) -> tuple[LineConnection, StringTransport]:
     """Connect nick and register it as an account (identified at once)."""
     proto, out = connect(factory, nick)
     proto.dataReceived(f"/register {PASSWORD} {PASSWORD}\r\n".encode())
@@ -342,7 +344,7 @@ def registered(factory: ChatFactory, nick: str) -> tuple[ChatProtocol, StringTra
     return proto, out
 
 
-def ask(proto: ChatProtocol, out: StringTransport, command: str) -> list[str]:
+def ask(proto: LineConnection, out: StringTransport, command: str) -> list[str]:
     proto.dataReceived(command.encode() + b"\r\n")
     return lines(out)
 

@@ -177,7 +177,7 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
     from twisted.internet import stdio
     from twisted.protocols.basic import LineReceiver
 
-    from chatd.client.conversations import Conversation, Entry
+    from chatd.client.conversations import Conversation, ScrollbackEntry
     from chatd.model.names import fold
     from chatd.tk_client import (
         ChatWindow,
@@ -194,7 +194,9 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
             super().status(text)
             _emit("status", text=text)
 
-        def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+        def entry_added(
+            self, conversation: Conversation, entry: ScrollbackEntry
+        ) -> None:
             super().entry_added(conversation, entry)
             _emit(
                 "entry",

@@ -233,7 +233,7 @@ class ClientProtocol(LineReceiver):
             self.transport.write(text.encode("utf-8") + b"\r\n")
 
 
-class Phase(Enum):
+class SessionPhase(Enum):
     """Where the session's connection is in its life."""
 
     OFFLINE = auto()  # no connection and none wanted
@@ -258,7 +258,7 @@ class ClientSession:
         self.state = ChatState(view, clock, self._send)
         self.host = DEFAULT_HOST
         self.port = DEFAULT_PORT
-        self.phase = Phase.OFFLINE
+        self.phase = SessionPhase.OFFLINE
         self._protocol: ClientProtocol | None = None
         self._pacer: LinePacer | None = None  # the open connection's
         self._settling: IDelayedCall | None = None  # STABLE_AFTER after WELCOME
@@ -282,7 +282,10 @@ class ClientSession:
     def connect(self, host: str, port: int, nick: str) -> None:
         """Connect to host:port as nick, or answer a NICK prompt on the open one."""
         self.state.nick = nick
-        if self.phase is Phase.AWAITING_NICK and (host, port) == (self.host, self.port):
+        if self.phase is SessionPhase.AWAITING_NICK and (host, port) == (
+            self.host,
+            self.port,
+        ):
             self._send_nick()
             return
         self._hang_up()
@@ -306,7 +309,7 @@ class ClientSession:
         conversation = self.state.conversations.get(key)
         if conversation is None or conversation.kind is not ConversationKind.ROOM:
             return
-        if self.phase is not Phase.REGISTERED:
+        if self.phase is not SessionPhase.REGISTERED:
             return
         said = self.state.history.load_older(conversation)
         if said is not None:
@@ -325,15 +328,15 @@ class ClientSession:
     def quit(self, reason: str = "") -> Deferred[None]:
         """Leave on purpose: /quit and no reconnect; fires once disconnected."""
         done: Deferred[None] = Deferred()
-        if self.phase is Phase.QUITTING:
+        if self.phase is SessionPhase.QUITTING:
             self._quitters.append(done)
             return done
         protocol = self._protocol
-        if protocol is None or self.phase is Phase.CONNECTING:
+        if protocol is None or self.phase is SessionPhase.CONNECTING:
             self._hang_up()
             self._finish_quit()
             return succeed(None)
-        self.phase = Phase.QUITTING
+        self.phase = SessionPhase.QUITTING
         self._quitters.append(done)
         self.view.status("Leaving the chat…")
         self._stop_pacing()  # what still waits is not sent after /quit
@@ -345,7 +348,7 @@ class ClientSession:
 
     def _dial(self) -> None:
         self._retry = None
-        self.phase = Phase.CONNECTING
+        self.phase = SessionPhase.CONNECTING
         verb = "Reconnecting" if self._ever_registered else "Connecting"
         self.view.status(f"{verb} to {self.host}:{self.port}…")
         protocol = ClientProtocol(self)
@@ -369,7 +372,7 @@ class ClientSession:
             return
         self._dialing = None
         self._pacer = LinePacer(self.clock, protocol.send_line)
-        self.phase = Phase.AWAITING_NICK
+        self.phase = SessionPhase.AWAITING_NICK
         self._nick_sent = False
         self._refusal = self._bye = None
         self.state.connected()
@@ -382,7 +385,7 @@ class ClientSession:
         self._protocol = None
         self._stop_pacing()
         self.state.disconnected()
-        if self.phase is Phase.QUITTING:
+        if self.phase is SessionPhase.QUITTING:
             self._finish_quit()
             return
         if self._bye is not None:
@@ -398,11 +401,11 @@ class ClientSession:
         if self._ever_registered:
             self._attempt += 1
             delay = retry_delay(self._attempt)
-            self.phase = Phase.WAITING
+            self.phase = SessionPhase.WAITING
             self.view.status(f"{why.rstrip('.')}. Reconnecting in {delay:g} s…")
             self._retry = self.clock.callLater(delay, self._dial)
         else:
-            self.phase = Phase.OFFLINE
+            self.phase = SessionPhase.OFFLINE
             self.view.status(why)
             self.view.connect_failed(why)
 
@@ -427,7 +430,7 @@ class ClientSession:
             dialing.cancel()
         elif protocol is not None and protocol.transport is not None:
             protocol.transport.loseConnection()
-        self.phase = Phase.OFFLINE
+        self.phase = SessionPhase.OFFLINE
 
     def _quit_timed_out(self) -> None:
         self._quit_timer = None
@@ -438,7 +441,7 @@ class ClientSession:
         if self._quit_timer is not None and self._quit_timer.active():
             self._quit_timer.cancel()
         self._quit_timer = None
-        self.phase = Phase.OFFLINE
+        self.phase = SessionPhase.OFFLINE
         self.view.status("You left the chat.")
         quitters, self._quitters = self._quitters, []
         for done in quitters:
@@ -448,8 +451,8 @@ class ClientSession:
     def _send(self, text: str) -> None:
         """Send a line, paced, if the server is listening to us (not after /quit)."""
         if self._pacer is not None and self.phase in (
-            Phase.AWAITING_NICK,
-            Phase.REGISTERED,
+            SessionPhase.AWAITING_NICK,
+            SessionPhase.REGISTERED,
         ):
             self._pacer.send(Outgoing(text))
 
@@ -470,7 +473,7 @@ class ClientSession:
     # -- typing -----------------------------------------------------------------------
 
     def _submit_line(self, text: str) -> None:
-        if self.phase is not Phase.REGISTERED:
+        if self.phase is not SessionPhase.REGISTERED:
             self.state.note_shown(EntryKind.ERROR, "Not connected: that was not sent.")
             return
         conversation = self.state.shown()
@@ -556,7 +559,7 @@ class ClientSession:
             case "BYE":
                 self._bye = text  # connection_lost tells the user
             case "ERR" if words[0] in NICK_REFUSALS:
-                if self.phase is Phase.AWAITING_NICK:
+                if self.phase is SessionPhase.AWAITING_NICK:
                     self._refusal = text  # the NICK prompt that follows asks again
             case "ERR" if words[0] == "flood" and self._pacer is not None:
                 self._pacer.slow_down()
@@ -575,7 +578,7 @@ class ClientSession:
         self.view.status(f"Sorry, this client could not handle the line {text!r}.")
 
     def _on_nick(self) -> None:
-        if self.phase is not Phase.AWAITING_NICK:
+        if self.phase is not SessionPhase.AWAITING_NICK:
             return
         if self._refusal is not None:
             reason, self._refusal = self._refusal, None
@@ -593,7 +596,7 @@ class ClientSession:
 
     def _on_welcome(self, nick: str, text: str) -> None:
         self.state.nick = nick
-        self.phase = Phase.REGISTERED
+        self.phase = SessionPhase.REGISTERED
         # Not self._attempt = 0: a server that takes us in and then cuts us
         # off would make that a loop of quick reconnects (issue 11).
         self._settling = self.clock.callLater(STABLE_AFTER, self._stayed_up)

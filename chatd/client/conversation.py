@@ -27,7 +27,7 @@ class EntryKind(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class ScrollbackEntry:
     """One line of a conversation's scrollback."""
 
     when: float  # seconds since the epoch; the view shows it in local time
@@ -55,13 +55,15 @@ class Conversation:
     name: str  # display name, as the server spells it
     kind: ConversationKind
     # Oldest first; room messages merged by id (chatd/client/scrollback.py).
-    scrollback: list[Entry] = field(default_factory=list)
+    scrollback: list[ScrollbackEntry] = field(default_factory=list)
     members: dict[str, str] = field(default_factory=dict)  # folded -> display nick
     unread: int = 0  # messages that arrived while another conversation was shown
     joined: bool = True  # False for a room while disconnected
     limit: int = SCROLLBACK  # entries kept; loading older pages raises it
     ids: set[int] = field(default_factory=set)  # ids of the messages in scrollback
-    join_entry: Entry | None = None  # the notice of the user's latest own JOIN
+    join_entry: ScrollbackEntry | None = (
+        None  # the notice of the user's latest own JOIN
+    )
     last_seen: int | None = None  # after a drop: the last id seen, until caught up
     gap_pages: int = 0  # pages asked for to catch up since the last reconnect
     history_done: bool = False  # the oldest page was loaded: nothing before it

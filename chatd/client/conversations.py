@@ -20,14 +20,17 @@ from twisted.internet.interfaces import IReactorTime
 from chatd.client.conversation import (
     Conversation,
     ConversationKind,
-    Entry,
     EntryKind,
+    ScrollbackEntry,
 )
 from chatd.client.scrollback import HistoryKeeper
 from chatd.line.wire import ServerLine
 from chatd.model.names import LOBBY, fold, valid_nick, valid_room
 
-__all__ = ["Entry", "EntryKind"]  # kept here too: where the view looks for them
+__all__ = [
+    "ScrollbackEntry",
+    "EntryKind",
+]  # kept here too: where the view looks for them
 
 MAX_PRIVATE = 50  # private conversations that others' messages may open
 SERVER_KEY = ""  # the server's own conversation; no nickname or room folds to ""
@@ -55,11 +58,11 @@ class ClientView(TypingProtocol):
     def status(self, text: str) -> None:
         """Show text in the status line."""
 
-    def entry_added(self, conversation: Conversation, entry: Entry) -> None:
+    def entry_added(self, conversation: Conversation, entry: ScrollbackEntry) -> None:
         """Draw entry if conversation is the one on screen."""
 
     def entries_inserted(
-        self, conversation: Conversation, at: int, entries: list[Entry]
+        self, conversation: Conversation, at: int, entries: list[ScrollbackEntry]
     ) -> None:
         """entries now stand at index at of the scrollback (history, by id)."""
 
@@ -596,7 +599,7 @@ class ChatState:
         """Add an entry to conversation; a message from someone else may be unread."""
         own = nick is not None and self.is_me(nick)
         stamp = when if when is not None else self.clock.seconds()
-        entry = Entry(stamp, kind, text, nick, own, msg_id)
+        entry = ScrollbackEntry(stamp, kind, text, nick, own, msg_id)
         scrollback = conversation.scrollback
         scrollback.append(entry)
         if len(scrollback) > conversation.limit:

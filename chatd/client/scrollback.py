@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
-from chatd.client.conversation import Conversation, Entry, EntryKind
+from chatd.client.conversation import Conversation, EntryKind, ScrollbackEntry
 from chatd.model.names import fold
 
 if TYPE_CHECKING:
@@ -71,15 +71,15 @@ def parse_utc(text: str) -> float | None:
 
 
 def insert_sorted(
-    scrollback: list[Entry], new: list[Entry], tail: int
-) -> list[tuple[int, list[Entry]]]:
+    scrollback: list[ScrollbackEntry], new: list[ScrollbackEntry], tail: int
+) -> list[tuple[int, list[ScrollbackEntry]]]:
     """Insert entries (ids ascending, none present) where their ids belong.
 
     Each goes right before the first entry with a larger id; one newer than
     everything before tail goes at tail. Returns the blocks inserted, as
     (index in the scrollback, entries), in order.
     """
-    blocks: list[tuple[int, list[Entry]]] = []
+    blocks: list[tuple[int, list[ScrollbackEntry]]] = []
     at = 0
     for entry in new:
         msg_id = entry.id if entry.id is not None else 0
@@ -98,7 +98,9 @@ def insert_sorted(
     return blocks
 
 
-def index_of(scrollback: list[Entry], entry: Entry | None) -> int | None:
+def index_of(
+    scrollback: list[ScrollbackEntry], entry: ScrollbackEntry | None
+) -> int | None:
     """The place of this very entry (not an equal one), searching from the end."""
     if entry is None:
         return None
@@ -112,7 +114,7 @@ class HistoryView(Protocol):
     """What the keeper tells the screen (conversations.ClientView has it)."""
 
     def entries_inserted(
-        self, conversation: Conversation, at: int, entries: list[Entry]
+        self, conversation: Conversation, at: int, entries: list[ScrollbackEntry]
     ) -> None:
         """entries now stand at index at of the scrollback (history, by id)."""
 
@@ -150,7 +152,7 @@ class HistoryKeeper:
         self.state = state
         self._next_id: tuple[str, int, float | None] | None = None  # from an ID line
         self._backfill: str | None = None  # a room whose backfill may come next
-        self._run: list[Entry] = []  # HISTORY lines not yet ended
+        self._run: list[ScrollbackEntry] = []  # HISTORY lines not yet ended
         self._run_target = ""
         self._asked: deque[Request] = deque()
         self.ids_sent = False  # /ids on was sent on this connection
@@ -199,7 +201,7 @@ class HistoryKeeper:
             return None, None
         return found[1], found[2]
 
-    def joined(self, conversation: Conversation, notice: Entry) -> None:
+    def joined(self, conversation: Conversation, notice: ScrollbackEntry) -> None:
         """The user's own JOIN: the backfill, if the room has history, is next."""
         conversation.join_entry = notice
         self._backfill = conversation.key
@@ -213,7 +215,7 @@ class HistoryKeeper:
         if not (msg_id.isascii() and msg_id.isdecimal()):
             return
         when = parse_utc(time)
-        entry = Entry(
+        entry = ScrollbackEntry(
             when if when is not None else self.state.clock.seconds(),
             EntryKind.ACTION if kind == "ACTION" else EntryKind.MESSAGE,
             text,
@@ -305,20 +307,24 @@ class HistoryKeeper:
         after = f" before {before}" if before is not None else ""
         self.state.send(f"/history {conversation.name} {count}{after}")
 
-    def _new(self, conversation: Conversation, run: list[Entry]) -> list[Entry]:
+    def _new(
+        self, conversation: Conversation, run: list[ScrollbackEntry]
+    ) -> list[ScrollbackEntry]:
         """The entries of run this conversation does not have yet."""
         seen = conversation.ids
-        fresh: list[Entry] = []
+        fresh: list[ScrollbackEntry] = []
         for entry in run:
             if entry.id is not None and entry.id not in seen:
                 seen.add(entry.id)
                 fresh.append(entry)
         return fresh
 
-    def _marker(self, text: str) -> Entry:
-        return Entry(self.state.clock.seconds(), EntryKind.MARKER, text)
+    def _marker(self, text: str) -> ScrollbackEntry:
+        return ScrollbackEntry(self.state.clock.seconds(), EntryKind.MARKER, text)
 
-    def _backfilled(self, conversation: Conversation, run: list[Entry]) -> None:
+    def _backfilled(
+        self, conversation: Conversation, run: list[ScrollbackEntry]
+    ) -> None:
         """The backfill: above the JOIN notice, under a marker; then any gap."""
         last_seen = conversation.last_seen
         known = max(conversation.ids) if conversation.ids else None
@@ -345,7 +351,9 @@ class HistoryKeeper:
         else:
             conversation.last_seen = None
 
-    def _gap(self, conversation: Conversation, run: list[Entry], full: bool) -> None:
+    def _gap(
+        self, conversation: Conversation, run: list[ScrollbackEntry], full: bool
+    ) -> None:
         """A page of what was missed: merged by id; the next page if still short."""
         fresh = self._new(conversation, run)
         scrollback = conversation.scrollback
@@ -372,7 +380,9 @@ class HistoryKeeper:
             return
         self._ask(conversation, Fetch.GAP, GAP_PAGE, oldest)
 
-    def _older(self, conversation: Conversation, run: list[Entry], last: bool) -> None:
+    def _older(
+        self, conversation: Conversation, run: list[ScrollbackEntry], last: bool
+    ) -> None:
         """A page before everything shown: at the top, under the marker."""
         fresh = self._new(conversation, run)
         if last:
@@ -393,7 +403,7 @@ class HistoryKeeper:
             self._show(conversation, [(0, block)])
 
     def _typed(
-        self, target: str, conversation: Conversation | None, run: list[Entry]
+        self, target: str, conversation: Conversation | None, run: list[ScrollbackEntry]
     ) -> None:
         """A /history the user typed: merged into the room, or shown as notices."""
         state = self.state
@@ -424,9 +434,11 @@ class HistoryKeeper:
         state.note_shown(EntryKind.INFO, said)
 
     def _show(
-        self, conversation: Conversation, blocks: list[tuple[int, list[Entry]]]
+        self,
+        conversation: Conversation,
+        blocks: list[tuple[int, list[ScrollbackEntry]]],
     ) -> None:
-        tell: Callable[[Conversation, int, list[Entry]], None]
+        tell: Callable[[Conversation, int, list[ScrollbackEntry]], None]
         tell = self.state.view.entries_inserted
         for at, entries in blocks:
             tell(conversation, at, entries)

@@ -21,7 +21,7 @@ A labeled IRC command (labeled-response) that talks, on a client with
 echo-message, waits for its echo as one process's would have it at once:
 the talk entry carries a token (await_echo), and when the node applies it
 (echo_applied) what the speaker is sent is the answer of a send_later
-inside the labeled response, which IrcProtocol frames under the label.
+inside the labeled response, which IrcConnection frames under the label.
 
 cluster_door(door, node) makes the cluster's class of a door's connection:
 the door's own class, with its line handling, answers and end handed to a
@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from chatd.doors import Door, Kind
+from chatd.doors import CommandKind, Door
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.net.phase import Phase
 
@@ -107,7 +107,7 @@ class ClusterLines:
             self.door_handle_line(connection, raw)  # the door refuses it
             return False
         kind = self.declared.kind_of(text, not connection.awaiting_nick)
-        if kind is not Kind.CHANGE:
+        if kind is not CommandKind.CHANGE:
             self.door_handle_line(connection, raw)
             return False
         if not self.node.chat.up:

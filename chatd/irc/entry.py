@@ -7,10 +7,10 @@ from typing import Any
 
 from twisted.internet.interfaces import IProtocolFactory
 
-from chatd.doors import Door, Kind, command_kinds
+from chatd.doors import CommandKind, Door, command_kinds
 from chatd.factory import ChatFactory
 from chatd.irc.commands import COMMANDS
-from chatd.irc.protocol import IrcProtocol
+from chatd.irc.protocol import IrcConnection
 
 # The IRC door's commands that are not changes (the rest are).
 KINDS = {
@@ -32,10 +32,10 @@ KINDS = {
             "LIST",
             "CHATHISTORY",
         ),
-        Kind.READ,
+        CommandKind.READ,
     ),
-    **dict.fromkeys(("PRIVMSG", "NOTICE", "TAGMSG"), Kind.TALK),
-    "CAP": Kind.SETTING,  # CAP END may be what registers
+    **dict.fromkeys(("PRIVMSG", "NOTICE", "TAGMSG"), CommandKind.TALK),
+    "CAP": CommandKind.SETTING,  # CAP END may be what registers
 }
 
 
@@ -51,11 +51,11 @@ def command_of(text: str) -> str | None:
 
 def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
     """An --irc listener's factory: IRC connections on the shared hub."""
-    return hub.door(IrcProtocol)
+    return hub.door(IrcConnection)
 
 
 IRC = Door(
-    connection=IrcProtocol,
+    connection=IrcConnection,
     title="IRC",
     serve=serve,
     commands=command_kinds(COMMANDS, KINDS),

@@ -51,7 +51,12 @@ from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, Room, User
 from chatd.model.errors import ChatError
 from chatd.model.names import clean_text, fold, valid_nick
-from chatd.model.private_history import Conversation, own_account, visible, with_party
+from chatd.model.private_history import (
+    PrivateConversation,
+    own_account,
+    visible,
+    with_party,
+)
 from chatd.model.times import EPOCH, utc_time
 from chatd.net.bulk import newest_within
 from chatd.store.interface import (
@@ -106,7 +111,7 @@ class HistorySession(Protocol):
         """Charge the flood budget for an answer of lines lines (chatd.net.bulk)."""
 
 
-class Refusal(Exception):
+class HistoryRefused(Exception):
     """A CHATHISTORY that cannot be answered: its FAIL line, ready to send."""
 
     def __init__(self, data: bytes) -> None:
@@ -172,7 +177,7 @@ def batch_answer(
     target: str,
     entries: Sequence[Entry],
     budget: int,
-    private: Conversation | None = None,
+    private: PrivateConversation | None = None,
 ) -> bytes:
     """A history answer for this client: a batch if it has batch, else lines.
 
@@ -208,7 +213,7 @@ def _total(lines: list[bytes]) -> int:
 def _private_lines(
     session: HistorySession,
     entry: Entry,
-    private: Conversation,
+    private: PrivateConversation,
     batch: str | None,
 ) -> bytes:
     """A kept private message, from the asker to the other side or back.
@@ -339,23 +344,23 @@ def parse_time(text: str) -> int | None:
 def parse_point(
     session: HistorySession, subcommand: str, text: str, timestamps_only: bool = False
 ) -> Point:
-    """Read a msgid= or timestamp= selector, or raise Refusal."""
+    """Read a msgid= or timestamp= selector, or raise HistoryRefused."""
     kind, _, value = text.partition("=")
     if kind.lower() == "timestamp":
         millis = parse_time(value)
         if millis is not None:
             return Point(id_at(millis), millis)
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid timestamp")
         )
     if kind.lower() == "msgid" and not timestamps_only:
         if value.isascii() and value.isdecimal() and len(value) <= MAX_MSGID_DIGITS:
             return Point(int(value))
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid msgid")
         )
     what = "a timestamp=" if timestamps_only else "a msgid= or timestamp="
-    raise Refusal(
+    raise HistoryRefused(
         fail(
             session,
             "INVALID_PARAMS",
@@ -369,7 +374,7 @@ def parse_point(
 def parse_limit(session: HistorySession, subcommand: str, text: str) -> int:
     """Read the limit: 1 and up, lowered to the CHATHISTORY ISUPPORT maximum."""
     if not (text.isascii() and text.isdecimal()) or not text.strip("0"):
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text, text="Invalid limit")
         )
     return min(int(text) if len(text) <= 9 else HISTORY_MAX, HISTORY_MAX)
@@ -405,7 +410,7 @@ def chathistory(session: HistorySession, msg: IrcMessage) -> None:
     subcommand = msg.params[0].upper()
     try:
         answer = _chathistory(session, subcommand, msg.params)
-    except Refusal as refusal:
+    except HistoryRefused as refusal:
         session.send(refusal.data)
         return
     if isinstance(answer, bytes):
@@ -417,15 +422,15 @@ def _chathistory(
 ) -> bytes | None:
     """Answer now (bytes), or start an answer that comes later (None)."""
     if subcommand not in PARAMS:
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text="Unknown subcommand")
         )
     if len(params) < PARAMS[subcommand]:
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text="Insufficient parameters")
         )
     if len(params) > PARAMS[subcommand]:
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_PARAMS", subcommand, text="Too many parameters")
         )
     limit = parse_limit(session, subcommand, params[-1])
@@ -437,7 +442,7 @@ def _chathistory(
     target = params[1]
     history = session.chat.history
     if history is None:
-        raise Refusal(
+        raise HistoryRefused(
             fail(
                 session,
                 "MESSAGE_ERROR",
@@ -452,10 +457,10 @@ def _chathistory(
             return batch_answer(session, target, [], _budget(session))
         if valid_nick(target):
             return _private(session, subcommand, target, wanted)
-        raise Refusal(
+        raise HistoryRefused(
             fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
         )
-    refused = Refusal(
+    refused = HistoryRefused(
         fail(session, "INVALID_TARGET", subcommand, target, text=UNAVAILABLE)
     )
     user = session.user
@@ -470,7 +475,9 @@ def _chathistory(
     if room is None:  # no such room now, or a secret room of others
         raise refused
     if history.reason is not None:
-        raise Refusal(_unavailable(session, subcommand, room.name, history.reason))
+        raise HistoryRefused(
+            _unavailable(session, subcommand, room.name, history.reason)
+        )
     if not history.has_history(room.key):
         return batch_answer(session, room.name, [], _budget(session))
     reads = [history.select(room.key, span) for span in wanted if span.limit]
@@ -499,7 +506,7 @@ def _private(
     if history is None or mine is None:
         return batch_answer(session, target, [], budget)
     if history.reason is not None:
-        raise Refusal(_unavailable(session, subcommand, target, history.reason))
+        raise HistoryRefused(_unavailable(session, subcommand, target, history.reason))
     found = with_party(session.accounts, mine, target)
     reads = [
         history.select_private(found.me, found.other, span)
@@ -557,7 +564,7 @@ def split_targets(
     history = session.chat.history
     user = session.user
     if history is None or user is None:
-        raise Refusal(
+        raise HistoryRefused(
             fail(
                 session,
                 "MESSAGE_ERROR",
@@ -567,7 +574,7 @@ def split_targets(
             )
         )
     if history.reason is not None:
-        raise Refusal(_unavailable(session, "TARGETS", "*", history.reason))
+        raise HistoryRefused(_unavailable(session, "TARGETS", "*", history.reason))
     start, end = sorted((low.millis or 0, high.millis or 0))
     names = {room.key: room.name for room in user.rooms.values()}
     kept = [key for key in names if history.has_history(key)]

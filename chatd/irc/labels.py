@@ -12,7 +12,7 @@ batch that comes later) is its response, framed here as the spec says:
   batch's messages, keeps that tag: the inner batch nests, its BATCH lines
   carrying the outer tag), then `BATCH -ref`.
 
-What the door collects as the response, and when, is IrcProtocol's
+What the door collects as the response, and when, is IrcConnection's
 (chatd.irc.protocol); this module only spells.
 """
 

@@ -1,4 +1,4 @@
-"""IrcProtocol: one IRC client's connection, a second door to the same chat.
+"""IrcConnection: one IRC client's connection, a second door to the same chat.
 
 It only translates: lines in to chatd.irc.commands, chat events out through
 chatd.irc.render. Framing, the flood gate, the send queue, output batching,
@@ -47,7 +47,7 @@ def irc_server(hub: ConnectionHub) -> IrcServer:
     return server
 
 
-class IrcProtocol(Connection):
+class IrcConnection(Connection):
     """The IRC client protocol (Modern IRC, RFC 2812, IRCv3) for one connection."""
 
     door = "irc"

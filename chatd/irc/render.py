@@ -243,7 +243,7 @@ class IrcRenderer:
     the event is one that extended-join (a JOIN) or account-tag (a line from
     an identified user) clients are sent their own way (personal). Everyone
     else gets the event as it is, in the bytes of their variant, and
-    IrcProtocol.render hands them that without calling lines_for.
+    IrcConnection.render hands them that without calling lines_for.
     """
 
     __slots__ = (
@@ -275,7 +275,7 @@ class IrcRenderer:
         self.last: Event | None = None  # the event rendered last, by identity
         # The last event again when everyone but the speaker is sent it as it
         # is (None when some other client is sent something else), and the
-        # speaker's connection: IrcProtocol.render compares both by identity.
+        # speaker's connection: IrcConnection.render compares both by identity.
         self.common: Event | None = None
         self.speaker_client: IChatClient | None = None
         self.mask = 0  # the variant bits that change its lines

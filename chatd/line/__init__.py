@@ -1,6 +1,6 @@
 """The line door: the line protocol's commands and its rendering.
 
-chatd.protocol's ChatProtocol is the door itself on TCP; this package holds
+chatd.protocol's LineConnection is the door itself on TCP; this package holds
 what it translates with, and what the web door (chatd.web.door) speaks too:
 
 door.py              LineDoor: the line protocol's words (HELLO, the nickname

@@ -33,7 +33,7 @@ ROOMS_PER_PAGE = 100
 def _text(text: str, what: str) -> str:
     """Refuse free text that is nothing but spaces.
 
-    Control characters are already gone: ChatProtocol cleans every line first.
+    Control characters are already gone: LineConnection cleans every line first.
     """
     if not text.strip():
         raise ChatError(ErrorCode.BAD_ARGS, f"{what} is empty")

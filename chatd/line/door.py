@@ -2,7 +2,7 @@
 
 HELLO and NICK negotiation, slash commands and plain lines in, ERR, INFO and
 BYE out (docs/protocol.md). Two doors carry these lines: the TCP line door
-(chatd.protocol.ChatProtocol, lines with CRLF, telnet taken out) and the
+(chatd.protocol.LineConnection, lines with CRLF, telnet taken out) and the
 web door (chatd.web.door.WebConnection, one WebSocket text frame a line).
 Each is a Connection of its own that composes this part: it hands its
 hooks (greet, handle_text, reply_error, ...) to LINE_DOOR, which writes
@@ -31,7 +31,7 @@ NICK_PROMPT = (
 NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
 
 
-class LineConnection(Session, Protocol):
+class LineCarrier(Session, Protocol):
     """What the line door's words need of the connection carrying them."""
 
     phase: Phase
@@ -55,13 +55,13 @@ class LineDoor:
 
     __slots__ = ()
 
-    def greet(self, conn: LineConnection) -> None:
+    def greet(self, conn: LineCarrier) -> None:
         """HELLO with the banner, then ask for a nickname."""
         conn.send(line("HELLO", conn.config.name, text=self.banner(conn)))
         conn.send(line("NICK", text=NICK_PROMPT))
 
     @staticmethod
-    def banner(conn: LineConnection) -> str:
+    def banner(conn: LineCarrier) -> str:
         """The HELLO line's words: the server and how to start."""
         name = conn.config.name
         server = (
@@ -77,7 +77,7 @@ class LineDoor:
         return line("BYE", text=reason)
 
     @staticmethod
-    def flood_notice(conn: LineConnection) -> bytes:
+    def flood_notice(conn: LineCarrier) -> bytes:
         """ERR flood: the client's lines now wait, and at what rate."""
         rate = conn.config.flood_rate
         return line(
@@ -88,14 +88,14 @@ class LineDoor:
         )
 
     @staticmethod
-    def reply_error(conn: LineConnection, error: ChatError) -> None:
+    def reply_error(conn: LineCarrier, error: ChatError) -> None:
         """ERR code text; a refused nickname is asked for again."""
         # The text may quote what the client sent: never echo control characters.
         conn.send(line("ERR", error.code.value, text=clean_text(error.text)))
         if conn.phase is Phase.AWAITING_NICK and error.code in NICK_REFUSALS:
             conn.send(line("NICK", text=NICK_PROMPT))
 
-    def report_failure(self, conn: LineConnection) -> None:
+    def report_failure(self, conn: LineCarrier) -> None:
         """INFO: the line failed inside the server (our bug; logged)."""
         conn.send(self.info("Sorry, that command failed inside the server."))
 
@@ -114,7 +114,7 @@ class LineDoor:
 
     # -- parsing -----------------------------------------------------------------
 
-    def handle_text(self, conn: LineConnection, text: str) -> None:
+    def handle_text(self, conn: LineCarrier, text: str) -> None:
         """A command, a nickname, or a message to the current room."""
         # Control characters go first (docs/protocol.md, Limits), so that a stray
         # Ctrl-L or a leading blank cannot turn "/msg bob secret" into a room
@@ -140,7 +140,7 @@ class LineDoor:
         return text.strip()
 
     @staticmethod
-    def run_command(conn: LineConnection, text: str) -> None:
+    def run_command(conn: LineCarrier, text: str) -> None:
         """Run a slash command (text without its /) from the table."""
         name, _, rest = text.partition(" ")
         command = COMMANDS.get(name.lower())
@@ -154,7 +154,7 @@ class LineDoor:
             )
         command.handler(conn, command.split(rest))
 
-    def register(self, conn: LineConnection, nick: str) -> None:
+    def register(self, conn: LineCarrier, nick: str) -> None:
         """Take nick: WELCOME, the message of the day, then #lobby."""
         # The peer's address is the user's host, as on every door: a ban by
         # address (nick!user@host) catches the person whatever door they use.
@@ -176,7 +176,7 @@ class LineDoor:
         backfill(conn, room)  # docs/protocol.md, History: #lobby's too, at registration
 
     @staticmethod
-    def quit_chat(conn: LineConnection, reason: str) -> None:
+    def quit_chat(conn: LineCarrier, reason: str) -> None:
         """Leave at the client's request: QUIT to the others, BYE, close."""
         nick = conn.user.nick if conn.user is not None else None
         conn.leave(reason or "quit", logged="/quit")

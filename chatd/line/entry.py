@@ -10,16 +10,16 @@ from twisted.internet.interfaces import IProtocolFactory
 from chatd.doors import Door
 from chatd.factory import ChatFactory
 from chatd.line.kinds import LINE_COMMANDS, command_of
-from chatd.protocol import ChatProtocol
+from chatd.protocol import LineConnection
 
 
 def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
     """A --listen listener's factory: line connections on the shared hub."""
-    return hub.door(ChatProtocol)
+    return hub.door(LineConnection)
 
 
 LINE = Door(
-    connection=ChatProtocol,
+    connection=LineConnection,
     title="",
     serve=serve,
     commands=LINE_COMMANDS,

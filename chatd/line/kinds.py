@@ -5,27 +5,27 @@ The web door speaks the same lines (docs/architecture.md), so it reads them too.
 
 from __future__ import annotations
 
-from chatd.doors import TEXT, Kind, command_kinds
+from chatd.doors import TEXT, CommandKind, command_kinds
 from chatd.line.commands import COMMANDS
 from chatd.model.names import clean_text
 
 # The line door's commands that are not changes (the rest are).
 _KINDS = {
-    "who": Kind.READ,
-    "rooms": Kind.READ,
-    "history": Kind.READ,
-    "help": Kind.READ,
-    "ids": Kind.READ,
-    "bans": Kind.READ,
-    "me": Kind.TALK,
-    "msg": Kind.TALK,
-    TEXT: Kind.TALK,  # a plain line: said in the current room
+    "who": CommandKind.READ,
+    "rooms": CommandKind.READ,
+    "history": CommandKind.READ,
+    "help": CommandKind.READ,
+    "ids": CommandKind.READ,
+    "bans": CommandKind.READ,
+    "me": CommandKind.TALK,
+    "msg": CommandKind.TALK,
+    TEXT: CommandKind.TALK,  # a plain line: said in the current room
 }
 
 
 def command_of(text: str) -> str | None:
     """The slash command a line runs (TEXT for a plain line, None for a blank one)."""
-    # As ChatProtocol.handle_text reads it (docs/protocol.md, Messages):
+    # As LineConnection.handle_text reads it (docs/protocol.md, Messages):
     # control characters out first, "//" leads a plain line.
     lead = clean_text(text).lstrip()
     if not lead:

@@ -29,7 +29,7 @@ from chatd.store.interface import AccountRecord, Entry, nick_party
 
 
 @dataclass(frozen=True, slots=True)
-class Conversation:
+class PrivateConversation:
     """The asker's side and the other side of one kept conversation."""
 
     mine: AccountRecord  # the asker's account
@@ -59,19 +59,21 @@ def partner(accounts: Accounts, name: str) -> AccountRecord | None:
     return accounts.account(holder.account)
 
 
-def with_party(accounts: Accounts, mine: AccountRecord, name: str) -> Conversation:
+def with_party(
+    accounts: Accounts, mine: AccountRecord, name: str
+) -> PrivateConversation:
     """The conversation of account mine with the party name means (partner(),
     else the nickname itself)."""
     theirs = partner(accounts, name)
     me = fold(mine.name)
     if theirs is None:
         other = nick_party(fold(name))
-        return Conversation(mine, me, other, False, name, mine.created)
+        return PrivateConversation(mine, me, other, False, name, mine.created)
     start = max(mine.created, theirs.created)
-    return Conversation(mine, me, fold(theirs.name), True, theirs.name, start)
+    return PrivateConversation(mine, me, fold(theirs.name), True, theirs.name, start)
 
 
-def conversation_of(accounts: Accounts, user: User, name: str) -> Conversation:
+def conversation_of(accounts: Accounts, user: User, name: str) -> PrivateConversation:
     """user's conversation with name, or raise ChatError.
 
     not-identified: the asker has no account now (and so no private

@@ -8,7 +8,7 @@ from typing import Any
 from twisted.internet.interfaces import IProtocolFactory
 
 from bot_door.connection import BotConnection
-from chatd.doors import Door, Kind
+from chatd.doors import CommandKind, Door
 from chatd.factory import ChatFactory
 
 
@@ -27,6 +27,6 @@ BOT = Door(
     connection=BotConnection,
     title="bot",
     serve=serve,
-    commands={"NICK": Kind.CHANGE, "SAY": Kind.TALK},
+    commands={"NICK": CommandKind.CHANGE, "SAY": CommandKind.TALK},
     command_of=command_of,
 )
