@@ -6,14 +6,27 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
+from helpers import NOW
 from redis_server import RedisServer, running_redis
 from twisted.internet.task import Clock
 
+from chatd.store.memory import MemoryHistory
+
 
 @pytest.fixture
-def clock() -> Clock:
-    """A fake clock for anything that waits."""
-    return Clock()
+def clock(request: pytest.FixtureRequest) -> Clock:
+    """A fake clock for anything that waits: at 0, or at NOW (a moment with a
+    date, for history's timestamps) in a module marked `dated`."""
+    clock = Clock()
+    if request.node.get_closest_marker("dated") is not None:
+        clock.advance(NOW)
+    return clock
+
+
+@pytest.fixture
+def store(clock: Clock) -> MemoryHistory:
+    """History kept in memory, on the test's clock."""
+    return MemoryHistory(clock)
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ from chatd.factory import ChatFactory
 from chatd.model.chat import Event, IChatClient
 from chatd.protocol import LineConnection
 
+# A moment with a date (2026-11-30T23:50:01.123Z): where the clock of a module
+# marked dated starts, so that history's timestamps read as real ones.
+NOW = 1_796_082_601.123
+
 WAIT = 10.0  # seconds: the bound on every wait for another thread
 
 

@@ -7,7 +7,7 @@ bad-args, and the order of an answer that comes later against live lines.
 from __future__ import annotations
 
 import pytest
-from helpers import RecordingClient, connect, disconnect, lines, open_connection
+from helpers import NOW, RecordingClient, connect, disconnect, lines, open_connection
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -20,19 +20,7 @@ from chatd.net.answers import ANSWER_WAIT
 from chatd.store.interface import Kind
 from chatd.store.memory import MemoryHistory
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemoryHistory:
-    return MemoryHistory(clock)
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 
 
 def make(

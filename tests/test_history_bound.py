@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Mailbox, connect, lines
+from helpers import NOW, Mailbox, connect, lines
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
@@ -28,15 +28,8 @@ from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import MEMORY, HistoryDatabase, PrivateRow, RoomRow
 from chatd.store.writer import BATCH_DELAY, SQLiteHistory
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 BASE = int(NOW * 1_000_000)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
 
 
 def result(deferred: Deferred[list[Entry]]) -> list[Entry]:

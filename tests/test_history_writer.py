@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Mailbox
+from helpers import NOW, Mailbox
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
@@ -32,7 +32,7 @@ from chatd.store.writer import (
     SQLiteHistory,
 )
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 
 
 class Counting(HistoryDatabase):
@@ -54,13 +54,6 @@ class CountingHistory(SQLiteHistory):
         assert isinstance(database, Counting)
         database.batches = []
         return database
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
 
 
 @pytest.fixture

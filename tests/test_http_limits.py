@@ -22,11 +22,6 @@ from chatd.ops.metrics import ReactorLag, metrics_registry
 from chatd.ops.metrics_http import METRICS_PER_ADDRESS, metrics_site
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def open_http(
     site: LimitedSite, port: int, host: str = "127.0.0.1"
 ) -> tuple[Protocol, StringTransport]:

@@ -8,7 +8,7 @@ HISTORY lines of the same messages.
 from __future__ import annotations
 
 import pytest
-from helpers import connect, lines
+from helpers import NOW, connect, lines
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -24,20 +24,8 @@ from chatd.model.chat import Joined
 from chatd.store.interface import Entry
 from chatd.store.memory import MemoryHistory
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 FULL = ("batch", "message-tags", "server-time", "draft/chathistory")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemoryHistory:
-    return MemoryHistory(clock)
 
 
 def make(clock: Clock, store: MemoryHistory | None, **settings: object) -> ChatFactory:

@@ -22,19 +22,7 @@ from chatd.net.answers import ANSWER_WAIT
 from chatd.store.memory import MemoryHistory
 
 LABELS = ("batch", "labeled-response")
-NOW = 1_796_082_601.123
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemoryHistory:
-    return MemoryHistory(clock)
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 
 
 @pytest.fixture

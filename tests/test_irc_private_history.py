@@ -21,21 +21,9 @@ from chatd.line.wire import utc_time
 from chatd.protocol import LineConnection
 from chatd.store.memory import MemoryHistory
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 PASSWORD = "s3cret-pw"
 FULL = ("batch", "message-tags", "server-time", "draft/chathistory", "account-tag")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemoryHistory:
-    return MemoryHistory(clock)
 
 
 @pytest.fixture

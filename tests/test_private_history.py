@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from helpers import CHEAP, Mailbox, RecordingClient, connect, lines
+from helpers import CHEAP, NOW, Mailbox, RecordingClient, connect, lines
 from redis_server import RedisServer
 from test_redis_history import failure as redis_failure
 from test_redis_history import open_history
@@ -36,16 +36,9 @@ from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import MEMORY, SCHEMA_VERSION, HistoryDatabase
 from chatd.store.writer import BATCH_DELAY, SQLiteHistory
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 PASSWORD = "s3cret-pw"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
 
 
 # -- the database ------------------------------------------------------------------
@@ -320,11 +313,6 @@ def test_without_history_private_messages_have_no_id() -> None:
 
 
 # -- the line door ---------------------------------------------------------------
-
-
-@pytest.fixture
-def store(clock: Clock) -> MemoryHistory:
-    return MemoryHistory(clock)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
-from helpers import connect, lines
+from helpers import NOW, connect, lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_server import WAIT, RedisServer
@@ -50,7 +50,7 @@ from chatd.store.redis_history import (
     stream_id,
 )
 
-NOW = 1_796_082_601.123  # 2026-11-30T23:50:01.123Z
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 T = TypeVar("T")
 
 
@@ -94,13 +94,6 @@ def ask(port: int, *words: str) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
         sock.sendall(request)
         return sock.recv(65536)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    clock = Clock()
-    clock.advance(NOW)
-    return clock
 
 
 def start_history(

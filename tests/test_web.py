@@ -20,11 +20,6 @@ from chatd.web.frames import CLOSE_TOO_BIG, CLOSE_TRY_LATER, MAX_FRAGMENTS
 from chatd.web.site import CONTENT_SECURITY_POLICY, load_assets
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def web_connection(factory: ChatFactory) -> WebConnection:
     """The factory's one web connection."""
     (connection,) = [c for c in factory.connections if isinstance(c, WebConnection)]
