@@ -72,10 +72,10 @@ class Dialect(ABC):
 
 
 class ChatdDialect(Dialect):
-    """PROTOCOL.md: the first line is the nickname; plain lines go to the room."""
+    """docs/protocol.md: the first line is the nickname; plain lines go to the room."""
 
     name = "chatd"
-    echoes = True  # PROTOCOL.md: MSG goes to every member, the sender included
+    echoes = True  # docs/protocol.md: MSG goes to every member, the sender included
 
     def hello(self, nick: str, room: str, fast: bool = False) -> bytes:
         join = "" if room.lower() == "#lobby" else f"/join {room}\n"

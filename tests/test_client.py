@@ -275,7 +275,7 @@ def test_nick_prompt_without_refusal_asks_instead_of_looping(client: Client) -> 
 
 
 def test_lines_end_with_lf_or_crlf_and_may_arrive_in_pieces(client: Client) -> None:
-    """PROTOCOL.md: LF ends a line and a CR before it is dropped; TCP splits freely."""
+    """docs/protocol.md: LF ends a line, a CR before it is dropped; TCP splits."""
     sign_in(client)
     assert client.protocol is not None
     client.protocol.dataReceived(b"MSG #lobby bob plain LF\nMSG #lobby bob spl")

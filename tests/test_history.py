@@ -1,4 +1,4 @@
-"""History in the line protocol (PROTOCOL.md version 2), with a fake store and Clock.
+"""History in the line protocol (docs/protocol.md version 2), a fake store and Clock.
 
 /history, the backfill after a join and at registration, ERR no-history and
 bad-args, and the order of an answer that comes later against live lines.

@@ -1,4 +1,4 @@
-"""Names and text: PROTOCOL.md, Names and Limits."""
+"""Names and text: docs/protocol.md, Names and Limits."""
 
 from __future__ import annotations
 

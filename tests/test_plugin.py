@@ -50,7 +50,7 @@ def test_the_readme_documents_every_option_and_no_other() -> None:
 
 
 def test_defaults() -> None:
-    """No options: tcp:5501 and the PROTOCOL.md defaults."""
+    """No options: tcp:5501 and the docs/protocol.md defaults."""
     options = parse()
     assert options["listen"] == ["tcp:5501"]
     assert options["config"] == ServerConfig(flush_delay=0.0)

@@ -446,7 +446,7 @@ def test_joins_past_the_room_caps_get_too_many_rooms(clock: Clock) -> None:
 
 
 def test_help_describes_every_command(factory: ChatFactory) -> None:
-    """/help sends INFO lines naming each command of PROTOCOL.md."""
+    """/help sends INFO lines naming each command of docs/protocol.md."""
     alice, out = connect(factory, "alice")
     alice.dataReceived(b"/help\n")
     text = lines(out)
@@ -676,7 +676,7 @@ def test_unexpected_failure_is_logged_and_the_connection_carries_on(
 
 
 def test_every_protocol_error_code_is_known() -> None:
-    """ErrorCode holds exactly the codes of PROTOCOL.md (version 2) and chatd's
+    """ErrorCode holds exactly the codes of docs/protocol.md (version 2) and chatd's
     documented extensions: too-many-rooms, and those of rooms people run and
     accounts (docs/protocol.md lists each)."""
     assert {code.value for code in ErrorCode} == {

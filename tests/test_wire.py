@@ -32,7 +32,7 @@ from chatd.model.chat import (
     ],
 )
 def test_render_spells_each_event(event: Event, wire: bytes) -> None:
-    """Each event becomes its PROTOCOL.md line, UTF-8, ending in CRLF."""
+    """Each event becomes its docs/protocol.md line, UTF-8, ending in CRLF."""
     assert render(event) == wire
 
 

@@ -6,6 +6,9 @@
   stalls, nodes coming and going);
 - chatd.cluster.doors: what a door's connection does differently in a
   cluster (lines that change shared state wait for their turn);
+- chatd.cluster.ops: the one table of the model's state-changing operations
+  a cluster replicates;
+- chatd.cluster.entries: the log's entries, typed, with to_json/from_json;
 - chatd.cluster.snapshot: a replica as JSON, for a node that joins;
 - chatd.cluster.redis: the log over a Redis stream, heartbeats, reconnection;
 - chatd.cluster.service: the twistd service.

@@ -20,4 +20,5 @@ password_limits.py, password_queue.py  who may spend password work, and its turn
 private_history.py  who reads which private conversation
 whowas.py        who recently left, for IRC's WHOWAS
 rates.py         TokenBucket: a rate with a burst, on an injected clock
+times.py         message times as every door spells them: UTC, to the millisecond
 """

@@ -9,5 +9,6 @@ origins.py which pages may use the WebSocket (this machine's, --web-origin)
 site.py    the twisted.web site: the page, its static files, /ws (Origin
            checked), /healthz, and the headers browsers need; its HTTP
            connections are chatd.net.http_limits' (no bodies, counted)
+entry.py   the door's declaration (chatd.doors): connection, site, commands
 static/    the page: plain HTML, CSS and JavaScript, no build step
 """

@@ -1,11 +1,11 @@
-// chatd's page: the line protocol (PROTOCOL.md) over a WebSocket, one line per
+// chatd's page: the line protocol (docs/protocol.md) over a WebSocket, one line per
 // message. Every text from the wire goes into the page as text (textContent),
 // never as HTML.
 "use strict";
 
 // -- the wire ---------------------------------------------------------------
 
-// PROTOCOL.md, Server to client: one-word arguments, then (maybe) free text.
+// docs/protocol.md, Server to client: one-word arguments, then (maybe) free text.
 const SHAPES = {
   HELLO: [1, true], NICK: [0, true], WELCOME: [1, true], MSG: [2, true],
   ACTION: [2, true], PRIV: [2, true], JOIN: [2, false], PART: [2, true],
