@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from twisted.conch.telnet import AYT, IP
 
-from chatd.line.door import LINE_DOOR, NICK_PROMPT
+from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
 from chatd.line.telnet import TelnetFilter
 from chatd.line.wire import render, render_ids
-from chatd.model.errors import ChatError
 from chatd.net.connection import Connection, ConnectionHub
 
 __all__ = ["NICK_PROMPT", "LineConnection"]
@@ -22,7 +21,7 @@ __all__ = ["NICK_PROMPT", "LineConnection"]
 _IP, _AYT = ord(IP), ord(AYT)
 
 
-class LineConnection(Connection):
+class LineConnection(SpeaksLine, Connection):
     """The chatd line protocol (docs/protocol.md) for one TCP connection."""
 
     door = "line"
@@ -39,41 +38,6 @@ class LineConnection(Connection):
     def greet(self) -> None:
         """HELLO with the banner, then ask for a nickname."""
         LINE_DOOR.greet(self)
-
-    def handle_text(self, text: str) -> None:
-        """A command, a nickname, or a message to the current room."""
-        LINE_DOOR.handle_text(self, text)
-
-    def reply_error(self, error: ChatError) -> None:
-        """ERR code text; a refused nickname is asked for again."""
-        LINE_DOOR.reply_error(self, error)
-
-    def report_failure(self) -> None:
-        LINE_DOOR.report_failure(self)
-
-    def goodbye(self, reason: str) -> bytes:
-        """BYE with the reason (docs/protocol.md)."""
-        return LINE_DOOR.goodbye(reason)
-
-    def flood_notice(self) -> bytes:
-        return LINE_DOOR.flood_notice(self)
-
-    def is_registration_line(self, raw: bytes) -> bool:
-        return LINE_DOOR.is_registration_line(raw)
-
-    def register(self, nick: str) -> None:
-        """Take nick: WELCOME, the message of the day, then #lobby."""
-        LINE_DOOR.register(self, nick)
-
-    def quit_chat(self, reason: str) -> None:
-        """Leave at the client's request: QUIT to the others, BYE, close."""
-        LINE_DOOR.quit_chat(self, reason)
-
-    def send_info(self, text: str) -> None:
-        """Send a human notice."""
-        self.send(LINE_DOOR.info(text))
-
-    refusal = staticmethod(LINE_DOOR.refusal)
 
     def show_ids(self, on: bool) -> None:
         """Render room messages with their ID line (/ids on), or without."""

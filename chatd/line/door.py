@@ -192,3 +192,51 @@ class LineDoor:
 
 
 LINE_DOOR = LineDoor()
+
+
+class SpeaksLine:
+    """The line protocol's words as a connection's hooks: each hands it to LINE_DOOR.
+
+    Both doors that carry the line protocol (chatd.protocol.LineConnection and
+    chatd.web.door.WebConnection) list it before Connection in their bases;
+    it keeps no state, and neither door is made from the other.
+    """
+
+    __slots__ = ()
+    refusal = staticmethod(LINE_DOOR.refusal)
+
+    def handle_text(self: LineCarrier, text: str) -> None:
+        """A command, a nickname, or a message to the current room."""
+        LINE_DOOR.handle_text(self, text)
+
+    def reply_error(self: LineCarrier, error: ChatError) -> None:
+        """ERR code text; a refused nickname is asked for again."""
+        LINE_DOOR.reply_error(self, error)
+
+    def report_failure(self: LineCarrier) -> None:
+        """Tell the client something failed on the server's side."""
+        LINE_DOOR.report_failure(self)
+
+    def goodbye(self, reason: str) -> bytes:
+        """BYE with the reason (docs/protocol.md)."""
+        return LINE_DOOR.goodbye(reason)
+
+    def flood_notice(self: LineCarrier) -> bytes:
+        """What a client is told when its input is throttled."""
+        return LINE_DOOR.flood_notice(self)
+
+    def is_registration_line(self, raw: bytes) -> bool:
+        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one."""
+        return LINE_DOOR.is_registration_line(raw)
+
+    def register(self: LineCarrier, nick: str) -> None:
+        """Take nick: WELCOME, the message of the day, then #lobby."""
+        LINE_DOOR.register(self, nick)
+
+    def quit_chat(self: LineCarrier, reason: str) -> None:
+        """Leave at the client's request: QUIT to the others, BYE, close."""
+        LINE_DOOR.quit_chat(self, reason)
+
+    def send_info(self: LineCarrier, text: str) -> None:
+        """Send a human notice."""
+        self.send(LINE_DOOR.info(text))

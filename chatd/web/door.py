@@ -39,7 +39,7 @@ from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
-from chatd.line.door import LINE_DOOR
+from chatd.line.door import LINE_DOOR, SpeaksLine
 from chatd.line.wire import line, render, render_ids
 from chatd.model.chat import Event
 from chatd.model.errors import ChatError, ErrorCode
@@ -132,7 +132,7 @@ class WireTransport:
         return self.connection.transport.getHost()
 
 
-class WebConnection(Connection):
+class WebConnection(SpeaksLine, Connection):
     """One page's WebSocket: the line protocol, one line per text message."""
 
     door = "web"
@@ -170,41 +170,6 @@ class WebConnection(Connection):
         self._frames_paused = False  # in an episode of paused reading (logged once)
 
     # -- the door's words: the line protocol's (chatd.line.door) ---------------
-
-    def handle_text(self, text: str) -> None:
-        """A command, a nickname, or a message to the current room."""
-        LINE_DOOR.handle_text(self, text)
-
-    def reply_error(self, error: ChatError) -> None:
-        """ERR code text; a refused nickname is asked for again."""
-        LINE_DOOR.reply_error(self, error)
-
-    def report_failure(self) -> None:
-        LINE_DOOR.report_failure(self)
-
-    def goodbye(self, reason: str) -> bytes:
-        """BYE with the reason (docs/protocol.md)."""
-        return LINE_DOOR.goodbye(reason)
-
-    def flood_notice(self) -> bytes:
-        return LINE_DOOR.flood_notice(self)
-
-    def is_registration_line(self, raw: bytes) -> bool:
-        return LINE_DOOR.is_registration_line(raw)
-
-    def register(self, nick: str) -> None:
-        """Take nick: WELCOME, the message of the day, then #lobby."""
-        LINE_DOOR.register(self, nick)
-
-    def quit_chat(self, reason: str) -> None:
-        """Leave at the client's request: QUIT to the others, BYE, close."""
-        LINE_DOOR.quit_chat(self, reason)
-
-    def send_info(self, text: str) -> None:
-        """Send a human notice."""
-        self.send(LINE_DOOR.info(text))
-
-    refusal = staticmethod(LINE_DOOR.refusal)
 
     def show_ids(self, on: bool) -> None:
         """Frame room messages with their ID line (/ids on), or without."""
