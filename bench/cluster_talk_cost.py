@@ -64,8 +64,8 @@ def build(root: Path, most: int) -> dict[str, Callable[[int], None]]:
     for node in (a, b):
         node.factory.config = replace(node.factory.config, flood_rate=0.0)
     know_each_other(a, b)
-    alice, _ = a.connect("alice")
-    b.connect("bob")
+    alice, a_out = a.connect("alice")
+    _, b_out = b.connect("bob")
     pump_all(a, b)
     # a's entries through RedisLog.publish, as in the daemon: encoded, then queued.
     redis = RedisLog(a.node, None, Clock(), "redis://127.0.0.1:6379", 10.0)  # type: ignore[arg-type]
@@ -76,8 +76,14 @@ def build(root: Path, most: int) -> dict[str, Callable[[int], None]]:
     assert len(redis.appended) == 1, "alice's line was not published"
     text = redis.appended[0][0]
     redis.appended.clear()
-    # The entries a node reads: ids after the log's, the text as published.
+    # The entries a node reads: ids after the log's, the text as published;
+    # a first one shows that each node delivers it.
     ms = int(clock.seconds() * 1000) + 1
+    for node, out in ((a, a_out), (b, b_out)):
+        out.clear()
+        node.node.receive([(f"{ms}-0", json.loads(text))])
+        assert out.value() == b"MSG #lobby alice " + TEXT + b"\r\n", out.value()
+    ms += 1
     texts = [(f"{ms}-{seq}", text) for seq in range(2 * most)]
 
     def publish(count: int) -> None:
