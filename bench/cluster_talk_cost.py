@@ -69,7 +69,7 @@ def build(root: Path, most: int) -> dict[str, Callable[[int], None]]:
     pump_all(a, b)
     # a's entries through RedisLog.publish, as in the daemon: encoded, then queued.
     redis = RedisLog(a.node, None, Clock(), "redis://127.0.0.1:6379", 10.0)  # type: ignore[arg-type]
-    redis.writer = object()  # type: ignore[assignment]
+    redis.writer = object()
     redis.up = True
     line = TEXT + b"\r\n"
     alice.dataReceived(line)
