@@ -365,3 +365,12 @@ def test_register_after_welcome_keeps_reg_window_joins_in_flight() -> None:
         server.join(5)
     assert done.done == 20 and done.failed == 0
     assert server.most_unanswered == 2
+
+
+def test_cluster_talk_cost_measures_publish_and_apply_in_process() -> None:
+    """bench/cluster_talk_cost.py's wall mode: a figure per side, each delivered."""
+    from bench.cluster_talk_cost import MEASURES, ROOT, wall
+
+    figures = wall(ROOT, messages=5, rounds=2)
+    assert set(figures) == set(MEASURES)
+    assert all(figure > 0 for figure in figures.values())

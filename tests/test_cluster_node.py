@@ -152,6 +152,38 @@ def test_a_foreign_turn_stalls_what_follows_until_its_effects() -> None:
     assert lines(a_out) == ["PART #x bob ", "OP #x alice chatd", "PRIV alice bob hi"]
 
 
+def test_talk_read_at_once_or_behind_a_turn_is_delivered_alike() -> None:
+    """Talk with nothing ahead is applied from its JSON (no Talk made); behind a
+    stalled turn it waits as a Talk: say, act and notice come out the same."""
+    clock, log, a, b = two_nodes()
+    a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    lines(b_out)
+    uid = a.chat.users["alice"].client.uid  # type: ignore[attr-defined]
+    talk: list[dict[str, object]] = [
+        {"k": "say", "u": uid, "r": "#lobby", "t": "one"},
+        {"k": "act", "u": uid, "r": "#lobby", "t": "waves"},
+        {"k": "say", "u": uid, "r": "#lobby", "t": "psst", "x": 1},
+        {"k": "say", "u": "a/999", "r": "#lobby", "t": "nobody's"},
+        {"k": "say", "u": uid, "r": "#nowhere", "t": "no room"},
+    ]
+    b.node.receive([(f"1800000000000-{i}", entry) for i, entry in enumerate(talk)])
+    at_once = lines(b_out)
+    assert at_once[:2] == ["MSG #lobby alice one", "ACTION #lobby alice waves"]
+    assert len(at_once) == 3 and "psst" in at_once[2]
+    turn = {"k": "turn", "n": "a", "u": uid}
+    b.node.receive(
+        [("1800000001000-0", turn)]
+        + [(f"1800000001000-{i + 1}", entry) for i, entry in enumerate(talk)]
+    )
+    assert b.node.stalled and lines(b_out) == []
+    fx = {"k": "fx", "n": "a", "turn": "1800000001000-0", "ops": []}
+    b.node.receive([("1800000001000-9", fx)])
+    assert not b.node.stalled
+    assert lines(b_out) == at_once
+
+
 def test_who_and_private_messages_cross_nodes() -> None:
     """/who lists members of both nodes; /msg reaches a user on the other node."""
     clock, log, a, b = two_nodes()

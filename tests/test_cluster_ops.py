@@ -17,6 +17,7 @@ from chatd.cluster.entries import (
     Tell,
     Turn,
     entry_from_json,
+    entry_text,
 )
 from chatd.cluster.ops import NOT_REPLICATED, OPERATIONS, Op
 from chatd.cluster.replica import ClusterChat, ReplicatedChat
@@ -136,6 +137,32 @@ def test_every_entry_round_trips_and_keeps_the_wire_of_docs_cluster_md() -> None
         assert entry.to_json() == wire
         read = entry_from_json(json.loads(json.dumps(wire)))
         assert type(read) is type(entry) and read == entry
+
+
+def test_entry_text_is_to_json_encoded_as_before() -> None:
+    """The log's text of an entry is its to_json, compact, non-ASCII kept: Talk's,
+    spelled without a dict on the hot path, too, whatever its strings hold."""
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    strings = ["hi", "", 'say "hi"', "back\\slash", "tab\tnl\n\x00\x1f", "café ☕ 𝄞"]
+    strings += ["\u2028\u2029", "\ud800 lone", "</script>", "{}[],:"]
+    talks = [
+        Talk(action, "a/1", "#dev", text, notice, echo)
+        for text in strings
+        for action in (False, True)
+        for notice in (False, True)
+        for echo in (None, "3", text)
+    ]
+    others: list[Entry] = [
+        Tell("a/1", "b/2", "héllo", notice=True),
+        Turn("a", "a/1"),
+        Effects("a", "5-0", (Op("quit", "a/1", ("bye ☕",)),)),
+        Hello("a"),
+    ]
+    for entry in [*talks, *others]:
+        text = entry_text(entry)
+        assert text == encode(entry.to_json()), entry
+        if "\ud800" not in text:
+            assert json.loads(text) == entry.to_json()
 
 
 def test_an_entry_of_an_unknown_kind_reads_as_none() -> None:

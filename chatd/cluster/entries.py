@@ -12,12 +12,21 @@ is the log's wire, shared by nodes of different versions during an upgrade:
 its keys ("k" the kind, then short field names) are those of docs/cluster.md,
 The log's entries, and a field is left out when it has its default.
 entry_from_json reads any entry; it returns None for a kind this version
-does not know (a newer node's), which the node skips.
+does not know (a newer node's), which the node skips. entry_text spells an
+entry as the log's JSON text.
+
+Talk is the hot path (a message: once on its node, once on every node), so it
+skips what the others pay: entry_text spells a Talk in one f-string (Talk.to_text,
+no dict), and a node applies a say or act read from the log straight from its
+JSON (chatd.cluster.node, Node.receive), without making a Talk, unless it must
+wait behind a turn.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from json.encoder import encode_basestring
 from typing import NamedTuple
 
 from chatd.cluster.ops import Op, Wire
@@ -46,10 +55,24 @@ class Talk(NamedTuple):
             data["w"] = self.echo
         return data
 
+    def to_text(self) -> str:
+        """to_json's JSON text, spelled at once (entry_text): once per message."""
+        # What _encode(self.to_json()) gives, each string quoted by the
+        # function json quotes it with.
+        kind = "act" if self.action else "say"
+        notice = ',"x":1' if self.notice else ""
+        echo = "" if self.echo is None else ',"w":' + encode_basestring(self.echo)
+        return (
+            f'{{"k":"{kind}","u":{encode_basestring(self.uid)},'
+            f'"r":{encode_basestring(self.room)},'
+            f'"t":{encode_basestring(self.text)}{notice}{echo}}}'
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Wire]) -> Talk:
         # The tuple made at once, without NamedTuple's __new__ (a call of
-        # its own): read once per message on every node.
+        # its own). A node that need not queue a say or act reads its JSON
+        # itself (Node.receive) and makes none.
         return tuple.__new__(
             cls,
             (
@@ -57,7 +80,7 @@ class Talk(NamedTuple):
                 data["u"],
                 data["r"],
                 data["t"],
-                bool(data.get("x")),
+                "x" in data,  # as Node.receive reads it
                 data.get("w"),
             ),
         )
@@ -209,7 +232,11 @@ Entry = Talk | Tell | Turn | Effects | Changes | Hello | Left | Lost | Close
 
 # What a node keeps while Redis is away and appends once back (chatd.cluster.redis):
 # changes that happened, a turn's fx (the others wait for it), turns, a clean stop.
-KEPT_WHILE_DOWN = (Changes, Effects, Left, Turn)
+# A set of classes, asked type(entry) in it: one look-up per entry published.
+KEPT_WHILE_DOWN: frozenset[type[Entry]] = frozenset({Changes, Effects, Left, Turn})
+
+# The log's JSON text of an entry: compact, non-ASCII kept as it is.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _ops(data: list[list[Wire]]) -> tuple[Op, ...]:
@@ -229,6 +256,13 @@ READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
     "lost": Lost.from_json,
     "close": Close.from_json,
 }
+
+
+def entry_text(entry: Entry) -> str:
+    """The JSON text the log holds for entry: its to_json, encoded."""
+    if type(entry) is Talk:  # the hot path: no dict made
+        return entry.to_text()
+    return _encode(entry.to_json())
 
 
 def entry_from_json(data: dict[str, Wire]) -> Entry | None:

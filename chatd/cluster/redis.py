@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 from txredisapi import RedisProtocol
 
 from chatd.cluster import snapshot
-from chatd.cluster.entries import KEPT_WHILE_DOWN, Entry, Hello, Left, Lost
+from chatd.cluster.entries import KEPT_WHILE_DOWN, Entry, Hello, Left, Lost, entry_text
 from chatd.cluster.node import Node
 from chatd.store.redis_history import endpoint_for, parse_url
 from chatd.store.resp import LogLink
@@ -260,7 +260,7 @@ class RedisLog:
             2,
             LOG_KEY,
             NODE_PREFIX + node_id,
-            _encode(Hello(node_id).to_json()),
+            entry_text(Hello(node_id)),
             int(self.node_timeout * 1000),
             self.log_length,
             NODE_PREFIX,
@@ -442,8 +442,8 @@ class RedisLog:
 
         Sent at the end of this reactor turn, with the turn's other entries.
         """
-        data = _encode(entry.to_json())
-        keep = isinstance(entry, KEPT_WHILE_DOWN)
+        data = entry_text(entry)
+        keep = type(entry) in KEPT_WHILE_DOWN
         if self.writer is None or not self.up:
             # Changes that happened (a dropped user's quit) and a turn's fx,
             # which the others wait for, go out once Redis is back; talk and
@@ -562,7 +562,7 @@ class RedisLog:
                     self.log_length,
                     "*",
                     "e",
-                    _encode(Left(self.node.node_id).to_json()),
+                    entry_text(Left(self.node.node_id)),
                 )
                 yield writer.execute_command("DEL", NODE_PREFIX + self.node.node_id)
             except Exception as error:
@@ -584,5 +584,5 @@ class _LinkFactory(ClientFactory):
         return self.protocol_
 
 
-# One encoder for every entry: json.dumps with options builds a new one a call.
+# One encoder for snapshots: json.dumps with options builds a new one a call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -287,31 +287,40 @@ class ClusterChat(ReplicatedChat):
         self.last_stamp = stamp
         return stamp
 
-    def apply_talk(self, entry: Talk, ms: int, seq: int) -> None:
-        """A say or act read from the log: deliver it to this node's members."""
-        user = self.by_uid.get(entry.uid)
-        room = self.rooms.get(entry.room)
+    def apply_talk(
+        self,
+        uid: str,
+        room_key: str,
+        text: str,
+        action: bool,
+        notice: bool,
+        ms: int,
+        seq: int,
+    ) -> None:
+        """A say or act read from the log: deliver it to this node's members.
+
+        Given a Talk's fields, not a Talk: the node reads them from the log's
+        JSON itself on the hot path (chatd.cluster.node, Node.receive).
+        """
+        user = self.by_uid.get(uid)
+        room = self.rooms.get(room_key)
         if user is None or room is None:
             return  # gone meanwhile: every replica drops it alike
         try:
             self.check_speaker(room, user)
         except ChatError:
             return  # banned or moderated meanwhile (the same on every node)
-        kind = Kind.ACTION if entry.action else Kind.MESSAGE
+        kind = Kind.ACTION if action else Kind.MESSAGE
         msg_id, time = 0, 0.0
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
             if not is_remote(user):  # the speaker's node keeps it, once
-                self.history.record_at(
-                    room.key, kind, user.nick, entry.text, msg_id, time
-                )
+                self.history.record_at(room.key, kind, user.nick, text, msg_id, time)
         event: Event
-        if kind is Kind.ACTION:
-            event = Action(room.name, user.nick, entry.text, id=msg_id, time=time)
+        if action:
+            event = Action(room.name, user.nick, text, id=msg_id, time=time)
         else:
-            event = Message(
-                room.name, user.nick, entry.text, entry.notice, id=msg_id, time=time
-            )
+            event = Message(room.name, user.nick, text, notice, id=msg_id, time=time)
         # Only this node's members: the others' nodes deliver to them.
         local = room.local
         if local is None:
