@@ -1,0 +1,163 @@
+"""The page in use (issue 24): rooms that are run, a reload, typing.
+
+Headless Chromium (tests/browser.py) against the real daemon, beside a line
+client; skipped, with the reason, where Chromium, its driver or Selenium is
+missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from browser import chromium, missing
+from daemon import LineClient
+from test_web_browser import (
+    LOOPBACK,
+    free_port,
+    open_conversation,
+    register,
+    say,
+    script_errors,
+    sees,
+    start,
+    wait_until,
+)
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path / "first-profile")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def second(tmp_path: Path) -> Iterator[WebDriver]:
+    driver = chromium(tmp_path / "second-profile")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def text_of(driver: WebDriver, selector: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    return str(found[0].text) if found else ""
+
+
+def click(driver: WebDriver, selector: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait_until(
+        driver,
+        lambda: any(
+            e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, selector)
+        ),
+    )
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+
+
+def mark_of(driver: WebDriver, nick: str) -> str:
+    return text_of(driver, f'.member[data-nick="{nick}"] .mark')
+
+
+def joined(driver: WebDriver, room: str) -> None:
+    say(driver, f"/join {room}")
+    wait_until(driver, lambda: text_of(driver, "#title") == room)
+
+
+def test_an_operator_runs_a_room_from_the_page(
+    tmp_path: Path, page: WebDriver, second: WebDriver
+) -> None:
+    """ivy (web) opens #dev and runs it: her topic, voice, kick and ban reach
+    carol (nc) as TOPIC, VOICE, KICK, BAN; wendy (web) sees them in words, the
+    topic under the room's name and the marks beside the names; kicked, her
+    #dev tab stays, greyed, with the reason."""
+    from selenium.webdriver.common.by import By
+
+    ivy, wendy = page, second
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(ivy, web_port, "ivy")
+        register(wendy, web_port, "wendy")
+        joined(ivy, "#dev")
+        joined(wendy, "#dev")
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        carol.send("/join #dev")
+        carol.expect("JOIN #dev carol")
+        wait_until(ivy, lambda: mark_of(ivy, "ivy") == "@")
+        wait_until(wendy, lambda: "carol" in text_of(wendy, "#member-list"))
+        assert mark_of(wendy, "ivy") == "@"
+        assert mark_of(wendy, "wendy") == ""
+        # Only those allowed may edit the topic: members, until it is +t.
+        wait_until(ivy, lambda: ivy.find_element(By.ID, "topic-edit").is_displayed())
+        wait_until(
+            wendy, lambda: wendy.find_element(By.ID, "topic-edit").is_displayed()
+        )
+        say(ivy, "/mode +t")
+        assert carol.expect("MODE ") == "MODE #dev ivy +t "
+        sees(wendy, "ivy kept the topic to operators")
+        assert not wendy.find_element(By.ID, "topic-edit").is_displayed()
+        assert ivy.find_element(By.ID, "topic-edit").is_displayed()
+
+        # The topic, set from the page.
+        click(ivy, "#topic-edit")
+        ivy.find_element(By.ID, "topic-input").send_keys("release on friday\n")
+        assert carol.expect("TOPIC ") == "TOPIC #dev ivy release on friday"
+        wait_until(wendy, lambda: text_of(wendy, "#topic") == "release on friday")
+        sees(wendy, "ivy set the topic: release on friday")
+        assert text_of(ivy, "#topic") == "release on friday"
+
+        # A voice, from the member's actions.
+        click(ivy, '.member[data-nick="carol"]')
+        click(ivy, "#act-voice")
+        assert carol.expect("VOICE ") == "VOICE #dev carol ivy"
+        wait_until(wendy, lambda: mark_of(wendy, "carol") == "+")
+        sees(wendy, "ivy gave carol a voice")
+
+        # A kick with a reason: wendy's tab stays, greyed, and says why.
+        click(ivy, '.member[data-nick="wendy"]')
+        ivy.find_element(By.ID, "act-reason").send_keys("too loud")
+        click(ivy, "#act-kick")
+        assert carol.expect("KICK ") == "KICK #dev wendy ivy too loud"
+        sees(wendy, "ivy put you out of #dev: too loud")
+        greyed = '.conv.kicked[data-key="#dev"]'
+        wait_until(wendy, lambda: wendy.find_elements(By.CSS_SELECTOR, greyed))
+        assert text_of(wendy, "#title") == "#dev"
+        assert text_of(wendy, "#topic") == "ivy put you out: too loud"
+        assert "wendy" not in text_of(wendy, "#member-list")
+        sees(ivy, "ivy put wendy out: too loud")
+        wait_until(ivy, lambda: "wendy" not in text_of(ivy, "#member-list"))
+        # Typing there does not rejoin by itself.
+        say(wendy, "am I still here?")
+        sees(wendy, "You are not in #dev: /join #dev to go back.")
+
+        # A ban (and its kick), said in words.
+        click(ivy, '.member[data-nick="carol"]')
+        click(ivy, "#act-ban")
+        assert carol.expect("BAN ") == "BAN #dev carol ivy"
+        assert carol.expect("KICK ") == "KICK #dev carol ivy ivy"
+        sees(ivy, "ivy banned carol")
+        # No raw protocol lines in the server's tab.
+        open_conversation(ivy, "*server")
+        for raw in ("TOPIC #dev", "KICK #dev", "OPS #dev", "VOICE #dev"):
+            assert raw not in text_of(ivy, "#log")
+        for driver in (ivy, wendy):
+            assert script_errors(driver) == []
+        carol.close()
+    finally:
+        daemon.kill()
