@@ -161,3 +161,53 @@ def test_an_operator_runs_a_room_from_the_page(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_a_reload_brings_the_conversations_back(
+    tmp_path: Path, page: WebDriver
+) -> None:
+    """ivy (web, registered) is in #dev, #ops and #games and talks with carol
+    (nc) in private; after a reload the page rejoins the three rooms with their
+    history, the private conversation is back, #ops is still on screen, and once
+    ivy identifies the private conversation's history comes back too."""
+    from selenium.webdriver.common.by import By
+
+    ivy = page
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(ivy, web_port, "ivy")
+        say(ivy, "/register horsebattery9 horsebattery9")
+        sees(ivy, "You are identified as ivy.")
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        for room in ("#dev", "#ops", "#games"):
+            joined(ivy, room)
+            carol.send(f"/join {room}")
+            carol.expect(f"JOIN {room} carol")
+            carol.send(f"said in {room}")
+            sees(ivy, f"said in {room}")
+        carol.send("/msg ivy just between us")
+        wait_until(
+            ivy, lambda: ivy.find_elements(By.CSS_SELECTOR, '.conv[data-key="carol"]')
+        )
+        open_conversation(ivy, "#ops")
+
+        ivy.refresh()
+        wait_until(ivy, lambda: ivy.find_element(By.ID, "chat").is_displayed())
+        wait_until(ivy, lambda: text_of(ivy, "#title") == "#ops")
+        sees(ivy, "said in #ops")
+        for room in ("#dev", "#ops", "#games"):
+            carol.send(f"/who {room}")
+            assert "ivy" in carol.expect(f"USERS {room} ").split()
+        for room in ("#dev", "#games"):
+            open_conversation(ivy, room)
+            sees(ivy, f"said in {room}")
+        # The private conversation is back; its history needs the account.
+        open_conversation(ivy, "carol")
+        say(ivy, "/identify horsebattery9")
+        sees(ivy, "just between us")
+        assert script_errors(ivy) == []
+        carol.close()
+    finally:
+        daemon.kill()

@@ -1244,3 +1244,5 @@ document.addEventListener("visibilitychange", () => {
 
 renderNotify();
 showLogin("");
+// A reload in the middle of a session goes straight back in (as the nick it had).
+if (state.wanted && localStorage.getItem(SESSION)) connect();
