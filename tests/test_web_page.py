@@ -211,3 +211,43 @@ def test_a_reload_brings_the_conversations_back(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_tab_completes_commands_and_nicknames(tmp_path: Path, page: WebDriver) -> None:
+    """In #lobby with carol and caspar (nc), Tab completes /jo to /join, ca to
+    carol (then caspar on a second Tab), and #lo to #lobby; with nothing to
+    complete, Tab moves on to the next control."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    ivy = page
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(ivy, web_port, "ivy")
+        people = []
+        for nick in ("carol", "caspar"):
+            person = LineClient.tcp(daemon.ports[LOOPBACK])
+            person.register(nick)
+            people.append(person)
+        wait_until(ivy, lambda: "caspar" in text_of(ivy, "#member-list"))
+        box = ivy.find_element(By.ID, "say")
+        box.send_keys("/jo" + Keys.TAB)
+        assert box.get_attribute("value") == "/join "
+        box.send_keys("#lo" + Keys.TAB)
+        assert box.get_attribute("value") == "/join #lobby "
+        box.clear()
+        box.send_keys("ca" + Keys.TAB)
+        assert box.get_attribute("value") == "carol: "
+        box.send_keys(Keys.TAB)
+        assert box.get_attribute("value") == "caspar: "
+        box.send_keys("hi " + "c" + Keys.TAB)
+        assert box.get_attribute("value") == "caspar: hi carol "
+        box.send_keys(Keys.ENTER)
+        assert people[0].expect("MSG ") == "MSG #lobby ivy caspar: hi carol "
+        box.send_keys(Keys.TAB)
+        assert ivy.switch_to.active_element.get_attribute("id") != "say"
+        for person in people:
+            person.close()
+    finally:
+        daemon.kill()
