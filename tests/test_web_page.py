@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from browser import chromium, missing
-from daemon import LineClient
+from daemon import Daemon, LineClient
 from test_web_browser import (
     LOOPBACK,
     free_port,
@@ -249,5 +249,61 @@ def test_tab_completes_commands_and_nicknames(tmp_path: Path, page: WebDriver) -
         assert ivy.switch_to.active_element.get_attribute("id") != "say"
         for person in people:
             person.close()
+    finally:
+        daemon.kill()
+
+
+def at_bottom(driver: WebDriver) -> bool:
+    return bool(
+        driver.execute_script(
+            "const log = document.getElementById('log');"
+            "return log.scrollHeight - log.scrollTop - log.clientHeight <= 1;"
+        )
+    )
+
+
+def test_older_messages_are_offered_only_when_there_are_some(
+    tmp_path: Path, page: WebDriver
+) -> None:
+    """Joining #many (8 kept, the backfill 5) offers "Load older messages" and
+    keeps the last line in view; joining #few (3 kept) does not offer it."""
+    from selenium.webdriver.common.by import By
+
+    ivy = page
+    web_port = free_port()
+    web = f"tcp:{web_port}:interface=127.0.0.1"
+    database = str(tmp_path / "chat.sqlite3")
+    args = ["--listen", LOOPBACK, "--web", web, "--database", database]
+    daemon = Daemon([*args, "--backfill", "5"], tmp_path)
+    try:
+        daemon.wait_listening(2)
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        for room, count in (("#many", 8), ("#few", 3)):
+            carol.send(f"/join {room}")
+            carol.expect(f"JOIN {room} carol")
+            for number in range(count):
+                carol.send(f"{room} line {number}")
+            carol.send(f"/history {room} 1")  # all of them are kept by now
+            carol.expect(f"ENDHISTORY {room} ")
+        register(ivy, web_port, "ivy")
+        older = ivy.find_element(By.ID, "older")
+        joined(ivy, "#many")
+        sees(ivy, "#many line 7")
+        wait_until(ivy, older.is_displayed)
+        wait_until(ivy, lambda: at_bottom(ivy))
+        older.click()
+        sees(ivy, "#many line 0")
+        wait_until(ivy, lambda: not older.is_displayed())
+        joined(ivy, "#few")
+        sees(ivy, "#few line 2")
+        probed = (
+            "const c = state.conversations.get('#few'); return c.probed && !c.probing"
+        )
+        wait_until(ivy, lambda: ivy.execute_script(probed))
+        assert not older.is_displayed()
+        assert at_bottom(ivy)
+        assert script_errors(ivy) == []
+        carol.close()
     finally:
         daemon.kill()

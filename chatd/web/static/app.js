@@ -577,7 +577,11 @@ function history(conv, count) {
   if (entries.length && (conv.oldest === null || entries[0].id < conv.oldest || conv.loadingOlder)) {
     conv.oldest = entries[0].id;
   }
-  if (conv.loadingOlder) {
+  if (conv.probing) {
+    conv.probing = false; // the answer to the probe below: one older line, or none
+    if (count === 0) conv.historyDone = true;
+    prepend(conv, entries);
+  } else if (conv.loadingOlder) {
     conv.loadingOlder = false;
     if (count < HISTORY_PAGE) conv.historyDone = true;
     prepend(conv, entries);
@@ -592,6 +596,13 @@ function history(conv, count) {
     conv.rejoined = false;
     for (const entry of entries) add(conv, { ...entry, past: true }, false);
     if (entries.length) conv.lastLive = entries[entries.length - 1];
+    // The backfill's size is the server's (--backfill): ask once whether there is
+    // anything before it, so that "Load older messages" shows only when there is.
+    if (conv.kind === "room" && conv.oldest !== null && !conv.historyDone && !conv.probed) {
+      conv.probed = true;
+      conv.probing = true;
+      sendBackground(`/history ${conv.name} 1 before ${conv.oldest}`);
+    }
   }
   for (const entry of entries) conv.ids.add(entry.id);
   if (conv.key === state.current) renderOlder();
@@ -909,7 +920,10 @@ function memberAction(what) {
 
 function renderOlder() {
   const conv = currentConv();
-  $("older").hidden = !(conv.kind === "room" && conv.oldest !== null && !conv.historyDone);
+  const stick = atBottom(); // the button takes room from the log: keep its end in view
+  $("older").hidden = !(conv.kind === "room" && conv.oldest !== null
+    && !conv.historyDone && !conv.probing);
+  if (stick) $("log").scrollTop = $("log").scrollHeight;
 }
 
 function openPrivate(nick) {
@@ -922,7 +936,8 @@ function openPrivate(nick) {
 
 function loadOlder() {
   const conv = currentConv();
-  if (conv.kind !== "room" || conv.oldest === null || conv.historyDone || conv.loadingOlder) return;
+  if (conv.kind !== "room" || conv.oldest === null || conv.historyDone || conv.loadingOlder
+      || conv.probing) return;
   conv.loadingOlder = true;
   send(`/history ${conv.name} ${HISTORY_PAGE} before ${conv.oldest}`);
 }
