@@ -232,7 +232,9 @@ def test_the_input_has_the_focus_after_a_click_in_the_list(
     root.focus_force()
     listing = window.conversation_list
     row = list(listing.get(0, "end")).index("#lobby")
-    x, y, width, height = listing.bbox(row)
+    box = listing.bbox(row)
+    assert box is not None
+    x, y, _, height = box
     listing.event_generate("<Button-1>", x=x + 2, y=y + height // 2)
     listing.event_generate("<ButtonRelease-1>", x=x + 2, y=y + height // 2)
     root.update()
