@@ -307,3 +307,52 @@ def test_older_messages_are_offered_only_when_there_are_some(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_register_and_sign_in_from_the_page(tmp_path: Path, page: WebDriver) -> None:
+    """ivy registers from the page (two passwords, no command typed); after a
+    reload the server asks for the password and the page's bar identifies her;
+    a new visit signs in with the password on the first screen. The password is
+    never in the page's storage nor in the recalled lines."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    ivy = page
+    password = "horsebattery9"
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(ivy, web_port, "ivy")
+        click(ivy, "#register")
+        ivy.find_element(By.ID, "account-password").send_keys(password)
+        ivy.find_element(By.ID, "account-again").send_keys(password + Keys.ENTER)
+        sees(ivy, "You are identified as ivy.")
+        wait_until(ivy, lambda: not ivy.find_element(By.ID, "register").is_displayed())
+        assert not ivy.find_element(By.ID, "account-form").is_displayed()
+
+        ivy.refresh()  # the nickname comes back, the identification does not
+        wait_until(ivy, lambda: ivy.find_element(By.ID, "account-form").is_displayed())
+        assert "ivy is registered" in text_of(ivy, "#account-label")
+        box = ivy.find_element(By.ID, "account-password")
+        box.send_keys("wrongpassword" + Keys.ENTER)
+        wait_until(ivy, lambda: "wrong" in text_of(ivy, "#account-label").lower())
+        box.send_keys(password + Keys.ENTER)
+        sees(ivy, "You are identified as ivy.")
+        wait_until(
+            ivy, lambda: not ivy.find_element(By.ID, "account-form").is_displayed()
+        )
+
+        say(ivy, "/quit")  # forgets the session: the first screen again
+        wait_until(ivy, lambda: ivy.find_element(By.ID, "login").is_displayed())
+        ivy.find_element(By.ID, "password").send_keys(password)
+        ivy.find_element(By.ID, "nick-go").click()
+        sees(ivy, "You are identified as ivy.")
+        stored = ivy.execute_script("return JSON.stringify(localStorage)")
+        assert password not in stored
+        box = ivy.find_element(By.ID, "say")
+        for _ in range(5):
+            box.send_keys(Keys.ARROW_UP)
+            assert password not in str(box.get_attribute("value"))
+        assert script_errors(ivy) == []
+    finally:
+        daemon.kill()

@@ -77,6 +77,7 @@ const state = {
   everRegistered: false,
   restored: false, // the last visit's conversations are back (once a page)
   identified: false,
+  password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
 };
 
@@ -246,6 +247,12 @@ const HANDLERS = {
     localStorage.setItem("chatd.nick", nick);
     state.wanted = nick;
     note(server(), "info", text);
+    if (state.password) {
+      send(`/identify ${state.password}`); // docs/protocol.md, Accounts
+      state.password = "";
+    }
+    state.identified = false;
+    renderAccount();
     if (!state.restored) restoreSession();
     showChat();
     setStatus(`Connected as ${nick}`);
@@ -391,6 +398,10 @@ const HANDLERS = {
     note(currentConv(), "info", `Rooms: ${spelled.join(", ")}`);
   },
   INFO(_, text) {
+    const reserved = /^(\S+) is a registered nickname\. If it is yours, identify/.exec(text);
+    if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
+      accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
+    }
     if (state.switching > 0 && text.startsWith("You are already in ")) {
       state.switching -= 1; // our own /join to make a room current
       return;
@@ -403,6 +414,7 @@ const HANDLERS = {
       return;
     }
     if (code === "flood") pacer.rate = 0.9;
+    if (!$("account-form").hidden && ACCOUNT_REFUSALS.has(code)) $("account-label").textContent = text;
     note(state.phase === "registered" ? currentConv() : server(), "error", text);
     if (state.phase !== "registered") $("nick-error").textContent = text;
   },
@@ -483,6 +495,8 @@ const HANDLERS = {
   ACCOUNT([nick, account]) {
     if (fold(nick) !== fold(state.nick)) return;
     state.identified = account !== "*";
+    if (state.identified) $("account-form").hidden = true;
+    renderAccount();
     note(currentConv(), "info", state.identified
       ? `You are identified as ${account}.` : "You are not identified any more.");
     if (state.identified) privateBackfill();
@@ -542,6 +556,29 @@ function modeText(change, argument) {
 }
 
 const isOp = (conv) => conv.kind === "room" && conv.joined && conv.ops.has(fold(state.nick));
+
+// docs/protocol.md, Accounts: the refusals the password bar repeats.
+const ACCOUNT_REFUSALS = new Set([
+  "auth-failed", "bad-password", "throttled", "already-registered", "unregistered", "bad-args",
+]);
+
+/** The password bar over the input: identify, or register the nickname. */
+function accountForm(mode, label) {
+  const form = $("account-form");
+  form.dataset.mode = mode;
+  $("account-label").textContent = label;
+  $("account-again").hidden = mode !== "register";
+  $("account-password").autocomplete = mode === "register" ? "new-password" : "current-password";
+  $("account-go").textContent = mode === "register" ? "Register" : "Identify";
+  $("account-password").value = "";
+  $("account-again").value = "";
+  form.hidden = false;
+  $("account-password").focus();
+}
+
+function renderAccount() {
+  $("register").hidden = state.identified || state.phase !== "registered";
+}
 
 function addMember(conv, nick) {
   conv.members.set(fold(nick), nick);
@@ -948,7 +985,8 @@ const typed = { lines: [], at: 0, draft: "" };
 
 function submit(text) {
   if (!text.trim()) return;
-  typed.lines.push(text);
+  // Lines that carry a password are never kept for Up/Down.
+  if (!/^\/(identify|register|password|unregister)\s/i.test(text)) typed.lines.push(text);
   if (typed.lines.length > 500) typed.lines.shift();
   typed.at = typed.lines.length;
   const conv = currentConv();
@@ -1151,6 +1189,8 @@ $("nick-form").addEventListener("submit", (event) => {
   const nick = $("nick").value.trim();
   if (!nick) { $("nick-error").textContent = "Choose a nickname first."; return; }
   state.wanted = nick;
+  state.password = $("password").value; // kept in memory until WELCOME, never stored
+  $("password").value = "";
   $("nick-error").textContent = "";
   if (state.phase === "nick") sendNick();
   else if (!state.socket) { state.attempt = 0; connect(); }
@@ -1218,6 +1258,35 @@ document.addEventListener("keydown", (event) => {
     $("members").classList.remove("open");
     $("say").focus();
   }
+});
+
+$("register").addEventListener("click", () => {
+  accountForm("register", `Register ${state.nick}: a password of 8 characters or more, twice.`);
+});
+$("account-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const password = $("account-password").value;
+  const again = $("account-again").value;
+  if (!password || /\s/.test(password)) {
+    $("account-label").textContent = "A password is one word, 8 characters or more.";
+    return;
+  }
+  if ($("account-form").dataset.mode === "register") {
+    if (password !== again) {
+      $("account-label").textContent = "The two passwords differ: type the same one twice.";
+      return;
+    }
+    send(`/register ${password} ${again}`);
+  } else {
+    send(`/identify ${password}`);
+  }
+  // The form stays until ACCOUNT says it worked; a refusal shows in the log.
+  $("account-password").value = "";
+  $("account-again").value = "";
+});
+$("account-cancel").addEventListener("click", () => {
+  $("account-form").hidden = true;
+  $("say").focus();
 });
 
 $("topic-edit").addEventListener("click", () => {
