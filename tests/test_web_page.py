@@ -356,3 +356,50 @@ def test_register_and_sign_in_from_the_page(tmp_path: Path, page: WebDriver) -> 
         assert script_errors(ivy) == []
     finally:
         daemon.kill()
+
+
+def test_a_phone_shows_the_conversation_and_opens_both_drawers(
+    tmp_path: Path,
+) -> None:
+    """At 390x844 the conversation fills the width, the conversations and the
+    members open as drawers (and close with Escape), nothing overflows
+    sideways, and every control is at least 44 px high."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    phone = chromium(tmp_path / "phone-profile", width=390, height=844)
+    # Headless Chromium keeps windows 500 px wide at least: a phone's viewport.
+    metrics = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(phone, web_port, "ivy")
+        joined(phone, "#dev")
+        say(phone, "/topic a topic long enough to need the whole width of a phone")
+        sees(phone, "ivy set the topic")
+        width = phone.execute_script("return document.documentElement.clientWidth")
+        log = phone.find_element(By.ID, "log")
+        assert log.size["width"] >= width - 2
+        side = phone.find_element(By.ID, "side")
+        members = phone.find_element(By.ID, "members")
+        assert not side.is_displayed() and not members.is_displayed()
+        overflow = "return document.documentElement.scrollWidth"
+        for toggle, drawer in (("#toggle-side", side), ("#toggle-members", members)):
+            click(phone, toggle)
+            wait_until(phone, drawer.is_displayed)
+            assert phone.execute_script(overflow) <= width
+            small = phone.execute_script(
+                "return [...document.querySelectorAll('button, input')]"
+                ".filter((e) => e.offsetParent !== null)"
+                ".filter((e) => e.getBoundingClientRect().height < 44)"
+                ".map((e) => e.id || e.className || e.textContent)"
+            )
+            assert small == []
+            phone.switch_to.active_element.send_keys(Keys.ESCAPE)
+            wait_until(phone, lambda d=drawer: not d.is_displayed())
+        assert phone.execute_script(overflow) <= width
+        assert script_errors(phone) == []
+    finally:
+        phone.quit()
+        daemon.kill()
