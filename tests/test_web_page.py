@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import chromium, missing
+from browser import axe_violations, chromium, missing
 from daemon import Daemon, LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -128,6 +128,9 @@ def test_an_operator_runs_a_room_from_the_page(
         assert carol.expect("VOICE ") == "VOICE #dev carol ivy"
         wait_until(wendy, lambda: mark_of(wendy, "carol") == "+")
         sees(wendy, "ivy gave carol a voice")
+        # axe-core: nothing serious with a topic set and members marked.
+        assert axe_violations(ivy) == []
+        assert axe_violations(wendy) == []
 
         # A kick with a reason: wendy's tab stays, greyed, and says why.
         click(ivy, '.member[data-nick="wendy"]')
@@ -145,6 +148,7 @@ def test_an_operator_runs_a_room_from_the_page(
         # Typing there does not rejoin by itself.
         say(wendy, "am I still here?")
         sees(wendy, "You are not in #dev: /join #dev to go back.")
+        assert axe_violations(wendy) == []  # kicked
 
         # A ban (and its kick), said in words.
         click(ivy, '.member[data-nick="carol"]')
@@ -207,6 +211,7 @@ def test_a_reload_brings_the_conversations_back(
         open_conversation(ivy, "carol")
         say(ivy, "/identify horsebattery9")
         sees(ivy, "just between us")
+        assert axe_violations(ivy) == []  # restored
         assert script_errors(ivy) == []
         carol.close()
     finally:
@@ -396,9 +401,13 @@ def test_a_phone_shows_the_conversation_and_opens_both_drawers(
                 ".map((e) => e.id || e.className || e.textContent)"
             )
             assert small == []
+            assert axe_violations(phone) == []
             phone.switch_to.active_element.send_keys(Keys.ESCAPE)
             wait_until(phone, lambda d=drawer: not d.is_displayed())
         assert phone.execute_script(overflow) <= width
+        dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+        phone.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)  # type: ignore[attr-defined]
+        assert axe_violations(phone) == []  # the dark colours too
         assert script_errors(phone) == []
     finally:
         phone.quit()
