@@ -412,3 +412,41 @@ def test_a_phone_shows_the_conversation_and_opens_both_drawers(
     finally:
         phone.quit()
         daemon.kill()
+
+
+def test_new_messages_are_marked_where_they_begin(
+    tmp_path: Path, page: WebDriver
+) -> None:
+    """carol (nc) says two lines in #dev while ivy reads #lobby: #dev's tab counts
+    2, and opening it shows "New messages" right above the first of them."""
+    from selenium.webdriver.common.by import By
+
+    ivy = page
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(ivy, web_port, "ivy")
+        joined(ivy, "#dev")
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        carol.send("/join #dev")
+        carol.expect("JOIN #dev carol")
+        carol.send("read before")
+        sees(ivy, "read before")
+        open_conversation(ivy, "#lobby")
+        carol.send("/join #dev")  # back to #dev as carol's current room
+        carol.send("first unread")
+        carol.send("second unread")
+        badge = '.conv[data-key="#dev"] .badge'
+        wait_until(ivy, lambda: text_of(ivy, badge) == "2")
+        open_conversation(ivy, "#dev")
+        sees(ivy, "second unread")
+        lines = ivy.find_elements(By.CSS_SELECTOR, "#log li")
+        texts = [line.text for line in lines]
+        mark = texts.index("New messages")
+        assert "first unread" in texts[mark + 1]
+        assert "read before" in texts[mark - 1]
+        assert axe_violations(ivy) == []
+        carol.close()
+    finally:
+        daemon.kill()

@@ -708,11 +708,13 @@ function atBottom() {
 function add(conv, entry, count = true) {
   const shown = conv.key === state.current;
   const stick = shown && atBottom();
-  conv.list.append(lineElement(entry));
+  const element = lineElement(entry);
+  conv.list.append(element);
   while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
   if (stick) $("log").scrollTop = $("log").scrollHeight;
   const seen = shown && document.visibilityState === "visible";
   if (count && !seen && !entry.mine && (entry.kind === "msg" || entry.kind === "action")) {
+    if (!conv.unread) conv.firstUnread = element; // the "New messages" line goes here
     conv.unread += 1;
     if (entry.mention || conv.kind === "private") conv.mentions += 1;
     renderSide();
@@ -724,12 +726,16 @@ function note(conv, kind, text) {
 }
 
 function divider(conv, text) {
+  conv.list.append(dividerElement(text));
+}
+
+function dividerElement(text) {
   const item = document.createElement("li");
   item.className = "divider";
   const label = document.createElement("span");
   label.textContent = text;
   item.append(label);
-  conv.list.append(item);
+  return item;
 }
 
 function prepend(conv, entries) {
@@ -749,6 +755,17 @@ function select(key) {
   conv.mentions = 0;
   $("log").replaceChildren(conv.list);
   $("log").scrollTop = $("log").scrollHeight;
+  if (conv.firstUnread) {
+    // A line where the unread messages begin, from where the person last read.
+    conv.list.querySelector(".divider.unread-from")?.remove();
+    if (conv.firstUnread.isConnected) {
+      const mark = dividerElement("New messages");
+      mark.classList.add("unread-from");
+      conv.firstUnread.before(mark);
+      if (mark.offsetTop < $("log").scrollTop) mark.scrollIntoView({ block: "start" });
+    }
+    conv.firstUnread = null;
+  }
   renderHeader();
   $("member-actions").hidden = true;
   $("say").placeholder = conv.kind === "room" ? `Message ${conv.name}`
@@ -769,7 +786,8 @@ function renderHeader() {
   if (conv.kind === "room") {
     topic = conv.kicked ? conv.kicked : !conv.joined ? "Not in this room." : conv.topic;
   }
-  $("topic").textContent = topic;
+  $("topic").replaceChildren();
+  appendText($("topic"), topic); // its links can be clicked too
   $("topic").title = conv.topic && conv.topicBy ? `Set by ${conv.topicBy}` : "";
   $("topic").classList.toggle("out", Boolean(conv.kind === "room" && !conv.joined));
   // docs/protocol.md: members set the topic unless +t, operators always.
