@@ -221,7 +221,8 @@ def test_a_reload_brings_the_conversations_back(
 def test_tab_completes_commands_and_nicknames(tmp_path: Path, page: WebDriver) -> None:
     """In #lobby with carol and caspar (nc), Tab completes /jo to /join, ca to
     carol (then caspar on a second Tab), and #lo to #lobby; with nothing to
-    complete, Tab moves on to the next control."""
+    complete, Tab moves on to the next control. Ctrl+K then "lob" shows #lobby,
+    "games" joins #games."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -252,6 +253,17 @@ def test_tab_completes_commands_and_nicknames(tmp_path: Path, page: WebDriver) -
         assert people[0].expect("MSG ") == "MSG #lobby ivy caspar: hi carol "
         box.send_keys(Keys.TAB)
         assert ivy.switch_to.active_element.get_attribute("id") != "say"
+
+        # Ctrl+K jumps: a name the page has is shown, another is a room to join.
+        joined(ivy, "#dev")
+        box.send_keys(Keys.CONTROL, "k")
+        assert ivy.switch_to.active_element.get_attribute("id") == "join-room"
+        ivy.switch_to.active_element.send_keys("lob" + Keys.ENTER)
+        wait_until(ivy, lambda: text_of(ivy, "#title") == "#lobby")
+        assert ivy.switch_to.active_element.get_attribute("id") == "say"
+        box.send_keys(Keys.CONTROL, "k")
+        ivy.switch_to.active_element.send_keys("games" + Keys.ENTER)
+        wait_until(ivy, lambda: text_of(ivy, "#title") == "#games")
         for person in people:
             person.close()
     finally:

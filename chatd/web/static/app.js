@@ -1223,11 +1223,23 @@ $("say-form").addEventListener("submit", (event) => {
 
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  let room = $("join-room").value.trim();
-  if (!room) return;
-  if (!room.startsWith("#")) room = `#${room}`;
+  const typedName = $("join-room").value.trim();
+  if (!typedName) return;
   $("join-room").value = "";
-  if (state.phase === "registered") command(`/join ${room}`, currentConv());
+  // A conversation the page has (its name, or the only one it begins) is shown;
+  // anything else is a room to join.
+  const wanted = fold(typedName.replace(/^#/, ""));
+  const convs = [...state.conversations.values()].filter((c) => c.kind !== "server");
+  const bare = (c) => fold(c.name.replace(/^#/, ""));
+  const exact = convs.find((c) => bare(c) === wanted);
+  const begun = convs.filter((c) => bare(c).startsWith(wanted));
+  const known = exact || (begun.length === 1 ? begun[0] : null);
+  if (known && (known.kind === "private" || known.joined)) {
+    select(known.key);
+  } else if (state.phase === "registered") {
+    const room = typedName.startsWith("#") ? typedName : `#${known ? known.name.slice(1) : typedName}`;
+    command(`/join ${room}`, currentConv());
+  }
   $("say").focus();
 });
 
@@ -1262,6 +1274,11 @@ document.addEventListener("keydown", (event) => {
       || (event.ctrlKey && (event.key === "PageUp" || event.key === "PageDown"))) {
     stepConversation(event.key === "ArrowUp" || event.key === "PageUp" ? -1 : 1);
     $("say").focus();
+    event.preventDefault();
+  } else if (event.ctrlKey && (event.key === "k" || event.key === "K")) {
+    // Jump: the side list's box takes a conversation's name (or a room to join).
+    if (!$("side").classList.contains("open")) toggleDrawer("side", "toggle-side");
+    $("join-room").focus();
     event.preventDefault();
   } else if (event.altKey && event.key === "1") {
     toggleDrawer("side", "toggle-side");
