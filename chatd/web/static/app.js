@@ -894,12 +894,15 @@ function convItem(conv) {
   button.setAttribute("aria-label", label);
   button.addEventListener("click", () => { select(conv.key); $("say").focus(); });
   item.append(button);
-  if (conv.kind === "private" || out) {
+  // A room we are out of (kicked, or a rejoin refused) can be closed too.
+  const gone = conv.kind === "room" && !conv.joined && state.phase === "registered"
+    && conv.key !== fold(LOBBY);
+  if (conv.kind === "private" || gone) {
     const close = document.createElement("button");
     close.type = "button";
     close.className = "close";
     close.textContent = "×";
-    close.setAttribute("aria-label", out ? `Close ${conv.name}` : `Close the conversation with ${conv.name}`);
+    close.setAttribute("aria-label", gone ? `Close ${conv.name}` : `Close the conversation with ${conv.name}`);
     close.addEventListener("click", () => removeConv(conv.key));
     item.append(close);
   }
