@@ -7,7 +7,7 @@ missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from test_web_browser import (
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -67,6 +68,11 @@ def click(driver: WebDriver, selector: str) -> None:
         ),
     )
     driver.find_element(By.CSS_SELECTOR, selector).click()
+
+
+def hidden(element: WebElement) -> Callable[[], bool]:
+    """A check that element is not shown."""
+    return lambda: not element.is_displayed()
 
 
 def mark_of(driver: WebDriver, nick: str) -> str:
@@ -387,7 +393,7 @@ def test_a_phone_shows_the_conversation_and_opens_both_drawers(
     phone = chromium(tmp_path / "phone-profile", width=390, height=844)
     # Headless Chromium keeps windows 500 px wide at least: a phone's viewport.
     metrics = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
-    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)  # type: ignore[attr-defined]
+    phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     web_port = free_port()
     daemon = start(tmp_path, web_port)
     try:
@@ -415,10 +421,10 @@ def test_a_phone_shows_the_conversation_and_opens_both_drawers(
             assert small == []
             assert axe_violations(phone) == []
             phone.switch_to.active_element.send_keys(Keys.ESCAPE)
-            wait_until(phone, lambda d=drawer: not d.is_displayed())
+            wait_until(phone, hidden(drawer))
         assert phone.execute_script(overflow) <= width
         dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
-        phone.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)  # type: ignore[attr-defined]
+        phone.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)
         assert axe_violations(phone) == []  # the dark colours too
         assert script_errors(phone) == []
     finally:
