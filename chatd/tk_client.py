@@ -109,6 +109,9 @@ def conversation_title(conversation: Conversation) -> str:
             return f"Private conversation with {conversation.name}"
         case ConversationKind.OTHERS:
             return "Private messages from people without a tab of their own"
+        case _ if conversation.kicked:  # connected, but put out of the room
+            name = conversation.name
+            return f"{name} (put out: /join {name} to go back)"
         case _ if not conversation.joined:
             return f"{conversation.name} (not connected)"
         case _:
@@ -682,7 +685,9 @@ class ChatWindow:
         picked = self.conversation_list.curselection()
         if picked:
             self.session.select(self._rows[picked[0]].key)
-        self.input.focus_set()
+        # The Listbox's own click binding takes the focus after this event:
+        # give it to the input once that is done, so typing goes there.
+        self.root.after_idle(self.input.focus_set)
 
     def _step_conversation(self, step: int) -> None:
         keys = list(self.session.state.conversations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,3 +58,32 @@ def chromium(profile: Path, width: int = 1200, height: int = 760) -> WebDriver:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else "chromedriver"
     return webdriver.Chrome(service=Service(driver), options=options)
+
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(driver: WebDriver) -> list[str]:
+    """Run axe-core on the page as it is now: its serious and critical violations.
+
+    axe-core comes from npm (`npm install --prefix tests/axe`; .ci/run does).
+    Without it this checks nothing, except where CI=true: there it fails.
+    """
+    if not AXE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{AXE} is missing: npm install --prefix tests/axe")
+        return []
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then((r) => done(r.violations.map((v) => ["
+        "  v.impact, v.id, v.nodes.map((n) => n.target.join(' ')).join(', ')])))"
+        ".catch((e) => done([['critical', 'axe failed', String(e)]]));"
+    )
+    return [
+        f"{impact} {rule}: {where}"
+        for impact, rule, where in found
+        if impact in SERIOUS
+    ]

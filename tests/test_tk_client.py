@@ -188,6 +188,60 @@ def test_joins_add_one_member_row_each(counted: CountedWindow) -> None:
     assert window.members_title.cget("text") == "Members (1999)"
 
 
+def test_a_topic_already_set_is_the_rooms_topic_not_news(
+    counted: CountedWindow,
+) -> None:
+    """The TOPIC right after our JOIN (before the /who answer) is the topic as it
+    stands: "Topic: ... (set by ivy2)", not "ivy2 set the topic"; a TOPIC
+    later is news (issue 24)."""
+    counted.sign_in()
+    counted.hear("JOIN #dev alice", "TOPIC #dev ivy2 release on friday")
+    counted.hear("USERS #dev alice ivy2", "OPS #dev ivy2")
+    dev = counted.window.session.state.conversations["#dev"]
+    said = [entry.text for entry in dev.scrollback]
+    assert "Topic: release on friday (set by ivy2)" in said
+    assert not any("set the topic" in text for text in said)
+    counted.window.session.select("#dev")
+    assert counted.window.topic_bar.cget("text") == "release on friday"
+    counted.hear("TOPIC #dev ivy2 release on monday")
+    assert dev.scrollback[-1].text == "ivy2 set the topic: release on monday"
+
+
+def test_header_and_status_agree_after_a_kick(counted: CountedWindow) -> None:
+    """Kicked while connected, the heading says so ("put out"), not "not
+    connected" beside a status bar that says Connected (issue 24)."""
+    counted.sign_in()
+    counted.hear("JOIN #dev alice", "USERS #dev alice ivy2", "OPS #dev ivy2")
+    counted.window.session.select("#dev")
+    counted.hear("KICK #dev alice ivy2 too loud")
+    counted.hear("PART #dev alice kicked by ivy2: too loud")
+    heading = counted.window.title.cget("text")
+    assert heading == "#dev (put out: /join #dev to go back)"
+    assert "not connected" not in heading
+
+
+def test_the_input_has_the_focus_after_a_click_in_the_list(
+    counted: CountedWindow,
+) -> None:
+    """A click on a conversation in the side list leaves the keyboard focus in
+    the input, so what is typed next goes there (issue 24)."""
+    counted.sign_in()
+    counted.hear("JOIN #dev alice", "USERS #dev alice")
+    window, root = counted.window, counted.root
+    root.update()
+    root.focus_force()
+    listing = window.conversation_list
+    row = list(listing.get(0, "end")).index("#lobby")
+    box = listing.bbox(row)
+    assert box is not None
+    x, y, _, height = box
+    listing.event_generate("<Button-1>", x=x + 2, y=y + height // 2)
+    listing.event_generate("<ButtonRelease-1>", x=x + 2, y=y + height // 2)
+    root.update()
+    assert window.session.state.current == "#lobby"
+    assert root.focus_get() is window.input
+
+
 def test_private_messages_change_one_conversation_row_each(
     counted: CountedWindow,
 ) -> None:

@@ -1,13 +1,14 @@
-"""Take docs/web-client.png: the web page in use, in headless Chromium.
+"""Take docs/web-client.png and docs/web-phone.png: the page in use, in Chromium.
 
 Run from the repository root:
 
-    python tools/web_screenshot.py [OUTPUT.png]
+    python tools/web_screenshot.py [OUTPUT.png [PHONE.png]]
 
 It starts a real `twistd -n chatd --web ...` on loopback ports, two pages in
 Debian's headless Chromium driven by Selenium (alice, whose page is
 photographed, and bob) and a plain socket user (carol, as with telnet), lets
-them chat in #lobby, #games and privately, and saves alice's page. Needs
+them chat in #lobby, #games (carol runs it: a topic, a voice) and privately, and
+saves alice's page, then the same page at a phone's size (390x844). Needs
 chromium and chromium-driver (apt-get install -y chromium chromium-driver)
 and Selenium (pip install '.[test]').
 """
@@ -31,11 +32,12 @@ from test_web_browser import (  # noqa: E402
 )
 
 WIDTH, HEIGHT = 1100, 720
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
 
-def main(output: Path) -> None:
-    """Stage a short conversation and save alice's page as output."""
+def main(output: Path, phone: Path) -> None:
+    """Stage a short conversation; save alice's page as output, then as phone."""
     from selenium.webdriver.common.by import By
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -50,6 +52,7 @@ def main(output: Path) -> None:
             carol.send("good morning, everyone!")
             carol.send("/join #games")
             carol.expect("JOIN #games carol")
+            carol.send("/topic #games Go night: 8 pm, bring your own stones")
             carol.send("the board is set up, who's first?")
             alice = chromium(Path(scratch) / "alice", WIDTH, HEIGHT)
             bob = chromium(Path(scratch) / "bob", WIDTH, HEIGHT)
@@ -64,6 +67,8 @@ def main(output: Path) -> None:
                 )
                 say(bob, "/join #games")
                 sees(alice, "bob joined")
+                carol.send("/voice #games bob")
+                sees(alice, "carol gave bob a voice")
                 carol.send("anyone up for a game of go tonight? https://example.org/go")
                 sees(alice, "anyone up for a game of go tonight?")
                 say(bob, "count me in! I'll bring the good board")
@@ -81,11 +86,16 @@ def main(output: Path) -> None:
                 )
                 alice.find_element(By.ID, "say").send_keys("white, please")
                 alice.save_screenshot(str(output))
+                alice.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+                alice.save_screenshot(str(phone))
             finally:
                 alice.quit()
                 bob.quit()
-    print(f"wrote {output}")
+    print(f"wrote {output} and {phone}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "web-client.png")
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "web-client.png",
+        Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "web-phone.png",
+    )

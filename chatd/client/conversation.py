@@ -71,6 +71,10 @@ class Conversation:
     # Rooms people run (docs/protocol.md): the topic, and who runs the room
     # and who is voiced (folded nicks, from OPS/VOICES and OP/DEOP/...).
     topic: str = ""
+    topic_by: str = ""  # who set it
+    # Just joined: a TOPIC now is the topic as it stands, not news (until the
+    # answer to the /who sent on joining, which comes after it).
+    topic_standing: bool = False
     ops: set[str] = field(default_factory=set)
     voiced: set[str] = field(default_factory=set)
     kicked: bool = False  # put out by an operator: not joined again by itself

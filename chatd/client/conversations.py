@@ -306,6 +306,7 @@ class ChatState:
             return
         conversation = self.room(room)
         conversation.joined, conversation.kicked = True, False
+        conversation.topic_standing = True
         self.view.changed(conversation)
         self._add_member(conversation, nick)
         self._forget_switch(conversation.key)
@@ -400,6 +401,7 @@ class ChatState:
         listed = [nick for nick in nicks if valid_nick(nick)]  # skip what is not
         conversation = self.conversations.get(key)
         if conversation is not None and conversation.kind is ConversationKind.ROOM:
+            conversation.topic_standing = False
             if not follows:  # an answer after other lines replaces the list
                 conversation.members.clear()
                 conversation.ops.clear()  # OPS and VOICES follow, when any
@@ -449,10 +451,19 @@ class ChatState:
         )
         match verb:
             case "TOPIC" if in_room and conversation is not None:
-                conversation.topic = text
+                # docs/protocol.md: right after a JOIN (or asked with /topic) it
+                # is the topic as it stands; otherwise someone just set it.
+                standing = conversation.topic_standing or (
+                    text == conversation.topic and words[1] == conversation.topic_by
+                )
+                conversation.topic, conversation.topic_by = text, words[1]
                 self.view.changed(conversation)
-                said = f"set the topic: {text}" if text else "cleared the topic"
-                self.note(conversation, EntryKind.NOTICE, f"{words[1]} {said}")
+                if standing:
+                    said = f"Topic: {text} (set by {words[1]})" if text else "No topic"
+                    self.note(conversation, EntryKind.INFO, said)
+                else:
+                    said = f"set the topic: {text}" if text else "cleared the topic"
+                    self.note(conversation, EntryKind.NOTICE, f"{words[1]} {said}")
             case "OP" | "DEOP" | "VOICE" | "DEVOICE" if in_room and conversation:
                 nick, by = words[1], words[2]
                 group = conversation.ops if "OP" in verb else conversation.voiced

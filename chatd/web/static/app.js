@@ -11,14 +11,19 @@ const SHAPES = {
   ACTION: [2, true], PRIV: [2, true], JOIN: [2, false], PART: [2, true],
   QUIT: [1, true], RENAME: [2, false], INFO: [0, true], ERR: [1, true],
   BYE: [0, true], HISTORY: [5, true], ENDHISTORY: [2, false],
+  // Rooms people run and accounts (docs/protocol.md, Rooms people run).
+  TOPIC: [2, true], OP: [3, false], DEOP: [3, false], VOICE: [3, false],
+  DEVOICE: [3, false], BAN: [3, false], UNBAN: [3, false], MODE: [3, true],
+  KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
 };
+const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
 /** Split a server line by its verb's shape; null for a verb we do not know. */
 function parseLine(raw) {
   const space = raw.indexOf(" ");
   const verb = space < 0 ? raw : raw.slice(0, space);
   const rest = space < 0 ? "" : raw.slice(space + 1);
-  if (verb === "USERS" || verb === "ROOMS") {
+  if (LISTS.has(verb)) {
     return { verb, words: rest ? rest.split(" ").filter(Boolean) : [], text: "" };
   }
   const shape = SHAPES[verb];
@@ -70,6 +75,9 @@ const state = {
   settleTimer: null,
   bye: "",
   everRegistered: false,
+  restored: false, // the last visit's conversations are back (once a page)
+  identified: false,
+  password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
 };
 
@@ -85,6 +93,9 @@ function conversation(key, name, kind) {
       members: new Map(), membersFresh: true, ids: new Set(),
       pending: [], oldest: null, historyDone: false, loadingOlder: false,
       rejoined: false, lastLive: null,
+      // Rooms people run: the topic, who is marked, why we are out, if we are.
+      topic: "", topicBy: "", ops: new Set(), voiced: new Set(), modes: null,
+      kicked: "", justJoined: false, kicks: new Set(),
     };
     state.conversations.set(key, conv);
     renderSide();
@@ -236,12 +247,19 @@ const HANDLERS = {
     localStorage.setItem("chatd.nick", nick);
     state.wanted = nick;
     note(server(), "info", text);
+    if (state.password) {
+      send(`/identify ${state.password}`); // docs/protocol.md, Accounts
+      state.password = "";
+    }
+    state.identified = false;
+    renderAccount();
+    if (!state.restored) restoreSession();
     showChat();
     setStatus(`Connected as ${nick}`);
     state.settleTimer = setTimeout(() => { state.attempt = 0; }, 60000);
     // Back into the rooms we were in (#lobby the server joins by itself).
     for (const conv of state.conversations.values()) {
-      if (conv.kind === "room" && conv.key !== fold(LOBBY)) {
+      if (conv.kind === "room" && conv.key !== fold(LOBBY) && !conv.kicked) {
         conv.rejoined = true;
         sendBackground(`/join ${conv.name}`);
       }
@@ -254,8 +272,10 @@ const HANDLERS = {
   PRIV([from, to], text) {
     const mine = fold(from) === fold(state.nick);
     const other = mine ? to : from;
+    const known = state.conversations.has(fold(other));
     const conv = conversation(fold(other), other, "private");
     conv.name = other;
+    if (!known) saveSession();
     const action = text.startsWith(`* ${from} `);
     add(conv, {
       kind: action ? "action" : "msg", nick: from,
@@ -272,10 +292,17 @@ const HANDLERS = {
     conv.name = room;
     if (fold(nick) === fold(state.nick)) {
       conv.joined = true;
+      conv.kicked = "";
+      conv.justJoined = true; // a TOPIC before the /who answer was already set
       state.serverRoom = conv.key;
       conv.members = new Map();
+      conv.ops.clear();
+      conv.voiced.clear();
       conv.membersFresh = false;
+      conv.modes = null;
       send(`/who ${room}`);
+      send(`/mode ${room}`);
+      saveSession();
       if (state.asked.delete(conv.key) || state.current === SERVER) select(conv.key);
       else renderSide();
     } else {
@@ -286,20 +313,33 @@ const HANDLERS = {
   PART([room, nick], text) {
     const conv = state.conversations.get(fold(room));
     if (!conv) return;
+    const kicked = conv.kicks.delete(fold(nick)); // the KICK said why already
     if (fold(nick) === fold(state.nick)) {
       conv.joined = false;
       if (state.serverRoom === conv.key) state.serverRoom = fold(LOBBY);
-      removeConv(conv.key);
+      if (kicked) {
+        // The tab stays, greyed, with the reason; no rejoin by itself.
+        conv.members = new Map();
+        conv.ops.clear();
+        conv.voiced.clear();
+        renderSide();
+        if (conv.key === state.current) { renderMembers(); renderHeader(); }
+        saveSession();
+      } else {
+        removeConv(conv.key);
+      }
     } else {
-      conv.members.delete(fold(nick));
-      note(conv, "event", `${nick} left${text ? ` (${text})` : ""}`);
+      forgetMember(conv, nick);
+      if (!kicked) note(conv, "event", `${nick} left${text ? ` (${text})` : ""}`);
       if (conv.key === state.current) renderMembers();
     }
   },
   QUIT([nick], text) {
     const key = fold(nick);
     for (const conv of state.conversations.values()) {
-      if (conv.members.delete(key) || (conv.kind === "private" && conv.key === key)) {
+      const member = conv.members.has(key);
+      forgetMember(conv, nick);
+      if (member || (conv.kind === "private" && conv.key === key)) {
         note(conv, "event", `${nick} quit${text ? ` (${text})` : ""}`);
       }
     }
@@ -315,6 +355,9 @@ const HANDLERS = {
     for (const conv of state.conversations.values()) {
       if (conv.members.delete(fold(old))) {
         conv.members.set(fold(nick), nick);
+        for (const group of [conv.ops, conv.voiced]) {
+          if (group.delete(fold(old))) group.add(fold(nick));
+        }
         note(conv, "event", `${old} is now ${nick}`);
       }
     }
@@ -335,8 +378,11 @@ const HANDLERS = {
     if (conv) {
       if (!conv.membersFresh) {
         conv.members = new Map();
+        conv.ops.clear(); // docs/protocol.md: marks reset with each USERS answer
+        conv.voiced.clear();
         conv.membersFresh = true;
       }
+      conv.justJoined = false;
       for (const nick of nicks) conv.members.set(fold(nick), nick);
       if (conv.key === state.current) renderMembers();
     }
@@ -352,6 +398,10 @@ const HANDLERS = {
     note(currentConv(), "info", `Rooms: ${spelled.join(", ")}`);
   },
   INFO(_, text) {
+    const reserved = /^(\S+) is a registered nickname\. If it is yours, identify/.exec(text);
+    if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
+      accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
+    }
     if (state.switching > 0 && text.startsWith("You are already in ")) {
       state.switching -= 1; // our own /join to make a room current
       return;
@@ -364,6 +414,7 @@ const HANDLERS = {
       return;
     }
     if (code === "flood") pacer.rate = 0.9;
+    if (!$("account-form").hidden && ACCOUNT_REFUSALS.has(code)) $("account-label").textContent = text;
     note(state.phase === "registered" ? currentConv() : server(), "error", text);
     if (state.phase !== "registered") $("nick-error").textContent = text;
   },
@@ -371,14 +422,163 @@ const HANDLERS = {
     state.bye = text;
   },
   HISTORY([room, id, time, kind, nick], text) {
-    const conv = conversation(fold(room), room, "room");
+    const conv = conversation(fold(room), room, room.startsWith("#") ? "room" : "private");
     conv.pending.push({ id, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
   },
   ENDHISTORY([room, count]) {
     const conv = state.conversations.get(fold(room));
     if (conv) history(conv, Number(count));
   },
+  TOPIC([room, by], text) {
+    const conv = roomConv(room);
+    if (!conv) return;
+    // Right after our JOIN (or asked with /topic) it is the topic as it stands,
+    // not news (docs/protocol.md, What a client sees).
+    const standing = conv.justJoined || (text === conv.topic && by === conv.topicBy);
+    conv.topic = text;
+    conv.topicBy = by;
+    if (standing) note(conv, "info", text ? `Topic: ${text} (set by ${by})` : "No topic.");
+    else note(conv, "event", text ? `${by} set the topic: ${text}` : `${by} cleared the topic`);
+    if (conv.key === state.current) renderHeader();
+  },
+  OP(words) { marked("OP", words); },
+  DEOP(words) { marked("DEOP", words); },
+  VOICE(words) { marked("VOICE", words); },
+  DEVOICE(words) { marked("DEVOICE", words); },
+  OPS([room, ...nicks]) { marks(room, "ops", nicks); },
+  VOICES([room, ...nicks]) { marks(room, "voiced", nicks); },
+  BAN([room, mask, by]) {
+    const conv = roomConv(room);
+    if (conv) note(conv, "event", `${by} banned ${mask}`);
+  },
+  UNBAN([room, mask, by]) {
+    const conv = roomConv(room);
+    if (conv) note(conv, "event", `${by} lifted the ban on ${mask}`);
+  },
+  MODE([room, by, change], text) {
+    const conv = roomConv(room);
+    if (!conv) return;
+    if (conv.modes !== null && change[1]) {
+      const letters = new Set(conv.modes);
+      letters[change[0] === "+" ? "add" : "delete"](change[1]);
+      conv.modes = [...letters].join("");
+    }
+    note(conv, "event", `${by} ${modeText(change, text)}`);
+    if (conv.key === state.current) renderHeader();
+  },
+  KICK([room, nick, by], text) {
+    const conv = roomConv(room);
+    if (!conv) return;
+    conv.kicks.add(fold(nick));
+    if (fold(nick) === fold(state.nick)) {
+      conv.kicked = `${by} put you out: ${text}`;
+      note(conv, "error", `${by} put you out of ${room}: ${text}. /join ${room} to go back (if you may).`);
+    } else {
+      note(conv, "event", `${by} put ${nick} out: ${text}`);
+    }
+  },
+  INVITE([room, by]) {
+    note(currentConv(), "info", `${by} invites you to ${room}: /join ${room}`);
+  },
+  BANS([room, ...masks]) {
+    note(currentConv(), "info", `Banned from ${room}: ${masks.join(", ") || "nobody"}`);
+  },
+  MODES([room, modes], text) {
+    const conv = roomConv(room);
+    if (conv && conv.modes === null) {
+      conv.modes = modes.replace(/^\+/, ""); // the quiet /mode sent on joining
+      if (conv.key === state.current) renderHeader();
+      return;
+    }
+    note(currentConv(), "info", `${room} modes: ${modes} ${text}`.trim());
+  },
+  ACCOUNT([nick, account]) {
+    if (fold(nick) !== fold(state.nick)) return;
+    state.identified = account !== "*";
+    if (state.identified) $("account-form").hidden = true;
+    renderAccount();
+    note(currentConv(), "info", state.identified
+      ? `You are identified as ${account}.` : "You are not identified any more.");
+    if (state.identified) privateBackfill();
+  },
 };
+
+/** The room conversation a room-running line is about, if we have it. */
+function roomConv(room) {
+  const conv = state.conversations.get(fold(room || ""));
+  return conv && conv.kind === "room" ? conv : null;
+}
+
+/** OP, DEOP, VOICE, DEVOICE: change a mark and say it in words. */
+function marked(verb, [room, nick, by]) {
+  const conv = roomConv(room);
+  if (!conv) return;
+  const group = verb.endsWith("OP") ? conv.ops : conv.voiced;
+  if (verb.startsWith("DE")) group.delete(fold(nick));
+  else group.add(fold(nick));
+  const who = fold(nick) === fold(state.nick) ? "you" : nick;
+  const what = {
+    OP: `made ${who} an operator`, DEOP: `took operator status from ${who}`,
+    VOICE: `gave ${who} a voice`, DEVOICE: `took the voice from ${who}`,
+  }[verb];
+  note(conv, "event", `${by} ${what}`);
+  if (conv.key === state.current) { renderMembers(); renderHeader(); }
+}
+
+function marks(room, group, nicks) {
+  const conv = roomConv(room);
+  if (!conv) return;
+  for (const nick of nicks) conv[group].add(fold(nick));
+  if (conv.key === state.current) { renderMembers(); renderHeader(); }
+}
+
+function forgetMember(conv, nick) {
+  conv.members.delete(fold(nick));
+  conv.ops.delete(fold(nick));
+  conv.voiced.delete(fold(nick));
+}
+
+// As chatd-tk words them (chatd/client/conversations.py, MODE_TEXT).
+const MODE_TEXT = {
+  i: ["made the room invite-only", "opened the room to everyone"],
+  k: ["set a key: {}", "took the key away"],
+  l: ["limited the room to {} members", "lifted the member limit"],
+  m: ["made the room moderated", "let everyone speak again"],
+  n: ["closed the room to messages from outside", "let outsiders speak to it"],
+  s: ["made the room secret", "made the room public"],
+  t: ["kept the topic to operators", "let everyone set the topic"],
+};
+
+function modeText(change, argument) {
+  const texts = MODE_TEXT[change.slice(1, 2)];
+  if (!texts) return `set ${change} ${argument}`.trim();
+  return texts[change.startsWith("+") ? 0 : 1].replace("{}", argument);
+}
+
+const isOp = (conv) => conv.kind === "room" && conv.joined && conv.ops.has(fold(state.nick));
+
+// docs/protocol.md, Accounts: the refusals the password bar repeats.
+const ACCOUNT_REFUSALS = new Set([
+  "auth-failed", "bad-password", "throttled", "already-registered", "unregistered", "bad-args",
+]);
+
+/** The password bar over the input: identify, or register the nickname. */
+function accountForm(mode, label) {
+  const form = $("account-form");
+  form.dataset.mode = mode;
+  $("account-label").textContent = label;
+  $("account-again").hidden = mode !== "register";
+  $("account-password").autocomplete = mode === "register" ? "new-password" : "current-password";
+  $("account-go").textContent = mode === "register" ? "Register" : "Identify";
+  $("account-password").value = "";
+  $("account-again").value = "";
+  form.hidden = false;
+  $("account-password").focus();
+}
+
+function renderAccount() {
+  $("register").hidden = state.identified || state.phase !== "registered";
+}
 
 function addMember(conv, nick) {
   conv.members.set(fold(nick), nick);
@@ -414,7 +614,11 @@ function history(conv, count) {
   if (entries.length && (conv.oldest === null || entries[0].id < conv.oldest || conv.loadingOlder)) {
     conv.oldest = entries[0].id;
   }
-  if (conv.loadingOlder) {
+  if (conv.probing) {
+    conv.probing = false; // the answer to the probe below: one older line, or none
+    if (count === 0) conv.historyDone = true;
+    prepend(conv, entries);
+  } else if (conv.loadingOlder) {
     conv.loadingOlder = false;
     if (count < HISTORY_PAGE) conv.historyDone = true;
     prepend(conv, entries);
@@ -429,6 +633,13 @@ function history(conv, count) {
     conv.rejoined = false;
     for (const entry of entries) add(conv, { ...entry, past: true }, false);
     if (entries.length) conv.lastLive = entries[entries.length - 1];
+    // The backfill's size is the server's (--backfill): ask once whether there is
+    // anything before it, so that "Load older messages" shows only when there is.
+    if (conv.kind === "room" && conv.oldest !== null && !conv.historyDone && !conv.probed) {
+      conv.probed = true;
+      conv.probing = true;
+      sendBackground(`/history ${conv.name} 1 before ${conv.oldest}`);
+    }
   }
   for (const entry of entries) conv.ids.add(entry.id);
   if (conv.key === state.current) renderOlder();
@@ -497,11 +708,13 @@ function atBottom() {
 function add(conv, entry, count = true) {
   const shown = conv.key === state.current;
   const stick = shown && atBottom();
-  conv.list.append(lineElement(entry));
+  const element = lineElement(entry);
+  conv.list.append(element);
   while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
   if (stick) $("log").scrollTop = $("log").scrollHeight;
   const seen = shown && document.visibilityState === "visible";
   if (count && !seen && !entry.mine && (entry.kind === "msg" || entry.kind === "action")) {
+    if (!conv.unread) conv.firstUnread = element; // the "New messages" line goes here
     conv.unread += 1;
     if (entry.mention || conv.kind === "private") conv.mentions += 1;
     renderSide();
@@ -513,12 +726,16 @@ function note(conv, kind, text) {
 }
 
 function divider(conv, text) {
+  conv.list.append(dividerElement(text));
+}
+
+function dividerElement(text) {
   const item = document.createElement("li");
   item.className = "divider";
   const label = document.createElement("span");
   label.textContent = text;
   item.append(label);
-  conv.list.append(item);
+  return item;
 }
 
 function prepend(conv, entries) {
@@ -538,7 +755,19 @@ function select(key) {
   conv.mentions = 0;
   $("log").replaceChildren(conv.list);
   $("log").scrollTop = $("log").scrollHeight;
-  $("title").textContent = conv.kind === "server" ? state.serverName : conv.name;
+  if (conv.firstUnread) {
+    // A line where the unread messages begin, from where the person last read.
+    conv.list.querySelector(".divider.unread-from")?.remove();
+    if (conv.firstUnread.isConnected) {
+      const mark = dividerElement("New messages");
+      mark.classList.add("unread-from");
+      conv.firstUnread.before(mark);
+      if (mark.offsetTop < $("log").scrollTop) mark.scrollIntoView({ block: "start" });
+    }
+    conv.firstUnread = null;
+  }
+  renderHeader();
+  $("member-actions").hidden = true;
   $("say").placeholder = conv.kind === "room" ? `Message ${conv.name}`
     : conv.kind === "private" ? `Message ${conv.name} (private)` : "Type a /command (try /help)";
   $("side").classList.remove("open");
@@ -546,6 +775,31 @@ function select(key) {
   renderSide();
   renderMembers();
   renderOlder();
+  saveSession();
+}
+
+/** The room's name, and under it its topic (or why we are not in it). */
+function renderHeader() {
+  const conv = currentConv();
+  $("title").textContent = conv.kind === "server" ? state.serverName : conv.name;
+  let topic = "";
+  if (conv.kind === "room") {
+    topic = conv.kicked ? conv.kicked : !conv.joined ? "Not in this room." : conv.topic;
+  }
+  $("topic").replaceChildren();
+  appendText($("topic"), topic); // its links can be clicked too
+  $("topic").title = conv.topic && conv.topicBy ? `Set by ${conv.topicBy}` : "";
+  $("topic").classList.toggle("out", Boolean(conv.kind === "room" && !conv.joined));
+  // docs/protocol.md: members set the topic unless +t, operators always.
+  const mayEdit = conv.kind === "room" && conv.joined
+    && (isOp(conv) || (conv.modes !== null && !conv.modes.includes("t")));
+  $("topic-edit").hidden = !mayEdit || !$("topic-form").hidden;
+  if (!mayEdit) closeTopicForm();
+}
+
+function closeTopicForm() {
+  $("topic-form").hidden = true;
+  $("topic").hidden = false;
 }
 
 function removeConv(key) {
@@ -553,6 +807,54 @@ function removeConv(key) {
   state.conversations.delete(key);
   if (state.current === key) select(keys[Math.max(0, keys.indexOf(key) - 1)]);
   else renderSide();
+  saveSession();
+}
+
+// -- the session: what a reload brings back (names only, nothing secret) -----
+
+const SESSION = "chatd.session";
+
+function saveSession() {
+  if (state.phase !== "registered") return;
+  const rooms = [];
+  const privates = [];
+  for (const conv of state.conversations.values()) {
+    if (conv.kind === "room" && !conv.kicked) rooms.push(conv.name);
+    else if (conv.kind === "private") privates.push(conv.name);
+  }
+  localStorage.setItem(SESSION, JSON.stringify({ rooms, privates, current: state.current }));
+}
+
+/** The rooms and private conversations of the last visit, and the one on screen. */
+function restoreSession() {
+  state.restored = true;
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(SESSION) || "null");
+  } catch {
+    saved = null;
+  }
+  if (!saved || typeof saved !== "object") return;
+  const names = (list) => (Array.isArray(list) ? list.filter((n) => typeof n === "string" && n) : []);
+  for (const name of names(saved.rooms)) {
+    if (name.startsWith("#")) conversation(fold(name), name, "room");
+  }
+  for (const name of names(saved.privates)) {
+    if (!name.startsWith("#")) conversation(fold(name), name, "private").restored = true;
+  }
+  if (typeof saved.current === "string" && state.conversations.has(saved.current)) {
+    state.current = saved.current;
+  }
+}
+
+/** Private history is kept for identified users only: ask once identified. */
+function privateBackfill() {
+  for (const conv of state.conversations.values()) {
+    if (conv.kind === "private" && conv.restored) {
+      conv.restored = false;
+      sendBackground(`/history ${conv.name} ${HISTORY_PAGE}`);
+    }
+  }
 }
 
 function renderSide() {
@@ -572,7 +874,8 @@ function convItem(conv) {
   const item = document.createElement("li");
   const button = document.createElement("button");
   button.type = "button";
-  button.className = `conv ${conv.kind}${conv.unread ? " unread" : ""}`;
+  const out = conv.kind === "room" && conv.kicked ? " kicked" : "";
+  button.className = `conv ${conv.kind}${conv.unread ? " unread" : ""}${out}`;
   button.dataset.key = conv.key;
   if (conv.key === state.current) button.setAttribute("aria-current", "true");
   const name = document.createElement("span");
@@ -580,6 +883,7 @@ function convItem(conv) {
   name.textContent = conv.kind === "server" ? state.serverName : conv.name;
   button.append(name);
   let label = conv.kind === "server" ? `${state.serverName} (server notices)` : conv.name;
+  if (out) { label += ` (${conv.kicked})`; button.title = conv.kicked; }
   if (conv.unread) {
     const badge = document.createElement("span");
     badge.className = `badge${conv.mentions ? " mention" : ""}`;
@@ -590,12 +894,15 @@ function convItem(conv) {
   button.setAttribute("aria-label", label);
   button.addEventListener("click", () => { select(conv.key); $("say").focus(); });
   item.append(button);
-  if (conv.kind === "private") {
+  // A room we are out of (kicked, or a rejoin refused) can be closed too.
+  const gone = conv.kind === "room" && !conv.joined && state.phase === "registered"
+    && conv.key !== fold(LOBBY);
+  if (conv.kind === "private" || gone) {
     const close = document.createElement("button");
     close.type = "button";
     close.className = "close";
     close.textContent = "×";
-    close.setAttribute("aria-label", `Close the conversation with ${conv.name}`);
+    close.setAttribute("aria-label", gone ? `Close ${conv.name}` : `Close the conversation with ${conv.name}`);
     close.addEventListener("click", () => removeConv(conv.key));
     item.append(close);
   }
@@ -604,28 +911,77 @@ function convItem(conv) {
 
 function renderMembers() {
   const conv = currentConv();
-  const nicks = [...conv.members.values()].sort((a, b) => fold(a).localeCompare(fold(b)));
+  const rank = (nick) => (conv.ops.has(fold(nick)) ? 0 : conv.voiced.has(fold(nick)) ? 1 : 2);
+  const nicks = [...conv.members.values()]
+    .sort((a, b) => rank(a) - rank(b) || fold(a).localeCompare(fold(b)));
   $("members-title").textContent = conv.kind === "room" ? `Members (${nicks.length})` : "Members";
   $("member-list").replaceChildren(...nicks.map((nick) => {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
     button.className = "member";
+    button.dataset.nick = nick;
+    const mark = ["@", "+", ""][rank(nick)];
+    const role = ["operator", "voiced", ""][rank(nick)];
+    if (mark) {
+      const sign = document.createElement("span");
+      sign.className = "mark";
+      sign.textContent = mark;
+      sign.title = role;
+      button.append(sign);
+    }
     const name = document.createElement("span");
     name.className = "nick";
     name.textContent = nick;
     name.style.setProperty("--hue", String(hue(nick)));
     button.append(name);
-    button.setAttribute("aria-label", `${nick}: open a private conversation`);
-    button.addEventListener("click", () => openPrivate(nick));
+    button.setAttribute("aria-label", `${nick}${role ? `, ${role}` : ""}: actions`);
+    button.addEventListener("click", () => memberActions(nick));
     item.append(button);
     return item;
   }));
 }
 
+/** The actions on one member: a private message, and for operators the rest. */
+function memberActions(nick) {
+  const conv = currentConv();
+  if (conv.kind !== "room") { openPrivate(nick); return; }
+  const form = $("member-actions");
+  form.dataset.nick = nick;
+  $("member-name").textContent = nick;
+  const op = isOp(conv);
+  for (const element of form.querySelectorAll("[data-op]")) element.hidden = !op;
+  $("act-op").textContent = conv.ops.has(fold(nick)) ? "Take operator status" : "Make operator";
+  $("act-voice").textContent = conv.voiced.has(fold(nick)) ? "Take voice" : "Give voice";
+  $("act-reason").value = "";
+  form.hidden = false;
+  $("act-message").focus();
+}
+
+function memberAction(what) {
+  const conv = currentConv();
+  const nick = $("member-actions").dataset.nick;
+  if (conv.kind !== "room" || !nick) return;
+  const reason = $("act-reason").value.trim();
+  const key = fold(nick);
+  $("member-actions").hidden = true;
+  if (what === "message") { openPrivate(nick); return; }
+  const lines = {
+    op: [`/${conv.ops.has(key) ? "deop" : "op"} ${conv.name} ${nick}`],
+    voice: [`/${conv.voiced.has(key) ? "devoice" : "voice"} ${conv.name} ${nick}`],
+    kick: [`/kick ${conv.name} ${nick} ${reason}`.trim()],
+    ban: [`/ban ${conv.name} ${nick}`, `/kick ${conv.name} ${nick} ${reason}`.trim()],
+  }[what];
+  for (const line of lines) send(line);
+  $("say").focus();
+}
+
 function renderOlder() {
   const conv = currentConv();
-  $("older").hidden = !(conv.kind === "room" && conv.oldest !== null && !conv.historyDone);
+  const stick = atBottom(); // the button takes room from the log: keep its end in view
+  $("older").hidden = !(conv.kind === "room" && conv.oldest !== null
+    && !conv.historyDone && !conv.probing);
+  if (stick) $("log").scrollTop = $("log").scrollHeight;
 }
 
 function openPrivate(nick) {
@@ -638,7 +994,8 @@ function openPrivate(nick) {
 
 function loadOlder() {
   const conv = currentConv();
-  if (conv.kind !== "room" || conv.oldest === null || conv.historyDone || conv.loadingOlder) return;
+  if (conv.kind !== "room" || conv.oldest === null || conv.historyDone || conv.loadingOlder
+      || conv.probing) return;
   conv.loadingOlder = true;
   send(`/history ${conv.name} ${HISTORY_PAGE} before ${conv.oldest}`);
 }
@@ -649,7 +1006,8 @@ const typed = { lines: [], at: 0, draft: "" };
 
 function submit(text) {
   if (!text.trim()) return;
-  typed.lines.push(text);
+  // Lines that carry a password are never kept for Up/Down.
+  if (!/^\/(identify|register|password|unregister)\s/i.test(text)) typed.lines.push(text);
   if (typed.lines.length > 500) typed.lines.shift();
   typed.at = typed.lines.length;
   const conv = currentConv();
@@ -659,6 +1017,8 @@ function submit(text) {
   }
   if (text.startsWith("/") && !text.startsWith("//")) {
     command(text, conv);
+  } else if (conv.kind === "room" && !conv.joined) {
+    note(conv, "error", `You are not in ${conv.name}: /join ${conv.name} to go back.`);
   } else if (conv.kind === "room") {
     makeCurrent(conv);
     send(text);
@@ -710,6 +1070,12 @@ function command(text, conv) {
       state.whoShown.add(fold(args[0] || conv.name));
       setTimeout(() => state.whoShown.delete(fold(args[0] || conv.name)), 3000);
       break;
+    case "topic": case "op": case "deop": case "voice": case "devoice": case "kick":
+    case "ban": case "unban": case "bans": case "mode":
+      // docs/protocol.md: [<#room>] defaults to the server's current room; here
+      // it is the room on screen.
+      if (inRoom && !namesRoom) text = `/${name} ${conv.name} ${rest}`.trim();
+      break;
     case "me":
       if (conv.kind === "private") {
         note(conv, "error", "/me works in rooms, not in private conversations.");
@@ -719,9 +1085,54 @@ function command(text, conv) {
       break;
     case "quit":
       state.phase = "quitting";
+      localStorage.removeItem(SESSION);
       break;
   }
   send(text);
+}
+
+// docs/protocol.md's commands, and the page's own /query.
+const COMMAND_NAMES = [
+  "ban", "bans", "deop", "devoice", "help", "history", "identify", "invite", "join",
+  "kick", "kill", "me", "mode", "msg", "nick", "op", "part", "password", "query",
+  "quit", "register", "rooms", "topic", "unban", "unregister", "voice", "who",
+];
+const completion = { result: null, before: "", after: "", matches: [], at: 0 };
+
+/** Tab: complete the word before the caret (a command, a room, a nick); again: the next. */
+function complete(input) {
+  const c = completion;
+  if (c.result !== input.value || !c.matches.length) {
+    const caret = input.selectionStart ?? input.value.length;
+    const before = input.value.slice(0, caret);
+    const start = before.search(/\S*$/);
+    const word = before.slice(start);
+    if (!word) return false;
+    const conv = currentConv();
+    let matches;
+    if (start === 0 && word.startsWith("/")) {
+      const prefix = word.slice(1).toLowerCase();
+      matches = COMMAND_NAMES.filter((name) => name.startsWith(prefix)).map((name) => `/${name} `);
+    } else {
+      const names = word.startsWith("#")
+        ? [...state.conversations.values()].filter((r) => r.kind === "room").map((r) => r.name)
+        : [...conv.members.values(), ...(conv.kind === "private" ? [conv.name] : [])];
+      const prefix = fold(word.replace(/^[@+]/, ""));
+      matches = [...new Set(names)]
+        .filter((name) => fold(name).startsWith(prefix) && fold(name) !== fold(state.nick))
+        .sort((a, b) => fold(a).localeCompare(fold(b)))
+        .map((name) => (start === 0 && !word.startsWith("#") ? `${name}: ` : `${name} `));
+    }
+    if (!matches.length) return false;
+    Object.assign(c, { before: before.slice(0, start), after: input.value.slice(caret), matches, at: 0 });
+  } else {
+    c.at = (c.at + 1) % c.matches.length;
+  }
+  input.value = c.before + c.matches[c.at] + c.after;
+  const caret = c.before.length + c.matches[c.at].length;
+  input.setSelectionRange(caret, caret);
+  c.result = input.value;
+  return true;
 }
 
 function stepConversation(step) {
@@ -799,6 +1210,8 @@ $("nick-form").addEventListener("submit", (event) => {
   const nick = $("nick").value.trim();
   if (!nick) { $("nick-error").textContent = "Choose a nickname first."; return; }
   state.wanted = nick;
+  state.password = $("password").value; // kept in memory until WELCOME, never stored
+  $("password").value = "";
   $("nick-error").textContent = "";
   if (state.phase === "nick") sendNick();
   else if (!state.socket) { state.attempt = 0; connect(); }
@@ -813,16 +1226,34 @@ $("say-form").addEventListener("submit", (event) => {
 
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  let room = $("join-room").value.trim();
-  if (!room) return;
-  if (!room.startsWith("#")) room = `#${room}`;
+  const typedName = $("join-room").value.trim();
+  if (!typedName) return;
   $("join-room").value = "";
-  if (state.phase === "registered") command(`/join ${room}`, currentConv());
+  // A conversation the page has (its name, or the only one it begins) is shown;
+  // anything else is a room to join.
+  const wanted = fold(typedName.replace(/^#/, ""));
+  const convs = [...state.conversations.values()].filter((c) => c.kind !== "server");
+  const bare = (c) => fold(c.name.replace(/^#/, ""));
+  const exact = convs.find((c) => bare(c) === wanted);
+  const begun = convs.filter((c) => bare(c).startsWith(wanted));
+  const known = exact || (begun.length === 1 ? begun[0] : null);
+  if (known && (known.kind === "private" || known.joined)) {
+    select(known.key);
+  } else if (state.phase === "registered") {
+    const room = typedName.startsWith("#") ? typedName : `#${known ? known.name.slice(1) : typedName}`;
+    command(`/join ${room}`, currentConv());
+  }
   $("say").focus();
 });
 
 $("say").addEventListener("keydown", (event) => {
   const input = event.target;
+  if (event.key === "Tab" && !event.shiftKey && !event.altKey && !event.ctrlKey) {
+    // Nothing to complete: Tab moves on, as everywhere (no keyboard trap).
+    if (complete(input)) event.preventDefault();
+    return;
+  }
+  completion.result = null;
   if (event.key === "ArrowUp" && !event.altKey && typed.at > 0) {
     if (typed.at === typed.lines.length) typed.draft = input.value;
     typed.at -= 1;
@@ -847,6 +1278,11 @@ document.addEventListener("keydown", (event) => {
     stepConversation(event.key === "ArrowUp" || event.key === "PageUp" ? -1 : 1);
     $("say").focus();
     event.preventDefault();
+  } else if (event.ctrlKey && (event.key === "k" || event.key === "K")) {
+    // Jump: the side list's box takes a conversation's name (or a room to join).
+    if (!$("side").classList.contains("open")) toggleDrawer("side", "toggle-side");
+    $("join-room").focus();
+    event.preventDefault();
   } else if (event.altKey && event.key === "1") {
     toggleDrawer("side", "toggle-side");
     event.preventDefault();
@@ -854,10 +1290,67 @@ document.addEventListener("keydown", (event) => {
     toggleDrawer("members", "toggle-members");
     event.preventDefault();
   } else if (event.key === "Escape") {
+    $("member-actions").hidden = true;
+    if (!$("topic-form").hidden) { closeTopicForm(); renderHeader(); }
     $("side").classList.remove("open");
     $("members").classList.remove("open");
     $("say").focus();
   }
+});
+
+$("register").addEventListener("click", () => {
+  accountForm("register", `Register ${state.nick}: a password of 8 characters or more, twice.`);
+});
+$("account-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const password = $("account-password").value;
+  const again = $("account-again").value;
+  if (!password || /\s/.test(password)) {
+    $("account-label").textContent = "A password is one word, 8 characters or more.";
+    return;
+  }
+  if ($("account-form").dataset.mode === "register") {
+    if (password !== again) {
+      $("account-label").textContent = "The two passwords differ: type the same one twice.";
+      return;
+    }
+    send(`/register ${password} ${again}`);
+  } else {
+    send(`/identify ${password}`);
+  }
+  // The form stays until ACCOUNT says it worked; a refusal shows in the log.
+  $("account-password").value = "";
+  $("account-again").value = "";
+});
+$("account-cancel").addEventListener("click", () => {
+  $("account-form").hidden = true;
+  $("say").focus();
+});
+
+$("topic-edit").addEventListener("click", () => {
+  $("topic-input").value = currentConv().topic;
+  $("topic-form").hidden = false;
+  $("topic").hidden = true;
+  $("topic-edit").hidden = true;
+  $("topic-input").focus();
+});
+$("topic-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const conv = currentConv();
+  const text = $("topic-input").value.trim();
+  // docs/protocol.md: "/topic -" clears it.
+  if (conv.kind === "room") send(`/topic ${conv.name} ${text || "-"}`);
+  closeTopicForm();
+  renderHeader();
+  $("say").focus();
+});
+$("topic-cancel").addEventListener("click", () => { closeTopicForm(); renderHeader(); $("say").focus(); });
+$("member-actions").addEventListener("submit", (event) => event.preventDefault());
+for (const what of ["message", "op", "voice", "kick", "ban"]) {
+  $(`act-${what}`).addEventListener("click", () => memberAction(what));
+}
+$("act-reason").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") { event.preventDefault(); memberAction("kick"); }
 });
 
 $("log").addEventListener("scroll", () => {
@@ -873,3 +1366,5 @@ document.addEventListener("visibilitychange", () => {
 
 renderNotify();
 showLogin("");
+// A reload in the middle of a session goes straight back in (as the nick it had).
+if (state.wanted && localStorage.getItem(SESSION)) connect();
