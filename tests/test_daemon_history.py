@@ -389,3 +389,25 @@ def test_a_script_that_ends_its_input_gets_every_answer(tmp_path: Path) -> None:
             "ENDHISTORY #lobby 1",
             "ENDHISTORY #lobby 1",
         ], got
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    """One daemon per database: the second exits 1 with a sentence; the first serves."""
+    with running_daemon(["--listen", LOOPBACK], tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        alice, _ = joined(port, "alice")
+        code, output = start_fails([], tmp_path)
+        assert code == 1
+        line = one_clear_line(output, "chatd: ")
+        assert line.endswith(
+            "chatd: the history database chatd.sqlite3 is in use by another chatd "
+            "(it holds chatd.sqlite3.lock); one daemon per database: stop that one, "
+            "or give this one another --database."
+        )
+        alice.send("still here")
+        alice.expect("MSG #lobby alice still here")
+        daemon.kill()  # SIGKILL: the lock file stays, its lock goes with the process
+    assert (tmp_path / "chatd.sqlite3.lock").exists()
+    with running_daemon(["--listen", LOOPBACK], tmp_path) as daemon:
+        (port,) = daemon.ports.values()
+        joined(port, "bob")

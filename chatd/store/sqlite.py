@@ -183,7 +183,7 @@ def explain(error: Exception) -> str:
     return "the history database failed"
 
 
-def _start_error(path: str, error: Exception) -> StoreError:
+def start_error(path: str, error: Exception) -> StoreError:
     """The sentence that stops the daemon at start, for error on path."""
     detail = str(error)
     if isinstance(error, OSError):
@@ -271,9 +271,9 @@ class HistoryDatabase:
         except sqlite3.Error as error:
             if connection is not None:
                 connection.close()
-            raise _start_error(path, error) from None
+            raise start_error(path, error) from None
         except OSError as error:
-            raise _start_error(path, error) from None
+            raise start_error(path, error) from None
         except StoreError:
             if connection is not None:
                 connection.close()

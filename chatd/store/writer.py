@@ -48,7 +48,8 @@ from chatd.store.interface import (
     conversation,
     millis,
 )
-from chatd.store.sqlite import HistoryDatabase, PrivateRow, RoomRow, explain
+from chatd.store.lock import DatabaseLock
+from chatd.store.sqlite import MEMORY, HistoryDatabase, PrivateRow, RoomRow, explain
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
@@ -123,6 +124,7 @@ class SQLiteHistory:
         self.bound = bound
         self.reason: str | None = None
         self.database: HistoryDatabase | None = None
+        self.lock: DatabaseLock | None = None  # held from open until closed
         self.stamps = Stamps()
         self._rooms: set[str] = set()
         self._batch: list[Row] = []
@@ -146,9 +148,16 @@ class SQLiteHistory:
         """Open the database and start the thread; StoreError if it cannot be used.
 
         This waits for the disk: it is meant for the daemon's start, before
-        the reactor serves anyone.
+        the reactor serves anyone. The database is locked first: a second
+        daemon on the same file gets StoreError (chatd.store.lock).
         """
-        database = self.database = self.open_database()
+        if self.path != MEMORY:
+            self.lock = DatabaseLock.take(self.path)
+        try:
+            database = self.database = self.open_database()
+        except BaseException:
+            self._release()
+            raise
         self.stamps = Stamps(database.last_id())
         self._rooms = database.rooms()
         for opener in self.openers:
@@ -196,7 +205,13 @@ class SQLiteHistory:
         if self._stopped is not None and not self._stopped.called:
             self._stopped.callback(None)
 
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def _finished(self) -> None:
+        self._release()
         if self._stopped is not None and not self._stopped.called:
             self._stopped.callback(None)
 
