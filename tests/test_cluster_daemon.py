@@ -348,7 +348,7 @@ def test_a_script_half_closed_on_a_node_gets_every_answer(
 def test_a_second_node_under_a_live_nodes_name_refuses_to_start(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """Two live nodes must not share a name: the second says so and stops.
+    """Two live nodes must not share a name: the second says so and exits 1.
 
     (Found trying docs/cluster.md: the second was taken for a restart of the
     first, whose users the others then dropped, splitting the cluster.)
@@ -363,7 +363,8 @@ def test_a_second_node_under_a_live_nodes_name_refuses_to_start(
         )  # fmt: skip
         try:
             twin.wait_for_log(re.compile(r"another live node is named 'n0'"))
-            assert twin.process.wait(timeout=WAIT) == 0
+            # Non-zero, for systemd's Restart=on-failure (issue 25).
+            assert twin.process.wait(timeout=WAIT) == 1
         finally:
             twin.kill()
         bob.send("still one chat?")

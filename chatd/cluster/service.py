@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -58,12 +59,16 @@ class ClusterService(Service):
         node_name: str | None = None,
         history: RedisHistory | None = None,
         accounts: RedisAccounts | None = None,
+        failed: Callable[[], None] | None = None,
     ) -> None:
         self.node = cluster_node(factory, node_name)
         self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
         self._reactor = reactor
         self.history = history
         self.accounts = accounts
+        # Called when joining is refused for good, before the reactor stops:
+        # twistd's plugin passes chatd.ops.exit.exit_code_at_end (exit 1).
+        self.failed = failed
 
     def startService(self) -> None:
         super().startService()
@@ -75,9 +80,11 @@ class ClusterService(Service):
         self.link.start().addErrback(self._refused)
 
     def _refused(self, failure: Failure) -> None:
-        """Joining is refused for good (a live node has our name): stop."""
+        """Joining is refused for good (a live node has our name): stop, failed."""
         failure.trap(NameInUse)
         self.log.critical("cluster: {why}", why=failure.getErrorMessage())
+        if self.failed is not None:
+            self.failed()
         stop = getattr(self._reactor, "stop", None)  # IReactorCore's
         if stop is not None:
             stop()

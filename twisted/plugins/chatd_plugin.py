@@ -403,6 +403,7 @@ class ChatServiceMaker:
         from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
+        from chatd.ops.exit import exit_code_at_end
         from chatd.ops.service import (
             FileLimitService,
             HashingService,
@@ -456,6 +457,7 @@ class ChatServiceMaker:
         from chatd.cluster.replica import ClusterChat
         from chatd.cluster.service import ClusterService
         from chatd.factory import ChatFactory
+        from chatd.ops.exit import exit_code_at_end
         from chatd.ops.service import (
             FileLimitService,
             HashingService,
@@ -495,6 +497,7 @@ class ChatServiceMaker:
             options["node-name"],
             history,
             accounts,
+            failed=exit_code_at_end,
         ).setServiceParent(top)
         # Metrics of history are SQLite's (docs/running.md): none for Redis.
         return _listeners(options, factory, top, None)
