@@ -403,7 +403,6 @@ class ChatServiceMaker:
         from twisted.logger import Logger
 
         from chatd.factory import ChatFactory
-        from chatd.ops.exit import exit_code_at_end
         from chatd.ops.service import (
             FileLimitService,
             HashingService,
