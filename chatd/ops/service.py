@@ -290,11 +290,14 @@ class HistoryService(Service):
             # One sentence instead of a traceback: twistd prints it and exits 1.
             raise SystemExit(str(error)) from None
         super().startService()
+        # days a number in the fields (0: for ever), the words in the text.
         days = self.history.keep_days
         self.log.info(
-            "history kept in {path}, {days}",
+            "history kept in {path}, for {days:g} days"
+            if days
+            else "history kept in {path}, for ever",
             path=self.history.path,
-            days=f"for {days:g} days" if days else "for ever",
+            days=days,
         )
 
     def stopService(self) -> defer.Deferred[None]:

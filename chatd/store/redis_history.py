@@ -381,9 +381,11 @@ class RedisHistory:
         self.reason = None
         if was == CONNECTING and not self._ready.called:
             self.log.info(
-                "history kept in {where}, {days}",
+                "history kept in {where}, for {days:g} days"
+                if self.keep_days
+                else "history kept in {where}, for ever",
                 where=self.where,
-                days=f"for {self.keep_days:g} days" if self.keep_days else "for ever",
+                days=self.keep_days,  # a number in the fields (0: for ever)
             )
             self._ready.callback(self)
         else:

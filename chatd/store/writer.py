@@ -370,13 +370,19 @@ class SQLiteHistory:
         self.log.info("history is kept again")
 
     def _bounded(self, deleted: int) -> None:
+        # Numbers in the fields (0: no bound), the words in the text.
+        room = "{room} a room" if self.bound.room else "no bound a room"
+        total = "{total} in all" if self.bound.total else "no bound in all"
         self.log.info(
-            "history: deleted {count} {messages} past the bound ({room} a room, "
-            "{total} in all)",
+            "history: deleted {count} {messages} past the bound ("
+            + room
+            + ", "
+            + total
+            + ")",
             count=deleted,
             messages="message" if deleted == 1 else "messages",
-            room=self.bound.room or "no bound",
-            total=self.bound.total or "no bound",
+            room=self.bound.room,
+            total=self.bound.total,
         )
 
     def _pruned(self, deleted: int) -> None:
