@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
@@ -27,7 +28,7 @@ class OpenedHistory:
         pass
 
 
-def as_json(events: list[LogEvent]) -> list[dict[str, Any]]:
+def as_json(events: Sequence[LogEvent]) -> list[dict[str, Any]]:
     """Each event as its JSON log line reads back."""
     return [json.loads(event_as_json(event)) for event in events]
 
