@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from twisted.application.service import IServiceMaker, MultiService
@@ -13,6 +15,7 @@ from zope.interface import implementer
 
 if TYPE_CHECKING:  # imported when needed: twistd loads every plugin to list them
     from chatd.factory import ChatFactory
+    from chatd.ops.config_file import Kind
     from chatd.store.writer import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:5501"
@@ -115,6 +118,12 @@ class Options(usage.Options):
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
     optFlags = [
+        [
+            "check-config",
+            None,
+            "check the options (and --config's file) and exit: 0 and ok, or 1 "
+            "and every problem",
+        ],
         ["no-history", None, "keep no history: /history answers ERR no-history"],
         [
             "web-trust-proxy",
@@ -124,6 +133,9 @@ class Options(usage.Options):
     ]
     # fmt: off
     optParameters = [
+        ["config", None, None,
+         "TOML file of options, each a key named as its long option "
+         "(deploy/chatd.toml); the command line wins over it"],
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
         ["metrics", None, None,
@@ -209,6 +221,9 @@ class Options(usage.Options):
         self["web"] = []
         self["web-origin"] = []
         self._door_options()
+        # Repeatable options the config file gave, used unless the command
+        # line gives the same option (which then replaces, not adds to, them).
+        self._file_lists: dict[str, list[str]] = {}
 
     def _door_options(self) -> None:
         """Add the option of each registered door that has no opt_ method here.
@@ -259,11 +274,86 @@ class Options(usage.Options):
             )
         self["web-origin"].append(spelled)
 
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse --config's file, then the command line over it.
+
+        With --check-config, exit 0 printing ok, or 1 printing every problem.
+        """
+        argv = list(sys.argv[1:] if options is None else options)
+        check = "--check-config" in argv
+        try:
+            from chatd.ops.config_file import config_path
+
+            path = config_path(argv)
+            if path is not None:
+                self._apply_config_file(path)
+            super().parseOptions(argv)
+        except usage.UsageError as error:
+            if not check:
+                raise
+            print(error, file=sys.stderr)
+            raise SystemExit(1) from None
+        if check:
+            print("ok")
+            raise SystemExit(0)
+
+    def _config_kinds(self) -> dict[str, Kind]:
+        """What each config file key takes: every option but --config's own."""
+        from chatd.doors import DOORS
+
+        kinds: dict[str, Kind] = {name: "flag" for name, *_ in self.optFlags}
+        for name, _short, _default, _doc, *coerce in self.optParameters:
+            kinds[name] = (
+                "int"
+                if coerce == [_whole_number]
+                else "number"
+                if coerce == [_seconds]
+                else "str"
+            )
+        for name in ("listen", "irc", "web", "web-origin", *DOORS.options):
+            kinds[name] = "list"
+        del kinds["config"], kinds["check-config"]
+        return kinds
+
+    def _apply_config_file(self, path: str) -> None:
+        """Take the options of a config file as defaults; every problem at once."""
+        from chatd.ops.config_file import ConfigFileError, read_config
+
+        kinds = self._config_kinds()
+        try:
+            table = read_config(path, kinds)
+        except ConfigFileError as error:
+            raise usage.UsageError(str(error)) from None
+        problems = []
+        coercions = {name: rest for name, _s, _d, _doc, *rest in self.optParameters}
+        for key, value in table.items():
+            kind = kinds[key]
+            try:
+                if kind == "flag":
+                    self[key] = int(bool(value))
+                elif kind == "list":
+                    self[key] = []
+                    for item in value:  # type: ignore[attr-defined]
+                        self._dispatch[key](key, item)
+                    self._file_lists[key] = self[key]
+                    self[key] = []
+                elif coercions[key]:
+                    self[key] = coercions[key][0](str(value))
+                else:
+                    self[key] = value
+            except (ValueError, usage.UsageError) as error:
+                problems.append(f"{path}: {key}: {error}")
+        if problems:
+            raise usage.UsageError("\n".join(problems))
+
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
         from chatd.model.names import clean_text
         from chatd.store.interface import Bound
 
+        for key, values in self._file_lists.items():
+            if not self[key]:  # not given on the command line
+                self[key] = values
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         name = self["name"]
