@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -83,6 +83,18 @@ def _seconds(value: str) -> float:
 
 _whole_number.coerceDoc = "A whole number."  # type: ignore[attr-defined]
 _seconds.coerceDoc = "A number; decimals allowed."  # type: ignore[attr-defined]
+
+
+def _coercions(
+    parameters: Sequence[object],
+) -> dict[str, Callable[[str], object] | None]:
+    """Each optParameters row's option name and its coerce function, if any."""
+    rows = [cast(Sequence[object], row) for row in parameters]
+    return {
+        str(row[0]): cast(Callable[[str], object], row[4]) if len(row) > 4 else None
+        for row in rows
+    }
+
 
 # The lowest value each numeric option accepts, checked in postOptions.
 _LOWEST = {
@@ -301,13 +313,13 @@ class Options(usage.Options):
         """What each config file key takes: every option but --config's own."""
         from chatd.doors import DOORS
 
-        kinds: dict[str, Kind] = {name: "flag" for name, *_ in self.optFlags}
-        for name, _short, _default, _doc, *coerce in self.optParameters:
+        kinds: dict[str, Kind] = {str(flag[0]): "flag" for flag in self.optFlags}
+        for name, coerce in _coercions(self.optParameters).items():
             kinds[name] = (
                 "int"
-                if coerce == [_whole_number]
+                if coerce is _whole_number
                 else "number"
-                if coerce == [_seconds]
+                if coerce is _seconds
                 else "str"
             )
         for name in ("listen", "irc", "web", "web-origin", *DOORS.options):
@@ -325,7 +337,7 @@ class Options(usage.Options):
         except ConfigFileError as error:
             raise usage.UsageError(str(error)) from None
         problems = []
-        coercions = {name: rest for name, _s, _d, _doc, *rest in self.optParameters}
+        coercions = _coercions(self.optParameters)
         for key, value in table.items():
             kind = kinds[key]
             try:
@@ -333,12 +345,12 @@ class Options(usage.Options):
                     self[key] = int(bool(value))
                 elif kind == "list":
                     self[key] = []
-                    for item in value:  # type: ignore[attr-defined]
+                    for item in cast(list[str], value):
                         self._dispatch[key](key, item)
                     self._file_lists[key] = self[key]
                     self[key] = []
-                elif coercions[key]:
-                    self[key] = coercions[key][0](str(value))
+                elif (coerce := coercions[key]) is not None:
+                    self[key] = coerce(str(value))
                 else:
                     self[key] = value
             except (ValueError, usage.UsageError) as error:
@@ -486,8 +498,6 @@ class ChatServiceMaker:
         With --metrics, all of that is wrapped in the metrics listener's
         service, which starts after it and stops after it.
         """
-        from typing import cast
-
         from twisted.internet import reactor
         from twisted.internet.interfaces import IReactorFromThreads
         from twisted.logger import Logger
@@ -533,8 +543,6 @@ class ChatServiceMaker:
 
     def _cluster_service(self, options: Options) -> MultiService:
         """A cluster node: the chat, history and node life through Redis."""
-        from typing import cast
-
         from twisted.internet import reactor
         from twisted.internet.interfaces import (
             IReactorFromThreads,
