@@ -85,9 +85,14 @@ def test_bad_values_are_named_with_their_key(tmp_path: Path) -> None:
         parse("--config", path)
     lines = str(raised.value).splitlines()
     assert len(lines) == 2 and "backfill" in lines[0] and "nope" in lines[1]
-    path = config(tmp_path, "max-line = 10\n")  # the options' own checks
-    with pytest.raises(usage.UsageError, match="--max-line must be at least 64"):
+    path = config(tmp_path, 'max-line = 10\nsendq = 1\nname = "two words"\n')
+    with pytest.raises(usage.UsageError) as raised:  # the options' own rules
         parse("--config", path)
+    assert str(raised.value).splitlines() == [
+        "--name must be one word, without spaces",
+        "--max-line must be at least 64",
+        "--sendq must be at least 4096",
+    ]
 
 
 def test_unreadable_or_not_toml(tmp_path: Path) -> None:

@@ -368,44 +368,55 @@ class Options(usage.Options):
                 self[key] = values
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        problems: list[str] = []
         name = self["name"]
         if not name or name != clean_text(name) or any(ch.isspace() for ch in name):
-            raise usage.UsageError("--name must be one word, without spaces")
+            problems.append("--name must be one word, without spaces")
         for option, lowest in _LOWEST.items():
             if self[option] < lowest:
-                raise usage.UsageError(f"--{option} must be at least {lowest}")
+                problems.append(f"--{option} must be at least {lowest}")
         if self["max-line"] > 1_048_576:
-            raise usage.UsageError("--max-line must be at most 1048576 bytes")
+            problems.append("--max-line must be at most 1048576 bytes")
         if self["recvq"] < self["max-line"]:
-            raise usage.UsageError("--recvq must be at least --max-line")
+            problems.append("--recvq must be at least --max-line")
         if self["backfill"] > HISTORY_MAX:
-            raise usage.UsageError(f"--backfill must be at most {HISTORY_MAX}")
+            problems.append(f"--backfill must be at most {HISTORY_MAX}")
         if not self["database"]:
-            raise usage.UsageError("--database needs a file name (or :memory:)")
+            problems.append("--database needs a file name (or :memory:)")
         if self["redis"] is not None:
             from chatd.store.redis_history import parse_url
 
             try:
                 parse_url(self["redis"])
             except ValueError as error:
-                raise usage.UsageError(f"--redis: {error}") from None
+                problems.append(f"--redis: {error}")
         if self["node-timeout"] < 1:
-            raise usage.UsageError("--node-timeout must be at least 1 second")
+            problems.append("--node-timeout must be at least 1 second")
         node_name = self["node-name"]
         if node_name is not None and not re.fullmatch(
             r"[A-Za-z0-9_-]{1,32}", node_name
         ):
-            raise usage.UsageError(
+            problems.append(
                 "--node-name: 1 to 32 letters, digits, _ or - (it names Redis keys)"
             )
         if self["register-timeout"] <= 0:
-            raise usage.UsageError("--register-timeout must be more than 0 seconds")
-        motd = _read_motd(self["motd"]) if self["motd"] else ()
+            problems.append("--register-timeout must be more than 0 seconds")
+        motd: tuple[str, ...] = ()
+        operators: tuple[str, ...] = ()
+        try:
+            motd = _read_motd(self["motd"]) if self["motd"] else ()
+        except usage.UsageError as error:
+            problems.append(str(error))
         if self["argon2-memory"] < 8 * self["argon2-lanes"]:
-            raise usage.UsageError(
+            problems.append(
                 "--argon2-memory must be at least 8 KiB for each of --argon2-lanes"
             )
-        operators = _read_operators(self["operators"]) if self["operators"] else ()
+        try:
+            operators = _read_operators(self["operators"]) if self["operators"] else ()
+        except usage.UsageError as error:
+            problems.append(str(error))
+        if problems:  # all of them at once, one a line
+            raise usage.UsageError("\n".join(problems))
         self["history-bound"] = Bound(
             room=self["history-room-max"], total=self["history-total-max"]
         )
