@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemon import ROOT, twistd_path
+from daemon import ROOT, LineClient, running_daemon, twistd_path
+from test_daemon import LOOPBACK
 from twisted.python import usage
 
 from chatd.ops.config_file import ConfigFileError, config_path, read_config
@@ -176,3 +177,15 @@ def test_check_config_with_the_real_twistd(
         assert done.stdout == "ok\n"
     else:
         assert "--sendq must be at least 4096" in done.stderr
+
+
+def test_daemon_runs_with_a_config_file(tmp_path: Path) -> None:
+    """The real twistd started with --config listens and greets as the file says."""
+    path = config(
+        tmp_path,
+        f'listen = ["{LOOPBACK}"]\nname = "filed"\ndatabase = ":memory:"\n',
+    )
+    with running_daemon(["--config", path], tmp_path) as daemon:
+        client = LineClient.tcp(daemon.ports[LOOPBACK])
+        assert client.expect("HELLO ").startswith("HELLO filed")
+        client.close()
