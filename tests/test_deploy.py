@@ -75,7 +75,7 @@ def test_systemd_unit_runs_chatd_sandboxed_as_its_own_user() -> None:
 
 
 def test_systemd_units_command_line_is_one_chatd_accepts() -> None:
-    """ExecStart's twistd options and chatd options parse; the database is writable."""
+    """ExecStart's twistd options parse; chatd's are the example config file."""
     from twisted.plugins.chatd_plugin import Options
 
     command = shlex.split(unit_settings()["ExecStart"][0])
@@ -84,12 +84,18 @@ def test_systemd_units_command_line_is_one_chatd_accepts() -> None:
     twistd_options = command[3:at]
     assert twistd_options[0] == "--logger"
     assert callable(namedAny(twistd_options[1]))
+    assert command[at + 1 :] == ["--config", "/etc/chatd/chatd.toml"]
+    assert "deploy/chatd.toml /etc/chatd/chatd.toml" in UNIT.read_text()
     options = Options()
-    options.parseOptions(command[at + 1 :])
-    assert options["database"].startswith("/var/lib/chatd/")
-    assert options["metrics"] == "tcp:9101:interface=127.0.0.1"
+    options.parseOptions(["--config", str(DEPLOY / "chatd.toml")])
+    # Relative to WorkingDirectory: the one directory the service may write.
+    assert unit_settings()["WorkingDirectory"] == ["/var/lib/chatd"]
+    assert "/" not in options["database"]
     scrape = (DEPLOY / "prometheus.yml").read_text()
     assert '"127.0.0.1:9101"' in scrape and "job_name: chatd" in scrape
+    # The service serves what prometheus.yml scrapes, and IRC, as it always did.
+    assert options["metrics"] == "tcp:9101:interface=127.0.0.1"
+    assert options["irc"] == ["tcp:6667"]
 
 
 def test_dashboard_file_is_the_one_bench_dashboard_writes() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -13,6 +15,7 @@ from zope.interface import implementer
 
 if TYPE_CHECKING:  # imported when needed: twistd loads every plugin to list them
     from chatd.factory import ChatFactory
+    from chatd.ops.config_file import Kind
     from chatd.store.writer import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:5501"
@@ -81,6 +84,18 @@ def _seconds(value: str) -> float:
 _whole_number.coerceDoc = "A whole number."  # type: ignore[attr-defined]
 _seconds.coerceDoc = "A number; decimals allowed."  # type: ignore[attr-defined]
 
+
+def _coercions(
+    parameters: Sequence[object],
+) -> dict[str, Callable[[str], object] | None]:
+    """Each optParameters row's option name and its coerce function, if any."""
+    rows = [cast(Sequence[object], row) for row in parameters]
+    return {
+        str(row[0]): cast(Callable[[str], object], row[4]) if len(row) > 4 else None
+        for row in rows
+    }
+
+
 # The lowest value each numeric option accepts, checked in postOptions.
 _LOWEST = {
     "max-line": 64,
@@ -115,6 +130,12 @@ class Options(usage.Options):
         "tcp:5501:interface=127.0.0.1 or ssl:5502:privateKey=key.pem:certKey=cert.pem."
     )
     optFlags = [
+        [
+            "check-config",
+            None,
+            "check the options (and --config's file) and exit: 0 and ok, or 1 "
+            "and every problem",
+        ],
         ["no-history", None, "keep no history: /history answers ERR no-history"],
         [
             "web-trust-proxy",
@@ -124,6 +145,9 @@ class Options(usage.Options):
     ]
     # fmt: off
     optParameters = [
+        ["config", None, None,
+         "TOML file of options, each a key named as its long option "
+         "(deploy/chatd.toml); the command line wins over it"],
         ["name", None, "chatd", "server name sent in HELLO (one word)"],
         ["motd", None, None, "file whose lines are sent as INFO after WELCOME"],
         ["metrics", None, None,
@@ -209,6 +233,9 @@ class Options(usage.Options):
         self["web"] = []
         self["web-origin"] = []
         self._door_options()
+        # Repeatable options the config file gave, used unless the command
+        # line gives the same option (which then replaces, not adds to, them).
+        self._file_lists: dict[str, list[str]] = {}
 
     def _door_options(self) -> None:
         """Add the option of each registered door that has no opt_ method here.
@@ -259,51 +286,137 @@ class Options(usage.Options):
             )
         self["web-origin"].append(spelled)
 
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Parse --config's file, then the command line over it.
+
+        With --check-config, exit 0 printing ok, or 1 printing every problem.
+        """
+        argv = list(sys.argv[1:] if options is None else options)
+        check = "--check-config" in argv
+        try:
+            from chatd.ops.config_file import config_path
+
+            path = config_path(argv)
+            if path is not None:
+                self._apply_config_file(path)
+            super().parseOptions(argv)
+        except usage.UsageError as error:
+            if not check:
+                raise
+            print(error, file=sys.stderr)
+            raise SystemExit(1) from None
+        if check:
+            print("ok")
+            raise SystemExit(0)
+
+    def _config_kinds(self) -> dict[str, Kind]:
+        """What each config file key takes: every option but --config's own."""
+        from chatd.doors import DOORS
+
+        kinds: dict[str, Kind] = {str(flag[0]): "flag" for flag in self.optFlags}
+        for name, coerce in _coercions(self.optParameters).items():
+            kinds[name] = (
+                "int"
+                if coerce is _whole_number
+                else "number"
+                if coerce is _seconds
+                else "str"
+            )
+        for name in ("listen", "irc", "web", "web-origin", *DOORS.options):
+            kinds[name] = "list"
+        del kinds["config"], kinds["check-config"]
+        return kinds
+
+    def _apply_config_file(self, path: str) -> None:
+        """Take the options of a config file as defaults; every problem at once."""
+        from chatd.ops.config_file import ConfigFileError, read_config
+
+        kinds = self._config_kinds()
+        try:
+            table = read_config(path, kinds)
+        except ConfigFileError as error:
+            raise usage.UsageError(str(error)) from None
+        problems = []
+        coercions = _coercions(self.optParameters)
+        for key, value in table.items():
+            kind = kinds[key]
+            try:
+                if kind == "flag":
+                    self[key] = int(bool(value))
+                elif kind == "list":
+                    self[key] = []
+                    for item in cast(list[str], value):
+                        self._dispatch[key](key, item)
+                    self._file_lists[key] = self[key]
+                    self[key] = []
+                elif (coerce := coercions[key]) is not None:
+                    self[key] = coerce(str(value))
+                else:
+                    self[key] = value
+            except (ValueError, usage.UsageError) as error:
+                problems.append(f"{path}: {key}: {error}")
+        if problems:
+            raise usage.UsageError("\n".join(problems))
+
     def postOptions(self) -> None:
         from chatd.config import HISTORY_MAX, AccountSettings, ServerConfig
         from chatd.model.names import clean_text
         from chatd.store.interface import Bound
 
+        for key, values in self._file_lists.items():
+            if not self[key]:  # not given on the command line
+                self[key] = values
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        problems: list[str] = []
         name = self["name"]
         if not name or name != clean_text(name) or any(ch.isspace() for ch in name):
-            raise usage.UsageError("--name must be one word, without spaces")
+            problems.append("--name must be one word, without spaces")
         for option, lowest in _LOWEST.items():
             if self[option] < lowest:
-                raise usage.UsageError(f"--{option} must be at least {lowest}")
+                problems.append(f"--{option} must be at least {lowest}")
         if self["max-line"] > 1_048_576:
-            raise usage.UsageError("--max-line must be at most 1048576 bytes")
+            problems.append("--max-line must be at most 1048576 bytes")
         if self["recvq"] < self["max-line"]:
-            raise usage.UsageError("--recvq must be at least --max-line")
+            problems.append("--recvq must be at least --max-line")
         if self["backfill"] > HISTORY_MAX:
-            raise usage.UsageError(f"--backfill must be at most {HISTORY_MAX}")
+            problems.append(f"--backfill must be at most {HISTORY_MAX}")
         if not self["database"]:
-            raise usage.UsageError("--database needs a file name (or :memory:)")
+            problems.append("--database needs a file name (or :memory:)")
         if self["redis"] is not None:
             from chatd.store.redis_history import parse_url
 
             try:
                 parse_url(self["redis"])
             except ValueError as error:
-                raise usage.UsageError(f"--redis: {error}") from None
+                problems.append(f"--redis: {error}")
         if self["node-timeout"] < 1:
-            raise usage.UsageError("--node-timeout must be at least 1 second")
+            problems.append("--node-timeout must be at least 1 second")
         node_name = self["node-name"]
         if node_name is not None and not re.fullmatch(
             r"[A-Za-z0-9_-]{1,32}", node_name
         ):
-            raise usage.UsageError(
+            problems.append(
                 "--node-name: 1 to 32 letters, digits, _ or - (it names Redis keys)"
             )
         if self["register-timeout"] <= 0:
-            raise usage.UsageError("--register-timeout must be more than 0 seconds")
-        motd = _read_motd(self["motd"]) if self["motd"] else ()
+            problems.append("--register-timeout must be more than 0 seconds")
+        motd: tuple[str, ...] = ()
+        operators: tuple[str, ...] = ()
+        try:
+            motd = _read_motd(self["motd"]) if self["motd"] else ()
+        except usage.UsageError as error:
+            problems.append(str(error))
         if self["argon2-memory"] < 8 * self["argon2-lanes"]:
-            raise usage.UsageError(
+            problems.append(
                 "--argon2-memory must be at least 8 KiB for each of --argon2-lanes"
             )
-        operators = _read_operators(self["operators"]) if self["operators"] else ()
+        try:
+            operators = _read_operators(self["operators"]) if self["operators"] else ()
+        except usage.UsageError as error:
+            problems.append(str(error))
+        if problems:  # all of them at once, one a line
+            raise usage.UsageError("\n".join(problems))
         self["history-bound"] = Bound(
             room=self["history-room-max"], total=self["history-total-max"]
         )
@@ -396,8 +509,6 @@ class ChatServiceMaker:
         With --metrics, all of that is wrapped in the metrics listener's
         service, which starts after it and stops after it.
         """
-        from typing import cast
-
         from twisted.internet import reactor
         from twisted.internet.interfaces import IReactorFromThreads
         from twisted.logger import Logger
@@ -443,8 +554,6 @@ class ChatServiceMaker:
 
     def _cluster_service(self, options: Options) -> MultiService:
         """A cluster node: the chat, history and node life through Redis."""
-        from typing import cast
-
         from twisted.internet import reactor
         from twisted.internet.interfaces import (
             IReactorFromThreads,
