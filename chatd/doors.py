@@ -171,7 +171,7 @@ def _load(entry: str) -> Door:
 # where its declaration is.
 DOORS = Doors(
     {
-        "listen": "chatd.line.entry:LINE",
+        "listen": "chatd.protocol:LINE",
         "irc": "chatd.irc.entry:IRC",
         "web": "chatd.web.entry:WEB",
     }

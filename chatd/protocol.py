@@ -9,14 +9,21 @@ same words in WebSocket frames (chatd.web.door); neither is made from the other.
 
 from __future__ import annotations
 
-from twisted.conch.telnet import AYT, IP
+from collections.abc import Mapping
+from typing import Any
 
+from twisted.conch.telnet import AYT, IP
+from twisted.internet.interfaces import IProtocolFactory
+
+from chatd.doors import Door
+from chatd.factory import ChatFactory
 from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
+from chatd.line.kinds import LINE_COMMANDS, command_of
 from chatd.line.telnet import TelnetFilter
 from chatd.line.wire import render, render_ids
 from chatd.net.connection import Connection, ConnectionHub
 
-__all__ = ["NICK_PROMPT", "LineConnection"]
+__all__ = ["LINE", "NICK_PROMPT", "LineConnection"]
 
 _IP, _AYT = ord(IP), ord(AYT)
 
@@ -75,3 +82,20 @@ class LineConnection(SpeaksLine, Connection):
         if gate is not None and self.telnet.sequences:
             gate.charge(self.telnet.sequences)
         return data
+
+
+# -- the line door's declaration (chatd.doors) ------------------------------------
+
+
+def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
+    """A --listen listener's factory: line connections on the shared hub."""
+    return hub.door(LineConnection)
+
+
+LINE = Door(
+    connection=LineConnection,
+    title="",
+    serve=serve,
+    commands=LINE_COMMANDS,
+    command_of=command_of,
+)

@@ -12,5 +12,4 @@ session.py           Session: what a command handler may use of its connection
 wire.py              events rendered as lines (once per broadcast), and parsed back
 telnet.py            telnet commands in the stream: taken out, options refused
 kinds.py             the commands' kinds (read, talk, change) for the door contract
-entry.py             the door's declaration (chatd.doors): connection, commands
 """

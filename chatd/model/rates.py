@@ -1,7 +1,7 @@
 """A rate with a burst on an injected clock: the one token bucket of chatd.
 
 The model limits password work with it (chatd.model.accounts); the
-connection layer's flood gate (chatd.net.limits) and the desktop client's
+connection layer's flood gate (net/limits.py) and the desktop client's
 pacing (chatd.client.client) use the same bucket.
 """
 
