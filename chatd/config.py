@@ -87,3 +87,21 @@ class ServerConfig:
     accounts: AccountSettings = AccountSettings()
     # Accounts whose users are server operators (--operators FILE).
     operators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What re-reading the config file did (chatd.ops.reload): applied or not, why.
+
+    lines: one sentence each, for the log and for the server operator who
+    asked (REHASH, /rehash): what changed, what needs a restart, or every
+    problem that made the reload change nothing.
+    """
+
+    applied: bool
+    lines: tuple[str, ...]
+
+
+def no_reload() -> ReloadReport:
+    """The answer where nothing can be reloaded (a hub built without a reloader)."""
+    return ReloadReport(False, ("this server cannot reload its configuration",))

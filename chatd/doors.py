@@ -68,6 +68,13 @@ class Door:
     # something; None for a line that asks nothing, an empty one).
     command_of: Callable[[str], str | None]
     serves_page: bool = field(default=False)  # the log says the page's address
+    # Takes the settings of a reloaded config file (chatd.ops.reload), given
+    # the hub (already reconfigured), the factory serve made and the new
+    # options: the web door's --web-origin. None: the door has nothing of
+    # its own to change.
+    reconfigure: (
+        Callable[[ChatFactory, IProtocolFactory, Mapping[str, Any]], None] | None
+    ) = field(default=None)
 
     @property
     def name(self) -> str:

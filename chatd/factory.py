@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
-from chatd.config import ServerConfig
+from chatd.config import ReloadReport, ServerConfig, no_reload
 from chatd.model.accounts import Accounts, Hasher, Runner, run_inline
 from chatd.model.chat import Chat
 from chatd.net.closing import Refusal
@@ -61,6 +62,7 @@ class ChatFactory:
             history=history,
             now=clock.seconds,
             server_operators=config.operators,
+            motd=config.motd,
         )
         self.accounts = Accounts(
             self.chat,
@@ -84,6 +86,29 @@ class ChatFactory:
         # The class built for each door's connections: a cluster node puts its
         # own subclasses here (chatd.cluster.doors); one process, none.
         self.door_classes: dict[type[Connection], type[Connection]] = {}
+        # Re-reads the config file and applies it (chatd.ops.reload, set by
+        # the plugin): what a server operator's REHASH or /rehash runs.
+        self.reloader: Callable[[str], ReloadReport] = lambda who: no_reload()
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Take the settings of a reloaded config file (chatd.ops.reload).
+
+        --max-clients and --max-per-ip count from the next connection on; the
+        chat takes its own (chat.reconfigure). A connection keeps the limits
+        it was made with (its flood gate, queues and timeouts); connections
+        made from now on get the new ones.
+        """
+        self.config = config
+        self.chat.reconfigure(
+            motd=config.motd,
+            max_rooms=config.max_rooms,
+            max_rooms_per_user=config.max_rooms_per_user,
+            server_operators=config.operators,
+        )
+
+    def rehash(self, who: str) -> ReloadReport:
+        """Re-read the config file at who's request (a server operator's nick)."""
+        return self.reloader(f"rehash by {who}")
 
     def door(self, door: type[Connection]) -> DoorFactory:
         """Return a factory for a door's connections, sharing this hub."""

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatd.config import ServerConfig
+from chatd.config import ReloadReport, ServerConfig, no_reload
 from chatd.irc.caps import CapState
 from chatd.irc.commands import dispatch
 from chatd.irc.message import irc_line
@@ -60,6 +60,8 @@ class FakeIrc:
         self.batches = 0
         self.charged = 0  # lines of bulk answers charged (chatd.net.bulk)
         self.accounts = ACCOUNTS[server]
+        # What REHASH runs (a hub's reloader): none unless a test gives one.
+        self.reloader: Callable[[], ReloadReport] = no_reload
 
     @property
     def nick(self) -> str:
@@ -101,6 +103,9 @@ class FakeIrc:
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send the answer when it comes (the fakes' stores and checks: at once)."""
         answer.addCallbacks(self.out.append, lambda failure: self.out.append(fallback))
+
+    def rehash(self) -> ReloadReport:
+        return self.reloader()
 
     def charge_answer(self, lines: int) -> None:
         """Count what bulk answers are charged (IrcConnection charges its gate)."""

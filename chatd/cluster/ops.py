@@ -191,6 +191,9 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "speaking_room": _READS,
         "check_speaker": _READS,
         "is_server_operator": _READS,
+        "check_server_operator": _READS,
+        "reconfigure": "node-local: each node applies its own config file when it "
+        "is reloaded (chatd.ops.reload; docs/running.md)",
         "is_operator": _READS,
         "is_founder": _READS,
         "is_invited": _READS,

@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IProtocolFactory
 from chatd.doors import CommandKind, Door, command_kinds
 from chatd.factory import ChatFactory
 from chatd.irc.commands import COMMANDS
-from chatd.irc.protocol import IrcConnection
+from chatd.irc.protocol import IrcConnection, irc_server
 
 # The IRC door's commands that are not changes (the rest are).
 KINDS = {
@@ -31,6 +31,7 @@ KINDS = {
             "NAMES",
             "LIST",
             "CHATHISTORY",
+            "REHASH",  # this node's own settings: no shared state
         ),
         CommandKind.READ,
     ),
@@ -54,10 +55,18 @@ def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
     return hub.door(IrcConnection)
 
 
+def reconfigure(
+    hub: ChatFactory, serving: IProtocolFactory, options: Mapping[str, Any]
+) -> None:
+    """Take a reloaded configuration: ISUPPORT's limits (chatd.ops.reload)."""
+    irc_server(hub).reconfigure(hub.config)
+
+
 IRC = Door(
     connection=IrcConnection,
     title="IRC",
     serve=serve,
     commands=command_kinds(COMMANDS, KINDS),
     command_of=command_of,
+    reconfigure=reconfigure,
 )

@@ -86,7 +86,7 @@ def _motd_lines(session: IrcSession) -> list[str]:
     )
     shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
     return [
-        *session.server.config.motd,
+        *chat.motd,  # as reloaded last (chatd.ops.reload)
         f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}",
         f"Rooms: {shown}" if shown else f"No rooms yet: /join {LOBBY}",
     ]

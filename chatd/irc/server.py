@@ -88,6 +88,11 @@ class IrcServer:
         self.isupport = isupport_lines(self.config, history)
         self.offered = SUPPORTED | HISTORY_CAPS if history else SUPPORTED
 
+    def reconfigure(self, config: ServerConfig) -> None:
+        """Take a reloaded configuration: the next registration's ISUPPORT."""
+        self.config = config
+        self.isupport = isupport_lines(config, self.chat.history is not None)
+
     @property
     def name(self) -> str:
         """The server's name: the source of numerics, the NETWORK token."""

@@ -16,6 +16,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from chatd.config import ReloadReport
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapState
 from chatd.irc.history import HistorySession
@@ -87,6 +88,9 @@ class IrcSession(HistorySession, Protocol):
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
+
+    def rehash(self) -> ReloadReport:
+        """Re-read the config file (the user is a server operator)."""
 
     def send_in_slices(self, lines: Iterator[bytes], fallback: bytes) -> None:
         """Send a long answer's lines, a slice per reactor turn (chatd.net.bulk)."""

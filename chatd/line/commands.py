@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
-from chatd.line import account_commands, room_commands
+from chatd.line import account_commands, rehash, room_commands
 from chatd.line.session import Command, Session
 from chatd.line.wire import history_lines, line, word_lines
 from chatd.model.chat import Room
@@ -436,6 +436,8 @@ COMMANDS: dict[str, Command] = {
                     0, 8),
     "kill": Command(room_commands.kill, "/kill <nick> [reason]",
                     "disconnect someone (server operators)", 1, 2, text=True),
+    "rehash": Command(rehash.rehash, "/rehash",
+                      "reload the server's configuration (server operators)"),
     # Accounts (chatd.line.account_commands).
     "register": Command(account_commands.register,
                         "/register <password> <password> | /register [<#room>]",

@@ -169,7 +169,7 @@ class LineDoor:
                 text=f"Welcome to {config.name}, {user.nick}! Type /help for commands.",
             )
         )
-        for motd_line in config.motd:
+        for motd_line in conn.chat.motd:  # as reloaded last (chatd.ops.reload)
             conn.send(self.info(motd_line))
         conn.welcomed()
         room, _ = conn.chat.join(user, LOBBY)

@@ -14,7 +14,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from chatd.config import ServerConfig
+from chatd.config import ReloadReport, ServerConfig
 from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, User
 from chatd.model.errors import ChatError, ErrorCode
@@ -53,6 +53,9 @@ class Session(Protocol):
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send answer's bytes when they come, everything sent later behind them."""
+
+    def rehash(self) -> ReloadReport:
+        """Re-read the config file (the user is a server operator)."""
 
     def charge_answer(self, lines: int) -> None:
         """Charge the flood budget for an answer of lines lines (chatd.net.bulk)."""

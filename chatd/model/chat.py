@@ -107,6 +107,7 @@ class Chat(Moderation, Permissions):
         history: IHistory | None = None,
         now: Callable[[], float] = time.time,
         server_operators: Iterable[str] = (),
+        motd: tuple[str, ...] = (),
     ) -> None:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {fold(LOBBY): Room(LOBBY)}
@@ -124,6 +125,8 @@ class Chat(Moderation, Permissions):
         self.now = now  # the clock's time: rooms' creation and topics
         # Folded account names whose users run every room (--operators).
         self.server_operators = frozenset(fold(name) for name in server_operators)
+        # The message of the day (--motd), one line each: every door shows it.
+        self.motd = motd
         # Registered rooms by folded name, and who keeps them when they change
         # (chatd.model.accounts: the database); the default keeps nothing.
         self.records: dict[str, RoomRecord] = {}
@@ -137,6 +140,29 @@ class Chat(Moderation, Permissions):
         self.secret_rooms: set[str] = set()
         # Who gave up which nickname lately (IRC's WHOWAS).
         self.past_nicks = PastNicks()
+
+    # -- the server's settings ---------------------------------------------
+
+    def reconfigure(
+        self,
+        *,
+        motd: tuple[str, ...],
+        max_rooms: int,
+        max_rooms_per_user: int,
+        server_operators: Iterable[str],
+    ) -> None:
+        """Take the settings a reload of the config file changes (chatd.ops.reload).
+
+        Each is read when it is used: the next join counts against the new
+        room limits, the next registration shows the new MOTD, and the next
+        command of a server operator is checked against the new list (a user
+        no longer listed loses the powers at once). Rooms past a lowered limit
+        stay; only new ones are refused.
+        """
+        self.motd = motd
+        self.max_rooms = max_rooms
+        self.max_rooms_per_user = max_rooms_per_user
+        self.server_operators = frozenset(fold(name) for name in server_operators)
 
     # -- looking things up ------------------------------------------------
 

@@ -109,6 +109,17 @@ class Moderation:
         """Tell whether user is identified to an account of --operators."""
         return bool(user.account) and fold(user.account) in self.server_operators
 
+    def check_server_operator(self, user: User, doing: str) -> None:
+        """Refuse (NOT_OPERATOR) a command of server operators to anyone else.
+
+        doing: what only they do, in words ("reload the configuration").
+        """
+        if not self.is_server_operator(user):
+            raise ChatError(
+                ErrorCode.NOT_OPERATOR,
+                f"you are not a server operator; only they {doing}",
+            )
+
     def is_operator(self, room: Room, user: User) -> bool:
         """Tell whether user may run room: its operator, or a server operator."""
         return user in room.rules.ops or self.is_server_operator(user)

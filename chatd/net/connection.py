@@ -44,7 +44,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatd.config import ServerConfig
+from chatd.config import ReloadReport, ServerConfig
 from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, Event, IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
@@ -87,6 +87,9 @@ class ConnectionHub(TypingProtocol):
 
     def connection_lost(self, connection: Connection) -> None:
         """Forget connection."""
+
+    def rehash(self, who: str) -> ReloadReport:
+        """Re-read the config file at who's request (chatd.ops.reload)."""
 
 
 _CLOSING = Phase.CLOSING  # a global lookup is cheaper than Phase.CLOSING in hot paths
@@ -308,6 +311,14 @@ class Connection(Protocol, TimeoutMixin):
         if self.user is None:  # cannot happen: the command tables guard it
             raise ChatError(ErrorCode.NOT_REGISTERED, "choose a nickname first")
         return self.user
+
+    def rehash(self) -> ReloadReport:
+        """Re-read the config file for this connection's user (REHASH, /rehash).
+
+        The door asks the model first whether the user may
+        (Chat.check_server_operator).
+        """
+        return self.hub.rehash(self.user.nick if self.user is not None else "?")
 
     def leave(self, reason: str, logged: str | None = None) -> None:
         """Take the user out of the chat; everyone sharing a room sees QUIT.

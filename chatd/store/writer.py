@@ -331,6 +331,27 @@ class SQLiteHistory:
         self._jobs.put(cast(_Read[object], _Read(ask, answer)))
         return answer
 
+    def set_retention(self, keep_days: float, bound: Bound) -> None:
+        """Keep messages keep_days (0: for ever) and within bound from now on.
+
+        A reloaded config file's --history-days, --history-room-max and
+        --history-total-max (chatd.ops.reload): the next prune and the next
+        writes follow them; a lowered bound is reached over the next writes.
+        """
+        self.keep_days, self.bound = keep_days, bound
+        if self._thread is None or self._stopped is not None:
+            return  # not open: open() starts with these
+        self.submit(partial(_set_bound, bound=bound)).addErrback(
+            lambda failure: None  # the database is down: it says so itself
+        )
+        pruning = self._pruner is not None and self._pruner.running
+        if keep_days and not pruning:
+            self._pruner = LoopingCall(self._prune)
+            self._pruner.clock = self.clock
+            self._pruner.start(PRUNE_EVERY, now=True)
+        elif not keep_days and pruning and self._pruner is not None:
+            self._pruner.stop()
+
     def submit(
         self, work: Callable[[HistoryDatabase], object]
     ) -> defer.Deferred[object]:
@@ -504,3 +525,8 @@ def _be_nicer(step: int) -> None:
         )
     except OSError:
         pass  # not allowed, or not supported: the writer runs as the reactor does
+
+
+def _set_bound(database: HistoryDatabase, bound: Bound) -> None:
+    """Give the thread's database a new bound (SQLiteHistory.set_retention)."""
+    database.bound = bound

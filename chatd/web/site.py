@@ -287,8 +287,16 @@ class ChatSite(LimitedSite):
             request.setHeader(name, value)
         return super().getResourceFor(request)
 
+    # The WebSocket's resource: set_origins gives it a reloaded --web-origin.
+    chat_socket: ChatSocket
+
     def log(self, request: http.Request) -> None:
         """No access log: the chat logs its connections, never what is read."""
+
+    def set_origins(self, origins: Iterable[str]) -> None:
+        """Allow the pages of origins (a reloaded --web-origin) from the next
+        WebSocket on; open ones stay."""
+        self.chat_socket.origins = Origins(origins, socket.gethostname())
 
 
 def web_site(
@@ -300,9 +308,11 @@ def web_site(
     root.putChild(b"", PageResource(page_body(assets)))
     root.putChild(b"static", StaticResource(assets))
     allowed = Origins(origins, socket.gethostname())
-    root.putChild(b"ws", ChatSocket(SocketDoor(hub, trust_proxy), allowed))
+    chat_socket = ChatSocket(SocketDoor(hub, trust_proxy), allowed)
+    root.putChild(b"ws", chat_socket)
     root.putChild(b"healthz", HealthResource(hub))
     slots = WebSlots(hub, trust_proxy)
     site = ChatSite(root, slots, hub.clock, HTTP_TIMEOUT, hub.config.shutdown_grace)
+    site.chat_socket = chat_socket
     site.displayTracebacks = False
     return site

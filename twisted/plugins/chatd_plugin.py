@@ -16,6 +16,7 @@ from zope.interface import implementer
 if TYPE_CHECKING:  # imported when needed: twistd loads every plugin to list them
     from chatd.factory import ChatFactory
     from chatd.ops.config_file import Kind
+    from chatd.ops.reload import Served
     from chatd.store.writer import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:5501"
@@ -236,6 +237,7 @@ class Options(usage.Options):
         # Repeatable options the config file gave, used unless the command
         # line gives the same option (which then replaces, not adds to, them).
         self._file_lists: dict[str, list[str]] = {}
+        self.argv: list[str] = []  # the command line parsed (parseOptions)
 
     def _door_options(self) -> None:
         """Add the option of each registered door that has no opt_ method here.
@@ -292,6 +294,7 @@ class Options(usage.Options):
         With --check-config, exit 0 printing ok, or 1 printing every problem.
         """
         argv = list(sys.argv[1:] if options is None else options)
+        self.argv = argv  # read again on a reload (chatd.ops.reload)
         check = "--check-config" in argv
         try:
             from chatd.ops.config_file import config_path
@@ -625,10 +628,12 @@ def _listeners(
     stops after it); history: the SQLite store its figures come from.
     """
     from chatd.doors import DOORS
+    from chatd.ops.reload import Served
     from chatd.ops.service import FarewellService, ListenerService
 
     FarewellService(factory).setServiceParent(top)
     doors = []
+    served = []
     for option in DOORS.options:
         endpoints = options["door_endpoints"].get(option)
         if not endpoints:
@@ -636,16 +641,70 @@ def _listeners(
         door = DOORS.opened_by(option)
         doors.append(door.name)
         serving = door.serve(factory, options)  # one factory for all its listeners
+        served.append(Served(door, serving))
         for description, endpoint in endpoints:
             ListenerService.of_door(
                 door, option, description, endpoint, serving
             ).setServiceParent(top)
+    _reloading(options, factory, top, served, history)
     if options["metrics_endpoint"] is not None:
         from chatd.ops.metrics_http import metrics_service
 
         description, endpoint = options["metrics_endpoint"]
         return metrics_service(top, factory, history, description, endpoint, doors)
     return top
+
+
+def _reloading(
+    options: Options,
+    factory: ChatFactory,
+    top: MultiService,
+    served: list[Served],
+    history: SQLiteHistory | None,
+) -> None:
+    """Make SIGHUP, REHASH and /rehash re-read the command line's config file.
+
+    Every TLS listener (--metrics's too) gets options a reload can replace,
+    before it listens (chatd.ops.tls); history: the SQLite store whose
+    retention a reload changes (None: a cluster's, set at start).
+    """
+    from twisted.internet import reactor
+
+    from chatd.ops.config_file import config_path
+    from chatd.ops.reload import Reloader, ReloadOnSignal
+    from chatd.ops.tls import make_swappable
+
+    listeners = [
+        endpoint
+        for endpoints in options["door_endpoints"].values()
+        for endpoint in endpoints
+    ]
+    if options["metrics_endpoint"] is not None:
+        listeners.append(options["metrics_endpoint"])
+    tls = [
+        swappable
+        for description, endpoint in listeners
+        if (swappable := make_swappable(description, endpoint)) is not None
+    ]
+    argv = options.argv
+
+    def read_again() -> Options:
+        fresh = Options()
+        fresh.parseOptions(argv)
+        return fresh
+
+    reloader = Reloader(
+        read_again,
+        options,
+        config_path(argv),
+        factory,
+        served,
+        tls,
+        history,
+        reactor,
+    )
+    factory.reloader = reloader.reload
+    ReloadOnSignal(reloader, reactor).setServiceParent(top)
 
 
 chatd = ChatServiceMaker()
