@@ -9,13 +9,16 @@ real twistd.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 from helpers import Mailbox, connect, lines, open_any, open_connection
+from test_daemon import make_certificate
 from test_irc_protocol import irc_connect
 from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
@@ -23,6 +26,7 @@ from chatd.factory import ChatFactory
 from chatd.irc.entry import IRC
 from chatd.irc.protocol import IrcConnection, irc_server
 from chatd.ops.reload import Reloader, ReloadOnSignal, Served
+from chatd.ops.tls import make_swappable
 from chatd.protocol import LINE, LineConnection
 from chatd.store.writer import SQLiteHistory
 from chatd.web.entry import WEB
@@ -349,3 +353,41 @@ def test_sighup_reloads_on_the_reactors_thread(tmp_path: Path, clock: Clock) -> 
     assert setup.hub.chat.motd == ("After the signal.",)
     assert [e["text"] for e in events] == ["changed: --motd"]
     assert events[0]["source"] == "SIGHUP"
+
+
+def test_a_renewed_certificate_is_swapped_and_a_mismatched_pair_refused(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A TLS listener's files replaced: a key that is not the certificate's
+    refuses the whole reload (the MOTD too) and names the listener; the right
+    pair is swapped in, its fingerprint logged."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    key, cert = make_certificate(tmp_path / "old")
+    new_key, new_cert = make_certificate(tmp_path / "new")
+    description = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    swappable = make_swappable(description, serverFromString(reactor, description))
+    assert swappable is not None
+    setup = Setup(tmp_path, clock)
+    setup.reloader.tls = (swappable,)
+    before = swappable.fingerprint
+    setup.motd("Not before the certificate is right.")
+    shutil.copy(new_cert, cert)  # the certificate without its key
+    report = setup.hub.rehash("root")
+    assert not report.applied
+    assert report.lines[1].startswith(
+        f"TLS listener {description}: cannot use its key and certificate ("
+    )
+    assert swappable.fingerprint == before
+    assert setup.hub.chat.motd == ("Welcome, first edition.",)
+    shutil.copy(new_key, key)
+    report = setup.hub.rehash("root")
+    assert report.applied
+    after = swappable.fingerprint
+    assert after != before
+    assert report.lines == (
+        "changed: --motd",
+        f"TLS listener {description}: new certificate (SHA-256 {after}) for new "
+        "connections",
+    )
+    assert swappable.getContext() is swappable.options.getContext()

@@ -103,7 +103,7 @@ class Reloader:
     names are read again).
     """
 
-    log = Logger(namespace="chatd.reload")
+    log = Logger()
 
     def __init__(
         self,
