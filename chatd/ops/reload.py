@@ -237,9 +237,20 @@ class ReloadOnSignal(Service):
         self.reactor = reactor  # IReactorFromThreads
         self._previous: Any = None
 
+    def privilegedStartService(self) -> None:
+        # twistd binds the listeners here: the handler goes in first (this
+        # service is added before them), so that a SIGHUP sent as soon as a
+        # port is open reloads rather than ends the process (SIGHUP's default).
+        super().privilegedStartService()
+        self._install()
+
     def startService(self) -> None:
         super().startService()
-        self._previous = signal.signal(signal.SIGHUP, self._on_signal)
+        self._install()
+
+    def _install(self) -> None:
+        if self._previous is None:
+            self._previous = signal.signal(signal.SIGHUP, self._on_signal)
 
     def stopService(self) -> None:
         super().stopService()

@@ -633,20 +633,20 @@ def _listeners(
 
     FarewellService(factory).setServiceParent(top)
     doors = []
-    served = []
+    served: dict[str, Served] = {}  # by the option that opens the door
     for option in DOORS.options:
-        endpoints = options["door_endpoints"].get(option)
-        if not endpoints:
-            continue  # a door nobody listens for is not even loaded
-        door = DOORS.opened_by(option)
-        doors.append(door.name)
-        serving = door.serve(factory, options)  # one factory for all its listeners
-        served.append(Served(door, serving))
-        for description, endpoint in endpoints:
+        if options["door_endpoints"].get(option):  # else the door is not loaded
+            door = DOORS.opened_by(option)
+            doors.append(door.name)
+            # One factory for all its listeners.
+            served[option] = Served(door, door.serve(factory, options))
+    # Before the listeners: SIGHUP is handled by the time anyone can connect.
+    _reloading(options, factory, top, list(served.values()), history)
+    for option, door_served in served.items():
+        for description, endpoint in options["door_endpoints"][option]:
             ListenerService.of_door(
-                door, option, description, endpoint, serving
+                door_served.door, option, description, endpoint, door_served.factory
             ).setServiceParent(top)
-    _reloading(options, factory, top, served, history)
     if options["metrics_endpoint"] is not None:
         from chatd.ops.metrics_http import metrics_service
 
