@@ -21,6 +21,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
+from web_helpers import FakeBrowser
 
 from chatd.factory import ChatFactory
 from chatd.irc.entry import IRC
@@ -391,3 +392,27 @@ def test_a_renewed_certificate_is_swapped_and_a_mismatched_pair_refused(
         "connections",
     )
     assert swappable.getContext() is swappable.options.getContext()
+
+
+def test_rehash_on_the_web_page_is_the_line_doors(tmp_path: Path, clock: Clock) -> None:
+    """/rehash typed on the web page: refused for a user, applied for a server
+    operator, in the same lines as on the line door."""
+    setup = Setup(tmp_path, clock)
+    assert isinstance(setup.site, ChatSite)
+    bob, root = FakeBrowser(setup.site), FakeBrowser(setup.site)
+    bob.register("bob")
+    root.register("root")
+    root.send("/register s3cret-pw s3cret-pw")
+    root.lines(), bob.lines()
+    setup.motd("Web edition.")
+    bob.send("/rehash")
+    assert bob.lines() == [
+        "ERR not-operator you are not a server operator; only they reload the "
+        "configuration"
+    ]
+    root.send("/rehash")
+    assert root.lines() == [
+        "INFO Reloaded the configuration.",
+        "INFO changed: --motd",
+    ]
+    assert setup.hub.chat.motd == ("Web edition.",)
