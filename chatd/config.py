@@ -100,6 +100,7 @@ class ReloadReport:
 
     applied: bool
     lines: tuple[str, ...]
+    path: str = ""  # the config file read ("": none, the command line only)
 
 
 def no_reload() -> ReloadReport:

@@ -59,18 +59,20 @@ def motd_shown(client: LineClient, nick: str) -> list[str]:
 def test_a_renewed_certificate_reaches_new_clients_and_nobody_is_dropped(
     tmp_path: Path,
 ) -> None:
-    """Key and certificate replaced, SIGHUP: a new TLS client of the line and
-    of the IRC listener sees the new certificate; the TLS client connected
-    before stays and chats with the new one."""
+    """Key and certificate replaced, SIGHUP: a new TLS client of the line, the
+    IRC and the web listener sees the new certificate; the TLS client
+    connected before stays and chats with the new one."""
     key, cert = make_certificate(tmp_path)
     old = der_of(cert)
     tls = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     config = tmp_path / "chatd.toml"
     config.write_text(
-        f'listen = ["{LOOPBACK}", "{tls}"]\nirc = ["{tls}"]\nno-history = true\n'
+        f'listen = ["{LOOPBACK}", "{tls}"]\nirc = ["{tls}"]\nweb = ["{tls}"]\n'
+        "no-history = true\n"
     )
-    with running_daemon(["--config", str(config)], tmp_path, listeners=3) as daemon:
+    with running_daemon(["--config", str(config)], tmp_path, listeners=4) as daemon:
         line_port, irc_port = daemon.ports[tls], daemon.ports[f"irc {tls}"]
+        web_port = daemon.ports[f"web {tls}"]
         alice = LineClient.tls(line_port)
         alice.register("alice")
         assert shown_certificate(irc_port) == old
@@ -85,12 +87,13 @@ def test_a_renewed_certificate_reaches_new_clients_and_nobody_is_dropped(
         daemon.process.send_signal(signal.SIGHUP)
         found = [
             daemon.wait_for_log(re.compile(r"new certificate \(SHA-256")).string
-            for _ in range(2)
+            for _ in range(3)  # one line per TLS listener
         ]
         assert all(tls in text for text in found)
 
         assert shown_certificate(line_port) == new
         assert shown_certificate(irc_port) == new
+        assert shown_certificate(web_port) == new
         bob = LineClient.tls(line_port)
         assert bob.sock.getpeercert(binary_form=True) == new  # type: ignore[attr-defined]
         bob.register("bob")

@@ -10,6 +10,8 @@ FAIL REHASH CONFIG_INVALID (IRCv3 standard replies); nothing changed
 
 from __future__ import annotations
 
+import os
+
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage
 from chatd.irc.session import (
@@ -23,7 +25,9 @@ from chatd.irc.session import (
 from chatd.model.errors import ChatError, ErrorCode
 
 DOING = "reload the configuration"
-CONFIG_NAME = "chatd.toml"  # what 382 names: the file is the operator's to know
+# What 382 names: the config file's name (not its directory), or this when
+# the daemon was started without --config.
+NO_FILE = "*"
 
 
 def rehash(session: IrcSession, msg: IrcMessage) -> None:
@@ -39,7 +43,8 @@ def rehash(session: IrcSession, msg: IrcMessage) -> None:
         raise
     report = session.rehash()
     if report.applied:
-        numeric(session, n.RPL_REHASHING, CONFIG_NAME, text="Rehashing")
+        name = os.path.basename(report.path) or NO_FILE
+        numeric(session, n.RPL_REHASHING, name, text="Rehashing")
     for text in report.lines:
         server_line(session, "NOTICE", session.nick, text=text)
     if not report.applied:

@@ -164,7 +164,7 @@ class Reloader:
             self.log.info(
                 "reload ({source}): {text}", source=source, text=text, path=where
             )
-        return ReloadReport(True, tuple(lines))
+        return ReloadReport(True, tuple(lines), self.path or "")
 
     def _refused(
         self, source: str, where: str, problems: Sequence[str]
@@ -177,7 +177,7 @@ class Reloader:
             problems="; ".join(problems),
         )
         head = f"{where} was not applied, nothing changed:"
-        return ReloadReport(False, (head, *problems))
+        return ReloadReport(False, (head, *problems), self.path or "")
 
     def _apply(
         self, new: Mapping[str, Any], certificates: Sequence[tuple[SwappableTLS, Any]]
