@@ -42,13 +42,18 @@ CHEAP_ARGS = ["--argon2-time", "1", "--argon2-memory", "8", "--argon2-lanes", "1
 class Setup:
     """A config file, the options parsed from it, a hub, and its Reloader."""
 
-    def __init__(self, tmp_path: Path, clock: Clock, *argv: str) -> None:
+    def __init__(
+        self, tmp_path: Path, clock: Clock, *argv: str, history: bool = False
+    ) -> None:
+        """history: keep history (the reloader is given none unless a test
+        gives it one: a cluster node's Redis history); else --no-history."""
         self.dir = tmp_path
         self.path = tmp_path / "chatd.toml"
         self.motd("Welcome, first edition.")
         (tmp_path / "operators").write_text("root\n")
         self.write()
-        self.argv = ["--config", str(self.path), "--no-history", *argv]
+        kept = ["--database", ":memory:"] if history else ["--no-history"]
+        self.argv = ["--config", str(self.path), *kept, *argv]
         options = self.read()
         self.hub = ChatFactory(options["config"], clock)
         self.site = WEB.serve(self.hub, options)
@@ -416,3 +421,18 @@ def test_rehash_on_the_web_page_is_the_line_doors(tmp_path: Path, clock: Clock) 
         "INFO changed: --motd",
     ]
     assert setup.hub.chat.motd == ("Web edition.",)
+
+
+def test_retention_of_a_history_set_at_start_needs_a_restart(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A history without set_retention (a cluster's Redis): --history-days from
+    the file is "needs a restart", again on each reload until then."""
+    setup = Setup(tmp_path, clock, history=True)
+    setup.write("history-days = 7\n")
+    for _ in range(2):
+        report = setup.hub.rehash("root")
+        assert report.lines == (
+            "no setting changed",
+            "needs a restart: --history-days",
+        )

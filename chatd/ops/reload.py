@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore
@@ -38,6 +38,9 @@ from chatd.doors import DOORS, Door
 from chatd.factory import ChatFactory
 from chatd.ops.tls import SwappableTLS, read_certificate
 from chatd.store.interface import Bound
+
+if TYPE_CHECKING:
+    from twisted.internet.ssl import CertificateOptions
 
 # Options a running daemon cannot take from a reload, besides each door's
 # listeners (--listen, --irc, --web, ...): changed in the file, they are
@@ -129,7 +132,7 @@ class Reloader:
     def reload(self, source: str) -> ReloadReport:
         """Read everything again and apply it, or nothing; say what happened.
 
-        source: who asked, for the log ("SIGHUP", "REHASH by alice").
+        source: who asked, for the log ("SIGHUP", "rehash by alice").
         """
         where = self.path if self.path is not None else "the command line"
         try:
@@ -138,7 +141,7 @@ class Reloader:
             return self._refused(source, where, str(error).splitlines())
         except Exception as error:  # a parser's own kind of error: still a refusal
             return self._refused(source, where, [f"{type(error).__name__}: {error}"])
-        certificates: list[tuple[SwappableTLS, Any]] = []
+        certificates: list[tuple[SwappableTLS, CertificateOptions]] = []
         problems = []
         for listener in self.tls:
             try:
@@ -180,7 +183,9 @@ class Reloader:
         return ReloadReport(False, (head, *problems), self.path or "")
 
     def _apply(
-        self, new: Mapping[str, Any], certificates: Sequence[tuple[SwappableTLS, Any]]
+        self,
+        new: Mapping[str, Any],
+        certificates: Sequence[tuple[SwappableTLS, CertificateOptions]],
     ) -> list[str]:
         """Apply new's changeable settings; the lines that say what changed."""
         old = self.options
@@ -201,12 +206,17 @@ class Reloader:
             for option in restart_options()
             if self.started.get(option) != new.get(option)
         ]
-        retention = [f"--{key}" for key in RETENTION_OPTIONS if old[key] != new[key]]
-        if retention and self.history is not None:
-            self.history.set_retention(new["history-days"], new["history-bound"])
-            changed.extend(retention)
-        elif retention and not new["no-history"]:
-            restart.extend(retention)  # a cluster's Redis history: set at start
+        if self.history is not None:
+            retention = [
+                f"--{key}" for key in RETENTION_OPTIONS if old[key] != new[key]
+            ]
+            if retention:
+                self.history.set_retention(new["history-days"], new["history-bound"])
+                changed.extend(retention)
+        elif not new["no-history"]:  # a cluster's Redis history: set at its start
+            restart.extend(
+                f"--{key}" for key in RETENTION_OPTIONS if self.started[key] != new[key]
+            )
         lines = ["changed: " + ", ".join(changed) if changed else "no setting changed"]
         for listener, options in certificates:
             before = listener.fingerprint
