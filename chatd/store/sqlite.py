@@ -427,8 +427,8 @@ class HistoryDatabase:
         execute = self.connection.execute
         execute("BEGIN IMMEDIATE")
         try:
-            room_added = {
-                (room,): count
+            room_added: dict[tuple[str, ...], int] = {
+                (str(room),): int(count)
                 for room, count in execute(
                     "SELECT room, count(*) FROM staged_messages GROUP BY room"
                 ).fetchall()
