@@ -99,15 +99,17 @@ def test_memory_store_bounds_a_conversation_and_the_total(clock: Clock) -> None:
 
 
 def room_rows(first: int, count: int, room: str = "#flood") -> list[RoomRow]:
+    """Rows n of first..first+count-1: said at BASE + n ms, so ids as Stamps
+    gives them (the time in microseconds)."""
     return [
-        (BASE + n, room, BASE // 1000 + n, "MSG", "m", f"{n}")
+        (BASE + n * 1000, room, BASE // 1000 + n, "MSG", "m", f"{n}")
         for n in range(first, first + count)
     ]
 
 
 def private_rows(first: int, count: int) -> list[PrivateRow]:
     return [
-        (BASE + n, "alice", "bob", BASE // 1000 + n, "MSG", "alice", f"{n}")
+        (BASE + n * 1000, "alice", "bob", BASE // 1000 + n, "MSG", "alice", f"{n}")
         for n in range(first, first + count)
     ]
 
@@ -135,8 +137,8 @@ def test_database_prunes_a_flooded_room_to_the_bound(database: HistoryDatabase) 
     assert [e.text for e in kept] == [str(n) for n in range(1901, 2001)]
     assert [e.text for e in database.read("#quiet", 5)] == ["0"]
     with pytest.raises(UnknownId):
-        database.read("#flood", 5, before=BASE + 1000)
-    assert database.select("#flood", Span(5, before=BASE + 1000)) == []
+        database.read("#flood", 5, before=BASE + 1000 * 1000)
+    assert database.select("#flood", Span(5, before=BASE + 1000 * 1000)) == []
 
 
 def test_database_learns_a_rooms_count_from_the_file(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,11 +25,12 @@ from chatd.store.interface import (
     Span,
     UnknownId,
     conversation,
+    id_at,
 )
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -69,6 +71,25 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
+# Version 4: rooms' messages as written, before they are settled into messages
+# (HistoryDatabase.settle). No index: a write appends to one place in the
+# file, where an insert into messages touches one page of the (room, id) index
+# per room said in; settling a second's worth at once touches each such page
+# once. Empty after a clean stop; what a crash left is settled at the next open.
+# And no index on time: an id is its message's time in microseconds
+# (chatd.store.interface.id_at), so retention deletes a range of ids.
+STAGED_TABLES = (
+    "DROP INDEX IF EXISTS messages_by_time",
+    "DROP INDEX IF EXISTS private_by_time",
+    """CREATE TABLE staged_messages (
+        id INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        nick TEXT NOT NULL,
+        text TEXT NOT NULL
+    )""",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -83,14 +104,18 @@ SCHEMA = (
         text TEXT NOT NULL
     )""",
     "CREATE INDEX messages_by_room ON messages (room, id)",
-    "CREATE INDEX messages_by_time ON messages (time)",
     # Every room that ever had a message: read at start, so that a join to a
     # room without history needs no trip to the disk.
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *STAGED_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ACCOUNT_TABLES,
+    2: PRIVATE_TABLES,
+    3: STAGED_TABLES,
+}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
@@ -126,6 +151,7 @@ ROOM = _Kept("messages", "nick", "room = ?", "room")
 # One conversation: the key is conversation(one, other).
 PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?", "low, high")
 ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text) VALUES "
+STAGED_INSERT = "INSERT INTO staged_messages (id, room, time, kind, nick, text) VALUES "
 PRIVATE_INSERT = (
     "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
 )
@@ -248,6 +274,11 @@ class HistoryDatabase:
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
         self.deleted_over = 0  # messages the bound deleted (the writer logs them)
+        # Staging (settle): rooms' messages go to staged_messages first. The
+        # writer thread turns it on, and settles before anything else it does.
+        self.staging = False
+        self.staged = 0  # rows in staged_messages
+        self.staged_since = 0.0  # time.monotonic() when the first of them came
 
     @classmethod
     def open(
@@ -314,6 +345,9 @@ class HistoryDatabase:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
             raise
+        # What a crash left staged is settled before anything reads.
+        self.staged = int(execute("SELECT count(*) FROM staged_messages").fetchone()[0])
+        self.settle()
 
     def _migrate(self, row: tuple[int] | None) -> None:
         version = row[0] if row is not None else 0
@@ -359,27 +393,74 @@ class HistoryDatabase:
             else:
                 private_rows.append(row)
         execute = self.connection.execute
+        private_added = _by_key(r[1:3] for r in private_rows) if private_rows else {}
         execute("BEGIN IMMEDIATE")
         try:
-            self._insert(ROOM_INSERT, 6, room_rows)
+            room_added: dict[tuple[str, ...], int] = {}
+            if self.staging:
+                self._insert(STAGED_INSERT, 6, room_rows)
+            else:
+                self._insert(ROOM_INSERT, 6, room_rows)
+                room_added = _by_key(r[1:2] for r in room_rows)
+                self._add_rooms(room_added)
             self._insert(PRIVATE_INSERT, 7, private_rows)
-            if room_rows:
-                self.connection.executemany(
-                    "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
-                    [(room,) for room in {row[1] for row in room_rows}],
-                )
-            self._keep_bound(room_rows, private_rows)
+            self._keep_bound(room_added, private_added)
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
             self._recount()  # what was counted may not have been written
             raise
+        if self.staging and room_rows:
+            if not self.staged:
+                self.staged_since = time.monotonic()
+            self.staged += len(room_rows)
+
+    def settle(self) -> None:
+        """Move the staged rooms' messages into messages, in one transaction.
+
+        Ordered by room, so that each room's pages of the (room, id) index are
+        written once for all of its messages since the last settle.
+        """
+        if not self.staged:
+            return
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            room_added: dict[tuple[str, ...], int] = {
+                (str(room),): int(count)
+                for room, count in execute(
+                    "SELECT room, count(*) FROM staged_messages GROUP BY room"
+                ).fetchall()
+            }
+            execute(
+                "INSERT INTO messages (id, room, time, kind, nick, text) "
+                "SELECT id, room, time, kind, nick, text FROM staged_messages "
+                "ORDER BY room, id"
+            )
+            execute("DELETE FROM staged_messages")
+            self._add_rooms(room_added)
+            self._keep_bound(room_added, {})
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            self._recount()
+            raise
+        self.staged = 0
+
+    def _add_rooms(self, added: dict[tuple[str, ...], int]) -> None:
+        if added:
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO rooms (room) VALUES (?)", list(added)
+            )
 
     # -- the bound (Bound): the oldest go first ---------------------------------
 
     def _keep_bound(
-        self, room_rows: Sequence[RoomRow], private_rows: Sequence[PrivateRow]
+        self,
+        room_added: dict[tuple[str, ...], int],
+        private_added: dict[tuple[str, ...], int],
     ) -> None:
         """Delete what the rows just added put over the bound, oldest first.
 
@@ -389,14 +470,12 @@ class HistoryDatabase:
         (room, id). The total is counted once too, then the oldest ids go, a
         range of the primary key. A write below the bound deletes nothing.
         """
-        added = len(room_rows) + len(private_rows)
+        added = sum(room_added.values()) + sum(private_added.values())
         if self.bound.room:
-            if room_rows:
-                added -= self._keep_room_bound(ROOM, _by_key(r[1:2] for r in room_rows))
-            if private_rows:
-                added -= self._keep_room_bound(
-                    PRIVATE, _by_key(r[1:3] for r in private_rows)
-                )
+            if room_added:
+                added -= self._keep_room_bound(ROOM, room_added)
+            if private_added:
+                added -= self._keep_room_bound(PRIVATE, private_added)
         if self.bound.total:
             if self._total is None:
                 self._total = self._count_all()
@@ -597,14 +676,19 @@ class HistoryDatabase:
     def prune(self, older_than: int, limit: int) -> int:
         """Delete up to limit messages older than a time (ms); return how many.
 
-        Rooms' first, then private ones with what is left of limit.
+        Rooms' first, then private ones with what is left of limit. By id: a
+        message's id is the time it was received (id_at), so the oldest are a
+        range of the primary key and no index on time is kept (the time is
+        still asked: a message whose id ran ahead of its time, the clock having
+        gone back, stays until both are old enough).
         """
         deleted = 0
         for table in ("messages", "private_messages"):
             cursor = self.connection.execute(
                 f"DELETE FROM {table} WHERE id IN "
-                f"(SELECT id FROM {table} WHERE time < ? ORDER BY time LIMIT ?)",
-                (older_than, limit - deleted),
+                f"(SELECT id FROM {table} WHERE id < ? AND time < ? "
+                "ORDER BY id LIMIT ?)",
+                (id_at(older_than), older_than, limit - deleted),
             )
             deleted += cursor.rowcount
             if deleted >= limit:

@@ -2,7 +2,10 @@
 
 The reactor side only appends to a list. Every BATCH_DELAY seconds (or the
 next reactor turn after, when turns are longer) the list is handed to the
-thread, which writes everything that has reached it in one transaction.
+thread, which writes everything that has reached it in one transaction:
+rooms' messages to a staging table with no index, settled into their own
+table (one transaction, room by room) about once a second, and before any
+other job, so that no read or deletion misses one.
 Reads go through the same thread, in the same queue: a read sees every
 message recorded before it was asked for and none after, which is what lets
 a door hold a client's later lines until the answer is there (see
@@ -53,7 +56,11 @@ from chatd.store.sqlite import MEMORY, HistoryDatabase, PrivateRow, RoomRow, exp
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
-BATCH_DELAY = 0.005
+BATCH_DELAY = 0.02
+# Rooms' messages are staged (chatd.store.sqlite, HistoryDatabase.settle) and
+# settled into their table at most this long after the first, or at this many.
+SETTLE_EVERY = 1.0
+SETTLE_ROWS = 5000
 PRUNE_EVERY = 3600.0  # seconds between looks for messages past their days
 PRUNE_CHUNK = 5000  # messages deleted per statement; other work goes between
 STOP_WAIT = 10.0  # seconds a stop waits for the thread before giving up
@@ -423,10 +430,13 @@ class SQLiteHistory:
             return
         _be_nicer(WRITER_NICENESS)
         jobs = self._jobs
+        database.staging = True
         waiting: Job | None = None
         while True:
-            job = waiting if waiting is not None else jobs.get()
+            job = waiting if waiting is not None else self._next_job(database)
             waiting = None
+            if not isinstance(job, list):
+                self._settle(database)  # whatever comes next sees every message
             if isinstance(job, list):
                 rows = job
                 while True:  # everything already queued behind it, up to a read
@@ -454,6 +464,31 @@ class SQLiteHistory:
             self.threads.callFromThread(self._went_down, explain(error), str(error))
         self.threads.callFromThread(self._finished)
 
+    def _next_job(self, database: HistoryDatabase) -> Job:
+        """The next job; while messages are staged, settle them when they have
+        waited SETTLE_EVERY seconds or number SETTLE_ROWS."""
+        jobs = self._jobs
+        while database.staged:
+            wait = database.staged_since + SETTLE_EVERY - time.monotonic()
+            if wait <= 0 or database.staged >= SETTLE_ROWS:
+                self._settle(database)
+                break
+            try:
+                return jobs.get(timeout=wait)
+            except queue.Empty:
+                pass
+        return jobs.get()
+
+    def _settle(self, database: HistoryDatabase) -> None:
+        if not database.staged:
+            return
+        try:
+            database.settle()
+        except Exception as error:
+            self._failed(error)  # the rows stay staged; the next settle tries again
+        else:
+            self._wrote(database)
+
     def _failed(self, error: Exception) -> None:
         if not self._down:
             self._down = True
@@ -468,6 +503,11 @@ class SQLiteHistory:
             return
         self.batch_seconds.observe(time.perf_counter() - started)
         self.written += len(rows)
+        self._wrote(database)
+
+    def _wrote(self, database: HistoryDatabase) -> None:
+        """After a write that succeeded: note the bound's deletions, and that
+        history is back if it was down."""
         over = database.deleted_over
         # Logged once as it begins, then at most once per PRUNE_EVERY: a
         # flooded room deletes with nearly every write.
