@@ -88,7 +88,9 @@ def test_export_of_a_room_is_one_json_object_per_message_oldest_first(
     """--room "#Lobby" (any case): the room's messages only, each with its id,
     ISO time, kind, nick, text and the room as target."""
     out = io.StringIO()
-    args = cli.parser().parse_args(["export", "--database", database, "--room", "#Lobby"])
+    args = cli.parser().parse_args(
+        ["export", "--database", database, "--room", "#Lobby"]
+    )
     assert cli.run(args, io.StringIO(), out) == "exported 3 messages"
     assert json_lines(out.getvalue()) == [
         {
@@ -252,10 +254,14 @@ def test_reset_password_reads_stdin_and_refuses_what_the_daemon_would(
     before = _account(database, "alice")
     code, text = cli_main("reset-password", "--database", database, "alice", "short")
     assert code == 1 and "at least 8 characters" in text
-    code, text = cli_main("reset-password", "--database", database, "nobody", "long enough")
+    code, text = cli_main(
+        "reset-password", "--database", database, "nobody", "long enough"
+    )
     assert code == 1 and "there is no account called nobody" in text
     assert _account(database, "alice") == before
-    code, text = cli_main("reset-password", "--database", database, "alice", "long enough")
+    code, text = cli_main(
+        "reset-password", "--database", database, "alice", "long enough"
+    )
     assert code == 0 and "Alice has its new password" in text
     after = _account(database, "alice")
     assert after is not None and before is not None and after[1] != before[1]

@@ -64,9 +64,13 @@ def backup(database: str, destination: str) -> BackupDone:
     """Copy database to destination while the daemon may be writing it."""
     source = read_only(database)
     directory = os.path.dirname(os.path.abspath(destination))
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(destination)}.", suffix=".tmp", dir=directory
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(destination)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as error:
+        source.close()
+        raise AdminError(f"cannot write {destination}: {error.strerror}") from None
     os.close(descriptor)  # mkstemp made it 0600: the copy holds password hashes
     try:
         copy = sqlite3.connect(temporary, isolation_level=None)
