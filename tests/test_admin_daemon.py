@@ -100,7 +100,7 @@ def test_a_backup_under_load_holds_every_acknowledged_message(tmp_path: Path) ->
 
         try:
             for n in range(2):
-                wait_for(lambda: echoed() > 100 * (n + 1))
+                wait_for(lambda n=n: echoed() > 100 * (n + 1))
                 acked = {t.nick: list(t.acked) for t in talkers}
                 # A read goes through the writer's queue behind every message
                 # recorded before it (docs/protocol.md, History): once it is
