@@ -543,19 +543,32 @@ class Accounts:
 
         return self.store.replace_account(key, found, None).addCallback(dropped)
 
-    # -- an operator's changes to anyone's account (chatd-admin) ----------------------
+    # -- an operator's changes to anyone's account ------------------------------------
+    # by: the server operator asking through a door; None: chatd-admin, run by
+    # whoever may write the stopped daemon's database.
 
     def _named(self, name: str) -> tuple[str, defer.Deferred[AccountRecord | None]]:
         key = fold(name)
         return key, self.store.fetch_account(key)
 
-    def reset_password(self, name: str, password: str) -> defer.Deferred[AccountRecord]:
+    def _check_operator(self, by: User | None) -> None:
+        if by is not None and not self.chat.is_server_operator(by):
+            raise ChatError(
+                ErrorCode.NOT_OPERATOR,
+                "you are not a server operator; only they change others' accounts",
+            )
+
+    def reset_password(
+        self, name: str, password: str, by: User | None = None
+    ) -> defer.Deferred[AccountRecord]:
         """Give account name a new password without its old one (an operator's).
 
         The password is checked as any new one (check_password) and hashed as
-        every other; the account keeps its name and creation time.
+        every other; the account keeps its name and creation time, and whoever
+        is identified to it stays so.
         """
         try:
+            self._check_operator(by)
             self.check_password(password)
         except ChatError as error:
             return defer.fail(error)
@@ -579,14 +592,25 @@ class Accounts:
                     ErrorCode.NO_SUCH_NICK,
                     f"the account {name} was dropped or changed meanwhile",
                 )
-            self.log.info("account {account} has a new password", account=new.name)
+            self.log.info(
+                "account {account} was given a new password by {by}",
+                account=new.name,
+                by=by.nick if by is not None else "chatd-admin",
+            )
             return new
 
         return asked.addCallback(found)
 
-    def drop_account(self, name: str) -> defer.Deferred[AccountRecord]:
+    def drop_account(
+        self, name: str, by: User | None = None
+    ) -> defer.Deferred[AccountRecord]:
         """Drop account name without its password (an operator's), as unregister
-        drops one: out of every registered room, its conversations forgotten."""
+        drops one: out of every registered room, its conversations forgotten,
+        its users identified no more."""
+        try:
+            self._check_operator(by)
+        except ChatError as error:
+            return defer.fail(error)
         key, asked = self._named(name)
         return asked.addCallback(
             lambda record: self._drop(key, _existing(name, record))

@@ -78,8 +78,9 @@ def stopped(path: str) -> Iterator[HistoryDatabase]:
     except StoreError:
         raise DaemonRunning(
             f"chatd is running on {path} (it holds {path}.lock): stop it first "
-            "(systemctl stop chatd), then run this again; while it runs, the "
-            "account's owner changes it through the daemon (/password, /unregister)"
+            "(systemctl stop chatd), or have a server operator do it through the "
+            "daemon (/resetpass <account> <password> or /dropaccount <account>; "
+            "IRC: /msg NickServ RESETPASS or FDROP)"
         ) from None
     try:
         try:
