@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from daemon import ROOT, WAIT, LineClient, running_daemon
@@ -100,7 +101,8 @@ def test_a_backup_under_load_holds_every_acknowledged_message(tmp_path: Path) ->
 
         try:
             for n in range(2):
-                wait_for(lambda n=n: echoed() > 100 * (n + 1))
+                enough = 100 * (n + 1)
+                wait_for(partial(lambda most: echoed() > most, enough))
                 acked = {t.nick: list(t.acked) for t in talkers}
                 # A read goes through the writer's queue behind every message
                 # recorded before it (docs/protocol.md, History): once it is
