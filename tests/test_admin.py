@@ -341,3 +341,20 @@ def test_usage_errors_exit_2(database: str) -> None:
         with pytest.raises(SystemExit) as exited:
             _main(argv, "")
         assert exited.value.code == 2
+
+
+def test_the_console_script_is_declared() -> None:
+    """setup.cfg installs chatd-admin as chatd.ops.admin.cli:main, which exists."""
+    import configparser
+    import importlib
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    scripts = dict(
+        line.split(" = ")
+        for line in config["options.entry_points"]["console_scripts"].split("\n")
+        if line
+    )
+    module, _, name = scripts["chatd-admin"].partition(":")
+    assert getattr(importlib.import_module(module), name) is cli.main
+    assert "chatd.ops.admin" in config["options"]["packages"].split()
