@@ -50,13 +50,22 @@ def parser() -> argparse.ArgumentParser:
         "give an account a new password (read from stdin); the daemon stopped",
     )
     reset.add_argument("name", metavar="NAME", help="the account")
-    reset.add_argument(
-        "--min-password",
-        type=int,
-        default=AccountSettings().min_password,
-        metavar="N",
-        help="the daemon's --min-password (default %(default)s)",
-    )
+    # The daemon's options of the same names, at the daemon's defaults: the
+    # hash is made as that daemon would make it.
+    defaults = AccountSettings()
+    for option, default, text in (
+        ("min-password", defaults.min_password, "characters a password has at least"),
+        ("argon2-time", defaults.time_cost, "Argon2id passes per hash"),
+        ("argon2-memory", defaults.memory_cost, "KiB of memory per hash"),
+        ("argon2-lanes", defaults.parallelism, "Argon2id lanes per hash"),
+    ):
+        reset.add_argument(
+            f"--{option}",
+            type=int,
+            default=default,
+            metavar="N",
+            help=f"the daemon's --{option}: {text} (default %(default)s)",
+        )
     drop = tool("drop-account", "drop an account; the daemon stopped")
     drop.add_argument("name", metavar="NAME", help="the account")
     return top
@@ -95,7 +104,12 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> str:
                 count = export.write_lines(messages, out)
         return f"exported {count} messages"
     if args.tool == "reset-password":
-        settings = AccountSettings(min_password=args.min_password)
+        settings = AccountSettings(
+            min_password=args.min_password,
+            time_cost=args.argon2_time,
+            memory_cost=args.argon2_memory,
+            parallelism=args.argon2_lanes,
+        )
         password = read_password(stdin)
         record = accounts.reset_password(args.database, args.name, password, settings)
         return f"{record.name} has its new password"
