@@ -176,6 +176,11 @@ def _existing(name: str, record: AccountRecord | None) -> AccountRecord:
     return record
 
 
+def _who(by: User | None) -> str:
+    """Who made an operator's change, for the log."""
+    return by.nick if by is not None else "chatd-admin"
+
+
 def _address(host: str) -> str:
     """The password queue's key for an address's work."""
     return f"address {host}"
@@ -523,11 +528,13 @@ class Accounts:
             return defer.fail(error)
 
         def drop(found: AccountRecord) -> defer.Deferred[AccountRecord]:
-            return self._drop(key, found)
+            return self._drop(key, found, "its owner")
 
         return self.identify(None, record.name, password, host).addCallback(drop)
 
-    def _drop(self, key: str, found: AccountRecord) -> defer.Deferred[AccountRecord]:
+    def _drop(
+        self, key: str, found: AccountRecord, by: str
+    ) -> defer.Deferred[AccountRecord]:
         """Drop account key as found: its rooms, its conversations, its users."""
 
         def dropped(done: bool) -> AccountRecord:
@@ -538,7 +545,9 @@ class Accounts:
             for other in list(self.chat.users.values()):
                 if other.account and fold(other.account) == key:
                     self.chat.set_account(other, "")
-            self.log.info("account {account} dropped", account=found.name)
+            self.log.info(
+                "account {account} dropped by {by}", account=found.name, by=by
+            )
             return found
 
         return self.store.replace_account(key, found, None).addCallback(dropped)
@@ -595,7 +604,7 @@ class Accounts:
             self.log.info(
                 "account {account} was given a new password by {by}",
                 account=new.name,
-                by=by.nick if by is not None else "chatd-admin",
+                by=_who(by),
             )
             return new
 
@@ -613,7 +622,7 @@ class Accounts:
             return defer.fail(error)
         key, asked = self._named(name)
         return asked.addCallback(
-            lambda record: self._drop(key, _existing(name, record))
+            lambda record: self._drop(key, _existing(name, record), _who(by))
         )
 
     def _forget_private(self, key: str) -> None:
