@@ -170,9 +170,13 @@ def test_export_of_a_bad_room_name_or_a_missing_database_is_a_problem(
     code, text = admin("export", "--database", database, "--room", "lobby")
     assert code == 1 and text.startswith("lobby: ")
     missing = str(tmp_path / "nothing.sqlite3")
-    code, text = admin("export", "--database", missing, "--room", "#lobby")
+    out = tmp_path / "out.jsonl"
+    code, text = admin(
+        "export", "--database", missing, "--room", "#lobby", "-o", str(out)
+    )
     assert (code, text) == (1, f"there is no history database at {missing}")
     assert not os.path.exists(missing)
+    assert not out.exists()  # refused before the file is made
 
 
 def test_a_backup_is_one_complete_private_file(database: str, tmp_path: Path) -> None:

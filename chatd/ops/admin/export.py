@@ -51,32 +51,51 @@ def _party_name(party: str) -> str:
 
 
 def room_messages(database: str, room: str) -> Iterator[dict[str, object]]:
-    """The kept messages of room, oldest first, as export's objects."""
+    """The kept messages of room, oldest first, as export's objects.
+
+    A bad name or database is refused here, before the first line is written.
+    """
     problem = room_problem(room)
     if problem is not None:
         raise AdminError(f"{room}: {problem}")
-    connection = read_only(database)
+    return _room_rows(read_only(database), fold(room))
+
+
+def _room_rows(connection: sqlite3.Connection, key: str) -> Iterator[dict[str, object]]:
     try:
         query = (
             "SELECT id, time, kind, nick, text FROM messages "
             "WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
         )
-        for row in _pages(connection, query, (fold(room),)):
+        for row in _pages(connection, query, (key,)):
             message_id, millis, kind, nick, text = row
-            yield _message(message_id, millis, kind, nick, text, fold(room))
+            yield _message(message_id, millis, kind, nick, text, key)
     finally:
         connection.close()
 
 
 def account_messages(database: str, account: str) -> Iterator[dict[str, object]]:
-    """The kept private messages of account, oldest first, as export's objects."""
+    """The kept private messages of account, oldest first, as export's objects.
+
+    A database without accounts (an older schema) is refused here.
+    """
     key = fold(account)
     connection = read_only(database)
     try:
         found = connection.execute(
             "SELECT name FROM accounts WHERE account = ?", (key,)
         ).fetchone()
-        name = str(found[0]) if found else account  # as registered, if it still is
+    except sqlite3.OperationalError as error:  # an older schema: no such table
+        connection.close()
+        raise AdminError(f"cannot read accounts: {error}") from None
+    name = str(found[0]) if found else account  # as registered, if it still is
+    return _account_rows(connection, key, name)
+
+
+def _account_rows(
+    connection: sqlite3.Connection, key: str, name: str
+) -> Iterator[dict[str, object]]:
+    try:
         query = (
             "SELECT id, time, kind, sender, text, low, high FROM private_messages "
             "WHERE (low = ? OR high = ?) AND id > ? ORDER BY id LIMIT ?"
@@ -87,8 +106,6 @@ def account_messages(database: str, account: str) -> Iterator[dict[str, object]]
             # Written by the account (its name as registered): to the other side.
             target = other if fold(str(sender)) == key else name
             yield _message(message_id, millis, kind, sender, text, target)
-    except sqlite3.OperationalError as error:  # an older schema: no such table
-        raise AdminError(f"cannot read private history: {error}") from None
     finally:
         connection.close()
 
