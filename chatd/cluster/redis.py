@@ -7,7 +7,9 @@ In Redis (database of --redis):
   XREAD BLOCK from the last id applied, on a connection of its own;
 - chatd:node:<id>, a key per live node, set with a time to live of
   --node-timeout and refreshed every third of it: a node whose key is gone
-  is declared lost (a lost entry) by any node that notices;
+  is declared lost (a lost entry) by any node that notices, each asking
+  again just after a key would expire (its PTTL): --node-timeout after the
+  node's last heartbeat;
 - chatd:snapshot:<id>, a list: the replica a joining node loads, pushed by
   the nodes that were there when they applied its hello.
 
@@ -50,6 +52,9 @@ READ_BLOCK_MS = 2000
 BACKLOG = 10_000  # changes kept while Redis is away (quits of dropped users)
 FIRST_DELAY, MAX_DELAY = 0.5, 8.0  # reconnection back-off, seconds
 SNAPSHOT_TTL = 60  # seconds a snapshot waits for its reader
+# Seconds after a heartbeat key's expiry that it is asked about again (Redis
+# counts a key gone only once its time has passed).
+EXPIRY_MARGIN = 0.005
 DOWN_TEXT = (
     "This server lost its link to the rest of the chat (Redis). You stay "
     "connected; what needs the others waits until it is back."
@@ -122,6 +127,8 @@ class RedisLog:
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = clock
         self._declared: set[str] = set()  # nodes we declared lost already
+        # Nodes whose key expires before our next heartbeat: asked again then.
+        self._expiry_checks: dict[str, IDelayedCall] = {}
         self._reading = False
         self._joined = False  # joined once: a later join is a rejoin
         self.loaded = False  # the last join loaded a snapshot
@@ -232,6 +239,7 @@ class RedisLog:
             self.chat.up = False
             if self._beat.running:
                 self._beat.stop()
+            self._cancel_expiry_checks()
             self.log.warn(
                 "cluster: lost Redis at {url}; local users stay, reconnecting",
                 url=self.url,
@@ -320,7 +328,7 @@ class RedisLog:
         self.chat.up = True
         self.delay = FIRST_DELAY
         if not self._beat.running:
-            self._beat.start(max(0.1, self.node_timeout / 3), now=True)
+            self._beat.start(self._beat_interval, now=True)
         backlog, self.backlog = self.backlog, []
         writer = self.writer
         if writer is not None:
@@ -389,6 +397,7 @@ class RedisLog:
         self._reading = False
         if self._beat.running:
             self._beat.stop()
+        self._cancel_expiry_checks()
         # The read in flight is dropped with the links; the rejoin reads anew.
         # Reading on would keep users the others have dropped: rejoin instead.
         self._must_rejoin = True
@@ -520,27 +529,56 @@ class RedisLog:
             "SET", NODE_PREFIX + self.node.node_id, self.run_token, "PX", ttl
         ).addErrback(self._failed, "heartbeat")
         for node in list(self.node.nodes):
-            if node in self._declared:
-                continue
-            asked = writer.execute_command("EXISTS", NODE_PREFIX + node)
-            asked.addCallbacks(
-                self._checked,
-                self._failed,
-                callbackArgs=(node,),
-                errbackArgs=("heartbeat",),
-            )
+            self._check(node)
 
-    def _checked(self, exists: Any, node: str) -> None:
-        if (
-            str(exists) == "0"
-            and node in self.node.nodes
-            and node not in self._declared
-        ):
+    def _check(self, node: str) -> None:
+        """Ask how long node's heartbeat key has to live (PTTL)."""
+        self._expiry_checks.pop(node, None)
+        writer = self.writer
+        if writer is None or not self.up or node in self._declared:
+            return
+        asked = writer.execute_command("PTTL", NODE_PREFIX + node)
+        asked.addCallbacks(
+            self._checked,
+            self._failed,
+            callbackArgs=(node,),
+            errbackArgs=("heartbeat",),
+        )
+
+    def _checked(self, left: Any, node: str) -> None:
+        """node's key has left milliseconds to live (-2: it is gone).
+
+        A key that will expire before our next heartbeat is asked about
+        again just after it would: a node dies --node-timeout after its last
+        heartbeat, not up to a heartbeat later (docs/cluster.md, Node life).
+        """
+        if node not in self.node.nodes or node in self._declared:
+            return
+        remaining = int(left)
+        if remaining == -2:
             self._declared.add(node)
             self.log.warn(
                 "cluster: node {node} stopped answering; declaring it lost", node=node
             )
             self.publish(Lost(node))
+        elif 0 <= remaining < self._beat_interval * 1000:
+            earlier = self._expiry_checks.pop(node, None)
+            if earlier is not None and earlier.active():
+                earlier.cancel()
+            self._expiry_checks[node] = self.clock.callLater(
+                remaining / 1000 + EXPIRY_MARGIN, self._check, node
+            )
+
+    @property
+    def _beat_interval(self) -> float:
+        """Seconds between two heartbeats: a third of --node-timeout."""
+        return max(0.1, self.node_timeout / 3)
+
+    def _cancel_expiry_checks(self) -> None:
+        checks, self._expiry_checks = self._expiry_checks, {}
+        for call in checks.values():
+            if call.active():
+                call.cancel()
 
     @defer.inlineCallbacks
     def stop(self) -> Any:
@@ -550,6 +588,7 @@ class RedisLog:
             self._retry.cancel()
         if self._beat.running:
             self._beat.stop()
+        self._cancel_expiry_checks()
         self._send_appended()  # this turn's entries before our "left"
         writer = self.writer
         if writer is not None and self.up:

@@ -5,8 +5,8 @@
   threads, and registration waits for it (CAP END meanwhile changes
   nothing until the answer: 900 and 903, or 904).
 - PRIVMSG NickServ :IDENTIFY [<account>] <password> (and REGISTER, SET
-  PASSWORD, DROP, HELP), for clients that only know that; the answers are
-  NOTICEs from NickServ.
+  PASSWORD, DROP, HELP; RESETPASS and FDROP for server operators), for
+  clients that only know that; the answers are NOTICEs from NickServ.
 - OPER <account> <password>: an account listed in --operators, its password.
 
 The rules and the password checks are chatd.model.accounts'; these spell them.
@@ -205,6 +205,8 @@ HELP = (
     "REGISTER <password> [<email>]: register your nickname (the email is not kept)",
     "SET PASSWORD <new password>: a new password (identified only)",
     "DROP <password>: drop your account",
+    "RESETPASS <account> <password>: an account's new password (server operators)",
+    "FDROP <account>: drop someone's account (server operators)",
 )
 
 
@@ -222,7 +224,8 @@ def _answered(
 
 
 def nickserv(session: IrcSession, text: str) -> None:
-    """A PRIVMSG to NickServ: IDENTIFY, REGISTER, SET PASSWORD, DROP or HELP."""
+    """A PRIVMSG to NickServ: IDENTIFY, REGISTER, SET PASSWORD, DROP, HELP, and
+    for server operators RESETPASS and FDROP (Atheme's words)."""
     words = text.split()
     command = words[0].upper() if words else "HELP"
     args = words[1:]
@@ -266,6 +269,18 @@ def nickserv(session: IrcSession, text: str) -> None:
             return _notice(session, f"The account {record.name} is gone.")
 
         _answered(session, accounts.unregister(user, args[0], host), dropped)
+    elif command == "RESETPASS" and len(args) == 2:
+
+        def reset(record: AccountRecord) -> bytes:
+            return _notice(session, f"{record.name} has its new password.")
+
+        _answered(session, accounts.reset_password(args[0], args[1], by=user), reset)
+    elif command == "FDROP" and len(args) == 1:
+
+        def forced(record: AccountRecord) -> bytes:
+            return _notice(session, f"The account {record.name} is gone.")
+
+        _answered(session, accounts.drop_account(args[0], by=user), forced)
     else:
         session.send(b"".join(_notice(session, line) for line in HELP))
 

@@ -1,7 +1,8 @@
 """The line door's account commands (docs/protocol.md, Accounts).
 
 /register, /identify, /password and /unregister, for a nickname; /register
-and /unregister #room for a room. Checking a password takes a moment on
+and /unregister #room for a room; /resetpass and /dropaccount, anyone's
+account, for server operators. Checking a password takes a moment on
 another thread: the answer comes when it is known, and whatever the server
 sends this client meanwhile waits behind it (Connection.send_later).
 """
@@ -125,3 +126,26 @@ def unregister(session: Session, args: list[str]) -> None:
     answer_later(
         session, session.accounts.unregister(user, args[0], session.host), done
     )
+
+
+def resetpass(session: Session, args: list[str]) -> None:
+    """/resetpass <account> <password>: a new password (server operators)."""
+    user = session.registered_user()
+
+    def done(record: AccountRecord) -> bytes:
+        return info(f"{record.name} has its new password.")
+
+    answer = session.accounts.reset_password(args[0], args[1], by=user)
+    answer_later(session, answer, done)
+
+
+def dropaccount(session: Session, args: list[str]) -> None:
+    """/dropaccount <account>: drop someone's account (server operators)."""
+    user = session.registered_user()
+
+    def done(record: AccountRecord) -> bytes:
+        return info(
+            f"The account {record.name} is gone; the nickname is free for anyone."
+        )
+
+    answer_later(session, session.accounts.drop_account(args[0], by=user), done)

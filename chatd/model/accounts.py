@@ -169,6 +169,18 @@ def _not_now(failure: Failure) -> None:
     failure.trap(ChatError)
 
 
+def _existing(name: str, record: AccountRecord | None) -> AccountRecord:
+    """record, the account called name; refused if there is none."""
+    if record is None:
+        raise ChatError(ErrorCode.NO_SUCH_NICK, f"there is no account called {name}")
+    return record
+
+
+def _who(by: User | None) -> str:
+    """Who made an operator's change, for the log."""
+    return by.nick if by is not None else "chatd-admin"
+
+
 def _address(host: str) -> str:
     """The password queue's key for an address's work."""
     return f"address {host}"
@@ -516,10 +528,16 @@ class Accounts:
             return defer.fail(error)
 
         def drop(found: AccountRecord) -> defer.Deferred[AccountRecord]:
-            dropping = self.store.replace_account(key, found, None)
-            return dropping.addCallback(dropped, found)
+            return self._drop(key, found, "its owner")
 
-        def dropped(done: bool, found: AccountRecord) -> AccountRecord:
+        return self.identify(None, record.name, password, host).addCallback(drop)
+
+    def _drop(
+        self, key: str, found: AccountRecord, by: str
+    ) -> defer.Deferred[AccountRecord]:
+        """Drop account key as found: its rooms, its conversations, its users."""
+
+        def dropped(done: bool) -> AccountRecord:
             if not done:  # dropped or changed meanwhile
                 return found
             self.chat.forget_account(found.name)
@@ -527,10 +545,85 @@ class Accounts:
             for other in list(self.chat.users.values()):
                 if other.account and fold(other.account) == key:
                     self.chat.set_account(other, "")
-            self.log.info("account {account} dropped", account=found.name)
+            self.log.info(
+                "account {account} dropped by {by}", account=found.name, by=by
+            )
             return found
 
-        return self.identify(None, record.name, password, host).addCallback(drop)
+        return self.store.replace_account(key, found, None).addCallback(dropped)
+
+    # -- an operator's changes to anyone's account ------------------------------------
+    # by: the server operator asking through a door; None: chatd-admin, run by
+    # whoever may write the stopped daemon's database.
+
+    def _named(self, name: str) -> tuple[str, defer.Deferred[AccountRecord | None]]:
+        key = fold(name)
+        return key, self.store.fetch_account(key)
+
+    def _check_operator(self, by: User | None) -> None:
+        if by is not None and not self.chat.is_server_operator(by):
+            raise ChatError(
+                ErrorCode.NOT_OPERATOR,
+                "you are not a server operator; only they change others' accounts",
+            )
+
+    def reset_password(
+        self, name: str, password: str, by: User | None = None
+    ) -> defer.Deferred[AccountRecord]:
+        """Give account name a new password without its old one (an operator's).
+
+        The password is checked as any new one (check_password) and hashed as
+        every other; the account keeps its name and creation time, and whoever
+        is identified to it stays so.
+        """
+        try:
+            self._check_operator(by)
+            self.check_password(password)
+        except ChatError as error:
+            return defer.fail(error)
+        key, asked = self._named(name)
+        claim = Claim(_account(key), ((_account(key), PER_ACCOUNT),))
+
+        def found(record: AccountRecord | None) -> defer.Deferred[AccountRecord]:
+            record = _existing(name, record)
+            hashed = self.hasher.hash(password, claim)
+            return hashed.addCallback(replace, record)
+
+        def replace(
+            encoded: str, record: AccountRecord
+        ) -> defer.Deferred[AccountRecord]:
+            new = AccountRecord(record.name, encoded, record.created)
+            return self.store.replace_account(key, record, new).addCallback(kept, new)
+
+        def kept(replaced: bool, new: AccountRecord) -> AccountRecord:
+            if not replaced:
+                raise ChatError(
+                    ErrorCode.NO_SUCH_NICK,
+                    f"the account {name} was dropped or changed meanwhile",
+                )
+            self.log.info(
+                "account {account} was given a new password by {by}",
+                account=new.name,
+                by=_who(by),
+            )
+            return new
+
+        return asked.addCallback(found)
+
+    def drop_account(
+        self, name: str, by: User | None = None
+    ) -> defer.Deferred[AccountRecord]:
+        """Drop account name without its password (an operator's), as unregister
+        drops one: out of every registered room, its conversations forgotten,
+        its users identified no more."""
+        try:
+            self._check_operator(by)
+        except ChatError as error:
+            return defer.fail(error)
+        key, asked = self._named(name)
+        return asked.addCallback(
+            lambda record: self._drop(key, _existing(name, record), _who(by))
+        )
 
     def _forget_private(self, key: str) -> None:
         """Delete account key's private conversations (docs/protocol.md, Private
