@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.irc import account_commands, labels, room_commands
+from chatd.irc import account_commands, kline_commands, labels, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
@@ -38,6 +38,7 @@ from chatd.model.chat import Room, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.globs import Glob
 from chatd.model.names import clean_text, fold
+from chatd.model.server_bans import ServerBanned
 from chatd.model.state import NO_HOST
 from chatd.net.bulk import pack_words
 
@@ -677,6 +678,7 @@ COMMANDS: dict[str, IrcCommand] = {
     # Rooms people run and accounts: modules of their own.
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,
+    **kline_commands.COMMANDS,
 }
 # fmt: on
 
@@ -738,5 +740,7 @@ def _run(session: IrcSession, msg: IrcMessage) -> None:
         run_command(session, msg)
     except IrcError as error:
         send_error(session, error)
+    except ServerBanned:
+        raise  # the connection closes (Connection.handle_line: refuse_banned)
     except ChatError as error:
         send_error(session, numeric_for(error, msg.params[0] if msg.params else "*"))

@@ -17,6 +17,7 @@ _KINDS = {
     "help": CommandKind.READ,
     "ids": CommandKind.READ,
     "bans": CommandKind.READ,
+    "klines": CommandKind.READ,
     "me": CommandKind.TALK,
     "msg": CommandKind.TALK,
     TEXT: CommandKind.TALK,  # a plain line: said in the current room

@@ -28,7 +28,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -69,6 +69,19 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
+# Version 4: server bans (K-lines; chatd.model.server_bans). key: the mask's
+# folded form (server_ban_key), mask as given, reason, by (the operator's
+# nickname), time it was set and expires (seconds since 1970 UTC; 0: never).
+SERVER_BAN_TABLES = (
+    """CREATE TABLE server_bans (
+        key TEXT PRIMARY KEY,
+        mask TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        time REAL NOT NULL,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -89,8 +102,13 @@ SCHEMA = (
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *SERVER_BAN_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ACCOUNT_TABLES,
+    2: PRIVATE_TABLES,
+    3: SERVER_BAN_TABLES,
+}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
