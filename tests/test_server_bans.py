@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
+from cluster_fakes import FakeLog, know_each_other, make_node, pump_all
 from helpers import RecordingClient, connect, lines, make_factory, open_any
 from test_irc_protocol import irc_connect, irc_open
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from chatd.cluster import snapshot
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcConnection
 from chatd.model.chat import Chat, User
@@ -401,3 +404,41 @@ def test_bans_are_kept_by_the_store_and_read_back(clock: Clock) -> None:
     again = ChatFactory(factory.config, clock, None, store)
     with pytest.raises(ServerBanned):
         again.chat.check_server_bans("troll")
+
+
+# -- a cluster -----------------------------------------------------------------------
+
+
+def test_a_kline_on_one_node_holds_on_every_node_and_in_the_snapshot() -> None:
+    """root on node a K-lines troll of node b: troll is closed on b, b refuses a
+    new troll, and a node that joins later gets the ban in its snapshot."""
+    clock = Clock()
+    log = FakeLog(clock)
+    a = make_node(log, "a", clock, operators=("root",))
+    b = make_node(log, "b", clock, operators=("root",))
+    know_each_other(a, b)
+    root, r = a.connect("root")
+    troll, t = b.connect("troll")
+    pump_all(a, b)
+    root.dataReceived(b"/register s3cret-pw s3cret-pw\r\n")
+    pump_all(a, b)
+    lines(r), lines(t)
+    root.dataReceived(b"/kline troll spamming\r\n")
+    pump_all(a, b)
+    assert lines(t)[-1] == "BYE K-lined: spamming"
+    said = lines(r)
+    assert "QUIT troll K-lined: spamming" in said
+    assert any(text.endswith("Disconnected: troll.") for text in said)
+    assert list(b.chat.server_bans.kept) == ["troll!*@*"]
+    assert "troll" not in a.chat.users and "troll" not in b.chat.users
+    again, out = b.connect("troll")
+    pump_all(a, b)
+    assert lines(out)[-2:] == [
+        "ERR banned you are banned from this server: spamming",
+        "BYE K-lined: spamming",
+    ]
+    c = make_node(log, "c", clock)
+    snapshot.load(c.chat, json.loads(json.dumps(snapshot.dump(a.chat, ["a"]))), c.node)
+    assert c.chat.server_ban_for_address("1.2.3.4") is None
+    with pytest.raises(ServerBanned):
+        c.chat.check_server_bans("troll")
