@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -442,3 +443,24 @@ def test_a_kline_on_one_node_holds_on_every_node_and_in_the_snapshot() -> None:
     assert c.chat.server_ban_for_address("1.2.3.4") is None
     with pytest.raises(ServerBanned):
         c.chat.check_server_bans("troll")
+
+
+def test_sasl_to_a_banned_account_is_refused_at_registration(clock: Clock) -> None:
+    """SASL proves account:troll (903), then CAP END: 465 and ERROR, closed;
+    the nickname never registers."""
+    factory = make_factory(clock, operators=("root",))
+    troll, t = connect(factory, "troll")
+    troll.dataReceived(b"/register s3cret-pw s3cret-pw\r\n/quit\r\n")
+    root, _ = operator(factory)
+    root.dataReceived(b"/kline account:troll sock puppets\r\n")
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    right = base64.b64encode(b"\0troll\0s3cret-pw")
+    proto.dataReceived(b"AUTHENTICATE " + right + b"\r\n")
+    proto.dataReceived(b"NICK puppet\r\nUSER p 0 * :P\r\nCAP END\r\n")
+    said = out.value().decode().splitlines()
+    assert said[-2:] == [
+        ":chatd 465 puppet :You are banned from this server: sock puppets",
+        f"ERROR :Closing link: {proto.host} (K-lined: sock puppets)",
+    ]
+    assert out.disconnecting and "puppet" not in factory.chat.users
