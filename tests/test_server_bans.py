@@ -101,6 +101,8 @@ def test_read_kline_takes_a_duration_only_before_a_mask() -> None:
     assert read_kline(["1h", "troll", "spam", "again"]) == ("1h", "troll", "spam again")
     assert read_kline(["troll", "spam"]) == ("", "troll", "spam")
     assert read_kline(["1h"]) == ("", "1h", "")
+    assert read_kline(["10.0.0.1", "spam"]) == ("", "10.0.0.1", "spam")
+    assert read_kline(["1x", "bob"]) == ("1x", "bob", "")  # refused as a duration
 
 
 def test_only_server_operators_kline() -> None:

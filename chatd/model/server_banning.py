@@ -41,8 +41,9 @@ NOT_OPERATOR = "you are not a server operator; only they ban from the server"
 def read_kline(words: list[str]) -> tuple[str, str, str]:
     """[<duration>] <mask> [<reason>...] as (duration, mask, reason).
 
-    The first word is a duration when it reads as one and a mask follows;
-    a nickname that reads as a duration is banned as nick!*@* (1h!*@*).
+    The first word is a duration when it is meant as one (server_bans.
+    is_duration: a bad one is refused, not taken for a mask) and a mask
+    follows; a nickname that reads as a duration is banned as 1h!*@*.
     """
     if len(words) > 1 and is_duration(words[0]):
         return words[0], words[1], " ".join(words[2:])

@@ -75,8 +75,17 @@ class ServerBanned(ChatError):
 
 
 def is_duration(word: str) -> bool:
-    """Tell whether word reads as a duration (1h, 7d, 30, permanent)."""
-    return word.lower() in PERMANENT_WORDS or DURATION.fullmatch(word) is not None
+    """Tell whether word is meant as a duration (1h, 7d, 30, permanent; 1x too,
+    a bad one): it reads as one, or starts with a digit and is no address or
+    mask (no nickname starts with a digit)."""
+    if word.lower() in PERMANENT_WORDS or DURATION.fullmatch(word) is not None:
+        return True
+    return (
+        word[:1].isdigit()
+        and not any(ch in word for ch in "!@*?")
+        and _network(word) is None
+        and "/" not in word
+    )
 
 
 def duration_seconds(word: str) -> int:
