@@ -10,14 +10,17 @@ from typing import Any
 import pytest
 from cluster_fakes import FakeLog, know_each_other, make_node, pump_all
 from helpers import RecordingClient, connect, lines, make_factory, open_any
+from test_client import RecordingView
 from test_irc_protocol import irc_connect, irc_open
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from chatd.client.conversations import ChatState
 from chatd.cluster import snapshot
 from chatd.factory import ChatFactory
 from chatd.irc.protocol import IrcConnection
+from chatd.line.wire import parse_server_line
 from chatd.model.chat import Chat, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.globs import glob_match
@@ -466,3 +469,18 @@ def test_sasl_to_a_banned_account_is_refused_at_registration(clock: Clock) -> No
         f"ERROR :Closing link: {proto.host} (K-lined: sock puppets)",
     ]
     assert out.disconnecting and "puppet" not in factory.chat.users
+
+
+def test_the_desktop_client_shows_the_klines_answer() -> None:
+    """KLINE and ENDKLINES lines are notes in the conversation on screen."""
+    state = ChatState(RecordingView(), Clock(), lambda text: None)
+    for raw in (
+        "KLINE troll root 2026-12-07T22:40:16.178Z permanent spam bot",
+        "ENDKLINES 1",
+    ):
+        state.apply(parse_server_line(raw))
+    shown = [entry.text for entry in state.shown().scrollback]
+    assert shown[-2:] == [
+        "Server ban troll by root for good: spam bot",
+        "1 server bans.",
+    ]
