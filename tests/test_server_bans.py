@@ -374,14 +374,15 @@ def test_irc_registration_refused_with_465(clock: Clock) -> None:
     factory = make_factory(clock, operators=("root",))
     root, _ = operator(factory)
     root.dataReceived(b"/kline *!~troll@* spam\r\n")
-    proto, out = irc_open(factory)
-    proto.dataReceived(b"NICK nice\r\nUSER troll 0 * :Troll\r\n")
-    said = out.value().decode().splitlines()
-    assert said == [
-        ":chatd 465 nice :You are banned from this server: spam",
-        f"ERROR :Closing link: {proto.host} (K-lined: spam)",
-    ]
-    assert out.disconnecting
+    for first, second in (("NICK nice", "USER troll"), ("USER troll", "NICK nice")):
+        proto, out = irc_open(factory)
+        proto.dataReceived(f"{first} 0 * :T\r\n{second} 0 * :T\r\n".encode())
+        said = out.value().decode().splitlines()
+        assert said == [
+            ":chatd 465 nice :You are banned from this server: spam",
+            f"ERROR :Closing link: {proto.host} (K-lined: spam)",
+        ]
+        assert out.disconnecting
 
 
 def test_an_account_ban_closes_on_identify(clock: Clock) -> None:
@@ -483,4 +484,26 @@ def test_the_desktop_client_shows_the_klines_answer() -> None:
     assert shown[-2:] == [
         "Server ban troll by root for good: spam bot",
         "1 server bans.",
+    ]
+
+
+def test_a_rename_into_a_banned_mask_closes_the_connection(clock: Clock) -> None:
+    """/nick troll2 under troll*: ERR banned, BYE, the others see QUIT; on IRC
+    NICK troll3: 465 and ERROR."""
+    factory = make_factory(clock, operators=("root",))
+    root, r = operator(factory)
+    root.dataReceived(b"/kline troll* evading\r\n")
+    bob, b = connect(factory, "bob")
+    lines(r)
+    bob.dataReceived(b"/nick troll2\r\n")
+    assert lines(b) == [
+        "ERR banned you are banned from this server: evading",
+        "BYE K-lined: evading",
+    ]
+    assert lines(r) == ["QUIT bob K-lined: evading"]
+    carol, c = irc_connect(factory, "carol")
+    carol.dataReceived(b"NICK troll3\r\n")
+    assert c.value().decode().splitlines() == [
+        ":chatd 465 carol :You are banned from this server: evading",
+        f"ERROR :Closing link: {carol.host} (K-lined: evading)",
     ]

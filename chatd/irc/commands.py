@@ -104,6 +104,8 @@ def nick(session: IrcSession, msg: IrcMessage) -> None:
         session.chat.rename(user, wanted)
         if user.nick != old:
             session.log.info("{old} is now {new}", old=old, new=user.nick)
+    except ServerBanned:
+        raise  # the connection closes (Connection.handle_line: refuse_banned)
     except ChatError as error:
         raise numeric_for(error, wanted) from None
 
