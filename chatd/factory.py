@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from chatd.config import ReloadReport, ServerConfig, no_reload
 from chatd.model.accounts import Accounts, Hasher, Runner, run_inline
 from chatd.model.chat import Chat
+from chatd.model.server_bans import ServerBanned
 from chatd.net.closing import Refusal
 from chatd.net.connection import Connection
 from chatd.net.output import OutputBatch
@@ -117,6 +118,10 @@ class ChatFactory:
     def build(self, door: type[Connection], addr: IAddress | None) -> Protocol:
         """Build a connection of door, or a refusal past --max-clients/--max-per-ip."""
         host = address_host(addr)
+        banned = self.banned(host, door.door)
+        if banned is not None:  # before a word is read (docs/protocol.md)
+            answer = door.ban_refusal(banned, self.config.name)
+            return Refusal(answer, self.clock, self.config.shutdown_grace)
         reason = self.refusal_reason(host, door.door)
         if reason is not None:
             return Refusal(door.refusal(reason), self.clock, self.config.shutdown_grace)
@@ -147,6 +152,15 @@ class ChatFactory:
             return None
         self.note_refusal(host or "a trusted proxy", reason)
         return reason
+
+    def banned(self, host: str, door: str) -> ServerBanned | None:
+        """The refusal of a connection from host a server ban holds for, if any
+        (noted in the log, once a while per address, and counted)."""
+        banned = self.chat.server_ban_for_address(host)
+        if banned is not None:
+            self.stats.limit_hit(door, "banned")
+            self.note_refusal(host, banned.goodbye)
+        return banned
 
     def note_refusal(self, host: str, reason: str) -> None:
         """Log a refusal once per address and REFUSAL_NOTE_SECONDS, counting the rest.

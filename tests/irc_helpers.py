@@ -19,6 +19,7 @@ from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration
 from chatd.model.accounts import Accounts, Hasher, run_inline
 from chatd.model.chat import Chat, Event, IChatClient, User
+from chatd.model.server_bans import ServerBanned
 from chatd.store.accounts import MemoryAccounts
 
 # The accounts of each fake server (an IrcServer has none of its own: they are
@@ -99,6 +100,10 @@ class FakeIrc:
             self.user = None
         self.send(irc_line("ERROR", text=f"Closing link: ({reason})"))
         self.closed = reason
+
+    def refuse_banned(self, banned: ServerBanned) -> None:
+        """A server ban refuses the session: closed with the ban's goodbye."""
+        self.quit_chat(banned.goodbye)
 
     def send_later(self, answer: Deferred[bytes], fallback: bytes) -> None:
         """Send the answer when it comes (the fakes' stores and checks: at once)."""

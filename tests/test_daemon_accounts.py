@@ -60,7 +60,9 @@ def test_accounts_and_registered_rooms_survive_a_restart(tmp_path: Path) -> None
         daemon.terminate()  # a clean stop: everything is written
     with running_daemon(args, tmp_path) as daemon:
         port = daemon.ports[LOOPBACK]
-        daemon.wait_for_log(re.compile("1 accounts and 1 registered rooms read"))
+        daemon.wait_for_log(
+            re.compile("1 accounts, 1 registered rooms and 0 server bans read")
+        )
         bob = line_user(port, "bob")
         bob.send("/join #dev")
         assert bob.expect("TOPIC ") == "TOPIC #dev alice the build is green"

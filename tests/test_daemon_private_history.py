@@ -69,7 +69,9 @@ def test_private_history_survives_a_restart_for_its_two_accounts_only(
     ]
     with running_daemon(args, tmp_path, listeners=2) as daemon:
         port = daemon.ports[LOOPBACK]
-        daemon.wait_for_log(re.compile("2 accounts and 0 registered rooms read"))
+        daemon.wait_for_log(
+            re.compile("2 accounts, 0 registered rooms and 0 server bans read")
+        )
         mallory = line_user(port, "bob")  # bob's nickname, not his account
         mallory.send("/history alice")
         assert mallory.expect("ERR ").startswith("ERR not-identified ")

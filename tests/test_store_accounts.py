@@ -13,6 +13,7 @@ from helpers import Mailbox
 from twisted.internet.task import Clock
 
 from chatd.model.room_rules import RoomRecord
+from chatd.model.server_bans import ServerBan
 from chatd.store.accounts import (
     AccountRecord,
     SQLiteAccounts,
@@ -53,7 +54,7 @@ def closed(history: SQLiteHistory, mailbox: Mailbox) -> None:
 
 def test_a_version_1_file_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
     """An older chatd's file gains the accounts tables (and, version 3, private
-    messages', 4 the staging table); its messages stay."""
+    messages', 4 server bans', 5 the staging table); its messages stay."""
     path = tmp_path / "old.sqlite3"
     connection = sqlite3.connect(path)
     for statement in VERSION_1:
@@ -62,7 +63,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_history(tmp_path: Path) -> N
     connection.close()
     database = HistoryDatabase.open(str(path))
     version = database.connection.execute("SELECT version FROM schema_version")
-    assert version.fetchone() == (SCHEMA_VERSION,) == (4,)
+    assert version.fetchone() == (SCHEMA_VERSION,) == (5,)
     assert database.read("#dev", 10)[0].text == "kept"
     tables = {
         row[0]
@@ -70,8 +71,34 @@ def test_a_version_1_file_is_migrated_and_keeps_its_history(tmp_path: Path) -> N
             "SELECT name FROM sqlite_master WHERE type='table'"
         )
     }
-    assert {"accounts", "registered_rooms", "private_messages"} <= tables
+    assert {"accounts", "registered_rooms", "private_messages", "server_bans"} <= tables
     database.close()
+
+
+def test_server_bans_are_written_behind_and_read_at_open(tmp_path: Path) -> None:
+    """A server ban saved, one lifted: the next open reads the one kept, with
+    its reason, setter, time and expiry."""
+    path = tmp_path / "chatd.sqlite3"
+    mailbox = Mailbox()
+    history, store = opened(path, mailbox)
+    kept = ServerBan("*@198.51.100.0/24", "open proxy", "root", 10.5, 99.0)
+    store.server_bans[kept.key] = kept  # the model's dictionary is the store's
+    store.save_server_ban(kept.key, kept)
+    gone = ServerBan("troll", "spam", "root", 11.0)
+    store.save_server_ban(gone.key, gone)
+    store.save_server_ban(gone.key, None)
+    closed(history, mailbox)
+    history, store = opened(path, mailbox)
+    assert list(store.server_bans) == ["address:198.51.100.0/24"]
+    again = store.server_bans["address:198.51.100.0/24"]
+    assert (again.mask, again.reason, again.by, again.time, again.expires) == (
+        "*@198.51.100.0/24",
+        "open proxy",
+        "root",
+        10.5,
+        99.0,
+    )
+    closed(history, mailbox)
 
 
 def test_accounts_and_rooms_are_written_behind_and_read_at_open(

@@ -271,6 +271,14 @@ class ChatState:
                 | "ACCOUNT"
             ):
                 self._rooms_people_run(line.verb, words, text)
+            case "KLINE":  # /klines (docs/protocol.md, Server bans)
+                mask, by, _, expires = words
+                until = "for good" if expires == "permanent" else f"until {expires}"
+                self.note_shown(
+                    EntryKind.INFO, f"Server ban {mask} by {by} {until}: {text}"
+                )
+            case "ENDKLINES":
+                self.note_shown(EntryKind.INFO, f"{words[0]} server bans.")
             case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
                 pass
 

@@ -47,6 +47,7 @@ from chatd.model.errors import ChatError
 from chatd.model.events import ModesChanged, Notice
 from chatd.model.names import fold, guest_name
 from chatd.model.room_rules import Change
+from chatd.model.server_bans import ServerBanned
 from chatd.net.output import OutputBatch
 
 LOST_REASON = "node lost"
@@ -415,6 +416,9 @@ class Node(Publisher):
                     host=old.host,
                     account=old.account,
                 )
+            except ServerBanned as banned:  # K-lined while this node was away
+                old.client.close(banned.goodbye)
+                continue
             except ChatError:
                 continue
             local.user = user

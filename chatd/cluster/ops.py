@@ -162,6 +162,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.register_room, "register_room"),
     Operation(Chat.unregister_room, "unregister_room"),
     Operation(Chat.forget_account, "forget_account", subject=None),
+    Operation(Chat.add_server_ban, "kline"),  # new in this version
+    Operation(Chat.lift_server_ban, "unkline"),  # new in this version
 )
 
 # The operations by their name in the log (the apply side).
@@ -180,6 +182,12 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "tell": _TALK,
         "kill": "closes the target's connection: a RemoteClient asks its node "
         "(a close entry), whose quit is then replicated",
+        "kline": "adds through add_server_ban (an op), then closes the users it "
+        "matches as kill does: each quit is an op of its own",
+        "server_ban_list": _READS,
+        "server_ban_for_address": _READS,
+        "server_ban_for_account": _READS,
+        "check_server_bans": _READS,
         "nick_taken": "tells this node's nick watchers (the accounts' reservation "
         "clock), which are the user's own node's",
         "user": _READS,

@@ -17,12 +17,14 @@ from chatd.cluster.replica import ClusterChat, Publisher, RemoteClient, Wire, ui
 from chatd.model.chat import Room, User
 from chatd.model.moderation import DEFAULT_FLAGS, Ban
 from chatd.model.names import LOBBY, fold
+from chatd.model.server_bans import ServerBan
 from chatd.model.state import NO_INVITATIONS
 from chatd.store.accounts import room_from_json, room_to_json
 
 # 2: invitations by uid, with their end; 3: "invisible", the uids of users with
-# IRC's +i (a key of its own, which a node of version 2 ignores).
-VERSION = 3
+# IRC's +i (a key of its own, which a node of version 2 ignores); 4: "klines",
+# the server bans (a key of its own, which older nodes ignore).
+VERSION = 4
 
 
 def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
@@ -78,6 +80,10 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
             [key, record.founder, room_to_json(record)]
             for key, record in sorted(chat.records.items())
         ],
+        "klines": [
+            [ban.mask, ban.reason, ban.by, ban.time, ban.expires]
+            for ban in chat.server_bans
+        ],
     }
 
 
@@ -87,6 +93,13 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
     chat.records.clear()
     for key, founder, text in data.get("records", []):
         chat.records[key] = room_from_json(founder, text)
+    if "klines" in data:  # not before version 4
+        chat.server_bans.replace(
+            [
+                ServerBan(mask, reason, by, time, expires)
+                for mask, reason, by, time, expires in data["klines"]
+            ]
+        )
     users: dict[str, User] = {}
     by_uid: dict[str, User] = {}
     for uid, nick, username, realname, host, away, account, current in data["users"]:

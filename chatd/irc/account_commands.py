@@ -35,6 +35,7 @@ from chatd.irc.session import (
 )
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
+from chatd.model.server_bans import ServerBanned
 from chatd.store.accounts import AccountRecord
 
 NICKSERV = "NickServ"
@@ -185,6 +186,8 @@ def _registration_goes_on(session: IrcSession) -> None:
         try_register(session)
     except IrcError as error:
         send_error(session, error)
+    except ServerBanned as banned:  # the account SASL proved is banned
+        session.refuse_banned(banned)
 
 
 # -- NickServ -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.irc import account_commands, labels, rehash, room_commands
+from chatd.irc import account_commands, kline_commands, labels, rehash, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
@@ -38,6 +38,7 @@ from chatd.model.chat import Room, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.globs import Glob
 from chatd.model.names import clean_text, fold
+from chatd.model.server_bans import ServerBanned
 from chatd.model.state import NO_HOST
 from chatd.net.bulk import pack_words
 
@@ -103,6 +104,8 @@ def nick(session: IrcSession, msg: IrcMessage) -> None:
         session.chat.rename(user, wanted)
         if user.nick != old:
             session.log.info("{old} is now {new}", old=old, new=user.nick)
+    except ServerBanned:
+        raise  # the connection closes (Connection.handle_line: refuse_banned)
     except ChatError as error:
         raise numeric_for(error, wanted) from None
 
@@ -678,6 +681,7 @@ COMMANDS: dict[str, IrcCommand] = {
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,
     **rehash.COMMANDS,
+    **kline_commands.COMMANDS,
 }
 # fmt: on
 
@@ -739,5 +743,7 @@ def _run(session: IrcSession, msg: IrcMessage) -> None:
         run_command(session, msg)
     except IrcError as error:
         send_error(session, error)
+    except ServerBanned:
+        raise  # the connection closes (Connection.handle_line: refuse_banned)
     except ChatError as error:
         send_error(session, numeric_for(error, msg.params[0] if msg.params else "*"))

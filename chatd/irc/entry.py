@@ -32,6 +32,7 @@ KINDS = {
             "LIST",
             "CHATHISTORY",
             "REHASH",  # this node's own settings: no shared state
+            "STATS",
         ),
         CommandKind.READ,
     ),

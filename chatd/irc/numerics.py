@@ -34,6 +34,7 @@ from twisted.words.protocols.irc import (
     ERR_USERONCHANNEL,
     ERR_USERSDONTMATCH,
     ERR_WASNOSUCHNICK,
+    ERR_YOUREBANNEDCREEP,
     RPL_AWAY,
     RPL_BANLIST,
     RPL_CHANNELMODEIS,
@@ -42,6 +43,7 @@ from twisted.words.protocols.irc import (
     RPL_ENDOFINFO,
     RPL_ENDOFMOTD,
     RPL_ENDOFNAMES,
+    RPL_ENDOFSTATS,
     RPL_ENDOFWHO,
     RPL_ENDOFWHOIS,
     RPL_ENDOFWHOWAS,
@@ -97,6 +99,7 @@ RPL_ENDOFINVITELIST = "347"
 RPL_WHOISACCOUNT = "330"
 ERR_INVALIDMODEPARAM = "696"
 RPL_TRYAGAIN = "263"  # a cluster node cut off from the others: try again later
+RPL_STATSKLINE = "216"  # STATS K: one server ban (K-line)
 # IRCv3 SASL 3.1 and account numerics.
 RPL_LOGGEDIN = "900"
 RPL_LOGGEDOUT = "901"
@@ -149,6 +152,7 @@ __all__ = [
     "ERR_USERONCHANNEL",
     "ERR_USERSDONTMATCH",
     "ERR_WASNOSUCHNICK",
+    "ERR_YOUREBANNEDCREEP",
     "RPL_AWAY",
     "RPL_BANLIST",
     "RPL_CHANNELMODEIS",
@@ -160,6 +164,7 @@ __all__ = [
     "RPL_ENDOFINVITELIST",
     "RPL_ENDOFMOTD",
     "RPL_ENDOFNAMES",
+    "RPL_ENDOFSTATS",
     "RPL_ENDOFWHO",
     "RPL_ENDOFWHOIS",
     "RPL_ENDOFWHOWAS",
@@ -187,6 +192,7 @@ __all__ = [
     "RPL_NOTOPIC",
     "RPL_NOWAWAY",
     "RPL_SASLMECHS",
+    "RPL_STATSKLINE",
     "RPL_SASLSUCCESS",
     "RPL_TIME",
     "RPL_TOPIC",

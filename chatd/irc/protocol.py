@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
+from chatd.irc import numerics as n
 from chatd.irc.caps import CapState
 from chatd.irc.commands import dispatch
 from chatd.irc.labels import Labeling, labeled
@@ -29,6 +30,7 @@ from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration, numeric_for, send_error, server_line
 from chatd.model.chat import Event, User
 from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.server_bans import ServerBanned
 from chatd.net.connection import Connection, ConnectionHub, Phase
 
 _CLOSING = Phase.CLOSING
@@ -284,6 +286,18 @@ class IrcConnection(Connection):
         """What a connection over --max-clients or --max-per-ip is told."""
         return irc_line("ERROR", text=f"Closing link: ({reason})")
 
+    @staticmethod
+    def ban_refusal(banned: ServerBanned, server: str) -> bytes:
+        """465 ERR_YOUREBANNEDCREEP, then ERROR: an address a server ban holds for."""
+        return _banned_numeric(banned, server, "*") + irc_line(
+            "ERROR", text=f"Closing link: ({banned.goodbye})"
+        )
+
+    def refuse_banned(self, banned: ServerBanned) -> None:
+        """465 with the reason, then ERROR :Closing link: host (K-lined: reason)."""
+        self.send(_banned_numeric(banned, self.server.name, self.nick))
+        self.close(banned.goodbye)
+
     # -- events ------------------------------------------------------------------
 
     def render(self, event: Event) -> bytes:
@@ -368,3 +382,9 @@ class IrcConnection(Connection):
         self._ping_call = self.hub.clock.callLater(
             self.server.ping_interval, self._ping_check
         )
+
+
+def _banned_numeric(banned: ServerBanned, server: str, nick: str) -> bytes:
+    """465 ERR_YOUREBANNEDCREEP with the ban's reason (and how long it holds)."""
+    text = banned.text[:1].upper() + banned.text[1:]
+    return irc_line(n.ERR_YOUREBANNEDCREEP, nick, text=text, source=server)

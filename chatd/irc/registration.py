@@ -16,6 +16,7 @@ from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
 from chatd.model.chat import User
 from chatd.model.errors import ChatError
 from chatd.model.names import LOBBY
+from chatd.model.server_bans import ServerBanned
 
 # What a client sends to register (chatd.net.limits.REGISTRATION_LINES).
 REGISTRATION_COMMANDS = frozenset({b"CAP", b"NICK", b"USER", b"PASS", b"AUTHENTICATE"})
@@ -38,6 +39,8 @@ def try_register(session: IrcSession) -> None:
         return
     try:
         user = session.register_user(reg.nick, reg.username, reg.realname)
+    except ServerBanned:
+        raise  # the connection closes (IrcSession.refuse_banned)
     except ChatError as error:
         # The nickname went to someone else between NICK and USER.
         wanted, reg.nick = reg.nick, None

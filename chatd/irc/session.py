@@ -26,6 +26,7 @@ from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text
+from chatd.model.server_bans import ServerBanned
 
 
 class IrcError(Exception):
@@ -76,6 +77,9 @@ class IrcSession(HistorySession, Protocol):
 
     def quit_chat(self, reason: str) -> None:
         """Leave the chat (QUIT to the others), say ERROR and close."""
+
+    def refuse_banned(self, banned: ServerBanned) -> None:
+        """A server ban refuses the connection: 465, then ERROR and close."""
 
     def pong_received(self) -> None:
         """The client answered (or sent) a PONG."""

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
-from chatd.line import account_commands, rehash, room_commands
+from chatd.line import account_commands, kline_commands, rehash, room_commands
 from chatd.line.session import Command, Session
 from chatd.line.wire import history_lines, line, word_lines
 from chatd.model.chat import Room
@@ -438,6 +438,12 @@ COMMANDS: dict[str, Command] = {
                     "disconnect someone (server operators)", 1, 2, text=True),
     "rehash": Command(rehash.rehash, "/rehash",
                       "reload the server's configuration (server operators)"),
+    # Server bans (chatd.line.kline_commands).
+    "kline": Command(kline_commands.kline, "/kline [<duration>] <mask> [reason]",
+                     "ban from the server (server operators)", 1, 3, text=True),
+    "unkline": Command(kline_commands.unkline, "/unkline <mask>",
+                       "lift a server ban", 1, 1),
+    "klines": Command(kline_commands.klines, "/klines", "list the server bans"),
     # Accounts (chatd.line.account_commands).
     "register": Command(account_commands.register,
                         "/register <password> <password> | /register [<#room>]",

@@ -23,6 +23,7 @@ from chatd.line.wire import line
 from chatd.model.chat import IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text
+from chatd.model.server_bans import ServerBanned
 from chatd.net.phase import Phase
 
 NICK_PROMPT = (
@@ -190,6 +191,14 @@ class LineDoor:
             "BYE", text="Please try again later."
         )
 
+    @staticmethod
+    def ban_refusal(banned: ServerBanned, server: str) -> bytes:
+        """ERR banned with the reason, then BYE: a server ban refuses the
+        connection (docs/protocol.md, Server bans)."""
+        return line("ERR", banned.code.value, text=clean_text(banned.text)) + line(
+            "BYE", text=banned.goodbye
+        )
+
 
 LINE_DOOR = LineDoor()
 
@@ -204,6 +213,7 @@ class SpeaksLine:
 
     __slots__ = ()
     refusal = staticmethod(LINE_DOOR.refusal)
+    ban_refusal = staticmethod(LINE_DOOR.ban_refusal)
 
     def handle_text(self: LineCarrier, text: str) -> None:
         """A command, a nickname, or a message to the current room."""

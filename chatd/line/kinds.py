@@ -18,6 +18,7 @@ _KINDS = {
     "ids": CommandKind.READ,
     "bans": CommandKind.READ,
     "rehash": CommandKind.READ,  # this node's own settings: no shared state
+    "klines": CommandKind.READ,
     "me": CommandKind.TALK,
     "msg": CommandKind.TALK,
     TEXT: CommandKind.TALK,  # a plain line: said in the current room

@@ -82,6 +82,10 @@ SERVER_VERBS: dict[str, Shape] = {
     "INVITE": Shape(2, False),
     "MODES": Shape(2, True),
     "ACCOUNT": Shape(2, False),
+    # chatd's extension, server bans (docs/protocol.md, Server bans): KLINE
+    # <mask> <by> <set> <expires> <reason>, then ENDKLINES <count>.
+    "KLINE": Shape(4, True),
+    "ENDKLINES": Shape(1, False),
 }
 # USERS <room> <nick>...; ROOMS <room:count>...; and the extension's OPS and
 # VOICES <room> <nick>... (after USERS) and BANS <room> <mask>...

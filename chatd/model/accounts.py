@@ -223,6 +223,7 @@ class Accounts:
         self._overdue: set[User] = set()  # grace over while a check was on its way
         self._throttle_noted: OrderedDict[str, float] = OrderedDict()
         chat.records = store.rooms  # registered rooms: the store's, kept in place
+        chat.server_bans.attach(store.server_bans, store.save_server_ban)
         chat.record_changed = self._room_changed
         chat.nick_watchers.append(self.nick_taken)
 
@@ -427,7 +428,20 @@ class Accounts:
         )
 
     def identified(self, user: User, record: AccountRecord) -> None:
-        """user proved they own record: the chat is told, a reservation ends."""
+        """user proved they own record: the chat is told, a reservation ends.
+
+        An account a server ban names is refused (ServerBanned) and its
+        connection closed with the ban's reason.
+        """
+        banned = self.chat.server_ban_for_account(record.name)
+        if banned is not None:
+            self.log.info(
+                "{nick} identified as {account}, which is banned from the server",
+                nick=user.nick,
+                account=record.name,
+            )
+            user.client.close(banned.goodbye)
+            raise banned
         self.chat.set_account(user, record.name)
         self.log.info(
             "{nick} identified as {account}", nick=user.nick, account=record.name

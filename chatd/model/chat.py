@@ -42,6 +42,8 @@ from chatd.model.names import (
 )
 from chatd.model.permissions import Permissions
 from chatd.model.room_rules import RoomRecord
+from chatd.model.server_banning import ServerBanRules
+from chatd.model.server_bans import ServerBans
 from chatd.model.state import Room, RoomRules, User, same_or
 from chatd.model.whowas import PastNicks
 from chatd.store.interface import IHistory, Kind, nick_party
@@ -90,12 +92,13 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
-class Chat(Moderation, Permissions):
+class Chat(Moderation, Permissions, ServerBanRules):
     """All users and rooms of one server, and the rules between them.
 
     The rules of rooms people run (operators, bans, modes) are
-    chatd.model.moderation's, and who may see a room and read its history
-    chatd.model.permissions's; Chat inherits both.
+    chatd.model.moderation's, who may see a room and read its history
+    chatd.model.permissions's, and server bans (K-lines)
+    chatd.model.server_banning's; Chat inherits them.
     """
 
     def __init__(
@@ -140,6 +143,9 @@ class Chat(Moderation, Permissions):
         self.secret_rooms: set[str] = set()
         # Who gave up which nickname lately (IRC's WHOWAS).
         self.past_nicks = PastNicks()
+        # Who may not use the server (K-lines); kept by the accounts' store
+        # (chatd.model.accounts attaches it).
+        self.server_bans = ServerBans()
 
     # -- the server's settings ---------------------------------------------
 
@@ -243,9 +249,13 @@ class Chat(Moderation, Permissions):
         """Register client under nick; it is in no room until join().
 
         account: the account the client identified to before (IRC's SASL).
+        A server ban that matches refuses it (ServerBanned): the door says
+        why and closes.
         """
+        nick = self._check_free(nick)
+        self.check_server_bans(nick, username, host, account)
         user = User(
-            self._check_free(nick),
+            nick,
             client,
             username=username,
             realname=realname,
@@ -283,6 +293,8 @@ class Chat(Moderation, Permissions):
         new = self._check_free(new, owner=user)
         if new == user.nick:
             return
+        if not self.is_server_operator(user):  # a banned nickname is refused too
+            self.check_server_bans(new, user.username, user.host, user.account)
         old, old_key = user.nick, user.key
         user.nick, user.key = new, same_or(fold(new), new)
         del self.users[old_key]

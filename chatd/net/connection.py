@@ -49,6 +49,7 @@ from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, Event, IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.rates import TokenBucket
+from chatd.model.server_bans import ServerBanned
 from chatd.net import bulk
 from chatd.net.answers import ANSWER_WAIT, Answers
 from chatd.net.closing import Closing, Refusal
@@ -235,6 +236,18 @@ class Connection(Protocol, TimeoutMixin):
     def refusal(reason: str) -> bytes:
         """What a connection the server cannot take is told before it is closed."""
         raise NotImplementedError
+
+    @staticmethod
+    def ban_refusal(banned: ServerBanned, server: str) -> bytes:
+        """What a connection a server ban refuses is told before it is closed
+        (its address is banned: nothing it says is read)."""
+        raise NotImplementedError
+
+    def refuse_banned(self, banned: ServerBanned) -> None:
+        """A server ban refuses this connection (at registration, a rename or
+        identifying): say why in the door's words, then close."""
+        self.reply_error(banned)
+        self.close(banned.goodbye)
 
     # -- connection life ---------------------------------------------------------
 
@@ -676,6 +689,8 @@ class Connection(Protocol, TimeoutMixin):
             return
         try:
             self.handle_text(decode_line(raw))
+        except ServerBanned as banned:
+            self.refuse_banned(banned)
         except ChatError as error:
             self.reply_error(error)
         except Exception:

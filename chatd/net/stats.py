@@ -45,6 +45,7 @@ LIMIT_KINDS = (
     "too-long",
     "server-full",
     "per-ip",
+    "banned",
     "register-timeout",
     "idle-timeout",
     "ping-timeout",
@@ -70,8 +71,9 @@ class Stats:
 
     Limit kinds (the `limit` label): flood (input throttled, once per
     episode), recvq (cut off for too much held input), sendq (cut off for
-    not reading), too-long (a line refused), server-full and per-ip (a
-    connection refused), register-timeout, idle-timeout, ping-timeout (IRC)
+    not reading), too-long (a line refused), server-full, per-ip and banned
+    (a connection refused; banned: by a server ban of its address),
+    register-timeout, idle-timeout, ping-timeout (IRC)
     and close-timeout (a closing peer aborted after the grace).
     """
 

@@ -1,4 +1,4 @@
-"""Accounts and registered rooms, kept in the history's database (schema v2).
+"""Accounts, registered rooms and server bans, kept in the history's database.
 
 Both are few and small, so the daemon holds them all in memory (read once
 as the database opens) and writes every change behind, through the history's
@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd.model.room_rules import RoomRecord
+from chatd.model.server_bans import ServerBan
 from chatd.store.interface import AccountRecord, same_account
 from chatd.store.sqlite import HistoryDatabase
 
@@ -69,6 +70,7 @@ class MemoryAccounts(LocalAccounts):
     def __init__(self) -> None:
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
+        self.server_bans: dict[str, ServerBan] = {}
 
     def save_account(self, key: str, record: AccountRecord) -> None:
         self.accounts[key] = record
@@ -81,6 +83,9 @@ class MemoryAccounts(LocalAccounts):
             self.rooms.pop(key, None)
         else:
             self.rooms[key] = record
+
+    def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
+        """Nothing to do: the model's dictionary is this store's."""
 
 
 # -- the database side (the writer thread, or the start) ----------------------------
@@ -127,7 +132,7 @@ def room_from_json(founder: str, text: str) -> RoomRecord:
 def load(
     database: HistoryDatabase,
 ) -> tuple[dict[str, AccountRecord], dict[str, RoomRecord]]:
-    """Read every account and registered room."""
+    """Read every account and registered room (server bans: load_server_bans)."""
     execute = database.connection.execute
     accounts = {
         row[0]: AccountRecord(row[1], row[2], row[3])
@@ -138,6 +143,17 @@ def load(
         for row in execute("SELECT room, founder, record FROM registered_rooms")
     }
     return accounts, rooms
+
+
+def load_server_bans(database: HistoryDatabase) -> dict[str, ServerBan]:
+    """Read every server ban (schema v4), by its key."""
+    bans = [
+        ServerBan(mask, reason, by, time, expires)
+        for mask, reason, by, time, expires in database.connection.execute(
+            "SELECT mask, reason, by, time, expires FROM server_bans"
+        )
+    ]
+    return {ban.key: ban for ban in bans}
 
 
 def _write(database: HistoryDatabase, statement: str, args: tuple[object, ...]) -> None:
@@ -173,16 +189,20 @@ class SQLiteAccounts(LocalAccounts):
         self.writer = writer
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
+        self.server_bans: dict[str, ServerBan] = {}
         writer.openers.append(self._opened)
 
     def _opened(self, database: HistoryDatabase) -> None:
         accounts, rooms = load(database)
+        bans = load_server_bans(database)
         self.accounts.update(accounts)  # the same dicts the chat already holds
         self.rooms.update(rooms)
+        self.server_bans.update(bans)
         self.log.info(
-            "{accounts} accounts and {rooms} registered rooms read",
+            "{accounts} accounts, {rooms} registered rooms and {bans} server bans read",
             accounts=len(accounts),
             rooms=len(rooms),
+            bans=len(bans),
         )
 
     def _submit(self, what: str, statement: str, *args: object) -> None:
@@ -234,4 +254,22 @@ class SQLiteAccounts(LocalAccounts):
             key,
             record.founder,
             room_to_json(record),
+        )
+
+    def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
+        if ban is None:
+            self._submit(
+                "a server ban's lifting", "DELETE FROM server_bans WHERE key = ?", key
+            )
+            return
+        self._submit(
+            "a server ban",
+            "INSERT OR REPLACE INTO server_bans (key, mask, reason, by, time, expires) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            key,
+            ban.mask,
+            ban.reason,
+            ban.by,
+            ban.time,
+            ban.expires,
         )

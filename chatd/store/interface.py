@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
     from twisted.internet.defer import Deferred
 
     from chatd.model.room_rules import RoomRecord
+    from chatd.model.server_bans import ServerBan
 
 
 class Kind(StrEnum):
@@ -285,10 +286,15 @@ class AccountRecord:
 
 
 class AccountStore(Protocol):
-    """Where accounts and registered rooms live (keys are folded names)."""
+    """Where accounts, registered rooms and server bans live.
+
+    Keys are folded names; a server ban's is its mask's key
+    (chatd.model.server_bans.server_ban_key).
+    """
 
     accounts: dict[str, AccountRecord]
     rooms: dict[str, RoomRecord]
+    server_bans: dict[str, ServerBan]
     durable: bool  # False: nothing outlives the daemon
 
     def save_account(self, key: str, record: AccountRecord) -> None:
@@ -299,6 +305,9 @@ class AccountStore(Protocol):
 
     def save_room(self, key: str, record: RoomRecord | None) -> None:
         """Keep registered room key as record; None: it is registered no more."""
+
+    def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
+        """Keep server ban key as ban; None: it is lifted (or ended)."""
 
     def fetch_account(self, key: str) -> Deferred[AccountRecord | None]:
         """The account key as the store holds it now (accounts is then up to date)."""

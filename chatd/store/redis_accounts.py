@@ -21,9 +21,10 @@ this. That cache never grants anything: chatd.model.accounts asks fetch_account
 before checking a password and again after, and every write is one of the
 conditional scripts.
 
-Registered rooms stay in the node's memory (rooms): every node applies the
-same register_room ops from the cluster's log, and a joining node gets them
-in its snapshot (chatd.cluster.snapshot).
+Registered rooms and server bans stay in the node's memory (rooms,
+server_bans): every node applies the same register_room and kline ops from
+the cluster's log, and a joining node gets them in its snapshot
+(chatd.cluster.snapshot).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from twisted.python.failure import Failure
 
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.room_rules import RoomRecord
+from chatd.model.server_bans import ServerBan
 from chatd.store.accounts import AccountRecord
 from chatd.store.redis_history import REPLY_TIMEOUT, endpoint_for, parse_url
 from chatd.store.resp import LogLink
@@ -129,6 +131,7 @@ class RedisAccounts:
         self.where = where
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
+        self.server_bans: dict[str, ServerBan] = {}
         self._link: Any = None  # the connected command protocol, or None
         self._subscribed: Any = None  # the feed's protocol once subscribed
         self._loading: list[str] | None = None  # changes come while reading all
@@ -369,3 +372,6 @@ class RedisAccounts:
             self.rooms.pop(key, None)
         else:
             self.rooms[key] = record
+
+    def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
+        """Nothing to do: the model's dictionary is this node's copy."""

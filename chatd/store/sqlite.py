@@ -30,7 +30,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -71,7 +71,20 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
-# Version 4: rooms' messages as written, before they are settled into messages
+# Version 4: server bans (K-lines; chatd.model.server_bans). key: the mask's
+# folded form (server_ban_key), mask as given, reason, by (the operator's
+# nickname), time it was set and expires (seconds since 1970 UTC; 0: never).
+SERVER_BAN_TABLES = (
+    """CREATE TABLE server_bans (
+        key TEXT PRIMARY KEY,
+        mask TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        time REAL NOT NULL,
+        expires REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
+# Version 5: rooms' messages as written, before they are settled into messages
 # (HistoryDatabase.settle). No index: a write appends to one place in the
 # file, where an insert into messages touches one page of the (room, id) index
 # per room said in; settling a second's worth at once touches each such page
@@ -109,12 +122,14 @@ SCHEMA = (
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *SERVER_BAN_TABLES,
     *STAGED_TABLES,
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ACCOUNT_TABLES,
     2: PRIVATE_TABLES,
-    3: STAGED_TABLES,
+    3: SERVER_BAN_TABLES,
+    4: STAGED_TABLES,
 }
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer

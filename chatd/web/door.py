@@ -397,12 +397,16 @@ class WebConnection(SpeaksLine, Connection):
 
 
 class WebRefusal:
-    """A WebSocket the server cannot take: ERR server-full, BYE, a close frame."""
+    """A WebSocket the server cannot take: ERR server-full (or banned), BYE, a
+    close frame."""
 
     log = Logger()
 
-    def __init__(self, reason: str, clock: IReactorTime, grace: float) -> None:
-        self.lines = [
+    def __init__(
+        self, reason: str, clock: IReactorTime, grace: float, answer: bytes = b""
+    ) -> None:
+        """answer: the line door's refusal lines (a server ban's), if not full."""
+        self.lines = [data + b"\r\n" for data in answer.split(b"\r\n") if data] or [
             line("ERR", ErrorCode.SERVER_FULL.value, text=reason),
             line("BYE", text="Please try again later."),
         ]

@@ -190,9 +190,13 @@ class SocketDoor:
             channel.release_slot()
         address, via = forwarded_client(request, self.trust_proxy)
         host = address_host(address)
+        config = self.hub.config
+        banned = self.hub.banned(host, WebConnection.door)
+        if banned is not None:  # the page shows ERR banned and BYE
+            answer = WebConnection.ban_refusal(banned, config.name)
+            return WebRefusal("", self.hub.clock, config.shutdown_grace, answer)
         reason = self.hub.refusal_reason(host, WebConnection.door)
         if reason is not None:
-            config = self.hub.config
             return WebRefusal(reason, self.hub.clock, config.shutdown_grace)
         # A cluster node builds its own subclass (ChatFactory.door_classes).
         door = self.hub.door_classes.get(WebConnection, WebConnection)

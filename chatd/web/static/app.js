@@ -15,6 +15,8 @@ const SHAPES = {
   TOPIC: [2, true], OP: [3, false], DEOP: [3, false], VOICE: [3, false],
   DEVOICE: [3, false], BAN: [3, false], UNBAN: [3, false], MODE: [3, true],
   KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
+  // Server bans (docs/protocol.md, Server bans): /klines' answer.
+  KLINE: [4, true], ENDKLINES: [1, false],
 };
 const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
@@ -482,6 +484,13 @@ const HANDLERS = {
   },
   BANS([room, ...masks]) {
     note(currentConv(), "info", `Banned from ${room}: ${masks.join(", ") || "nobody"}`);
+  },
+  KLINE([mask, by, time, expires], text) {
+    const until = expires === "permanent" ? "for good" : `until ${new Date(expires).toLocaleString()}`;
+    note(currentConv(), "info", `Server ban ${mask} by ${by} ${until}: ${text}`);
+  },
+  ENDKLINES([count]) {
+    note(currentConv(), "info", `${count} server ban${count === "1" ? "" : "s"}.`);
   },
   MODES([room, modes], text) {
     const conv = roomConv(room);
