@@ -615,7 +615,7 @@ class Accounts:
             self._overdue.add(user)
             return
         old = user.nick
-        guest = self._guest_name()
+        guest = self.guest_name()
         self.chat.rename(user, guest)
         self.log.info("{old} did not identify; renamed {new}", old=old, new=guest)
         user.deliver(
@@ -628,7 +628,7 @@ class Accounts:
             )
         )
 
-    def _guest_name(self) -> str:
+    def guest_name(self) -> str:
         """A free guest nickname: Guest and five digits."""
         users = self.chat.users
         return guest_name(lambda name: fold(name) in users or self.is_registered(name))

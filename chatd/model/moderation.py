@@ -569,7 +569,10 @@ class Moderation:
             )
         target = self.user(nick)
         reason = clean_text(reason).strip()[:KICK_REASON_LENGTH] or "no reason given"
-        target.client.close(f"Killed by {user.nick}: {reason}")
+        said = f"Killed by {user.nick}: {reason}"
+        target.client.close(said)
+        if target.devices is not None and self.users.get(target.key) is target:
+            self.quit(target, said)  # always-on: its last connection left it in
         return target
 
     # -- registered rooms ------------------------------------------------------

@@ -1,0 +1,89 @@
+"""Logging in at the nickname prompt: who takes the nickname (docs/protocol.md, Devices).
+
+`/identify <nick> <password>` in answer to the nickname prompt checks the
+password as /identify does (Accounts.identify: the same words and the same
+time whether the account exists or not), then decides, for every door:
+
+- nobody holds <nick>: the connection registers as <nick>, identified;
+- a user identified to the same account holds it: the connection attaches
+  to that user (Chat.attach), up to max_devices connections per account;
+- someone else holds it: they are renamed to a guest name at once, and
+  told why, and the connection takes the nickname as if it were free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+
+from chatd.model import devices
+from chatd.model.accounts import NICKSERV, Accounts
+from chatd.model.chat import Notice, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import fold
+from chatd.store.interface import AccountRecord
+
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A right password at the prompt: the account, and the user to attach to.
+
+    holder None: the nickname is free now; register as record.name.
+    """
+
+    record: AccountRecord
+    holder: User | None
+
+
+def log_in(
+    accounts: Accounts, nick: str, password: str, host: str, max_devices: int
+) -> Deferred[Login]:
+    """Check password for account nick; decide who takes the nickname (claim).
+
+    Fails with auth-failed or throttled (Accounts.identify), or
+    too-many-devices (claim).
+    """
+    checked = accounts.identify(None, nick, password, host)
+    return checked.addCallback(lambda record: claim(accounts, record, max_devices))
+
+
+def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
+    """Who takes record's nickname now that its password was given.
+
+    The holder identified to record attaches the connection (unless it has
+    max_devices already, or is connected through another node of a
+    cluster); any other holder is renamed to a guest name first.
+    """
+    chat = accounts.chat
+    key = fold(record.name)
+    holder = chat.users.get(key)
+    if holder is None:
+        return Login(record, None)
+    if holder.account and fold(holder.account) == key:
+        if getattr(holder.client, "remote", False):
+            raise ChatError(
+                ErrorCode.NICK_TAKEN,
+                f"{holder.nick} is connected through another server of this "
+                "cluster; connect to that one to use it from here too",
+            )
+        if devices.count(holder) >= max_devices:
+            raise ChatError(
+                ErrorCode.TOO_MANY_DEVICES,
+                f"{record.name} is connected from {max_devices} devices, the "
+                "most one account may be; close one of them first",
+            )
+        return Login(record, holder)
+    old, guest = holder.nick, accounts.guest_name()
+    chat.rename(holder, guest)
+    accounts.log.info("{old} renamed {new}: its account logged in", old=old, new=guest)
+    holder.deliver(
+        Notice(
+            holder.nick,
+            f"{old} is the nickname of an account that just logged in, so you "
+            f"are now {guest}. Choose another nickname with /nick.",
+            NICKSERV,
+        )
+    )
+    return Login(record, None)
