@@ -167,10 +167,14 @@ def test_every_connection_gets_what_the_user_gets(factory: ChatFactory) -> None:
     lines(phone[1]), lines(laptop[1]), lines(bob[1])
     say(bob, "hi all")
     say(bob, "/msg alice psst")
-    assert lines(laptop[1]) == lines(phone[1]) == [
-        "MSG #lobby bob hi all",
-        "PRIV bob alice psst",
-    ]
+    assert (
+        lines(laptop[1])
+        == lines(phone[1])
+        == [
+            "MSG #lobby bob hi all",
+            "PRIV bob alice psst",
+        ]
+    )
     lines(bob[1])
     say(phone, "/msg bob hello")
     assert lines(laptop[1]) == lines(phone[1]) == ["PRIV alice bob hello"]

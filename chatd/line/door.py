@@ -139,11 +139,12 @@ class LineDoor:
         if user is not None and user.devices is not None:
             # One of several connections: its own current room (docs/protocol.md,
             # Devices), brought in for this line and kept after it.
-            devices.take_current(user, conn)
+            client = cast(IChatClient, conn)
+            devices.take_current(user, client)
             try:
                 self.handle_line(conn, text, lead)
             finally:
-                devices.keep_current(user, conn)
+                devices.keep_current(user, client)
         else:
             self.handle_line(conn, text, lead)
 

@@ -92,6 +92,10 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
+def _not_kept(user: User, on: bool) -> None:
+    """The default for Chat.always_on_changed: always-on users are not kept."""
+
+
 class Chat(Moderation, Permissions):
     """All users and rooms of one server, and the rules between them.
 
@@ -144,6 +148,10 @@ class Chat(Moderation, Permissions):
         # conversation (folded sender nicks, by away user; once each).
         self.always_on: set[User] = set()
         self.away_told: dict[User, set[str]] = {}
+        # Told when an always-on user changes (its rooms, its nickname) or
+        # stops being one (on False), so that the store keeps it across
+        # restarts (chatd.model.always_on); the default keeps nothing.
+        self.always_on_changed: Callable[[User, bool], None] = _not_kept
 
     # -- looking things up ------------------------------------------------
 
@@ -255,6 +263,10 @@ class Chat(Moderation, Permissions):
         """
         if user.account == account or self.users.get(user.key) is not user:
             return
+        if user in self.always_on:  # always-on is the account's: it ends with it
+            self.set_always_on(user, False)
+            if self.users.get(user.key) is not user:
+                return
         user.account = account
         deliver_to([user, *self.neighbours(user)], AccountChanged(user.nick, account))
         self._status_by_account(user)
@@ -278,6 +290,8 @@ class Chat(Moderation, Permissions):
         self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
         deliver_to([user, *self.neighbours(user)], Renamed(old, new))
         self.nick_taken(user)
+        if self.always_on:
+            self._always_on_moved(user)
 
     def quit(self, user: User, reason: str) -> None:
         """Remove user; each user sharing a room with them gets one QUIT."""
@@ -291,7 +305,9 @@ class Chat(Moderation, Permissions):
         # quitter up (IRC spells nick!user@host); the nick is free after.
         deliver_to(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
-        self.always_on.discard(user)
+        if user in self.always_on:
+            self.always_on.discard(user)
+            self.always_on_changed(user, False)
         self.away_told.pop(user, None)
         self.past_nicks.left(
             user.nick, user.username, user.host, user.realname, self.now()
@@ -379,9 +395,15 @@ class Chat(Moderation, Permissions):
             self.always_on.add(user)
         else:
             self.always_on.discard(user)
-            if user.devices is not None and not user.devices.clients:
-                self.quit(user, "always-on ended")
+        self.always_on_changed(user, on)
+        if not on and user.devices is not None and not user.devices.clients:
+            self.quit(user, "always-on ended")
         return True
+
+    def _always_on_moved(self, user: User) -> None:
+        """user's rooms or nickname changed: kept again if it is always-on."""
+        if user in self.always_on:
+            self.always_on_changed(user, True)
 
     def set_invisible(self, user: User, invisible: bool) -> bool:
         """Make user invisible (IRC's +i) or not; tell whether that changed it.
@@ -443,6 +465,8 @@ class Chat(Moderation, Permissions):
         user.rooms[folded] = room
         deliver_to(room.members.values(), Joined(room.name, user.nick))
         self._joined(room, user, new)
+        if self.always_on:
+            self._always_on_moved(user)
         return room, True
 
     def _check_kept_room(
@@ -471,6 +495,7 @@ class Chat(Moderation, Permissions):
             user.current = fold(LOBBY)
         if user.devices is not None:
             user.devices.room_left(room.key)
+            self._always_on_moved(user)
         return room
 
     def _remove_member(self, room: Room, user: User, quiet: bool = False) -> None:

@@ -52,6 +52,14 @@ class Devices:
         self.uid: str = getattr(first, "uid", "")
         self.identify_hint: str = first.identify_hint
 
+    @classmethod
+    def none(cls, identify_hint: str) -> Devices:
+        """The connections of a user restored with none (chatd.model.always_on)."""
+        devices = cls.__new__(cls)
+        devices.clients, devices.currents = [], {}
+        devices.uid, devices.identify_hint = "", identify_hint
+        return devices
+
     def deliver(self, event: Event) -> None:
         """Hand event to every attached connection, in the order they came."""
         for client in self.clients:
@@ -86,7 +94,7 @@ def count(user: User) -> int:
     return len(devices.clients) if devices is not None else 1
 
 
-def _rebind(user: User, devices: Devices) -> None:
+def rebind(user: User, devices: Devices) -> None:
     """Point the broadcast path at what user's connections are now."""
     clients = devices.clients
     if len(clients) == 1:
@@ -112,7 +120,7 @@ def attach(user: User, client: IChatClient) -> None:
     devices = devices_of(user)
     devices.clients.append(client)
     devices.currents[client] = _LOBBY if _LOBBY in user.rooms else user.current
-    _rebind(user, devices)
+    rebind(user, devices)
 
 
 def detach(user: User, client: IChatClient) -> int:
@@ -125,7 +133,7 @@ def detach(user: User, client: IChatClient) -> int:
     if client in devices.currents:
         del devices.currents[client]
         devices.clients.remove(client)
-        _rebind(user, devices)
+        rebind(user, devices)
     return len(devices.clients)
 
 

@@ -1,4 +1,4 @@
-"""Logging in at the nickname prompt: who takes the nickname (docs/protocol.md, Devices).
+"""Logging in at the nickname prompt: who takes the nickname (protocol.md, Devices).
 
 `/identify <nick> <password>` in answer to the nickname prompt checks the
 password as /identify does (Accounts.identify: the same words and the same
@@ -23,7 +23,6 @@ from chatd.model.chat import Notice, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold
 from chatd.store.interface import AccountRecord
-
 
 
 @dataclass(frozen=True, slots=True)
