@@ -256,6 +256,7 @@ class IrcRenderer:
         "plain",
         "speaker",
         "speaker_client",
+        "typing",
         "uniform",
         "personal",
         "_parts",
@@ -278,6 +279,9 @@ class IrcRenderer:
         # speaker's connection: IrcConnection.render compares both by identity.
         self.common: Event | None = None
         self.speaker_client: IChatClient | None = None
+        # The IRC connection whose line is being handled (IrcConnection sets
+        # it): of a user on several devices, only it is the speaker's.
+        self.typing: IChatClient | None = None
         self.mask = 0  # the variant bits that change its lines
         # its lines by variant (masked), spelled when first asked for
         self.variants: list[bytes | None] = [None] * VARIANTS
@@ -312,6 +316,11 @@ class IrcRenderer:
             self.mask = TIME
         self.speaker = speaker = speaker_of(chat, event)
         self.speaker_client = speaker.client if speaker is not None else None
+        if speaker is not None and speaker.devices is not None:
+            # Several connections (chatd.model.devices): the others are shown
+            # what one of them said; only the one that typed it needs
+            # echo-message (IrcConnection.render), and none if another door's.
+            self.speaker, self.speaker_client = None, self.typing
         if isinstance(event, Away):
             self._only_for = "away-notify"
         elif isinstance(event, AccountChanged):

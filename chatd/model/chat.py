@@ -382,7 +382,8 @@ class Chat(Moderation, Permissions):
         if on and not user.account:
             raise ChatError(
                 ErrorCode.NOT_IDENTIFIED,
-                "always-on is for identified users; /identify <password> first",
+                "always-on is for identified users; identify first "
+                f"({user.client.identify_hint})",
             )
         if on == (user in self.always_on):
             return False

@@ -13,6 +13,7 @@ time whether the account exists or not), then decides, for every door:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
@@ -48,6 +49,34 @@ def log_in(
     return checked.addCallback(lambda record: claim(accounts, record, max_devices))
 
 
+def attachable(
+    users: Mapping[str, User], account: str, max_devices: int
+) -> User | None:
+    """The user holding account's nickname identified to it, to attach to.
+
+    None if nobody holds it so identified. ChatError too-many-devices when
+    it has max_devices connections, nick-taken when it is connected through
+    another node of a cluster (whose connections this node cannot hold).
+    """
+    key = fold(account)
+    holder = users.get(key)
+    if holder is None or not holder.account or fold(holder.account) != key:
+        return None
+    if getattr(holder.client, "remote", False):
+        raise ChatError(
+            ErrorCode.NICK_TAKEN,
+            f"{holder.nick} is connected through another server of this "
+            "cluster; connect to that one to use it from here too",
+        )
+    if devices.count(holder) >= max_devices:
+        raise ChatError(
+            ErrorCode.TOO_MANY_DEVICES,
+            f"{holder.nick} is connected from {max_devices} devices, the "
+            "most one account may be; close one of them first",
+        )
+    return holder
+
+
 def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
     """Who takes record's nickname now that its password was given.
 
@@ -56,24 +85,12 @@ def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
     cluster); any other holder is renamed to a guest name first.
     """
     chat = accounts.chat
-    key = fold(record.name)
-    holder = chat.users.get(key)
+    holder = chat.users.get(fold(record.name))
     if holder is None:
         return Login(record, None)
-    if holder.account and fold(holder.account) == key:
-        if getattr(holder.client, "remote", False):
-            raise ChatError(
-                ErrorCode.NICK_TAKEN,
-                f"{holder.nick} is connected through another server of this "
-                "cluster; connect to that one to use it from here too",
-            )
-        if devices.count(holder) >= max_devices:
-            raise ChatError(
-                ErrorCode.TOO_MANY_DEVICES,
-                f"{record.name} is connected from {max_devices} devices, the "
-                "most one account may be; close one of them first",
-            )
-        return Login(record, holder)
+    attached = attachable(chat.users, record.name, max_devices)
+    if attached is not None:
+        return Login(record, attached)
     old, guest = holder.nick, accounts.guest_name()
     chat.rename(holder, guest)
     accounts.log.info("{old} renamed {new}: its account logged in", old=old, new=guest)
