@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from helpers import connect, lines
+from helpers import CHEAP, connect, lines
 from test_devices import PASSWORD, registered
 from test_irc_protocol import irc_connect, irc_open
 from twisted.internet.task import Clock
