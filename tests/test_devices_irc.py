@@ -121,3 +121,18 @@ def test_nickserv_set_always_on(factory: ChatFactory) -> None:
     proto.connectionLost()
     assert "alice" in factory.chat.users
     assert lines(bob[1])[-1].startswith("AWAY alice not connected")
+
+
+def test_away_reaches_the_other_connections_not_the_one_that_set_it(
+    factory: ChatFactory,
+) -> None:
+    """AWAY on one SASL connection (away-notify, no echo-message): 306 to it, the
+    AWAY line to the other IRC connection (away-notify) and the line connection."""
+    line = registered(factory, "alice")
+    one, one_out = sasl(factory, "alice", "away-notify")
+    two, two_out = sasl(factory, "alice", "away-notify")
+    lines(one_out), lines(two_out), lines(line[1])
+    one.dataReceived(b"AWAY :lunch\r\n")
+    assert [text.split(" ", 2)[1] for text in lines(one_out)] == ["306"]
+    assert lines(two_out)[0].endswith(" AWAY :lunch")
+    assert lines(line[1]) == ["AWAY alice lunch"]

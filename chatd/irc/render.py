@@ -421,10 +421,12 @@ def speaker_of(chat: Chat, event: Event) -> User | None:
     """The user whose own client is shown event only with echo-message, if any.
 
     The chat gives a speaker their own room message back (and a private one,
-    unless sent to oneself); IRC shows it only with echo-message.
+    unless sent to oneself); IRC shows it only with echo-message. So too
+    one's own AWAY (the model tells the user's own connections: docs/irc.md,
+    Several devices), which IRC answers with 306 or 305 besides.
     """
     match event:
-        case Message(nick=nick) | Action(nick=nick):
+        case Message(nick=nick) | Action(nick=nick) | Away(nick=nick):
             return chat.users.get(fold(nick))
         case Private(sender=sender, recipient=recipient) if sender != recipient:
             return chat.users.get(fold(sender))
