@@ -71,6 +71,7 @@ def test_a_second_device_attaches_to_the_same_user(factory: ChatFactory) -> None
     phone = log_in(factory, "alice")
     welcome, *joins = lines(phone[1])
     assert welcome.startswith("WELCOME alice ")
+    assert welcome.endswith("this connection is one of 2 of your account.")
     assert joins == ["JOIN #lobby alice", "JOIN #dev alice"]
     assert lines(bob[1]) == [] and lines(laptop[1]) == []
     assert phone[0].user is laptop[0].user

@@ -385,7 +385,7 @@ def ids(session: Session, args: list[str]) -> None:
     if on:
         session.send_info(
             "Message ids are on: ID <room> <id> <time> comes before each MSG "
-            "and ACTION in a room."
+            "and ACTION in a room, and ID <nick> <id> <time> before each kept PRIV."
         )
     else:
         session.send_info("Message ids are off.")

@@ -229,7 +229,7 @@ class LineDoor:
                     "WELCOME",
                     user.nick,
                     text=f"Welcome back to {conn.config.name}, {user.nick}: this "
-                    f"connection is one of {devices.count(user)} of your account.",
+                    f"connection is one of {devices.count(user) + 1} of your account.",
                 )
             )
             for room in devices.rooms_in_order(user):

@@ -19,8 +19,6 @@ identity stays one while connections come and go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from zope.interface import implementer
 
 from chatd.model.events import Event, IChatClient
@@ -70,9 +68,6 @@ class Devices:
         for client in list(self.clients):
             client.close(reason)
 
-    def __len__(self) -> int:
-        return len(self.clients)
-
     def room_left(self, key: str) -> None:
         """The user left room key: connections whose current room it was fall
         back to #lobby, as the one that parted does (docs/protocol.md, /part)."""
@@ -80,12 +75,6 @@ class Devices:
         for client, current in currents.items():
             if current == key:
                 currents[client] = _LOBBY
-
-
-def connections(user: User) -> Iterable[IChatClient]:
-    """The connections user has now (none for an always-on user away)."""
-    devices = user.devices
-    return list(devices.clients) if devices is not None else [user.client]
 
 
 def count(user: User) -> int:
