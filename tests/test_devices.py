@@ -293,6 +293,9 @@ def test_away_goes_to_room_sharers_and_own_connections(factory: ChatFactory) -> 
     assert lines(carol[1]) == []
     say(laptop, "/away")
     assert lines(bob[1]) == ["AWAY alice "]
+    say(laptop, "/away in a meeting")
+    tablet = log_in(factory, "alice")
+    assert lines(tablet[1])[-1] == "AWAY alice in a meeting"  # after the burst
 
 
 def test_a_sender_is_told_of_away_once_per_conversation(factory: ChatFactory) -> None:

@@ -234,9 +234,12 @@ class LineDoor:
             )
             for room in devices.rooms_in_order(user):
                 conn.send(line("JOIN", room.name, user.nick))
+            away = user.away
             # Attached after its burst: what the user is sent from now on
             # (an always-on user's AWAY, back) follows it.
             conn.chat.attach(user, cast(IChatClient, conn))
+            if away and user.away == away:  # away on the other devices: say so
+                conn.send(line("AWAY", user.nick, text=away))
         after_login(conn, user, attached=login.holder is not None)
 
     @staticmethod
