@@ -151,3 +151,12 @@ def rooms_in_order(user: User) -> list[Room]:
         rooms.remove(lobby)
         rooms.insert(0, lobby)
     return rooms
+
+
+def carry_devices(old: User, new: User) -> None:
+    """new stands for old (a cluster node registered it again): old's
+    connections are new's (the node tells each connection its user)."""
+    devices = old.devices
+    if devices is not None:
+        new.devices, new.client = devices, devices
+        rebind(new, devices)
