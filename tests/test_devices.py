@@ -399,3 +399,18 @@ def test_the_fan_out_delivers_to_each_in_order() -> None:
     assert second.take() == [Away("bob", "brb")] and first.take() == []
     assert chat.drop_connection(user, second, "gone")
     assert "alice" not in chat.users
+
+
+def test_dropping_the_account_ends_always_on(factory: ChatFactory) -> None:
+    """/always-on on keeps a record in the store; /unregister drops it, and
+    the user's last connection closing is a QUIT again."""
+    alice, bob = registered(factory, "alice"), connect(factory, "bob")
+    say(alice, "/join #dev")
+    say(alice, "/always-on on")
+    store = factory.accounts.store
+    assert store.always_on["alice"].rooms == ["#lobby", "#dev"]
+    say(alice, f"/unregister {PASSWORD}")
+    assert "alice" not in store.always_on and not factory.chat.always_on
+    lines(bob[1])
+    disconnect(alice[0])
+    assert lines(bob[1])[0].startswith("QUIT alice ")
