@@ -76,6 +76,8 @@ class ServerConfig:
     max_per_ip: int = 16  # connections at once from one address
     max_rooms: int = MAX_ROOMS  # rooms on the server at once
     max_rooms_per_user: int = MAX_ROOMS_PER_USER  # rooms one user may be in
+    max_devices: int = 10  # connections one account may have at once
+    max_always_on_per_ip: int = 4  # always-on users one address may make
     backfill: int = BACKFILL  # HISTORY lines after a join; 0: none
     register_timeout: float = 60.0  # seconds to choose a nickname
     idle_timeout: float = 0.0  # seconds of silence before BYE; 0: never

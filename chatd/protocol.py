@@ -10,7 +10,7 @@ same words in WebSocket frames (chatd.web.door); neither is made from the other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from twisted.conch.telnet import AYT, IP
 from twisted.internet.interfaces import IProtocolFactory
@@ -20,7 +20,8 @@ from chatd.factory import ChatFactory
 from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
 from chatd.line.kinds import LINE_COMMANDS, command_of
 from chatd.line.telnet import TelnetFilter
-from chatd.line.wire import render, render_ids
+from chatd.line.wire import private_id, render, render_ids
+from chatd.model.chat import Event, Private
 from chatd.net.connection import Connection, ConnectionHub
 
 __all__ = ["LINE", "NICK_PROMPT", "LineConnection"]
@@ -51,9 +52,22 @@ class LineConnection(SpeaksLine, Connection):
         # After /ids on: a room message led by its ID line (wire.render_ids);
         # members with /ids on share a journal: their room messages differ.
         if on:
-            self.use_renderer(render_ids, self.door + "+ids")
+            self.use_renderer(self._render_ids, self.door + "+ids")
         else:
             self.use_renderer(render)
+
+    def _render_ids(self, event: Event) -> bytes:
+        """render_ids, and a kept private message led by its ID line.
+
+        The private ID names the other side as this connection sees it
+        (docs/protocol.md, Devices), so it is spelled for each connection.
+        """
+        if event.__class__ is Private:
+            user = self.user
+            return private_id(cast(Private, event), user.nick if user else "") + (
+                render(event)
+            )
+        return render_ids(event)
 
     # -- telnet ------------------------------------------------------------------
 

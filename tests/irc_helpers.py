@@ -94,6 +94,9 @@ class FakeIrc:
         )
         return self.user
 
+    def attach_user(self, user: User) -> None:
+        self.user = user
+
     def quit_chat(self, reason: str) -> None:
         if self.user is not None:
             self.chat.quit(self.user, reason)

@@ -713,6 +713,8 @@ def test_every_protocol_error_code_is_known() -> None:
         "unregistered",
         # ... and a cluster node cut off from the others (docs/cluster.md).
         "cluster-down",
+        # ... and several devices (docs/protocol.md, Devices (version 3)).
+        "too-many-devices",
     }
     documented = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     assert all(f"`{code.value}`" in documented for code in ErrorCode)

@@ -43,6 +43,7 @@ from chatd.cluster.entries import (
 )
 from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
 from chatd.model.chat import Joined, Renamed, Room, User
+from chatd.model.devices import carry_devices
 from chatd.model.errors import ChatError
 from chatd.model.events import ModesChanged, Notice
 from chatd.model.names import fold, guest_name
@@ -422,6 +423,11 @@ class Node(Publisher):
             except ChatError:
                 continue
             local.user = user
+            if old.devices is not None:  # several connections: all are the new user's
+                carry_devices(old, user)
+                for other in self.locals.values():
+                    if other.user is old:
+                        other.user = user
             if user.nick != old.nick:
                 user.deliver(Renamed(old.nick, user.nick))
             for name in rooms:

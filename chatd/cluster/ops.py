@@ -190,6 +190,17 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "check_server_bans": _READS,
         "nick_taken": "tells this node's nick watchers (the accounts' reservation "
         "clock), which are the user's own node's",
+        # Several devices (chatd.model.devices): a user's connections are its
+        # own node's; on the others it is one user whichever it has.
+        "attach": "adds a connection to a user of this node: nothing shared "
+        "changes (the other nodes see one user, as before)",
+        "drop_connection": "a connection of this node closed: detached alone "
+        "nothing shared changes; the user's quit or away goes through quit and "
+        "set_away, which are replicated",
+        "set_always_on": "consulted only by the user's own node, when its last "
+        "connection closes (then set_away or quit, replicated)",
+        "away_reply": "who was told of an away message is the sender's node's: "
+        "a private message is delivered by each node to its own users",
         "user": _READS,
         "room": _READS,
         "room_sizes": _READS,

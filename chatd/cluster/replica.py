@@ -66,6 +66,8 @@ class RemoteClient:
     __slots__ = ("uid", "node", "publisher")
     # Never quoted: only the user's own node guards their nickname (_nick_taken).
     identify_hint = ""
+    # A device may attach only on the user's own node (chatd.model.logins).
+    remote = True
 
     def __init__(self, uid: str, node: str, publisher: Publisher) -> None:
         self.uid = uid

@@ -33,6 +33,7 @@ from chatd.irc.session import (
     numeric,
     send_error,
 )
+from chatd.model.chat import User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
 from chatd.model.server_bans import ServerBanned
@@ -207,10 +208,32 @@ HELP = (
     "IDENTIFY [<account>] <password>: prove a registered nickname is yours",
     "REGISTER <password> [<email>]: register your nickname (the email is not kept)",
     "SET PASSWORD <new password>: a new password (identified only)",
+    "SET ALWAYS-ON ON|OFF: stay in your channels while none of your devices is "
+    "connected (identified only)",
     "DROP <password>: drop your account",
     "RESETPASS <account> <password>: an account's new password (server operators)",
     "FDROP <account>: drop someone's account (server operators)",
 )
+ALWAYS_ON_WORDS = {"on": True, "true": True, "off": False, "false": False}
+
+
+def _always_on(session: IrcSession, user: User, word: str) -> bytes:
+    """NickServ SET ALWAYS-ON on|off (as Ergo's): Chat.set_always_on decides."""
+    on = ALWAYS_ON_WORDS.get(word)
+    if on is None:
+        return _notice(session, "Say SET ALWAYS-ON ON or SET ALWAYS-ON OFF.")
+    try:
+        session.chat.set_always_on(user, on, session.server.config.max_always_on_per_ip)
+    except ChatError as error:
+        text = clean_text(error.text)
+        return _notice(session, text[:1].upper() + text[1:] + ".")
+    if on:
+        return _notice(
+            session,
+            "Always-on is on: when your last device goes, you stay in your "
+            "channels, marked away, and what is said to you is kept.",
+        )
+    return _notice(session, "Always-on is off: when your last device goes, you quit.")
 
 
 def _answered(
@@ -266,6 +289,8 @@ def nickserv(session: IrcSession, text: str) -> None:
             return _notice(session, f"{record.name} has its new password.")
 
         _answered(session, accounts.set_password(user, args[1], None, host), changed)
+    elif command == "SET" and len(args) == 2 and args[0].upper() == "ALWAYS-ON":
+        session.send(_always_on(session, user, args[1].lower()))
     elif command in ("DROP", "UNREGISTER") and len(args) == 1:
 
         def dropped(record: AccountRecord) -> bytes:

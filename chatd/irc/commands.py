@@ -88,6 +88,18 @@ def cap(session: IrcSession, msg: IrcMessage) -> None:
         server_line(session, "CAP", *words, text=reply.text)
 
 
+def _may_attach(session: IrcSession, wanted: str) -> bool:
+    """Whether a NICK held by an identified user waits for SASL to say.
+
+    docs/irc.md, Several devices: while CAP is negotiated, a nickname whose
+    holder is identified may turn out to be this client's own (SASL to the
+    same account attaches it); registration decides (try_register), with
+    433 if it does not.
+    """
+    holder = session.chat.users.get(fold(wanted))
+    return holder is not None and bool(holder.account) and session.caps.negotiating
+
+
 def nick(session: IrcSession, msg: IrcMessage) -> None:
     """NICK <nick>: choose a nickname, or change it."""
     if not msg.params or not msg.params[0]:
@@ -96,7 +108,8 @@ def nick(session: IrcSession, msg: IrcMessage) -> None:
     user = session.user
     try:
         if user is None:
-            session.chat.check_nick(wanted)
+            if not _may_attach(session, wanted):
+                session.chat.check_nick(wanted)
             session.registration.nick = wanted
             try_register(session)
             return

@@ -112,6 +112,13 @@ class IrcConnection(Connection):
         )
         return user
 
+    def attach_user(self, user: User) -> None:
+        """Become one more connection of user (SASL to its account: registration)."""
+        self.registered(user)
+        self._ping_call = self.hub.clock.callLater(
+            self.server.ping_interval, self._ping_check
+        )
+
     def quit_chat(self, reason: str) -> None:
         """QUIT: the others hear the reason, the client gets ERROR, then close."""
         self.leave(reason, logged="QUIT")
@@ -235,9 +242,12 @@ class IrcConnection(Connection):
     def handle_text(self, text: str) -> None:
         """Parse one IRC line and run its command."""
         self._heard = True
+        renderer = self.renderer
+        renderer.typing = self  # this line's words are this connection's
         try:
             dispatch(self, text)
         finally:  # CAP REQ may have changed it
+            renderer.typing = None
             self.tags = self.caps.variant
             self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
             self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
@@ -319,7 +329,14 @@ class IrcConnection(Connection):
             if data is not None:
                 return data
             return renderer.lines(self.tags)
-        return renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
+        data = renderer.lines_for(event, self.user, self.caps.enabled, self.tags)
+        if (
+            self is renderer.speaker_client  # (lines_for prepared the event)
+            and renderer.speaker is None  # a user on several devices typed it here
+            and not self.caps.has("echo-message")
+        ):
+            return b""
+        return data
 
     def render_plain(self, event: Event) -> bytes:
         """render, for a client without tags or personal caps (most clients).

@@ -8,14 +8,18 @@ table). SASL (chatd.irc.account_commands) ends here as well.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from chatd.irc import numerics as n
-from chatd.irc.message import IrcMessage
+from chatd.irc import room_commands
+from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
-from chatd.model.chat import User
+from chatd.model import devices
+from chatd.model.chat import IChatClient, Joined, User
 from chatd.model.errors import ChatError
-from chatd.model.names import LOBBY
+from chatd.model.logins import attachable
+from chatd.model.names import LOBBY, clean_text
 from chatd.model.server_bans import ServerBanned
 
 # What a client sends to register (chatd.net.limits.REGISTRATION_LINES).
@@ -37,6 +41,17 @@ def try_register(session: IrcSession) -> None:
         return
     if reg.nick is None or reg.username is None:
         return
+    if reg.account:  # SASL: a user of the account may be here already
+        try:
+            holder = attachable(
+                session.chat.users, reg.account, session.server.config.max_devices
+            )
+        except ChatError as error:  # past --max-devices: a user of its own
+            holder = None
+            session.send(irc_line("NOTICE", reg.nick, text=clean_text(error.text)))
+        if holder is not None:
+            attach(session, holder)
+            return
     try:
         user = session.register_user(reg.nick, reg.username, reg.realname)
     except ServerBanned:
@@ -46,6 +61,27 @@ def try_register(session: IrcSession) -> None:
         wanted, reg.nick = reg.nick, None
         raise numeric_for(error, wanted) from None
     welcome(session, user)
+
+
+def attach(session: IrcSession, user: User) -> None:
+    """SASL to an account whose user is here: this connection is one more of it.
+
+    docs/irc.md, Several devices: the welcome with the user's nickname (not
+    the one NICK asked for), then a JOIN for each of its rooms with its topic
+    and NAMES, as if it had joined them; nobody else sees anything.
+    """
+    # NAMES is chatd.irc.commands', which imports this module: asked here.
+    from chatd.irc.commands import names_reply
+
+    session.attach_user(user)
+    welcome(session, user)
+    for room in devices.rooms_in_order(user):
+        session.deliver(Joined(room.name, user.nick))
+        if room.rules.topic:
+            room_commands.topic_reply(session, room)
+        names_reply(session, room)
+    # Attached after its burst: what the user is sent from now on follows it.
+    session.chat.attach(user, cast(IChatClient, session))
 
 
 def welcome(session: IrcSession, user: User) -> None:

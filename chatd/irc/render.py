@@ -256,6 +256,7 @@ class IrcRenderer:
         "plain",
         "speaker",
         "speaker_client",
+        "typing",
         "uniform",
         "personal",
         "_parts",
@@ -278,6 +279,9 @@ class IrcRenderer:
         # speaker's connection: IrcConnection.render compares both by identity.
         self.common: Event | None = None
         self.speaker_client: IChatClient | None = None
+        # The IRC connection whose line is being handled (IrcConnection sets
+        # it): of a user on several devices, only it is the speaker's.
+        self.typing: IChatClient | None = None
         self.mask = 0  # the variant bits that change its lines
         # its lines by variant (masked), spelled when first asked for
         self.variants: list[bytes | None] = [None] * VARIANTS
@@ -312,6 +316,11 @@ class IrcRenderer:
             self.mask = TIME
         self.speaker = speaker = speaker_of(chat, event)
         self.speaker_client = speaker.client if speaker is not None else None
+        if speaker is not None and speaker.devices is not None:
+            # Several connections (chatd.model.devices): the others are shown
+            # what one of them said; only the one that typed it needs
+            # echo-message (IrcConnection.render), and none if another door's.
+            self.speaker, self.speaker_client = None, self.typing
         if isinstance(event, Away):
             self._only_for = "away-notify"
         elif isinstance(event, AccountChanged):
@@ -412,10 +421,12 @@ def speaker_of(chat: Chat, event: Event) -> User | None:
     """The user whose own client is shown event only with echo-message, if any.
 
     The chat gives a speaker their own room message back (and a private one,
-    unless sent to oneself); IRC shows it only with echo-message.
+    unless sent to oneself); IRC shows it only with echo-message. So too
+    one's own AWAY (the model tells the user's own connections: docs/irc.md,
+    Several devices), which IRC answers with 306 or 305 besides.
     """
     match event:
-        case Message(nick=nick) | Action(nick=nick):
+        case Message(nick=nick) | Action(nick=nick) | Away(nick=nick):
             return chat.users.get(fold(nick))
         case Private(sender=sender, recipient=recipient) if sender != recipient:
             return chat.users.get(fold(sender))

@@ -23,7 +23,7 @@ from chatd.irc.history import HistorySession
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.server import IrcServer
 from chatd.model.accounts import Accounts
-from chatd.model.chat import Chat, User
+from chatd.model.chat import Chat, Event, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text
 from chatd.model.server_bans import ServerBanned
@@ -74,6 +74,12 @@ class IrcSession(HistorySession, Protocol):
 
     def register_user(self, nick: str, username: str, realname: str) -> User:
         """Register the connection's user in the chat (raises ChatError)."""
+
+    def attach_user(self, user: User) -> None:
+        """Become one more connection of user (chatd.model.devices)."""
+
+    def deliver(self, event: Event) -> None:
+        """Write a chat event as this connection renders it."""
 
     def quit_chat(self, reason: str) -> None:
         """Leave the chat (QUIT to the others), say ERROR and close."""

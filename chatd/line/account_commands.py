@@ -17,7 +17,9 @@ from twisted.python.failure import Failure
 
 from chatd.line.room_commands import error_line
 from chatd.line.wire import line
+from chatd.model import logins
 from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.logins import Login
 from chatd.store.accounts import AccountRecord
 
 if TYPE_CHECKING:
@@ -84,7 +86,10 @@ def register(session: Session, args: list[str]) -> None:
 
 
 def identify(session: Session, args: list[str]) -> None:
-    """/identify [<nick>] <password>."""
+    """/identify [<nick>] <password>; at the nickname prompt, log in (log_in)."""
+    if session.awaiting_nick:
+        log_in(session, args)
+        return
     user = session.registered_user()
     name, password = (user.nick, args[0]) if len(args) == 1 else (args[0], args[1])
 
@@ -94,6 +99,54 @@ def identify(session: Session, args: list[str]) -> None:
     answer_later(
         session, session.accounts.identify(user, name, password, session.host), done
     )
+
+
+def log_in(session: Session, args: list[str]) -> None:
+    """/identify <nick> <password> at the nickname prompt (docs/protocol.md, Devices).
+
+    A right password registers the connection as <nick>, or attaches it to
+    the user of the same account (chatd.model.logins decides); a wrong one
+    is ERR auth-failed and the nickname prompt again.
+    """
+    if len(args) != 2:
+        raise ChatError(
+            ErrorCode.BAD_ARGS,
+            "at the nickname prompt: /identify <nick> <password>, or a nickname",
+        )
+    config = session.config
+    answer = logins.log_in(
+        session.accounts, args[0], args[1], session.host, config.max_devices
+    )
+
+    def logged_in(login: Login) -> bytes:
+        if session.awaiting_nick:  # not if it chose a nickname meanwhile
+            session.log_in(login)
+            return b""
+        return info("You chose a nickname meanwhile; /identify <password> now.")
+
+    def refused(failure: Failure) -> bytes:
+        failure.trap(ChatError)
+        session.reply_error(cast(ChatError, failure.value))  # and the prompt again
+        return b""
+
+    session.send_later(answer.addCallback(logged_in).addErrback(refused), TOO_SLOW)
+
+
+def always_on(session: Session, args: list[str]) -> None:
+    """/always-on on|off: stay in your rooms with no device (docs/protocol.md)."""
+    word = args[0].lower()
+    if word not in ("on", "off"):
+        raise ChatError(ErrorCode.BAD_ARGS, "usage: /always-on on|off")
+    user = session.registered_user()
+    on = word == "on"
+    session.chat.set_always_on(user, on, session.config.max_always_on_per_ip)
+    if on:
+        session.send_info(
+            "Always-on is on: when your last device goes, you stay in your rooms, "
+            "marked away, and what is said to you is kept."
+        )
+    else:
+        session.send_info("Always-on is off: when your last device goes, you quit.")
 
 
 def password(session: Session, args: list[str]) -> None:

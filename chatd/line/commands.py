@@ -22,6 +22,7 @@ from chatd.model.private_history import conversation_of, visible
 from chatd.net.bulk import newest_within
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 
+AWAY_LENGTH = 200  # characters of an away message kept (IRC's AWAYLEN too)
 # Lists (USERS, ROOMS) are split so that no line we send is longer than this.
 LIST_LINE_BUDGET = 512
 # /rooms answers this many rooms at a time: at most about 14 KB (a room name
@@ -60,8 +61,24 @@ def me(session: Session, args: list[str]) -> None:
 
 
 def msg(session: Session, args: list[str]) -> None:
-    """/msg <nick> <text>: a private message."""
-    session.chat.tell(session.registered_user(), args[0], _text(args[1], "message"))
+    """/msg <nick> <text>: a private message.
+
+    To an away user, the sender also gets AWAY once per conversation
+    (docs/protocol.md, Away; Chat.away_reply decides).
+    """
+    user, chat = session.registered_user(), session.chat
+    chat.tell(user, args[0], _text(args[1], "message"))
+    recipient = chat.users.get(fold(args[0]))
+    if recipient is not None:
+        away = chat.away_reply(user, recipient)
+        if away:
+            session.send(line("AWAY", recipient.nick, text=away))
+
+
+def away(session: Session, args: list[str]) -> None:
+    """/away [text]: away with text, or back (docs/protocol.md, Away)."""
+    text = args[0].strip() if args else ""
+    session.chat.set_away(session.registered_user(), text[:AWAY_LENGTH])
 
 
 def join(session: Session, args: list[str]) -> None:
@@ -368,7 +385,7 @@ def ids(session: Session, args: list[str]) -> None:
     if on:
         session.send_info(
             "Message ids are on: ID <room> <id> <time> comes before each MSG "
-            "and ACTION in a room."
+            "and ACTION in a room, and ID <nick> <id> <time> before each kept PRIV."
         )
     else:
         session.send_info("Message ids are off.")
@@ -450,7 +467,13 @@ COMMANDS: dict[str, Command] = {
                         "register your nickname (password twice), or a room you "
                         "run", 0, 2),
     "identify": Command(account_commands.identify, "/identify [<nick>] <password>",
-                        "prove a registered nickname is yours", 1, 2),
+                        "prove a registered nickname is yours (at the nickname "
+                        "prompt: log in, from any device)", 1, 2, before_nick=True),
+    # Several devices (docs/protocol.md, Devices (version 3)).
+    "away": Command(away, "/away [text]", "mark yourself away (no text: back)",
+                    0, 1, text=True),
+    "always-on": Command(account_commands.always_on, "/always-on on|off",
+                         "stay in your rooms while no device is connected", 1, 1),
     "password": Command(account_commands.password, "/password <new> <new>",
                         "give your account a new password", 2, 2),
     "unregister": Command(account_commands.unregister,

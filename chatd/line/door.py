@@ -20,8 +20,10 @@ from chatd import __version__
 from chatd.line.commands import COMMANDS, backfill
 from chatd.line.session import Session
 from chatd.line.wire import line
+from chatd.model import devices
 from chatd.model.chat import IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.logins import Login
 from chatd.model.names import LOBBY, clean_text
 from chatd.model.server_bans import ServerBanned
 from chatd.net.phase import Phase
@@ -29,7 +31,17 @@ from chatd.net.phase import Phase
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
 )
-NICK_REFUSALS = frozenset({ErrorCode.NICK_TAKEN, ErrorCode.NICK_INVALID})
+# Refusals at the prompt that ask again: of a nickname, or of a login
+# (docs/protocol.md, Devices: auth-failed "and the nickname prompt again").
+NICK_REFUSALS = frozenset(
+    {
+        ErrorCode.NICK_TAKEN,
+        ErrorCode.NICK_INVALID,
+        ErrorCode.AUTH_FAILED,
+        ErrorCode.THROTTLED,
+        ErrorCode.TOO_MANY_DEVICES,
+    }
+)
 
 
 class LineCarrier(Session, Protocol):
@@ -124,6 +136,21 @@ class LineDoor:
         lead = text.lstrip()
         if not lead:
             return  # docs/protocol.md: empty lines are ignored
+        user = conn.user
+        if user is not None and user.devices is not None:
+            # One of several connections: its own current room (docs/protocol.md,
+            # Devices), brought in for this line and kept after it.
+            client = cast(IChatClient, conn)
+            devices.take_current(user, client)
+            try:
+                self.handle_line(conn, text, lead)
+            finally:
+                devices.keep_current(user, client)
+        else:
+            self.handle_line(conn, text, lead)
+
+    def handle_line(self, conn: LineCarrier, text: str, lead: str) -> None:
+        """A cleaned, non-empty line: a command, a nickname or a message."""
         if lead.startswith("/") and not lead.startswith("//"):
             self.run_command(conn, lead[1:])
         elif conn.phase is Phase.AWAITING_NICK:
@@ -155,12 +182,17 @@ class LineDoor:
             )
         command.handler(conn, command.split(rest))
 
-    def register(self, conn: LineCarrier, nick: str) -> None:
-        """Take nick: WELCOME, the message of the day, then #lobby."""
+    def register(self, conn: LineCarrier, nick: str, account: str = "") -> None:
+        """Take nick: WELCOME, the message of the day, then #lobby.
+
+        account: the account the connection logged in to at the prompt.
+        """
         # The peer's address is the user's host, as on every door: a ban by
         # address (nick!user@host) catches the person whatever door they use.
         # The connection is the user's client (a Connection: IChatClient).
-        user = conn.chat.register(nick, cast(IChatClient, conn), host=conn.host)
+        user = conn.chat.register(
+            nick, cast(IChatClient, conn), host=conn.host, account=account
+        )
         conn.registered(user)
         config = conn.config
         conn.send(
@@ -175,6 +207,41 @@ class LineDoor:
         conn.welcomed()
         room, _ = conn.chat.join(user, LOBBY)
         backfill(conn, room)  # docs/protocol.md, History: #lobby's too, at registration
+
+    def log_in(self, conn: LineCarrier, login: Login) -> None:
+        """A right /identify <nick> <password> at the prompt (chatd.model.logins).
+
+        docs/protocol.md, Devices: a free nickname is taken as choosing it
+        would be; a user of the same account is attached to: WELCOME, then
+        to this connection only a JOIN for each of its rooms (#lobby first,
+        then in the order joined). Either way the catch-up follows
+        (after_login).
+        """
+        name = login.record.name
+        user = login.holder
+        if user is None:
+            self.register(conn, name, account=name)
+            conn.send(self.info(f"You are identified as {name}."))
+            user = conn.registered_user()
+        else:
+            conn.registered(user)
+            conn.send(
+                line(
+                    "WELCOME",
+                    user.nick,
+                    text=f"Welcome back to {conn.config.name}, {user.nick}: this "
+                    f"connection is one of {devices.count(user) + 1} of your account.",
+                )
+            )
+            for room in devices.rooms_in_order(user):
+                conn.send(line("JOIN", room.name, user.nick))
+            away = user.away
+            # Attached after its burst: what the user is sent from now on
+            # (an always-on user's AWAY, back) follows it.
+            conn.chat.attach(user, cast(IChatClient, conn))
+            if away and user.away == away:  # away on the other devices: say so
+                conn.send(line("AWAY", user.nick, text=away))
+        after_login(conn, user, attached=login.holder is not None)
 
     @staticmethod
     def quit_chat(conn: LineCarrier, reason: str) -> None:
@@ -201,6 +268,15 @@ class LineDoor:
 
 
 LINE_DOOR = LineDoor()
+
+
+def after_login(conn: LineCarrier, user: User, attached: bool) -> None:
+    """Where the catch-up runs after a login at the prompt (docs/protocol.md,
+    Devices: READ lines, then what each room and conversation said since
+    its marker). attached: the connection joined a user already there.
+
+    The hook the read markers fill in; nothing is sent here yet.
+    """
 
 
 class SpeaksLine:
@@ -242,6 +318,10 @@ class SpeaksLine:
     def register(self: LineCarrier, nick: str) -> None:
         """Take nick: WELCOME, the message of the day, then #lobby."""
         LINE_DOOR.register(self, nick)
+
+    def log_in(self: LineCarrier, login: Login) -> None:
+        """Take the nickname the prompt's /identify gave, or attach."""
+        LINE_DOOR.log_in(self, login)
 
     def quit_chat(self: LineCarrier, reason: str) -> None:
         """Leave at the client's request: QUIT to the others, BYE, close."""

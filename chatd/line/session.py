@@ -18,6 +18,7 @@ from chatd.config import ReloadReport, ServerConfig
 from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, User
 from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.logins import Login
 
 
 class Session(Protocol):
@@ -41,6 +42,12 @@ class Session(Protocol):
 
     def register(self, nick: str) -> None:
         """Take nick as the connection's nickname."""
+
+    def log_in(self, login: Login) -> None:
+        """Take the nickname a login at the prompt gave, or attach (Devices)."""
+
+    def reply_error(self, error: ChatError) -> None:
+        """ERR code text (and the nickname prompt again, where it was refused)."""
 
     def send(self, data: bytes) -> None:
         """Write encoded lines."""

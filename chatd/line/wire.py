@@ -27,6 +27,7 @@ from chatd.model.chat import (
     Renamed,
     TopicChanged,
 )
+from chatd.model.names import fold
 from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.model.times import utc_time
 from chatd.net.bulk import pack_words
@@ -65,6 +66,8 @@ SERVER_VERBS: dict[str, Shape] = {
     # chatd's extension, only after /ids on: ID <room> <id> <time> before the
     # MSG or ACTION it names (docs/protocol.md, Message ids).
     "ID": Shape(3, False),
+    # Version 3 (docs/protocol.md, Devices (version 3)): AWAY <nick> <text>.
+    "AWAY": Shape(1, True),
     # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
     # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
     # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
@@ -145,8 +148,8 @@ def render_event(event: Event) -> bytes:
             return line("QUIT", nick, text=reason)
         case Renamed(old, new):
             return line("RENAME", old, new)
-        case Away():
-            return b""
+        case Away(nick, text):
+            return line("AWAY", nick, text=text)
         case TopicChanged(room, nick, text):
             return line("TOPIC", room, nick, text=text)
         case ModesChanged(room, by, changes):
@@ -211,6 +214,18 @@ def _with_id(event: Event) -> bytes:
             return line("ID", room, str(msg_id), utc_time(millis(when))) + plain
         case _:
             return plain
+
+
+def private_id(event: Private, me: str) -> bytes:
+    """The ID line of a kept private message, as the side called me sees it.
+
+    docs/protocol.md, Devices: ID <nick> <id> <time>, <nick> the other side
+    of the conversation; b"" for a message that is not kept.
+    """
+    if not event.id:
+        return b""
+    other = event.recipient if fold(event.sender) == fold(me) else event.sender
+    return line("ID", other, str(event.id), utc_time(millis(event.time)))
 
 
 # For a connection that said /ids on. Other events are render()'s very bytes,

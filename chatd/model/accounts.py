@@ -42,6 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd.config import AccountSettings
+from chatd.model.always_on import record_of, restore
 from chatd.model.chat import Chat, Notice, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold, guest_name, normalize_name
@@ -226,6 +227,9 @@ class Accounts:
         chat.server_bans.attach(store.server_bans, store.save_server_ban)
         chat.record_changed = self._room_changed
         chat.nick_watchers.append(self.nick_taken)
+        # Always-on users are the account's, kept in its store across restarts.
+        chat.always_on_changed = self._always_on_changed
+        store.when_loaded(self._restore_always_on)
 
     # -- looking up -----------------------------------------------------------------
 
@@ -239,6 +243,21 @@ class Accounts:
 
     def _room_changed(self, record: RoomRecord | None, key: str) -> None:
         self.store.save_room(key, record)
+
+    def _always_on_changed(self, user: User, on: bool) -> None:
+        if user.account:
+            self.store.save_always_on(
+                fold(user.account), record_of(user) if on else None
+            )
+
+    def _restore_always_on(self) -> None:
+        """The store is read: its always-on users come back (chatd.model.always_on)."""
+        kept = self.store.always_on
+        for key in [key for key in kept if key not in self.store.accounts]:
+            self.store.save_always_on(key, None)  # an account dropped meanwhile
+        restored = restore(self.chat, dict(kept))
+        if restored:
+            self.log.info("{count} always-on users are back", count=len(restored))
 
     # -- passwords ------------------------------------------------------------------
 
@@ -556,6 +575,7 @@ class Accounts:
                 return found
             self.chat.forget_account(found.name)
             self._forget_private(key)
+            self.store.save_always_on(key, None)  # always-on ends with the account
             for other in list(self.chat.users.values()):
                 if other.account and fold(other.account) == key:
                     self.chat.set_account(other, "")
@@ -722,7 +742,7 @@ class Accounts:
             self._overdue.add(user)
             return
         old = user.nick
-        guest = self._guest_name()
+        guest = self.guest_name()
         self.chat.rename(user, guest)
         self.log.info("{old} did not identify; renamed {new}", old=old, new=guest)
         user.deliver(
@@ -735,7 +755,7 @@ class Accounts:
             )
         )
 
-    def _guest_name(self) -> str:
+    def guest_name(self) -> str:
         """A free guest nickname: Guest and five digits."""
         users = self.chat.users
         return guest_name(lambda name: fold(name) in users or self.is_registered(name))

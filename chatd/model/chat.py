@@ -12,6 +12,8 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
+from chatd.model import devices
+from chatd.model.devices import ALWAYS_ON_AWAY
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.events import (
     AccountChanged,
@@ -92,6 +94,10 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
+def _not_kept(user: User, on: bool) -> None:
+    """The default for Chat.always_on_changed: always-on users are not kept."""
+
+
 class Chat(Moderation, Permissions, ServerBanRules):
     """All users and rooms of one server, and the rules between them.
 
@@ -143,6 +149,15 @@ class Chat(Moderation, Permissions, ServerBanRules):
         self.secret_rooms: set[str] = set()
         # Who gave up which nickname lately (IRC's WHOWAS).
         self.past_nicks = PastNicks()
+        # Users who stay while no device is connected (docs/protocol.md,
+        # Always-on), and who is told of whose away message in a private
+        # conversation (folded sender nicks, by away user; once each).
+        self.always_on: set[User] = set()
+        self.away_told: dict[User, set[str]] = {}
+        # Told when an always-on user changes (its rooms, its nickname) or
+        # stops being one (on False), so that the store keeps it across
+        # restarts (chatd.model.always_on); the default keeps nothing.
+        self.always_on_changed: Callable[[User, bool], None] = _not_kept
         # Who may not use the server (K-lines); kept by the accounts' store
         # (chatd.model.accounts attaches it).
         self.server_bans = ServerBans()
@@ -284,6 +299,10 @@ class Chat(Moderation, Permissions, ServerBanRules):
         """
         if user.account == account or self.users.get(user.key) is not user:
             return
+        if user in self.always_on:  # always-on is the account's: it ends with it
+            self.set_always_on(user, False)
+            if self.users.get(user.key) is not user:
+                return
         user.account = account
         deliver_to([user, *self.neighbours(user)], AccountChanged(user.nick, account))
         self._status_by_account(user)
@@ -309,6 +328,8 @@ class Chat(Moderation, Permissions, ServerBanRules):
         self.past_nicks.left(old, user.username, user.host, user.realname, self.now())
         deliver_to([user, *self.neighbours(user)], Renamed(old, new))
         self.nick_taken(user)
+        if self.always_on:
+            self._always_on_moved(user)
 
     def quit(self, user: User, reason: str) -> None:
         """Remove user; each user sharing a room with them gets one QUIT."""
@@ -322,6 +343,10 @@ class Chat(Moderation, Permissions, ServerBanRules):
         # quitter up (IRC spells nick!user@host); the nick is free after.
         deliver_to(neighbours, Quit(user.nick, reason))
         del self.users[user.key]
+        if user in self.always_on:
+            self.always_on.discard(user)
+            self.always_on_changed(user, False)
+        self.away_told.pop(user, None)
         self.past_nicks.left(
             user.nick, user.username, user.host, user.realname, self.now()
         )
@@ -330,11 +355,94 @@ class Chat(Moderation, Permissions, ServerBanRules):
                 self._left(room, user)
 
     def set_away(self, user: User, text: str) -> None:
-        """Mark user away with text, or back with ""; those sharing a room see it."""
+        """Mark user away with text, or back with "".
+
+        Those sharing a room see it, and so do the user's own connections
+        (docs/protocol.md, Away).
+        """
         if text == user.away:
             return
         user.away = text
-        deliver_to(self.neighbours(user), Away(user.nick, text))
+        self.away_told.pop(user, None)
+        deliver_to([user, *self.neighbours(user)], Away(user.nick, text))
+
+    def away_reply(self, sender: User, recipient: User) -> str:
+        """recipient's away text if sender is to be told it now, else "".
+
+        docs/protocol.md, Away: the sender of a private message to an away
+        user is told once per conversation (until the away text changes).
+        """
+        if not recipient.away or recipient is sender:
+            return ""
+        told = self.away_told.setdefault(recipient, set())
+        if sender.key in told:
+            return ""
+        told.add(sender.key)
+        return recipient.away
+
+    # -- several connections (docs/protocol.md, Devices; chatd.model.devices) ----
+
+    def attach(self, user: User, client: IChatClient) -> None:
+        """Add client as another connection of user: nobody else sees anything.
+
+        An always-on user none of whose devices was connected is back.
+        """
+        was = devices.count(user)
+        devices.attach(user, client)
+        if not was and user.away == ALWAYS_ON_AWAY:
+            self.set_away(user, "")
+
+    def drop_connection(self, user: User, client: IChatClient, reason: str) -> bool:
+        """client closed: tell whether user quit (its last connection went).
+
+        One of several connections just goes; the last of an always-on
+        user's leaves it in its rooms, marked away; otherwise the user quits
+        (everyone sharing a room sees QUIT).
+        """
+        if self.users.get(user.key) is not user:
+            return True
+        if user.devices is not None or user in self.always_on:
+            if devices.detach(user, client):
+                return False
+            if user in self.always_on:
+                self.set_away(user, ALWAYS_ON_AWAY)
+                return False
+        self.quit(user, reason)
+        return True
+
+    def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
+        """Keep user in its rooms while no device is connected, or stop.
+
+        Identified users only (ERR not-identified), per_address of them from
+        one address at most (the user's host). Off with no device
+        connected: the user quits. Tell whether that changed anything.
+        """
+        if on and not user.account:
+            raise ChatError(
+                ErrorCode.NOT_IDENTIFIED,
+                "always-on is for identified users; identify first "
+                f"({user.client.identify_hint})",
+            )
+        if on == (user in self.always_on):
+            return False
+        if on and sum(1 for u in self.always_on if u.host == user.host) >= per_address:
+            raise ChatError(
+                ErrorCode.TOO_MANY_DEVICES,
+                f"your address has {per_address} always-on users, the most it may",
+            )
+        if on:
+            self.always_on.add(user)
+        else:
+            self.always_on.discard(user)
+        self.always_on_changed(user, on)
+        if not on and user.devices is not None and not user.devices.clients:
+            self.quit(user, "always-on ended")
+        return True
+
+    def _always_on_moved(self, user: User) -> None:
+        """user's rooms or nickname changed: kept again if it is always-on."""
+        if user in self.always_on:
+            self.always_on_changed(user, True)
 
     def set_invisible(self, user: User, invisible: bool) -> bool:
         """Make user invisible (IRC's +i) or not; tell whether that changed it.
@@ -396,6 +504,8 @@ class Chat(Moderation, Permissions, ServerBanRules):
         user.rooms[folded] = room
         deliver_to(room.members.values(), Joined(room.name, user.nick))
         self._joined(room, user, new)
+        if self.always_on:
+            self._always_on_moved(user)
         return room, True
 
     def _check_kept_room(
@@ -422,6 +532,9 @@ class Chat(Moderation, Permissions, ServerBanRules):
         self._remove_member(room, user)
         if user.current == room.key:
             user.current = fold(LOBBY)
+        if user.devices is not None:
+            user.devices.room_left(room.key)
+            self._always_on_moved(user)
         return room
 
     def _remove_member(self, room: Room, user: User, quiet: bool = False) -> None:

@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"  # too many wrong passwords from you or for the account
     BAD_PASSWORD = "bad-password"  # too short or long, or the two did not match
     ALREADY_REGISTERED = "already-registered"  # the nickname or room has an owner
+    # ... and for several devices (docs/protocol.md, Devices (version 3)).
+    TOO_MANY_DEVICES = "too-many-devices"  # the account has --max-devices connections
     UNREGISTERED = "unregistered"  # the room is not registered (/unregister #room)
     # ... and for clusters (docs/cluster.md): this node cannot reach the others.
     CLUSTER_DOWN = "cluster-down"

@@ -103,6 +103,10 @@ class Moderation:
             self, room: Room, user: User, quiet: bool = False
         ) -> None: ...
 
+        def _always_on_moved(self, user: User) -> None: ...
+
+        def quit(self, user: User, reason: str) -> None: ...
+
     # -- who is what ------------------------------------------------------------
 
     def is_server_operator(self, user: User) -> bool:
@@ -517,6 +521,9 @@ class Moderation:
         self._remove_member(room, target)
         if target.current == room.key:
             target.current = fold(LOBBY)
+        if target.devices is not None:  # several connections (chatd.model.devices)
+            target.devices.room_left(room.key)
+            self._always_on_moved(target)
         return room
 
     def invite(self, user: User, nick: str, name: str) -> tuple[Room, User]:
@@ -580,7 +587,10 @@ class Moderation:
             )
         target = self.user(nick)
         reason = clean_text(reason).strip()[:KICK_REASON_LENGTH] or "no reason given"
-        target.client.close(f"Killed by {user.nick}: {reason}")
+        said = f"Killed by {user.nick}: {reason}"
+        target.client.close(said)
+        if target.devices is not None and self.users.get(target.key) is target:
+            self.quit(target, said)  # always-on: its last connection left it in
         return target
 
     # -- registered rooms ------------------------------------------------------

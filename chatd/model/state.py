@@ -10,11 +10,15 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from chatd.model.events import Event, IChatClient
 from chatd.model.globs import glob_match
 from chatd.model.names import LOBBY, fold
 from chatd.model.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
+
+if TYPE_CHECKING:
+    from chatd.model.devices import Devices
 
 # The host of a user no door gave one: a test's, or a user a node of an
 # earlier version replicated. Every door gives its peer's address
@@ -187,8 +191,14 @@ class User:
     # Hidden from those who share no room with them when they look users up
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
-    # client.deliver, bound once: a broadcast calls it for every member.
+    # client.deliver, bound once: a broadcast calls it for every member. A
+    # user on several connections (chatd.model.devices) has its Devices here:
+    # the fan-out's deliver while two or more are attached, the one
+    # connection's own while one is, so one device costs nothing more.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
+    # The user's connections once it had a second one (chatd.model.devices);
+    # None for the usual user on one connection.
+    devices: Devices | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.key = same_or(fold(self.nick), self.nick)

@@ -340,10 +340,18 @@ class Connection(Protocol, TimeoutMixin):
         words (the log never holds what people write).
         """
         user, self.user = self.user, None
-        if user is not None:
-            self.chat.quit(user, reason)
+        if user is None:
+            return
+        # One of several connections just goes (chatd.model.devices).
+        if self.chat.drop_connection(user, self, reason):
             self.log.info(
                 "{nick} left: {reason}", nick=user.nick, reason=logged or reason
+            )
+        else:
+            self.log.info(
+                "{nick} closed a connection: {reason}",
+                nick=user.nick,
+                reason=logged or reason,
             )
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:

@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_bans import ServerBan
-from chatd.store.interface import AccountRecord, same_account
+from chatd.store.interface import AccountRecord, AlwaysOnRecord, same_account
 from chatd.store.sqlite import HistoryDatabase
 
 
@@ -71,6 +71,13 @@ class MemoryAccounts(LocalAccounts):
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
         self.server_bans: dict[str, ServerBan] = {}
+        self.always_on: dict[str, AlwaysOnRecord] = {}
+
+    def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
+        keep_always_on(self.always_on, key, record)
+
+    def when_loaded(self, call: Callable[[], None]) -> None:
+        call()  # nothing to read
 
     def save_account(self, key: str, record: AccountRecord) -> None:
         self.accounts[key] = record
@@ -88,7 +95,49 @@ class MemoryAccounts(LocalAccounts):
         """Nothing to do: the model's dictionary is this store's."""
 
 
+def keep_always_on(
+    kept: dict[str, AlwaysOnRecord], key: str, record: AlwaysOnRecord | None
+) -> None:
+    """Put record (None: nothing) as account key's always-on user in kept."""
+    if record is None:
+        kept.pop(key, None)
+    else:
+        kept[key] = record
+
+
 # -- the database side (the writer thread, or the start) ----------------------------
+
+# Always-on users (docs/protocol.md, Always-on): a table of its own, made
+# when missing, so that the schema's version need not change for it.
+ALWAYS_ON_TABLE = """CREATE TABLE IF NOT EXISTS always_on (
+    account TEXT PRIMARY KEY,  -- folded account name
+    record TEXT NOT NULL       -- JSON: nick, account, host, rooms
+) WITHOUT ROWID"""
+
+
+def always_on_to_json(record: AlwaysOnRecord) -> str:
+    """An always-on user as the JSON kept in always_on.record."""
+    return json.dumps(
+        {
+            "nick": record.nick,
+            "account": record.account,
+            "host": record.host,
+            "rooms": record.rooms,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def always_on_from_json(text: str) -> AlwaysOnRecord:
+    """The AlwaysOnRecord kept as text (always_on_to_json)."""
+    data = json.loads(text)
+    return AlwaysOnRecord(
+        str(data["nick"]),
+        str(data["account"]),
+        str(data.get("host", "")),
+        [str(room) for room in data.get("rooms", [])],
+    )
 
 
 def room_to_json(record: RoomRecord) -> str:
@@ -190,6 +239,9 @@ class SQLiteAccounts(LocalAccounts):
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
         self.server_bans: dict[str, ServerBan] = {}
+        self.always_on: dict[str, AlwaysOnRecord] = {}
+        self.loaded = False
+        self._when_loaded: list[Callable[[], None]] = []
         writer.openers.append(self._opened)
 
     def _opened(self, database: HistoryDatabase) -> None:
@@ -198,11 +250,45 @@ class SQLiteAccounts(LocalAccounts):
         self.accounts.update(accounts)  # the same dicts the chat already holds
         self.rooms.update(rooms)
         self.server_bans.update(bans)
+        execute = database.connection.execute
+        execute(ALWAYS_ON_TABLE)
+        self.always_on.update(
+            (row[0], always_on_from_json(row[1]))
+            for row in execute("SELECT account, record FROM always_on")
+        )
         self.log.info(
             "{accounts} accounts, {rooms} registered rooms and {bans} server bans read",
             accounts=len(accounts),
             rooms=len(rooms),
             bans=len(bans),
+        )
+        if self.always_on:
+            self.log.info("{count} always-on users read", count=len(self.always_on))
+        self.loaded = True
+        calls, self._when_loaded = self._when_loaded, []
+        for call in calls:
+            call()
+
+    def when_loaded(self, call: Callable[[], None]) -> None:
+        if self.loaded:
+            call()
+        else:
+            self._when_loaded.append(call)
+
+    def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
+        keep_always_on(self.always_on, key, record)
+        if record is None:
+            self._submit(
+                "an always-on user's end",
+                "DELETE FROM always_on WHERE account = ?",
+                key,
+            )
+            return
+        self._submit(
+            "an always-on user",
+            "INSERT OR REPLACE INTO always_on (account, record) VALUES (?, ?)",
+            key,
+            always_on_to_json(record),
         )
 
     def _submit(self, what: str, statement: str, *args: object) -> None:

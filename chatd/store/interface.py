@@ -17,7 +17,7 @@ rooms' ids, and retention is the same.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -285,6 +285,20 @@ class AccountRecord:
     created: int
 
 
+@dataclass(slots=True)
+class AlwaysOnRecord:
+    """An always-on user as kept across restarts (docs/protocol.md, Always-on).
+
+    Its nickname, account (as registered), host (what --max-always-on-per-ip
+    counts, and bans match) and rooms (names, in the order joined).
+    """
+
+    nick: str
+    account: str
+    host: str
+    rooms: list[str]
+
+
 class AccountStore(Protocol):
     """Where accounts, registered rooms and server bans live.
 
@@ -295,7 +309,15 @@ class AccountStore(Protocol):
     accounts: dict[str, AccountRecord]
     rooms: dict[str, RoomRecord]
     server_bans: dict[str, ServerBan]
+    # Always-on users by their folded account (read when the store opens).
+    always_on: dict[str, AlwaysOnRecord]
     durable: bool  # False: nothing outlives the daemon
+
+    def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
+        """Keep account key's always-on user as record; None: it is not any more."""
+
+    def when_loaded(self, call: Callable[[], None]) -> None:
+        """Call call once what the store keeps is read (at once if it is)."""
 
     def save_account(self, key: str, record: AccountRecord) -> None:
         """Keep account key as record (new or changed)."""

@@ -30,6 +30,7 @@ the cluster's log, and a joining node gets them in its snapshot
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import txredisapi
@@ -40,7 +41,8 @@ from twisted.python.failure import Failure
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_bans import ServerBan
-from chatd.store.accounts import AccountRecord
+from chatd.store.accounts import AccountRecord, keep_always_on
+from chatd.store.interface import AlwaysOnRecord
 from chatd.store.redis_history import REPLY_TIMEOUT, endpoint_for, parse_url
 from chatd.store.resp import LogLink
 
@@ -132,6 +134,9 @@ class RedisAccounts:
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
         self.server_bans: dict[str, ServerBan] = {}
+        # Always-on users: this node's own, in memory only (docs/cluster.md,
+        # Several devices): a cluster keeps no always-on user across restarts.
+        self.always_on: dict[str, AlwaysOnRecord] = {}
         self._link: Any = None  # the connected command protocol, or None
         self._subscribed: Any = None  # the feed's protocol once subscribed
         self._loading: list[str] | None = None  # changes come while reading all
@@ -140,6 +145,14 @@ class RedisAccounts:
         self._ready: defer.Deferred[None] = defer.Deferred()
         self._wait_for_link()
         self._wait_for_feed()
+
+    def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
+        """Keep account key's always-on user in this node's memory only."""
+        keep_always_on(self.always_on, key, record)
+
+    def when_loaded(self, call: Callable[[], None]) -> None:
+        """Call call at once: no always-on user is read from Redis."""
+        call()
 
     @classmethod
     def start(cls, reactor: IReactorTCP, url: str) -> RedisAccounts:

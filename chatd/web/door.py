@@ -40,8 +40,8 @@ from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
 from chatd.line.door import LINE_DOOR, SpeaksLine
-from chatd.line.wire import line, render, render_ids
-from chatd.model.chat import Event
+from chatd.line.wire import line, private_id, render, render_ids
+from chatd.model.chat import Event, Private
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.net.connection import Connection, ConnectionHub, Phase
 from chatd.net.output import once_per_broadcast
@@ -174,9 +174,18 @@ class WebConnection(SpeaksLine, Connection):
     def show_ids(self, on: bool) -> None:
         """Frame room messages with their ID line (/ids on), or without."""
         if on:  # pages with /ids on share a journal: their room messages differ
-            self.use_renderer(web_render_ids, self.door + "+ids")
+            self.use_renderer(self._render_ids, self.door + "+ids")
         else:
             self.use_renderer(web_render)
+
+    def _render_ids(self, event: Event) -> bytes:
+        """web_render_ids, and a kept private message led by its ID frame
+        (naming the other side as this page sees it: docs/protocol.md, Devices)."""
+        if event.__class__ is Private:
+            user = self.user
+            seen = private_id(cast(Private, event), user.nick if user else "")
+            return frame_lines(seen) + web_render(event)
+        return web_render_ids(event)
 
     # -- Twisted's WebSocketProtocol -------------------------------------------
 

@@ -107,6 +107,8 @@ _LOWEST = {
     "max-per-ip": 1,
     "max-rooms": 1,  # #lobby alone
     "max-rooms-per-user": 1,  # #lobby counts
+    "max-devices": 1,
+    "max-always-on-per-ip": 0,  # 0: nobody from one address may be always-on
     "min-password": 1,
     "new-accounts-per-address": 1,
     "argon2-time": 1,
@@ -207,6 +209,11 @@ class Options(usage.Options):
          _whole_number],
         ["max-rooms-per-user", None, 50,
          "rooms one user may be in at once, #lobby included", _whole_number],
+        ["max-devices", None, 10,
+         "connections one account may have at once (several devices)",
+         _whole_number],
+        ["max-always-on-per-ip", None, 4,
+         "always-on users one address may make", _whole_number],
         ["register-timeout", None, 60.0,
          "seconds a new connection has to choose a nickname", _seconds],
         ["idle-timeout", None, 0.0,
@@ -435,6 +442,8 @@ class Options(usage.Options):
             max_per_ip=self["max-per-ip"],
             max_rooms=self["max-rooms"],
             max_rooms_per_user=self["max-rooms-per-user"],
+            max_devices=self["max-devices"],
+            max_always_on_per_ip=self["max-always-on-per-ip"],
             backfill=self["backfill"],
             register_timeout=self["register-timeout"],
             idle_timeout=self["idle-timeout"],

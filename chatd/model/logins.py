@@ -1,0 +1,105 @@
+"""Logging in at the nickname prompt: who takes the nickname (protocol.md, Devices).
+
+`/identify <nick> <password>` in answer to the nickname prompt checks the
+password as /identify does (Accounts.identify: the same words and the same
+time whether the account exists or not), then decides, for every door:
+
+- nobody holds <nick>: the connection registers as <nick>, identified;
+- a user identified to the same account holds it: the connection attaches
+  to that user (Chat.attach), up to max_devices connections per account;
+- someone else holds it: they are renamed to a guest name at once, and
+  told why, and the connection takes the nickname as if it were free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+
+from chatd.model import devices
+from chatd.model.accounts import NICKSERV, Accounts
+from chatd.model.chat import Notice, User
+from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import fold
+from chatd.store.interface import AccountRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A right password at the prompt: the account, and the user to attach to.
+
+    holder None: the nickname is free now; register as record.name.
+    """
+
+    record: AccountRecord
+    holder: User | None
+
+
+def log_in(
+    accounts: Accounts, nick: str, password: str, host: str, max_devices: int
+) -> Deferred[Login]:
+    """Check password for account nick; decide who takes the nickname (claim).
+
+    Fails with auth-failed or throttled (Accounts.identify), or
+    too-many-devices (claim).
+    """
+    checked = accounts.identify(None, nick, password, host)
+    return checked.addCallback(lambda record: claim(accounts, record, max_devices))
+
+
+def attachable(
+    users: Mapping[str, User], account: str, max_devices: int
+) -> User | None:
+    """The user holding account's nickname identified to it, to attach to.
+
+    None if nobody holds it so identified. ChatError too-many-devices when
+    it has max_devices connections, nick-taken when it is connected through
+    another node of a cluster (whose connections this node cannot hold).
+    """
+    key = fold(account)
+    holder = users.get(key)
+    if holder is None or not holder.account or fold(holder.account) != key:
+        return None
+    if getattr(holder.client, "remote", False):
+        raise ChatError(
+            ErrorCode.NICK_TAKEN,
+            f"{holder.nick} is connected through another server of this "
+            "cluster; connect to that one to use it from here too",
+        )
+    if devices.count(holder) >= max_devices:
+        raise ChatError(
+            ErrorCode.TOO_MANY_DEVICES,
+            f"{holder.nick} is connected from {max_devices} devices, the "
+            "most one account may be; close one of them first",
+        )
+    return holder
+
+
+def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
+    """Who takes record's nickname now that its password was given.
+
+    The holder identified to record attaches the connection (unless it has
+    max_devices already, or is connected through another node of a
+    cluster); any other holder is renamed to a guest name first.
+    """
+    chat = accounts.chat
+    holder = chat.users.get(fold(record.name))
+    if holder is None:
+        return Login(record, None)
+    attached = attachable(chat.users, record.name, max_devices)
+    if attached is not None:
+        return Login(record, attached)
+    old, guest = holder.nick, accounts.guest_name()
+    chat.rename(holder, guest)
+    accounts.log.info("{old} renamed {new}: its account logged in", old=old, new=guest)
+    holder.deliver(
+        Notice(
+            holder.nick,
+            f"{old} is the nickname of an account that just logged in, so you "
+            f"are now {guest}. Choose another nickname with /nick.",
+            NICKSERV,
+        )
+    )
+    return Login(record, None)
