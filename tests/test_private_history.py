@@ -165,11 +165,12 @@ VERSION_2 = (
 )
 
 
-def test_a_version_2_file_is_migrated_to_3_and_keeps_everything(
+def test_a_version_2_file_is_migrated_to_the_latest_and_keeps_everything(
     tmp_path: Path,
 ) -> None:
-    """A file of the previous chatd gains the private messages table; its
-    messages, accounts and registered rooms stay; ids go on above its own."""
+    """A file of an earlier chatd gains the private messages table (and the
+    authors of version 4); its messages, accounts and registered rooms stay;
+    ids go on above its own."""
     path = tmp_path / "v2.sqlite3"
     connection = sqlite3.connect(path)
     for statement in VERSION_2:
@@ -178,8 +179,8 @@ def test_a_version_2_file_is_migrated_to_3_and_keeps_everything(
     connection.close()
     database = HistoryDatabase.open(str(path))
     execute = database.connection.execute
-    assert execute("SELECT version FROM schema_version").fetchall() == [(3,)]
-    assert SCHEMA_VERSION == 3
+    assert execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    assert SCHEMA_VERSION == 4
     assert texts(database.read("#dev", 10)) == ["kept"]
     assert execute("SELECT name, created FROM accounts").fetchall() == [("Alice", 5)]
     assert execute("SELECT founder FROM registered_rooms").fetchall() == [("alice",)]

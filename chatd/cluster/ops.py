@@ -162,6 +162,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.register_room, "register_room"),
     Operation(Chat.unregister_room, "unregister_room"),
     Operation(Chat.forget_account, "forget_account", subject=None),
+    # Deleting a kept message (chatd.model.redaction): new in this version.
+    Operation(Chat.delete_message, "delete_message"),
+    Operation(Chat.delete_private_message, "delete_private_message"),
 )
 
 # The operations by their name in the log (the apply side).

@@ -42,6 +42,7 @@ from chatd.model.chat import (
     Private,
     Room,
     User,
+    author_of,
     deliver_to,
     party_of,
 )
@@ -221,6 +222,10 @@ class ClusterChat(ReplicatedChat):
         self.by_uid[cast(str, getattr(client, "uid", ""))] = user
         return user
 
+    def _new_session(self, client: IChatClient) -> str:
+        """The connection's uid: the same on every node (and in snapshots)."""
+        return cast(str, getattr(client, "uid", ""))
+
     def quit(self, user: User, reason: str) -> None:
         super().quit(user, reason)
         if self.users.get(user.key) is not user:  # applied, not only published
@@ -315,7 +320,9 @@ class ClusterChat(ReplicatedChat):
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
             if not is_remote(user):  # the speaker's node keeps it, once
-                self.history.record_at(room.key, kind, user.nick, text, msg_id, time)
+                self.history.record_at(
+                    room.key, kind, user.nick, text, msg_id, time, author_of(user)
+                )
         event: Event
         if action:
             event = Action(room.name, user.nick, text, id=msg_id, time=time)

@@ -28,7 +28,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -69,6 +69,15 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
+# Version 4: deleting messages (docs/protocol.md, Deleting messages). author:
+# who said it, as chatd.model.redaction names a speaker (a folded account, or
+# "~" and the session of a user not identified; a private message's is its
+# sender's party), "" for messages kept before. A deleted message stays as a
+# tombstone: its row with text '' (no message is empty), which reads leave out.
+AUTHOR_COLUMNS = (
+    "ALTER TABLE messages ADD COLUMN author TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE private_messages ADD COLUMN author TEXT NOT NULL DEFAULT ''",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -89,13 +98,18 @@ SCHEMA = (
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *AUTHOR_COLUMNS,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ACCOUNT_TABLES,
+    2: PRIVATE_TABLES,
+    3: AUTHOR_COLUMNS,
+}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
 RUN_BUSY = 1.0  # and while running, before a write is given up as failed
-# Rows per INSERT statement (6 values each, within SQLite's limit on bound
+# Rows per INSERT statement (8 values at most, within SQLite's limit on bound
 # values: 32766 since 3.32, 999 before). One statement for many rows, not
 # executemany's one step per row: the thread gives up and takes back the GIL
 # per step, and while the reactor is busy each taking back can wait for the
@@ -125,13 +139,22 @@ class _Kept:
 ROOM = _Kept("messages", "nick", "room = ?", "room")
 # One conversation: the key is conversation(one, other).
 PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?", "low, high")
-ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text) VALUES "
+# Reads leave tombstones (deleted messages) out.
+LIVE = "text != ''"
+ROOM_INSERT = (
+    "INSERT INTO messages (id, room, time, kind, nick, text, author) VALUES "
+)
 PRIVATE_INSERT = (
-    "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
+    "INSERT INTO private_messages (id, low, high, time, kind, sender, text, author) "
+    "VALUES "
 )
 RoomRow = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
 # id, low, high (the two parties, in order), time, kind, sender, text
 PrivateRow = tuple[int, str, str, int, str, str, str]
+# The same with the author last (version 4); a row without one has "".
+AuthoredRoomRow = tuple[int, str, int, str, str, str, str]
+AuthoredPrivateRow = tuple[int, str, str, int, str, str, str, str]
+AnyRow = RoomRow | PrivateRow | AuthoredRoomRow | AuthoredPrivateRow
 
 
 @lru_cache(maxsize=128)
@@ -288,6 +311,10 @@ class HistoryDatabase:
         # is one append; NORMAL: no fsync per commit, yet a crash of the
         # process loses nothing committed (only the machine's may).
         execute("PRAGMA journal_mode = WAL")
+        # What is deleted (a deleted message's text, what the bound and the
+        # days take) is overwritten with zeros, not left in free space for a
+        # backup to copy (docs/protocol.md, Deleting messages).
+        execute("PRAGMA secure_delete = ON")
         execute("PRAGMA synchronous = NORMAL")
         execute("BEGIN IMMEDIATE")  # the write lock: another writer shows now
         try:
@@ -348,21 +375,22 @@ class HistoryDatabase:
         """Return every room (folded) that ever had a message kept."""
         return {row[0] for row in self.connection.execute("SELECT room FROM rooms")}
 
-    def append(self, rows: Iterable[RoomRow | PrivateRow]) -> None:
+    def append(self, rows: Iterable[AnyRow]) -> None:
         """Keep messages in one transaction: rooms' (id, room, time, kind, nick,
-        text) and private ones (PrivateRow), told apart by their length."""
-        room_rows: list[RoomRow] = []
-        private_rows: list[PrivateRow] = []
+        text[, author]) and private ones (PrivateRow[, author]), told apart by
+        their third value (a room's time, a conversation's second party)."""
+        room_rows: list[AuthoredRoomRow] = []
+        private_rows: list[AuthoredPrivateRow] = []
         for row in rows:
-            if len(row) == 6:
-                room_rows.append(row)
+            if isinstance(row[2], int):
+                room_rows.append(row if len(row) == 7 else (*row, ""))  # type: ignore[arg-type]
             else:
-                private_rows.append(row)
+                private_rows.append(row if len(row) == 8 else (*row, ""))  # type: ignore[arg-type]
         execute = self.connection.execute
         execute("BEGIN IMMEDIATE")
         try:
-            self._insert(ROOM_INSERT, 6, room_rows)
-            self._insert(PRIVATE_INSERT, 7, private_rows)
+            self._insert(ROOM_INSERT, 7, room_rows)
+            self._insert(PRIVATE_INSERT, 8, private_rows)
             if room_rows:
                 self.connection.executemany(
                     "INSERT OR IGNORE INTO rooms (room) VALUES (?)",
@@ -379,7 +407,9 @@ class HistoryDatabase:
     # -- the bound (Bound): the oldest go first ---------------------------------
 
     def _keep_bound(
-        self, room_rows: Sequence[RoomRow], private_rows: Sequence[PrivateRow]
+        self,
+        room_rows: Sequence[AuthoredRoomRow],
+        private_rows: Sequence[AuthoredPrivateRow],
     ) -> None:
         """Delete what the rows just added put over the bound, oldest first.
 
@@ -482,7 +512,10 @@ class HistoryDatabase:
             self._total -= deleted
 
     def _insert(
-        self, head: str, width: int, rows: Sequence[RoomRow | PrivateRow]
+        self,
+        head: str,
+        width: int,
+        rows: Sequence[AuthoredRoomRow | AuthoredPrivateRow],
     ) -> None:
         for at in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[at : at + ROWS_PER_INSERT]
@@ -498,7 +531,8 @@ class HistoryDatabase:
         columns, where = kept.columns, kept.where
         if before is None:
             cursor = execute(
-                f"{columns}WHERE {where} ORDER BY id DESC LIMIT ?", (*key, count)
+                f"{columns}WHERE {where} AND {LIVE} ORDER BY id DESC LIMIT ?",
+                (*key, count),
             )
         else:
             found = execute(
@@ -507,7 +541,8 @@ class HistoryDatabase:
             if found is None:
                 raise UnknownId(before)
             cursor = execute(
-                f"{columns}WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?",
+                f"{columns}WHERE {where} AND id < ? AND {LIVE} "
+                "ORDER BY id DESC LIMIT ?",
                 (*key, before, count),
             )
         rows = cursor.fetchall()
@@ -522,7 +557,7 @@ class HistoryDatabase:
             return []
         order = "DESC" if span.newest else "ASC"
         rows = self.connection.execute(
-            f"{kept.columns}WHERE {kept.where} AND id > ? AND id < ? "
+            f"{kept.columns}WHERE {kept.where} AND id > ? AND id < ? AND {LIVE} "
             f"ORDER BY id {order} LIMIT ?",
             (*key, after, before, span.limit),
         ).fetchall()
@@ -546,7 +581,8 @@ class HistoryDatabase:
         found: dict[str, Entry] = {}
         for room in rooms:
             rows = self.connection.execute(
-                ROOM.columns + "WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
+                ROOM.columns + f"WHERE room = ? AND {LIVE} ORDER BY id DESC LIMIT 1",
+                (room,),
             ).fetchall()
             if rows:
                 found[room] = _entries(rows)[0]
@@ -571,7 +607,8 @@ class HistoryDatabase:
         for side, other in (("low", "high"), ("high", "low")):
             for row in self.connection.execute(
                 f"SELECT {other}, max(id), time, kind, sender, text "
-                f"FROM private_messages WHERE {side} = ? GROUP BY {other}",
+                f"FROM private_messages WHERE {side} = ? AND {LIVE} "
+                f"GROUP BY {other}",
                 (me,),
             ):
                 found[row[0]] = _entries([row[1:]])[0]
@@ -593,6 +630,57 @@ class HistoryDatabase:
             raise
         self._forget_room_counts(cursor.rowcount)
         return cursor.rowcount
+
+    # -- deleting one message (docs/protocol.md, Deleting messages) ---------------
+
+    def _author(self, kept: _Kept, key: tuple[str, ...], msg_id: int) -> str | None:
+        row = self.connection.execute(
+            f"SELECT author FROM {kept.table} WHERE id = ? AND {kept.where} "
+            f"AND {LIVE}",
+            (msg_id, *key),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def author(self, room: str, msg_id: int) -> str | None:
+        """The author of the room's live message msg_id; None if there is none."""
+        return self._author(ROOM, (room,), msg_id)
+
+    def private_author(self, me: str, other: str, msg_id: int) -> str | None:
+        """The author of the conversation's live message msg_id, or None."""
+        return self._author(PRIVATE, conversation(me, other), msg_id)
+
+    def _delete(self, kept: _Kept, key: tuple[str, ...], msg_id: int) -> bool:
+        """Empty one message's text (the tombstone), then fold the WAL in.
+
+        secure_delete zeroes the old text in the page; the checkpoint writes
+        that page over the file's and empties the WAL, whose older frames
+        still held the text. A reader (a backup running) can keep the WAL
+        from being emptied: the next checkpoint does it.
+        """
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            cursor = execute(
+                f"UPDATE {kept.table} SET text = '' WHERE id = ? AND {kept.where} "
+                f"AND {LIVE}",
+                (msg_id, *key),
+            )
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            raise
+        if cursor.rowcount and self.path != MEMORY:
+            execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return bool(cursor.rowcount)
+
+    def delete(self, room: str, msg_id: int) -> bool:
+        """Forget the text of the room's message msg_id; whether there was one."""
+        return self._delete(ROOM, (room,), msg_id)
+
+    def delete_private(self, me: str, other: str, msg_id: int) -> bool:
+        """Forget the text of the conversation's message msg_id, as delete."""
+        return self._delete(PRIVATE, conversation(me, other), msg_id)
 
     def prune(self, older_than: int, limit: int) -> int:
         """Delete up to limit messages older than a time (ms); return how many.
