@@ -212,9 +212,7 @@ def test_bad_and_unknown_ids_are_refused(
         "ERR bad-args "
     )
     ask(alice, a_out, f"/delete #lobby {msg_id}")
-    assert ask(alice, a_out, f"/delete #lobby {msg_id}")[0].startswith(
-        "ERR bad-args "
-    )
+    assert ask(alice, a_out, f"/delete #lobby {msg_id}")[0].startswith("ERR bad-args ")
     assert ask(alice, a_out, f"/delete #nowhere {msg_id}")[0].startswith(
         "ERR no-such-room "
     )

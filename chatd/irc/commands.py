@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.irc import account_commands, labels, room_commands
+from chatd.irc import account_commands, labels, redaction, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
@@ -677,6 +677,7 @@ COMMANDS: dict[str, IrcCommand] = {
     # Rooms people run and accounts: modules of their own.
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,
+    **redaction.COMMANDS,
 }
 # fmt: on
 

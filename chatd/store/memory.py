@@ -138,9 +138,7 @@ class MemoryHistory:
     def private_author(
         self, me: str, other: str, msg_id: int
     ) -> defer.Deferred[str | None]:
-        return self._author(
-            self.conversations.get(conversation(me, other), []), msg_id
-        )
+        return self._author(self.conversations.get(conversation(me, other), []), msg_id)
 
     def _delete(self, entries: list[Entry], msg_id: int) -> defer.Deferred[bool]:
         at = self._lookup(entries, msg_id)
@@ -152,12 +150,8 @@ class MemoryHistory:
     def delete(self, room: str, msg_id: int) -> defer.Deferred[bool]:
         return self._delete(self.rooms.get(room, []), msg_id)
 
-    def delete_private(
-        self, me: str, other: str, msg_id: int
-    ) -> defer.Deferred[bool]:
-        return self._delete(
-            self.conversations.get(conversation(me, other), []), msg_id
-        )
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
+        return self._delete(self.conversations.get(conversation(me, other), []), msg_id)
 
     def read(
         self, room: str, count: int, before: int | None = None

@@ -758,7 +758,9 @@ class RedisHistory:
             )
             return defer.succeed(False)
         keys = [room_key(room), PREFIX + "scratch:" + room, tombstones_key(room)]
-        sent = self._send(link, "EVAL", DELETE, len(keys), *keys, stream_id(msg_id), msg_id)
+        sent = self._send(
+            link, "EVAL", DELETE, len(keys), *keys, stream_id(msg_id), msg_id
+        )
 
         def failed(failure: Failure) -> bool:
             self.log.error(
@@ -769,9 +771,7 @@ class RedisHistory:
 
         return sent.addCallbacks(lambda deleted: bool(int(deleted)), failed)
 
-    def delete_private(
-        self, me: str, other: str, msg_id: int
-    ) -> defer.Deferred[bool]:
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
         return self.delete(private_room(me, other), msg_id)
 
     def _unavailable(self) -> defer.Deferred[T]:

@@ -141,9 +141,7 @@ ROOM = _Kept("messages", "nick", "room = ?", "room")
 PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?", "low, high")
 # Reads leave tombstones (deleted messages) out.
 LIVE = "text != ''"
-ROOM_INSERT = (
-    "INSERT INTO messages (id, room, time, kind, nick, text, author) VALUES "
-)
+ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text, author) VALUES "
 PRIVATE_INSERT = (
     "INSERT INTO private_messages (id, low, high, time, kind, sender, text, author) "
     "VALUES "
@@ -635,8 +633,7 @@ class HistoryDatabase:
 
     def _author(self, kept: _Kept, key: tuple[str, ...], msg_id: int) -> str | None:
         row = self.connection.execute(
-            f"SELECT author FROM {kept.table} WHERE id = ? AND {kept.where} "
-            f"AND {LIVE}",
+            f"SELECT author FROM {kept.table} WHERE id = ? AND {kept.where} AND {LIVE}",
             (msg_id, *key),
         ).fetchone()
         return None if row is None else str(row[0])

@@ -351,14 +351,14 @@ class SQLiteHistory:
     def delete(self, room: str, msg_id: int) -> defer.Deferred[bool]:
         return self._deleting(partial(HistoryDatabase.delete, room=room, msg_id=msg_id))
 
-    def delete_private(
-        self, me: str, other: str, msg_id: int
-    ) -> defer.Deferred[bool]:
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
         return self._deleting(
             partial(HistoryDatabase.delete_private, me=me, other=other, msg_id=msg_id)
         )
 
-    def _deleting(self, work: Callable[[HistoryDatabase], bool]) -> defer.Deferred[bool]:
+    def _deleting(
+        self, work: Callable[[HistoryDatabase], bool]
+    ) -> defer.Deferred[bool]:
         """Run a deletion in turn; False (and logged) when it could not be done."""
 
         def failed(failure: Failure) -> bool:
