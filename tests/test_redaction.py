@@ -256,8 +256,8 @@ def test_the_sender_deletes_a_kept_private_message_and_only_the_sender(
     refused = ask(bob, b_out, f"/delete alice {msg_id}")
     assert refused[0].startswith("ERR not-operator "), refused
     assert ask(alice, a_out, f"/delete bob {msg_id}") == [
-        f"DELETED bob {msg_id} alice ",
         f"INFO Deleted message {msg_id} of bob.",
+        f"DELETED bob {msg_id} alice ",
     ]
     assert lines(b_out) == [f"DELETED bob {msg_id} alice "]
     assert texts(ask(bob, b_out, "/history alice")) == []

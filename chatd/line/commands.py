@@ -387,9 +387,11 @@ def delete(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     target, word = args[0], args[1]
     reason = args[2].strip() if len(args) > 2 else ""
-    done = delete_message(
-        session.chat, session.accounts, user, target, message_id(word), reason
-    )
+    msg_id = message_id(word)
+    # Held first, so that the INFO comes before the DELETED line whether the
+    # store answers at once or later.
+    answer: Deferred[bytes] = Deferred()
+    session.send_later(answer, _LATE)
 
     def said(shown: str) -> bytes:
         return line("INFO", text=f"Deleted message {word} of {shown}.")
@@ -399,7 +401,14 @@ def delete(session: Session, args: list[str]) -> None:
         error = failure.value
         return _error_line(error.code, error.text)
 
-    session.send_later(done.addCallbacks(said, refused), _LATE)
+    try:
+        done = delete_message(
+            session.chat, session.accounts, user, target, msg_id, reason
+        )
+    except ChatError as error:
+        answer.callback(_error_line(error.code, error.text))
+        return
+    done.addCallbacks(said, refused).chainDeferred(answer)
 
 
 def help_(session: Session, args: list[str]) -> None:
