@@ -381,9 +381,9 @@ class HistoryDatabase:
         private_rows: list[AuthoredPrivateRow] = []
         for row in rows:
             if isinstance(row[2], int):
-                room_rows.append(row if len(row) == 7 else (*row, ""))  # type: ignore[arg-type]
+                room_rows.append(row if len(row) == 7 else (*row, ""))
             else:
-                private_rows.append(row if len(row) == 8 else (*row, ""))  # type: ignore[arg-type]
+                private_rows.append(row if len(row) == 8 else (*row, ""))
         execute = self.connection.execute
         execute("BEGIN IMMEDIATE")
         try:

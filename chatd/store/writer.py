@@ -49,13 +49,7 @@ from chatd.store.interface import (
     millis,
 )
 from chatd.store.lock import DatabaseLock
-from chatd.store.sqlite import (
-    MEMORY,
-    AuthoredPrivateRow,
-    AuthoredRoomRow,
-    HistoryDatabase,
-    explain,
-)
+from chatd.store.sqlite import MEMORY, AnyRow, HistoryDatabase, explain
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
@@ -73,8 +67,9 @@ WRITER_NICENESS = 10
 DAY = 86400.0
 
 # A room's message (id, room, time (ms), kind, nick, text, author) or a private
-# one (chatd.store.sqlite.AuthoredPrivateRow): one batch, one transaction, in order.
-Row = AuthoredRoomRow | AuthoredPrivateRow
+# one (chatd.store.sqlite.AuthoredPrivateRow): one batch, one transaction, in
+# order. (Rows without the author, of earlier versions, are written with "".)
+Row = AnyRow
 T = TypeVar("T")
 
 
