@@ -575,6 +575,10 @@ class ChatWindow:
         match entry.kind:
             case EntryKind.MARKER:
                 pass
+            case _ if entry.deleted and entry.nick is not None:
+                # Deleted (docs/protocol.md, Deleting messages): greyed.
+                parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
+                parts.append((f": {entry.text}\n", ("notice", *line)))
             case EntryKind.MESSAGE if entry.nick is not None:
                 parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
                 parts.append((f": {entry.text}\n", line))
