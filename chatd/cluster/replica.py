@@ -224,7 +224,7 @@ class ClusterChat(ReplicatedChat):
 
     def _new_session(self, client: IChatClient) -> str:
         """The connection's uid: the same on every node (and in snapshots)."""
-        return cast(str, getattr(client, "uid", ""))
+        return "~" + cast(str, getattr(client, "uid", ""))
 
     def quit(self, user: User, reason: str) -> None:
         super().quit(user, reason)

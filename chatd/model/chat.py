@@ -11,6 +11,7 @@ import secrets
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model.errors import ChatError, ErrorCode
@@ -90,14 +91,18 @@ def party_of(user: User) -> str:
     return fold(user.account) if user.account else nick_party(user.key)
 
 
+# An account's folded name, remembered: author_of runs once per message said.
+_folded_account = lru_cache(maxsize=4096)(fold)
+
+
 def author_of(user: User) -> str:
     """Who user is as the author of what they say now (chatd.model.redaction).
 
-    Their account (folded) if identified; otherwise "~" and their session,
-    which is this registration's only: a nickname can pass to another
+    Their account (folded) if identified; otherwise their session ("~" and a
+    token), which is this registration's only: a nickname can pass to another
     person, and whoever takes it later is not the author of what was said.
     """
-    return fold(user.account) if user.account else "~" + user.session
+    return _folded_account(user.account) if user.account else user.session
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -249,7 +254,7 @@ class Chat(Moderation, Permissions):
 
     def _new_session(self, client: IChatClient) -> str:
         """A session nobody had before (author_of): random, so not after a restart."""
-        return secrets.token_hex(8)
+        return "~" + secrets.token_hex(8)
 
     def nick_taken(self, user: User) -> None:
         """Tell the nick watchers that user took their nickname (this node only).

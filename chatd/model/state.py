@@ -188,8 +188,8 @@ class User:
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
     # Who the user is for deleting their own messages while not identified
-    # (chatd.model.redaction): this registration's, never another's, whoever
-    # takes the nickname later. Chat.register sets it.
+    # (chatd.model.redaction): "~" and a token of this registration's, never
+    # another's, whoever takes the nickname later. Chat.register sets it.
     session: str = ""
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
