@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from cluster_fakes import FakeLog, know_each_other, make_node, pump_all
 from helpers import CHEAP, NOW, RecordingClient, connect, disconnect, lines
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -318,3 +319,41 @@ def test_sqlite_forgets_the_text_in_the_file_and_in_a_backup(tmp_path: Path) -> 
     ).fetchone()
     assert row == ("alice", "", "~s")
     database.close()
+
+
+# -- a cluster: the deletion is an op every node applies ------------------------------
+
+
+def test_a_deletion_is_replicated_to_every_node() -> None:
+    """On two nodes sharing one store: a user's session is the same on both
+    replicas; bob (node b) may not delete alice's message; alice (node a)
+    may, and /ids clients on both nodes get DELETED once the op is read."""
+    clock = Clock()
+    clock.advance(NOW)
+    log = FakeLog(clock)
+    shared = MemoryHistory(clock)
+    a = make_node(log, "a", clock, shared)
+    b = make_node(log, "b", clock, shared)
+    know_each_other(a, b)
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    pump_all(a, b)
+    assert a.chat.users["alice"].session == b.chat.users["alice"].session != ""
+    for proto in (alice, bob):
+        proto.dataReceived(b"/ids on\r\n")
+    pump_all(a, b)
+    alice.dataReceived(b"leaked\r\n")
+    pump_all(a, b)
+    (msg_id,) = ids_of(shared, "#lobby")
+    lines(a_out), lines(b_out)
+    bob.dataReceived(f"/delete #lobby {msg_id}\r\n".encode())
+    pump_all(a, b)
+    assert lines(b_out)[0].startswith("ERR not-operator ")
+    alice.dataReceived(f"/delete #lobby {msg_id} mine\r\n".encode())
+    pump_all(a, b)
+    assert lines(a_out) == [
+        f"INFO Deleted message {msg_id} of #lobby.",
+        f"DELETED #lobby {msg_id} alice mine",
+    ]
+    assert lines(b_out) == [f"DELETED #lobby {msg_id} alice mine"]
+    assert ids_of(shared, "#lobby") == []
