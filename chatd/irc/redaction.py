@@ -16,7 +16,7 @@ from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.session import IrcCommand, IrcSession, session_user
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text
-from chatd.model.redaction import delete, message_id
+from chatd.model.redaction import delete
 
 CAP = "draft/message-redaction"
 
@@ -42,9 +42,7 @@ def redact(session: IrcSession, msg: IrcMessage) -> None:
     target, msgid = msg.params[0], msg.params[1]
     reason = clean_text(msg.params[2]).strip() if len(msg.params) > 2 else ""
     try:
-        done = delete(
-            session.chat, session.accounts, user, target, message_id(msgid), reason
-        )
+        done = delete(session.chat, session.accounts, user, target, msgid, reason)
     except ChatError as error:
         session.send(_fail(session, error, target, msgid))
         return

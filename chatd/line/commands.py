@@ -20,7 +20,6 @@ from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
 from chatd.model.redaction import delete as delete_message
-from chatd.model.redaction import message_id
 from chatd.net.bulk import newest_within
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 
@@ -387,7 +386,6 @@ def delete(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     target, word = args[0], args[1]
     reason = args[2].strip() if len(args) > 2 else ""
-    msg_id = message_id(word)
     # Held first, so that the INFO comes before the DELETED line whether the
     # store answers at once or later.
     answer: Deferred[bytes] = Deferred()
@@ -403,7 +401,7 @@ def delete(session: Session, args: list[str]) -> None:
 
     try:
         done = delete_message(
-            session.chat, session.accounts, user, target, msg_id, reason
+            session.chat, session.accounts, user, target, word, reason
         )
     except ChatError as error:
         answer.callback(_error_line(error.code, error.text))

@@ -92,11 +92,14 @@ def delete(
     accounts: Accounts,
     user: User,
     target: str,
-    msg_id: int,
+    word: str,
     reason: str,
 ) -> defer.Deferred[str]:
-    """Delete message msg_id of target (a room, or a nickname or account: a
-    private conversation) for user, if the rule allows.
+    """Delete the message whose id word spells, of target (a room, or a
+    nickname or account: a private conversation) for user, if the rule allows.
+
+    The target is checked before the id (a room that is not there is said
+    so, whatever the id).
 
     Fires with the target as shown once the deletion is made (its Deleted
     event is on its way); fails with ChatError: bad-args for an id that is
@@ -106,7 +109,7 @@ def delete(
     """
     history = _store(chat)
     if not target.startswith("#"):
-        return _delete_private(chat, accounts, history, user, target, msg_id, reason)
+        return _delete_private(chat, accounts, history, user, target, word, reason)
     name = normalize_name(target)
     problem = room_problem(name)
     if problem is not None:
@@ -116,6 +119,7 @@ def delete(
         raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}", room=name)
     shown = room.name if room is not None else name
     key = room.key if room is not None else fold(name)
+    msg_id = message_id(word)
 
     def decide(author: str | None) -> str:
         if author is None:
@@ -136,11 +140,12 @@ def _delete_private(
     history: IHistory,
     user: User,
     target: str,
-    msg_id: int,
+    word: str,
     reason: str,
 ) -> defer.Deferred[str]:
     """delete() for one's private conversation with target: one's own only."""
     found = conversation_of(accounts, user, target)
+    msg_id = message_id(word)
     shown = normalize_name(target)
     where = f"your conversation with {shown}"
 
