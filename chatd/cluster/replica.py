@@ -222,10 +222,6 @@ class ClusterChat(ReplicatedChat):
         self.by_uid[cast(str, getattr(client, "uid", ""))] = user
         return user
 
-    def _new_session(self, client: IChatClient) -> str:
-        """The connection's uid: the same on every node (and in snapshots)."""
-        return "~" + cast(str, getattr(client, "uid", ""))
-
     def quit(self, user: User, reason: str) -> None:
         super().quit(user, reason)
         if self.users.get(user.key) is not user:  # applied, not only published

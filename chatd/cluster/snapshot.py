@@ -99,7 +99,6 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
             host=host,
             away=away,
             account=account,
-            session="~" + uid,  # as ClusterChat gives it (author_of)
         )
         user.current = current
         users[user.key] = by_uid[uid] = user

@@ -253,7 +253,12 @@ class Chat(Moderation, Permissions):
         return user
 
     def _new_session(self, client: IChatClient) -> str:
-        """A session nobody had before (author_of): random, so not after a restart."""
+        """A session nobody had before (author_of): random, so not after a restart.
+
+        On a cluster each replica of a user has its own: only the user's own
+        node keeps what they say (with their author) and checks what they
+        delete (chatd.model.redaction), and both are that node's one User.
+        """
         return "~" + secrets.token_hex(8)
 
     def nick_taken(self, user: User) -> None:
