@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from cluster_fakes import FakeLog, know_each_other, make_node, pump_all
 from helpers import CHEAP, NOW, RecordingClient, connect, disconnect, lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -22,13 +26,22 @@ from chatd.factory import ChatFactory
 from chatd.line.wire import parse_server_line
 from chatd.model.chat import Chat, Deleted, author_of
 from chatd.protocol import LineConnection
-from chatd.store.interface import Kind
+from chatd.store.interface import Entry, Kind, Span, UnknownId
 from chatd.store.memory import MemoryHistory
 from chatd.store.sqlite import HistoryDatabase
 
 pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
 
 PASSWORD = "s3cret-pw"
+T = TypeVar("T")
+
+
+def result(answer: Deferred[T]) -> T:
+    """What a Deferred that has fired holds."""
+    box: list[T] = []
+    answer.addCallback(box.append)
+    assert box, "not answered"
+    return box[0]
 
 
 @pytest.fixture
@@ -356,3 +369,63 @@ def test_a_deletion_is_replicated_to_every_node() -> None:
     ]
     assert lines(b_out) == [f"DELETED #lobby {msg_id} alice mine"]
     assert ids_of(shared, "#lobby") == []
+
+
+# -- the stores agree: memory against SQLite, with deletions among the writes --------
+
+STORE_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("say"), st.sampled_from(["#a", "#b"]), st.text(min_size=1)),
+        st.tuples(st.just("delete"), st.sampled_from(["#a", "#b"]), st.integers(0, 12)),
+    ),
+    max_size=25,
+)
+
+
+def read_before(
+    database: HistoryDatabase, memory: MemoryHistory, room: str, msg_id: int
+) -> tuple[list[Entry] | str, list[Entry] | str]:
+    """What each store answers to a read of 3 before msg_id ("unknown": UnknownId)."""
+    try:
+        mine: list[Entry] | str = database.read(room, 3, msg_id)
+    except UnknownId:
+        mine = "unknown"
+    box: list[list[Entry] | str] = []
+    memory.read(room, 3, msg_id).addCallbacks(
+        box.append,
+        lambda failure: box.append("unknown" if failure.check(UnknownId) else "?"),
+    )
+    return mine, box[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=STORE_OPS)
+def test_sqlite_reads_as_the_memory_store_does_with_deletions(
+    ops: list[tuple[str, str, object]],
+) -> None:
+    """Whatever was said and deleted, read, select, latest and author answer
+    alike (tombstones left out, a deleted id still a `before`)."""
+    memory = MemoryHistory(Clock())
+    database = HistoryDatabase.open(":memory:")
+    said: list[tuple[str, int]] = []
+    for op, room, arg in ops:
+        if op == "say":
+            msg_id = len(said) + 1
+            said.append((room, msg_id))
+            memory.record_at(room, Kind.MESSAGE, "n", str(arg), msg_id, 1.0, "~x")
+            database.append([(msg_id, room, 1000, "MSG", "n", str(arg), "~x")])
+        elif said:
+            where, msg_id = said[int(str(arg)) % len(said)]
+            deleted = database.delete(room, msg_id)
+            assert (deleted and where == room) or not deleted
+            memory.delete(room, msg_id)
+    for room in ("#a", "#b"):
+        assert database.read(room, 5) == result(memory.read(room, 5))
+        for _, msg_id in said:
+            assert database.author(room, msg_id) == result(memory.author(room, msg_id))
+            mine, theirs = read_before(database, memory, room, msg_id)
+            assert mine == theirs
+        for span in (Span(3), Span(3, after=2, newest=False), Span(4, before=7)):
+            assert database.select(room, span) == result(memory.select(room, span))
+    assert database.latest(["#a", "#b"]) == result(memory.latest(["#a", "#b"]))
+    database.close()
