@@ -25,6 +25,7 @@ from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.line.wire import parse_server_line
 from chatd.model.chat import Chat, Deleted, author_of
+from chatd.model.redaction import DELETION_COST
 from chatd.protocol import LineConnection
 from chatd.store.interface import Entry, Kind, Span, UnknownId
 from chatd.store.memory import MemoryHistory
@@ -429,3 +430,19 @@ def test_sqlite_reads_as_the_memory_store_does_with_deletions(
             assert database.select(room, span) == result(memory.select(room, span))
     assert database.latest(["#a", "#b"]) == result(memory.latest(["#a", "#b"]))
     database.close()
+
+
+def test_a_deletion_costs_five_lines_of_the_flood_budget(
+    clock: Clock, store: MemoryHistory
+) -> None:
+    """/delete charges DELETION_COST (5 tokens) besides its own line, before the
+    work: the store is asked however it answers."""
+    factory = ChatFactory(ServerConfig(), clock, store)  # the default flood gate
+    alice, a_out = connect(factory, "alice")
+    alice.dataReceived(b"hello\r\n")
+    (msg_id,) = ids_of(store, "#lobby")
+    gate = alice.gate
+    assert gate is not None
+    before = gate.bucket.tokens
+    alice.dataReceived(f"/delete #lobby {msg_id}\r\n".encode())
+    assert before - gate.bucket.tokens == pytest.approx(1 + DELETION_COST // 50)

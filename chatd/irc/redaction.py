@@ -16,7 +16,7 @@ from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.session import IrcCommand, IrcSession, session_user
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text
-from chatd.model.redaction import delete
+from chatd.model.redaction import DELETION_COST, delete
 
 CAP = "draft/message-redaction"
 
@@ -41,6 +41,7 @@ def redact(session: IrcSession, msg: IrcMessage) -> None:
     user = session_user(session)
     target, msgid = msg.params[0], msg.params[1]
     reason = clean_text(msg.params[2]).strip() if len(msg.params) > 2 else ""
+    session.charge_answer(DELETION_COST)  # before the work (DELETION_COST)
     try:
         done = delete(session.chat, session.accounts, user, target, msgid, reason)
     except ChatError as error:

@@ -19,6 +19,7 @@ from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
+from chatd.model.redaction import DELETION_COST
 from chatd.model.redaction import delete as delete_message
 from chatd.net.bulk import newest_within
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
@@ -386,6 +387,7 @@ def delete(session: Session, args: list[str]) -> None:
     user = session.registered_user()
     target, word = args[0], args[1]
     reason = args[2].strip() if len(args) > 2 else ""
+    session.charge_answer(DELETION_COST)  # before the work, as /history
     # Held first, so that the INFO comes before the DELETED line whether the
     # store answers at once or later.
     answer: Deferred[bytes] = Deferred()
