@@ -15,10 +15,11 @@ the identified side can ever read it. Its id comes from the same sequence as
 rooms' ids, and retention is the same.
 
 Another (docs/protocol.md, Deleting messages): a message can be deleted.
-Its text is forgotten, and the row stays as a tombstone (its id, time,
-kind and speaker, with an empty text): reads leave tombstones out, while an
-id that was deleted is still a `before` that pages on. Each message keeps
-its author for that (chatd.model.redaction): who may delete it as its own.
+Its text is forgotten and a tombstone keeps its id (SQLite and memory: the
+entry with an empty text, so no message is empty; Redis: the id in a set):
+reads leave tombstones out, while an id that was deleted is still a `before`
+that pages on. Each message keeps its author for that
+(chatd.model.redaction): who may delete it as its own.
 """
 
 from __future__ import annotations
