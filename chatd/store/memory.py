@@ -182,9 +182,9 @@ class MemoryHistory:
         found = {}
         for (low, high), entries in self.conversations.items():
             if entries and me in (low, high):
-                live = [entry for entry in entries if entry.text]
-                if live:
-                    found[high if low == me else low] = live[-1]
+                last = _last_live(entries)
+                if last is not None:
+                    found[high if low == me else low] = last
         return self._answer_with(found)
 
     def forget_private(self, account: str) -> None:
@@ -207,9 +207,9 @@ class MemoryHistory:
             return self._answer_with(HistoryUnavailable(self.reason))
         found = {}
         for room in rooms:
-            live = [entry for entry in self.rooms.get(room, []) if entry.text]
-            if live:
-                found[room] = live[-1]
+            last = _last_live(self.rooms.get(room, []))
+            if last is not None:
+                found[room] = last
         return self._answer_with(found)
 
     def _answer_with(self, answer: T | Exception) -> defer.Deferred[T]:
@@ -252,3 +252,8 @@ def _last(
             return UnknownId(before)
     live = [entry for entry in entries[:end] if entry.text]  # no tombstones
     return live[max(0, len(live) - count) :]
+
+
+def _last_live(entries: list[Entry]) -> Entry | None:
+    """The newest of entries that is not a tombstone (a deleted message)."""
+    return next((entry for entry in reversed(entries) if entry.text), None)
