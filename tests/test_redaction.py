@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
@@ -446,3 +447,26 @@ def test_a_deletion_costs_five_lines_of_the_flood_budget(
     before = gate.bucket.tokens
     alice.dataReceived(f"/delete #lobby {msg_id}\r\n".encode())
     assert before - gate.bucket.tokens == pytest.approx(1 + DELETION_COST // 50)
+
+
+def test_each_deletion_is_logged_without_its_text(
+    factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """The operators' deletion log: who, whose, which id, where, why; no text."""
+    bob, b_out = connect(factory, "bob")
+    ask(bob, b_out, "/join #bob")
+    alice, a_out = connect(factory, "alice")
+    ask(alice, a_out, "/join #bob")
+    alice.dataReceived(b"secret words\r\n")
+    (msg_id,) = ids_of(store, "#bob")
+    with capturedLogs() as events:
+        ask(bob, b_out, f"/delete #bob {msg_id} spam")
+    (event,) = [e for e in events if e.get("log_namespace") == "chatd.deletions"]
+    assert (event["nick"], event["whose"], event["id"], event["target"]) == (
+        "bob",
+        "a",
+        msg_id,
+        "#bob",
+    )
+    assert event["reason"] == "spam"
+    assert "secret" not in repr(event)
