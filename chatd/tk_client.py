@@ -138,6 +138,10 @@ class ChatWindow:
             maxlen=MAX_VIEW_LINES
         )  # not yet drawn
         self._write_call: str | None = None  # the Tk idle call that draws them
+        # The entry of each line of the messages view, in order (the delete
+        # menu finds a line's message here).
+        self._drawn: list[ScrollbackEntry] = []
+        self._menu: tk.Menu | None = None  # the messages' right-click menu
         self._nick_tags: set[str] = set()
         self._closing = False
         self._gone = False  # the Tk window was destroyed: nothing left to draw on
@@ -250,6 +254,7 @@ class ChatWindow:
         self.messages.configure(yscrollcommand=scroll.set)
         for wheel in ("<MouseWheel>", "<Button-4>"):  # Button-4: up, on X11
             self.messages.bind(wheel, self._wheel_up, add="+")
+        self.messages.bind("<Button-3>", self._message_menu)
         self.messages.grid(row=1, column=0, sticky="nsew")
         scroll.grid(row=1, column=1, sticky="ns")
         middle.rowconfigure(1, weight=1)
@@ -547,12 +552,14 @@ class ChatWindow:
         excess = int(self.messages.index("end-1c").split(".")[0]) - kept
         if excess > 0:
             self.messages.delete("1.0", f"{excess + 1}.0")
+            del self._drawn[:excess]
         self.messages.configure(state="disabled")
         if follow:
             self.messages.see("end")
 
     def _redraw_messages(self, conversation: Conversation) -> None:
         self._unwritten.clear()  # the scrollback holds them too
+        self._drawn = []
         self.messages.configure(state="normal")
         self.messages.delete("1.0", "end")
         for entry in conversation.scrollback:
@@ -575,6 +582,10 @@ class ChatWindow:
         match entry.kind:
             case EntryKind.MARKER:
                 pass
+            case EntryKind.MESSAGE | EntryKind.ACTION if entry.deleted and entry.nick:
+                # Deleted (docs/protocol.md, Deleting messages): greyed.
+                parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
+                parts.append((f": {entry.text}\n", ("notice", *line)))
             case EntryKind.MESSAGE if entry.nick is not None:
                 parts.append((entry.nick, (self._nick_tag(entry.nick), *line)))
                 parts.append((f": {entry.text}\n", line))
@@ -591,6 +602,54 @@ class ChatWindow:
         insert = self.messages.insert
         for text, tags in reversed(parts) if where != "end" else parts:
             insert(where, text, tags)
+        if where == "end":
+            self._drawn.append(entry)
+        else:
+            self._drawn.insert(int(where.split(".")[0]) - 1, entry)
+
+    # -- deleting messages (docs/protocol.md, Deleting messages) ----------------------
+
+    def entry_at(self, x: int, y: int) -> ScrollbackEntry | None:
+        """The message on the line at x, y of the messages view, if any."""
+        line = int(self.messages.index(f"@{x},{y}").split(".")[0])
+        return self._drawn[line - 1] if 1 <= line <= len(self._drawn) else None
+
+    def deletion_target(self, entry: ScrollbackEntry | None) -> str | None:
+        """Where /delete names entry, if the menu offers it: one's own message,
+        or any of a room one runs (the server decides; this spares a refusal)."""
+        shown = self._shown
+        if entry is None or shown is None or entry.id is None or entry.deleted:
+            return None
+        if entry.nick is None or entry.kind not in (
+            EntryKind.MESSAGE,
+            EntryKind.ACTION,
+        ):
+            return None
+        state = self.session.state
+        if entry.own or (
+            shown.kind is ConversationKind.ROOM and any(map(state.is_me, shown.ops))
+        ):
+            return shown.name
+        return None
+
+    def delete_entry(self, entry: ScrollbackEntry) -> None:
+        """Ask the server to delete entry's message (the menu's command)."""
+        target = self.deletion_target(entry)
+        if target is not None and entry.id is not None:
+            self.session.submit(f"/delete {target} {entry.id}")
+
+    def _message_menu(self, event: tk.Event) -> None:
+        """Right-click on a message: a menu to delete it, where one may."""
+        entry = self.entry_at(event.x, event.y)
+        if entry is None or self.deletion_target(entry) is None:
+            return
+        if self._menu is None:
+            self._menu = tk.Menu(self.root, tearoff=False)
+        self._menu.delete(0, "end")
+        self._menu.add_command(
+            label="Delete message", command=lambda: self.delete_entry(entry)
+        )
+        self._menu.tk_popup(event.x_root, event.y_root)
 
     def _redraw_members(self, conversation: Conversation) -> None:
         members = (

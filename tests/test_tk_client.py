@@ -442,3 +442,65 @@ def test_history_is_drawn_under_a_marker_and_older_pages_on_top(
     window.messages.event_generate("<Button-4>")
     counted.root.update()
     assert window.status_text.get() == "This is the start of #lobby's history."
+
+
+# -- deleting messages (docs/protocol.md, Deleting messages): a right-click
+# offers "Delete message" on one's own messages (and any in a room one runs),
+# and a DELETED line greys the message in place.
+
+STAMP = "2026-11-30T23:50:01.000Z"
+
+
+def _line_point(counted: CountedWindow, text: str) -> tuple[int, int]:
+    """A point on the line of the messages view that ends with text."""
+    view = counted.window.messages
+    lines = view.get("1.0", "end-1c").splitlines()
+    (number,) = [at + 1 for at, line in enumerate(lines) if line.endswith(text)]
+    view.see(f"{number}.0")
+    box = view.bbox(f"{number}.0")
+    assert box is not None
+    return box[0] + 1, box[1] + 1
+
+
+def test_one_deletes_ones_own_message_from_the_window(counted: CountedWindow) -> None:
+    """alice's own message may be deleted from the window (/delete #lobby 7 is
+    sent), bob's not (alice runs no room); DELETED greys hers in place."""
+    counted.sign_in("alice")
+    counted.hear(
+        f"ID #lobby 7 {STAMP}",
+        "MSG #lobby alice my own words",
+        f"ID #lobby 8 {STAMP}",
+        "MSG #lobby bob his words",
+    )
+    window = counted.window
+    mine = window.entry_at(*_line_point(counted, "alice: my own words"))
+    his = window.entry_at(*_line_point(counted, "bob: his words"))
+    assert mine is not None and mine.id == 7 and mine.own
+    assert his is not None and his.id == 8
+    assert window.deletion_target(mine) == "#lobby"
+    assert window.deletion_target(his) is None
+    transport = counted.protocols[-1].transport
+    assert isinstance(transport, StringTransport)
+    transport.clear()
+    window.delete_entry(his)
+    window.delete_entry(mine)
+    assert transport.value() == b"/delete #lobby 7\r\n"
+    counted.hear("INFO Deleted message 7 of #lobby.", "DELETED #lobby 7 alice ")
+    lines = window.messages.get("1.0", "end-1c").splitlines()
+    assert any(line.endswith("alice: message deleted by you") for line in lines)
+    assert any(line.endswith("bob: his words") for line in lines)
+    gone = window.entry_at(*_line_point(counted, "alice: message deleted by you"))
+    assert gone is not None and gone.deleted
+    assert window.deletion_target(gone) is None
+    start = _line_point(counted, "message deleted by you")
+    index = window.messages.index(f"@{start[0]},{start[1]} lineend -2c")
+    assert "notice" in window.messages.tag_names(index)
+
+
+def test_an_operator_may_delete_anyones_message(counted: CountedWindow) -> None:
+    """In a room alice runs (OPS lists her), bob's message is hers to delete."""
+    counted.sign_in("alice")
+    counted.hear("OPS #lobby alice", f"ID #lobby 9 {STAMP}", "MSG #lobby bob spam")
+    window = counted.window
+    his = window.entry_at(*_line_point(counted, "bob: spam"))
+    assert window.deletion_target(his) == "#lobby"

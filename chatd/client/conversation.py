@@ -36,6 +36,8 @@ class ScrollbackEntry:
     nick: str | None = None  # the sender of a MESSAGE or ACTION
     own: bool = False  # sent by this user
     id: int | None = None  # a room message's history id, when the server gave it
+    # Deleted since (DELETED, docs/protocol.md): text says so, shown greyed.
+    deleted: bool = False
 
 
 class ConversationKind(Enum):

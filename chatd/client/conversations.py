@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IReactorTime
@@ -248,6 +248,8 @@ class ChatState:
                 self._on_rooms(words, _continues(previous, line))
             case "INFO":
                 self._on_info(text)
+            case "DELETED":
+                self._on_deleted(words[0], words[1], words[2], text or "")
             case "ERR" if self._answers_ids(words[0], text):
                 pass
             case "ERR":
@@ -304,6 +306,23 @@ class ChatState:
         self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
         if own:  # the user just wrote to them: show that conversation
             self.select(conversation.key)
+
+    def _on_deleted(self, target: str, word: str, by: str, reason: str) -> None:
+        """A kept message was deleted: its line says so, greyed (docs/protocol.md,
+        Deleting messages). A private one is filed under the other side."""
+        other = by if not target.startswith("#") and self.is_me(target) else target
+        conversation = self.conversations.get(fold(other))
+        if conversation is None or not word.isdecimal():
+            return
+        msg_id = int(word)
+        for at, entry in enumerate(conversation.scrollback):
+            if entry.id == msg_id and not entry.deleted:
+                who = "you" if self.is_me(by) else by
+                text = f"message deleted by {who}" + (f": {reason}" if reason else "")
+                conversation.scrollback[at] = replace(entry, text=text, deleted=True)
+                if conversation.key == self.current:
+                    self.view.selected(conversation)  # drawn again: a rare event
+                return
 
     def _on_join(self, room: str, nick: str) -> None:
         if not self.is_me(nick):

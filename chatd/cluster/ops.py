@@ -164,6 +164,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.forget_account, "forget_account", subject=None),
     Operation(Chat.add_server_ban, "kline"),  # new in this version
     Operation(Chat.lift_server_ban, "unkline"),  # new in this version
+    # Deleting a kept message (chatd.model.redaction): new in this version.
+    Operation(Chat.delete_message, "delete_message"),
+    Operation(Chat.delete_private_message, "delete_private_message"),
 )
 
 # The operations by their name in the log (the apply side).

@@ -42,6 +42,7 @@ from chatd.model.chat import (
     Private,
     Room,
     User,
+    author_of,
     deliver_to,
     party_of,
 )
@@ -317,7 +318,9 @@ class ClusterChat(ReplicatedChat):
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
             if not is_remote(user):  # the speaker's node keeps it, once
-                self.history.record_at(room.key, kind, user.nick, text, msg_id, time)
+                self.history.record_at(
+                    room.key, kind, user.nick, text, msg_id, time, author_of(user)
+                )
         event: Event
         if action:
             event = Action(room.name, user.nick, text, id=msg_id, time=time)

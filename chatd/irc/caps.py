@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chatd.irc.render import MSGID, TIME
+from chatd.irc.render import MSGID, REDACTION, TIME
 
 # name -> value shown in CAP LS 302 ("" for none). Each one is implemented by
 # the door: tags on the lines it sends, echoes, NAMES/WHO forms, AWAY relays,
@@ -27,9 +27,10 @@ SUPPORTED: dict[str, str] = {
     "server-time": "",
     "userhost-in-names": "",
 }
-# Offered only by a server that keeps history (not with --no-history).
+# Offered only by a server that keeps history (not with --no-history): reading
+# it, and deleting from it (chatd.irc.redaction).
 CHATHISTORY = "draft/chathistory"
-HISTORY_CAPS: dict[str, str] = {CHATHISTORY: ""}
+HISTORY_CAPS: dict[str, str] = {CHATHISTORY: "", REDACTION: ""}
 
 # A CAP LS reply is split so that each line stays well inside 512 bytes.
 LS_BUDGET = 400

@@ -12,7 +12,14 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.irc import account_commands, kline_commands, labels, rehash, room_commands
+from chatd.irc import (
+    account_commands,
+    kline_commands,
+    labels,
+    redaction,
+    rehash,
+    room_commands,
+)
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
@@ -695,6 +702,7 @@ COMMANDS: dict[str, IrcCommand] = {
     **account_commands.COMMANDS,
     **rehash.COMMANDS,
     **kline_commands.COMMANDS,
+    **redaction.COMMANDS,
 }
 # fmt: on
 

@@ -22,6 +22,7 @@ from chatd.model.chat import (
     Action,
     Away,
     Chat,
+    Deleted,
     Event,
     IChatClient,
     Invited,
@@ -56,6 +57,8 @@ PERSONAL_CAPS = frozenset({"extended-join", "account-tag"})
 # with an argument (ISUPPORT MODES, room_rules.MAX_MODE_ARGS).
 MODES_PER_LINE = MAX_MODE_ARGS
 SERVICES_HOST = "services"  # NickServ!NickServ@services
+# IRCv3 draft/message-redaction: REDACT goes only to clients with this cap.
+REDACTION = "draft/message-redaction"
 
 
 def server_time(seconds: float) -> str:
@@ -196,6 +199,16 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
             return [
                 irc_line("NOTICE", nick, text=text, source=source or chat.server_name)
             ]
+        case Deleted(target, msg_id, by, reason):
+            return [
+                irc_line(
+                    "REDACT",
+                    target,
+                    str(msg_id),
+                    text=reason or None,
+                    source=mask(chat, by),
+                )
+            ]
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -325,6 +338,8 @@ class IrcRenderer:
             self._only_for = "away-notify"
         elif isinstance(event, AccountChanged):
             self._only_for = "account-notify"
+        elif isinstance(event, Deleted):
+            self._only_for = REDACTION
         else:
             self._only_for = None
         self._account = account_tag(chat, event)
@@ -454,7 +469,7 @@ def source_nick(event: Event) -> str | None:
             return nick
         case ModesChanged(by=nick) | Kicked(by=nick) | Invited(by=nick):
             return nick
-        case AccountChanged(nick=nick):
+        case AccountChanged(nick=nick) | Deleted(by=nick):
             return nick
     return None
 

@@ -19,6 +19,8 @@ from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
+from chatd.model.redaction import DELETION_COST
+from chatd.model.redaction import delete as delete_message
 from chatd.net.bulk import newest_within
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, UnknownId
 
@@ -391,6 +393,41 @@ def ids(session: Session, args: list[str]) -> None:
         session.send_info("Message ids are off.")
 
 
+def delete(session: Session, args: list[str]) -> None:
+    """/delete <#room | nick> <id> [reason]: delete a kept message.
+
+    docs/protocol.md, Deleting messages: one's own, or any of a room one
+    runs; who may is the model's (chatd.model.redaction). The answer is an
+    INFO once it is done; clients with /ids on also get the DELETED line
+    everyone there gets.
+    """
+    user = session.registered_user()
+    target, word = args[0], args[1]
+    reason = args[2].strip() if len(args) > 2 else ""
+    session.charge_answer(DELETION_COST)  # before the work, as /history
+    # Held first, so that the INFO comes before the DELETED line whether the
+    # store answers at once or later.
+    answer: Deferred[bytes] = Deferred()
+    session.send_later(answer, _LATE)
+
+    def said(shown: str) -> bytes:
+        return line("INFO", text=f"Deleted message {word} of {shown}.")
+
+    def refused(failure: Failure) -> bytes:
+        failure.trap(ChatError)
+        error = failure.value
+        return _error_line(error.code, error.text)
+
+    try:
+        done = delete_message(
+            session.chat, session.accounts, user, target, word, reason
+        )
+    except ChatError as error:
+        answer.callback(_error_line(error.code, error.text))
+        return
+    done.addCallbacks(said, refused).chainDeferred(answer)
+
+
 def help_(session: Session, args: list[str]) -> None:
     """/help: INFO lines describing the commands."""
     session.send_info("Type a line to talk in your current room. Commands:")
@@ -427,6 +464,9 @@ COMMANDS: dict[str, Command] = {
     "ids": Command(ids, "/ids [on|off]",
                    "put an ID line before each room message (for clients)", 0, 1,
                    before_nick=True),
+    "delete": Command(delete, "/delete <#room | nick> <id> [reason]",
+                      "delete a kept message: yours, or any in a room you run",
+                      2, 3, text=True),
     # Rooms people run (chatd.line.room_commands).
     "topic": Command(room_commands.topic, "/topic [<#room>] [<text> | -]",
                      "show or set the topic (- clears it)", 0, 2, text=True),

@@ -14,6 +14,7 @@ from chatd.model.chat import (
     AccountChanged,
     Action,
     Away,
+    Deleted,
     Event,
     Invited,
     Joined,
@@ -68,6 +69,9 @@ SERVER_VERBS: dict[str, Shape] = {
     "ID": Shape(3, False),
     # Version 3 (docs/protocol.md, Devices (version 3)): AWAY <nick> <text>.
     "AWAY": Shape(1, True),
+    # chatd's extension, only after /ids on: DELETED <target> <id> <by>
+    # <reason> (docs/protocol.md, Deleting messages).
+    "DELETED": Shape(3, True),
     # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
     # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
     # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
@@ -166,6 +170,8 @@ def render_event(event: Event) -> bytes:
             return line("ACCOUNT", nick, account or NO_ACCOUNT)
         case Notice(_, text):
             return line("INFO", text=text)
+        case Deleted():
+            return b""  # only for /ids on (render_ids): the others saw no ids
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -212,6 +218,9 @@ def _with_id(event: Event) -> bytes:
         ) if msg_id:
             RenderStats.renders += 1
             return line("ID", room, str(msg_id), utc_time(millis(when))) + plain
+        case Deleted(target, msg_id, by, reason):
+            RenderStats.renders += 1
+            return line("DELETED", target, str(msg_id), by, text=reason)
         case _:
             return plain
 

@@ -7,9 +7,11 @@ an IRC listener or a WebSocket can share the same rooms.
 
 from __future__ import annotations
 
+import secrets
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model import devices
@@ -19,6 +21,7 @@ from chatd.model.events import (
     AccountChanged,
     Action,
     Away,
+    Deleted,
     Event,
     IChatClient,
     Invited,
@@ -56,6 +59,7 @@ __all__ = [
     "Action",
     "Away",
     "Chat",
+    "Deleted",
     "Event",
     "IChatClient",
     "Invited",
@@ -73,6 +77,7 @@ __all__ = [
     "RoomRules",
     "TopicChanged",
     "User",
+    "author_of",
     "deliver_to",
     "party_of",
 ]
@@ -88,6 +93,20 @@ def deliver_to(users: Iterable[User], event: Event) -> None:
 def party_of(user: User) -> str:
     """Who user is in a kept private conversation: their account, if any."""
     return fold(user.account) if user.account else nick_party(user.key)
+
+
+# An account's folded name, remembered: author_of runs once per message said.
+_folded_account = lru_cache(maxsize=4096)(fold)
+
+
+def author_of(user: User) -> str:
+    """Who user is as the author of what they say now (chatd.model.redaction).
+
+    Their account (folded) if identified; otherwise their session ("~" and a
+    token), which is this registration's only: a nickname can pass to another
+    person, and whoever takes it later is not the author of what was said.
+    """
+    return _folded_account(user.account) if user.account else user.session
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -277,11 +296,21 @@ class Chat(Moderation, Permissions, ServerBanRules):
             host=host,
             account=account,
         )
+        user.session = self._new_session(client)
         self.users[user.key] = user
         self.most_users = max(self.most_users, len(self.users))
         # The nick watchers hear of it from the door, once it has said its
         # welcome (Connection.welcomed): nothing may come before that.
         return user
+
+    def _new_session(self, client: IChatClient) -> str:
+        """A session nobody had before (author_of): random, so not after a restart.
+
+        On a cluster each replica of a user has its own: only the user's own
+        node keeps what they say (with their author) and checks what they
+        delete (chatd.model.redaction), and both are that node's one User.
+        """
+        return "~" + secrets.token_hex(8)
 
     def nick_taken(self, user: User) -> None:
         """Tell the nick watchers that user took their nickname (this node only).
@@ -562,11 +591,11 @@ class Chat(Moderation, Permissions, ServerBanRules):
         self.check_speaker(room, user)
         return room
 
-    def _kept(self, room: Room, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+    def _kept(self, room: Room, kind: Kind, user: User, text: str) -> tuple[int, float]:
         """Keep a room message in the history; return its id and time (0s: none)."""
         if self.history is None:
             return 0, 0.0
-        return self.history.record(room.key, kind, nick, text)
+        return self.history.record(room.key, kind, user.nick, text, author_of(user))
 
     def _kept_private(
         self, sender: User, recipient: User, action: bool, text: str
@@ -594,14 +623,14 @@ class Chat(Moderation, Permissions, ServerBanRules):
     ) -> None:
         """Send text to room (default: the current one); every member sees MSG."""
         found = self.speaking_room(user, room)
-        msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
+        msg_id, time = self._kept(found, Kind.MESSAGE, user, text)
         event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
         deliver_to(found.members.values(), event)
 
     def act(self, user: User, text: str, room: str | None = None) -> None:
         """Send an action to room (default: user's current room)."""
         found = self.speaking_room(user, room)
-        msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
+        msg_id, time = self._kept(found, Kind.ACTION, user, text)
         event = Action(found.name, user.nick, text, id=msg_id, time=time)
         deliver_to(found.members.values(), event)
 
@@ -620,3 +649,32 @@ class Chat(Moderation, Permissions, ServerBanRules):
             user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
         )
         deliver_to([recipient] if recipient is user else [recipient, user], event)
+
+    # -- deleting kept messages (who may: chatd.model.redaction) ---------------
+
+    def delete_message(self, user: User, room: str, msg_id: int, reason: str) -> None:
+        """Delete room's kept message msg_id; its members see it go (Deleted).
+
+        chatd.model.redaction decides first whether user may; this only does
+        it. room: the room's name (it may be empty of people now).
+        """
+        found = self.rooms.get(fold(room))
+        if self.history is not None:
+            self.history.delete(fold(room), msg_id)
+        if found is not None:
+            event = Deleted(found.name, msg_id, user.nick, reason)
+            deliver_to(found.members.values(), event)
+
+    def delete_private_message(
+        self, user: User, me: str, other: str, name: str, msg_id: int, reason: str
+    ) -> None:
+        """Delete message msg_id of the kept conversation of parties me (user's)
+        and other, which user named name; both sides see it go, if here."""
+        if self.history is not None:
+            self.history.delete_private(me, other, msg_id)
+        event = Deleted(name, msg_id, user.nick, reason)
+        recipients = [user]
+        named = self.users.get(fold(name))
+        if named is not None and named is not user and party_of(named) == other:
+            recipients.append(named)
+        deliver_to(recipients, event)

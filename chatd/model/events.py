@@ -163,6 +163,21 @@ class Notice:
     service: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A kept message was deleted (docs/protocol.md, Deleting messages).
+
+    target: the room's name; for a private message, the nickname the
+    deleter named (the other side of their conversation), as PRIV names the
+    recipient. by: the deleter's nickname; reason may be empty.
+    """
+
+    target: str
+    id: int
+    by: str
+    reason: str = ""
+
+
 Event = (
     Message
     | Action
@@ -179,6 +194,7 @@ Event = (
     | Invited
     | AccountChanged
     | Notice
+    | Deleted
 )
 
 

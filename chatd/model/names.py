@@ -89,6 +89,7 @@ VERB_NICKS = frozenset(
         *("KLINE", "ENDKLINES"),  # and server bans
         # Version 3 (docs/protocol.md, Devices (version 3)).
         *("AWAY", "READ"),
+        "DELETED",  # deleting messages (docs/protocol.md)
     )
 )
 

@@ -191,6 +191,10 @@ class User:
     # Hidden from those who share no room with them when they look users up
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
+    # Who the user is for deleting their own messages while not identified
+    # (chatd.model.redaction): "~" and a token of this registration's, never
+    # another's, whoever takes the nickname later. Chat.register sets it.
+    session: str = ""
     # client.deliver, bound once: a broadcast calls it for every member. A
     # user on several connections (chatd.model.devices) has its Devices here:
     # the fan-out's deliver while two or more are attached, the one

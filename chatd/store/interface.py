@@ -13,6 +13,13 @@ nickname (a nickname can pass to another person, an account cannot); a side
 that is not identified by its folded nickname behind NICK_PARTY, so that only
 the identified side can ever read it. Its id comes from the same sequence as
 rooms' ids, and retention is the same.
+
+Another (docs/protocol.md, Deleting messages): a message can be deleted.
+Its text is forgotten and a tombstone keeps its id (SQLite and memory: the
+entry with an empty text, so no message is empty; Redis: the id in a set):
+reads leave tombstones out, while an id that was deleted is still a `before`
+that pages on. Each message keeps its author for that
+(chatd.model.redaction): who may delete it as its own.
 """
 
 from __future__ import annotations
@@ -159,15 +166,25 @@ class IHistory(Interface):
         "None while history works; otherwise why not, a sentence for users"
     )
 
-    def record(room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+    def record(
+        room: str, kind: Kind, nick: str, text: str, author: str = ""
+    ) -> tuple[int, float]:
         """Keep one message said now in room (a folded room name).
 
+        author: who said it, as chatd.model.redaction names a speaker (the
+        account, or the session of a user not identified); "" for nobody.
         Returns its id and its time (the clock's seconds). Never blocks and
         never raises: a store that cannot keep it drops it (see reason).
         """
 
     def record_at(
-        room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+        room: str,
+        kind: Kind,
+        nick: str,
+        text: str,
+        msg_id: int,
+        time: float,
+        author: str = "",
     ) -> None:
         """Keep one message under an id and time the caller chose.
 
@@ -240,6 +257,33 @@ class IHistory(Interface):
     def forget_private(account: str) -> None:
         """Delete every conversation of party account (it was dropped): in turn,
         so that a read asked for after this never sees them. Never raises."""
+
+    # Deleting one message (docs/protocol.md, Deleting messages). A private
+    # message's author is its sender's party (record_private's sender).
+
+    def author(room: str, msg_id: int) -> Deferred[str | None]:
+        """The author of the room's message msg_id as recorded ("" if none was);
+        None when the room has no such message or it was deleted.
+
+        Seen as read sees; fails only with HistoryUnavailable.
+        """
+
+    def private_author(me: str, other: str, msg_id: int) -> Deferred[str | None]:
+        """The author (party) of message msg_id of the conversation of me and
+        other; None when it has no such message or it was deleted."""
+
+    def delete(room: str, msg_id: int) -> Deferred[bool]:
+        """Forget the text of the room's message msg_id, keeping its tombstone.
+
+        In turn: a read asked for after this never sees the text. The store
+        leaves no copy of the text where it keeps things (a file's free pages
+        included), so that a backup taken after holds none. Fires with
+        whether a message was deleted; never fails (a failure is logged).
+        """
+
+    def delete_private(me: str, other: str, msg_id: int) -> Deferred[bool]:
+        """Forget the text of message msg_id of the conversation of me and
+        other, as delete does a room's."""
 
 
 class Stamps:

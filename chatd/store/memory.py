@@ -48,21 +48,33 @@ class MemoryHistory:
         # Private conversations by conversation(one, other) (folded accounts).
         self.conversations: dict[tuple[str, str], list[Entry]] = {}
         self.stamps = Stamps()
+        # Who said each message, by id (docs/protocol.md, Deleting messages).
+        self.authors: dict[int, str] = {}
         # Reads not yet answered (manual): each call gives its answer.
         self.waiting: list[Callable[[], None]] = []
 
-    def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+    def record(
+        self, room: str, kind: Kind, nick: str, text: str, author: str = ""
+    ) -> tuple[int, float]:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
-        self.record_at(room, kind, nick, text, msg_id, now)
+        self.record_at(room, kind, nick, text, msg_id, now, author)
         return msg_id, now
 
     def record_at(
-        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+        self,
+        room: str,
+        kind: Kind,
+        nick: str,
+        text: str,
+        msg_id: int,
+        time: float,
+        author: str = "",
     ) -> None:
         self.stamps.passed(msg_id)
         if self.reason is None:
             entry = Entry(msg_id, millis(time), kind, nick, text)
+            self.authors[msg_id] = author
             self._keep(self.rooms.setdefault(room, []), entry)
 
     def record_private(
@@ -86,6 +98,7 @@ class MemoryHistory:
         self.stamps.passed(msg_id)
         if self.reason is None:
             entry = Entry(msg_id, millis(time), kind, name, text)
+            self.authors[msg_id] = sender
             pair = conversation(sender, recipient)
             self._keep(self.conversations.setdefault(pair, []), entry)
 
@@ -105,6 +118,40 @@ class MemoryHistory:
 
     def has_history(self, room: str) -> bool:
         return room in self.rooms
+
+    def _lookup(self, entries: list[Entry], msg_id: int) -> int | None:
+        """Where the live message msg_id is in entries, if it is."""
+        at = bisect_left([entry.id for entry in entries], msg_id)
+        if at < len(entries) and entries[at].id == msg_id and entries[at].text:
+            return at
+        return None
+
+    def _author(self, entries: list[Entry], msg_id: int) -> defer.Deferred[str | None]:
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
+        at = self._lookup(entries, msg_id)
+        return self._answer_with(None if at is None else self.authors.get(msg_id, ""))
+
+    def author(self, room: str, msg_id: int) -> defer.Deferred[str | None]:
+        return self._author(self.rooms.get(room, []), msg_id)
+
+    def private_author(
+        self, me: str, other: str, msg_id: int
+    ) -> defer.Deferred[str | None]:
+        return self._author(self.conversations.get(conversation(me, other), []), msg_id)
+
+    def _delete(self, entries: list[Entry], msg_id: int) -> defer.Deferred[bool]:
+        at = self._lookup(entries, msg_id)
+        if at is not None:
+            gone = entries[at]
+            entries[at] = Entry(gone.id, gone.time, gone.kind, gone.nick, "")
+        return defer.succeed(at is not None)
+
+    def delete(self, room: str, msg_id: int) -> defer.Deferred[bool]:
+        return self._delete(self.rooms.get(room, []), msg_id)
+
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
+        return self._delete(self.conversations.get(conversation(me, other), []), msg_id)
 
     def read(
         self, room: str, count: int, before: int | None = None
@@ -135,7 +182,9 @@ class MemoryHistory:
         found = {}
         for (low, high), entries in self.conversations.items():
             if entries and me in (low, high):
-                found[high if low == me else low] = entries[-1]
+                last = _last_live(entries)
+                if last is not None:
+                    found[high if low == me else low] = last
         return self._answer_with(found)
 
     def forget_private(self, account: str) -> None:
@@ -148,16 +197,19 @@ class MemoryHistory:
         ids = [entry.id for entry in entries]
         start = 0 if span.after is None else bisect_right(ids, span.after)
         end = len(ids) if span.before is None else bisect_left(ids, span.before)
-        if end <= start:
-            return self._answer_with([])
+        live = [entry for entry in entries[start:end] if entry.text]
         if span.newest:
-            return self._answer_with(entries[max(start, end - span.limit) : end])
-        return self._answer_with(entries[start : min(end, start + span.limit)])
+            return self._answer_with(live[max(0, len(live) - span.limit) :])
+        return self._answer_with(live[: span.limit])
 
     def latest(self, rooms: Sequence[str]) -> defer.Deferred[dict[str, Entry]]:
         if self.reason is not None:
             return self._answer_with(HistoryUnavailable(self.reason))
-        found = {room: self.rooms[room][-1] for room in rooms if self.rooms.get(room)}
+        found = {}
+        for room in rooms:
+            last = _last_live(self.rooms.get(room, []))
+            if last is not None:
+                found[room] = last
         return self._answer_with(found)
 
     def _answer_with(self, answer: T | Exception) -> defer.Deferred[T]:
@@ -198,4 +250,10 @@ def _last(
         end = bisect_left([entry.id for entry in entries], before)
         if end == len(entries) or entries[end].id != before:
             return UnknownId(before)
-    return entries[max(0, end - count) : end]
+    live = [entry for entry in entries[:end] if entry.text]  # no tombstones
+    return live[max(0, len(live) - count) :]
+
+
+def _last_live(entries: list[Entry]) -> Entry | None:
+    """The newest of entries that is not a tombstone (a deleted message)."""
+    return next((entry for entry in reversed(entries) if entry.text), None)

@@ -30,6 +30,13 @@ one per pair of parties, kept, read and trimmed as a room's: their "room" is
 `@<low> <high>` (private_room), which no room name can be (rooms start with
 #, and names have no spaces). The set `chatd:history:party:<party>` names the
 other parties of each, for TARGETS and for forgetting a dropped account.
+
+Deleting a message (docs/protocol.md, Deleting messages): a stream entry
+cannot be changed, and XDEL only flags it (its bytes stay in the stream's
+node, and so in an RDB file saved after), so the room's stream is written
+again without it (DELETE: one script, as long as the room is) and its id
+goes into the sorted set `chatd:history:deleted:<room>`, the tombstones, so
+that it still pages as a `before`. An entry's author is its field "author".
 """
 
 from __future__ import annotations
@@ -96,6 +103,11 @@ def room_key(room: str) -> str:
     return PREFIX + "room:" + room
 
 
+def tombstones_key(room: str) -> str:
+    """The key of a room's tombstones: the ids of its deleted messages."""
+    return PREFIX + "deleted:" + room
+
+
 def private_room(one: str, other: str) -> str:
     """The pseudo-room of the private conversation between two parties."""
     low, high = conversation(one, other)
@@ -119,11 +131,45 @@ for _, other in ipairs(others) do
   local room = '@' .. low .. ' ' .. high
   gone = gone + redis.call('XLEN', ARGV[1] .. 'room:' .. room)
   redis.call('DEL', ARGV[1] .. 'room:' .. room)
+  redis.call('DEL', ARGV[1] .. 'deleted:' .. room)
   redis.call('SREM', ARGV[1] .. 'rooms', room)
   redis.call('SREM', ARGV[1] .. 'party:' .. other, ARGV[2])
 end
 redis.call('DEL', KEYS[1])
 return gone
+"""
+
+# Delete one message (RedisHistory.delete): the stream is copied without it,
+# in pieces, and the copy takes its name and its last id; its id becomes a
+# tombstone. KEYS[1]: the stream; KEYS[2]: a scratch key; KEYS[3]: the
+# tombstones. ARGV[1]: the entry's stream id; ARGV[2]: the message id.
+DELETE = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[2])
+if redis.call('XLEN', KEYS[1]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[1])  -- its node goes with it
+  return 1
+end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last = nil
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
+end
+redis.call('DEL', KEYS[2])
+local from = '-'
+while true do
+  local chunk = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
+  if #chunk == 0 then break end
+  for _, entry in ipairs(chunk) do
+    if entry[1] ~= ARGV[1] then
+      redis.call('XADD', KEYS[2], entry[1], unpack(entry[2]))
+    end
+  end
+  from = '(' .. chunk[#chunk][1]
+end
+redis.call('RENAME', KEYS[2], KEYS[1])
+redis.call('XSETID', KEYS[1], last)
+return 1
 """
 
 # Keep a turn's messages (RedisHistory._write_kept), in order; one refused
@@ -420,14 +466,23 @@ class RedisHistory:
 
     # -- IHistory ----------------------------------------------------------------
 
-    def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+    def record(
+        self, room: str, kind: Kind, nick: str, text: str, author: str = ""
+    ) -> tuple[int, float]:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
-        self.record_at(room, kind, nick, text, msg_id, now)
+        self.record_at(room, kind, nick, text, msg_id, now, author)
         return msg_id, now
 
     def record_at(
-        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+        self,
+        room: str,
+        kind: Kind,
+        nick: str,
+        text: str,
+        msg_id: int,
+        time: float,
+        author: str = "",
     ) -> None:
         """Keep a message under an id the caller chose (a cluster's event log).
 
@@ -445,6 +500,8 @@ class RedisHistory:
         kept_ms = millis(time)
         if kept_ms != msg_id // 1000:
             fields += ["time", kept_ms]
+        if author:
+            fields += ["author", author]
         self._kept.append((room_key(room), stream_id(msg_id), fields))
         if self._write_call is None:
             self._write_call = self.clock.callLater(0, self._write_kept)
@@ -512,7 +569,7 @@ class RedisHistory:
     ) -> tuple[int, float]:
         room = private_room(sender, recipient)
         fresh = room not in self._rooms
-        kept = self.record(room, kind, name, text)
+        kept = self.record(room, kind, name, text, sender)
         link = self._link
         if fresh and link is not None:
             for one, other in ((sender, recipient), (recipient, sender)):
@@ -538,7 +595,7 @@ class RedisHistory:
         """
         room = private_room(sender, recipient)
         fresh = room not in self._rooms
-        self.record_at(room, kind, name, text, msg_id, time)
+        self.record_at(room, kind, name, text, msg_id, time, sender)
         link = self._link
         if fresh and link is not None:
             for one, other in ((sender, recipient), (recipient, sender)):
@@ -610,6 +667,10 @@ class RedisHistory:
         if before is not None:
             mark = stream_id(before) if before >= 0 else "0-0"
             found = self._send(link, "XRANGE", key, mark, mark)
+            # A deleted message's id pages on too (its tombstone).
+            tomb = self._send(link, "ZSCORE", tombstones_key(room), before)
+            found = defer.gatherResults([found, tomb], consumeErrors=True)
+            found.addCallback(lambda both: both[0] or both[1] is not None)
         if count > 0 and (before is None or before > 0):
             newest = self._send(link, "XREVRANGE", key, top, "-", "COUNT", count)
         else:
@@ -665,6 +726,54 @@ class RedisHistory:
         both = defer.gatherResults(asks, consumeErrors=True)
         return self._failing_as_unavailable(both.addCallback(answer))
 
+    # -- deleting one message ----------------------------------------------------
+
+    def author(self, room: str, msg_id: int) -> defer.Deferred[str | None]:
+        link = self._link
+        if link is None:
+            return self._unavailable()
+        mark = stream_id(msg_id) if msg_id >= 0 else "0-0"
+
+        def of(found: Any) -> str | None:
+            if not found:
+                return None
+            flat = found[0][1]
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            return str(fields.get("author", ""))
+
+        asked = self._send(link, "XRANGE", room_key(room), mark, mark)
+        return self._failing_as_unavailable(asked.addCallback(of))
+
+    def private_author(
+        self, me: str, other: str, msg_id: int
+    ) -> defer.Deferred[str | None]:
+        return self.author(private_room(me, other), msg_id)
+
+    def delete(self, room: str, msg_id: int) -> defer.Deferred[bool]:
+        link = self._link
+        if link is None or msg_id < 0:
+            self.log.error(
+                "history: could not delete a message: {where} cannot be reached",
+                where=self.where,
+            )
+            return defer.succeed(False)
+        keys = [room_key(room), PREFIX + "scratch:" + room, tombstones_key(room)]
+        sent = self._send(
+            link, "EVAL", DELETE, len(keys), *keys, stream_id(msg_id), msg_id
+        )
+
+        def failed(failure: Failure) -> bool:
+            self.log.error(
+                "history: could not delete a message: {error}",
+                error=failure.getErrorMessage(),
+            )
+            return False
+
+        return sent.addCallbacks(lambda deleted: bool(int(deleted)), failed)
+
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
+        return self.delete(private_room(me, other), msg_id)
+
     def _unavailable(self) -> defer.Deferred[T]:
         return defer.fail(HistoryUnavailable(self.reason or UNREACHABLE))
 
@@ -715,6 +824,14 @@ class RedisHistory:
                 self._send(link, "XTRIM", room_key(room), "MINID", cutoff)
                 for room in rooms
             ]
+            for room in rooms:  # tombstones go with their days
+                self._send(
+                    link,
+                    "ZREMRANGEBYSCORE",
+                    tombstones_key(room),
+                    "-inf",
+                    f"({self._cutoff()}",
+                ).addErrback(lambda failure: None)
         aged = len(trims)
         if self.bound.room:
             trims += [

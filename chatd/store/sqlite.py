@@ -30,7 +30,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -84,7 +84,16 @@ SERVER_BAN_TABLES = (
         expires REAL NOT NULL
     ) WITHOUT ROWID""",
 )
-# Version 5: rooms' messages as written, before they are settled into messages
+# Version 5: deleting messages (docs/protocol.md, Deleting messages). author:
+# who said it, as chatd.model.redaction names a speaker (a folded account, or
+# "~" and the session of a user not identified; a private message's is its
+# sender's party), "" for messages kept before. A deleted message stays as a
+# tombstone: its row with text '' (no message is empty), which reads leave out.
+AUTHOR_COLUMNS = (
+    "ALTER TABLE messages ADD COLUMN author TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE private_messages ADD COLUMN author TEXT NOT NULL DEFAULT ''",
+)
+# Version 6: rooms' messages as written, before they are settled into messages
 # (HistoryDatabase.settle). No index: a write appends to one place in the
 # file, where an insert into messages touches one page of the (room, id) index
 # per room said in; settling a second's worth at once touches each such page
@@ -100,7 +109,8 @@ STAGED_TABLES = (
         time INTEGER NOT NULL,
         kind TEXT NOT NULL,
         nick TEXT NOT NULL,
-        text TEXT NOT NULL
+        text TEXT NOT NULL,
+        author TEXT NOT NULL
     )""",
 )
 SCHEMA = (
@@ -123,19 +133,21 @@ SCHEMA = (
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
     *SERVER_BAN_TABLES,
+    *AUTHOR_COLUMNS,
     *STAGED_TABLES,
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ACCOUNT_TABLES,
     2: PRIVATE_TABLES,
     3: SERVER_BAN_TABLES,
-    4: STAGED_TABLES,
+    4: AUTHOR_COLUMNS,
+    5: STAGED_TABLES,
 }
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
 RUN_BUSY = 1.0  # and while running, before a write is given up as failed
-# Rows per INSERT statement (6 values each, within SQLite's limit on bound
+# Rows per INSERT statement (8 values at most, within SQLite's limit on bound
 # values: 32766 since 3.32, 999 before). One statement for many rows, not
 # executemany's one step per row: the thread gives up and takes back the GIL
 # per step, and while the reactor is busy each taking back can wait for the
@@ -165,14 +177,23 @@ class _Kept:
 ROOM = _Kept("messages", "nick", "room = ?", "room")
 # One conversation: the key is conversation(one, other).
 PRIVATE = _Kept("private_messages", "sender", "low = ? AND high = ?", "low, high")
-ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text) VALUES "
-STAGED_INSERT = "INSERT INTO staged_messages (id, room, time, kind, nick, text) VALUES "
+# Reads leave tombstones (deleted messages) out.
+LIVE = "text != ''"
+ROOM_INSERT = "INSERT INTO messages (id, room, time, kind, nick, text, author) VALUES "
+STAGED_INSERT = (
+    "INSERT INTO staged_messages (id, room, time, kind, nick, text, author) VALUES "
+)
 PRIVATE_INSERT = (
-    "INSERT INTO private_messages (id, low, high, time, kind, sender, text) VALUES "
+    "INSERT INTO private_messages (id, low, high, time, kind, sender, text, author) "
+    "VALUES "
 )
 RoomRow = tuple[int, str, int, str, str, str]  # id, room, time (ms), kind, nick, text
 # id, low, high (the two parties, in order), time, kind, sender, text
 PrivateRow = tuple[int, str, str, int, str, str, str]
+# The same with the author last (version 4); a row without one has "".
+AuthoredRoomRow = tuple[int, str, int, str, str, str, str]
+AuthoredPrivateRow = tuple[int, str, str, int, str, str, str, str]
+AnyRow = RoomRow | PrivateRow | AuthoredRoomRow | AuthoredPrivateRow
 
 
 @lru_cache(maxsize=128)
@@ -334,6 +355,10 @@ class HistoryDatabase:
         # is one append; NORMAL: no fsync per commit, yet a crash of the
         # process loses nothing committed (only the machine's may).
         execute("PRAGMA journal_mode = WAL")
+        # What is deleted (a deleted message's text, what the bound and the
+        # days take) is overwritten with zeros, not left in free space for a
+        # backup to copy (docs/protocol.md, Deleting messages).
+        execute("PRAGMA secure_delete = ON")
         execute("PRAGMA synchronous = NORMAL")
         execute("BEGIN IMMEDIATE")  # the write lock: another writer shows now
         try:
@@ -397,28 +422,29 @@ class HistoryDatabase:
         """Return every room (folded) that ever had a message kept."""
         return {row[0] for row in self.connection.execute("SELECT room FROM rooms")}
 
-    def append(self, rows: Iterable[RoomRow | PrivateRow]) -> None:
+    def append(self, rows: Iterable[AnyRow]) -> None:
         """Keep messages in one transaction: rooms' (id, room, time, kind, nick,
-        text) and private ones (PrivateRow), told apart by their length."""
-        room_rows: list[RoomRow] = []
-        private_rows: list[PrivateRow] = []
+        text[, author]) and private ones (PrivateRow[, author]), told apart by
+        their third value (a room's time, a conversation's second party)."""
+        room_rows: list[AuthoredRoomRow] = []
+        private_rows: list[AuthoredPrivateRow] = []
         for row in rows:
-            if len(row) == 6:
-                room_rows.append(row)
+            if isinstance(row[2], int):
+                room_rows.append(row if len(row) == 7 else (*row, ""))
             else:
-                private_rows.append(row)
+                private_rows.append(row if len(row) == 8 else (*row, ""))
         execute = self.connection.execute
         private_added = _by_key(r[1:3] for r in private_rows) if private_rows else {}
         execute("BEGIN IMMEDIATE")
         try:
             room_added: dict[tuple[str, ...], int] = {}
             if self.staging:
-                self._insert(STAGED_INSERT, 6, room_rows)
+                self._insert(STAGED_INSERT, 7, room_rows)
             else:
-                self._insert(ROOM_INSERT, 6, room_rows)
+                self._insert(ROOM_INSERT, 7, room_rows)
                 room_added = _by_key(r[1:2] for r in room_rows)
                 self._add_rooms(room_added)
-            self._insert(PRIVATE_INSERT, 7, private_rows)
+            self._insert(PRIVATE_INSERT, 8, private_rows)
             self._keep_bound(room_added, private_added)
             execute("COMMIT")
         except BaseException:
@@ -449,8 +475,8 @@ class HistoryDatabase:
                 ).fetchall()
             }
             execute(
-                "INSERT INTO messages (id, room, time, kind, nick, text) "
-                "SELECT id, room, time, kind, nick, text FROM staged_messages "
+                "INSERT INTO messages (id, room, time, kind, nick, text, author) "
+                "SELECT id, room, time, kind, nick, text, author FROM staged_messages "
                 "ORDER BY room, id"
             )
             execute("DELETE FROM staged_messages")
@@ -576,7 +602,10 @@ class HistoryDatabase:
             self._total -= deleted
 
     def _insert(
-        self, head: str, width: int, rows: Sequence[RoomRow | PrivateRow]
+        self,
+        head: str,
+        width: int,
+        rows: Sequence[AuthoredRoomRow | AuthoredPrivateRow],
     ) -> None:
         for at in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[at : at + ROWS_PER_INSERT]
@@ -592,7 +621,8 @@ class HistoryDatabase:
         columns, where = kept.columns, kept.where
         if before is None:
             cursor = execute(
-                f"{columns}WHERE {where} ORDER BY id DESC LIMIT ?", (*key, count)
+                f"{columns}WHERE {where} AND {LIVE} ORDER BY id DESC LIMIT ?",
+                (*key, count),
             )
         else:
             found = execute(
@@ -601,7 +631,8 @@ class HistoryDatabase:
             if found is None:
                 raise UnknownId(before)
             cursor = execute(
-                f"{columns}WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?",
+                f"{columns}WHERE {where} AND id < ? AND {LIVE} "
+                "ORDER BY id DESC LIMIT ?",
                 (*key, before, count),
             )
         rows = cursor.fetchall()
@@ -616,7 +647,7 @@ class HistoryDatabase:
             return []
         order = "DESC" if span.newest else "ASC"
         rows = self.connection.execute(
-            f"{kept.columns}WHERE {kept.where} AND id > ? AND id < ? "
+            f"{kept.columns}WHERE {kept.where} AND id > ? AND id < ? AND {LIVE} "
             f"ORDER BY id {order} LIMIT ?",
             (*key, after, before, span.limit),
         ).fetchall()
@@ -640,7 +671,8 @@ class HistoryDatabase:
         found: dict[str, Entry] = {}
         for room in rooms:
             rows = self.connection.execute(
-                ROOM.columns + "WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
+                ROOM.columns + f"WHERE room = ? AND {LIVE} ORDER BY id DESC LIMIT 1",
+                (room,),
             ).fetchall()
             if rows:
                 found[room] = _entries(rows)[0]
@@ -665,7 +697,8 @@ class HistoryDatabase:
         for side, other in (("low", "high"), ("high", "low")):
             for row in self.connection.execute(
                 f"SELECT {other}, max(id), time, kind, sender, text "
-                f"FROM private_messages WHERE {side} = ? GROUP BY {other}",
+                f"FROM private_messages WHERE {side} = ? AND {LIVE} "
+                f"GROUP BY {other}",
                 (me,),
             ):
                 found[row[0]] = _entries([row[1:]])[0]
@@ -687,6 +720,56 @@ class HistoryDatabase:
             raise
         self._forget_room_counts(cursor.rowcount)
         return cursor.rowcount
+
+    # -- deleting one message (docs/protocol.md, Deleting messages) ---------------
+
+    def _author(self, kept: _Kept, key: tuple[str, ...], msg_id: int) -> str | None:
+        row = self.connection.execute(
+            f"SELECT author FROM {kept.table} WHERE id = ? AND {kept.where} AND {LIVE}",
+            (msg_id, *key),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def author(self, room: str, msg_id: int) -> str | None:
+        """The author of the room's live message msg_id; None if there is none."""
+        return self._author(ROOM, (room,), msg_id)
+
+    def private_author(self, me: str, other: str, msg_id: int) -> str | None:
+        """The author of the conversation's live message msg_id, or None."""
+        return self._author(PRIVATE, conversation(me, other), msg_id)
+
+    def _delete(self, kept: _Kept, key: tuple[str, ...], msg_id: int) -> bool:
+        """Empty one message's text (the tombstone), then fold the WAL in.
+
+        secure_delete zeroes the old text in the page; the checkpoint writes
+        that page over the file's and empties the WAL, whose older frames
+        still held the text. A reader (a backup running) can keep the WAL
+        from being emptied: the next checkpoint does it.
+        """
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            cursor = execute(
+                f"UPDATE {kept.table} SET text = '' WHERE id = ? AND {kept.where} "
+                f"AND {LIVE}",
+                (msg_id, *key),
+            )
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            raise
+        if cursor.rowcount and self.path != MEMORY:
+            execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return bool(cursor.rowcount)
+
+    def delete(self, room: str, msg_id: int) -> bool:
+        """Forget the text of the room's message msg_id; whether there was one."""
+        return self._delete(ROOM, (room,), msg_id)
+
+    def delete_private(self, me: str, other: str, msg_id: int) -> bool:
+        """Forget the text of the conversation's message msg_id, as delete."""
+        return self._delete(PRIVATE, conversation(me, other), msg_id)
 
     def prune(self, older_than: int, limit: int) -> int:
         """Delete up to limit messages older than a time (ms); return how many.

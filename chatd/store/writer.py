@@ -52,7 +52,7 @@ from chatd.store.interface import (
     millis,
 )
 from chatd.store.lock import DatabaseLock
-from chatd.store.sqlite import MEMORY, HistoryDatabase, PrivateRow, RoomRow, explain
+from chatd.store.sqlite import MEMORY, AnyRow, HistoryDatabase, explain
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
@@ -73,9 +73,10 @@ STOP_WAIT = 10.0  # seconds a stop waits for the thread before giving up
 WRITER_NICENESS = 10
 DAY = 86400.0
 
-# A room's message (id, room, time (ms), kind, nick, text) or a private one
-# (chatd.store.sqlite.PrivateRow): one batch, one transaction, in order.
-Row = RoomRow | PrivateRow
+# A room's message (id, room, time (ms), kind, nick, text, author) or a private
+# one (chatd.store.sqlite.AuthoredPrivateRow): one batch, one transaction, in
+# order. (Rows without the author, of earlier versions, are written with "".)
+Row = AnyRow
 T = TypeVar("T")
 
 
@@ -224,12 +225,16 @@ class SQLiteHistory:
 
     # -- IHistory (the reactor's thread) -----------------------------------------
 
-    def record(self, room: str, kind: Kind, nick: str, text: str) -> tuple[int, float]:
+    def record(
+        self, room: str, kind: Kind, nick: str, text: str, author: str = ""
+    ) -> tuple[int, float]:
         # Not through record_at: one process's every message comes here.
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
         if self._thread is not None and self._stopped is None:
-            self._batch.append((msg_id, room, millis(now), kind.value, nick, text))
+            self._batch.append(
+                (msg_id, room, millis(now), kind.value, nick, text, author)
+            )
             self._rooms.add(room)
             if self._hand_over_call is None:
                 self._hand_over_call = self.clock.callLater(
@@ -238,11 +243,20 @@ class SQLiteHistory:
         return msg_id, now
 
     def record_at(
-        self, room: str, kind: Kind, nick: str, text: str, msg_id: int, time: float
+        self,
+        room: str,
+        kind: Kind,
+        nick: str,
+        text: str,
+        msg_id: int,
+        time: float,
+        author: str = "",
     ) -> None:
         self.stamps.passed(msg_id)
         if self._thread is not None and self._stopped is None:
-            self._batch.append((msg_id, room, millis(time), kind.value, nick, text))
+            self._batch.append(
+                (msg_id, room, millis(time), kind.value, nick, text, author)
+            )
             self._rooms.add(room)
             if self._hand_over_call is None:
                 self._hand_over_call = self.clock.callLater(
@@ -271,7 +285,7 @@ class SQLiteHistory:
         if self._thread is not None and self._stopped is None:
             low, high = conversation(sender, recipient)
             self._batch.append(
-                (msg_id, low, high, millis(time), kind.value, name, text)
+                (msg_id, low, high, millis(time), kind.value, name, text, sender)
             )
             if self._hand_over_call is None:
                 self._hand_over_call = self.clock.callLater(
@@ -325,6 +339,39 @@ class SQLiteHistory:
 
         forget = partial(HistoryDatabase.forget_private, account=account)
         self.submit(forget).addErrback(failed)
+
+    def author(self, room: str, msg_id: int) -> defer.Deferred[str | None]:
+        return self._ask(partial(HistoryDatabase.author, room=room, msg_id=msg_id))
+
+    def private_author(
+        self, me: str, other: str, msg_id: int
+    ) -> defer.Deferred[str | None]:
+        return self._ask(
+            partial(HistoryDatabase.private_author, me=me, other=other, msg_id=msg_id)
+        )
+
+    def delete(self, room: str, msg_id: int) -> defer.Deferred[bool]:
+        return self._deleting(partial(HistoryDatabase.delete, room=room, msg_id=msg_id))
+
+    def delete_private(self, me: str, other: str, msg_id: int) -> defer.Deferred[bool]:
+        return self._deleting(
+            partial(HistoryDatabase.delete_private, me=me, other=other, msg_id=msg_id)
+        )
+
+    def _deleting(
+        self, work: Callable[[HistoryDatabase], bool]
+    ) -> defer.Deferred[bool]:
+        """Run a deletion in turn; False (and logged) when it could not be done."""
+
+        def failed(failure: Failure) -> bool:
+            self.log.error(
+                "history: could not delete a message: {reason}",
+                reason=failure.getErrorMessage(),
+            )
+            return False
+
+        done = self.submit(work).addCallback(bool)
+        return done.addErrback(failed)
 
     def _ask(self, ask: Callable[[HistoryDatabase], T]) -> defer.Deferred[T]:
         """Queue a question for the thread, behind everything recorded so far."""

@@ -17,6 +17,8 @@ const SHAPES = {
   KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
   // Server bans (docs/protocol.md, Server bans): /klines' answer.
   KLINE: [4, true], ENDKLINES: [1, false],
+  // Message ids and deleting messages (docs/protocol.md): after /ids on.
+  ID: [3, false], DELETED: [3, true],
 };
 const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
@@ -81,6 +83,7 @@ const state = {
   identified: false,
   password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
+  nextId: null, // the ID line just read: { room (folded), id } of the MSG after it
 };
 
 const $ = (id) => document.getElementById(id);
@@ -254,6 +257,7 @@ const HANDLERS = {
       state.password = "";
     }
     state.identified = false;
+    send("/ids on"); // ids on live messages: what a delete names (docs/protocol.md)
     renderAccount();
     if (!state.restored) restoreSession();
     showChat();
@@ -269,6 +273,8 @@ const HANDLERS = {
     const lobby = state.conversations.get(fold(LOBBY));
     if (lobby) lobby.rejoined = true;
   },
+  ID([room, id]) { state.nextId = { room: fold(room), id }; },
+  DELETED([target, id, by], text) { deleted(target, id, by, text); },
   MSG([room, nick], text) { said(room, nick, text, "msg"); },
   ACTION([room, nick], text) { said(room, nick, text, "action"); },
   PRIV([from, to], text) {
@@ -400,6 +406,7 @@ const HANDLERS = {
     note(currentConv(), "info", `Rooms: ${spelled.join(", ")}`);
   },
   INFO(_, text) {
+    if (text.startsWith("Message ids are ")) return; // the answer to our /ids on
     const reserved = /^(\S+) is a registered nickname\. If it is yours, identify/.exec(text);
     if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
       accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
@@ -425,7 +432,7 @@ const HANDLERS = {
   },
   HISTORY([room, id, time, kind, nick], text) {
     const conv = conversation(fold(room), room, room.startsWith("#") ? "room" : "private");
-    conv.pending.push({ id, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
+    conv.pending.push({ id, room, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
   },
   ENDHISTORY([room, count]) {
     const conv = state.conversations.get(fold(room));
@@ -604,7 +611,9 @@ function sendNick() {
 function said(room, nick, text, kind) {
   const conv = conversation(fold(room), room, "room");
   const mine = fold(nick) === fold(state.nick);
-  const entry = { kind, nick, text, mine, mention: !mine && mentions(text) };
+  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room };
+  if (state.nextId && state.nextId.room === conv.key) entry.id = state.nextId.id;
+  state.nextId = null;
   conv.lastLive = entry;
   add(conv, entry);
   if (entry.mention) alertUser(conv, `${nick} in ${room}`, text);
@@ -679,6 +688,10 @@ function lineElement(entry) {
     else item.append(nick, " ");
     appendText(text, entry.text);
     item.append(text);
+    if (entry.id && /^\d+$/.test(entry.id)) {
+      item.dataset.id = entry.id;
+      if (mayDelete(entry)) item.append(" ", deleteButton(entry));
+    }
   } else {
     appendText(item, entry.text);
   }
@@ -745,6 +758,46 @@ function dividerElement(text) {
   label.textContent = text;
   item.append(label);
   return item;
+}
+
+// -- deleting messages (docs/protocol.md, Deleting messages) --------------------
+
+/** Whether to offer a delete: one's own message, or any in a room one runs.
+ * The server decides; this only spares a button that would be refused. */
+function mayDelete(entry) {
+  if (fold(entry.nick) === fold(state.nick)) return true;
+  const conv = state.conversations.get(fold(entry.room || ""));
+  return Boolean(conv && conv.kind === "room" && conv.ops.has(fold(state.nick)));
+}
+
+function deleteButton(entry) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "delete";
+  button.textContent = "×";
+  button.title = "Delete this message";
+  button.setAttribute("aria-label", "Delete this message");
+  button.addEventListener("click", () => send(`/delete ${entry.room} ${entry.id}`));
+  return button;
+}
+
+/** A DELETED line: grey the message where it is shown, and say who deleted it. */
+function deleted(target, id, by, reason) {
+  if (!/^\d+$/.test(id)) return;
+  const other = target.startsWith("#") || fold(target) !== fold(state.nick) ? target : by;
+  const conv = state.conversations.get(fold(other));
+  if (!conv) return;
+  conv.pending = conv.pending.filter((entry) => entry.id !== id);
+  const item = conv.list.querySelector(`li[data-id="${id}"]`);
+  if (!item) return;
+  item.classList.add("deleted");
+  const text = item.querySelector(".text");
+  if (text) {
+    const who = fold(by) === fold(state.nick) ? "you" : by;
+    text.textContent = `message deleted by ${who}${reason ? `: ${reason}` : ""}`;
+  }
+  const button = item.querySelector("button.delete");
+  if (button) button.remove();
 }
 
 function prepend(conv, entries) {
