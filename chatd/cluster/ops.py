@@ -162,6 +162,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.register_room, "register_room"),
     Operation(Chat.unregister_room, "unregister_room"),
     Operation(Chat.forget_account, "forget_account", subject=None),
+    Operation(Chat.mark_read, "mark_read"),  # new in version 3 (read markers)
 )
 
 # The operations by their name in the log (the apply side).
@@ -199,5 +200,7 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "hidden_rooms": _READS,
         "visible_rooms": _READS,
         "visible_room": _READS,
+        "marker": _READS,
+        "account_users": _READS,
     }
 )

@@ -28,6 +28,7 @@ from chatd.model.events import (
     Parted,
     Private,
     Quit,
+    ReadMoved,
     Renamed,
     TopicChanged,
 )
@@ -41,10 +42,11 @@ from chatd.model.names import (
     room_problem,
 )
 from chatd.model.permissions import Permissions
+from chatd.model.read_markers import ReadMarking, keep_in_memory
 from chatd.model.room_rules import RoomRecord
 from chatd.model.state import Room, RoomRules, User, same_or
 from chatd.model.whowas import PastNicks
-from chatd.store.interface import IHistory, Kind, nick_party
+from chatd.store.interface import IHistory, Kind, Marker, nick_party
 
 # The model's front: the doors take users, rooms and events from here.
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "Parted",
     "Private",
     "Quit",
+    "ReadMoved",
     "Renamed",
     "Room",
     "RoomRecord",
@@ -90,12 +93,13 @@ def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 
 
-class Chat(Moderation, Permissions):
+class Chat(Moderation, Permissions, ReadMarking):
     """All users and rooms of one server, and the rules between them.
 
     The rules of rooms people run (operators, bans, modes) are
-    chatd.model.moderation's, and who may see a room and read its history
-    chatd.model.permissions's; Chat inherits both.
+    chatd.model.moderation's, who may see a room and read its history
+    chatd.model.permissions's, and accounts' read markers
+    chatd.model.read_markers's; Chat inherits the three.
     """
 
     def __init__(
@@ -137,6 +141,10 @@ class Chat(Moderation, Permissions):
         self.secret_rooms: set[str] = set()
         # Who gave up which nickname lately (IRC's WHOWAS).
         self.past_nicks = PastNicks()
+        # Accounts' read markers (chatd.model.read_markers): the account
+        # store's, once chatd.model.accounts sets them; in memory until then.
+        self.markers: dict[str, dict[str, Marker]] = {}
+        self.marker_changed = keep_in_memory(self.markers)
 
     # -- looking things up ------------------------------------------------
 

@@ -163,6 +163,19 @@ class Notice:
     service: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMoved:
+    """An account's read marker for target moved to id (docs/protocol.md, Read
+    markers and catch-up); time: that message's, in ms since 1970 UTC.
+
+    target as shown: a room's name, or the other side of a private conversation.
+    """
+
+    target: str
+    id: int
+    time: int
+
+
 Event = (
     Message
     | Action
@@ -179,6 +192,7 @@ Event = (
     | Invited
     | AccountChanged
     | Notice
+    | ReadMoved
 )
 
 

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd.model.room_rules import RoomRecord
-from chatd.store.interface import AccountRecord, same_account
+from chatd.store.interface import AccountRecord, Marker, keep_marker, same_account
 from chatd.store.sqlite import HistoryDatabase
 
 
@@ -69,6 +69,13 @@ class MemoryAccounts(LocalAccounts):
     def __init__(self) -> None:
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
+        self.markers: dict[str, dict[str, Marker]] = {}
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        keep_marker(self.markers, account, target, marker)
+
+    def forget_markers(self, account: str) -> None:
+        self.markers.pop(account, None)
 
     def save_account(self, key: str, record: AccountRecord) -> None:
         self.accounts[key] = record
@@ -124,6 +131,17 @@ def room_from_json(founder: str, text: str) -> RoomRecord:
     )
 
 
+def load_markers(database: HistoryDatabase) -> dict[str, dict[str, Marker]]:
+    """Read every account's read markers."""
+    markers: dict[str, dict[str, Marker]] = {}
+    rows = database.connection.execute(
+        "SELECT account, target, id, time, name FROM read_markers"
+    )
+    for account, target, msg_id, time, name in rows:
+        markers.setdefault(account, {})[target] = Marker(msg_id, time, name)
+    return markers
+
+
 def load(
     database: HistoryDatabase,
 ) -> tuple[dict[str, AccountRecord], dict[str, RoomRecord]]:
@@ -173,12 +191,14 @@ class SQLiteAccounts(LocalAccounts):
         self.writer = writer
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
+        self.markers: dict[str, dict[str, Marker]] = {}
         writer.openers.append(self._opened)
 
     def _opened(self, database: HistoryDatabase) -> None:
         accounts, rooms = load(database)
         self.accounts.update(accounts)  # the same dicts the chat already holds
         self.rooms.update(rooms)
+        self.markers.update(load_markers(database))
         self.log.info(
             "{accounts} accounts and {rooms} registered rooms read",
             accounts=len(accounts),
@@ -234,4 +254,37 @@ class SQLiteAccounts(LocalAccounts):
             key,
             record.founder,
             room_to_json(record),
+        )
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        if not keep_marker(self.markers, account, target, marker):
+            return
+        if marker is None:
+            self._submit(
+                "a read marker's removal",
+                "DELETE FROM read_markers WHERE account = ? AND target = ?",
+                account,
+                target,
+            )
+            return
+        # Forward only on disk too: a later write of an older id changes nothing.
+        self._submit(
+            "a read marker",
+            "INSERT INTO read_markers (account, target, id, time, name) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, target) DO UPDATE SET "
+            "id = excluded.id, time = excluded.time, name = excluded.name "
+            "WHERE excluded.id > read_markers.id",
+            account,
+            target,
+            marker.id,
+            marker.time,
+            marker.name,
+        )
+
+    def forget_markers(self, account: str) -> None:
+        self.markers.pop(account, None)
+        self._submit(
+            "an account's read markers' removal",
+            "DELETE FROM read_markers WHERE account = ?",
+            account,
         )

@@ -28,7 +28,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -69,6 +69,20 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
+# Version 4: read markers (docs/protocol.md, Read markers and catch-up):
+# account, folded; target: a room's folded name or the other party of a
+# private conversation (as low and high are spelled); id and time: the
+# message read up to (time in ms); name: the target as shown.
+MARKER_TABLES = (
+    """CREATE TABLE read_markers (
+        account TEXT NOT NULL,
+        target TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (account, target)
+    ) WITHOUT ROWID""",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -89,8 +103,13 @@ SCHEMA = (
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *MARKER_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ACCOUNT_TABLES,
+    2: PRIVATE_TABLES,
+    3: MARKER_TABLES,
+}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
