@@ -22,6 +22,7 @@ from typing import TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from chatd.irc import markers
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.registration import try_register
@@ -233,8 +234,10 @@ def nickserv(session: IrcSession, text: str) -> None:
     host = session.host
 
     def identified(record: AccountRecord) -> bytes:
-        return logged_in(session, record.name) + _notice(
-            session, f"You are now identified for {record.name}."
+        return (
+            logged_in(session, record.name)
+            + _notice(session, f"You are now identified for {record.name}.")
+            + markers.on_identify(session, record)  # draft/read-marker
         )
 
     if command == "IDENTIFY" and 1 <= len(args) <= 2:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
-from chatd.irc import account_commands, labels, room_commands
+from chatd.irc import account_commands, labels, markers, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
@@ -172,6 +172,7 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
             send_error(session, numeric_for(error, name))
             continue
         if added:  # Modern: RPL_TOPIC only if one is set, then NAMES
+            markers.on_join(session, room)  # draft/read-marker: before NAMES' end
             if room.rules.topic:
                 room_commands.topic_reply(session, room)
             names_reply(session, room)
@@ -674,6 +675,7 @@ COMMANDS: dict[str, IrcCommand] = {
     "TIME": IrcCommand(_on_this_server(time_), 0),
     "INFO": IrcCommand(_on_this_server(info), 0),
     "CHATHISTORY": IrcCommand(chathistory, 1),
+    "MARKREAD": IrcCommand(markers.markread, 0),
     # Rooms people run and accounts: modules of their own.
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,

@@ -1,0 +1,140 @@
+"""draft/read-marker on the IRC door: MARKREAD (docs/irc.md, Read markers).
+
+IrcConnection on StringTransport beside a line user of the same account, a
+MemoryHistory on a Clock, cheap Argon2 run inline: a marker set on IRC by time
+is the line door's READ, and one set with /read reaches IRC as MARKREAD.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import CHEAP, connect, lines
+from test_irc_private_history import irc_registered
+from test_irc_protocol import irc_connect
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from chatd.config import ServerConfig
+from chatd.factory import ChatFactory
+from chatd.irc.message import parse_message
+from chatd.line.wire import utc_time
+from chatd.protocol import LineConnection
+from chatd.store.memory import MemoryHistory
+
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
+PASSWORD = "s3cret-pw"
+CAP = "draft/read-marker"
+
+
+@pytest.fixture
+def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
+    return ChatFactory(ServerConfig(flood_rate=0.0, accounts=CHEAP), clock, store)
+
+
+def send(proto: LineConnection | object, out: StringTransport, text: str) -> list[str]:
+    proto.dataReceived(text.encode() + b"\r\n")  # type: ignore[attr-defined]
+    return lines(out)
+
+
+def line_identified(
+    factory: ChatFactory, nick: str, account: str
+) -> tuple[LineConnection, StringTransport]:
+    proto, out = connect(factory, nick)
+    send(proto, out, f"/identify {account} {PASSWORD}")
+    assert proto.user is not None and proto.user.account == account
+    return proto, out
+
+
+def test_the_cap_is_offered_with_history(factory: ChatFactory) -> None:
+    """CAP LS lists draft/read-marker beside draft/chathistory."""
+    proto, out = irc_connect(factory, "alice")
+    assert CAP in " ".join(send(proto, out, "CAP LS 302"))
+
+
+def test_markread_by_time_moves_the_accounts_marker_everywhere(
+    clock: Clock, factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """MARKREAD #lobby timestamp=T marks the last message at or before T: every
+    IRC client of the account with the cap gets MARKREAD with that message's
+    time, the line connection READ with its id; an earlier time answers the
+    marker as it is to the asker only; MARKREAD <target> asks."""
+    alice, a_out = irc_registered(factory, "alice", CAP)
+    laptop, l_out = line_identified(factory, "laptop", "alice")
+    bob, b_out = connect(factory, "bob")
+    send(bob, b_out, "first")
+    clock.advance(5)
+    send(bob, b_out, "second")
+    lines(a_out), lines(l_out)
+    first, second = store.rooms["#lobby"]
+    (answer,) = send(alice, a_out, "MARKREAD #lobby")
+    assert parse_message(answer).params == ("#lobby", "*")
+    stamp = utc_time(first.time + 1000)  # after first, before second
+    (moved,) = send(alice, a_out, f"MARKREAD #lobby timestamp={stamp}")
+    assert parse_message(moved).command == "MARKREAD"
+    assert parse_message(moved).params == (
+        "#lobby",
+        f"timestamp={utc_time(first.time)}",
+    )
+    assert lines(l_out) == [f"READ #lobby {first.id}"]
+    earlier = utc_time(first.time - 1000)
+    (kept,) = send(alice, a_out, f"MARKREAD #lobby timestamp={earlier}")
+    assert parse_message(kept).params == ("#lobby", f"timestamp={utc_time(first.time)}")
+    assert lines(l_out) == []
+    send(laptop, l_out, f"/read #lobby {second.id}")
+    (moved,) = lines(a_out)
+    assert parse_message(moved).params == (
+        "#lobby",
+        f"timestamp={utc_time(second.time)}",
+    )
+
+
+def test_markread_refusals(factory: ChatFactory) -> None:
+    """Not identified: ACCOUNT_REQUIRED; no target: NEED_MORE_PARAMS; a bad time
+    or a room one may not read: INVALID_PARAMS."""
+    erin, e_out = irc_connect(factory, "erin", CAP)
+    (refused,) = send(erin, e_out, "MARKREAD #lobby")
+    assert parse_message(refused).params[:3] == (
+        "MARKREAD",
+        "ACCOUNT_REQUIRED",
+        "#lobby",
+    )
+    alice, a_out = irc_registered(factory, "alice", CAP)
+    (refused,) = send(alice, a_out, "MARKREAD")
+    assert parse_message(refused).params[:2] == ("MARKREAD", "NEED_MORE_PARAMS")
+    (refused,) = send(alice, a_out, "MARKREAD #lobby timestamp=yesterday")
+    assert parse_message(refused).params[:3] == ("MARKREAD", "INVALID_PARAMS", "#lobby")
+    (refused,) = send(alice, a_out, "MARKREAD #nowhere")
+    assert parse_message(refused).params[:3] == (
+        "MARKREAD",
+        "INVALID_PARAMS",
+        "#nowhere",
+    )
+
+
+def test_join_and_identify_send_the_markers(
+    factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """After JOIN a client with the cap gets the room's MARKREAD (before NAMES);
+    after NickServ IDENTIFY, every marker of the account; one without the cap
+    gets none."""
+    laptop, l_out = connect(factory, "laptop")
+    send(laptop, l_out, f"/register {PASSWORD} {PASSWORD}")
+    send(laptop, l_out, "/join #dev")
+    send(laptop, l_out, "hello dev")
+    (said,) = store.rooms["#dev"]
+    send(laptop, l_out, f"/read #dev {said.id}")
+    phone, p_out = irc_connect(factory, "phone", CAP)
+    answer = send(phone, p_out, f"PRIVMSG NickServ :IDENTIFY laptop {PASSWORD}")
+    marks = [parse_message(text) for text in answer if " MARKREAD " in text]
+    assert [m.params for m in marks] == [("#dev", f"timestamp={utc_time(said.time)}")]
+    answer = send(phone, p_out, "JOIN #dev")
+    commands = [parse_message(text).command for text in answer]
+    assert commands[:2] == ["JOIN", "MARKREAD"]
+    assert commands.index("MARKREAD") < commands.index("366")
+    plain, o_out = irc_connect(factory, "plain")
+    send(plain, o_out, f"PRIVMSG NickServ :IDENTIFY laptop {PASSWORD}")
+    answer = send(plain, o_out, "JOIN #dev")
+    assert not [text for text in answer if "MARKREAD" in text]
+    lines(p_out)
+    send(laptop, l_out, f"/read #dev {said.id}")  # no move: nobody hears
+    assert lines(o_out) == [] and lines(p_out) == []
