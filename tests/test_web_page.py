@@ -468,3 +468,44 @@ def test_new_messages_are_marked_where_they_begin(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_a_message_read_in_one_tab_is_read_in_the_other(
+    tmp_path: Path, page: WebDriver, second: WebDriver
+) -> None:
+    """ivy's laptop tab and phone tab (both identified to the account ivy) are in
+    #dev and look at #lobby; carol (nc) says a line in #dev: both count 1 unread.
+    The laptop opens #dev: the page moves the account's marker (/read), the
+    server sends READ to both, and the phone's #dev counts nothing unread."""
+    laptop, phone = page, second
+    password = "horsebattery9"
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        register(laptop, web_port, "ivy")
+        say(laptop, f"/register {password} {password}")
+        sees(laptop, "You are identified as ivy.")
+        register(phone, web_port, "ivyphone")
+        say(phone, f"/identify ivy {password}")
+        sees(phone, "You are identified as ivy.")
+        for tab in (laptop, phone):
+            joined(tab, "#dev")
+            open_conversation(tab, "#lobby")
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        carol.send("/join #dev")
+        carol.expect("JOIN #dev carol")
+        carol.send("read me once")
+        badge = '.conv[data-key="#dev"] .badge'
+        for tab in (laptop, phone):
+            wait_until(tab, lambda tab=tab: text_of(tab, badge) == "1")
+        open_conversation(laptop, "#dev")
+        sees(laptop, "read me once")
+        wait_until(phone, lambda: text_of(phone, badge) == "")
+        open_conversation(phone, "#dev")  # nothing new there: no "New messages"
+        sees(phone, "read me once")
+        assert "New messages" not in text_of(phone, "#log")
+        assert script_errors(laptop) == [] and script_errors(phone) == []
+        carol.close()
+    finally:
+        daemon.kill()

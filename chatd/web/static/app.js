@@ -15,6 +15,8 @@ const SHAPES = {
   TOPIC: [2, true], OP: [3, false], DEOP: [3, false], VOICE: [3, false],
   DEVOICE: [3, false], BAN: [3, false], UNBAN: [3, false], MODE: [3, true],
   KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
+  // Version 3: message ids (after /ids on) and the account's read markers.
+  ID: [3, false], READ: [2, false],
 };
 const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
@@ -77,6 +79,8 @@ const state = {
   everRegistered: false,
   restored: false, // the last visit's conversations are back (once a page)
   identified: false,
+  liveId: null, // the ID line just received: the id of the MSG/ACTION/PRIV after it
+  readTimer: null,
   password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
 };
@@ -96,6 +100,9 @@ function conversation(key, name, kind) {
       // Rooms people run: the topic, who is marked, why we are out, if we are.
       topic: "", topicBy: "", ops: new Set(), voiced: new Set(), modes: null,
       kicked: "", justJoined: false, kicks: new Set(),
+      // Read markers (docs/protocol.md, Read markers and catch-up): the
+      // messages shown with their ids, the account's marker, the last /read sent.
+      seen: [], readId: 0, sentRead: 0,
     };
     state.conversations.set(key, conv);
     renderSide();
@@ -279,7 +286,7 @@ const HANDLERS = {
     const action = text.startsWith(`* ${from} `);
     add(conv, {
       kind: action ? "action" : "msg", nick: from,
-      text: action ? text.slice(from.length + 3) : text, mine,
+      text: action ? text.slice(from.length + 3) : text, mine, id: liveId(other),
     });
     if (mine && state.askedPrivate === conv.key) {
       state.askedPrivate = null;
@@ -402,6 +409,7 @@ const HANDLERS = {
     if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
       accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
     }
+    if (text.startsWith("Message ids are on")) return; // our own /ids on
     if (state.switching > 0 && text.startsWith("You are already in ")) {
       state.switching -= 1; // our own /join to make a room current
       return;
@@ -423,7 +431,20 @@ const HANDLERS = {
   },
   HISTORY([room, id, time, kind, nick], text) {
     const conv = conversation(fold(room), room, room.startsWith("#") ? "room" : "private");
-    conv.pending.push({ id, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
+    // Version 3: a private message's kind is PRIV, an action "* sender text".
+    const action = kind === "ACTION" || (kind === "PRIV" && text.startsWith(`* ${nick} `));
+    const shown = kind === "PRIV" && action ? text.slice(nick.length + 3) : text;
+    conv.pending.push({ id, time: new Date(time), kind: action ? "action" : "msg", nick, text: shown });
+  },
+  ID([target, id]) {
+    state.liveId = { key: fold(target), id };
+  },
+  READ([target, id]) {
+    const conv = state.conversations.get(fold(target));
+    if (!conv || Number(id) <= conv.readId) return;
+    conv.readId = Number(id);
+    conv.sentRead = Math.max(conv.sentRead, conv.readId);
+    recount(conv);
   },
   ENDHISTORY([room, count]) {
     const conv = state.conversations.get(fold(room));
@@ -588,14 +609,59 @@ function addMember(conv, nick) {
 function sendNick() {
   state.nickSent = true;
   state.refusal = null;
+  send("/ids on"); // an ID line before each message: what /read needs
   send(`NICK ${state.wanted}`);
   $("login-status").textContent = `Asking for the nickname ${state.wanted}…`;
+}
+
+/** The id the ID line just before this message gave it, if it was for target. */
+function liveId(target) {
+  const live = state.liveId;
+  state.liveId = null;
+  return live && live.key === fold(target) ? live.id : null;
+}
+
+/** Unread counts and the "New messages" line from the account's marker. */
+function recount(conv) {
+  let unread = 0;
+  let first = null;
+  for (const item of conv.seen) {
+    if (item.id > conv.readId && !item.mine) {
+      unread += 1;
+      first = first || item.element;
+    }
+  }
+  if (conv.key === state.current && document.visibilityState === "visible") {
+    unread = 0; // on screen: read here, and the marker follows (markRead)
+    if (conv.seen.length) markRead();
+  }
+  conv.unread = unread;
+  if (!unread) conv.mentions = 0;
+  conv.firstUnread = first;
+  if (!unread) conv.list.querySelector(".divider.unread-from")?.remove();
+  renderSide();
+}
+
+/** The conversation on screen is read: move the account's marker (/read), once
+ * a second at most, only where it moves it forward. */
+function markRead() {
+  if (state.readTimer !== null || !state.identified) return;
+  state.readTimer = setTimeout(() => {
+    state.readTimer = null;
+    const conv = currentConv();
+    if (document.visibilityState !== "visible" || !conv.seen.length) return;
+    const last = conv.seen[conv.seen.length - 1].id;
+    if (last > conv.sentRead && last > conv.readId) {
+      conv.sentRead = last;
+      sendBackground(`/read ${conv.name} ${last}`);
+    }
+  }, 1000);
 }
 
 function said(room, nick, text, kind) {
   const conv = conversation(fold(room), room, "room");
   const mine = fold(nick) === fold(state.nick);
-  const entry = { kind, nick, text, mine, mention: !mine && mentions(text) };
+  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), id: liveId(room) };
   conv.lastLive = entry;
   add(conv, entry);
   if (entry.mention) alertUser(conv, `${nick} in ${room}`, text);
@@ -631,7 +697,12 @@ function history(conv, count) {
       if (entries.length) divider(conv, "while you were away");
     }
     conv.rejoined = false;
-    for (const entry of entries) add(conv, { ...entry, past: true }, false);
+    for (const entry of entries) {
+      // Past the account's marker (the catch-up's READ came first): unread.
+      const mine = fold(entry.nick) === fold(state.nick);
+      const unread = conv.readId > 0 && Number(entry.id) > conv.readId && !mine;
+      add(conv, { ...entry, past: true, mine }, unread);
+    }
     if (entries.length) conv.lastLive = entries[entries.length - 1];
     // The backfill's size is the server's (--backfill): ask once whether there is
     // anything before it, so that "Load older messages" shows only when there is.
@@ -713,6 +784,11 @@ function add(conv, entry, count = true) {
   while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
   if (stick) $("log").scrollTop = $("log").scrollHeight;
   const seen = shown && document.visibilityState === "visible";
+  if (entry.id) {
+    conv.seen.push({ id: Number(entry.id), mine: Boolean(entry.mine), element });
+    if (conv.seen.length > KEEP_LINES) conv.seen.shift();
+    if (seen) markRead();
+  }
   if (count && !seen && !entry.mine && (entry.kind === "msg" || entry.kind === "action")) {
     if (!conv.unread) conv.firstUnread = element; // the "New messages" line goes here
     conv.unread += 1;
@@ -753,6 +829,7 @@ function select(key) {
   const conv = currentConv();
   conv.unread = 0;
   conv.mentions = 0;
+  if (document.visibilityState === "visible") markRead();
   $("log").replaceChildren(conv.list);
   $("log").scrollTop = $("log").scrollHeight;
   if (conv.firstUnread) {
