@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.message import parse_message
+from chatd.irc.protocol import IrcConnection
 from chatd.line.wire import utc_time
 from chatd.protocol import LineConnection
 from chatd.store.memory import MemoryHistory
@@ -31,8 +32,10 @@ def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
     return ChatFactory(ServerConfig(flood_rate=0.0, accounts=CHEAP), clock, store)
 
 
-def send(proto: LineConnection | object, out: StringTransport, text: str) -> list[str]:
-    proto.dataReceived(text.encode() + b"\r\n")  # type: ignore[attr-defined]
+def send(
+    proto: LineConnection | IrcConnection, out: StringTransport, text: str
+) -> list[str]:
+    proto.dataReceived(text.encode() + b"\r\n")
     return lines(out)
 
 

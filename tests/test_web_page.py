@@ -497,8 +497,8 @@ def test_a_message_read_in_one_tab_is_read_in_the_other(
         carol.expect("JOIN #dev carol")
         carol.send("read me once")
         badge = '.conv[data-key="#dev"] .badge'
-        for tab in (laptop, phone):
-            wait_until(tab, lambda tab=tab: text_of(tab, badge) == "1")
+        wait_until(laptop, lambda: text_of(laptop, badge) == "1")
+        wait_until(phone, lambda: text_of(phone, badge) == "1")
         open_conversation(laptop, "#dev")
         sees(laptop, "read me once")
         wait_until(phone, lambda: text_of(phone, badge) == "")

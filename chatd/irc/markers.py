@@ -104,9 +104,10 @@ def markread(session: HistorySession, msg: IrcMessage) -> None:
         failure.trap(ChatError)
         return _refusal(session, name, cast(ChatError, failure.value))
 
-    answer: Deferred[bytes] = check_read_at(session.accounts, user, name, millis)
+    checked = check_read_at(session.accounts, user, name, millis)
+    answer: Deferred[bytes] = checked.addCallbacks(found, refused)
     late = _fail(session, "INTERNAL_ERROR", name, text="History did not answer")
-    session.send_later(answer.addCallbacks(found, refused), late)
+    session.send_later(answer, late)
 
 
 def on_join(session: HistorySession, room: Room) -> None:

@@ -59,8 +59,9 @@ def read(session: Session, args: list[str]) -> None:
             mark(session.accounts, user, target, entry)
         return b""
 
-    answer: Deferred[bytes] = check_read(session.accounts, user, args[0], msg_id)
-    session.send_later(answer.addCallbacks(moved, _refusal), _LATE)
+    checked = check_read(session.accounts, user, args[0], msg_id)
+    answer: Deferred[bytes] = checked.addCallbacks(moved, _refusal)
+    session.send_later(answer, _LATE)
 
 
 _LATE = line(

@@ -234,24 +234,24 @@ def catch_up(
 
         return defer.gatherResults(asked, consumeErrors=True).addCallback(named)
 
-    read_rooms = defer.gatherResults(reads, consumeErrors=True)
-    read_privates = history.private_latest(key).addCallback(privates)
+    read_rooms: defer.Deferred[list[list[Entry]]] = defer.gatherResults(
+        reads, consumeErrors=True
+    )
 
-    def done(found: list[object]) -> CatchUp:
-        entries = cast(list[list[Entry]], found[0])
-        missed = cast(list[Missed], found[1])
-        return CatchUp(
-            markers,
-            [Missed(room.name, got) for room, got in zip(rooms, entries, strict=True)],
-            missed,
-        )
+    def then_privates(entries: list[list[Entry]]) -> defer.Deferred[CatchUp]:
+        def done(missed: list[Missed]) -> CatchUp:
+            got = zip(rooms, entries, strict=True)
+            return CatchUp(markers, [Missed(room.name, e) for room, e in got], missed)
+
+        return history.private_latest(key).addCallback(privates).addCallback(done)
 
     def unread(failure: Failure) -> CatchUp:
-        failure.trap(defer.FirstError, HistoryUnavailable)
+        if failure.check(defer.FirstError):
+            failure = cast(defer.FirstError, failure.value).subFailure
+        failure.trap(HistoryUnavailable)
         return CatchUp(markers)
 
-    both = defer.gatherResults([read_rooms, read_privates], consumeErrors=True)
-    return both.addCallbacks(done, unread)
+    return read_rooms.addCallback(then_privates).addErrback(unread)
 
 
 def _party(
