@@ -141,3 +141,38 @@ def test_join_and_identify_send_the_markers(
     lines(p_out)
     send(laptop, l_out, f"/read #dev {said.id}")  # no move: nobody hears
     assert lines(o_out) == [] and lines(p_out) == []
+
+
+def test_a_client_without_chathistory_gets_what_it_missed_on_identify(
+    factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """After NickServ IDENTIFY, a client that does not ask with CHATHISTORY gets
+    what came after the account's marker in each room it is in, as NOTICEs from
+    the server (it has no batch), then each private conversation's; a client
+    with draft/chathistory gets none of it (it asks)."""
+    laptop, l_out = connect(factory, "laptop")
+    send(laptop, l_out, f"/register {PASSWORD} {PASSWORD}")
+    bob, b_out = connect(factory, "bob")
+    send(bob, b_out, f"/register {PASSWORD} {PASSWORD}")
+    for proto, out in ((laptop, l_out), (bob, b_out)):
+        send(proto, out, "/join #dev")
+    send(bob, b_out, "seen")
+    (seen,) = store.rooms["#dev"]
+    send(laptop, l_out, f"/read #dev {seen.id}")
+    send(bob, b_out, "missed in dev")
+    send(bob, b_out, "/msg laptop missed private")
+    phone, p_out = irc_connect(factory, "phone")
+    send(phone, p_out, "JOIN #dev")
+    answer = send(phone, p_out, f"PRIVMSG NickServ :IDENTIFY laptop {PASSWORD}")
+    texts = [parse_message(text).params[-1] for text in answer]
+    at = texts.index("You are now identified for laptop.")
+    assert texts[at + 1].startswith("Missed: 1 message in #dev, since ")
+    assert texts[at + 2].endswith("<bob> missed in dev")
+    assert parse_message(answer[at + 2]).params[0] == "#dev"
+    assert texts[at + 3].startswith("Missed private: 1 message in bob, since ")
+    assert texts[at + 4].endswith("<bob> missed private")
+    assert parse_message(answer[at + 4]).params[0] == "phone"
+    assert len(texts) == at + 5
+    asks, a_out = irc_connect(factory, "asks", "draft/chathistory")
+    answer = send(asks, a_out, f"PRIVMSG NickServ :IDENTIFY laptop {PASSWORD}")
+    assert not [text for text in answer if "Missed" in text]

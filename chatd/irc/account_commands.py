@@ -34,6 +34,7 @@ from chatd.irc.session import (
     numeric,
     send_error,
 )
+from chatd.model.catch_up import fork
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
 from chatd.store.accounts import AccountRecord
@@ -242,7 +243,10 @@ def nickserv(session: IrcSession, text: str) -> None:
 
     if command == "IDENTIFY" and 1 <= len(args) <= 2:
         name, password = (user.nick, args[0]) if len(args) == 1 else (args[0], args[1])
-        _answered(session, accounts.identify(user, name, password, host), identified)
+        checked = accounts.identify(user, name, password, host)
+        caught_up = fork(checked)
+        _answered(session, checked, identified)
+        markers.replay_after(session, caught_up)  # what it missed, after the answer
     elif command == "REGISTER" and 1 <= len(args) <= 2:
         # The second word is an email to services elsewhere (not kept here);
         # a second word without @ is the password again, and must match.

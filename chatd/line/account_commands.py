@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from chatd.line.catch_up import fork, send_catch_up_after
+from chatd.line.catch_up import send_catch_up_after
 from chatd.line.room_commands import error_line
 from chatd.line.wire import line
+from chatd.model.catch_up import fork
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.store.accounts import AccountRecord
 

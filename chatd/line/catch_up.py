@@ -113,18 +113,3 @@ def send_catch_up_after(session: Session, identified: Deferred[AccountRecord]) -
         return b""
 
     session.send_later(identified.addCallbacks(then, failed), b"")
-
-
-def fork(answer: Deferred[AccountRecord]) -> Deferred[AccountRecord]:
-    """Another Deferred that fires as answer does; answer goes on unchanged."""
-    forked: Deferred[AccountRecord] = Deferred()
-
-    def pass_on(result: AccountRecord | Failure) -> AccountRecord | Failure:
-        if isinstance(result, Failure):
-            forked.errback(result)
-        else:
-            forked.callback(result)
-        return result
-
-    answer.addBoth(pass_on)
-    return forked

@@ -271,3 +271,19 @@ def _party(
         return ReadTarget(other, name, account, me, account.created)
     start = max(account.created, theirs.created)
     return ReadTarget(other, theirs.name, account, me, start)
+
+
+def fork(answer: defer.Deferred[AccountRecord]) -> defer.Deferred[AccountRecord]:
+    """Another Deferred that fires as answer does (an identify's, for its
+    catch-up after the answer); answer goes on unchanged."""
+    forked: defer.Deferred[AccountRecord] = defer.Deferred()
+
+    def pass_on(result: AccountRecord | Failure) -> AccountRecord | Failure:
+        if isinstance(result, Failure):
+            forked.errback(result)
+        else:
+            forked.callback(result)
+        return result
+
+    answer.addBoth(pass_on)
+    return forked
