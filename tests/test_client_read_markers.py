@@ -84,3 +84,20 @@ def test_private_history_kind_priv_is_a_message_or_an_action(client: Client) -> 
     )
     texts = [entry.text for _, entry in client.view.entries]
     assert texts[0].endswith("] <bob> hello") and texts[1].endswith("] * bob waves")
+
+
+def test_a_marker_heard_before_the_room_opens_is_kept(client: Client) -> None:  # noqa: F811
+    """The catch-up's READ #games comes before the client joins #games again: the
+    room starts from it, and its backfill after the marker counts as unread."""
+    sign_in(client)
+    identify(client)
+    client.hear("READ #games 2")
+    join(client, "#games", "bob")
+    games = client.conversation("#games")
+    assert games.read_id == 2
+    client.session.select("#lobby")
+    client.hear(
+        "ID #games 3 2026-11-30T23:50:01.123Z",
+        "MSG #games bob after the marker",
+    )
+    assert games.unread == 1

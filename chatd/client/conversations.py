@@ -607,6 +607,7 @@ class ChatState:
         conversation = self.conversations.get(key)
         if conversation is None:
             conversation = Conversation(key, name, kind)
+            self.markers.opened(conversation)
             self.conversations[key] = conversation
             if kind is ConversationKind.PRIVATE:
                 self._privates += 1

@@ -58,14 +58,23 @@ class ReadMarkers:
         self.focused = True  # the window has the keyboard focus (the view says)
         self.identified = False  # ACCOUNT for us: the server keeps our markers
         self._call: IDelayedCall | None = None
+        # Every marker heard, by folded target: a conversation opened later
+        # (a room joined again after the catch-up) starts from it (opened).
+        self.known: dict[str, int] = {}
+
+    def opened(self, conversation: Conversation) -> None:
+        """A conversation was opened: it starts from the marker heard for it."""
+        conversation.read_id = self.known.get(conversation.key, 0)
 
     def on_read(self, target: str, id_text: str) -> None:
         """READ <target> <id>: the account has read target up to id."""
-        conversation = self.state.conversations.get(fold(target))
-        if conversation is None or not (id_text.isascii() and id_text.isdecimal()):
+        if not (id_text.isascii() and id_text.isdecimal()) or len(id_text) > 19:
             return
         msg_id = int(id_text)
-        if msg_id <= conversation.read_id:
+        key = fold(target)
+        self.known[key] = max(self.known.get(key, 0), msg_id)
+        conversation = self.state.conversations.get(key)
+        if conversation is None or msg_id <= conversation.read_id:
             return
         conversation.read_id = msg_id
         conversation.sent_read = max(conversation.sent_read, msg_id)

@@ -80,6 +80,7 @@ const state = {
   restored: false, // the last visit's conversations are back (once a page)
   identified: false,
   liveId: null, // the ID line just received: the id of the MSG/ACTION/PRIV after it
+  readIds: new Map(), // the account's markers by key, for conversations not open yet
   readTimer: null,
   password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
@@ -102,7 +103,7 @@ function conversation(key, name, kind) {
       kicked: "", justJoined: false, kicks: new Set(),
       // Read markers (docs/protocol.md, Read markers and catch-up): the
       // messages shown with their ids, the account's marker, the last /read sent.
-      seen: [], readId: 0, sentRead: 0,
+      seen: [], readId: state.readIds.get(key) || 0, sentRead: 0,
     };
     state.conversations.set(key, conv);
     renderSide();
@@ -440,7 +441,9 @@ const HANDLERS = {
     state.liveId = { key: fold(target), id };
   },
   READ([target, id]) {
-    const conv = state.conversations.get(fold(target));
+    const key = fold(target);
+    state.readIds.set(key, Math.max(state.readIds.get(key) || 0, Number(id)));
+    const conv = state.conversations.get(key);
     if (!conv || Number(id) <= conv.readId) return;
     conv.readId = Number(id);
     conv.sentRead = Math.max(conv.sentRead, conv.readId);
