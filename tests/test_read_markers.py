@@ -243,6 +243,21 @@ def test_catch_up_without_markers_gives_the_latest(factory: ChatFactory) -> None
     assert answer[1].endswith(" MSG bob in the lobby")
 
 
+def test_while_history_fails_the_catch_up_is_the_markers_only(
+    factory: ChatFactory, store: MemoryHistory
+) -> None:
+    """History unavailable: READ lines still come, no HISTORY; /read answers
+    ERR no-history."""
+    alice, a_out = registered(factory, "alice")
+    say(alice, a_out, "hello")
+    say(alice, a_out, f"/read #lobby {newest(alice, a_out, '#lobby')}")
+    store.reason = "the disk is full"
+    _, _, answer = identified(factory, "phone", "alice")
+    assert [text.split(" ")[0] for text in answer] == ["ACCOUNT", "INFO", "READ"]
+    refused = say(alice, a_out, "/read #lobby 5")[-1]
+    assert refused == "ERR no-history history is unavailable: the disk is full"
+
+
 def test_a_wrong_password_gets_no_catch_up(factory: ChatFactory) -> None:
     """ERR auth-failed, and nothing else."""
     registered(factory, "alice")
