@@ -541,4 +541,6 @@ def desk_rows(desk: Driver) -> list[str]:
     """The desktop window's conversation list, as it reads on screen."""
     desk.command("dump")
     shown = desk.expect("dump")
-    return [str(row) for row in shown["conversations"]]
+    rows = shown["conversations"]
+    assert isinstance(rows, list)
+    return [str(row) for row in rows]
