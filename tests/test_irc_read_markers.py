@@ -19,6 +19,7 @@ from chatd.factory import ChatFactory
 from chatd.irc.message import parse_message
 from chatd.irc.protocol import IrcConnection
 from chatd.line.wire import utc_time
+from chatd.model.catch_up import position_at
 from chatd.protocol import LineConnection
 from chatd.store.memory import MemoryHistory
 
@@ -57,10 +58,11 @@ def test_the_cap_is_offered_with_history(factory: ChatFactory) -> None:
 def test_markread_by_time_moves_the_accounts_marker_everywhere(
     clock: Clock, factory: ChatFactory, store: MemoryHistory
 ) -> None:
-    """MARKREAD #lobby timestamp=T marks the last message at or before T: every
-    IRC client of the account with the cap gets MARKREAD with that message's
-    time, the line connection READ with its id; an earlier time answers the
-    marker as it is to the asker only; MARKREAD <target> asks."""
+    """MARKREAD #lobby timestamp=T marks everything received up to T: every IRC
+    client of the account with the cap gets MARKREAD with T as given, the line
+    connection READ with the position after those messages; an earlier time
+    answers the marker as it is, to the asker only; MARKREAD <target> asks; a
+    /read on the line door reaches IRC as its message's time."""
     alice, a_out = irc_registered(factory, "alice", CAP)
     laptop, l_out = line_identified(factory, "laptop", "alice")
     bob, b_out = connect(factory, "bob")
@@ -74,14 +76,15 @@ def test_markread_by_time_moves_the_accounts_marker_everywhere(
     stamp = utc_time(first.time + 1000)  # after first, before second
     (moved,) = send(alice, a_out, f"MARKREAD #lobby timestamp={stamp}")
     assert parse_message(moved).command == "MARKREAD"
-    assert parse_message(moved).params == (
-        "#lobby",
-        f"timestamp={utc_time(first.time)}",
-    )
-    assert lines(l_out) == [f"READ #lobby {first.id}"]
+    assert parse_message(moved).params == ("#lobby", f"timestamp={stamp}")
+    position = position_at(first.time + 1000)
+    assert first.id < position < second.id
+    assert lines(l_out) == [f"READ #lobby {position}"]
     earlier = utc_time(first.time - 1000)
     (kept,) = send(alice, a_out, f"MARKREAD #lobby timestamp={earlier}")
-    assert parse_message(kept).params == ("#lobby", f"timestamp={utc_time(first.time)}")
+    assert parse_message(kept).params == ("#lobby", f"timestamp={stamp}")
+    (asked,) = send(alice, a_out, "MARKREAD #LOBBY")
+    assert parse_message(asked).params == ("#lobby", f"timestamp={stamp}")
     assert lines(l_out) == []
     send(laptop, l_out, f"/read #lobby {second.id}")
     (moved,) = lines(a_out)
@@ -91,27 +94,49 @@ def test_markread_by_time_moves_the_accounts_marker_everywhere(
     )
 
 
-def test_markread_refusals(factory: ChatFactory) -> None:
-    """Not identified: ACCOUNT_REQUIRED; no target: NEED_MORE_PARAMS; a bad time
-    or a room one may not read: INVALID_PARAMS."""
+def test_a_client_not_identified_has_markers_for_its_connection(
+    factory: ChatFactory,
+) -> None:
+    """erin (no account) sets and reads her own markers (a room, a nickname);
+    nobody else hears of them, and they go with her connection."""
     erin, e_out = irc_connect(factory, "erin", CAP)
-    (refused,) = send(erin, e_out, "MARKREAD #lobby")
-    assert parse_message(refused).params[:3] == (
-        "MARKREAD",
-        "ACCOUNT_REQUIRED",
-        "#lobby",
-    )
+    other, o_out = irc_connect(factory, "other", CAP)
+    stamp = "2019-01-04T14:33:26.123Z"
+    (moved,) = send(erin, e_out, f"MARKREAD #lobby timestamp={stamp}")
+    assert parse_message(moved).params == ("#lobby", f"timestamp={stamp}")
+    (moved,) = send(erin, e_out, f"MARKREAD Other timestamp={stamp}")
+    assert parse_message(moved).params == ("Other", f"timestamp={stamp}")
+    (asked,) = send(erin, e_out, "MARKREAD other")
+    assert parse_message(asked).params == ("other", f"timestamp={stamp}")
+    assert lines(o_out) == []
+    (asked,) = send(other, o_out, "MARKREAD #lobby")
+    assert parse_message(asked).params == ("#lobby", "*")
+    line_user, l_out = connect(factory, "nobody")
+    (refused,) = send(line_user, l_out, "/read #lobby 5")  # the line door: no
+    assert refused.startswith("ERR not-identified ")
+
+
+def test_markread_refusals(factory: ChatFactory) -> None:
+    """No target: NEED_MORE_PARAMS; a bad time, `*` as a time, or setting a
+    room that does not exist: INVALID_PARAMS; asking of one: `*`."""
     alice, a_out = irc_registered(factory, "alice", CAP)
     (refused,) = send(alice, a_out, "MARKREAD")
     assert parse_message(refused).params[:2] == ("MARKREAD", "NEED_MORE_PARAMS")
-    (refused,) = send(alice, a_out, "MARKREAD #lobby timestamp=yesterday")
-    assert parse_message(refused).params[:3] == ("MARKREAD", "INVALID_PARAMS", "#lobby")
-    (refused,) = send(alice, a_out, "MARKREAD #nowhere")
+    for bad in ("timestamp=yesterday", "*"):
+        (refused,) = send(alice, a_out, f"MARKREAD #lobby {bad}")
+        assert parse_message(refused).params[:3] == (
+            "MARKREAD",
+            "INVALID_PARAMS",
+            "#lobby",
+        )
+    (refused,) = send(alice, a_out, "MARKREAD #nowhere timestamp=2019-01-04T14:33:26Z")
     assert parse_message(refused).params[:3] == (
         "MARKREAD",
         "INVALID_PARAMS",
         "#nowhere",
     )
+    (asked,) = send(alice, a_out, "MARKREAD #nowhere")
+    assert parse_message(asked).params == ("#nowhere", "*")
 
 
 def test_join_and_identify_send_the_markers(

@@ -201,6 +201,7 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "visible_rooms": _READS,
         "visible_room": _READS,
         "marker": _READS,
+        "marker_of": _READS,
         "account_users": _READS,
     }
 )

@@ -1,28 +1,28 @@
 """IRCv3 draft/read-marker: MARKREAD, the account's read markers on IRC.
 
 docs/irc.md, Read markers. The markers are the model's (chatd.model.read_markers,
-the same ones /read moves on the line door): a marker is an id, and IRC speaks
-of it by its message's time. So:
+the same ones /read moves on the line door): a marker is an id and a time, and
+IRC speaks of it by its time. So:
 
 - `MARKREAD <target>` asks: `MARKREAD <target> timestamp=<time>`, or `*` when
-  the account has no marker there;
-- `MARKREAD <target> timestamp=<time>` moves the marker to the target's last
-  message at or before that time, forward only (chatd.model.catch_up); every
-  client of the account with the cap then gets `MARKREAD <target>
-  timestamp=<its time>` (Chat.mark_read's ReadMoved, rendered by
-  chatd.irc.render). A time that would not move it is answered with the
-  marker as it is, to the asker only;
-- after a JOIN, and for every marker right after identifying, a client with
-  the cap is sent the marker (or `*`).
+  there is no marker there (nor such a room);
+- `MARKREAD <target> timestamp=<time>` moves the marker to that time: its id is
+  the position after every message received by then (catch_up.position_at),
+  forward only; every client of the account with the cap then gets `MARKREAD
+  <target> timestamp=<time>` (Chat.mark_read's ReadMoved, rendered by
+  chatd.irc.render), the line and web connections `READ <target> <position>`.
+  A time that would not move it is answered with the marker as it is, to the
+  asker only;
+- after a JOIN, right after NickServ IDENTIFY and after registering with SASL,
+  a client with the cap is sent the markers (or `*` for the room joined).
 
-Refusals are standard replies: FAIL MARKREAD NEED_MORE_PARAMS,
-INVALID_PARAMS (a bad target or time, a room one may not read),
-ACCOUNT_REQUIRED (not identified), INTERNAL_ERROR (no history to read).
+A user that is not identified has markers for its connection's life only (its
+own, by the nickname for a private conversation). Refusals are standard
+replies: FAIL MARKREAD NEED_MORE_PARAMS, INVALID_PARAMS (a bad target or time,
+a room one may not set a marker of).
 """
 
 from __future__ import annotations
-
-from typing import cast
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -31,20 +31,13 @@ from chatd.config import HISTORY_MAX
 from chatd.irc.caps import CHATHISTORY, READ_MARKER
 from chatd.irc.history import HistorySession, parse_time, replay
 from chatd.irc.message import IrcMessage, irc_line
-from chatd.model.catch_up import (
-    CatchUp,
-    ReadTarget,
-    catch_up,
-    check_read_at,
-    mark,
-    read_target,
-)
+from chatd.model.catch_up import CatchUp, catch_up, position_at, read_target
 from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
 from chatd.model.private_history import with_party
 from chatd.model.times import utc_time
-from chatd.store.interface import AccountRecord, Entry, Marker
+from chatd.store.interface import AccountRecord, Marker
 
 __all__ = [
     "READ_MARKER",
@@ -52,6 +45,7 @@ __all__ = [
     "markread_line",
     "on_identify",
     "on_join",
+    "on_welcome",
     "replay_after",
 ]
 
@@ -80,10 +74,6 @@ def _refusal(session: HistorySession, target: str, error: ChatError) -> bytes:
     return _fail(session, code, target, text=clean_text(error.text))
 
 
-def _marker_of(session: HistorySession, target: ReadTarget) -> Marker | None:
-    return session.chat.marker(fold(target.account.name), target.key)
-
-
 def markread(session: HistorySession, msg: IrcMessage) -> None:
     """MARKREAD <target> [timestamp=<time>]."""
     user = session.user
@@ -93,45 +83,40 @@ def markread(session: HistorySession, msg: IrcMessage) -> None:
         session.send(_fail(session, "NEED_MORE_PARAMS", text="Missing parameters"))
         return
     name = msg.params[0]
+    chat = session.chat
     try:
-        target = read_target(session.accounts, user, name)
+        target = read_target(session.accounts, user, name, session=True)
     except ChatError as error:
-        session.send(_refusal(session, name, error))
+        if len(msg.params) < 2 and error.code is ErrorCode.BAD_ARGS:
+            # Asking of a room that is not there: it has no marker.
+            session.send(markread_line(session, name, None))
+        else:
+            session.send(_refusal(session, name, error))
         return
+    kept = chat.marker_of(user, target.key)
     if len(msg.params) < 2:
-        session.send(markread_line(session, target.name, _marker_of(session, target)))
+        session.send(markread_line(session, target.name, kept))
         return
     kind, _, value = msg.params[1].partition("=")
     millis = parse_time(value) if kind.lower() == "timestamp" else None
     if millis is None:
         session.send(_fail(session, "INVALID_PARAMS", name, text="Invalid timestamp"))
         return
-
-    def found(answer: tuple[ReadTarget, Entry | None]) -> bytes:
-        target, entry = answer
-        kept = _marker_of(session, target)
-        if entry is not None and (kept is None or entry.id > kept.id):
-            if session.chat.users.get(user.key) is user:
-                mark(session.accounts, user, target, entry)
-            return b""  # every client of the account is sent the new marker
-        return markread_line(session, target.name, kept)
-
-    def refused(failure: Failure) -> bytes:
-        failure.trap(ChatError)
-        return _refusal(session, name, cast(ChatError, failure.value))
-
-    checked = check_read_at(session.accounts, user, name, millis)
-    answer: Deferred[bytes] = checked.addCallbacks(found, refused)
-    late = _fail(session, "INTERNAL_ERROR", name, text="History did not answer")
-    session.send_later(answer, late)
+    position = position_at(millis)
+    if kept is not None and kept.id >= position:
+        # Forward only: the marker as it is, to the asker only.
+        session.send(markread_line(session, target.name, kept))
+        return
+    # Every client of the account (of the user, if not identified) hears it.
+    chat.mark_read(user, target.key, target.name, position, millis)
 
 
 def on_join(session: HistorySession, room: Room) -> None:
-    """After a JOIN: the room's marker, to a client with the cap that is identified."""
+    """After a JOIN: the room's marker (or *), to a client with the cap."""
     user = session.user
-    if user is None or not user.account or not session.caps.has(READ_MARKER):
+    if user is None or not session.caps.has(READ_MARKER):
         return
-    marker = session.chat.marker(fold(user.account), room.key)
+    marker = session.chat.marker_of(user, room.key)
     session.send(markread_line(session, room.name, marker))
 
 
@@ -151,6 +136,17 @@ def _missed(count: int) -> str:
 
 def _missed_private(count: int) -> str:
     return f"Missed private: {count} message{'' if count == 1 else 's'}"
+
+
+def on_welcome(session: HistorySession) -> None:
+    """After registering identified (SASL): every marker of the account, to a
+    client with the cap (its channels it joins afterwards, each with its own)."""
+    user = session.user
+    if user is None or not user.account:
+        return
+    record = session.accounts.account(user.account)
+    if record is not None:
+        session.send(on_identify(session, record))
 
 
 def replay_after(session: HistorySession, identified: Deferred[AccountRecord]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from chatd.irc import markers
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage
 from chatd.irc.render import mask
@@ -68,6 +69,7 @@ def welcome(session: IrcSession, user: User) -> None:
     lusers(session, IrcMessage("LUSERS"))
     motd(session, IrcMessage("MOTD"))
     session.welcomed()  # a registered nickname's notice comes after the welcome
+    markers.on_welcome(session)  # draft/read-marker: the account's, after SASL
 
 
 def send_isupport(session: IrcSession) -> None:

@@ -21,7 +21,7 @@ from chatd.config import CATCH_UP_CONVERSATIONS, HISTORY_COUNT, HISTORY_MAX
 from chatd.model.accounts import Accounts
 from chatd.model.chat import Chat, User
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.model.names import fold
+from chatd.model.names import fold, nick_problem, normalize_name
 from chatd.model.private_history import conversation_of, visible
 from chatd.store.interface import (
     NICK_PARTY,
@@ -32,6 +32,7 @@ from chatd.store.interface import (
     Marker,
     Span,
     id_at,
+    nick_party,
 )
 
 
@@ -46,7 +47,7 @@ class ReadTarget:
 
     key: str
     name: str
-    account: AccountRecord
+    account: AccountRecord | None  # None: a user not identified (IRC only)
     me: str = ""  # the reader's party, for a conversation
     start: int | None = None
 
@@ -76,21 +77,31 @@ def _history(chat: Chat) -> IHistory:
     return history
 
 
-def read_target(accounts: Accounts, user: User, name: str) -> ReadTarget:
+def read_target(
+    accounts: Accounts, user: User, name: str, session: bool = False
+) -> ReadTarget:
     """What user's read marker for name (a room or a nickname) is of.
 
-    not-identified: user has no account; a room user may not read (or that
-    does not exist now) is bad-args, as an id that is not its own would be.
+    not-identified: user has no account (unless session: IRC keeps markers
+    for the connection of a user not identified, by the nickname; the line
+    door does not); a room user may not read (or that does not exist now) is
+    bad-args, as an id that is not its own would be.
     """
     chat = accounts.chat
     mine = accounts.account(user.account) if user.account else None
-    if mine is None:
+    if mine is None and not (session and not user.account):
         raise ChatError(
             ErrorCode.NOT_IDENTIFIED,
             "read markers are kept only for identified users; "
             "/identify [<nick>] <password> first",
         )
     if not name.startswith("#"):
+        if mine is None:
+            shown = normalize_name(name)
+            problem = nick_problem(shown, frozenset())
+            if problem is not None:
+                raise ChatError(ErrorCode.NICK_INVALID, f"{shown}: {problem}")
+            return ReadTarget(nick_party(fold(shown)), shown, None)
         found = conversation_of(accounts, user, name)
         return ReadTarget(found.other, found.name, mine, found.me, found.start)
     room = chat.may_read(user, name)
@@ -123,22 +134,10 @@ def check_read(
     return target.select(history, span).addCallback(found).addErrback(_unavailable)
 
 
-def check_read_at(
-    accounts: Accounts, user: User, name: str, millis: int
-) -> defer.Deferred[tuple[ReadTarget, Entry | None]]:
-    """The target of a marker set by time (IRC's MARKREAD timestamp) and the
-    last of its messages at or before millis (None: there is none)."""
-    try:
-        target = read_target(accounts, user, name)
-        history = _history(accounts.chat)
-    except ChatError as error:
-        return defer.fail(error)
-    span = Span(1, before=id_at(millis + 1))
-
-    def found(entries: list[Entry]) -> tuple[ReadTarget, Entry | None]:
-        return target, entries[-1] if entries else None
-
-    return target.select(history, span).addCallback(found).addErrback(_unavailable)
+def position_at(millis: int) -> int:
+    """The marker id of a time (ms): after every message received up to and
+    including that millisecond, before any received later (id_at)."""
+    return id_at(millis + 1) - 1
 
 
 def _unavailable(failure: Failure) -> Failure:

@@ -59,27 +59,45 @@ class ReadMarking:
             if user.account and fold(user.account) == account
         ]
 
+    def marker_of(self, user: User, target: str) -> Marker | None:
+        """user's marker for target: its account's, or (not identified) its own."""
+        if user.account:
+            return self.marker(fold(user.account), target)
+        kept = user.session_markers
+        return None if kept is None else kept.get(target)
+
     def mark_read(
         self, user: User, target: str, name: str, msg_id: int, time: int
     ) -> None:
         """Move the marker of user's account for target to msg_id, forward only.
 
         target: a room's key or the other party of a private conversation;
-        name: how it is shown; time: the message's (ms). An id at or before
-        the marker changes nothing; otherwise every user identified to the
-        account gets ReadMoved. A user not identified has no markers.
+        name: how it is shown; msg_id: a message's id, or a position between
+        ids (IRC sets a marker by time: chatd.model.catch_up.position_at);
+        time: the message's, or that time (ms). An id at or before the marker
+        changes nothing; otherwise every user identified to the account gets
+        ReadMoved. A user not identified keeps markers for its connection's
+        life only (IRC's MARKREAD; the line door refuses it), and only it
+        hears of them.
         """
-        if not user.account:
-            return
-        account = fold(user.account)
-        old = self.marker(account, target)
+        old = self.marker_of(user, target)
         if old is not None and old.id >= msg_id:
             return
-        self.marker_changed(account, target, Marker(msg_id, time, name))
+        marker = Marker(msg_id, time, name)
+        event: Event = ReadMoved(name, msg_id, time)
+        if not user.account:
+            own: dict[str, Marker] = user.session_markers or {}
+            user.session_markers = own
+            own[target] = marker
+            if len(own) > self.max_markers:
+                del own[min(own, key=lambda key: own[key].id)]
+            user.deliver(event)
+            return
+        account = fold(user.account)
+        self.marker_changed(account, target, marker)
         kept = self.markers.get(account, {})
         if len(kept) > self.max_markers:
             oldest = min(kept, key=lambda key: kept[key].id)
             self.marker_changed(account, oldest, None)
-        event: Event = ReadMoved(name, msg_id, time)
         for each in self.account_users(account):
             each.deliver(event)

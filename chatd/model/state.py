@@ -15,6 +15,7 @@ from chatd.model.events import Event, IChatClient
 from chatd.model.globs import glob_match
 from chatd.model.names import LOBBY, fold
 from chatd.model.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
+from chatd.store.interface import Marker
 
 # The host of a user no door gave one: a test's, or a user a node of an
 # earlier version replicated. Every door gives its peer's address
@@ -187,6 +188,9 @@ class User:
     # Hidden from those who share no room with them when they look users up
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
+    # Read markers of a user who is not identified, for its connection's life
+    # only (IRC's MARKREAD; chatd.model.read_markers): None until it sets one.
+    session_markers: dict[str, Marker] | None = None
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 
