@@ -51,11 +51,6 @@ class ReadTarget:
     me: str = ""  # the reader's party, for a conversation
     start: int | None = None
 
-    @property
-    def private(self) -> bool:
-        """Whether this is a private conversation (not a room)."""
-        return self.start is not None
-
     def select(self, history: IHistory, span: Span) -> defer.Deferred[list[Entry]]:
         """The target's messages in span, none of an earlier owner's."""
         if self.start is None:
