@@ -30,6 +30,12 @@ HISTORY_MAX = 100
 # case is about 4.2 GB, a room's about 42 MB (bench/history_bound.py).
 HISTORY_ROOM_MAX = 10_000
 HISTORY_TOTAL_MAX = 1_000_000
+# docs/protocol.md, Read markers and catch-up: the targets (rooms and private
+# conversations) whose read marker one account keeps; past it, the marker read
+# longest ago goes. About 100 bytes each: 50 KB an account at most.
+MAX_READ_MARKERS = 500
+# Private conversations without a marker that a catch-up replays at most.
+CATCH_UP_CONVERSATIONS = 20
 
 
 @dataclass(frozen=True, slots=True)

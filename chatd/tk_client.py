@@ -150,6 +150,10 @@ class ChatWindow:
         root.minsize(640, 400)
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.bind("<Destroy>", self._destroyed, add="+")
+        # Read markers move only while the window has the focus (a conversation
+        # on screen in a window behind others is not read).
+        root.bind("<FocusIn>", lambda _: self._focus(True), add="+")
+        root.bind("<FocusOut>", lambda _: self._focus(False), add="+")
         root.report_callback_exception = self._callback_failed
         self._style()
         self.status_text = tk.StringVar(value="Not connected")
@@ -557,12 +561,21 @@ class ChatWindow:
         if follow:
             self.messages.see("end")
 
+    def _focus(self, focused: bool) -> None:
+        """The window got or lost the keyboard focus: the read markers are told."""
+        if not self._gone:
+            self.session.state.markers.focus(focused)
+
     def _redraw_messages(self, conversation: Conversation) -> None:
         self._unwritten.clear()  # the scrollback holds them too
         self._drawn = []
         self.messages.configure(state="normal")
         self.messages.delete("1.0", "end")
+        new_from = conversation.new_from  # where the unread messages begin
         for entry in conversation.scrollback:
+            if new_from is not None and entry.id == new_from:
+                line = ScrollbackEntry(entry.when, EntryKind.MARKER, "new messages")
+                self._write(line)
             self._write(entry)
         self.messages.configure(state="disabled")
         self.messages.see("end")

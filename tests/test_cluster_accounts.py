@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from chatd.net.connection import Connection
 from chatd.store.accounts import AccountRecord
+from chatd.store.memory import MemoryHistory
 from chatd.store.redis_accounts import RedisAccounts
 
 PASSWORD = "correct-horse"
@@ -200,3 +201,49 @@ def test_an_account_dropped_on_one_node_is_gone_on_the_other(
     settle(a, b, lambda: "alice" not in b.factory.accounts.store.accounts)
     assert not b.factory.accounts.is_registered("alice")
     assert b.chat.users["alice"].account == ""
+
+
+def test_a_read_marker_moved_on_one_node_reaches_the_other_and_redis(
+    redis_server: RedisServer,
+) -> None:
+    """alice reads #lobby on node a; her phone, identified to her account on
+    node b, gets READ; the marker is in Redis, where a node that starts later
+    reads it (docs/cluster.md, Read markers)."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+    history = MemoryHistory(clock)  # one history for both, as Redis's would be
+    stores = [RedisAccounts.start(reactor, redis_server.url) for _ in "ab"]
+    for store in stores:
+        result(store.ready())
+    a = make_node(log, "a", clock, history, accounts=stores[0])
+    b = make_node(log, "b", clock, history, accounts=stores[1])
+    know_each_other(a, b)
+    later = None
+    try:
+        registered(a, b, "alice")
+        alice, a_out = join(a, b, "alice")
+        say(a, b, alice, a_out, f"/identify {PASSWORD}")
+        phone, p_out = join(b, a, "phone")
+        got = say(a, b, phone, p_out, f"/identify alice {PASSWORD}")
+        assert "INFO You are identified as alice." in got, got
+        alice.dataReceived(b"read this\r\n")
+        pump_all(a, b)
+        said = history.rooms["#lobby"][-1]
+        alice.dataReceived(f"/read #lobby {said.id}\r\n".encode())
+        moved = f"READ #lobby {said.id}"
+        seen: list[str] = []
+
+        def phone_told() -> bool:
+            seen.extend(lines(p_out))
+            return moved in seen
+
+        settle(a, b, phone_told)
+        assert moved in lines(a_out)  # the node that moved it told alice too
+        later = RedisAccounts.start(reactor, redis_server.url)
+        result(later.ready())
+        settle(a, b, lambda: "alice" in later.markers)
+        assert later.markers["alice"]["#lobby"].id == said.id
+    finally:
+        for store in [*stores, *([later] if later is not None else [])]:
+            result(store.close())

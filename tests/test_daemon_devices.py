@@ -71,5 +71,5 @@ def test_two_devices_and_always_on_survive_a_restart(tmp_path: Path) -> None:
         phone.send("/history #dev")
         assert phone.expect("HISTORY #dev").endswith("MSG bob said while she was away")
         phone.send("/history bob")
-        assert phone.expect("HISTORY bob").endswith("MSG bob are you there")
+        assert phone.expect("HISTORY bob").endswith("PRIV bob are you there")
         assert bob.expect("AWAY alice") == "AWAY alice "

@@ -53,8 +53,8 @@ def test_private_history_survives_a_restart_for_its_two_accounts_only(
         alice.send("/history bob")
         before = read_until(alice, "ENDHISTORY ")
         assert [text.split(" ", 6)[4:] for text in before[:-1]] == [
-            ["MSG", "alice", "are you there?"],
-            ["MSG", "bob", "yes"],
+            ["PRIV", "alice", "are you there?"],
+            ["PRIV", "bob", "yes"],
         ]
         assert before[-1] == "ENDHISTORY bob 2"
         daemon.terminate()  # a clean stop: everything is written

@@ -169,8 +169,8 @@ def test_a_version_2_file_is_migrated_to_the_current_and_keeps_everything(
     tmp_path: Path,
 ) -> None:
     """A version 2 file gains the private messages table (3), the server bans'
-    (4), authors (5) and the staging table (6); its messages, accounts and
-    registered rooms stay; ids go on above its own."""
+    (4), authors (5), the staging table (6) and read markers (7); its
+    messages, accounts and registered rooms stay; ids go on above its own."""
     path = tmp_path / "v2.sqlite3"
     connection = sqlite3.connect(path)
     for statement in VERSION_2:
@@ -179,8 +179,8 @@ def test_a_version_2_file_is_migrated_to_the_current_and_keeps_everything(
     connection.close()
     database = HistoryDatabase.open(str(path))
     execute = database.connection.execute
-    assert execute("SELECT version FROM schema_version").fetchall() == [(6,)]
-    assert SCHEMA_VERSION == 6
+    assert execute("SELECT version FROM schema_version").fetchall() == [(7,)]
+    assert SCHEMA_VERSION == 7
     assert execute("SELECT count(*) FROM server_bans").fetchall() == [(0,)]
     assert texts(database.read("#dev", 10)) == ["kept"]
     assert execute("SELECT name, created FROM accounts").fetchall() == [("Alice", 5)]
@@ -367,14 +367,14 @@ def test_history_of_a_conversation_from_either_side(
     lines(a_out), lines(b_out)
     answer = ask(alice, a_out, "/history Bob")
     assert said(answer) == [
-        ("Bob", "MSG", "alice", "hello bob"),
-        ("Bob", "MSG", "bob", "hello alice"),
+        ("Bob", "PRIV", "alice", "hello bob"),
+        ("Bob", "PRIV", "bob", "hello alice"),
         ("Bob", "2"),
     ]
     first = parse_server_line(answer[0]).words
     assert first[2] == utc_time(int(NOW * 1000))
     assert said(ask(bob, b_out, "/history alice 1")) == [
-        ("alice", "MSG", "bob", "hello alice"),
+        ("alice", "PRIV", "bob", "hello alice"),
         ("alice", "1"),
     ]
     assert said(ask(bob, b_out, f"/history alice before {first[1]}")) == [
@@ -394,7 +394,7 @@ def test_an_action_is_kept_as_an_action(factory: ChatFactory) -> None:
     factory.chat.tell(bob.user, "alice", "waves", action=True)
     lines(a_out)
     assert said(ask(alice, a_out, "/history bob")) == [
-        ("bob", "ACTION", "bob", "waves"),
+        ("bob", "PRIV", "bob", "* bob waves"),
         ("bob", "1"),
     ]
 
@@ -415,7 +415,7 @@ def test_the_asker_must_be_identified(factory: ChatFactory) -> None:
     mallory.dataReceived(b"/msg alice it is me, bob\r\n")
     lines(a_out)
     assert said(ask(alice, a_out, "/history bob")) == [
-        ("bob", "MSG", "bob", "secret"),
+        ("bob", "PRIV", "bob", "secret"),
         ("bob", "1"),
     ]
 
@@ -437,7 +437,7 @@ def test_a_nickname_that_changed_hands_reveals_nothing(
     assert said(ask(mallory, m_out, "/history alice")) == [("alice", "0")]
     lines(a_out)
     assert said(ask(alice, a_out, "/history bob")) == [
-        ("bob", "MSG", "bob", "for alice only"),
+        ("bob", "PRIV", "bob", "for alice only"),
         ("bob", "1"),
     ]
 
@@ -465,8 +465,8 @@ def test_a_side_that_is_not_identified_is_kept_by_its_nickname(
     dave.dataReceived(b"/msg alice and this\r\n")
     lines(a_out), lines(d_out)
     assert said(ask(alice, a_out, "/history Dave")) == [
-        ("Dave", "MSG", "alice", "kept for alice"),
-        ("Dave", "MSG", "dave", "and this"),
+        ("Dave", "PRIV", "alice", "kept for alice"),
+        ("Dave", "PRIV", "dave", "and this"),
         ("Dave", "2"),
     ]
     assert said(ask(alice, a_out, "/history nobody")) == [("nobody", "0")]
@@ -490,7 +490,7 @@ def test_a_user_identified_under_another_nickname_is_found(
     bob.dataReceived(b"/nick robert\r\n/msg alice from robert\r\n")
     lines(a_out)
     assert said(ask(alice, a_out, "/history robert")) == [
-        ("robert", "MSG", "bob", "from robert"),
+        ("robert", "PRIV", "bob", "from robert"),
         ("robert", "1"),
     ]
     assert said(ask(alice, a_out, "/history BOB"))[-1] == ("BOB", "1")
@@ -529,7 +529,7 @@ def test_a_deletion_that_failed_still_hides_the_old_conversation(
     newcomer.dataReceived(b"/msg alice after\r\n")
     lines(a_out)
     assert said(ask(alice, a_out, "/history bob")) == [
-        ("bob", "MSG", "bob", "after"),
+        ("bob", "PRIV", "bob", "after"),
         ("bob", "1"),
     ]
 

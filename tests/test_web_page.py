@@ -7,13 +7,14 @@ missing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from browser import axe_violations, chromium, missing
-from daemon import Daemon, LineClient
+from daemon import WAIT, Daemon, LineClient
 from test_web_browser import (
     LOOPBACK,
     free_port,
@@ -25,6 +26,7 @@ from test_web_browser import (
     start,
     wait_until,
 )
+from tk_driver import Driver, NoXServer, xvfb
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -468,3 +470,77 @@ def test_new_messages_are_marked_where_they_begin(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_a_message_read_in_one_tab_is_read_in_the_other_and_in_the_tk_window(
+    tmp_path: Path, page: WebDriver, second: WebDriver
+) -> None:
+    """ivy's laptop tab, phone tab and desktop window (chatd-tk), all identified
+    to the account ivy, are in #dev and look at #lobby; carol (nc) says a line
+    in #dev: each counts 1 unread. The laptop opens #dev: the page moves the
+    account's marker (/read), the server sends READ to all three, and neither
+    the phone's #dev nor the window's counts anything unread any more."""
+    laptop, phone = page, second
+    password = "horsebattery9"
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        with xvfb() as display:
+            register(laptop, web_port, "ivy")
+            say(laptop, f"/register {password} {password}")
+            sees(laptop, "You are identified as ivy.")
+            register(phone, web_port, "ivyphone")
+            say(phone, f"/identify ivy {password}")
+            sees(phone, "You are identified as ivy.")
+            for tab in (laptop, phone):
+                joined(tab, "#dev")
+                open_conversation(tab, "#lobby")
+            port = daemon.ports[LOOPBACK]
+            log = tmp_path / "desk.log"
+            with Driver(display, port, "ivydesk", log, geometry="720x420") as desk:
+                desk.expect("registered")
+                desk.command(f"type /identify ivy {password}")
+                desk.expect(
+                    "entry", lambda e: e["text"] == "You are identified as ivy."
+                )
+                desk.command("type /join #dev")
+                desk.expect("entry", lambda e: e["conversation"] == "#dev")
+                desk.command("select #lobby")
+                carol = LineClient.tcp(port)
+                carol.register("carol")
+                carol.send("/join #dev")
+                carol.expect("JOIN #dev carol")
+                carol.send("read me once")
+                badge = '.conv[data-key="#dev"] .badge'
+                wait_until(laptop, lambda: text_of(laptop, badge) == "1")
+                wait_until(phone, lambda: text_of(phone, badge) == "1")
+                desk.expect("entry", lambda e: e["text"] == "read me once")
+                assert "#dev  ● 1 new" in desk_rows(desk)
+                open_conversation(laptop, "#dev")
+                sees(laptop, "read me once")
+                wait_until(phone, lambda: text_of(phone, badge) == "")
+                deadline = time.monotonic() + WAIT
+                while "#dev  ● 1 new" in desk_rows(desk):
+                    assert time.monotonic() < deadline, desk_rows(desk)
+                    time.sleep(0.05)
+                assert "#dev" in desk_rows(desk)
+                open_conversation(phone, "#dev")  # nothing new there
+                sees(phone, "read me once")
+                assert "New messages" not in text_of(phone, "#log")
+                assert script_errors(laptop) == [] and script_errors(phone) == []
+                desk.command("close")
+                desk.expect("exited")
+                carol.close()
+    except NoXServer as error:
+        pytest.skip(str(error))
+    finally:
+        daemon.kill()
+
+
+def desk_rows(desk: Driver) -> list[str]:
+    """The desktop window's conversation list, as it reads on screen."""
+    desk.command("dump")
+    shown = desk.expect("dump")
+    rows = shown["conversations"]
+    assert isinstance(rows, list)
+    return [str(row) for row in rows]

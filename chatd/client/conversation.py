@@ -80,6 +80,11 @@ class Conversation:
     ops: set[str] = field(default_factory=set)
     voiced: set[str] = field(default_factory=set)
     kicked: bool = False  # put out by an operator: not joined again by itself
+    # The account's read marker (READ; chatd/client/read_markers.py), the last
+    # /read sent for it, and the id where unread messages begin (shown once).
+    read_id: int = 0
+    sent_read: int = 0
+    new_from: int | None = None
 
     def member_names(self) -> list[str]:
         """Return the members' nicknames, sorted as a person looks them up."""

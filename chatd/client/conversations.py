@@ -23,6 +23,7 @@ from chatd.client.conversation import (
     EntryKind,
     ScrollbackEntry,
 )
+from chatd.client.read_markers import ReadMarkers
 from chatd.client.scrollback import HistoryKeeper
 from chatd.line.wire import ServerLine
 from chatd.model.names import LOBBY, fold, valid_nick, valid_room
@@ -123,6 +124,7 @@ class ChatState:
         self.server_room = LOBBY_KEY  # the server's idea of our current room
         self._switching: deque[str] = deque()  # /join sent to move the server
         self.history = HistoryKeeper(self)
+        self.markers = ReadMarkers(self)
         self._kicks: set[tuple[str, str]] = set()  # (room, nick) whose PART is due
 
     # -- the connection's turns -------------------------------------------------------
@@ -139,6 +141,7 @@ class ChatState:
     def disconnected(self) -> None:
         """Rooms keep their scrollback but have no members until joined again."""
         self.history.disconnected()
+        self.markers.stop()
         for conversation in self.conversations.values():
             if conversation.kind is ConversationKind.ROOM:
                 conversation.joined = False
@@ -168,6 +171,8 @@ class ChatState:
         self.current = key
         conversation.unread = 0
         self.view.selected(conversation)
+        conversation.new_from = None  # the "new messages" line is drawn once
+        self.markers.seen()
 
     def open_private(self, nick: str) -> None:
         """Open (or show) the private conversation with nick."""
@@ -221,7 +226,7 @@ class ChatState:
         previous, self._previous = self._previous, line
         self._lines += 1
         words, text = line.words, line.text or ""
-        if line.verb not in ("ID", "HISTORY", "ENDHISTORY"):
+        if line.verb not in ("ID", "HISTORY", "ENDHISTORY", "READ"):
             self.history.before_line(line.verb)
         match line.verb:
             case "MSG" | "ACTION":
@@ -232,6 +237,11 @@ class ChatState:
                 self.history.on_history(words, text)
             case "ENDHISTORY":
                 self.history.on_end(words[0], words[1])
+                ended = self.conversations.get(fold(words[0]))
+                if ended is not None:  # the catch-up after the marker: unread
+                    self.markers.recount(ended)
+            case "READ":
+                self.markers.on_read(words[0], words[1])
             case "PRIV":
                 self._on_private(words[0], words[1], text)
             case "JOIN":
@@ -303,7 +313,11 @@ class ChatState:
             conversation = self.private(other)
         else:  # others' messages open at most MAX_PRIVATE tabs (issue 11)
             conversation = self._others()
-        self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
+        # Version 3: a kept private message comes after ID <other> <id> <time>.
+        msg_id, when = self.history.take_id(fold(other))
+        self.note(
+            conversation, EntryKind.MESSAGE, text, nick=sender, msg_id=msg_id, when=when
+        )
         if own:  # the user just wrote to them: show that conversation
             self.select(conversation.key)
 
@@ -548,6 +562,7 @@ class ChatState:
                 )
             case "ACCOUNT" if self.is_me(room):  # words[0] is the nick here
                 account = words[1]
+                self.markers.identified = account != "*"
                 said = (
                     f"You are identified as {account}."
                     if account != "*"
@@ -619,6 +634,7 @@ class ChatState:
         conversation = self.conversations.get(key)
         if conversation is None:
             conversation = Conversation(key, name, kind)
+            self.markers.opened(conversation)
             self.conversations[key] = conversation
             if kind is ConversationKind.PRIVATE:
                 self._privates += 1
@@ -647,7 +663,11 @@ class ChatState:
         self.view.entry_added(conversation, entry)
         if conversation.key != self.current and nick is not None and not own:
             conversation.unread += 1
+            if conversation.new_from is None and msg_id is not None:
+                conversation.new_from = msg_id  # where the "new messages" line goes
             self.view.changed(conversation)
+        elif msg_id is not None and conversation.key == self.current:
+            self.markers.seen()
 
     def note_shown(self, kind: EntryKind, text: str) -> None:
         """Add a notice to the conversation on screen."""

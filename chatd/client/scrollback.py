@@ -180,7 +180,7 @@ class HistoryKeeper:
 
     def before_line(self, verb: str) -> None:
         """Any line but ID, HISTORY and ENDHISTORY: a run or a wait is over."""
-        if verb not in ("MSG", "ACTION"):
+        if verb not in ("MSG", "ACTION", "PRIV"):  # PRIV: version 3 kept ones
             self._next_id = None
         backfill, self._backfill = self._backfill, None
         if backfill is not None:
@@ -215,9 +215,13 @@ class HistoryKeeper:
         if not (msg_id.isascii() and msg_id.isdecimal()):
             return
         when = parse_utc(time)
+        # Version 3: a private message's kind is PRIV, an action "* sender text".
+        action = kind == "ACTION" or (kind == "PRIV" and text.startswith(f"* {nick} "))
+        if kind == "PRIV" and action:
+            text = text[len(nick) + 3 :]
         entry = ScrollbackEntry(
             when if when is not None else self.state.clock.seconds(),
-            EntryKind.ACTION if kind == "ACTION" else EntryKind.MESSAGE,
+            EntryKind.ACTION if action else EntryKind.MESSAGE,
             text,
             nick,
             self.state.is_me(nick),

@@ -167,6 +167,7 @@ OPERATIONS: tuple[Operation, ...] = (
     # Deleting a kept message (chatd.model.redaction): new in this version.
     Operation(Chat.delete_message, "delete_message"),
     Operation(Chat.delete_private_message, "delete_private_message"),
+    Operation(Chat.mark_read, "mark_read"),  # new in version 3 (read markers)
 )
 
 # The operations by their name in the log (the apply side).
@@ -224,5 +225,8 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "hidden_rooms": _READS,
         "visible_rooms": _READS,
         "visible_room": _READS,
+        "marker": _READS,
+        "marker_of": _READS,
+        "account_users": _READS,
     }
 )

@@ -22,6 +22,7 @@ from typing import TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from chatd.irc import markers
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.registration import try_register
@@ -33,6 +34,7 @@ from chatd.irc.session import (
     numeric,
     send_error,
 )
+from chatd.model.catch_up import fork
 from chatd.model.chat import User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
@@ -262,13 +264,18 @@ def nickserv(session: IrcSession, text: str) -> None:
     host = session.host
 
     def identified(record: AccountRecord) -> bytes:
-        return logged_in(session, record.name) + _notice(
-            session, f"You are now identified for {record.name}."
+        return (
+            logged_in(session, record.name)
+            + _notice(session, f"You are now identified for {record.name}.")
+            + markers.on_identify(session, record)  # draft/read-marker
         )
 
     if command == "IDENTIFY" and 1 <= len(args) <= 2:
         name, password = (user.nick, args[0]) if len(args) == 1 else (args[0], args[1])
-        _answered(session, accounts.identify(user, name, password, host), identified)
+        checked = accounts.identify(user, name, password, host)
+        caught_up = fork(checked)
+        _answered(session, checked, identified)
+        markers.replay_after(session, caught_up)  # what it missed, after the answer
     elif command == "REGISTER" and 1 <= len(args) <= 2:
         # The second word is an email to services elsewhere (not kept here);
         # a second word without @ is the password again, and must match.

@@ -30,7 +30,9 @@ SUPPORTED: dict[str, str] = {
 # Offered only by a server that keeps history (not with --no-history): reading
 # it, and deleting from it (chatd.irc.redaction).
 CHATHISTORY = "draft/chathistory"
-HISTORY_CAPS: dict[str, str] = {CHATHISTORY: "", REDACTION: ""}
+# Read markers (chatd.irc.markers) need ids, so history too.
+READ_MARKER = "draft/read-marker"
+HISTORY_CAPS: dict[str, str] = {CHATHISTORY: "", REDACTION: "", READ_MARKER: ""}
 
 # A CAP LS reply is split so that each line stays well inside 512 bytes.
 LS_BUDGET = 400

@@ -16,6 +16,7 @@ from chatd.irc import (
     account_commands,
     kline_commands,
     labels,
+    markers,
     redaction,
     rehash,
     room_commands,
@@ -195,6 +196,7 @@ def join(session: IrcSession, msg: IrcMessage) -> None:
             send_error(session, numeric_for(error, name))
             continue
         if added:  # Modern: RPL_TOPIC only if one is set, then NAMES
+            markers.on_join(session, room)  # draft/read-marker: before NAMES' end
             if room.rules.topic:
                 room_commands.topic_reply(session, room)
             names_reply(session, room)
@@ -697,6 +699,7 @@ COMMANDS: dict[str, IrcCommand] = {
     "TIME": IrcCommand(_on_this_server(time_), 0),
     "INFO": IrcCommand(_on_this_server(info), 0),
     "CHATHISTORY": IrcCommand(chathistory, 1),
+    "MARKREAD": IrcCommand(markers.markread, 0),
     # Rooms people run and accounts: modules of their own.
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,

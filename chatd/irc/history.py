@@ -32,7 +32,7 @@ files it where it asked; with account-tag it carries the sending account.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -243,6 +243,40 @@ def _private_lines(
     return data
 
 
+def replay(
+    session: HistorySession,
+    target: str,
+    entries: list[Entry],
+    lead: Callable[[int], str],
+    private: PrivateConversation | None = None,
+) -> bytes:
+    """Kept messages played back unasked (a backfill, a catch-up): a batch with
+    batch, else NOTICEs from the server after one saying what they are (lead:
+    how that one starts, given the count). b"" for none."""
+    if not entries:
+        return b""
+    if session.caps.has("batch"):
+        return batch_answer(session, target, entries, _budget(session), private)
+    time = session.caps.has("server-time")
+    source = session.server.name
+    first = datetime.fromtimestamp(entries[0].time / 1000, UTC)
+    # A private conversation's NOTICEs go to the user, its room's to the room.
+    to = session.user.nick if private is not None and session.user else target
+    head = irc_line(
+        "NOTICE",
+        to,
+        text=f"{lead(len(entries))} in {target}, since {first:%Y-%m-%d %H:%M} UTC:",
+        source=source,
+    )
+    lines = [notice_lines(entry, to, time, source) for entry in entries]
+    return head + b"".join(lines)
+
+
+def last_messages(count: int) -> str:
+    """How a backfill's NOTICEs are led: "The last message", "The last 3 messages"."""
+    return "The last message" if count == 1 else f"The last {count} messages"
+
+
 def _budget(session: HistorySession) -> int:
     """Bytes one answer may take: half the send queue, as for the line door."""
     return session.server.config.sendq // 2
@@ -271,22 +305,7 @@ def backfill(session: HistorySession, room: Room) -> None:
     target = room.name
 
     def spelled(entries: list[Entry]) -> bytes:
-        if not entries:
-            return b""
-        if session.caps.has("batch"):
-            return batch_answer(session, target, entries, _budget(session))
-        time = session.caps.has("server-time")
-        source = session.server.name
-        first = datetime.fromtimestamp(entries[0].time / 1000, UTC)
-        which = "message" if len(entries) == 1 else f"{len(entries)} messages"
-        lead = irc_line(
-            "NOTICE",
-            target,
-            text=f"The last {which} in {target}, since {first:%Y-%m-%d %H:%M} UTC:",
-            source=source,
-        )
-        lines = [notice_lines(entry, target, time, source) for entry in entries]
-        return lead + b"".join(lines)
+        return replay(session, target, entries, last_messages)
 
     def nothing_when_unavailable(failure: Failure) -> bytes:
         failure.trap(HistoryUnavailable)

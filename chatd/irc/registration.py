@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
+from chatd.irc import markers, room_commands
 from chatd.irc import numerics as n
-from chatd.irc import room_commands
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
@@ -107,6 +107,7 @@ def welcome(session: IrcSession, user: User) -> None:
     lusers(session, IrcMessage("LUSERS"))
     motd(session, IrcMessage("MOTD"))
     session.welcomed()  # a registered nickname's notice comes after the welcome
+    markers.on_welcome(session)  # draft/read-marker: the account's, after SASL
 
 
 def send_isupport(session: IrcSession) -> None:

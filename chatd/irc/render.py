@@ -34,6 +34,7 @@ from chatd.model.chat import (
     Parted,
     Private,
     Quit,
+    ReadMoved,
     Renamed,
     TopicChanged,
     User,
@@ -209,6 +210,10 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
                     source=mask(chat, by),
                 )
             ]
+        case ReadMoved(target, _, millis):
+            # draft/read-marker (chatd.irc.markers): to clients with the cap only.
+            when = f"timestamp={utc_time(millis)}"
+            return [irc_line("MARKREAD", target, when, source=chat.server_name)]
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -340,6 +345,8 @@ class IrcRenderer:
             self._only_for = "account-notify"
         elif isinstance(event, Deleted):
             self._only_for = REDACTION
+        elif isinstance(event, ReadMoved):
+            self._only_for = "draft/read-marker"
         else:
             self._only_for = None
         self._account = account_tag(chat, event)

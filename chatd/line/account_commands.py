@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from chatd.line.catch_up import send_catch_up_after
 from chatd.line.room_commands import error_line
 from chatd.line.wire import line
 from chatd.model import logins
+from chatd.model.catch_up import fork
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.logins import Login
 from chatd.store.accounts import AccountRecord
@@ -96,9 +98,11 @@ def identify(session: Session, args: list[str]) -> None:
     def done(record: AccountRecord) -> bytes:
         return info(f"You are identified as {record.name}.")
 
-    answer_later(
-        session, session.accounts.identify(user, name, password, session.host), done
-    )
+    checked = session.accounts.identify(user, name, password, session.host)
+    caught_up = fork(checked)
+    answer_later(session, checked, done)
+    # docs/protocol.md, Read markers and catch-up: right after this answer.
+    send_catch_up_after(session, caught_up)
 
 
 def log_in(session: Session, args: list[str]) -> None:

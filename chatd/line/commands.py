@@ -12,9 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
-from chatd.line import account_commands, kline_commands, rehash, room_commands
+from chatd.line import account_commands, catch_up, kline_commands, rehash, room_commands
 from chatd.line.session import Command, Session
-from chatd.line.wire import history_lines, line, word_lines
+from chatd.line.wire import history_lines, line, private_history_lines, word_lines
 from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
@@ -355,7 +355,11 @@ def private_history(
     target, budget = normalize_name(name), _budget(session)
     read = store.read_private(found.me, found.other, count, before)
     answer = read.addCallback(
-        lambda entries: _answer(visible(entries, found.start), target, budget)
+        lambda entries: newest_within(
+            visible(entries, found.start),
+            budget,
+            partial(private_history_lines, target),
+        )
     )
 
     def refused(failure: Failure) -> bytes:
@@ -467,6 +471,9 @@ COMMANDS: dict[str, Command] = {
     "delete": Command(delete, "/delete <#room | nick> <id> [reason]",
                       "delete a kept message: yours, or any in a room you run",
                       2, 3, text=True),
+    "read": Command(catch_up.read, "/read <#room | nick> <id>",
+                    "mark a room or private conversation read up to <id> "
+                    "(identified users)", 2, 2),
     # Rooms people run (chatd.line.room_commands).
     "topic": Command(room_commands.topic, "/topic [<#room>] [<text> | -]",
                      "show or set the topic (- clears it)", 0, 2, text=True),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 from chatd import __version__
+from chatd.line.catch_up import send_catch_up
 from chatd.line.commands import COMMANDS, backfill
 from chatd.line.session import Session
 from chatd.line.wire import line
@@ -27,6 +28,7 @@ from chatd.model.logins import Login
 from chatd.model.names import LOBBY, clean_text
 from chatd.model.server_bans import ServerBanned
 from chatd.net.phase import Phase
+from chatd.store.interface import AccountRecord
 
 NICK_PROMPT = (
     "Choose a nickname: 1-20 letters, digits, _ or -, not starting with a digit or -"
@@ -241,7 +243,7 @@ class LineDoor:
             conn.chat.attach(user, cast(IChatClient, conn))
             if away and user.away == away:  # away on the other devices: say so
                 conn.send(line("AWAY", user.nick, text=away))
-        after_login(conn, user, attached=login.holder is not None)
+        after_login(conn, login.record)
 
     @staticmethod
     def quit_chat(conn: LineCarrier, reason: str) -> None:
@@ -270,13 +272,11 @@ class LineDoor:
 LINE_DOOR = LineDoor()
 
 
-def after_login(conn: LineCarrier, user: User, attached: bool) -> None:
-    """Where the catch-up runs after a login at the prompt (docs/protocol.md,
-    Devices: READ lines, then what each room and conversation said since
-    its marker). attached: the connection joined a user already there.
-
-    The hook the read markers fill in; nothing is sent here yet.
-    """
+def after_login(conn: LineCarrier, record: AccountRecord) -> None:
+    """The catch-up after a login at the prompt, fresh or attached
+    (docs/protocol.md, Devices: READ lines, then what each room and
+    conversation said since its marker), after the lines just sent."""
+    send_catch_up(conn, record)
 
 
 class SpeaksLine:

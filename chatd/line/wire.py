@@ -25,6 +25,7 @@ from chatd.model.chat import (
     Parted,
     Private,
     Quit,
+    ReadMoved,
     Renamed,
     TopicChanged,
 )
@@ -33,7 +34,7 @@ from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.model.times import utc_time
 from chatd.net.bulk import pack_words
 from chatd.net.output import once_per_broadcast
-from chatd.store.interface import Entry, millis
+from chatd.store.interface import Entry, Kind, millis
 
 CRLF = b"\r\n"
 
@@ -72,6 +73,9 @@ SERVER_VERBS: dict[str, Shape] = {
     # chatd's extension, only after /ids on: DELETED <target> <id> <by>
     # <reason> (docs/protocol.md, Deleting messages).
     "DELETED": Shape(3, True),
+    # Version 3: READ <target> <id>, an account's read marker (docs/protocol.md,
+    # Read markers and catch-up).
+    "READ": Shape(2, False),
     # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
     # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
     # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
@@ -172,6 +176,8 @@ def render_event(event: Event) -> bytes:
             return line("INFO", text=text)
         case Deleted():
             return b""  # only for /ids on (render_ids): the others saw no ids
+        case ReadMoved(target, msg_id):
+            return line("READ", target, str(msg_id))
     raise TypeError(f"not a chat event: {event!r}")
 
 
@@ -191,6 +197,35 @@ def history_lines(target: str, entries: Sequence[Entry]) -> bytes:
     ]
     parts.append(line("ENDHISTORY", target, str(len(entries))))
     return b"".join(parts)
+
+
+def private_history_lines(target: str, entries: Sequence[Entry]) -> bytes:
+    """HISTORY lines of a private conversation with target, then ENDHISTORY.
+
+    docs/protocol.md, Read markers and catch-up: the kind is PRIV and the
+    nick the sender; an action reads "* sender text", as its PRIV line did.
+    """
+    parts = [
+        line(
+            "HISTORY",
+            target,
+            str(entry.id),
+            utc_time(entry.time),
+            "PRIV",
+            entry.nick,
+            text=entry.text
+            if entry.kind is Kind.MESSAGE
+            else f"* {entry.nick} {entry.text}",
+        )
+        for entry in entries
+    ]
+    parts.append(line("ENDHISTORY", target, str(len(entries))))
+    return b"".join(parts)
+
+
+def read_line(target: str, msg_id: int) -> bytes:
+    """READ <target> <id>: an account's read marker."""
+    return line("READ", target, str(msg_id))
 
 
 class RenderStats:

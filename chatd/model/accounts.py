@@ -226,6 +226,8 @@ class Accounts:
         chat.records = store.rooms  # registered rooms: the store's, kept in place
         chat.server_bans.attach(store.server_bans, store.save_server_ban)
         chat.record_changed = self._room_changed
+        chat.markers = store.markers  # read markers, the same way
+        chat.marker_changed = store.save_marker
         chat.nick_watchers.append(self.nick_taken)
         # Always-on users are the account's, kept in its store across restarts.
         chat.always_on_changed = self._always_on_changed
@@ -661,7 +663,9 @@ class Accounts:
 
     def _forget_private(self, key: str) -> None:
         """Delete account key's private conversations (docs/protocol.md, Private
-        history): they must not pass to whoever registers the name next."""
+        history) and read markers: they must not pass to whoever registers the
+        name next."""
+        self.store.forget_markers(key)
         history = self.chat.history
         if history is not None:
             history.forget_private(key)

@@ -33,6 +33,7 @@ from chatd.model.events import (
     Parted,
     Private,
     Quit,
+    ReadMoved,
     Renamed,
     TopicChanged,
 )
@@ -46,12 +47,13 @@ from chatd.model.names import (
     room_problem,
 )
 from chatd.model.permissions import Permissions
+from chatd.model.read_markers import ReadMarking, keep_in_memory
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_banning import ServerBanRules
 from chatd.model.server_bans import ServerBans
 from chatd.model.state import Room, RoomRules, User, same_or
 from chatd.model.whowas import PastNicks
-from chatd.store.interface import IHistory, Kind, nick_party
+from chatd.store.interface import IHistory, Kind, Marker, nick_party
 
 # The model's front: the doors take users, rooms and events from here.
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "Parted",
     "Private",
     "Quit",
+    "ReadMoved",
     "Renamed",
     "Room",
     "RoomRecord",
@@ -117,13 +120,13 @@ def _not_kept(user: User, on: bool) -> None:
     """The default for Chat.always_on_changed: always-on users are not kept."""
 
 
-class Chat(Moderation, Permissions, ServerBanRules):
+class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
     """All users and rooms of one server, and the rules between them.
 
     The rules of rooms people run (operators, bans, modes) are
     chatd.model.moderation's, who may see a room and read its history
-    chatd.model.permissions's, and server bans (K-lines)
-    chatd.model.server_banning's; Chat inherits them.
+    chatd.model.permissions's, server bans (K-lines) chatd.model.server_banning's,
+    and accounts' read markers chatd.model.read_markers's; Chat inherits them.
     """
 
     def __init__(
@@ -180,6 +183,10 @@ class Chat(Moderation, Permissions, ServerBanRules):
         # Who may not use the server (K-lines); kept by the accounts' store
         # (chatd.model.accounts attaches it).
         self.server_bans = ServerBans()
+        # Accounts' read markers (chatd.model.read_markers): the account
+        # store's, once chatd.model.accounts sets them; in memory until then.
+        self.markers: dict[str, dict[str, Marker]] = {}
+        self.marker_changed = keep_in_memory(self.markers)
 
     # -- the server's settings ---------------------------------------------
 

@@ -178,6 +178,19 @@ class Deleted:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMoved:
+    """An account's read marker for target moved to id (docs/protocol.md, Read
+    markers and catch-up); time: that message's, in ms since 1970 UTC.
+
+    target as shown: a room's name, or the other side of a private conversation.
+    """
+
+    target: str
+    id: int
+    time: int
+
+
 Event = (
     Message
     | Action
@@ -195,6 +208,7 @@ Event = (
     | AccountChanged
     | Notice
     | Deleted
+    | ReadMoved
 )
 
 

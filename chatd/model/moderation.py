@@ -68,6 +68,7 @@ from chatd.model.room_rules import (
     valid_key,
 )
 from chatd.model.state import NO_INVITATIONS, Ban, Room, User
+from chatd.store.interface import Marker
 
 # -- the rules, as part of Chat -------------------------------------------------
 
@@ -86,6 +87,7 @@ class Moderation:
     records: dict[str, RoomRecord]
     secret_rooms: set[str]
     record_changed: Callable[[RoomRecord | None, str], None]
+    markers: dict[str, dict[str, Marker]]
 
     if TYPE_CHECKING:
 
@@ -652,7 +654,7 @@ class Moderation:
         """An account is gone: take it out of every registered room.
 
         A room it founded is registered no more (its present operators
-        keep their status for as long as they stay).
+        keep their status for as long as they stay). Its read markers go.
         """
         key = fold(account)
         for room_key, record in list(self.records.items()):
@@ -666,6 +668,9 @@ class Moderation:
             elif key in record.operators:
                 record.operators.discard(key)
                 self.record_changed(record, room_key)
+        # Its read markers go too (the store forgets them: Accounts.unregister);
+        # on a cluster every node's copy of them.
+        self.markers.pop(key, None)
 
     def _status_by_account(self, user: User) -> None:
         """user just identified: op them where a registered room lists the account."""

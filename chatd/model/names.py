@@ -87,7 +87,8 @@ VERB_NICKS = frozenset(
         *("TOPIC", "OP", "DEOP", "VOICE", "DEVOICE", "BAN", "UNBAN", "MODE"),
         *("KICK", "INVITE", "MODES", "ACCOUNT", "OPS", "VOICES", "BANS"),
         *("KLINE", "ENDKLINES"),  # and server bans
-        # Version 3 (docs/protocol.md, Devices (version 3)).
+        # Version 3 (docs/protocol.md, Devices (version 3)): AWAY; read markers:
+        # READ.
         *("AWAY", "READ"),
         "DELETED",  # deleting messages (docs/protocol.md)
     )

@@ -16,6 +16,7 @@ from chatd.model.events import Event, IChatClient
 from chatd.model.globs import glob_match
 from chatd.model.names import LOBBY, fold
 from chatd.model.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
+from chatd.store.interface import Marker
 
 if TYPE_CHECKING:
     from chatd.model.devices import Devices
@@ -195,6 +196,9 @@ class User:
     # (chatd.model.redaction): "~" and a token of this registration's, never
     # another's, whoever takes the nickname later. Chat.register sets it.
     session: str = ""
+    # Read markers of a user who is not identified, for its connection's life
+    # only (IRC's MARKREAD; chatd.model.read_markers): None until it sets one.
+    session_markers: dict[str, Marker] | None = None
     # client.deliver, bound once: a broadcast calls it for every member. A
     # user on several connections (chatd.model.devices) has its Devices here:
     # the fan-out's deliver while two or more are attached, the one

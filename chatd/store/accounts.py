@@ -26,7 +26,13 @@ from twisted.python.failure import Failure
 
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_bans import ServerBan
-from chatd.store.interface import AccountRecord, AlwaysOnRecord, same_account
+from chatd.store.interface import (
+    AccountRecord,
+    AlwaysOnRecord,
+    Marker,
+    keep_marker,
+    same_account,
+)
 from chatd.store.sqlite import HistoryDatabase
 
 
@@ -73,11 +79,19 @@ class MemoryAccounts(LocalAccounts):
         self.server_bans: dict[str, ServerBan] = {}
         self.always_on: dict[str, AlwaysOnRecord] = {}
 
+        self.markers: dict[str, dict[str, Marker]] = {}
+
     def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
         keep_always_on(self.always_on, key, record)
 
     def when_loaded(self, call: Callable[[], None]) -> None:
         call()  # nothing to read
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        keep_marker(self.markers, account, target, marker)
+
+    def forget_markers(self, account: str) -> None:
+        self.markers.pop(account, None)
 
     def save_account(self, key: str, record: AccountRecord) -> None:
         self.accounts[key] = record
@@ -178,6 +192,17 @@ def room_from_json(founder: str, text: str) -> RoomRecord:
     )
 
 
+def load_markers(database: HistoryDatabase) -> dict[str, dict[str, Marker]]:
+    """Read every account's read markers."""
+    markers: dict[str, dict[str, Marker]] = {}
+    rows = database.connection.execute(
+        "SELECT account, target, id, time, name FROM read_markers"
+    )
+    for account, target, msg_id, time, name in rows:
+        markers.setdefault(account, {})[target] = Marker(msg_id, time, name)
+    return markers
+
+
 def load(
     database: HistoryDatabase,
 ) -> tuple[dict[str, AccountRecord], dict[str, RoomRecord]]:
@@ -242,6 +267,7 @@ class SQLiteAccounts(LocalAccounts):
         self.always_on: dict[str, AlwaysOnRecord] = {}
         self.loaded = False
         self._when_loaded: list[Callable[[], None]] = []
+        self.markers: dict[str, dict[str, Marker]] = {}
         writer.openers.append(self._opened)
 
     def _opened(self, database: HistoryDatabase) -> None:
@@ -256,6 +282,7 @@ class SQLiteAccounts(LocalAccounts):
             (row[0], always_on_from_json(row[1]))
             for row in execute("SELECT account, record FROM always_on")
         )
+        self.markers.update(load_markers(database))
         self.log.info(
             "{accounts} accounts, {rooms} registered rooms and {bans} server bans read",
             accounts=len(accounts),
@@ -358,4 +385,37 @@ class SQLiteAccounts(LocalAccounts):
             ban.by,
             ban.time,
             ban.expires,
+        )
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        if not keep_marker(self.markers, account, target, marker):
+            return
+        if marker is None:
+            self._submit(
+                "a read marker's removal",
+                "DELETE FROM read_markers WHERE account = ? AND target = ?",
+                account,
+                target,
+            )
+            return
+        # Forward only on disk too: a later write of an older id changes nothing.
+        self._submit(
+            "a read marker",
+            "INSERT INTO read_markers (account, target, id, time, name) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, target) DO UPDATE SET "
+            "id = excluded.id, time = excluded.time, name = excluded.name "
+            "WHERE excluded.id > read_markers.id",
+            account,
+            target,
+            marker.id,
+            marker.time,
+            marker.name,
+        )
+
+    def forget_markers(self, account: str) -> None:
+        self.markers.pop(account, None)
+        self._submit(
+            "an account's read markers' removal",
+            "DELETE FROM read_markers WHERE account = ?",
+            account,
         )

@@ -320,6 +320,45 @@ def millis(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """An account's read marker for one target (docs/protocol.md, Read markers).
+
+    Every message of the target up to and including id has been read; time
+    is that message's (ms since 1970 UTC, IRC's MARKREAD gives it); name is
+    the target as shown: the room's name, or the other side of a private
+    conversation (its account as registered, or a nickname).
+    """
+
+    id: int
+    time: int
+    name: str
+
+
+def keep_marker(
+    markers: dict[str, dict[str, Marker]],
+    account: str,
+    target: str,
+    marker: Marker | None,
+) -> bool:
+    """Put marker in the cache markers (None: take it out), forward only;
+    whether that changed anything."""
+    kept = markers.get(account)
+    if marker is None:
+        if kept is None or kept.pop(target, None) is None:
+            return False
+        if not kept:
+            del markers[account]
+        return True
+    if kept is None:
+        kept = markers[account] = {}
+    old = kept.get(target)
+    if old is not None and old.id >= marker.id:
+        return False
+    kept[target] = marker
+    return True
+
+
 @dataclass(slots=True)
 class AccountRecord:
     """One account: its name as registered, the Argon2 hash, when (ms, UTC)."""
@@ -355,6 +394,10 @@ class AccountStore(Protocol):
     server_bans: dict[str, ServerBan]
     # Always-on users by their folded account (read when the store opens).
     always_on: dict[str, AlwaysOnRecord]
+    # Read markers: folded account -> target key -> Marker. A target key is a
+    # room's folded name, or the other party of a private conversation (see
+    # conversation()). Read at start, as accounts are; kept in place.
+    markers: dict[str, dict[str, Marker]]
     durable: bool  # False: nothing outlives the daemon
 
     def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
@@ -374,6 +417,13 @@ class AccountStore(Protocol):
 
     def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
         """Keep server ban key as ban; None: it is lifted (or ended)."""
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        """Keep account's marker for target (None: forget it); markers only
+        move forward: a kept one with a larger id stays. Never raises."""
+
+    def forget_markers(self, account: str) -> None:
+        """Forget every marker of account (it was dropped). Never raises."""
 
     def fetch_account(self, key: str) -> Deferred[AccountRecord | None]:
         """The account key as the store holds it now (accounts is then up to date)."""

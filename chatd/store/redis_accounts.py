@@ -42,7 +42,7 @@ from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_bans import ServerBan
 from chatd.store.accounts import AccountRecord, keep_always_on
-from chatd.store.interface import AlwaysOnRecord
+from chatd.store.interface import AlwaysOnRecord, Marker, keep_marker
 from chatd.store.redis_history import REPLY_TIMEOUT, endpoint_for, parse_url
 from chatd.store.resp import LogLink
 
@@ -91,6 +91,45 @@ return 1
 """
 
 
+MARKERS_KEY = "chatd:markers"
+
+# Read markers (docs/protocol.md, Read markers and catch-up): KEYS[1] the
+# hash, one field per account: JSON {target: [id, time, name]}, the numbers
+# as strings (cjson would round them). ARGV: account, target, id ('': forget
+# the target), time, name. Forward only: an id at or below the kept one
+# changes nothing (every node of a cluster applies the same move). 1 if done.
+MARK = """
+local text = redis.call('HGET', KEYS[1], ARGV[1])
+local kept = {}
+if text then kept = cjson.decode(text) end
+if ARGV[3] == '' then
+  if kept[ARGV[2]] == nil then return 0 end
+  kept[ARGV[2]] = nil
+else
+  local old = kept[ARGV[2]]
+  if old and tonumber(old[1]) >= tonumber(ARGV[3]) then return 0 end
+  kept[ARGV[2]] = {ARGV[3], ARGV[4], ARGV[5]}
+end
+if next(kept) == nil then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(kept))
+end
+return 1
+"""
+
+
+def markers_from_json(text: str) -> dict[str, Marker]:
+    """One account's markers as kept in chatd:markers (see MARK)."""
+    data = json.loads(text)
+    if not isinstance(data, dict):  # cjson spells an empty table as {}
+        return {}
+    return {
+        str(target): Marker(int(msg_id), int(time), str(name))
+        for target, (msg_id, time, name) in data.items()
+    }
+
+
 def record_to_json(record: AccountRecord) -> str:
     """An account as the JSON kept in chatd:accounts."""
     return json.dumps(
@@ -137,6 +176,7 @@ class RedisAccounts:
         # Always-on users: this node's own, in memory only (docs/cluster.md,
         # Several devices): a cluster keeps no always-on user across restarts.
         self.always_on: dict[str, AlwaysOnRecord] = {}
+        self.markers: dict[str, dict[str, Marker]] = {}
         self._link: Any = None  # the connected command protocol, or None
         self._subscribed: Any = None  # the feed's protocol once subscribed
         self._loading: list[str] | None = None  # changes come while reading all
@@ -265,6 +305,7 @@ class RedisAccounts:
             )
             if not self._ready.called:
                 self._ready.callback(None)
+            self._read_markers()
 
         def failed(failure: Failure) -> None:
             self._loading = None
@@ -275,6 +316,23 @@ class RedisAccounts:
             )
 
         self._execute("HGETALL", ACCOUNTS_KEY).addCallbacks(read, failed)
+
+    def _read_markers(self) -> None:
+        """Read every account's read markers (a node applies moves meanwhile)."""
+
+        def read(found: list[str]) -> None:
+            for i in range(0, len(found), 2):
+                for target, marker in markers_from_json(found[i + 1]).items():
+                    keep_marker(self.markers, found[i], target, marker)
+
+        def failed(failure: Failure) -> None:
+            self.log.warn(
+                "accounts: could not read the read markers from {where}: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        self._execute("HGETALL", MARKERS_KEY).addCallbacks(read, failed)
 
     def changed(self, message: str) -> None:
         """A change published by a node (this one included): the cache follows."""
@@ -388,3 +446,39 @@ class RedisAccounts:
 
     def save_server_ban(self, key: str, ban: ServerBan | None) -> None:
         """Nothing to do: the model's dictionary is this node's copy."""
+
+    def save_marker(self, account: str, target: str, marker: Marker | None) -> None:
+        if not keep_marker(self.markers, account, target, marker):
+            return
+        spelled = (
+            ("", "", "")
+            if marker is None
+            else (
+                str(marker.id),
+                str(marker.time),
+                marker.name,
+            )
+        )
+
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "accounts: could not keep a read marker in {where}: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        self._execute(
+            "EVAL", MARK, 1, MARKERS_KEY, account, target, *spelled
+        ).addErrback(failed)
+
+    def forget_markers(self, account: str) -> None:
+        self.markers.pop(account, None)
+
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "accounts: could not forget read markers in {where}: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        self._execute("HDEL", MARKERS_KEY, account).addErrback(failed)

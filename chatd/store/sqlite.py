@@ -30,7 +30,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -113,6 +113,20 @@ STAGED_TABLES = (
         author TEXT NOT NULL
     )""",
 )
+# Version 7: read markers (docs/protocol.md, Read markers and catch-up):
+# account, folded; target: a room's folded name or the other party of a
+# private conversation (as low and high are spelled); id and time: the
+# message read up to (time in ms); name: the target as shown.
+MARKER_TABLES = (
+    """CREATE TABLE read_markers (
+        account TEXT NOT NULL,
+        target TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (account, target)
+    ) WITHOUT ROWID""",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -135,6 +149,7 @@ SCHEMA = (
     *SERVER_BAN_TABLES,
     *AUTHOR_COLUMNS,
     *STAGED_TABLES,
+    *MARKER_TABLES,
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ACCOUNT_TABLES,
@@ -142,6 +157,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: SERVER_BAN_TABLES,
     4: AUTHOR_COLUMNS,
     5: STAGED_TABLES,
+    6: MARKER_TABLES,
 }
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer

@@ -17,8 +17,9 @@ const SHAPES = {
   KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
   // Server bans (docs/protocol.md, Server bans): /klines' answer.
   KLINE: [4, true], ENDKLINES: [1, false],
-  // Message ids and deleting messages (docs/protocol.md): after /ids on.
-  ID: [3, false], DELETED: [3, true],
+  // Version 3: message ids (after /ids on), the account's read markers, and
+  // deleting messages (docs/protocol.md).
+  ID: [3, false], READ: [2, false], DELETED: [3, true],
 };
 const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
@@ -81,9 +82,11 @@ const state = {
   everRegistered: false,
   restored: false, // the last visit's conversations are back (once a page)
   identified: false,
+  liveId: null, // the ID line just received: the id of the MSG/ACTION/PRIV after it
+  readIds: new Map(), // the account's markers by key, for conversations not open yet
+  readTimer: null,
   password: "", // typed on the first screen: sent once with /identify, then forgotten
   notify: localStorage.getItem("chatd.notify") === "on",
-  nextId: null, // the ID line just read: { room (folded), id } of the MSG after it
 };
 
 const $ = (id) => document.getElementById(id);
@@ -101,6 +104,9 @@ function conversation(key, name, kind) {
       // Rooms people run: the topic, who is marked, why we are out, if we are.
       topic: "", topicBy: "", ops: new Set(), voiced: new Set(), modes: null,
       kicked: "", justJoined: false, kicks: new Set(),
+      // Read markers (docs/protocol.md, Read markers and catch-up): the
+      // messages shown with their ids, the account's marker, the last /read sent.
+      seen: [], readId: state.readIds.get(key) || 0, sentRead: 0,
     };
     state.conversations.set(key, conv);
     renderSide();
@@ -273,7 +279,6 @@ const HANDLERS = {
     const lobby = state.conversations.get(fold(LOBBY));
     if (lobby) lobby.rejoined = true;
   },
-  ID([room, id]) { state.nextId = { room: fold(room), id }; },
   DELETED([target, id, by], text) { deleted(target, id, by, text); },
   MSG([room, nick], text) { said(room, nick, text, "msg"); },
   ACTION([room, nick], text) { said(room, nick, text, "action"); },
@@ -287,7 +292,7 @@ const HANDLERS = {
     const action = text.startsWith(`* ${from} `);
     add(conv, {
       kind: action ? "action" : "msg", nick: from,
-      text: action ? text.slice(from.length + 3) : text, mine,
+      text: action ? text.slice(from.length + 3) : text, mine, id: liveId(other),
     });
     if (mine && state.askedPrivate === conv.key) {
       state.askedPrivate = null;
@@ -411,6 +416,7 @@ const HANDLERS = {
     if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
       accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
     }
+    if (text.startsWith("Message ids are on")) return; // our own /ids on
     if (state.switching > 0 && text.startsWith("You are already in ")) {
       state.switching -= 1; // our own /join to make a room current
       return;
@@ -432,7 +438,22 @@ const HANDLERS = {
   },
   HISTORY([room, id, time, kind, nick], text) {
     const conv = conversation(fold(room), room, room.startsWith("#") ? "room" : "private");
-    conv.pending.push({ id, room, time: new Date(time), kind: kind === "ACTION" ? "action" : "msg", nick, text });
+    // Version 3: a private message's kind is PRIV, an action "* sender text".
+    const action = kind === "ACTION" || (kind === "PRIV" && text.startsWith(`* ${nick} `));
+    const shown = kind === "PRIV" && action ? text.slice(nick.length + 3) : text;
+    conv.pending.push({ id, room, time: new Date(time), kind: action ? "action" : "msg", nick, text: shown });
+  },
+  ID([target, id]) {
+    state.liveId = { key: fold(target), id };
+  },
+  READ([target, id]) {
+    const key = fold(target);
+    state.readIds.set(key, Math.max(state.readIds.get(key) || 0, Number(id)));
+    const conv = state.conversations.get(key);
+    if (!conv || Number(id) <= conv.readId) return;
+    conv.readId = Number(id);
+    conv.sentRead = Math.max(conv.sentRead, conv.readId);
+    recount(conv);
   },
   ENDHISTORY([room, count]) {
     const conv = state.conversations.get(fold(room));
@@ -604,16 +625,59 @@ function addMember(conv, nick) {
 function sendNick() {
   state.nickSent = true;
   state.refusal = null;
+  send("/ids on"); // an ID line before each message: what /read needs
   send(`NICK ${state.wanted}`);
   $("login-status").textContent = `Asking for the nickname ${state.wanted}…`;
+}
+
+/** The id the ID line just before this message gave it, if it was for target. */
+function liveId(target) {
+  const live = state.liveId;
+  state.liveId = null;
+  return live && live.key === fold(target) ? live.id : null;
+}
+
+/** Unread counts and the "New messages" line from the account's marker. */
+function recount(conv) {
+  let unread = 0;
+  let first = null;
+  for (const item of conv.seen) {
+    if (item.id > conv.readId && !item.mine) {
+      unread += 1;
+      first = first || item.element;
+    }
+  }
+  if (conv.key === state.current && document.visibilityState === "visible") {
+    unread = 0; // on screen: read here, and the marker follows (markRead)
+    if (conv.seen.length) markRead();
+  }
+  conv.unread = unread;
+  if (!unread) conv.mentions = 0;
+  conv.firstUnread = first;
+  if (!unread) conv.list.querySelector(".divider.unread-from")?.remove();
+  renderSide();
+}
+
+/** The conversation on screen is read: move the account's marker (/read), once
+ * a second at most, only where it moves it forward. */
+function markRead() {
+  if (state.readTimer !== null || !state.identified) return;
+  state.readTimer = setTimeout(() => {
+    state.readTimer = null;
+    const conv = currentConv();
+    if (document.visibilityState !== "visible" || !conv.seen.length) return;
+    const last = conv.seen[conv.seen.length - 1].id;
+    if (last > conv.sentRead && last > conv.readId) {
+      conv.sentRead = last;
+      sendBackground(`/read ${conv.name} ${last}`);
+    }
+  }, 1000);
 }
 
 function said(room, nick, text, kind) {
   const conv = conversation(fold(room), room, "room");
   const mine = fold(nick) === fold(state.nick);
-  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room };
-  if (state.nextId && state.nextId.room === conv.key) entry.id = state.nextId.id;
-  state.nextId = null;
+  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room, id: liveId(room) };
   conv.lastLive = entry;
   add(conv, entry);
   if (entry.mention) alertUser(conv, `${nick} in ${room}`, text);
@@ -649,7 +713,12 @@ function history(conv, count) {
       if (entries.length) divider(conv, "while you were away");
     }
     conv.rejoined = false;
-    for (const entry of entries) add(conv, { ...entry, past: true }, false);
+    for (const entry of entries) {
+      // Past the account's marker (the catch-up's READ came first): unread.
+      const mine = fold(entry.nick) === fold(state.nick);
+      const unread = conv.readId > 0 && Number(entry.id) > conv.readId && !mine;
+      add(conv, { ...entry, past: true, mine }, unread);
+    }
     if (entries.length) conv.lastLive = entries[entries.length - 1];
     // The backfill's size is the server's (--backfill): ask once whether there is
     // anything before it, so that "Load older messages" shows only when there is.
@@ -735,6 +804,11 @@ function add(conv, entry, count = true) {
   while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
   if (stick) $("log").scrollTop = $("log").scrollHeight;
   const seen = shown && document.visibilityState === "visible";
+  if (entry.id) {
+    conv.seen.push({ id: Number(entry.id), mine: Boolean(entry.mine), element });
+    if (conv.seen.length > KEEP_LINES) conv.seen.shift();
+    if (seen) markRead();
+  }
   if (count && !seen && !entry.mine && (entry.kind === "msg" || entry.kind === "action")) {
     if (!conv.unread) conv.firstUnread = element; // the "New messages" line goes here
     conv.unread += 1;
@@ -815,6 +889,7 @@ function select(key) {
   const conv = currentConv();
   conv.unread = 0;
   conv.mentions = 0;
+  if (document.visibilityState === "visible") markRead();
   $("log").replaceChildren(conv.list);
   $("log").scrollTop = $("log").scrollHeight;
   if (conv.firstUnread) {
