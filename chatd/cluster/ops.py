@@ -178,6 +178,8 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "say": _TALK,
         "act": _TALK,
         "tell": _TALK,
+        "send_tags": "typing and reactions are passing and not kept: delivered "
+        "to this node's users only (docs/cluster.md)",
         "kill": "closes the target's connection: a RemoteClient asks its node "
         "(a close entry), whose quit is then replicated",
         "nick_taken": "tells this node's nick watchers (the accounts' reservation "

@@ -45,6 +45,7 @@ from chatd.model.chat import (
     deliver_to,
     party_of,
 )
+from chatd.model.client_tags import NO_TAGS, Tags
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.store.interface import Kind
 
@@ -240,13 +241,22 @@ class ClusterChat(ReplicatedChat):
 
     # -- talk: checked here, delivered when read from the log -------------------
 
+    # A message's client tags (a reply's) are not in the log: the other
+    # nodes' users get the message without them (docs/cluster.md).
     def say(
-        self, user: User, text: str, room: str | None = None, notice: bool = False
+        self,
+        user: User,
+        text: str,
+        room: str | None = None,
+        notice: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
         found = self.speaking_room(user, room)
         self._talk("say", user, found, text, notice)
 
-    def act(self, user: User, text: str, room: str | None = None) -> None:
+    def act(
+        self, user: User, text: str, room: str | None = None, tags: Tags = NO_TAGS
+    ) -> None:
         found = self.speaking_room(user, room)
         self._talk("act", user, found, text, False)
 
@@ -264,6 +274,7 @@ class ClusterChat(ReplicatedChat):
         text: str,
         notice: bool = False,
         action: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
         recipient = self.user(nick)
         if not self.up:

@@ -10,8 +10,19 @@ from __future__ import annotations
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
+from typing import cast
+
+from twisted.internet.interfaces import IReactorTime
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
+from chatd.model.client_tags import (
+    MAX_CLIENT_TAG_BYTES,
+    NO_TAGS,
+    TAG_BURST,
+    TAG_RATE,
+    Tags,
+    spelled_size,
+)
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.events import (
     AccountChanged,
@@ -29,6 +40,7 @@ from chatd.model.events import (
     Private,
     Quit,
     Renamed,
+    Tagged,
     TopicChanged,
 )
 from chatd.model.moderation import Moderation
@@ -41,10 +53,11 @@ from chatd.model.names import (
     room_problem,
 )
 from chatd.model.permissions import Permissions
+from chatd.model.rates import TokenBucket
 from chatd.model.room_rules import RoomRecord
 from chatd.model.state import Room, RoomRules, User, same_or
 from chatd.model.whowas import PastNicks
-from chatd.store.interface import IHistory, Kind, nick_party
+from chatd.store.interface import IHistory, Kind, Stamps, nick_party
 
 # The model's front: the doors take users, rooms and events from here.
 __all__ = [
@@ -67,6 +80,7 @@ __all__ = [
     "Room",
     "RoomRecord",
     "RoomRules",
+    "Tagged",
     "TopicChanged",
     "User",
     "deliver_to",
@@ -84,6 +98,30 @@ def deliver_to(users: Iterable[User], event: Event) -> None:
 def party_of(user: User) -> str:
     """Who user is in a kept private conversation: their account, if any."""
     return fold(user.account) if user.account else nick_party(user.key)
+
+
+class _Seconds:
+    """The chat's clock as a TokenBucket reads one (seconds())."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+
+    def seconds(self) -> float:
+        """The chat's time now."""
+        return self.now()
+
+
+def _checked_tags(tags: Tags) -> Tags:
+    """tags, if they fit IRCv3's 4094 bytes of client tag data; else refused."""
+    if tags and spelled_size(tags) > MAX_CLIENT_TAG_BYTES:
+        raise ChatError(
+            ErrorCode.TOO_LONG,
+            f"client tags hold at most {MAX_CLIENT_TAG_BYTES} bytes; "
+            "the message was dropped",
+        )
+    return tags
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -137,6 +175,12 @@ class Chat(Moderation, Permissions):
         self.secret_rooms: set[str] = set()
         # Who gave up which nickname lately (IRC's WHOWAS).
         self.past_nicks = PastNicks()
+        # Ids for what no history keeps (a private message between users not
+        # identified, tags sent alone), so that a reply or a reaction can
+        # name it: from the clock, as history's, in a sequence of their own,
+        # below zero so that none is ever a kept message's (_live_id).
+        self.live_ids = Stamps()
+        self._seconds = cast(IReactorTime, _Seconds(now))  # for the tag budgets
 
     # -- looking things up ------------------------------------------------
 
@@ -439,19 +483,33 @@ class Chat(Moderation, Permissions):
         )
 
     def say(
-        self, user: User, text: str, room: str | None = None, notice: bool = False
+        self,
+        user: User,
+        text: str,
+        room: str | None = None,
+        notice: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
-        """Send text to room (default: the current one); every member sees MSG."""
+        """Send text to room (default: the current one); every member sees MSG.
+
+        tags: client tags it carries (a reply's), passed on, never kept.
+        """
         found = self.speaking_room(user, room)
+        _checked_tags(tags)
         msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
-        event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
+        event = Message(
+            found.name, user.nick, text, notice, id=msg_id, time=time, tags=tags
+        )
         deliver_to(found.members.values(), event)
 
-    def act(self, user: User, text: str, room: str | None = None) -> None:
+    def act(
+        self, user: User, text: str, room: str | None = None, tags: Tags = NO_TAGS
+    ) -> None:
         """Send an action to room (default: user's current room)."""
         found = self.speaking_room(user, room)
+        _checked_tags(tags)
         msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
-        event = Action(found.name, user.nick, text, id=msg_id, time=time)
+        event = Action(found.name, user.nick, text, id=msg_id, time=time, tags=tags)
         deliver_to(found.members.values(), event)
 
     def tell(
@@ -461,11 +519,64 @@ class Chat(Moderation, Permissions):
         text: str,
         notice: bool = False,
         action: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
-        """Send a private message; the recipient gets it and the sender an echo."""
+        """Send a private message; the recipient gets it and the sender an echo.
+
+        Not kept, it has a live id all the same (live_ids), for replies.
+        """
         recipient = self.user(nick)
+        _checked_tags(tags)
         msg_id, time = self._kept_private(user, recipient, action, text)
+        if not msg_id:
+            time = self.now()
+            msg_id = self._live_id(time)
         event = Private(
-            user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
+            user.nick,
+            recipient.nick,
+            text,
+            notice,
+            action,
+            id=msg_id,
+            time=time,
+            tags=tags,
         )
         deliver_to([recipient] if recipient is user else [recipient, user], event)
+
+    def _live_id(self, now: float) -> int:
+        """A new id for what no history keeps: below zero, unique, by the clock."""
+        return -self.live_ids.next(now)
+
+    def send_tags(self, user: User, target: str, tags: Tags) -> None:
+        """Send client tags alone (typing, a reaction) to a room or a person.
+
+        Who may speak in a room may send them there; each user may send
+        TAG_BURST at once, then TAG_RATE a second (ERR flood past it, and
+        nothing is sent). Never kept: a live id names it.
+        """
+        if not tags:
+            raise ChatError(ErrorCode.BAD_ARGS, "no client tags to send")
+        _checked_tags(tags)
+        private = not target.startswith("#")
+        if private:
+            members = [self.user(target)]
+            shown = members[0].nick
+            if members[0] is not user:
+                members.append(user)
+        else:
+            room = self.speaking_room(user, target)
+            members, shown = list(room.members.values()), room.name
+        budget = user.tag_budget
+        if budget is None:
+            budget = user.tag_budget = TokenBucket(TAG_BURST, TAG_RATE, self._seconds)
+        if not budget.take():
+            raise ChatError(
+                ErrorCode.FLOOD,
+                f"typing and reactions: at most {TAG_RATE:g} a second "
+                f"after {TAG_BURST} at once; that one was dropped",
+            )
+        time = self.now()
+        event = Tagged(
+            shown, user.nick, tags, private, id=self._live_id(time), time=time
+        )
+        deliver_to(members, event)

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from chatd.model.events import Event, IChatClient
 from chatd.model.globs import glob_match
 from chatd.model.names import LOBBY, fold
+from chatd.model.rates import TokenBucket
 from chatd.model.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
 
 # The host of a user no door gave one: a test's, or a user a node of an
@@ -187,6 +188,9 @@ class User:
     # Hidden from those who share no room with them when they look users up
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
+    # What the user may still send of tags alone (typing, reactions; made on
+    # the first: chatd.model.chat, send_tags).
+    tag_budget: TokenBucket | None = field(default=None, repr=False)
     # client.deliver, bound once: a broadcast calls it for every member.
     deliver: Callable[[Event], None] = field(init=False, repr=False)
 
