@@ -20,7 +20,7 @@ from chatd.factory import ChatFactory
 from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
 from chatd.line.kinds import LINE_COMMANDS, command_of
 from chatd.line.telnet import TelnetFilter
-from chatd.line.wire import render, render_ids
+from chatd.line.wire import IDS, TAGS, line_renderer, render
 from chatd.net.connection import Connection, ConnectionHub
 
 __all__ = ["LINE", "NICK_PROMPT", "LineConnection"]
@@ -33,12 +33,13 @@ class LineConnection(SpeaksLine, Connection):
 
     door = "line"
     identify_hint = "/identify <password>"
-    __slots__ = ("telnet",)
+    __slots__ = ("telnet", "extensions")
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
         self.telnet: TelnetFilter | None = None  # made once a telnet command comes
+        self.extensions = 0  # wire.IDS | wire.TAGS: what /ids on, /tags on asked
 
     # -- the door's words: the line protocol's (chatd.line.door) -----------------
 
@@ -50,10 +51,19 @@ class LineConnection(SpeaksLine, Connection):
         """Render room messages with their ID line (/ids on), or without."""
         # After /ids on: a room message led by its ID line (wire.render_ids);
         # members with /ids on share a journal: their room messages differ.
-        if on:
-            self.use_renderer(render_ids, self.door + "+ids")
-        else:
-            self.use_renderer(render)
+        self._extend(IDS, on)
+
+    def show_tags(self, on: bool) -> None:
+        """Show typing, reactions and replies (/tags on), or not."""
+        self._extend(TAGS, on)
+
+    def _extend(self, extension: int, on: bool) -> None:
+        """Turn a line extension on or off: the renderer and journal of the rest."""
+        self.extensions = (
+            self.extensions | extension if on else self.extensions & ~extension
+        )
+        renderer, suffix = line_renderer(self.extensions)
+        self.use_renderer(renderer, self.door + suffix if suffix else None)
 
     # -- telnet ------------------------------------------------------------------
 

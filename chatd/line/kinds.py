@@ -16,9 +16,13 @@ _KINDS = {
     "history": CommandKind.READ,
     "help": CommandKind.READ,
     "ids": CommandKind.READ,
+    "tags": CommandKind.READ,
     "bans": CommandKind.READ,
     "me": CommandKind.TALK,
     "msg": CommandKind.TALK,
+    "typing": CommandKind.TALK,
+    "react": CommandKind.TALK,
+    "reply": CommandKind.TALK,
     TEXT: CommandKind.TALK,  # a plain line: said in the current room
 }
 
