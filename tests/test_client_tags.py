@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 from helpers import connect, lines
+from test_client import Client, FakeConnector, RecordingView, sign_in
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 
+from chatd.client.client import ClientSession
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
 from chatd.irc.message import parse_message
@@ -262,3 +264,33 @@ def test_tagged_events_carry_a_live_id() -> None:
     chat.send_tags(alice, "#lobby", (("+typing", "active"),))
     (event,) = [e for e in sink.events if isinstance(e, Tagged)]
     assert event.id < 0 and event.target == "#lobby" and not event.private
+
+
+# -- the desktop client (chatd.client.tags): typing and reactions as text ----------
+
+
+def test_the_desktop_client_shows_typing_reactions_and_replies(clock: Clock) -> None:
+    """chatd-tk asks /tags on (its answer not shown); TYPING shows "bob is
+    typing…" for 6 s or until bob speaks; REACT is a quiet line naming the
+    message; REPLY puts "↪ in reply to" before the message."""
+    view, dialer = RecordingView(), FakeConnector()
+    client = Client(ClientSession(view, clock, dialer), view, clock, dialer)
+    sign_in(client)
+    client.hear("INFO Typing, reactions and replies are on: ...")
+    state = client.session.state
+    lobby = client.conversation("#lobby")
+    client.hear("TYPING #lobby bob active")
+    assert state.tags.typing_text(lobby) == "bob is typing…"
+    client.hear("ID #lobby 41 2026-11-30T23:50:01.123Z", "MSG #lobby bob hi all")
+    assert state.tags.typing_text(lobby) == ""
+    client.hear("TYPING #lobby bob active", "TYPING #lobby carol active")
+    assert state.tags.typing_text(lobby) == "bob and carol are typing…"
+    clock.advance(6)
+    assert state.tags.typing_text(lobby) == ""
+    client.hear("REACT #lobby carol 41 👍", "REPLY #lobby 41", "MSG #lobby carol yes")
+    assert view.texts()[-3:] == [
+        "carol reacted 👍 to bob: hi all",
+        "↪ in reply to bob: hi all",
+        "yes",
+    ]
+    assert not any("Typing, reactions" in text for text in view.texts())

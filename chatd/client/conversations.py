@@ -24,6 +24,7 @@ from chatd.client.conversation import (
     ScrollbackEntry,
 )
 from chatd.client.scrollback import HistoryKeeper
+from chatd.client.tags import TAG_VERBS, TagKeeper
 from chatd.line.wire import ServerLine
 from chatd.model.names import LOBBY, fold, valid_nick, valid_room
 
@@ -123,6 +124,7 @@ class ChatState:
         self.server_room = LOBBY_KEY  # the server's idea of our current room
         self._switching: deque[str] = deque()  # /join sent to move the server
         self.history = HistoryKeeper(self)
+        self.tags = TagKeeper(self, view.changed)  # typing, reactions, replies
         self._kicks: set[tuple[str, str]] = set()  # (room, nick) whose PART is due
 
     # -- the connection's turns -------------------------------------------------------
@@ -135,6 +137,7 @@ class ChatState:
         self._switching.clear()
         self.server_room = LOBBY_KEY
         self.history.connected()
+        self.tags.connected()
 
     def disconnected(self) -> None:
         """Rooms keep their scrollback but have no members until joined again."""
@@ -221,6 +224,9 @@ class ChatState:
         previous, self._previous = self._previous, line
         self._lines += 1
         words, text = line.words, line.text or ""
+        if line.verb in TAG_VERBS:  # they may come anywhere: no run is over
+            self.tags.on_line(line.verb, words, text)
+            return
         if line.verb not in ("ID", "HISTORY", "ENDHISTORY"):
             self.history.before_line(line.verb)
         match line.verb:
@@ -249,6 +255,8 @@ class ChatState:
             case "INFO":
                 self._on_info(text)
             case "ERR" if self._answers_ids(words[0], text):
+                pass
+            case "ERR" if self.tags.answers(words[0], text):
                 pass
             case "ERR":
                 self.history.on_error(words[0], text)
@@ -284,6 +292,8 @@ class ChatState:
             if msg_id in conversation.ids:
                 return  # shown already (from history)
             conversation.ids.add(msg_id)
+        self.tags.stopped(conversation, nick)
+        self.tags.before_message(room, conversation)
         self.note(conversation, kind, text, nick=nick, msg_id=msg_id, when=when)
 
     def _on_private(self, sender: str, recipient: str, text: str) -> None:
@@ -293,6 +303,8 @@ class ChatState:
             conversation = self.private(other)
         else:  # others' messages open at most MAX_PRIVATE tabs (issue 11)
             conversation = self._others()
+        self.tags.stopped(conversation, sender)
+        self.tags.before_message(recipient, conversation)
         self.note(conversation, EntryKind.MESSAGE, text, nick=sender)
         if own:  # the user just wrote to them: show that conversation
             self.select(conversation.key)
@@ -531,7 +543,7 @@ class ChatState:
                 pass
 
     def _on_info(self, text: str) -> None:
-        if self._answers_ids("INFO", text):
+        if self._answers_ids("INFO", text) or self.tags.answers("INFO", text):
             return
         if self._switching:
             room = self.conversations.get(self._switching[0])
