@@ -265,6 +265,7 @@ def test_private_message_goes_to_recipient_and_echoes_to_sender() -> None:
     clear(a, b, c)
     chat.tell(alice, "BOB", "psst")
     (got,) = b.take()
+    assert isinstance(got, Private)
     assert (
         a.take() == [got] == [Private("alice", "bob", "psst", id=got.id, time=got.time)]
     )
@@ -272,6 +273,7 @@ def test_private_message_goes_to_recipient_and_echoes_to_sender() -> None:
     assert c.take() == []
     chat.tell(alice, "alice", "note to self")
     (note,) = a.take()
+    assert isinstance(note, Private)
     assert note == Private("alice", "alice", "note to self", id=note.id, time=note.time)
     with pytest.raises(ChatError) as refused:
         chat.tell(alice, "nobody", "hello?")

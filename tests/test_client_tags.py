@@ -8,7 +8,7 @@ Line and IRC connections on StringTransport, a MemoryHistory on a Clock.
 from __future__ import annotations
 
 import pytest
-from helpers import connect, lines
+from helpers import RecordingClient, connect, lines
 from test_client import Client, FakeConnector, RecordingView, sign_in
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
@@ -204,7 +204,7 @@ def test_tag_size_limits(factory: ChatFactory) -> None:
 def test_the_model_refuses_oversized_tags_and_empty_ones() -> None:
     """Chat.send_tags and say check the tags' size, whatever the door."""
     chat = Chat()
-    user = chat.register("alice", _Sink())
+    user = chat.register("alice", RecordingClient())
     chat.join(user, "#lobby")
     huge = (("+x", "y" * MAX_CLIENT_TAG_BYTES),)
     with pytest.raises(ChatError) as refused:
@@ -239,26 +239,11 @@ def test_bad_line_commands_are_refused(factory: ChatFactory) -> None:
     assert codes == ["bad-args", "bad-args", "no-such-room", "bad-args"]
 
 
-class _Sink:
-    """A client that keeps what it is delivered."""
-
-    identify_hint = ""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def deliver(self, event: object) -> None:
-        self.events.append(event)
-
-    def close(self, reason: str) -> None:
-        pass
-
-
 def test_tagged_events_carry_a_live_id() -> None:
     """Tags alone are one Tagged event with a live id below zero, never kept."""
     now = [1000.0]
     chat = Chat(now=lambda: now[0])
-    sink = _Sink()
+    sink = RecordingClient()
     alice = chat.register("alice", sink)
     chat.join(alice, "#lobby")
     chat.send_tags(alice, "#lobby", (("+typing", "active"),))

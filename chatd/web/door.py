@@ -98,11 +98,21 @@ def _framed_ids(event: Event) -> bytes:
 # For a page that said /ids on: a room message is two frames, its ID line and
 # its MSG or ACTION, framed once per broadcast.
 web_render_ids = once_per_broadcast(_framed_ids)
+
+
+def _framed_tags(event: Event) -> bytes:
+    """wire.render_tags's lines (TYPING, REACT, REPLY too), a text frame each."""
+    return frame_lines(render_tags(event))
+
+
+def _framed_ids_tags(event: Event) -> bytes:
+    """wire.render_ids_tags's lines, a text frame each."""
+    return frame_lines(render_ids_tags(event))
+
+
 # For a page that said /tags on (and /ids on): TYPING, REACT, REPLY too.
-web_render_tags = once_per_broadcast(lambda event: frame_lines(render_tags(event)))
-web_render_ids_tags = once_per_broadcast(
-    lambda event: frame_lines(render_ids_tags(event))
-)
+web_render_tags = once_per_broadcast(_framed_tags)
+web_render_ids_tags = once_per_broadcast(_framed_ids_tags)
 _WEB_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
     0: (web_render, ""),
     IDS: (web_render_ids, "+ids"),
