@@ -8,8 +8,10 @@ Line and IRC connections on StringTransport, a MemoryHistory on a Clock.
 from __future__ import annotations
 
 import pytest
+from cluster_fakes import pump_all
 from helpers import RecordingClient, connect, lines
 from test_client import Client, FakeConnector, RecordingView, sign_in
+from test_cluster_node import irc_client, two_nodes
 from test_irc_protocol import irc_connect
 from twisted.internet.task import Clock
 
@@ -279,3 +281,42 @@ def test_the_desktop_client_shows_typing_reactions_and_replies(clock: Clock) -> 
         "yes",
     ]
     assert not any("Typing, reactions" in text for text in view.texts())
+
+
+# -- a cluster (cluster_fakes: nodes in one process, no Redis) ---------------------
+
+
+def test_typing_reactions_and_replies_cross_cluster_nodes() -> None:
+    """Tags alone (a tag entry) and a reply's tags (in its say) reach the users
+    of the other node, with the same live id on both; the rate is the sender's
+    node's, checked before anything is published."""
+    clock, log, a, b = two_nodes()
+    alice, a_out = a.connect("alice")
+    bob, b_out = b.connect("bob")
+    irc, i_out = irc_client(b, "carol", "message-tags")
+    pump_all(a, b)
+    irc.dataReceived(b"JOIN #lobby\r\n")
+    bob.dataReceived(b"/tags on\r\n")
+    pump_all(a, b)
+    lines(a_out), lines(b_out), lines(i_out)
+    alice.dataReceived(b"/typing #lobby active\r\n/reply #lobby 42 agreed\r\n")
+    pump_all(a, b)
+    assert lines(b_out) == [
+        "TYPING #lobby alice active",
+        "REPLY #lobby 42",
+        "MSG #lobby alice agreed",
+    ]
+    typing, reply = (parse_message(text) for text in lines(i_out))
+    assert typing.command == "TAGMSG" and typing.tags["+typing"] == "active"
+    assert int(typing.tags["msgid"]) < 0
+    assert reply.command == "PRIVMSG" and reply.tags["+draft/reply"] == "42"
+    assert lines(a_out) == ["MSG #lobby alice agreed"]  # alice: no /tags
+    clock.advance(TAG_BURST / TAG_RATE)  # the burst back
+    user = a.chat.user("alice")
+    for _ in range(TAG_BURST):
+        a.chat.send_tags(user, "bob", (("+typing", "paused"),))
+    with pytest.raises(ChatError) as refused:
+        a.chat.send_tags(user, "bob", (("+typing", "paused"),))
+    assert refused.value.code is ErrorCode.FLOOD
+    pump_all(a, b)
+    assert lines(b_out) == ["TYPING bob alice paused"] * TAG_BURST

@@ -169,7 +169,7 @@ BY_WIRE: Mapping[str, Operation] = MappingProxyType(
     {operation.wire: operation for operation in OPERATIONS}
 )
 
-_TALK = "talk: checked at once, then a talk entry every node delivers (Talk, Tell)"
+_TALK = "talk: checked at once, then a talk entry every node delivers (Talk, Tell, Tag)"
 _READS = "reads only"
 
 # Every other public Chat method, and why no op replicates it.
@@ -178,8 +178,7 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "say": _TALK,
         "act": _TALK,
         "tell": _TALK,
-        "send_tags": "typing and reactions are passing and not kept: delivered "
-        "to this node's users only (docs/cluster.md)",
+        "send_tags": _TALK,
         "kill": "closes the target's connection: a RemoteClient asks its node "
         "(a close entry), whose quit is then replicated",
         "nick_taken": "tells this node's nick watchers (the accounts' reservation "

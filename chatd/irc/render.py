@@ -323,8 +323,8 @@ class IrcRenderer:
         self.last = event
         self.plain = plain = b"".join(parts)  # without tags (render_plain)
         self.variants = [plain, None, None, None]
-        if isinstance(event, Message | Action | Private | Tagged) and event.time:
-            self._time = event.time
+        if isinstance(event, Message | Action | Private | Tagged):
+            self._time = event.time  # 0.0: stamped when first spelled (_stamp)
             self.mask = TIME | MSGID if event.id or event.tags else TIME
         else:
             self._time = 0.0

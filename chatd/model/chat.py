@@ -16,12 +16,11 @@ from twisted.internet.interfaces import IReactorTime
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model.client_tags import (
-    MAX_CLIENT_TAG_BYTES,
     NO_TAGS,
     TAG_BURST,
     TAG_RATE,
     Tags,
-    spelled_size,
+    check_size,
 )
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.events import (
@@ -111,17 +110,6 @@ class _Seconds:
     def seconds(self) -> float:
         """The chat's time now."""
         return self.now()
-
-
-def _checked_tags(tags: Tags) -> Tags:
-    """tags, if they fit IRCv3's 4094 bytes of client tag data; else refused."""
-    if tags and spelled_size(tags) > MAX_CLIENT_TAG_BYTES:
-        raise ChatError(
-            ErrorCode.TOO_LONG,
-            f"client tags hold at most {MAX_CLIENT_TAG_BYTES} bytes; "
-            "the message was dropped",
-        )
-    return tags
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -495,7 +483,7 @@ class Chat(Moderation, Permissions):
         tags: client tags it carries (a reply's), passed on, never kept.
         """
         found = self.speaking_room(user, room)
-        _checked_tags(tags)
+        check_size(tags)
         msg_id, time = self._kept(found, Kind.MESSAGE, user.nick, text)
         event = Message(
             found.name, user.nick, text, notice, id=msg_id, time=time, tags=tags
@@ -507,7 +495,7 @@ class Chat(Moderation, Permissions):
     ) -> None:
         """Send an action to room (default: user's current room)."""
         found = self.speaking_room(user, room)
-        _checked_tags(tags)
+        check_size(tags)
         msg_id, time = self._kept(found, Kind.ACTION, user.nick, text)
         event = Action(found.name, user.nick, text, id=msg_id, time=time, tags=tags)
         deliver_to(found.members.values(), event)
@@ -526,7 +514,7 @@ class Chat(Moderation, Permissions):
         Not kept, it has a live id all the same (live_ids), for replies.
         """
         recipient = self.user(nick)
-        _checked_tags(tags)
+        check_size(tags)
         msg_id, time = self._kept_private(user, recipient, action, text)
         if not msg_id:
             time = self.now()
@@ -554,9 +542,24 @@ class Chat(Moderation, Permissions):
         TAG_BURST at once, then TAG_RATE a second (ERR flood past it, and
         nothing is sent). Never kept: a live id names it.
         """
+        members, shown, private = self._tag_audience(user, target, tags)
+        time = self.now()
+        event = Tagged(
+            shown, user.nick, tags, private, id=self._live_id(time), time=time
+        )
+        deliver_to(members, event)
+
+    def _tag_audience(
+        self, user: User, target: str, tags: Tags
+    ) -> tuple[list[User], str, bool]:
+        """Check tags alone from user to target and charge the rate.
+
+        Returns who gets them, the target as shown and whether it is private;
+        raises as send_tags says (a cluster node checks with it too).
+        """
         if not tags:
             raise ChatError(ErrorCode.BAD_ARGS, "no client tags to send")
-        _checked_tags(tags)
+        check_size(tags)
         private = not target.startswith("#")
         if private:
             members = [self.user(target)]
@@ -575,8 +578,4 @@ class Chat(Moderation, Permissions):
                 f"typing and reactions: at most {TAG_RATE:g} a second "
                 f"after {TAG_BURST} at once; that one was dropped",
             )
-        time = self.now()
-        event = Tagged(
-            shown, user.nick, tags, private, id=self._live_id(time), time=time
-        )
-        deliver_to(members, event)
+        return members, shown, private

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from chatd.model.errors import ChatError, ErrorCode
+
 # Client tags in the order given: (name with its '+', value) pairs.
 Tags = tuple[tuple[str, str], ...]
 NO_TAGS: Tags = ()
@@ -109,6 +111,16 @@ def reaction_problem(text: str) -> str | None:
     if not text.isprintable():
         return "a reaction is printable text"
     return None
+
+
+def check_size(tags: Tags) -> None:
+    """Refuse tags past IRCv3's 4094 bytes of client tag data (ERR too-long)."""
+    if tags and spelled_size(tags) > MAX_CLIENT_TAG_BYTES:
+        raise ChatError(
+            ErrorCode.TOO_LONG,
+            f"client tags hold at most {MAX_CLIENT_TAG_BYTES} bytes; "
+            "the message was dropped",
+        )
 
 
 def spelled_size(tags: Tags) -> int:
