@@ -271,7 +271,8 @@ class ClusterChat(ReplicatedChat):
     ) -> None:
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
-        check_size(tags)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         self.publisher.publish(
             Talk(
                 kind == "act",
@@ -296,7 +297,8 @@ class ClusterChat(ReplicatedChat):
         recipient = self.user(nick)
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
-        check_size(tags)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         self.publisher.publish(
             Tell(
                 uid_of(user),

@@ -1488,7 +1488,9 @@ function decorate(conv, entry, element) {
     quote.textContent = parent
       ? `↪ ${parent.entry.nick}: ${parent.entry.text.slice(0, 80)}`
       : "↪ a message not shown here";
-    element.prepend(quote);
+    const text = element.querySelector(".text");
+    if (text) text.before(quote, " ");
+    else element.append(quote);
   }
   if (!entry.id || (entry.kind !== "msg" && entry.kind !== "action")) return;
   const known = conv.byId.get(entry.id);
