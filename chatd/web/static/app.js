@@ -423,6 +423,7 @@ const HANDLERS = {
     note(state.phase === "registered" ? currentConv() : server(), "info", text);
   },
   ERR([code], text) {
+    if (typingRefused(code, text)) return;
     if (state.phase !== "registered" && (code === "nick-taken" || code === "nick-invalid")) {
       state.refusal = text; // the NICK line after it asks again
       return;
@@ -1253,6 +1254,7 @@ $("say-form").addEventListener("submit", (event) => {
   submit(input.value);
   input.value = "";
   typingSent.key = null; // a message says the typing is done
+  typingSent.off.delete(currentConv().key); // and may be answered: try again
 });
 
 $("say").addEventListener("input", (event) => typingInput(event.target.value));
@@ -1405,7 +1407,19 @@ const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 const TYPING_SEND = 3000; // ms between our own "active" (IRCv3 typing asks 3 s)
 const TYPING_SHOWN = { active: 6000, paused: 30000 }; // how long a notice stands
 const tagged = { ids: new Map(), replies: new Map() }; // ID and REPLY lines, per target
-const typingSent = { key: null, at: 0 };
+const typingSent = { key: null, at: 0, name: "", off: new Set() };
+
+/** An ERR that answers our own typing notice (the person left, the room is +m, the
+ *  rate): not shown, and that conversation gets no more until we say something. */
+function typingRefused(code, text) {
+  if (code === "flood" && text.startsWith("typing and reactions")) return true;
+  const recent = Date.now() - typingSent.at < 5000 && typingSent.name;
+  if (!recent || !text.includes(typingSent.name)) return false;
+  if (!["no-such-nick", "not-in-room", "moderated", "banned"].includes(code)) return false;
+  typingSent.off.add(fold(typingSent.name));
+  typingSent.key = null;
+  return true;
+}
 
 /** The id a REPLY line just before a message named for target, if any. */
 function takeReply(target) {
@@ -1467,7 +1481,7 @@ function renderTyping() {
 function typingInput(text) {
   const conv = currentConv();
   const open = (conv.kind === "room" && conv.joined) || conv.kind === "private";
-  if (!open || state.phase !== "registered") return;
+  if (!open || state.phase !== "registered" || typingSent.off.has(conv.key)) return;
   const now = Date.now();
   if (!text || text.startsWith("/")) {
     if (typingSent.key === conv.key) sendBackground(`/typing ${conv.name} done`);
@@ -1476,6 +1490,7 @@ function typingInput(text) {
     sendBackground(`/typing ${conv.name} active`);
     typingSent.key = conv.key;
     typingSent.at = now;
+    typingSent.name = conv.name;
   }
 }
 
