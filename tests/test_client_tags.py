@@ -69,6 +69,28 @@ def test_a_tagmsg_reaction_reaches_opt_in_line_clients_only(
     assert parse_message(echo).tags["+draft/react"] == "👍"
 
 
+def test_an_escaped_line_break_in_a_tag_never_makes_a_line(
+    factory: ChatFactory,
+) -> None:
+    """`+draft/react=a\\nMSG #lobby eve forged` (an escaped line break) is no
+    reaction for the line door: nothing is shown, no line is forged; IRC
+    clients get the value escaped again."""
+    alice, a_out = irc_connect(factory, "alice", *TAGS)
+    alice.dataReceived(b"JOIN #lobby\r\n")
+    irc, i_out = irc_connect(factory, "irc", "message-tags")
+    irc.dataReceived(b"JOIN #lobby\r\n")
+    tk, tk_out = connect(factory, "tk")
+    tk.dataReceived(b"/tags on\r\n")
+    lines(tk_out), lines(i_out)
+    alice.dataReceived(
+        b"@+draft/react=ok\\nMSG\\s#lobby\\seve\\sforged;+draft/reply=1 "
+        b"TAGMSG #lobby\r\n"
+    )
+    assert tk_out.value() == b""
+    (relayed,) = i_out.value().split(b"\r\n")[:-1]
+    assert b"+draft/react=ok\\nMSG\\s#lobby\\seve\\sforged" in relayed
+
+
 def test_line_typing_and_react_reach_irc_as_client_tags(factory: ChatFactory) -> None:
     """/typing and /react from a line client are TAGMSGs with +typing and
     +draft/react;+draft/reply for IRC clients with message-tags; an IRC client
@@ -174,6 +196,8 @@ def test_denied_and_server_tags_are_not_relayed(factory: ChatFactory) -> None:
     relay = parse_message(lines(b_out)[0])
     assert relay.tags.keys() == {"msgid", "+ok"}
     assert client_tags({"+draft/channel-context": "#x", "a": "b"}) == ()
+    odd = {"+a\rb": "1", "+ok": "x\x00y", "+": "1", "+x/": "1", "+a b": "1"}
+    assert client_tags({**odd, "+example.com/k-1": "v"}) == (("+example.com/k-1", "v"),)
     alice.dataReceived(b"@+draft/channel-context=#secret TAGMSG bob\r\n")
     assert b_out.value() == b""  # nothing left to relay: nothing is sent
     fresh, f_out = irc_connect(factory, "carol")

@@ -54,14 +54,32 @@ def client_tags(tags: Mapping[str, str]) -> Tags:
     """The client-only tags of a message's tags that may be passed on, in order.
 
     Tags without the '+' (the client's label, say) are the server's to read
-    and are never relayed; neither are the DENIED ones.
+    and are never relayed; neither are the DENIED ones, nor a name IRCv3 does
+    not allow or a value holding NUL (nothing may end a line where relayed).
     """
     if not tags:
         return NO_TAGS
     return tuple(
         (name, value)
         for name, value in tags.items()
-        if name.startswith("+") and len(name) > 1 and name not in DENIED
+        if name.startswith("+")
+        and is_tag_name(name)
+        and name not in DENIED
+        and "\x00" not in value
+    )
+
+
+def is_tag_name(name: str) -> bool:
+    """Whether name ('+' included) is one IRCv3 message-tags allows.
+
+    An optional vendor (a host name and '/'), then ASCII letters, digits and
+    hyphens: nothing that could end or split a line where it is relayed.
+    """
+    vendor, _, key = name[1:].rpartition("/")
+    return (
+        bool(key)
+        and all(ch.isascii() and (ch.isalnum() or ch == "-") for ch in key)
+        and all(ch.isascii() and (ch.isalnum() or ch in "-.") for ch in vendor)
     )
 
 
@@ -80,9 +98,14 @@ def typing_state(tags: Tags) -> str | None:
 
 
 def reaction(tags: Tags) -> tuple[str, str] | None:
-    """(id reacted to, reaction) if tags are a reaction, else None."""
+    """(id reacted to, reaction) if tags are a reaction, else None.
+
+    A value an IRC client escaped may hold anything, a line break too: a
+    reaction that is not short printable text means nothing to the doors
+    that show it as text (reaction_problem).
+    """
     react, to = tag_value(tags, REACT), tag_value(tags, REPLY)
-    if not react or not to or not is_message_id(to):
+    if not react or not to or not is_message_id(to) or reaction_problem(react):
         return None
     return to, react
 
