@@ -53,7 +53,8 @@ def isupport_tokens(config: ServerConfig, history: bool = False) -> list[str]:
         "SAFELIST",
         f"TOPICLEN={TOPIC_LENGTH}",
         f"TARGMAX=JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},"
-        f"NOTICE:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,USERHOST:5,"
+        f"NOTICE:{MAX_TARGETS},TAGMSG:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,"
+        "USERHOST:5,"
         f"KICK:{MAX_TARGETS}",
         "UTF8ONLY",
     ]
