@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import missing
+from browser import axe_violations, missing
 from daemon import LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -75,6 +75,13 @@ def test_a_page_reacts_replies_and_shows_typing(
             lambda: alice.find_element(By.ID, "typing").text == "bob is typing…",
         )
         assert "TYPING" not in log_text(alice)
+        # axe-core: nothing serious with reactions, a reply and typing shown,
+        # and with the picker open.
+        assert axe_violations(alice) == []
+        line = bob.find_elements(By.CSS_SELECTOR, "#log .line.msg")[-1]
+        ActionChains(bob).move_to_element(line).perform()
+        line.find_element(By.CSS_SELECTOR, ".tools button").click()
+        assert axe_violations(bob) == []
         assert script_errors(alice) == [] and script_errors(bob) == []
         carol.close()
     finally:

@@ -1555,7 +1555,8 @@ function renderReactions(conv, id) {
     const names = [...nicks].join(", ");
     button.textContent = `${text} ${nicks.size}`;
     button.title = names;
-    button.setAttribute("aria-label", `${text} from ${names}`);
+    // The name starts with what it shows (WCAG's label in name): "👍 2, from …".
+    button.setAttribute("aria-label", `${text} ${nicks.size}, from ${names}`);
     button.setAttribute("aria-pressed", String([...nicks].some((n) => fold(n) === fold(state.nick))));
     button.addEventListener("click", () => send(`/react ${conv.name} ${id} ${text}`));
     bar.append(button);
