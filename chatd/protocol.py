@@ -9,7 +9,7 @@ same words in WebSocket frames (chatd.web.door); neither is made from the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from twisted.conch.telnet import AYT, IP
@@ -20,7 +20,7 @@ from chatd.factory import ChatFactory
 from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
 from chatd.line.kinds import LINE_COMMANDS, command_of
 from chatd.line.telnet import TelnetFilter
-from chatd.line.wire import private_id, render, render_ids
+from chatd.line.wire import IDS, TAGS, line_renderer, private_id, render, tag_lines
 from chatd.model.chat import Event, Private
 from chatd.net.connection import Connection, ConnectionHub
 
@@ -34,12 +34,14 @@ class LineConnection(SpeaksLine, Connection):
 
     door = "line"
     identify_hint = "/identify <password>"
-    __slots__ = ("telnet",)
+    __slots__ = ("telnet", "extensions")
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
         self.telnet: TelnetFilter | None = None  # made once a telnet command comes
+        self.extensions = 0  # wire.IDS | wire.TAGS: what /ids on, /tags on asked
+        self._shared_render: Callable[[Event], bytes] = render  # see _extend
 
     # -- the door's words: the line protocol's (chatd.line.door) -----------------
 
@@ -51,23 +53,36 @@ class LineConnection(SpeaksLine, Connection):
         """Render room messages with their ID line (/ids on), or without."""
         # After /ids on: a room message led by its ID line (wire.render_ids);
         # members with /ids on share a journal: their room messages differ.
-        if on:
-            self.use_renderer(self._render_ids, self.door + "+ids")
-        else:
-            self.use_renderer(render)
+        self._extend(IDS, on)
+
+    def show_tags(self, on: bool) -> None:
+        """Show typing, reactions and replies (/tags on), or not."""
+        self._extend(TAGS, on)
+
+    def _extend(self, extension: int, on: bool) -> None:
+        """Turn a line extension on or off: the renderer and journal of the rest."""
+        self.extensions = (
+            self.extensions | extension if on else self.extensions & ~extension
+        )
+        renderer, suffix = line_renderer(self.extensions)
+        if self.extensions & IDS:  # a kept private message's ID is this one's
+            self._shared_render = renderer
+            renderer = self._render_ids
+        self.use_renderer(renderer, self.door + suffix if suffix else None)
 
     def _render_ids(self, event: Event) -> bytes:
-        """render_ids, and a kept private message led by its ID line.
+        """The shared renderer of this connection's extensions, and a kept
+        private message led by its ID line (after /tags on's REPLY, if any).
 
         The private ID names the other side as this connection sees it
         (docs/protocol.md, Devices), so it is spelled for each connection.
         """
         if event.__class__ is Private:
             user = self.user
-            return private_id(cast(Private, event), user.nick if user else "") + (
-                render(event)
-            )
-        return render_ids(event)
+            seen = private_id(cast(Private, event), user.nick if user else "")
+            tags = tag_lines(event) if self.extensions & TAGS else b""
+            return tags + seen + render(event)
+        return self._shared_render(event)
 
     # -- telnet ------------------------------------------------------------------
 

@@ -261,6 +261,9 @@ class ChatWindow:
         self.messages.bind("<Button-3>", self._message_menu)
         self.messages.grid(row=1, column=0, sticky="nsew")
         scroll.grid(row=1, column=1, sticky="ns")
+        # "alice is typing…" under the messages (/tags on: chatd.client.tags).
+        self.typing_bar = ttk.Label(middle, style="Topic.TLabel", anchor="w")
+        self.typing_bar.grid(row=2, column=0, columnspan=2, sticky="ew")
         middle.rowconfigure(1, weight=1)
         middle.columnconfigure(0, weight=1)
         panes.add(middle, weight=1)
@@ -422,6 +425,13 @@ class ChatWindow:
         if conversation is self._shown:
             self.title.configure(text=conversation_title(conversation))
             self.topic_bar.configure(text=conversation.topic)
+            self._show_typing(conversation)
+
+    def _show_typing(self, conversation: Conversation) -> None:
+        """Who is typing in conversation (on screen), under its messages."""
+        self.typing_bar.configure(
+            text=self.session.state.tags.typing_text(conversation)
+        )
 
     def selected(self, conversation: Conversation) -> None:
         """Draw conversation whole: its messages, members, heading and row."""
@@ -432,6 +442,7 @@ class ChatWindow:
         self._redraw_members(conversation)
         self.title.configure(text=conversation_title(conversation))
         self.topic_bar.configure(text=conversation.topic)
+        self._show_typing(conversation)
         row = self._rows.index(conversation)
         self._write_row(row, conversation)
         listing = self.conversation_list

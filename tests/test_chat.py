@@ -264,10 +264,17 @@ def test_private_message_goes_to_recipient_and_echoes_to_sender() -> None:
     )
     clear(a, b, c)
     chat.tell(alice, "BOB", "psst")
-    assert a.take() == b.take() == [Private("alice", "bob", "psst")]
+    (got,) = b.take()
+    assert isinstance(got, Private)
+    assert (
+        a.take() == [got] == [Private("alice", "bob", "psst", id=got.id, time=got.time)]
+    )
+    assert got.id < 0  # a live id: no history keeps it
     assert c.take() == []
     chat.tell(alice, "alice", "note to self")
-    assert a.take() == [Private("alice", "alice", "note to self")]
+    (note,) = a.take()
+    assert isinstance(note, Private)
+    assert note == Private("alice", "alice", "note to self", id=note.id, time=note.time)
     with pytest.raises(ChatError) as refused:
         chat.tell(alice, "nobody", "hello?")
     assert refused.value.code is ErrorCode.NO_SUCH_NICK

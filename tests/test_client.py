@@ -186,7 +186,7 @@ def sign_in(client: Client, nick: str = "alice", others: str = "bob") -> None:
     client.session.connect("127.0.0.1", 5501, nick)
     client.accept()
     client.hear("HELLO chatd Welcome to chatd.", "NICK Choose a nickname")
-    assert client.sent() == ["/ids on", f"NICK {nick}"]
+    assert client.sent() == ["/ids on", "/tags on", f"NICK {nick}"]
     client.hear(f"WELCOME {nick} Welcome, {nick}!", f"JOIN #lobby {nick}")
     assert client.sent() == ["/who #lobby"]
     client.hear(f"USERS #lobby {nick} {others}".rstrip())
@@ -218,7 +218,7 @@ def test_hello_names_the_server_and_nick_is_answered(client: Client) -> None:
     assert client.view.texts() == ["Welcome to the classroom."]
     assert client.sent() == []  # the server asks first
     client.hear("NICK Choose a nickname")
-    assert client.sent() == ["/ids on", "NICK alice"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice"]
     assert client.session.phase is SessionPhase.AWAITING_NICK
 
 
@@ -253,7 +253,7 @@ def test_refused_nickname_asks_again_with_the_servers_reason(
     client.session.connect("127.0.0.1", 5501, "bob")
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one")
-    assert client.sent() == ["/ids on", "NICK bob"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK bob"]
     client.hear(f"ERR {code} {reason}", "NICK pick one")
     assert client.view.asked == [reason]
     assert client.sent() == []  # the client does not guess another name
@@ -270,7 +270,7 @@ def test_nick_prompt_without_refusal_asks_instead_of_looping(client: Client) -> 
     client.session.connect("127.0.0.1", 5501, "alice")
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one", "NICK pick one")
-    assert client.sent() == ["/ids on", "NICK alice"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice"]
     assert len(client.view.asked) == 1
 
 
@@ -726,7 +726,7 @@ def test_reconnect_registers_the_same_nick_and_rejoins_rooms(client: Client) -> 
     client.clock.advance(1)
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one")
-    assert client.sent() == ["/ids on", "NICK alice"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice"]
     client.hear("WELCOME alice back", "JOIN #lobby alice")
     assert client.sent() == ["/join #games", "/who #lobby"]
     assert "Connected again as alice." in client.view.texts(EntryKind.INFO)
@@ -832,7 +832,9 @@ def test_the_users_lines_go_before_the_rejoins(client: Client) -> None:
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
     rejoins = client.sent()
-    assert rejoins == ["/ids on", "NICK alice"] + [f"/join #room{n}" for n in range(6)]
+    assert rejoins == ["/ids on", "/tags on", "NICK alice"] + [
+        f"/join #room{n}" for n in range(5)
+    ]
     client.hear("JOIN #lobby alice", "JOIN #room0 alice")
     client.session.select("#lobby")
     client.session.submit("hello again")
@@ -844,7 +846,7 @@ def test_the_users_lines_go_before_the_rejoins(client: Client) -> None:
         "/who #room0",
         "/join #lobby",
         "hello again",
-        "/join #room6",
+        "/join #room5",
     ]
 
 
@@ -855,7 +857,7 @@ def test_a_line_for_a_room_not_joined_again_asks_to_join_it(client: Client) -> N
     reconnect(client)
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one", "WELCOME alice back")
-    assert client.sent() == ["/ids on", "NICK alice", "/join #games"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice", "/join #games"]
     client.hear("JOIN #lobby alice", "ERR room-invalid #games: not today")
     client.session.submit("anyone?")
     assert client.sent() == ["/who #lobby", "/join #games", "anyone?"]
@@ -874,9 +876,9 @@ def test_err_flood_halves_the_pace(client: Client) -> None:
     client.clock.advance(1.5 / SEND_RATE)
     assert client.sent() == []
     client.clock.advance(0.5 / SEND_RATE)
-    assert client.sent() == ["/join #room6"]
+    assert client.sent() == ["/join #room5"]
     client.clock.advance(2 / SEND_RATE)
-    assert client.sent() == ["/join #room7"]
+    assert client.sent() == ["/join #room6"]
 
 
 def test_connections_cut_off_young_keep_backing_off(client: Client) -> None:

@@ -109,7 +109,7 @@ def test_the_answer_to_ids_on_is_not_shown(client: Client) -> None:
     client.session.connect("127.0.0.1", 5501, "alice")
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one")
-    assert client.sent() == ["/ids on", "NICK alice"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice"]
     client.hear("INFO Message ids are on: ID <room> <id> <time> comes first.")
     client.hear("WELCOME alice hi", "INFO the motd")
     assert client.view.texts(EntryKind.INFO) == ["hi", "hi", "the motd"]
@@ -210,7 +210,7 @@ def reconnected(client: Client, *after_welcome: str) -> None:
     client.clock.advance(retry.getTime() - client.clock.seconds())
     client.accept()
     client.hear("HELLO chatd hi", "NICK pick one")
-    assert client.sent() == ["/ids on", "NICK alice"]
+    assert client.sent() == ["/ids on", "/tags on", "NICK alice"]
     client.hear("WELCOME alice back", "JOIN #lobby alice", *after_welcome)
 
 

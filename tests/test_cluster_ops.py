@@ -13,6 +13,7 @@ from chatd.cluster.entries import (
     Hello,
     Left,
     Lost,
+    Tag,
     Talk,
     Tell,
     Turn,
@@ -119,6 +120,41 @@ def test_every_entry_round_trips_and_keeps_the_wire_of_docs_cluster_md() -> None
             Tell("a/1", "b/2", "hi", notice=True, action=True),
             {"k": "tell", "u": "a/1", "to": "b/2", "t": "hi", "x": 1, "a": 1},
         ),
+        # Typing, reactions and replies (docs/protocol.md): client tags as "g".
+        (
+            Talk(False, "a/1", "#dev", "yes", tags=(("+draft/reply", "42"),)),
+            {
+                "k": "say",
+                "u": "a/1",
+                "r": "#dev",
+                "t": "yes",
+                "g": [["+draft/reply", "42"]],
+            },
+        ),
+        (
+            Tell("a/1", "b/2", "yes", tags=(("+draft/reply", "-7"),)),
+            {
+                "k": "tell",
+                "u": "a/1",
+                "to": "b/2",
+                "t": "yes",
+                "g": [["+draft/reply", "-7"]],
+            },
+        ),
+        (
+            Tag("a/1", "#dev", False, (("+typing", "active"),)),
+            {"k": "tag", "u": "a/1", "to": "#dev", "g": [["+typing", "active"]]},
+        ),
+        (
+            Tag("a/1", "b/2", True, (("+draft/react", "👍"), ("+draft/reply", "4"))),
+            {
+                "k": "tag",
+                "u": "a/1",
+                "to": "b/2",
+                "p": 1,
+                "g": [["+draft/react", "👍"], ["+draft/reply", "4"]],
+            },
+        ),
         (Turn("a", "a/1"), {"k": "turn", "n": "a", "u": "a/1"}),
         (
             Effects("a", "5-0", (op,)),
@@ -151,6 +187,9 @@ def test_entry_text_is_to_json_encoded_as_before() -> None:
         for action in (False, True)
         for notice in (False, True)
         for echo in (None, "3", text)
+    ]
+    talks += [
+        Talk(False, "a/1", "#dev", text, tags=(("+r", text),)) for text in strings
     ]
     others: list[Entry] = [
         Tell("a/1", "b/2", "héllo", notice=True),

@@ -65,7 +65,8 @@ def test_a_kept_private_message_carries_its_msgid_live(
     clock: Clock, factory: ChatFactory, store: MemoryHistory
 ) -> None:
     """A kept PRIVMSG has the msgid and time it is kept with; between two users
-    who are not identified it has no msgid (it is not kept)."""
+    who are not identified it has a live msgid (for replies), which no
+    history holds (it is not kept)."""
     alice, a_out = irc_registered(factory, "alice", "message-tags", "server-time")
     bob, _ = line_registered(factory, "bob")
     dave, _ = connect(factory, "dave")
@@ -81,7 +82,9 @@ def test_a_kept_private_message_carries_its_msgid_live(
     assert parse_message(one_sided).tags["msgid"] == str(entry.id)
     dave.dataReceived(b"/msg erin not kept\r\n")
     (unkept,) = lines(e_out)
-    assert "msgid" not in parse_message(unkept).tags
+    live = int(parse_message(unkept).tags["msgid"])
+    assert live not in {e.id for kept in store.conversations.values() for e in kept}
+    assert ("dave", "erin") not in store.conversations
 
 
 def test_chathistory_on_a_nickname_replays_the_conversation(

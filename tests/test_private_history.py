@@ -290,7 +290,8 @@ def test_messages_are_kept_under_accounts_never_nicknames(clock: Clock) -> None:
     assert isinstance(acted, Private) and acted.id == kept.id + 1
     assert isinstance(one_sided, Private) and one_sided.id == acted.id + 2
     (unkept,) = erin.client.take()  # type: ignore[attr-defined]
-    assert isinstance(unkept, Private) and unkept.id == 0 and unkept.time == 0.0
+    # Not kept: a live id (below zero, for replies and reactions), none of history's.
+    assert isinstance(unkept, Private) and unkept.id < 0 and unkept.time
     assert set(store.conversations) == {("alice", "bob"), ("alice", "~dave")}
     assert [(e.kind, e.nick, e.text) for e in store.conversations["alice", "bob"]] == [
         (Kind.MESSAGE, "Alice", "kept"),
@@ -305,13 +306,16 @@ def test_messages_are_kept_under_accounts_never_nicknames(clock: Clock) -> None:
     assert store.conversations["alice", "bob"][-1].nick == "Alice"
 
 
-def test_without_history_private_messages_have_no_id() -> None:
-    """No store: a private message between accounts is delivered as ever."""
-    chat = Chat()
+def test_without_history_private_messages_have_a_live_id() -> None:
+    """No store: a private message between accounts is delivered as ever, with
+    a live id (below zero) that names it for replies and reactions."""
+    chat = Chat(now=lambda: NOW)
     alice = chat.register("alice", RecordingClient())
     chat.set_account(alice, "alice")
     chat.tell(alice, "alice", "note")
-    assert alice.client.take()[-1] == Private("alice", "alice", "note")  # type: ignore[attr-defined]
+    live = alice.client.take()[-1]  # type: ignore[attr-defined]
+    assert live == Private("alice", "alice", "note", id=live.id, time=NOW)
+    assert live.id < 0
 
 
 # -- the line door ---------------------------------------------------------------

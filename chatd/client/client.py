@@ -467,6 +467,11 @@ class ClientSession:
             # or ERR unknown-command from a server without it) is not shown.
             history.ids_sent = history.ids_pending = True
             self._send("/ids on")
+        tags = self.state.tags
+        if not tags.sent:
+            # docs/protocol.md, Typing, reactions and replies: shown as text.
+            tags.sent = tags.pending = True
+            self._send("/tags on")
         # docs/protocol.md: while the server waits for a nickname, `NICK alice` is one.
         self._send(f"NICK {self.nick}")
 

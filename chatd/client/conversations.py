@@ -25,6 +25,7 @@ from chatd.client.conversation import (
 )
 from chatd.client.read_markers import ReadMarkers
 from chatd.client.scrollback import HistoryKeeper
+from chatd.client.tags import TAG_VERBS, TagKeeper
 from chatd.line.wire import ServerLine
 from chatd.model.names import LOBBY, fold, valid_nick, valid_room
 
@@ -125,6 +126,7 @@ class ChatState:
         self._switching: deque[str] = deque()  # /join sent to move the server
         self.history = HistoryKeeper(self)
         self.markers = ReadMarkers(self)
+        self.tags = TagKeeper(self, view.changed)  # typing, reactions, replies
         self._kicks: set[tuple[str, str]] = set()  # (room, nick) whose PART is due
 
     # -- the connection's turns -------------------------------------------------------
@@ -137,6 +139,7 @@ class ChatState:
         self._switching.clear()
         self.server_room = LOBBY_KEY
         self.history.connected()
+        self.tags.connected()
 
     def disconnected(self) -> None:
         """Rooms keep their scrollback but have no members until joined again."""
@@ -226,6 +229,9 @@ class ChatState:
         previous, self._previous = self._previous, line
         self._lines += 1
         words, text = line.words, line.text or ""
+        if line.verb in TAG_VERBS:  # they may come anywhere: no run is over
+            self.tags.on_line(line.verb, words, text)
+            return
         if line.verb not in ("ID", "HISTORY", "ENDHISTORY", "READ"):
             self.history.before_line(line.verb)
         match line.verb:
@@ -261,6 +267,8 @@ class ChatState:
             case "DELETED":
                 self._on_deleted(words[0], words[1], words[2], text or "")
             case "ERR" if self._answers_ids(words[0], text):
+                pass
+            case "ERR" if self.tags.answers(words[0], text):
                 pass
             case "ERR":
                 self.history.on_error(words[0], text)
@@ -304,6 +312,8 @@ class ChatState:
             if msg_id in conversation.ids:
                 return  # shown already (from history)
             conversation.ids.add(msg_id)
+        self.tags.stopped(conversation, nick)
+        self.tags.before_message(room, conversation)
         self.note(conversation, kind, text, nick=nick, msg_id=msg_id, when=when)
 
     def _on_private(self, sender: str, recipient: str, text: str) -> None:
@@ -313,6 +323,8 @@ class ChatState:
             conversation = self.private(other)
         else:  # others' messages open at most MAX_PRIVATE tabs (issue 11)
             conversation = self._others()
+        self.tags.stopped(conversation, sender)
+        self.tags.before_message(recipient, conversation)
         # Version 3: a kept private message comes after ID <other> <id> <time>.
         msg_id, when = self.history.take_id(fold(other))
         self.note(
@@ -573,7 +585,7 @@ class ChatState:
                 pass
 
     def _on_info(self, text: str) -> None:
-        if self._answers_ids("INFO", text):
+        if self._answers_ids("INFO", text) or self.tags.answers("INFO", text):
             return
         if self._switching:
             room = self.conversations.get(self._switching[0])

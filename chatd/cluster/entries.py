@@ -30,6 +30,7 @@ from json.encoder import encode_basestring
 from typing import NamedTuple
 
 from chatd.cluster.ops import Op, Wire
+from chatd.model.client_tags import NO_TAGS, Tags
 
 
 class Talk(NamedTuple):
@@ -41,6 +42,7 @@ class Talk(NamedTuple):
     text: str
     notice: bool = False
     echo: str | None = None  # answers a labeled IRC command (chatd.cluster.doors)
+    tags: Tags = NO_TAGS  # client tags (a reply's); "g": [[name, value], ...]
 
     def to_json(self) -> dict[str, Wire]:
         data: dict[str, Wire] = {
@@ -53,6 +55,8 @@ class Talk(NamedTuple):
             data["x"] = 1
         if self.echo is not None:
             data["w"] = self.echo
+        if self.tags:
+            data["g"] = [list(pair) for pair in self.tags]
         return data
 
     def to_text(self) -> str:
@@ -62,10 +66,13 @@ class Talk(NamedTuple):
         kind = "act" if self.action else "say"
         notice = ',"x":1' if self.notice else ""
         echo = "" if self.echo is None else ',"w":' + encode_basestring(self.echo)
+        tags = (
+            ',"g":' + _encode([list(pair) for pair in self.tags]) if self.tags else ""
+        )
         return (
             f'{{"k":"{kind}","u":{encode_basestring(self.uid)},'
             f'"r":{encode_basestring(self.room)},'
-            f'"t":{encode_basestring(self.text)}{notice}{echo}}}'
+            f'"t":{encode_basestring(self.text)}{notice}{echo}{tags}}}'
         )
 
     @classmethod
@@ -82,6 +89,7 @@ class Talk(NamedTuple):
                 data["t"],
                 "x" in data,  # as Node.receive reads it
                 data.get("w"),
+                read_tags(data),
             ),
         )
 
@@ -95,6 +103,7 @@ class Tell(NamedTuple):
     notice: bool = False
     action: bool = False
     echo: str | None = None
+    tags: Tags = NO_TAGS  # as Talk's
 
     def to_json(self) -> dict[str, Wire]:
         data: dict[str, Wire] = {
@@ -109,6 +118,8 @@ class Tell(NamedTuple):
             data["a"] = 1
         if self.echo is not None:
             data["w"] = self.echo
+        if self.tags:
+            data["g"] = [list(pair) for pair in self.tags]
         return data
 
     @classmethod
@@ -122,8 +133,42 @@ class Tell(NamedTuple):
                 bool(data.get("x")),
                 bool(data.get("a")),
                 data.get("w"),
+                read_tags(data),
             ),
         )
+
+
+class Tag(NamedTuple):
+    """Client tags alone (typing, a reaction: IRC's TAGMSG), checked by the
+    sender's node; never kept."""
+
+    uid: str  # the sender
+    to: str  # a room's key, or the recipient's uid when private
+    private: bool
+    tags: Tags
+
+    def to_json(self) -> dict[str, Wire]:
+        data: dict[str, Wire] = {
+            "k": "tag",
+            "u": self.uid,
+            "to": self.to,
+            "g": [list(pair) for pair in self.tags],
+        }
+        if self.private:
+            data["p"] = 1
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Wire]) -> Tag:
+        return cls(data["u"], data["to"], bool(data.get("p")), read_tags(data))
+
+
+def read_tags(data: dict[str, Wire]) -> Tags:
+    """An entry's client tags ("g"), as pairs; none when it has none."""
+    spelled = data.get("g")
+    if not spelled:
+        return NO_TAGS
+    return tuple((str(name), str(value)) for name, value in spelled)
 
 
 class Turn(NamedTuple):
@@ -228,7 +273,7 @@ class Close(NamedTuple):
         return cls(data["node"], data["u"], data["r"])
 
 
-Entry = Talk | Tell | Turn | Effects | Changes | Hello | Left | Lost | Close
+Entry = Talk | Tell | Tag | Turn | Effects | Changes | Hello | Left | Lost | Close
 
 # What a node keeps while Redis is away and appends once back (chatd.cluster.redis):
 # changes that happened, a turn's fx (the others wait for it), turns, a clean stop.
@@ -248,6 +293,7 @@ READERS: dict[str | None, Callable[[dict[str, Wire]], Entry]] = {
     "say": Talk.from_json,
     "act": Talk.from_json,
     "tell": Tell.from_json,
+    "tag": Tag.from_json,
     "turn": Turn.from_json,
     "fx": Effects.from_json,
     "op": Changes.from_json,

@@ -37,6 +37,7 @@ from chatd.cluster.entries import (
     Hello,
     Left,
     Lost,
+    Tag,
     Talk,
     Tell,
     Turn,
@@ -155,7 +156,12 @@ class Node(Publisher):
             for entry_id, data in entries:
                 self.last_id = entry_id
                 kind = data.get("k")
-                if (kind == "say" or kind == "act") and not queue and "w" not in data:
+                if (
+                    (kind == "say" or kind == "act")
+                    and not queue
+                    and "w" not in data
+                    and "g" not in data  # a reply's tags: read as a Talk below
+                ):
                     # The hot path: talk with nothing waiting ahead of it, applied
                     # now from its JSON (Talk's fields; entries.py), no Talk made.
                     ms, seq = split_id(entry_id)
@@ -259,7 +265,10 @@ class Node(Publisher):
                     entry.notice,
                     ms,
                     seq,
+                    entry.tags,
                 )
+        elif type(entry) is Tag:
+            chat.apply_tag(entry, ms, seq)
         elif type(entry) is Tell:
             if entry.echo is None or not self._echoed(entry, ms, seq):
                 chat.apply_tell(entry, ms, seq)
@@ -324,7 +333,14 @@ class Node(Publisher):
             local.echo_applied(
                 entry.echo,
                 lambda: chat.apply_talk(
-                    talk.uid, talk.room, talk.text, talk.action, talk.notice, ms, seq
+                    talk.uid,
+                    talk.room,
+                    talk.text,
+                    talk.action,
+                    talk.notice,
+                    ms,
+                    seq,
+                    talk.tags,
                 ),
             )
         else:

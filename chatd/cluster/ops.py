@@ -175,7 +175,7 @@ BY_WIRE: Mapping[str, Operation] = MappingProxyType(
     {operation.wire: operation for operation in OPERATIONS}
 )
 
-_TALK = "talk: checked at once, then a talk entry every node delivers (Talk, Tell)"
+_TALK = "talk: checked at once, then a talk entry every node delivers (Talk, Tell, Tag)"
 _READS = "reads only"
 
 # Every other public Chat method, and why no op replicates it.
@@ -184,6 +184,7 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "say": _TALK,
         "act": _TALK,
         "tell": _TALK,
+        "send_tags": _TALK,
         "kill": "closes the target's connection: a RemoteClient asks its node "
         "(a close entry), whose quit is then replicated",
         "kline": "adds through add_server_ban (an op), then closes the users it "

@@ -31,7 +31,7 @@ from typing import Any, cast
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chatd.cluster.entries import Changes, Close, Entry, Talk, Tell
+from chatd.cluster.entries import Changes, Close, Entry, Tag, Talk, Tell
 from chatd.cluster.ops import BY_WIRE, OPERATIONS, Op, Operation, Wire
 from chatd.model.chat import (
     Action,
@@ -41,12 +41,15 @@ from chatd.model.chat import (
     Message,
     Private,
     Room,
+    Tagged,
     User,
     author_of,
     deliver_to,
     party_of,
 )
+from chatd.model.client_tags import NO_TAGS, Tags, check_size
 from chatd.model.errors import ChatError, ErrorCode
+from chatd.model.names import fold
 from chatd.store.interface import Kind
 
 __all__ = ["ClusterChat", "Op", "Publisher", "RemoteClient", "Wire", "uid_of"]
@@ -81,6 +84,12 @@ class RemoteClient:
     def close(self, reason: str) -> None:
         """Ask the user's node to close their connection (a /kill)."""
         self.publisher.publish(Close(self.node, self.uid, reason))
+
+
+def _live_id(ms: int, seq: int) -> int:
+    """The live id of what is not kept, at log position (ms, seq): below zero,
+    the same on every node (one process's are the clock's: Chat._live_id)."""
+    return -(ms * 1000 + seq)
 
 
 def uid_of(user: User) -> str:
@@ -244,20 +253,39 @@ class ClusterChat(ReplicatedChat):
     # -- talk: checked here, delivered when read from the log -------------------
 
     def say(
-        self, user: User, text: str, room: str | None = None, notice: bool = False
+        self,
+        user: User,
+        text: str,
+        room: str | None = None,
+        notice: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
         found = self.speaking_room(user, room)
-        self._talk("say", user, found, text, notice)
+        self._talk("say", user, found, text, notice, tags)
 
-    def act(self, user: User, text: str, room: str | None = None) -> None:
+    def act(
+        self, user: User, text: str, room: str | None = None, tags: Tags = NO_TAGS
+    ) -> None:
         found = self.speaking_room(user, room)
-        self._talk("act", user, found, text, False)
+        self._talk("act", user, found, text, False, tags)
 
-    def _talk(self, kind: str, user: User, room: Room, text: str, notice: bool) -> None:
+    def _talk(
+        self, kind: str, user: User, room: Room, text: str, notice: bool, tags: Tags
+    ) -> None:
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         self.publisher.publish(
-            Talk(kind == "act", uid_of(user), room.key, text, notice, _echo_token(user))
+            Talk(
+                kind == "act",
+                uid_of(user),
+                room.key,
+                text,
+                notice,
+                _echo_token(user),
+                tags,
+            )
         )
 
     def tell(
@@ -267,10 +295,13 @@ class ClusterChat(ReplicatedChat):
         text: str,
         notice: bool = False,
         action: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
         recipient = self.user(nick)
         if not self.up:
             raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         self.publisher.publish(
             Tell(
                 uid_of(user),
@@ -279,8 +310,17 @@ class ClusterChat(ReplicatedChat):
                 notice,
                 action,
                 _echo_token(user),
+                tags,
             )
         )
+
+    def send_tags(self, user: User, target: str, tags: Tags) -> None:
+        """Checked here (who may, the rate), delivered when read from the log."""
+        if not self.up:
+            raise ChatError(ErrorCode.CLUSTER_DOWN, CLUSTER_DOWN_TEXT)
+        members, shown, private = self._tag_audience(user, target, tags)
+        to = uid_of(members[0]) if private else fold(shown)
+        self.publisher.publish(Tag(uid_of(user), to, private, tags))
 
     def next_stamp(self, ms: int, seq: int) -> int:
         """The history id of a message at log position (ms, seq): same on every node."""
@@ -299,6 +339,7 @@ class ClusterChat(ReplicatedChat):
         notice: bool,
         ms: int,
         seq: int,
+        tags: Tags = NO_TAGS,
     ) -> None:
         """A say or act read from the log: deliver it to this node's members.
 
@@ -323,9 +364,11 @@ class ClusterChat(ReplicatedChat):
                 )
         event: Event
         if action:
-            event = Action(room.name, user.nick, text, id=msg_id, time=time)
+            event = Action(room.name, user.nick, text, id=msg_id, time=time, tags=tags)
         else:
-            event = Message(room.name, user.nick, text, notice, id=msg_id, time=time)
+            event = Message(
+                room.name, user.nick, text, notice, id=msg_id, time=time, tags=tags
+            )
         # Only this node's members: the others' nodes deliver to them.
         local = room.local
         if local is None:
@@ -358,6 +401,8 @@ class ClusterChat(ReplicatedChat):
                     msg_id,
                     time,
                 )
+        else:  # a live id, from the log: the same on every node
+            msg_id, time = _live_id(ms, seq), ms / 1000
         event = Private(
             user.nick,
             recipient.nick,
@@ -366,8 +411,41 @@ class ClusterChat(ReplicatedChat):
             action,
             id=msg_id,
             time=time,
+            tags=entry.tags,
         )
         deliver_to([recipient] if recipient is user else [recipient, user], event)
+
+    def apply_tag(self, entry: Tag, ms: int, seq: int) -> None:
+        """Tags alone read from the log: to this node's members (or the two)."""
+        user = self.by_uid.get(entry.uid)
+        if user is None:
+            return
+        members: list[User]
+        if entry.private:
+            recipient = self.by_uid.get(entry.to)
+            if recipient is None:
+                return
+            members, shown = [recipient], recipient.nick
+            if recipient is not user:
+                members.append(user)
+        else:
+            room = self.rooms.get(entry.to)
+            if room is None:
+                return  # gone meanwhile: every replica drops it alike
+            try:
+                self.check_speaker(room, user)
+            except ChatError:
+                return  # banned or moderated meanwhile (the same on every node)
+            members, shown = list(room.members.values()), room.name
+        event = Tagged(
+            shown,
+            user.nick,
+            entry.tags,
+            entry.private,
+            id=_live_id(ms, seq),
+            time=ms / 1000,
+        )
+        deliver_to(members, event)
 
     # -- applying ops read from the log ----------------------------------------
 

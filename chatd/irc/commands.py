@@ -43,6 +43,7 @@ from chatd.irc.session import (
     split_targets,
 )
 from chatd.model.chat import Room, User
+from chatd.model.client_tags import client_tags
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.globs import Glob
 from chatd.model.names import clean_text, fold
@@ -365,6 +366,7 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
         return
     chat = session.chat
     source = mask(chat, user.nick)
+    tags = client_tags(msg.tags)  # a reply's +draft/reply, say: passed on
     for target in split_targets(msg.params[0])[:MAX_TARGETS]:
         if fold(target) == NICKSERV_KEY:
             if not notice:
@@ -378,22 +380,30 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
         try:
             if target.startswith("#"):
                 if action:
-                    chat.act(user, text, room=target)
+                    chat.act(user, text, room=target, tags=tags)
                 else:
-                    chat.say(user, text, room=target, notice=notice)
+                    chat.say(user, text, room=target, notice=notice, tags=tags)
             elif fold(target) == user.key:
                 # To oneself: the delivery, then with echo-message the echo,
                 # which answers the command; the delivery does not, and is
                 # never labeled (IRCv3 labeled-response).
                 delivered = session.unlabeled(
-                    partial(chat.tell, user, target, text, notice=notice, action=action)
+                    partial(
+                        chat.tell,
+                        user,
+                        target,
+                        text,
+                        notice=notice,
+                        action=action,
+                        tags=tags,
+                    )
                 )
                 if session.caps.has("echo-message"):
                     session.send(delivered)
                 if user.away and not notice:
                     numeric(session, n.RPL_AWAY, user.nick, text=user.away)
             else:
-                chat.tell(user, target, text, notice=notice, action=action)
+                chat.tell(user, target, text, notice=notice, action=action, tags=tags)
                 recipient = chat.users.get(fold(target))
                 if recipient is not None and recipient.away and not notice:
                     numeric(session, n.RPL_AWAY, recipient.nick, text=recipient.away)
@@ -433,8 +443,44 @@ def notice(session: IrcSession, msg: IrcMessage) -> None:
 
 
 def tagmsg(session: IrcSession, msg: IrcMessage) -> None:
-    """TAGMSG: only client tags, and this server relays none (CLIENTTAGDENY=*)."""
-    session_user(session)
+    """TAGMSG <target>{,<target>}: client tags alone (typing, a reaction).
+
+    Relayed as the model says (Chat.send_tags: who may speak there, the
+    deny list, the rate), to clients with message-tags only. One to oneself
+    is delivered, then echoed with echo-message, as PRIVMSG's.
+    """
+    user = session_user(session)
+    tags = client_tags(msg.tags)
+    if not tags:
+        return  # nothing a client may be sent: no reply, as for an empty NOTICE
+    chat = session.chat
+    for target in split_targets(msg.params[0])[:MAX_TARGETS]:
+        try:
+            if fold(target) == user.key:
+                delivered = session.unlabeled(
+                    partial(chat.send_tags, user, target, tags)
+                )
+                if session.caps.has("echo-message"):
+                    session.send(delivered)
+            else:
+                chat.send_tags(user, target, tags)
+        except ChatError as error:
+            if error.code is ErrorCode.FLOOD:
+                # IRCv3 standard replies: typing too fast is no numeric's.
+                server_line(
+                    session, "FAIL", "TAGMSG", "RATE_LIMITED", target, text=error.text
+                )
+            elif error.code in CANNOT_SEND:
+                send_error(
+                    session,
+                    IrcError(
+                        n.ERR_CANNOTSENDTOCHAN,
+                        clean_text(target),
+                        text="Cannot send to channel",
+                    ),
+                )
+            else:
+                send_error(session, numeric_for(error, target))
 
 
 def away(session: IrcSession, msg: IrcMessage) -> None:

@@ -29,12 +29,14 @@ from chatd.irc.render import PERSONAL_CAPS
 from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration, numeric_for, send_error, server_line
 from chatd.model.chat import Event, User
+from chatd.model.client_tags import MAX_CLIENT_TAG_BYTES
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.server_bans import ServerBanned
 from chatd.net.connection import Connection, ConnectionHub, Phase
 
 _CLOSING = Phase.CLOSING
 # The journal of each tag variant (render.TIME | render.MSGID), by variant.
+CLIENT_TAG_SECTION = MAX_CLIENT_TAG_BYTES + 2  # with the '@' and the space
 JOURNALS = ("irc", "irc+tags", "irc+msgid", "irc+tags+msgid")
 
 # One IrcServer (renderer, ISUPPORT, creation time) per hub, made on first use.
@@ -54,6 +56,9 @@ class IrcConnection(Connection):
 
     door = "irc"
     identify_hint = "/msg NickServ IDENTIFY <password>"  # IRC has no /identify
+    # IRCv3 message-tags: a client's tag section, '@' and space included, may
+    # hold 4096 bytes beyond the line's own limit (handle_line checks both).
+    tag_room = CLIENT_TAG_SECTION
     # Slots, as Connection's; the first two are read for each member of every
     # broadcast (render), and sit together, next to Connection's.
     __slots__ = (
@@ -238,6 +243,27 @@ class IrcConnection(Connection):
     def is_registration_line(self, raw: bytes) -> bool:
         """CAP, NICK, USER, PASS and AUTHENTICATE, before registering."""
         return is_registration_line(raw)
+
+    def handle_line(self, raw: bytes) -> None:
+        """Refuse a line whose tags or rest are over their limits (417), else run it.
+
+        The framing lets a line through up to --max-line plus tag_room; the
+        two parts' limits are checked here, only for a line that long.
+        """
+        max_line = self.config.max_line
+        if len(raw) > max_line or len(raw) > CLIENT_TAG_SECTION:
+            section = raw.find(b" ") + 1 if raw.startswith(b"@") else 0
+            if section > CLIENT_TAG_SECTION or len(raw) - section > max_line:
+                self.hub.stats.limit_hit(self.door, "too-long")
+                self.reply_error(
+                    ChatError(
+                        ErrorCode.TOO_LONG,
+                        f"lines are limited to {max_line} bytes, and their tags "
+                        f"to {CLIENT_TAG_SECTION}; that one was dropped",
+                    )
+                )
+                return
+        super().handle_line(raw)
 
     def handle_text(self, text: str) -> None:
         """Parse one IRC line and run its command."""

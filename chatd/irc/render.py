@@ -3,7 +3,8 @@
 The chat hands one event object to every member in turn; the renderer keeps
 the last event by identity, as chatd.line.wire.render does, and spells it at most
 once per tag variant: no tags, the IRCv3 server-time tag, the msgid tag
-(message-tags), or both. A room message's time is its history time
+(message-tags, with the client tags a message carries), or both. A room
+message's time is its history time
 (event.time), so the stamp is the same for every door and for history; other
 events are stamped once, when first rendered, so every member sees the same.
 What differs between members (the speaker's own client without echo-message,
@@ -16,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from chatd.irc.message import CRLF, MAX_LINE, irc_line, split_utf8
+from chatd.irc.message import CRLF, MAX_LINE, escape_tag_value, irc_line, split_utf8
 from chatd.model.chat import (
     AccountChanged,
     Action,
@@ -36,9 +37,11 @@ from chatd.model.chat import (
     Quit,
     ReadMoved,
     Renamed,
+    Tagged,
     TopicChanged,
     User,
 )
+from chatd.model.client_tags import Tags
 from chatd.model.names import fold
 from chatd.model.room_rules import MAX_MODE_ARGS, Change
 from chatd.model.state import NO_HOST
@@ -48,7 +51,8 @@ from chatd.store.interface import millis
 CTCP = "\x01"
 # Tag variants, as bits: what a client's caps ask for on the lines it is sent.
 TIME = 1  # server-time: @time=
-MSGID = 2  # message-tags: @msgid= on messages that have a history id (kept ones)
+# message-tags: @msgid= on messages that have an id, and their client tags
+MSGID = 2
 VARIANTS = 4
 # Per-client variants, above the tag bits (IrcRenderer.lines_for's keys).
 EXTENDED = 4  # extended-join: JOIN #room account :realname
@@ -168,6 +172,8 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
             return text_lines(
                 source, "NOTICE" if notice else "PRIVMSG", recipient, text
             )
+        case Tagged(target, nick):
+            return [irc_line("TAGMSG", target, source=mask(chat, nick))]
         case Joined(room, nick):
             return [irc_line("JOIN", room, source=mask(chat, nick))]
         case Parted(room, nick, reason):
@@ -217,8 +223,10 @@ def render_lines(chat: Chat, event: Event) -> list[bytes]:
     raise TypeError(f"not a chat event: {event!r}")
 
 
-def tag_section(time: str | None, msgid: int, batch: str | None = None) -> str:
-    """The tags of a server line (without '@'): batch, msgid and time, as given."""
+def tag_section(
+    time: str | None, msgid: int, batch: str | None = None, client: str = ""
+) -> str:
+    """The tags of a server line (without '@'): batch, msgid, time, client tags."""
     tags = []
     if batch is not None:
         tags.append(f"batch={batch}")
@@ -226,16 +234,27 @@ def tag_section(time: str | None, msgid: int, batch: str | None = None) -> str:
         tags.append(f"msgid={msgid}")
     if time is not None:
         tags.append(f"time={time}")
+    if client:
+        tags.append(client)
     return ";".join(tags)
 
 
-def tagged_lines(parts: list[bytes], time: str | None, msgid: int) -> bytes:
-    """Put the tags on lines: time on each; msgid on the first only.
+def spelled_client_tags(tags: Tags) -> str:
+    """Client tags as a tag section's part (no '@'), values escaped."""
+    return ";".join(
+        f"{name}={escape_tag_value(value)}" if value else name for name, value in tags
+    )
+
+
+def tagged_lines(
+    parts: list[bytes], time: str | None, msgid: int, client: str = ""
+) -> bytes:
+    """Put the tags on lines: time on each; msgid and client tags on the first.
 
     A message too long for one IRC line is several PRIVMSG lines; a client
     that drops a msgid it has seen must not drop the rest of the message.
     """
-    first = tag_section(time, msgid)
+    first = tag_section(time, msgid, client=client)
     rest = tag_section(time, 0)
     out = []
     for at, data in enumerate(parts):
@@ -326,9 +345,9 @@ class IrcRenderer:
         self.last = event
         self.plain = plain = b"".join(parts)  # without tags (render_plain)
         self.variants = [plain, None, None, None]
-        if isinstance(event, Message | Action | Private) and event.time:
-            self._time = event.time
-            self.mask = TIME | MSGID if event.id else TIME
+        if isinstance(event, Message | Action | Private | Tagged):
+            self._time = event.time  # 0.0: stamped when first spelled (_stamp)
+            self.mask = TIME | MSGID if event.id or event.tags else TIME
         else:
             self._time = 0.0
             self.mask = TIME
@@ -347,6 +366,8 @@ class IrcRenderer:
             self._only_for = REDACTION
         elif isinstance(event, ReadMoved):
             self._only_for = "draft/read-marker"
+        elif isinstance(event, Tagged):
+            self._only_for = "message-tags"  # IRCv3: TAGMSG to them only
         else:
             self._only_for = None
         self._account = account_tag(chat, event)
@@ -385,11 +406,12 @@ class IrcRenderer:
 
     def _spell(self, variant: int) -> bytes:
         stamp = self._stamp() if variant & TIME else None
-        msgid = 0
+        msgid, client = 0, ""
         event = self.last
-        if variant & MSGID and isinstance(event, Message | Action | Private):
+        if variant & MSGID and isinstance(event, Message | Action | Private | Tagged):
             msgid = event.id
-        return tagged_lines(self._parts, stamp, msgid)
+            client = spelled_client_tags(event.tags)
+        return tagged_lines(self._parts, stamp, msgid, client)
 
     def lines_for(
         self, event: Event, me: User | None, caps: set[str], variant: int | None = None
@@ -452,6 +474,10 @@ def speaker_of(chat: Chat, event: Event) -> User | None:
             return chat.users.get(fold(nick))
         case Private(sender=sender, recipient=recipient) if sender != recipient:
             return chat.users.get(fold(sender))
+        case Tagged(target=target, nick=nick, private=private) if not (
+            private and fold(target) == fold(nick)
+        ):
+            return chat.users.get(fold(nick))
     return None
 
 
@@ -471,6 +497,8 @@ def source_nick(event: Event) -> str | None:
         case Message(nick=nick) | Action(nick=nick) | Joined(nick=nick):
             return nick
         case Private(sender=nick) | Parted(nick=nick) | Quit(nick=nick):
+            return nick
+        case Tagged(nick=nick):
             return nick
         case Renamed(new=nick) | Away(nick=nick) | TopicChanged(nick=nick):
             return nick

@@ -11,6 +11,7 @@ from chatd.config import HISTORY_MAX, ServerConfig
 from chatd.irc.caps import HISTORY_CAPS, SUPPORTED
 from chatd.irc.render import MODES_PER_LINE, IrcRenderer
 from chatd.model.chat import Chat
+from chatd.model.client_tags import DENIED
 from chatd.model.names import MAX_NICK_LENGTH, MAX_ROOM_LENGTH
 from chatd.model.room_rules import KICK_REASON_LENGTH, MAX_BANS, TOPIC_LENGTH
 
@@ -39,7 +40,7 @@ def isupport_tokens(config: ServerConfig, history: bool = False) -> list[str]:
         f"CHANNELLEN={MAX_ROOM_LENGTH + 1}",
         "CHANTYPES=#",
         *(kept[:1] if history else []),
-        "CLIENTTAGDENY=*",
+        "CLIENTTAGDENY=" + ",".join(sorted(name[1:] for name in DENIED)),
         "ELIST=",
         f"LINELEN={config.max_line + 2}",
         f"KICKLEN={KICK_REASON_LENGTH}",
@@ -52,7 +53,8 @@ def isupport_tokens(config: ServerConfig, history: bool = False) -> list[str]:
         "SAFELIST",
         f"TOPICLEN={TOPIC_LENGTH}",
         f"TARGMAX=JOIN:{MAX_TARGETS},PART:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},"
-        f"NOTICE:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,USERHOST:5,"
+        f"NOTICE:{MAX_TARGETS},TAGMSG:{MAX_TARGETS},NAMES:{MAX_TARGETS},WHOIS:1,ISON:,"
+        "USERHOST:5,"
         f"KICK:{MAX_TARGETS}",
         "UTF8ONLY",
     ]

@@ -12,7 +12,14 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
-from chatd.line import account_commands, catch_up, kline_commands, rehash, room_commands
+from chatd.line import (
+    account_commands,
+    catch_up,
+    kline_commands,
+    rehash,
+    room_commands,
+    tag_commands,
+)
 from chatd.line.session import Command, Session
 from chatd.line.wire import history_lines, line, private_history_lines, word_lines
 from chatd.model.chat import Room
@@ -474,6 +481,17 @@ COMMANDS: dict[str, Command] = {
     "read": Command(catch_up.read, "/read <#room | nick> <id>",
                     "mark a room or private conversation read up to <id> "
                     "(identified users)", 2, 2),
+    # Typing, reactions and replies (chatd.line.tag_commands).
+    "tags": Command(tag_commands.tags, "/tags [on|off]",
+                    "show typing, reactions and replies (for clients)", 0, 1,
+                    before_nick=True),
+    "typing": Command(tag_commands.typing, "/typing <#room|nick> <state>",
+                      "say you are typing: active, paused or done", 2, 2),
+    "react": Command(tag_commands.react, "/react <#room|nick> <id> <reaction>",
+                     "react to a message (an emoji or a short text)", 3, 3,
+                     text=True),
+    "reply": Command(tag_commands.reply, "/reply <#room|nick> <id> <text>",
+                     "answer a message, naming its id", 3, 3, text=True),
     # Rooms people run (chatd.line.room_commands).
     "topic": Command(room_commands.topic, "/topic [<#room>] [<text> | -]",
                      "show or set the topic (- clears it)", 0, 2, text=True),

@@ -121,11 +121,11 @@ class LineDoor:
 
     @staticmethod
     def is_registration_line(raw: bytes) -> bool:
-        """A nickname (bare, `NICK alice`, `/nick alice`) or `/ids`, before one."""
+        """A nickname (bare, `NICK alice`, `/nick alice`), `/ids` or `/tags`."""
         lead = raw.strip()
         if not lead.startswith(b"/"):
             return bool(lead)  # an empty line is no attempt
-        return lead[1:].split(b" ", 1)[0].lower() in (b"nick", b"ids")
+        return lead[1:].split(b" ", 1)[0].lower() in (b"nick", b"ids", b"tags")
 
     # -- parsing -----------------------------------------------------------------
 

@@ -16,11 +16,15 @@ _KINDS = {
     "history": CommandKind.READ,
     "help": CommandKind.READ,
     "ids": CommandKind.READ,
+    "tags": CommandKind.READ,
     "bans": CommandKind.READ,
     "rehash": CommandKind.READ,  # this node's own settings: no shared state
     "klines": CommandKind.READ,
     "me": CommandKind.TALK,
     "msg": CommandKind.TALK,
+    "typing": CommandKind.TALK,
+    "react": CommandKind.TALK,
+    "reply": CommandKind.TALK,
     TEXT: CommandKind.TALK,  # a plain line: said in the current room
 }
 

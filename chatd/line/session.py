@@ -73,6 +73,9 @@ class Session(Protocol):
     def show_ids(self, on: bool) -> None:
         """Lead each room message with its ID line (docs/protocol.md), or stop."""
 
+    def show_tags(self, on: bool) -> None:
+        """Show typing, reactions and replies (docs/protocol.md), or stop."""
+
 
 Handler = Callable[[Session, list[str]], None]
 

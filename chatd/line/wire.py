@@ -7,7 +7,7 @@ the line. The server ends every line with CRLF.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatd.model.chat import (
@@ -27,8 +27,10 @@ from chatd.model.chat import (
     Quit,
     ReadMoved,
     Renamed,
+    Tagged,
     TopicChanged,
 )
+from chatd.model.client_tags import reaction, reply_to, typing_state
 from chatd.model.names import fold
 from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
 from chatd.model.times import utc_time
@@ -76,6 +78,12 @@ SERVER_VERBS: dict[str, Shape] = {
     # Version 3: READ <target> <id>, an account's read marker (docs/protocol.md,
     # Read markers and catch-up).
     "READ": Shape(2, False),
+    # chatd's extension, only after /tags on (docs/protocol.md, Typing,
+    # reactions and replies): TYPING <target> <nick> <state>; REACT <target>
+    # <nick> <id> <reaction>; REPLY <target> <id> before the message it marks.
+    "TYPING": Shape(3, False),
+    "REACT": Shape(3, True),
+    "REPLY": Shape(2, False),
     # chatd's extension, rooms people run (docs/protocol.md): TOPIC <room>
     # <nick> <text>; OP, DEOP, VOICE, DEVOICE <room> <nick> <by>; BAN, UNBAN
     # <room> <mask> <by>; MODE <room> <by> <change> <argument>; KICK <room>
@@ -158,6 +166,8 @@ def render_event(event: Event) -> bytes:
             return line("RENAME", old, new)
         case Away(nick, text):
             return line("AWAY", nick, text=text)
+        case Tagged():
+            return b""  # typing and reactions only after /tags on
         case TopicChanged(room, nick, text):
             return line("TOPIC", room, nick, text=text)
         case ModesChanged(room, by, changes):
@@ -264,9 +274,10 @@ def private_id(event: Private, me: str) -> bytes:
     """The ID line of a kept private message, as the side called me sees it.
 
     docs/protocol.md, Devices: ID <nick> <id> <time>, <nick> the other side
-    of the conversation; b"" for a message that is not kept.
+    of the conversation; b"" for a message that is not kept (no id, or a
+    live one below zero: chatd.model.chat, _live_id).
     """
-    if not event.id:
+    if event.id <= 0:
         return b""
     other = event.recipient if fold(event.sender) == fold(me) else event.sender
     return line("ID", other, str(event.id), utc_time(millis(event.time)))
@@ -276,6 +287,61 @@ def private_id(event: Private, me: str) -> bytes:
 # so both kinds of connection share them; a room message is spelled once per
 # broadcast for all /ids connections.
 render_ids = once_per_broadcast(_with_id)
+
+
+def tag_lines(event: Event) -> bytes:
+    """What /tags on adds for event: TYPING, REACT, or the REPLY a message leads with.
+
+    Tags alone that mean nothing to the line door (an IRC client's own) and
+    messages that answer none add nothing.
+    """
+    match event:
+        case Tagged(target, nick, tags):
+            state = typing_state(tags)
+            if state is not None:
+                return line("TYPING", target, nick, state)
+            react = reaction(tags)
+            if react is not None:
+                return line("REACT", target, nick, react[0], text=react[1])
+            return b""
+        case Message(room, tags=tags) | Action(room, tags=tags) if tags:
+            to = reply_to(tags)
+            return line("REPLY", room, to) if to else b""
+        case Private(recipient=recipient, tags=tags) if tags:
+            to = reply_to(tags)
+            return line("REPLY", recipient, to) if to else b""
+    return b""
+
+
+def _with_tags(event: Event) -> bytes:
+    """render's lines, led or replaced by what /tags on adds (tag_lines)."""
+    return tag_lines(event) + render(event)
+
+
+def _with_ids_and_tags(event: Event) -> bytes:
+    """render_ids's lines, led or replaced by what /tags on adds (tag_lines)."""
+    return tag_lines(event) + render_ids(event)
+
+
+# For a connection that said /tags on (and /ids on too): other events are
+# render()'s (render_ids') very bytes, shared with the connections without.
+render_tags = once_per_broadcast(_with_tags)
+render_ids_tags = once_per_broadcast(_with_ids_and_tags)
+IDS, TAGS = 1, 2  # a connection's line extensions, as bits (line_renderer)
+
+
+def line_renderer(extensions: int) -> tuple[Callable[[Event], bytes], str]:
+    """The renderer for a connection with extensions (IDS | TAGS) on, and the
+    suffix of the journal it shares with the others of its kind ("" none)."""
+    return _RENDERERS[extensions & (IDS | TAGS)]
+
+
+_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
+    0: (render, ""),
+    IDS: (render_ids, "+ids"),
+    TAGS: (render_tags, "+tags"),
+    IDS | TAGS: (render_ids_tags, "+ids+tags"),
+}
 
 
 def word_lines(

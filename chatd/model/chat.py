@@ -12,9 +12,19 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import cast
+
+from twisted.internet.interfaces import IReactorTime
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model import devices
+from chatd.model.client_tags import (
+    NO_TAGS,
+    TAG_BURST,
+    TAG_RATE,
+    Tags,
+    check_size,
+)
 from chatd.model.devices import ALWAYS_ON_AWAY
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.events import (
@@ -35,6 +45,7 @@ from chatd.model.events import (
     Quit,
     ReadMoved,
     Renamed,
+    Tagged,
     TopicChanged,
 )
 from chatd.model.moderation import Moderation
@@ -47,13 +58,14 @@ from chatd.model.names import (
     room_problem,
 )
 from chatd.model.permissions import Permissions
+from chatd.model.rates import TokenBucket
 from chatd.model.read_markers import ReadMarking, keep_in_memory
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_banning import ServerBanRules
 from chatd.model.server_bans import ServerBans
 from chatd.model.state import Room, RoomRules, User, same_or
 from chatd.model.whowas import PastNicks
-from chatd.store.interface import IHistory, Kind, Marker, nick_party
+from chatd.store.interface import IHistory, Kind, Marker, Stamps, nick_party
 
 # The model's front: the doors take users, rooms and events from here.
 __all__ = [
@@ -78,6 +90,7 @@ __all__ = [
     "Room",
     "RoomRecord",
     "RoomRules",
+    "Tagged",
     "TopicChanged",
     "User",
     "author_of",
@@ -110,6 +123,19 @@ def author_of(user: User) -> str:
     person, and whoever takes it later is not the author of what was said.
     """
     return _folded_account(user.account) if user.account else user.session
+
+
+class _Seconds:
+    """The chat's clock as a TokenBucket reads one (seconds())."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+
+    def seconds(self) -> float:
+        """The chat's time now."""
+        return self.now()
 
 
 def _nothing(record: RoomRecord | None, key: str) -> None:
@@ -187,6 +213,13 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         # store's, once chatd.model.accounts sets them; in memory until then.
         self.markers: dict[str, dict[str, Marker]] = {}
         self.marker_changed = keep_in_memory(self.markers)
+
+        # Ids for what no history keeps (a private message between users not
+        # identified, tags sent alone), so that a reply or a reaction can
+        # name it: from the clock, as history's, in a sequence of their own,
+        # below zero so that none is ever a kept message's (_live_id).
+        self.live_ids = Stamps()
+        self._seconds = cast(IReactorTime, _Seconds(now))  # for the tag budgets
 
     # -- the server's settings ---------------------------------------------
 
@@ -626,19 +659,35 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         )
 
     def say(
-        self, user: User, text: str, room: str | None = None, notice: bool = False
+        self,
+        user: User,
+        text: str,
+        room: str | None = None,
+        notice: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
-        """Send text to room (default: the current one); every member sees MSG."""
+        """Send text to room (default: the current one); every member sees MSG.
+
+        tags: client tags it carries (a reply's), passed on, never kept.
+        """
         found = self.speaking_room(user, room)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         msg_id, time = self._kept(found, Kind.MESSAGE, user, text)
-        event = Message(found.name, user.nick, text, notice, id=msg_id, time=time)
+        event = Message(
+            found.name, user.nick, text, notice, id=msg_id, time=time, tags=tags
+        )
         deliver_to(found.members.values(), event)
 
-    def act(self, user: User, text: str, room: str | None = None) -> None:
+    def act(
+        self, user: User, text: str, room: str | None = None, tags: Tags = NO_TAGS
+    ) -> None:
         """Send an action to room (default: user's current room)."""
         found = self.speaking_room(user, room)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         msg_id, time = self._kept(found, Kind.ACTION, user, text)
-        event = Action(found.name, user.nick, text, id=msg_id, time=time)
+        event = Action(found.name, user.nick, text, id=msg_id, time=time, tags=tags)
         deliver_to(found.members.values(), event)
 
     def tell(
@@ -648,12 +697,28 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         text: str,
         notice: bool = False,
         action: bool = False,
+        tags: Tags = NO_TAGS,
     ) -> None:
-        """Send a private message; the recipient gets it and the sender an echo."""
+        """Send a private message; the recipient gets it and the sender an echo.
+
+        Not kept, it has a live id all the same (live_ids), for replies.
+        """
         recipient = self.user(nick)
+        if tags:  # most messages carry none: no call
+            check_size(tags)
         msg_id, time = self._kept_private(user, recipient, action, text)
+        if not msg_id:
+            time = self.now()
+            msg_id = self._live_id(time)
         event = Private(
-            user.nick, recipient.nick, text, notice, action, id=msg_id, time=time
+            user.nick,
+            recipient.nick,
+            text,
+            notice,
+            action,
+            id=msg_id,
+            time=time,
+            tags=tags,
         )
         deliver_to([recipient] if recipient is user else [recipient, user], event)
 
@@ -685,3 +750,52 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         if named is not None and named is not user and party_of(named) == other:
             recipients.append(named)
         deliver_to(recipients, event)
+
+    def _live_id(self, now: float) -> int:
+        """A new id for what no history keeps: below zero, unique, by the clock."""
+        return -self.live_ids.next(now)
+
+    def send_tags(self, user: User, target: str, tags: Tags) -> None:
+        """Send client tags alone (typing, a reaction) to a room or a person.
+
+        Who may speak in a room may send them there; each user may send
+        TAG_BURST at once, then TAG_RATE a second (ERR flood past it, and
+        nothing is sent). Never kept: a live id names it.
+        """
+        members, shown, private = self._tag_audience(user, target, tags)
+        time = self.now()
+        event = Tagged(
+            shown, user.nick, tags, private, id=self._live_id(time), time=time
+        )
+        deliver_to(members, event)
+
+    def _tag_audience(
+        self, user: User, target: str, tags: Tags
+    ) -> tuple[list[User], str, bool]:
+        """Check tags alone from user to target and charge the rate.
+
+        Returns who gets them, the target as shown and whether it is private;
+        raises as send_tags says (a cluster node checks with it too).
+        """
+        if not tags:
+            raise ChatError(ErrorCode.BAD_ARGS, "no client tags to send")
+        check_size(tags)
+        private = not target.startswith("#")
+        if private:
+            members = [self.user(target)]
+            shown = members[0].nick
+            if members[0] is not user:
+                members.append(user)
+        else:
+            room = self.speaking_room(user, target)
+            members, shown = list(room.members.values()), room.name
+        budget = user.tag_budget
+        if budget is None:
+            budget = user.tag_budget = TokenBucket(TAG_BURST, TAG_RATE, self._seconds)
+        if not budget.take():
+            raise ChatError(
+                ErrorCode.FLOOD,
+                f"typing and reactions: at most {TAG_RATE:g} a second "
+                f"after {TAG_BURST} at once; that one was dropped",
+            )
+        return members, shown, private

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from zope.interface import Attribute, Interface
 
+from chatd.model.client_tags import NO_TAGS, Tags
 from chatd.model.room_rules import Change
 
 
@@ -20,7 +21,8 @@ class Message:
 
     notice: an IRC NOTICE (never answered by bots). id and time: the
     message's history id and when it was received (the clock's seconds); 0
-    when the server keeps no history.
+    when the server keeps no history. tags: the client tags it carries
+    (chatd.model.client_tags: a reply's +draft/reply), passed on as given.
     """
 
     room: str
@@ -29,17 +31,19 @@ class Message:
     notice: bool = False
     id: int = 0
     time: float = 0.0
+    tags: Tags = NO_TAGS
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Someone acted (/me) in a room; id and time as for Message."""
+    """Someone acted (/me) in a room; id, time and tags as for Message."""
 
     room: str
     nick: str
     text: str
     id: int = 0
     time: float = 0.0
+    tags: Tags = NO_TAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +51,10 @@ class Private:
     """A private message from sender to recipient.
 
     notice: an IRC NOTICE; action: a /me (CTCP ACTION) sent to one person.
-    id and time as for Message: set only when it is kept, when at least one
-    side is identified (docs/protocol.md, Private history).
+    id and time as for Message: the history's when it is kept, when at least
+    one side is identified (docs/protocol.md, Private history); else a live
+    id (Chat._live_id: below zero) that names it for replies and reactions, and that no
+    history holds. tags as for Message.
     """
 
     sender: str
@@ -56,6 +62,24 @@ class Private:
     text: str
     notice: bool = False
     action: bool = False
+    id: int = 0
+    time: float = 0.0
+    tags: Tags = NO_TAGS
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """Someone sent client tags alone to a room or a person (IRC's TAGMSG).
+
+    Typing, or a reaction (chatd.model.client_tags). target: the room's
+    name, or the recipient's nickname when private. id and time: a live id
+    (Chat._live_id: below zero) and the clock's time; never kept in history.
+    """
+
+    target: str
+    nick: str
+    tags: Tags
+    private: bool = False
     id: int = 0
     time: float = 0.0
 
@@ -195,6 +219,7 @@ Event = (
     Message
     | Action
     | Private
+    | Tagged
     | Joined
     | Parted
     | Quit

@@ -83,6 +83,7 @@ VERB_NICKS = frozenset(
         *("HELLO", "NICK", "WELCOME", "MSG", "ACTION", "PRIV", "JOIN", "PART"),
         *("QUIT", "RENAME", "USERS", "ROOMS", "INFO", "ERR", "BYE"),
         *("HISTORY", "ENDHISTORY", "ID"),
+        *("TYPING", "REACT", "REPLY"),
         # chatd's extension: rooms people run, and accounts (docs/protocol.md).
         *("TOPIC", "OP", "DEOP", "VOICE", "DEVOICE", "BAN", "UNBAN", "MODE"),
         *("KICK", "INVITE", "MODES", "ACCOUNT", "OPS", "VOICES", "BANS"),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from chatd.model.events import Event, IChatClient
 from chatd.model.globs import glob_match
 from chatd.model.names import LOBBY, fold
+from chatd.model.rates import TokenBucket
 from chatd.model.room_rules import DEFAULT_FLAGS, RoomRecord, ban_key, ban_size
 from chatd.store.interface import Marker
 
@@ -192,6 +193,9 @@ class User:
     # Hidden from those who share no room with them when they look users up
     # by a mask (IRC's user mode +i; chatd.model.chat, set_invisible).
     invisible: bool = False
+    # What the user may still send of tags alone (typing, reactions; made on
+    # the first: chatd.model.chat, send_tags).
+    tag_budget: TokenBucket | None = field(default=None, repr=False)
     # Who the user is for deleting their own messages while not identified
     # (chatd.model.redaction): "~" and a token of this registration's, never
     # another's, whoever takes the nickname later. Chat.register sets it.

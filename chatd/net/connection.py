@@ -115,6 +115,9 @@ class Connection(Protocol, TimeoutMixin):
     log = Logger()
     door: ClassVar[str] = "?"  # the door's name, for the log and the journals
     identify_hint: ClassVar[str]  # the door's words for identifying (IChatClient)
+    # Bytes a line may hold beyond --max-line in a tag section the door
+    # reads itself (IRC's: IRCv3 message-tags gives clients 4096); 0: none.
+    tag_room: ClassVar[int] = 0
     # Thousands of these live at once: slots keep each small and quick to read.
     __slots__ = (
         "hub",

@@ -62,7 +62,7 @@ class LineFramer:
         """
         if self.partial:
             data, self.partial = self.partial + data, b""
-        max_line = conn.config.max_line
+        max_line = conn.config.max_line + conn.tag_room  # (the door checks tags)
         limit = max_line + 1  # the line's text, and a CR that may end it
         gate = conn.gate
         size = len(data)

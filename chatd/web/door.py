@@ -40,7 +40,17 @@ from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
 from chatd.line.door import LINE_DOOR, SpeaksLine
-from chatd.line.wire import line, private_id, render, render_ids
+from chatd.line.wire import (
+    IDS,
+    TAGS,
+    line,
+    private_id,
+    render,
+    render_ids,
+    render_ids_tags,
+    render_tags,
+    tag_lines,
+)
 from chatd.model.chat import Event, Private
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.net.connection import Connection, ConnectionHub, Phase
@@ -90,6 +100,27 @@ def _framed_ids(event: Event) -> bytes:
 # For a page that said /ids on: a room message is two frames, its ID line and
 # its MSG or ACTION, framed once per broadcast.
 web_render_ids = once_per_broadcast(_framed_ids)
+
+
+def _framed_tags(event: Event) -> bytes:
+    """wire.render_tags's lines (TYPING, REACT, REPLY too), a text frame each."""
+    return frame_lines(render_tags(event))
+
+
+def _framed_ids_tags(event: Event) -> bytes:
+    """wire.render_ids_tags's lines, a text frame each."""
+    return frame_lines(render_ids_tags(event))
+
+
+# For a page that said /tags on (and /ids on): TYPING, REACT, REPLY too.
+web_render_tags = once_per_broadcast(_framed_tags)
+web_render_ids_tags = once_per_broadcast(_framed_ids_tags)
+_WEB_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
+    0: (web_render, ""),
+    IDS: (web_render_ids, "+ids"),
+    TAGS: (web_render_tags, "+tags"),
+    IDS | TAGS: (web_render_ids_tags, "+ids+tags"),
+}
 
 
 class _Wire(TypingProtocol):
@@ -150,6 +181,7 @@ class WebConnection(SpeaksLine, Connection):
         "_unread",
         "_resume_call",
         "_frames_paused",
+        "extensions",
     )
     render = staticmethod(web_render)  # one frame per broadcast
 
@@ -168,24 +200,41 @@ class WebConnection(SpeaksLine, Connection):
         self._unread: bytearray | None = None
         self._resume_call: IDelayedCall | None = None
         self._frames_paused = False  # in an episode of paused reading (logged once)
+        self.extensions = 0  # wire.IDS | wire.TAGS: what /ids on, /tags on asked
+        self._shared_render: Callable[[Event], bytes] = web_render  # see _extend
 
     # -- the door's words: the line protocol's (chatd.line.door) ---------------
 
     def show_ids(self, on: bool) -> None:
         """Frame room messages with their ID line (/ids on), or without."""
-        if on:  # pages with /ids on share a journal: their room messages differ
-            self.use_renderer(self._render_ids, self.door + "+ids")
-        else:
-            self.use_renderer(web_render)
+        # Pages with /ids on share a journal: their room messages differ.
+        self._extend(IDS, on)
+
+    def show_tags(self, on: bool) -> None:
+        """Show typing, reactions and replies (/tags on), or not."""
+        self._extend(TAGS, on)
+
+    def _extend(self, extension: int, on: bool) -> None:
+        """Turn a line extension on or off: the renderer and journal of the rest."""
+        self.extensions = (
+            self.extensions | extension if on else self.extensions & ~extension
+        )
+        renderer, suffix = _WEB_RENDERERS[self.extensions]
+        if self.extensions & IDS:  # a kept private message's ID is this page's
+            self._shared_render = renderer
+            renderer = self._render_ids
+        self.use_renderer(renderer, self.door + suffix if suffix else None)
 
     def _render_ids(self, event: Event) -> bytes:
-        """web_render_ids, and a kept private message led by its ID frame
-        (naming the other side as this page sees it: docs/protocol.md, Devices)."""
+        """The shared renderer of this page's extensions, and a kept private
+        message led by its ID frame (after /tags on's REPLY, if any), naming
+        the other side as this page sees it (docs/protocol.md, Devices)."""
         if event.__class__ is Private:
             user = self.user
             seen = private_id(cast(Private, event), user.nick if user else "")
-            return frame_lines(seen) + web_render(event)
-        return web_render_ids(event)
+            tags = tag_lines(event) if self.extensions & TAGS else b""
+            return frame_lines(tags + seen) + web_render(event)
+        return self._shared_render(event)
 
     # -- Twisted's WebSocketProtocol -------------------------------------------
 

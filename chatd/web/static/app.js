@@ -17,9 +17,10 @@ const SHAPES = {
   KICK: [3, true], INVITE: [2, false], MODES: [2, true], ACCOUNT: [2, false],
   // Server bans (docs/protocol.md, Server bans): /klines' answer.
   KLINE: [4, true], ENDKLINES: [1, false],
-  // Version 3: message ids (after /ids on), the account's read markers, and
-  // deleting messages (docs/protocol.md).
+  // Version 3: message ids (after /ids on), the account's read markers;
+  // deleting messages, and typing, reactions and replies (/tags on).
   ID: [3, false], READ: [2, false], DELETED: [3, true],
+  TYPING: [3, false], REACT: [3, true], REPLY: [2, false],
 };
 const LISTS = new Set(["USERS", "ROOMS", "OPS", "VOICES", "BANS"]);
 
@@ -99,6 +100,7 @@ function conversation(key, name, kind) {
     conv = {
       key, name, kind, list, unread: 0, mentions: 0, joined: false,
       members: new Map(), membersFresh: true, ids: new Set(),
+      byId: new Map(), typing: new Map(), // lines by message id; who is typing
       pending: [], oldest: null, historyDone: false, loadingOlder: false,
       rejoined: false, lastLive: null,
       // Rooms people run: the topic, who is marked, why we are out, if we are.
@@ -230,6 +232,11 @@ function received(raw) {
 
 const HANDLERS = {
   HELLO([name], text) {
+    // Ids on live messages (what reactions, replies, deletions and /read
+    // name), and typing, reactions and replies themselves (docs/protocol.md);
+    // allowed before a nickname, so sent once here for the connection.
+    send("/ids on");
+    send("/tags on");
     state.serverName = name;
     server().name = name;
     note(server(), "info", text);
@@ -263,7 +270,6 @@ const HANDLERS = {
       state.password = "";
     }
     state.identified = false;
-    send("/ids on"); // ids on live messages: what a delete names (docs/protocol.md)
     renderAccount();
     if (!state.restored) restoreSession();
     showChat();
@@ -281,6 +287,9 @@ const HANDLERS = {
   },
   DELETED([target, id, by], text) { deleted(target, id, by, text); },
   MSG([room, nick], text) { said(room, nick, text, "msg"); },
+  REPLY([target, id]) { tagged.replies.set(fold(target), id); },
+  TYPING([target, nick, typing]) { typingShown(target, nick, typing); },
+  REACT([target, nick, id], text) { reacted(target, nick, id, text); },
   ACTION([room, nick], text) { said(room, nick, text, "action"); },
   PRIV([from, to], text) {
     const mine = fold(from) === fold(state.nick);
@@ -290,9 +299,11 @@ const HANDLERS = {
     conv.name = other;
     if (!known) saveSession();
     const action = text.startsWith(`* ${from} `);
+    stopTyping(conv, from);
     add(conv, {
       kind: action ? "action" : "msg", nick: from,
       text: action ? text.slice(from.length + 3) : text, mine, id: liveId(other),
+      replyTo: takeReply(to),
     });
     if (mine && state.askedPrivate === conv.key) {
       state.askedPrivate = null;
@@ -411,7 +422,7 @@ const HANDLERS = {
     note(currentConv(), "info", `Rooms: ${spelled.join(", ")}`);
   },
   INFO(_, text) {
-    if (text.startsWith("Message ids are ")) return; // the answer to our /ids on
+    if (/^(Message ids|Typing, reactions and replies) are on/.test(text)) return; // ours
     const reserved = /^(\S+) is a registered nickname\. If it is yours, identify/.exec(text);
     if (reserved && fold(reserved[1]) === fold(state.nick) && !state.identified) {
       accountForm("identify", `${reserved[1]} is registered. If it is yours, give its password; if not, you will get a guest name.`);
@@ -424,6 +435,7 @@ const HANDLERS = {
     note(state.phase === "registered" ? currentConv() : server(), "info", text);
   },
   ERR([code], text) {
+    if (typingRefused(code, text)) return;
     if (state.phase !== "registered" && (code === "nick-taken" || code === "nick-invalid")) {
       state.refusal = text; // the NICK line after it asks again
       return;
@@ -443,8 +455,10 @@ const HANDLERS = {
     const shown = kind === "PRIV" && action ? text.slice(nick.length + 3) : text;
     conv.pending.push({ id, room, time: new Date(time), kind: action ? "action" : "msg", nick, text: shown });
   },
-  ID([target, id]) {
+  ID([target, id, time]) {
     state.liveId = { key: fold(target), id };
+    // Kept for the message it leads, with its time (typing, reactions, replies).
+    if (target.startsWith("#")) tagged.ids.set(fold(target), { id, time: new Date(time) });
   },
   READ([target, id]) {
     const key = fold(target);
@@ -625,7 +639,6 @@ function addMember(conv, nick) {
 function sendNick() {
   state.nickSent = true;
   state.refusal = null;
-  send("/ids on"); // an ID line before each message: what /read needs
   send(`NICK ${state.wanted}`);
   $("login-status").textContent = `Asking for the nickname ${state.wanted}…`;
 }
@@ -678,6 +691,11 @@ function said(room, nick, text, kind) {
   const conv = conversation(fold(room), room, "room");
   const mine = fold(nick) === fold(state.nick);
   const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room, id: liveId(room) };
+  const known = tagged.ids.get(conv.key); // its ID line came just before (/ids on)
+  tagged.ids.delete(conv.key);
+  if (known) Object.assign(entry, known);
+  entry.replyTo = takeReply(room);
+  stopTyping(conv, nick);
   conv.lastLive = entry;
   add(conv, entry);
   if (entry.mention) alertUser(conv, `${nick} in ${room}`, text);
@@ -800,6 +818,7 @@ function add(conv, entry, count = true) {
   const shown = conv.key === state.current;
   const stick = shown && atBottom();
   const element = lineElement(entry);
+  decorate(conv, entry, element);
   conv.list.append(element);
   while (conv.list.childElementCount > KEEP_LINES) conv.list.firstElementChild.remove();
   if (stick) $("log").scrollTop = $("log").scrollHeight;
@@ -878,7 +897,11 @@ function prepend(conv, entries) {
   const log = $("log");
   const before = log.scrollHeight;
   const fragment = document.createDocumentFragment();
-  for (const entry of entries) fragment.append(lineElement({ ...entry, past: true }));
+  for (const entry of entries) {
+    const element = lineElement({ ...entry, past: true });
+    decorate(conv, entry, element);
+    fragment.append(element);
+  }
   conv.list.prepend(fragment);
   if (conv.key === state.current) log.scrollTop += log.scrollHeight - before;
 }
@@ -887,6 +910,8 @@ function select(key) {
   if (!state.conversations.has(key)) key = SERVER;
   state.current = key;
   const conv = currentConv();
+  if (state.replying && state.replying.key !== key) cancelReply();
+  renderTyping();
   conv.unread = 0;
   conv.mentions = 0;
   if (document.visibilityState === "visible") markRead();
@@ -1156,6 +1181,10 @@ function submit(text) {
     command(text, conv);
   } else if (conv.kind === "room" && !conv.joined) {
     note(conv, "error", `You are not in ${conv.name}: /join ${conv.name} to go back.`);
+  } else if (state.replying && state.replying.key === conv.key) {
+    const { id } = state.replying;
+    cancelReply();
+    send(`/reply ${conv.name} ${id} ${text.startsWith("//") ? text.slice(1) : text}`);
   } else if (conv.kind === "room") {
     makeCurrent(conv);
     send(text);
@@ -1359,7 +1388,11 @@ $("say-form").addEventListener("submit", (event) => {
   const input = $("say");
   submit(input.value);
   input.value = "";
+  typingSent.key = null; // a message says the typing is done
+  typingSent.off.delete(currentConv().key); // and may be answered: try again
 });
+
+$("say").addEventListener("input", (event) => typingInput(event.target.value));
 
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -1428,6 +1461,8 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
   } else if (event.key === "Escape") {
     $("member-actions").hidden = true;
+    cancelReply();
+    picker().hidden = true;
     if (!$("topic-form").hidden) { closeTopicForm(); renderHeader(); }
     $("side").classList.remove("open");
     $("members").classList.remove("open");
@@ -1500,6 +1535,233 @@ $("toggle-members").addEventListener("click", () => toggleDrawer("members", "tog
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && !$("chat").hidden) select(state.current);
 });
+
+// -- typing, reactions and replies (docs/protocol.md, /tags on) -------------
+
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+const TYPING_SEND = 3000; // ms between our own "active" (IRCv3 typing asks 3 s)
+const TYPING_SHOWN = { active: 6000, paused: 30000 }; // how long a notice stands
+const tagged = { ids: new Map(), replies: new Map() }; // ID and REPLY lines, per target
+const typingSent = { key: null, at: 0, name: "", off: new Set() };
+
+/** An ERR that answers our own typing notice (the person left, the room is +m, the
+ *  rate): not shown, and that conversation gets no more until we say something. */
+function typingRefused(code, text) {
+  if (code === "flood" && text.startsWith("typing and reactions")) return true;
+  const recent = Date.now() - typingSent.at < 5000 && typingSent.name;
+  if (!recent || !text.includes(typingSent.name)) return false;
+  if (!["no-such-nick", "not-in-room", "moderated", "banned"].includes(code)) return false;
+  typingSent.off.add(fold(typingSent.name));
+  typingSent.key = null;
+  return true;
+}
+
+/** The id a REPLY line just before a message named for target, if any. */
+function takeReply(target) {
+  const id = tagged.replies.get(fold(target));
+  tagged.replies.delete(fold(target));
+  return id;
+}
+
+/** The conversation a TYPING or REACT line belongs to: the room, or the other person. */
+function taggedConv(target, nick) {
+  if (target.startsWith("#")) return state.conversations.get(fold(target));
+  const other = fold(nick) === fold(state.nick) ? target : nick;
+  return conversation(fold(other), other, "private");
+}
+
+function typingShown(target, nick, typing) {
+  if (fold(nick) === fold(state.nick)) return; // our own, echoed
+  const conv = taggedConv(target, nick);
+  if (!conv) return;
+  const key = fold(nick);
+  clearTimeout(conv.typing.get(key)?.timer);
+  if (typing === "done") {
+    conv.typing.delete(key);
+  } else {
+    const timer = setTimeout(() => stopTyping(conv, nick), TYPING_SHOWN[typing] || 6000);
+    conv.typing.set(key, { nick, typing, timer });
+  }
+  if (conv.key === state.current) renderTyping();
+}
+
+function stopTyping(conv, nick) {
+  const was = conv.typing.get(fold(nick));
+  if (!was) return;
+  clearTimeout(was.timer);
+  conv.typing.delete(fold(nick));
+  if (conv.key === state.current) renderTyping();
+}
+
+/** "alice is typing…" under the log, for the conversation on screen. */
+function renderTyping() {
+  let line = $("typing");
+  if (!line) {
+    line = document.createElement("p");
+    line.id = "typing";
+    line.className = "typing";
+    line.setAttribute("aria-live", "polite");
+    $("say-form").before(line);
+  }
+  const conv = currentConv();
+  const nicks = [...(conv.typing?.values() || [])]
+    .filter((who) => who.typing === "active").map((who) => who.nick);
+  line.textContent = nicks.length === 0 ? ""
+    : nicks.length === 1 ? `${nicks[0]} is typing…`
+    : nicks.length <= 3 ? `${nicks.slice(0, -1).join(", ")} and ${nicks.at(-1)} are typing…`
+    : "Several people are typing…";
+}
+
+/** Tell the conversation on screen that we type, at most every 3 s; done when cleared. */
+function typingInput(text) {
+  const conv = currentConv();
+  const open = (conv.kind === "room" && conv.joined) || conv.kind === "private";
+  if (!open || state.phase !== "registered" || typingSent.off.has(conv.key)) return;
+  const now = Date.now();
+  if (!text || text.startsWith("/")) {
+    if (typingSent.key === conv.key) sendBackground(`/typing ${conv.name} done`);
+    typingSent.key = null;
+  } else if (typingSent.key !== conv.key || now - typingSent.at > TYPING_SEND) {
+    sendBackground(`/typing ${conv.name} active`);
+    typingSent.key = conv.key;
+    typingSent.at = now;
+    typingSent.name = conv.name;
+  }
+}
+
+/** A line with an id: kept by id, a reply's quote, React and Reply buttons. */
+function decorate(conv, entry, element) {
+  if (entry.replyTo) {
+    const parent = conv.byId.get(entry.replyTo);
+    const quote = document.createElement("span");
+    quote.className = "quote";
+    quote.textContent = parent
+      ? `↪ ${parent.entry.nick}: ${parent.entry.text.slice(0, 80)}`
+      : "↪ a message not shown here";
+    const text = element.querySelector(".text");
+    if (text) text.before(quote, " ");
+    else element.append(quote);
+  }
+  if (!entry.id || (entry.kind !== "msg" && entry.kind !== "action")) return;
+  const known = conv.byId.get(entry.id);
+  const reactions = known ? known.reactions : new Map(); // reaction -> nicks
+  conv.byId.set(entry.id, { entry, element, reactions });
+  if (conv.byId.size > KEEP_LINES) conv.byId.delete(conv.byId.keys().next().value);
+  const tools = document.createElement("span");
+  tools.className = "tools";
+  for (const [label, action] of [["React", "react"], ["Reply", "reply"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label === "React" ? "☺" : "↩";
+    button.setAttribute("aria-label", `${label} to ${entry.nick}`);
+    button.title = label;
+    button.addEventListener("click", () => (action === "react"
+      ? openPicker(conv, entry.id, button) : startReply(conv, entry)));
+    tools.append(button);
+  }
+  element.append(tools);
+  if (reactions.size) renderReactions(conv, entry.id);
+}
+
+function reacted(target, nick, id, text) {
+  const conv = taggedConv(target, nick);
+  const line = conv && conv.byId.get(id);
+  if (!line) return; // a message this page does not show
+  const nicks = line.reactions.get(text) || new Set();
+  nicks.add(nick);
+  line.reactions.set(text, nicks);
+  renderReactions(conv, id);
+}
+
+/** The reactions under a line: each with its count, a click adds ours. */
+function renderReactions(conv, id) {
+  const line = conv.byId.get(id);
+  let bar = line.element.querySelector(".reactions");
+  if (!bar) {
+    bar = document.createElement("span");
+    bar.className = "reactions";
+    line.element.append(bar);
+  }
+  bar.replaceChildren();
+  for (const [text, nicks] of line.reactions) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "reaction";
+    const names = [...nicks].join(", ");
+    button.textContent = `${text} ${nicks.size}`;
+    button.title = names;
+    // The name starts with what it shows (WCAG's label in name): "👍 2, from …".
+    button.setAttribute("aria-label", `${text} ${nicks.size}, from ${names}`);
+    button.setAttribute("aria-pressed", String([...nicks].some((n) => fold(n) === fold(state.nick))));
+    button.addEventListener("click", () => send(`/react ${conv.name} ${id} ${text}`));
+    bar.append(button);
+  }
+}
+
+/** The picker of a few common reactions, made once. */
+function picker() {
+  let menu = $("react-picker");
+  if (!menu) {
+    menu = document.createElement("div");
+    menu.id = "react-picker";
+    menu.className = "picker";
+    menu.setAttribute("role", "group");
+    menu.setAttribute("aria-label", "Reactions");
+    menu.hidden = true;
+    for (const text of REACTIONS) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = text;
+      button.setAttribute("aria-label", `React with ${text}`);
+      button.addEventListener("click", () => {
+        const { conv, id } = menu.target;
+        send(`/react ${conv.name} ${id} ${text}`);
+        menu.hidden = true;
+        $("say").focus();
+      });
+      menu.append(button);
+    }
+    document.body.append(menu);
+  }
+  return menu;
+}
+
+function openPicker(conv, id, button) {
+  const menu = picker();
+  menu.target = { conv, id };
+  const box = button.getBoundingClientRect();
+  menu.style.top = `${Math.max(8, box.top - 48)}px`;
+  menu.style.left = `${Math.max(8, Math.min(box.left - 120, innerWidth - 280))}px`;
+  menu.hidden = false;
+  menu.firstElementChild.focus();
+}
+
+function startReply(conv, entry) {
+  state.replying = { key: conv.key, id: entry.id };
+  let bar = $("replying");
+  if (!bar) {
+    bar = document.createElement("div");
+    bar.id = "replying";
+    bar.className = "replying";
+    const label = document.createElement("span");
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "✕";
+    cancel.setAttribute("aria-label", "Cancel the reply");
+    cancel.addEventListener("click", () => { cancelReply(); $("say").focus(); });
+    bar.append(label, cancel);
+    $("say-form").before(bar);
+  }
+  bar.firstElementChild.textContent = `Replying to ${entry.nick}: ${entry.text.slice(0, 80)}`;
+  bar.hidden = false;
+  $("say").focus();
+}
+
+function cancelReply() {
+  state.replying = null;
+  const bar = $("replying");
+  if (bar) bar.hidden = true;
+}
 
 renderNotify();
 showLogin("");
