@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +21,10 @@ from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
     Entry,
+    Found,
     Kind,
+    Search,
+    SearchTooSlow,
     Span,
     UnknownId,
     conversation,
@@ -28,7 +32,7 @@ from chatd.store.interface import (
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -69,6 +73,41 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
+# Version 4: the words of every kept message, for searching (docs/protocol.md,
+# Searching history): an FTS5 index over the text of messages and of
+# private_messages, kept in step by triggers, so that whatever deletes a
+# message (retention, the bound, a dropped account, a deletion) takes it out
+# of the index in the same transaction. The index holds no text of its own
+# (external content: it reads the message's row).
+SEARCH_TABLES = tuple(
+    statement
+    for table in ("messages", "private_messages")
+    for statement in (
+        f"""CREATE VIRTUAL TABLE {table}_words USING fts5(
+            text, content='{table}', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2'
+        )""",
+        f"""CREATE TRIGGER {table}_words_add AFTER INSERT ON {table} BEGIN
+            INSERT INTO {table}_words (rowid, text) VALUES (new.id, new.text);
+        END""",
+        f"""CREATE TRIGGER {table}_words_gone AFTER DELETE ON {table} BEGIN
+            INSERT INTO {table}_words ({table}_words, rowid, text)
+            VALUES ('delete', old.id, old.text);
+        END""",
+        f"""CREATE TRIGGER {table}_words_changed AFTER UPDATE OF text ON {table}
+        BEGIN
+            INSERT INTO {table}_words ({table}_words, rowid, text)
+            VALUES ('delete', old.id, old.text);
+            INSERT INTO {table}_words (rowid, text) VALUES (new.id, new.text);
+        END""",
+    )
+)
+# A database from before version 4 has its messages indexed as it migrates.
+SEARCH_MIGRATION = (
+    *SEARCH_TABLES,
+    "INSERT INTO messages_words (messages_words) VALUES ('rebuild')",
+    "INSERT INTO private_messages_words (private_messages_words) VALUES ('rebuild')",
+)
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -89,8 +128,13 @@ SCHEMA = (
     "CREATE TABLE rooms (room TEXT PRIMARY KEY) WITHOUT ROWID",
     *ACCOUNT_TABLES,
     *PRIVATE_TABLES,
+    *SEARCH_TABLES,
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: ACCOUNT_TABLES, 2: PRIVATE_TABLES}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ACCOUNT_TABLES,
+    2: PRIVATE_TABLES,
+    3: SEARCH_MIGRATION,
+}
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
 START_BUSY = 2.0  # seconds to wait at start for another process's write lock
@@ -106,6 +150,11 @@ ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
 # bound lowered on a full database is reached over the next writes, not in one
 # long transaction that every read waits for.
 BOUND_CHUNK = 1000  # about 12 ms of the thread at a million rows
+# Seconds one search may hold the thread (reads and writes wait behind it):
+# past it the search stops with what it found (the newest matches), or
+# SearchTooSlow if nothing yet. Checked every SEARCH_STEPS virtual machine steps.
+SEARCH_TIME = 0.25
+SEARCH_STEPS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +661,89 @@ class HistoryDatabase:
         if deleted:
             self._forget_room_counts(deleted)
         return deleted
+
+    # -- searching (docs/protocol.md, Searching history) --------------------------
+
+    def search(self, search: Search) -> list[Found]:
+        """The newest search.limit messages that match, newest first.
+
+        The FTS5 index gives the matching ids newest first; each is kept if
+        it is in one of the search's rooms or conversations (and said by its
+        nick, if given), until there are enough. Phrases are quoted, so
+        nothing a user types is read as FTS5's own syntax.
+        """
+        if not search.phrases or not (
+            search.rooms or search.conversations or search.party
+        ):
+            return []
+        query = " ".join(
+            '"' + phrase.replace('"', '""') + '"' for phrase in search.phrases
+        )
+        after = -1 if search.after is None else search.after
+        before = NO_ID if search.before is None else search.before
+        deadline = time.monotonic() + SEARCH_TIME
+        self.connection.set_progress_handler(
+            lambda: time.monotonic() > deadline, SEARCH_STEPS
+        )
+        found: list[Found] = []
+        floor = -1  # an interrupted query found nothing below this
+        try:
+            for kept, where, keys, shape in self._search_scopes(search):
+                rows = self.connection.execute(
+                    f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, "
+                    f"{shape} FROM {kept.table}_words AS w CROSS JOIN "
+                    f"{kept.table} AS m ON m.id = w.rowid "
+                    f"WHERE {kept.table}_words MATCH ? AND w.rowid > ? "
+                    f"AND w.rowid < ? AND ({where}) ORDER BY w.rowid DESC",
+                    (query, after, before, *keys),
+                )
+                mine: list[Found] = []
+                try:
+                    for row in rows:
+                        entry = _entries([row[:5]])[0]
+                        if search.nick is not None and not search.matches_nick(entry):
+                            continue
+                        place = row[5:]
+                        if kept is ROOM:
+                            mine.append(Found(entry, room=place[0]))
+                        else:
+                            mine.append(Found(entry, pair=(place[0], place[1])))
+                        if len(mine) >= search.limit:
+                            break
+                except sqlite3.OperationalError as error:
+                    if "interrupt" not in str(error):
+                        raise
+                    if not mine:
+                        raise SearchTooSlow() from None
+                    floor = max(floor, mine[-1].entry.id)
+                found += mine
+        finally:
+            self.connection.set_progress_handler(None, SEARCH_STEPS)
+        found = [one for one in found if one.entry.id >= floor]
+        found.sort(key=lambda one: one.entry.id, reverse=True)
+        return found[: search.limit]
+
+    @staticmethod
+    def _search_scopes(
+        search: Search,
+    ) -> list[tuple[_Kept, str, tuple[str, ...], str]]:
+        """Each table to search: what picks the search's targets in it, their
+        keys, and the columns that say where a message is."""
+        scopes: list[tuple[_Kept, str, tuple[str, ...], str]] = []
+        if search.rooms:
+            marks = ", ".join("?" * len(search.rooms))
+            scopes.append((ROOM, f"m.room IN ({marks})", search.rooms, "m.room"))
+        picks: list[str] = []
+        keys: list[str] = []
+        if search.party is not None:
+            picks.append("m.low = ? OR m.high = ?")
+            keys += [search.party, search.party]
+        for low, high in search.conversations:
+            picks.append("(m.low = ? AND m.high = ?)")
+            keys += [low, high]
+        if picks:
+            scopes.append((PRIVATE, " OR ".join(picks), tuple(keys), "m.low, m.high"))
+        return scopes
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL back in)."""
