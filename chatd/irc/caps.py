@@ -27,9 +27,10 @@ SUPPORTED: dict[str, str] = {
     "server-time": "",
     "userhost-in-names": "",
 }
-# Offered only by a server that keeps history (not with --no-history).
+# Offered only by a server that keeps history (not with --no-history); the
+# second is soju's search (chatd.irc.search).
 CHATHISTORY = "draft/chathistory"
-HISTORY_CAPS: dict[str, str] = {CHATHISTORY: ""}
+HISTORY_CAPS: dict[str, str] = {CHATHISTORY: "", "soju.im/search": ""}
 
 # A CAP LS reply is split so that each line stays well inside 512 bytes.
 LS_BUDGET = 400

@@ -31,6 +31,7 @@ KINDS = {
             "NAMES",
             "LIST",
             "CHATHISTORY",
+            "SEARCH",
         ),
         CommandKind.READ,
     ),

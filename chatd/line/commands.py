@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from chatd.config import HISTORY_COUNT, HISTORY_MAX
-from chatd.line import account_commands, room_commands
+from chatd.line import account_commands, room_commands, search
 from chatd.line.session import Command, Session
 from chatd.line.wire import history_lines, line, word_lines
 from chatd.model.chat import Room
@@ -407,6 +407,9 @@ COMMANDS: dict[str, Command] = {
                        f"a room's latest messages (default: the current room, "
                        f"{HISTORY_COUNT}; at most {HISTORY_MAX}), or your private "
                        "ones with someone's account", 0, 4),
+    "search": Command(search.search, search.USAGE,
+                      "find kept messages with every word, newest first", 1, 1,
+                      text=True),
     "ids": Command(ids, "/ids [on|off]",
                    "put an ID line before each room message (for clients)", 0, 1,
                    before_nick=True),

@@ -689,16 +689,16 @@ class HistoryDatabase:
         floor = -1  # an interrupted query found nothing below this
         try:
             for kept, where, keys, shape in self._search_scopes(search):
-                rows = self.connection.execute(
-                    f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, "
-                    f"{shape} FROM {kept.table}_words AS w CROSS JOIN "
-                    f"{kept.table} AS m ON m.id = w.rowid "
-                    f"WHERE {kept.table}_words MATCH ? AND w.rowid > ? "
-                    f"AND w.rowid < ? AND ({where}) ORDER BY w.rowid DESC",
-                    (query, after, before, *keys),
-                )
                 mine: list[Found] = []
                 try:
+                    rows = self.connection.execute(
+                        f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, "
+                        f"{shape} FROM {kept.table}_words AS w CROSS JOIN "
+                        f"{kept.table} AS m ON m.id = w.rowid "
+                        f"WHERE {kept.table}_words MATCH ? AND w.rowid > ? "
+                        f"AND w.rowid < ? AND ({where}) ORDER BY w.rowid DESC",
+                        (query, after, before, *keys),
+                    )
                     for row in rows:
                         entry = _entries([row[:5]])[0]
                         if search.nick is not None and not search.matches_nick(entry):

@@ -1,0 +1,490 @@
+"""Searching kept messages (docs/protocol.md, Searching history): the model's
+rule, the line door's /search, IRC's SEARCH (soju.im/search), and the stores:
+SQLite's FTS5 index (kept in step with deletions, built for an old file),
+the memory store's and Redis's bounded scans.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import CHEAP, Mailbox, connect, lines
+from test_irc_protocol import irc_connect
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from chatd.config import ServerConfig
+from chatd.factory import ChatFactory
+from chatd.irc.message import parse_message
+from chatd.line.wire import parse_server_line
+from chatd.model.search import MAX_QUERY, SEARCH_BURST, phrases
+from chatd.protocol import LineConnection
+from chatd.store import sqlite as sqlite_store
+from chatd.store.interface import (
+    Found,
+    Kind,
+    Search,
+    SearchTooSlow,
+    conversation,
+    search_tokens,
+)
+from chatd.store.memory import MemoryHistory
+from chatd.store.sqlite import MEMORY, SCHEMA, SEARCH_TABLES, HistoryDatabase
+from chatd.store.writer import SQLiteHistory
+
+pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def factory(clock: Clock, store: MemoryHistory) -> ChatFactory:
+    config = ServerConfig(flood_rate=0.0, accounts=CHEAP)
+    return ChatFactory(config, clock, store)
+
+
+def ask(proto: LineConnection, out: StringTransport, command: str) -> list[str]:
+    """Send command; return the lines that answer it (what came before is dropped)."""
+    lines(out)
+    proto.dataReceived(command.encode() + b"\r\n")
+    return lines(out)
+
+
+def registered(
+    factory: ChatFactory, nick: str
+) -> tuple[LineConnection, StringTransport]:
+    """Connect nick and register it as an account (identified at once)."""
+    proto, out = connect(factory, nick)
+    ask(proto, out, f"/register {PASSWORD} {PASSWORD}")
+    assert proto.user is not None and proto.user.account == nick
+    return proto, out
+
+
+def found(received: list[str]) -> list[tuple[str, ...]]:
+    """(target, nick, text) of each FOUND line, then ("END", count)."""
+    answer: list[tuple[str, ...]] = []
+    for text in received:
+        parsed = parse_server_line(text)
+        assert parsed.verb in ("FOUND", "ENDSEARCH"), text
+        if parsed.verb == "FOUND":
+            target, _, _, _, nick = parsed.words
+            answer.append((target, nick, parsed.text or ""))
+        else:
+            answer.append(("END", *parsed.words))
+    return answer
+
+
+def said(proto: LineConnection, out: StringTransport, room: str, *texts: str) -> None:
+    """proto joins room (made if new) and says each of texts there."""
+    ask(proto, out, f"/join {room}")
+    for text in texts:
+        ask(proto, out, text)
+
+
+# -- the line door, over the memory store ------------------------------------------
+
+
+def test_search_finds_in_a_room_one_is_in_not_in_a_secret_room(
+    factory: ChatFactory,
+) -> None:
+    """FOUND lines come from the asker's rooms; a secret room of others is not
+    searched with no target, and `in #secret` answers ENDSEARCH 0 as for a
+    room that has nothing."""
+    alice, a_out = connect(factory, "alice")
+    bob, b_out = connect(factory, "bob")
+    said(alice, a_out, "#dev", "the deploy link is https://deploy.example/x")
+    said(bob, b_out, "#dev")
+    ask(bob, b_out, "/join #secret")
+    ask(bob, b_out, "/mode #secret +s")
+    ask(bob, b_out, "deploy the secret thing")
+    lines(a_out)
+    assert found(ask(alice, a_out, "/search deploy")) == [
+        ("#dev", "alice", "the deploy link is https://deploy.example/x"),
+        ("END", "1"),
+    ]
+    assert found(ask(alice, a_out, "/search deploy in #secret")) == [("END", "0")]
+    assert found(ask(bob, b_out, "/search deploy")) == [
+        ("#secret", "bob", "deploy the secret thing"),
+        ("#dev", "alice", "the deploy link is https://deploy.example/x"),
+        ("END", "2"),
+    ]
+
+
+def test_search_in_a_public_room_one_is_not_in(factory: ChatFactory) -> None:
+    """in #room reads as /history does: a public room of others is searched,
+    an invite-only one is refused with the same ERR as /history."""
+    alice, a_out = connect(factory, "alice")
+    bob, b_out = connect(factory, "bob")
+    said(bob, b_out, "#open", "rust talk tonight")
+    said(bob, b_out, "#closed", "rust plans")
+    ask(bob, b_out, "/mode #closed +i")
+    assert found(ask(alice, a_out, "/search RUST in #open")) == [
+        ("#open", "bob", "rust talk tonight"),
+        ("END", "1"),
+    ]
+    history = ask(alice, a_out, "/history #closed")
+    assert ask(alice, a_out, "/search rust in #closed") == history
+    assert history[0].startswith("ERR not-in-room ")
+
+
+def test_search_private_conversations_are_their_sides_only(
+    factory: ChatFactory,
+) -> None:
+    """A private message is found by its two sides' accounts, named by the
+    other side; a third account never finds it, not even with in <nick>."""
+    alice, a_out = registered(factory, "alice")
+    bob, b_out = registered(factory, "bob")
+    carol, c_out = registered(factory, "carol")
+    ask(alice, a_out, "/msg bob the invoice number is 4711")
+    assert found(ask(bob, b_out, "/search invoice")) == [
+        ("alice", "alice", "the invoice number is 4711"),
+        ("END", "1"),
+    ]
+    assert found(ask(alice, a_out, "/search invoice in bob")) == [
+        ("bob", "alice", "the invoice number is 4711"),
+        ("END", "1"),
+    ]
+    assert found(ask(carol, c_out, "/search invoice")) == [("END", "0")]
+    assert found(ask(carol, c_out, "/search invoice in alice")) == [("END", "0")]
+    assert found(ask(carol, c_out, "/search invoice in bob")) == [("END", "0")]
+
+
+def test_search_in_a_nick_needs_an_account(factory: ChatFactory) -> None:
+    """in <nick> asks for one's private conversation: not identified, ERR."""
+    alice, a_out = connect(factory, "alice")
+    answer = ask(alice, a_out, "/search anything in bob")
+    assert answer[0].startswith("ERR not-identified "), answer
+
+
+def test_search_newest_first_and_pages_with_before(factory: ChatFactory) -> None:
+    """FOUND lines are newest first, at most 20; before <id> goes on below the
+    last id shown; in and before come in either order at the end."""
+    alice, a_out = connect(factory, "alice")
+    said(alice, a_out, "#dev", *(f"note {n}" for n in range(30)), "other words")
+    first = ask(alice, a_out, "/search note")
+    assert [text for _, _, text in found(first)[:-1]] == [
+        f"note {n}" for n in range(29, 9, -1)
+    ]
+    assert found(first)[-1] == ("END", "20")
+    last_id = parse_server_line(first[-2]).words[1]
+    rest = found(ask(alice, a_out, f"/search note before {last_id} in #dev"))
+    assert [text for _, _, text in rest[:-1]] == [f"note {n}" for n in range(9, -1, -1)]
+    again = found(ask(alice, a_out, f"/search note in #dev before {last_id}"))
+    assert again == rest
+
+
+def test_search_words_are_phrases_all_of_which_must_match(
+    factory: ChatFactory,
+) -> None:
+    """Every word must be there, in any case and accent; a link's words are
+    a phrase; `in` and `before` inside the words are words."""
+    alice, a_out = connect(factory, "alice")
+    said(
+        alice,
+        a_out,
+        "#dev",
+        "Meet at the Café in town",
+        "the cafe is closed",
+        "see https://example.com/a/b for it",
+        "example and com apart",
+    )
+    assert found(ask(alice, a_out, "/search in CAFE town")) == [
+        ("#dev", "alice", "Meet at the Café in town"),
+        ("END", "1"),
+    ]
+    assert found(ask(alice, a_out, "/search café")) == [
+        ("#dev", "alice", "the cafe is closed"),
+        ("#dev", "alice", "Meet at the Café in town"),
+        ("END", "2"),
+    ]
+    assert found(ask(alice, a_out, "/search example.com/a")) == [
+        ("#dev", "alice", "see https://example.com/a/b for it"),
+        ("END", "1"),
+    ]
+
+
+def test_bad_searches_are_refused_clearly(factory: ChatFactory) -> None:
+    """FTS5's own syntax is only words; nothing but punctuation, too long or
+    too many words: ERR bad-args; a bad id: ERR bad-args; the connection
+    goes on."""
+    alice, a_out = connect(factory, "alice")
+    said(alice, a_out, "#dev", 'say "NEAR( this AND that')
+    assert found(ask(alice, a_out, '/search "NEAR( that')) == [
+        ("#dev", "alice", 'say "NEAR( this AND that'),
+        ("END", "1"),
+    ]
+    for command in (
+        '/search " * ( ^',
+        "/search " + "x" * (MAX_QUERY + 1),
+        "/search " + " ".join(f"w{n}" for n in range(9)),
+        "/search word before 12x",
+        "/search",
+    ):
+        answer = ask(alice, a_out, command)
+        assert len(answer) == 1 and answer[0].startswith("ERR bad-args "), answer
+    assert found(ask(alice, a_out, "/search that")) == [
+        ("#dev", "alice", 'say "NEAR( this AND that'),
+        ("END", "1"),
+    ]
+
+
+def test_searches_are_rate_limited_per_user(clock: Clock, factory: ChatFactory) -> None:
+    """A burst of searches, then ERR throttled until the rate gives another;
+    another user is not slowed."""
+    alice, a_out = connect(factory, "alice")
+    bob, b_out = connect(factory, "bob")
+    for _ in range(SEARCH_BURST):
+        assert found(ask(alice, a_out, "/search word")) == [("END", "0")]
+    refused = ask(alice, a_out, "/search word")
+    assert refused[0].startswith("ERR throttled "), refused
+    assert found(ask(bob, b_out, "/search word")) == [("END", "0")]
+    clock.advance(2.0)
+    assert found(ask(alice, a_out, "/search word")) == [("END", "0")]
+
+
+def test_search_without_history(clock: Clock) -> None:
+    """A server that keeps no history answers ERR no-history."""
+    factory = ChatFactory(ServerConfig(flood_rate=0.0, accounts=CHEAP), clock)
+    alice, a_out = connect(factory, "alice")
+    answer = ask(alice, a_out, "/search word")
+    assert answer[0].startswith("ERR no-history "), answer
+
+
+# -- IRC: SEARCH (soju.im/search) ----------------------------------------------------
+
+
+def test_irc_search_answers_a_batch_oldest_first(factory: ChatFactory) -> None:
+    """SEARCH text=...;in=#room: a soju.im/search batch of PRIVMSGs with time
+    and msgid, oldest first, only what the asker may read."""
+    carol, c_out = connect(factory, "carol")
+    said(carol, c_out, "#dev", "first match", "no", "second match")
+    ask(carol, c_out, "/join #hidden")
+    ask(carol, c_out, "/mode #hidden +s")
+    ask(carol, c_out, "hidden match")
+    caps = ("batch", "server-time", "message-tags", "soju.im/search")
+    alice, out = irc_connect(factory, "alice", *caps)
+    alice.dataReceived(b"JOIN #dev\r\n")
+    out.clear()
+    alice.dataReceived(b"SEARCH text=match\r\n")
+    sent = [parse_message(text) for text in lines(out)]
+    assert [m.command for m in sent] == ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"]
+    assert sent[0].params[1] == "soju.im/search"
+    reference = sent[0].params[0][1:]
+    assert [tuple(m.params) for m in sent[1:3]] == [
+        ("#dev", "first match"),
+        ("#dev", "second match"),
+    ]
+    assert all(m.tags["batch"] == reference and m.tags["msgid"] for m in sent[1:3])
+    alice.dataReceived(b"SEARCH text=match;in=#hidden;limit=5\r\n")
+    sent = [parse_message(text) for text in lines(out)]
+    assert [m.command for m in sent] == ["BATCH", "BATCH"]
+    alice.dataReceived(b"SEARCH text=second\\smatch;in=#dev;from=carol\r\n")
+    sent = [parse_message(text) for text in lines(out)]
+    assert [tuple(m.params) for m in sent if m.command == "PRIVMSG"] == [
+        ("#dev", "second match")
+    ]
+
+
+def test_irc_search_refusals_are_standard_replies(factory: ChatFactory) -> None:
+    """No text, a bad limit or timestamp: FAIL SEARCH INVALID_PARAMS; without
+    the cap negotiated, too; the cap is offered where history is kept."""
+    plain, p_out = irc_connect(factory, "plain", "batch")
+    plain.dataReceived(b"SEARCH text=word\r\n")
+    assert tuple(parse_message(lines(p_out)[0]).params[:2]) == (
+        "SEARCH",
+        "INVALID_PARAMS",
+    )
+    alice, out = irc_connect(factory, "alice", "batch", "soju.im/search")
+    for command in (
+        "SEARCH in=#dev",
+        'SEARCH text="\\:NEAR(;limit=0',
+        "SEARCH text=a;before=yesterday",
+    ):
+        alice.dataReceived(command.encode() + b"\r\n")
+        reply = parse_message(lines(out)[0])
+        assert reply.command == "FAIL", command
+        assert reply.params[:2] == ("SEARCH", "INVALID_PARAMS"), command
+    alice.dataReceived(b'SEARCH text="\\:NEAR(x\r\n')
+    assert [parse_message(t).command for t in lines(out)] == ["BATCH", "BATCH"]
+    alice.dataReceived(b"CAP LS 302\r\n")
+    assert "soju.im/search" in " ".join(lines(out))
+
+
+# -- the stores ------------------------------------------------------------------------
+
+
+def rows(*texts: str, room: str = "#dev", start: int = 1) -> list[sqlite_store.RoomRow]:
+    return [
+        (start + n, room, 1000 * (start + n), "MSG", "alice", text)
+        for n, text in enumerate(texts)
+    ]
+
+
+def texts(hits: list[Found]) -> list[str]:
+    return [hit.entry.text for hit in hits]
+
+
+def test_sqlite_search_never_reads_fts_syntax() -> None:
+    """Whatever a user types becomes quoted phrases: FTS5's operators, quotes
+    and column filters are searched as words, never an error."""
+    database = HistoryDatabase.open(MEMORY)
+    database.append(rows('a "quoted" NEAR(x y) AND text:col', "plain words"))
+    for typed in ('"', "NEAR(", "AND", "OR NOT", "text:col", "x*", "^a", "(", "{a b}"):
+        try:
+            wanted = phrases(typed)
+        except Exception:
+            continue  # nothing but punctuation: refused before the store
+        database.search(Search(wanted, rooms=("#dev",)))
+    assert texts(
+        database.search(Search(phrases('NEAR( "quoted'), rooms=("#dev",)))
+    ) == ['a "quoted" NEAR(x y) AND text:col']
+    hit = database.search(Search(('in"jected',), rooms=("#dev",)))
+    assert hit == []
+
+
+def test_sqlite_search_answers_only_the_targets_given() -> None:
+    """Rooms and conversations not named are not searched; party names every
+    conversation of one party."""
+    database = HistoryDatabase.open(MEMORY)
+    ab, cd = conversation("alice", "bob"), conversation("carol", "dave")
+    database.append(
+        [
+            *rows("secret plan", room="#secret", start=1),
+            *rows("public plan", room="#dev", start=2),
+            (3, *ab, 3000, "MSG", "alice", "private plan"),
+            (4, *cd, 4000, "MSG", "carol", "others' plan"),
+        ]
+    )
+    plan = ("plan",)
+    assert texts(database.search(Search(plan, rooms=("#dev",)))) == ["public plan"]
+    assert texts(database.search(Search(plan, party="bob"))) == ["private plan"]
+    both = database.search(Search(plan, rooms=("#dev",), conversations=(ab,)))
+    assert texts(both) == ["private plan", "public plan"]
+    assert both[0].pair == ab and both[1].room == "#dev"
+    assert database.search(Search(plan)) == []
+
+
+def test_sqlite_index_follows_retention_the_bound_and_changes() -> None:
+    """Retention (prune), the bound and a changed text take a message out of
+    the index (the triggers): a search no longer finds it, and the index
+    itself holds none of it."""
+    database = HistoryDatabase.open(MEMORY, bound=sqlite_store.Bound(room=3, total=0))
+    database.append(rows("old needle", "needle two", "needle three"))
+    assert len(database.search(Search(("needle",), rooms=("#dev",)))) == 3
+    database.prune(older_than=2000, limit=100)  # the first is older
+    assert texts(database.search(Search(("needle",), rooms=("#dev",)))) == [
+        "needle three",
+        "needle two",
+    ]
+    database.append(rows("needle four", "needle five", start=4))  # over the bound
+    assert texts(database.search(Search(("needle",), rooms=("#dev",)))) == [
+        "needle five",
+        "needle four",
+        "needle three",
+    ]
+    database.connection.execute("UPDATE messages SET text = '' WHERE id = 5")
+    assert texts(database.search(Search(("needle",), rooms=("#dev",)))) == [
+        "needle four",
+        "needle three",
+    ]
+    indexed = database.connection.execute(
+        "SELECT rowid FROM messages_words WHERE messages_words MATCH 'old OR two'"
+    ).fetchall()
+    assert indexed == []
+    check = "INSERT INTO messages_words (messages_words) VALUES ('integrity-check')"
+    database.connection.execute(check)  # raises if the index and rows disagree
+
+
+def test_sqlite_forgetting_an_account_leaves_the_index(tmp_path: Path) -> None:
+    """A dropped account's conversations leave the private index too."""
+    database = HistoryDatabase.open(MEMORY)
+    pair = conversation("alice", "bob")
+    database.append([(1, *pair, 1000, "MSG", "alice", "private words")])
+    assert len(database.search(Search(("words",), party="alice"))) == 1
+    database.forget_private("alice")
+    assert database.search(Search(("words",), party="bob")) == []
+
+
+def test_migration_indexes_an_older_database(tmp_path: Path) -> None:
+    """A version 3 file (no index) is migrated: its messages are found."""
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    for statement in SCHEMA:
+        if statement not in SEARCH_TABLES:
+            old.execute(statement)
+    old.execute("INSERT INTO schema_version VALUES (3)")
+    old.executemany(
+        "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+        rows("kept before search existed", "another"),
+    )
+    old.execute(
+        "INSERT INTO private_messages VALUES (3, 'alice', 'bob', 3, 'MSG', "
+        "'alice', 'kept privately')"
+    )
+    old.commit()
+    old.close()
+    database = HistoryDatabase.open(path)
+    assert texts(database.search(Search(("kept",), rooms=("#dev",), party="bob"))) == [
+        "kept privately",
+        "kept before search existed",
+    ]
+    version = database.connection.execute("SELECT version FROM schema_version")
+    assert version.fetchone() == (sqlite_store.SCHEMA_VERSION,)
+    database.close()
+
+
+def test_a_slow_search_is_refused_and_the_database_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past SEARCH_TIME with nothing found a search fails with SearchTooSlow
+    (sqlite's progress handler interrupts it); the next search works."""
+    database = HistoryDatabase.open(MEMORY)
+    database.append(rows(*(f"common {n}" for n in range(3000))))
+    database.append(rows("common rare", room="#other", start=5000))
+    monkeypatch.setattr(sqlite_store, "SEARCH_TIME", 0.0)
+    monkeypatch.setattr(sqlite_store, "SEARCH_STEPS", 1)
+    with pytest.raises(SearchTooSlow):
+        database.search(Search(("common",), rooms=("#nowhere",)))
+    monkeypatch.setattr(sqlite_store, "SEARCH_TIME", 30.0)
+    assert texts(database.search(Search(("rare",), rooms=("#other",)))) == [
+        "common rare"
+    ]
+
+
+def test_the_writer_answers_searches_in_turn(tmp_path: Path) -> None:
+    """SQLiteHistory.search runs on the writer thread, behind what was
+    recorded before it, and answers through the reactor."""
+    clock, mailbox = Clock(), Mailbox()
+    history = SQLiteHistory(str(tmp_path / "h.db"), clock, mailbox)
+    history.open()
+    try:
+        history.record("#dev", Kind.MESSAGE, "alice", "written then searched")
+        answer = history.search(Search(("searched",), rooms=("#dev",)))
+        got: list[list[Found]] = []
+        answer.addCallback(got.append)
+        mailbox.run_until(lambda: bool(got))
+        assert texts(got[0]) == ["written then searched"]
+    finally:
+        closed = history.close()
+        mailbox.run_until(lambda: closed.called)
+
+
+def test_memory_scan_matches_as_fts_does(clock: Clock) -> None:
+    """The memory store's scan: the same words match (case, accents, links),
+    only the targets given, newest first, within the limit."""
+    store = MemoryHistory(clock)
+    for text in ("Crème brûlée", "creme", "https://a.example/x", "other"):
+        store.record("#dev", Kind.MESSAGE, "alice", text)
+    store.record("#else", Kind.MESSAGE, "bob", "creme elsewhere")
+    got: list[list[Found]] = []
+    store.search(Search(("creme",), rooms=("#dev",))).addCallback(got.append)
+    store.search(Search(("a example x",), rooms=("#dev",), limit=1)).addCallback(
+        got.append
+    )
+    assert [texts(hits) for hits in got] == [
+        ["creme", "Crème brûlée"],
+        ["https://a.example/x"],
+    ]
+    assert search_tokens("Crème-brûlée_2") == ["creme", "brulee", "2"]
