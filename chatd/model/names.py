@@ -86,6 +86,8 @@ VERB_NICKS = frozenset(
         # chatd's extension: rooms people run, and accounts (docs/protocol.md).
         *("TOPIC", "OP", "DEOP", "VOICE", "DEVOICE", "BAN", "UNBAN", "MODE"),
         *("KICK", "INVITE", "MODES", "ACCOUNT", "OPS", "VOICES", "BANS"),
+        # ... and searching history (docs/protocol.md, Searching history).
+        *("FOUND", "ENDSEARCH"),
     )
 )
 
