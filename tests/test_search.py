@@ -488,3 +488,34 @@ def test_memory_scan_matches_as_fts_does(clock: Clock) -> None:
         ["https://a.example/x"],
     ]
     assert search_tokens("Crème-brûlée_2") == ["creme", "brulee", "2"]
+
+
+def test_messages_wait_in_a_queue_and_are_indexed_in_bulk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new message is queued, not indexed, until INDEX_EVERY wait (then the
+    write indexes them all) or a search comes; one deleted or changed while
+    queued is never wrongly taken out of the index (integrity-check)."""
+    monkeypatch.setattr(sqlite_store, "INDEX_EVERY", 5)
+    database = HistoryDatabase.open(MEMORY, bound=sqlite_store.Bound(room=0, total=0))
+    execute = database.connection.execute
+
+    def queued() -> int:
+        return int(execute("SELECT count(*) FROM messages_unindexed").fetchone()[0])
+
+    database.append(rows("alpha one", "alpha two", "alpha three"))
+    assert queued() == 3
+    execute("DELETE FROM messages WHERE id = 1")  # deleted while queued
+    execute("UPDATE messages SET text = 'beta now' WHERE id = 2")  # changed
+    assert queued() == 2
+    assert texts(database.search(Search(("alpha",), rooms=("#dev",)))) == [
+        "alpha three"
+    ]
+    assert texts(database.search(Search(("beta",), rooms=("#dev",)))) == ["beta now"]
+    assert queued() == 0
+    database.append(rows(*(f"gamma {n}" for n in range(5)), start=10))
+    assert queued() == 0  # five waited: the write indexed them
+    execute("DELETE FROM messages WHERE id = 3")  # deleted once indexed
+    execute("INSERT INTO messages_words (messages_words) VALUES ('integrity-check')")
+    assert texts(database.search(Search(("alpha",), rooms=("#dev",)))) == []
+    assert len(database.search(Search(("gamma",), rooms=("#dev",)))) == 5

@@ -75,32 +75,77 @@ PRIVATE_TABLES = (
 )
 # Version 4: the words of every kept message, for searching (docs/protocol.md,
 # Searching history): an FTS5 index over the text of messages and of
-# private_messages, kept in step by triggers, so that whatever deletes a
-# message (retention, the bound, a dropped account, a deletion) takes it out
-# of the index in the same transaction. The index holds no text of its own
-# (external content: it reads the message's row).
-SEARCH_TABLES = tuple(
-    statement
-    for table in ("messages", "private_messages")
-    for statement in (
-        f"""CREATE VIRTUAL TABLE {table}_words USING fts5(
-            text, content='{table}', content_rowid='id',
+# private_messages, kept in step by triggers, so that whatever deletes or
+# changes a message (retention, the bound, a dropped account, a deletion)
+# takes it out of the index in the same transaction. The index holds no text
+# of its own (external content: it reads the message's row). Where a message
+# is (its room; a conversation's two parties) is indexed too, so that a
+# search in a quiet room need not walk every message of a common word
+# (_place_filter).
+#
+# A new message is indexed a little later, not in its own write: the insert
+# trigger only queues its id (<table>_unindexed), and the queue is indexed in
+# one statement once INDEX_EVERY have waited, and before any search, so that
+# a search sees every message written before it. FTS5 writes a segment per
+# transaction: indexing each 5 ms batch as it is written cost the writer
+# about 2.5 times its work per message, indexing a thousand at a time a
+# fraction of that (docs/performance.md, Search). A message deleted or
+# changed while queued is only taken out of the queue (or left in it).
+_WORDS = {"messages": ("text", "room"), "private_messages": ("text", "low", "high")}
+
+
+def _search_statements(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The index of table's columns, its queue, and the triggers that keep them."""
+    named = ", ".join(columns)
+    new = ", ".join(f"new.{column}" for column in columns)
+    old = ", ".join(f"old.{column}" for column in columns)
+    words, queue = f"{table}_words", f"{table}_unindexed"
+    return (
+        f"""CREATE VIRTUAL TABLE {words} USING fts5(
+            {named}, content='{table}', content_rowid='id',
             tokenize='unicode61 remove_diacritics 2'
         )""",
-        f"""CREATE TRIGGER {table}_words_add AFTER INSERT ON {table} BEGIN
-            INSERT INTO {table}_words (rowid, text) VALUES (new.id, new.text);
+        f"CREATE TABLE {queue} (id INTEGER PRIMARY KEY)",
+        f"""CREATE TRIGGER {words}_add AFTER INSERT ON {table} BEGIN
+            INSERT INTO {queue} (id) VALUES (new.id);
         END""",
-        f"""CREATE TRIGGER {table}_words_gone AFTER DELETE ON {table} BEGIN
-            INSERT INTO {table}_words ({table}_words, rowid, text)
-            VALUES ('delete', old.id, old.text);
+        f"""CREATE TRIGGER {words}_gone AFTER DELETE ON {table} BEGIN
+            INSERT INTO {words} ({words}, rowid, {named})
+            SELECT 'delete', old.id, {old}
+            WHERE NOT EXISTS (SELECT 1 FROM {queue} WHERE id = old.id);
+            DELETE FROM {queue} WHERE id = old.id;
         END""",
-        f"""CREATE TRIGGER {table}_words_changed AFTER UPDATE OF text ON {table}
-        BEGIN
-            INSERT INTO {table}_words ({table}_words, rowid, text)
-            VALUES ('delete', old.id, old.text);
-            INSERT INTO {table}_words (rowid, text) VALUES (new.id, new.text);
+        f"""CREATE TRIGGER {words}_changed AFTER UPDATE OF {named} ON {table}
+        WHEN NOT EXISTS (SELECT 1 FROM {queue} WHERE id = old.id) BEGIN
+            INSERT INTO {words} ({words}, rowid, {named})
+            VALUES ('delete', old.id, {old});
+            INSERT INTO {words} (rowid, {named}) VALUES (new.id, {new});
         END""",
     )
+
+
+def _index_queued(table: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """The statements that index table's queued messages, then empty the queue."""
+    named = ", ".join(columns)
+    picked = ", ".join(f"m.{column}" for column in columns)
+    queue = f"{table}_unindexed"
+    return (
+        f"INSERT INTO {table}_words (rowid, {named}) SELECT m.id, {picked} "
+        f"FROM {queue} AS u JOIN {table} AS m ON m.id = u.id",
+        f"DELETE FROM {queue}",
+    )
+
+
+INDEX_QUEUED = tuple(
+    statement
+    for table, columns in _WORDS.items()
+    for statement in _index_queued(table, columns)
+)
+INDEX_EVERY = 1000  # messages queued before they are indexed while writing
+SEARCH_TABLES = tuple(
+    statement
+    for table, columns in _WORDS.items()
+    for statement in _search_statements(table, columns)
 )
 # A database from before version 4 has its messages indexed as it migrates.
 SEARCH_MIGRATION = (
@@ -203,6 +248,27 @@ def _by_key(keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
     return counted
 
 
+def _phrase(words: str) -> str:
+    """words as one FTS5 phrase: quoted, so that nothing in them is syntax."""
+    return '"' + words.replace('"', '""') + '"'
+
+
+def _place_filter(kept: _Kept, keys: Sequence[str]) -> str:
+    """What narrows a search to its places in the index itself, or "".
+
+    The room (or parties) column holds the folded names' words as FTS5
+    splits them; the SQL that follows keeps exactly the places asked for,
+    so this only has to let them through. Only names of ASCII letters,
+    digits and punctuation are put in it: for them FTS5 and Python split
+    words alike, and a name with no word at all would let nothing through.
+    """
+    if not all(key.isascii() and any(c.isalnum() for c in key) for key in keys):
+        return ""
+    names = " OR ".join(_phrase(key) for key in dict.fromkeys(keys))
+    column = "room" if kept is ROOM else "{low high}"
+    return f" AND {column} : ({names})"
+
+
 class StoreError(Exception):
     """The database cannot be used at start; the text is one sentence for a person."""
 
@@ -296,6 +362,7 @@ class HistoryDatabase:
         # (by (room,)) and per conversation (by (low, high)), and in all.
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
+        self._queued: int | None = None  # messages waiting to be indexed (None: count)
         self.deleted_over = 0  # messages the bound deleted (the writer logs them)
 
     @classmethod
@@ -418,6 +485,7 @@ class HistoryDatabase:
                     [(room,) for room in {row[1] for row in room_rows}],
                 )
             self._keep_bound(room_rows, private_rows)
+            self._index_when_due(len(room_rows) + len(private_rows))
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
@@ -522,6 +590,7 @@ class HistoryDatabase:
         """Forget every count: a write was rolled back."""
         self._counts = {ROOM: {}, PRIVATE: {}}
         self._total = None
+        self._queued = None
 
     def _forget_room_counts(self, deleted: int) -> None:
         """Rows went another way (retention, a dropped account): the rooms'
@@ -662,6 +731,48 @@ class HistoryDatabase:
             self._forget_room_counts(deleted)
         return deleted
 
+    # -- the search index's queue (see SEARCH_TABLES) -----------------------------
+
+    def _queue_length(self) -> int:
+        """How many messages wait to be indexed (counted once, then kept)."""
+        if self._queued is None:
+            row = self.connection.execute(
+                "SELECT (SELECT count(*) FROM messages_unindexed) "
+                "+ (SELECT count(*) FROM private_messages_unindexed)"
+            ).fetchone()
+            self._queued = int(row[0])
+        return self._queued
+
+    def _index_when_due(self, added: int) -> None:
+        """In a write's transaction: index the queue once INDEX_EVERY wait."""
+        if self._queued is None:
+            self._queue_length()  # counts the rows just added too
+        else:
+            self._queued += added
+        if self._queue_length() >= INDEX_EVERY:
+            self._index_queued()
+
+    def _index_queued(self) -> None:
+        for statement in INDEX_QUEUED:
+            self.connection.execute(statement)
+        self._queued = 0
+
+    def index_now(self) -> None:
+        """Index every message still queued, in a transaction of its own."""
+        if self._queued == 0:
+            return
+        execute = self.connection.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            if self._queue_length():
+                self._index_queued()
+            execute("COMMIT")
+        except BaseException:
+            if self.connection.in_transaction:
+                execute("ROLLBACK")
+            self._queued = None
+            raise
+
     # -- searching (docs/protocol.md, Searching history) --------------------------
 
     def search(self, search: Search) -> list[Found]:
@@ -676,9 +787,8 @@ class HistoryDatabase:
             search.rooms or search.conversations or search.party
         ):
             return []
-        query = " ".join(
-            '"' + phrase.replace('"', '""') + '"' for phrase in search.phrases
-        )
+        self.index_now()  # what was written before the search is found
+        query = "text : (" + " ".join(map(_phrase, search.phrases)) + ")"
         after = -1 if search.after is None else search.after
         before = NO_ID if search.before is None else search.before
         deadline = time.monotonic() + SEARCH_TIME
@@ -697,7 +807,7 @@ class HistoryDatabase:
                         f"{kept.table} AS m ON m.id = w.rowid "
                         f"WHERE {kept.table}_words MATCH ? AND w.rowid > ? "
                         f"AND w.rowid < ? AND ({where}) ORDER BY w.rowid DESC",
-                        (query, after, before, *keys),
+                        (query + _place_filter(kept, keys), after, before, *keys),
                     )
                     for row in rows:
                         entry = _entries([row[:5]])[0]
