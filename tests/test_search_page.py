@@ -50,8 +50,9 @@ def test_the_page_searches_and_shows_a_result_in_context(
     tmp_path: Path, page: WebDriver
 ) -> None:
     """Words typed in the search box come back as results, newest first, from
-    the rooms ivy is in and not from a secret room she is not in; "Show in
-    context" puts the lines before a result above it."""
+    the rooms ivy is in and not from a secret room she is not in (not even
+    with "in #hush"); "Show in context" puts the lines before a result above
+    it."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -98,6 +99,10 @@ def test_the_page_searches_and_shows_a_result_in_context(
         box.send_keys('" ( *' + Keys.ENTER)  # nothing to search for: refused
         status = page.find_element(By.ID, "search-status")
         wait_until(page, lambda: "nothing to search for" in status.text)
+        box.clear()
+        box.send_keys("deploy in #hush" + Keys.ENTER)  # a secret room of others
+        wait_until(page, lambda: "Nothing found" in status.text)
+        assert "in #hush" in status.text
         page.find_element(By.ID, "search-close").click()
         assert not page.find_element(By.ID, "search-results").is_displayed()
         assert script_errors(page) == []

@@ -147,13 +147,16 @@ Object.assign(HANDLERS, {
   },
 });
 
+// The box takes /search's own words: "link in #dev" searches #dev only.
 $("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const words = $("search-words").value.trim();
-  if (!words || state.phase !== "registered") return;
-  const conv = currentConv();
-  const here = $("search-here").checked && conv.kind !== "server" ? conv.name : "";
-  runSearch(words, here);
+  const typed = $("search-words").value.trim();
+  if (!typed || state.phase !== "registered") return;
+  const clause = typed.match(/^(.*\S)\s+in\s+(\S+)$/i);
+  if (clause) runSearch(clause[1], clause[2]);
+  else runSearch(typed, "");
+  $("side").classList.remove("open"); // on a phone: the results are under the drawer
+  $("toggle-side").setAttribute("aria-expanded", "false");
 });
 $("search-close").addEventListener("click", closePanel);
 document.addEventListener("keydown", (event) => {
