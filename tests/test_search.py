@@ -538,3 +538,24 @@ def test_messages_wait_in_a_queue_and_are_indexed_in_bulk(
     assert index_agrees(database)
     assert texts(database.search(Search(("alpha",), rooms=("#dev",)))) == []
     assert len(database.search(Search(("gamma",), rooms=("#dev",)))) == 5
+
+
+def test_a_quiet_room_is_searched_through_the_index_of_places(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past FIRST_LOOK matches elsewhere, the search asks the index for the
+    room's own matches: older ones in a quiet room are found, newest first,
+    with the newer ones the first look found."""
+    monkeypatch.setattr(sqlite_store, "FIRST_LOOK", 3)
+    database = HistoryDatabase.open(MEMORY)
+    database.append(rows("word quiet old", "word quiet older", room="#quiet"))
+    database.append(rows(*(f"word busy {n}" for n in range(10)), start=10))
+    database.append(rows("word quiet new", room="#quiet", start=30))
+    database.append(rows(*(f"word busy {n}" for n in range(10)), start=40))
+    for limit, expected in (
+        (5, ["word quiet new", "word quiet older", "word quiet old"]),
+        (2, ["word quiet new", "word quiet older"]),
+    ):
+        hits = database.search(Search(("word",), rooms=("#quiet",), limit=limit))
+        assert texts(hits) == expected
+    assert len(database.search(Search(("word",), rooms=("#dev", "#quiet")))) == 20

@@ -12,7 +12,7 @@ import errno
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -200,6 +200,9 @@ BOUND_CHUNK = 1000  # about 12 ms of the thread at a million rows
 # SearchTooSlow if nothing yet. Checked every SEARCH_STEPS virtual machine steps.
 SEARCH_TIME = 0.25
 SEARCH_STEPS = 1000
+# Matches of the words alone looked at before a search asks the index for its
+# places too (HistoryDatabase._search_table).
+FIRST_LOOK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +270,16 @@ def _place_filter(kept: _Kept, keys: Sequence[str]) -> str:
     names = " OR ".join(_phrase(key) for key in dict.fromkeys(keys))
     column = "room" if kept is ROOM else "{low high}"
     return f" AND {column} : ({names})"
+
+
+def _place_check(search: Search, kept: _Kept) -> Callable[[tuple[object, ...]], bool]:
+    """Whether a row's place (its room; its parties) is one search asks for."""
+    if kept is ROOM:
+        rooms = frozenset(search.rooms)
+        return lambda place: place[0] in rooms
+    pairs = frozenset(search.conversations)
+    party = search.party
+    return lambda place: party in place or (place[0], place[1]) in pairs
 
 
 class StoreError(Exception):
@@ -781,45 +794,25 @@ class HistoryDatabase:
         The FTS5 index gives the matching ids newest first; each is kept if
         it is in one of the search's rooms or conversations (and said by its
         nick, if given), until there are enough. Phrases are quoted, so
-        nothing a user types is read as FTS5's own syntax.
+        nothing a user types is read as FTS5's own syntax. Past SEARCH_TIME
+        the search stops with the newest it found (SearchTooSlow if none).
         """
         if not search.phrases or not (
             search.rooms or search.conversations or search.party
         ):
             return []
         self.index_now()  # what was written before the search is found
-        query = "text : (" + " ".join(map(_phrase, search.phrases)) + ")"
-        after = -1 if search.after is None else search.after
-        before = NO_ID if search.before is None else search.before
         deadline = time.monotonic() + SEARCH_TIME
         self.connection.set_progress_handler(
             lambda: time.monotonic() > deadline, SEARCH_STEPS
         )
         found: list[Found] = []
-        floor = -1  # an interrupted query found nothing below this
+        floor = -1  # an interrupted table found nothing below this
         try:
-            for kept, where, keys, shape in self._search_scopes(search):
+            for kept, where, keys in self._search_scopes(search):
                 mine: list[Found] = []
                 try:
-                    rows = self.connection.execute(
-                        f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, "
-                        f"{shape} FROM {kept.table}_words AS w CROSS JOIN "
-                        f"{kept.table} AS m ON m.id = w.rowid "
-                        f"WHERE {kept.table}_words MATCH ? AND w.rowid > ? "
-                        f"AND w.rowid < ? AND ({where}) ORDER BY w.rowid DESC",
-                        (query + _place_filter(kept, keys), after, before, *keys),
-                    )
-                    for row in rows:
-                        entry = _entries([row[:5]])[0]
-                        if search.nick is not None and not search.matches_nick(entry):
-                            continue
-                        place = row[5:]
-                        if kept is ROOM:
-                            mine.append(Found(entry, room=place[0]))
-                        else:
-                            mine.append(Found(entry, pair=(place[0], place[1])))
-                        if len(mine) >= search.limit:
-                            break
+                    self._search_table(search, kept, where, keys, mine)
                 except sqlite3.OperationalError as error:
                     if "interrupt" not in str(error):
                         raise
@@ -833,16 +826,78 @@ class HistoryDatabase:
         found.sort(key=lambda one: one.entry.id, reverse=True)
         return found[: search.limit]
 
-    @staticmethod
-    def _search_scopes(
+    def _search_table(
+        self,
         search: Search,
-    ) -> list[tuple[_Kept, str, tuple[str, ...], str]]:
-        """Each table to search: what picks the search's targets in it, their
-        keys, and the columns that say where a message is."""
-        scopes: list[tuple[_Kept, str, tuple[str, ...], str]] = []
+        kept: _Kept,
+        where: str,
+        keys: tuple[str, ...],
+        found: list[Found],
+    ) -> None:
+        """Add to found the newest matches in kept's table, in two looks.
+
+        First the matches of the words alone, newest first, each kept if it
+        is in one of the places (Python checks): the usual search, where the
+        places hold a fair share of the messages, ends here within a few
+        hundred. After FIRST_LOOK matches without enough found, the places
+        are few among many (a quiet room, a common word): the rest is asked
+        of the index with the places in the query (_place_filter), which
+        walks only their messages.
+        """
+        text = "text : (" + " ".join(map(_phrase, search.phrases)) + ")"
+        place = "m.room" if kept is ROOM else "m.low, m.high"
+        head = (
+            f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, {place} "
+            f"FROM {kept.table}_words AS w CROSS JOIN {kept.table} AS m "
+            f"ON m.id = w.rowid WHERE {kept.table}_words MATCH ? "
+            "AND w.rowid > ? AND w.rowid < ? "
+        )
+        after = -1 if search.after is None else search.after
+        before = NO_ID if search.before is None else search.before
+        wanted = _place_check(search, kept)
+        looked = 0
+        for row in self.connection.execute(
+            head + "ORDER BY w.rowid DESC", (text, after, before)
+        ):
+            looked += 1
+            if wanted(row[5:]) and self._keep(search, kept, row, found):
+                return
+            before = row[0]
+            if looked >= FIRST_LOOK:
+                break
+        else:
+            return  # every match looked at
+        rows = self.connection.execute(
+            head + f"AND ({where}) ORDER BY w.rowid DESC",
+            (text + _place_filter(kept, keys), after, before, *keys),
+        )
+        for row in rows:
+            if self._keep(search, kept, row, found):
+                return
+
+    @staticmethod
+    def _keep(
+        search: Search, kept: _Kept, row: tuple[object, ...], found: list[Found]
+    ) -> bool:
+        """Add row's message to found unless its nick is not the one asked
+        for; tell whether found has enough."""
+        entry = _entries([row[:5]])[0]  # type: ignore[list-item]
+        if search.nick is not None and not search.matches_nick(entry):
+            return False
+        if kept is ROOM:
+            found.append(Found(entry, room=str(row[5])))
+        else:
+            found.append(Found(entry, pair=(str(row[5]), str(row[6]))))
+        return len(found) >= search.limit
+
+    @staticmethod
+    def _search_scopes(search: Search) -> list[tuple[_Kept, str, tuple[str, ...]]]:
+        """Each table to search: the SQL that picks the search's places in
+        it, and their keys."""
+        scopes: list[tuple[_Kept, str, tuple[str, ...]]] = []
         if search.rooms:
             marks = ", ".join("?" * len(search.rooms))
-            scopes.append((ROOM, f"m.room IN ({marks})", search.rooms, "m.room"))
+            scopes.append((ROOM, f"m.room IN ({marks})", search.rooms))
         picks: list[str] = []
         keys: list[str] = []
         if search.party is not None:
@@ -852,7 +907,7 @@ class HistoryDatabase:
             picks.append("(m.low = ? AND m.high = ?)")
             keys += [low, high]
         if picks:
-            scopes.append((PRIVATE, " OR ".join(picks), tuple(keys), "m.low, m.high"))
+            scopes.append((PRIVATE, " OR ".join(picks), tuple(keys)))
         return scopes
 
     def close(self) -> None:
