@@ -559,3 +559,30 @@ def test_a_quiet_room_is_searched_through_the_index_of_places(
         hits = database.search(Search(("word",), rooms=("#quiet",), limit=limit))
         assert texts(hits) == expected
     assert len(database.search(Search(("word",), rooms=("#dev", "#quiet")))) == 20
+
+
+def test_purging_the_index_leaves_no_word_of_a_deleted_message(
+    tmp_path: Path,
+) -> None:
+    """A deleted message's words stay in the index's older segments (FTS5's
+    tombstones) until purge_words merges them: then the file holds none."""
+    path = tmp_path / "purge.sqlite3"
+    database = HistoryDatabase.open(str(path), bound=sqlite_store.Bound(0, 0))
+    database.connection.execute("PRAGMA secure_delete = ON")
+    many = [f"word{n % 300} filler {n}" for n in range(3000)]
+    many[1500] = "write to zebracornmail at example"
+    for at in range(0, len(many), 10):
+        database.append(rows(*many[at : at + 10], start=1 + at))
+    assert len(database.search(Search(("zebracornmail",), rooms=("#dev",)))) == 1
+    database.connection.execute("DELETE FROM messages WHERE id = 1501")
+    assert database.search(Search(("zebracornmail",), rooms=("#dev",))) == []
+
+    def in_file() -> bool:
+        database.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return b"zebracorn" in path.read_bytes()
+
+    assert in_file()  # a tombstone, not yet a merge
+    database.purge_words()
+    assert not in_file()
+    assert len(database.search(Search(("filler",), rooms=("#dev",), limit=50))) == 50
+    database.close()
