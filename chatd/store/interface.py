@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 from zope.interface import Attribute, Interface
@@ -147,15 +148,30 @@ def conversation(one: str, other: str) -> tuple[str, str]:
 # letters and digits. A word with several such runs (a link, "don't") is a
 # phrase: its runs one after another.
 _TOKEN = re.compile(r"[^\W_]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@cache
+def _combining() -> re.Pattern[str]:
+    """What matches the accents NFKD takes apart (made on the first use: ~50 ms)."""
+    ranges: list[list[int]] = []
+    for point in range(0x20000):
+        if unicodedata.combining(chr(point)):
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    spans = "".join(
+        f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in ranges
+    )
+    return re.compile(f"[{spans}]+")
 
 
 def search_tokens(text: str) -> list[str]:
     """The words of text as a search matches them: folded, accents taken off."""
-    plain = "".join(
-        char
-        for char in unicodedata.normalize("NFKD", text)
-        if not unicodedata.combining(char)
-    )
+    if text.isascii():  # most of chat: no accents to take off, a quicker split
+        return _ASCII_TOKEN.findall(text.lower())
+    plain = _combining().sub("", unicodedata.normalize("NFKD", text))
     return _TOKEN.findall(plain.casefold())
 
 
@@ -187,7 +203,13 @@ class Search:
         rule a store that scans follows, as FTS5 does."""
         if self.nick is not None and not self.matches_nick(entry):
             return False
-        said = " " + " ".join(search_tokens(entry.text)) + " "
+        text = entry.text
+        if text.isascii():  # a word that is not in it at all: no need to split
+            lower = text.lower()
+            for phrase in self.phrases:
+                if any(word not in lower for word in phrase.split(" ")):
+                    return False
+        said = " " + " ".join(search_tokens(text)) + " "
         return all(f" {phrase} " in said for phrase in self.phrases)
 
     def matches_nick(self, entry: Entry) -> bool:

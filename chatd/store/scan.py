@@ -17,8 +17,8 @@ from twisted.python.failure import Failure
 
 from chatd.store.interface import Entry, Found, IHistory, Search, Span, conversation
 
-SCAN_TOTAL = 5000  # messages looked at by one search, all targets together
-SCAN_LEAST = 200  # and at least this many of each target's
+SCAN_TOTAL = 2000  # messages looked at by one search, all targets together
+SCAN_LEAST = 100  # and at least this many of each target's
 
 
 def scan_search(history: IHistory, search: Search) -> Deferred[list[Found]]:
