@@ -152,26 +152,18 @@ _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 
 
 @cache
-def _combining() -> re.Pattern[str]:
-    """What matches the accents NFKD takes apart (made on the first use: ~50 ms)."""
-    ranges: list[list[int]] = []
-    for point in range(0x20000):
-        if unicodedata.combining(chr(point)):
-            if ranges and ranges[-1][1] == point - 1:
-                ranges[-1][1] = point
-            else:
-                ranges.append([point, point])
-    spans = "".join(
-        f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in ranges
-    )
-    return re.compile(f"[{spans}]+")
+def _accents() -> dict[int, None]:
+    """The accents NFKD takes apart, to be dropped (made on first use: ~50 ms)."""
+    return {
+        point: None for point in range(0x20000) if unicodedata.combining(chr(point))
+    }
 
 
 def search_tokens(text: str) -> list[str]:
     """The words of text as a search matches them: folded, accents taken off."""
     if text.isascii():  # most of chat: no accents to take off, a quicker split
         return _ASCII_TOKEN.findall(text.lower())
-    plain = _combining().sub("", unicodedata.normalize("NFKD", text))
+    plain = unicodedata.normalize("NFKD", text).translate(_accents())
     return _TOKEN.findall(plain.casefold())
 
 
