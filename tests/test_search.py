@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from helpers import CHEAP, Mailbox, connect, lines
+from redis_server import RedisServer
 from test_irc_protocol import irc_connect
+from test_redis_history import open_history
+from test_redis_history import result as redis_result
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -586,3 +589,87 @@ def test_purging_the_index_leaves_no_word_of_a_deleted_message(
     assert not in_file()
     assert len(database.search(Search(("filler",), rooms=("#dev",), limit=50))) == 50
     database.close()
+
+
+# -- end to end, and Redis ------------------------------------------------------------
+
+
+def test_the_daemon_searches_for_line_and_irc_clients(tmp_path: Path) -> None:
+    """The real twistd with its SQLite file: a line client's /search and an IRC
+    client's SEARCH (soju.im/search, over labeled-response) find what carol
+    said in #dev, and nothing of the secret room bob talks in alone."""
+    from daemon import LineClient, running_daemon
+    from test_irc_daemon import LOOPBACK, IrcClient
+
+    args = ["--listen", LOOPBACK, "--irc", LOOPBACK]
+    args += ["--database", str(tmp_path / "chat.sqlite3")]
+    with running_daemon(args, tmp_path, listeners=2) as daemon:
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        bob = LineClient.tcp(daemon.ports[LOOPBACK])
+        bob.register("bob")
+        bob.send("/join #vault")
+        bob.expect("JOIN #vault bob")
+        bob.send("/mode #vault +s")
+        bob.send("the vault combination is 4711")
+        carol.send("/join #dev")
+        carol.expect("JOIN #dev carol")
+        carol.send("the combination of tools we use")
+        carol.send("/search combination")
+        assert carol.expect("FOUND ").endswith(" carol the combination of tools we use")
+        assert carol.expect("ENDSEARCH ") == "ENDSEARCH 1"
+        irc = IrcClient.connect(daemon.ports["irc " + LOOPBACK])
+        irc.send("CAP LS 302")
+        irc.send("NICK ivy")
+        irc.send("USER ivy 0 * :ivy")
+        caps = "batch server-time message-tags labeled-response soju.im/search"
+        irc.send(f"CAP REQ :{caps}")
+        irc.send("CAP END")
+        irc.expect_irc("376")
+        irc.send("JOIN #dev")
+        irc.expect_irc("JOIN")
+        irc.send("@label=s1 SEARCH text=combination")
+        first = parse_message(irc.expect("@label=s1 "))
+        assert first.command == "BATCH"
+        said, depth = [first], 1
+        while depth:
+            said.append(parse_message(irc.read_line()))
+            if said[-1].command == "BATCH":
+                depth += 1 if said[-1].params[0].startswith("+") else -1
+        privmsgs = [m for m in said if m.command == "PRIVMSG"]
+        assert [tuple(m.params) for m in privmsgs] == [
+            ("#dev", "the combination of tools we use")
+        ]
+        kinds = [
+            m.params[1] for m in said if m.command == "BATCH" and len(m.params) > 1
+        ]
+        assert "soju.im/search" in kinds
+        for client in (carol, bob, irc):
+            client.close()
+
+
+def test_redis_history_searches_the_latest_of_each_place(
+    redis_server: RedisServer, clock: Clock
+) -> None:
+    """On Redis a search reads the latest messages of each room and
+    conversation it is given (chatd.store.scan) and keeps the matching ones:
+    only the places asked, newest first, older ones by paging with before."""
+    history = open_history(redis_server, clock)
+    try:
+        for n in range(5):
+            clock.advance(1)
+            history.record("#dev", Kind.MESSAGE, "alice", f"needle {n}")
+        history.record("#other", Kind.MESSAGE, "bob", "needle elsewhere")
+        history.record_private("alice", "bob", Kind.MESSAGE, "alice", "needle private")
+        history.record_private("carol", "dave", Kind.MESSAGE, "carol", "needle theirs")
+        found = redis_result(
+            history.search(Search(("needle",), rooms=("#dev",), limit=3))
+        )
+        assert texts(found) == ["needle 4", "needle 3", "needle 2"]
+        older = Search(("needle",), rooms=("#dev",), before=found[-1].entry.id)
+        assert texts(redis_result(history.search(older))) == ["needle 1", "needle 0"]
+        mine = redis_result(history.search(Search(("needle",), party="bob")))
+        assert texts(mine) == ["needle private"]
+        assert mine[0].pair == conversation("alice", "bob")
+    finally:
+        redis_result(history.close())
