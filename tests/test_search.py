@@ -6,6 +6,7 @@ the memory store's and Redis's bounded scans.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import pytest
 from helpers import CHEAP, Mailbox, connect, lines
 from redis_server import RedisServer
 from test_irc_protocol import irc_connect
+from test_permissions import DOORS as PERMISSION_DOORS
+from test_permissions import NOWHERE, ROOM, Asker, IrcAsker, owned_room, put_in_state
+from test_permissions import ROWS as PERMISSION_ROWS
+from test_permissions import make_factory as permission_factory
 from test_redis_history import open_history
 from test_redis_history import result as redis_result
 from twisted.internet.task import Clock
@@ -673,3 +678,61 @@ def test_redis_history_searches_the_latest_of_each_place(
         assert mine[0].pair == conversation("alice", "bob")
     finally:
         redis_result(history.close())
+
+
+# -- the permission table, through every door ----------------------------------------
+
+
+class SearchingIrcAsker(IrcAsker):
+    """An IRC asker that negotiated soju.im/search as well."""
+
+    CAPS = (*IrcAsker.CAPS, "soju.im/search")
+
+
+def searched(door: str, asker: Asker, room: str) -> tuple[bool, list[str]]:
+    """Whether a search of room for the owner's "hello" finds it, and the reply."""
+    asker.take()
+    if door == "irc":
+        asker.send(f"SEARCH text=hello;in={room}")
+        reply = asker.take()
+        return any(f" PRIVMSG {room} :hello" in text for text in reply), reply
+    asker.send(f"/search hello in {room}")
+    reply = asker.take()
+    return any(text.startswith(f"FOUND {room} ") for text in reply), reply
+
+
+@pytest.mark.parametrize("door", list(PERMISSION_DOORS))
+@pytest.mark.parametrize(
+    ("state", "mode", "expected"),
+    PERMISSION_ROWS,
+    ids=[f"{state}-{mode}" for state, mode, _ in PERMISSION_ROWS],
+)
+def test_search_finds_exactly_what_the_table_lets_one_read(
+    clock: Clock, door: str, state: str, mode: str, expected: dict[str, bool]
+) -> None:
+    """docs/security.md's table, "read history" column, through every door:
+    in <#room> finds the room's message exactly when /history (CHATHISTORY)
+    reads it; a refused secret room answers as a room that does not exist;
+    with no target a member finds it and nobody else does."""
+    factory = permission_factory(clock)
+    owner = owned_room(factory, mode)
+    kind = SearchingIrcAsker if door == "irc" else PERMISSION_DOORS[door]
+    asker = kind(factory, "asker")
+    put_in_state(owner, asker, state, mode)
+    found, reply = searched(door, asker, ROOM)
+    assert found == expected["read history"], reply
+    if mode == "+s" and not found:
+        _, nowhere = searched(door, asker, NOWHERE)
+        same = [re.sub(r"BATCH ([+-])\S+", r"BATCH \1", text) for text in reply]
+        assert same == [
+            re.sub(r"BATCH ([+-])\S+", r"BATCH \1", text.replace(NOWHERE, ROOM))
+            for text in nowhere
+        ]
+    asker.take()
+    if door == "irc":
+        asker.send("SEARCH text=hello")
+        everywhere = any(" PRIVMSG " in text for text in asker.take())
+    else:
+        asker.send("/search hello")
+        everywhere = any(text.startswith("FOUND ") for text in asker.take())
+    assert everywhere == (state == "member")
