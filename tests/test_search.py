@@ -736,3 +736,29 @@ def test_search_finds_exactly_what_the_table_lets_one_read(
         asker.send("/search hello")
         everywhere = any(text.startswith("FOUND ") for text in asker.take())
     assert everywhere == (state == "member")
+
+
+def test_the_desktop_client_shows_what_search_found(clock: Clock) -> None:
+    """chatd-tk: /search goes to the server as typed; FOUND lines show as
+    notices in the conversation on screen (where, when, who, what), then how
+    many were found."""
+    from test_client import Client, FakeConnector, RecordingView, sign_in
+
+    from chatd.client.client import ClientSession
+    from chatd.client.conversation import EntryKind
+
+    view, dialer = RecordingView(), FakeConnector()
+    client = Client(ClientSession(view, clock, dialer), view, clock, dialer)
+    sign_in(client)
+    client.session.submit("/search deploy")
+    assert client.sent() == ["/search deploy"]
+    client.hear(
+        "FOUND #dev 1796082655917342 2026-11-30T23:50:55.917Z MSG carol deploy now",
+        "FOUND bob 1796082601123000 2026-11-30T23:50:01.123Z ACTION bob deploys",
+        "ENDSEARCH 2",
+    )
+    assert client.view.texts(EntryKind.INFO) == [
+        "#dev 2026-11-30 23:50 UTC <carol> deploy now",
+        "bob 2026-11-30 23:50 UTC * bob deploys",
+        "2 found, newest first.",
+    ]
