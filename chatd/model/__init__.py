@@ -18,6 +18,7 @@ globs.py         glob masks matched in linear time
 accounts.py      accounts: registering, identifying, the nickname grace
 password_limits.py, password_queue.py  who may spend password work, and its turn
 private_history.py  who reads which private conversation
+search.py        where a user may search, with what words, how often
 whowas.py        who recently left, for IRC's WHOWAS
 rates.py         TokenBucket: a rate with a burst, on an injected clock
 times.py         message times as every door spells them: UTC, to the millisecond

@@ -8,4 +8,5 @@ chatd.store.accounts   accounts and registered rooms in the history's database
 chatd.store.redis_history   history in Redis streams, the same for every node (--redis)
 chatd.store.redis_accounts  accounts in Redis, one record per name (--redis)
 chatd.store.resp       a Redis link that reads whole replies through hiredis
+chatd.store.scan       search by reading the latest messages: memory and Redis
 """
