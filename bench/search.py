@@ -73,7 +73,7 @@ def texts(rng: random.Random, words: list[str], count: int) -> list[str]:
 def build(path: str, messages: int, rooms: int, seed: int) -> tuple[list[str], int]:
     """Fill a new database at path; return the vocabulary and the last id."""
     from chatd.store.interface import Bound
-    from chatd.store.sqlite import HistoryDatabase
+    from chatd.store.sqlite import SEARCH_TABLES, HistoryDatabase
 
     rng = random.Random(seed)
     words = vocabulary(rng)
@@ -110,6 +110,9 @@ def build(path: str, messages: int, rooms: int, seed: int) -> tuple[list[str], i
     started = time.perf_counter()
     execute("INSERT INTO messages_words (messages_words) VALUES ('rebuild')")
     indexed = time.perf_counter() - started
+    for statement in SEARCH_TABLES:  # the triggers back: the file stays chatd's
+        if statement.lstrip().startswith("CREATE TRIGGER"):
+            execute(statement)
     database.close()
     print(
         f"built {messages:,} messages in {rooms} rooms: rows {rows:.1f} s, "

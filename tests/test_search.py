@@ -762,3 +762,28 @@ def test_the_desktop_client_shows_what_search_found(clock: Clock) -> None:
         "bob 2026-11-30 23:50 UTC * bob deploys",
         "2 found, newest first.",
     ]
+
+
+def test_the_search_benchmark_runs_small(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench/search.py at a tiny size: it builds, searches, measures the index's
+    cost, and the database it built keeps its triggers (chatd's again)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench.search import main
+
+    built = tmp_path / "bench.sqlite3"
+    argv = ["--messages", "3000", "--repeat", "2", "--runs", "1"]
+    argv += ["--members", "3", "--chatter", "50", "--database", str(built)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "built 3,000 messages" in printed
+    assert "the commonest word, 20 rooms" in printed
+    assert "writer's insert" in printed and "whole process" in printed
+    with sqlite3.connect(built) as database:
+        triggers = database.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchone()
+    assert triggers == (6,)

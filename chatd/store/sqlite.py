@@ -800,6 +800,7 @@ class HistoryDatabase:
         """
         execute = self.connection.execute
         self.index_now()
+        secure = int(execute("PRAGMA secure_delete").fetchone()[0])
         execute("PRAGMA secure_delete = ON")
         execute("BEGIN IMMEDIATE")
         try:
@@ -811,6 +812,8 @@ class HistoryDatabase:
             if self.connection.in_transaction:
                 execute("ROLLBACK")
             raise
+        finally:
+            execute(f"PRAGMA secure_delete = {secure}")
 
     # -- searching (docs/protocol.md, Searching history) --------------------------
 
