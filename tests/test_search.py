@@ -769,9 +769,6 @@ def test_the_search_benchmark_runs_small(
 ) -> None:
     """bench/search.py at a tiny size: it builds, searches, measures the index's
     cost, and the database it built keeps its triggers (chatd's again)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from bench.search import main
 
     built = tmp_path / "bench.sqlite3"
