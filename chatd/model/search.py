@@ -220,8 +220,8 @@ def _everywhere(
                 if hit.room in names:
                     results.append(Result(names[hit.room], False, False, hit.entry))
                 continue
-            if hit.pair is None or party is None or mine is None:
-                continue
+            if hit.pair is None or mine is None or party not in hit.pair:
+                continue  # not the asker's: no store should answer it, none shows
             low, high = hit.pair
             other = high if low == party else low
             if other.startswith(NICK_PARTY):
