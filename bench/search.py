@@ -73,7 +73,8 @@ def texts(rng: random.Random, words: list[str], count: int) -> list[str]:
 def build(path: str, messages: int, rooms: int, seed: int) -> tuple[list[str], int]:
     """Fill a new database at path; return the vocabulary and the last id."""
     from chatd.store.interface import Bound
-    from chatd.store.sqlite import SEARCH_TABLES, HistoryDatabase
+    from chatd.store.sqlite import HistoryDatabase
+    from chatd.store.sqlite_search import SEARCH_TABLES
 
     rng = random.Random(seed)
     words = vocabulary(rng)
@@ -139,8 +140,8 @@ def p99(values: list[float]) -> float:
 def searches(path: str, words: list[str], rooms: int, repeat: int) -> None:
     """Time the kinds of search a person makes; print median and p99."""
     from chatd.store.interface import Search
-    from chatd.store.sqlite import SEARCH_TIME as limit
     from chatd.store.sqlite import HistoryDatabase
+    from chatd.store.sqlite_search import SEARCH_TIME as limit
 
     database = HistoryDatabase.open(path)
     mine = tuple(f"#room{n}" for n in range(0, rooms, max(1, rooms // USER_ROOMS)))

@@ -30,6 +30,7 @@ from chatd.line.wire import parse_server_line
 from chatd.model.search import MAX_QUERY, SEARCH_BURST, phrases
 from chatd.protocol import LineConnection
 from chatd.store import sqlite as sqlite_store
+from chatd.store import sqlite_search
 from chatd.store.interface import (
     Found,
     Kind,
@@ -39,7 +40,8 @@ from chatd.store.interface import (
     search_tokens,
 )
 from chatd.store.memory import MemoryHistory
-from chatd.store.sqlite import MEMORY, SCHEMA, SEARCH_TABLES, HistoryDatabase
+from chatd.store.sqlite import MEMORY, SCHEMA, HistoryDatabase
+from chatd.store.sqlite_search import SEARCH_TABLES
 from chatd.store.writer import SQLiteHistory
 
 pytestmark = pytest.mark.dated  # the clock fixture starts at NOW
@@ -470,11 +472,11 @@ def test_a_slow_search_is_refused_and_the_database_goes_on(
     database = HistoryDatabase.open(MEMORY)
     database.append(rows(*(f"common {n}" for n in range(3000))))
     database.append(rows("common rare", room="#other", start=5000))
-    monkeypatch.setattr(sqlite_store, "SEARCH_TIME", 0.0)
-    monkeypatch.setattr(sqlite_store, "SEARCH_STEPS", 1)
+    monkeypatch.setattr(sqlite_search, "SEARCH_TIME", 0.0)
+    monkeypatch.setattr(sqlite_search, "SEARCH_STEPS", 1)
     with pytest.raises(SearchTooSlow):
         database.search(Search(("common",), rooms=("#nowhere",)))
-    monkeypatch.setattr(sqlite_store, "SEARCH_TIME", 30.0)
+    monkeypatch.setattr(sqlite_search, "SEARCH_TIME", 30.0)
     assert texts(database.search(Search(("rare",), rooms=("#other",)))) == [
         "common rare"
     ]
@@ -523,7 +525,7 @@ def test_messages_wait_in_a_queue_and_are_indexed_in_bulk(
     """A new message is queued, not indexed, until INDEX_EVERY wait (then the
     write indexes them all) or a search comes; one deleted or changed while
     queued is never wrongly taken out of the index (index_agrees)."""
-    monkeypatch.setattr(sqlite_store, "INDEX_EVERY", 5)
+    monkeypatch.setattr(sqlite_search, "INDEX_EVERY", 5)
     database = HistoryDatabase.open(MEMORY, bound=sqlite_store.Bound(room=0, total=0))
     execute = database.connection.execute
 
@@ -554,7 +556,7 @@ def test_a_quiet_room_is_searched_through_the_index_of_places(
     """Past FIRST_LOOK matches elsewhere, the search asks the index for the
     room's own matches: older ones in a quiet room are found, newest first,
     with the newer ones the first look found."""
-    monkeypatch.setattr(sqlite_store, "FIRST_LOOK", 3)
+    monkeypatch.setattr(sqlite_search, "FIRST_LOOK", 3)
     database = HistoryDatabase.open(MEMORY)
     database.append(rows("word quiet old", "word quiet older", room="#quiet"))
     database.append(rows(*(f"word busy {n}" for n in range(10)), start=10))

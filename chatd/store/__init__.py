@@ -2,6 +2,7 @@
 
 chatd.store.interface  IHistory, Entry, Kind, the errors and id stamps
 chatd.store.sqlite     the SQLite database itself (synchronous; faults as sentences)
+chatd.store.sqlite_search  its search index: FTS5 tables, their queue, searching
 chatd.store.writer     SQLiteHistory: IHistory over it through one writer thread
 chatd.store.memory     MemoryHistory: IHistory in lists, the tests' fake
 chatd.store.accounts   accounts and registered rooms in the history's database

@@ -11,8 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -24,11 +23,11 @@ from chatd.store.interface import (
     Found,
     Kind,
     Search,
-    SearchTooSlow,
     Span,
     UnknownId,
     conversation,
 )
+from chatd.store.sqlite_search import SEARCH_MIGRATION, SEARCH_TABLES, SearchIndex
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
@@ -73,86 +72,8 @@ PRIVATE_TABLES = (
     "CREATE INDEX private_by_high ON private_messages (high, low, id)",
     "CREATE INDEX private_by_time ON private_messages (time)",
 )
-# Version 4: the words of every kept message, for searching (docs/protocol.md,
-# Searching history): an FTS5 index over the text of messages and of
-# private_messages, kept in step by triggers, so that whatever deletes or
-# changes a message (retention, the bound, a dropped account, a deletion)
-# takes it out of the index in the same transaction. The index holds no text
-# of its own (external content: it reads the message's row). Where a message
-# is (its room; a conversation's two parties) is indexed too, so that a
-# search in a quiet room need not walk every message of a common word
-# (_place_filter).
-#
-# A new message is indexed a little later, not in its own write: the insert
-# trigger only queues its id (<table>_unindexed), and the queue is indexed in
-# one statement once INDEX_EVERY have waited, and before any search, so that
-# a search sees every message written before it. FTS5 writes a segment per
-# transaction: indexing each 5 ms batch as it is written cost the writer
-# about 2.5 times its work per message, indexing a thousand at a time a
-# fraction of that (docs/performance.md, Search). A message deleted or
-# changed while queued is only taken out of the queue (or left in it).
-_WORDS = {"messages": ("text", "room"), "private_messages": ("text", "low", "high")}
-
-
-def _search_statements(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
-    """The index of table's columns, its queue, and the triggers that keep them."""
-    named = ", ".join(columns)
-    new = ", ".join(f"new.{column}" for column in columns)
-    old = ", ".join(f"old.{column}" for column in columns)
-    words, queue = f"{table}_words", f"{table}_unindexed"
-    return (
-        f"""CREATE VIRTUAL TABLE {words} USING fts5(
-            {named}, content='{table}', content_rowid='id',
-            tokenize='unicode61 remove_diacritics 2'
-        )""",
-        f"CREATE TABLE {queue} (id INTEGER PRIMARY KEY)",
-        f"""CREATE TRIGGER {words}_add AFTER INSERT ON {table} BEGIN
-            INSERT INTO {queue} (id) VALUES (new.id);
-        END""",
-        f"""CREATE TRIGGER {words}_gone AFTER DELETE ON {table} BEGIN
-            INSERT INTO {words} ({words}, rowid, {named})
-            SELECT 'delete', old.id, {old}
-            WHERE NOT EXISTS (SELECT 1 FROM {queue} WHERE id = old.id);
-            DELETE FROM {queue} WHERE id = old.id;
-        END""",
-        f"""CREATE TRIGGER {words}_changed AFTER UPDATE OF {named} ON {table}
-        WHEN NOT EXISTS (SELECT 1 FROM {queue} WHERE id = old.id) BEGIN
-            INSERT INTO {words} ({words}, rowid, {named})
-            VALUES ('delete', old.id, {old});
-            INSERT INTO {words} (rowid, {named}) VALUES (new.id, {new});
-        END""",
-    )
-
-
-def _index_queued(table: str, columns: tuple[str, ...]) -> tuple[str, str]:
-    """The statements that index table's queued messages, then empty the queue."""
-    named = ", ".join(columns)
-    picked = ", ".join(f"m.{column}" for column in columns)
-    queue = f"{table}_unindexed"
-    return (
-        f"INSERT INTO {table}_words (rowid, {named}) SELECT m.id, {picked} "
-        f"FROM {queue} AS u JOIN {table} AS m ON m.id = u.id",
-        f"DELETE FROM {queue}",
-    )
-
-
-INDEX_QUEUED = tuple(
-    statement
-    for table, columns in _WORDS.items()
-    for statement in _index_queued(table, columns)
-)
-INDEX_EVERY = 1000  # messages queued before they are indexed while writing
-SEARCH_TABLES = tuple(
-    statement
-    for table, columns in _WORDS.items()
-    for statement in _search_statements(table, columns)
-)
-# A database from before version 4 has its messages indexed as it migrates.
-SEARCH_MIGRATION = (
-    *SEARCH_TABLES,
-    "INSERT INTO messages_words (messages_words) VALUES ('rebuild')",
-    "INSERT INTO private_messages_words (private_messages_words) VALUES ('rebuild')",
-)
+# Version 4: the search index (chatd.store.sqlite_search: FTS5 tables, their
+# queue and triggers); a file of version 3 is indexed as it migrates.
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -195,14 +116,6 @@ ROWS_PER_INSERT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
 # bound lowered on a full database is reached over the next writes, not in one
 # long transaction that every read waits for.
 BOUND_CHUNK = 1000  # about 12 ms of the thread at a million rows
-# Seconds one search may hold the thread (reads and writes wait behind it):
-# past it the search stops with what it found (the newest matches), or
-# SearchTooSlow if nothing yet. Checked every SEARCH_STEPS virtual machine steps.
-SEARCH_TIME = 0.25
-SEARCH_STEPS = 1000
-# Matches of the words alone looked at before a search asks the index for its
-# places too (HistoryDatabase._search_table).
-FIRST_LOOK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,37 +162,6 @@ def _by_key(keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
     for key in keys:
         counted[key] = counted.get(key, 0) + 1
     return counted
-
-
-def _phrase(words: str) -> str:
-    """words as one FTS5 phrase: quoted, so that nothing in them is syntax."""
-    return '"' + words.replace('"', '""') + '"'
-
-
-def _place_filter(kept: _Kept, keys: Sequence[str]) -> str:
-    """What narrows a search to its places in the index itself, or "".
-
-    The room (or parties) column holds the folded names' words as FTS5
-    splits them; the SQL that follows keeps exactly the places asked for,
-    so this only has to let them through. Only names of ASCII letters,
-    digits and punctuation are put in it: for them FTS5 and Python split
-    words alike, and a name with no word at all would let nothing through.
-    """
-    if not all(key.isascii() and any(c.isalnum() for c in key) for key in keys):
-        return ""
-    names = " OR ".join(_phrase(key) for key in dict.fromkeys(keys))
-    column = "room" if kept is ROOM else "{low high}"
-    return f" AND {column} : ({names})"
-
-
-def _place_check(search: Search, kept: _Kept) -> Callable[[tuple[object, ...]], bool]:
-    """Whether a row's place (its room; its parties) is one search asks for."""
-    if kept is ROOM:
-        rooms = frozenset(search.rooms)
-        return lambda place: place[0] in rooms
-    pairs = frozenset(search.conversations)
-    party = search.party
-    return lambda place: party in place or (place[0], place[1]) in pairs
 
 
 class StoreError(Exception):
@@ -375,7 +257,7 @@ class HistoryDatabase:
         # (by (room,)) and per conversation (by (low, high)), and in all.
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
-        self._queued: int | None = None  # messages waiting to be indexed (None: count)
+        self.words = SearchIndex(connection)  # the words of what is kept
         self.deleted_over = 0  # messages the bound deleted (the writer logs them)
 
     @classmethod
@@ -498,7 +380,7 @@ class HistoryDatabase:
                     [(room,) for room in {row[1] for row in room_rows}],
                 )
             self._keep_bound(room_rows, private_rows)
-            self._index_when_due(len(room_rows) + len(private_rows))
+            self.words.index_when_due(len(room_rows) + len(private_rows))
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
@@ -603,7 +485,7 @@ class HistoryDatabase:
         """Forget every count: a write was rolled back."""
         self._counts = {ROOM: {}, PRIVATE: {}}
         self._total = None
-        self._queued = None
+        self.words.forget_count()
 
     def _forget_room_counts(self, deleted: int) -> None:
         """Rows went another way (retention, a dropped account): the rooms'
@@ -744,200 +626,19 @@ class HistoryDatabase:
             self._forget_room_counts(deleted)
         return deleted
 
-    # -- the search index's queue (see SEARCH_TABLES) -----------------------------
-
-    def _queue_length(self) -> int:
-        """How many messages wait to be indexed (counted once, then kept)."""
-        if self._queued is None:
-            row = self.connection.execute(
-                "SELECT (SELECT count(*) FROM messages_unindexed) "
-                "+ (SELECT count(*) FROM private_messages_unindexed)"
-            ).fetchone()
-            self._queued = int(row[0])
-        return self._queued
-
-    def _index_when_due(self, added: int) -> None:
-        """In a write's transaction: index the queue once INDEX_EVERY wait."""
-        if self._queued is None:
-            self._queue_length()  # counts the rows just added too
-        else:
-            self._queued += added
-        if self._queue_length() >= INDEX_EVERY:
-            self._index_queued()
-
-    def _index_queued(self) -> None:
-        for statement in INDEX_QUEUED:
-            self.connection.execute(statement)
-        self._queued = 0
-
-    def index_now(self) -> None:
-        """Index every message still queued, in a transaction of its own."""
-        if self._queued == 0:
-            return
-        execute = self.connection.execute
-        execute("BEGIN IMMEDIATE")
-        try:
-            if self._queue_length():
-                self._index_queued()
-            execute("COMMIT")
-        except BaseException:
-            if self.connection.in_transaction:
-                execute("ROLLBACK")
-            self._queued = None
-            raise
-
-    def purge_words(self) -> None:
-        """Rewrite the search index without what deleted messages left in it.
-
-        FTS5 (before SQLite 3.42's secure-delete) takes a message out of the
-        index by writing a tombstone: its words stay in older segments of the
-        file until a merge reaches them. A deletion that must leave no trace
-        in the file (a message taken back, docs/protocol.md) calls this after
-        it: every segment is merged into one ('optimize'), on the pages of
-        the file that secure_delete zeroes. About 4 s for a million kept
-        messages on the benchmarks' machine (docs/performance.md, Search):
-        for deletions that must forget, not for retention.
-        """
-        execute = self.connection.execute
-        self.index_now()
-        secure = int(execute("PRAGMA secure_delete").fetchone()[0])
-        execute("PRAGMA secure_delete = ON")
-        execute("BEGIN IMMEDIATE")
-        try:
-            for table in _WORDS:
-                words = f"{table}_words"
-                execute(f"INSERT INTO {words} ({words}) VALUES ('optimize')")
-            execute("COMMIT")
-        except BaseException:
-            if self.connection.in_transaction:
-                execute("ROLLBACK")
-            raise
-        finally:
-            execute(f"PRAGMA secure_delete = {secure}")
-
-    # -- searching (docs/protocol.md, Searching history) --------------------------
+    # -- searching (docs/protocol.md, Searching history: chatd.store.sqlite_search)
 
     def search(self, search: Search) -> list[Found]:
-        """The newest search.limit messages that match, newest first.
+        """The newest search.limit messages that match, newest first."""
+        return self.words.search(search)
 
-        The FTS5 index gives the matching ids newest first; each is kept if
-        it is in one of the search's rooms or conversations (and said by its
-        nick, if given), until there are enough. Phrases are quoted, so
-        nothing a user types is read as FTS5's own syntax. Past SEARCH_TIME
-        the search stops with the newest it found (SearchTooSlow if none).
-        """
-        if not search.phrases or not (
-            search.rooms or search.conversations or search.party
-        ):
-            return []
-        self.index_now()  # what was written before the search is found
-        deadline = time.monotonic() + SEARCH_TIME
-        self.connection.set_progress_handler(
-            lambda: time.monotonic() > deadline, SEARCH_STEPS
-        )
-        found: list[Found] = []
-        floor = -1  # an interrupted table found nothing below this
-        try:
-            for kept, where, keys in self._search_scopes(search):
-                mine: list[Found] = []
-                try:
-                    self._search_table(search, kept, where, keys, mine)
-                except sqlite3.OperationalError as error:
-                    if "interrupt" not in str(error):
-                        raise
-                    if not mine:
-                        raise SearchTooSlow() from None
-                    floor = max(floor, mine[-1].entry.id)
-                found += mine
-        finally:
-            self.connection.set_progress_handler(None, SEARCH_STEPS)
-        found = [one for one in found if one.entry.id >= floor]
-        found.sort(key=lambda one: one.entry.id, reverse=True)
-        return found[: search.limit]
+    def index_now(self) -> None:
+        """Index every message still queued for the search index."""
+        self.words.index_now()
 
-    def _search_table(
-        self,
-        search: Search,
-        kept: _Kept,
-        where: str,
-        keys: tuple[str, ...],
-        found: list[Found],
-    ) -> None:
-        """Add to found the newest matches in kept's table, in two looks.
-
-        First the matches of the words alone, newest first, each kept if it
-        is in one of the places (Python checks): the usual search, where the
-        places hold a fair share of the messages, ends here within a few
-        hundred. After FIRST_LOOK matches without enough found, the places
-        are few among many (a quiet room, a common word): the rest is asked
-        of the index with the places in the query (_place_filter), which
-        walks only their messages.
-        """
-        text = "text : (" + " ".join(map(_phrase, search.phrases)) + ")"
-        place = "m.room" if kept is ROOM else "m.low, m.high"
-        head = (
-            f"SELECT m.id, m.time, m.kind, m.{kept.speaker}, m.text, {place} "
-            f"FROM {kept.table}_words AS w CROSS JOIN {kept.table} AS m "
-            f"ON m.id = w.rowid WHERE {kept.table}_words MATCH ? "
-            "AND w.rowid > ? AND w.rowid < ? "
-        )
-        after = -1 if search.after is None else search.after
-        before = NO_ID if search.before is None else search.before
-        wanted = _place_check(search, kept)
-        looked = 0
-        for row in self.connection.execute(
-            head + "ORDER BY w.rowid DESC", (text, after, before)
-        ):
-            looked += 1
-            if wanted(row[5:]) and self._keep(search, kept, row, found):
-                return
-            before = row[0]
-            if looked >= FIRST_LOOK:
-                break
-        else:
-            return  # every match looked at
-        rows = self.connection.execute(
-            head + f"AND ({where}) ORDER BY w.rowid DESC",
-            (text + _place_filter(kept, keys), after, before, *keys),
-        )
-        for row in rows:
-            if self._keep(search, kept, row, found):
-                return
-
-    @staticmethod
-    def _keep(
-        search: Search, kept: _Kept, row: tuple[object, ...], found: list[Found]
-    ) -> bool:
-        """Add row's message to found unless its nick is not the one asked
-        for; tell whether found has enough."""
-        entry = _entries([row[:5]])[0]  # type: ignore[list-item]
-        if search.nick is not None and not search.matches_nick(entry):
-            return False
-        if kept is ROOM:
-            found.append(Found(entry, room=str(row[5])))
-        else:
-            found.append(Found(entry, pair=(str(row[5]), str(row[6]))))
-        return len(found) >= search.limit
-
-    @staticmethod
-    def _search_scopes(search: Search) -> list[tuple[_Kept, str, tuple[str, ...]]]:
-        """Each table to search: the SQL that picks the search's places in
-        it, and their keys."""
-        scopes: list[tuple[_Kept, str, tuple[str, ...]]] = []
-        if search.rooms:
-            marks = ", ".join("?" * len(search.rooms))
-            scopes.append((ROOM, f"m.room IN ({marks})", search.rooms))
-        picks: list[str] = []
-        keys: list[str] = []
-        if search.party is not None:
-            picks.append("m.low = ? OR m.high = ?")
-            keys += [search.party, search.party]
-        for low, high in search.conversations:
-            picks.append("(m.low = ? AND m.high = ?)")
-            keys += [low, high]
-        if picks:
-            scopes.append((PRIVATE, " OR ".join(picks), tuple(keys)))
-        return scopes
+    def purge_words(self) -> None:
+        """Rewrite the search index without what deleted messages left in it."""
+        self.words.purge()
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL back in)."""
