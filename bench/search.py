@@ -236,9 +236,7 @@ def insert_cost(tmp: Path, rounds: int, batches: int) -> None:
 
 def daemon_cost(tmp: Path, members: int, messages: int, runs: int) -> None:
     """The whole process's CPU per message with history, index on and off."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import history_cost
-
+    from bench import history_cost
     from chatd.store import writer
 
     original = writer.SQLiteHistory.open_database

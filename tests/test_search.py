@@ -688,7 +688,10 @@ def test_redis_history_searches_the_latest_of_each_place(
 class SearchingIrcAsker(IrcAsker):
     """An IRC asker that negotiated soju.im/search as well."""
 
-    CAPS = (*IrcAsker.CAPS, "soju.im/search")
+    def __init__(self, factory: ChatFactory, nick: str) -> None:
+        self.nick = nick
+        caps = (*IrcAsker.CAPS, "soju.im/search")
+        self.proto, self.out = irc_connect(factory, nick, *caps)
 
 
 def searched(door: str, asker: Asker, room: str) -> tuple[bool, list[str]]:

@@ -314,7 +314,7 @@ class SQLiteHistory:
 
     def search(self, search: Search) -> defer.Deferred[list[Found]]:
         # In turn with the reads (docs/protocol.md, Searching history): the
-        # database bounds how long one holds the thread (sqlite.SEARCH_TIME).
+        # database bounds how long one holds the thread (sqlite_search.SEARCH_TIME).
         return self._ask(partial(HistoryDatabase.search, search=search))
 
     def forget_private(self, account: str) -> None:
