@@ -789,3 +789,29 @@ def test_the_search_benchmark_runs_small(
             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
         ).fetchone()
     assert triggers == (6,)
+
+
+def test_a_search_on_one_node_finds_what_was_said_on_another(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A cluster (Redis): what alice said on node a, bob finds on node b with
+    /search, and not the secret room's message he is not in."""
+    from test_cluster_daemon import client, nodes
+
+    with nodes(redis_server, tmp_path, 2) as (a, b):
+        alice = client(a, "alice")
+        alice.send("/join #hush")
+        alice.expect("JOIN #hush alice")
+        alice.send("/mode #hush +s")
+        alice.send("the hidden kettle")
+        alice.send("/join #lobby")
+        alice.send("#lobby: the kettle is on")
+        alice.expect("MSG #lobby alice #lobby: the kettle is on")
+        bob = client(b, "bob")
+        bob.send("/search kettle")
+        assert bob.expect("FOUND ").endswith(" MSG alice #lobby: the kettle is on")
+        assert bob.expect("ENDSEARCH ") == "ENDSEARCH 1"
+        alice.send("/search kettle")
+        assert alice.expect("FOUND #hush ").endswith(" the hidden kettle")
+        alice.close()
+        bob.close()
