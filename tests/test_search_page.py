@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import chromium, missing
+from browser import axe_violations, chromium, missing
 from daemon import LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -88,6 +88,7 @@ def test_the_page_searches_and_shows_a_result_in_context(
             "the deploy link: https://x.example/d",
         ]
         assert "2 messages" in page.find_element(By.ID, "search-status").text
+        assert axe_violations(page) == []  # the results, as every screen
         page.find_elements(By.CSS_SELECTOR, "#search-list .result .context")[1].click()
         wait_until(page, lambda: texts(page, "#search-list .lines.context .text"))
         assert texts(page, "#search-list .lines.context .text") == [
