@@ -169,7 +169,8 @@ def test_a_version_2_file_is_migrated_to_the_current_and_keeps_everything(
     tmp_path: Path,
 ) -> None:
     """A version 2 file gains the private messages table (3), the server bans'
-    (4), authors (5), the staging table (6) and read markers (7); its
+    (4), authors (5), the staging table (6), read markers (7) and the search
+    index (8); its
     messages, accounts and registered rooms stay; ids go on above its own."""
     path = tmp_path / "v2.sqlite3"
     connection = sqlite3.connect(path)
@@ -179,8 +180,8 @@ def test_a_version_2_file_is_migrated_to_the_current_and_keeps_everything(
     connection.close()
     database = HistoryDatabase.open(str(path))
     execute = database.connection.execute
-    assert execute("SELECT version FROM schema_version").fetchall() == [(7,)]
-    assert SCHEMA_VERSION == 7
+    assert execute("SELECT version FROM schema_version").fetchall() == [(8,)]
+    assert SCHEMA_VERSION == 8
     assert execute("SELECT count(*) FROM server_bans").fetchall() == [(0,)]
     assert texts(database.read("#dev", 10)) == ["kept"]
     assert execute("SELECT name, created FROM accounts").fetchall() == [("Alice", 5)]

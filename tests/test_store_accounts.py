@@ -54,7 +54,8 @@ def closed(history: SQLiteHistory, mailbox: Mailbox) -> None:
 
 def test_a_version_1_file_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
     """An older chatd's file gains the accounts tables (and, version 3, private
-    messages', 4 server bans', 5 authors, 6 the staging table, 7 read markers); its."""
+    messages'; 4 server bans'; 5 authors; 6 the staging table; 7 read markers;
+    8 the search index); its messages stay."""
     path = tmp_path / "old.sqlite3"
     connection = sqlite3.connect(path)
     for statement in VERSION_1:
@@ -63,7 +64,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_history(tmp_path: Path) -> N
     connection.close()
     database = HistoryDatabase.open(str(path))
     version = database.connection.execute("SELECT version FROM schema_version")
-    assert version.fetchone() == (SCHEMA_VERSION,) == (7,)
+    assert version.fetchone() == (SCHEMA_VERSION,) == (8,)
     assert database.read("#dev", 10)[0].text == "kept"
     tables = {
         row[0]

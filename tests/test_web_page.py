@@ -515,7 +515,11 @@ def test_a_message_read_in_one_tab_is_read_in_the_other_and_in_the_tk_window(
                 wait_until(laptop, lambda: text_of(laptop, badge) == "1")
                 wait_until(phone, lambda: text_of(phone, badge) == "1")
                 desk.expect("entry", lambda e: e["text"] == "read me once")
-                assert "#dev  ● 1 new" in desk_rows(desk)
+                # The list is redrawn after the entry is reported: ask again
+                # until it shows the count (bounded by WAIT).
+                deadline = time.monotonic() + WAIT
+                while "#dev  ● 1 new" not in desk_rows(desk):
+                    assert time.monotonic() < deadline, desk_rows(desk)
                 open_conversation(laptop, "#dev")
                 sees(laptop, "read me once")
                 wait_until(phone, lambda: text_of(phone, badge) == "")

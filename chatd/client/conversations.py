@@ -299,8 +299,23 @@ class ChatState:
                 )
             case "ENDKLINES":
                 self.note_shown(EntryKind.INFO, f"{words[0]} server bans.")
+            case "FOUND" | "ENDSEARCH":
+                self._on_found(line.verb, words, text)
             case _:  # HELLO, NICK, WELCOME, BYE: the connection's, not ours
                 pass
+
+    def _on_found(self, verb: str, words: tuple[str, ...], text: str) -> None:
+        """/search's answer (docs/protocol.md, Searching history), as notices in
+        the conversation on screen: where, when (UTC) and who, newest first."""
+        if verb == "ENDSEARCH":
+            count = int(words[0]) if words[0].isdecimal() else 0
+            found = "Nothing found." if not count else f"{count} found, newest first."
+            self.note_shown(EntryKind.INFO, found)
+            return
+        target, _, when, kind, nick = words
+        said = f"* {nick} {text}" if kind == "ACTION" else f"<{nick}> {text}"
+        stamp = when[:16].replace("T", " ")
+        self.note_shown(EntryKind.INFO, f"{target} {stamp} UTC {said}")
 
     def _on_message(self, verb: str, room: str, nick: str, text: str) -> None:
         kind = EntryKind.ACTION if verb == "ACTION" else EntryKind.MESSAGE

@@ -28,11 +28,16 @@ SUPPORTED: dict[str, str] = {
     "userhost-in-names": "",
 }
 # Offered only by a server that keeps history (not with --no-history): reading
-# it, and deleting from it (chatd.irc.redaction).
+# it, deleting from it (chatd.irc.redaction), and soju's search (chatd.irc.search).
 CHATHISTORY = "draft/chathistory"
 # Read markers (chatd.irc.markers) need ids, so history too.
 READ_MARKER = "draft/read-marker"
-HISTORY_CAPS: dict[str, str] = {CHATHISTORY: "", REDACTION: "", READ_MARKER: ""}
+HISTORY_CAPS: dict[str, str] = {
+    CHATHISTORY: "",
+    REDACTION: "",
+    READ_MARKER: "",
+    "soju.im/search": "",
+}
 
 # A CAP LS reply is split so that each line stays well inside 512 bytes.
 LS_BUDGET = 400

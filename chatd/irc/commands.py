@@ -27,6 +27,7 @@ from chatd.irc.history import backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.registration import lusers, motd, send_isupport, try_register
 from chatd.irc.render import CTCP, mask, shown_host, user_at_host
+from chatd.irc.search import search
 from chatd.irc.server import AWAYLEN, MAX_TARGETS
 from chatd.irc.session import (
     Handler,
@@ -746,6 +747,7 @@ COMMANDS: dict[str, IrcCommand] = {
     "INFO": IrcCommand(_on_this_server(info), 0),
     "CHATHISTORY": IrcCommand(chathistory, 1),
     "MARKREAD": IrcCommand(markers.markread, 0),
+    "SEARCH": IrcCommand(search, 1),  # soju.im/search (chatd.irc.search)
     # Rooms people run and accounts: modules of their own.
     **room_commands.COMMANDS,
     **account_commands.COMMANDS,

@@ -33,6 +33,7 @@ KINDS = {
             "CHATHISTORY",
             "REHASH",  # this node's own settings: no shared state
             "STATS",
+            "SEARCH",
         ),
         CommandKind.READ,
     ),

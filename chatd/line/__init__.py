@@ -8,6 +8,7 @@ door.py              LineDoor: the line protocol's words (HELLO, the nickname
 commands.py          the slash commands: one table with arity and help
 room_commands.py     the commands of rooms people run (/topic, /mode, /kick, ...)
 account_commands.py  /register, /identify, /password, /unregister
+search.py            /search: FOUND lines, newest first, then ENDSEARCH
 session.py           Session: what a command handler may use of its connection
 wire.py              events rendered as lines (once per broadcast), and parsed back
 telnet.py            telnet commands in the stream: taken out, options refused

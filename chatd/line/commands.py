@@ -18,6 +18,7 @@ from chatd.line import (
     kline_commands,
     rehash,
     room_commands,
+    search,
     tag_commands,
 )
 from chatd.line.session import Command, Session
@@ -472,6 +473,9 @@ COMMANDS: dict[str, Command] = {
                        f"a room's latest messages (default: the current room, "
                        f"{HISTORY_COUNT}; at most {HISTORY_MAX}), or your private "
                        "ones with someone's account", 0, 4),
+    "search": Command(search.search, search.USAGE,
+                      "find kept messages with every word, newest first", 1, 1,
+                      text=True),
     "ids": Command(ids, "/ids [on|off]",
                    "put an ID line before each room message (for clients)", 0, 1,
                    before_nick=True),

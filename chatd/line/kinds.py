@@ -14,6 +14,7 @@ _KINDS = {
     "who": CommandKind.READ,
     "rooms": CommandKind.READ,
     "history": CommandKind.READ,
+    "search": CommandKind.READ,
     "help": CommandKind.READ,
     "ids": CommandKind.READ,
     "tags": CommandKind.READ,

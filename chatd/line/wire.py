@@ -67,6 +67,11 @@ SERVER_VERBS: dict[str, Shape] = {
     # Version 2: HISTORY <target> <id> <time> <kind> <nick> <text>.
     "HISTORY": Shape(5, True),
     "ENDHISTORY": Shape(2, False),
+    # chatd's extension, the answer to /search (docs/protocol.md, Searching
+    # history): FOUND <target> <id> <time> <kind> <nick> <text>, newest
+    # first, then ENDSEARCH <count>.
+    "FOUND": Shape(5, True),
+    "ENDSEARCH": Shape(1, False),
     # chatd's extension, only after /ids on: ID <room> <id> <time> before the
     # MSG or ACTION it names (docs/protocol.md, Message ids).
     "ID": Shape(3, False),

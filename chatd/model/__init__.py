@@ -20,6 +20,7 @@ password_limits.py, password_queue.py  who may spend password work, and its turn
 private_history.py  who reads which private conversation
 read_markers.py  how far an account has read each room and conversation (Chat's)
 catch_up.py      checking a /read, and what a device is sent when it identifies
+search.py        where a user may search, with what words, how often
 whowas.py        who recently left, for IRC's WHOWAS
 rates.py         TokenBucket: a rate with a burst, on an injected clock
 times.py         message times as every door spells them: UTC, to the millisecond

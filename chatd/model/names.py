@@ -92,6 +92,8 @@ VERB_NICKS = frozenset(
         # READ.
         *("AWAY", "READ"),
         "DELETED",  # deleting messages (docs/protocol.md)
+        # ... and searching history (docs/protocol.md, Searching history).
+        *("FOUND", "ENDSEARCH"),
     )
 )
 

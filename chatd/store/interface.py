@@ -24,9 +24,12 @@ that pages on. Each message keeps its author for that
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 from zope.interface import Attribute, Interface
@@ -147,6 +150,86 @@ def conversation(one: str, other: str) -> tuple[str, str]:
     return (one, other) if one <= other else (other, one)
 
 
+# docs/protocol.md, Searching history (extension): a search's words match
+# whole words of a message, in any case and with or without accents, as
+# SQLite's FTS5 unicode61 tokenizer (remove_diacritics 2) splits them: runs of
+# letters and digits. A word with several such runs (a link, "don't") is a
+# phrase: its runs one after another.
+_TOKEN = re.compile(r"[^\W_]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@cache
+def _accents() -> dict[int, None]:
+    """The accents NFKD takes apart, to be dropped (made on first use: ~50 ms)."""
+    return {
+        point: None for point in range(0x20000) if unicodedata.combining(chr(point))
+    }
+
+
+def search_tokens(text: str) -> list[str]:
+    """The words of text as a search matches them: folded, accents taken off."""
+    if text.isascii():  # most of chat: no accents to take off, a quicker split
+        return _ASCII_TOKEN.findall(text.lower())
+    plain = unicodedata.normalize("NFKD", text).translate(_accents())
+    return _TOKEN.findall(plain.casefold())
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What a store is asked to search: the phrases, where, and how many.
+
+    The model (chatd.model.search) decides where the asker may search; a
+    store answers for exactly the rooms and conversations it is given,
+    never more. phrases: each the tokens (search_tokens) of one word, joined
+    by spaces; a message matches when it has every phrase. rooms: folded
+    room keys; conversations: keys made by conversation(); party: every
+    conversation of that party as well. nick: only what that (folded) nick
+    said. before and after: exclusive bounds on the id. limit: the newest
+    that many are answered, newest first.
+    """
+
+    phrases: tuple[str, ...]
+    rooms: tuple[str, ...] = ()
+    conversations: tuple[tuple[str, str], ...] = ()
+    party: str | None = None
+    nick: str | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 20
+
+    def matches(self, entry: Entry) -> bool:
+        """Whether entry has every phrase (and is said by nick, if given): the
+        rule a store that scans follows, as FTS5 does."""
+        if self.nick is not None and not self.matches_nick(entry):
+            return False
+        text = entry.text
+        if text.isascii():  # a word that is not in it at all: no need to split
+            lower = text.lower()
+            for phrase in self.phrases:
+                if any(word not in lower for word in phrase.split(" ")):
+                    return False
+        said = " " + " ".join(search_tokens(text)) + " "
+        return all(f" {phrase} " in said for phrase in self.phrases)
+
+    def matches_nick(self, entry: Entry) -> bool:
+        """Whether entry was said by nick (folded as chatd.model.names.fold)."""
+        return unicodedata.normalize("NFKC", entry.nick).casefold() == self.nick
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One message a search found, and where: a room's key, or a conversation."""
+
+    entry: Entry
+    room: str | None = None  # the folded room; None for a private message
+    pair: tuple[str, str] | None = None  # the conversation, for a private one
+
+
+class SearchTooSlow(Exception):
+    """A search ran past the time a store gives one (it found nothing by then)."""
+
+
 class HistoryUnavailable(Exception):
     """History cannot be read or kept now; reason says why, for a person."""
 
@@ -253,6 +336,14 @@ class IHistory(Interface):
     def private_latest(me: str) -> Deferred[dict[str, Entry]]:
         """The latest message of each of party me's conversations, by the other
         party (me itself for notes to oneself)."""
+
+    def search(search: Search) -> Deferred[list[Found]]:
+        """The newest search.limit messages that match search, newest first.
+
+        Only in the rooms and conversations search names. Fails with
+        HistoryUnavailable when the store cannot answer, and with
+        SearchTooSlow when a search takes longer than a store allows.
+        """
 
     def forget_private(account: str) -> None:
         """Delete every conversation of party account (it was dropped): in turn,

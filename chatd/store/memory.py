@@ -19,15 +19,18 @@ from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
     Entry,
+    Found,
     HistoryUnavailable,
     IHistory,
     Kind,
+    Search,
     Span,
     Stamps,
     UnknownId,
     conversation,
     millis,
 )
+from chatd.store.scan import scan_search
 
 T = TypeVar("T")
 
@@ -190,6 +193,12 @@ class MemoryHistory:
     def forget_private(self, account: str) -> None:
         for pair in [pair for pair in self.conversations if account in pair]:
             self.total -= len(self.conversations.pop(pair))
+
+    def search(self, search: Search) -> defer.Deferred[list[Found]]:
+        # docs/protocol.md, Searching history: a bounded scan (chatd.store.scan).
+        if self.reason is not None:
+            return self._answer_with(HistoryUnavailable(self.reason))
+        return scan_search(self, search)
 
     def _select(self, entries: list[Entry], span: Span) -> defer.Deferred[list[Entry]]:
         if self.reason is not None:

@@ -63,9 +63,11 @@ from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
     Entry,
+    Found,
     HistoryUnavailable,
     IHistory,
     Kind,
+    Search,
     Span,
     Stamps,
     UnknownId,
@@ -73,6 +75,7 @@ from chatd.store.interface import (
     millis,
 )
 from chatd.store.resp import LogLink
+from chatd.store.scan import scan_search
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTCP
@@ -654,6 +657,15 @@ class RedisHistory:
         self._send(
             link, "EVAL", FORGET, 1, party_key(account), PREFIX, account
         ).addErrback(failed)
+
+    def search(self, search: Search) -> defer.Deferred[list[Found]]:
+        # docs/protocol.md, Searching history: Redis keeps no index of words,
+        # so a search reads the latest messages of each target it is given
+        # and looks (chatd.store.scan), a bounded number however long the
+        # history; paging with `before` reaches older ones.
+        if self._link is None:
+            return self._unavailable()
+        return scan_search(self, search)
 
     def read(
         self, room: str, count: int, before: int | None = None

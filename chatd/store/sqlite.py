@@ -21,16 +21,19 @@ from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
     Entry,
+    Found,
     Kind,
+    Search,
     Span,
     UnknownId,
     conversation,
     id_at,
 )
+from chatd.store.sqlite_search import SEARCH_MIGRATION, SEARCH_TABLES, SearchIndex
 
 # The schema this chatd writes. A later release adds a step to MIGRATIONS
 # (from version n to n + 1) and raises it; an older chatd refuses a newer file.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Version 2: accounts and registered rooms (chatd.store.accounts).
 ACCOUNT_TABLES = (
     # account: the folded name that identifies it; name as registered; hash:
@@ -127,6 +130,8 @@ MARKER_TABLES = (
         PRIMARY KEY (account, target)
     ) WITHOUT ROWID""",
 )
+# Version 8: the search index (chatd.store.sqlite_search: FTS5 tables, their
+# queue and triggers); a file of version 7 is indexed as it migrates.
 SCHEMA = (
     # One row: the version of the schema in this file.
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -150,6 +155,7 @@ SCHEMA = (
     *AUTHOR_COLUMNS,
     *STAGED_TABLES,
     *MARKER_TABLES,
+    *SEARCH_TABLES,
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ACCOUNT_TABLES,
@@ -158,6 +164,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: AUTHOR_COLUMNS,
     5: STAGED_TABLES,
     6: MARKER_TABLES,
+    7: SEARCH_MIGRATION,
 }
 MEMORY = ":memory:"
 NO_ID = 2**63 - 1  # above every id: SQLite's largest integer
@@ -325,6 +332,7 @@ class HistoryDatabase:
         # (by (room,)) and per conversation (by (low, high)), and in all.
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
+        self.words = SearchIndex(connection)  # the words of what is kept
         self.deleted_over = 0  # messages the bound deleted (the writer logs them)
         # Staging (settle): rooms' messages go to staged_messages first. The
         # writer thread turns it on, and settles before anything else it does.
@@ -462,6 +470,11 @@ class HistoryDatabase:
                 self._add_rooms(room_added)
             self._insert(PRIVATE_INSERT, 8, private_rows)
             self._keep_bound(room_added, private_added)
+            # Rows in messages now wait for the search index (staged ones: at
+            # their settle).
+            self.words.index_when_due(
+                len(private_rows) + (0 if self.staging else len(room_rows))
+            )
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
@@ -498,6 +511,7 @@ class HistoryDatabase:
             execute("DELETE FROM staged_messages")
             self._add_rooms(room_added)
             self._keep_bound(room_added, {})
+            self.words.index_when_due(self.staged)
             execute("COMMIT")
         except BaseException:
             if self.connection.in_transaction:
@@ -609,6 +623,7 @@ class HistoryDatabase:
         """Forget every count: a write was rolled back."""
         self._counts = {ROOM: {}, PRIVATE: {}}
         self._total = None
+        self.words.forget_count()
 
     def _forget_room_counts(self, deleted: int) -> None:
         """Rows went another way (retention, a dropped account): the rooms'
@@ -810,6 +825,20 @@ class HistoryDatabase:
         if deleted:
             self._forget_room_counts(deleted)
         return deleted
+
+    # -- searching (docs/protocol.md, Searching history: chatd.store.sqlite_search)
+
+    def search(self, search: Search) -> list[Found]:
+        """The newest search.limit messages that match, newest first."""
+        return self.words.search(search)
+
+    def index_now(self) -> None:
+        """Index every message still queued for the search index."""
+        self.words.index_now()
+
+    def purge_words(self) -> None:
+        """Rewrite the search index without what deleted messages left in it."""
+        self.words.purge()
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL back in)."""

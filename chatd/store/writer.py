@@ -42,9 +42,12 @@ from chatd.store.interface import (
     DEFAULT_BOUND,
     Bound,
     Entry,
+    Found,
     HistoryUnavailable,
     IHistory,
     Kind,
+    Search,
+    SearchTooSlow,
     Span,
     Stamps,
     UnknownId,
@@ -330,6 +333,11 @@ class SQLiteHistory:
     def private_latest(self, me: str) -> defer.Deferred[dict[str, Entry]]:
         return self._ask(partial(HistoryDatabase.private_latest, me=me))
 
+    def search(self, search: Search) -> defer.Deferred[list[Found]]:
+        # In turn with the reads (docs/protocol.md, Searching history): the
+        # database bounds how long one holds the thread (sqlite_search.SEARCH_TIME).
+        return self._ask(partial(HistoryDatabase.search, search=search))
+
     def forget_private(self, account: str) -> None:
         def failed(failure: Failure) -> None:
             self.log.error(
@@ -570,7 +578,7 @@ class SQLiteHistory:
         call = self.threads.callFromThread
         try:
             entries = job.ask(database)
-        except UnknownId as error:
+        except (UnknownId, SearchTooSlow) as error:
             call(job.answer.errback, error)
         except Exception as error:
             self._failed(error)
