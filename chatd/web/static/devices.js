@@ -92,6 +92,13 @@ HANDLERS.WELCOME = function (words, text) {
   else if (devices.typed) localStorage.removeItem(LOGIN_FLAG);
   devices.typed = false;
   baseHandlers.WELCOME(words, text);
+  if (devices.password) {
+    // Logged in at the prompt: identified from the start (no ACCOUNT line comes).
+    state.identified = true;
+    $("account-form").hidden = true;
+    renderAccount();
+    privateBackfill();
+  }
 };
 
 HANDLERS.INFO = function (words, text) {
