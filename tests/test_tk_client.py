@@ -529,3 +529,45 @@ def test_command_line_takes_a_password_file(tmp_path: Path) -> None:
     assert read_password(None) == ""
     with pytest.raises(SystemExit):
         parse_args(["--password", "s3cret-pw"])
+
+
+def test_window_logs_in_with_a_password_file_beside_a_line_connection(
+    display: str, port: int, tmp_path: Path
+) -> None:
+    """alice is on a line connection, identified; chatd-tk --password-file logs
+    in as alice too: one user (bob sees no JOIN), what bob says reaches the
+    window, bob's /away shows beside his name."""
+    alice = LineClient.tcp(port)
+    alice.register("alice")
+    alice.send("/register s3cret-pw s3cret-pw")
+    alice.expect("INFO ")
+    bob = LineClient.tcp(port)
+    bob.register("bob")
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-pw\n", encoding="utf-8")
+    log = tmp_path / "alice-tk.log"
+    with Driver(display, port, "alice", log, password_file=secret) as window:
+        assert window.expect("registered")["nick"] == "alice"
+        bob.send("/who #lobby")
+        assert sorted(bob.expect("USERS #lobby").split()[2:]) == ["alice", "bob"]
+        bob.send("/away at lunch")
+        bob.send("hello both of you")
+        window.expect("entry", lambda event: event["text"] == "hello both of you")
+        assert alice.expect("MSG #lobby bob") == "MSG #lobby bob hello both of you"
+        # The window asks /who after the JOIN of its attach: its answer may come
+        # after bob's line, so the list is read again until it has come (bounded).
+        wanted = ["alice (you)", "bob (away: at lunch)"]
+        for _ in range(50):
+            window.command("dump")
+            members = window.expect("dump")["members"]
+            if members == wanted:
+                break
+        assert members == wanted
+        window.command("close")
+        window.expect("exited")
+        assert "Traceback" not in window.errors()
+    # The window's /quit closed its connection only: alice is still here.
+    bob.send("/who #lobby")
+    assert sorted(bob.expect("USERS #lobby").split()[2:]) == ["alice", "bob"]
+    alice.close()
+    bob.close()
