@@ -158,9 +158,7 @@ def test_two_windows_logged_in_with_a_password_are_one_user(
         sees(laptop, "You are marked away: on the train")
         sees(phone, "You are marked away: on the train")
         carol.send("/away")
-        wait_until(
-            laptop, lambda: not laptop.find_elements(By.CSS_SELECTOR, selector)
-        )
+        wait_until(laptop, lambda: not laptop.find_elements(By.CSS_SELECTOR, selector))
         assert axe_violations(laptop) == []
 
         stored = laptop.execute_script("return JSON.stringify(localStorage)")

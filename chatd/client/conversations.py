@@ -396,7 +396,8 @@ class ChatState:
             return
         if self.is_me(nick):
             self.note_shown(
-                EntryKind.INFO, f"You are marked away: {text}" if text else "You are back."
+                EntryKind.INFO,
+                f"You are marked away: {text}" if text else "You are back.",
             )
         else:
             chat = self.conversations.get(key)
