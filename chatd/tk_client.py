@@ -1,7 +1,8 @@
 """The desktop client: a Tk window over chatd.client, run by the Twisted reactor.
 
-`chatd-tk --host HOST --port PORT --nick NICK` (or `python -m chatd.tk_client`)
-connects at once; without a nickname it opens a small connect form. Tk runs
+`chatd-tk --host HOST --port PORT --nick NICK [--password-file PATH]` (or
+`python -m chatd.tk_client`) connects at once; without a nickname it opens a
+small connect form (a password there, or in the file, logs in to the account). Tk runs
 inside the reactor through twisted.internet.tksupport: no threads and no
 mainloop(), so the network never freezes the window and the window never
 races the network. Closing the window sends /quit and stops the reactor.
@@ -73,6 +74,7 @@ NICK_COLOURS = (
     "#827717",  # olive
 )
 OWN_BACKGROUND = "#e8f0fe"
+AWAY_COLOUR = "#767676"  # an away member's row: grey, still 4.5:1 on white
 MAX_VIEW_LINES = 2500  # lines kept in the message view before the oldest go
 
 
@@ -197,26 +199,33 @@ class ChatWindow:
         self.host_text = tk.StringVar(value=DEFAULT_HOST)
         self.port_text = tk.StringVar(value=str(DEFAULT_PORT))
         self.nick_text = tk.StringVar()
+        # Optional: with it, the window logs in to the nickname's account at the
+        # prompt (docs/protocol.md, Devices). Kept in memory only, for reconnects.
+        self.password_text = tk.StringVar()
         self.form_fields: list[ttk.Entry] = []
         for row, (label, variable) in enumerate(
             (
                 ("Server", self.host_text),
                 ("Port", self.port_text),
                 ("Nickname", self.nick_text),
+                ("Password (optional)", self.password_text),
             ),
             start=1,
         ):
             ttk.Label(form, text=label).grid(row=row, column=0, sticky="w", pady=4)
-            field = ttk.Entry(form, textvariable=variable, width=28)
+            secret = variable is self.password_text
+            field = ttk.Entry(
+                form, textvariable=variable, width=28, show="•" if secret else ""
+            )
             field.grid(row=row, column=1, sticky="ew", pady=4, padx=(12, 0))
             field.bind("<Return>", self._form_submitted)
             self.form_fields.append(field)
         self.connect_button = ttk.Button(
             form, text="Connect", command=self._form_submitted
         )
-        self.connect_button.grid(row=4, column=1, sticky="e", pady=(12, 0))
+        self.connect_button.grid(row=5, column=1, sticky="e", pady=(12, 0))
         self.form_message = ttk.Label(form, style="Error.TLabel", wraplength=420)
-        self.form_message.grid(row=5, column=0, columnspan=2, sticky="w", pady=12)
+        self.form_message.grid(row=6, column=0, columnspan=2, sticky="w", pady=12)
         return form
 
     def _build_chat(self) -> ttk.Frame:
@@ -320,11 +329,21 @@ class ChatWindow:
 
     # -- starting and stopping --------------------------------------------------------
 
-    def start(self, host: str | None, port: int | None, nick: str | None) -> None:
-        """Fill the form from the command line; with a nickname, connect at once."""
+    def start(
+        self,
+        host: str | None,
+        port: int | None,
+        nick: str | None,
+        password: str = "",
+    ) -> None:
+        """Fill the form from the command line; with a nickname, connect at once.
+
+        password (from --password-file, never the command line) logs in.
+        """
         self.host_text.set(host or DEFAULT_HOST)
         self.port_text.set(str(port if port is not None else DEFAULT_PORT))
         self.nick_text.set(nick or "")
+        self.password_text.set(password)
         if nick:
             self._form_submitted()
         else:
@@ -693,8 +712,14 @@ class ChatWindow:
         # @ before an operator, + before a voiced member (rooms people run).
         mark = self._shown.mark(nick) if self._shown is not None else ""
         label = f"{mark}{nick}"
-        self.member_list.insert(row, f"{label} (you)" if own else label)
-        self.member_list.itemconfigure(row, foreground=nick_colour(nick))
+        if own:
+            label += " (you)"
+        away = self.session.state.away.get(fold(nick))
+        if away is not None:  # AWAY (docs/protocol.md, Devices): greyed, and why
+            label += f" (away: {away})"
+        self.member_list.insert(row, label)
+        colour = AWAY_COLOUR if away is not None else nick_colour(nick)
+        self.member_list.itemconfigure(row, foreground=colour)
 
     def _count_members(self, conversation: Conversation) -> None:
         count = len(self._member_keys)
@@ -717,7 +742,7 @@ class ChatWindow:
         else:
             self.form_message.configure(text="")
             self._form_busy(True)
-            self.session.connect(host, port, nick)
+            self.session.connect(host, port, nick, self.password_text.get())
             return
         self.form_message.configure(text=problem)
 
@@ -850,6 +875,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse chatd-tk's command line."""
     parser = argparse.ArgumentParser(
         prog="chatd-tk",
+        # No --password as short for --password-file: a password is never an
+        # argument (the process list shows arguments to everyone).
+        allow_abbrev=False,
         description="The chatd desktop client. With --nick it connects at once; "
         "otherwise it asks for the server and a nickname.",
     )
@@ -858,7 +886,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--port", type=int, help=f"server port (default {DEFAULT_PORT})"
     )
     parser.add_argument("--nick", help="your nickname")
+    parser.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="log in to your nickname's account with the password on this "
+        "file's first line (a password is never given on the command line)",
+    )
     return parser.parse_args(argv)
+
+
+def read_password(path: str | None) -> str:
+    """The password on path's first line ("" without a path); OSError if unreadable."""
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as file:
+        return file.readline().rstrip("\r\n")
 
 
 def start_logging(window: ChatWindow) -> None:
@@ -879,6 +921,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the desktop client: `chatd-tk [--host HOST] [--port PORT] [--nick NICK]`."""
     args = parse_args(argv)
     try:
+        password = read_password(args.password_file)
+    except OSError as error:
+        print(f"chatd-tk: cannot read the password file: {error}", file=sys.stderr)
+        return 2
+    try:
         root = tk.Tk(className="chatd")
     except tk.TclError as error:
         print(f"chatd-tk: cannot open a window: {error}", file=sys.stderr)
@@ -888,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     reactor = cast(IChatReactor, global_reactor)
     window = ChatWindow(root, reactor)
     start_logging(window)
-    window.start(args.host, args.port, args.nick)
+    window.start(args.host, args.port, args.nick, password)
     run(root, window, reactor)
     return 0
 

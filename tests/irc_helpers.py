@@ -97,6 +97,11 @@ class FakeIrc:
     def attach_user(self, user: User) -> None:
         self.user = user
 
+    def switch_user(self, user: User, reason: str) -> None:
+        if self.user is not None:
+            self.chat.drop_connection(self.user, self, reason)
+        self.user = user
+
     def quit_chat(self, reason: str) -> None:
         if self.user is not None:
             self.chat.quit(self.user, reason)

@@ -504,3 +504,132 @@ def test_an_operator_may_delete_anyones_message(counted: CountedWindow) -> None:
     window = counted.window
     his = window.entry_at(*_line_point(counted, "bob: spam"))
     assert window.deletion_target(his) == "#lobby"
+
+
+# -- several devices (docs/protocol.md, Devices (version 3)) ------------------------
+
+
+def test_a_password_logs_in_at_the_prompt_and_a_refusal_shows_in_the_form(
+    counted: CountedWindow,
+) -> None:
+    """With a password the window answers the prompt `/identify <nick> <password>`
+    (after /ids on), never NICK; a wrong one shows the server's words in the
+    form; the right one attaches (WELCOME, then the user's JOINs)."""
+    window = counted.window
+    window.start("127.0.0.1", 5501, None)
+    window.nick_text.set("alice")
+    window.password_text.set("wrong-one")
+    window._form_submitted()
+    counted.hear("HELLO chatd hi", "NICK pick one")
+    transport = counted.protocols[-1].transport
+    assert isinstance(transport, StringTransport)
+    sent = transport.value().decode().split("\r\n")
+    assert sent[:3] == ["/ids on", "/tags on", "/identify alice wrong-one"]
+    transport.clear()
+    counted.hear(
+        "ERR auth-failed wrong password, or no account of that name", "NICK pick one"
+    )
+    shown = str(window.form_message.cget("text"))
+    assert shown.startswith("Logging in as alice failed: wrong password")
+    assert window.form.winfo_manager() == "grid"  # the form is back
+    window.password_text.set("s3cret-pw")
+    window._form_submitted()
+    assert transport.value() == b"/identify alice s3cret-pw\r\n"
+    counted.hear(
+        "WELCOME alice Welcome back to chatd, alice: this connection is one of 2",
+        "JOIN #lobby alice",
+        "JOIN #dev alice",
+    )
+    assert window.chat.winfo_manager() == "grid"
+    assert set(window.session.state.conversations) >= {"#lobby", "#dev"}
+    assert b"NICK " not in transport.value()
+
+
+def test_away_greys_the_member_and_is_said_where_one_expects_it(
+    counted: CountedWindow,
+) -> None:
+    """AWAY bob: bob's row reads "bob (away: at lunch)" in grey, no line in the
+    room; the AWAY after our message to him is said in our conversation with
+    him; our own AWAY is said on screen; ID lines show nothing."""
+    from chatd.tk_client import AWAY_COLOUR
+
+    counted.sign_in()
+    counted.hear("JOIN #lobby bob")
+    lobby = counted.window.session.state.conversations["#lobby"]
+    before = len(lobby.scrollback)
+    counted.hear("AWAY bob at lunch")
+    rows = list(counted.window.member_list.get(0, "end"))
+    assert "bob (away: at lunch)" in rows
+    row = rows.index("bob (away: at lunch)")
+    assert counted.window.member_list.itemcget(row, "foreground") == AWAY_COLOUR
+    assert len(lobby.scrollback) == before
+    counted.hear("PRIV alice bob are you there?", "AWAY bob at lunch")
+    bob = counted.window.session.state.conversations["bob"]
+    assert bob.scrollback[-1].text == "bob is away: at lunch"
+    counted.hear("AWAY bob ")
+    counted.window.session.select("#lobby")
+    assert "bob" in list(counted.window.member_list.get(0, "end"))
+    assert bob.scrollback[-1].text == "bob is back."
+    counted.hear("AWAY alice on the train")
+    shown = counted.window.session.state.shown()
+    assert shown.scrollback[-1].text == "You are marked away: on the train"
+    counted.hear("ID #lobby 7 2026-12-07T23:00:00.000Z", "MSG #lobby bob hi")
+    assert lobby.scrollback[-1].text == "hi" and lobby.scrollback[-1].id == 7
+    conversations = counted.window.session.state.conversations.values()
+    kinds = {entry.kind.name for c in conversations for entry in c.scrollback}
+    assert "ERROR" not in kinds
+
+
+def test_command_line_takes_a_password_file(tmp_path: Path) -> None:
+    """--password-file PATH: its first line is the password; none on the line."""
+    from chatd.tk_client import read_password
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-pw\nignored\n", encoding="utf-8")
+    args = parse_args(["--nick", "alice", "--password-file", str(secret)])
+    assert read_password(args.password_file) == "s3cret-pw"
+    assert read_password(None) == ""
+    with pytest.raises(SystemExit):
+        parse_args(["--password", "s3cret-pw"])
+
+
+def test_window_logs_in_with_a_password_file_beside_a_line_connection(
+    display: str, port: int, tmp_path: Path
+) -> None:
+    """alice is on a line connection, identified; chatd-tk --password-file logs
+    in as alice too: one user (bob sees no JOIN), what bob says reaches the
+    window, bob's /away shows beside his name."""
+    alice = LineClient.tcp(port)
+    alice.register("alice")
+    alice.send("/register s3cret-pw s3cret-pw")
+    alice.expect("INFO ")
+    bob = LineClient.tcp(port)
+    bob.register("bob")
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-pw\n", encoding="utf-8")
+    log = tmp_path / "alice-tk.log"
+    with Driver(display, port, "alice", log, password_file=secret) as window:
+        assert window.expect("registered")["nick"] == "alice"
+        bob.send("/who #lobby")
+        assert sorted(bob.expect("USERS #lobby").split()[2:]) == ["alice", "bob"]
+        bob.send("/away at lunch")
+        bob.send("hello both of you")
+        window.expect("entry", lambda event: event["text"] == "hello both of you")
+        assert alice.expect("MSG #lobby bob") == "MSG #lobby bob hello both of you"
+        # The window asks /who after the JOIN of its attach: its answer may come
+        # after bob's line, so the list is read again until it has come (bounded).
+        wanted = ["alice (you)", "bob (away: at lunch)"]
+        for _ in range(50):
+            window.command("dump")
+            members = window.expect("dump")["members"]
+            if members == wanted:
+                break
+        assert members == wanted
+        window.command("close")
+        window.expect("exited")
+        assert "Traceback" not in window.errors()
+    # The window's /quit closed its connection only: alice is still here.
+    bob.send("/who #lobby")
+    assert sorted(bob.expect("USERS #lobby").split()[2:]) == ["alice", "bob"]
+    alice.close()
+    bob.close()

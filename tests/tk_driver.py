@@ -73,13 +73,21 @@ class Driver:
     """The real client window in a subprocess: read its events, send commands."""
 
     def __init__(
-        self, display: str, port: int, nick: str, log: Path, geometry: str = ""
+        self,
+        display: str,
+        port: int,
+        nick: str,
+        log: Path,
+        geometry: str = "",
+        password_file: Path | None = None,
     ) -> None:
         env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(ROOT))
         env["PYTHONUNBUFFERED"] = "1"
         self.log_path = log
         self._stderr = log.open("wb")
         args = [sys.executable, __file__, "127.0.0.1", str(port), nick, geometry]
+        if password_file is not None:  # as chatd-tk --password-file PATH
+            args.append(str(password_file))
         self.process = subprocess.Popen(
             args,
             env=env,
@@ -169,7 +177,9 @@ def _emit(event: str, **fields: object) -> None:
             select.select([], [fd], [], WAIT)
 
 
-def run_window(host: str, port: int, nick: str, geometry: str) -> int:
+def run_window(
+    host: str, port: int, nick: str, geometry: str, password_file: str | None = None
+) -> int:
     """Build the real window, connect it, and obey commands until it closes."""
     import tkinter as tk
 
@@ -183,6 +193,7 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
         ChatWindow,
         IChatReactor,
         conversation_label,
+        read_password,
         run,
         start_logging,
     )
@@ -282,7 +293,7 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
         root.geometry(geometry)
     start_logging(window)
     stdio.StandardIO(Commands())
-    window.start(host, port, nick)
+    window.start(host, port, nick, read_password(password_file))
     run(root, window, reactor)
     _emit("exited")
     return 0
@@ -290,4 +301,5 @@ def run_window(host: str, port: int, nick: str, geometry: str) -> int:
 
 if __name__ == "__main__":
     host_, port_, nick_, geometry_ = sys.argv[1:5]
-    sys.exit(run_window(host_, int(port_), nick_, geometry_))
+    password_file_ = sys.argv[5] if len(sys.argv) > 5 else None
+    sys.exit(run_window(host_, int(port_), nick_, geometry_, password_file_))

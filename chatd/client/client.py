@@ -56,6 +56,8 @@ SLOWEST_SEND_RATE = 0.25  # lines per second, however often ERR flood comes
 QUIT_GRACE = 2.0  # seconds to wait for the server to close after /quit
 CONNECT_TIMEOUT = 10  # seconds for one TCP connection attempt
 NICK_REFUSALS = frozenset({"nick-taken", "nick-invalid"})  # docs/protocol.md codes
+# A login at the prompt refused (docs/protocol.md, Devices): the form again.
+LOGIN_REFUSALS = frozenset({"auth-failed", "throttled", "too-many-devices"})
 PRIVATE_KINDS = frozenset({ConversationKind.PRIVATE, ConversationKind.OTHERS})
 
 
@@ -270,6 +272,8 @@ class ClientSession:
         self._ever_registered = False  # since the user last chose a server
         self._nick_sent = False  # answered the current NICK prompt
         self._refusal: str | None = None  # ERR text of a refused nickname
+        self._login_refused = False  # the refusal was of a password login
+        self._password = ""  # logs in at the prompt (connect), in memory only
         self._bye: str | None = None  # BYE text on this connection
 
     @property
@@ -279,9 +283,15 @@ class ClientSession:
 
     # -- what the user does -----------------------------------------------------------
 
-    def connect(self, host: str, port: int, nick: str) -> None:
-        """Connect to host:port as nick, or answer a NICK prompt on the open one."""
+    def connect(self, host: str, port: int, nick: str, password: str = "") -> None:
+        """Connect to host:port as nick, or answer a NICK prompt on the open one.
+
+        With a password the prompt is answered `/identify <nick> <password>`
+        (docs/protocol.md, Devices): the account's user, attached to if it is
+        connected elsewhere. The password stays in memory for reconnects.
+        """
         self.state.nick = nick
+        self._password = password
         if self.phase is SessionPhase.AWAITING_NICK and (host, port) == (
             self.host,
             self.port,
@@ -472,6 +482,10 @@ class ClientSession:
             # docs/protocol.md, Typing, reactions and replies: shown as text.
             tags.sent = tags.pending = True
             self._send("/tags on")
+        if self._password:  # docs/protocol.md, Devices: log in at the prompt
+            self.view.status(f"Logging in as {self.nick}…")
+            self._send(f"/identify {self.nick} {self._password}")
+            return
         # docs/protocol.md: while the server waits for a nickname, `NICK alice` is one.
         self._send(f"NICK {self.nick}")
 
@@ -566,6 +580,10 @@ class ClientSession:
             case "ERR" if words[0] in NICK_REFUSALS:
                 if self.phase is SessionPhase.AWAITING_NICK:
                     self._refusal = text  # the NICK prompt that follows asks again
+            case "ERR" if words[0] in LOGIN_REFUSALS:
+                if self.phase is SessionPhase.AWAITING_NICK and self._password:
+                    self._refusal = text
+                    self._login_refused = True
             case "ERR" if words[0] == "flood" and self._pacer is not None:
                 self._pacer.slow_down()
         self.state.apply(line)
@@ -585,7 +603,12 @@ class ClientSession:
     def _on_nick(self) -> None:
         if self.phase is not SessionPhase.AWAITING_NICK:
             return
-        if self._refusal is not None:
+        if self._refusal is not None and self._login_refused:
+            reason, self._refusal, self._login_refused = self._refusal, None, False
+            self._nick_sent = False
+            self.view.status(f"Logging in failed: {reason}")
+            self.view.connect_failed(f"Logging in as {self.nick} failed: {reason}")
+        elif self._refusal is not None:
             reason, self._refusal = self._refusal, None
             self._nick_sent = False
             self.view.status(f"Nickname refused: {reason}")

@@ -117,6 +117,7 @@ class ChatState:
         self.current = SERVER_KEY  # the key of the conversation on screen
         self._privates = 0  # how many conversations are PRIVATE
         self.room_sizes: dict[str, int] = {}  # the last ROOMS answer
+        self.away: dict[str, str] = {}  # folded nick -> away text (AWAY lines)
         self._previous: ServerLine | None = None  # to join USERS/ROOMS lines
         self._lines = 0  # server lines applied on this connection
         self._who_asked: dict[str, deque[WhoRequest]] = {}  # per room key
@@ -291,6 +292,8 @@ class ChatState:
                 | "ACCOUNT"
             ):
                 self._rooms_people_run(line.verb, words, text)
+            case "AWAY":  # docs/protocol.md, Devices (version 3)
+                self._on_away(words[0], text, previous)
             case "KLINE":  # /klines (docs/protocol.md, Server bans)
                 mask, by, _, expires = words
                 until = "for good" if expires == "permanent" else f"until {expires}"
@@ -420,6 +423,7 @@ class ChatState:
 
     def _on_quit(self, nick: str, reason: str) -> None:
         key = fold(nick)
+        self.away.pop(key, None)
         for conversation in self.conversations.values():
             was_member = self._remove_member(conversation, nick)
             if was_member or (
@@ -428,8 +432,46 @@ class ChatState:
             ):
                 self.note(conversation, EntryKind.NOTICE, f"{nick} quit ({reason})")
 
+    def _on_away(self, nick: str, text: str, previous: ServerLine | None) -> None:
+        """AWAY: mark nick away (or back) beside its name; say so where expected.
+
+        Our own change is said in the conversation on screen; someone else's
+        in our private conversation with them, also when it answers our
+        message to them (it comes right after our PRIV); the rooms' member
+        lists show it without a line.
+        """
+        key = fold(nick)
+        was = self.away.get(key, "")
+        if text:
+            self.away[key] = text
+        else:
+            self.away.pop(key, None)
+        answered = (
+            previous is not None
+            and previous.verb == "PRIV"
+            and bool(text)
+            and not self.is_me(nick)
+        )
+        if text == was and not answered:
+            return
+        if self.is_me(nick):
+            self.note_shown(
+                EntryKind.INFO,
+                f"You are marked away: {text}" if text else "You are back.",
+            )
+        else:
+            chat = self.conversations.get(key)
+            if chat is not None and chat.kind is ConversationKind.PRIVATE:
+                said = f"{nick} is away: {text}" if text else f"{nick} is back."
+                self.note(chat, EntryKind.NOTICE, said)
+        for conversation in self.conversations.values():
+            if key in conversation.members:
+                self.view.members_reset(conversation)
+
     def _on_rename(self, old: str, new: str) -> None:
         old_key, new_key = fold(old), fold(new)
+        if old_key in self.away:
+            self.away[new_key] = self.away.pop(old_key)
         if self.is_me(old):
             self.nick = new
         notice = f"{old} is now known as {new}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar, cast
 
 from twisted.internet.defer import Deferred
@@ -25,6 +26,7 @@ from twisted.python.failure import Failure
 from chatd.irc import markers
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.reattach import attach_identified, holder_to_attach
 from chatd.irc.registration import try_register
 from chatd.irc.render import SERVICES_HOST, mask
 from chatd.irc.session import (
@@ -251,6 +253,41 @@ def _answered(
     answer_later(session, answer, said, refused, late)
 
 
+def _attached(session: IrcSession, user: User, record: AccountRecord) -> bytes:
+    """IDENTIFY's password was right for an account whose user is here.
+
+    This connection attaches to that user (chatd.irc.reattach); if that
+    user left meanwhile, user is identified as IDENTIFY always did.
+    """
+    if session.user is not user:  # this connection closed meanwhile
+        return b""
+    said = logged_in(session, record.name)
+    try:
+        holder = attach_identified(session, user, record.name, said)
+    except ChatError as error:  # too many devices, or on another cluster node
+        text = clean_text(error.text)
+        return _notice(session, text[:1].upper() + text[1:] + ".")
+    if holder is None:
+        try:
+            session.accounts.identified(user, record)
+        except ServerBanned:  # its connection is closing
+            return b""
+        return (
+            said
+            + _notice(session, f"You are now identified for {record.name}.")
+            + markers.on_identify(session, record)
+        )
+    session.send(
+        _notice(
+            session,
+            f"You are now identified for {record.name}, and this connection is "
+            f"one more of {holder.nick}'s.",
+        )
+        + markers.on_identify(session, record)  # the account's markers, as after
+    )  # an IDENTIFY that does not attach (what it missed: CHATHISTORY)
+    return b""
+
+
 def nickserv(session: IrcSession, text: str) -> None:
     """A PRIVMSG to NickServ: IDENTIFY, REGISTER, SET PASSWORD, DROP, HELP, and
     for server operators RESETPASS and FDROP (Atheme's words)."""
@@ -272,10 +309,14 @@ def nickserv(session: IrcSession, text: str) -> None:
 
     if command == "IDENTIFY" and 1 <= len(args) <= 2:
         name, password = (user.nick, args[0]) if len(args) == 1 else (args[0], args[1])
-        checked = accounts.identify(user, name, password, host)
-        caught_up = fork(checked)
-        _answered(session, checked, identified)
-        markers.replay_after(session, caught_up)  # what it missed, after the answer
+        if holder_to_attach(session, user, name) is None:
+            checked = accounts.identify(user, name, password, host)
+            caught_up = fork(checked)
+            _answered(session, checked, identified)
+            markers.replay_after(session, caught_up)  # what it missed, after the answer
+        else:  # a second device: this connection attaches (chatd.irc.reattach)
+            answer = accounts.identify(None, name, password, host)
+            _answered(session, answer, partial(_attached, session, user))
     elif command == "REGISTER" and 1 <= len(args) <= 2:
         # The second word is an email to services elsewhere (not kept here);
         # a second word without @ is the password again, and must match.

@@ -124,6 +124,16 @@ class IrcConnection(Connection):
             self.server.ping_interval, self._ping_check
         )
 
+    def switch_user(self, user: User, reason: str) -> None:
+        """Leave this connection's user and become one more connection of user.
+
+        NickServ IDENTIFY to a connected account (chatd.irc.reattach): the
+        old user quits (QUIT to the others, with reason) unless it has other
+        connections; the caller attaches this one to user (Chat.attach).
+        """
+        self.leave(reason, logged="attached to another user")
+        self.user = user
+
     def quit_chat(self, reason: str) -> None:
         """QUIT: the others hear the reason, the client gets ERROR, then close."""
         self.leave(reason, logged="QUIT")

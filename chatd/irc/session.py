@@ -78,6 +78,9 @@ class IrcSession(HistorySession, Protocol):
     def attach_user(self, user: User) -> None:
         """Become one more connection of user (chatd.model.devices)."""
 
+    def switch_user(self, user: User, reason: str) -> None:
+        """Leave this connection's user (QUIT to the others) and become user's."""
+
     def deliver(self, event: Event) -> None:
         """Write a chat event as this connection renders it."""
 
