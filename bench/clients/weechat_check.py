@@ -1,4 +1,4 @@
-"""WeeChat (headless) against a fresh chatd: the checklist of docs/clients.md, repeatable.
+"""WeeChat (headless) against a fresh chatd: docs/clients.md's checklist, repeatable.
 
 Starts `twistd -n chatd` from this checkout on loopback ports it picks, a
 line-door user (a socket, as nc would be) who registers the operator account
@@ -95,7 +95,7 @@ class LineUser:
         try:
             while chunk := self.sock.recv(65536):
                 self.seen += chunk.decode(errors="replace")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             pass
         return self.seen
 
