@@ -103,6 +103,18 @@ class LineConnection(SpeaksLine, Connection):
             self.send(reply)  # telnet discards our output until it hears back
         commands = self.telnet.take_commands()
         gate = self.gate
+        telnet = self.telnet
+        if telnet.letters_lost:  # the line will be refused as bad UTF-8
+            telnet.letters_lost = 0
+            if not telnet.told:  # telnet sends such a line in several packets
+                telnet.told = True
+                self.send_info(
+                    "Your telnet turned a letter into a telnet command (it does so"
+                    " to some non-ASCII letters: у, Ã, ✓...), so the line is lost;"
+                    " nc -C or chatd-tk send them as typed."
+                )
+        if b"\n" in data:
+            telnet.told = False
         if gate is None or gate.held is None:  # a throttled client waits for these
             if _IP in commands:
                 self.send_info("Ctrl-C does not leave the chat; type /quit to leave.")

@@ -133,3 +133,21 @@ def test_a_room_record_always_lists_its_founder() -> None:
     """Read back from JSON that lacks it, the founder is among the operators."""
     record = room_from_json("alice", '{"name": "#dev", "operators": []}')
     assert record.operators == {"alice"} and record.flags == {"n"}
+
+
+def test_what_is_saved_while_the_file_is_read_is_kept(tmp_path: Path) -> None:
+    """What runs once the store is read (always-on users coming back, which
+    join their rooms and so save their record) may save at once: it is
+    written when the thread starts, not refused as "the database is not open"
+    (the log said so at every daemon start with an always-on user)."""
+    path = tmp_path / "chatd.sqlite3"
+    mailbox = Mailbox()
+    history = SQLiteHistory(str(path), Clock(), mailbox, keep_days=0)
+    store = SQLiteAccounts(history)
+    record = AccountRecord("alice", "$argon2id$v=19$fake", 1234)
+    store.when_loaded(lambda: store.save_account("alice", record))
+    history.open()
+    closed(history, mailbox)
+    history, store = opened(path, mailbox)
+    assert store.accounts == {"alice": record}
+    closed(history, mailbox)

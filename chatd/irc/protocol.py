@@ -241,9 +241,14 @@ class IrcConnection(Connection):
         self._pinged = False
 
     def unregistered_count(self) -> int:
-        """Connections on any door that have not registered yet."""
+        """Connections on any door that have not registered yet.
+
+        Counted, not taken from the number of users: one user may have
+        several connections (chatd.model.devices), and a cluster's users
+        include other nodes'.
+        """
         connections = getattr(self.hub, "connections", ())
-        return max(0, len(connections) - len(self.chat.users))
+        return sum(1 for connection in connections if connection.user is None)
 
     # -- the door's words ----------------------------------------------------------
 

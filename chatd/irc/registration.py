@@ -80,8 +80,11 @@ def attach(session: IrcSession, user: User) -> None:
         if room.rules.topic:
             room_commands.topic_reply(session, room)
         names_reply(session, room)
+    away = user.away
     # Attached after its burst: what the user is sent from now on follows it.
     session.chat.attach(user, cast(IChatClient, session))
+    if away and user.away == away:  # away on the other devices: the client's bar
+        numeric(session, n.RPL_NOWAWAY, text="You have been marked as being away")
 
 
 def welcome(session: IrcSession, user: User) -> None:
@@ -125,9 +128,15 @@ def _motd_lines(session: IrcSession) -> list[str]:
         key=lambda room: (-len(room.members), room.key),
     )
     shown = ", ".join(f"{room.name} ({len(room.members)})" for room in busiest[:5])
+    user = session.user
+    where = (
+        []  # in rooms already (an attached device, MOTD asked later)
+        if user is not None and user.rooms
+        else [f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}"]
+    )
     return [
         *chat.motd,  # as reloaded last (chatd.ops.reload)
-        f"You are in no room yet. Most people are in {LOBBY}: /join {LOBBY}",
+        *where,
         f"Rooms: {shown}" if shown else f"No rooms yet: /join {LOBBY}",
     ]
 

@@ -27,6 +27,10 @@ class TelnetFilter:
     partial: bytes = b""  # an IAC sequence cut off at the end of the last packet
     commands: list[int] = field(default_factory=list)  # e.g. IP, AYT, in order
     sequences: int = 0  # telnet sequences taken out by the last feed()
+    # Commands inside a UTF-8 letter (docs/clients.md, telnet): netkit telnet
+    # sends IAC IP for the 0x83 of "у", the byte lost. Not the person's Ctrl-C.
+    letters_lost: int = 0
+    told: bool = False  # the person was told of the line being lost (once a line)
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         """Return (text without telnet sequences, bytes to send back)."""
@@ -75,7 +79,10 @@ class TelnetFilter:
                 self.sequences += 1
                 at = end + 2
             else:
-                self.commands.append(command)
+                if inside_letter(text):
+                    self.letters_lost += 1
+                else:
+                    self.commands.append(command)
                 self.sequences += 1
                 at = start + 2
         return bytes(text), bytes(reply)
@@ -84,3 +91,19 @@ class TelnetFilter:
         """Return the bare commands seen so far and forget them."""
         commands, self.commands = self.commands, []
         return commands
+
+
+def inside_letter(text: bytearray) -> bool:
+    """Tell whether text ends inside a UTF-8 sequence (a lead byte, too few after).
+
+    A telnet command there stands for a byte of the letter that telnet's line
+    mode took for one of its control characters (0x83 is ^C with the high bit).
+    """
+    for back in range(1, min(4, len(text)) + 1):
+        byte = text[-back]
+        if byte < 0x80:
+            return False
+        if byte >= 0xC0:  # the lead byte: how long the sequence should be
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return back < length
+    return False

@@ -418,8 +418,13 @@ class SQLiteHistory:
         self, work: Callable[[HistoryDatabase], object]
     ) -> defer.Deferred[object]:
         """Run work(database) on the thread, after what is queued; fires with its
-        result (or fails with HistoryUnavailable when the database fails)."""
-        if self._thread is None or self._stopped is not None:
+        result (or fails with HistoryUnavailable when the database fails).
+
+        Work submitted while the database opens (by an opener, or what it
+        calls: always-on users coming back save their record) waits in the
+        queue for the thread, which starts right after the openers.
+        """
+        if self.database is None or self._stopped is not None:
             return defer.fail(HistoryUnavailable("the database is not open"))
         self._hand_over()
         answer: defer.Deferred[object] = defer.Deferred()
