@@ -139,6 +139,21 @@ def test_export_of_a_room_includes_what_the_daemon_has_not_settled_yet(
     ]
 
 
+def test_export_leaves_deleted_messages_out(database: str) -> None:
+    """A deleted message is a tombstone (its text '') in the file: export
+    writes nothing of it, in a room or in a conversation."""
+    plain = sqlite3.connect(database)
+    plain.execute("UPDATE messages SET text = '' WHERE id = 1002")
+    plain.execute("UPDATE private_messages SET text = '' WHERE id = 1005")
+    plain.commit()
+    plain.close()
+    code, out = admin("export", "--database", database, "--room", "#lobby")
+    assert code == cli.OK and "waves" not in out
+    assert [line["id"] for line in json_lines(out.split("exported")[0])] == [1000, 1003]
+    code, out = admin("export", "--database", database, "--account", "alice")
+    assert code == cli.OK and '"text": ""' not in out and "hi back" not in out
+
+
 def test_export_of_an_account_is_its_private_conversations(database: str) -> None:
     """--account alice: her conversations with bob and with carol (not
     identified), each line's target the side it was written to."""

@@ -113,7 +113,8 @@ def test_nickserv_set_always_on(factory: ChatFactory) -> None:
     anon.dataReceived(b"NS SET ALWAYS-ON ON\r\n")
     assert lines(a_out)[0].endswith(
         "Always-on is for identified users; identify first "
-        "(/msg NickServ IDENTIFY <password>)."
+        "(/msg NickServ IDENTIFY <password>), or register your nickname if it "
+        "has no account yet."
     )
     line[0].dataReceived(b"/quit\r\n")
     line[0].connectionLost()

@@ -506,6 +506,10 @@ def test_a_message_read_in_one_tab_is_read_in_the_other_and_in_the_tk_window(
                 desk.command("type /join #dev")
                 desk.expect("entry", lambda e: e["conversation"] == "#dev")
                 desk.command("select #lobby")
+                # Selected before carol speaks: a line that came while #dev was
+                # still on screen would be read at once (no count to see).
+                desk.command("sync")
+                desk.expect("synced")
                 carol = LineClient.tcp(port)
                 carol.register("carol")
                 carol.send("/join #dev")

@@ -227,12 +227,17 @@ class LineDoor:
             user = conn.registered_user()
         else:
             conn.registered(user)
+            connections = devices.count(user) + 1
+            how_many = (
+                f"this connection is one of {connections} of your account."
+                if connections > 1
+                else "yours was kept while no device was connected (always-on)."
+            )
             conn.send(
                 line(
                     "WELCOME",
                     user.nick,
-                    text=f"Welcome back to {conn.config.name}, {user.nick}: this "
-                    f"connection is one of {devices.count(user) + 1} of your account.",
+                    text=f"Welcome back to {conn.config.name}, {user.nick}: {how_many}",
                 )
             )
             for room in devices.rooms_in_order(user):

@@ -490,7 +490,8 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
             raise ChatError(
                 ErrorCode.NOT_IDENTIFIED,
                 "always-on is for identified users; identify first "
-                f"({user.client.identify_hint})",
+                f"({user.client.identify_hint}), or register your nickname if it "
+                "has no account yet",
             )
         if on == (user in self.always_on):
             return False

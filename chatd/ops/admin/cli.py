@@ -90,7 +90,8 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> str:
         done = backup.backup(args.database, args.output)
         return (
             f"backed up {args.database} to {done.path}: {done.messages} messages, "
-            f"{done.accounts} accounts, {done.size} bytes"
+            f"{done.accounts} account{'' if done.accounts == 1 else 's'}, "
+            f"{done.size} bytes"
         )
     if args.tool == "export":
         if args.room is not None:

@@ -76,7 +76,9 @@ def _room_rows(connection: sqlite3.Connection, key: str) -> Iterator[dict[str, o
         )
         query = (
             f"SELECT id, time, kind, nick, text FROM {table} "
-            "WHERE room = ? AND id > ? ORDER BY id LIMIT ?"
+            # text '': a deleted message's tombstone (docs/protocol.md,
+            # Deleting messages): nothing of it is exported.
+            "WHERE room = ? AND id > ? AND text != '' ORDER BY id LIMIT ?"
         )
         for row in _pages(connection, query, (key,)):
             message_id, millis, kind, nick, text = row
@@ -109,7 +111,8 @@ def _account_rows(
     try:
         query = (
             "SELECT id, time, kind, sender, text, low, high FROM private_messages "
-            "WHERE (low = ? OR high = ?) AND id > ? ORDER BY id LIMIT ?"
+            "WHERE (low = ? OR high = ?) AND id > ? AND text != '' "
+            "ORDER BY id LIMIT ?"
         )
         for row in _pages(connection, query, (key, key)):
             message_id, millis, kind, sender, text, low, high = row
