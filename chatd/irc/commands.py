@@ -8,7 +8,7 @@ which the door turns into a numeric in one place (numeric_for).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 
@@ -25,6 +25,7 @@ from chatd.irc import numerics as n
 from chatd.irc.caps import CapReply
 from chatd.irc.history import backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
+from chatd.irc.names_list import LIST_LINE_BUDGET, names_reply, word_lines
 from chatd.irc.registration import lusers, motd, send_isupport, try_register
 from chatd.irc.render import CTCP, mask, shown_host, user_at_host
 from chatd.irc.search import search
@@ -50,21 +51,14 @@ from chatd.model.globs import Glob
 from chatd.model.names import clean_text, fold
 from chatd.model.server_bans import ServerBanned
 from chatd.model.state import NO_HOST
-from chatd.net.bulk import pack_words
 
 # NAMES and LIST replies are split so that no line passes this many bytes.
-LIST_LINE_BUDGET = 400
 USERLEN = 10
 
 
 def _wildcard(pattern: str) -> Glob:
     """Read an IRC mask (* and ?) over folded names: matched without backtracking."""
     return Glob(fold(pattern))
-
-
-def _word_lines(head: str, words: Iterable[str], budget: int) -> list[str]:
-    """Join words into space-separated chunks of at most budget bytes after head."""
-    return [" ".join(chunk) for chunk in pack_words(words, len(head.encode()), budget)]
 
 
 # -- registration ----------------------------------------------------------------
@@ -214,29 +208,6 @@ def part(session: IrcSession, msg: IrcMessage) -> None:
             session.chat.part(user, name, reason)
         except ChatError as error:
             send_error(session, numeric_for(error, name))
-
-
-def names_reply(session: IrcSession, room: Room, end: bool = True) -> int:
-    """353 lines listing room's members (@ and + before operators and voiced),
-    then 366 unless end is false (a NAMES of several rooms ends once).
-
-    Return how many 353 lines were sent (what a NAMES is charged by)."""
-    long_form = session.caps.has("userhost-in-names")
-    multi = session.caps.has("multi-prefix")
-    prefixes = room_commands.prefixes
-    names = [
-        prefixes(room, member, multi)
-        + (mask(session.chat, member.nick) if long_form else member.nick)
-        for member in sorted(room.members.values(), key=lambda u: u.key)
-    ]
-    symbol = "@" if room.rules.has("s") else "="
-    head = f":{session.server.name} 353 {session.nick} {symbol} {room.name} :"
-    chunks = _word_lines(head, names, LIST_LINE_BUDGET)
-    for chunk in chunks:
-        numeric(session, n.RPL_NAMREPLY, symbol, room.name, text=chunk)
-    if end:
-        numeric(session, n.RPL_ENDOFNAMES, room.name, text="End of /NAMES list")
-    return len(chunks)
 
 
 def names(session: IrcSession, msg: IrcMessage) -> None:
@@ -575,7 +546,7 @@ def whois(session: IrcSession, msg: IrcMessage) -> None:
     ]
     if rooms:
         head = f":{session.server.name} 319 {session.nick} {found.nick} :"
-        for chunk in _word_lines(head, rooms, LIST_LINE_BUDGET):
+        for chunk in word_lines(head, rooms, LIST_LINE_BUDGET):
             numeric(session, n.RPL_WHOISCHANNELS, found.nick, text=chunk)
     numeric(
         session,

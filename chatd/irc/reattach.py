@@ -24,6 +24,7 @@ from typing import cast
 
 from chatd.irc import room_commands
 from chatd.irc.message import irc_line
+from chatd.irc.names_list import names_reply
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession
 from chatd.model import devices
@@ -60,7 +61,6 @@ def attach_identified(
     if holder is None or holder is old:
         return None
     # NAMES is chatd.irc.commands', which imports this module's importer.
-    from chatd.irc.commands import names_reply
 
     session.send(said)  # 900, to the old nickname
     reason = f"Logged in as {holder.nick}"

@@ -13,6 +13,7 @@ from typing import cast
 from chatd.irc import markers, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
+from chatd.irc.names_list import names_reply
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession, is_invisible, numeric, numeric_for
 from chatd.model import devices
@@ -71,7 +72,6 @@ def attach(session: IrcSession, user: User) -> None:
     and NAMES, as if it had joined them; nobody else sees anything.
     """
     # NAMES is chatd.irc.commands', which imports this module: asked here.
-    from chatd.irc.commands import names_reply
 
     session.attach_user(user)
     welcome(session, user)
