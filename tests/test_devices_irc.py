@@ -89,6 +89,24 @@ def test_two_sasl_connections_and_a_line_one_are_one_user(
     assert [t for t in lines(w_out) if "from the line" in t]
 
 
+def test_an_attached_irc_connection_gets_each_rooms_latest_as_a_join_does(
+    factory: ChatFactory,
+) -> None:
+    """The JOIN burst of a SASL attach plays each room's latest messages back,
+    as a JOIN does, to a client that does not ask with CHATHISTORY (The Lounge
+    showed an empty #lobby without it); one that asks gets none unasked."""
+    line = registered(factory, "alice")
+    line[0].dataReceived(b"/join #dev\r\nsaid before the laptop came\r\n")
+    lines(line[1])
+    plain, p_out = sasl(factory, "alice_w")
+    got = lines(p_out)
+    joined = next(at for at, text in enumerate(got) if text.endswith(" JOIN #dev"))
+    replayed = [text for text in got[joined:] if "said before the laptop came" in text]
+    assert len(replayed) == 1 and " #dev :" in replayed[0]
+    asks, a_out = sasl(factory, "alice_x", "draft/chathistory")
+    assert not [text for text in lines(a_out) if "said before the laptop" in text]
+
+
 def test_sasl_for_an_account_nobody_uses_registers_as_before(
     factory: ChatFactory,
 ) -> None:

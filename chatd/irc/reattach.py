@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import cast
 
 from chatd.irc import room_commands
+from chatd.irc.history import backfill
 from chatd.irc.message import irc_line
 from chatd.irc.names_list import names_reply
 from chatd.irc.render import mask
@@ -74,6 +75,7 @@ def attach_identified(
         if room.rules.topic:
             room_commands.topic_reply(session, room)
         names_reply(session, room)
+        backfill(session, room)  # as after a JOIN (none to chathistory clients)
     # Attached after its burst: what the user is sent from now on follows it.
     chat.attach(holder, cast(IChatClient, session))
     return holder

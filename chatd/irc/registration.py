@@ -12,6 +12,7 @@ from typing import cast
 
 from chatd.irc import markers, room_commands
 from chatd.irc import numerics as n
+from chatd.irc.history import backfill
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.names_list import names_reply
 from chatd.irc.render import mask
@@ -71,8 +72,6 @@ def attach(session: IrcSession, user: User) -> None:
     the one NICK asked for), then a JOIN for each of its rooms with its topic
     and NAMES, as if it had joined them; nobody else sees anything.
     """
-    # NAMES is chatd.irc.commands', which imports this module: asked here.
-
     session.attach_user(user)
     welcome(session, user)
     for room in devices.rooms_in_order(user):
@@ -80,6 +79,7 @@ def attach(session: IrcSession, user: User) -> None:
         if room.rules.topic:
             room_commands.topic_reply(session, room)
         names_reply(session, room)
+        backfill(session, room)  # as after a JOIN (none to chathistory clients)
     away = user.away
     # Attached after its burst: what the user is sent from now on follows it.
     session.chat.attach(user, cast(IChatClient, session))
