@@ -10,7 +10,7 @@ same words in WebSocket frames (chatd.web.door); neither is made from the other.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from twisted.conch.telnet import AYT, IP
 from twisted.internet.interfaces import IProtocolFactory
@@ -18,10 +18,11 @@ from twisted.internet.interfaces import IProtocolFactory
 from chatd.doors import Door
 from chatd.factory import ChatFactory
 from chatd.line.door import LINE_DOOR, NICK_PROMPT, SpeaksLine
+from chatd.line.extensions import ShowsExtensions
 from chatd.line.kinds import LINE_COMMANDS, command_of
 from chatd.line.telnet import TelnetFilter
-from chatd.line.wire import IDS, TAGS, line_renderer, private_id, render, tag_lines
-from chatd.model.chat import Event, Private
+from chatd.line.wire import LINE_RENDERERS, render
+from chatd.model.chat import Event
 from chatd.net.connection import Connection, ConnectionHub
 
 __all__ = ["LINE", "NICK_PROMPT", "LineConnection"]
@@ -29,13 +30,14 @@ __all__ = ["LINE", "NICK_PROMPT", "LineConnection"]
 _IP, _AYT = ord(IP), ord(AYT)
 
 
-class LineConnection(SpeaksLine, Connection):
+class LineConnection(SpeaksLine, ShowsExtensions, Connection):
     """The chatd line protocol (docs/protocol.md) for one TCP connection."""
 
     door = "line"
     identify_hint = "/identify <password>"
-    __slots__ = ("telnet", "extensions")
+    __slots__ = ("telnet", "extensions", "_shared_render")
     render = staticmethod(render)  # one encoding per broadcast (wire.render)
+    renderers = LINE_RENDERERS  # ShowsExtensions': shared by extensions
 
     def __init__(self, hub: ConnectionHub) -> None:
         super().__init__(hub)
@@ -49,40 +51,9 @@ class LineConnection(SpeaksLine, Connection):
         """HELLO with the banner, then ask for a nickname."""
         LINE_DOOR.greet(self)
 
-    def show_ids(self, on: bool) -> None:
-        """Render room messages with their ID line (/ids on), or without."""
-        # After /ids on: a room message led by its ID line (wire.render_ids);
-        # members with /ids on share a journal: their room messages differ.
-        self._extend(IDS, on)
-
-    def show_tags(self, on: bool) -> None:
-        """Show typing, reactions and replies (/tags on), or not."""
-        self._extend(TAGS, on)
-
-    def _extend(self, extension: int, on: bool) -> None:
-        """Turn a line extension on or off: the renderer and journal of the rest."""
-        self.extensions = (
-            self.extensions | extension if on else self.extensions & ~extension
-        )
-        renderer, suffix = line_renderer(self.extensions)
-        if self.extensions & IDS:  # a kept private message's ID is this one's
-            self._shared_render = renderer
-            renderer = self._render_ids
-        self.use_renderer(renderer, self.door + suffix if suffix else None)
-
-    def _render_ids(self, event: Event) -> bytes:
-        """The shared renderer of this connection's extensions, and a kept
-        private message led by its ID line (after /tags on's REPLY, if any).
-
-        The private ID names the other side as this connection sees it
-        (docs/protocol.md, Devices), so it is spelled for each connection.
-        """
-        if event.__class__ is Private:
-            user = self.user
-            seen = private_id(cast(Private, event), user.nick if user else "")
-            tags = tag_lines(event) if self.extensions & TAGS else b""
-            return tags + seen + render(event)
-        return self._shared_render(event)
+    def plain_lines(self, event: Event) -> bytes:
+        """An event's line as every line connection without extensions gets it."""
+        return render(event)
 
     # -- telnet ------------------------------------------------------------------
 

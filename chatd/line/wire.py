@@ -332,16 +332,10 @@ def _with_ids_and_tags(event: Event) -> bytes:
 # render()'s (render_ids') very bytes, shared with the connections without.
 render_tags = once_per_broadcast(_with_tags)
 render_ids_tags = once_per_broadcast(_with_ids_and_tags)
-IDS, TAGS = 1, 2  # a connection's line extensions, as bits (line_renderer)
+IDS, TAGS = 1, 2  # a connection's line extensions, as bits (LINE_RENDERERS)
 
 
-def line_renderer(extensions: int) -> tuple[Callable[[Event], bytes], str]:
-    """The renderer for a connection with extensions (IDS | TAGS) on, and the
-    suffix of the journal it shares with the others of its kind ("" none)."""
-    return _RENDERERS[extensions & (IDS | TAGS)]
-
-
-_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
+LINE_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
     0: (render, ""),
     IDS: (render_ids, "+ids"),
     TAGS: (render_tags, "+tags"),

@@ -40,18 +40,9 @@ from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 
 from chatd.line.door import LINE_DOOR, SpeaksLine
-from chatd.line.wire import (
-    IDS,
-    TAGS,
-    line,
-    private_id,
-    render,
-    render_ids,
-    render_ids_tags,
-    render_tags,
-    tag_lines,
-)
-from chatd.model.chat import Event, Private
+from chatd.line.extensions import ShowsExtensions
+from chatd.line.wire import LINE_RENDERERS, line, render
+from chatd.model.chat import Event
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.net.connection import Connection, ConnectionHub, Phase
 from chatd.net.output import once_per_broadcast
@@ -92,34 +83,22 @@ def _framed(event: Event) -> bytes:
 web_render = once_per_broadcast(_framed)
 
 
-def _framed_ids(event: Event) -> bytes:
-    """wire.render_ids's lines (ID first for a room message), a text frame each."""
-    return frame_lines(render_ids(event))
+def _frames_of(render_lines: Callable[[Event], bytes]) -> Callable[[Event], bytes]:
+    """A renderer of render_lines' lines, a text frame each, framed once per
+    broadcast for every page that shares it."""
+
+    def framed(event: Event) -> bytes:
+        return frame_lines(render_lines(event))
+
+    return once_per_broadcast(framed)
 
 
-# For a page that said /ids on: a room message is two frames, its ID line and
-# its MSG or ACTION, framed once per broadcast.
-web_render_ids = once_per_broadcast(_framed_ids)
-
-
-def _framed_tags(event: Event) -> bytes:
-    """wire.render_tags's lines (TYPING, REACT, REPLY too), a text frame each."""
-    return frame_lines(render_tags(event))
-
-
-def _framed_ids_tags(event: Event) -> bytes:
-    """wire.render_ids_tags's lines, a text frame each."""
-    return frame_lines(render_ids_tags(event))
-
-
-# For a page that said /tags on (and /ids on): TYPING, REACT, REPLY too.
-web_render_tags = once_per_broadcast(_framed_tags)
-web_render_ids_tags = once_per_broadcast(_framed_ids_tags)
-_WEB_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
-    0: (web_render, ""),
-    IDS: (web_render_ids, "+ids"),
-    TAGS: (web_render_tags, "+tags"),
-    IDS | TAGS: (web_render_ids_tags, "+ids+tags"),
+# For a page that said /ids on, /tags on or both: wire.LINE_RENDERERS' lines
+# (a room message led by its ID line; TYPING, REACT, REPLY), a text frame each,
+# in the journal of the pages with the same extensions.
+WEB_RENDERERS: dict[int, tuple[Callable[[Event], bytes], str]] = {
+    extensions: (web_render, "") if not extensions else (_frames_of(lines), suffix)
+    for extensions, (lines, suffix) in LINE_RENDERERS.items()
 }
 
 
@@ -163,7 +142,7 @@ class WireTransport:
         return self.connection.transport.getHost()
 
 
-class WebConnection(SpeaksLine, Connection):
+class WebConnection(SpeaksLine, ShowsExtensions, Connection):
     """One page's WebSocket: the line protocol, one line per text message."""
 
     door = "web"
@@ -182,7 +161,9 @@ class WebConnection(SpeaksLine, Connection):
         "_resume_call",
         "_frames_paused",
         "extensions",
+        "_shared_render",
     )
+    renderers = WEB_RENDERERS  # ShowsExtensions': shared by extensions
     render = staticmethod(web_render)  # one frame per broadcast
 
     def __init__(self, hub: ConnectionHub) -> None:
@@ -205,36 +186,13 @@ class WebConnection(SpeaksLine, Connection):
 
     # -- the door's words: the line protocol's (chatd.line.door) ---------------
 
-    def show_ids(self, on: bool) -> None:
-        """Frame room messages with their ID line (/ids on), or without."""
-        # Pages with /ids on share a journal: their room messages differ.
-        self._extend(IDS, on)
+    def plain_lines(self, event: Event) -> bytes:
+        """An event's line as every page without extensions gets it: framed."""
+        return web_render(event)
 
-    def show_tags(self, on: bool) -> None:
-        """Show typing, reactions and replies (/tags on), or not."""
-        self._extend(TAGS, on)
-
-    def _extend(self, extension: int, on: bool) -> None:
-        """Turn a line extension on or off: the renderer and journal of the rest."""
-        self.extensions = (
-            self.extensions | extension if on else self.extensions & ~extension
-        )
-        renderer, suffix = _WEB_RENDERERS[self.extensions]
-        if self.extensions & IDS:  # a kept private message's ID is this page's
-            self._shared_render = renderer
-            renderer = self._render_ids
-        self.use_renderer(renderer, self.door + suffix if suffix else None)
-
-    def _render_ids(self, event: Event) -> bytes:
-        """The shared renderer of this page's extensions, and a kept private
-        message led by its ID frame (after /tags on's REPLY, if any), naming
-        the other side as this page sees it (docs/protocol.md, Devices)."""
-        if event.__class__ is Private:
-            user = self.user
-            seen = private_id(cast(Private, event), user.nick if user else "")
-            tags = tag_lines(event) if self.extensions & TAGS else b""
-            return frame_lines(tags + seen) + web_render(event)
-        return self._shared_render(event)
+    def framed_lines(self, data: bytes) -> bytes:
+        """Lines as a page gets them: a text frame each."""
+        return frame_lines(data)
 
     # -- Twisted's WebSocketProtocol -------------------------------------------
 

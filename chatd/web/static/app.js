@@ -83,7 +83,7 @@ const state = {
   everRegistered: false,
   restored: false, // the last visit's conversations are back (once a page)
   identified: false,
-  liveId: null, // the ID line just received: the id of the MSG/ACTION/PRIV after it
+  liveId: null, // the ID line just received: { key, id, time } of the MSG/ACTION/PRIV after it
   readIds: new Map(), // the account's markers by key, for conversations not open yet
   readTimer: null,
   password: "", // typed on the first screen: sent once with /identify, then forgotten
@@ -302,7 +302,8 @@ const HANDLERS = {
     stopTyping(conv, from);
     add(conv, {
       kind: action ? "action" : "msg", nick: from,
-      text: action ? text.slice(from.length + 3) : text, mine, id: liveId(other),
+      text: action ? text.slice(from.length + 3) : text, mine,
+      id: liveId(other)?.id ?? null,
       replyTo: takeReply(to),
     });
     if (mine && state.askedPrivate === conv.key) {
@@ -456,9 +457,7 @@ const HANDLERS = {
     conv.pending.push({ id, room, time: new Date(time), kind: action ? "action" : "msg", nick, text: shown });
   },
   ID([target, id, time]) {
-    state.liveId = { key: fold(target), id };
-    // Kept for the message it leads, with its time (typing, reactions, replies).
-    if (target.startsWith("#")) tagged.ids.set(fold(target), { id, time: new Date(time) });
+    state.liveId = { key: fold(target), id, time: new Date(time) };
   },
   READ([target, id]) {
     const key = fold(target);
@@ -643,11 +642,12 @@ function sendNick() {
   $("login-status").textContent = `Asking for the nickname ${state.wanted}…`;
 }
 
-/** The id the ID line just before this message gave it, if it was for target. */
+/** What the ID line just before this message said of it ({ id, time }), if it
+ *  was for target; null if none. */
 function liveId(target) {
   const live = state.liveId;
   state.liveId = null;
-  return live && live.key === fold(target) ? live.id : null;
+  return live && live.key === fold(target) ? live : null;
 }
 
 /** Unread counts and the "New messages" line from the account's marker. */
@@ -690,10 +690,9 @@ function markRead() {
 function said(room, nick, text, kind) {
   const conv = conversation(fold(room), room, "room");
   const mine = fold(nick) === fold(state.nick);
-  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room, id: liveId(room) };
-  const known = tagged.ids.get(conv.key); // its ID line came just before (/ids on)
-  tagged.ids.delete(conv.key);
-  if (known) Object.assign(entry, known);
+  const entry = { kind, nick, text, mine, mention: !mine && mentions(text), room, id: null };
+  const live = liveId(room); // its ID line came just before (/ids on)
+  if (live) Object.assign(entry, { id: live.id, time: live.time });
   entry.replyTo = takeReply(room);
   stopTyping(conv, nick);
   conv.lastLive = entry;
@@ -1541,7 +1540,7 @@ document.addEventListener("visibilitychange", () => {
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 const TYPING_SEND = 3000; // ms between our own "active" (IRCv3 typing asks 3 s)
 const TYPING_SHOWN = { active: 6000, paused: 30000 }; // how long a notice stands
-const tagged = { ids: new Map(), replies: new Map() }; // ID and REPLY lines, per target
+const tagged = { replies: new Map() }; // REPLY lines, per target
 const typingSent = { key: null, at: 0, name: "", off: new Set() };
 
 /** An ERR that answers our own typing notice (the person left, the room is +m, the

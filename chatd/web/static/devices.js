@@ -12,7 +12,6 @@ SHAPES.ID = [3, false];
 
 const devices = {
   password: "", // the password of this page's login: in memory only, never stored
-  nextId: null, // the ID line waiting for its message
   away: new Map(), // folded nick -> away text
   typed: false, // the login form was sent (not a reload going back in)
 };
@@ -104,28 +103,6 @@ command = function commandWithLogout(text, conv) {
     localStorage.removeItem(LOGIN_FLAG);
   }
   return baseCommand(text, conv);
-};
-
-// -- ID lines: the id goes with the next message's element (data-id) ----------
-
-HANDLERS.ID = function (words, text) {
-  const [target, id, time] = words;
-  devices.nextId = { target: fold(target), id, time };
-  baseHandlers.ID(words, text); // app.js's: the entry's id (reactions, deletion, /read)
-};
-
-const baseLineElement = lineElement;
-lineElement = function lineElementWithId(entry) {
-  const item = baseLineElement(entry);
-  if (entry.kind !== "msg" && entry.kind !== "action") return item;
-  if (entry.past && entry.id) {
-    item.dataset.id = entry.id; // a HISTORY line carries its own id
-  } else if (!entry.past && devices.nextId) {
-    if (!item.dataset.id) item.dataset.id = devices.nextId.id;
-    item.dataset.target = devices.nextId.target;
-    devices.nextId = null;
-  }
-  return item;
 };
 
 // -- AWAY: a dimmed name with the reason, and a line where one expects it ----
