@@ -37,9 +37,9 @@ log = Logger(namespace="chatd.deletions")
 # Ids are whole numbers below 2**63: at most 19 digits.
 MAX_ID_DIGITS = 19
 # What one deletion costs its asker, in lines of answer (the connection layer
-# charges 50 lines a flood token, so 5 tokens, 2.5 s of the default rate): on Redis a deletion
-# writes the room's stream again (up to 10,000 entries, about 130 ms of Redis),
-# so nobody may ask for them at the rate of lines.
+# charges 50 lines a flood token, so 5 tokens, 2.5 s of the default rate): on
+# Redis a deletion writes the room's stream again (up to 10,000 entries, about
+# 130 ms of Redis), so nobody may ask for them at the rate of lines.
 DELETION_COST = 250
 
 
