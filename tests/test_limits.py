@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 
 import pytest
 from helpers import connect, disconnect, lines, make_factory, open_any, open_connection
-from twisted.internet.error import ConnectionAborted, ConnectionLost
-from twisted.internet.main import CONNECTION_LOST
+from twisted.internet.error import ConnectionAborted
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
@@ -427,11 +427,9 @@ def test_reader_that_catches_up_is_not_cut_off(clock: Clock) -> None:
     assert not s_out.aborted
 
 
-class ResetSocket:
-    """The plain-TCP transport's direct send, after the peer sent a reset."""
-
-    def writeSomeData(self, data: bytes) -> ConnectionLost:
-        return CONNECTION_LOST
+def reset_send(data: bytes) -> int:
+    """A plain-TCP socket's send(), after the peer sent a reset."""
+    raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 
 
 def test_a_send_that_finds_the_peer_gone_reports_the_connection_lost(
@@ -440,13 +438,32 @@ def test_a_send_that_finds_the_peer_gone_reports_the_connection_lost(
     """A failed direct send() aborts the connection: the others hear it was lost."""
     factory = make_factory(clock, flood_rate=0.0)
     (alice, a_out), (bob, b_out) = connect(factory, "alice"), connect(factory, "bob")
-    bob._socket = ResetSocket()  # type: ignore[assignment]
+    bob._send = reset_send
     bob.sendq.exact()
     bob.sendq.resumeProducing()  # nothing buffered: bob's lines go straight out
     alice.dataReceived(b"hi\n")
     assert b_out.disconnected and b_out.value() == b""
     bob.connectionLost(Failure(ConnectionAborted()))  # what the abort leads to
     assert lines(a_out)[-1] == "QUIT bob connection lost"
+
+
+def full_send(data: bytes) -> int:
+    """A plain-TCP socket's send() when the kernel's buffer is full."""
+    raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def test_what_the_socket_does_not_take_waits_in_the_transport(clock: Clock) -> None:
+    """A send() that would block leaves the line to the transport, counted."""
+    factory = make_factory(clock, flood_rate=0.0)
+    (talker, _), (bob, b_out) = connect(factory, "talker"), connect(factory, "bob")
+    bob._send = full_send
+    bob.sendq.exact()
+    bob.sendq.resumeProducing()
+    talker.dataReceived(b"hi\n")
+    assert lines(b_out)[-1] == "MSG #lobby talker hi"
+    assert bob.sendq.waiting == len(b"MSG #lobby talker hi\r\n")
+    assert not bob.sendq.drained
+    assert not b_out.disconnected
 
 
 # -- connection caps -------------------------------------------------------------------
