@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from helpers import CHEAP, connect, lines
+from helpers import CHEAP, connect, disconnect, lines
 from test_devices import PASSWORD, registered
 from test_irc_protocol import irc_connect, irc_open
 from twisted.internet.task import Clock
@@ -155,3 +155,51 @@ def test_away_reaches_the_other_connections_not_the_one_that_set_it(
     assert [text.split(" ", 2)[1] for text in lines(one_out)] == ["306"]
     assert lines(two_out)[0].endswith(" AWAY :lunch")
     assert lines(line[1]) == ["AWAY alice lunch"]
+
+
+def test_sasl_attaches_to_the_accounts_user_under_another_nickname(
+    factory: ChatFactory,
+) -> None:
+    """As Ergo: a SASL client may hold a nickname apart from its account's name
+    (alice as alice_w). A second SASL connection of the account asking for that
+    nickname attaches to it (one user, no 433); one asking for a third nickname
+    while neither alice nor it is held by the account gets a user of its own."""
+    first = registered(factory, "alice")  # the account; then its user goes
+    disconnect(first[0])
+    assert not factory.chat.users
+    work, w_out = sasl(factory, "alice_w")
+    assert work.user is not None and work.user.nick == "alice_w"
+    assert work.user.account == "alice"
+    lines(w_out)
+    home, h_out = sasl(factory, "alice_w")
+    got = lines(h_out)
+    assert any(" 001 alice_w " in text for text in got)
+    assert not any(" 433 " in text for text in got)
+    assert home.user is work.user
+    assert len(factory.chat.users) == 1
+    other, o_out = sasl(factory, "alice_h")
+    assert other.user is not None and other.user is not work.user
+    assert other.user.nick == "alice_h" and len(factory.chat.users) == 2
+
+
+def test_authenticate_while_registering_under_cap_needs_no_cap_req(
+    factory: ChatFactory,
+) -> None:
+    """As Ergo (irctest's bouncer tests): after CAP LS, AUTHENTICATE works before
+    registration without CAP REQ sasl; once registered, only with the cap."""
+    registered(factory, "alice")  # the account, with a first connection
+    proto, out = irc_open(factory)
+    plain = base64.b64encode(f"alice\0alice\0{PASSWORD}".encode()).decode()
+    proto.dataReceived(
+        (
+            "CAP LS 302\r\nAUTHENTICATE PLAIN\r\n"
+            f"AUTHENTICATE {plain}\r\nNICK alice\r\nUSER a 0 * a\r\nCAP END\r\n"
+        ).encode()
+    )
+    got = lines(out)
+    assert any(" 903 " in text for text in got), got
+    assert proto.user is not None and proto.user.account == "alice"
+    late, l_out = irc_connect(factory, "carol")
+    lines(l_out)
+    late.dataReceived(b"AUTHENTICATE PLAIN\r\n")
+    assert any(" 904 " in text for text in lines(l_out))

@@ -235,9 +235,12 @@ def test_over_long_label_is_refused_with_its_command(factory: ChatFactory) -> No
 
 
 def test_labeled_quit_says_error_and_closes(factory: ChatFactory) -> None:
-    """A labeled QUIT closes as an unlabeled one does: ERROR, then the close."""
+    """A labeled QUIT closes as an unlabeled one does: its own QUIT back,
+    ERROR, then the close."""
     alice, out = irc_connect(factory, "alice", *LABELS)
-    (error,) = said(alice, out, "@label=bye QUIT :night")
+    quit_, error = said(alice, out, "@label=bye QUIT :night")
+    assert quit_.command == "QUIT" and quit_.params == ("Quit: night",)
+    assert (quit_.source or "").startswith("alice!")
     assert error.command == "ERROR"
     assert out.disconnecting
 

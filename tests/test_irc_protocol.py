@@ -83,7 +83,8 @@ def test_irc_and_line_users_meet_in_lobby(clock: Clock) -> None:
 
 
 def test_irc_quit_is_seen_by_line_users(clock: Clock) -> None:
-    """QUIT :night: the line user sees QUIT alice Quit: night; the client ERROR."""
+    """QUIT :night: the line user sees QUIT alice Quit: night; the client its
+    own QUIT back (as Ergo), then ERROR."""
     factory = make_factory(clock)
     carol, c_out = connect(factory, "carol")
     alice, a_out = irc_connect(factory, "alice")
@@ -91,7 +92,10 @@ def test_irc_quit_is_seen_by_line_users(clock: Clock) -> None:
     c_out.clear(), a_out.clear()
     alice.dataReceived(b"QUIT :night\r\n")
     assert lines(c_out) == ["QUIT alice Quit: night"]
-    assert lines(a_out) == [f"ERROR :Closing link: {alice.host} (Quit: night)"]
+    assert lines(a_out) == [
+        f":alice!~alice@{alice.host} QUIT :Quit: night",
+        f"ERROR :Closing link: {alice.host} (Quit: night)",
+    ]
     assert a_out.disconnecting
 
 
@@ -358,7 +362,8 @@ def test_quit_says_error_after_the_answers_still_to_come(clock: Clock) -> None:
     answer.callback(b":chatd NOTICE alice :the answer\r\n")
     got = lines(out)
     assert got[0] == ":chatd NOTICE alice :the answer"
-    assert got[1].startswith("ERROR :Closing link") and out.disconnecting
+    assert got[1].startswith(":alice!") and got[1].endswith(" QUIT :Quit: bye")
+    assert got[2].startswith("ERROR :Closing link") and out.disconnecting
 
 
 def test_shutdown_says_error_to_irc(clock: Clock) -> None:

@@ -111,7 +111,12 @@ def authenticate(session: IrcSession, msg: IrcMessage) -> None:
     """AUTHENTICATE <mechanism>, then the response in chunks, or * to abort."""
     reg = session.registration
     word = msg.params[0]
-    if not session.caps.has("sasl"):
+    if not session.caps.has("sasl") and not (
+        session.user is None and session.caps.negotiating
+    ):
+        # As Ergo: while registering under CAP (after CAP LS), a client may
+        # authenticate without asking for the capability (irctest's bouncer
+        # tests do); after that, only with it.
         raise IrcError(n.ERR_SASLFAIL, text="Request the sasl capability first")
     if reg.checking:
         return  # an answer is on its way; nothing more is read meanwhile

@@ -25,7 +25,7 @@ from chatd.irc.commands import dispatch
 from chatd.irc.labels import Labeling, labeled
 from chatd.irc.message import irc_line
 from chatd.irc.registration import is_registration_line
-from chatd.irc.render import PERSONAL_CAPS
+from chatd.irc.render import PERSONAL_CAPS, mask
 from chatd.irc.server import IrcServer
 from chatd.irc.session import Registration, numeric_for, send_error, server_line
 from chatd.model.chat import Event, User
@@ -135,7 +135,15 @@ class IrcConnection(Connection):
         self.user = user
 
     def quit_chat(self, reason: str) -> None:
-        """QUIT: the others hear the reason, the client gets ERROR, then close."""
+        """QUIT: the others hear the reason, the client gets ERROR, then close.
+
+        A registered client first gets its own QUIT back, as Ergo sends it:
+        with several connections it is how this one learns that it alone
+        went (the others see nothing; irctest's bouncer testQuit).
+        """
+        user = self.user
+        if user is not None:
+            self.send(irc_line("QUIT", text=reason, source=mask(self.chat, user.nick)))
         self.leave(reason, logged="QUIT")
         self.close_after_answers(reason)  # what it asked before QUIT is answered
 

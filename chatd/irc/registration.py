@@ -46,7 +46,10 @@ def try_register(session: IrcSession) -> None:
     if reg.account:  # SASL: a user of the account may be here already
         try:
             holder = attachable(
-                session.chat.users, reg.account, session.server.config.max_devices
+                session.chat.users,
+                reg.account,
+                session.server.config.max_devices,
+                reg.nick,
             )
         except ChatError as error:  # past --max-devices: a user of its own
             holder = None

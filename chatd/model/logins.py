@@ -50,18 +50,23 @@ def log_in(
 
 
 def attachable(
-    users: Mapping[str, User], account: str, max_devices: int
+    users: Mapping[str, User], account: str, max_devices: int, nick: str = ""
 ) -> User | None:
-    """The user holding account's nickname identified to it, to attach to.
+    """The user identified to account to attach to: holding its name, or nick.
 
-    None if nobody holds it so identified. ChatError too-many-devices when
-    it has max_devices connections, nick-taken when it is connected through
+    nick is the nickname the connection asked for (IRC's NICK, which a SASL
+    client may choose apart from its account's name, as Ergo allows): its
+    holder is attached to when identified to the same account. None if
+    neither is held so identified. ChatError too-many-devices when it has
+    max_devices connections, nick-taken when it is connected through
     another node of a cluster (whose connections this node cannot hold).
     """
     key = fold(account)
     holder = users.get(key)
     if holder is None or not holder.account or fold(holder.account) != key:
-        return None
+        holder = users.get(fold(nick)) if nick else None
+        if holder is None or not holder.account or fold(holder.account) != key:
+            return None
     if getattr(holder.client, "remote", False):
         raise ChatError(
             ErrorCode.NICK_TAKEN,
