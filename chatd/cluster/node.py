@@ -100,6 +100,7 @@ class Node(Publisher):
         self.output = output
         chat.publisher = self
         chat.node_id = node_id
+        chat.node_live = self.is_live
         self.locals: dict[str, Local] = {}
         self.queue: deque[tuple[str, Entry]] = deque()
         self.effects: dict[str, tuple[Op, ...]] = {}
@@ -113,6 +114,10 @@ class Node(Publisher):
         self.on_lost_self: Callable[[], None] = lambda: None
         # Turns of this node that run something other than a line (a rejoin).
         self.specials: dict[str, Callable[[], None]] = {}
+
+    def is_live(self, node: str) -> bool:
+        """Whether node is this one or a live node this one knows."""
+        return node == self.node_id or (node in self.nodes and node not in self.gone)
 
     # -- this node's connections -------------------------------------------------
 
@@ -318,6 +323,12 @@ class Node(Publisher):
             )
         elif isinstance(entry, Close):
             if entry.node == self.node_id:
+                user = chat.by_uid.get(entry.uid)
+                held = user.devices if user is not None else None
+                if held is not None:  # every connection of the user's here
+                    for client in list(held.clients):
+                        client.close(entry.reason)
+                    return
                 local = self.locals.get(entry.uid)
                 if local is not None:
                     local.close(entry.reason)
@@ -384,6 +395,9 @@ class Node(Publisher):
             self.locals[local.uid] = local
             if user is not None:
                 chat.by_uid[local.uid] = user
+                held = user.devices
+                if held is not None and held.uid == uid:
+                    held.uid = local.uid
         self.queue.clear()
         self.effects.clear()
         self.nodes.clear()

@@ -55,19 +55,14 @@ def attachable(
     """The user holding account's nickname identified to it, to attach to.
 
     None if nobody holds it so identified. ChatError too-many-devices when
-    it has max_devices connections, nick-taken when it is connected through
-    another node of a cluster (whose connections this node cannot hold).
+    it has max_devices connections, counted on every node of a cluster (the
+    holder may be connected through another node: this connection is then
+    one more of it, held here; docs/cluster.md, Several devices on a cluster).
     """
     key = fold(account)
     holder = users.get(key)
     if holder is None or not holder.account or fold(holder.account) != key:
         return None
-    if getattr(holder.client, "remote", False):
-        raise ChatError(
-            ErrorCode.NICK_TAKEN,
-            f"{holder.nick} is connected through another server of this "
-            "cluster; connect to that one to use it from here too",
-        )
     if devices.count(holder) >= max_devices:
         raise ChatError(
             ErrorCode.TOO_MANY_DEVICES,
@@ -81,8 +76,8 @@ def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
     """Who takes record's nickname now that its password was given.
 
     The holder identified to record attaches the connection (unless it has
-    max_devices already, or is connected through another node of a
-    cluster); any other holder is renamed to a guest name first.
+    max_devices already, on every node of a cluster); any other holder is
+    renamed to a guest name first.
     """
     chat = accounts.chat
     holder = chat.users.get(fold(record.name))
