@@ -1,0 +1,334 @@
+"""One user's connections on two nodes of a cluster (docs/cluster.md, Several
+devices on a cluster): two nodes in one process on the fake log (cluster_fakes),
+one account store for both (as Redis is one for every node).
+
+alice's laptop is on node a, her phone logs in on node b: one user on both
+replicas, every connection gets what she gets, she quits only when her last
+connection on any node goes, and a lost node takes only its own connections.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
+from helpers import lines
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from chatd.cluster import snapshot
+from chatd.cluster.entries import Lost
+from chatd.cluster.replica import RemoteClient, uid_of
+from chatd.model.devices import ALWAYS_ON_AWAY
+from chatd.net.connection import Connection
+from chatd.store.accounts import MemoryAccounts
+from chatd.store.memory import MemoryHistory
+
+PASSWORD = "long-enough"
+Conn = tuple[Connection, StringTransport]
+
+
+def two_nodes(
+    hashing: Callable[[Callable[[], object]], Deferred[object]] | None = None,
+    max_devices: int = 10,
+) -> tuple[Clock, FakeNode, FakeNode]:
+    """Nodes a and b, one account store and one history for both."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+    store = MemoryAccounts()
+    history = MemoryHistory(clock)
+    extra: dict[str, object] = {"max_devices": max_devices}
+    if hashing is not None:
+        extra["hashing"] = hashing
+    a = make_node(log, "a", clock, history, store, **extra)  # type: ignore[arg-type]
+    b = make_node(log, "b", clock, history, store, **extra)  # type: ignore[arg-type]
+    know_each_other(a, b)
+    return clock, a, b
+
+
+def on(node: FakeNode, other: FakeNode, nick: str) -> Conn:
+    """A client registered as nick on node, its first lines read."""
+    proto, out = node.connect(nick)
+    pump_all(node, other)
+    lines(out)
+    return proto, out
+
+
+def laptop_and_phone(a: FakeNode, b: FakeNode, *others: Conn) -> tuple[Conn, Conn]:
+    """alice registers her account on a (the laptop) and logs in on b (the
+    phone); what others were sent before the phone logs in is read."""
+    laptop = on(a, b, "alice")
+    send(laptop, f"/register {PASSWORD} {PASSWORD}")
+    pump_all(a, b)
+    lines(laptop[1])
+    for conn in others:
+        lines(conn[1])
+    return laptop, log_in(b, a)
+
+
+def log_in(node: FakeNode, other: FakeNode, nick: str = "alice") -> Conn:
+    """A connection on node answering the nickname prompt with /identify."""
+    proto, out = node.connect()
+    lines(out)
+    send((proto, out), f"/identify {nick} {PASSWORD}")
+    pump_all(node, other)
+    return proto, out
+
+
+def send(conn: Conn, text: str) -> None:
+    conn[0].dataReceived(text.encode() + b"\r\n")
+
+
+def close(conn: Conn, *nodes: FakeNode) -> None:
+    conn[0].connectionLost(Failure(ConnectionDone()))
+    pump_all(*nodes)
+
+
+def test_a_device_on_another_node_attaches_to_the_same_user() -> None:
+    """The phone logs in on b while the laptop is alice on a: WELCOME back (one
+    of 2), JOIN #lobby to the phone only; bob (on b) sees nothing, and /who on
+    either node lists alice once."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    got = lines(phone[1])
+    assert got[0] == (
+        "WELCOME alice Welcome back to chatd, alice: this connection is one of 2 "
+        "of your account."
+    ), got
+    assert got[1] == "JOIN #lobby alice"
+    assert lines(bob[1]) == [] and lines(laptop[1]) == []
+    assert phone[0].user is b.chat.users["alice"]
+    for node in (a, b):
+        assert [u.nick for u in node.chat.rooms["#lobby"].members.values()] == [
+            "bob",
+            "alice",
+        ] or sorted(node.chat.users) == ["alice", "bob"]
+        assert sorted(node.chat.users) == ["alice", "bob"]
+        held = node.chat.users["alice"].devices
+        assert held is not None and held.places == {"a": 1, "b": 1}
+    send(bob, "/who")
+    assert lines(bob[1]) == ["USERS #lobby alice bob"]
+
+
+def test_every_connection_on_both_nodes_gets_what_the_user_gets() -> None:
+    """A room message, a PRIV to alice and the echo of one she sends from the
+    phone reach the laptop (a) and the phone (b); bob gets each once."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    lines(phone[1])
+    send(bob, "hello all")
+    send(bob, "/msg alice hi you")
+    send(phone, "/msg bob from the phone")
+    pump_all(a, b)
+    expected = [
+        "MSG #lobby bob hello all",
+        "PRIV bob alice hi you",
+        "PRIV alice bob from the phone",
+    ]
+    assert lines(laptop[1]) == expected
+    assert lines(phone[1]) == expected
+    assert lines(bob[1]) == expected
+    send(laptop, "said on the laptop")
+    pump_all(a, b)
+    for conn in (laptop, phone, bob):
+        assert lines(conn[1]) == ["MSG #lobby alice said on the laptop"]
+
+
+def test_join_part_away_and_rename_made_on_either_node_reach_both() -> None:
+    """The phone joins #dev and goes away; the laptop parts #dev and renames:
+    each of alice's connections sees every one, and bob once."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    send(bob, "/join #dev")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    pump_all(a, b)
+    for conn in (laptop, phone, bob):
+        lines(conn[1])
+    send(phone, "/join #dev")
+    pump_all(a, b)
+    assert lines(laptop[1]) == lines(phone[1]) == ["JOIN #dev alice"]
+    assert lines(bob[1]) == ["JOIN #dev alice"]
+    send(phone, "/away at lunch")
+    pump_all(a, b)
+    assert lines(laptop[1]) == ["AWAY alice at lunch"]
+    assert lines(bob[1]) == ["AWAY alice at lunch"]
+    assert lines(phone[1]) == ["AWAY alice at lunch"]  # her own, as in one process
+    send(laptop, "/part #dev")
+    pump_all(a, b)
+    assert lines(phone[1])[0] == "PART #dev alice "
+    send(laptop, "/nick alicia")
+    pump_all(a, b)
+    assert lines(phone[1]) == ["RENAME alice alicia"]
+    assert "RENAME alice alicia" in lines(bob[1])
+    assert sorted(a.chat.users) == sorted(b.chat.users) == ["alicia", "bob"]
+
+
+def test_the_user_quits_only_when_its_last_connection_on_any_node_goes() -> None:
+    """The laptop (a) closes: bob sees nothing, the phone (b) still talks and
+    its talk is kept once; then the phone closes: bob sees QUIT, once."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    lines(phone[1])
+    close(laptop, a, b)
+    assert lines(bob[1]) == []
+    for node in (a, b):
+        assert node.chat.users["alice"].devices.places == {"b": 1}  # type: ignore[union-attr]
+    send(phone, "still here")
+    pump_all(a, b)
+    assert lines(bob[1]) == ["MSG #lobby alice still here"]
+    kept = [e.text for e in a.chat.history.rooms["#lobby"]]  # type: ignore[union-attr]
+    assert kept.count("still here") == 1, kept
+    close(phone, a, b)
+    assert [text.split(" ")[:2] for text in lines(bob[1])] == [["QUIT", "alice"]]
+    assert "alice" not in a.chat.users and "alice" not in b.chat.users
+
+
+def test_closing_both_at_once_on_two_nodes_quits_the_user_everywhere() -> None:
+    """Laptop and phone close before either node has read the other's change:
+    the log's order decides, and both replicas have alice gone; bob sees QUIT."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    laptop[0].connectionLost(Failure(ConnectionDone()))
+    phone[0].connectionLost(Failure(ConnectionDone()))
+    pump_all(a, b)
+    assert [text.split(" ")[:2] for text in lines(bob[1])] == [["QUIT", "alice"]]
+    assert "alice" not in a.chat.users and "alice" not in b.chat.users
+
+
+def test_a_lost_node_takes_only_its_own_connections_of_the_user() -> None:
+    """Node a is lost: alice's laptop goes with it, but her phone on b keeps
+    her in the chat (no QUIT for bob); carol, on a alone, quits."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    on(a, b, "carol")
+    lines(bob[1]), lines(phone[1])
+    assert "carol" in b.chat.users
+    b.log.append(Lost("a"))
+    b.pump()
+    assert lines(bob[1]) == ["QUIT carol node lost"]
+    assert lines(phone[1]) == ["QUIT carol node lost"]
+    assert "alice" in b.chat.users
+    assert b.chat.users["alice"].devices.places == {"b": 1}  # type: ignore[union-attr]
+    send(bob, "are you there")
+    b.pump()
+    assert lines(phone[1]) == ["MSG #lobby bob are you there"]
+
+
+def test_max_devices_counts_connections_on_every_node() -> None:
+    """--max-devices 2: the laptop on a and the phone on b are two; a third
+    login, on either node, is refused (too-many-devices)."""
+    clock, a, b = two_nodes(max_devices=2)
+    laptop, phone = laptop_and_phone(a, b)
+    assert lines(phone[1])[0].startswith("WELCOME alice ")
+    for node, other in ((a, b), (b, a)):
+        third = log_in(node, other)
+        got = lines(third[1])
+        assert got[0].startswith("ERR too-many-devices "), got
+        assert third[0].user is None
+
+
+def test_a_device_attached_after_a_threaded_password_check_is_counted() -> None:
+    """As the daemon hashes on a thread: the phone's attach comes after its
+    turn, and is counted through the log all the same (an op of its own)."""
+
+    clock = Clock()
+
+    def later(work: Callable[[], object]) -> Deferred[object]:
+        return deferLater(clock, 0, work)
+
+    _, a, b = two_nodes(hashing=later)
+    clock.advance(1_700_000_000)
+    bob = on(b, a, "bob")
+    laptop = on(a, b, "alice")
+    send(laptop, f"/register {PASSWORD} {PASSWORD}")
+    for _ in range(3):
+        pump_all(a, b)
+        clock.advance(0)
+    phone = b.connect()
+    lines(phone[1])
+    send(phone, f"/identify alice {PASSWORD}")
+    for _ in range(3):
+        pump_all(a, b)
+        clock.advance(0)
+    assert lines(phone[1])[0].startswith("WELCOME alice Welcome back")
+    for node in (a, b):
+        assert node.chat.users["alice"].devices.places == {"a": 1, "b": 1}  # type: ignore[union-attr]
+    lines(bob[1])
+    close(laptop, a, b)
+    assert lines(bob[1]) == []
+
+
+def test_always_on_is_replicated_and_decides_on_every_node() -> None:
+    """alice turns always-on on from the phone (b); both her connections close:
+    bob sees AWAY, not QUIT, and both replicas keep her; the laptop logs in
+    again on a: she is back (AWAY with no text)."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    lines(phone[1])
+    send(phone, "/always-on on")
+    pump_all(a, b)
+    assert lines(phone[1])[0].startswith("INFO Always-on is on")
+    for node in (a, b):
+        assert node.chat.users["alice"] in node.chat.always_on
+    close(phone, a, b)
+    close(laptop, a, b)
+    assert lines(bob[1]) == [f"AWAY alice {ALWAYS_ON_AWAY}"]
+    assert "alice" in a.chat.users and "alice" in b.chat.users
+    again = log_in(a, b)
+    assert lines(again[1])[0].startswith("WELCOME alice Welcome back")
+    assert lines(bob[1]) == ["AWAY alice "]
+
+
+def test_a_kill_closes_the_users_connections_on_every_node() -> None:
+    """A server operator on b kills alice: the laptop (a) and the phone (b)
+    both get BYE; everybody sees one QUIT."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    log = FakeLog(clock)
+    store = MemoryAccounts()
+    a = make_node(log, "a", clock, accounts=store, operators=("root",))
+    b = make_node(log, "b", clock, accounts=store, operators=("root",))
+    know_each_other(a, b)
+    root = on(b, a, "root")
+    send(root, f"/register {PASSWORD} {PASSWORD}")
+    pump_all(a, b)
+    laptop, phone = laptop_and_phone(a, b, root)
+    lines(phone[1])
+    send(root, "/kill alice enough")
+    pump_all(a, b)
+    assert lines(laptop[1])[-1].startswith("BYE Killed by root")
+    assert lines(phone[1])[-1].startswith("BYE Killed by root")
+    assert [t for t in lines(root[1]) if t.startswith("QUIT")] == [
+        "QUIT alice Killed by root: enough"
+    ]
+    assert "alice" not in a.chat.users and "alice" not in b.chat.users
+
+
+def test_a_joining_node_learns_where_the_users_connections_are() -> None:
+    """The snapshot (version 5) carries each counted user's places and who is
+    always-on: a node that joins later decides as the others do."""
+    clock, a, b = two_nodes()
+    laptop, phone = laptop_and_phone(a, b)
+    send(phone, "/always-on on")
+    pump_all(a, b)
+    c = make_node(a.log, "c", clock)
+    data = json.loads(json.dumps(snapshot.dump(a.chat, ["a", "b"])))
+    snapshot.load(c.chat, data, c.node)
+    alice = c.chat.users["alice"]
+    assert alice.devices is not None and alice.devices.places == {"a": 1, "b": 1}
+    assert uid_of(alice) == uid_of(a.chat.users["alice"])
+    assert alice in c.chat.always_on
+    assert not isinstance(alice.client, RemoteClient)
+    assert c.chat.drop_node("a", "node lost") == []
+    assert alice.devices.places == {"b": 1}
