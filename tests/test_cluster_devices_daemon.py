@@ -1,0 +1,66 @@
+"""One account's connections on two real nodes of a cluster (docs/cluster.md,
+Several devices on a cluster): two `twistd -n chatd --redis ...` on one test
+redis-server, line clients over loopback sockets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon import LineClient
+from redis_server import RedisServer
+from test_cluster_daemon import client, nodes
+from test_daemon_accounts import CHEAP, LOOPBACK, PASSWORD, sync
+
+
+def talk(who: LineClient) -> str:
+    """The next MSG or PRIV line who is sent (others skipped)."""
+    while not (text := who.read_line()).startswith(("MSG ", "PRIV ")):
+        assert text or who.buffer, "closed"
+    return text
+
+
+def test_a_laptop_on_one_node_and_a_phone_on_another_are_one_user(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """alice registers on node a (the laptop) and logs in at the prompt on node
+    b (the phone): WELCOME back and JOIN #lobby; bob, on b, sees no JOIN and
+    /who lists alice once on both nodes. bob's room message and his PRIV to
+    alice reach the laptop and the phone; the phone's PRIV to bob is echoed to
+    the laptop too. The laptop closes: bob sees nothing; the phone closes: bob
+    sees QUIT."""
+    with nodes(redis_server, tmp_path, 2, *CHEAP) as (a, b):
+        laptop = client(a, "alice")
+        laptop.send(f"/register {PASSWORD} {PASSWORD}")
+        laptop.expect("INFO alice is registered to you")
+        bob = client(b, "bob")
+        laptop.expect("JOIN #lobby bob")
+        sync(bob)
+        phone = LineClient.tcp(b.ports[LOOPBACK])
+        phone.expect("NICK ")
+        phone.send(f"/identify alice {PASSWORD}")
+        assert phone.expect("WELCOME alice ").endswith("one of 2 of your account.")
+        assert phone.read_line() == "JOIN #lobby alice"
+        for who in (bob, laptop):
+            who.send("/who")
+            assert who.expect("USERS ") == "USERS #lobby alice bob"
+        bob.send("hello both")
+        bob.send("/msg alice just for you")
+        phone.send("/msg bob from my phone")
+        expected = [
+            "MSG #lobby bob hello both",
+            "PRIV bob alice just for you",
+            "PRIV alice bob from my phone",
+        ]
+        for who in (laptop, phone, bob):
+            got = [talk(who) for _ in expected]
+            assert sorted(got) == sorted(expected), got
+        laptop.send("/quit")
+        laptop.expect("BYE ")
+        phone.send("still here")
+        assert bob.expect("MSG ") == "MSG #lobby alice still here"
+        phone.send("/quit")
+        phone.expect("BYE ")
+        assert bob.expect("QUIT ").startswith("QUIT alice ")
+        bob.send("/who")
+        assert bob.expect("USERS ") == "USERS #lobby bob"
