@@ -5,6 +5,7 @@ redis-server, line clients over loopback sockets.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from daemon import LineClient
@@ -64,3 +65,50 @@ def test_a_laptop_on_one_node_and_a_phone_on_another_are_one_user(
         assert bob.expect("QUIT ").startswith("QUIT alice ")
         bob.send("/who")
         assert bob.expect("USERS ") == "USERS #lobby bob"
+
+
+def test_an_always_on_user_survives_a_restart_of_every_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """alice (laptop on a, phone on b) turns always-on on and is in #dev; both
+    nodes stop. Started again: the first node brings her back from Redis, in
+    #lobby and #dev, away; bob, on the second, sees her there and his message
+    to her is kept; her phone logs in on the second node and is attached."""
+    with nodes(redis_server, tmp_path, 2, *CHEAP) as (a, b):
+        laptop = client(a, "alice")
+        laptop.send(f"/register {PASSWORD} {PASSWORD}")
+        laptop.expect("INFO alice is registered to you")
+        laptop.send("/join #dev")
+        laptop.expect("JOIN #dev alice")
+        phone = LineClient.tcp(b.ports[LOOPBACK])
+        phone.expect("NICK ")
+        phone.send(f"/identify alice {PASSWORD}")
+        phone.expect("WELCOME alice ")
+        phone.send("/always-on on")
+        phone.expect("INFO Always-on is on")
+        b.terminate()
+        phone.expect("BYE ")
+        laptop.send("/who #dev")  # her phone's node left; she stays
+        assert laptop.expect("USERS ") == "USERS #dev alice"
+        a.terminate()
+        laptop.expect("BYE ")
+    with nodes(redis_server, tmp_path, 2, *CHEAP) as (a, b):
+        a.wait_for_log(re.compile("1 always-on users are back"))
+        bob = client(b, "bob")
+        bob.send("/join #dev")
+        bob.expect("JOIN #dev bob")
+        bob.send("/who #dev")
+        assert bob.expect("USERS ") == "USERS #dev alice bob"
+        bob.send("/msg alice are you there")
+        assert bob.expect("AWAY alice ").startswith("AWAY alice not connected")
+        phone = LineClient.tcp(b.ports[LOOPBACK])
+        phone.expect("NICK ")
+        phone.send(f"/identify alice {PASSWORD}")
+        phone.expect("WELCOME alice Welcome back")
+        assert [phone.read_line(), phone.read_line()] == [
+            "JOIN #lobby alice",
+            "JOIN #dev alice",
+        ]
+        assert bob.expect("AWAY alice") == "AWAY alice "
+        phone.send("/history bob")
+        assert phone.expect("HISTORY bob").endswith("PRIV bob are you there")

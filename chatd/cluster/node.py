@@ -101,6 +101,8 @@ class Node(Publisher):
         chat.publisher = self
         chat.node_id = node_id
         chat.node_live = self.is_live
+        chat.live_nodes = self.live_nodes
+        chat.new_uid = self.new_uid
         self.locals: dict[str, Local] = {}
         self.queue: deque[tuple[str, Entry]] = deque()
         self.effects: dict[str, tuple[Op, ...]] = {}
@@ -118,6 +120,17 @@ class Node(Publisher):
     def is_live(self, node: str) -> bool:
         """Whether node is this one or a live node this one knows."""
         return node == self.node_id or (node in self.nodes and node not in self.gone)
+
+    def live_nodes(self) -> list[str]:
+        """This node and the live nodes it knows."""
+        return [self.node_id, *(n for n in self.nodes if n not in self.gone)]
+
+    def in_turn(self, run: Callable[[], None]) -> None:
+        """Run run in a turn of this node's own: its changes are replicated."""
+        self._counter += 1
+        token = f"*special/{self.node_id}/{self._counter}"
+        self.specials[token] = run
+        self.publish(Turn(self.node_id, token))
 
     # -- this node's connections -------------------------------------------------
 

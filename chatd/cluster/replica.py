@@ -56,7 +56,7 @@ from chatd.model.chat import (
     party_of,
 )
 from chatd.model.client_tags import NO_TAGS, Tags, check_size
-from chatd.model.devices import Devices
+from chatd.model.devices import ALWAYS_ON_AWAY, Devices
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold
 from chatd.store.interface import Kind
@@ -202,8 +202,25 @@ class ClusterChat(ReplicatedChat):
         # Whether the cluster can take changes now (Redis reachable, state loaded).
         self.up = False
         self.last_stamp = 0  # the last history id given out (Stamps, in log order)
-        # Whether a node is live as this replica knows (the node sets it).
+        # Whether a node is live as this replica knows, the live nodes, and a
+        # new uid of this node's (the node sets them: chatd.cluster.node).
         self.node_live: Callable[[str], bool] = lambda node: True
+        self.live_nodes: Callable[[], list[str]] = lambda: [self.node_id]
+        self.new_uid: Callable[[], str] = lambda: ""
+
+    # Always-on users are written to the store by one node only (keeps):
+    # Accounts sets what writes them (chatd.model.accounts), this wraps it.
+    @property
+    def always_on_changed(self) -> Callable[[User, bool], None]:
+        return self._always_on_kept
+
+    @always_on_changed.setter
+    def always_on_changed(self, keep: Callable[[User, bool], None]) -> None:
+        self._keep_always_on = keep
+
+    def _always_on_kept(self, user: User, on: bool) -> None:
+        if self.keeps(user):
+            self._keep_always_on(user, on)
 
     def _log_now(self) -> float:
         return self.log_time
@@ -266,6 +283,9 @@ class ClusterChat(ReplicatedChat):
     ) -> User:
         if self._ops is None and not (self._applying or self._depth):
             raise ChatError(ErrorCode.CLUSTER_DOWN, "registering needs the cluster")
+        if isinstance(client, Devices) and not client.uid:
+            # An always-on user brought back with no connection: a uid of ours.
+            client.uid = self.new_uid()
         user = super().register(
             nick,
             client,
@@ -316,7 +336,8 @@ class ClusterChat(ReplicatedChat):
             return home_of(held.uid) == self.node_id
         for node in held.places:
             return node == self.node_id
-        return False
+        # Connected nowhere (always-on): the first live node by name.
+        return min(self.live_nodes()) == self.node_id
 
     def devices_here(self, user: User) -> Devices:
         """user's Devices on this node, made on first need (remote: none here)."""
@@ -357,8 +378,16 @@ class ClusterChat(ReplicatedChat):
             # had its one connection on the node it registered on.
             held = self.devices_here(user)
             if held.places is None:
+                # Never counted: its one connection on the node it registered
+                # on, unless that node is gone, or it is an always-on user
+                # brought back with none (chatd.model.always_on).
                 home = home_of(held.uid)
-                held.places = {home: 1} if self.node_live(home) else {}
+                held.places = (
+                    {home: 1}
+                    if self.node_live(home)
+                    and not (user in self.always_on and user.away == ALWAYS_ON_AWAY)
+                    else {}
+                )
         super().set_connections(user, place, count, reason)
 
     def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
@@ -627,6 +656,10 @@ class ClusterChat(ReplicatedChat):
                 gone.append(user)
             elif held is not None and home_of(held.uid) == node:
                 gone.append(user)  # attached here, not counted yet: as everywhere
+        # An always-on user of node alone stays, away, as its last connection's
+        # going would leave it.
+        counted += [user for user in gone if user in self.always_on]
+        gone = [user for user in gone if user not in self.always_on]
         with self.applying():
             for user in gone:
                 self.quit(user, reason)

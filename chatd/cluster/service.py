@@ -63,6 +63,11 @@ class ClusterService(Service):
     ) -> None:
         self.node = cluster_node(factory, node_name)
         self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
+        if accounts is not None:
+            # The node that starts the cluster brings its always-on users back
+            # from Redis, in a turn of its own (docs/cluster.md).
+            node = self.node
+            self.link.started_alone = lambda: accounts.restore_always_on(node.in_turn)
         self._reactor = reactor
         self.history = history
         self.accounts = accounts
