@@ -14,6 +14,9 @@ from collections.abc import Callable
 
 from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
 from helpers import lines
+from redis_server import RedisServer
+from test_redis_history import result
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
@@ -23,10 +26,13 @@ from twisted.python.failure import Failure
 from chatd.cluster import snapshot
 from chatd.cluster.entries import Lost
 from chatd.cluster.replica import RemoteClient, uid_of
+from chatd.model.always_on import restore
 from chatd.model.devices import ALWAYS_ON_AWAY
 from chatd.net.connection import Connection
 from chatd.store.accounts import MemoryAccounts
+from chatd.store.interface import AlwaysOnRecord
 from chatd.store.memory import MemoryHistory
+from chatd.store.redis_accounts import RedisAccounts
 
 PASSWORD = "long-enough"
 Conn = tuple[Connection, StringTransport]
@@ -332,3 +338,101 @@ def test_a_joining_node_learns_where_the_users_connections_are() -> None:
     assert not isinstance(alice.client, RemoteClient)
     assert c.chat.drop_node("a", "node lost") == []
     assert alice.devices.places == {"b": 1}
+
+
+def test_always_on_users_come_back_in_a_turn_of_the_node_that_starts_the_cluster() -> (
+    None
+):
+    """The store keeps alice always-on in #dev; node a brings her back in a turn
+    of its own (as the node that starts a cluster does): both replicas have her
+    in #lobby and #dev, away and always-on; her phone logs in on b and bob (on
+    a) sees her back; then node a is lost and she stays."""
+    clock, a, b = two_nodes()
+    account = on(a, b, "alice")
+    send(account, f"/register {PASSWORD} {PASSWORD}")
+    pump_all(a, b)
+    close(account, a, b)
+    store = a.factory.accounts.store
+    store.always_on["alice"] = AlwaysOnRecord(
+        "alice", "alice", "10.0.0.1", ["#lobby", "#dev"]
+    )
+    bob = on(a, b, "bob")
+    a.node.restore_in_turn(lambda: restore(a.chat, dict(store.always_on)))
+    pump_all(a, b)
+    for node in (a, b):
+        alice = node.chat.users["alice"]
+        assert alice.devices is not None and alice.devices.places == {}
+        assert sorted(alice.rooms) == ["#dev", "#lobby"]
+        assert alice.away == ALWAYS_ON_AWAY and alice in node.chat.always_on
+        assert uid_of(alice).startswith("a/")
+    lines(bob[1])
+    phone = log_in(b, a)
+    assert lines(phone[1])[:3] == [
+        "WELCOME alice Welcome back to chatd, alice: yours was kept while no "
+        "device was connected (always-on).",
+        "JOIN #lobby alice",
+        "JOIN #dev alice",
+    ]
+    assert lines(bob[1]) == ["AWAY alice "]
+    for node in (a, b):
+        assert node.chat.users["alice"].devices.places == {"b": 1}  # type: ignore[union-attr]
+    b.log.append(Lost("a"))
+    b.pump()
+    assert "alice" in b.chat.users and b.chat.users["alice"].away == ""
+
+
+def test_a_node_lost_keeps_its_always_on_user_away() -> None:
+    """alice, always-on, is connected on node a only: a is lost, and b keeps
+    her, away (as her last connection's going would), not QUIT."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    alice = on(a, b, "alice")
+    send(alice, f"/register {PASSWORD} {PASSWORD}")
+    send(alice, "/always-on on")
+    pump_all(a, b)
+    lines(bob[1])
+    b.log.append(Lost("a"))
+    b.pump()
+    assert lines(bob[1]) == [f"AWAY alice {ALWAYS_ON_AWAY}"]
+    assert b.chat.users["alice"] in b.chat.always_on
+
+
+def test_always_on_users_are_kept_in_redis_for_the_cluster(
+    redis_server: RedisServer,
+) -> None:
+    """save_always_on writes chatd:always_on; a store that connects later reads
+    it, and restore_always_on hands what brings them back to its caller once
+    read; None deletes it."""
+    record = AlwaysOnRecord("Alice", "Alice", "10.0.0.1", ["#lobby", "#dev"])
+    first = RedisAccounts.start(reactor, redis_server.url)
+    later: RedisAccounts | None = None
+    try:
+        result(first.ready())
+        first.save_always_on("alice", record)
+        later = RedisAccounts.start(reactor, redis_server.url)
+        result(later.ready())
+        restored: list[str] = []
+        later.when_loaded(lambda: restored.append("back"))
+        ran: Deferred[None] = Deferred()
+
+        def run(call: Callable[[], None]) -> None:
+            call()
+            ran.callback(None)
+
+        later.restore_always_on(run)
+        result(ran)
+        assert restored == ["back"]
+        assert later.always_on == {"alice": record}
+        first.save_always_on("alice", None)
+        again = RedisAccounts.start(reactor, redis_server.url)
+        result(again.ready())
+        again.when_loaded(lambda: None)
+        gone: Deferred[None] = Deferred()
+        again.restore_always_on(lambda call: gone.callback(None))
+        result(gone)
+        assert again.always_on == {}
+        result(again.close())
+    finally:
+        result(first.close())
+        if later is not None:
+            result(later.close())

@@ -132,6 +132,10 @@ class Node(Publisher):
         self.specials[token] = run
         self.publish(Turn(self.node_id, token))
 
+    def restore_in_turn(self, restore: Callable[[], object]) -> None:
+        """Bring kept always-on users back (restore) in a turn of our own."""
+        self.in_turn(lambda: self.chat.bring_back(restore))
+
     # -- this node's connections -------------------------------------------------
 
     def new_uid(self) -> str:

@@ -390,6 +390,16 @@ class ClusterChat(ReplicatedChat):
                 )
         super().set_connections(user, place, count, reason)
 
+    def bring_back(self, restore: Callable[[], object]) -> None:
+        """Run restore (in a turn), which brings kept always-on users back with
+        no connection (chatd.model.always_on); then count them connected
+        nowhere, on every node (set_connections)."""
+        restore()
+        for user in list(self.always_on):
+            held = user.devices
+            if held is not None and held.places is None and not held.clients:
+                self.set_connections(user, self.node_id, 0, "")
+
     def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
         if self._applying or self._depth:
             return bool(super().set_always_on(user, on, per_address))
@@ -658,7 +668,10 @@ class ClusterChat(ReplicatedChat):
                 gone.append(user)  # attached here, not counted yet: as everywhere
         # An always-on user of node alone stays, away, as its last connection's
         # going would leave it.
-        counted += [user for user in gone if user in self.always_on]
+        for user in gone:
+            if user in self.always_on:
+                counted.append(user)
+                self.devices_here(user).places = {node: 1}  # its one, there
         gone = [user for user in gone if user not in self.always_on]
         with self.applying():
             for user in gone:

@@ -67,7 +67,9 @@ class ClusterService(Service):
             # The node that starts the cluster brings its always-on users back
             # from Redis, in a turn of its own (docs/cluster.md).
             node = self.node
-            self.link.started_alone = lambda: accounts.restore_always_on(node.in_turn)
+            self.link.started_alone = lambda: accounts.restore_always_on(
+                node.restore_in_turn
+            )
         self._reactor = reactor
         self.history = history
         self.accounts = accounts
