@@ -436,3 +436,34 @@ def test_always_on_users_are_kept_in_redis_for_the_cluster(
         result(first.close())
         if later is not None:
             result(later.close())
+
+
+def test_nickserv_identify_on_another_node_attaches_an_irc_client() -> None:
+    """alice's line client is on a; an IRC client registered as alice_ on b
+    says NickServ IDENTIFY alice: it becomes one of alice's connections (NICK
+    alice_ -> alice, her channels), bob sees alice_ quit and no alice join; a
+    message to #lobby reaches both of alice's connections."""
+    clock, a, b = two_nodes()
+    bob = on(a, b, "bob")
+    laptop = on(a, b, "alice")
+    send(laptop, f"/register {PASSWORD} {PASSWORD}")
+    pump_all(a, b)
+    irc, out = b.connect(irc=True)
+    irc.dataReceived(b"NICK alice_\r\nUSER a 0 * :Alice\r\nJOIN #lobby\r\n")
+    pump_all(a, b)
+    lines(bob[1]), lines(laptop[1])
+    out.clear()
+    send((irc, out), f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    pump_all(a, b)
+    said = out.value().decode()
+    assert " NICK :alice\r\n" in said and "JOIN #lobby" in said, said
+    assert irc.user is b.chat.users["alice"]
+    assert [t.split(" ")[:2] for t in lines(bob[1])] == [["QUIT", "alice_"]]
+    assert lines(laptop[1])[0].startswith("QUIT alice_ ")
+    for node in (a, b):
+        assert sorted(node.chat.users) == ["alice", "bob"]
+    out.clear()
+    send(bob, "both of you")
+    pump_all(a, b)
+    assert lines(laptop[1]) == ["MSG #lobby bob both of you"]
+    assert "PRIVMSG #lobby :both of you" in out.value().decode()

@@ -453,6 +453,9 @@ class Node(Publisher):
             if self.locals.get(local.uid) is not local:
                 continue  # closed meanwhile
             nick = old.nick
+            if old.devices is not None:
+                # Counted again from here: the old log's places mean nothing.
+                old.devices.places = None
             if fold(nick) in chat.users:
                 nick = guest_name(lambda name: fold(name) in chat.users)
             try:
