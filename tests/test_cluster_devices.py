@@ -467,3 +467,62 @@ def test_nickserv_identify_on_another_node_attaches_an_irc_client() -> None:
     pump_all(a, b)
     assert lines(laptop[1]) == ["MSG #lobby bob both of you"]
     assert "PRIVMSG #lobby :both of you" in out.value().decode()
+
+
+def threaded() -> tuple[Clock, FakeNode, FakeNode, Callable[[], None]]:
+    """Two nodes hashing as the daemon does (the answer after the line's turn),
+    and what runs everything there is to run."""
+    clock = Clock()
+
+    def later(work: Callable[[], object]) -> Deferred[object]:
+        return deferLater(clock, 0, work)
+
+    _, a, b = two_nodes(hashing=later)
+
+    def settle() -> None:
+        for _ in range(4):
+            pump_all(a, b)
+            clock.advance(0)
+
+    return clock, a, b, settle
+
+
+def test_a_login_at_the_prompt_with_nobody_holding_the_name_registers() -> None:
+    """With the password checked on a thread (after the line's turn), a login at
+    the prompt for a free nickname registers the connection in a turn of its
+    node's own: WELCOME, identified, and the other node has the user."""
+    clock, a, b, settle = threaded()
+    first = on(a, b, "alice")
+    send(first, f"/register {PASSWORD} {PASSWORD}")
+    settle()
+    close(first, a, b)
+    phone = b.connect()
+    lines(phone[1])
+    send(phone, f"/identify alice {PASSWORD}")
+    settle()
+    got = lines(phone[1])
+    assert got[0].startswith("WELCOME alice "), got
+    assert "INFO You are identified as alice." in got
+    assert a.chat.users["alice"].account == "alice"
+
+
+def test_a_login_on_one_node_takes_the_name_from_a_guest_on_the_other() -> None:
+    """mallory holds alice's nickname on a without its account; alice logs in
+    at the prompt on b: mallory is renamed to a guest name on both nodes, and
+    the phone is alice, identified."""
+    clock, a, b, settle = threaded()
+    first = on(a, b, "alice")
+    send(first, f"/register {PASSWORD} {PASSWORD}")
+    settle()
+    close(first, a, b)
+    mallory = on(a, b, "alice")
+    settle()
+    lines(mallory[1])
+    phone = b.connect()
+    send(phone, f"/identify alice {PASSWORD}")
+    settle()
+    assert lines(mallory[1])[0].startswith("RENAME alice ")
+    assert any(text.startswith("WELCOME alice ") for text in lines(phone[1]))
+    for node in (a, b):
+        assert node.chat.users["alice"].account == "alice"
+        assert len(node.chat.users) == 2

@@ -103,6 +103,7 @@ class Node(Publisher):
         chat.node_live = self.is_live
         chat.live_nodes = self.live_nodes
         chat.new_uid = self.new_uid
+        chat.run_in_turn = self.in_turn
         self.locals: dict[str, Local] = {}
         self.queue: deque[tuple[str, Entry]] = deque()
         self.effects: dict[str, tuple[Op, ...]] = {}

@@ -208,6 +208,8 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "user's connections here goes through set_connections, or a lone one's "
         "quit through quit (both replicated)",
         "check_always_on": _READS,
+        "changing": "runs a change where it may be made: a cluster node in a turn "
+        "of its own, whose ops are then replicated",
         "away_reply": "who was told of an away message is the sender's node's: "
         "a private message is delivered by each node to its own users",
         "user": _READS,

@@ -207,6 +207,8 @@ class ClusterChat(ReplicatedChat):
         self.node_live: Callable[[str], bool] = lambda node: True
         self.live_nodes: Callable[[], list[str]] = lambda: [self.node_id]
         self.new_uid: Callable[[], str] = lambda: ""
+        # Runs a change in a turn of this node's own (Node.in_turn).
+        self.run_in_turn: Callable[[Callable[[], None]], None] = lambda run: run()
 
     # Always-on users are written to the store by one node only (keeps):
     # Accounts sets what writes them (chatd.model.accounts), this wraps it.
@@ -389,6 +391,15 @@ class ClusterChat(ReplicatedChat):
                     else {}
                 )
         super().set_connections(user, place, count, reason)
+
+    def changing(self, run: Callable[[], None]) -> None:
+        """Run run at once in a turn or applying; else in a turn of our own,
+        so that what it changes is replicated (a login at the prompt whose
+        password check ended after its line's turn)."""
+        if self._ops is not None or self._applying or self._depth:
+            run()
+        else:
+            self.run_in_turn(run)
 
     def bring_back(self, restore: Callable[[], object]) -> None:
         """Run restore (in a turn), which brings kept always-on users back with

@@ -451,6 +451,11 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
 
     # -- several connections (docs/protocol.md, Devices; chatd.model.devices) ----
 
+    def changing(self, run: Callable[[], None]) -> None:
+        """Run run, which changes shared state, where that may be done: at once
+        here; a cluster node runs it in a turn of its own (chatd.cluster)."""
+        run()
+
     def attach(self, user: User, client: IChatClient) -> None:
         """Add client as another connection of user: nobody else sees anything.
 

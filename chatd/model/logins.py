@@ -43,10 +43,28 @@ def log_in(
     """Check password for account nick; decide who takes the nickname (claim).
 
     Fails with auth-failed or throttled (Accounts.identify), or
-    too-many-devices (claim).
+    too-many-devices (claim). The claim, and what the caller's callbacks do
+    with the Login, run where shared state may change (Chat.changing: on a
+    cluster, in a turn of the node's own, since the check ends after the
+    line's turn).
     """
     checked = accounts.identify(None, nick, password, host)
-    return checked.addCallback(lambda record: claim(accounts, record, max_devices))
+
+    def claimed(record: AccountRecord) -> Deferred[Login]:
+        done: Deferred[Login] = Deferred()
+
+        def run() -> None:
+            try:
+                login = claim(accounts, record, max_devices)
+            except ChatError as error:
+                done.errback(error)
+                return
+            done.callback(login)  # the caller's callbacks run now, here
+
+        accounts.chat.changing(run)
+        return done
+
+    return checked.addCallback(claimed)
 
 
 def attachable(
