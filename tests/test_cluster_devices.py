@@ -526,3 +526,24 @@ def test_a_login_on_one_node_takes_the_name_from_a_guest_on_the_other() -> None:
     for node in (a, b):
         assert node.chat.users["alice"].account == "alice"
         assert len(node.chat.users) == 2
+
+
+def test_a_rejoin_closes_the_connections_of_a_user_registered_elsewhere() -> None:
+    """Redis comes back empty and both nodes rejoin: alice was registered on a,
+    so her phone on b is closed (BYE, it logs in again) while her laptop on a
+    stays hers; bob on b stays bob."""
+    clock, a, b = two_nodes()
+    bob = on(b, a, "bob")
+    laptop, phone = laptop_and_phone(a, b, bob)
+    lines(phone[1])
+    fresh = FakeLog(clock)
+    for node in (a, b):
+        node.log, node.read = fresh, 0
+        node.node.send = fresh.append
+    a.node.reset("a2")
+    b.node.reset("b2")
+    got = lines(phone[1])
+    assert got[-1] == "BYE cluster link lost", got
+    assert phone[0].user is None
+    assert laptop[0].user is a.chat.users["alice"]
+    assert sorted(b.chat.users) == ["bob"]

@@ -42,7 +42,14 @@ from chatd.cluster.entries import (
     Tell,
     Turn,
 )
-from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
+from chatd.cluster.replica import (
+    ClusterChat,
+    Op,
+    Publisher,
+    RemoteClient,
+    Wire,
+    home_of,
+)
 from chatd.model.chat import Joined, Renamed, Room, User
 from chatd.model.devices import carry_devices
 from chatd.model.errors import ChatError
@@ -402,9 +409,9 @@ class Node(Publisher):
         """
         chat = self.chat
         with chat.applying():
-            for remote in list(chat.users.values()):
-                if isinstance(remote.client, RemoteClient):
-                    chat.quit(remote, SPLIT_REASON)
+            for each in list(chat.users.values()):
+                if not self._ours(each):
+                    chat.quit(each, SPLIT_REASON)
         self.node_id = chat.node_id = node_id
         locals_, self.locals = self.locals, {}
         for uid, local in locals_.items():
@@ -420,6 +427,20 @@ class Node(Publisher):
         self.effects.clear()
         self.nodes.clear()
         self.last_id = "0-0"
+
+    def _ours(self, user: User) -> bool:
+        """Whether user stays through a rejoin: registered here, with a
+        connection here; or always-on and connected nowhere here.
+
+        A user of several nodes registered on another one quits here (its
+        connections here are closed: they log in again).
+        """
+        held = user.devices
+        if held is None:
+            return not isinstance(user.client, RemoteClient)
+        if not held.clients:
+            return user in self.chat.always_on
+        return home_of(held.uid) == self.node_id
 
     def save_locals(self) -> list[tuple[Local, User, list[str]]]:
         """This node's users and their rooms, to add again after a snapshot."""
