@@ -9,6 +9,7 @@ connection on any node goes, and a lost node takes only its own connections.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 
@@ -547,3 +548,56 @@ def test_a_rejoin_closes_the_connections_of_a_user_registered_elsewhere() -> Non
     assert phone[0].user is None
     assert laptop[0].user is a.chat.users["alice"]
     assert sorted(b.chat.users) == ["bob"]
+
+
+def test_sasl_on_another_node_attaches_an_irc_client() -> None:
+    """alice's laptop is on a; an IRC client on b logs in with SASL PLAIN and
+    sends CAP END before the (threaded) check ends: it is registered in a turn
+    of b's own as one more of alice's connections (001 to alice, JOIN #lobby),
+    and bob sees nothing."""
+    clock, a, b, settle = threaded()
+    bob = on(b, a, "bob")
+    laptop = on(a, b, "alice")
+    send(laptop, f"/register {PASSWORD} {PASSWORD}")
+    settle()
+    lines(bob[1])
+    irc, out = b.connect(irc=True)
+    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    irc.dataReceived(
+        b"CAP LS 302\r\nCAP REQ :sasl\r\nNICK phone\r\nUSER p 0 * :Phone\r\n"
+        b"AUTHENTICATE PLAIN\r\n"
+        + f"AUTHENTICATE {plain}\r\n".encode()
+        + b"CAP END\r\n"
+    )
+    settle()
+    said = out.value().decode()
+    assert " 903 " in said and " 001 alice " in said, said
+    assert ":alice!" in said and " JOIN #lobby" in said, said
+    assert irc.user is b.chat.users["alice"]
+    assert lines(bob[1]) == []
+    for node in (a, b):
+        assert sorted(node.chat.users) == ["alice", "bob"]
+        assert node.chat.users["alice"].devices.places == {"a": 1, "b": 1}  # type: ignore[union-attr]
+
+
+def test_sasl_with_nobody_holding_the_name_registers_in_a_turn() -> None:
+    """SASL PLAIN on a cluster, CAP END sent before the (threaded) check ends
+    and nobody holding the nickname: the client is registered as alice in a
+    turn of its node's own, identified, and the other node has her."""
+    clock, a, b, settle = threaded()
+    first = on(a, b, "alice")
+    send(first, f"/register {PASSWORD} {PASSWORD}")
+    settle()
+    close(first, a, b)
+    irc, out = b.connect(irc=True)
+    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    irc.dataReceived(
+        b"CAP LS 302\r\nCAP REQ :sasl\r\nNICK alice\r\nUSER p 0 * :Phone\r\n"
+        b"AUTHENTICATE PLAIN\r\n"
+        + f"AUTHENTICATE {plain}\r\n".encode()
+        + b"CAP END\r\n"
+    )
+    settle()
+    said = out.value().decode()
+    assert " 903 " in said and " 001 alice " in said, said
+    assert a.chat.users["alice"].account == "alice"
