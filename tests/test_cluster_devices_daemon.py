@@ -5,6 +5,7 @@ redis-server, line clients over loopback sockets.
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from daemon import LineClient
 from redis_server import RedisServer
 from test_cluster_daemon import client, nodes
 from test_daemon_accounts import CHEAP, LOOPBACK, PASSWORD, sync
+from test_irc_daemon import IrcClient
 
 
 def talk(who: LineClient) -> str:
@@ -112,3 +114,39 @@ def test_an_always_on_user_survives_a_restart_of_every_node(
         assert bob.expect("AWAY alice") == "AWAY alice "
         phone.send("/history bob")
         assert phone.expect("HISTORY bob").endswith("PRIV bob are you there")
+
+
+def test_an_irc_client_with_sasl_on_another_node_attaches(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """alice's line client is on node a; an IRC client on node b logs in with
+    SASL PLAIN (CAP END sent at once, before the check ends): 001 as alice,
+    JOIN #lobby; bob (line, on b) sees no JOIN, and his message reaches both."""
+    irc = ("--irc", "tcp:0:interface=127.0.0.1")
+    with nodes(redis_server, tmp_path, 2, *CHEAP, *irc) as (a, b):
+        laptop = client(a, "alice")
+        laptop.send(f"/register {PASSWORD} {PASSWORD}")
+        laptop.expect("INFO alice is registered to you")
+        bob = client(b, "bob")
+        sync(bob)
+        phone = IrcClient.connect(b.ports["irc tcp:0:interface=127.0.0.1"])
+        plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+        for line in (
+            "CAP LS 302",
+            "CAP REQ :sasl",
+            "NICK phone",
+            "USER p 0 * :Phone",
+            "AUTHENTICATE PLAIN",
+            f"AUTHENTICATE {plain}",
+            "CAP END",
+        ):
+            phone.send(line)
+        phone.expect_irc("903")
+        assert phone.expect_irc("001").split(" ")[2] == "alice"
+        assert phone.expect_irc("JOIN").endswith(" JOIN #lobby")
+        bob.send("/who")
+        assert bob.expect("USERS ") == "USERS #lobby alice bob"
+        bob.send("both of you")
+        assert laptop.expect("MSG ") == "MSG #lobby bob both of you"
+        assert phone.expect_irc("PRIVMSG").endswith("PRIVMSG #lobby :both of you")
+        assert not any(line.startswith(("JOIN", "QUIT")) for line in sync(bob))
