@@ -99,6 +99,7 @@ def make_node(
     accounts: AccountStore | None = None,
     operators: tuple[str, ...] = (),
     hashing: Runner[object] = run_inline,
+    max_devices: int = 10,
 ) -> FakeNode:
     """A node on the fake log, up, with line and IRC doors.
 
@@ -106,7 +107,7 @@ def make_node(
     comes outside the line's turn); the default, at once.
     """
     factory = ChatFactory(
-        ServerConfig(accounts=CHEAP, operators=operators),
+        ServerConfig(accounts=CHEAP, operators=operators, max_devices=max_devices),
         clock,
         history,
         accounts,

@@ -153,6 +153,10 @@ class FakeIrc:
     def unregistered_count(self) -> int:
         return self.unregistered
 
+    @property
+    def awaiting_nick(self) -> bool:
+        return self.user is None
+
     # -- test helpers ------------------------------------------------------
 
     def line(self, text: str) -> None:

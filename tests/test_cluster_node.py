@@ -491,14 +491,15 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
     assert lines(b_out) == ["MSG #lobby alice still there?", "PRIV bob alice yes"]
 
 
-def test_irc_in_a_cluster_does_not_offer_sasl() -> None:
-    """SASL would register a client outside any turn: CAP LS leaves sasl out."""
+def test_irc_in_a_cluster_offers_sasl() -> None:
+    """SASL registers a client in a turn of its node's own when its check ends
+    (tests/test_cluster_devices.py): CAP LS offers it, as in one process."""
     clock, log, a, b = two_nodes()
     carol, c_out = a.connect(irc=True)
     carol.dataReceived(b"CAP LS 302\r\n")
     pump_all(a, b)
     text = c_out.value().decode()
-    assert " LS " in text and "sasl" not in text
+    assert " LS " in text and "sasl" in text
 
 
 def test_lines_behind_a_turn_wait_for_it_and_keep_their_order() -> None:

@@ -42,7 +42,14 @@ from chatd.cluster.entries import (
     Tell,
     Turn,
 )
-from chatd.cluster.replica import ClusterChat, Op, Publisher, RemoteClient, Wire
+from chatd.cluster.replica import (
+    ClusterChat,
+    Op,
+    Publisher,
+    RemoteClient,
+    Wire,
+    home_of,
+)
 from chatd.model.chat import Joined, Renamed, Room, User
 from chatd.model.devices import carry_devices
 from chatd.model.errors import ChatError
@@ -100,6 +107,10 @@ class Node(Publisher):
         self.output = output
         chat.publisher = self
         chat.node_id = node_id
+        chat.node_live = self.is_live
+        chat.live_nodes = self.live_nodes
+        chat.new_uid = self.new_uid
+        chat.run_in_turn = self.in_turn
         self.locals: dict[str, Local] = {}
         self.queue: deque[tuple[str, Entry]] = deque()
         self.effects: dict[str, tuple[Op, ...]] = {}
@@ -113,6 +124,25 @@ class Node(Publisher):
         self.on_lost_self: Callable[[], None] = lambda: None
         # Turns of this node that run something other than a line (a rejoin).
         self.specials: dict[str, Callable[[], None]] = {}
+
+    def is_live(self, node: str) -> bool:
+        """Whether node is this one or a live node this one knows."""
+        return node == self.node_id or (node in self.nodes and node not in self.gone)
+
+    def live_nodes(self) -> list[str]:
+        """This node and the live nodes it knows."""
+        return [self.node_id, *(n for n in self.nodes if n not in self.gone)]
+
+    def in_turn(self, run: Callable[[], None]) -> None:
+        """Run run in a turn of this node's own: its changes are replicated."""
+        self._counter += 1
+        token = f"*special/{self.node_id}/{self._counter}"
+        self.specials[token] = run
+        self.publish(Turn(self.node_id, token))
+
+    def restore_in_turn(self, restore: Callable[[], object]) -> None:
+        """Bring kept always-on users back (restore) in a turn of our own."""
+        self.in_turn(lambda: self.chat.bring_back(restore))
 
     # -- this node's connections -------------------------------------------------
 
@@ -318,6 +348,12 @@ class Node(Publisher):
             )
         elif isinstance(entry, Close):
             if entry.node == self.node_id:
+                user = chat.by_uid.get(entry.uid)
+                held = user.devices if user is not None else None
+                if held is not None:  # every connection of the user's here
+                    for client in list(held.clients):
+                        client.close(entry.reason)
+                    return
                 local = self.locals.get(entry.uid)
                 if local is not None:
                     local.close(entry.reason)
@@ -373,9 +409,9 @@ class Node(Publisher):
         """
         chat = self.chat
         with chat.applying():
-            for remote in list(chat.users.values()):
-                if isinstance(remote.client, RemoteClient):
-                    chat.quit(remote, SPLIT_REASON)
+            for each in list(chat.users.values()):
+                if not self._ours(each):
+                    chat.quit(each, SPLIT_REASON)
         self.node_id = chat.node_id = node_id
         locals_, self.locals = self.locals, {}
         for uid, local in locals_.items():
@@ -384,10 +420,27 @@ class Node(Publisher):
             self.locals[local.uid] = local
             if user is not None:
                 chat.by_uid[local.uid] = user
+                held = user.devices
+                if held is not None and held.uid == uid:
+                    held.uid = local.uid
         self.queue.clear()
         self.effects.clear()
         self.nodes.clear()
         self.last_id = "0-0"
+
+    def _ours(self, user: User) -> bool:
+        """Whether user stays through a rejoin: registered here, with a
+        connection here; or always-on and connected nowhere here.
+
+        A user of several nodes registered on another one quits here (its
+        connections here are closed: they log in again).
+        """
+        held = user.devices
+        if held is None:
+            return not isinstance(user.client, RemoteClient)
+        if not held.clients:
+            return user in self.chat.always_on
+        return home_of(held.uid) == self.node_id
 
     def save_locals(self) -> list[tuple[Local, User, list[str]]]:
         """This node's users and their rooms, to add again after a snapshot."""
@@ -422,6 +475,9 @@ class Node(Publisher):
             if self.locals.get(local.uid) is not local:
                 continue  # closed meanwhile
             nick = old.nick
+            if old.devices is not None:
+                # Counted again from here: the old log's places mean nothing.
+                old.devices.places = None
             if fold(nick) in chat.users:
                 nick = guest_name(lambda name: fold(name) in chat.users)
             try:

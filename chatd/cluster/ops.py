@@ -168,6 +168,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(Chat.delete_message, "delete_message"),
     Operation(Chat.delete_private_message, "delete_private_message"),
     Operation(Chat.mark_read, "mark_read"),  # new in version 3 (read markers)
+    # A user's connections on several nodes (docs/cluster.md, Several devices
+    # on a cluster): how many a node holds, and always-on, which every node
+    # consults when the last one goes. New in this version.
+    Operation(Chat.set_connections, "connections"),
+    Operation(Chat.set_always_on, "always_on"),
 )
 
 # The operations by their name in the log (the apply side).
@@ -197,13 +202,14 @@ NOT_REPLICATED: Mapping[str, str] = MappingProxyType(
         "clock), which are the user's own node's",
         # Several devices (chatd.model.devices): a user's connections are its
         # own node's; on the others it is one user whichever it has.
-        "attach": "adds a connection to a user of this node: nothing shared "
-        "changes (the other nodes see one user, as before)",
-        "drop_connection": "a connection of this node closed: detached alone "
-        "nothing shared changes; the user's quit or away goes through quit and "
-        "set_away, which are replicated",
-        "set_always_on": "consulted only by the user's own node, when its last "
-        "connection closes (then set_away or quit, replicated)",
+        "attach": "adds a connection held by this node; the count of the "
+        "user's connections here goes through set_connections (replicated)",
+        "drop_connection": "a connection of this node closed: the count of the "
+        "user's connections here goes through set_connections, or a lone one's "
+        "quit through quit (both replicated)",
+        "check_always_on": _READS,
+        "changing": "runs a change where it may be made: a cluster node in a turn "
+        "of its own, whose ops are then replicated",
         "away_reply": "who was told of an away message is the sender's node's: "
         "a private message is delivered by each node to its own users",
         "user": _READS,

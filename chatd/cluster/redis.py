@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet import defer, task
@@ -131,6 +132,10 @@ class RedisLog:
         self._expiry_checks: dict[str, IDelayedCall] = {}
         self._reading = False
         self._joined = False  # joined once: a later join is a rejoin
+        self._joined_once = False  # (_joined is cleared for a rejoin; this not)
+        # Called when this node's first join found no other live node: it
+        # starts the cluster (the service brings the always-on users back).
+        self.started_alone: Callable[[], None] = lambda: None
         self.loaded = False  # the last join loaded a snapshot
         self._must_rejoin = False  # declared lost: the next join is a rejoin
         self.ready: defer.Deferred[None] = defer.Deferred()  # first join done
@@ -285,7 +290,8 @@ class RedisLog:
                     count=live - 1,
                 )
         self.node.last_id = hello_id
-        self._joined = True
+        first = not self._joined_once and live == 1
+        self._joined = self._joined_once = True
         self._went_up()
         self.log.info(
             "cluster: node {node} joined through {url} ({live} live nodes)",
@@ -293,6 +299,8 @@ class RedisLog:
             url=self.url,
             live=live,
         )
+        if first:  # this node starts the cluster: what it keeps comes back
+            self.started_alone()
         if not self.ready.called:
             self.ready.callback(None)
 

@@ -21,6 +21,13 @@ every replica makes the same changes in the same order:
 
 Users are named in ops by a uid that never changes, "<node>/<n>", since a
 nickname can change between publishing an op and applying it.
+
+A user's connections may be on several nodes (docs/cluster.md, Several
+devices on a cluster): each node's replica of the user has a Devices
+(chatd.model.devices) holding that node's own connections, and every node
+counts them all, by node, from the connections op (Chat.set_connections),
+which decides alike everywhere when the user quits. The first node that
+holds its connections keeps what it says (keeps).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from zope.interface import implementer
 
 from chatd.cluster.entries import Changes, Close, Entry, Tag, Talk, Tell
 from chatd.cluster.ops import BY_WIRE, OPERATIONS, Op, Operation, Wire
+from chatd.model import devices
 from chatd.model.chat import (
     Action,
     Chat,
@@ -48,6 +56,7 @@ from chatd.model.chat import (
     party_of,
 )
 from chatd.model.client_tags import NO_TAGS, Tags, check_size
+from chatd.model.devices import ALWAYS_ON_AWAY, Devices
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold
 from chatd.store.interface import Kind
@@ -70,7 +79,8 @@ class RemoteClient:
     __slots__ = ("uid", "node", "publisher")
     # Never quoted: only the user's own node guards their nickname (_nick_taken).
     identify_hint = ""
-    # A device may attach only on the user's own node (chatd.model.logins).
+    # A user of another node: a device attaching here gets a Devices with
+    # none of its connections here yet (chatd.model.devices.devices_of).
     remote = True
 
     def __init__(self, uid: str, node: str, publisher: Publisher) -> None:
@@ -84,6 +94,38 @@ class RemoteClient:
     def close(self, reason: str) -> None:
         """Ask the user's node to close their connection (a /kill)."""
         self.publisher.publish(Close(self.node, self.uid, reason))
+
+
+@implementer(IChatClient)
+class Elsewhere:
+    """A user's connections on the other nodes, as its Devices closes them.
+
+    A /kill or a K-line closes a user's connections: its Devices closes
+    those of this node, and this asks each other node that holds some to
+    close its own (a close entry naming the user).
+    """
+
+    __slots__ = ("chat", "held")
+    identify_hint = ""
+
+    def __init__(self, chat: ClusterChat, held: Devices) -> None:
+        self.chat = chat
+        self.held = held
+
+    def deliver(self, event: Event) -> None:
+        """Nothing: each node delivers to its own connections."""
+
+    def close(self, reason: str) -> None:
+        """Ask every other node holding some of the user's connections to close them."""
+        here = self.chat.node_id
+        for node in list(self.held.places or ()):
+            if node != here:
+                self.chat.publisher.publish(Close(node, self.held.uid, reason))
+
+
+def home_of(uid: str) -> str:
+    """The node a uid was made on: where its user registered."""
+    return uid.split("/", 1)[0]
 
 
 def _live_id(ms: int, seq: int) -> int:
@@ -160,6 +202,27 @@ class ClusterChat(ReplicatedChat):
         # Whether the cluster can take changes now (Redis reachable, state loaded).
         self.up = False
         self.last_stamp = 0  # the last history id given out (Stamps, in log order)
+        # Whether a node is live as this replica knows, the live nodes, and a
+        # new uid of this node's (the node sets them: chatd.cluster.node).
+        self.node_live: Callable[[str], bool] = lambda node: True
+        self.live_nodes: Callable[[], list[str]] = lambda: [self.node_id]
+        self.new_uid: Callable[[], str] = lambda: ""
+        # Runs a change in a turn of this node's own (Node.in_turn).
+        self.run_in_turn: Callable[[Callable[[], None]], None] = lambda run: run()
+
+    # Always-on users are written to the store by one node only (keeps):
+    # Accounts sets what writes them (chatd.model.accounts), this wraps it.
+    @property
+    def always_on_changed(self) -> Callable[[User, bool], None]:
+        return self._always_on_kept
+
+    @always_on_changed.setter
+    def always_on_changed(self, keep: Callable[[User, bool], None]) -> None:
+        self._keep_always_on = keep
+
+    def _always_on_kept(self, user: User, on: bool) -> None:
+        if self.keeps(user):
+            self._keep_always_on(user, on)
 
     def _log_now(self) -> float:
         return self.log_time
@@ -222,6 +285,9 @@ class ClusterChat(ReplicatedChat):
     ) -> User:
         if self._ops is None and not (self._applying or self._depth):
             raise ChatError(ErrorCode.CLUSTER_DOWN, "registering needs the cluster")
+        if isinstance(client, Devices) and not client.uid:
+            # An always-on user brought back with no connection: a uid of ours.
+            client.uid = self.new_uid()
         user = super().register(
             nick,
             client,
@@ -237,18 +303,122 @@ class ClusterChat(ReplicatedChat):
         super().quit(user, reason)
         if self.users.get(user.key) is not user:  # applied, not only published
             self.by_uid.pop(uid_of(user), None)
+            held = user.devices
+            if held is not None and held.clients:
+                # Quit everywhere (a /kill, or its other nodes' last connection
+                # went as this one came): the connections here go too.
+                for client in list(held.clients):
+                    client.close(reason)
 
     def set_account(self, user: User, account: str) -> None:
         super().set_account(user, account)
-        if self._applying and not is_remote(user):
+        if self._applying and self.keeps(user):
             # Read from the log on the user's node: a reservation ends
             # (chatd.model.accounts).
             Chat.nick_taken(self, user)
 
     def nick_taken(self, user: User) -> None:
         """Only the user's own node guards a registered nickname (one timer)."""
-        if not is_remote(user):
+        if self.keeps(user):
             Chat.nick_taken(self, user)
+
+    # -- a user's connections on several nodes (chatd.model.devices) --------------
+
+    def keeps(self, user: User) -> bool:
+        """Whether this node keeps what user says (history) and guards its name.
+
+        A user on one node: that node. A user whose connections the log
+        counts on several: the first of them (the same on every replica);
+        before any is counted, the node it registered on.
+        """
+        held = user.devices
+        if held is None:
+            return type(user.client) is not RemoteClient
+        if held.places is None:
+            return home_of(held.uid) == self.node_id
+        for node in held.places:
+            return node == self.node_id
+        # Connected nowhere (always-on): the first live node by name.
+        return min(self.live_nodes()) == self.node_id
+
+    def devices_here(self, user: User) -> Devices:
+        """user's Devices on this node, made on first need (remote: none here)."""
+        was_remote = is_remote(user)
+        held = devices.devices_of(user)
+        held.here = self.node_id
+        if held.elsewhere is None:
+            held.elsewhere = Elsewhere(self, held)
+        if was_remote:  # delivered to here from now on: the rooms list it again
+            for room in user.rooms.values():
+                room.local = None
+        return held
+
+    def attach(self, user: User, client: IChatClient) -> None:
+        """A connection of this node is one more of user (maybe of another node's):
+        delivered to here at once; the count of its connections here is an op."""
+        held = self.devices_here(user)
+        devices.attach(user, client)
+        self.set_connections(user, self.node_id, len(held.clients), "")
+
+    def drop_connection(self, user: User, client: IChatClient, reason: str) -> bool:
+        """client closed: a lone connection's user quits (an op, as ever); one
+        of several goes, and the count of the user's connections here is an op,
+        applied by every node in the log's order (Chat.set_connections decides)."""
+        if self.users.get(user.key) is not user:
+            return True
+        if user.devices is None and user not in self.always_on:
+            return super().drop_connection(user, client, reason)
+        self.devices_here(user)
+        left = devices.detach(user, client)
+        others = devices.count(user) - left
+        self.set_connections(user, self.node_id, left, reason)
+        return not (left or others) and user not in self.always_on
+
+    def set_connections(self, user: User, place: str, count: int, reason: str) -> None:
+        if self._applying or self._depth or self._ops is not None:
+            # Runs here now (applied, or in a turn): first counted, the user
+            # had its one connection on the node it registered on.
+            held = self.devices_here(user)
+            if held.places is None:
+                # Never counted: its one connection on the node it registered
+                # on, unless that node is gone, or it is an always-on user
+                # brought back with none (chatd.model.always_on).
+                home = home_of(held.uid)
+                held.places = (
+                    {home: 1}
+                    if self.node_live(home)
+                    and not (user in self.always_on and user.away == ALWAYS_ON_AWAY)
+                    else {}
+                )
+        super().set_connections(user, place, count, reason)
+
+    def changing(self, run: Callable[[], None]) -> None:
+        """Run run at once in a turn or applying; else in a turn of our own,
+        so that what it changes is replicated (a login at the prompt whose
+        password check ended after its line's turn)."""
+        if self._ops is not None or self._applying or self._depth:
+            run()
+        else:
+            self.run_in_turn(run)
+
+    def bring_back(self, restore: Callable[[], object]) -> None:
+        """Run restore (in a turn), which brings kept always-on users back with
+        no connection (chatd.model.always_on); then count them connected
+        nowhere, on every node (set_connections)."""
+        restore()
+        for user in list(self.always_on):
+            held = user.devices
+            if held is not None and held.places is None and not held.clients:
+                self.set_connections(user, self.node_id, 0, "")
+
+    def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
+        if self._applying or self._depth:
+            return bool(super().set_always_on(user, on, per_address))
+        # Refused at once, in the door's words; then every node applies it.
+        if not self.check_always_on(user, on, per_address):
+            return False
+        super().set_always_on(user, on, per_address)
+        return True
 
     # -- talk: checked here, delivered when read from the log -------------------
 
@@ -358,7 +528,12 @@ class ClusterChat(ReplicatedChat):
         msg_id, time = 0, 0.0
         if self.history is not None:
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
-            if not is_remote(user):  # the speaker's node keeps it, once
+            # The speaker's node keeps it, once (several nodes: keeps).
+            if (
+                type(user.client) is not RemoteClient
+                if user.devices is None
+                else self.keeps(user)
+            ):
                 self.history.record_at(
                     room.key, kind, user.nick, text, msg_id, time, author_of(user)
                 )
@@ -389,7 +564,7 @@ class ClusterChat(ReplicatedChat):
         # under an id from the log, the same on every node; by the sender's node.
         if self.history is not None and (user.account or recipient.account):
             msg_id, time = self.next_stamp(ms, seq), ms / 1000
-            if not is_remote(user):
+            if self.keeps(user):
                 kind = Kind.ACTION if action else Kind.MESSAGE
                 name = user.account or user.nick
                 self.history.record_private_at(
@@ -485,16 +660,38 @@ class ClusterChat(ReplicatedChat):
         method(**operation.arguments(op, subject))
 
     def drop_node(self, node: str, reason: str) -> list[str]:
-        """Quit every user of node (lost or left); return their nicknames."""
-        gone = [
-            user
-            for user in self.users.values()
-            if isinstance(user.client, RemoteClient) and user.client.node == node
-        ]
+        """Take node's connections away (lost or left); return who quit.
+
+        A user of that node alone quits; one whose connections the log
+        counts on several nodes loses those of node only, and quits only
+        if it had none elsewhere (Chat.set_connections).
+        """
+        gone: list[User] = []
+        counted: list[User] = []
+        for user in self.users.values():
+            held = user.devices
+            if held is not None and held.places is not None:
+                if node in held.places:
+                    counted.append(user)
+            elif isinstance(user.client, RemoteClient) and user.client.node == node:
+                gone.append(user)
+            elif held is not None and home_of(held.uid) == node:
+                gone.append(user)  # attached here, not counted yet: as everywhere
+        # An always-on user of node alone stays, away, as its last connection's
+        # going would leave it.
+        for user in gone:
+            if user in self.always_on:
+                counted.append(user)
+                self.devices_here(user).places = {node: 1}  # its one, there
+        gone = [user for user in gone if user not in self.always_on]
         with self.applying():
             for user in gone:
                 self.quit(user, reason)
-        return [user.nick for user in gone]
+            for user in counted:
+                self.set_connections(user, node, 0, reason)
+        return [user.nick for user in gone] + [
+            user.nick for user in counted if self.users.get(user.key) is not user
+        ]
 
 
 class _Applying:

@@ -23,7 +23,6 @@ from chatd.store.redis_history import RedisHistory
 def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     """Make factory a cluster node: its Node, and its doors' cluster subclasses."""
     from chatd.doors import DOORS
-    from chatd.irc.protocol import irc_server
 
     chat = factory.chat
     if not isinstance(chat, ClusterChat):
@@ -31,12 +30,9 @@ def cluster_node(factory: ChatFactory, node_name: str | None) -> Node:
     node = Node(chat, node_name or new_node_id(), lambda entry: None, factory.output)
     for door in DOORS:
         factory.door_classes[door.connection] = cluster_door(door, node)
-    # SASL would register a client when its check ends, outside any turn: not
-    # offered (docs/cluster.md, Limits).
-    server = irc_server(factory)
-    server.offered = {
-        cap: value for cap, value in server.offered.items() if cap != "sasl"
-    }
+    # SASL registers a client when its check ends, after its line's turn: in
+    # a turn of the node's own (Chat.changing; docs/cluster.md, Several
+    # devices on a cluster), so it is offered as in one process.
     return node
 
 
@@ -63,6 +59,13 @@ class ClusterService(Service):
     ) -> None:
         self.node = cluster_node(factory, node_name)
         self.link = RedisLog(self.node, reactor, clock, url, node_timeout)
+        if accounts is not None:
+            # The node that starts the cluster brings its always-on users back
+            # from Redis, in a turn of its own (docs/cluster.md).
+            node = self.node
+            self.link.started_alone = lambda: accounts.restore_always_on(
+                node.restore_in_turn
+            )
         self._reactor = reactor
         self.history = history
         self.accounts = accounts

@@ -5,7 +5,9 @@ everything the cluster shares: users (by uid, with their nickname, who they
 are, away and account, current room, whether invisible), rooms in name order
 with their members in join order and their rules (created, topic, flags,
 key, limit, bans, invitations, operators, voiced), the registered rooms'
-records, the history stamp and the known nodes. (Every node applies the same
+records, the history stamp and the known nodes; and (version 5) where the
+connections of a user on several nodes are (Devices.places), and who is
+always-on. (Every node applies the same
 register_room ops from the log; a node that joins later learns the records
 here, or it would let anyone register such a room again and make them its
 operators.)
@@ -23,8 +25,10 @@ from chatd.store.accounts import room_from_json, room_to_json
 
 # 2: invitations by uid, with their end; 3: "invisible", the uids of users with
 # IRC's +i (a key of its own, which a node of version 2 ignores); 4: "klines",
-# the server bans (a key of its own, which older nodes ignore).
-VERSION = 4
+# the server bans (a key of its own, which older nodes ignore); 5: "devices",
+# each counted user's uid and [node, connections] in the log's order, and
+# "always_on", uids (keys of their own, which older nodes ignore).
+VERSION = 5
 
 
 def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
@@ -84,6 +88,12 @@ def dump(chat: ClusterChat, nodes: list[str]) -> dict[str, Wire]:
             [ban.mask, ban.reason, ban.by, ban.time, ban.expires]
             for ban in chat.server_bans
         ],
+        "devices": [
+            [uid_of(user), [[node, count] for node, count in places.items()]]
+            for user in chat.users.values()
+            if user.devices is not None and (places := user.devices.places) is not None
+        ],
+        "always_on": sorted(uid_of(user) for user in chat.always_on),
     }
 
 
@@ -118,6 +128,11 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
     for uid in data.get("invisible", []):  # not before version 3
         if uid in by_uid:
             by_uid[uid].invisible = True
+    counted: list[tuple[User, dict[str, int]]] = [
+        (by_uid[uid], {node: count for node, count in places})
+        for uid, places in data.get("devices", [])  # not before version 5
+        if uid in by_uid
+    ]
     rooms: dict[str, Room] = {}
     secret: set[str] = set()
     for spec in data["rooms"]:
@@ -150,6 +165,9 @@ def load(chat: ClusterChat, data: dict[str, Wire], publisher: Publisher) -> list
         rooms[fold(LOBBY)] = Room(LOBBY)
     chat.users = users
     chat.by_uid = by_uid
+    for user, places in counted:
+        chat.devices_here(user).places = places
+    chat.always_on = {by_uid[uid] for uid in data.get("always_on", []) if uid in by_uid}
     chat.rooms = rooms
     chat.room_keys = sorted(rooms)
     chat.secret_rooms = secret

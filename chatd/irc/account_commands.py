@@ -176,18 +176,30 @@ def _check_plain(session: IrcSession, response: str) -> None:
         data = logged_in(session, record.name) + numeric_bytes(
             session, n.RPL_SASLSUCCESS, text="SASL authentication successful"
         )
-        _registration_goes_on(session)  # its 001 waits behind these
+        _after_check(session)  # its 001 waits behind these
         return data
 
     def refused(error: ChatError) -> bytes:
         reg.checking = False
-        _registration_goes_on(session)
+        _after_check(session)
         text = f"SASL authentication failed: {clean_text(error.text)}"
         return numeric_bytes(session, n.ERR_SASLFAIL, text=text)
 
     answer = session.accounts.identify(session.user, authcid, password, session.host)
     late = numeric_bytes(session, n.ERR_SASLFAIL, text="SASL authentication timed out")
     answer_later(session, answer, done, refused, late)
+
+
+def _after_check(session: IrcSession) -> None:
+    """The check is over: registration may go on, where shared state may
+    change (Chat.changing: a cluster node's turn of its own, since the check
+    ends after its line's turn; docs/cluster.md, Several devices on a cluster)."""
+
+    def go_on() -> None:
+        if session.awaiting_nick:  # not closed meanwhile
+            _registration_goes_on(session)
+
+    session.chat.changing(go_on)
 
 
 def _registration_goes_on(session: IrcSession) -> None:

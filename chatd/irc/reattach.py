@@ -54,7 +54,7 @@ def attach_identified(
 
     Returns the user attached to, or None if there is none to attach to any
     more (it left while the password was checked). Raises ChatError
-    (too-many-devices, or nick-taken for a user on another cluster node)
+    (too-many-devices, counted on every node of a cluster)
     from attachable, with nothing changed.
     """
     chat = session.chat

@@ -69,6 +69,10 @@ class IrcSession(HistorySession, Protocol):
     def nick(self) -> str:
         """The client's nickname as numerics address it ("*" before one is set)."""
 
+    @property
+    def awaiting_nick(self) -> bool:
+        """Whether the connection has yet to register (and is not closing)."""
+
     def send(self, data: bytes) -> None:
         """Write encoded lines."""
 

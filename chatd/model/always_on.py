@@ -6,10 +6,15 @@ AlwaysOnRecord (chatd.store.interface): its nickname, account, host and
 rooms, written whenever they change (Chat.always_on_changed, which Accounts
 points at its store) and read back when the server starts (restore): each
 comes back with no connection, in its rooms, away, until a device logs in.
+
+Each is brought back through Chat's own operations (register, set_always_on,
+set_away, join), so that a cluster replicates it (the node that starts the
+cluster restores, in a turn of its own: docs/cluster.md).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from twisted.logger import Logger
@@ -52,8 +57,9 @@ def restore(chat: Chat, records: Mapping[str, AlwaysOnRecord]) -> list[User]:
             continue
         user.devices = devices
         rebind(user, devices)
-        user.away = ALWAYS_ON_AWAY
-        chat.always_on.add(user)
+        # Its address's count was checked when it was turned on.
+        chat.set_always_on(user, True, per_address=sys.maxsize)
+        chat.set_away(user, ALWAYS_ON_AWAY)
         for name in record.rooms:
             try:
                 chat.join(user, name)

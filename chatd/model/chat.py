@@ -451,6 +451,11 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
 
     # -- several connections (docs/protocol.md, Devices; chatd.model.devices) ----
 
+    def changing(self, run: Callable[[], None]) -> None:
+        """Run run, which changes shared state, where that may be done: at once
+        here; a cluster node runs it in a turn of its own (chatd.cluster)."""
+        run()
+
     def attach(self, user: User, client: IChatClient) -> None:
         """Add client as another connection of user: nobody else sees anything.
 
@@ -479,13 +484,39 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         self.quit(user, reason)
         return True
 
-    def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
-        """Keep user in its rooms while no device is connected, or stop.
+    def set_connections(self, user: User, place: str, count: int, reason: str) -> None:
+        """user has count connections at place now (a node of a cluster).
 
-        Identified users only (ERR not-identified), per_address of them from
-        one address at most (the user's host). Off with no device
-        connected: the user quits. Tell whether that changed anything.
+        docs/cluster.md, Several devices on a cluster: a user's connections
+        may be on several nodes; each node holds its own, and this counts
+        them all, in the log's order, so every node decides alike. When none
+        is left at any place the user quits with reason (everyone sharing a
+        room sees QUIT), or, always-on, stays in its rooms, away; an
+        always-on user none of whose devices was connected is back when one
+        comes. One process never calls it (drop_connection decides there).
         """
+        if self.users.get(user.key) is not user:
+            return
+        held = devices.devices_of(user)
+        if held.places is None:
+            held.places = {}
+        places = held.places
+        was = sum(places.values())
+        if count > 0:
+            places[place] = count
+        else:
+            places.pop(place, None)
+        if places:
+            if not was and user.away == ALWAYS_ON_AWAY:
+                self.set_away(user, "")
+        elif user in self.always_on:
+            if was:
+                self.set_away(user, ALWAYS_ON_AWAY)
+        else:
+            self.quit(user, reason)
+
+    def check_always_on(self, user: User, on: bool, per_address: int) -> bool:
+        """Refuse what set_always_on would refuse; tell whether it changes anything."""
         if on and not user.account:
             raise ChatError(
                 ErrorCode.NOT_IDENTIFIED,
@@ -500,12 +531,29 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
                 ErrorCode.TOO_MANY_DEVICES,
                 f"your address has {per_address} always-on users, the most it may",
             )
+        return True
+
+    def set_always_on(self, user: User, on: bool, per_address: int = 4) -> bool:
+        """Keep user in its rooms while no device is connected, or stop.
+
+        Identified users only (ERR not-identified), per_address of them from
+        one address at most (the user's host). Off with no device
+        connected: the user quits. Tell whether that changed anything.
+        """
+        if not self.check_always_on(user, on, per_address):
+            return False
         if on:
             self.always_on.add(user)
         else:
             self.always_on.discard(user)
         self.always_on_changed(user, on)
-        if not on and user.devices is not None and not user.devices.clients:
+        held = user.devices
+        # Connected nowhere: here, or (a cluster) at any place the log counts.
+        if (
+            not on
+            and held is not None
+            and not (held.clients if held.places is None else held.places)
+        ):
             self.quit(user, "always-on ended")
         return True
 

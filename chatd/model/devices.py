@@ -15,6 +15,12 @@ keeps it after (keep_current); User.current is the one a command acts on.
 Once a user had a Devices it keeps it as its client (with the first
 connection's cluster uid, chatd.cluster.replica.uid_of), so that the user's
 identity stays one while connections come and go.
+
+On a cluster a user's connections may be on several nodes (places): each
+node's Devices holds that node's own connections as clients, and places
+counts them all, by node, as the cluster's log has them (Chat.set_connections,
+replicated); count() adds the other places' to this one's. In one process
+places stays None and costs nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +45,15 @@ def _nowhere(event: Event) -> None:
 class Devices:
     """The connections of one user: each event goes to every one, in order."""
 
-    __slots__ = ("clients", "currents", "uid", "identify_hint")
+    __slots__ = (
+        "clients",
+        "currents",
+        "uid",
+        "identify_hint",
+        "places",
+        "here",
+        "elsewhere",
+    )
 
     def __init__(self, first: IChatClient, current: str) -> None:
         self.clients: list[IChatClient] = [first]
@@ -49,6 +63,15 @@ class Devices:
         # the user's, whichever connections it has now.
         self.uid: str = getattr(first, "uid", "")
         self.identify_hint: str = first.identify_hint
+        self._no_places()
+
+    def _no_places(self) -> None:
+        # Where the user's connections are (a cluster's nodes) and how many
+        # at each, as the log counts them; None: never counted (one process).
+        self.places: dict[str, int] | None = None
+        self.here = ""  # this node's place ("" in one process)
+        # Closes the user's connections at the other places (a cluster's).
+        self.elsewhere: IChatClient | None = None
 
     @classmethod
     def none(cls, identify_hint: str) -> Devices:
@@ -56,6 +79,7 @@ class Devices:
         devices = cls.__new__(cls)
         devices.clients, devices.currents = [], {}
         devices.uid, devices.identify_hint = "", identify_hint
+        devices._no_places()
         return devices
 
     def deliver(self, event: Event) -> None:
@@ -67,6 +91,8 @@ class Devices:
         """Close every connection (a /kill): each leaves as it closes."""
         for client in list(self.clients):
             client.close(reason)
+        if self.elsewhere is not None:
+            self.elsewhere.close(reason)
 
     def room_left(self, key: str) -> None:
         """The user left room key: connections whose current room it was fall
@@ -78,9 +104,20 @@ class Devices:
 
 
 def count(user: User) -> int:
-    """How many connections user has now."""
+    """How many connections user has now: here, and at the other places."""
     devices = user.devices
-    return len(devices.clients) if devices is not None else 1
+    if devices is None:
+        return 1
+    places, here = devices.places, devices.here
+    elsewhere = sum(n for at, n in places.items() if at != here) if places else 0
+    return len(devices.clients) + elsewhere
+
+
+def counted(user: User) -> int:
+    """How many connections the log counts user as having at every place."""
+    devices = user.devices
+    places = devices.places if devices is not None else None
+    return sum(places.values()) if places else 0
 
 
 def rebind(user: User, devices: Devices) -> None:
@@ -95,10 +132,22 @@ def rebind(user: User, devices: Devices) -> None:
 
 
 def devices_of(user: User) -> Devices:
-    """user's Devices, made (with its one connection) on first need."""
+    """user's Devices, made (with its one connection) on first need.
+
+    A user whose client is remote (its connection is on another node of a
+    cluster) gets one with no connection here, and that client's uid.
+    """
     devices = user.devices
     if devices is None:
-        devices = user.devices = Devices(user.client, user.current)
+        client = user.client
+        if getattr(client, "remote", False):
+            devices = Devices.none(client.identify_hint)
+            devices.uid = getattr(client, "uid", "")
+            user.devices = devices
+            user.client = devices
+            rebind(user, devices)
+            return devices
+        devices = user.devices = Devices(client, user.current)
         user.client = devices
     return devices
 

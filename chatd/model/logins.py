@@ -43,10 +43,28 @@ def log_in(
     """Check password for account nick; decide who takes the nickname (claim).
 
     Fails with auth-failed or throttled (Accounts.identify), or
-    too-many-devices (claim).
+    too-many-devices (claim). The claim, and what the caller's callbacks do
+    with the Login, run where shared state may change (Chat.changing: on a
+    cluster, in a turn of the node's own, since the check ends after the
+    line's turn).
     """
     checked = accounts.identify(None, nick, password, host)
-    return checked.addCallback(lambda record: claim(accounts, record, max_devices))
+
+    def claimed(record: AccountRecord) -> Deferred[Login]:
+        done: Deferred[Login] = Deferred()
+
+        def run() -> None:
+            try:
+                login = claim(accounts, record, max_devices)
+            except ChatError as error:
+                done.errback(error)
+                return
+            done.callback(login)  # the caller's callbacks run now, here
+
+        accounts.chat.changing(run)
+        return done
+
+    return checked.addCallback(claimed)
 
 
 def attachable(
@@ -58,8 +76,9 @@ def attachable(
     client may choose apart from its account's name, as Ergo allows): its
     holder is attached to when identified to the same account. None if
     neither is held so identified. ChatError too-many-devices when it has
-    max_devices connections, nick-taken when it is connected through
-    another node of a cluster (whose connections this node cannot hold).
+    max_devices connections, counted on every node of a cluster (the holder
+    may be connected through another node: this connection is then one
+    more of it, held here; docs/cluster.md, Several devices on a cluster).
     """
     key = fold(account)
     holder = users.get(key)
@@ -67,12 +86,6 @@ def attachable(
         holder = users.get(fold(nick)) if nick else None
         if holder is None or not holder.account or fold(holder.account) != key:
             return None
-    if getattr(holder.client, "remote", False):
-        raise ChatError(
-            ErrorCode.NICK_TAKEN,
-            f"{holder.nick} is connected through another server of this "
-            "cluster; connect to that one to use it from here too",
-        )
     if devices.count(holder) >= max_devices:
         raise ChatError(
             ErrorCode.TOO_MANY_DEVICES,
@@ -86,8 +99,8 @@ def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
     """Who takes record's nickname now that its password was given.
 
     The holder identified to record attaches the connection (unless it has
-    max_devices already, or is connected through another node of a
-    cluster); any other holder is renamed to a guest name first.
+    max_devices already, on every node of a cluster); any other holder is
+    renamed to a guest name first.
     """
     chat = accounts.chat
     holder = chat.users.get(fold(record.name))

@@ -25,6 +25,12 @@ Registered rooms and server bans stay in the node's memory (rooms,
 server_bans): every node applies the same register_room and kline ops from
 the cluster's log, and a joining node gets them in its snapshot
 (chatd.cluster.snapshot).
+
+Always-on users (docs/cluster.md, Several devices on a cluster) are kept in
+chatd:always_on, a hash: folded account -> JSON (chatd.store.accounts,
+always_on_to_json), read when the store connects, so that they outlive a
+restart of every node. Bringing them back is the cluster's: the node that
+starts it, alone, in a turn of its own (restore_always_on), not when read.
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ from twisted.python.failure import Failure
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.room_rules import RoomRecord
 from chatd.model.server_bans import ServerBan
-from chatd.store.accounts import AccountRecord, keep_always_on
+from chatd.store.accounts import (
+    AccountRecord,
+    always_on_from_json,
+    always_on_to_json,
+    keep_always_on,
+)
 from chatd.store.interface import AlwaysOnRecord, Marker, keep_marker
 from chatd.store.redis_history import REPLY_TIMEOUT, endpoint_for, parse_url
 from chatd.store.resp import LogLink
@@ -92,6 +103,7 @@ return 1
 
 
 MARKERS_KEY = "chatd:markers"
+ALWAYS_ON_KEY = "chatd:always_on"
 
 # Read markers (docs/protocol.md, Read markers and catch-up): KEYS[1] the
 # hash, one field per account: JSON {target: [id, time, name]}, the numbers
@@ -173,9 +185,12 @@ class RedisAccounts:
         self.accounts: dict[str, AccountRecord] = {}
         self.rooms: dict[str, RoomRecord] = {}
         self.server_bans: dict[str, ServerBan] = {}
-        # Always-on users: this node's own, in memory only (docs/cluster.md,
-        # Several devices): a cluster keeps no always-on user across restarts.
+        # Always-on users, as chatd:always_on holds them (read at connect).
         self.always_on: dict[str, AlwaysOnRecord] = {}
+        # What brings the kept always-on users back (chatd.model.accounts
+        # gives it: when_loaded); the cluster calls it (restore_always_on).
+        self._restore: Callable[[], None] | None = None
+        self._always_on_read: defer.Deferred[None] = defer.Deferred()
         self.markers: dict[str, dict[str, Marker]] = {}
         self._link: Any = None  # the connected command protocol, or None
         self._subscribed: Any = None  # the feed's protocol once subscribed
@@ -187,12 +202,35 @@ class RedisAccounts:
         self._wait_for_feed()
 
     def save_always_on(self, key: str, record: AlwaysOnRecord | None) -> None:
-        """Keep account key's always-on user in this node's memory only."""
+        """Keep account key's always-on user in chatd:always_on (None: delete)."""
         keep_always_on(self.always_on, key, record)
 
+        def failed(failure: Failure) -> None:
+            self.log.error(
+                "accounts: could not keep an always-on user in {where}: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        if record is None:
+            asked = self._execute("HDEL", ALWAYS_ON_KEY, key)
+        else:
+            asked = self._execute("HSET", ALWAYS_ON_KEY, key, always_on_to_json(record))
+        asked.addErrback(failed)
+
     def when_loaded(self, call: Callable[[], None]) -> None:
-        """Call call at once: no always-on user is read from Redis."""
-        call()
+        """Keep call, which brings the always-on users back: the cluster calls
+        it (restore_always_on), only on the node that starts the cluster."""
+        self._restore = call
+
+    def restore_always_on(self, run: Callable[[Callable[[], None]], None]) -> None:
+        """Once the always-on users are read, have run call what brings them back."""
+
+        def read(_: object) -> None:
+            if self._restore is not None:
+                run(self._restore)
+
+        self._always_on_read.addCallback(read)
 
     @classmethod
     def start(cls, reactor: IReactorTCP, url: str) -> RedisAccounts:
@@ -306,6 +344,7 @@ class RedisAccounts:
             if not self._ready.called:
                 self._ready.callback(None)
             self._read_markers()
+            self._read_always_on()
 
         def failed(failure: Failure) -> None:
             self._loading = None
@@ -333,6 +372,26 @@ class RedisAccounts:
             )
 
         self._execute("HGETALL", MARKERS_KEY).addCallbacks(read, failed)
+
+    def _read_always_on(self) -> None:
+        """Read the kept always-on users (the first time: restore_always_on waits)."""
+
+        def read(found: list[str]) -> None:
+            for i in range(0, len(found), 2):
+                keep_always_on(
+                    self.always_on, found[i], always_on_from_json(found[i + 1])
+                )
+            if not self._always_on_read.called:
+                self._always_on_read.callback(None)
+
+        def failed(failure: Failure) -> None:
+            self.log.warn(
+                "accounts: could not read the always-on users from {where}: {error}",
+                where=self.where,
+                error=failure.getErrorMessage(),
+            )
+
+        self._execute("HGETALL", ALWAYS_ON_KEY).addCallbacks(read, failed)
 
     def changed(self, message: str) -> None:
         """A change published by a node (this one included): the cache follows."""
