@@ -572,7 +572,7 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         room.members[user.key] = user
         room.local = None
         user.rooms[folded] = room
-        deliver_to(room.members.values(), Joined(room.name, user.nick))
+        deliver_to(room.members.values(), Joined(room.name, user.nick, user.away))
         self._joined(room, user, new)
         if self.always_on:
             self._always_on_moved(user)
