@@ -284,7 +284,8 @@ def _attached(session: IrcSession, user: User, record: AccountRecord) -> bytes:
             f"one more of {holder.nick}'s.",
         )
         + markers.on_identify(session, record)  # the account's markers, as after
-    )  # an IDENTIFY that does not attach (what it missed: CHATHISTORY)
+    )  # an IDENTIFY that does not attach
+    markers.replay_on_login(session)  # what it missed (none to CHATHISTORY clients)
     return b""
 
 
