@@ -205,3 +205,24 @@ def test_chatd_tk_shows_who_is_away_from_its_join_and_forgets_on_reconnect(
     clock.advance(retry.getTime() - clock.seconds())
     Loopback(tk, factory).carry()
     assert tk.session.phase.name == "REGISTERED" and state.away == {}
+
+
+# -- bounds --------------------------------------------------------------------------
+
+
+def test_who_was_told_of_an_away_message_is_bounded() -> None:
+    """An away user's "told once" record (Chat.away_reply) holds AWAY_TOLD_MAX
+    senders at most: past it, it starts again (a sender may be told twice)."""
+    from chatd.model.away import AWAY_TOLD_MAX
+
+    chat = Chat()
+    alice = chat.register("alice", RecordingClient())
+    chat.set_away(alice, "always on")
+    senders = [
+        chat.register(f"s{n}", RecordingClient()) for n in range(AWAY_TOLD_MAX + 1)
+    ]
+    assert all(chat.away_reply(sender, alice) for sender in senders[:AWAY_TOLD_MAX])
+    assert chat.away_reply(senders[0], alice) == ""  # told once already
+    assert len(chat.away_told[alice]) == AWAY_TOLD_MAX
+    assert chat.away_reply(senders[-1], alice) == "always on"
+    assert len(chat.away_told[alice]) == 1

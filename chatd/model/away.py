@@ -12,6 +12,12 @@ from collections.abc import Iterable
 
 from chatd.model.state import Room, User
 
+# The most senders an away user's "told once" keeps (Chat.away_reply): an
+# always-on user may be away for weeks, and every new nickname that writes to
+# it would otherwise be remembered until it comes back. Past it the record
+# starts again: a sender may be told twice, and memory stays bounded.
+AWAY_TOLD_MAX = 512
+
 
 def away_members(rooms: Iterable[Room], me: User | None = None) -> list[User]:
     """The members of rooms who are away, but me: once each, room by room

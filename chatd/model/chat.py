@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model import devices
+from chatd.model.away import AWAY_TOLD_MAX
 from chatd.model.client_tags import (
     NO_TAGS,
     TAG_BURST,
@@ -446,6 +447,8 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         told = self.away_told.setdefault(recipient, set())
         if sender.key in told:
             return ""
+        if len(told) >= AWAY_TOLD_MAX:  # bounded (chatd.model.away)
+            told.clear()
         told.add(sender.key)
         return recipient.away
 
