@@ -2,7 +2,7 @@
 
 A client that does not ask with CHATHISTORY is played back, once its JOIN
 burst is done, what it missed since the account's read markers: the same
-function NickServ IDENTIFY uses (chatd.irc.markers.replay_after, through
+function NickServ IDENTIFY uses (chatd.irc.missed.replay_after, through
 replay_on_login), a room without a marker getting its latest messages as a
 JOIN's backfill; nothing twice. A client with draft/chathistory gets none of
 it unasked.
@@ -138,3 +138,31 @@ def test_a_room_read_to_its_end_gets_its_latest_as_a_join_does(
     ]
     assert len([text for text in said if text.endswith("<bob> old news")]) == 1
     assert not [text for text in said if text.startswith("Missed")]
+
+
+def test_the_replay_shares_half_the_send_queue(
+    clock: Clock, store: MemoryHistory
+) -> None:
+    """Three rooms with 100 long messages each missed, --sendq 24 KiB: the
+    replay stays within half of it, each room its share (the newest kept,
+    as the line door's catch-up), so a client is never cut off by it."""
+    config = ServerConfig(flood_rate=0.0, accounts=CHEAP, sendq=24576)
+    factory = ChatFactory(config, clock, store)
+    line = registered(factory, "alice")
+    bob = connect(factory, "bob")
+    for room in ("#a", "#b", "#c"):
+        line[0].dataReceived(f"/join {room}\r\n".encode())
+        bob[0].dataReceived(f"/join {room}\r\n".encode())
+        for n in range(100):
+            bob[0].dataReceived(f"/join {room}\r\n{room} {n} {'x' * 300}\r\n".encode())
+    lines(line[1]), lines(bob[1])
+    phone, p_out = sasl(factory, "alice_phone")
+    got = lines(p_out)
+    names = max(at for at, text in enumerate(got) if " 366 " in text)
+    replayed = got[names + 1 :]
+    assert sum(len(text) + 2 for text in replayed) <= 24576 // 2
+    for room in ("#a", "#b", "#c"):
+        said = [text for text in replayed if f" {room} " in text]
+        assert said[0].startswith(":chatd NOTICE") and f"{room} 99 " in said[-1]
+        assert not [text for text in said if f"{room} 0 " in text]
+    assert not p_out.disconnecting

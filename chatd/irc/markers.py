@@ -24,21 +24,15 @@ a room one may not set a marker of).
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
-from twisted.python.failure import Failure
-
-from chatd.config import HISTORY_MAX
-from chatd.irc.caps import CHATHISTORY, READ_MARKER
-from chatd.irc.history import HistorySession, parse_time, replay
-from chatd.irc.history import last_messages as _last
+from chatd.irc.caps import READ_MARKER
+from chatd.irc.history import HistorySession, parse_time
 from chatd.irc.message import IrcMessage, irc_line
-from chatd.model.catch_up import CatchUp, catch_up, position_at, read_target
+from chatd.model.catch_up import position_at, read_target
 from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
-from chatd.model.private_history import with_party
 from chatd.model.times import utc_time
-from chatd.store.interface import AccountRecord, HistoryUnavailable, Marker, Span
+from chatd.store.interface import AccountRecord, Marker
 
 __all__ = [
     "READ_MARKER",
@@ -47,8 +41,6 @@ __all__ = [
     "on_identify",
     "on_join",
     "on_welcome",
-    "replay_after",
-    "replay_on_login",
 ]
 
 
@@ -132,20 +124,6 @@ def on_identify(session: HistorySession, account: AccountRecord) -> bytes:
     return b"".join(markread_line(session, marker.name, marker) for marker in ordered)
 
 
-def _nothing_unavailable(failure: Failure) -> bytes:
-    """History that cannot be read now: nothing played (the client did not ask)."""
-    failure.trap(HistoryUnavailable)
-    return b""
-
-
-def _missed(count: int) -> str:
-    return f"Missed: {count} message{'' if count == 1 else 's'}"
-
-
-def _missed_private(count: int) -> str:
-    return f"Missed private: {count} message{'' if count == 1 else 's'}"
-
-
 def on_welcome(session: HistorySession) -> None:
     """After registering identified (SASL): every marker of the account, to a
     client with the cap (its channels it joins afterwards, each with its own)."""
@@ -155,79 +133,3 @@ def on_welcome(session: HistorySession) -> None:
     record = session.accounts.account(user.account)
     if record is not None:
         session.send(on_identify(session, record))
-
-
-def replay_after(
-    session: HistorySession,
-    identified: Deferred[AccountRecord],
-    every_room: bool = False,
-) -> None:
-    """After identifying, for a client that does not ask with CHATHISTORY:
-    what came after each marker of the account, in each room it is in and in
-    each private conversation (chatd.model.catch_up), played back as the
-    backfill is (a batch, or NOTICEs). Nothing if identify fails.
-
-    NickServ IDENTIFY: rooms without a marker had their backfill at JOIN,
-    nothing more for them. An attach's burst (every_room, replay_on_login)
-    plays no backfill of its own: those rooms get theirs here, the latest
-    --backfill messages, so that no message is played twice.
-    """
-    if session.user is None or session.caps.has(CHATHISTORY):
-        return
-    fresh = min(session.server.config.backfill, HISTORY_MAX)
-
-    def latest(name: str) -> Deferred[bytes]:
-        """A room's latest messages, as a JOIN's backfill plays them."""
-        history = session.chat.history
-        if history is None:
-            return succeed(b"")
-        read = history.select(fold(name), Span(fresh))
-        spelled = read.addCallback(lambda found: replay(session, name, found, _last))
-        return spelled.addErrback(_nothing_unavailable)
-
-    def spelled(found: CatchUp, record: AccountRecord) -> Deferred[bytes]:
-        marked = session.chat.markers.get(fold(record.name), {})
-        parts: list[Deferred[bytes]] = []
-        for room in found.rooms:
-            read = fold(room.name) in marked
-            if read and room.entries:
-                parts.append(succeed(replay(session, room.name, room.entries, _missed)))
-            elif not every_room or not fresh:
-                continue  # IDENTIFY: a room without a marker had its JOIN's backfill
-            elif read:  # read to its end: the latest, as a JOIN gets them
-                parts.append(latest(room.name))
-            else:
-                parts.append(succeed(replay(session, room.name, room.entries, _last)))
-        for private in found.privates:
-            party = with_party(session.accounts, record, private.name)
-            missed = private.entries
-            said = replay(session, private.name, missed, _missed_private, party)
-            parts.append(succeed(said))
-        joined = gatherResults(parts, consumeErrors=True)
-        return joined.addCallback(b"".join)
-
-    def then(record: AccountRecord) -> Deferred[bytes] | bytes:
-        # The user now: an attach has made this connection another user's.
-        user = session.user
-        if user is None or fold(user.account) != fold(record.name):
-            return b""  # not identified to it after all (too many devices)
-        found = catch_up(session.accounts, user, record, HISTORY_MAX, fresh or 1)
-        return found.addCallback(spelled, record)
-
-    def failed(failure: Failure) -> bytes:
-        return b""
-
-    session.send_later(identified.addCallbacks(then, failed), b"")
-
-
-def replay_on_login(session: HistorySession) -> None:
-    """After a login with SASL, or an attach (SASL or NickServ IDENTIFY): the
-    replay NickServ IDENTIFY gives (replay_after), every room of the user
-    included (an attach's burst has no backfill of its own: docs/irc.md,
-    Several devices). Nothing for a client that asks with CHATHISTORY."""
-    user = session.user
-    if user is None or not user.account or session.caps.has(CHATHISTORY):
-        return
-    record = session.accounts.account(user.account)
-    if record is not None:
-        replay_after(session, succeed(record), every_room=True)

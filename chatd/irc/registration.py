@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
-from chatd.irc import markers, room_commands
+from chatd.irc import markers, missed, room_commands
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.names_list import names_reply
@@ -62,7 +62,7 @@ def try_register(session: IrcSession) -> None:
         wanted, reg.nick = reg.nick, None
         raise numeric_for(error, wanted) from None
     welcome(session, user)
-    markers.replay_on_login(session)  # logged in with SASL: what it missed
+    missed.replay_on_login(session)  # logged in with SASL: what it missed
 
 
 def attach(session: IrcSession, user: User) -> None:
@@ -80,7 +80,7 @@ def attach(session: IrcSession, user: User) -> None:
     session.chat.attach(user, cast(IChatClient, session))
     if away and user.away == away:  # away on the other devices: the client's bar
         numeric(session, n.RPL_NOWAWAY, text="You have been marked as being away")
-    markers.replay_on_login(session)  # what it missed, as after IDENTIFY
+    missed.replay_on_login(session)  # what it missed, as after IDENTIFY
 
 
 def join_burst(session: IrcSession, user: User) -> None:
@@ -89,7 +89,7 @@ def join_burst(session: IrcSession, user: User) -> None:
     topic and NAMES, as if this connection had joined them.
 
     What each room said comes after the burst, in the replay of what was
-    missed (markers.replay_on_login): after the account's marker, or the
+    missed (chatd.irc.missed): after the account's marker, or the
     latest as a JOIN's backfill where it has none; none unasked to a client
     that asks with CHATHISTORY.
     """
