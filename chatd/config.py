@@ -30,6 +30,12 @@ HISTORY_MAX = 100
 # case is about 4.2 GB, a room's about 42 MB (bench/history_bound.py).
 HISTORY_ROOM_MAX = 10_000
 HISTORY_TOTAL_MAX = 1_000_000
+# And per account (--history-account-max): its private messages in all its
+# conversations, so that an always-on user whom many nicknames write to (each a
+# conversation of its own) keeps a bounded share, not the whole total's
+# (docs/protocol.md, What an always-on user keeps). Per nickname too, for a
+# side that was not identified.
+HISTORY_ACCOUNT_MAX = 50_000
 # docs/protocol.md, Read markers and catch-up: the targets (rooms and private
 # conversations) whose read marker one account keeps; past it, the marker read
 # longest ago goes. About 100 bytes each: 50 KB an account at most.

@@ -350,7 +350,7 @@ def test_always_on_keeps_the_user_with_no_device(
     disconnect(alice[0])
     assert lines(bob[1]) == [f"AWAY alice {ALWAYS_ON_AWAY}"]
     say(bob, "/who")
-    assert lines(bob[1]) == ["USERS #lobby alice bob"]
+    assert lines(bob[1]) == ["USERS #lobby alice bob", f"AWAY alice {ALWAYS_ON_AWAY}"]
     say(bob, "while you were out")
     say(bob, "/msg alice ping")
     assert lines(bob[1])[-1] == f"AWAY alice {ALWAYS_ON_AWAY}"

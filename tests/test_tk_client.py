@@ -633,3 +633,22 @@ def test_window_logs_in_with_a_password_file_beside_a_line_connection(
     assert sorted(bob.expect("USERS #lobby").split()[2:]) == ["alice", "bob"]
     alice.close()
     bob.close()
+
+
+def test_who_is_away_already_shows_from_the_join(counted: CountedWindow) -> None:
+    """The AWAY right after our JOIN (before the /who answer) greys that member's
+    row as soon as the list is drawn (docs/protocol.md, Away on join); the AWAY
+    lines after USERS change nothing more."""
+    from chatd.tk_client import AWAY_COLOUR
+
+    counted.sign_in()
+    counted.hear("JOIN #dev alice", "AWAY carol at the dentist")
+    counted.hear("USERS #dev alice bob carol", "AWAY carol at the dentist")
+    counted.window.session.select("#dev")
+    counted.root.update_idletasks()
+    rows = list(counted.window.member_list.get(0, "end"))
+    assert "carol (away: at the dentist)" in rows and "bob" in rows
+    row = rows.index("carol (away: at the dentist)")
+    assert counted.window.member_list.itemcget(row, "foreground") == AWAY_COLOUR
+    dev = counted.window.session.state.conversations["#dev"]
+    assert not [entry for entry in dev.scrollback if "away" in entry.text]

@@ -174,3 +174,47 @@ def test_two_windows_logged_in_with_a_password_are_one_user(
         carol.close()
     finally:
         daemon.kill()
+
+
+def test_the_page_shows_who_is_already_away_from_its_join(
+    tmp_path: Path, laptop: WebDriver
+) -> None:
+    """carol went away before the page came: her name is dimmed from the page's
+    JOIN #lobby on (docs/protocol.md, Away on join), dave's is not. A new
+    connection forgets what the last one heard: a stale away of dave's is gone
+    after the page connects again, carol's is told again."""
+    from selenium.webdriver.common.by import By
+
+    web_port = free_port()
+    daemon = start(tmp_path, web_port)
+    try:
+        carol = LineClient.tcp(daemon.ports[LOOPBACK])
+        carol.register("carol")
+        carol.send("/away at lunch")
+        carol.expect("AWAY carol")
+        dave = LineClient.tcp(daemon.ports[LOOPBACK])
+        dave.register("dave")
+        log_in(laptop, web_port, "ivy", "")
+        in_chat(laptop)
+        away = '.member.away[data-nick="carol"]'
+        wait_until(laptop, lambda: laptop.find_elements(By.CSS_SELECTOR, away))
+        title = laptop.find_element(By.CSS_SELECTOR, away).get_attribute("title")
+        assert title == "carol is away: at lunch"
+        here = '.member[data-nick="dave"]'
+        wait_until(laptop, lambda: laptop.find_elements(By.CSS_SELECTOR, here))
+        stale = '.member.away[data-nick="dave"]'
+        assert not laptop.find_elements(By.CSS_SELECTOR, stale)
+        # What an earlier connection heard, then the connection drops.
+        laptop.execute_script(
+            "devices.away.set('dave', 'stale'); renderMembers(); state.socket.close();"
+        )
+        dave.expect("QUIT ivy")
+        dave.expect("JOIN #lobby ivy")  # the page is back
+        wait_until(laptop, lambda: laptop.find_elements(By.CSS_SELECTOR, here))
+        wait_until(laptop, lambda: laptop.find_elements(By.CSS_SELECTOR, away))
+        wait_until(laptop, lambda: not laptop.find_elements(By.CSS_SELECTOR, stale))
+        assert script_errors(laptop) == []
+        carol.close()
+        dave.close()
+    finally:
+        daemon.kill()

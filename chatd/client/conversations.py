@@ -139,6 +139,9 @@ class ChatState:
         self._who_asked.clear()
         self._switching.clear()
         self.server_room = LOBBY_KEY
+        # Who is away is told again after each JOIN (docs/protocol.md, Away on
+        # join): what the last connection heard may be stale.
+        self.away.clear()
         self.history.connected()
         self.tags.connected()
 

@@ -23,7 +23,7 @@ from typing import TypeVar, cast
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from chatd.irc import markers
+from chatd.irc import markers, missed
 from chatd.irc import numerics as n
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.reattach import attach_identified, holder_to_attach
@@ -301,7 +301,8 @@ def _attached(session: IrcSession, user: User, record: AccountRecord) -> bytes:
             f"one more of {holder.nick}'s.",
         )
         + markers.on_identify(session, record)  # the account's markers, as after
-    )  # an IDENTIFY that does not attach (what it missed: CHATHISTORY)
+    )  # an IDENTIFY that does not attach
+    missed.replay_on_login(session)  # what it missed (none to CHATHISTORY clients)
     return b""
 
 
@@ -330,7 +331,7 @@ def nickserv(session: IrcSession, text: str) -> None:
             checked = accounts.identify(user, name, password, host)
             caught_up = fork(checked)
             _answered(session, checked, identified)
-            markers.replay_after(session, caught_up)  # what it missed, after the answer
+            missed.replay_after(session, caught_up)  # what it missed, after the answer
         else:  # a second device: this connection attaches (chatd.irc.reattach)
             answer = accounts.identify(None, name, password, host)
             _answered(session, answer, partial(_attached, session, user))

@@ -24,18 +24,13 @@ a room one may not set a marker of).
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-
-from chatd.config import HISTORY_MAX
-from chatd.irc.caps import CHATHISTORY, READ_MARKER
-from chatd.irc.history import HistorySession, parse_time, replay
+from chatd.irc.caps import READ_MARKER
+from chatd.irc.history import HistorySession, parse_time
 from chatd.irc.message import IrcMessage, irc_line
-from chatd.model.catch_up import CatchUp, catch_up, position_at, read_target
+from chatd.model.catch_up import position_at, read_target
 from chatd.model.chat import Room
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text, fold
-from chatd.model.private_history import with_party
 from chatd.model.times import utc_time
 from chatd.store.interface import AccountRecord, Marker
 
@@ -46,7 +41,6 @@ __all__ = [
     "on_identify",
     "on_join",
     "on_welcome",
-    "replay_after",
 ]
 
 
@@ -130,14 +124,6 @@ def on_identify(session: HistorySession, account: AccountRecord) -> bytes:
     return b"".join(markread_line(session, marker.name, marker) for marker in ordered)
 
 
-def _missed(count: int) -> str:
-    return f"Missed: {count} message{'' if count == 1 else 's'}"
-
-
-def _missed_private(count: int) -> str:
-    return f"Missed private: {count} message{'' if count == 1 else 's'}"
-
-
 def on_welcome(session: HistorySession) -> None:
     """After registering identified (SASL): every marker of the account, to a
     client with the cap (its channels it joins afterwards, each with its own)."""
@@ -147,36 +133,3 @@ def on_welcome(session: HistorySession) -> None:
     record = session.accounts.account(user.account)
     if record is not None:
         session.send(on_identify(session, record))
-
-
-def replay_after(session: HistorySession, identified: Deferred[AccountRecord]) -> None:
-    """After NickServ IDENTIFY, for a client that does not ask with CHATHISTORY:
-    what came after each marker of the account, in each room it is in and in
-    each private conversation (chatd.model.catch_up), played back as the
-    backfill is (a batch, or NOTICEs). Rooms without a marker had their
-    backfill at JOIN: nothing more for them. Nothing if identify fails."""
-    user = session.user
-    if user is None or session.caps.has(CHATHISTORY):
-        return
-
-    def spelled(found: CatchUp, record: AccountRecord) -> bytes:
-        marked = session.chat.markers.get(fold(record.name), {})
-        parts = [
-            replay(session, room.name, room.entries, _missed)
-            for room in found.rooms
-            if fold(room.name) in marked
-        ]
-        for private in found.privates:
-            party = with_party(session.accounts, record, private.name)
-            missed = private.entries
-            parts.append(replay(session, private.name, missed, _missed_private, party))
-        return b"".join(parts)
-
-    def then(record: AccountRecord) -> Deferred[bytes]:
-        found = catch_up(session.accounts, user, record, HISTORY_MAX)
-        return found.addCallback(spelled, record)
-
-    def failed(failure: Failure) -> bytes:
-        return b""
-
-    session.send_later(identified.addCallbacks(then, failed), b"")

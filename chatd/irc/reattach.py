@@ -22,14 +22,11 @@ from __future__ import annotations
 
 from typing import cast
 
-from chatd.irc import room_commands
-from chatd.irc.history import backfill
 from chatd.irc.message import irc_line
-from chatd.irc.names_list import names_reply
+from chatd.irc.registration import join_burst
 from chatd.irc.render import mask
 from chatd.irc.session import IrcSession
-from chatd.model import devices
-from chatd.model.chat import IChatClient, Joined, Parted, User
+from chatd.model.chat import IChatClient, Parted, User
 from chatd.model.logins import attachable
 from chatd.model.names import fold
 
@@ -61,7 +58,6 @@ def attach_identified(
     holder = attachable(chat.users, account, session.server.config.max_devices)
     if holder is None or holder is old:
         return None
-    # NAMES is chatd.irc.commands', which imports this module's importer.
 
     session.send(said)  # 900, to the old nickname
     reason = f"Logged in as {holder.nick}"
@@ -70,12 +66,7 @@ def attach_identified(
         session.deliver(Parted(room.name, old.nick, reason))
     session.send(irc_line("NICK", text=holder.nick, source=mask(chat, old.nick)))
     session.switch_user(holder, reason)
-    for room in devices.rooms_in_order(holder):
-        session.deliver(Joined(room.name, holder.nick))
-        if room.rules.topic:
-            room_commands.topic_reply(session, room)
-        names_reply(session, room)
-        backfill(session, room)  # as after a JOIN (none to chathistory clients)
+    join_burst(session, holder)
     # Attached after its burst: what the user is sent from now on follows it.
     chat.attach(holder, cast(IChatClient, session))
     return holder

@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
-from chatd.irc import markers, room_commands
+from chatd.irc import markers, missed, room_commands
 from chatd.irc import numerics as n
-from chatd.irc.history import backfill
 from chatd.irc.message import IrcMessage, irc_line
 from chatd.irc.names_list import names_reply
 from chatd.irc.render import mask
@@ -66,6 +65,7 @@ def try_register(session: IrcSession) -> None:
         wanted, reg.nick = reg.nick, None
         raise numeric_for(error, wanted) from None
     welcome(session, user)
+    missed.replay_on_login(session)  # logged in with SASL: what it missed
 
 
 def attach(session: IrcSession, user: User) -> None:
@@ -77,17 +77,30 @@ def attach(session: IrcSession, user: User) -> None:
     """
     session.attach_user(user)
     welcome(session, user)
-    for room in devices.rooms_in_order(user):
-        session.deliver(Joined(room.name, user.nick))
-        if room.rules.topic:
-            room_commands.topic_reply(session, room)
-        names_reply(session, room)
-        backfill(session, room)  # as after a JOIN (none to chathistory clients)
+    join_burst(session, user)
     away = user.away
     # Attached after its burst: what the user is sent from now on follows it.
     session.chat.attach(user, cast(IChatClient, session))
     if away and user.away == away:  # away on the other devices: the client's bar
         numeric(session, n.RPL_NOWAWAY, text="You have been marked as being away")
+    missed.replay_on_login(session)  # what it missed, as after IDENTIFY
+
+
+def join_burst(session: IrcSession, user: User) -> None:
+    """The JOIN burst of an attach (SASL here, NickServ IDENTIFY in
+    chatd.irc.reattach): for each of user's rooms, #lobby first, JOIN, the
+    topic and NAMES, as if this connection had joined them.
+
+    What each room said comes after the burst, in the replay of what was
+    missed (chatd.irc.missed): after the account's marker, or the
+    latest as a JOIN's backfill where it has none; none unasked to a client
+    that asks with CHATHISTORY.
+    """
+    for room in devices.rooms_in_order(user):
+        session.deliver(Joined(room.name, user.nick))
+        if room.rules.topic:
+            room_commands.topic_reply(session, room)
+        names_reply(session, room)
 
 
 def welcome(session: IrcSession, user: User) -> None:

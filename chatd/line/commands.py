@@ -22,8 +22,15 @@ from chatd.line import (
     tag_commands,
 )
 from chatd.line.session import Command, Session
-from chatd.line.wire import history_lines, line, private_history_lines, word_lines
-from chatd.model.chat import Room
+from chatd.line.wire import (
+    away_lines,
+    history_lines,
+    line,
+    private_history_lines,
+    word_lines,
+)
+from chatd.model.away import away_members
+from chatd.model.chat import Room, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
@@ -102,13 +109,23 @@ def join(session: Session, args: list[str]) -> None:
             ErrorCode.BAD_ARGS,
             "one room at a time: /join <#room> [<key>] (a key does not start with #)",
         )
-    room, added = session.chat.join(session.registered_user(), args[0], key)
+    user = session.registered_user()
+    room, added = session.chat.join(user, args[0], key)
     if added:
+        send_away_members(session, room, user)
         backfill(session, room)
         if room.rules.topic:
             session.send(room_commands.topic_line(room))
     else:
         session.send_info(f"You are already in {room.name}; it is your current room.")
+
+
+def send_away_members(session: Session, room: Room, user: User) -> None:
+    """Right after user's own JOIN: AWAY for each member of room already away,
+    to this connection only (docs/protocol.md, Away on join)."""
+    away = away_members([room], user)
+    if away:
+        session.send(away_lines(away))
 
 
 def part(session: Session, args: list[str]) -> None:
@@ -136,6 +153,8 @@ def who(session: Session, args: list[str]) -> None:
         if group:
             nicks = sorted((member.nick for member in group), key=fold)
             answer += word_lines(verb, [room.name], nicks, LIST_LINE_BUDGET)
+    # And who of them is away (docs/protocol.md, Away on join), in join order.
+    answer += [away_lines([member]) for member in away_members([room])]
     for data in answer:
         session.send(data)
     session.charge_answer(len(answer))

@@ -18,10 +18,11 @@ from typing import Protocol, cast
 
 from chatd import __version__
 from chatd.line.catch_up import send_catch_up
-from chatd.line.commands import COMMANDS, backfill
+from chatd.line.commands import COMMANDS, backfill, send_away_members
 from chatd.line.session import Session
-from chatd.line.wire import line
+from chatd.line.wire import away_lines, line
 from chatd.model import devices
+from chatd.model.away import away_members
 from chatd.model.chat import IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.logins import Login
@@ -208,6 +209,7 @@ class LineDoor:
             conn.send(self.info(motd_line))
         conn.welcomed()
         room, _ = conn.chat.join(user, LOBBY)
+        send_away_members(conn, room, user)
         backfill(conn, room)  # docs/protocol.md, History: #lobby's too, at registration
 
     def log_in(self, conn: LineCarrier, login: Login) -> None:
@@ -240,8 +242,13 @@ class LineDoor:
                     text=f"Welcome back to {conn.config.name}, {user.nick}: {how_many}",
                 )
             )
-            for room in devices.rooms_in_order(user):
+            rooms = devices.rooms_in_order(user)
+            for room in rooms:
                 conn.send(line("JOIN", room.name, user.nick))
+            # Who is away already in those rooms (docs/protocol.md, Away on join).
+            away_here = away_members(rooms, user)
+            if away_here:
+                conn.send(away_lines(away_here))
             away = user.away
             # Attached after its burst: what the user is sent from now on
             # (an always-on user's AWAY, back) follows it.

@@ -7,7 +7,7 @@ the line. The server ends every line with CRLF.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from chatd.model.chat import (
@@ -33,6 +33,7 @@ from chatd.model.chat import (
 from chatd.model.client_tags import reaction, reply_to, typing_state
 from chatd.model.names import fold
 from chatd.model.room_rules import BAN_MODE, OP_MODE, VOICE_MODE, Change
+from chatd.model.state import User
 from chatd.model.times import utc_time
 from chatd.net.bulk import pack_words
 from chatd.net.output import once_per_broadcast
@@ -161,8 +162,11 @@ def render_event(event: Event) -> bytes:
             return line("ACTION", room, nick, text=text)
         case Private(sender, recipient, text):
             return line("PRIV", sender, recipient, text=text)
-        case Joined(room, nick):
-            return line("JOIN", room, nick)
+        case Joined(room, nick, away):
+            # An away joiner: the room learns it at once (docs/protocol.md,
+            # Away on join), as IRC's away-notify does.
+            joined = line("JOIN", room, nick)
+            return joined + line("AWAY", nick, text=away) if away else joined
         case Parted(room, nick, reason):
             return line("PART", room, nick, text=reason)
         case Quit(nick, reason):
@@ -236,6 +240,11 @@ def private_history_lines(target: str, entries: Sequence[Entry]) -> bytes:
     ]
     parts.append(line("ENDHISTORY", target, str(len(entries))))
     return b"".join(parts)
+
+
+def away_lines(users: Iterable[User]) -> bytes:
+    """AWAY <nick> <text> for each of users (who is away already: chatd.model.away)."""
+    return b"".join(line("AWAY", user.nick, text=user.away) for user in users)
 
 
 def read_line(target: str, msg_id: int) -> bytes:

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from chatd.config import MAX_ROOMS, MAX_ROOMS_PER_USER, SERVER_NAME
 from chatd.model import devices
+from chatd.model.away import AWAY_TOLD_MAX
 from chatd.model.client_tags import (
     NO_TAGS,
     TAG_BURST,
@@ -446,6 +447,8 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         told = self.away_told.setdefault(recipient, set())
         if sender.key in told:
             return ""
+        if len(told) >= AWAY_TOLD_MAX:  # bounded (chatd.model.away)
+            told.clear()
         told.add(sender.key)
         return recipient.away
 
@@ -620,7 +623,7 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
         room.members[user.key] = user
         room.local = None
         user.rooms[folded] = room
-        deliver_to(room.members.values(), Joined(room.name, user.nick))
+        deliver_to(room.members.values(), Joined(room.name, user.nick, user.away))
         self._joined(room, user, new)
         if self.always_on:
             self._always_on_moved(user)

@@ -86,10 +86,12 @@ class Tagged:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """Someone joined a room."""
+    """Someone joined a room; away: the joiner's away text then ("" if here),
+    so that the room learns who joined away (docs/protocol.md, Away on join)."""
 
     room: str
     nick: str
+    away: str = ""
 
 
 @dataclass(frozen=True, slots=True)

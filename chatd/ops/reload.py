@@ -61,7 +61,12 @@ RESTART_OPTIONS = (
     "argon2-memory",
     "argon2-lanes",
 )
-RETENTION_OPTIONS = ("history-days", "history-room-max", "history-total-max")
+RETENTION_OPTIONS = (
+    "history-days",
+    "history-room-max",
+    "history-total-max",
+    "history-account-max",
+)
 # ServerConfig's fields that are not the reload's: the name and the accounts'
 # settings need a restart (above), the rest are no options.
 _KEPT_FIELDS = frozenset({"name", "accounts", "flush_delay", "shutdown_grace"})

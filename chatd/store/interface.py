@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from zope.interface import Attribute, Interface
 
-from chatd.config import HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX
+from chatd.config import HISTORY_ACCOUNT_MAX, HISTORY_ROOM_MAX, HISTORY_TOTAL_MAX
 
 if TYPE_CHECKING:  # the model imports this module: no Twisted at run time
     from twisted.internet.defer import Deferred
@@ -90,14 +90,17 @@ class Bound:
     """How many messages a store keeps at most; past it the oldest are deleted.
 
     room: per room, and per private conversation; total: in all, rooms' and
-    private together (a store that cannot count all says so in its docs).
-    0: no bound. A store holds at most a bound and a hundredth of it (SLACK).
+    private together (a store that cannot count all says so in its docs);
+    account: per party of private conversations (an account, or a nickname
+    not identified), its messages in all of them. 0: no bound. A store holds
+    at most a bound and a hundredth of it (SLACK).
     Ids stay as they were: a deleted one is a `before` that is not one of
     the room's ids any more, as after retention.
     """
 
     room: int = HISTORY_ROOM_MAX
     total: int = HISTORY_TOTAL_MAX
+    account: int = HISTORY_ACCOUNT_MAX
 
     def over_room(self, count: int) -> int:
         """How many of a room's (or conversation's) count messages go now."""
@@ -106,6 +109,11 @@ class Bound:
     def over_total(self, count: int) -> int:
         """How many of the count messages kept in all go now."""
         return _over(count, self.total)
+
+    def over_account(self, count: int) -> int:
+        """How many of a party's count private messages (all its
+        conversations) go now."""
+        return _over(count, self.account)
 
 
 # The bound a store keeps unless told otherwise: the options' defaults.

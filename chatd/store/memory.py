@@ -104,6 +104,16 @@ class MemoryHistory:
             self.authors[msg_id] = sender
             pair = conversation(sender, recipient)
             self._keep(self.conversations.setdefault(pair, []), entry)
+            for party in set(pair):
+                self._keep_party(party)
+
+    def _keep_party(self, party: str) -> None:
+        """Keep party's private messages, all its conversations', within the
+        bound (Bound.account): its oldest go first."""
+        lists = [kept for pair, kept in self.conversations.items() if party in pair]
+        for _ in range(self.bound.over_account(sum(map(len, lists)))):
+            del min((kept for kept in lists if kept), key=lambda k: k[0].id)[0]
+            self.total -= 1
 
     def _keep(self, entries: list[Entry], entry: Entry) -> None:
         """Add entry to its room's (or conversation's) list, within the bound."""

@@ -22,8 +22,9 @@ its room's stream to about the last days (XADD MINID ~, cheap), and once an
 hour every room is trimmed exactly (XTRIM MINID), rooms nobody speaks in
 included. The bound on a room's count (--history-room-max, Bound.room) is
 kept the same way: each write trims to about it (XTRIM MAXLEN ~), the hour
-exactly (XTRIM MAXLEN). There is no total bound here (Bound.total): streams
-are not counted together (docs/running.md, How much history).
+exactly (XTRIM MAXLEN). There is no total bound here (Bound.total), nor one
+per account (Bound.account): streams are not counted together (docs/running.md,
+How much history).
 
 Private conversations (docs/protocol.md, Private history) are streams too,
 one per pair of parties, kept, read and trimmed as a room's: their "room" is

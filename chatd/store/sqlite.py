@@ -332,6 +332,10 @@ class HistoryDatabase:
         # (by (room,)) and per conversation (by (low, high)), and in all.
         self._counts: dict[_Kept, dict[tuple[str, ...], int]] = {ROOM: {}, PRIVATE: {}}
         self._total: int | None = None
+        # Private messages per party (Bound.account), in all its conversations:
+        # never below the truth (deletions elsewhere leave it high), so it is
+        # counted again before it deletes anything.
+        self._party_counts: dict[str, int] = {}
         self.words = SearchIndex(connection)  # the words of what is kept
         self.deleted_over = 0  # messages the bound deleted (the writer logs them)
         # Staging (settle): rooms' messages go to staged_messages first. The
@@ -547,6 +551,8 @@ class HistoryDatabase:
                 added -= self._keep_room_bound(ROOM, room_added)
             if private_added:
                 added -= self._keep_room_bound(PRIVATE, private_added)
+        if self.bound.account and private_added:
+            added -= self._keep_party_bound(private_added)
         if self.bound.total:
             if self._total is None:
                 self._total = self._count_all()
@@ -576,6 +582,44 @@ class HistoryDatabase:
             counts[key] = count
         self.deleted_over += deleted
         return deleted
+
+    def _keep_party_bound(self, private_added: dict[tuple[str, ...], int]) -> int:
+        """Bound each party of the conversations written to (Bound.account):
+        its oldest private messages, of all its conversations, go first.
+        Return how many went."""
+        added: dict[str, int] = {}
+        for key, new in private_added.items():
+            for party in set(key):
+                added[party] = added.get(party, 0) + new
+        counts = self._party_counts
+        deleted = 0
+        for party, new in added.items():
+            count = counts.get(party)
+            count = self._count_party(party) if count is None else count + new
+            if self.bound.over_account(count):  # the count may be high: learn it
+                count = self._count_party(party)
+            over = min(self.bound.over_account(count), BOUND_CHUNK)
+            if over:
+                cursor = self.connection.execute(
+                    "DELETE FROM private_messages WHERE id IN (SELECT id FROM "
+                    "private_messages WHERE low = ? UNION ALL SELECT id FROM "
+                    "private_messages WHERE high = ? AND low != ? ORDER BY id LIMIT ?)",
+                    (party, party, party, over),
+                )
+                count -= cursor.rowcount
+                deleted += cursor.rowcount
+            counts[party] = count
+        if deleted:  # the conversations' counts are learnt again
+            self._counts[PRIVATE] = {}
+        self.deleted_over += deleted
+        return deleted
+
+    def _count_party(self, party: str) -> int:
+        row = self.connection.execute(
+            "SELECT count(*) FROM private_messages WHERE low = ? OR high = ?",
+            (party, party),
+        ).fetchone()
+        return int(row[0])
 
     def _count(self, kept: _Kept, key: tuple[str, ...]) -> int:
         row = self.connection.execute(
@@ -622,6 +666,7 @@ class HistoryDatabase:
     def _recount(self) -> None:
         """Forget every count: a write was rolled back."""
         self._counts = {ROOM: {}, PRIVATE: {}}
+        self._party_counts = {}
         self._total = None
         self.words.forget_count()
 
@@ -629,6 +674,7 @@ class HistoryDatabase:
         """Rows went another way (retention, a dropped account): the rooms'
         counts are learnt again, the total is lowered by deleted."""
         self._counts = {ROOM: {}, PRIVATE: {}}
+        self._party_counts = {}
         if self._total is not None:
             self._total -= deleted
 

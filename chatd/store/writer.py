@@ -396,9 +396,10 @@ class SQLiteHistory:
     def set_retention(self, keep_days: float, bound: Bound) -> None:
         """Keep messages keep_days (0: for ever) and within bound from now on.
 
-        A reloaded config file's --history-days, --history-room-max and
-        --history-total-max (chatd.ops.reload): the next prune and the next
-        writes follow them; a lowered bound is reached over the next writes.
+        A reloaded config file's --history-days, --history-room-max,
+        --history-total-max and --history-account-max (chatd.ops.reload): the
+        next prune and the next writes follow them; a lowered bound is reached
+        over the next writes.
         """
         self.keep_days, self.bound = keep_days, bound
         if self._thread is None or self._stopped is not None:

@@ -169,6 +169,9 @@ class Options(usage.Options):
         ["history-total-max", None, 1000000,
          "messages kept in all, rooms' and private (the SQLite history); past it "
          "the oldest are deleted (0: no bound)", _whole_number],
+        ["history-account-max", None, 50000,
+         "private messages kept per account, in all its conversations (the SQLite "
+         "history); past it its oldest are deleted (0: no bound)", _whole_number],
         ["backfill", None, 20,
          "messages a joiner gets from the room's history (0: none; at most 100)",
          _whole_number],
@@ -428,7 +431,9 @@ class Options(usage.Options):
         if problems:  # all of them at once, one a line
             raise usage.UsageError("\n".join(problems))
         self["history-bound"] = Bound(
-            room=self["history-room-max"], total=self["history-total-max"]
+            room=self["history-room-max"],
+            total=self["history-total-max"],
+            account=self["history-account-max"],
         )
         self["config"] = ServerConfig(
             name=name,

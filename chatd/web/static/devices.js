@@ -81,6 +81,9 @@ HANDLERS.ERR = function ([code], text) {
 };
 
 HANDLERS.WELCOME = function (words, text) {
+  // A new connection: who is away comes again, after each JOIN (docs/protocol.md,
+  // Away on join), so what the last connection heard is forgotten.
+  devices.away.clear();
   if (devices.password) localStorage.setItem(LOGIN_FLAG, "1");
   else if (devices.typed) localStorage.removeItem(LOGIN_FLAG);
   devices.typed = false;
