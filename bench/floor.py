@@ -165,6 +165,7 @@ def plot(path: Path, results: dict[str, list[Figures]], seconds: float) -> str:
     axes.bar(kinds, system, label="system (kernel: the read and the sends)")
     axes.bar(kinds, user, bottom=system, label="user (the server's own code)")
     axes.set_ylabel("% of one core")
+    axes.set_ylim(0, 1.4 * max(u + k for u, k in zip(user, system, strict=True)))
     axes.set_title(
         f"chatter 100 rooms x 10, 1,000 messages/s, {seconds:g} s: server CPU"
     )
