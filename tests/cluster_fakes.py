@@ -130,6 +130,15 @@ def know_each_other(*nodes: FakeNode) -> None:
                 node.node.nodes[other.name] = None
 
 
+def fresh_log(clock: Clock, *nodes: FakeNode) -> FakeLog:
+    """Redis came back empty: every node reads and appends a new, empty log."""
+    fresh = FakeLog(clock)
+    for node in nodes:
+        node.log, node.read = fresh, 0
+        node.node.send = fresh.append
+    return fresh
+
+
 def pump_all(*nodes: FakeNode, rounds: int = 10) -> None:
     """Let every node read everything, again while anything new was appended."""
     for _ in range(rounds):

@@ -13,7 +13,14 @@ import base64
 import json
 from collections.abc import Callable
 
-from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
+from cluster_fakes import (
+    FakeLog,
+    FakeNode,
+    fresh_log,
+    know_each_other,
+    make_node,
+    pump_all,
+)
 from helpers import lines
 from redis_server import RedisServer
 from test_redis_history import result
@@ -537,10 +544,7 @@ def test_a_rejoin_closes_the_connections_of_a_user_registered_elsewhere() -> Non
     bob = on(b, a, "bob")
     laptop, phone = laptop_and_phone(a, b, bob)
     lines(phone[1])
-    fresh = FakeLog(clock)
-    for node in (a, b):
-        node.log, node.read = fresh, 0
-        node.node.send = fresh.append
+    fresh_log(clock, a, b)
     a.node.reset("a2")
     b.node.reset("b2")
     got = lines(phone[1])
@@ -548,6 +552,18 @@ def test_a_rejoin_closes_the_connections_of_a_user_registered_elsewhere() -> Non
     assert phone[0].user is None
     assert laptop[0].user is a.chat.users["alice"]
     assert sorted(b.chat.users) == ["bob"]
+
+
+def sasl_phone(node: FakeNode, nick: str) -> Conn:
+    """An IRC client on node that logs in to alice with SASL PLAIN as nick,
+    sending CAP END before the (threaded) password check ends."""
+    irc, out = node.connect(irc=True)
+    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    irc.dataReceived(
+        f"CAP LS 302\r\nCAP REQ :sasl\r\nNICK {nick}\r\nUSER p 0 * :Phone\r\n"
+        f"AUTHENTICATE PLAIN\r\nAUTHENTICATE {plain}\r\nCAP END\r\n".encode()
+    )
+    return irc, out
 
 
 def test_sasl_on_another_node_attaches_an_irc_client() -> None:
@@ -561,14 +577,7 @@ def test_sasl_on_another_node_attaches_an_irc_client() -> None:
     send(laptop, f"/register {PASSWORD} {PASSWORD}")
     settle()
     lines(bob[1])
-    irc, out = b.connect(irc=True)
-    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
-    irc.dataReceived(
-        b"CAP LS 302\r\nCAP REQ :sasl\r\nNICK phone\r\nUSER p 0 * :Phone\r\n"
-        b"AUTHENTICATE PLAIN\r\n"
-        + f"AUTHENTICATE {plain}\r\n".encode()
-        + b"CAP END\r\n"
-    )
+    irc, out = sasl_phone(b, "phone")
     settle()
     said = out.value().decode()
     assert " 903 " in said and " 001 alice " in said, said
@@ -589,14 +598,7 @@ def test_sasl_with_nobody_holding_the_name_registers_in_a_turn() -> None:
     send(first, f"/register {PASSWORD} {PASSWORD}")
     settle()
     close(first, a, b)
-    irc, out = b.connect(irc=True)
-    plain = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
-    irc.dataReceived(
-        b"CAP LS 302\r\nCAP REQ :sasl\r\nNICK alice\r\nUSER p 0 * :Phone\r\n"
-        b"AUTHENTICATE PLAIN\r\n"
-        + f"AUTHENTICATE {plain}\r\n".encode()
-        + b"CAP END\r\n"
-    )
+    irc, out = sasl_phone(b, "alice")
     settle()
     said = out.value().decode()
     assert " 903 " in said and " 001 alice " in said, said

@@ -6,7 +6,14 @@ import json
 from collections.abc import Callable
 from typing import cast
 
-from cluster_fakes import FakeLog, FakeNode, know_each_other, make_node, pump_all
+from cluster_fakes import (
+    FakeLog,
+    FakeNode,
+    fresh_log,
+    know_each_other,
+    make_node,
+    pump_all,
+)
 from helpers import lines
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -466,10 +473,7 @@ def test_rejoining_adds_local_users_again_and_shows_who_is_there() -> None:
     lines(a_out), lines(b_out)
     # Redis came back empty: a fresh log; a rejoins first (keeps its state),
     # b rejoins after, from a's snapshot.
-    fresh = FakeLog(clock)
-    for node in (a, b):
-        node.log, node.read = fresh, 0
-        node.node.send = fresh.append
+    fresh = fresh_log(clock, a, b)
     a.node.reset("a2")
     assert lines(a_out) == ["QUIT bob cluster link lost"]
     saved = b.node.save_locals()
@@ -811,10 +815,7 @@ def test_an_operator_made_while_cut_off_is_taken_back_at_the_merge() -> None:
     bob.dataReceived(b"/join #x\r\n")
     pump_all(a, b)
     lines(a_out), lines(b_out)
-    fresh = FakeLog(clock)
-    for node in (a, b):
-        node.log, node.read = fresh, 0
-        node.node.send = fresh.append
+    fresh = fresh_log(clock, a, b)
     a.node.reset("a2")
     b.node.reset("b2")
     assert lines(b_out) == ["QUIT alice cluster link lost", "OP #x bob chatd"]
