@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 
 from chatd.config import ServerConfig
 from chatd.factory import ChatFactory
+from chatd.line.door import NICK_PROMPT
 from chatd.line.wire import utc_time
 from chatd.model import devices
 from chatd.model.chat import Away, Chat, Message
@@ -91,6 +92,26 @@ def test_a_second_device_attaches_to_the_same_user(factory: ChatFactory) -> None
     say(bob, "/who #dev")
     assert lines(bob[1])[0] == "USERS #dev alice bob"
     assert len(factory.chat.users) == 2
+
+
+def test_a_nickname_held_by_an_account_says_how_to_log_in(
+    factory: ChatFactory,
+) -> None:
+    """Choosing alice's nickname at the prompt while her laptop holds it:
+    nick-taken says how her own second device logs in; a nickname held by
+    someone without an account says only that it is taken."""
+    registered(factory, "alice")
+    connect(factory, "bob")
+    phone, out = open_connection(factory, port=42000)
+    out.clear()
+    say((phone, out), "alice")
+    assert lines(out)[:2] == [
+        "ERR nick-taken alice is taken; if it is yours, log in as one more "
+        "device: /identify alice <password>",
+        f"NICK {NICK_PROMPT}",
+    ]
+    say((phone, out), "bob")
+    assert lines(out)[0] == "ERR nick-taken bob is taken"
 
 
 def test_the_join_burst_puts_lobby_first(factory: ChatFactory) -> None:

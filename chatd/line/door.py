@@ -26,7 +26,7 @@ from chatd.model.away import away_members
 from chatd.model.chat import IChatClient, User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.logins import Login
-from chatd.model.names import LOBBY, clean_text
+from chatd.model.names import LOBBY, clean_text, fold
 from chatd.model.server_bans import ServerBanned
 from chatd.net.phase import Phase
 from chatd.store.interface import AccountRecord
@@ -157,7 +157,20 @@ class LineDoor:
         if lead.startswith("/") and not lead.startswith("//"):
             self.run_command(conn, lead[1:])
         elif conn.phase is Phase.AWAITING_NICK:
-            conn.register(self.nick_from(text))
+            nick = self.nick_from(text)
+            try:
+                conn.register(nick)
+            except ChatError as error:
+                holder = conn.chat.users.get(fold(nick))
+                if error.code is ErrorCode.NICK_TAKEN and holder and holder.account:
+                    # Held by an account (another device, or always-on): say
+                    # how its owner logs in here too (docs/protocol.md, Devices).
+                    raise ChatError(
+                        error.code,
+                        f"{error.text}; if it is yours, log in as one more "
+                        f"device: /identify {holder.nick} <password>",
+                    ) from None
+                raise
         else:
             said = lead[1:] if lead.startswith("//") else text
             conn.chat.say(conn.registered_user(), said)
