@@ -442,3 +442,22 @@ def test_a_registered_nickname_says_how_each_door_identifies(clock: Clock) -> No
     (info,) = [line for line in lines(line_out) if "registered nickname" in line]
     assert info.startswith("INFO yan is a registered nickname")
     assert "(/identify <password>);" in info
+
+
+def test_created_says_when_the_irc_listener_started_not_its_first_client() -> None:
+    """003 RPL_CREATED names the daemon's start (when --irc is served), not the
+    moment the first IRC client happened to connect an hour later."""
+    from datetime import UTC, datetime
+
+    from chatd.irc import entry
+
+    clock = Clock()
+    clock.advance(1_796_082_601)
+    factory = make_factory(clock)
+    entry.serve(factory, {})
+    clock.advance(3600)
+    proto, out = irc_open(factory)
+    proto.dataReceived(b"NICK alice\r\nUSER alice 0 * :alice\r\n")
+    (created,) = [text for text in lines(out) if " 003 " in text]
+    started = datetime.fromtimestamp(1_796_082_601, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert created.endswith(f"This server was created {started} UTC")

@@ -53,7 +53,12 @@ def command_of(text: str) -> str | None:
 
 
 def serve(hub: ChatFactory, options: Mapping[str, Any]) -> IProtocolFactory:
-    """An --irc listener's factory: IRC connections on the shared hub."""
+    """An --irc listener's factory: IRC connections on the shared hub.
+
+    The IRC side is made now, at the start: its creation time is what 003
+    says (made at the first IRC connection, it named that moment instead).
+    """
+    irc_server(hub)
     return hub.door(IrcConnection)
 
 
