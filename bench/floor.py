@@ -166,9 +166,7 @@ def plot(path: Path, results: dict[str, list[Figures]], seconds: float) -> str:
     axes.bar(kinds, user, bottom=system, label="user (the server's own code)")
     axes.set_ylabel("% of one core")
     axes.set_ylim(0, 1.4 * max(u + k for u, k in zip(user, system, strict=True)))
-    axes.set_title(
-        f"chatter 100 rooms x 10, 1,000 messages/s, {seconds:g} s: server CPU"
-    )
+    axes.set_title(f"chatter: each member a line a second, {seconds:g} s: server CPU")
     axes.legend(loc="upper left", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -183,6 +181,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--servers", default=",".join(KINDS))
+    parser.add_argument("--rooms", type=int, default=100)
+    parser.add_argument("--members", type=int, default=10)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="leave both processes on any core"
+    )
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument(
         "--plot", type=Path, help="save the medians' user/system CPU here (PNG)"
@@ -197,8 +200,12 @@ def main(argv: list[str]) -> int:
         print("inspircd is not installed: left out")
         kinds.remove("inspircd")
     raise_nofile()
-    placement = plan_placement(True, None)
-    settings = Settings(chatter_seconds=args.seconds)
+    placement = plan_placement(not args.no_pin, None)
+    settings = Settings(
+        chatter_seconds=args.seconds,
+        chatter_rooms=args.rooms,
+        chatter_members=args.members,
+    )
     results: dict[str, list[Figures]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="chatd-floor-") as tmp:
         for number in range(args.runs):

@@ -374,3 +374,34 @@ def test_cluster_talk_cost_measures_publish_and_apply_in_process() -> None:
     figures = wall(ROOT, messages=5, rounds=2)
     assert set(figures) == set(MEASURES)
     assert all(figure > 0 for figure in figures.values())
+
+
+def test_floor_runs_chatter_against_chatd_and_the_floor(tmp_path: Path) -> None:
+    """`python -m bench.floor` (small): chatd and the floor server both carry
+    every line (0 lost), and the JSON holds each one's CPU split."""
+    out = tmp_path / "floor.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.floor",
+            "--runs=1",
+            "--seconds=0.5",
+            "--rooms=3",
+            "--members=3",
+            "--no-pin",
+            "--servers=chatd,floor",
+            f"--json={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert sorted(results) == ["chatd", "floor"]
+    for kind, (figures,) in results.items():
+        assert "error" not in figures, (kind, figures)
+        assert figures["lost"] == 0 and figures["messages"] > 0, (kind, figures)
+        assert figures["user_pct"] >= 0 and figures["sys_pct"] >= 0, (kind, figures)
