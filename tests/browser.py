@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +60,16 @@ def chromium(profile: Path, width: int = 1200, height: int = 760) -> WebDriver:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = CHROMEDRIVER if Path(CHROMEDRIVER).exists() else "chromedriver"
     return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@contextmanager
+def window(profile: Path, width: int = 1200, height: int = 760) -> Iterator[WebDriver]:
+    """A headless Chromium (chromium()) for the block; it quits after it."""
+    driver = chromium(profile, width, height)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"

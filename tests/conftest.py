@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+from browser import window
 from helpers import NOW
 from redis_server import RedisServer, running_redis
 from twisted.internet.task import Clock
 
 from chatd.store.memory import MemoryHistory
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 
 @pytest.fixture
@@ -37,6 +43,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[WebDriver]:
+    """A headless Chromium window (tests/browser.py); skipped where there is none."""
+    with window(tmp_path / "first-profile") as driver:
+        yield driver
+
+
+@pytest.fixture
+def second(tmp_path: Path) -> Iterator[WebDriver]:
+    """Another window, with a profile of its own (another person, or a tab)."""
+    with window(tmp_path / "second-profile") as driver:
+        yield driver
 
 
 # What makes a test slow: it starts a process (a twistd, a redis-server, Xvfb, a

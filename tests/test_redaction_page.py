@@ -7,12 +7,11 @@ missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import axe_violations, chromium, missing
+from browser import axe_violations, missing
 from daemon import LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -29,15 +28,6 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path / "profile")
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def line_of(driver: WebDriver, text: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import axe_violations, chromium, missing
+from browser import axe_violations, missing, window
 from daemon import LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -37,20 +37,14 @@ PASSWORD = "horsebattery9"
 
 @pytest.fixture
 def laptop(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path / "laptop-profile")
-    try:
+    with window(tmp_path / "laptop-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path / "phone-profile")
-    try:
+    with window(tmp_path / "phone-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def log_in(driver: WebDriver, port: int, nick: str, password: str) -> None:

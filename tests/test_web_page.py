@@ -8,7 +8,7 @@ missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,24 +33,6 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webelement import WebElement
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path / "first-profile")
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def second(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path / "second-profile")
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
