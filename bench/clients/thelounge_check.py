@@ -15,7 +15,6 @@ One line per check; exit 1 if any failed:
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -28,28 +27,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench.clients.line_user import LineUser
+
 WAIT = 20.0  # seconds a check waits
-
-
-class LineUser:
-    """A line-door user on a socket: what it sends and every line it was sent."""
-
-    def __init__(self, port: int, nick: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        self.sock.settimeout(0.2)
-        self.seen = ""
-        self.send(nick)
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode() + b"\r\n")
-
-    def read(self) -> str:
-        try:
-            while chunk := self.sock.recv(65536):
-                self.seen += chunk.decode(errors="replace")
-        except TimeoutError:
-            pass
-        return self.seen
 
 
 def browser() -> WebDriver:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.clients.line_user import LineUser
+
 ROOT = Path(__file__).resolve().parents[2]
+
 WAIT = 20.0  # seconds a check waits for its line
 PASSWORD = "correct-horse-1"
 LISTENING = re.compile(r"chatd (IRC )?listening on \S+: \S+ port (\d+)")
@@ -77,27 +79,6 @@ class Daemon:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-
-
-class LineUser:
-    """A line-door user: what it sends, and every line it was sent."""
-
-    def __init__(self, port: int, nick: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        self.sock.settimeout(0.2)
-        self.seen = ""
-        self.send(nick)
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode() + b"\r\n")
-
-    def read(self) -> str:
-        try:
-            while chunk := self.sock.recv(65536):
-                self.seen += chunk.decode(errors="replace")
-        except TimeoutError:
-            pass
-        return self.seen
 
 
 class WeeChat:
