@@ -30,7 +30,7 @@ from chatd.line.wire import (
     word_lines,
 )
 from chatd.model.away import away_members
-from chatd.model.chat import Room, User
+from chatd.model.chat import Room, User, usable_history
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import LOBBY, clean_text, fold, normalize_name
 from chatd.model.private_history import conversation_of, visible
@@ -331,11 +331,7 @@ def history(session: Session, args: list[str]) -> None:
     # as for a room that never had history (docs/protocol.md: ENDHISTORY 0).
     key = room.key if room is not None else ""
     target = room.name if room is not None else normalize_name(room_name)
-    store = chat.history
-    if store is None:
-        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
-    if store.reason is not None:
-        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    store = usable_history(chat)
     if room is None or not store.has_history(key):
         if before is not None:
             raise ChatError(
@@ -373,11 +369,7 @@ def private_history(
     (chatd.model.private_history).
     """
     user = session.registered_user()
-    store = session.chat.history
-    if store is None:
-        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
-    if store.reason is not None:
-        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    store = usable_history(session.chat)
     found = conversation_of(session.accounts, user, name)
     target, budget = normalize_name(name), _budget(session)
     read = store.read_private(found.me, found.other, count, before)

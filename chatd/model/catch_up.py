@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from chatd.config import CATCH_UP_CONVERSATIONS, HISTORY_COUNT, HISTORY_MAX
 from chatd.model.accounts import Accounts
-from chatd.model.chat import Chat, User
+from chatd.model.chat import User, usable_history
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold, nick_problem, normalize_name
 from chatd.model.private_history import conversation_of, visible
@@ -58,18 +58,6 @@ class ReadTarget:
         start = self.start
         read = history.select_private(self.me, self.key, span)
         return read.addCallback(lambda entries: visible(entries, start))
-
-
-def _history(chat: Chat) -> IHistory:
-    """The chat's history, or ChatError(NO_HISTORY) when it cannot be read."""
-    history = chat.history
-    if history is None:
-        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
-    if history.reason is not None:
-        raise ChatError(
-            ErrorCode.NO_HISTORY, f"history is unavailable: {history.reason}"
-        )
-    return history
 
 
 def read_target(
@@ -114,7 +102,7 @@ def check_read(
     """
     try:
         target = read_target(accounts, user, name)
-        history = _history(accounts.chat)
+        history = usable_history(accounts.chat)
     except ChatError as error:
         return defer.fail(error)
     span = Span(1, after=msg_id - 1, before=msg_id + 1)

@@ -139,6 +139,19 @@ class _Seconds:
         return self.now()
 
 
+def usable_history(chat: Chat) -> IHistory:
+    """The chat's history store, or ChatError(NO_HISTORY) when it cannot be read:
+    none is kept (--no-history), or the store said why it is down."""
+    history = chat.history
+    if history is None:
+        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
+    if history.reason is not None:
+        raise ChatError(
+            ErrorCode.NO_HISTORY, f"history is unavailable: {history.reason}"
+        )
+    return history
+
+
 def _nothing(record: RoomRecord | None, key: str) -> None:
     """The default for Chat.record_changed: registered rooms are not kept."""
 

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatd.model.accounts import Accounts
-from chatd.model.chat import Chat, Room, User, author_of
+from chatd.model.chat import Chat, Room, User, author_of, usable_history
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold, normalize_name, room_problem
 from chatd.model.private_history import conversation_of
@@ -58,17 +58,6 @@ def may_delete(chat: Chat, user: User, room: Room | None, author: str) -> bool:
     if chat.is_server_operator(user):
         return True
     return room is not None and chat.is_operator(room, user)
-
-
-def _store(chat: Chat) -> IHistory:
-    history = chat.history
-    if history is None:
-        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
-    if history.reason is not None:
-        raise ChatError(
-            ErrorCode.NO_HISTORY, f"history is unavailable: {history.reason}"
-        )
-    return history
 
 
 def _unavailable(failure: Failure) -> Failure:
@@ -127,7 +116,7 @@ def delete(
     and the errors of reading history (no such room, not identified,
     no-history). Raises them at once where no store need be asked.
     """
-    history = _store(chat)
+    history = usable_history(chat)
     if not target.startswith("#"):
         return _delete_private(chat, accounts, history, user, target, word, reason)
     name = normalize_name(target)

@@ -30,7 +30,7 @@ from weakref import WeakKeyDictionary
 from twisted.internet.defer import Deferred, succeed
 
 from chatd.model.accounts import Accounts
-from chatd.model.chat import Room, User
+from chatd.model.chat import Room, User, usable_history
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold
 from chatd.model.private_history import conversation_of, own_account
@@ -149,11 +149,7 @@ def search(accounts: Accounts, user: User, request: Request) -> Deferred[list[Re
     chat = accounts.chat
     wanted = phrases(request.words)
     limit = max(1, min(request.limit, SEARCH_MAX))
-    store = chat.history
-    if store is None:
-        raise ChatError(ErrorCode.NO_HISTORY, "this server keeps no history")
-    if store.reason is not None:
-        raise ChatError(ErrorCode.NO_HISTORY, f"history is unavailable: {store.reason}")
+    store = usable_history(chat)
     wait = rates_of(accounts).take(user)
     if wait is not None:
         raise ChatError(
