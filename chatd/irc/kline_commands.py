@@ -22,7 +22,7 @@ from chatd.irc.session import (
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import clean_text
 from chatd.model.server_banning import read_kline
-from chatd.model.server_bans import ServerBan, spelled_duration
+from chatd.model.server_bans import ServerBan
 
 NO_PRIVILEGES = "Permission Denied- You're not an IRC operator"
 
@@ -58,9 +58,7 @@ def kline(session: IrcSession, msg: IrcMessage) -> None:
         mask=ban.mask,
         reason=ban.reason,
     )
-    how_long = (
-        f"for {spelled_duration(ban.expires - ban.time)}" if ban.expires else "for good"
-    )
+    how_long = ban.lasting()
     _notice(
         session,
         f"Added K-line {ban.mask} {how_long}: {ban.reason}"

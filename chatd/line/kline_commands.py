@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from chatd.line.wire import line
 from chatd.model.server_banning import read_kline
-from chatd.model.server_bans import ServerBan, spelled_duration
+from chatd.model.server_bans import ServerBan
 from chatd.model.times import utc_time
 from chatd.store.interface import millis
 
@@ -31,9 +31,7 @@ def kline(session: Session, args: list[str]) -> None:
         mask=ban.mask,
         reason=ban.reason,
     )
-    how_long = (
-        f"for {spelled_duration(ban.expires - ban.time)}" if ban.expires else "for good"
-    )
+    how_long = ban.lasting()
     said = f"{ban.mask} is banned from the server {how_long}: {ban.reason}."
     if gone:
         said += f" Disconnected: {', '.join(gone)}."

@@ -206,6 +206,12 @@ class ServerBan:
         """Tell whether the ban holds at time now."""
         return not self.expires or now < self.expires
 
+    def lasting(self) -> str:
+        """How long it was placed for, in words: "for 2 hours", "for good"."""
+        if not self.expires:
+            return "for good"
+        return f"for {spelled_duration(self.expires - self.time)}"
+
     def matches_identity(self, identity: str) -> bool:
         """Tell whether a mask ban matches identity, nick!user@host folded.
 
