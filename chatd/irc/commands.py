@@ -383,20 +383,20 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
             # RFC 2812: a NOTICE never gets an automatic reply.
             if notice:
                 continue
-            if error.code in CANNOT_SEND:
-                send_error(
-                    session,
-                    IrcError(
-                        n.ERR_CANNOTSENDTOCHAN,
-                        clean_text(target),
-                        text="Cannot send to channel",
-                    ),
-                )
-            else:
-                send_error(session, numeric_for(error, target))
+            send_error(session, refusal_to_send(error, target))
 
 
 CANNOT_SEND = frozenset({ErrorCode.NOT_IN_ROOM, ErrorCode.BANNED, ErrorCode.MODERATED})
+
+
+def refusal_to_send(error: ChatError, target: str) -> IrcError:
+    """A message to target refused: 404 where the room will not take it (not
+    in it, banned, moderated), else the error's own numeric."""
+    if error.code in CANNOT_SEND:
+        return IrcError(
+            n.ERR_CANNOTSENDTOCHAN, clean_text(target), text="Cannot send to channel"
+        )
+    return numeric_for(error, target)
 
 
 def _relay_size(source: str, command: str, target: str, text: str) -> int:
@@ -442,17 +442,8 @@ def tagmsg(session: IrcSession, msg: IrcMessage) -> None:
                 server_line(
                     session, "FAIL", "TAGMSG", "RATE_LIMITED", target, text=error.text
                 )
-            elif error.code in CANNOT_SEND:
-                send_error(
-                    session,
-                    IrcError(
-                        n.ERR_CANNOTSENDTOCHAN,
-                        clean_text(target),
-                        text="Cannot send to channel",
-                    ),
-                )
             else:
-                send_error(session, numeric_for(error, target))
+                send_error(session, refusal_to_send(error, target))
 
 
 def away(session: IrcSession, msg: IrcMessage) -> None:
