@@ -111,20 +111,31 @@ class HistorySession(Protocol):
         """Charge the flood budget for an answer of lines lines (chatd.net.bulk)."""
 
 
-class HistoryRefused(Exception):
-    """A CHATHISTORY that cannot be answered: its FAIL line, ready to send."""
+class Refused(Exception):
+    """A command that cannot be answered (CHATHISTORY, SEARCH): its FAIL line,
+    ready to send."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.data = data
 
 
-def fail(session: HistorySession, code: str, *params: str, text: str) -> bytes:
-    """FAIL CHATHISTORY code params :text (IRCv3 standard replies)."""
+HistoryRefused = Refused  # a CHATHISTORY's
+
+
+def standard_fail(
+    session: HistorySession, command: str, code: str, *params: str, text: str
+) -> bytes:
+    """FAIL command code params :text (IRCv3 standard replies)."""
     words = [clean_text(param)[:64] or "*" for param in params]
     return irc_line(
-        "FAIL", "CHATHISTORY", code, *words, text=text, source=session.server.name
+        "FAIL", command, code, *words, text=text, source=session.server.name
     )
+
+
+def fail(session: HistorySession, code: str, *params: str, text: str) -> bytes:
+    """FAIL CHATHISTORY code params :text."""
+    return standard_fail(session, "CHATHISTORY", code, *params, text=text)
 
 
 # -- spelling kept messages ------------------------------------------------------

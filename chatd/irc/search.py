@@ -17,10 +17,15 @@ from dataclasses import replace
 
 from twisted.python.failure import Failure
 
-from chatd.irc.history import HistorySession, entry_lines, parse_time
+from chatd.irc.history import (
+    HistorySession,
+    Refused,
+    entry_lines,
+    parse_time,
+    standard_fail,
+)
 from chatd.irc.message import IrcMessage, irc_line, unescape_tag_value
 from chatd.model.errors import ChatError, ErrorCode
-from chatd.model.names import clean_text
 from chatd.model.search import SEARCH_MAX, Request, Result
 from chatd.model.search import search as search_history
 from chatd.store.interface import Entry, HistoryUnavailable, SearchTooSlow, id_at
@@ -36,20 +41,12 @@ _CODES = {
 }
 
 
-class SearchRefused(Exception):
-    """A SEARCH that cannot be answered: its FAIL line, ready to send."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self.data = data
+SearchRefused = Refused  # a SEARCH's
 
 
 def fail(session: HistorySession, code: str, *params: str, text: str) -> bytes:
-    """FAIL SEARCH code params :text (IRCv3 standard replies)."""
-    words = [clean_text(param)[:64] or "*" for param in params]
-    return irc_line(
-        "FAIL", "SEARCH", code, *words, text=text, source=session.server.name
-    )
+    """FAIL SEARCH code params :text."""
+    return standard_fail(session, "SEARCH", code, *params, text=text)
 
 
 def _invalid(session: HistorySession, attribute: str, why: str) -> SearchRefused:
