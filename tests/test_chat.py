@@ -191,6 +191,27 @@ def test_part_refusals() -> None:
         assert refused.value.code is code
 
 
+def test_a_room_is_found_by_its_name_in_any_case_and_bad_names_are_refused() -> None:
+    """Chat.room: the name a room was made with, another case of it, or a
+    compatibility form find it; a bad name is refused as bad, not as missing."""
+    chat = Chat()
+    alice, _ = enter(chat, "alice")
+    chat.join(alice, "#Dev")
+    room = chat.rooms["#dev"]
+    assert chat.room("#Dev") is room
+    assert chat.room("#dev") is room
+    assert chat.room("#ＤＥＶ") is room
+    for name, code in [
+        ("#nowhere", ErrorCode.NO_SUCH_ROOM),
+        ("dev", ErrorCode.ROOM_INVALID),
+        ("#de\u200bv", ErrorCode.ROOM_INVALID),
+        ("#", ErrorCode.ROOM_INVALID),
+    ]:
+        with pytest.raises(ChatError) as refused:
+            chat.room(name)
+        assert refused.value.code is code, name
+
+
 def test_talking_after_leaving_lobby_is_refused() -> None:
     """With no current room left, a plain line gets not-in-room."""
     chat = Chat()

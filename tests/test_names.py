@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 
 import pytest
 import regex
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatd.line.wire import LIST_VERBS, SERVER_VERBS
 from chatd.model.names import (
@@ -179,3 +182,9 @@ def test_guest_name_draws_until_one_is_free() -> None:
     name = guest_name(taken)
     assert name == tried[-1] and len(tried) == 3
     assert name.startswith("Guest") and name[5:].isdecimal() and len(name) == 10
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_fold_of_ascii_is_the_unicode_fold(name: str) -> None:
+    """fold's ASCII shortcut (lower) gives what NFKC then casefold give."""
+    assert fold(name) == unicodedata.normalize("NFKC", name).casefold()

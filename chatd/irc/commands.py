@@ -27,7 +27,7 @@ from chatd.irc.history import backfill, chathistory
 from chatd.irc.message import MAX_LINE, IrcMessage, ParseError, irc_line, parse_message
 from chatd.irc.names_list import LIST_LINE_BUDGET, names_reply, word_lines
 from chatd.irc.registration import lusers, motd, send_isupport, try_register
-from chatd.irc.render import CTCP, mask, shown_host, user_at_host
+from chatd.irc.render import CTCP, shown_host, user_at_host, user_mask
 from chatd.irc.search import search
 from chatd.irc.server import AWAYLEN, MAX_TARGETS
 from chatd.irc.session import (
@@ -337,7 +337,7 @@ def _message(session: IrcSession, msg: IrcMessage, notice: bool) -> None:
             raise IrcError(n.ERR_NOTEXTTOSEND, text="No text to send")
         return
     chat = session.chat
-    source = mask(chat, user.nick)
+    source = user_mask(user)
     tags = client_tags(msg.tags)  # a reply's +draft/reply, say: passed on
     for target in split_targets(msg.params[0])[:MAX_TARGETS]:
         if fold(target) == NICKSERV_KEY:

@@ -103,8 +103,13 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
     name = shown or nick
     if user is None:
         return f"{name}!{name}@{NO_HOST}"
+    return user_mask(user, name)
+
+
+def user_mask(user: User, name: str | None = None) -> str:
+    """Return user's nick!user@host (name in front instead of the nickname)."""
     username, host = user_at_host(user)
-    return f"{name}!{username}@{host}"
+    return f"{name or user.nick}!{username}@{host}"
 
 
 def source_of(chat: Chat, nick: str) -> str:
@@ -157,12 +162,17 @@ def action_lines(source: str, target: str, text: str) -> list[bytes]:
     ]
 
 
-def render_lines(chat: Chat, event: Event) -> list[bytes]:
-    """Return the IRC lines (CRLF included, no tags) that show event."""
+def render_lines(chat: Chat, event: Event, source: User | None = None) -> list[bytes]:
+    """Return the IRC lines (CRLF included, no tags) that show event.
+
+    source: the user the event comes from (source_nick), when the caller has
+    looked them up already; a room message's mask is then not looked up again.
+    """
     match event:
         case Message(room, nick, text, notice):
             verb = "NOTICE" if notice else "PRIVMSG"
-            return text_lines(mask(chat, nick), verb, room, text)
+            shown = user_mask(source) if source is not None else mask(chat, nick)
+            return text_lines(shown, verb, room, text)
         case Action(room, nick, text):
             return action_lines(mask(chat, nick), room, text)
         case Private(sender, recipient, text, notice, action):
@@ -341,7 +351,11 @@ class IrcRenderer:
     def _prepare(self, event: Event) -> None:
         """Spell event and note who is sent something else, once per broadcast."""
         chat = self.chat
-        parts = self._parts = render_lines(chat, event)
+        # The user the event comes from, looked up once for the lines, the
+        # speaker and the account tag.
+        nick = source_nick(event)
+        source = chat.users.get(fold(nick)) if nick is not None else None
+        parts = self._parts = render_lines(chat, event, source)
         self.last = event
         self.plain = plain = b"".join(parts)  # without tags (render_plain)
         self.variants = [plain, None, None, None]
@@ -351,7 +365,7 @@ class IrcRenderer:
         else:
             self._time = 0.0
             self.mask = TIME
-        self.speaker = speaker = speaker_of(chat, event)
+        self.speaker = speaker = source if speaks(event) else None
         self.speaker_client = speaker.client if speaker is not None else None
         if speaker is not None and speaker.devices is not None:
             # Several connections (chatd.model.devices): the others are shown
@@ -370,7 +384,7 @@ class IrcRenderer:
             self._only_for = "message-tags"  # IRCv3: TAGMSG to them only
         else:
             self._only_for = None
-        self._account = account_tag(chat, event)
+        self._account = account_tag_of(source)
         self.personal = bool(self._account) or isinstance(event, Joined)
         self._personal = {}
         self._joiner, self._away = None, b""
@@ -461,24 +475,23 @@ class IrcRenderer:
         return data
 
 
-def speaker_of(chat: Chat, event: Event) -> User | None:
-    """The user whose own client is shown event only with echo-message, if any.
+def speaks(event: Event) -> bool:
+    """Tell whether event's source (source_nick) is its speaker.
 
-    The chat gives a speaker their own room message back (and a private one,
+    The speaker's own client is shown the event only with echo-message. The
+    chat gives a speaker their own room message back (and a private one,
     unless sent to oneself); IRC shows it only with echo-message. So too
     one's own AWAY (the model tells the user's own connections: docs/irc.md,
     Several devices), which IRC answers with 306 or 305 besides.
     """
     match event:
-        case Message(nick=nick) | Action(nick=nick) | Away(nick=nick):
-            return chat.users.get(fold(nick))
-        case Private(sender=sender, recipient=recipient) if sender != recipient:
-            return chat.users.get(fold(sender))
-        case Tagged(target=target, nick=nick, private=private) if not (
-            private and fold(target) == fold(nick)
-        ):
-            return chat.users.get(fold(nick))
-    return None
+        case Message() | Action() | Away():
+            return True
+        case Private(sender=sender, recipient=recipient):
+            return sender != recipient
+        case Tagged(target=target, nick=nick, private=private):
+            return not (private and fold(target) == fold(nick))
+    return False
 
 
 def away_on_join(chat: Chat, me: User | None, event: Event) -> bytes:
@@ -532,15 +545,11 @@ def add_tag(data: bytes, tag: str) -> bytes:
     return b"".join(out)
 
 
-def account_tag(chat: Chat, event: Event) -> str:
-    """The account tag (account=name) of event's source, or "" if not identified."""
-    nick = source_nick(event)
-    if nick is None:
+def account_tag_of(source: User | None) -> str:
+    """The account tag (account=name) of source, or "" if not identified."""
+    if source is None or not source.account:
         return ""
-    user = chat.users.get(fold(nick))
-    if user is None or not user.account:
-        return ""
-    return "account=" + _tag_value(user.account)
+    return "account=" + _tag_value(source.account)
 
 
 def extended_join(chat: Chat, event: Joined, stamp: str | None) -> bytes:

@@ -22,6 +22,8 @@ _MARKS = frozenset({"Mn", "Mc", "Me"})
 
 def fold(name: str) -> str:
     """Return the form under which names are compared: NFKC, then casefolded."""
+    if name.isascii():  # NFKC leaves ASCII as it is, and casefold is lower there
+        return name.lower()
     return unicodedata.normalize("NFKC", name).casefold()
 
 
