@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 from chatd.irc.message import CRLF, MAX_LINE, escape_tag_value, irc_line, split_utf8
 from chatd.model.chat import (
@@ -146,6 +147,9 @@ def _mode_lines(source: str, room: str, changes: tuple[Change, ...]) -> list[byt
 
 def text_lines(source: str, command: str, target: str, text: str) -> list[bytes]:
     """PRIVMSG/NOTICE lines for text, split so that each fits in 512 bytes."""
+    whole = f":{source} {command} {target} :{text}\r\n".encode()
+    if len(whole) <= MAX_LINE:  # nearly always: irc_line's bytes, spelled once
+        return [whole]
     head = len(f":{source} {command} {target} :".encode()) + len(CRLF)
     return [
         irc_line(command, target, text=piece, source=source)
@@ -162,16 +166,16 @@ def action_lines(source: str, target: str, text: str) -> list[bytes]:
     ]
 
 
-def render_lines(chat: Chat, event: Event, source: User | None = None) -> list[bytes]:
+def render_lines(chat: Chat, event: Event, origin: User | None = None) -> list[bytes]:
     """Return the IRC lines (CRLF included, no tags) that show event.
 
-    source: the user the event comes from (source_nick), when the caller has
+    origin: the user the event comes from (source_nick), when the caller has
     looked them up already; a room message's mask is then not looked up again.
     """
     match event:
         case Message(room, nick, text, notice):
             verb = "NOTICE" if notice else "PRIVMSG"
-            shown = user_mask(source) if source is not None else mask(chat, nick)
+            shown = user_mask(origin) if origin is not None else mask(chat, nick)
             return text_lines(shown, verb, room, text)
         case Action(room, nick, text):
             return action_lines(mask(chat, nick), room, text)
@@ -280,6 +284,18 @@ def variant_of(caps: set[str]) -> int:
     )
 
 
+# Events a user says (their time, id and client tags go in IRCv3 tags).
+SAID: frozenset[type] = frozenset({Message, Action, Private, Tagged})
+# Events only clients with a cap are sent, and the cap.
+ONLY_FOR: dict[type, str] = {
+    Away: "away-notify",
+    AccountChanged: "account-notify",
+    Deleted: REDACTION,
+    ReadMoved: "draft/read-marker",
+    Tagged: "message-tags",  # IRCv3: TAGMSG to them only
+}
+
+
 class IrcRenderer:
     """Renders each broadcast once per tag variant (none, TIME, MSGID, both).
 
@@ -359,9 +375,11 @@ class IrcRenderer:
         self.last = event
         self.plain = plain = b"".join(parts)  # without tags (render_plain)
         self.variants = [plain, None, None, None]
-        if isinstance(event, Message | Action | Private | Tagged):
-            self._time = event.time  # 0.0: stamped when first spelled (_stamp)
-            self.mask = TIME | MSGID if event.id or event.tags else TIME
+        kind = type(event)  # events are final classes: a dict finds their words
+        if kind in SAID:
+            said = cast(Message | Action | Private | Tagged, event)
+            self._time = said.time  # 0.0: stamped when first spelled (_stamp)
+            self.mask = TIME | MSGID if said.id or said.tags else TIME
         else:
             self._time = 0.0
             self.mask = TIME
@@ -372,20 +390,9 @@ class IrcRenderer:
             # what one of them said; only the one that typed it needs
             # echo-message (IrcConnection.render), and none if another door's.
             self.speaker, self.speaker_client = None, self.typing
-        if isinstance(event, Away):
-            self._only_for = "away-notify"
-        elif isinstance(event, AccountChanged):
-            self._only_for = "account-notify"
-        elif isinstance(event, Deleted):
-            self._only_for = REDACTION
-        elif isinstance(event, ReadMoved):
-            self._only_for = "draft/read-marker"
-        elif isinstance(event, Tagged):
-            self._only_for = "message-tags"  # IRCv3: TAGMSG to them only
-        else:
-            self._only_for = None
+        self._only_for = ONLY_FOR.get(kind)
         self._account = account_tag_of(source)
-        self.personal = bool(self._account) or isinstance(event, Joined)
+        self.personal = bool(self._account) or kind is Joined
         self._personal = {}
         self._joiner, self._away = None, b""
         if isinstance(event, Joined):
