@@ -504,7 +504,10 @@ class Connection(Protocol, TimeoutMixin):
             self._start = end - 1
             self._end = end
             self._journal = journal
-            output.add(self)
+            if output.depth:  # OutputBatch.add within a batch, without a call
+                output.pending.append(self)
+            else:
+                output.add(self)
         else:
             self.counts.events += 1
             self._transmit(data)
@@ -559,8 +562,12 @@ class Connection(Protocol, TimeoutMixin):
         if journal is not None:
             self._journal = None
             # A run's events are counted here, once per write, not per delivery.
-            self.counts.events += self._end - self._start
-            self._transmit(journal.joined(self._start, self._end))
+            start, end = self._start, self._end
+            self.counts.events += end - start
+            # A run of one line (most: a line a round) is that line, no call.
+            self._transmit(
+                journal.lines[start] if end - start == 1 else journal.joined(start, end)
+            )
             return
         out = self._out
         if out is not None and self.answers.holds is None:
