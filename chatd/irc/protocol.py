@@ -394,8 +394,11 @@ class IrcConnection(Connection):
         the common case is two identity checks and one read.
         """
         renderer = self.renderer
-        if event is renderer.common and self is not renderer.speaker_client:
-            return renderer.plain
+        if event is renderer.common:
+            if self is not renderer.speaker_client:
+                return renderer.plain
+            if renderer.speaker is not None and "echo-message" not in self.caps.enabled:
+                return b""  # the speaker's own line: IRC echoes it only with the cap
         return self.render(event)
 
     # -- limits in IRC's words -----------------------------------------------------

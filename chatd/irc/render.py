@@ -109,8 +109,8 @@ def mask(chat: Chat, nick: str, shown: str | None = None) -> str:
 
 def user_mask(user: User, name: str | None = None) -> str:
     """Return user's nick!user@host (name in front instead of the nickname)."""
-    username, host = user_at_host(user)
-    return f"{name or user.nick}!{username}@{host}"
+    username, host = user.user_and_host()  # user_at_host, a call less
+    return f"{name or user.nick}!{username}@{shown_host(host)}"
 
 
 def source_of(chat: Chat, nick: str) -> str:
@@ -393,7 +393,8 @@ class IrcRenderer:
         self._only_for = ONLY_FOR.get(kind)
         self._account = account_tag_of(source)
         self.personal = bool(self._account) or kind is Joined
-        self._personal = {}
+        if self._personal:
+            self._personal = {}
         self._joiner, self._away = None, b""
         if isinstance(event, Joined):
             joiner = chat.users.get(fold(event.nick))
