@@ -10,6 +10,9 @@ share, and the latency p50/p99. The servers:
 
 - chatd: `twistd -n chatd` with the benchmark's unthrottled options (history
   kept in SQLite, as by default); chatd-nohist: the same with --no-history;
+- chatd-irc: the same daemon's IRC listener, history kept, with the IRC clients
+  InspIRCd gets (nine deliveries a message: IRC does not echo to the sender,
+  where the line protocol's MSG does); chatd-irc-nohist: with --no-history;
 - floor: bench/floor_server.py, a Twisted server that only splits lines and
   calls send() on each member's socket; floor-tw: the same through
   transport.write;
@@ -48,7 +51,16 @@ from bench.servers import (
     start_chatd,
 )
 
-KINDS = ("chatd", "chatd-nohist", "floor", "floor-tw", "inspircd")
+KINDS = (
+    "chatd",
+    "chatd-nohist",
+    "chatd-irc",
+    "chatd-irc-nohist",
+    "floor",
+    "floor-tw",
+    "inspircd",
+)
+DEFAULT_KINDS = ("chatd", "chatd-nohist", "floor", "floor-tw", "inspircd")
 LISTENING = re.compile(r"listening on (\d+)")
 
 
@@ -119,9 +131,10 @@ def one_run(
     workdir.mkdir(parents=True)
     if kind.startswith("chatd"):
         args = chatd_unthrottled_args(chatd_options())
-        args += ["--no-history"] if kind == "chatd-nohist" else []
-        server = start_chatd(workdir, placement, args, kind)
-        dialect: Dialect = ChatdDialect()
+        args += ["--no-history"] if kind.endswith("-nohist") else []
+        irc = kind.startswith("chatd-irc")
+        server = start_chatd(workdir, placement, args, kind, irc=irc, irc_history=irc)
+        dialect: Dialect = _dialect("chatd-irc") if irc else ChatdDialect()
     elif kind == "inspircd":
         server = start_inspircd(workdir, placement)
         dialect = _dialect("inspircd")
@@ -180,7 +193,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--servers", default=",".join(KINDS))
+    parser.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_KINDS),
+        help=f"a comma-separated list of {', '.join(KINDS)}",
+    )
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument(

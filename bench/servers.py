@@ -28,12 +28,15 @@ CHATD_IRC_LISTENING = re.compile(r"chatd IRC listening on \S+: \S+ port (\d+)")
 CHATD_IRC_ARGS = ["--irc", "tcp:0:interface=127.0.0.1", "--no-history"]
 
 
-def chatd_irc_args(args: list[str]) -> list[str]:
+def chatd_irc_args(args: list[str], history: bool = False) -> list[str]:
     """The arguments chatd-irc runs with: CHATD_IRC_ARGS, then args.
 
-    --no-history only once, when args has it too (--chatd-arg=--no-history).
+    --no-history only once, when args has it too (--chatd-arg=--no-history);
+    not at all with history (bench.floor's chatd-irc keeps messages, as
+    chatd does by default).
     """
-    ours = CHATD_IRC_ARGS if "--no-history" not in args else CHATD_IRC_ARGS[:2]
+    keep = history or "--no-history" in args
+    ours = CHATD_IRC_ARGS[:2] if keep else CHATD_IRC_ARGS
     return ours + args
 
 
@@ -329,12 +332,13 @@ def start_chatd(
     args: list[str],
     kind: str = "chatd",
     irc: bool = False,
+    irc_history: bool = False,
 ) -> Server:
     """Start `twistd -n chatd` on an ephemeral loopback port and wait for its port.
 
     kind names it in the figures: chatd, chatd-irc, or a variant (chatd-NAME)
     run with other arguments. With irc, the server under test is its IRC
-    listener (kind "chatd-irc").
+    listener (kind "chatd-irc"), without history unless irc_history.
     """
     command = [
         twistd_path(),
@@ -343,7 +347,7 @@ def start_chatd(
         "chatd",
         "--listen",
         "tcp:0:interface=127.0.0.1",
-        *(chatd_irc_args(args) if irc else args),
+        *(chatd_irc_args(args, irc_history) if irc else args),
     ]
     process, log_path = _launch(kind, command, workdir, placement, chatd_env())
     found = _wait_for_log(

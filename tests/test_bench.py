@@ -377,8 +377,9 @@ def test_cluster_talk_cost_measures_publish_and_apply_in_process() -> None:
 
 
 def test_floor_runs_chatter_against_chatd_and_the_floor(tmp_path: Path) -> None:
-    """`python -m bench.floor` (small): chatd and the floor server both carry
-    every line (0 lost), and the JSON holds each one's CPU split."""
+    """`python -m bench.floor` (small): chatd's IRC door with history kept and the
+    floor server both carry every line (0 lost), and the JSON holds each one's
+    CPU split."""
     out = tmp_path / "floor.json"
     result = subprocess.run(
         [
@@ -390,7 +391,7 @@ def test_floor_runs_chatter_against_chatd_and_the_floor(tmp_path: Path) -> None:
             "--rooms=3",
             "--members=3",
             "--no-pin",
-            "--servers=chatd,floor",
+            "--servers=chatd-irc,floor",
             f"--json={out}",
         ],
         cwd=ROOT,
@@ -400,7 +401,7 @@ def test_floor_runs_chatter_against_chatd_and_the_floor(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert sorted(results) == ["chatd", "floor"]
+    assert sorted(results) == ["chatd-irc", "floor"]
     for kind, (figures,) in results.items():
         assert "error" not in figures, (kind, figures)
         assert figures["lost"] == 0 and figures["messages"] > 0, (kind, figures)
