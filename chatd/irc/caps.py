@@ -61,6 +61,7 @@ class CapState:
     negotiating: bool = False  # registration waits for CAP END
     offered: dict[str, str] = field(default_factory=lambda: SUPPORTED)
     variant: int = 0  # the tags the caps on ask for (render.TIME | render.MSGID)
+    changes: int = 0  # counts changes to enabled, so a reader tells it changed
 
     def has(self, name: str) -> bool:
         """Tell whether cap name is on."""
@@ -77,6 +78,7 @@ class CapState:
         if self.version >= 302:
             # CAP LS 302 turns cap-notify on implicitly (IRCv3 cap-notify).
             self.enabled.add("cap-notify")
+            self.changes += 1
         words = [
             f"{name}={value}" if value and self.version >= 302 else name
             for name, value in sorted(self.offered.items())
@@ -110,6 +112,7 @@ class CapState:
         self.variant = (TIME if "server-time" in self.enabled else 0) | (
             MSGID if "message-tags" in self.enabled else 0
         )
+        self.changes += 1
         return CapReply("ACK", text)
 
     def end(self) -> None:

@@ -72,6 +72,7 @@ class IrcConnection(Connection):
         "_pinged",
         "_ping_call",
         "_labeling",
+        "_caps_seen",
     )
 
     def __init__(self, hub: ConnectionHub) -> None:
@@ -91,6 +92,7 @@ class IrcConnection(Connection):
         self._batches = 0  # batch references handed out on this connection
         self._labeling: Labeling | None = None  # a labeled command being run
         self._render = self.render_plain  # no tags, no personal caps yet
+        self._caps_seen = -1  # the caps' changes followed so far (_caps_changed)
 
     # -- the session interface (chatd.irc.commands.IrcSession) -------------------
 
@@ -295,16 +297,22 @@ class IrcConnection(Connection):
         renderer.typing = self  # this line's words are this connection's
         try:
             dispatch(self, text)
-        finally:  # CAP REQ may have changed it
+        finally:
             renderer.typing = None
-            self.tags = self.caps.variant
-            self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
-            self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
-            if self.phase is not _CLOSING:  # (connectionLost drops the renderer)
-                # Most clients ask for no tags and no personal caps: theirs is
-                # the shorter renderer (some 300 instructions less a member).
-                plain = not (self.tags or self.personal)
-                self._render = self.render_plain if plain else self.render
+            if self.caps.changes != self._caps_seen:  # CAP LS or REQ changed them
+                self._caps_changed()
+
+    def _caps_changed(self) -> None:
+        """Follow the caps on: the tag variant, personal caps, journal, renderer."""
+        self._caps_seen = self.caps.changes
+        self.tags = self.caps.variant
+        self.personal = not PERSONAL_CAPS.isdisjoint(self.caps.enabled)
+        self.journal_key = JOURNALS[self.tags]  # one journal per tag variant
+        if self.phase is not _CLOSING:  # (connectionLost drops the renderer)
+            # Most clients ask for no tags and no personal caps: theirs is
+            # the shorter renderer (some 300 instructions less a member).
+            plain = not (self.tags or self.personal)
+            self._render = self.render_plain if plain else self.render
 
     def reply_error(self, error: ChatError) -> None:
         """A refusal from below the door: a numeric, or FAIL for bad UTF-8."""
