@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,13 +22,12 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from chatd.store.interface import Entry, HistoryUnavailable, IHistory, Kind, Span
-from chatd.store.sqlite import HistoryDatabase
+from chatd.store.sqlite import AuthoredPrivateRow, AuthoredRoomRow, HistoryDatabase
 from chatd.store.writer import (
     BATCH_DELAY,
     DAY,
     PRUNE_EVERY,
     WRITER_NICENESS,
-    Row,
     SQLiteHistory,
 )
 
@@ -40,10 +39,13 @@ class Counting(HistoryDatabase):
 
     batches: list[int]
 
-    def append(self, rows: Iterable[Row]) -> None:
-        listed = list(rows)
-        self.batches.append(len(listed))
-        super().append(listed)
+    def append_sorted(
+        self,
+        room_rows: Sequence[AuthoredRoomRow],
+        private_rows: Sequence[AuthoredPrivateRow],
+    ) -> None:
+        self.batches.append(len(room_rows) + len(private_rows))
+        super().append_sorted(room_rows, private_rows)
 
 
 class CountingHistory(SQLiteHistory):

@@ -461,6 +461,15 @@ class HistoryDatabase:
                 room_rows.append(row if len(row) == 7 else (*row, ""))
             else:
                 private_rows.append(row if len(row) == 8 else (*row, ""))
+        self.append_sorted(room_rows, private_rows)
+
+    def append_sorted(
+        self,
+        room_rows: Sequence[AuthoredRoomRow],
+        private_rows: Sequence[AuthoredPrivateRow],
+    ) -> None:
+        """append, for rows already apart (the writer thread's batches): no
+        Python for each row, one transaction."""
         execute = self.connection.execute
         private_added = _by_key(r[1:3] for r in private_rows) if private_rows else {}
         execute("BEGIN IMMEDIATE")

@@ -55,7 +55,13 @@ from chatd.store.interface import (
     millis,
 )
 from chatd.store.lock import DatabaseLock
-from chatd.store.sqlite import MEMORY, AnyRow, HistoryDatabase, explain
+from chatd.store.sqlite import (
+    MEMORY,
+    AuthoredPrivateRow,
+    AuthoredRoomRow,
+    HistoryDatabase,
+    explain,
+)
 
 # Seconds between hand-overs to the thread: each batch is one transaction, so
 # a busy daemon makes at most 200 a second, and a kill -9 loses about this.
@@ -76,11 +82,23 @@ STOP_WAIT = 10.0  # seconds a stop waits for the thread before giving up
 WRITER_NICENESS = 10
 DAY = 86400.0
 
-# A room's message (id, room, time (ms), kind, nick, text, author) or a private
-# one (chatd.store.sqlite.AuthoredPrivateRow): one batch, one transaction, in
-# order. (Rows without the author, of earlier versions, are written with "".)
-Row = AnyRow
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Messages recorded since the last hand-over: one transaction.
+
+    Rooms' rows (id, room, time (ms), kind, nick, text, author) and private
+    ones (chatd.store.sqlite.AuthoredPrivateRow) are kept apart as they are
+    recorded, so the thread writes each list as it is, with no Python per row.
+    """
+
+    rooms: list[AuthoredRoomRow]
+    private: list[AuthoredPrivateRow]
+
+    def __len__(self) -> int:
+        return len(self.rooms) + len(self.private)
 
 
 @dataclass(slots=True)
@@ -109,7 +127,7 @@ class _Call:
     answer: defer.Deferred[object]
 
 
-Job = list[Row] | _Read[object] | _Prune | _Stop | _Call
+Job = _Batch | _Read[object] | _Prune | _Stop | _Call
 
 
 @implementer(IHistory)
@@ -138,7 +156,8 @@ class SQLiteHistory:
         self.lock: DatabaseLock | None = None  # held from open until closed
         self.stamps = Stamps()
         self._rooms: set[str] = set()
-        self._batch: list[Row] = []
+        self._room_rows: list[AuthoredRoomRow] = []  # since the last hand-over
+        self._private_rows: list[AuthoredPrivateRow] = []
         self._hand_over_call: IDelayedCall | None = None
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         # Called with the database as it opens, before the thread starts: what
@@ -235,7 +254,7 @@ class SQLiteHistory:
         now = self.clock.seconds()
         msg_id = self.stamps.next(now)
         if self._thread is not None and self._stopped is None:
-            self._batch.append(
+            self._room_rows.append(
                 (msg_id, room, millis(now), kind.value, nick, text, author)
             )
             self._rooms.add(room)
@@ -257,7 +276,7 @@ class SQLiteHistory:
     ) -> None:
         self.stamps.passed(msg_id)
         if self._thread is not None and self._stopped is None:
-            self._batch.append(
+            self._room_rows.append(
                 (msg_id, room, millis(time), kind.value, nick, text, author)
             )
             self._rooms.add(room)
@@ -287,7 +306,7 @@ class SQLiteHistory:
         self.stamps.passed(msg_id)
         if self._thread is not None and self._stopped is None:
             low, high = conversation(sender, recipient)
-            self._batch.append(
+            self._private_rows.append(
                 (msg_id, low, high, millis(time), kind.value, name, text, sender)
             )
             if self._hand_over_call is None:
@@ -437,9 +456,9 @@ class SQLiteHistory:
         call, self._hand_over_call = self._hand_over_call, None
         if call is not None and call.active():
             call.cancel()
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self._jobs.put(batch)
+        if self._room_rows or self._private_rows:
+            self._jobs.put(_Batch(self._room_rows, self._private_rows))
+            self._room_rows, self._private_rows = [], []
 
     def _prune(self) -> None:
         cutoff = self.clock.seconds() - self.keep_days * DAY
@@ -496,21 +515,22 @@ class SQLiteHistory:
         while True:
             job = waiting if waiting is not None else self._next_job(database)
             waiting = None
-            if not isinstance(job, list):
+            if not isinstance(job, _Batch):
                 self._settle(database)  # whatever comes next sees every message
-            if isinstance(job, list):
-                rows = job
+            if isinstance(job, _Batch):
+                batch = job
                 while True:  # everything already queued behind it, up to a read
                     try:
                         after = jobs.get_nowait()
                     except queue.Empty:
                         break
-                    if isinstance(after, list):
-                        rows += after
+                    if isinstance(after, _Batch):
+                        batch.rooms += after.rooms
+                        batch.private += after.private
                     else:
                         waiting = after
                         break
-                self._write(database, rows)
+                self._write(database, batch)
             elif isinstance(job, _Read):
                 self._answer(database, job)
             elif isinstance(job, _Prune):
@@ -555,15 +575,15 @@ class SQLiteHistory:
             self._down = True
             self.threads.callFromThread(self._went_down, explain(error), str(error))
 
-    def _write(self, database: HistoryDatabase, rows: list[Row]) -> None:
+    def _write(self, database: HistoryDatabase, batch: _Batch) -> None:
         started = time.perf_counter()
         try:
-            database.append(rows)
+            database.append_sorted(batch.rooms, batch.private)
         except Exception as error:
             self._failed(error)  # these rows are lost; the next batch tries again
             return
         self.batch_seconds.observe(time.perf_counter() - started)
-        self.written += len(rows)
+        self.written += len(batch)
         self._wrote(database)
 
     def _wrote(self, database: HistoryDatabase) -> None:
