@@ -22,6 +22,9 @@ pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 XSS = '<img src=x onerror="window.xss=1"><script>window.xss=2</script>'
 RECONNECT_WAIT = 40.0  # back-off: 1 + 2 + 4 + 8 s, and twistd's start
+# How often wait_until asks (Selenium's default, 0.5 s, would add up to half a
+# second to every wait for what the page shows within milliseconds).
+POLL = 0.05
 
 
 def free_port() -> int:
@@ -40,9 +43,10 @@ def start(tmp_path: Path, web_port: int) -> Daemon:
 def wait_until(
     driver: WebDriver, check: Callable[[], object], timeout: float = WAIT
 ) -> None:
+    """Wait until check() is true, asking every POLL seconds; fail after timeout."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda _: check())
+    WebDriverWait(driver, timeout, poll_frequency=POLL).until(lambda _: check())
 
 
 def status_is(driver: WebDriver, text: str) -> Callable[[], bool]:
