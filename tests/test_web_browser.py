@@ -25,6 +25,11 @@ RECONNECT_WAIT = 40.0  # back-off: 1 + 2 + 4 + 8 s, and twistd's start
 # How often wait_until asks (Selenium's default, 0.5 s, would add up to half a
 # second to every wait for what the page shows within milliseconds).
 POLL = 0.05
+# The line clients beside the pages type faster than people: past the default
+# burst of 10 lines, the flood limit (2 lines a second; test_limits.py tests it)
+# would hold each later line half a second. Flood control stays on, and the page
+# still paces itself under the default limits (app.js, the pacer).
+TYPING_SPEED = ["--flood-burst", "100"]
 
 
 def free_port() -> int:
@@ -34,8 +39,10 @@ def free_port() -> int:
 
 
 def start(tmp_path: Path, web_port: int) -> Daemon:
+    """The daemon the page tests run: line and web listeners, a database."""
     args = ["--listen", LOOPBACK, "--web", f"tcp:{web_port}:interface=127.0.0.1"]
-    daemon = Daemon([*args, "--database", str(tmp_path / "chat.sqlite3")], tmp_path)
+    args += ["--database", str(tmp_path / "chat.sqlite3"), *TYPING_SPEED]
+    daemon = Daemon(args, tmp_path)
     daemon.wait_listening(2)
     return daemon
 
