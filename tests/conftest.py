@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import window
+from browser import Windows
 from helpers import NOW
 from redis_server import RedisServer, running_redis
 from twisted.internet.task import Clock
@@ -45,18 +44,29 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.fixture(scope="session")
+def windows(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Windows]:
+    """The run's headless Chromium windows (tests/browser.py), started when a
+    test first takes one, reset between tests, quit at the end."""
+    kept = Windows(tmp_path_factory.mktemp("browsers"))
+    try:
+        yield kept
+    finally:
+        kept.close()
+
+
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[WebDriver]:
+def page(windows: Windows) -> Iterator[WebDriver]:
     """A headless Chromium window (tests/browser.py); skipped where there is none."""
-    with window(tmp_path / "first-profile") as driver:
-        yield driver
+    yield windows.take("first")
+    windows.give_back("first")
 
 
 @pytest.fixture
-def second(tmp_path: Path) -> Iterator[WebDriver]:
+def second(windows: Windows) -> Iterator[WebDriver]:
     """Another window, with a profile of its own (another person, or a tab)."""
-    with window(tmp_path / "second-profile") as driver:
-        yield driver
+    yield windows.take("second")
+    windows.give_back("second")
 
 
 # What makes a test slow: it starts a process (a twistd, a redis-server, Xvfb, a

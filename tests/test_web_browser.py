@@ -6,12 +6,12 @@ Skipped, with the reason, where Chromium, its driver or Selenium is missing.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import chromium, missing
+from browser import missing
 from daemon import WAIT, Daemon, LineClient
 
 if TYPE_CHECKING:
@@ -102,18 +102,9 @@ def register(driver: WebDriver, port: int, nick: str) -> None:
 
 
 @pytest.fixture
-def pages(tmp_path: Path) -> Iterator[tuple[WebDriver, WebDriver]]:
-    first = chromium(tmp_path / "alice-profile")
-    try:
-        second = chromium(tmp_path / "bob-profile")
-    except BaseException:
-        first.quit()
-        raise
-    try:
-        yield first, second
-    finally:
-        first.quit()
-        second.quit()
+def pages(page: WebDriver, second: WebDriver) -> tuple[WebDriver, WebDriver]:
+    """Two windows, two people (conftest.py's page and second)."""
+    return page, second
 
 
 def script_errors(driver: WebDriver) -> list[str]:
