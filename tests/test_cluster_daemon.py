@@ -23,23 +23,23 @@ from redis_server import RedisServer, free_port
 JOINED = re.compile(r"cluster: node (\S+) joined")
 
 
-def launch_node(redis: RedisServer, cwd: Path, name: str, *extra: str) -> Daemon:
-    """Start one node's process; joined() waits for it."""
-    args = ["--listen", "tcp:0:interface=127.0.0.1", "--redis", redis.url]
-    return Daemon([*args, "--node-name", name, *extra], cwd)
-
-
-def joined(daemon: Daemon, *extra: str) -> None:
-    """Wait until a launched node listens and has joined the cluster."""
-    daemon.wait_listening(1 + extra.count("--irc"))
-    daemon.wait_for_log(JOINED)
-
-
 def start_node(redis: RedisServer, cwd: Path, name: str, *extra: str) -> Daemon:
     """Start one node and wait until it listens and has joined the cluster."""
-    daemon = launch_node(redis, cwd, name, *extra)
+    daemon = Daemon(
+        [
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--redis",
+            redis.url,
+            "--node-name",
+            name,
+            *extra,
+        ],
+        cwd,
+    )
     try:
-        joined(daemon, *extra)
+        daemon.wait_listening(1 + extra.count("--irc"))
+        daemon.wait_for_log(JOINED)
     except BaseException:
         daemon.kill()
         raise
@@ -48,26 +48,14 @@ def start_node(redis: RedisServer, cwd: Path, name: str, *extra: str) -> Daemon:
 
 @contextmanager
 def nodes(
-    redis: RedisServer,
-    tmp_path: Path,
-    count: int,
-    *extra: str,
-    in_order: bool = False,
+    redis: RedisServer, tmp_path: Path, count: int, *extra: str
 ) -> Iterator[list[Daemon]]:
-    """count nodes n0, n1 ... started at once (their twistd start-ups side by
-    side), then each waited for until it has joined; in_order: each started
-    once the one before it has joined, for a test that needs n0 to be first."""
     with ExitStack() as stack:
         started = []
         for number in range(count):
-            daemon = launch_node(redis, tmp_path, f"n{number}", *extra)
+            daemon = start_node(redis, tmp_path, f"n{number}", *extra)
             stack.callback(daemon.kill)
             started.append(daemon)
-            if in_order:
-                joined(daemon, *extra)
-        if not in_order:
-            for daemon in started:
-                joined(daemon, *extra)
         yield started
 
 

@@ -94,7 +94,7 @@ def test_an_always_on_user_survives_a_restart_of_every_node(
         assert laptop.expect("USERS ") == "USERS #dev alice"
         a.terminate()
         laptop.expect("BYE ")
-    with nodes(redis_server, tmp_path, 2, *CHEAP, in_order=True) as (a, b):
+    with nodes(redis_server, tmp_path, 2, *CHEAP) as (a, b):
         a.wait_for_log(re.compile("1 always-on users are back"))
         bob = client(b, "bob")
         bob.send("/join #dev")
