@@ -697,7 +697,7 @@ def burst(setup: Setup) -> Result:
             "burst",
         )
         register_all(loop, members + sending, "burst")
-        loop.run(1.5)  # every flood bucket full again after the nickname line
+        loop.run(0.5 if setup.quick else 1.5)  # flood buckets full again after NICK
         expected = senders * lines_each
         meter = Meter(daemon)
         burst_bytes = b"".join(b"%d %s\r\n" % (i, text) for i in range(lines_each))
@@ -779,7 +779,7 @@ def _probe_attack(
     probe = Probe(loop, daemon.port)
     register_all(loop, [probe], "probe")
     probe.start("quiet")
-    loop.run(QUIET_SECONDS if not setup.quick else 0.6)
+    loop.run(QUIET_SECONDS if not setup.quick else 0.3)
     probe.start("attack")
     log_before = daemon.log_lines()
     meter = Meter(daemon)
@@ -811,7 +811,7 @@ def empty_lines_open(setup: Setup) -> Result:
 
 
 def _empty_lines(setup: Setup, args: list[str]) -> Result:
-    loops, count, seconds = 4, 60_000, (1.0 if setup.quick else 10.0)
+    loops, count, seconds = 4, 60_000, (0.5 if setup.quick else 10.0)
     payload = b"\n" * count
     made: list[Conn] = []
     running = [True]
@@ -864,7 +864,7 @@ def _empty_lines(setup: Setup, args: list[str]) -> Result:
 
 def too_long(setup: Setup) -> Result:
     """6: one client sending 3000-byte lines nonstop: ERR and a log line each."""
-    seconds = 1.0 if setup.quick else 5.0
+    seconds = 0.5 if setup.quick else 5.0
     attacker: list[Conn] = []
 
     def start(loop: Loop, daemon: Daemon) -> Callable[[], list[Figure]]:
@@ -898,7 +898,7 @@ def too_long(setup: Setup) -> Result:
 
 def telnet(setup: Setup) -> Result:
     """7: IAC WILL x in bulk from 8 clients; then one burst of IAC IP."""
-    clients, seconds = (8, 1.0) if setup.quick else (8, 10.0)
+    clients, seconds = (8, 0.5) if setup.quick else (8, 10.0)
     will = b"".join(bytes([255, 251, option]) for option in range(256))
     attackers: list[Conn] = []
     ip_burst = 32_768  # IAC IP pairs: 64 KiB, one read of the daemon
@@ -931,12 +931,13 @@ def telnet(setup: Setup) -> Result:
         # Then one registered client sends a burst of Ctrl-C (IAC IP), reading on.
         ip = Member(loop, daemon.port, "ctrlc")
         register_all(loop, [ip], "telnet")
-        loop.run(1.0)
+        loop.run(0.3 if setup.quick else 1.0)
         before = ip.conn.lines_in
         ip.conn.send(b"\xff\xf4" * ip_burst)
+        silence = 0.5 if setup.quick else 2.0  # no more answers: it is over
         loop.run(
             WAIT if not setup.quick else 5.0,
-            lambda: ip.conn.closed or time.perf_counter() - loop.last_read > 2.0,
+            lambda: ip.conn.closed or time.perf_counter() - loop.last_read > silence,
         )
         if ip.conn.closed:  # the others hear why
             loop.run(3.0, lambda: any(q.startswith("QUIT ctrlc ") for q in probe.quits))
@@ -995,7 +996,7 @@ def _queue_memory(setup: Setup, label: str, unit: bytes) -> tuple[list[Figure], 
             lambda conn: conn.name in greeted or conn.closed,
             "recvq",
         )
-        loop.run(0.5)
+        loop.run(0.2 if setup.quick else 0.5)
         connected = daemon.memory_kib()
         meter = Meter(daemon)
         for conn in conns:
@@ -1003,9 +1004,10 @@ def _queue_memory(setup: Setup, label: str, unit: bytes) -> tuple[list[Figure], 
         loop.run(WAIT, lambda: all(not c.out or c.closed for c in conns))
         # The daemon has read everything once its memory and CPU stand still.
         last, steady, deadline = -1, 0, time.monotonic() + 2 * WAIT
-        while steady < 4 and time.monotonic() < deadline:
+        samples, every = (2, 0.1) if setup.quick else (4, 0.25)
+        while steady < samples and time.monotonic() < deadline:
             cpu = daemon.cpu_seconds()
-            loop.run(0.25)
+            loop.run(every)
             rss = daemon.memory_kib()
             quiet = daemon.cpu_seconds() - cpu < 0.02
             steady = steady + 1 if rss == last and quiet else 0
@@ -1056,7 +1058,7 @@ def _backlog(setup: Setup, first: bytes) -> Result:
     daemon = Daemon(setup, "backlog", MANY)
     loop = Loop()
     try:
-        loop.run(0.5)
+        loop.run(0.2 if setup.quick else 0.5)
         hello: dict[str, float] = {}
 
         def greeting(conn: Conn, text: bytes) -> None:

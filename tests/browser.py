@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,14 +60,60 @@ def chromium(profile: Path, width: int = 1200, height: int = 760) -> WebDriver:
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
-@contextmanager
-def window(profile: Path, width: int = 1200, height: int = 760) -> Iterator[WebDriver]:
-    """A headless Chromium (chromium()) for the block; it quits after it."""
-    driver = chromium(profile, width, height)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+class Windows:
+    """Headless Chromium windows kept for the whole run, one per name (a person:
+    each has a profile of its own), made like new for each test that takes one.
+
+    Starting Chromium costs about a second; a test gets a window that has
+    left the last test's page: on about:blank, its storage and cookies cleared,
+    its console log read away. A window that cannot be reset is quit and
+    started again.
+    """
+
+    def __init__(self, profiles: Path) -> None:
+        self.profiles = profiles
+        self.open: dict[str, WebDriver] = {}
+
+    def take(self, name: str) -> WebDriver:
+        """The window called name, on about:blank with nothing kept; skip if
+        there is no browser (chromium())."""
+        driver = self.open.get(name)
+        if driver is None:
+            driver = self.open[name] = chromium(self.profiles / f"{name}-profile")
+        driver.get_log("browser")  # type: ignore[attr-defined]  # what it said before
+        return driver
+
+    def give_back(self, name: str) -> None:
+        """Leave the test's page and forget it; quit the window if that fails."""
+        driver = self.open.get(name)
+        if driver is None:
+            return
+        try:
+            forget(driver)
+        except Exception:
+            del self.open[name]
+            driver.quit()
+
+    def close(self) -> None:
+        """Quit every window."""
+        while self.open:
+            self.open.popitem()[1].quit()
+
+
+def forget(driver: WebDriver) -> None:
+    """Close every tab but the first and leave its page for about:blank, after
+    clearing the page's storage (per origin: the next test's daemon listens on
+    another port, another origin, but may get this one again) and the cookies."""
+    handles = driver.window_handles
+    for handle in handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(handles[0])
+    if driver.current_url.startswith("http"):
+        driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+    driver.get("about:blank")
+    driver.delete_all_cookies()
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
 
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"

@@ -92,6 +92,11 @@ class Daemon:
         (twisted.application.app._exitWithSignal), so a clean stop is -SIGTERM.
         """
         self.process.send_signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def wait_exit(self) -> int:
+        """Wait for the exit a signal asked for, collect the whole log; return
+        the code (terminate() without the signal: sent already)."""
         code = self.process.wait(timeout=WAIT)
         while (text := self._lines.get(timeout=WAIT)) is not None:
             self.log.append(text)

@@ -27,6 +27,11 @@ from bench.loadgen import IrcDialect, LoadLoop, register
 from bench.report import Median, side_by_side, write_json
 from bench.scenarios import Settings, default_window
 
+# Smaller still than --quick's sizes (N = 10 and 30, 1 s of fanout, 2 s of
+# chatter): one fanout size, a few tenths of a second each. These runs check
+# that every scenario runs and loses nothing, not the figures.
+SMOKE = ["--fanout-sizes", "10", "--fanout-seconds", "0.3", "--chatter-seconds", "0.5"]
+
 
 def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
     """`python -m bench --quick` against chatd: 0 lost, every idle client held."""
@@ -37,6 +42,7 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
             "-m",
             "bench",
             "--quick",
+            *SMOKE,
             "--server",
             "chatd",
             "--no-pin",
@@ -72,6 +78,7 @@ def test_bench_quick_runs_through_the_irc_listener(tmp_path: Path) -> None:
             "-m",
             "bench",
             "--quick",
+            *SMOKE,
             "--server",
             "chatd-irc",
             "--no-pin",
@@ -124,6 +131,7 @@ def test_bench_runs_chatd_variants_side_by_side(tmp_path: Path) -> None:
             "-m",
             "bench",
             "--quick",
+            *SMOKE,
             "--server",
             "chatd",
             "--no-pin",
@@ -268,6 +276,7 @@ def test_bench_quick_runs_against_inspircd(tmp_path: Path) -> None:
             "-m",
             "bench",
             "--quick",
+            *SMOKE,
             "--server",
             "inspircd",
             "--no-pin",

@@ -6,12 +6,12 @@ Skipped, with the reason, where Chromium, its driver or Selenium is missing.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import chromium, missing
+from browser import missing
 from daemon import WAIT, Daemon, LineClient
 
 if TYPE_CHECKING:
@@ -22,6 +22,14 @@ pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 XSS = '<img src=x onerror="window.xss=1"><script>window.xss=2</script>'
 RECONNECT_WAIT = 40.0  # back-off: 1 + 2 + 4 + 8 s, and twistd's start
+# How often wait_until asks (Selenium's default, 0.5 s, would add up to half a
+# second to every wait for what the page shows within milliseconds).
+POLL = 0.05
+# The line clients beside the pages type faster than people: past the default
+# burst of 10 lines, the flood limit (2 lines a second; test_limits.py tests it)
+# would hold each later line half a second. Flood control stays on, and the page
+# still paces itself under the default limits (app.js, the pacer).
+TYPING_SPEED = ["--flood-burst", "100"]
 
 
 def free_port() -> int:
@@ -31,8 +39,10 @@ def free_port() -> int:
 
 
 def start(tmp_path: Path, web_port: int) -> Daemon:
+    """The daemon the page tests run: line and web listeners, a database."""
     args = ["--listen", LOOPBACK, "--web", f"tcp:{web_port}:interface=127.0.0.1"]
-    daemon = Daemon([*args, "--database", str(tmp_path / "chat.sqlite3")], tmp_path)
+    args += ["--database", str(tmp_path / "chat.sqlite3"), *TYPING_SPEED]
+    daemon = Daemon(args, tmp_path)
     daemon.wait_listening(2)
     return daemon
 
@@ -40,9 +50,10 @@ def start(tmp_path: Path, web_port: int) -> Daemon:
 def wait_until(
     driver: WebDriver, check: Callable[[], object], timeout: float = WAIT
 ) -> None:
+    """Wait until check() is true, asking every POLL seconds; fail after timeout."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda _: check())
+    WebDriverWait(driver, timeout, poll_frequency=POLL).until(lambda _: check())
 
 
 def status_is(driver: WebDriver, text: str) -> Callable[[], bool]:
@@ -91,18 +102,9 @@ def register(driver: WebDriver, port: int, nick: str) -> None:
 
 
 @pytest.fixture
-def pages(tmp_path: Path) -> Iterator[tuple[WebDriver, WebDriver]]:
-    first = chromium(tmp_path / "alice-profile")
-    try:
-        second = chromium(tmp_path / "bob-profile")
-    except BaseException:
-        first.quit()
-        raise
-    try:
-        yield first, second
-    finally:
-        first.quit()
-        second.quit()
+def pages(page: WebDriver, second: WebDriver) -> tuple[WebDriver, WebDriver]:
+    """Two windows, two people (conftest.py's page and second)."""
+    return page, second
 
 
 def script_errors(driver: WebDriver) -> list[str]:

@@ -9,12 +9,11 @@ lines are kept as the message's data-id, never shown. Headless Chromium
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import axe_violations, missing, window
+from browser import axe_violations, missing
 from daemon import LineClient
 from test_web_browser import (
     LOOPBACK,
@@ -36,15 +35,15 @@ PASSWORD = "horsebattery9"
 
 
 @pytest.fixture
-def laptop(tmp_path: Path) -> Iterator[WebDriver]:
-    with window(tmp_path / "laptop-profile") as driver:
-        yield driver
+def laptop(page: WebDriver) -> WebDriver:
+    """One device's window (conftest.py's page)."""
+    return page
 
 
 @pytest.fixture
-def phone(tmp_path: Path) -> Iterator[WebDriver]:
-    with window(tmp_path / "phone-profile") as driver:
-        yield driver
+def phone(second: WebDriver) -> WebDriver:
+    """Another device's window, a profile of its own (conftest.py's second)."""
+    return second
 
 
 def log_in(driver: WebDriver, port: int, nick: str, password: str) -> None:

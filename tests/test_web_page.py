@@ -17,6 +17,7 @@ from browser import axe_violations, chromium, missing
 from daemon import WAIT, Daemon, LineClient
 from test_web_browser import (
     LOOPBACK,
+    TYPING_SPEED,
     free_port,
     open_conversation,
     register,
@@ -280,7 +281,7 @@ def test_older_messages_are_offered_only_when_there_are_some(
     web_port = free_port()
     web = f"tcp:{web_port}:interface=127.0.0.1"
     database = str(tmp_path / "chat.sqlite3")
-    args = ["--listen", LOOPBACK, "--web", web, "--database", database]
+    args = ["--listen", LOOPBACK, "--web", web, "--database", database, *TYPING_SPEED]
     daemon = Daemon([*args, "--backfill", "5"], tmp_path)
     try:
         daemon.wait_listening(2)
