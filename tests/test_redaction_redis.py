@@ -11,11 +11,16 @@ from collections.abc import Iterator
 
 import pytest
 from redis_server import RedisServer
-from test_redis_history import ask, open_history, result
+from test_redis_history import ask, open_history, result, turn_until
 from twisted.internet.task import Clock
 
 from chatd.store.interface import Kind
-from chatd.store.redis_history import RedisHistory, room_key
+from chatd.store.redis_history import (
+    FRESH_RETRY,
+    FRESH_WINDOW,
+    RedisHistory,
+    room_key,
+)
 
 pytestmark = pytest.mark.dated
 SECRET = "hunter2-is-my-password"
@@ -76,3 +81,41 @@ def test_delete_private_forgets_one_message_of_a_conversation(
     assert result(history.delete_private("bob", "alice", msg_id)) is True
     texts = [e.text for e in result(history.read_private("alice", "bob", 10))]
     assert texts == ["reply"]
+
+
+def looks_again(clock: Clock) -> bool:
+    """Whether an author lookup that missed has its next look due (FRESH_RETRY)."""
+    due = clock.seconds() + FRESH_RETRY
+    return any(abs(call.getTime() - due) < 1e-6 for call in clock.getDelayedCalls())
+
+
+def test_a_message_another_node_has_not_written_yet_is_waited_for(
+    history: RedisHistory, redis_server: RedisServer, clock: Clock
+) -> None:
+    """On a cluster the node that keeps a message writes it as the others
+    deliver it: asked on another node right away, its author is looked for
+    again until the write lands (a deletion right after the message finds
+    it); an id that never comes is given up on once FRESH_WINDOW old."""
+    keeper_clock = Clock()
+    keeper_clock.advance(clock.seconds())
+    keeper = open_history(redis_server, keeper_clock)
+    try:
+        now = keeper_clock.seconds()
+        msg_id = keeper.stamps.next(now)
+        keeper.record_at("#dev", Kind.MESSAGE, "alice", "spam", msg_id, now, "~s1")
+        asked = history.author("#dev", msg_id)  # before the keeper's write
+        turn_until(lambda: looks_again(clock), "a second look")
+        assert not asked.called
+        keeper_clock.advance(0)  # the keeper's turn ends: its write goes out
+        assert result(keeper.read("#dev", 1))[0].id == msg_id  # and has landed
+        clock.advance(FRESH_RETRY)
+        assert result(asked) == "~s1"
+
+        never = history.author("#dev", msg_id + 1)
+        turn_until(lambda: looks_again(clock), "a second look")
+        clock.advance(FRESH_WINDOW)
+        assert result(never) is None
+        old = history.author("#dev", int((clock.seconds() - 60) * 1_000_000))
+        assert result(old) is None  # not fresh: no second look
+    finally:
+        result(keeper.close())

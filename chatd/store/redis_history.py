@@ -43,7 +43,7 @@ that it still pages as a `before`. An entry's author is its field "author".
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -55,7 +55,7 @@ from twisted.internet.endpoints import (
     TCP6ClientEndpoint,
 )
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -88,6 +88,13 @@ CONNECT_TIMEOUT = 5.0  # seconds for one connection attempt
 REPLY_TIMEOUT = 10.0  # seconds Redis may take to answer before the link is dropped
 CLOSE_WAIT = 10.0  # seconds close() waits for Redis to take the last writes
 DAY = 86400.0
+# On a cluster the node that keeps a message writes it when it reads it from
+# the log, as the others deliver it: a deletion asked on another node right
+# away can look before that write has landed. An id younger than this many
+# seconds that is not there yet is looked for again, every FRESH_RETRY
+# seconds, until it is this old (author).
+FRESH_WINDOW = 2.0
+FRESH_RETRY = 0.05
 UNREACHABLE = "the history server (Redis) cannot be reached"
 CONNECTING = "connecting to the history server (Redis)"
 
@@ -742,20 +749,39 @@ class RedisHistory:
     # -- deleting one message ----------------------------------------------------
 
     def author(self, room: str, msg_id: int) -> defer.Deferred[str | None]:
+        """The message's author, or None; a fresh id not there yet is waited for.
+
+        Another node may not have written a message it keeps that this node
+        has already delivered (FRESH_WINDOW): it is looked for again until it
+        is there or that old, so a deletion right after the message finds it.
+        """
         link = self._link
         if link is None:
             return self._unavailable()
+        asked = self._author_when_written(link, room, msg_id)
+        return self._failing_as_unavailable(asked)
+
+    @defer.inlineCallbacks
+    def _author_when_written(
+        self, link: Any, room: str, msg_id: int
+    ) -> Generator[defer.Deferred[Any], Any, str | None]:
         mark = stream_id(msg_id) if msg_id >= 0 else "0-0"
-
-        def of(found: Any) -> str | None:
-            if not found:
+        while True:
+            found = yield self._send(link, "XRANGE", room_key(room), mark, mark)
+            if found:
+                flat = found[0][1]
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                return str(fields.get("author", ""))
+            if not self._fresh(msg_id):
                 return None
-            flat = found[0][1]
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            return str(fields.get("author", ""))
+            deleted = yield self._send(link, "ZSCORE", tombstones_key(room), msg_id)
+            if deleted is not None:
+                return None  # written, then deleted: not to be waited for
+            yield deferLater(self.clock, FRESH_RETRY, lambda: None)
 
-        asked = self._send(link, "XRANGE", room_key(room), mark, mark)
-        return self._failing_as_unavailable(asked.addCallback(of))
+    def _fresh(self, msg_id: int) -> bool:
+        """Whether msg_id was given out less than FRESH_WINDOW seconds ago."""
+        return msg_id / 1_000_000 > self.clock.seconds() - FRESH_WINDOW
 
     def private_author(
         self, me: str, other: str, msg_id: int
