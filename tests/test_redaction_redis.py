@@ -95,7 +95,8 @@ def test_a_message_another_node_has_not_written_yet_is_waited_for(
     """On a cluster the node that keeps a message writes it as the others
     deliver it: asked on another node right away, its author is looked for
     again until the write lands (a deletion right after the message finds
-    it); an id that never comes is given up on once FRESH_WINDOW old."""
+    it, and so does a read before it); an id that never comes is given up on
+    once FRESH_WINDOW old."""
     keeper_clock = Clock()
     keeper_clock.advance(clock.seconds())
     keeper = open_history(redis_server, keeper_clock)
@@ -111,11 +112,22 @@ def test_a_message_another_node_has_not_written_yet_is_waited_for(
         clock.advance(FRESH_RETRY)
         assert result(asked) == "~s1"
 
+        later = keeper.stamps.next(now + 0.001)
+        keeper.record_at("#dev", Kind.MESSAGE, "alice", "more", later, now, "~s1")
+        paged = history.read("#dev", 10, before=later)  # before the keeper's write
+        turn_until(lambda: looks_again(clock), "a second look")
+        keeper_clock.advance(0)
+        assert result(keeper.read("#dev", 1))[0].id == later
+        clock.advance(FRESH_RETRY)
+        assert [entry.id for entry in result(paged)] == [msg_id]
+
         never = history.author("#dev", msg_id + 1)
         turn_until(lambda: looks_again(clock), "a second look")
         clock.advance(FRESH_WINDOW)
         assert result(never) is None
         old = history.author("#dev", int((clock.seconds() - 60) * 1_000_000))
         assert result(old) is None  # not fresh: no second look
+        ahead = history.author("#dev", int((clock.seconds() + 3600) * 1_000_000))
+        assert result(ahead) is None  # a made-up later id is not waited for either
     finally:
         result(keeper.close())

@@ -683,19 +683,22 @@ class RedisHistory:
             return self._unavailable()
         key = room_key(room)
         top = "+" if before is None else "(" + stream_id(before)
-        found: defer.Deferred[Any] = defer.succeed([["", []]])
-        if before is not None:
-            mark = stream_id(before) if before >= 0 else "0-0"
-            found = self._send(link, "XRANGE", key, mark, mark)
-            # A deleted message's id pages on too (its tombstone).
-            tomb = self._send(link, "ZSCORE", tombstones_key(room), before)
-            found = defer.gatherResults([found, tomb], consumeErrors=True)
-            found.addCallback(lambda both: both[0] or both[1] is not None)
-        if count > 0 and (before is None or before > 0):
-            newest = self._send(link, "XREVRANGE", key, top, "-", "COUNT", count)
+
+        def newest(exact: bool) -> defer.Deferred[list[Any]]:
+            if count > 0 and (before is None or before > 0):
+                asked = self._send(link, "XREVRANGE", key, top, "-", "COUNT", count)
+            else:
+                asked = defer.succeed([])
+            return asked.addCallback(lambda entries: [exact, entries])
+
+        if before is None:
+            both = newest(True)
         else:
-            newest = defer.succeed([])
-        both = defer.gatherResults([found, newest], consumeErrors=True)
+            # A deleted message's id pages on too (its tombstone); a fresh one
+            # another node has not written yet is waited for, and what is
+            # before it read once it is there.
+            found = self._once_written(link, room, before)
+            both = found.addCallback(lambda got: newest(bool(got[0]) or got[1]))
 
         def answer(replies: list[Any]) -> list[Entry]:
             exact, entries = replies
@@ -753,35 +756,50 @@ class RedisHistory:
 
         Another node may not have written a message it keeps that this node
         has already delivered (FRESH_WINDOW): it is looked for again until it
-        is there or that old, so a deletion right after the message finds it.
+        is there or that old, so a deletion right after the message finds it
+        (and so does a read `before` it: read).
         """
         link = self._link
         if link is None:
             return self._unavailable()
-        asked = self._author_when_written(link, room, msg_id)
-        return self._failing_as_unavailable(asked)
+
+        def of(found: tuple[list[Any], bool]) -> str | None:
+            entry, _deleted = found
+            if not entry:
+                return None
+            flat = entry[0][1]
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            return str(fields.get("author", ""))
+
+        found = self._once_written(link, room, msg_id)
+        return self._failing_as_unavailable(found.addCallback(of))
 
     @defer.inlineCallbacks
-    def _author_when_written(
+    def _once_written(
         self, link: Any, room: str, msg_id: int
-    ) -> Generator[defer.Deferred[Any], Any, str | None]:
+    ) -> Generator[defer.Deferred[Any], Any, tuple[list[Any], bool]]:
+        """room's entry of msg_id (XRANGE's reply, [] if none) and whether it
+        is a tombstone; a fresh id that is neither is looked for again
+        (FRESH_WINDOW: another node may not have written it yet)."""
         mark = stream_id(msg_id) if msg_id >= 0 else "0-0"
+        looks = int(FRESH_WINDOW / FRESH_RETRY)  # at most, whatever the clock does
         while True:
-            found = yield self._send(link, "XRANGE", room_key(room), mark, mark)
-            if found:
-                flat = found[0][1]
-                fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                return str(fields.get("author", ""))
-            if not self._fresh(msg_id):
-                return None
+            entry = yield self._send(link, "XRANGE", room_key(room), mark, mark)
+            if entry:
+                return entry, False
             deleted = yield self._send(link, "ZSCORE", tombstones_key(room), msg_id)
             if deleted is not None:
-                return None  # written, then deleted: not to be waited for
+                return [], True  # written, then deleted: not to be waited for
+            if looks <= 0 or not self._fresh(msg_id):
+                return [], False
+            looks -= 1
             yield deferLater(self.clock, FRESH_RETRY, lambda: None)
 
     def _fresh(self, msg_id: int) -> bool:
-        """Whether msg_id was given out less than FRESH_WINDOW seconds ago."""
-        return msg_id / 1_000_000 > self.clock.seconds() - FRESH_WINDOW
+        """Whether msg_id was given out less than FRESH_WINDOW seconds ago
+        (or as much ahead, for another node's clock; not a made-up later id)."""
+        now = self.clock.seconds()
+        return now - FRESH_WINDOW < msg_id / 1_000_000 <= now + FRESH_WINDOW
 
     def private_author(
         self, me: str, other: str, msg_id: int
