@@ -516,8 +516,8 @@ def test_a_login_at_the_prompt_with_nobody_holding_the_name_registers() -> None:
 
 def test_a_login_on_one_node_takes_the_name_from_a_guest_on_the_other() -> None:
     """mallory holds alice's nickname on a without its account; alice logs in
-    at the prompt on b: mallory is renamed to a guest name on both nodes, and
-    the phone is alice, identified."""
+    at the prompt on b: mallory is renamed to a guest name on both nodes, told
+    why by NickServ on its own node, and the phone is alice, identified."""
     clock, a, b, settle = threaded()
     first = on(a, b, "alice")
     send(first, f"/register {PASSWORD} {PASSWORD}")
@@ -529,7 +529,13 @@ def test_a_login_on_one_node_takes_the_name_from_a_guest_on_the_other() -> None:
     phone = b.connect()
     send(phone, f"/identify alice {PASSWORD}")
     settle()
-    assert lines(mallory[1])[0].startswith("RENAME alice ")
+    told = lines(mallory[1])
+    assert told[0].startswith("RENAME alice "), told
+    guest = told[0].split()[2]
+    assert (
+        f"INFO alice is the nickname of an account that just logged in, so you "
+        f"are now {guest}. Choose another nickname with /nick." in told
+    ), told
     assert any(text.startswith("WELCOME alice ") for text in lines(phone[1]))
     for node in (a, b):
         assert node.chat.users["alice"].account == "alice"

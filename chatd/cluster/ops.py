@@ -173,6 +173,9 @@ OPERATIONS: tuple[Operation, ...] = (
     # consults when the last one goes. New in this version.
     Operation(Chat.set_connections, "connections"),
     Operation(Chat.set_always_on, "always_on"),
+    # A notice for one user, delivered by the node that holds it (a guest
+    # renamed because its account logged in on another node). New in round six.
+    Operation(Chat.notify, "notify"),
 )
 
 # The operations by their name in the log (the apply side).

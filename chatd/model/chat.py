@@ -441,6 +441,14 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
             if self.rooms.get(room.key) is room:
                 self._left(room, user)
 
+    def notify(self, user: User, text: str, service: str = "") -> None:
+        """Tell user alone a notice from the server or a service (NickServ).
+
+        Replicated on a cluster, so that it reaches a user held by another
+        node (a guest renamed there because its account logged in here).
+        """
+        user.deliver(Notice(user.nick, text, service))
+
     def set_away(self, user: User, text: str) -> None:
         """Mark user away with text, or back with "".
 

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 
 from chatd.model import devices
 from chatd.model.accounts import NICKSERV, Accounts
-from chatd.model.chat import Notice, User
+from chatd.model.chat import User
 from chatd.model.errors import ChatError, ErrorCode
 from chatd.model.names import fold
 from chatd.store.interface import AccountRecord
@@ -112,12 +112,10 @@ def claim(accounts: Accounts, record: AccountRecord, max_devices: int) -> Login:
     old, guest = holder.nick, accounts.guest_name()
     chat.rename(holder, guest)
     accounts.log.info("{old} renamed {new}: its account logged in", old=old, new=guest)
-    holder.deliver(
-        Notice(
-            holder.nick,
-            f"{old} is the nickname of an account that just logged in, so you "
-            f"are now {guest}. Choose another nickname with /nick.",
-            NICKSERV,
-        )
+    chat.notify(  # replicated: the holder may be another node's user
+        holder,
+        f"{old} is the nickname of an account that just logged in, so you "
+        f"are now {guest}. Choose another nickname with /nick.",
+        NICKSERV,
     )
     return Login(record, None)
