@@ -33,33 +33,37 @@ from bench.scenarios import Settings, default_window
 SMOKE = ["--fanout-sizes", "10", "--fanout-seconds", "0.3", "--chatter-seconds", "0.5"]
 
 
-def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
-    """`python -m bench --quick` against chatd: 0 lost, every idle client held."""
-    out = tmp_path / "quick.json"
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m args...` from the checkout, which must exit 0 within 2 minutes."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            *SMOKE,
-            "--server",
-            "chatd",
-            "--no-pin",
-            "--json",
-            str(out),
-            "--markdown",
-            str(tmp_path / "quick.md"),
-            "fanout",
-            "chatter",
-            "idle",
-        ],
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
+    """`python -m bench --quick` against chatd: 0 lost, every idle client held."""
+    out = tmp_path / "quick.json"
+    run_module(
+        "bench",
+        "--quick",
+        *SMOKE,
+        "--server",
+        "chatd",
+        "--no-pin",
+        "--json",
+        str(out),
+        "--markdown",
+        str(tmp_path / "quick.md"),
+        "fanout",
+        "chatter",
+        "idle",
+    )
     runs = json.loads(out.read_text())["runs"]
     assert {run["scenario"] for run in runs} == {"fanout", "chatter", "idle"}
     for run in runs:
@@ -72,29 +76,20 @@ def test_bench_quick_runs_every_scenario(tmp_path: Path) -> None:
 def test_bench_quick_runs_through_the_irc_listener(tmp_path: Path) -> None:
     """`--server chatd-irc`: IRC clients on chatd's --irc port, 0 lost, no echo."""
     out = tmp_path / "quick.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            *SMOKE,
-            "--server",
-            "chatd-irc",
-            "--no-pin",
-            "--json",
-            str(out),
-            "--markdown",
-            str(tmp_path / "quick.md"),
-            "fanout",
-            "chatter",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_module(
+        "bench",
+        "--quick",
+        *SMOKE,
+        "--server",
+        "chatd-irc",
+        "--no-pin",
+        "--json",
+        str(out),
+        "--markdown",
+        str(tmp_path / "quick.md"),
+        "fanout",
+        "chatter",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert "--no-history" in document["meta"]["chatd_irc_args_text"]
     runs = document["runs"]
@@ -125,30 +120,21 @@ def test_bench_runs_chatd_variants_side_by_side(tmp_path: Path) -> None:
     """--chatd-variant NAME=ARGS runs chatd again as chatd-NAME with those
     arguments, run by run beside chatd, and the tables give the ratio."""
     out = tmp_path / "variant.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            *SMOKE,
-            "--server",
-            "chatd",
-            "--no-pin",
-            "--chatd-variant",
-            "nohist=--no-history",
-            "--json",
-            str(out),
-            "--markdown",
-            str(tmp_path / "variant.md"),
-            "chatter",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_module(
+        "bench",
+        "--quick",
+        *SMOKE,
+        "--server",
+        "chatd",
+        "--no-pin",
+        "--chatd-variant",
+        "nohist=--no-history",
+        "--json",
+        str(out),
+        "--markdown",
+        str(tmp_path / "variant.md"),
+        "chatter",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert [run["server"] for run in document["runs"]] == ["chatd", "chatd-nohist"]
     assert document["meta"]["chatd_variants"] == {"chatd-nohist": "--no-history"}
@@ -270,30 +256,21 @@ def test_bench_quick_runs_against_inspircd(tmp_path: Path) -> None:
     if inspircd_path() is None:
         pytest.skip("inspircd is not installed (Debian: apt-get install -y inspircd)")
     out = tmp_path / "quick.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            *SMOKE,
-            "--server",
-            "inspircd",
-            "--no-pin",
-            "--json",
-            str(out),
-            "--markdown",
-            str(tmp_path / "quick.md"),
-            "fanout",
-            "chatter",
-            "idle",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_module(
+        "bench",
+        "--quick",
+        *SMOKE,
+        "--server",
+        "inspircd",
+        "--no-pin",
+        "--json",
+        str(out),
+        "--markdown",
+        str(tmp_path / "quick.md"),
+        "fanout",
+        "chatter",
+        "idle",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["meta"]["inspircd"].startswith("InspIRCd")
     runs = document["runs"]
@@ -390,25 +367,16 @@ def test_floor_runs_chatter_against_chatd_and_the_floor(tmp_path: Path) -> None:
     floor server both carry every line (0 lost), and the JSON holds each one's
     CPU split."""
     out = tmp_path / "floor.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.floor",
-            "--runs=1",
-            "--seconds=0.5",
-            "--rooms=3",
-            "--members=3",
-            "--no-pin",
-            "--servers=chatd-irc,floor",
-            f"--json={out}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_module(
+        "bench.floor",
+        "--runs=1",
+        "--seconds=0.5",
+        "--rooms=3",
+        "--members=3",
+        "--no-pin",
+        "--servers=chatd-irc,floor",
+        f"--json={out}",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert sorted(results) == ["chatd-irc", "floor"]
     for kind, (figures,) in results.items():
