@@ -269,14 +269,12 @@ class Chat(Moderation, Permissions, ServerBanRules, ReadMarking):
 
     def room(self, name: str) -> Room:
         """Return the existing room called name, ignoring case."""
-        # Keys are folded names: mostly the name itself, so fold only on a miss.
-        found = self.rooms.get(name) or self.rooms.get(fold(name))
+        found = self.rooms.get(fold(name))
         if found is not None and found.name == name:
             return found  # a room's own name, which it was made with, is valid
         problem = room_problem(name)
         if problem is not None:
             raise ChatError(ErrorCode.ROOM_INVALID, f"{name}: {problem}")
-        found = self.rooms.get(fold(name))
         if found is None:
             raise ChatError(ErrorCode.NO_SUCH_ROOM, f"there is no room {name}")
         return found
