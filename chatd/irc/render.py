@@ -113,6 +113,11 @@ def user_mask(user: User, name: str | None = None) -> str:
     return f"{name or user.nick}!{username}@{shown_host(host)}"
 
 
+def source_mask(chat: Chat, nick: str, origin: User | None) -> str:
+    """mask(chat, nick) for an event's source nick, whose user origin is if given."""
+    return user_mask(origin, nick) if origin is not None else mask(chat, nick)
+
+
 def source_of(chat: Chat, nick: str) -> str:
     """The source of a line by nick: their mask, or the server's own name."""
     if fold(nick) in chat.users or fold(nick) != fold(chat.server_name):
@@ -170,26 +175,25 @@ def render_lines(chat: Chat, event: Event, origin: User | None = None) -> list[b
     """Return the IRC lines (CRLF included, no tags) that show event.
 
     origin: the user the event comes from (source_nick), when the caller has
-    looked them up already; a room message's mask is then not looked up again.
+    looked them up already; its mask is then not looked up again.
     """
     match event:
         case Message(room, nick, text, notice):
             verb = "NOTICE" if notice else "PRIVMSG"
-            shown = user_mask(origin) if origin is not None else mask(chat, nick)
-            return text_lines(shown, verb, room, text)
+            return text_lines(source_mask(chat, nick, origin), verb, room, text)
         case Action(room, nick, text):
-            return action_lines(mask(chat, nick), room, text)
+            return action_lines(source_mask(chat, nick, origin), room, text)
         case Private(sender, recipient, text, notice, action):
-            source = mask(chat, sender)
+            source = source_mask(chat, sender, origin)
             if action:
                 return action_lines(source, recipient, text)
             return text_lines(
                 source, "NOTICE" if notice else "PRIVMSG", recipient, text
             )
         case Tagged(target, nick):
-            return [irc_line("TAGMSG", target, source=mask(chat, nick))]
+            return [irc_line("TAGMSG", target, source=source_mask(chat, nick, origin))]
         case Joined(room, nick):
-            return [irc_line("JOIN", room, source=mask(chat, nick))]
+            return [irc_line("JOIN", room, source=source_mask(chat, nick, origin))]
         case Parted(room, nick, reason):
             source = mask(chat, nick)
             if reason:
